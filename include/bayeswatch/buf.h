@@ -1,0 +1,54 @@
+/*
+ * bayeswatch - little-endian byte writer and bounds-checked reader used by
+ * every model's save/load. Plain data, no allocation by the reader.
+ *
+ * Copyright (C) 2026 the bayeswatch authors. GPL-3.0-or-later.
+ */
+#ifndef BAYESWATCH_BUF_H
+#define BAYESWATCH_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bayeswatch/err.h"
+
+/** Growable writer. Zero-initialise; release data with bw_free. */
+typedef struct {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    bw_err_t err; /* sticky: first failure */
+} bw_wbuf_t;
+
+void bw_wbuf_bytes(bw_wbuf_t *w, const void *p, size_t n);
+void bw_wbuf_u8(bw_wbuf_t *w, uint8_t v);
+void bw_wbuf_u32(bw_wbuf_t *w, uint32_t v);
+void bw_wbuf_u64(bw_wbuf_t *w, uint64_t v);
+void bw_wbuf_i64(bw_wbuf_t *w, int64_t v);
+void bw_wbuf_f64(bw_wbuf_t *w, double v);
+void bw_wbuf_f64s(bw_wbuf_t *w, const double *v, size_t n);
+void bw_wbuf_free(bw_wbuf_t *w);
+
+/** Reader over borrowed bytes; any overrun sets err=BW_ERR_CORRUPT. */
+typedef struct {
+    const uint8_t *data;
+    size_t len;
+    size_t pos;
+    bw_err_t err;
+} bw_rbuf_t;
+
+void bw_rbuf_init(bw_rbuf_t *r, const void *data, size_t len);
+void bw_rbuf_bytes(bw_rbuf_t *r, void *p, size_t n);
+uint8_t bw_rbuf_u8(bw_rbuf_t *r);
+uint32_t bw_rbuf_u32(bw_rbuf_t *r);
+uint64_t bw_rbuf_u64(bw_rbuf_t *r);
+int64_t bw_rbuf_i64(bw_rbuf_t *r);
+double bw_rbuf_f64(bw_rbuf_t *r);
+void bw_rbuf_f64s(bw_rbuf_t *r, double *v, size_t n);
+/** @brief Read a u32 that must lie in [lo, hi]; else err=BW_ERR_CORRUPT. */
+uint32_t bw_rbuf_u32_in(bw_rbuf_t *r, uint32_t lo, uint32_t hi);
+/** @brief Read a finite double; NaN/Inf set err=BW_ERR_CORRUPT. */
+double bw_rbuf_finite(bw_rbuf_t *r);
+
+#endif

@@ -1,0 +1,156 @@
+/*
+ * bayeswatch - configuration: one YAML file -> validated plain structs.
+ *
+ * Sections mirror src/ folders: `model.pf` configures src/model/pf.c,
+ * `model.hier` src/model/hier.c, `model.fusion` src/model/fusion.c,
+ * `engine` src/engine/. Every key, its type, range, default and meaning
+ * live in one declarative table (src/config/keys.c); config/bayeswatch.yaml
+ * is the annotated reference.
+ *
+ * Copyright (C) 2026 the bayeswatch authors. GPL-3.0-or-later.
+ */
+#ifndef BAYESWATCH_CONFIG_H
+#define BAYESWATCH_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bayeswatch/err.h"
+
+#define BW_NAME_MAX 64
+#define BW_ROUTES_MAX 32
+#define BW_RULES_MAX 16
+#define BW_SIGNALS_MAX 8
+
+/** Exit code for configuration errors (sysexits.h EX_CONFIG). */
+#define BW_EXIT_CONFIG 78
+
+typedef enum { BW_TRANSFORM_NONE, BW_TRANSFORM_LOG, BW_TRANSFORM_LOG1P } bw_transform_t;
+typedef enum {
+    BW_MODEL_SERIES,        /* per-series particle filter */
+    BW_MODEL_POOLED_COUNT,  /* Beta-Binomial hierarchy across regions */
+    BW_MODEL_POOLED_NORMAL, /* normal hierarchy across regions */
+} bw_model_kind_t;
+typedef enum { BW_ENTITY_REGION, BW_ENTITY_REGION_SERVICE } bw_entity_kind_t;
+
+typedef struct {
+    bool enabled;
+    int bins;          /* phase bins per period */
+    int min_cycles;    /* periods seen before a bin's estimate is applied */
+    double half_life;  /* periods; forgetting of each bin's mean */
+} bw_season_cfg_t;
+
+/** model.pf: the robust regime-switching particle filter. */
+typedef struct {
+    int particles;
+    double ess_threshold;  /* resample when ESS < this * particles */
+    bool rao_blackwell;    /* integrate the Gaussian state analytically */
+    double t_dof;          /* Student-t degrees of freedom; 0 = Gaussian */
+    int t_nodes;           /* quadrature nodes of the t scale mixture */
+    double p_spike;        /* prior probability of a transient anomaly */
+    double p_shift;        /* prior probability of a level shift */
+    double spike_scale;    /* spike sd in units of the noise sd */
+    double shift_scale;    /* shift sd in units of the noise sd */
+    double level_ratio;    /* level innovation var / noise var per interval */
+    bool trend;
+    double trend_ratio;    /* trend innovation var / noise var per interval */
+    bool learn_scale;      /* conjugate inverse-gamma noise variance */
+    double scale_prior;    /* prior noise sd (relative to |first value|) */
+    double scale_prior_dof;
+    double scale_discount; /* per-event discount of the variance statistics */
+    double scale_floor;    /* absolute floor on the noise sd */
+    double init_level_var; /* first value's level variance, noise units */
+    int warmup;            /* events before alerts are trusted */
+    double interval_half_life; /* events; tracking of the sampling interval */
+    bw_season_cfg_t daily;
+    bw_season_cfg_t weekly;
+} bw_pf_cfg_t;
+
+/** model.hier: hierarchical pooled models across regions. */
+typedef struct {
+    int grid;                 /* grid points per hyperparameter axis */
+    double grid_sd;           /* grid half-width in posterior sds */
+    double half_life_ms;      /* exponential forgetting; 0 = none */
+    double kappa_prior_power; /* p(alpha,beta) ~ (alpha+beta)^power */
+    double kappa_min, kappa_max;
+    int max_regions;
+    double outlier_quantile;  /* population quantile a region is tested against */
+    double credible_mass;     /* credible interval mass, e.g. 0.95 */
+    double within_prior_n;    /* normal: prior weight of pooled variance */
+} bw_hier_cfg_t;
+
+typedef struct {
+    char metric[BW_NAME_MAX];
+    double detection;   /* P(signal anomalous | threat) */
+    double false_alarm; /* P(signal anomalous | no threat) */
+    double base_rate;   /* detector's prior anomaly probability */
+} bw_signal_cfg_t;
+
+typedef struct {
+    char name[BW_NAME_MAX];
+    int n_signals;
+    bw_signal_cfg_t signals[BW_SIGNALS_MAX];
+} bw_rule_cfg_t;
+
+/** model.fusion: Bayesian threat fusion. */
+typedef struct {
+    int entity;         /* bw_entity_kind_t */
+    double window_ms;
+    double prior;       /* prior threat probability per entity and window */
+    double correlation; /* 0 independent .. 1 fully redundant signals */
+    double emit_delta;  /* emit when score moves this much (0-100 points) */
+    double band_moderate, band_high, band_critical;
+    int n_rules;
+    bw_rule_cfg_t rules[BW_RULES_MAX];
+} bw_fusion_cfg_t;
+
+typedef struct {
+    char region[BW_NAME_MAX]; /* fnmatch(3) globs */
+    char service[BW_NAME_MAX];
+    char metric[BW_NAME_MAX];
+    int model;     /* bw_model_kind_t */
+    int transform; /* bw_transform_t */
+    double slo;    /* pooled: SLO threshold on the rate / mean */
+} bw_route_cfg_t;
+
+typedef struct {
+    int64_t seed;
+    int max_series;
+    double alert_threshold; /* p_anomaly at which an event is an alert */
+    int n_routes;
+    bw_route_cfg_t routes[BW_ROUTES_MAX];
+} bw_engine_cfg_t;
+
+typedef struct {
+    bw_engine_cfg_t engine;
+    struct {
+        bw_pf_cfg_t pf;
+        bw_hier_cfg_t hier;
+        bw_fusion_cfg_t fusion;
+    } model;
+    uint64_t hash; /* FNV-1a of the effective config: the config version */
+} bw_config_t;
+
+/** @brief Fill @p cfg with every default (the empty file). */
+void bw_config_defaults(bw_config_t *cfg);
+
+/**
+ * @brief Load and validate a YAML file.
+ * @param diag  every problem is written here, one line each, as
+ *              `FILE:LINE:COL: error: key.path: ...` (1-based). May be NULL.
+ * @returns BW_OK, BW_ERR_IO (unreadable) or BW_ERR_CONFIG (invalid).
+ */
+bw_err_t bw_config_load(bw_config_t *cfg, const char *path, FILE *diag);
+
+/** @brief Same, from a string; @p name is used in messages. */
+bw_err_t bw_config_load_string(bw_config_t *cfg, const char *name,
+                               const char *yaml, size_t len, FILE *diag);
+
+/** @brief Write the effective config (defaults filled in) as YAML. */
+void bw_config_dump(const bw_config_t *cfg, FILE *out);
+
+const char *bw_model_kind_name(int kind);
+const char *bw_transform_name(int t);
+
+#endif

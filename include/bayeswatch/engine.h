@@ -1,0 +1,96 @@
+/*
+ * bayeswatch - the engine: routes metric events to their models (per-series
+ * particle filters, pooled groups), feeds the fusion windows and reports
+ * scores and threats. Transport-free: replay drives it from CSV, the Kafka
+ * stage will drive it from Avro records.
+ *
+ * Copyright (C) 2026 the bayeswatch authors. GPL-3.0-or-later.
+ */
+#ifndef BAYESWATCH_ENGINE_H
+#define BAYESWATCH_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bayeswatch/config.h"
+#include "bayeswatch/model.h"
+
+/** One metric event. Strings are borrowed for the call only. */
+typedef struct {
+    int64_t time_ms; /* event time, epoch milliseconds */
+    const char *region;
+    const char *service;
+    const char *metric;
+    double value;
+    double count; /* trials for count metrics; NAN when absent */
+} bw_event_t;
+
+/** The score of one event. Values are on the original (untransformed) scale. */
+typedef struct {
+    int model;        /* bw_model_kind_t */
+    double p_anomaly; /* posterior probability the event is anomalous */
+    double score;     /* 0-100 */
+    bool alert;       /* p_anomaly >= engine.alert_threshold, not warming up */
+    double p_value;   /* predictive tail probability (series); NAN pooled */
+    double surprise;  /* -log predictive density, model scale (series) */
+    double actual;    /* the value (series) or the region's rate (count) */
+    double expected;  /* predictive mean / posterior mean */
+    double lower;     /* 95% predictive / credible interval */
+    double upper;
+    double ess;       /* series only; NAN pooled */
+    bool resampled;
+    bool warmup;
+    bool late;        /* out of order for its series: not absorbed */
+    int direction;    /* bw_direction_t (series) */
+    double noise_sd;  /* series: model-scale noise sd */
+    /* pooled models only (NAN otherwise) */
+    double p_slo;     /* P(rate > route.slo) */
+    double shrinkage; /* weight on the population */
+    double pop_mean;  /* population mean rate / mean */
+    double pop_z;     /* distance from the population in population sds */
+} bw_score_t;
+
+/** A fused threat assessment, reported when it changes. */
+typedef struct {
+    int64_t time_ms;
+    const char *entity;          /* borrowed for the callback */
+    const bw_rule_cfg_t *rule;   /* names of the rule and its signals */
+    bw_threat_t threat;
+} bw_threat_rec_t;
+
+typedef void (*bw_threat_cb_t)(void *opaque, const bw_threat_rec_t *rec);
+
+typedef struct bw_engine_s bw_engine_t;
+
+typedef struct {
+    uint64_t events;  /* scored */
+    uint64_t late;
+    uint64_t rejected; /* value outside the model's domain */
+    uint64_t series;
+    uint64_t groups;
+    uint64_t entities;
+    uint64_t bytes;   /* heap held by models */
+} bw_engine_stats_t;
+
+/**
+ * @param cfg borrowed; must outlive the engine.
+ * @returns NULL on failure with errstr set.
+ */
+bw_engine_t *bw_engine_new(const bw_config_t *cfg, char *errstr,
+                           size_t errstr_size);
+void bw_engine_destroy(bw_engine_t *eng);
+
+/**
+ * @brief Score one event.
+ * @returns BW_OK (out filled; out->late for out-of-order events), or
+ *  BW_ERR_RANGE / BW_ERR_INVAL / BW_ERR_FULL with errstr saying why (the
+ *  event is rejected, models untouched).
+ * @remark Threats whose assessment changed are passed to @p cb (may be NULL).
+ */
+bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *ev,
+                           bw_score_t *out, bw_threat_cb_t cb, void *opaque,
+                           char *errstr, size_t errstr_size);
+
+void bw_engine_stats(const bw_engine_t *eng, bw_engine_stats_t *st);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * bayeswatch - string-keyed open-addressing hash map (linear probing,
+ * FNV-1a), fixed capacity chosen at creation: no rehash on the hot path.
+ *
+ * Copyright (C) 2026 the bayeswatch authors. GPL-3.0-or-later.
+ */
+#ifndef BAYESWATCH_MAP_H
+#define BAYESWATCH_MAP_H
+
+#include <stddef.h>
+
+#include "bayeswatch/err.h"
+
+typedef struct bw_map_s bw_map_t;
+
+/** @param max_items the most keys it will hold. */
+bw_map_t *bw_map_new(size_t max_items);
+/** @brief Free the map and its key copies; values are the caller's. */
+void bw_map_destroy(bw_map_t *m);
+void *bw_map_get(const bw_map_t *m, const char *key);
+/** @brief Insert (copies the key). BW_ERR_FULL at capacity. */
+bw_err_t bw_map_put(bw_map_t *m, const char *key, void *value);
+size_t bw_map_size(const bw_map_t *m);
+/** @brief Visit every value in slot order (deterministic). */
+void bw_map_each(const bw_map_t *m, void (*fn)(void *value, void *arg),
+                 void *arg);
+
+#endif

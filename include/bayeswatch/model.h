@@ -1,0 +1,229 @@
+/*
+ * bayeswatch - the statistical models. Pure math: this header and
+ * src/model/ see only GSL and our own headers, never Kafka, Avro or YAML,
+ * so every model is tested with plain arrays.
+ *
+ *  - bw_rng_t    xoshiro256** (Blackman & Vigna 2018); a plain value saved
+ *                with each model's state.
+ *  - bw_pf_t     per-series Rao-Blackwellised particle filter for a robust,
+ *                regime-switching local-level(-trend) model (src/model/pf.c).
+ *  - bw_hier_t   hierarchical pooling of one service/metric across regions:
+ *                Beta-Binomial for counts, normal for continuous values,
+ *                hyperposterior on a deterministic grid (src/model/hier.c).
+ *  - bw_fusion_t Bayesian fusion of anomaly posteriors into a threat
+ *                probability per entity (src/model/fusion.c).
+ *
+ * Copyright (C) 2026 the bayeswatch authors. GPL-3.0-or-later.
+ */
+#ifndef BAYESWATCH_MODEL_H
+#define BAYESWATCH_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bayeswatch/buf.h"
+#include "bayeswatch/config.h"
+#include "bayeswatch/err.h"
+
+/* ---- RNG ------------------------------------------------------------------ */
+
+typedef struct {
+    uint64_t s[4];
+} bw_rng_t;
+
+void bw_rng_seed(bw_rng_t *rng, uint64_t seed);
+uint64_t bw_rng_next(bw_rng_t *rng);
+/** @brief Uniform on [0, 1) with 53 random bits. */
+double bw_rng_uniform(bw_rng_t *rng);
+/** @brief Standard normal (polar Box-Muller, no cached spare). */
+double bw_rng_gauss(bw_rng_t *rng);
+
+/* ---- resampling (src/model/resample.c) ------------------------------------ */
+
+/**
+ * @brief Systematic resampling (Kitagawa 1996): N ancestors from normalised
+ * log-weights with one uniform. O(N). Prefix sums in double.
+ * @param idx output, N ancestor indices in ascending order.
+ */
+void bw_resample_systematic(const double *logw, int n, double u, int *idx);
+
+/** @brief Effective sample size 1 / sum(w^2) of normalised log-weights. */
+double bw_ess(const double *logw, int n);
+
+/** @brief log(sum(exp(x))) without overflow. */
+double bw_logsumexp(const double *x, int n);
+
+/* ---- per-series particle filter ------------------------------------------- */
+
+typedef enum {
+    BW_DIR_NONE = 0,
+    BW_DIR_SPIKE, /* transient, above the expected value */
+    BW_DIR_DIP,   /* transient, below */
+    BW_DIR_SHIFT_UP,
+    BW_DIR_SHIFT_DOWN,
+} bw_direction_t;
+
+const char *bw_direction_name(int dir);
+
+/** Per-event output of the particle filter (model scale: transformed). */
+typedef struct {
+    double p_anomaly;  /* P(regime is spike or shift | data to now) */
+    double p_spike;    /* P(transient anomaly | ...) */
+    double p_shift;    /* P(level shift | ...) */
+    double p_value;    /* two-sided predictive tail probability */
+    double surprise;   /* -log predictive density of the value */
+    double expected;   /* predictive mean */
+    double lower;      /* central 95% predictive interval */
+    double upper;
+    double ess;        /* after the update, before resampling */
+    bool resampled;
+    bool warmup;       /* fewer than cfg->warmup events seen */
+    int direction;     /* bw_direction_t */
+    double level;      /* posterior mean level after the update */
+    double noise_sd;   /* posterior point estimate of the noise sd */
+    double seasonal;   /* seasonal component applied to this event */
+} bw_pf_out_t;
+
+typedef struct bw_pf_s bw_pf_t;
+/** Scratch space shared by all filters of one thread. */
+typedef struct bw_pf_ws_s bw_pf_ws_t;
+
+/**
+ * @brief Create a filter.
+ * @param cfg borrowed; must outlive the filter.
+ * @param seed RNG seed (the engine derives one per series).
+ * @returns NULL on failure, with errstr set.
+ */
+bw_pf_t *bw_pf_new(const bw_pf_cfg_t *cfg, uint64_t seed, char *errstr,
+                   size_t errstr_size);
+void bw_pf_destroy(bw_pf_t *pf);
+/** @brief Workspace for filters of up to cfg->particles particles. */
+bw_pf_ws_t *bw_pf_ws_new(const bw_pf_cfg_t *cfg);
+void bw_pf_ws_destroy(bw_pf_ws_t *ws);
+
+/**
+ * @brief Absorb one observation: predict, weight, propagate (no resampling).
+ * @returns BW_OK; BW_ERR_LATE if @p t_ms is before the last event (state
+ * untouched, out->p_anomaly 0); BW_ERR_RANGE for non-finite @p y.
+ * @locality the thread owning @p ws.
+ */
+bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
+                    bw_pf_out_t *out);
+/** @brief Effective sample size of the current weights. */
+double bw_pf_ess(const bw_pf_t *pf);
+/** @brief Systematic resampling; weights become uniform. */
+void bw_pf_resample(bw_pf_t *pf, bw_pf_ws_t *ws);
+/** @brief step, then ESS, then resample when ESS < threshold * N. */
+bw_err_t bw_pf_update(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
+                      bw_pf_out_t *out);
+/** @brief Posterior mean and variance of the level (tests, explanations). */
+void bw_pf_level(const bw_pf_t *pf, double *mean, double *var);
+/** @brief Events absorbed and late events rejected. */
+uint64_t bw_pf_events(const bw_pf_t *pf);
+uint64_t bw_pf_late(const bw_pf_t *pf);
+/** @brief Heap bytes held by the filter. */
+size_t bw_pf_memory(const bw_pf_t *pf);
+
+bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w);
+/** @brief Restore into a filter created with the same config. */
+bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r);
+
+/* ---- hierarchical pooled model -------------------------------------------- */
+
+typedef enum { BW_HIER_COUNT, BW_HIER_NORMAL } bw_hier_kind_t;
+
+typedef struct {
+    double mean;      /* posterior mean of the region's rate (or mean) */
+    double lower;     /* central credible interval, cfg->credible_mass */
+    double upper;
+    double raw;       /* the region's own estimate (rate or mean) */
+    double shrinkage; /* E[weight on the population] in [0, 1] */
+    double p_slo;     /* P(rate > slo | data); NaN if slo is 0 */
+    double p_outlier; /* P(rate > population's outlier_quantile | data) */
+    double pop_mean;  /* posterior mean of the population mean */
+    double pop_z;     /* (mean - pop_mean) / population sd */
+    double n_eff;     /* the region's effective trials (or events) */
+} bw_hier_out_t;
+
+typedef struct bw_hier_s bw_hier_t;
+
+/** @param cfg borrowed; must outlive the model. */
+bw_hier_t *bw_hier_new(const bw_hier_cfg_t *cfg, bw_hier_kind_t kind,
+                       char *errstr, size_t errstr_size);
+void bw_hier_destroy(bw_hier_t *h);
+
+/**
+ * @brief Add an interval's data for one region and update the hyperposterior.
+ * @param region index in [0, cfg->max_regions).
+ * @param value  count kind: bad events; normal kind: the (transformed) value.
+ * @param trials count kind: trials (>= value); ignored for normal.
+ * @param slo    threshold for p_slo, 0 = none.
+ */
+bw_err_t bw_hier_observe(bw_hier_t *h, int region, int64_t t_ms, double value,
+                         double trials, double slo, bw_hier_out_t *out);
+/** @brief Posterior for a region without adding data. */
+bw_err_t bw_hier_region(bw_hier_t *h, int region, double slo,
+                        bw_hier_out_t *out);
+/** @brief Set a region's sufficient statistics directly (tests). */
+bw_err_t bw_hier_set(bw_hier_t *h, int region, double value, double trials);
+/** @brief Recompute the hyperposterior from the current statistics. */
+bw_err_t bw_hier_refresh(bw_hier_t *h);
+/** @brief Posterior means of the population mean and concentration (count)
+ * or of mu and tau (normal). */
+void bw_hier_hyper(const bw_hier_t *h, double *pop_mean, double *spread);
+size_t bw_hier_memory(const bw_hier_t *h);
+bw_err_t bw_hier_save(const bw_hier_t *h, bw_wbuf_t *w);
+bw_err_t bw_hier_load(bw_hier_t *h, bw_rbuf_t *r);
+
+/* ---- threat fusion --------------------------------------------------------- */
+
+typedef enum {
+    BW_LEVEL_LOW,
+    BW_LEVEL_MODERATE,
+    BW_LEVEL_HIGH,
+    BW_LEVEL_CRITICAL
+} bw_level_t;
+
+const char *bw_level_name(int level);
+
+typedef struct {
+    int signal;  /* index into the rule's signals */
+    double p;    /* evidence used: max p_anomaly in the window, or NaN */
+    double llr;  /* log-likelihood ratio contributed (after discount) */
+} bw_contrib_t;
+
+typedef struct {
+    double probability; /* P(threat | evidence in window) */
+    double score;       /* 100 * probability */
+    int level;          /* bw_level_t */
+    double llr;         /* total log-likelihood ratio */
+    int n_contrib;
+    bw_contrib_t contrib[BW_SIGNALS_MAX]; /* ranked by llr, descending */
+} bw_threat_t;
+
+/**
+ * @brief Fuse evidence by Bayes' rule (pure; the core of the stage).
+ * @param p per signal: anomaly posterior, or NaN for "no evidence".
+ */
+void bw_fusion_combine(const bw_fusion_cfg_t *cfg, const bw_rule_cfg_t *rule,
+                       const double *p, bw_threat_t *out);
+
+/** Sliding-window evidence of one entity for every rule. */
+typedef struct bw_fusion_s bw_fusion_t;
+
+bw_fusion_t *bw_fusion_new(const bw_fusion_cfg_t *cfg, char *errstr,
+                           size_t errstr_size);
+void bw_fusion_destroy(bw_fusion_t *fu);
+/** @brief Record evidence for signal @p sig of rule @p rule. */
+void bw_fusion_observe(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
+                       double p_anomaly);
+/**
+ * @brief Evaluate a rule at @p t_ms.
+ * @returns true when the caller should emit (score moved by emit_delta or
+ * the level changed since the last emission).
+ */
+bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out);
+bw_err_t bw_fusion_save(const bw_fusion_t *fu, bw_wbuf_t *w);
+bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r);
+
+#endif

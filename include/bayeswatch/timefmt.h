@@ -1,0 +1,24 @@
+/*
+ * bayeswatch - timestamp parsing shared by replay and (later) ingest.
+ *
+ * Copyright (C) 2026 the bayeswatch authors. GPL-3.0-or-later.
+ */
+#ifndef BAYESWATCH_TIMEFMT_H
+#define BAYESWATCH_TIMEFMT_H
+
+#include <stdint.h>
+
+#include "bayeswatch/err.h"
+
+/**
+ * @brief Parse `YYYY-MM-DD HH:MM:SS[.fff]` (a `T` instead of the space and
+ * a trailing `Z` allowed; UTC) or integer epoch milliseconds.
+ * @returns BW_OK or BW_ERR_PARSE (also for impossible dates, or years
+ * outside 1970-9999).
+ */
+bw_err_t bw_time_parse(const char *s, int64_t *ms);
+
+/** @brief Parse a whole string as a finite double. */
+bw_err_t bw_parse_double(const char *s, double *out);
+
+#endif

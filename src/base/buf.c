@@ -1,0 +1,185 @@
+/*
+ * Little-endian serialisation helpers for model state.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "bayeswatch/buf.h"
+
+static int wbuf_reserve(bw_wbuf_t *w, size_t n)
+{
+    size_t cap;
+    uint8_t *p;
+
+    if (w->err != BW_OK) {
+        return -1;
+    }
+    if (w->len + n <= w->cap) {
+        return 0;
+    }
+    cap = w->cap ? w->cap : 256;
+    while (cap < w->len + n) {
+        cap *= 2;
+    }
+    p = bw_malloc(cap);
+    if (p == NULL) {
+        w->err = BW_ERR_NOMEM;
+        return -1;
+    }
+    if (w->len > 0) {
+        memcpy(p, w->data, w->len);
+    }
+    bw_free(w->data);
+    w->data = p;
+    w->cap = cap;
+    return 0;
+}
+
+void bw_wbuf_bytes(bw_wbuf_t *w, const void *p, size_t n)
+{
+    if (n == 0 || wbuf_reserve(w, n) != 0) {
+        return;
+    }
+    memcpy(w->data + w->len, p, n);
+    w->len += n;
+}
+
+void bw_wbuf_u64(bw_wbuf_t *w, uint64_t v)
+{
+    uint8_t b[8];
+
+    for (int i = 0; i < 8; i++) {
+        b[i] = (uint8_t)(v >> (8 * i));
+    }
+    bw_wbuf_bytes(w, b, 8);
+}
+
+void bw_wbuf_u8(bw_wbuf_t *w, uint8_t v)
+{
+    bw_wbuf_bytes(w, &v, 1);
+}
+
+void bw_wbuf_u32(bw_wbuf_t *w, uint32_t v)
+{
+    uint8_t b[4];
+
+    for (int i = 0; i < 4; i++) {
+        b[i] = (uint8_t)(v >> (8 * i));
+    }
+    bw_wbuf_bytes(w, b, 4);
+}
+
+void bw_wbuf_i64(bw_wbuf_t *w, int64_t v)
+{
+    bw_wbuf_u64(w, (uint64_t)v);
+}
+
+void bw_wbuf_f64(bw_wbuf_t *w, double v)
+{
+    uint64_t u;
+
+    memcpy(&u, &v, 8);
+    bw_wbuf_u64(w, u);
+}
+
+void bw_wbuf_f64s(bw_wbuf_t *w, const double *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        bw_wbuf_f64(w, v[i]);
+    }
+}
+
+void bw_wbuf_free(bw_wbuf_t *w)
+{
+    bw_free(w->data);
+    memset(w, 0, sizeof(*w));
+}
+
+void bw_rbuf_init(bw_rbuf_t *r, const void *data, size_t len)
+{
+    r->data = data;
+    r->len = len;
+    r->pos = 0;
+    r->err = BW_OK;
+}
+
+void bw_rbuf_bytes(bw_rbuf_t *r, void *p, size_t n)
+{
+    if (r->err != BW_OK || r->len - r->pos < n) {
+        r->err = BW_ERR_CORRUPT;
+        memset(p, 0, n);
+        return;
+    }
+    memcpy(p, r->data + r->pos, n);
+    r->pos += n;
+}
+
+uint64_t bw_rbuf_u64(bw_rbuf_t *r)
+{
+    uint8_t b[8];
+    uint64_t v = 0;
+
+    bw_rbuf_bytes(r, b, 8);
+    for (int i = 7; i >= 0; i--) {
+        v = (v << 8) | b[i];
+    }
+    return v;
+}
+
+uint8_t bw_rbuf_u8(bw_rbuf_t *r)
+{
+    uint8_t v;
+
+    bw_rbuf_bytes(r, &v, 1);
+    return v;
+}
+
+uint32_t bw_rbuf_u32(bw_rbuf_t *r)
+{
+    uint8_t b[4];
+
+    bw_rbuf_bytes(r, b, 4);
+    return (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) |
+           ((uint32_t)b[3] << 24);
+}
+
+int64_t bw_rbuf_i64(bw_rbuf_t *r)
+{
+    return (int64_t)bw_rbuf_u64(r);
+}
+
+double bw_rbuf_f64(bw_rbuf_t *r)
+{
+    uint64_t u = bw_rbuf_u64(r);
+    double v;
+
+    memcpy(&v, &u, 8);
+    return v;
+}
+
+void bw_rbuf_f64s(bw_rbuf_t *r, double *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        v[i] = bw_rbuf_f64(r);
+    }
+}
+
+uint32_t bw_rbuf_u32_in(bw_rbuf_t *r, uint32_t lo, uint32_t hi)
+{
+    uint32_t v = bw_rbuf_u32(r);
+
+    if (v < lo || v > hi) {
+        r->err = BW_ERR_CORRUPT;
+    }
+    return v;
+}
+
+double bw_rbuf_finite(bw_rbuf_t *r)
+{
+    double v = bw_rbuf_f64(r);
+
+    if (!isfinite(v)) {
+        r->err = BW_ERR_CORRUPT;
+    }
+    return v;
+}

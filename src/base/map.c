@@ -1,0 +1,105 @@
+/*
+ * Open addressing with linear probing (Knuth, TAOCP vol. 3, 6.4,
+ * algorithm L); load factor <= 1/2 by construction. No deletion: series
+ * live as long as the engine.
+ */
+#include <string.h>
+
+#include "bayeswatch/map.h"
+
+typedef struct {
+    char *key;
+    void *value;
+} slot_t;
+
+struct bw_map_s {
+    size_t cap; /* power of two */
+    size_t max;
+    size_t size;
+    slot_t *slots;
+};
+
+bw_map_t *bw_map_new(size_t max_items)
+{
+    bw_map_t *m = bw_calloc(1, sizeof(*m));
+    size_t cap = 16;
+
+    if (m == NULL) {
+        return NULL;
+    }
+    while (cap < 2 * max_items) {
+        cap <<= 1;
+    }
+    m->cap = cap;
+    m->max = max_items;
+    m->slots = bw_calloc(cap, sizeof(slot_t));
+    if (m->slots == NULL) {
+        bw_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void bw_map_destroy(bw_map_t *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < m->cap; i++) {
+        bw_free(m->slots[i].key);
+    }
+    bw_free(m->slots);
+    bw_free(m);
+}
+
+static size_t find(const bw_map_t *m, const char *key)
+{
+    size_t i = bw_hash64(BW_HASH64_INIT, key, strlen(key)) & (m->cap - 1);
+
+    while (m->slots[i].key != NULL && strcmp(m->slots[i].key, key) != 0) {
+        i = (i + 1) & (m->cap - 1);
+    }
+    return i;
+}
+
+void *bw_map_get(const bw_map_t *m, const char *key)
+{
+    size_t i = find(m, key);
+
+    return m->slots[i].key != NULL ? m->slots[i].value : NULL;
+}
+
+bw_err_t bw_map_put(bw_map_t *m, const char *key, void *value)
+{
+    size_t i = find(m, key);
+
+    if (m->slots[i].key != NULL) {
+        m->slots[i].value = value;
+        return BW_OK;
+    }
+    if (m->size >= m->max) {
+        return BW_ERR_FULL;
+    }
+    m->slots[i].key = bw_strdup(key);
+    if (m->slots[i].key == NULL) {
+        return BW_ERR_NOMEM;
+    }
+    m->slots[i].value = value;
+    m->size++;
+    return BW_OK;
+}
+
+size_t bw_map_size(const bw_map_t *m)
+{
+    return m->size;
+}
+
+void bw_map_each(const bw_map_t *m, void (*fn)(void *value, void *arg),
+                 void *arg)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->slots[i].key != NULL) {
+            fn(m->slots[i].value, arg);
+        }
+    }
+}

@@ -1,0 +1,229 @@
+/*
+ * Every configuration key of bayeswatch: type, range, default and meaning.
+ * This table is the single source of truth: defaults, validation messages,
+ * dump-config and the reference file config/bayeswatch.yaml all come from it.
+ */
+#include <math.h>
+#include <stddef.h>
+
+#include "bayeswatch/config.h"
+#include "keys.h"
+
+#define K_NUM(type_, st, fld, lo, hi, dflt, dc)                              \
+    {.name = #fld, .type = (type_), .off = offsetof(st, fld), .min = (lo),     \
+     .max = (hi), .def = (dflt), .doc = (dc)}
+#define K_INT(st, fld, lo, hi, d, dc) K_NUM(BW_KT_INT, st, fld, lo, hi, d, dc)
+#define K_I64(st, fld, lo, hi, d, dc) K_NUM(BW_KT_I64, st, fld, lo, hi, d, dc)
+#define K_DBL(st, fld, lo, hi, d, dc)                                         \
+    K_NUM(BW_KT_DOUBLE, st, fld, lo, hi, d, dc)
+#define K_BOOL(st, fld, d, dc)                                                \
+    {.name = #fld, .type = BW_KT_BOOL, .off = offsetof(st, fld), .def = (d),   \
+     .doc = (dc)}
+#define K_ENUM(st, fld, e, d, dc)                                             \
+    {.name = #fld, .type = BW_KT_ENUM, .off = offsetof(st, fld), .enums = (e), \
+     .def = (d), .doc = (dc)}
+#define K_STR(st, fld, d, req, dc)                                            \
+    {.name = #fld, .type = BW_KT_STRING, .off = offsetof(st, fld),             \
+     .size = sizeof(((st *)0)->fld), .def = (d), .required = (req),            \
+     .doc = (dc)}
+#define K_SEC(st, fld, tbl, dc)                                               \
+    {.name = #fld, .type = BW_KT_SECTION, .off = offsetof(st, fld),            \
+     .sub = (tbl), .doc = (dc)}
+#define K_LIST(st, fld, cnt, tbl, dc)                                         \
+    {.name = #fld, .type = BW_KT_LIST, .off = offsetof(st, fld),               \
+     .sub = (tbl), .size = sizeof(((st *)0)->fld[0]),                          \
+     .count_off = offsetof(st, cnt),                                           \
+     .max_items = (int)(sizeof(((st *)0)->fld) / sizeof(((st *)0)->fld[0])),   \
+     .doc = (dc)}
+#define K_END {.name = NULL}
+
+static const char *const transform_enum[] = {"none", "log", "log1p", NULL};
+static const char *const model_enum[] = {"series", "pooled_count",
+                                         "pooled_normal", NULL};
+static const char *const entity_enum[] = {"region", "region_service", NULL};
+
+const char *bw_model_kind_name(int kind)
+{
+    return (kind >= 0 && kind <= 2) ? model_enum[kind] : "?";
+}
+
+const char *bw_transform_name(int t)
+{
+    return (t >= 0 && t <= 2) ? transform_enum[t] : "?";
+}
+
+static const bw_key_t season_keys[] = {
+    K_BOOL(bw_season_cfg_t, enabled, "true", "learn this seasonal profile"),
+    K_INT(bw_season_cfg_t, bins, 4, 4096, "288", "phase bins per period"),
+    K_INT(bw_season_cfg_t, min_cycles, 1, 1000, "2",
+          "periods a bin must see before its estimate is applied"),
+    K_DBL(bw_season_cfg_t, half_life, 0.5, 1e6, "7",
+          "forgetting half-life of each bin's mean, in periods"),
+    K_END,
+};
+
+static const bw_key_t weekly_keys[] = {
+    K_BOOL(bw_season_cfg_t, enabled, "false", "learn this seasonal profile"),
+    K_INT(bw_season_cfg_t, bins, 4, 4096, "168", "phase bins per period"),
+    K_INT(bw_season_cfg_t, min_cycles, 1, 1000, "2",
+          "periods a bin must see before its estimate is applied"),
+    K_DBL(bw_season_cfg_t, half_life, 0.5, 1e6, "4",
+          "forgetting half-life of each bin's mean, in periods"),
+    K_END,
+};
+
+#define PF bw_pf_cfg_t
+static const bw_key_t pf_keys[] = {
+    K_INT(PF, particles, 1, 65536, "64", "particles per series"),
+    K_DBL(PF, ess_threshold, 0, 1, "0.5",
+          "resample when ESS < ess_threshold * particles"),
+    K_BOOL(PF, rao_blackwell, "true",
+           "integrate level/trend analytically (Kalman per particle)"),
+    K_DBL(PF, t_dof, 0, 1000, "4",
+          "Student-t dof of the observation noise; 0 = Gaussian"),
+    K_INT(PF, t_nodes, 1, 16, "3",
+          "Gauss-Laguerre nodes of the t scale mixture"),
+    K_DBL(PF, p_spike, 0, 0.5, "0.005",
+          "prior probability that an event is a transient anomaly"),
+    K_DBL(PF, p_shift, 0, 0.5, "0.001",
+          "prior probability that an event starts a level shift"),
+    K_DBL(PF, spike_scale, 1, 1e6, "10",
+          "sd of a transient anomaly, in noise sds"),
+    K_DBL(PF, shift_scale, 1, 1e6, "10", "sd of a level shift, in noise sds"),
+    K_DBL(PF, level_ratio, 0, 1e6, "0.01",
+          "level innovation variance per interval / noise variance"),
+    K_BOOL(PF, trend, "false", "add a local linear trend"),
+    K_DBL(PF, trend_ratio, 0, 1e6, "0.0001",
+          "trend innovation variance per interval / noise variance"),
+    K_BOOL(PF, learn_scale, "true",
+           "learn the noise variance online (conjugate inverse-gamma)"),
+    K_DBL(PF, scale_prior, 1e-12, 1e12, "0.05",
+          "prior noise sd as a fraction of |first value| (absolute if "
+          "learn_scale is false)"),
+    K_DBL(PF, scale_prior_dof, 0.1, 1e6, "1",
+          "prior degrees of freedom (pseudo-events) of the noise variance"),
+    K_DBL(PF, scale_discount, 0.5, 1, "0.995",
+          "per-event discount of the noise statistics (1 = no forgetting)"),
+    K_DBL(PF, scale_floor, 0, 1e12, "1e-6", "absolute floor on the noise sd"),
+    K_DBL(PF, init_level_var, 1e-6, 1e12, "1",
+          "variance of the level after the first value, in noise variances"),
+    K_INT(PF, warmup, 0, 1000000, "30",
+          "events before a new series may raise alerts"),
+    K_DBL(PF, interval_half_life, 1, 1e9, "20",
+          "events; tracking of the typical sampling interval"),
+    K_SEC(PF, daily, season_keys, "daily seasonal profile"),
+    K_SEC(PF, weekly, weekly_keys, "weekly seasonal profile"),
+    K_END,
+};
+#undef PF
+
+#define HI bw_hier_cfg_t
+static const bw_key_t hier_keys[] = {
+    K_INT(HI, grid, 5, 201, "25", "grid points per hyperparameter axis"),
+    K_DBL(HI, grid_sd, 2, 20, "6", "grid half-width in posterior sds"),
+    K_DBL(HI, half_life_ms, 0, 1e15, "3600000",
+          "half-life of the exponential forgetting of counts; 0 = none"),
+    K_DBL(HI, kappa_prior_power, -10, 0, "-2.5",
+          "hyperprior p(alpha,beta) ~ (alpha+beta)^power (BDA3 5.3: -2.5)"),
+    K_DBL(HI, kappa_min, 1e-6, 1e12, "0.01",
+          "smallest concentration (alpha+beta) on the grid"),
+    K_DBL(HI, kappa_max, 1e-6, 1e12, "1e7",
+          "largest concentration (alpha+beta) on the grid"),
+    K_INT(HI, max_regions, 2, 4096, "64", "regions per pooled group"),
+    K_DBL(HI, outlier_quantile, 0.5, 0.999999, "0.99",
+          "a region is anomalous when its rate exceeds this population "
+          "quantile"),
+    K_DBL(HI, credible_mass, 0.5, 0.9999, "0.95", "credible interval mass"),
+    K_DBL(HI, within_prior_n, 0, 1e9, "5",
+          "normal model: weight (in events) of the pooled within-region "
+          "variance"),
+    K_END,
+};
+#undef HI
+
+static const bw_key_t signal_keys[] = {
+    K_STR(bw_signal_cfg_t, metric, "", true, "metric name of the signal"),
+    K_DBL(bw_signal_cfg_t, detection, 1e-9, 1, "0.8",
+          "P(signal anomalous in window | threat)"),
+    K_DBL(bw_signal_cfg_t, false_alarm, 1e-9, 1, "0.05",
+          "P(signal anomalous in window | no threat)"),
+    K_DBL(bw_signal_cfg_t, base_rate, 1e-9, 0.5, "0.01",
+          "the detector's prior anomaly probability for this signal"),
+    K_END,
+};
+
+static const bw_key_t rule_keys[] = {
+    K_STR(bw_rule_cfg_t, name, "", true, "threat name"),
+    K_LIST(bw_rule_cfg_t, signals, n_signals, signal_keys,
+           "signals combined by the rule"),
+    K_END,
+};
+
+#define FU bw_fusion_cfg_t
+static const bw_key_t fusion_keys[] = {
+    K_ENUM(FU, entity, entity_enum, "region", "what a threat is about"),
+    K_DBL(FU, window_ms, 1, 1e12, "600000", "sliding evidence window"),
+    K_DBL(FU, prior, 1e-12, 0.5, "0.001",
+          "prior threat probability per entity and window"),
+    K_DBL(FU, correlation, 0, 1, "0.3",
+          "discount for correlated signals: 0 independent, 1 redundant"),
+    K_DBL(FU, emit_delta, 0, 100, "1",
+          "emit a threat row when the score moves by this many points"),
+    K_DBL(FU, band_moderate, 0, 1, "0.2", "probability at which level is moderate"),
+    K_DBL(FU, band_high, 0, 1, "0.5", "probability at which level is high"),
+    K_DBL(FU, band_critical, 0, 1, "0.8", "probability at which level is critical"),
+    K_LIST(FU, rules, n_rules, rule_keys, "threat rules"),
+    K_END,
+};
+#undef FU
+
+static const bw_key_t model_keys[] = {
+    {.name = "pf", .type = BW_KT_SECTION,
+     .off = offsetof(bw_config_t, model.pf) - offsetof(bw_config_t, model),
+     .sub = pf_keys, .doc = "per-series particle filter"},
+    {.name = "hier", .type = BW_KT_SECTION,
+     .off = offsetof(bw_config_t, model.hier) - offsetof(bw_config_t, model),
+     .sub = hier_keys, .doc = "hierarchical pooled models"},
+    {.name = "fusion", .type = BW_KT_SECTION,
+     .off = offsetof(bw_config_t, model.fusion) - offsetof(bw_config_t, model),
+     .sub = fusion_keys, .doc = "threat fusion"},
+    K_END,
+};
+
+#define RO bw_route_cfg_t
+static const bw_key_t route_keys[] = {
+    K_STR(RO, region, "*", false, "glob on the region"),
+    K_STR(RO, service, "*", false, "glob on the service"),
+    K_STR(RO, metric, "*", false, "glob on the metric"),
+    K_ENUM(RO, model, model_enum, "series", "model for matching series"),
+    K_ENUM(RO, transform, transform_enum, "none",
+           "transform applied to values before modelling"),
+    K_DBL(RO, slo, 0, 1e300, "0",
+          "pooled models: SLO threshold on the rate or mean; 0 = none"),
+    K_END,
+};
+#undef RO
+
+#define EN bw_engine_cfg_t
+static const bw_key_t engine_keys[] = {
+    K_I64(EN, seed, 0, 9007199254740991.0, "1", "seed of every model's RNG"),
+    K_INT(EN, max_series, 1, 10000000, "100000",
+          "series held at once (memory is allocated per series on first "
+          "sight)"),
+    K_DBL(EN, alert_threshold, 0, 1, "0.5",
+          "anomaly probability at which an event counts as an alert"),
+    K_LIST(EN, routes, n_routes, route_keys,
+           "first matching route picks the model; none matching = series"),
+    K_END,
+};
+#undef EN
+
+const bw_key_t bw__config_root[] = {
+    {.name = "engine", .type = BW_KT_SECTION,
+     .off = offsetof(bw_config_t, engine), .sub = engine_keys,
+     .doc = "routing of series to models"},
+    {.name = "model", .type = BW_KT_SECTION,
+     .off = offsetof(bw_config_t, model), .sub = model_keys,
+     .doc = "statistical models"},
+    K_END,
+};

@@ -1,0 +1,41 @@
+/*
+ * Declarative key tables: {key, type, offset, range, default, enum strings,
+ * doc}, walked by the loader, the defaults pass and dump-config alike
+ * (after librdkafka's rd_kafka_properties[] in src/rdkafka_conf.c).
+ */
+#ifndef BW_CONFIG_KEYS_H
+#define BW_CONFIG_KEYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum {
+    BW_KT_INT,
+    BW_KT_I64,
+    BW_KT_DOUBLE,
+    BW_KT_BOOL,
+    BW_KT_ENUM,
+    BW_KT_STRING,
+    BW_KT_SECTION,
+    BW_KT_LIST,
+} bw_ktype_t;
+
+typedef struct bw_key_s {
+    const char *name;
+    bw_ktype_t type;
+    size_t off;              /* offset in the enclosing struct */
+    double min, max;         /* numeric range, inclusive */
+    const char *def;         /* default, as YAML scalar text */
+    const char *const *enums; /* NULL-terminated, for BW_KT_ENUM */
+    const struct bw_key_s *sub; /* SECTION / LIST item table */
+    size_t size;             /* STRING buffer size; LIST item size */
+    size_t count_off;        /* LIST: offset of the int item count */
+    int max_items;           /* LIST capacity */
+    bool required;           /* LIST item keys only */
+    const char *doc;
+} bw_key_t;
+
+/** The root table of bw_config_t. */
+extern const bw_key_t bw__config_root[];
+
+#endif

@@ -1,0 +1,531 @@
+/*
+ * YAML -> bw_config_t. libyaml's document API (yaml_parser_load) keeps the
+ * line/column marks of every node; each mapping is walked against its key
+ * table. Every problem is reported (compiler style, 1-based), then one
+ * cross-field pass runs.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "bayeswatch/config.h"
+#include "keys.h"
+
+#define PATH_MAX_LEN 256
+#define MARKS_MAX 512
+
+typedef struct {
+    char path[PATH_MAX_LEN];
+    int line, col;
+} mark_t;
+
+typedef struct {
+    const char *name;
+    FILE *diag;
+    yaml_document_t *doc;
+    int errors;
+    int n_marks;
+    mark_t marks[MARKS_MAX];
+} loader_t;
+
+static void report(loader_t *ld, const yaml_node_t *node, const char *path,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void report(loader_t *ld, const yaml_node_t *node, const char *path,
+                   const char *fmt, ...)
+{
+    va_list ap;
+
+    ld->errors++;
+    if (ld->diag == NULL) {
+        return;
+    }
+    if (node != NULL) {
+        fprintf(ld->diag, "%s:%zu:%zu: error: ", ld->name,
+                node->start_mark.line + 1, node->start_mark.column + 1);
+    } else {
+        fprintf(ld->diag, "%s: error: ", ld->name);
+    }
+    if (path != NULL && path[0] != '\0') {
+        fprintf(ld->diag, "%s: ", path);
+    }
+    va_start(ap, fmt);
+    vfprintf(ld->diag, fmt, ap);
+    va_end(ap);
+    fputc('\n', ld->diag);
+}
+
+static void remember(loader_t *ld, const char *path, const yaml_node_t *n)
+{
+    mark_t *m;
+
+    if (ld->n_marks >= MARKS_MAX) {
+        return;
+    }
+    m = &ld->marks[ld->n_marks++];
+    snprintf(m->path, sizeof(m->path), "%s", path);
+    m->line = (int)n->start_mark.line + 1;
+    m->col = (int)n->start_mark.column + 1;
+}
+
+static const char *node_kind(const yaml_node_t *n)
+{
+    switch (n->type) {
+    case YAML_MAPPING_NODE:
+        return "mapping";
+    case YAML_SEQUENCE_NODE:
+        return "sequence";
+    default:
+        return "scalar";
+    }
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+    return (const char *)n->data.scalar.value;
+}
+
+/* --- scalar conversion, shared by the loader and the defaults pass ------ */
+
+static int parse_number(const char *s, bool integer, double *out)
+{
+    char *end;
+    double v;
+
+    if (*s == '\0') {
+        return -1;
+    }
+    errno = 0;
+    if (integer) {
+        long long ll = strtoll(s, &end, 10);
+        v = (double)ll;
+    } else {
+        v = strtod(s, &end);
+    }
+    if (*end != '\0' || errno != 0 || !isfinite(v)) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void fmt_range(const bw_key_t *k, char *buf, size_t n)
+{
+    if (k->type == BW_KT_DOUBLE) {
+        snprintf(buf, n, "number in [%g, %g]", k->min, k->max);
+    } else {
+        snprintf(buf, n, "integer in [%.0f, %.0f]", k->min, k->max);
+    }
+}
+
+static void enum_list(const bw_key_t *k, char *buf, size_t n)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (int i = 0; k->enums[i] != NULL && used < n; i++) {
+        used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? ", " : "",
+                                 k->enums[i]);
+    }
+}
+
+/*
+ * Store scalar text @p s into the field of @p k at @p base. Returns NULL on
+ * success or writes the reason into @p why.
+ */
+static int store_scalar(const bw_key_t *k, void *base, const char *s,
+                        bool plain, char *why, size_t why_n)
+{
+    char *field = (char *)base + k->off;
+    char range[96];
+    double v;
+
+    switch (k->type) {
+    case BW_KT_INT:
+    case BW_KT_I64:
+    case BW_KT_DOUBLE:
+        fmt_range(k, range, sizeof(range));
+        if (!plain || parse_number(s, k->type != BW_KT_DOUBLE, &v) != 0 ||
+            v < k->min || v > k->max) {
+            snprintf(why, why_n, "expected %s, got \"%s\"", range, s);
+            return -1;
+        }
+        if (k->type == BW_KT_INT) {
+            *(int *)field = (int)v;
+        } else if (k->type == BW_KT_I64) {
+            *(int64_t *)field = (int64_t)v;
+        } else {
+            *(double *)field = v;
+        }
+        return 0;
+    case BW_KT_BOOL:
+        if (plain && (strcmp(s, "true") == 0 || strcmp(s, "false") == 0)) {
+            *(bool *)field = s[0] == 't';
+            return 0;
+        }
+        snprintf(why, why_n, "expected true or false, got \"%s\"", s);
+        return -1;
+    case BW_KT_ENUM:
+        for (int i = 0; k->enums[i] != NULL; i++) {
+            if (strcmp(s, k->enums[i]) == 0) {
+                *(int *)field = i;
+                return 0;
+            }
+        }
+        enum_list(k, range, sizeof(range));
+        snprintf(why, why_n, "expected one of %s, got \"%s\"", range, s);
+        return -1;
+    case BW_KT_STRING:
+        if (strlen(s) >= k->size || (k->required && s[0] == '\0')) {
+            snprintf(why, why_n,
+                     "expected non-empty string of at most %zu characters, "
+                     "got \"%.40s\"",
+                     k->size - 1, s);
+            return -1;
+        }
+        memcpy(field, s, strlen(s) + 1);
+        return 0;
+    default:
+        snprintf(why, why_n, "internal: not a scalar key");
+        return -1;
+    }
+}
+
+static void apply_defaults(const bw_key_t *tbl, void *base)
+{
+    char why[160];
+
+    for (const bw_key_t *k = tbl; k->name != NULL; k++) {
+        if (k->type == BW_KT_SECTION) {
+            apply_defaults(k->sub, (char *)base + k->off);
+        } else if (k->type == BW_KT_LIST) {
+            *(int *)((char *)base + k->count_off) = 0;
+        } else {
+            int rc = store_scalar(k, base, k->def, true, why, sizeof(why));
+            BW_ASSERT(rc == 0); /* a bad default is a bug in keys.c */
+        }
+    }
+}
+
+void bw_config_defaults(bw_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    apply_defaults(bw__config_root, cfg);
+}
+
+/* --- walking the document ----------------------------------------------- */
+
+static void walk_mapping(loader_t *ld, const bw_key_t *tbl, void *base,
+                         yaml_node_t *map, const char *path);
+
+static void join(char *out, size_t n, const char *path, const char *key)
+{
+    snprintf(out, n, "%s%s%s", path, path[0] ? "." : "", key);
+}
+
+static const bw_key_t *find_key(const bw_key_t *tbl, const char *name,
+                                int *index)
+{
+    for (int i = 0; tbl[i].name != NULL; i++) {
+        if (strcmp(tbl[i].name, name) == 0) {
+            *index = i;
+            return &tbl[i];
+        }
+    }
+    return NULL;
+}
+
+static void unknown_key(loader_t *ld, const bw_key_t *tbl, yaml_node_t *kn,
+                        const char *path)
+{
+    char valid[512];
+    size_t used = 0;
+
+    valid[0] = '\0';
+    for (int i = 0; tbl[i].name != NULL && used < sizeof(valid); i++) {
+        used += (size_t)snprintf(valid + used, sizeof(valid) - used, "%s%s",
+                                 i ? ", " : "", tbl[i].name);
+    }
+    report(ld, kn, path, "unknown key \"%s\" (valid: %s)", scalar(kn), valid);
+}
+
+static void walk_list(loader_t *ld, const bw_key_t *k, void *base,
+                      yaml_node_t *seq, const char *path)
+{
+    int *count = (int *)((char *)base + k->count_off);
+    char ipath[PATH_MAX_LEN];
+    int n = 0;
+
+    if (seq->type != YAML_SEQUENCE_NODE) {
+        report(ld, seq, path, "expected sequence, got %s", node_kind(seq));
+        return;
+    }
+    for (yaml_node_item_t *it = seq->data.sequence.items.start;
+         it < seq->data.sequence.items.top; it++, n++) {
+        yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+        void *ibase = (char *)base + k->off + (size_t)n * k->size;
+
+        snprintf(ipath, sizeof(ipath), "%s[%d]", path, n);
+        if (n >= k->max_items) {
+            report(ld, item, ipath, "at most %d items allowed", k->max_items);
+            break;
+        }
+        apply_defaults(k->sub, ibase);
+        walk_mapping(ld, k->sub, ibase, item, ipath);
+    }
+    *count = n < k->max_items ? n : k->max_items;
+}
+
+static void walk_value(loader_t *ld, const bw_key_t *k, void *base,
+                       yaml_node_t *vn, const char *path)
+{
+    char why[256];
+
+    if (k->type == BW_KT_SECTION) {
+        walk_mapping(ld, k->sub, (char *)base + k->off, vn, path);
+    } else if (k->type == BW_KT_LIST) {
+        walk_list(ld, k, base, vn, path);
+    } else if (vn->type != YAML_SCALAR_NODE) {
+        char range[96] = "scalar";
+        if (k->type == BW_KT_INT || k->type == BW_KT_DOUBLE ||
+            k->type == BW_KT_I64) {
+            fmt_range(k, range, sizeof(range));
+        }
+        report(ld, vn, path, "expected %s, got %s", range, node_kind(vn));
+    } else {
+        bool plain = vn->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+        if (k->type == BW_KT_STRING || k->type == BW_KT_ENUM) {
+            plain = true;
+        }
+        if (store_scalar(k, base, scalar(vn), plain, why, sizeof(why)) != 0) {
+            report(ld, vn, path, "%s", why);
+        }
+        remember(ld, path, vn);
+    }
+}
+
+static void check_required(loader_t *ld, const bw_key_t *tbl, uint64_t seen,
+                           yaml_node_t *map, const char *path)
+{
+    for (int i = 0; tbl[i].name != NULL; i++) {
+        if (tbl[i].required && !(seen & (1ULL << i))) {
+            report(ld, map, path, "missing required key \"%s\"", tbl[i].name);
+        }
+    }
+}
+
+static void walk_mapping(loader_t *ld, const bw_key_t *tbl, void *base,
+                         yaml_node_t *map, const char *path)
+{
+    yaml_node_t *first[64] = {0};
+    uint64_t seen = 0;
+    char kpath[PATH_MAX_LEN];
+
+    if (map->type != YAML_MAPPING_NODE) {
+        report(ld, map, path, "expected mapping, got %s", node_kind(map));
+        return;
+    }
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
+         p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(ld->doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(ld->doc, p->value);
+        const bw_key_t *k;
+        int idx = -1;
+
+        if (kn->type != YAML_SCALAR_NODE) {
+            report(ld, kn, path, "expected a scalar key, got %s",
+                   node_kind(kn));
+            continue;
+        }
+        join(kpath, sizeof(kpath), path, scalar(kn));
+        k = find_key(tbl, scalar(kn), &idx);
+        if (k == NULL) {
+            unknown_key(ld, tbl, kn, path[0] ? path : "(top level)");
+            continue;
+        }
+        if (seen & (1ULL << idx)) {
+            report(ld, kn, kpath, "duplicate key (first at line %zu)",
+                   first[idx]->start_mark.line + 1);
+            continue;
+        }
+        seen |= 1ULL << idx;
+        first[idx] = kn;
+        walk_value(ld, k, base, vn, kpath);
+    }
+    check_required(ld, tbl, seen, map, path);
+}
+
+/* --- cross-field checks ----------------------------------------------------- */
+
+static void cross_report(loader_t *ld, const char *path, const char *msg)
+{
+    for (int i = 0; i < ld->n_marks; i++) {
+        if (strcmp(ld->marks[i].path, path) == 0) {
+            ld->errors++;
+            if (ld->diag != NULL) {
+                fprintf(ld->diag, "%s:%d:%d: error: %s: %s\n", ld->name,
+                        ld->marks[i].line, ld->marks[i].col, path, msg);
+            }
+            return;
+        }
+    }
+    report(ld, NULL, path, "%s", msg);
+}
+
+static void cross_check_fusion(loader_t *ld, const bw_fusion_cfg_t *fu)
+{
+    char p[PATH_MAX_LEN];
+
+    if (!(fu->band_moderate < fu->band_high &&
+          fu->band_high < fu->band_critical)) {
+        cross_report(ld, "model.fusion.band_high",
+                     "bands must satisfy band_moderate < band_high < "
+                     "band_critical");
+    }
+    for (int r = 0; r < fu->n_rules; r++) {
+        const bw_rule_cfg_t *rule = &fu->rules[r];
+        if (rule->n_signals == 0) {
+            snprintf(p, sizeof(p), "model.fusion.rules[%d].name", r);
+            cross_report(ld, p, "a rule needs at least one signal");
+        }
+        for (int s = 0; s < rule->n_signals; s++) {
+            if (rule->signals[s].detection <= rule->signals[s].false_alarm) {
+                snprintf(p, sizeof(p),
+                         "model.fusion.rules[%d].signals[%d].detection", r, s);
+                cross_report(ld, p, "detection must exceed false_alarm");
+            }
+        }
+    }
+}
+
+static void cross_check(loader_t *ld, bw_config_t *cfg)
+{
+    const bw_pf_cfg_t *pf = &cfg->model.pf;
+    const bw_hier_cfg_t *hi = &cfg->model.hier;
+
+    if (pf->p_spike + pf->p_shift >= 1.0) {
+        cross_report(ld, "model.pf.p_spike", "p_spike + p_shift must be < 1");
+    }
+    if (hi->kappa_min >= hi->kappa_max) {
+        cross_report(ld, "model.hier.kappa_max",
+                     "kappa_max must exceed kappa_min");
+    }
+    cross_check_fusion(ld, &cfg->model.fusion);
+}
+
+/* --- entry points ----------------------------------------------------------- */
+
+static void finish(bw_config_t *cfg)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem;
+
+    if (cfg->engine.n_routes == 0) {
+        bw_route_cfg_t *r = &cfg->engine.routes[0];
+        strcpy(r->region, "*");
+        strcpy(r->service, "*");
+        strcpy(r->metric, "*");
+        r->model = BW_MODEL_SERIES;
+        r->transform = BW_TRANSFORM_NONE;
+        r->slo = 0;
+        cfg->engine.n_routes = 1;
+    }
+    cfg->hash = 0;
+    mem = open_memstream(&buf, &len);
+    if (mem != NULL) {
+        bw_config_dump(cfg, mem);
+        fclose(mem);
+        cfg->hash = bw_hash64(BW_HASH64_INIT, buf, len);
+        free(buf);
+    }
+}
+
+bw_err_t bw_config_load_string(bw_config_t *cfg, const char *name,
+                               const char *yaml, size_t len, FILE *diag)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    yaml_node_t *root;
+    loader_t *ld = NULL;
+    bw_err_t err = BW_OK;
+    int have_doc = 0;
+
+    bw_config_defaults(cfg);
+    ld = bw_calloc(1, sizeof(*ld));
+    if (ld == NULL || !yaml_parser_initialize(&parser)) {
+        bw_free(ld);
+        return BW_ERR_NOMEM;
+    }
+    ld->name = name;
+    ld->diag = diag;
+    ld->doc = &doc;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        if (diag != NULL) {
+            fprintf(diag, "%s:%zu:%zu: error: YAML: %s\n", name,
+                    parser.problem_mark.line + 1,
+                    parser.problem_mark.column + 1,
+                    parser.problem ? parser.problem : "syntax error");
+        }
+        err = BW_ERR_CONFIG;
+        goto out;
+    }
+    have_doc = 1;
+    root = yaml_document_get_root_node(&doc);
+    if (root != NULL && !(root->type == YAML_SCALAR_NODE &&
+                          root->data.scalar.length == 0)) {
+        walk_mapping(ld, bw__config_root, cfg, root, "");
+    }
+    finish(cfg);
+    cross_check(ld, cfg);
+    err = ld->errors ? BW_ERR_CONFIG : BW_OK;
+out:
+    if (have_doc) {
+        yaml_document_delete(&doc);
+    }
+    yaml_parser_delete(&parser);
+    bw_free(ld);
+    return err;
+}
+
+bw_err_t bw_config_load(bw_config_t *cfg, const char *path, FILE *diag)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    bw_err_t err;
+
+    if (f == NULL) {
+        if (diag != NULL) {
+            fprintf(diag, "%s: error: cannot open: %s\n", path,
+                    strerror(errno));
+        }
+        return BW_ERR_IO;
+    }
+    for (;;) {
+        if (len == cap) {
+            char *nb;
+            cap = cap ? cap * 2 : 4096;
+            nb = realloc(buf, cap);
+            if (nb == NULL) {
+                free(buf);
+                fclose(f);
+                return BW_ERR_NOMEM;
+            }
+            buf = nb;
+        }
+        size_t n = fread(buf + len, 1, cap - len, f);
+        if (n == 0) {
+            break;
+        }
+        len += n;
+    }
+    fclose(f);
+    err = bw_config_load_string(cfg, path, buf, len, diag);
+    free(buf);
+    return err;
+}

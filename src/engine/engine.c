@@ -1,0 +1,479 @@
+/*
+ * The engine: event -> route -> model -> score, and score -> fusion window
+ * -> threat. Models are created on a series' first event (bounded by
+ * engine.max_series) and live as long as the engine; the particle filter
+ * workspace is allocated once. Each series' RNG seed is derived from the
+ * configured seed and the series key, so output does not depend on how
+ * series interleave.
+ */
+#include <fnmatch.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "bayeswatch/engine.h"
+#include "bayeswatch/map.h"
+
+#define KEY_MAX 800
+#define NAME_LIMIT 255
+
+typedef struct group_s {
+    bw_hier_t *h;
+    bw_map_t *regions; /* name -> index + 1 */
+    int n_regions;
+} group_t;
+
+typedef struct {
+    int route;
+    bw_pf_t *pf;
+    group_t *grp;
+    int region;
+} series_t;
+
+typedef struct {
+    bw_fusion_t *fu;
+} entity_t;
+
+struct bw_engine_s {
+    const bw_config_t *cfg;
+    bw_pf_ws_t *ws;
+    bw_map_t *series;
+    bw_map_t *groups;
+    bw_map_t *entities;
+    bw_engine_stats_t st;
+};
+
+bw_engine_t *bw_engine_new(const bw_config_t *cfg, char *errstr,
+                           size_t errstr_size)
+{
+    bw_engine_t *eng = bw_calloc(1, sizeof(*eng));
+    size_t max = (size_t)cfg->engine.max_series;
+
+    if (eng == NULL) {
+        goto fail;
+    }
+    eng->cfg = cfg;
+    eng->ws = bw_pf_ws_new(&cfg->model.pf);
+    eng->series = bw_map_new(max);
+    eng->groups = bw_map_new(max);
+    eng->entities = bw_map_new(max);
+    if (eng->ws == NULL || eng->series == NULL || eng->groups == NULL ||
+        eng->entities == NULL) {
+        goto fail;
+    }
+    return eng;
+fail:
+    bw_engine_destroy(eng);
+    bw_seterr(errstr, errstr_size, BW_ERR_NOMEM, "engine: out of memory");
+    return NULL;
+}
+
+static void free_series(void *v, void *arg)
+{
+    series_t *s = v;
+
+    (void)arg;
+    bw_pf_destroy(s->pf);
+    bw_free(s);
+}
+
+static void free_group(void *v, void *arg)
+{
+    group_t *g = v;
+
+    (void)arg;
+    bw_hier_destroy(g->h);
+    bw_map_destroy(g->regions);
+    bw_free(g);
+}
+
+static void free_entity(void *v, void *arg)
+{
+    entity_t *e = v;
+
+    (void)arg;
+    bw_fusion_destroy(e->fu);
+    bw_free(e);
+}
+
+void bw_engine_destroy(bw_engine_t *eng)
+{
+    if (eng == NULL) {
+        return;
+    }
+    if (eng->series != NULL) {
+        bw_map_each(eng->series, free_series, NULL);
+    }
+    if (eng->groups != NULL) {
+        bw_map_each(eng->groups, free_group, NULL);
+    }
+    if (eng->entities != NULL) {
+        bw_map_each(eng->entities, free_entity, NULL);
+    }
+    bw_map_destroy(eng->series);
+    bw_map_destroy(eng->groups);
+    bw_map_destroy(eng->entities);
+    bw_pf_ws_destroy(eng->ws);
+    bw_free(eng);
+}
+
+void bw_engine_stats(const bw_engine_t *eng, bw_engine_stats_t *st)
+{
+    *st = eng->st;
+    st->series = bw_map_size(eng->series);
+    st->groups = bw_map_size(eng->groups);
+    st->entities = bw_map_size(eng->entities);
+}
+
+/* ---- routing and model creation ----------------------------------------- */
+
+static int match_route(const bw_engine_cfg_t *ec, const bw_event_t *ev)
+{
+    for (int r = 0; r < ec->n_routes; r++) {
+        const bw_route_cfg_t *ro = &ec->routes[r];
+        if (fnmatch(ro->region, ev->region, 0) == 0 &&
+            fnmatch(ro->service, ev->service, 0) == 0 &&
+            fnmatch(ro->metric, ev->metric, 0) == 0) {
+            return r;
+        }
+    }
+    return -1;
+}
+
+static group_t *get_group(bw_engine_t *eng, int route, const bw_event_t *ev,
+                          bw_err_t *err)
+{
+    char key[KEY_MAX];
+    group_t *g;
+    int kind = eng->cfg->engine.routes[route].model;
+
+    snprintf(key, sizeof(key), "%d\x1f%s\x1f%s", route, ev->service,
+             ev->metric);
+    g = bw_map_get(eng->groups, key);
+    if (g != NULL) {
+        return g;
+    }
+    g = bw_calloc(1, sizeof(*g));
+    if (g == NULL) {
+        *err = BW_ERR_NOMEM;
+        return NULL;
+    }
+    g->h = bw_hier_new(&eng->cfg->model.hier,
+                       kind == BW_MODEL_POOLED_COUNT ? BW_HIER_COUNT
+                                                     : BW_HIER_NORMAL,
+                       NULL, 0);
+    g->regions = bw_map_new((size_t)eng->cfg->model.hier.max_regions);
+    if (g->h == NULL || g->regions == NULL ||
+        (*err = bw_map_put(eng->groups, key, g)) != BW_OK) {
+        free_group(g, NULL);
+        *err = *err != BW_OK ? *err : BW_ERR_NOMEM;
+        return NULL;
+    }
+    eng->st.bytes += bw_hier_memory(g->h);
+    return g;
+}
+
+static bw_err_t join_group(bw_engine_t *eng, series_t *s, const bw_event_t *ev)
+{
+    bw_err_t err = BW_OK;
+    group_t *g = get_group(eng, s->route, ev, &err);
+    intptr_t idx;
+
+    if (g == NULL) {
+        return err;
+    }
+    idx = (intptr_t)bw_map_get(g->regions, ev->region);
+    if (idx == 0) {
+        if (g->n_regions >= eng->cfg->model.hier.max_regions) {
+            return BW_ERR_FULL;
+        }
+        idx = ++g->n_regions;
+        err = bw_map_put(g->regions, ev->region, (void *)idx);
+        if (err != BW_OK) {
+            return err;
+        }
+    }
+    s->grp = g;
+    s->region = (int)idx - 1;
+    return BW_OK;
+}
+
+static series_t *new_series(bw_engine_t *eng, const char *key,
+                            const bw_event_t *ev, bw_err_t *err)
+{
+    series_t *s = bw_calloc(1, sizeof(*s));
+    uint64_t seed;
+
+    if (s == NULL) {
+        *err = BW_ERR_NOMEM;
+        return NULL;
+    }
+    s->route = match_route(&eng->cfg->engine, ev);
+    if (s->route < 0) {
+        *err = BW_ERR_NOTFOUND;
+        goto fail;
+    }
+    if (eng->cfg->engine.routes[s->route].model == BW_MODEL_SERIES) {
+        seed = bw_hash64((uint64_t)eng->cfg->engine.seed ^ BW_HASH64_INIT, key,
+                         strlen(key));
+        s->pf = bw_pf_new(&eng->cfg->model.pf, seed, NULL, 0);
+        *err = s->pf != NULL ? BW_OK : BW_ERR_NOMEM;
+    } else {
+        *err = join_group(eng, s, ev);
+    }
+    if (*err == BW_OK) {
+        *err = bw_map_put(eng->series, key, s);
+    }
+    if (*err != BW_OK) {
+        goto fail;
+    }
+    eng->st.bytes += sizeof(*s) + (s->pf ? bw_pf_memory(s->pf) : 0);
+    return s;
+fail:
+    free_series(s, NULL);
+    return NULL;
+}
+
+/* ---- scoring ------------------------------------------------------------ */
+
+static bw_err_t transform(int t, double v, double *out)
+{
+    switch (t) {
+    case BW_TRANSFORM_LOG:
+        *out = log(v);
+        return v > 0.0 ? BW_OK : BW_ERR_RANGE;
+    case BW_TRANSFORM_LOG1P:
+        *out = log1p(v);
+        return v > -1.0 ? BW_OK : BW_ERR_RANGE;
+    default:
+        *out = v;
+        return BW_OK;
+    }
+}
+
+static double untransform(int t, double v)
+{
+    switch (t) {
+    case BW_TRANSFORM_LOG:
+        return exp(v);
+    case BW_TRANSFORM_LOG1P:
+        return expm1(v);
+    default:
+        return v;
+    }
+}
+
+static void clear_score(bw_score_t *out, int model)
+{
+    memset(out, 0, sizeof(*out));
+    out->model = model;
+    out->p_value = out->ess = out->surprise = out->noise_sd = NAN;
+    out->p_slo = out->shrinkage = out->pop_mean = out->pop_z = NAN;
+}
+
+static bw_err_t score_series(bw_engine_t *eng, series_t *s, int tr,
+                             const bw_event_t *ev, double y, bw_score_t *out)
+{
+    bw_pf_out_t po;
+    bw_err_t err = bw_pf_update(s->pf, eng->ws, ev->time_ms, y, &po);
+
+    if (err == BW_ERR_LATE) {
+        out->late = true;
+        eng->st.late++;
+        return BW_OK;
+    }
+    if (err != BW_OK) {
+        return err;
+    }
+    out->p_anomaly = po.p_anomaly;
+    out->p_value = po.p_value;
+    out->surprise = po.surprise;
+    out->expected = untransform(tr, po.expected);
+    out->lower = untransform(tr, po.lower);
+    out->upper = untransform(tr, po.upper);
+    out->ess = po.ess;
+    out->resampled = po.resampled;
+    out->warmup = po.warmup;
+    out->direction = po.direction;
+    out->noise_sd = po.noise_sd;
+    return BW_OK;
+}
+
+static bw_err_t score_pooled(series_t *s, const bw_route_cfg_t *ro,
+                             const bw_event_t *ev, double y, bw_score_t *out)
+{
+    bw_hier_out_t ho;
+    bool count = ro->model == BW_MODEL_POOLED_COUNT;
+    bw_err_t err = bw_hier_observe(s->grp->h, s->region, ev->time_ms, y,
+                                   count ? ev->count : 1.0, ro->slo, &ho);
+
+    if (err != BW_OK) {
+        return err;
+    }
+    out->p_anomaly = ho.p_outlier;
+    out->actual = count ? ho.raw : ev->value;
+    out->expected = count ? ho.mean : untransform(ro->transform, ho.mean);
+    out->lower = count ? ho.lower : untransform(ro->transform, ho.lower);
+    out->upper = count ? ho.upper : untransform(ro->transform, ho.upper);
+    out->p_slo = ho.p_slo;
+    out->shrinkage = ho.shrinkage;
+    out->pop_mean = count ? ho.pop_mean
+                          : untransform(ro->transform, ho.pop_mean);
+    out->pop_z = ho.pop_z;
+    return BW_OK;
+}
+
+static bw_err_t check_event(const bw_event_t *ev, const bw_route_cfg_t *ro,
+                            char *errstr, size_t n)
+{
+    if (!isfinite(ev->value)) {
+        return bw_seterr(errstr, n, BW_ERR_RANGE, "value is not finite");
+    }
+    if (ro->model != BW_MODEL_POOLED_COUNT) {
+        return BW_OK;
+    }
+    if (isnan(ev->count)) {
+        return bw_seterr(errstr, n, BW_ERR_INVAL,
+                         "metric %s is routed to pooled_count but the event "
+                         "has no count",
+                         ev->metric);
+    }
+    if (!isfinite(ev->count) || ev->count <= 0 || ev->value < 0 ||
+        ev->value > ev->count) {
+        return bw_seterr(errstr, n, BW_ERR_RANGE,
+                         "need 0 <= value <= count and count > 0, got "
+                         "value=%g count=%g",
+                         ev->value, ev->count);
+    }
+    return BW_OK;
+}
+
+/* ---- fusion ----------------------------------------------------------------- */
+
+static entity_t *get_entity(bw_engine_t *eng, const char *key)
+{
+    entity_t *e = bw_map_get(eng->entities, key);
+
+    if (e != NULL) {
+        return e;
+    }
+    e = bw_calloc(1, sizeof(*e));
+    if (e == NULL) {
+        return NULL;
+    }
+    e->fu = bw_fusion_new(&eng->cfg->model.fusion, NULL, 0);
+    if (e->fu == NULL || bw_map_put(eng->entities, key, e) != BW_OK) {
+        free_entity(e, NULL);
+        return NULL;
+    }
+    eng->st.bytes += sizeof(*e);
+    return e;
+}
+
+static void fuse(bw_engine_t *eng, const bw_event_t *ev, double p,
+                 bw_threat_cb_t cb, void *opaque)
+{
+    const bw_fusion_cfg_t *fc = &eng->cfg->model.fusion;
+    char key[KEY_MAX];
+    entity_t *e = NULL;
+
+    if (fc->entity == BW_ENTITY_REGION) {
+        snprintf(key, sizeof(key), "%s", ev->region);
+    } else {
+        snprintf(key, sizeof(key), "%s/%s", ev->region, ev->service);
+    }
+    for (int r = 0; r < fc->n_rules; r++) {
+        const bw_rule_cfg_t *rule = &fc->rules[r];
+        for (int s = 0; s < rule->n_signals; s++) {
+            bw_threat_rec_t rec;
+            if (strcmp(rule->signals[s].metric, ev->metric) != 0) {
+                continue;
+            }
+            if (e == NULL && (e = get_entity(eng, key)) == NULL) {
+                return;
+            }
+            bw_fusion_observe(e->fu, r, s, ev->time_ms, p);
+            if (bw_fusion_eval(e->fu, r, ev->time_ms, &rec.threat) &&
+                cb != NULL) {
+                rec.time_ms = ev->time_ms;
+                rec.entity = key;
+                rec.rule = rule;
+                cb(opaque, &rec);
+            }
+        }
+    }
+}
+
+static bw_err_t lookup(bw_engine_t *eng, const bw_event_t *ev, series_t **s,
+                       char *errstr, size_t n)
+{
+    char key[KEY_MAX];
+    bw_err_t err = BW_OK;
+
+    if (strlen(ev->region) > NAME_LIMIT || strlen(ev->service) > NAME_LIMIT ||
+        strlen(ev->metric) > NAME_LIMIT) {
+        return bw_seterr(errstr, n, BW_ERR_INVAL,
+                         "region, service or metric longer than %d bytes",
+                         NAME_LIMIT);
+    }
+    snprintf(key, sizeof(key), "%s\x1f%s\x1f%s", ev->region, ev->service,
+             ev->metric);
+    *s = bw_map_get(eng->series, key);
+    if (*s == NULL && (*s = new_series(eng, key, ev, &err)) == NULL) {
+        return bw_seterr(errstr, n, err,
+                         err == BW_ERR_FULL
+                             ? "capacity reached (engine.max_series or "
+                               "model.hier.max_regions)"
+                             : "cannot create model: %s",
+                         bw_strerror(err));
+    }
+    return BW_OK;
+}
+
+bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *ev,
+                           bw_score_t *out, bw_threat_cb_t cb, void *opaque,
+                           char *errstr, size_t errstr_size)
+{
+    const bw_route_cfg_t *ro;
+    series_t *s = NULL;
+    double y = 0.0;
+    bw_err_t err = lookup(eng, ev, &s, errstr, errstr_size);
+
+    if (err != BW_OK) {
+        return err;
+    }
+    ro = &eng->cfg->engine.routes[s->route];
+    clear_score(out, ro->model);
+    out->actual = ev->value;
+    if ((err = check_event(ev, ro, errstr, errstr_size)) != BW_OK) {
+        goto reject;
+    }
+    if (ro->model != BW_MODEL_POOLED_COUNT &&
+        transform(ro->transform, ev->value, &y) != BW_OK) {
+        err = bw_seterr(errstr, errstr_size, BW_ERR_RANGE,
+                        "value %g outside the domain of transform %s",
+                        ev->value, bw_transform_name(ro->transform));
+        goto reject;
+    }
+    if (ro->model == BW_MODEL_POOLED_COUNT) {
+        y = ev->value;
+    }
+    err = s->pf != NULL ? score_series(eng, s, ro->transform, ev, y, out)
+                        : score_pooled(s, ro, ev, y, out);
+    if (err != BW_OK) {
+        bw_seterr(errstr, errstr_size, err, "model rejected the event: %s",
+                  bw_strerror(err));
+        goto reject;
+    }
+    out->score = 100.0 * out->p_anomaly;
+    out->alert = !out->warmup && !out->late &&
+                 out->p_anomaly >= eng->cfg->engine.alert_threshold;
+    if (!out->late) {
+        eng->st.events++;
+        fuse(eng, ev, out->p_anomaly, cb, opaque);
+    }
+    return BW_OK;
+reject:
+    eng->st.rejected++;
+    return err;
+}

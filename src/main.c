@@ -1,0 +1,136 @@
+/*
+ * bayeswatch command line: argv and exit codes only; the work is in the
+ * libraries.
+ *
+ *   bayeswatch replay [--config FILE] [--threats FILE] INPUT.csv
+ *   bayeswatch check-config FILE
+ *   bayeswatch dump-config [FILE]
+ *   bayeswatch version
+ *
+ * Copyright (C) 2026 the bayeswatch authors. GPL-3.0-or-later.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <gsl/gsl_errno.h>
+
+#include "bayeswatch/config.h"
+#include "bayeswatch/replay.h"
+
+#define EX_USAGE 64
+#define EX_NOINPUT 66
+#define EX_SOFTWARE 70
+#define EX_IOERR 74
+
+#ifndef BW_VERSION
+#define BW_VERSION "0.1.0"
+#endif
+
+static int usage(FILE *out, int code)
+{
+    fprintf(out,
+            "usage: bayeswatch <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  replay [--config FILE] [--threats FILE] INPUT.csv\n"
+            "        score a CSV of metric events; scores to stdout\n"
+            "  check-config FILE   validate a config (exit 78 if invalid)\n"
+            "  dump-config [FILE]  print the effective config with defaults\n"
+            "  version             print the version\n");
+    return code;
+}
+
+static int load_config(bw_config_t *cfg, const char *path)
+{
+    bw_err_t err;
+
+    if (path == NULL) {
+        bw_config_defaults(cfg);
+        return bw_config_load_string(cfg, "<defaults>", "", 0, stderr) ? 1 : 0;
+    }
+    err = bw_config_load(cfg, path, stderr);
+    if (err == BW_ERR_IO) {
+        return EX_NOINPUT;
+    }
+    return err == BW_OK ? 0 : BW_EXIT_CONFIG;
+}
+
+static int cmd_replay(int argc, char **argv)
+{
+    const char *config = NULL, *threats = NULL, *input = NULL;
+    bw_replay_opts_t o = {.out = stdout, .diag = stderr};
+    bw_replay_stats_t st;
+    bw_config_t cfg;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config = argv[++i];
+        } else if (strcmp(argv[i], "--threats") == 0 && i + 1 < argc) {
+            threats = argv[++i];
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            return usage(stderr, EX_USAGE);
+        } else if (input == NULL) {
+            input = argv[i];
+        } else {
+            return usage(stderr, EX_USAGE);
+        }
+    }
+    if (input == NULL) {
+        return usage(stderr, EX_USAGE);
+    }
+    if ((rc = load_config(&cfg, config)) != 0) {
+        return rc;
+    }
+    if (threats != NULL && (o.threats = fopen(threats, "w")) == NULL) {
+        perror(threats);
+        return EX_IOERR;
+    }
+    o.input = input;
+    rc = bw_replay_run(&cfg, &o, &st);
+    if (o.threats != NULL && fclose(o.threats) != 0) {
+        perror(threats);
+        rc = EX_IOERR;
+    }
+    if (fflush(stdout) != 0) {
+        return EX_IOERR;
+    }
+    return rc == BW_OK ? 0 : (rc == BW_ERR_IO ? EX_NOINPUT : 1);
+}
+
+int main(int argc, char **argv)
+{
+    bw_config_t cfg;
+    int rc;
+
+    gsl_set_error_handler_off();
+    if (argc < 2) {
+        return usage(stderr, EX_USAGE);
+    }
+    if (strcmp(argv[1], "replay") == 0) {
+        return cmd_replay(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "check-config") == 0 && argc == 3) {
+        rc = load_config(&cfg, argv[2]);
+        if (rc == 0) {
+            printf("%s: ok (config version %016llx)\n", argv[2],
+                   (unsigned long long)cfg.hash);
+        }
+        return rc;
+    }
+    if (strcmp(argv[1], "dump-config") == 0 && argc <= 3) {
+        rc = load_config(&cfg, argc == 3 ? argv[2] : NULL);
+        if (rc == 0) {
+            bw_config_dump(&cfg, stdout);
+        }
+        return rc;
+    }
+    if (strcmp(argv[1], "version") == 0) {
+        printf("bayeswatch %s\n", BW_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
+        return usage(stdout, 0);
+    }
+    return usage(stderr, EX_USAGE);
+}

@@ -1,0 +1,696 @@
+/*
+ * Per-series robust regime-switching state-space model, filtered by a
+ * Rao-Blackwellised particle filter ("mixture Kalman filter", Chen & Liu
+ * 2000; Doucet, de Freitas, Murphy & Russell 2000).
+ *
+ * Model, on the (optionally transformed, de-seasonalised) value y_t:
+ *   level_t = level_{t-1} + dt * trend_{t-1} + w_t,
+ *   trend_t = trend_{t-1} + u_t                     (optional trend),
+ *   y_t     = level_t + e_t,
+ * with dt the time gap in units of the series' typical interval, and
+ *   w_t ~ N(0, sigma^2 (q dt + [r_t = shift] k_shift^2)),  u_t ~ N(0, sigma^2 q_trend dt),
+ *   e_t ~ N(0, sigma^2 / lambda_t)                 regime normal,
+ *   e_t ~ N(0, sigma^2 k_spike^2)                  regime spike (transient),
+ *   lambda_t ~ Gamma(nu/2, nu/2), i.e. Student-t noise, represented by a
+ *   generalised Gauss-Laguerre quadrature of the scale mixture.
+ * The regime r_t in {normal, spike, shift} is i.i.d. with prior
+ * probabilities (1 - p_spike - p_shift, p_spike, p_shift).
+ *
+ * Conditional on the discrete path (regimes and scale nodes) the model is
+ * linear-Gaussian with every variance proportional to sigma^2, so the state
+ * AND sigma^2 are integrated analytically per particle: a Kalman filter on
+ * variances scaled by sigma^2 plus conjugate inverse-gamma statistics
+ * (n, d) for sigma^2 (West & Harrison 1997, sec. 4.6, "unknown observational
+ * variance"), discounted per event so the noise scale tracks change. The
+ * one-step predictive is then Student-t with n degrees of freedom.
+ *
+ * Each particle carries only its discrete history. At each event every
+ * particle enumerates its K children (t nodes + spike + shift), which gives
+ * the exact incremental weight (the optimal proposal for discrete latent
+ * variables, Fearnhead & Clifford 2003) and the Rao-Blackwellised regime
+ * posterior: P(anomalous | y_1:t) sums over children, not over samples.
+ * One child is drawn per particle; systematic resampling runs when the ESS
+ * falls below a fraction of N.
+ *
+ * Cost O(N K) per event, memory O(N) (7 doubles per particle) plus the
+ * seasonal profiles. With rao_blackwell=false the level/trend are sampled
+ * from their Gaussian conditional (the fully adapted filter), used by tests
+ * to exercise the Monte Carlo machinery against the exact Kalman filter.
+ */
+#include <math.h>
+#include <string.h>
+
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_integration.h>
+#include <gsl/gsl_sf_gamma.h>
+
+#include "bayeswatch/model.h"
+#include "season.h"
+
+#define K_MAX 18
+#define N_ARRAYS 7
+#define DAY_MS 86400000LL
+#define WEEK_MS (7 * DAY_MS)
+#define PF_STATE_TAG 0x50463031u /* "PF01" */
+
+enum { CHILD_NORMAL, CHILD_SPIKE, CHILD_SHIFT };
+
+struct bw_pf_s {
+    const bw_pf_cfg_t *cfg;
+    int n;   /* particles */
+    int k;   /* children per particle */
+    double *mem;
+    double *m0, *m1, *c00, *c01, *c11, *d, *logw;
+    double dof; /* shared: degrees of freedom of sigma^2's posterior */
+    double s0sq; /* known sigma^2 when !learn_scale */
+    int64_t t_first, t_last;
+    double interval; /* ms; 0 until two distinct timestamps were seen */
+    uint64_t events, late;
+    bw_rng_t rng;
+    bw_season_t daily, weekly;
+    /* Derived from cfg at creation (not state). */
+    double child_logp[K_MAX], child_v[K_MAX], child_w[K_MAX];
+    int child_kind[K_MAX];
+    double vbar;  /* E[1/lambda] under the quadrature */
+    /* Cache of the predictive t quantile for the current dof. */
+    double q_dof, q_val;
+};
+
+struct bw_pf_ws_s {
+    int cap;
+    double *ll;      /* cap * K_MAX child log-likelihoods */
+    double *tmp;     /* N_ARRAYS * cap: resampling copies */
+    int *idx;
+};
+
+const char *bw_direction_name(int dir)
+{
+    static const char *const names[] = {"none", "spike", "dip", "shift_up",
+                                        "shift_down"};
+    return (dir >= 0 && dir <= 4) ? names[dir] : "?";
+}
+
+/* ---- construction ---------------------------------------------------------- */
+
+static int t_nodes(const bw_pf_cfg_t *cfg, double *lambda, double *omega)
+{
+    gsl_integration_fixed_workspace *w;
+    const double *x, *wt;
+    double sum = 0.0;
+    int n = cfg->t_nodes;
+
+    if (cfg->t_dof <= 0.0) {
+        lambda[0] = omega[0] = 1.0;
+        return 1;
+    }
+    /* Gamma(nu/2, rate nu/2): weight x^(nu/2 - 1) exp(-(nu/2) x) on [0, inf). */
+    w = gsl_integration_fixed_alloc(gsl_integration_fixed_laguerre, (size_t)n,
+                                    0.0, cfg->t_dof / 2.0,
+                                    cfg->t_dof / 2.0 - 1.0, 0.0);
+    if (w == NULL) {
+        return -1;
+    }
+    x = gsl_integration_fixed_nodes(w);
+    wt = gsl_integration_fixed_weights(w);
+    for (int i = 0; i < n; i++) {
+        sum += wt[i];
+    }
+    for (int i = 0; i < n; i++) {
+        lambda[i] = x[i];
+        omega[i] = wt[i] / sum;
+    }
+    gsl_integration_fixed_free(w);
+    return n;
+}
+
+static int setup_children(bw_pf_t *pf)
+{
+    const bw_pf_cfg_t *cfg = pf->cfg;
+    double lambda[16], omega[16];
+    double p_norm = 1.0 - cfg->p_spike - cfg->p_shift;
+    int nn = t_nodes(cfg, lambda, omega), k = 0;
+
+    if (nn < 0) {
+        return -1;
+    }
+    pf->vbar = 0.0;
+    for (int j = 0; j < nn; j++) {
+        pf->child_kind[k] = CHILD_NORMAL;
+        pf->child_logp[k] = log(p_norm * omega[j]);
+        pf->child_v[k] = 1.0 / lambda[j];
+        pf->child_w[k++] = 0.0;
+        pf->vbar += omega[j] / lambda[j];
+    }
+    if (cfg->p_spike > 0.0) {
+        pf->child_kind[k] = CHILD_SPIKE;
+        pf->child_logp[k] = log(cfg->p_spike);
+        pf->child_v[k] = cfg->spike_scale * cfg->spike_scale;
+        pf->child_w[k++] = 0.0;
+    }
+    if (cfg->p_shift > 0.0) {
+        pf->child_kind[k] = CHILD_SHIFT;
+        pf->child_logp[k] = log(cfg->p_shift);
+        pf->child_v[k] = pf->vbar;
+        pf->child_w[k++] = cfg->shift_scale * cfg->shift_scale;
+    }
+    pf->k = k;
+    return 0;
+}
+
+bw_pf_t *bw_pf_new(const bw_pf_cfg_t *cfg, uint64_t seed, char *errstr,
+                   size_t errstr_size)
+{
+    bw_pf_t *pf = bw_calloc(1, sizeof(*pf));
+    double **arrays[N_ARRAYS];
+
+    if (pf == NULL) {
+        goto fail;
+    }
+    pf->cfg = cfg;
+    pf->n = cfg->particles;
+    pf->mem = bw_malloc((size_t)N_ARRAYS * pf->n * sizeof(double));
+    if (pf->mem == NULL || bw__season_init(&pf->daily, &cfg->daily, DAY_MS) ||
+        bw__season_init(&pf->weekly, &cfg->weekly, WEEK_MS)) {
+        goto fail;
+    }
+    arrays[0] = &pf->m0, arrays[1] = &pf->m1, arrays[2] = &pf->c00;
+    arrays[3] = &pf->c01, arrays[4] = &pf->c11, arrays[5] = &pf->d;
+    arrays[6] = &pf->logw;
+    for (int a = 0; a < N_ARRAYS; a++) {
+        *arrays[a] = pf->mem + (size_t)a * pf->n;
+    }
+    if (setup_children(pf) != 0) {
+        bw_pf_destroy(pf);
+        bw_seterr(errstr, errstr_size, BW_ERR_NUMERIC,
+                  "model.pf: cannot build t quadrature");
+        return NULL;
+    }
+    bw_rng_seed(&pf->rng, seed);
+    return pf;
+fail:
+    bw_pf_destroy(pf);
+    bw_seterr(errstr, errstr_size, BW_ERR_NOMEM, "model.pf: out of memory");
+    return NULL;
+}
+
+void bw_pf_destroy(bw_pf_t *pf)
+{
+    if (pf == NULL) {
+        return;
+    }
+    bw__season_free(&pf->daily);
+    bw__season_free(&pf->weekly);
+    bw_free(pf->mem);
+    bw_free(pf);
+}
+
+bw_pf_ws_t *bw_pf_ws_new(const bw_pf_cfg_t *cfg)
+{
+    bw_pf_ws_t *ws = bw_calloc(1, sizeof(*ws));
+
+    if (ws == NULL) {
+        return NULL;
+    }
+    ws->cap = cfg->particles;
+    ws->ll = bw_malloc((size_t)ws->cap * K_MAX * sizeof(double));
+    ws->tmp = bw_malloc((size_t)ws->cap * N_ARRAYS * sizeof(double));
+    ws->idx = bw_malloc((size_t)ws->cap * sizeof(int));
+    if (ws->ll == NULL || ws->tmp == NULL || ws->idx == NULL) {
+        bw_pf_ws_destroy(ws);
+        return NULL;
+    }
+    return ws;
+}
+
+void bw_pf_ws_destroy(bw_pf_ws_t *ws)
+{
+    if (ws == NULL) {
+        return;
+    }
+    bw_free(ws->ll);
+    bw_free(ws->tmp);
+    bw_free(ws->idx);
+    bw_free(ws);
+}
+
+size_t bw_pf_memory(const bw_pf_t *pf)
+{
+    return sizeof(*pf) + (size_t)N_ARRAYS * pf->n * sizeof(double) +
+           bw__season_memory(&pf->daily) + bw__season_memory(&pf->weekly);
+}
+
+uint64_t bw_pf_events(const bw_pf_t *pf)
+{
+    return pf->events;
+}
+
+uint64_t bw_pf_late(const bw_pf_t *pf)
+{
+    return pf->late;
+}
+
+/* ---- filtering --------------------------------------------------------------- */
+
+/* Sample the Gaussian state of particle i (rao_blackwell = false). */
+static void sample_state(bw_pf_t *pf, int i, double scale)
+{
+    double z0 = bw_rng_gauss(&pf->rng), l00, l10, l11, r;
+
+    l00 = sqrt(fmax(pf->c00[i], 0.0) * scale);
+    if (!pf->cfg->trend) {
+        pf->m0[i] += l00 * z0;
+        pf->c00[i] = 0.0;
+        return;
+    }
+    l10 = l00 > 0.0 ? pf->c01[i] * scale / l00 : 0.0;
+    r = pf->c11[i] * scale - l10 * l10;
+    l11 = sqrt(r > 0.0 ? r : 0.0);
+    pf->m1[i] += l10 * z0 + l11 * bw_rng_gauss(&pf->rng);
+    pf->m0[i] += l00 * z0;
+    pf->c00[i] = pf->c01[i] = pf->c11[i] = 0.0;
+}
+
+static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
+{
+    const bw_pf_cfg_t *cfg = pf->cfg;
+    double s0 = fmax(cfg->scale_prior * fabs(y), cfg->scale_floor);
+
+    if (!cfg->learn_scale) {
+        s0 = cfg->scale_prior;
+    }
+    pf->s0sq = s0 * s0;
+    pf->dof = cfg->scale_prior_dof;
+    for (int i = 0; i < pf->n; i++) {
+        pf->m0[i] = y;
+        pf->m1[i] = 0.0;
+        pf->c00[i] = cfg->init_level_var;
+        pf->c01[i] = 0.0;
+        pf->c11[i] = cfg->trend ? cfg->init_level_var : 0.0;
+        pf->d[i] = pf->dof * pf->s0sq;
+        pf->logw[i] = -log((double)pf->n);
+        if (!cfg->rao_blackwell) {
+            sample_state(pf, i, pf->s0sq);
+        }
+    }
+    pf->t_first = pf->t_last = t_ms;
+    pf->events = 1;
+    out->expected = out->lower = out->upper = out->level = y;
+    out->noise_sd = s0;
+    out->p_value = 1.0;
+    out->ess = pf->n;
+    out->warmup = cfg->warmup > 0;
+}
+
+static double time_step(bw_pf_t *pf, int64_t t_ms)
+{
+    double gap = (double)(t_ms - pf->t_last), alpha, g;
+
+    if (gap <= 0.0) {
+        return 0.0;
+    }
+    if (pf->interval <= 0.0) {
+        pf->interval = gap;
+        return 1.0;
+    }
+    g = fmin(fmax(gap, pf->interval / 4.0), pf->interval * 4.0);
+    alpha = 1.0 - exp2(-1.0 / pf->cfg->interval_half_life);
+    pf->interval += alpha * (g - pf->interval);
+    return gap / pf->interval;
+}
+
+typedef struct {
+    double dt;
+    double y;
+    double kdof;   /* log-density constant for the current dof */
+    double q, qt;  /* innovation variance ratios scaled by dt */
+} step_ctx_t;
+
+/* Predicted (scaled) moments of particle i. */
+static void predict(const bw_pf_t *pf, const step_ctx_t *c, int i, double *a0,
+                    double *a1, double *r00, double *r01, double *r11)
+{
+    double dt = c->dt;
+
+    if (!pf->cfg->trend) {
+        *a0 = pf->m0[i];
+        *a1 = *r01 = *r11 = 0.0;
+        *r00 = pf->c00[i] + c->q;
+        return;
+    }
+    *a0 = pf->m0[i] + dt * pf->m1[i];
+    *a1 = pf->m1[i];
+    *r00 = pf->c00[i] + 2.0 * dt * pf->c01[i] + dt * dt * pf->c11[i] + c->q;
+    *r01 = pf->c01[i] + dt * pf->c11[i];
+    *r11 = pf->c11[i] + c->qt;
+}
+
+static double child_loglik(const bw_pf_t *pf, const step_ctx_t *c, double e2,
+                           double qc, double logd, double di)
+{
+    if (!pf->cfg->learn_scale) {
+        double v = qc * pf->s0sq;
+        return -0.5 * (log(2.0 * M_PI * v) + e2 / v);
+    }
+    return c->kdof - 0.5 * (logd + log(qc)) -
+           0.5 * (pf->dof + 1.0) * log1p(e2 / (qc * di));
+}
+
+/* Children log-likelihoods of particle i into ll[]; returns their logsumexp. */
+static double particle_children(const bw_pf_t *pf, const step_ctx_t *c, int i,
+                                double *ll, double *anom, double *shift)
+{
+    double a0, a1, r00, r01, r11, e, e2, logd, di, mx = -INFINITY, s = 0.0;
+    double sa = 0.0, ss = 0.0;
+
+    predict(pf, c, i, &a0, &a1, &r00, &r01, &r11);
+    e = c->y - a0;
+    e2 = e * e;
+    di = pf->d[i];
+    logd = log(di);
+    for (int j = 0; j < pf->k; j++) {
+        double qc = r00 + pf->child_w[j] + pf->child_v[j];
+        ll[j] = pf->child_logp[j] + child_loglik(pf, c, e2, qc, logd, di);
+        mx = ll[j] > mx ? ll[j] : mx;
+    }
+    for (int j = 0; j < pf->k; j++) {
+        double p = exp(ll[j] - mx);
+        s += p;
+        if (pf->child_kind[j] != CHILD_NORMAL) {
+            sa += p;
+            ss += pf->child_kind[j] == CHILD_SHIFT ? p : 0.0;
+        }
+    }
+    *anom = sa / s;
+    *shift = ss / s;
+    return mx + log(s);
+}
+
+/* Draw a child of particle i and apply its Kalman/conjugate update. */
+static void propagate(bw_pf_t *pf, const step_ctx_t *c, int i,
+                      const double *ll, double lse)
+{
+    double a0, a1, r00, r01, r11, u = bw_rng_uniform(&pf->rng), cum = 0.0;
+    double qc, e, A0, A1;
+    int j = 0;
+
+    for (j = 0; j < pf->k - 1; j++) {
+        cum += exp(ll[j] - lse);
+        if (u < cum) {
+            break;
+        }
+    }
+    predict(pf, c, i, &a0, &a1, &r00, &r01, &r11);
+    r00 += pf->child_w[j];
+    qc = r00 + pf->child_v[j];
+    e = c->y - a0;
+    A0 = r00 / qc;
+    A1 = r01 / qc;
+    pf->m0[i] = a0 + A0 * e;
+    pf->m1[i] = a1 + A1 * e;
+    pf->c00[i] = r00 - r00 * A0;
+    pf->c01[i] = r01 - r00 * A1;
+    pf->c11[i] = r11 - r01 * A1;
+    if (pf->cfg->learn_scale) {
+        pf->d[i] += e * e / qc;
+    }
+    if (!pf->cfg->rao_blackwell) {
+        sample_state(pf, i, pf->cfg->learn_scale ? pf->d[i] / (pf->dof + 1.0)
+                                                 : pf->s0sq);
+    }
+}
+
+/* Moment-matched one-step predictive (location, scale) from prior weights. */
+static void predictive(const bw_pf_t *pf, const step_ctx_t *c, double lse_w,
+                       double *mu, double *sd)
+{
+    double m = 0.0, v = 0.0, m2 = 0.0;
+
+    for (int i = 0; i < pf->n; i++) {
+        double a0, a1, r00, r01, r11, w = exp(pf->logw[i] - lse_w);
+        double s2 = pf->cfg->learn_scale ? pf->d[i] / pf->dof : pf->s0sq;
+        predict(pf, c, i, &a0, &a1, &r00, &r01, &r11);
+        m += w * a0;
+        m2 += w * a0 * a0;
+        v += w * (r00 + pf->vbar) * s2;
+    }
+    *mu = m;
+    *sd = sqrt(v + fmax(m2 - m * m, 0.0));
+}
+
+static double t_quantile(bw_pf_t *pf)
+{
+    if (!pf->cfg->learn_scale) {
+        return 1.959963984540054;
+    }
+    if (pf->dof != pf->q_dof) {
+        pf->q_dof = pf->dof;
+        pf->q_val = gsl_cdf_tdist_Pinv(0.975, pf->dof);
+    }
+    return pf->q_val;
+}
+
+static void summarise(bw_pf_t *pf, double y, double mu, double sd,
+                      bw_pf_out_t *out)
+{
+    double z = fabs(y - mu) / sd;
+
+    out->expected = mu;
+    out->lower = mu - t_quantile(pf) * sd;
+    out->upper = mu + t_quantile(pf) * sd;
+    out->p_value = pf->cfg->learn_scale ? 2.0 * gsl_cdf_tdist_Q(z, pf->dof)
+                                        : 2.0 * gsl_cdf_ugaussian_Q(z);
+    if (out->p_anomaly >= 0.5) {
+        int up = y >= mu;
+        if (out->p_shift > out->p_spike) {
+            out->direction = up ? BW_DIR_SHIFT_UP : BW_DIR_SHIFT_DOWN;
+        } else {
+            out->direction = up ? BW_DIR_SPIKE : BW_DIR_DIP;
+        }
+    }
+}
+
+/* Weight, Rao-Blackwellised regime posterior and propagation. */
+static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
+                   bw_pf_out_t *out)
+{
+    double lse_w = bw_logsumexp(pf->logw, pf->n), lse, anom = 0.0;
+    double shift = 0.0, mu, sd;
+    double *L = ws->tmp; /* per-particle child logsumexp, reused below */
+
+    predictive(pf, c, lse_w, &mu, &sd);
+    for (int i = 0; i < pf->n; i++) {
+        double a, s;
+        L[i] = particle_children(pf, c, i, ws->ll + (size_t)i * K_MAX, &a, &s);
+        pf->logw[i] += L[i] - lse_w;
+        L[pf->n + i] = a;
+        L[2 * pf->n + i] = s;
+    }
+    lse = bw_logsumexp(pf->logw, pf->n);
+    for (int i = 0; i < pf->n; i++) {
+        double w = exp(pf->logw[i] - lse);
+        anom += w * L[pf->n + i];
+        shift += w * L[2 * pf->n + i];
+        pf->logw[i] -= lse;
+    }
+    out->surprise = -lse;
+    out->p_anomaly = fmin(fmax(anom, 0.0), 1.0);
+    out->p_shift = fmin(fmax(shift, 0.0), 1.0);
+    out->p_spike = fmax(out->p_anomaly - out->p_shift, 0.0);
+    for (int i = 0; i < pf->n; i++) {
+        propagate(pf, c, i, ws->ll + (size_t)i * K_MAX, L[i]);
+    }
+    summarise(pf, c->y, mu, sd, out);
+}
+
+static void learn_season(bw_pf_t *pf, int64_t t_ms, double y, double sd,
+                         double sw, double gain)
+{
+    double base;
+
+    if (!pf->cfg->daily.enabled && !pf->cfg->weekly.enabled) {
+        return;
+    }
+    base = pf->interval > 0.0 ? pf->interval : 1.0;
+    bw__season_update(&pf->daily, t_ms, y - sw, gain, base);
+    bw__season_update(&pf->weekly, t_ms, y - sd, gain, base);
+}
+
+static double noise_sd(const bw_pf_t *pf)
+{
+    double lse = bw_logsumexp(pf->logw, pf->n), s = 0.0;
+
+    if (!pf->cfg->learn_scale) {
+        return sqrt(pf->s0sq);
+    }
+    for (int i = 0; i < pf->n; i++) {
+        s += exp(pf->logw[i] - lse) * pf->d[i];
+    }
+    return sqrt(s / pf->dof);
+}
+
+bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
+                    bw_pf_out_t *out)
+{
+    const bw_pf_cfg_t *cfg = pf->cfg;
+    step_ctx_t c;
+    double sd, sw, lvar;
+    int64_t age;
+
+    memset(out, 0, sizeof(*out));
+    if (!isfinite(y)) {
+        return BW_ERR_RANGE;
+    }
+    if (pf->events == 0) {
+        first_event(pf, t_ms, y, out);
+        return BW_OK;
+    }
+    if (t_ms < pf->t_last) {
+        pf->late++;
+        return BW_ERR_LATE;
+    }
+    age = t_ms - pf->t_first;
+    sd = bw__season_value(&pf->daily, t_ms, age);
+    sw = bw__season_value(&pf->weekly, t_ms, age);
+    c.dt = time_step(pf, t_ms);
+    c.y = y - sd - sw;
+    c.q = cfg->level_ratio * c.dt;
+    c.qt = cfg->trend_ratio * c.dt;
+    if (cfg->learn_scale) {
+        pf->dof *= cfg->scale_discount;
+        for (int i = 0; i < pf->n; i++) {
+            pf->d[i] *= cfg->scale_discount;
+        }
+        c.kdof = lgamma(0.5 * (pf->dof + 1.0)) - lgamma(0.5 * pf->dof) -
+                 0.5 * log(M_PI);
+    }
+    filter(pf, ws, &c, out);
+    if (cfg->learn_scale) {
+        double fl;
+        pf->dof += 1.0;
+        fl = pf->dof * cfg->scale_floor * cfg->scale_floor;
+        for (int i = 0; i < pf->n; i++) {
+            pf->d[i] = fmax(pf->d[i], fl);
+        }
+    }
+    out->seasonal = sd + sw;
+    out->expected += sd + sw;
+    out->lower += sd + sw;
+    out->upper += sd + sw;
+    bw_pf_level(pf, &out->level, &lvar);
+    learn_season(pf, t_ms, y, sd, sw, 1.0 - out->p_anomaly);
+    out->noise_sd = noise_sd(pf);
+    out->ess = bw_pf_ess(pf);
+    pf->t_last = t_ms;
+    pf->events++;
+    out->warmup = pf->events <= (uint64_t)cfg->warmup;
+    return BW_OK;
+}
+
+double bw_pf_ess(const bw_pf_t *pf)
+{
+    return bw_ess(pf->logw, pf->n);
+}
+
+void bw_pf_resample(bw_pf_t *pf, bw_pf_ws_t *ws)
+{
+    double *src[N_ARRAYS] = {pf->m0, pf->m1, pf->c00, pf->c01,
+                             pf->c11, pf->d, pf->logw};
+    int n = pf->n;
+
+    bw_resample_systematic(pf->logw, n, bw_rng_uniform(&pf->rng), ws->idx);
+    for (int a = 0; a < N_ARRAYS - 1; a++) {
+        double *t = ws->tmp + (size_t)a * n;
+        for (int i = 0; i < n; i++) {
+            t[i] = src[a][ws->idx[i]];
+        }
+        memcpy(src[a], t, (size_t)n * sizeof(double));
+    }
+    for (int i = 0; i < n; i++) {
+        pf->logw[i] = -log((double)n);
+    }
+}
+
+bw_err_t bw_pf_update(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
+                      bw_pf_out_t *out)
+{
+    bw_err_t err = bw_pf_step(pf, ws, t_ms, y, out);
+
+    if (err == BW_OK && pf->events > 1 &&
+        out->ess < pf->cfg->ess_threshold * pf->n) {
+        bw_pf_resample(pf, ws);
+        out->resampled = true;
+    }
+    return err;
+}
+
+void bw_pf_level(const bw_pf_t *pf, double *mean, double *var)
+{
+    double lse = bw_logsumexp(pf->logw, pf->n), m = 0.0, m2 = 0.0, v = 0.0;
+
+    for (int i = 0; i < pf->n; i++) {
+        double w = exp(pf->logw[i] - lse);
+        double s2 = pf->cfg->learn_scale ? pf->d[i] / pf->dof : pf->s0sq;
+        m += w * pf->m0[i];
+        m2 += w * pf->m0[i] * pf->m0[i];
+        v += w * pf->c00[i] * s2;
+    }
+    *mean = m;
+    *var = v + fmax(m2 - m * m, 0.0);
+}
+
+/* ---- state ----------------------------------------------------------------- */
+
+bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
+{
+    bw_wbuf_u32(w, PF_STATE_TAG);
+    bw_wbuf_u32(w, (uint32_t)pf->n);
+    bw_wbuf_u32(w, (uint32_t)pf->k);
+    bw_wbuf_u8(w, (uint8_t)(pf->cfg->daily.enabled | pf->cfg->weekly.enabled << 1));
+    bw_wbuf_u32(w, (uint32_t)pf->cfg->daily.bins);
+    bw_wbuf_u32(w, (uint32_t)pf->cfg->weekly.bins);
+    bw_wbuf_f64s(w, pf->mem, (size_t)N_ARRAYS * pf->n);
+    bw_wbuf_f64(w, pf->dof);
+    bw_wbuf_f64(w, pf->s0sq);
+    bw_wbuf_i64(w, pf->t_first);
+    bw_wbuf_i64(w, pf->t_last);
+    bw_wbuf_f64(w, pf->interval);
+    bw_wbuf_u64(w, pf->events);
+    bw_wbuf_u64(w, pf->late);
+    for (int i = 0; i < 4; i++) {
+        bw_wbuf_u64(w, pf->rng.s[i]);
+    }
+    bw__season_save(&pf->daily, w);
+    bw__season_save(&pf->weekly, w);
+    return w->err;
+}
+
+bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
+{
+    uint8_t seas;
+
+    if (bw_rbuf_u32(r) != PF_STATE_TAG || bw_rbuf_u32(r) != (uint32_t)pf->n ||
+        bw_rbuf_u32(r) != (uint32_t)pf->k) {
+        return BW_ERR_CORRUPT;
+    }
+    seas = bw_rbuf_u8(r);
+    if (seas != (pf->cfg->daily.enabled | pf->cfg->weekly.enabled << 1) ||
+        bw_rbuf_u32(r) != (uint32_t)pf->cfg->daily.bins ||
+        bw_rbuf_u32(r) != (uint32_t)pf->cfg->weekly.bins) {
+        return BW_ERR_CORRUPT;
+    }
+    bw_rbuf_f64s(r, pf->mem, (size_t)N_ARRAYS * pf->n);
+    pf->dof = bw_rbuf_finite(r);
+    pf->s0sq = bw_rbuf_finite(r);
+    pf->t_first = bw_rbuf_i64(r);
+    pf->t_last = bw_rbuf_i64(r);
+    pf->interval = bw_rbuf_finite(r);
+    pf->events = bw_rbuf_u64(r);
+    pf->late = bw_rbuf_u64(r);
+    for (int i = 0; i < 4; i++) {
+        pf->rng.s[i] = bw_rbuf_u64(r);
+    }
+    bw__season_load(&pf->daily, r);
+    bw__season_load(&pf->weekly, r);
+    return r->err != BW_OK ? BW_ERR_CORRUPT : BW_OK;
+}

@@ -1,0 +1,155 @@
+/*
+ * Seasonal profile by phase bins, estimated outside the particle filter and
+ * subtracted from each value before filtering (a classical decomposition
+ * step, cf. Cleveland et al. 1990 STL, kept causal and O(1) per event).
+ *
+ *  - Baseline: the mean of the most recent de-seasonalised value of every
+ *    bin, i.e. a moving average over one period, which removes the seasonal
+ *    pattern itself (the textbook centred-moving-average idea).
+ *  - Each bin keeps an exponentially forgotten mean of value - baseline; the
+ *    forgetting half-life is configured in periods.
+ *  - The applied profile is the bin mean minus the profile's mean, shrunk by
+ *    the positive-part James-Stein factor 1 - noise/(signal+noise) (Efron &
+ *    Morris 1973): a series without seasonality gets a profile of ~0 rather
+ *    than a profile of noise.
+ * Memory 3 doubles per bin; O(1) time per event.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "season.h"
+
+int bw__season_init(bw_season_t *s, const bw_season_cfg_t *cfg,
+                    int64_t period_ms)
+{
+    memset(s, 0, sizeof(*s));
+    s->cfg = cfg;
+    s->period_ms = period_ms;
+    if (!cfg->enabled) {
+        return 0;
+    }
+    s->mean = bw_calloc(3 * (size_t)cfg->bins, sizeof(double));
+    if (s->mean == NULL) {
+        return -1;
+    }
+    s->wt = s->mean + cfg->bins;
+    s->last = s->wt + cfg->bins;
+    return 0;
+}
+
+void bw__season_free(bw_season_t *s)
+{
+    bw_free(s->mean);
+    s->mean = s->wt = s->last = NULL;
+}
+
+size_t bw__season_memory(const bw_season_t *s)
+{
+    return s->cfg->enabled ? 3 * (size_t)s->cfg->bins * sizeof(double) : 0;
+}
+
+static int bin_of(const bw_season_t *s, int64_t t_ms)
+{
+    int64_t ph = t_ms % s->period_ms;
+
+    if (ph < 0) {
+        ph += s->period_ms;
+    }
+    return (int)((double)ph / (double)s->period_ms * s->cfg->bins);
+}
+
+static double shrink(const bw_season_t *s)
+{
+    double mbar = s->mean_sum / s->seen;
+    double var = s->mean_sq / s->seen - mbar * mbar;
+    double wbar = s->wt_sum / s->seen;
+    double noise = s->within / (wbar > 1.0 ? wbar : 1.0);
+
+    if (var <= 0.0) {
+        return 0.0;
+    }
+    return fmax(0.0, 1.0 - noise / var);
+}
+
+double bw__season_value(const bw_season_t *s, int64_t t_ms, int64_t age_ms)
+{
+    int b;
+
+    if (!s->cfg->enabled || s->seen < 2 ||
+        age_ms < (int64_t)s->cfg->min_cycles * s->period_ms) {
+        return 0.0;
+    }
+    b = bin_of(s, t_ms);
+    if (s->wt[b] <= 0.0) {
+        return 0.0;
+    }
+    return shrink(s) * (s->mean[b] - s->mean_sum / s->seen);
+}
+
+void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
+                       double interval_ms)
+{
+    double visits, alpha, base, r, old, g, beta;
+    int b;
+
+    if (!s->cfg->enabled) {
+        return;
+    }
+    b = bin_of(s, t_ms);
+    if (s->wt[b] <= 0.0) {
+        s->seen++;
+        s->last[b] = y;
+        s->last_sum += y;
+    }
+    base = s->last_sum / s->seen;
+    s->last_sum += y - s->last[b];
+    s->last[b] = y;
+    r = y - base;
+
+    visits = (double)s->period_ms / (interval_ms * s->cfg->bins);
+    visits = visits > 1.0 ? visits : 1.0;
+    alpha = 1.0 - exp2(-1.0 / (s->cfg->half_life * visits));
+    old = s->mean[b];
+    s->wt_sum -= s->wt[b];
+    s->wt[b] = s->wt[b] * (1.0 - alpha) + gain;
+    s->wt_sum += s->wt[b];
+    g = s->wt[b] > 0.0 ? gain / s->wt[b] : 0.0;
+    s->mean[b] = old + g * (r - old);
+    s->mean_sum += s->mean[b] - old;
+    s->mean_sq += s->mean[b] * s->mean[b] - old * old;
+
+    s->updates += gain;
+    beta = 1.0 / fmin(fmax(s->updates, 1.0),
+                      s->cfg->bins * s->cfg->half_life * visits);
+    s->within += gain * beta * ((r - old) * (r - old) - s->within);
+}
+
+void bw__season_save(const bw_season_t *s, bw_wbuf_t *w)
+{
+    if (!s->cfg->enabled) {
+        return;
+    }
+    bw_wbuf_f64s(w, s->mean, 3 * (size_t)s->cfg->bins);
+    bw_wbuf_f64(w, s->last_sum);
+    bw_wbuf_f64(w, s->mean_sum);
+    bw_wbuf_f64(w, s->mean_sq);
+    bw_wbuf_f64(w, s->wt_sum);
+    bw_wbuf_f64(w, s->within);
+    bw_wbuf_f64(w, s->updates);
+    bw_wbuf_u32(w, (uint32_t)s->seen);
+}
+
+void bw__season_load(bw_season_t *s, bw_rbuf_t *r)
+{
+    if (!s->cfg->enabled) {
+        return;
+    }
+    bw_rbuf_f64s(r, s->mean, 3 * (size_t)s->cfg->bins);
+    s->last_sum = bw_rbuf_finite(r);
+    s->mean_sum = bw_rbuf_finite(r);
+    s->mean_sq = bw_rbuf_finite(r);
+    s->wt_sum = bw_rbuf_finite(r);
+    s->within = bw_rbuf_finite(r);
+    s->updates = bw_rbuf_finite(r);
+    s->seen = (int)bw_rbuf_u32_in(r, 0, (uint32_t)s->cfg->bins);
+}

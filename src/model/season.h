@@ -1,0 +1,40 @@
+/*
+ * Seasonal profile (daily or weekly) shared by all particles of a series.
+ * See season.c for the estimator.
+ */
+#ifndef BW_MODEL_SEASON_H
+#define BW_MODEL_SEASON_H
+
+#include <stdint.h>
+
+#include "bayeswatch/buf.h"
+#include "bayeswatch/config.h"
+
+typedef struct {
+    const bw_season_cfg_t *cfg;
+    int64_t period_ms;
+    double *mean;    /* per bin: forgetting mean of the de-trended value */
+    double *wt;      /* per bin: forgetting weight (0 = never seen) */
+    double *last;    /* per bin: last de-seasonalised value (baseline) */
+    double last_sum; /* sum of last[] over seen bins */
+    double mean_sum; /* sum of mean[] over seen bins */
+    double mean_sq;  /* sum of mean[]^2 over seen bins */
+    double wt_sum;
+    double within;   /* within-bin residual variance */
+    double updates;
+    int seen;        /* bins seen at least once */
+} bw_season_t;
+
+int bw__season_init(bw_season_t *s, const bw_season_cfg_t *cfg,
+                    int64_t period_ms);
+void bw__season_free(bw_season_t *s);
+/** Seasonal component to subtract at @p t_ms (0 until trusted). */
+double bw__season_value(const bw_season_t *s, int64_t t_ms, int64_t age_ms);
+/** Learn from @p y (with other seasonal parts removed) at @p t_ms. */
+void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
+                       double interval_ms);
+void bw__season_save(const bw_season_t *s, bw_wbuf_t *w);
+void bw__season_load(bw_season_t *s, bw_rbuf_t *r);
+size_t bw__season_memory(const bw_season_t *s);
+
+#endif
