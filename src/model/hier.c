@@ -19,6 +19,7 @@
  *   (within_prior_n pseudo-events), so a region with one value has a sane
  *   standard error.
  *
+ * A region's outlier probability is cross-validated: see loo_outlier().
  * Counts and sums are exponentially forgotten (half_life_ms) at each event,
  * so the model tracks change. Mixture quantiles: Newton's method on the
  * mixture CDF, started from a moment-matched Beta/normal.
@@ -58,6 +59,59 @@ struct bw_hier_s {
 static double clampd(double x, double lo, double hi)
 {
     return x < lo ? lo : (x > hi ? hi : x);
+}
+
+/* Regularised incomplete beta I_x(a, b), GSL status checked. */
+static double beta_cdf(double x, double a, double b)
+{
+    gsl_sf_result r;
+
+    if (x <= 0.0) {
+        return 0.0;
+    }
+    if (x >= 1.0) {
+        return 1.0;
+    }
+    if (gsl_sf_beta_inc_e(a, b, x, &r) != GSL_SUCCESS || !isfinite(r.val)) {
+        /* Only reachable for extreme shapes: fall back to a normal tail. */
+        double m = a / (a + b), v = a * b / ((a + b) * (a + b) * (a + b + 1));
+        return gsl_cdf_gaussian_P(x - m, sqrt(v));
+    }
+    return clampd(r.val, 0.0, 1.0);
+}
+
+/*
+ * Beta quantile: safeguarded Newton in logit space (bisection whenever a
+ * step leaves the bracket), at most 200 iterations. Replaces
+ * gsl_cdf_beta_Pinv, which can fail to terminate for tiny shapes.
+ */
+static double beta_quantile(double p, double a, double b)
+{
+    double lo = -745.0, hi = 745.0, m = a / (a + b), x;
+
+    x = log(m) - log1p(-m);
+    if (!isfinite(x)) {
+        x = 0.0;
+    }
+    for (int it = 0; it < 200; it++) {
+        double th = 1.0 / (1.0 + exp(-x)), F = beta_cdf(th, a, b);
+        double f = gsl_ran_beta_pdf(th, a, b) * th * (1.0 - th), xn;
+        if (F < p) {
+            lo = x;
+        } else {
+            hi = x;
+        }
+        xn = (f > 0.0 && isfinite(f)) ? x - (F - p) / f : 0.5 * (lo + hi);
+        if (!(xn > lo && xn < hi)) {
+            xn = 0.5 * (lo + hi);
+        }
+        if (fabs(xn - x) < 1e-12 * (1.0 + fabs(x)) || hi - lo < 1e-12) {
+            x = xn;
+            break;
+        }
+        x = xn;
+    }
+    return 1.0 / (1.0 + exp(-x));
 }
 
 bw_hier_t *bw_hier_new(const bw_hier_cfg_t *cfg, bw_hier_kind_t kind,
@@ -297,7 +351,7 @@ static bw_err_t bb_refresh(bw_hier_t *h)
     for (int a = 0; a < h->nact; a++) {
         int g = h->act[a];
         double al = h->ga[g], be = h->gb[g];
-        h->gq[g] = gsl_cdf_beta_Qinv(1.0 - h->cfg->outlier_quantile, al, be);
+        h->gq[g] = beta_quantile(h->cfg->outlier_quantile, al, be);
         pm += h->w[g] * al / (al + be);
         pk += h->w[g] * (al + be);
     }
@@ -449,7 +503,7 @@ static void component(const bw_hier_t *h, int j, int g, double vpool,
 static double comp_cdf(const bw_hier_t *h, const comp_t *c, double x)
 {
     if (h->kind == BW_HIER_COUNT) {
-        return x <= 0 ? 0.0 : (x >= 1 ? 1.0 : gsl_cdf_beta_P(x, c->a, c->b));
+        return beta_cdf(x, c->a, c->b);
     }
     return gsl_cdf_gaussian_P(x - c->a, sqrt(c->b));
 }
@@ -516,16 +570,50 @@ static double exceed(const bw_hier_t *h, const comp_t *c, double thr)
     return 1.0 - comp_cdf(h, c, thr);
 }
 
+/*
+ * P(theta_j > population quantile), cross-validated (Marshall &
+ * Spiegelhalter 2007, "Identifying outliers in Bayesian hierarchical
+ * models"): the population is fitted without region j, so one deviant
+ * region cannot widen the population enough to hide itself. theta_j's
+ * posterior combines that population prior with region j's own data.
+ */
+static double loo_outlier(bw_hier_t *h, int j)
+{
+    double yj = h->y[j], nj = h->n[j], s2j = h->s2[j], vpool, po = 0.0;
+    int others = 0;
+
+    for (int i = 0; i < h->nr; i++) {
+        others += i != j && h->n[i] > 0.0;
+    }
+    if (others < 2) {
+        return 0.0; /* no population to compare with */
+    }
+    h->y[j] = h->n[j] = h->s2[j] = 0.0;
+    vpool = h->kind == BW_HIER_NORMAL ? pooled_within(h) : 0.0;
+    bw_hier_refresh(h);
+    h->y[j] = yj, h->n[j] = nj, h->s2[j] = s2j;
+    for (int a = 0; a < h->nact; a++) {
+        comp_t c;
+        component(h, j, h->act[a], vpool, &c);
+        po += h->w[h->act[a]] * exceed(h, &c, c.q);
+    }
+    return fmin(fmax(po, 0.0), 1.0);
+}
+
 bw_err_t bw_hier_region(bw_hier_t *h, int j, double slo, bw_hier_out_t *out)
 {
-    double vpool = h->kind == BW_HIER_NORMAL ? pooled_within(h) : 0.0;
-    double m = 0.0, m2 = 0.0, sh = 0.0, ps = 0.0, po = 0.0, psd = 0.0;
+    double vpool, m = 0.0, m2 = 0.0, sh = 0.0, ps = 0.0, psd = 0.0, po;
     double tail = (1.0 - h->cfg->credible_mass) / 2.0;
 
     memset(out, 0, sizeof(*out));
-    if (j < 0 || j >= h->nr || h->n[j] <= 0.0 || h->nact == 0) {
+    if (j < 0 || j >= h->nr || h->n[j] <= 0.0) {
         return BW_ERR_NOTFOUND;
     }
+    po = loo_outlier(h, j);
+    if (bw_hier_refresh(h) != BW_OK || h->nact == 0) {
+        return BW_ERR_NOTFOUND;
+    }
+    vpool = h->kind == BW_HIER_NORMAL ? pooled_within(h) : 0.0;
     for (int a = 0; a < h->nact; a++) {
         int g = h->act[a];
         double w = h->w[g], cm, cv;
@@ -535,7 +623,6 @@ bw_err_t bw_hier_region(bw_hier_t *h, int j, double slo, bw_hier_out_t *out)
         m += w * cm;
         m2 += w * (cv + cm * cm);
         sh += w * c.shrink;
-        po += w * exceed(h, &c, c.q);
         ps += slo > 0.0 ? w * exceed(h, &c, slo) : 0.0;
         psd += w * c.pop_sd;
     }
@@ -545,7 +632,7 @@ bw_err_t bw_hier_region(bw_hier_t *h, int j, double slo, bw_hier_out_t *out)
     out->raw = h->y[j] / h->n[j];
     out->shrinkage = sh;
     out->p_slo = slo > 0.0 ? fmin(fmax(ps, 0.0), 1.0) : NAN;
-    out->p_outlier = fmin(fmax(po, 0.0), 1.0);
+    out->p_outlier = po;
     out->pop_mean = h->pop_mean;
     out->pop_z = psd > 0.0 ? (m - h->pop_mean) / psd : 0.0;
     out->n_eff = h->n[j];
@@ -608,11 +695,8 @@ bw_err_t bw_hier_observe(bw_hier_t *h, int j, int64_t t_ms, double value,
         h->n[j] += 1.0;
         h->s2[j] += value * value;
     }
-    err = bw_hier_refresh(h);
-    if (err != BW_OK) {
-        return err;
-    }
-    return bw_hier_region(h, j, slo, out);
+    err = bw_hier_region(h, j, slo, out);
+    return err == BW_ERR_NOTFOUND ? BW_ERR_NUMERIC : err;
 }
 
 bw_err_t bw_hier_save(const bw_hier_t *h, bw_wbuf_t *w)

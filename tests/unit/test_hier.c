@@ -1,0 +1,298 @@
+/*
+ * Hierarchical pooled models vs independent references.
+ *
+ * Beta-Binomial on the rat tumour data (Tarone 1982; Gelman et al., BDA3
+ * Table 5.1 and sec. 5.3), prior p(alpha, beta) ~ (alpha + beta)^(-5/2):
+ * the reference integrates the exact joint posterior in
+ * (u, v) = (log(alpha/beta), log(alpha+beta)) with a 2-D Gauss-Legendre
+ * product rule (GSL glfixed, 200 x 200 nodes) over a box far wider than the
+ * posterior; quantities are posterior expectations of closed-form
+ * conditionals. The model under test uses an adaptive Newton-centred grid:
+ * different resolution, bounds and code. Quadrature error of either is far
+ * below the asserted 1e-4 relative.
+ */
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_integration.h>
+#include <gsl/gsl_sf_gamma.h>
+
+#include "testutil.h"
+
+#define NRAT 71
+static const double rat_y[NRAT] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1,
+    1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 5, 2, 5, 3,
+    2, 7, 7, 3, 3, 2, 9, 10, 4, 4, 4, 4, 4, 4, 4, 10, 4, 4,
+    4, 5, 11, 12, 5, 5, 6, 5, 6, 6, 6, 6, 16, 15, 15, 9, 4,
+};
+static const double rat_n[NRAT] = {
+    20, 20, 20, 20, 20, 20, 20, 19, 19, 19, 19, 18, 18, 17, 20, 20, 20, 20,
+    19, 19, 18, 18, 25, 24, 23, 20, 20, 20, 20, 20, 20, 10, 49, 19, 46, 27,
+    17, 49, 47, 20, 20, 13, 48, 50, 20, 20, 20, 20, 20, 20, 20, 48, 19, 19,
+    19, 22, 46, 49, 20, 20, 23, 19, 22, 20, 20, 20, 52, 46, 47, 24, 14,
+};
+
+static bw_hier_cfg_t hier_cfg(void)
+{
+    bw_config_t cfg;
+
+    bw_config_defaults(&cfg);
+    cfg.model.hier.half_life_ms = 0; /* no forgetting: a static posterior */
+    cfg.model.hier.max_regions = 128;
+    return cfg.model.hier;
+}
+
+/* Reference posterior expectations for region j. */
+typedef struct {
+    double mean_theta, p_exceed, mean_mu, mean_shrink, cdf_lo;
+} ref_t;
+
+static double rat_loglik(double a, double b)
+{
+    double s = 0.0;
+
+    for (int j = 0; j < NRAT; j++) {
+        s += gsl_sf_lnbeta(a + rat_y[j], b + rat_n[j] - rat_y[j]) -
+             gsl_sf_lnbeta(a, b);
+    }
+    return s;
+}
+
+static void reference(int j, double thr, double x_lo, ref_t *r)
+{
+    const int N = 200;
+    gsl_integration_glfixed_table *t = gsl_integration_glfixed_table_alloc(N);
+    double z = 0.0, mx = -INFINITY;
+    static double lp[200][200], A[200][200], B[200][200], wu[200], wv[200];
+
+    memset(r, 0, sizeof(*r));
+    for (int i = 0; i < N; i++) {
+        double u, v;
+        gsl_integration_glfixed_point(-6.0, 2.0, (size_t)i, &u, &wu[i], t);
+        for (int k = 0; k < N; k++) {
+            gsl_integration_glfixed_point(-3.0, 12.0, (size_t)k, &v, &wv[k], t);
+            A[i][k] = exp(v) / (1.0 + exp(-u));
+            B[i][k] = exp(v) / (1.0 + exp(u));
+            /* prior (a+b)^-2.5, Jacobian a*b */
+            lp[i][k] = rat_loglik(A[i][k], B[i][k]) - 2.5 * v +
+                       log(A[i][k]) + log(B[i][k]);
+            mx = fmax(mx, lp[i][k]);
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        for (int k = 0; k < N; k++) {
+            double w = wu[i] * wv[k] * exp(lp[i][k] - mx), a, b;
+            a = A[i][k] + rat_y[j];
+            b = B[i][k] + rat_n[j] - rat_y[j];
+            z += w;
+            r->mean_theta += w * a / (a + b);
+            r->p_exceed += w * gsl_cdf_beta_Q(thr, a, b);
+            r->mean_mu += w * A[i][k] / (A[i][k] + B[i][k]);
+            r->mean_shrink += w * (A[i][k] + B[i][k]) /
+                              (A[i][k] + B[i][k] + rat_n[j]);
+            r->cdf_lo += w * gsl_cdf_beta_P(x_lo, a, b);
+        }
+    }
+    r->mean_theta /= z, r->p_exceed /= z, r->mean_mu /= z;
+    r->mean_shrink /= z, r->cdf_lo /= z;
+    gsl_integration_glfixed_table_free(t);
+}
+
+static void test_rats_vs_numerical_integration(void **state)
+{
+    bw_hier_cfg_t cfg = hier_cfg();
+    bw_hier_t *h = bw_hier_new(&cfg, BW_HIER_COUNT, NULL, 0);
+    bw_hier_out_t out;
+    const int regions[] = {0, 45, 70, 67};
+    double pm, sp;
+
+    (void)state;
+    assert_non_null(h);
+    for (int j = 0; j < NRAT; j++) {
+        assert_int_equal(bw_hier_set(h, j, rat_y[j], rat_n[j]), BW_OK);
+    }
+    assert_int_equal(bw_hier_refresh(h), BW_OK);
+    bw_hier_hyper(h, &pm, &sp);
+    for (size_t q = 0; q < sizeof(regions) / sizeof(regions[0]); q++) {
+        int j = regions[q];
+        ref_t r;
+        assert_int_equal(bw_hier_region(h, j, 0.2, &out), BW_OK);
+        /* The reference CDF at the model's lower bound must be the tail. */
+        reference(j, 0.2, out.lower, &r);
+        print_message("rat %d: E[theta] %.6f (ref %.6f) P(>0.2) %.6f (ref "
+                      "%.6f) lower %.5f cdf %.6f\n",
+                      j, out.mean, r.mean_theta, out.p_slo, r.p_exceed,
+                      out.lower, r.cdf_lo);
+        assert_float_equal(out.mean, r.mean_theta, 1e-4 * r.mean_theta);
+        assert_float_equal(out.p_slo, r.p_exceed, 1e-4);
+        assert_float_equal(out.shrinkage, r.mean_shrink, 1e-4);
+        assert_float_equal(out.pop_mean, r.mean_mu, 1e-4 * r.mean_mu);
+        assert_float_equal(r.cdf_lo, 0.025, 1e-4);
+    }
+    bw_hier_destroy(h);
+}
+
+/* BDA3 sec. 5.3 / Fig. 5.4: the 71st experiment (4/14) is pulled from its
+ * raw 0.286 toward the population mean of about 0.14. */
+static void test_rats_shrinkage_direction(void **state)
+{
+    bw_hier_cfg_t cfg = hier_cfg();
+    bw_hier_t *h = bw_hier_new(&cfg, BW_HIER_COUNT, NULL, 0);
+    bw_hier_out_t out;
+
+    (void)state;
+    for (int j = 0; j < NRAT; j++) {
+        bw_hier_set(h, j, rat_y[j], rat_n[j]);
+    }
+    bw_hier_refresh(h);
+    bw_hier_region(h, 70, 0, &out);
+    assert_true(out.pop_mean > 0.13 && out.pop_mean < 0.16);
+    assert_true(out.mean < out.raw && out.mean > out.pop_mean);
+    assert_true(isnan(out.p_slo));
+    bw_hier_destroy(h);
+}
+
+/* Required behaviour: small regions shrink, big regions speak for
+ * themselves, and a region that is really different is flagged. */
+static void test_small_and_large_regions(void **state)
+{
+    bw_hier_cfg_t cfg = hier_cfg();
+    bw_hier_t *h = bw_hier_new(&cfg, BW_HIER_COUNT, NULL, 0);
+    bw_hier_out_t small, big, typical;
+    const double rates[8] = {0.0009, 0.0011, 0.001, 0.0012,
+                             0.0008, 0.001,  0.00105, 0.00095};
+
+    (void)state;
+    for (int j = 0; j < 8; j++) {
+        bw_hier_set(h, j, rates[j] * 100000, 100000);
+    }
+    bw_hier_set(h, 8, 1, 3);         /* 1 error in 3 requests */
+    bw_hier_set(h, 9, 400, 40000);   /* 1%: ten times the population */
+    bw_hier_refresh(h);
+    bw_hier_region(h, 8, 0.005, &small);
+    bw_hier_region(h, 9, 0.005, &big);
+    bw_hier_region(h, 2, 0.005, &typical);
+    print_message("1/3: mean %.5f shrink %.4f p_out %.4f; 400/40000: mean "
+                  "%.5f shrink %.4f p_out %.4f\n",
+                  small.mean, small.shrinkage, small.p_outlier, big.mean,
+                  big.shrinkage, big.p_outlier);
+    /* Shrunk toward the population: far closer to it than to its 1/3. */
+    assert_true(fabs(small.mean - small.pop_mean) <
+                0.05 * fabs(small.raw - small.pop_mean));
+    assert_true(small.shrinkage > 0.9);
+    assert_true(small.p_outlier < 0.5);      /* not flagged */
+    assert_true(small.p_slo < big.p_slo);
+    assert_float_equal(big.mean, 0.01, 0.0005); /* dominated by its data */
+    assert_true(big.shrinkage < 0.1);
+    assert_true(big.p_outlier > 0.99);
+    assert_true(big.p_slo > 0.99);
+    assert_true(typical.p_outlier < 0.05);
+    assert_true(big.lower < 0.01 && big.upper > 0.01);
+    bw_hier_destroy(h);
+}
+
+/* Forgetting: after a long quiet period old data weigh little. */
+static void test_forgetting(void **state)
+{
+    bw_hier_cfg_t cfg = hier_cfg();
+    bw_hier_t *h;
+    bw_hier_out_t out;
+
+    (void)state;
+    cfg.half_life_ms = 1000;
+    h = bw_hier_new(&cfg, BW_HIER_COUNT, NULL, 0);
+    bw_hier_observe(h, 0, 0, 500, 1000, 0, &out);
+    bw_hier_observe(h, 1, 0, 1, 1000, 0, &out);
+    bw_hier_observe(h, 0, 3000, 10, 1000, 0, &out);
+    /* 1000 trials at 0 ms decayed by 2^-3 plus 1000 new ones. */
+    assert_float_equal(out.n_eff, 1125.0, 1e-9);
+    assert_int_equal(bw_hier_observe(h, 0, 3000, 5, 4, 0, &out), BW_ERR_RANGE);
+    assert_int_equal(bw_hier_observe(h, 99999, 3000, 1, 4, 0, &out),
+                     BW_ERR_RANGE);
+    bw_hier_destroy(h);
+}
+
+/*
+ * Normal hierarchy vs 1-D numerical integration over tau (adaptive QAGS,
+ * independent of the model's grid): regions' means with known standard
+ * errors (within_prior_n = 0 and exact within variances).
+ */
+typedef struct {
+    const double *yb, *se2;
+    int n;
+    int which; /* 0 density, 1 density * E[theta_0 | tau] */
+} nm_ref_t;
+
+static double nm_integrand(double tau, void *p)
+{
+    const nm_ref_t *r = p;
+    double sw = 0.0, swy = 0.0, lp = 0.0, mu, vmu, B;
+
+    for (int j = 0; j < r->n; j++) {
+        sw += 1.0 / (r->se2[j] + tau * tau);
+        swy += r->yb[j] / (r->se2[j] + tau * tau);
+    }
+    mu = swy / sw;
+    vmu = 1.0 / sw;
+    for (int j = 0; j < r->n; j++) {
+        double v = r->se2[j] + tau * tau;
+        lp += -0.5 * log(v) - 0.5 * (r->yb[j] - mu) * (r->yb[j] - mu) / v;
+    }
+    lp += 0.5 * log(vmu);
+    if (r->which == 0) {
+        return exp(lp);
+    }
+    B = r->se2[0] / (r->se2[0] + tau * tau);
+    return exp(lp) * ((1 - B) * r->yb[0] + B * mu);
+}
+
+static void test_normal_vs_integration(void **state)
+{
+    bw_hier_cfg_t cfg = hier_cfg();
+    bw_hier_t *h;
+    bw_hier_out_t out;
+    /* Each region: values x_j +- d_j, so mean x_j and within var d_j^2. */
+    const double x[6] = {5.0, 5.4, 4.6, 6.1, 5.2, 4.9}, d[6] = {1, 2, 1, 1, 3, 1};
+    double yb[6], se2[6], z, num, err;
+    gsl_integration_workspace *w = gsl_integration_workspace_alloc(1000);
+    gsl_function f;
+    nm_ref_t r = {yb, se2, 6, 0};
+
+    (void)state;
+    cfg.within_prior_n = 0;
+    cfg.grid = 101; /* the normal model uses 4 * grid points in tau */
+    h = bw_hier_new(&cfg, BW_HIER_NORMAL, NULL, 0);
+    for (int j = 0; j < 6; j++) {
+        bw_hier_observe(h, j, 0, x[j] - d[j], 0, 0, &out);
+        bw_hier_observe(h, j, 0, x[j] + d[j], 0, 0, &out);
+        yb[j] = x[j];
+        se2[j] = d[j] * d[j] / 2.0; /* within var d^2 over 2 values */
+    }
+    bw_hier_region(h, 0, 0, &out);
+    f.function = nm_integrand;
+    f.params = &r;
+    gsl_integration_qags(&f, 0.0, 100.0, 1e-12, 1e-10, 1000, w, &z, &err);
+    r.which = 1;
+    gsl_integration_qags(&f, 0.0, 100.0, 1e-12, 1e-10, 1000, w, &num, &err);
+    print_message("normal: E[theta_0] %.6f ref %.6f\n", out.mean, num / z);
+    /* The model truncates tau at 3 * range + 3 * max se (~11): the
+     * posterior mass beyond is < 1e-3 here, so 1e-3 relative. */
+    assert_float_equal(out.mean, num / z, 1e-3 * fabs(num / z));
+    assert_true(out.shrinkage > 0.0 && out.shrinkage < 1.0);
+    gsl_integration_workspace_free(w);
+    bw_hier_destroy(h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rats_vs_numerical_integration),
+        cmocka_unit_test(test_rats_shrinkage_direction),
+        cmocka_unit_test(test_small_and_large_regions),
+        cmocka_unit_test(test_forgetting),
+        cmocka_unit_test(test_normal_vs_integration),
+    };
+
+    gsl_set_error_handler_off();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,453 @@
+/*
+ * Particle filter vs exact references:
+ *  - Rao-Blackwellised, Gaussian, known scale: every particle is the exact
+ *    Kalman filter (to rounding);
+ *  - learned scale: the conjugate DLM with unknown variance (West &
+ *    Harrison 1997, 4.6), written out here independently;
+ *  - sampled state (rao_blackwell = false): posterior mean and variance of
+ *    the level within Monte Carlo error of the Kalman filter at every step,
+ *    the error measured over independent replicates;
+ *  - regime switching: P(anomalous | y_1:t) vs exhaustive enumeration of
+ *    all 3^(T-1) regime histories.
+ */
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_randist.h>
+
+#include "testutil.h"
+
+#define T_STEPS 60
+#define REPS 16
+#define STEP_MS 1000
+
+static void simulate_local_level(double q, double sigma, uint64_t seed,
+                                 double *y, int n)
+{
+    bw_rng_t rng;
+    double level = 10.0;
+
+    bw_rng_seed(&rng, seed);
+    for (int t = 0; t < n; t++) {
+        level += sqrt(q) * sigma * bw_rng_gauss(&rng);
+        y[t] = level + sigma * bw_rng_gauss(&rng);
+    }
+}
+
+/* Exact Kalman filter for the local level model, started like the PF. */
+static void kalman(const double *y, int n, double q, double s2, double c0,
+                   double *m, double *v)
+{
+    m[0] = y[0];
+    v[0] = c0 * s2;
+    for (int t = 1; t < n; t++) {
+        double r = v[t - 1] + q * s2, k = r / (r + s2);
+        m[t] = m[t - 1] + k * (y[t] - m[t - 1]);
+        v[t] = r - k * r;
+    }
+}
+
+static bw_pf_cfg_t gaussian_cfg(int particles, bool rb)
+{
+    bw_pf_cfg_t c = test_pf_cfg();
+
+    c.particles = particles;
+    c.rao_blackwell = rb;
+    c.t_dof = 0;
+    c.p_spike = c.p_shift = 0;
+    c.learn_scale = false;
+    c.scale_prior = 1.5;
+    c.level_ratio = 0.3;
+    c.init_level_var = 1.0;
+    c.warmup = 0;
+    return c;
+}
+
+static void run_filter(const bw_pf_cfg_t *c, uint64_t seed, const double *y,
+                       int n, double *m, double *v)
+{
+    bw_pf_t *pf = bw_pf_new(c, seed, NULL, 0);
+    bw_pf_ws_t *ws = bw_pf_ws_new(c);
+    bw_pf_out_t out;
+
+    assert_non_null(pf);
+    assert_non_null(ws);
+    for (int t = 0; t < n; t++) {
+        assert_int_equal(bw_pf_update(pf, ws, (int64_t)t * STEP_MS, y[t], &out),
+                         BW_OK);
+        bw_pf_level(pf, &m[t], &v[t]);
+    }
+    bw_pf_ws_destroy(ws);
+    bw_pf_destroy(pf);
+}
+
+static void test_rb_equals_kalman(void **state)
+{
+    bw_pf_cfg_t c = gaussian_cfg(32, true);
+    double y[T_STEPS], m[T_STEPS], v[T_STEPS], km[T_STEPS], kv[T_STEPS];
+
+    (void)state;
+    simulate_local_level(c.level_ratio, c.scale_prior, 7, y, T_STEPS);
+    kalman(y, T_STEPS, c.level_ratio, c.scale_prior * c.scale_prior,
+           c.init_level_var, km, kv);
+    run_filter(&c, 1, y, T_STEPS, m, v);
+    for (int t = 0; t < T_STEPS; t++) {
+        assert_float_equal(m[t], km[t], 1e-9 * (1 + fabs(km[t])));
+        assert_float_equal(v[t], kv[t], 1e-9 * kv[t]);
+    }
+}
+
+/*
+ * Sampled-state filter: at every step the replicate average of the
+ * posterior mean (and variance) must be within 5 standard errors of the
+ * Kalman value. The standard error is estimated from the REPS replicates;
+ * it is floored at half the error pooled over all steps so one unluckily
+ * tight replicate set cannot make the bound vanish.
+ */
+static void check_mc(const double est[REPS][T_STEPS], const double *exact,
+                     const char *what)
+{
+    double pooled = 0.0;
+
+    for (int t = 1; t < T_STEPS; t++) {
+        double col[REPS], mu, se;
+        for (int r = 0; r < REPS; r++) {
+            col[r] = est[r][t];
+        }
+        mean_se(col, REPS, &mu, &se);
+        pooled += se * se / (T_STEPS - 1);
+    }
+    pooled = sqrt(pooled);
+    for (int t = 1; t < T_STEPS; t++) {
+        double col[REPS], mu, se;
+        for (int r = 0; r < REPS; r++) {
+            col[r] = est[r][t];
+        }
+        mean_se(col, REPS, &mu, &se);
+        se = fmax(se, 0.5 * pooled);
+        if (fabs(mu - exact[t]) > 5.0 * se) {
+            fail_msg("%s at step %d: pf %.6f vs exact %.6f (5 se = %.6f)", what,
+                     t, mu, exact[t], 5.0 * se);
+        }
+    }
+}
+
+static void test_sampled_within_mc_error(void **state)
+{
+    bw_pf_cfg_t c = gaussian_cfg(1000, false);
+    static double ms[REPS][T_STEPS], vs[REPS][T_STEPS];
+    double y[T_STEPS], km[T_STEPS], kv[T_STEPS];
+
+    (void)state;
+    simulate_local_level(c.level_ratio, c.scale_prior, 11, y, T_STEPS);
+    kalman(y, T_STEPS, c.level_ratio, c.scale_prior * c.scale_prior,
+           c.init_level_var, km, kv);
+    for (int r = 0; r < REPS; r++) {
+        run_filter(&c, 100 + r, y, T_STEPS, ms[r], vs[r]);
+    }
+    check_mc((const double(*)[T_STEPS])ms, km, "posterior mean");
+    check_mc((const double(*)[T_STEPS])vs, kv, "posterior variance");
+}
+
+/* The sampled filter must not agree with a wrong model (the test can fail). */
+static void test_sampled_detects_wrong_variance(void **state)
+{
+    bw_pf_cfg_t c = gaussian_cfg(1000, false);
+    double y[T_STEPS], km[T_STEPS], kv[T_STEPS], m[T_STEPS], v[T_STEPS];
+    int off = 0;
+
+    (void)state;
+    simulate_local_level(c.level_ratio, c.scale_prior, 11, y, T_STEPS);
+    kalman(y, T_STEPS, 2.0 * c.level_ratio, c.scale_prior * c.scale_prior,
+           c.init_level_var, km, kv);
+    run_filter(&c, 100, y, T_STEPS, m, v);
+    for (int t = 1; t < T_STEPS; t++) {
+        off += fabs(v[t] - kv[t]) > 0.1 * kv[t];
+    }
+    assert_true(off > T_STEPS / 2);
+}
+
+/* Conjugate DLM with unknown, discounted observational variance. */
+static void test_learned_scale_matches_conjugate_dlm(void **state)
+{
+    bw_pf_cfg_t c = gaussian_cfg(8, true);
+    double y[T_STEPS], q;
+    double m, cs, n, d, s0;
+    bw_pf_t *pf;
+    bw_pf_ws_t *ws;
+    bw_pf_out_t out;
+
+    (void)state;
+    c.learn_scale = true;
+    c.scale_prior = 0.05;
+    c.scale_prior_dof = 2.0;
+    c.scale_discount = 0.98;
+    q = c.level_ratio;
+    simulate_local_level(q, 0.7, 3, y, T_STEPS);
+    pf = bw_pf_new(&c, 5, NULL, 0);
+    ws = bw_pf_ws_new(&c);
+    s0 = c.scale_prior * fabs(y[0]);
+    m = y[0], cs = c.init_level_var, n = c.scale_prior_dof, d = n * s0 * s0;
+    assert_int_equal(bw_pf_update(pf, ws, 0, y[0], &out), BW_OK);
+    for (int t = 1; t < T_STEPS; t++) {
+        double r, qq, e, pm, pv, dens;
+        n *= c.scale_discount;
+        d *= c.scale_discount;
+        r = cs + q;
+        qq = r + 1.0;
+        e = y[t] - m;
+        dens = gsl_ran_tdist_pdf(e / sqrt(qq * d / n), n) / sqrt(qq * d / n);
+        m += r / qq * e;
+        cs = r - r * r / qq;
+        d += e * e / qq;
+        n += 1.0;
+        assert_int_equal(
+            bw_pf_update(pf, ws, (int64_t)t * STEP_MS, y[t], &out), BW_OK);
+        bw_pf_level(pf, &pm, &pv);
+        assert_float_equal(pm, m, 1e-9 * (1 + fabs(m)));
+        assert_float_equal(pv, cs * d / n, 1e-9 * cs * d / n);
+        assert_float_equal(out.surprise, -log(dens), 1e-9);
+    }
+    bw_pf_ws_destroy(ws);
+    bw_pf_destroy(pf);
+}
+
+/* ---- regime switching vs exhaustive enumeration ---------------------------- */
+
+#define EN_T 8
+#define EN_MAX 2187 /* 3^7 */
+
+typedef struct {
+    double logw, m, c;
+} hist_t;
+
+/* Exact filter: every regime history kept. Returns P(anomalous) per step. */
+static void enumerate(const bw_pf_cfg_t *c, const double *y, double *p)
+{
+    static hist_t h[EN_MAX], nh[EN_MAX * 3];
+    double pri[3] = {1.0 - c->p_spike - c->p_shift, c->p_spike, c->p_shift};
+    double v[3] = {1.0, c->spike_scale * c->spike_scale, 1.0};
+    double w[3] = {0.0, 0.0, c->shift_scale * c->shift_scale};
+    double s2 = c->scale_prior * c->scale_prior;
+    int nhist = 1;
+
+    h[0].logw = 0.0, h[0].m = y[0], h[0].c = c->init_level_var;
+    p[0] = 0.0;
+    for (int t = 1; t < EN_T; t++) {
+        double tot = 0.0, anom = 0.0, mx = -INFINITY;
+        int k = 0;
+        for (int i = 0; i < nhist; i++) {
+            for (int j = 0; j < 3; j++, k++) {
+                double r = h[i].c + c->level_ratio + w[j], qv = r + v[j];
+                double e = y[t] - h[i].m;
+                nh[k].logw = h[i].logw + log(pri[j]) -
+                             0.5 * log(2 * M_PI * qv * s2) -
+                             0.5 * e * e / (qv * s2);
+                nh[k].m = h[i].m + r / qv * e;
+                nh[k].c = r - r * r / qv;
+                mx = fmax(mx, nh[k].logw);
+            }
+        }
+        for (int i = 0; i < k; i++) {
+            double wi = exp(nh[i].logw - mx);
+            tot += wi;
+            anom += (i % 3 != 0) ? wi : 0.0;
+        }
+        p[t] = anom / tot;
+        for (int i = 0; i < k; i++) {
+            h[i] = nh[i];
+            h[i].logw -= mx;
+        }
+        nhist = k;
+    }
+}
+
+static void test_regimes_match_enumeration(void **state)
+{
+    bw_pf_cfg_t c = gaussian_cfg(2000, true);
+    const double y[EN_T] = {0.0, 0.3, -0.2, 6.0, 0.1, 5.5, 5.7, 5.4};
+    double exact[EN_T];
+    static double est[REPS][T_STEPS];
+
+    (void)state;
+    c.p_spike = 0.05;
+    c.p_shift = 0.03;
+    c.spike_scale = 4.0;
+    c.shift_scale = 4.0;
+    c.scale_prior = 1.0;
+    c.level_ratio = 0.05;
+    enumerate(&c, y, exact);
+    for (int r = 0; r < REPS; r++) {
+        bw_pf_t *pf = bw_pf_new(&c, 900 + r, NULL, 0);
+        bw_pf_ws_t *ws = bw_pf_ws_new(&c);
+        bw_pf_out_t out;
+        for (int t = 0; t < EN_T; t++) {
+            assert_int_equal(
+                bw_pf_update(pf, ws, (int64_t)t * STEP_MS, y[t], &out), BW_OK);
+            est[r][t] = out.p_anomaly;
+        }
+        /* The first step after the start is deterministic: exact. */
+        assert_float_equal(est[r][1], exact[1], 1e-12);
+        bw_pf_ws_destroy(ws);
+        bw_pf_destroy(pf);
+    }
+    for (int t = 0; t < EN_T; t++) {
+        print_message("exact p_anomaly[%d] = %.6f\n", t, exact[t]);
+    }
+    /* The spike at t=3 and the shift at t=5 are seen; t=7 is normal. */
+    assert_true(exact[3] > 0.9 && exact[5] > 0.5 && exact[7] < 0.2);
+    for (int t = 2; t < EN_T; t++) {
+        double col[REPS], mu, se;
+        for (int r = 0; r < REPS; r++) {
+            col[r] = est[r][t];
+        }
+        mean_se(col, REPS, &mu, &se);
+        if (fabs(mu - exact[t]) > 5.0 * se + 1e-12) {
+            fail_msg("step %d: pf %.6f exact %.6f se %.2g", t, mu, exact[t],
+                     se);
+        }
+    }
+}
+
+/* ---- robustness and bookkeeping -------------------------------------------- */
+
+static void test_outlier_does_not_drag_level(void **state)
+{
+    bw_pf_cfg_t c = test_pf_cfg();
+    bw_pf_t *pf = bw_pf_new(&c, 1, NULL, 0);
+    bw_pf_ws_t *ws = bw_pf_ws_new(&c);
+    bw_pf_out_t out;
+    bw_rng_t rng;
+    double before, after, v;
+    int t;
+
+    (void)state;
+    bw_rng_seed(&rng, 3);
+    for (t = 0; t < 300; t++) {
+        bw_pf_update(pf, ws, (int64_t)t * 60000, 100 + bw_rng_gauss(&rng), &out);
+    }
+    bw_pf_level(pf, &before, &v);
+    bw_pf_update(pf, ws, (int64_t)t++ * 60000, 160.0, &out);
+    assert_true(out.p_anomaly > 0.99);
+    assert_int_equal(out.direction, BW_DIR_SPIKE);
+    assert_true(out.p_value < 1e-6);
+    /* Back to normal: the next event is not anomalous, and the level is
+     * where it was (at the outlier itself the posterior is still a
+     * spike/shift mixture: that is the honest answer then). */
+    bw_pf_update(pf, ws, (int64_t)t++ * 60000, 100.2, &out);
+    assert_true(out.p_anomaly < 0.05);
+    bw_pf_level(pf, &after, &v);
+    assert_true(fabs(after - before) < 0.5);
+    bw_pf_ws_destroy(ws);
+    bw_pf_destroy(pf);
+}
+
+static void test_level_shift_is_absorbed(void **state)
+{
+    bw_pf_cfg_t c = test_pf_cfg();
+    bw_pf_t *pf = bw_pf_new(&c, 1, NULL, 0);
+    bw_pf_ws_t *ws = bw_pf_ws_new(&c);
+    bw_pf_out_t out;
+    bw_rng_t rng;
+    double lv, v;
+    int t, alarms = 0;
+
+    (void)state;
+    bw_rng_seed(&rng, 4);
+    for (t = 0; t < 300; t++) {
+        bw_pf_update(pf, ws, (int64_t)t * 60000, 100 + bw_rng_gauss(&rng), &out);
+    }
+    for (; t < 340; t++) {
+        bw_pf_update(pf, ws, (int64_t)t * 60000, 130 + bw_rng_gauss(&rng), &out);
+        alarms += out.p_anomaly > 0.5;
+        if (t == 300) {
+            assert_true(out.direction == BW_DIR_SPIKE ||
+                        out.direction == BW_DIR_SHIFT_UP);
+        }
+    }
+    bw_pf_level(pf, &lv, &v);
+    assert_true(fabs(lv - 130) < 1.0);
+    assert_true(alarms <= 3); /* the shift is flagged, not every later event */
+    assert_true(alarms >= 1);
+    bw_pf_ws_destroy(ws);
+    bw_pf_destroy(pf);
+}
+
+static void test_late_and_gap(void **state)
+{
+    bw_pf_cfg_t c = test_pf_cfg();
+    bw_pf_t *pf = bw_pf_new(&c, 1, NULL, 0);
+    bw_pf_ws_t *ws = bw_pf_ws_new(&c);
+    bw_pf_out_t out;
+    bw_rng_t rng;
+    uint8_t *a = NULL, *b = NULL;
+    bw_wbuf_t w1 = {0}, w2 = {0};
+    int t;
+
+    (void)state;
+    bw_rng_seed(&rng, 5);
+    for (t = 0; t < 200; t++) {
+        bw_pf_update(pf, ws, (int64_t)t * 60000, 50 + bw_rng_gauss(&rng), &out);
+    }
+    bw_pf_save(pf, &w1);
+    assert_int_equal(bw_pf_update(pf, ws, 1000, 80.0, &out), BW_ERR_LATE);
+    assert_int_equal(bw_pf_late(pf), 1);
+    bw_pf_save(pf, &w2);
+    /* Only the late counter changed. */
+    assert_int_equal(w1.len, w2.len);
+    a = w1.data, b = w2.data;
+    assert_int_not_equal(memcmp(a, b, w1.len), 0);
+    /* A week-long gap, then the random walk has drifted a little: no alarm. */
+    assert_int_equal(bw_pf_update(pf, ws, (int64_t)(t + 10080) * 60000, 53.0,
+                                  &out),
+                     BW_OK);
+    assert_true(out.p_anomaly < 0.2);
+    assert_int_equal(bw_pf_update(pf, ws, 0, NAN, &out), BW_ERR_RANGE);
+    bw_wbuf_free(&w1);
+    bw_wbuf_free(&w2);
+    bw_pf_ws_destroy(ws);
+    bw_pf_destroy(pf);
+}
+
+static void test_warmup_no_alarm_flood(void **state)
+{
+    bw_pf_cfg_t c = test_pf_cfg();
+    bw_rng_t rng;
+    int alarms = 0;
+
+    (void)state;
+    bw_rng_seed(&rng, 6);
+    for (int s = 0; s < 50; s++) {
+        bw_pf_t *pf = bw_pf_new(&c, (uint64_t)s, NULL, 0);
+        bw_pf_ws_t *ws = bw_pf_ws_new(&c);
+        bw_pf_out_t out;
+        double base = 10.0 + 1000.0 * bw_rng_uniform(&rng);
+        double sd = base * (0.01 + 0.3 * bw_rng_uniform(&rng));
+        for (int t = 0; t < c.warmup; t++) {
+            bw_pf_update(pf, ws, (int64_t)t * 60000,
+                         base + sd * bw_rng_gauss(&rng), &out);
+            assert_true(out.warmup);
+            alarms += out.p_anomaly > 0.5;
+        }
+        bw_pf_ws_destroy(ws);
+        bw_pf_destroy(pf);
+    }
+    /* 50 clean series x warmup events: at most a handful above 0.5. */
+    assert_true(alarms <= 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rb_equals_kalman),
+        cmocka_unit_test(test_learned_scale_matches_conjugate_dlm),
+        cmocka_unit_test(test_sampled_within_mc_error),
+        cmocka_unit_test(test_sampled_detects_wrong_variance),
+        cmocka_unit_test(test_regimes_match_enumeration),
+        cmocka_unit_test(test_outlier_does_not_drag_level),
+        cmocka_unit_test(test_level_shift_is_absorbed),
+        cmocka_unit_test(test_late_and_gap),
+        cmocka_unit_test(test_warmup_no_alarm_flood),
+    };
+
+    gsl_set_error_handler_off();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
