@@ -32,6 +32,7 @@
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_sf_gamma.h>
+#include <gsl/gsl_sf_psi.h>
 
 #include "bayeswatch/model.h"
 
@@ -53,6 +54,7 @@ struct bw_hier_s {
     double *w, *ga, *gb, *gq; /* weight, alpha|mu, beta|tau, pop quantile */
     int *act;
     int nact;
+    double *ca, *cb, *cl, *cw; /* one region's mixture components */
     double pop_mean, spread;
 };
 
@@ -87,9 +89,12 @@ static double beta_cdf(double x, double a, double b)
  */
 static double beta_quantile(double p, double a, double b)
 {
-    double lo = -745.0, hi = 745.0, m = a / (a + b), x;
+    double lo = -745.0, hi = 745.0, x;
 
-    x = log(m) - log1p(-m);
+    /* Start from the normal approximation of logit(theta), whose mean and
+     * variance are digamma(a) - digamma(b) and trigamma(a) + trigamma(b). */
+    x = gsl_sf_psi(a) - gsl_sf_psi(b) +
+        gsl_cdf_ugaussian_Pinv(p) * sqrt(gsl_sf_psi_1(a) + gsl_sf_psi_1(b));
     if (!isfinite(x)) {
         x = 0.0;
     }
@@ -130,7 +135,7 @@ bw_hier_t *bw_hier_new(const bw_hier_cfg_t *cfg, bw_hier_kind_t kind,
                               : 4 * (size_t)cfg->grid;
     h->npts = (int)g;
     h->y = bw_calloc(3 * (size_t)h->nr, sizeof(double));
-    h->w = bw_calloc(4 * g, sizeof(double));
+    h->w = bw_calloc(8 * g, sizeof(double));
     h->act = bw_calloc(g, sizeof(int));
     if (h->y == NULL || h->w == NULL || h->act == NULL) {
         goto fail;
@@ -140,6 +145,10 @@ bw_hier_t *bw_hier_new(const bw_hier_cfg_t *cfg, bw_hier_kind_t kind,
     h->ga = h->w + g;
     h->gb = h->ga + g;
     h->gq = h->gb + g;
+    h->ca = h->gq + g;
+    h->cb = h->ca + g;
+    h->cl = h->cb + g;
+    h->cw = h->cl + g;
     return h;
 fail:
     bw_hier_destroy(h);
@@ -161,7 +170,7 @@ void bw_hier_destroy(bw_hier_t *h)
 size_t bw_hier_memory(const bw_hier_t *h)
 {
     return sizeof(*h) + 3 * (size_t)h->nr * sizeof(double) +
-           (size_t)h->npts * (4 * sizeof(double) + sizeof(int));
+           (size_t)h->npts * (8 * sizeof(double) + sizeof(int));
 }
 
 void bw_hier_hyper(const bw_hier_t *h, double *pop_mean, double *spread)
@@ -328,6 +337,15 @@ static void normalise(bw_hier_t *h, const double *lp)
     }
 }
 
+/* Population outlier thresholds of the active grid points. */
+static void bb_quantiles(bw_hier_t *h)
+{
+    for (int a = 0; a < h->nact; a++) {
+        int g = h->act[a];
+        h->gq[g] = beta_quantile(h->cfg->outlier_quantile, h->ga[g], h->gb[g]);
+    }
+}
+
 static bw_err_t bb_refresh(bw_hier_t *h)
 {
     int G = h->cfg->grid;
@@ -351,7 +369,6 @@ static bw_err_t bb_refresh(bw_hier_t *h)
     for (int a = 0; a < h->nact; a++) {
         int g = h->act[a];
         double al = h->ga[g], be = h->gb[g];
-        h->gq[g] = beta_quantile(h->cfg->outlier_quantile, al, be);
         pm += h->w[g] * al / (al + be);
         pk += h->w[g] * (al + be);
     }
@@ -508,14 +525,6 @@ static double comp_cdf(const bw_hier_t *h, const comp_t *c, double x)
     return gsl_cdf_gaussian_P(x - c->a, sqrt(c->b));
 }
 
-static double comp_pdf(const bw_hier_t *h, const comp_t *c, double x)
-{
-    if (h->kind == BW_HIER_COUNT) {
-        return gsl_ran_beta_pdf(x, c->a, c->b);
-    }
-    return gsl_ran_gaussian_pdf(x - c->a, sqrt(c->b));
-}
-
 static void comp_moments(const bw_hier_t *h, const comp_t *c, double *m,
                          double *v)
 {
@@ -529,31 +538,48 @@ static void comp_moments(const bw_hier_t *h, const comp_t *c, double *m,
     }
 }
 
-/* Quantile p of the region's grid mixture by safeguarded Newton. */
-static double mixture_quantile(const bw_hier_t *h, int j, double vpool,
-                               double p, double mean, double var)
+/* Mixture CDF and density at x from the precomputed components. */
+static void mix_eval(const bw_hier_t *h, double x, double *F, double *f)
 {
-    double lo = h->kind == BW_HIER_COUNT ? 0.0 : mean - 40 * sqrt(var);
-    double hi = h->kind == BW_HIER_COUNT ? 1.0 : mean + 40 * sqrt(var);
+    double sf = 0.0, sd = 0.0;
+
+    for (int a = 0; a < h->nact; a++) {
+        double ca = h->ca[a], cb = h->cb[a];
+        if (h->kind == BW_HIER_COUNT) {
+            sf += h->cw[a] * beta_cdf(x, ca, cb);
+            sd += h->cw[a] * exp((ca - 1.0) * log(x) + (cb - 1.0) * log1p(-x) -
+                                 h->cl[a]);
+        } else {
+            double z = (x - ca) / h->cl[a];
+            sf += h->cw[a] * gsl_cdf_ugaussian_P(z);
+            sd += h->cw[a] * exp(-0.5 * z * z) / (h->cl[a] * sqrt(2 * M_PI));
+        }
+    }
+    *F = sf;
+    *f = sd;
+}
+
+/* Quantile p of the region's grid mixture by safeguarded Newton. */
+static double mixture_quantile(const bw_hier_t *h, double p, double mean,
+                               double var)
+{
+    bool cnt = h->kind == BW_HIER_COUNT;
+    double lo = cnt ? 0.0 : mean - 40 * sqrt(var);
+    double hi = cnt ? 1.0 : mean + 40 * sqrt(var);
     double x = mean + gsl_cdf_ugaussian_Pinv(p) * sqrt(var);
 
-    for (int it = 0; it < 60; it++) {
-        double F = 0.0, f = 0.0, xn;
+    for (int it = 0; it < 100; it++) {
+        double F, f, xn;
         if (!(x > lo && x < hi)) {
             x = 0.5 * (lo + hi);
         }
-        for (int a = 0; a < h->nact; a++) {
-            comp_t c;
-            component(h, j, h->act[a], vpool, &c);
-            F += h->w[h->act[a]] * comp_cdf(h, &c, x);
-            f += h->w[h->act[a]] * comp_pdf(h, &c, x);
-        }
+        mix_eval(h, x, &F, &f);
         if (F < p) {
             lo = x;
         } else {
             hi = x;
         }
-        xn = f > 0 ? x - (F - p) / f : 0.5 * (lo + hi);
+        xn = (f > 0 && isfinite(f)) ? x - (F - p) / f : 0.5 * (lo + hi);
         if (!(xn > lo && xn < hi)) {
             xn = 0.5 * (lo + hi);
         }
@@ -592,6 +618,9 @@ static double loo_outlier(bw_hier_t *h, int j)
     vpool = h->kind == BW_HIER_NORMAL ? pooled_within(h) : 0.0;
     bw_hier_refresh(h);
     h->y[j] = yj, h->n[j] = nj, h->s2[j] = s2j;
+    if (h->kind == BW_HIER_COUNT) {
+        bb_quantiles(h);
+    }
     for (int a = 0; a < h->nact; a++) {
         comp_t c;
         component(h, j, h->act[a], vpool, &c);
@@ -620,6 +649,11 @@ bw_err_t bw_hier_region(bw_hier_t *h, int j, double slo, bw_hier_out_t *out)
         comp_t c;
         component(h, j, g, vpool, &c);
         comp_moments(h, &c, &cm, &cv);
+        h->ca[a] = c.a;
+        h->cb[a] = c.b;
+        h->cw[a] = w;
+        h->cl[a] = h->kind == BW_HIER_COUNT ? gsl_sf_lnbeta(c.a, c.b)
+                                            : sqrt(c.b);
         m += w * cm;
         m2 += w * (cv + cm * cm);
         sh += w * c.shrink;
@@ -627,8 +661,8 @@ bw_err_t bw_hier_region(bw_hier_t *h, int j, double slo, bw_hier_out_t *out)
         psd += w * c.pop_sd;
     }
     out->mean = m;
-    out->lower = mixture_quantile(h, j, vpool, tail, m, m2 - m * m);
-    out->upper = mixture_quantile(h, j, vpool, 1.0 - tail, m, m2 - m * m);
+    out->lower = mixture_quantile(h, tail, m, m2 - m * m);
+    out->upper = mixture_quantile(h, 1.0 - tail, m, m2 - m * m);
     out->raw = h->y[j] / h->n[j];
     out->shrinkage = sh;
     out->p_slo = slo > 0.0 ? fmin(fmax(ps, 0.0), 1.0) : NAN;

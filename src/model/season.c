@@ -34,6 +34,9 @@ int bw__season_init(bw_season_t *s, const bw_season_cfg_t *cfg,
     }
     s->wt = s->mean + cfg->bins;
     s->last = s->wt + cfg->bins;
+    for (int b = 0; b < cfg->bins; b++) {
+        s->last[b] = NAN; /* never seen */
+    }
     return 0;
 }
 
@@ -96,7 +99,7 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
         return;
     }
     b = bin_of(s, t_ms);
-    if (s->wt[b] <= 0.0) {
+    if (isnan(s->last[b])) {
         s->seen++;
         s->last[b] = y;
         s->last_sum += y;

@@ -64,9 +64,10 @@ static void reference(int j, double thr, double x_lo, ref_t *r)
     gsl_integration_glfixed_table *t = gsl_integration_glfixed_table_alloc(N);
     double z = 0.0, mx = -INFINITY;
     static double lp[200][200], A[200][200], B[200][200], wu[200], wv[200];
+    static int done;
 
     memset(r, 0, sizeof(*r));
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < N && !done; i++) {
         double u, v;
         gsl_integration_glfixed_point(-6.0, 2.0, (size_t)i, &u, &wu[i], t);
         for (int k = 0; k < N; k++) {
@@ -76,6 +77,11 @@ static void reference(int j, double thr, double x_lo, ref_t *r)
             /* prior (a+b)^-2.5, Jacobian a*b */
             lp[i][k] = rat_loglik(A[i][k], B[i][k]) - 2.5 * v +
                        log(A[i][k]) + log(B[i][k]);
+        }
+    }
+    done = 1;
+    for (int i = 0; i < N; i++) {
+        for (int k = 0; k < N; k++) {
             mx = fmax(mx, lp[i][k]);
         }
     }

@@ -1,0 +1,249 @@
+/*
+ * Model state: run half a series, save, load into a fresh model, run the
+ * rest -> output bit-identical to an uninterrupted run. Corrupt, truncated,
+ * wrong-kind, wrong-shape and unknown-version blobs are rejected. Cleanup
+ * paths are exercised by failing the Nth allocation.
+ */
+#include <gsl/gsl_errno.h>
+
+#include "bayeswatch/engine.h"
+#include "bayeswatch/state.h"
+#include "testutil.h"
+
+#define N_EV 3000
+#define HALF 1700
+
+static double series_value(bw_rng_t *rng, int t)
+{
+    double v = 100 + 10 * sin(2 * M_PI * t / 288.0) + bw_rng_gauss(rng);
+
+    return (t % 500 == 250) ? v + 40 : v;
+}
+
+static void run_pf(const bw_pf_cfg_t *c, bw_pf_t *pf, bw_pf_ws_t *ws, int from,
+                   int to, bw_pf_out_t *outs)
+{
+    bw_rng_t rng;
+
+    bw_rng_seed(&rng, 77);
+    for (int t = 0; t < to; t++) {
+        double v = series_value(&rng, t);
+        if (t >= from) {
+            assert_int_equal(
+                bw_pf_update(pf, ws, (int64_t)t * 300000, v, &outs[t]), BW_OK);
+        }
+    }
+    (void)c;
+}
+
+static void test_pf_identity(void **state)
+{
+    bw_pf_cfg_t c = test_pf_cfg();
+    static bw_pf_out_t a[N_EV], b[N_EV];
+    bw_pf_t *pf1, *pf2, *pf3;
+    bw_pf_ws_t *ws = NULL;
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    char err[128];
+
+    (void)state;
+    c.daily.enabled = true;
+    c.weekly.enabled = true;
+    c.trend = true;
+    ws = bw_pf_ws_new(&c);
+    pf1 = bw_pf_new(&c, 42, NULL, 0);
+    run_pf(&c, pf1, ws, 0, N_EV, a);
+
+    memset(b, 0, sizeof(b));
+    pf2 = bw_pf_new(&c, 42, NULL, 0);
+    run_pf(&c, pf2, ws, 0, HALF, b);
+    assert_int_equal(bw_state_save_pf(pf2, &blob, &len), BW_OK);
+    bw_pf_destroy(pf2);
+    pf3 = bw_pf_new(&c, 999, NULL, 0); /* a different seed: the blob wins */
+    if (bw_state_load_pf(pf3, blob, len, err, sizeof(err)) != BW_OK) {
+        fail_msg("load: %s", err);
+    }
+    run_pf(&c, pf3, ws, HALF, N_EV, b);
+    assert_memory_equal(a, b, sizeof(a));
+    print_message("pf blob: %zu bytes (particles %d, daily+weekly)\n", len,
+                  c.particles);
+    bw_free(blob);
+    bw_pf_destroy(pf1);
+    bw_pf_destroy(pf3);
+    bw_pf_ws_destroy(ws);
+}
+
+static void test_rejects_bad_blobs(void **state)
+{
+    bw_pf_cfg_t c = test_pf_cfg(), c2;
+    bw_pf_t *pf = bw_pf_new(&c, 1, NULL, 0), *other;
+    bw_pf_ws_t *ws = bw_pf_ws_new(&c);
+    bw_pf_out_t out;
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    char err[128];
+
+    (void)state;
+    for (int t = 0; t < 10; t++) {
+        bw_pf_update(pf, ws, t * 1000, t, &out);
+    }
+    assert_int_equal(bw_state_save_pf(pf, &blob, &len), BW_OK);
+    /* flipped payload byte: checksum */
+    blob[40] ^= 0x10;
+    assert_int_equal(bw_state_load_pf(pf, blob, len, err, sizeof(err)),
+                     BW_ERR_CORRUPT);
+    assert_non_null(strstr(err, "checksum"));
+    blob[40] ^= 0x10;
+    /* truncated */
+    assert_int_equal(bw_state_load_pf(pf, blob, len - 1, err, sizeof(err)),
+                     BW_ERR_CORRUPT);
+    assert_int_equal(bw_state_load_pf(pf, blob, 3, err, sizeof(err)),
+                     BW_ERR_CORRUPT);
+    /* unknown version */
+    blob[4] = 99;
+    assert_int_equal(bw_state_load_pf(pf, blob, len, err, sizeof(err)),
+                     BW_ERR_VERSION);
+    assert_non_null(strstr(err, "version 99"));
+    blob[4] = BW_STATE_VERSION;
+    /* wrong kind */
+    {
+        bw_hier_cfg_t hc;
+        bw_config_t cfg;
+        bw_hier_t *h;
+        bw_config_defaults(&cfg);
+        hc = cfg.model.hier;
+        h = bw_hier_new(&hc, BW_HIER_COUNT, NULL, 0);
+        assert_int_equal(bw_state_load_hier(h, blob, len, err, sizeof(err)),
+                         BW_ERR_CORRUPT);
+        bw_hier_destroy(h);
+    }
+    /* a filter of another shape */
+    c2 = c;
+    c2.particles = 32;
+    other = bw_pf_new(&c2, 1, NULL, 0);
+    assert_int_equal(bw_state_load_pf(other, blob, len, err, sizeof(err)),
+                     BW_ERR_CORRUPT);
+    /* the intact blob still loads */
+    assert_int_equal(bw_state_load_pf(pf, blob, len, err, sizeof(err)), BW_OK);
+    bw_pf_destroy(other);
+    bw_free(blob);
+    bw_pf_ws_destroy(ws);
+    bw_pf_destroy(pf);
+}
+
+static void test_hier_identity(void **state)
+{
+    bw_config_t cfg;
+    bw_hier_t *h1, *h2;
+    bw_hier_out_t a[400], b[400];
+    uint8_t *blob = NULL;
+    size_t len;
+    bw_rng_t rng;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    h1 = bw_hier_new(&cfg.model.hier, BW_HIER_COUNT, NULL, 0);
+    h2 = bw_hier_new(&cfg.model.hier, BW_HIER_COUNT, NULL, 0);
+    bw_rng_seed(&rng, 3);
+    for (int t = 0; t < 400; t++) {
+        int j = t % 5;
+        double n = 100 + 1000 * j, y = floor(n * 0.01 * bw_rng_uniform(&rng));
+        assert_int_equal(bw_hier_observe(h1, j, t * 60000, y, n, 0.01, &a[t]),
+                         BW_OK);
+        if (t == 200) {
+            assert_int_equal(bw_state_save_hier(h2, &blob, &len), BW_OK);
+            bw_hier_destroy(h2);
+            h2 = bw_hier_new(&cfg.model.hier, BW_HIER_COUNT, NULL, 0);
+            assert_int_equal(bw_state_load_hier(h2, blob, len, NULL, 0),
+                             BW_OK);
+        }
+        assert_int_equal(bw_hier_observe(h2, j, t * 60000, y, n, 0.01, &b[t]),
+                         BW_OK);
+    }
+    assert_memory_equal(a, b, sizeof(a));
+    bw_free(blob);
+    bw_hier_destroy(h1);
+    bw_hier_destroy(h2);
+}
+
+static void test_fusion_identity(void **state)
+{
+    bw_config_t cfg;
+    bw_fusion_t *f1, *f2;
+    uint8_t *blob = NULL;
+    size_t len;
+    bw_threat_t a, b;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    cfg.model.fusion.n_rules = 1;
+    cfg.model.fusion.rules[0].n_signals = 2;
+    cfg.model.fusion.rules[0].signals[0].detection = 0.9;
+    cfg.model.fusion.rules[0].signals[1].detection = 0.9;
+    f1 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
+    f2 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
+    for (int t = 0; t < 100; t++) {
+        bool e1, e2;
+        bw_fusion_observe(f1, 0, t % 2, t * 10000, (t % 7) / 7.0);
+        bw_fusion_observe(f2, 0, t % 2, t * 10000, (t % 7) / 7.0);
+        e1 = bw_fusion_eval(f1, 0, t * 10000, &a);
+        if (t == 50) {
+            assert_int_equal(bw_state_save_fusion(f2, &blob, &len), BW_OK);
+            bw_fusion_destroy(f2);
+            f2 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
+            assert_int_equal(bw_state_load_fusion(f2, blob, len, NULL, 0),
+                             BW_OK);
+        }
+        e2 = bw_fusion_eval(f2, 0, t * 10000, &b);
+        assert_int_equal(e1, e2);
+        assert_memory_equal(&a, &b, sizeof(a));
+    }
+    bw_free(blob);
+    bw_fusion_destroy(f1);
+    bw_fusion_destroy(f2);
+}
+
+/* Every allocation of every constructor may fail: no crash, no leak. */
+static void test_allocation_failures(void **state)
+{
+    bw_config_t cfg;
+    int created = 0;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    for (long n = 0; n < 40; n++) {
+        bw_engine_t *eng;
+        bw_pf_t *pf;
+        bw_hier_t *h;
+        bw_fusion_t *fu;
+        bw_mem_fail_after(n);
+        eng = bw_engine_new(&cfg, NULL, 0);
+        bw_engine_destroy(eng);
+        bw_mem_fail_after(n);
+        pf = bw_pf_new(&cfg.model.pf, 1, NULL, 0);
+        created += pf != NULL;
+        bw_pf_destroy(pf);
+        bw_mem_fail_after(n);
+        h = bw_hier_new(&cfg.model.hier, BW_HIER_COUNT, NULL, 0);
+        bw_hier_destroy(h);
+        bw_mem_fail_after(n);
+        fu = bw_fusion_new(&cfg.model.fusion, NULL, 0);
+        bw_fusion_destroy(fu);
+    }
+    bw_mem_fail_after(-1);
+    assert_true(created > 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pf_identity),
+        cmocka_unit_test(test_rejects_bad_blobs),
+        cmocka_unit_test(test_hier_identity),
+        cmocka_unit_test(test_fusion_identity),
+        cmocka_unit_test(test_allocation_failures),
+    };
+
+    gsl_set_error_handler_off();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
