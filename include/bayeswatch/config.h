@@ -60,6 +60,7 @@ typedef struct {
     double scale_prior_dof;
     double scale_discount; /* per-event discount of the variance statistics */
     double scale_floor;    /* absolute floor on the noise sd */
+    double resolution_floor; /* noise sd floor in units of the data step */
     double init_level_var; /* first value's level variance, noise units */
     int warmup;            /* events before alerts are trusted */
     double interval_half_life; /* events; tracking of the sampling interval */

@@ -2,6 +2,7 @@
  * dump-config: the effective configuration as YAML, every key with its
  * meaning as a trailing comment. Walks the same key tables as the loader.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "bayeswatch/config.h"
@@ -9,6 +10,20 @@
 
 static void dump_table(const bw_key_t *tbl, const void *base, int indent,
                        FILE *out, bool first_dash);
+
+/* Shortest %g form that reads back to the same double. */
+static void print_double(double v, FILE *out)
+{
+    char buf[40];
+
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, sizeof(buf), "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) {
+            break;
+        }
+    }
+    fputs(buf, out);
+}
 
 static void dump_scalar(const bw_key_t *k, const void *base, FILE *out)
 {
@@ -22,7 +37,7 @@ static void dump_scalar(const bw_key_t *k, const void *base, FILE *out)
         fprintf(out, "%lld", (long long)*(const int64_t *)field);
         break;
     case BW_KT_DOUBLE:
-        fprintf(out, "%.17g", *(const double *)field);
+        print_double(*(const double *)field, out);
         break;
     case BW_KT_BOOL:
         fputs(*(const bool *)field ? "true" : "false", out);

@@ -105,6 +105,9 @@ static const bw_key_t pf_keys[] = {
     K_DBL(PF, scale_discount, 0.5, 1, "0.995",
           "per-event discount of the noise statistics (1 = no forgetting)"),
     K_DBL(PF, scale_floor, 0, 1e12, "1e-6", "absolute floor on the noise sd"),
+    K_DBL(PF, resolution_floor, 0, 10, "0.5",
+          "floor on the noise sd in units of the data's resolution (the "
+          "smallest step seen between values): integer counts get >= 0.5"),
     K_DBL(PF, init_level_var, 1e-6, 1e12, "1",
           "variance of the level after the first value, in noise variances"),
     K_INT(PF, warmup, 0, 1000000, "30",
@@ -125,8 +128,10 @@ static const bw_key_t hier_keys[] = {
           "half-life of the exponential forgetting of counts; 0 = none"),
     K_DBL(HI, kappa_prior_power, -10, 0, "-2.5",
           "hyperprior p(alpha,beta) ~ (alpha+beta)^power (BDA3 5.3: -2.5)"),
-    K_DBL(HI, kappa_min, 1e-6, 1e12, "0.01",
-          "smallest concentration (alpha+beta) on the grid"),
+    K_DBL(HI, kappa_min, 1e-6, 1e12, "2",
+          "smallest concentration (alpha+beta): below 2 the population "
+          "of rates is U-shaped (mass piled at 0 and 1), which a handful "
+          "of regions cannot rule out under the BDA prior alone"),
     K_DBL(HI, kappa_max, 1e-6, 1e12, "1e7",
           "largest concentration (alpha+beta) on the grid"),
     K_INT(HI, max_regions, 2, 4096, "64", "regions per pooled group"),

@@ -203,6 +203,9 @@ static void apply_defaults(const bw_key_t *tbl, void *base)
             apply_defaults(k->sub, (char *)base + k->off);
         } else if (k->type == BW_KT_LIST) {
             *(int *)((char *)base + k->count_off) = 0;
+        } else if (k->type == BW_KT_STRING) {
+            /* "" is the default of a required string: nothing to check. */
+            snprintf((char *)base + k->off, k->size, "%s", k->def);
         } else {
             int rc = store_scalar(k, base, k->def, true, why, sizeof(why));
             BW_ASSERT(rc == 0); /* a bad default is a bug in keys.c */

@@ -5,11 +5,14 @@
  * Counts (Beta-Binomial; Gelman et al., BDA3 sec. 5.3):
  *   y_j | theta_j ~ Bin(n_j, theta_j), theta_j ~ Beta(mu kappa, (1-mu) kappa),
  *   p(alpha, beta) ~ (alpha + beta)^power  (BDA3 uses power = -5/2).
- *   The grid lives in (logit mu, log kappa), where the posterior is close to
- *   Gaussian. As in INLA's grid strategy (Rue, Martino & Chopin 2009) the
- *   mode is found by Newton's method (finite-difference derivatives, warm
- *   started from the last mode) and the grid spans +-grid_sd posterior sds
- *   around it, so 40,000 trials and 3 trials are both resolved.
+ *   The grid lives in (logit mu, log kappa). The posterior can be
+ *   multi-modal (a U-shaped Beta at small kappa competes with a common
+ *   rate at large kappa), so no local optimiser decides where the mass
+ *   is: two global scans of the profile posterior over log kappa bound
+ *   the rows, and each row's logit-mu points follow that row's conditional
+ *   mode +- grid_sd sds (a sheared quadrature grid, cf. the conditional
+ *   grids of INLA, Rue, Martino & Chopin 2009), so 40,000 trials and 3
+ *   trials are both resolved.
  *   Per region the posterior is a grid mixture of Beta(alpha+y, beta+n-y).
  *
  * Continuous values (normal hierarchy; BDA3 sec. 5.4):
@@ -39,6 +42,7 @@
 #define HIER_STATE_TAG 0x48493031u /* "HI01" */
 #define LOGIT_LIM 30.0
 #define ACTIVE_W 1e-9
+#define TAIL_MASS 1e-6 /* kappa-marginal mass left outside the rows, per side */
 
 struct bw_hier_s {
     const bw_hier_cfg_t *cfg;
@@ -47,8 +51,6 @@ struct bw_hier_s {
     double *y, *n, *s2;  /* per region: bad/sum, trials/weight, sum sq */
     int64_t t_last;
     int have_time;
-    double mode[2];      /* warm start (logit mu, log kappa) */
-    int have_mode;
     /* grid (derived from the above by refresh) */
     int npts;
     double *w, *ga, *gb, *gq; /* weight, alpha|mu, beta|tau, pop quantile */
@@ -84,21 +86,31 @@ static double beta_cdf(double x, double a, double b)
 
 /*
  * Beta quantile: safeguarded Newton in logit space (bisection whenever a
- * step leaves the bracket), at most 200 iterations. Replaces
+ * step leaves the bracket), bounded iterations. Replaces
  * gsl_cdf_beta_Pinv, which can fail to terminate for tiny shapes.
  */
 static double beta_quantile(double p, double a, double b)
 {
-    double lo = -745.0, hi = 745.0, x;
+    double sd = sqrt(gsl_sf_psi_1(a) + gsl_sf_psi_1(b)), x, lo, hi, w;
 
     /* Start from the normal approximation of logit(theta), whose mean and
-     * variance are digamma(a) - digamma(b) and trigamma(a) + trigamma(b). */
-    x = gsl_sf_psi(a) - gsl_sf_psi(b) +
-        gsl_cdf_ugaussian_Pinv(p) * sqrt(gsl_sf_psi_1(a) + gsl_sf_psi_1(b));
-    if (!isfinite(x)) {
-        x = 0.0;
+     * variance are digamma(a) - digamma(b) and trigamma(a) + trigamma(b),
+     * and bracket the root by expanding geometrically around it. */
+    x = gsl_sf_psi(a) - gsl_sf_psi(b) + gsl_cdf_ugaussian_Pinv(p) * sd;
+    if (!isfinite(x) || !isfinite(sd)) {
+        x = 0.0, sd = 1.0;
     }
-    for (int it = 0; it < 200; it++) {
+    w = fmax(0.5 * sd, 1e-3);
+    lo = x - w;
+    for (int k = 0; k < 60 && beta_cdf(1.0 / (1.0 + exp(-lo)), a, b) > p; k++) {
+        lo -= (w *= 2.0);
+    }
+    w = fmax(0.5 * sd, 1e-3);
+    hi = x + w;
+    for (int k = 0; k < 60 && beta_cdf(1.0 / (1.0 + exp(-hi)), a, b) < p; k++) {
+        hi += (w *= 2.0);
+    }
+    for (int it = 0; it < 100; it++) {
         double th = 1.0 / (1.0 + exp(-x)), F = beta_cdf(th, a, b);
         double f = gsl_ran_beta_pdf(th, a, b) * th * (1.0 - th), xn;
         if (F < p) {
@@ -110,7 +122,7 @@ static double beta_quantile(double p, double a, double b)
         if (!(xn > lo && xn < hi)) {
             xn = 0.5 * (lo + hi);
         }
-        if (fabs(xn - x) < 1e-12 * (1.0 + fabs(x)) || hi - lo < 1e-12) {
+        if (fabs(xn - x) < 1e-10 * (1.0 + fabs(x)) || hi - lo < 1e-10) {
             x = xn;
             break;
         }
@@ -201,120 +213,132 @@ static double bb_logpost(const bw_hier_t *h, double lm, double lk)
     return s + (h->cfg->kappa_prior_power + 2.0) * lk + log(mu) + log1p(-mu);
 }
 
-typedef struct {
-    double lo[2], hi[2];
-} box_t;
-
-static void clamp_pt(const box_t *b, double *x)
-{
-    x[0] = clampd(x[0], b->lo[0], b->hi[0]);
-    x[1] = clampd(x[1], b->lo[1], b->hi[1]);
-}
-
-/* Finite-difference gradient and Hessian of the log posterior. */
-static void derivs(const bw_hier_t *h, const double *x, double *g, double *H)
+/*
+ * Conditional mode and sd of logit(mu) at fixed log(kappa): 1-D Newton
+ * with finite-difference derivatives, safeguarded by step halving.
+ * Returns the log posterior at the mode.
+ */
+static double profile_mu(const bw_hier_t *h, double lk, double *lm,
+                         double *sd)
 {
     const double e = 1e-3;
-    double f = bb_logpost(h, x[0], x[1]);
-    double fpx = bb_logpost(h, x[0] + e, x[1]), fmx = bb_logpost(h, x[0] - e, x[1]);
-    double fpy = bb_logpost(h, x[0], x[1] + e), fmy = bb_logpost(h, x[0], x[1] - e);
+    double x = *lm, f = bb_logpost(h, x, lk), d2 = -1.0;
 
-    g[0] = (fpx - fmx) / (2 * e);
-    g[1] = (fpy - fmy) / (2 * e);
-    H[0] = (fpx - 2 * f + fmx) / (e * e);
-    H[3] = (fpy - 2 * f + fmy) / (e * e);
-    H[1] = H[2] = (bb_logpost(h, x[0] + e, x[1] + e) -
-                   bb_logpost(h, x[0] + e, x[1] - e) -
-                   bb_logpost(h, x[0] - e, x[1] + e) +
-                   bb_logpost(h, x[0] - e, x[1] - e)) /
-                  (4 * e * e);
-}
-
-static int neg_def(const double *H)
-{
-    return H[0] < 0 && H[0] * H[3] - H[1] * H[2] > 0;
-}
-
-/* One damped Newton (or gradient) step with backtracking; returns |step|. */
-static double newton_step(const bw_hier_t *h, const box_t *b, double *x)
-{
-    double g[2], H[4], d[2], f0 = bb_logpost(h, x[0], x[1]), t = 1.0;
-
-    derivs(h, x, g, H);
-    if (neg_def(H)) {
-        double det = H[0] * H[3] - H[1] * H[2];
-        d[0] = -(H[3] * g[0] - H[1] * g[1]) / det;
-        d[1] = -(-H[2] * g[0] + H[0] * g[1]) / det;
-    } else {
-        double norm = hypot(g[0], g[1]);
-        d[0] = norm > 0 ? g[0] / norm : 0.0;
-        d[1] = norm > 0 ? g[1] / norm : 0.0;
-    }
-    for (int it = 0; it < 30; it++, t *= 0.5) {
-        double xn[2] = {x[0] + t * d[0], x[1] + t * d[1]};
-        clamp_pt(b, xn);
-        if (bb_logpost(h, xn[0], xn[1]) >= f0) {
-            double step = hypot(xn[0] - x[0], xn[1] - x[1]);
-            x[0] = xn[0];
-            x[1] = xn[1];
-            return step;
+    for (int it = 0; it < 50; it++) {
+        double fp = bb_logpost(h, x + e, lk), fm = bb_logpost(h, x - e, lk);
+        double g = (fp - fm) / (2 * e), step;
+        d2 = (fp - 2 * f + fm) / (e * e);
+        step = d2 < 0 ? -g / d2 : (g > 0 ? 1.0 : -1.0);
+        step = clampd(step, -5.0, 5.0);
+        for (int k = 0; k < 40; k++, step *= 0.5) {
+            double xn = clampd(x + step, -LOGIT_LIM, LOGIT_LIM);
+            double fn = bb_logpost(h, xn, lk);
+            if (fn >= f) {
+                x = xn;
+                f = fn;
+                break;
+            }
+        }
+        if (fabs(step) < 1e-8) {
+            break;
         }
     }
-    return 0.0;
+    *lm = x;
+    *sd = d2 < 0 ? fmin(1.0 / sqrt(-d2), LOGIT_LIM) : 3.0;
+    return f;
 }
 
-static void bb_initial(const bw_hier_t *h, double *x)
+/* Scan n values of log kappa in [lo, hi]: profile log posterior and the
+ * Laplace log marginal lp + log sd of each. Returns the best lp. */
+#define SCAN 49
+typedef struct {
+    double lk[SCAN], lp[SCAN], lmarg[SCAN];
+} scan_t;
+
+static double scan_kappa(const bw_hier_t *h, double lo, double hi, double lm,
+                         scan_t *sc)
+{
+    double best = -INFINITY, sd;
+
+    for (int i = 0; i < SCAN; i++) {
+        sc->lk[i] = lo + (hi - lo) * i / (SCAN - 1);
+        sc->lp[i] = profile_mu(h, sc->lk[i], &lm, &sd);
+        sc->lmarg[i] = sc->lp[i] + log(sd);
+        best = fmax(best, sc->lp[i]);
+    }
+    return best;
+}
+
+/* Position of mass fraction u in the scan's (trapezoid) CDF. */
+static double scan_quantile(const scan_t *sc, const double *cdf, double u)
+{
+    int i = 0;
+    double t;
+
+    u *= cdf[SCAN - 1];
+    while (i < SCAN - 2 && cdf[i + 1] < u) {
+        i++;
+    }
+    t = cdf[i + 1] > cdf[i] ? (u - cdf[i]) / (cdf[i + 1] - cdf[i]) : 0.5;
+    return sc->lk[i] + clampd(t, 0.0, 1.0) * (sc->lk[i + 1] - sc->lk[i]);
+}
+
+/*
+ * Rows of the grid in log kappa: a coarse scan over the whole configured
+ * range finds the support, a finer one gives the (Laplace-approximated)
+ * marginal of log kappa, and G uniform rows span its TAIL_MASS ..
+ * 1 - TAIL_MASS quantiles (the binomial limit gives log kappa a long, thin
+ * right tail: covering it to 1e-9 would starve the peak of rows). Uniform rows keep the trapezoid rule's
+ * spectral accuracy for smooth integrands; bounding them by mass, not by a
+ * local curvature, keeps every mode and heavy tail inside.
+ */
+static void kappa_rows(const bw_hier_t *h, double lm, double *row,
+                       double *width)
+{
+    const double klo = log(h->cfg->kappa_min), khi = log(h->cfg->kappa_max);
+    int G = h->cfg->grid, first = SCAN, last = -1;
+    double lo = klo, hi = khi, cdf[SCAN], best, mx = -INFINITY, pz;
+    scan_t sc;
+
+    best = scan_kappa(h, lo, hi, lm, &sc);
+    for (int i = 0; i < SCAN; i++) {
+        if (sc.lp[i] > best - 40.0) {
+            first = i < first ? i : first;
+            last = i;
+        }
+    }
+    lo = sc.lk[first > 0 ? first - 1 : 0];
+    hi = sc.lk[last < SCAN - 1 ? last + 1 : SCAN - 1];
+    scan_kappa(h, lo, hi, lm, &sc);
+    for (int i = 0; i < SCAN; i++) {
+        mx = fmax(mx, sc.lmarg[i]);
+    }
+    cdf[0] = 0.0;
+    for (int i = 1; i < SCAN; i++) {
+        cdf[i] = cdf[i - 1] + 0.5 * (exp(sc.lmarg[i] - mx) +
+                                     exp(sc.lmarg[i - 1] - mx));
+    }
+    pz = TAIL_MASS;
+    lo = scan_quantile(&sc, cdf, pz);
+    hi = scan_quantile(&sc, cdf, 1.0 - pz);
+    if (!(hi > lo)) {
+        hi = lo + 1e-6;
+    }
+    for (int r = 0; r < G; r++) {
+        row[r] = lo + (hi - lo) * r / (G - 1);
+        width[r] = (hi - lo) / (G - 1);
+    }
+}
+
+static double pooled_logit(const bw_hier_t *h)
 {
     double sy = 0.5, sn = 1.0;
 
-    if (h->have_mode) {
-        x[0] = h->mode[0];
-        x[1] = h->mode[1];
-        return;
-    }
     for (int j = 0; j < h->nr; j++) {
         sy += h->y[j];
         sn += h->n[j];
     }
-    x[0] = log(sy / (sn - sy));
-    x[1] = log(10.0);
-}
-
-/* Mode and the grid box around it. */
-static void bb_box(bw_hier_t *h, box_t *grid)
-{
-    const bw_hier_cfg_t *cfg = h->cfg;
-    box_t b = {{-LOGIT_LIM, log(cfg->kappa_min)},
-               {LOGIT_LIM, log(cfg->kappa_max)}};
-    double x[2], g[2], H[4], sd[2] = {3.0, 0.0};
-
-    bb_initial(h, x);
-    clamp_pt(&b, x);
-    for (int it = 0; it < 100; it++) {
-        if (newton_step(h, &b, x) < 1e-7) {
-            break;
-        }
-    }
-    h->mode[0] = x[0];
-    h->mode[1] = x[1];
-    h->have_mode = 1;
-    derivs(h, x, g, H);
-    if (neg_def(H)) {
-        double det = H[0] * H[3] - H[1] * H[2];
-        sd[0] = sqrt(-H[3] / det);
-        sd[1] = sqrt(-H[0] / det);
-    } else {
-        sd[0] = H[0] < 0 ? sqrt(-1.0 / H[0]) : 3.0;
-        sd[1] = H[3] < 0 ? sqrt(-1.0 / H[3]) : 0.0;
-    }
-    for (int a = 0; a < 2; a++) {
-        double half = cfg->grid_sd * sd[a];
-        if (!(half > 0.0) || !isfinite(half)) {
-            half = b.hi[a] - b.lo[a];
-        }
-        grid->lo[a] = fmax(x[a] - half, b.lo[a]);
-        grid->hi[a] = fmin(x[a] + half, b.hi[a]);
-    }
+    return log(sy / (sn - sy));
 }
 
 static void normalise(bw_hier_t *h, const double *lp)
@@ -337,32 +361,81 @@ static void normalise(bw_hier_t *h, const double *lp)
     }
 }
 
-/* Population outlier thresholds of the active grid points. */
+/*
+ * Population outlier thresholds q(alpha, beta) of the grid points. q is
+ * smooth in (logit mu, log kappa), so it is computed exactly on a coarse
+ * sub-grid (every ~G/4-th point) and interpolated bilinearly in logit(q):
+ * ~25 quantiles per refresh instead of G^2.
+ */
+static int coarse_axis(int G, int *idx)
+{
+    int step = (G - 1) / 8 > 0 ? (G - 1) / 8 : 1, n = 0;
+
+    for (int i = 0; i < G - 1; i += step) {
+        idx[n++] = i;
+    }
+    idx[n++] = G - 1;
+    return n;
+}
+
 static void bb_quantiles(bw_hier_t *h)
 {
+    int G = h->cfg->grid, ci[210], nc = coarse_axis(G, ci);
+    double lq[210 * 210 / 16 + 64];
+
+    for (int i = 0; i < nc; i++) {
+        for (int k = 0; k < nc; k++) {
+            int g = ci[i] * G + ci[k];
+            double q = beta_quantile(h->cfg->outlier_quantile, h->ga[g],
+                                     h->gb[g]);
+            q = clampd(q, 1e-300, 1.0 - 1e-16);
+            lq[i * nc + k] = log(q) - log1p(-q);
+        }
+    }
     for (int a = 0; a < h->nact; a++) {
-        int g = h->act[a];
-        h->gq[g] = beta_quantile(h->cfg->outlier_quantile, h->ga[g], h->gb[g]);
+        int g = h->act[a], gi = g / G, gk = g % G, i = 0, k = 0;
+        double ti, tk, l;
+        while (i < nc - 2 && ci[i + 1] <= gi) {
+            i++;
+        }
+        while (k < nc - 2 && ci[k + 1] <= gk) {
+            k++;
+        }
+        ti = (double)(gi - ci[i]) / (ci[i + 1] - ci[i]);
+        tk = (double)(gk - ci[k]) / (ci[k + 1] - ci[k]);
+        l = (1 - ti) * (1 - tk) * lq[i * nc + k] +
+            (1 - ti) * tk * lq[i * nc + k + 1] +
+            ti * (1 - tk) * lq[(i + 1) * nc + k] +
+            ti * tk * lq[(i + 1) * nc + k + 1];
+        h->gq[g] = 1.0 / (1.0 + exp(-l));
     }
 }
 
+/*
+ * The grid: G rows of log kappa (kappa_rows); in each row G points of logit mu spanning the
+ * conditional mode +- grid_sd conditional sds. The row's spacing enters
+ * the quadrature weight, so the grid follows curved and multi-modal
+ * posteriors without a global optimiser.
+ */
 static bw_err_t bb_refresh(bw_hier_t *h)
 {
     int G = h->cfg->grid;
-    box_t b;
     double *lp = h->gq; /* scratch: quantiles are computed after */
-    double pm = 0.0, pk = 0.0;
+    double pm = 0.0, pk = 0.0, lm = pooled_logit(h), row[201], width[201];
 
-    bb_box(h, &b);
+    kappa_rows(h, lm, row, width);
     for (int i = 0; i < G; i++) {
-        double lm = b.lo[0] + (b.hi[0] - b.lo[0]) * i / (G - 1);
+        double lk = row[i], sd, lo, hi, dm;
+        profile_mu(h, lk, &lm, &sd);
+        lo = fmax(lm - h->cfg->grid_sd * sd, -LOGIT_LIM);
+        hi = fmin(lm + h->cfg->grid_sd * sd, LOGIT_LIM);
+        dm = (hi - lo) / (G - 1);
         for (int k = 0; k < G; k++) {
-            double lk = b.lo[1] + (b.hi[1] - b.lo[1]) * k / (G - 1);
-            double mu = 1.0 / (1.0 + exp(-lm)), kap = exp(lk);
+            double x = lo + dm * k, mu = 1.0 / (1.0 + exp(-x)), kap = exp(lk);
             int g = i * G + k;
             h->ga[g] = mu * kap;
             h->gb[g] = (1.0 - mu) * kap;
-            lp[g] = bb_logpost(h, lm, lk);
+            lp[g] = bb_logpost(h, x, lk) + log(dm * width[i]);
         }
     }
     normalise(h, lp);
@@ -741,8 +814,6 @@ bw_err_t bw_hier_save(const bw_hier_t *h, bw_wbuf_t *w)
     bw_wbuf_f64s(w, h->y, 3 * (size_t)h->nr);
     bw_wbuf_i64(w, h->t_last);
     bw_wbuf_u32(w, (uint32_t)h->have_time);
-    bw_wbuf_f64s(w, h->mode, 2);
-    bw_wbuf_u32(w, (uint32_t)h->have_mode);
     return w->err;
 }
 
@@ -758,22 +829,12 @@ bw_err_t bw_hier_load(bw_hier_t *h, bw_rbuf_t *r)
     }
     h->t_last = bw_rbuf_i64(r);
     h->have_time = (int)bw_rbuf_u32_in(r, 0, 1);
-    h->mode[0] = bw_rbuf_finite(r);
-    h->mode[1] = bw_rbuf_finite(r);
-    h->have_mode = (int)bw_rbuf_u32_in(r, 0, 1);
     if (r->err != BW_OK) {
         return BW_ERR_CORRUPT;
     }
-    /* The grid is derived state: rebuild it from the statistics. Refreshing
-     * moves the warm-start mode, so restore it afterwards. */
+    /* The grid is derived state: rebuild it from the statistics. */
     {
-        double m0 = h->mode[0], m1 = h->mode[1];
-        int hm = h->have_mode;
         bw_err_t err = bw_hier_refresh(h);
-        h->mode[0] = m0, h->mode[1] = m1, h->have_mode = hm;
-        if (err != BW_OK && err != BW_ERR_NOTFOUND) {
-            return err;
-        }
+        return err == BW_ERR_NOTFOUND ? BW_OK : err;
     }
-    return BW_OK;
 }

@@ -66,6 +66,8 @@ struct bw_pf_s {
     double s0sq; /* known sigma^2 when !learn_scale */
     int64_t t_first, t_last;
     double interval; /* ms; 0 until two distinct timestamps were seen */
+    double quantum;  /* smallest positive step between values; INF none */
+    double y_prev;
     uint64_t events, late;
     bw_rng_t rng;
     bw_season_t daily, weekly;
@@ -295,6 +297,8 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
     }
     pf->t_first = pf->t_last = t_ms;
     pf->events = 1;
+    pf->quantum = INFINITY;
+    pf->y_prev = y;
     out->expected = out->lower = out->upper = out->level = y;
     out->noise_sd = s0;
     out->p_value = 1.0;
@@ -516,6 +520,28 @@ static void learn_season(bw_pf_t *pf, int64_t t_ms, double y, double sd,
     bw__season_update(&pf->weekly, t_ms, y - sd, gain, base);
 }
 
+/*
+ * Values recorded on a grid of step q (integer counts, rounded gauges)
+ * carry at least rounding noise (Sheppard's correction: variance q^2/12);
+ * without a floor a series that sits on one value learns sigma -> 0 and
+ * then calls every one-step change a spike. The floor is
+ * resolution_floor * q, with q the smallest positive step seen so far (for
+ * continuous data it shrinks quickly to nothing).
+ */
+static double noise_floor(bw_pf_t *pf, double y)
+{
+    double step = fabs(y - pf->y_prev);
+
+    if (step > 0.0 && step < pf->quantum) {
+        pf->quantum = step;
+    }
+    pf->y_prev = y;
+    if (!isfinite(pf->quantum)) {
+        return pf->cfg->scale_floor;
+    }
+    return fmax(pf->cfg->scale_floor, pf->cfg->resolution_floor * pf->quantum);
+}
+
 static double noise_sd(const bw_pf_t *pf)
 {
     double lse = bw_logsumexp(pf->logw, pf->n), s = 0.0;
@@ -568,7 +594,8 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     if (cfg->learn_scale) {
         double fl;
         pf->dof += 1.0;
-        fl = pf->dof * cfg->scale_floor * cfg->scale_floor;
+        fl = noise_floor(pf, y);
+        fl = pf->dof * fl * fl;
         for (int i = 0; i < pf->n; i++) {
             pf->d[i] = fmax(pf->d[i], fl);
         }
@@ -655,6 +682,8 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw_wbuf_i64(w, pf->t_first);
     bw_wbuf_i64(w, pf->t_last);
     bw_wbuf_f64(w, pf->interval);
+    bw_wbuf_f64(w, pf->quantum);
+    bw_wbuf_f64(w, pf->y_prev);
     bw_wbuf_u64(w, pf->events);
     bw_wbuf_u64(w, pf->late);
     for (int i = 0; i < 4; i++) {
@@ -685,6 +714,11 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     pf->t_first = bw_rbuf_i64(r);
     pf->t_last = bw_rbuf_i64(r);
     pf->interval = bw_rbuf_finite(r);
+    pf->quantum = bw_rbuf_f64(r);
+    pf->y_prev = bw_rbuf_finite(r);
+    if (!(pf->quantum > 0.0)) {
+        r->err = BW_ERR_CORRUPT;
+    }
     pf->events = bw_rbuf_u64(r);
     pf->late = bw_rbuf_u64(r);
     for (int i = 0; i < 4; i++) {

@@ -39,6 +39,7 @@ static bw_hier_cfg_t hier_cfg(void)
     bw_config_defaults(&cfg);
     cfg.model.hier.half_life_ms = 0; /* no forgetting: a static posterior */
     cfg.model.hier.max_regions = 128;
+    cfg.model.hier.kappa_min = 0.01; /* the reference integrates from 0.05 */
     return cfg.model.hier;
 }
 
@@ -163,6 +164,9 @@ static void test_rats_shrinkage_direction(void **state)
 static void test_small_and_large_regions(void **state)
 {
     bw_hier_cfg_t cfg = hier_cfg();
+
+    cfg.kappa_min = 2; /* the production hyperprior */
+    {
     bw_hier_t *h = bw_hier_new(&cfg, BW_HIER_COUNT, NULL, 0);
     bw_hier_out_t small, big, typical;
     const double rates[8] = {0.0009, 0.0011, 0.001, 0.0012,
@@ -182,9 +186,10 @@ static void test_small_and_large_regions(void **state)
                   "%.5f shrink %.4f p_out %.4f\n",
                   small.mean, small.shrinkage, small.p_outlier, big.mean,
                   big.shrinkage, big.p_outlier);
-    /* Shrunk toward the population: far closer to it than to its 1/3. */
+    /* Shrunk toward the population: at least 90% of the way from its raw
+     * 1/3 (the exact posterior under the default hyperprior: 94%). */
     assert_true(fabs(small.mean - small.pop_mean) <
-                0.05 * fabs(small.raw - small.pop_mean));
+                0.1 * fabs(small.raw - small.pop_mean));
     assert_true(small.shrinkage > 0.9);
     assert_true(small.p_outlier < 0.5);      /* not flagged */
     assert_true(small.p_slo < big.p_slo);
@@ -195,6 +200,7 @@ static void test_small_and_large_regions(void **state)
     assert_true(typical.p_outlier < 0.05);
     assert_true(big.lower < 0.01 && big.upper > 0.01);
     bw_hier_destroy(h);
+    }
 }
 
 /* Forgetting: after a long quiet period old data weigh little. */
