@@ -24,7 +24,8 @@ typedef struct group_s {
 } group_t;
 
 typedef struct {
-    int route;
+    const bw_route_cfg_t *ro; /* the matching route, or default_route */
+    int route;                /* its index; -1 for default_route */
     bw_pf_t *pf;
     group_t *grp;
     int region;
@@ -127,6 +128,11 @@ void bw_engine_stats(const bw_engine_t *eng, bw_engine_stats_t *st)
 
 /* ---- routing and model creation ----------------------------------------- */
 
+/* Series matching no route get a plain per-series filter. */
+static const bw_route_cfg_t default_route = {
+    .region = "*", .service = "*", .metric = "*",
+    .model = BW_MODEL_SERIES, .transform = BW_TRANSFORM_NONE, .slo = 0.0};
+
 static int match_route(const bw_engine_cfg_t *ec, const bw_event_t *ev)
 {
     for (int r = 0; r < ec->n_routes; r++) {
@@ -145,7 +151,7 @@ static group_t *get_group(bw_engine_t *eng, int route, const bw_event_t *ev,
 {
     char key[KEY_MAX];
     group_t *g;
-    int kind = eng->cfg->engine.routes[route].model;
+    int kind = eng->cfg->engine.routes[route].model; /* pooled: a real route */
 
     snprintf(key, sizeof(key), "%d\x1f%s\x1f%s", route, ev->service,
              ev->metric);
@@ -209,11 +215,8 @@ static series_t *new_series(bw_engine_t *eng, const char *key,
         return NULL;
     }
     s->route = match_route(&eng->cfg->engine, ev);
-    if (s->route < 0) {
-        *err = BW_ERR_NOTFOUND;
-        goto fail;
-    }
-    if (eng->cfg->engine.routes[s->route].model == BW_MODEL_SERIES) {
+    s->ro = s->route >= 0 ? &eng->cfg->engine.routes[s->route] : &default_route;
+    if (s->ro->model == BW_MODEL_SERIES) {
         seed = bw_hash64((uint64_t)eng->cfg->engine.seed ^ BW_HASH64_INIT, key,
                          strlen(key));
         s->pf = bw_pf_new(&eng->cfg->model.pf, seed, NULL, 0);
@@ -442,7 +445,7 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *ev,
     if (err != BW_OK) {
         return err;
     }
-    ro = &eng->cfg->engine.routes[s->route];
+    ro = s->ro;
     clear_score(out, ro->model);
     out->actual = ev->value;
     if ((err = check_event(ev, ro, errstr, errstr_size)) != BW_OK) {

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# End-to-end tests of the bayeswatch command line: replay determinism,
+# bad-row handling (golden stderr), exit codes, column order, timestamps.
+# usage: cli_test.sh BAYESWATCH SOURCE_DIR
+set -u
+bin=$(realpath "$1")
+src=$(realpath "$2")
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+passes=0
+ok() { passes=$((passes + 1)); echo "ok - $1"; }
+bad() { fails=$((fails + 1)); echo "FAIL - $1"; }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+
+# A slice of the sample: every model kind, fusion included.
+head -n 1500 "$src/tests/data/sample_telemetry.csv" > "$tmp/in.csv"
+
+# 1. Determinism: same input and config -> byte-identical output.
+"$bin" replay --config "$src/config/sample.yaml" --threats "$tmp/t1.csv" \
+    "$tmp/in.csv" > "$tmp/s1.csv" 2> "$tmp/e1.txt"
+rc=$?
+"$bin" replay --config "$src/config/sample.yaml" --threats "$tmp/t2.csv" \
+    "$tmp/in.csv" > "$tmp/s2.csv" 2> /dev/null
+check "replay exits 0" "[ $rc -eq 0 ]"
+check "scores are byte-identical across runs" "cmp -s '$tmp/s1.csv' '$tmp/s2.csv'"
+check "threats are byte-identical across runs" "cmp -s '$tmp/t1.csv' '$tmp/t2.csv'"
+check "one score row per input row" \
+    "[ \$(wc -l < '$tmp/s1.csv') -eq \$(wc -l < '$tmp/in.csv') ]"
+check "first columns are timestamp,value,anomaly_score" \
+    "head -1 '$tmp/s1.csv' | grep -q '^timestamp,value,anomaly_score,'"
+check "anomaly_score within [0,1]" \
+    "awk -F, 'NR>1 && (\$3<0 || \$3>1) {exit 1}' '$tmp/s1.csv'"
+check "summary line on stderr" "grep -q '^replay: .* 1499 rows, 1499 scored, 0 bad' '$tmp/e1.txt'"
+
+# 2. Column order is free: shuffle the columns, same scores.
+awk -F, 'BEGIN{OFS=","} {print $6,$5,$4,$3,$2,$1}' "$tmp/in.csv" > "$tmp/shuf.csv"
+"$bin" replay --config "$src/config/sample.yaml" "$tmp/shuf.csv" \
+    > "$tmp/s3.csv" 2> /dev/null
+check "column order does not change scores" \
+    "cmp -s <(cut -d, -f3- '$tmp/s1.csv') <(cut -d, -f3- '$tmp/s3.csv')"
+
+# 3. Bad rows: precise messages (golden), skipped, counted, no crash.
+(cd "$src/tests/data" && "$bin" replay --config bad_rows.yaml bad_rows.csv \
+    > "$tmp/bad.csv" 2> "$tmp/bad.err")
+rc=$?
+check "bad rows do not fail the run" "[ $rc -eq 0 ]"
+check "bad-row diagnostics match the golden file" \
+    "diff -u '$src/tests/data/bad_rows.err' '$tmp/bad.err'"
+check "good rows are scored, the late one flagged" \
+    "[ \$(wc -l < '$tmp/bad.csv') -eq 7 ] && [ \$(awk -F, '\$19==1' '$tmp/bad.csv' | wc -l) -eq 1 ]"
+
+# 4. Config exit codes and messages.
+"$bin" check-config "$src/tests/data/config/many.yaml" > /dev/null 2> "$tmp/cc.err"
+rc=$?
+check "check-config exits 78 on errors" "[ $rc -eq 78 ]"
+check "check-config reports every problem" "[ \$(wc -l < '$tmp/cc.err') -eq 5 ]"
+check "messages are FILE:LINE:COL: error:" \
+    "grep -q '^$src/tests/data/config/many.yaml:2:15: error: engine.max_series' '$tmp/cc.err'"
+"$bin" check-config "$src/config/sample.yaml" > /dev/null
+check "check-config accepts the sample" "[ $? -eq 0 ]"
+"$bin" dump-config "$src/config/sample.yaml" > "$tmp/dump.yaml"
+"$bin" check-config "$tmp/dump.yaml" > /dev/null
+check "dump-config output is a valid config" "[ $? -eq 0 ]"
+"$bin" check-config "$tmp/does-not-exist.yaml" 2> /dev/null
+check "missing config exits 66" "[ $? -eq 66 ]"
+"$bin" replay > /dev/null 2>&1
+check "usage error exits 64" "[ $? -eq 64 ]"
+"$bin" replay "$tmp/nope.csv" > /dev/null 2>&1
+check "missing input exits 66" "[ $? -eq 66 ]"
+
+# 5. Epoch milliseconds and civil timestamps are the same instants.
+printf 'timestamp,value\n2026-01-01 00:00:00,1\n2026-01-01 00:01:00,2\n2026-01-01 00:02:00,1.5\n' > "$tmp/civil.csv"
+printf 'timestamp,value\n1767225600000,1\n1767225660000,2\n1767225720000,1.5\n' > "$tmp/epoch.csv"
+"$bin" replay "$tmp/civil.csv" 2> /dev/null | cut -d, -f2- > "$tmp/c.out"
+"$bin" replay "$tmp/epoch.csv" 2> /dev/null | cut -d, -f2- > "$tmp/e.out"
+check "epoch ms equals civil time" "cmp -s '$tmp/c.out' '$tmp/e.out'"
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
