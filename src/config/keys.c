@@ -74,7 +74,7 @@ static const bw_key_t weekly_keys[] = {
 
 #define PF bw_pf_cfg_t
 static const bw_key_t pf_keys[] = {
-    K_INT(PF, particles, 1, 65536, "64", "particles per series"),
+    K_INT(PF, particles, 1, 65536, "32", "particles per series"),
     K_DBL(PF, ess_threshold, 0, 1, "0.5",
           "resample when ESS < ess_threshold * particles"),
     K_BOOL(PF, rao_blackwell, "true",
@@ -122,7 +122,7 @@ static const bw_key_t pf_keys[] = {
 
 #define HI bw_hier_cfg_t
 static const bw_key_t hier_keys[] = {
-    K_INT(HI, grid, 5, 201, "17", "grid points per hyperparameter axis"),
+    K_INT(HI, grid, 5, 201, "13", "grid points per hyperparameter axis"),
     K_DBL(HI, grid_sd, 2, 20, "6", "grid half-width in posterior sds"),
     K_DBL(HI, half_life_ms, 0, 1e15, "3600000",
           "half-life of the exponential forgetting of counts; 0 = none"),

@@ -250,7 +250,7 @@ static double profile_mu(const bw_hier_t *h, double lk, double *lm,
 
 /* Scan n values of log kappa in [lo, hi]: profile log posterior and the
  * Laplace log marginal lp + log sd of each. Returns the best lp. */
-#define SCAN 49
+#define SCAN 25
 typedef struct {
     double lk[SCAN], lp[SCAN], lmarg[SCAN];
 } scan_t;
@@ -364,12 +364,12 @@ static void normalise(bw_hier_t *h, const double *lp)
 /*
  * Population outlier thresholds q(alpha, beta) of the grid points. q is
  * smooth in (logit mu, log kappa), so it is computed exactly on a coarse
- * sub-grid (every ~G/4-th point) and interpolated bilinearly in logit(q):
- * ~25 quantiles per refresh instead of G^2.
+ * sub-grid (every max(2, G/8)-th point) and interpolated bilinearly in logit(q):
+ * ~50 quantiles per refresh instead of G^2.
  */
 static int coarse_axis(int G, int *idx)
 {
-    int step = (G - 1) / 8 > 0 ? (G - 1) / 8 : 1, n = 0;
+    int step = (G - 1) / 8 > 2 ? (G - 1) / 8 : 2, n = 0;
 
     for (int i = 0; i < G - 1; i += step) {
         idx[n++] = i;
@@ -641,6 +641,12 @@ static double mixture_quantile(const bw_hier_t *h, double p, double mean,
     double hi = cnt ? 1.0 : mean + 40 * sqrt(var);
     double x = mean + gsl_cdf_ugaussian_Pinv(p) * sqrt(var);
 
+    if (cnt && var > 0.0 && var < mean * (1.0 - mean)) {
+        /* start at the quantile of the moment-matched Beta */
+        double k = mean * (1.0 - mean) / var - 1.0;
+        x = beta_quantile(p, mean * k, (1.0 - mean) * k);
+    }
+
     for (int it = 0; it < 100; it++) {
         double F, f, xn;
         if (!(x > lo && x < hi)) {
@@ -656,7 +662,7 @@ static double mixture_quantile(const bw_hier_t *h, double p, double mean,
         if (!(xn > lo && xn < hi)) {
             xn = 0.5 * (lo + hi);
         }
-        if (fabs(xn - x) < 1e-10 * (fabs(x) + 1e-300) || hi - lo < 1e-14) {
+        if (fabs(xn - x) < 1e-8 * (fabs(x) + 1e-300) || hi - lo < 1e-14) {
             return xn;
         }
         x = xn;

@@ -81,7 +81,7 @@ struct bw_pf_s {
 
 struct bw_pf_ws_s {
     int cap;
-    double *ll;      /* cap * K_MAX child log-likelihoods */
+    double *ll;      /* cap * K_MAX child log-likelihoods, then probabilities */
     double *tmp;     /* N_ARRAYS * cap: resampling copies */
     int *idx;
 };
@@ -379,27 +379,32 @@ static double particle_children(const bw_pf_t *pf, const step_ctx_t *c, int i,
     }
     for (int j = 0; j < pf->k; j++) {
         double p = exp(ll[j] - mx);
+        ll[j] = p;
         s += p;
         if (pf->child_kind[j] != CHILD_NORMAL) {
             sa += p;
             ss += pf->child_kind[j] == CHILD_SHIFT ? p : 0.0;
         }
     }
+    for (int j = 0; j < pf->k; j++) {
+        ll[j] /= s; /* child probabilities, used by propagate() */
+    }
     *anom = sa / s;
     *shift = ss / s;
     return mx + log(s);
 }
 
-/* Draw a child of particle i and apply its Kalman/conjugate update. */
+/* Draw a child of particle i (probabilities in prob[]) and apply its
+ * Kalman/conjugate update. */
 static void propagate(bw_pf_t *pf, const step_ctx_t *c, int i,
-                      const double *ll, double lse)
+                      const double *prob)
 {
     double a0, a1, r00, r01, r11, u = bw_rng_uniform(&pf->rng), cum = 0.0;
     double qc, e, A0, A1;
     int j = 0;
 
     for (j = 0; j < pf->k - 1; j++) {
-        cum += exp(ll[j] - lse);
+        cum += prob[j];
         if (u < cum) {
             break;
         }
@@ -424,14 +429,15 @@ static void propagate(bw_pf_t *pf, const step_ctx_t *c, int i,
     }
 }
 
-/* Moment-matched one-step predictive (location, scale) from prior weights. */
-static void predictive(const bw_pf_t *pf, const step_ctx_t *c, double lse_w,
-                       double *mu, double *sd)
+/* Moment-matched one-step predictive (location, scale) from the prior
+ * (normalised, linear) weights w[]. */
+static void predictive(const bw_pf_t *pf, const step_ctx_t *c,
+                       const double *wt, double *mu, double *sd)
 {
     double m = 0.0, v = 0.0, m2 = 0.0;
 
     for (int i = 0; i < pf->n; i++) {
-        double a0, a1, r00, r01, r11, w = exp(pf->logw[i] - lse_w);
+        double a0, a1, r00, r01, r11, w = wt[i];
         double s2 = pf->cfg->learn_scale ? pf->d[i] / pf->dof : pf->s0sq;
         predict(pf, c, i, &a0, &a1, &r00, &r01, &r11);
         m += w * a0;
@@ -478,23 +484,32 @@ static void summarise(bw_pf_t *pf, double y, double mu, double sd,
 static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
                    bw_pf_out_t *out)
 {
-    double lse_w = bw_logsumexp(pf->logw, pf->n), lse, anom = 0.0;
-    double shift = 0.0, mu, sd;
-    double *L = ws->tmp; /* per-particle child logsumexp, reused below */
+    double lse, anom = 0.0, shift = 0.0, mu, sd, mx = -INFINITY, s = 0.0;
+    double *L = ws->tmp; /* per particle: child logsumexp, anomaly, shift */
+    double *w = ws->tmp + 3 * (size_t)pf->n; /* normalised weights */
 
-    predictive(pf, c, lse_w, &mu, &sd);
+    /* logw is normalised after every step, so the prior weights are exp. */
     for (int i = 0; i < pf->n; i++) {
-        double a, s;
-        L[i] = particle_children(pf, c, i, ws->ll + (size_t)i * K_MAX, &a, &s);
-        pf->logw[i] += L[i] - lse_w;
-        L[pf->n + i] = a;
-        L[2 * pf->n + i] = s;
+        w[i] = exp(pf->logw[i]);
     }
-    lse = bw_logsumexp(pf->logw, pf->n);
+    predictive(pf, c, w, &mu, &sd);
     for (int i = 0; i < pf->n; i++) {
-        double w = exp(pf->logw[i] - lse);
-        anom += w * L[pf->n + i];
-        shift += w * L[2 * pf->n + i];
+        double a, sh;
+        L[i] = particle_children(pf, c, i, ws->ll + (size_t)i * K_MAX, &a, &sh);
+        pf->logw[i] += L[i];
+        mx = pf->logw[i] > mx ? pf->logw[i] : mx;
+        L[pf->n + i] = a;
+        L[2 * pf->n + i] = sh;
+    }
+    for (int i = 0; i < pf->n; i++) {
+        w[i] = exp(pf->logw[i] - mx);
+        s += w[i];
+    }
+    lse = mx + log(s);
+    for (int i = 0; i < pf->n; i++) {
+        w[i] /= s;
+        anom += w[i] * L[pf->n + i];
+        shift += w[i] * L[2 * pf->n + i];
         pf->logw[i] -= lse;
     }
     out->surprise = -lse;
@@ -502,7 +517,7 @@ static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
     out->p_shift = fmin(fmax(shift, 0.0), 1.0);
     out->p_spike = fmax(out->p_anomaly - out->p_shift, 0.0);
     for (int i = 0; i < pf->n; i++) {
-        propagate(pf, c, i, ws->ll + (size_t)i * K_MAX, L[i]);
+        propagate(pf, c, i, ws->ll + (size_t)i * K_MAX);
     }
     summarise(pf, c->y, mu, sd, out);
 }
@@ -542,17 +557,20 @@ static double noise_floor(bw_pf_t *pf, double y)
     return fmax(pf->cfg->scale_floor, pf->cfg->resolution_floor * pf->quantum);
 }
 
-static double noise_sd(const bw_pf_t *pf)
+/* Level mean, noise sd and ESS from the normalised weights w[], one pass. */
+static void summarise_posterior(const bw_pf_t *pf, const double *w,
+                                bw_pf_out_t *out)
 {
-    double lse = bw_logsumexp(pf->logw, pf->n), s = 0.0;
+    double m = 0.0, d = 0.0, s2 = 0.0;
 
-    if (!pf->cfg->learn_scale) {
-        return sqrt(pf->s0sq);
-    }
     for (int i = 0; i < pf->n; i++) {
-        s += exp(pf->logw[i] - lse) * pf->d[i];
+        m += w[i] * pf->m0[i];
+        d += w[i] * pf->d[i];
+        s2 += w[i] * w[i];
     }
-    return sqrt(s / pf->dof);
+    out->level = m;
+    out->noise_sd = pf->cfg->learn_scale ? sqrt(d / pf->dof) : sqrt(pf->s0sq);
+    out->ess = s2 > 0.0 ? 1.0 / s2 : 0.0;
 }
 
 bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
@@ -560,7 +578,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
 {
     const bw_pf_cfg_t *cfg = pf->cfg;
     step_ctx_t c;
-    double sd, sw, lvar;
+    double sd, sw;
     int64_t age;
 
     memset(out, 0, sizeof(*out));
@@ -604,10 +622,8 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     out->expected += sd + sw;
     out->lower += sd + sw;
     out->upper += sd + sw;
-    bw_pf_level(pf, &out->level, &lvar);
+    summarise_posterior(pf, ws->tmp + 3 * (size_t)pf->n, out);
     learn_season(pf, t_ms, y, sd, sw, 1.0 - out->p_anomaly);
-    out->noise_sd = noise_sd(pf);
-    out->ess = bw_pf_ess(pf);
     pf->t_last = t_ms;
     pf->events++;
     out->warmup = pf->events <= (uint64_t)cfg->warmup;

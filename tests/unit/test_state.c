@@ -119,7 +119,7 @@ static void test_rejects_bad_blobs(void **state)
     }
     /* a filter of another shape */
     c2 = c;
-    c2.particles = 32;
+    c2.particles = 16;
     other = bw_pf_new(&c2, 1, NULL, 0);
     assert_int_equal(bw_state_load_pf(other, blob, len, err, sizeof(err)),
                      BW_ERR_CORRUPT);
