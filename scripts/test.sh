@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command of the README and of CI: installs what it needs, builds,
+# runs the whole suite, then builds with AddressSanitizer +
+# UndefinedBehaviorSanitizer and runs the suite again.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/build.sh" "$root/build"
+(cd "$root/build" && ctest --output-on-failure -j 2)
+"$root/scripts/build.sh" "$root/build-asan" -DBW_SANITIZE=ON \
+    -DCMAKE_BUILD_TYPE=Debug -DBW_BENCH=OFF
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+(cd "$root/build-asan" && ctest --output-on-failure -j 2)
