@@ -99,6 +99,7 @@ static void bench_hier(const bw_config_t *cfg, int regions)
 {
     double r[REPS];
     const int events = 400;
+    size_t mem = 0;
 
     for (int i = 0; i < REPS; i++) {
         bw_hier_t *h = bw_hier_new(&cfg->model.hier, BW_HIER_COUNT, NULL, 0);
@@ -114,11 +115,12 @@ static void bench_hier(const bw_config_t *cfg, int regions)
             bw_hier_observe(h, j, (int64_t)t * 10000, y, n, 0.01, &out);
         }
         r[i] = events / (now() - t0);
+        mem = bw_hier_memory(h);
         bw_hier_destroy(h);
     }
     printf("pooled count model, %2d regions: %8.0f updates/s (memory %zu "
            "bytes per group)\n",
-           regions, median(r, REPS), (size_t)0);
+           regions, median(r, REPS), mem);
 }
 
 int main(void)
