@@ -26,7 +26,11 @@
 /** Exit code for configuration errors (sysexits.h EX_CONFIG). */
 #define BW_EXIT_CONFIG 78
 
-typedef enum { BW_TRANSFORM_NONE, BW_TRANSFORM_LOG, BW_TRANSFORM_LOG1P } bw_transform_t;
+typedef enum {
+    BW_TRANSFORM_NONE,
+    BW_TRANSFORM_LOG,
+    BW_TRANSFORM_LOG1P
+} bw_transform_t;
 typedef enum {
     BW_MODEL_SERIES,        /* per-series particle filter */
     BW_MODEL_POOLED_COUNT,  /* Beta-Binomial hierarchy across regions */
@@ -36,33 +40,33 @@ typedef enum { BW_ENTITY_REGION, BW_ENTITY_REGION_SERVICE } bw_entity_kind_t;
 
 typedef struct {
     bool enabled;
-    int bins;          /* phase bins per period */
-    int min_cycles;    /* periods seen before a bin's estimate is applied */
-    double half_life;  /* periods; forgetting of each bin's mean */
+    int bins;         /* phase bins per period */
+    int min_cycles;   /* periods seen before a bin's estimate is applied */
+    double half_life; /* periods; forgetting of each bin's mean */
 } bw_season_cfg_t;
 
 /** model.pf: the robust regime-switching particle filter. */
 typedef struct {
     int particles;
-    double ess_threshold;  /* resample when ESS < this * particles */
-    bool rao_blackwell;    /* integrate the Gaussian state analytically */
-    double t_dof;          /* Student-t degrees of freedom; 0 = Gaussian */
-    int t_nodes;           /* quadrature nodes of the t scale mixture */
-    double p_spike;        /* prior probability of a transient anomaly */
-    double p_shift;        /* prior probability of a level shift */
-    double spike_scale;    /* spike sd in units of the noise sd */
-    double shift_scale;    /* shift sd in units of the noise sd */
-    double level_ratio;    /* level innovation var / noise var per interval */
+    double ess_threshold; /* resample when ESS < this * particles */
+    bool rao_blackwell;   /* integrate the Gaussian state analytically */
+    double t_dof;         /* Student-t degrees of freedom; 0 = Gaussian */
+    int t_nodes;          /* quadrature nodes of the t scale mixture */
+    double p_spike;       /* prior probability of a transient anomaly */
+    double p_shift;       /* prior probability of a level shift */
+    double spike_scale;   /* spike sd in units of the noise sd */
+    double shift_scale;   /* shift sd in units of the noise sd */
+    double level_ratio;   /* level innovation var / noise var per interval */
     bool trend;
-    double trend_ratio;    /* trend innovation var / noise var per interval */
-    bool learn_scale;      /* conjugate inverse-gamma noise variance */
-    double scale_prior;    /* prior noise sd (relative to |first value|) */
+    double trend_ratio; /* trend innovation var / noise var per interval */
+    bool learn_scale;   /* conjugate inverse-gamma noise variance */
+    double scale_prior; /* prior noise sd (relative to |first value|) */
     double scale_prior_dof;
-    double scale_discount; /* per-event discount of the variance statistics */
-    double scale_floor;    /* absolute floor on the noise sd */
+    double scale_discount;   /* per-event discount of the variance statistics */
+    double scale_floor;      /* absolute floor on the noise sd */
     double resolution_floor; /* noise sd floor in units of the data step */
-    double init_level_var; /* first value's level variance, noise units */
-    int warmup;            /* events before alerts are trusted */
+    double init_level_var;   /* first value's level variance, noise units */
+    int warmup;              /* events before alerts are trusted */
     double interval_half_life; /* events; tracking of the sampling interval */
     bw_season_cfg_t daily;
     bw_season_cfg_t weekly;
@@ -76,9 +80,10 @@ typedef struct {
     double kappa_prior_power; /* p(alpha,beta) ~ (alpha+beta)^power */
     double kappa_min, kappa_max;
     int max_regions;
-    double outlier_quantile;  /* population quantile a region is tested against */
-    double credible_mass;     /* credible interval mass, e.g. 0.95 */
-    double within_prior_n;    /* normal: prior weight of pooled variance */
+    double
+        outlier_quantile;  /* population quantile a region is tested against */
+    double credible_mass;  /* credible interval mass, e.g. 0.95 */
+    double within_prior_n; /* normal: prior weight of pooled variance */
 } bw_hier_cfg_t;
 
 typedef struct {
@@ -96,7 +101,7 @@ typedef struct {
 
 /** model.fusion: Bayesian threat fusion. */
 typedef struct {
-    int entity;         /* bw_entity_kind_t */
+    int entity; /* bw_entity_kind_t */
     double window_ms;
     double prior;       /* prior threat probability per entity and window */
     double correlation; /* 0 independent .. 1 fully redundant signals */

@@ -37,12 +37,12 @@ typedef struct {
     double expected;  /* predictive mean / posterior mean */
     double lower;     /* 95% predictive / credible interval */
     double upper;
-    double ess;       /* series only; NAN pooled */
+    double ess; /* series only; NAN pooled */
     bool resampled;
     bool warmup;
-    bool late;        /* out of order for its series: not absorbed */
-    int direction;    /* bw_direction_t (series) */
-    double noise_sd;  /* series: model-scale noise sd */
+    bool late;       /* out of order for its series: not absorbed */
+    int direction;   /* bw_direction_t (series) */
+    double noise_sd; /* series: model-scale noise sd */
     /* pooled models only (NAN otherwise) */
     double p_slo;     /* P(rate > route.slo) */
     double shrinkage; /* weight on the population */
@@ -53,8 +53,8 @@ typedef struct {
 /** A fused threat assessment, reported when it changes. */
 typedef struct {
     int64_t time_ms;
-    const char *entity;          /* borrowed for the callback */
-    const bw_rule_cfg_t *rule;   /* names of the rule and its signals */
+    const char *entity;        /* borrowed for the callback */
+    const bw_rule_cfg_t *rule; /* names of the rule and its signals */
     bw_threat_t threat;
 } bw_threat_rec_t;
 
@@ -63,13 +63,13 @@ typedef void (*bw_threat_cb_t)(void *opaque, const bw_threat_rec_t *rec);
 typedef struct bw_engine_s bw_engine_t;
 
 typedef struct {
-    uint64_t events;  /* scored */
+    uint64_t events; /* scored */
     uint64_t late;
     uint64_t rejected; /* value outside the model's domain */
     uint64_t series;
     uint64_t groups;
     uint64_t entities;
-    uint64_t bytes;   /* heap held by models */
+    uint64_t bytes; /* heap held by models */
 } bw_engine_stats_t;
 
 /**

@@ -46,8 +46,7 @@ const char *bw_err_name(bw_err_t err);
  * @remark Convenience for the `char *errstr, size_t errstr_size` convention.
  */
 bw_err_t bw_seterr(char *errstr, size_t errstr_size, bw_err_t err,
-                   const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /*
  * Allocation goes through these wrappers so a test can make the Nth call

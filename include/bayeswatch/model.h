@@ -25,7 +25,8 @@
 #include "bayeswatch/config.h"
 #include "bayeswatch/err.h"
 
-/* ---- RNG ------------------------------------------------------------------ */
+/* ---- RNG ------------------------------------------------------------------
+ */
 
 typedef struct {
     uint64_t s[4];
@@ -38,7 +39,8 @@ double bw_rng_uniform(bw_rng_t *rng);
 /** @brief Standard normal (polar Box-Muller, no cached spare). */
 double bw_rng_gauss(bw_rng_t *rng);
 
-/* ---- resampling (src/model/resample.c) ------------------------------------ */
+/* ---- resampling (src/model/resample.c) ------------------------------------
+ */
 
 /**
  * @brief Systematic resampling (Kitagawa 1996): N ancestors from normalised
@@ -53,7 +55,8 @@ double bw_ess(const double *logw, int n);
 /** @brief log(sum(exp(x))) without overflow. */
 double bw_logsumexp(const double *x, int n);
 
-/* ---- per-series particle filter ------------------------------------------- */
+/* ---- per-series particle filter -------------------------------------------
+ */
 
 typedef enum {
     BW_DIR_NONE = 0,
@@ -67,21 +70,21 @@ const char *bw_direction_name(int dir);
 
 /** Per-event output of the particle filter (model scale: transformed). */
 typedef struct {
-    double p_anomaly;  /* P(regime is spike or shift | data to now) */
-    double p_spike;    /* P(transient anomaly | ...) */
-    double p_shift;    /* P(level shift | ...) */
-    double p_value;    /* two-sided predictive tail probability */
-    double surprise;   /* -log predictive density of the value */
-    double expected;   /* predictive mean */
-    double lower;      /* central 95% predictive interval */
+    double p_anomaly; /* P(regime is spike or shift | data to now) */
+    double p_spike;   /* P(transient anomaly | ...) */
+    double p_shift;   /* P(level shift | ...) */
+    double p_value;   /* two-sided predictive tail probability */
+    double surprise;  /* -log predictive density of the value */
+    double expected;  /* predictive mean */
+    double lower;     /* central 95% predictive interval */
     double upper;
-    double ess;        /* after the update, before resampling */
+    double ess; /* after the update, before resampling */
     bool resampled;
-    bool warmup;       /* fewer than cfg->warmup events seen */
-    int direction;     /* bw_direction_t */
-    double level;      /* posterior mean level after the update */
-    double noise_sd;   /* posterior point estimate of the noise sd */
-    double seasonal;   /* seasonal component applied to this event */
+    bool warmup;     /* fewer than cfg->warmup events seen */
+    int direction;   /* bw_direction_t */
+    double level;    /* posterior mean level after the update */
+    double noise_sd; /* posterior point estimate of the noise sd */
+    double seasonal; /* seasonal component applied to this event */
 } bw_pf_out_t;
 
 typedef struct bw_pf_s bw_pf_t;
@@ -128,13 +131,14 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w);
 /** @brief Restore into a filter created with the same config. */
 bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r);
 
-/* ---- hierarchical pooled model -------------------------------------------- */
+/* ---- hierarchical pooled model --------------------------------------------
+ */
 
 typedef enum { BW_HIER_COUNT, BW_HIER_NORMAL } bw_hier_kind_t;
 
 typedef struct {
-    double mean;      /* posterior mean of the region's rate (or mean) */
-    double lower;     /* central credible interval, cfg->credible_mass */
+    double mean;  /* posterior mean of the region's rate (or mean) */
+    double lower; /* central credible interval, cfg->credible_mass */
     double upper;
     double raw;       /* the region's own estimate (rate or mean) */
     double shrinkage; /* E[weight on the population] in [0, 1] */
@@ -175,7 +179,8 @@ size_t bw_hier_memory(const bw_hier_t *h);
 bw_err_t bw_hier_save(const bw_hier_t *h, bw_wbuf_t *w);
 bw_err_t bw_hier_load(bw_hier_t *h, bw_rbuf_t *r);
 
-/* ---- threat fusion --------------------------------------------------------- */
+/* ---- threat fusion ---------------------------------------------------------
+ */
 
 typedef enum {
     BW_LEVEL_LOW,
@@ -187,9 +192,9 @@ typedef enum {
 const char *bw_level_name(int level);
 
 typedef struct {
-    int signal;  /* index into the rule's signals */
-    double p;    /* evidence used: max p_anomaly in the window, or NaN */
-    double llr;  /* log-likelihood ratio contributed (after discount) */
+    int signal; /* index into the rule's signals */
+    double p;   /* evidence used: max p_anomaly in the window, or NaN */
+    double llr; /* log-likelihood ratio contributed (after discount) */
 } bw_contrib_t;
 
 typedef struct {

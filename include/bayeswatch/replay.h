@@ -13,18 +13,18 @@
 #include "bayeswatch/config.h"
 
 typedef struct {
-    const char *input;   /* path of the input CSV ("-" = stdin) */
-    FILE *out;           /* scores */
-    FILE *threats;       /* fused threats, or NULL */
-    FILE *diag;          /* per-row errors and the summary */
+    const char *input; /* path of the input CSV ("-" = stdin) */
+    FILE *out;         /* scores */
+    FILE *threats;     /* fused threats, or NULL */
+    FILE *diag;        /* per-row errors and the summary */
 } bw_replay_opts_t;
 
 typedef struct {
-    uint64_t rows;     /* data rows read */
+    uint64_t rows; /* data rows read */
     uint64_t scored;
-    uint64_t bad;      /* unparseable or rejected rows, skipped */
-    uint64_t late;     /* out of order for their series */
-    uint64_t threats;  /* threat rows written */
+    uint64_t bad;     /* unparseable or rejected rows, skipped */
+    uint64_t late;    /* out of order for their series */
+    uint64_t threats; /* threat rows written */
     uint64_t series;
 } bw_replay_stats_t;
 

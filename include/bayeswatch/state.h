@@ -45,7 +45,7 @@ bw_err_t bw_state_load_pf(bw_pf_t *pf, const uint8_t *blob, size_t len,
                           char *errstr, size_t errstr_size);
 bw_err_t bw_state_load_hier(bw_hier_t *h, const uint8_t *blob, size_t len,
                             char *errstr, size_t errstr_size);
-bw_err_t bw_state_load_fusion(bw_fusion_t *fu, const uint8_t *blob,
-                              size_t len, char *errstr, size_t errstr_size);
+bw_err_t bw_state_load_fusion(bw_fusion_t *fu, const uint8_t *blob, size_t len,
+                              char *errstr, size_t errstr_size);
 
 #endif

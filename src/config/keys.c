@@ -9,33 +9,49 @@
 #include "bayeswatch/config.h"
 #include "keys.h"
 
-#define K_NUM(type_, st, fld, lo, hi, dflt, dc)                              \
-    {.name = #fld, .type = (type_), .off = offsetof(st, fld), .min = (lo),     \
-     .max = (hi), .def = (dflt), .doc = (dc)}
+#define K_NUM(type_, st, fld, lo, hi, dflt, dc)                                \
+    {                                                                          \
+        .name = #fld, .type = (type_), .off = offsetof(st, fld), .min = (lo),  \
+        .max = (hi), .def = (dflt), .doc = (dc)                                \
+    }
 #define K_INT(st, fld, lo, hi, d, dc) K_NUM(BW_KT_INT, st, fld, lo, hi, d, dc)
 #define K_I64(st, fld, lo, hi, d, dc) K_NUM(BW_KT_I64, st, fld, lo, hi, d, dc)
-#define K_DBL(st, fld, lo, hi, d, dc)                                         \
+#define K_DBL(st, fld, lo, hi, d, dc)                                          \
     K_NUM(BW_KT_DOUBLE, st, fld, lo, hi, d, dc)
-#define K_BOOL(st, fld, d, dc)                                                \
-    {.name = #fld, .type = BW_KT_BOOL, .off = offsetof(st, fld), .def = (d),   \
-     .doc = (dc)}
-#define K_ENUM(st, fld, e, d, dc)                                             \
-    {.name = #fld, .type = BW_KT_ENUM, .off = offsetof(st, fld), .enums = (e), \
-     .def = (d), .doc = (dc)}
-#define K_STR(st, fld, d, req, dc)                                            \
-    {.name = #fld, .type = BW_KT_STRING, .off = offsetof(st, fld),             \
-     .size = sizeof(((st *)0)->fld), .def = (d), .required = (req),            \
-     .doc = (dc)}
-#define K_SEC(st, fld, tbl, dc)                                               \
-    {.name = #fld, .type = BW_KT_SECTION, .off = offsetof(st, fld),            \
-     .sub = (tbl), .doc = (dc)}
-#define K_LIST(st, fld, cnt, tbl, dc)                                         \
-    {.name = #fld, .type = BW_KT_LIST, .off = offsetof(st, fld),               \
-     .sub = (tbl), .size = sizeof(((st *)0)->fld[0]),                          \
-     .count_off = offsetof(st, cnt),                                           \
-     .max_items = (int)(sizeof(((st *)0)->fld) / sizeof(((st *)0)->fld[0])),   \
-     .doc = (dc)}
-#define K_END {.name = NULL}
+#define K_BOOL(st, fld, d, dc)                                                 \
+    {                                                                          \
+        .name = #fld, .type = BW_KT_BOOL, .off = offsetof(st, fld),            \
+        .def = (d), .doc = (dc)                                                \
+    }
+#define K_ENUM(st, fld, e, d, dc)                                              \
+    {                                                                          \
+        .name = #fld, .type = BW_KT_ENUM, .off = offsetof(st, fld),            \
+        .enums = (e), .def = (d), .doc = (dc)                                  \
+    }
+#define K_STR(st, fld, d, req, dc)                                             \
+    {                                                                          \
+        .name = #fld, .type = BW_KT_STRING, .off = offsetof(st, fld),          \
+        .size = sizeof(((st *)0)->fld), .def = (d), .required = (req),         \
+        .doc = (dc)                                                            \
+    }
+#define K_SEC(st, fld, tbl, dc)                                                \
+    {                                                                          \
+        .name = #fld, .type = BW_KT_SECTION, .off = offsetof(st, fld),         \
+        .sub = (tbl), .doc = (dc)                                              \
+    }
+#define K_LIST(st, fld, cnt, tbl, dc)                                          \
+    {                                                                          \
+        .name = #fld, .type = BW_KT_LIST, .off = offsetof(st, fld),            \
+        .sub = (tbl), .size = sizeof(((st *)0)->fld[0]),                       \
+        .count_off = offsetof(st, cnt),                                        \
+        .max_items =                                                           \
+            (int)(sizeof(((st *)0)->fld) / sizeof(((st *)0)->fld[0])),         \
+        .doc = (dc)                                                            \
+    }
+#define K_END                                                                  \
+    {                                                                          \
+        .name = NULL                                                           \
+    }
 
 static const char *const transform_enum[] = {"none", "log", "log1p", NULL};
 static const char *const model_enum[] = {"series", "pooled_count",
@@ -52,25 +68,21 @@ const char *bw_transform_name(int t)
     return (t >= 0 && t <= 2) ? transform_enum[t] : "?";
 }
 
-static const bw_key_t season_keys[] = {
-    K_BOOL(bw_season_cfg_t, enabled, "true", "learn this seasonal profile"),
-    K_INT(bw_season_cfg_t, bins, 4, 4096, "288", "phase bins per period"),
-    K_INT(bw_season_cfg_t, min_cycles, 1, 1000, "2",
-          "periods a bin must see before its estimate is applied"),
-    K_DBL(bw_season_cfg_t, half_life, 0.5, 1e6, "7",
-          "forgetting half-life of each bin's mean, in periods"),
-    K_END,
-};
+/* Daily and weekly profiles share keys; only the defaults differ. */
+#define SEASON_KEYS(on, nbins, hl)                                             \
+    {                                                                          \
+        K_BOOL(bw_season_cfg_t, enabled, on, "learn this seasonal profile"),   \
+            K_INT(bw_season_cfg_t, bins, 4, 4096, nbins,                       \
+                  "phase bins per period"),                                    \
+            K_INT(bw_season_cfg_t, min_cycles, 1, 1000, "2",                   \
+                  "periods a bin must see before its estimate is applied"),    \
+            K_DBL(bw_season_cfg_t, half_life, 0.5, 1e6, hl,                    \
+                  "forgetting half-life of each bin's mean, in periods"),      \
+            K_END,                                                             \
+    }
 
-static const bw_key_t weekly_keys[] = {
-    K_BOOL(bw_season_cfg_t, enabled, "false", "learn this seasonal profile"),
-    K_INT(bw_season_cfg_t, bins, 4, 4096, "168", "phase bins per period"),
-    K_INT(bw_season_cfg_t, min_cycles, 1, 1000, "2",
-          "periods a bin must see before its estimate is applied"),
-    K_DBL(bw_season_cfg_t, half_life, 0.5, 1e6, "4",
-          "forgetting half-life of each bin's mean, in periods"),
-    K_END,
-};
+static const bw_key_t season_keys[] = SEASON_KEYS("true", "288", "7");
+static const bw_key_t weekly_keys[] = SEASON_KEYS("false", "168", "4");
 
 #define PF bw_pf_cfg_t
 static const bw_key_t pf_keys[] = {
@@ -174,24 +186,32 @@ static const bw_key_t fusion_keys[] = {
           "discount for correlated signals: 0 independent, 1 redundant"),
     K_DBL(FU, emit_delta, 0, 100, "1",
           "emit a threat row when the score moves by this many points"),
-    K_DBL(FU, band_moderate, 0, 1, "0.2", "probability at which level is moderate"),
+    K_DBL(FU, band_moderate, 0, 1, "0.2",
+          "probability at which level is moderate"),
     K_DBL(FU, band_high, 0, 1, "0.5", "probability at which level is high"),
-    K_DBL(FU, band_critical, 0, 1, "0.8", "probability at which level is critical"),
+    K_DBL(FU, band_critical, 0, 1, "0.8",
+          "probability at which level is critical"),
     K_LIST(FU, rules, n_rules, rule_keys, "threat rules"),
     K_END,
 };
 #undef FU
 
 static const bw_key_t model_keys[] = {
-    {.name = "pf", .type = BW_KT_SECTION,
+    {.name = "pf",
+     .type = BW_KT_SECTION,
      .off = offsetof(bw_config_t, model.pf) - offsetof(bw_config_t, model),
-     .sub = pf_keys, .doc = "per-series particle filter"},
-    {.name = "hier", .type = BW_KT_SECTION,
+     .sub = pf_keys,
+     .doc = "per-series particle filter"},
+    {.name = "hier",
+     .type = BW_KT_SECTION,
      .off = offsetof(bw_config_t, model.hier) - offsetof(bw_config_t, model),
-     .sub = hier_keys, .doc = "hierarchical pooled models"},
-    {.name = "fusion", .type = BW_KT_SECTION,
+     .sub = hier_keys,
+     .doc = "hierarchical pooled models"},
+    {.name = "fusion",
+     .type = BW_KT_SECTION,
      .off = offsetof(bw_config_t, model.fusion) - offsetof(bw_config_t, model),
-     .sub = fusion_keys, .doc = "threat fusion"},
+     .sub = fusion_keys,
+     .doc = "threat fusion"},
     K_END,
 };
 
@@ -224,11 +244,15 @@ static const bw_key_t engine_keys[] = {
 #undef EN
 
 const bw_key_t bw__config_root[] = {
-    {.name = "engine", .type = BW_KT_SECTION,
-     .off = offsetof(bw_config_t, engine), .sub = engine_keys,
+    {.name = "engine",
+     .type = BW_KT_SECTION,
+     .off = offsetof(bw_config_t, engine),
+     .sub = engine_keys,
      .doc = "routing of series to models"},
-    {.name = "model", .type = BW_KT_SECTION,
-     .off = offsetof(bw_config_t, model), .sub = model_keys,
+    {.name = "model",
+     .type = BW_KT_SECTION,
+     .off = offsetof(bw_config_t, model),
+     .sub = model_keys,
      .doc = "statistical models"},
     K_END,
 };

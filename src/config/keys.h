@@ -23,15 +23,15 @@ typedef enum {
 typedef struct bw_key_s {
     const char *name;
     bw_ktype_t type;
-    size_t off;              /* offset in the enclosing struct */
-    double min, max;         /* numeric range, inclusive */
-    const char *def;         /* default, as YAML scalar text */
-    const char *const *enums; /* NULL-terminated, for BW_KT_ENUM */
+    size_t off;                 /* offset in the enclosing struct */
+    double min, max;            /* numeric range, inclusive */
+    const char *def;            /* default, as YAML scalar text */
+    const char *const *enums;   /* NULL-terminated, for BW_KT_ENUM */
     const struct bw_key_s *sub; /* SECTION / LIST item table */
-    size_t size;             /* STRING buffer size; LIST item size */
-    size_t count_off;        /* LIST: offset of the int item count */
-    int max_items;           /* LIST capacity */
-    bool required;           /* LIST item keys only */
+    size_t size;                /* STRING buffer size; LIST item size */
+    size_t count_off;           /* LIST: offset of the int item count */
+    int max_items;              /* LIST capacity */
+    bool required;              /* LIST item keys only */
     const char *doc;
 } bw_key_t;
 

@@ -361,7 +361,8 @@ static void walk_mapping(loader_t *ld, const bw_key_t *tbl, void *base,
     check_required(ld, tbl, seen, map, path);
 }
 
-/* --- cross-field checks ----------------------------------------------------- */
+/* --- cross-field checks -----------------------------------------------------
+ */
 
 static void cross_report(loader_t *ld, const char *path, const char *msg)
 {
@@ -419,7 +420,8 @@ static void cross_check(loader_t *ld, bw_config_t *cfg)
     cross_check_fusion(ld, &cfg->model.fusion);
 }
 
-/* --- entry points ----------------------------------------------------------- */
+/* --- entry points -----------------------------------------------------------
+ */
 
 static void finish(bw_config_t *cfg)
 {
@@ -479,8 +481,8 @@ bw_err_t bw_config_load_string(bw_config_t *cfg, const char *name,
     }
     have_doc = 1;
     root = yaml_document_get_root_node(&doc);
-    if (root != NULL && !(root->type == YAML_SCALAR_NODE &&
-                          root->data.scalar.length == 0)) {
+    if (root != NULL &&
+        !(root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)) {
         walk_mapping(ld, bw__config_root, cfg, root, "");
     }
     finish(cfg);

@@ -129,9 +129,12 @@ void bw_engine_stats(const bw_engine_t *eng, bw_engine_stats_t *st)
 /* ---- routing and model creation ----------------------------------------- */
 
 /* Series matching no route get a plain per-series filter. */
-static const bw_route_cfg_t default_route = {
-    .region = "*", .service = "*", .metric = "*",
-    .model = BW_MODEL_SERIES, .transform = BW_TRANSFORM_NONE, .slo = 0.0};
+static const bw_route_cfg_t default_route = {.region = "*",
+                                             .service = "*",
+                                             .metric = "*",
+                                             .model = BW_MODEL_SERIES,
+                                             .transform = BW_TRANSFORM_NONE,
+                                             .slo = 0.0};
 
 static int match_route(const bw_engine_cfg_t *ec, const bw_event_t *ev)
 {
@@ -320,8 +323,8 @@ static bw_err_t score_pooled(series_t *s, const bw_route_cfg_t *ro,
     out->upper = count ? ho.upper : untransform(ro->transform, ho.upper);
     out->p_slo = ho.p_slo;
     out->shrinkage = ho.shrinkage;
-    out->pop_mean = count ? ho.pop_mean
-                          : untransform(ro->transform, ho.pop_mean);
+    out->pop_mean =
+        count ? ho.pop_mean : untransform(ro->transform, ho.pop_mean);
     out->pop_z = ho.pop_z;
     return BW_OK;
 }
@@ -351,7 +354,8 @@ static bw_err_t check_event(const bw_event_t *ev, const bw_route_cfg_t *ro,
     return BW_OK;
 }
 
-/* ---- fusion ----------------------------------------------------------------- */
+/* ---- fusion -----------------------------------------------------------------
+ */
 
 static entity_t *get_entity(bw_engine_t *eng, const char *key)
 {

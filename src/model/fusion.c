@@ -150,8 +150,7 @@ bw_fusion_t *bw_fusion_new(const bw_fusion_cfg_t *cfg, char *errstr,
     return fu;
 fail:
     bw_fusion_destroy(fu);
-    bw_seterr(errstr, errstr_size, BW_ERR_NOMEM,
-              "model.fusion: out of memory");
+    bw_seterr(errstr, errstr_size, BW_ERR_NOMEM, "model.fusion: out of memory");
     return NULL;
 }
 

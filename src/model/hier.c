@@ -42,13 +42,14 @@
 #define HIER_STATE_TAG 0x48493031u /* "HI01" */
 #define LOGIT_LIM 30.0
 #define ACTIVE_W 1e-9
-#define TAIL_MASS 1e-6 /* kappa-marginal mass left outside the rows, per side */
+#define TAIL_MASS 1e-6 /* kappa-marginal mass left outside the rows, per side  \
+                        */
 
 struct bw_hier_s {
     const bw_hier_cfg_t *cfg;
     bw_hier_kind_t kind;
-    int nr;              /* max regions */
-    double *y, *n, *s2;  /* per region: bad/sum, trials/weight, sum sq */
+    int nr;             /* max regions */
+    double *y, *n, *s2; /* per region: bad/sum, trials/weight, sum sq */
     int64_t t_last;
     int have_time;
     /* grid (derived from the above by refresh) */
@@ -191,7 +192,8 @@ void bw_hier_hyper(const bw_hier_t *h, double *pop_mean, double *spread)
     *spread = h->spread;
 }
 
-/* ---- Beta-Binomial hyperposterior -------------------------------------------- */
+/* ---- Beta-Binomial hyperposterior
+ * -------------------------------------------- */
 
 static double bb_logpost(const bw_hier_t *h, double lm, double lk)
 {
@@ -218,8 +220,7 @@ static double bb_logpost(const bw_hier_t *h, double lm, double lk)
  * with finite-difference derivatives, safeguarded by step halving.
  * Returns the log posterior at the mode.
  */
-static double profile_mu(const bw_hier_t *h, double lk, double *lm,
-                         double *sd)
+static double profile_mu(const bw_hier_t *h, double lk, double *lm, double *sd)
 {
     const double e = 1e-3;
     double x = *lm, f = bb_logpost(h, x, lk), d2 = -1.0;
@@ -288,9 +289,10 @@ static double scan_quantile(const scan_t *sc, const double *cdf, double u)
  * range finds the support, a finer one gives the (Laplace-approximated)
  * marginal of log kappa, and G uniform rows span its TAIL_MASS ..
  * 1 - TAIL_MASS quantiles (the binomial limit gives log kappa a long, thin
- * right tail: covering it to 1e-9 would starve the peak of rows). Uniform rows keep the trapezoid rule's
- * spectral accuracy for smooth integrands; bounding them by mass, not by a
- * local curvature, keeps every mode and heavy tail inside.
+ * right tail: covering it to 1e-9 would starve the peak of rows). Uniform rows
+ * keep the trapezoid rule's spectral accuracy for smooth integrands; bounding
+ * them by mass, not by a local curvature, keeps every mode and heavy tail
+ * inside.
  */
 static void kappa_rows(const bw_hier_t *h, double lm, double *row,
                        double *width)
@@ -315,8 +317,8 @@ static void kappa_rows(const bw_hier_t *h, double lm, double *row,
     }
     cdf[0] = 0.0;
     for (int i = 1; i < SCAN; i++) {
-        cdf[i] = cdf[i - 1] + 0.5 * (exp(sc.lmarg[i] - mx) +
-                                     exp(sc.lmarg[i - 1] - mx));
+        cdf[i] = cdf[i - 1] +
+                 0.5 * (exp(sc.lmarg[i] - mx) + exp(sc.lmarg[i - 1] - mx));
     }
     pz = TAIL_MASS;
     lo = scan_quantile(&sc, cdf, pz);
@@ -364,8 +366,8 @@ static void normalise(bw_hier_t *h, const double *lp)
 /*
  * Population outlier thresholds q(alpha, beta) of the grid points. q is
  * smooth in (logit mu, log kappa), so it is computed exactly on a coarse
- * sub-grid (every max(2, G/8)-th point) and interpolated bilinearly in logit(q):
- * ~50 quantiles per refresh instead of G^2.
+ * sub-grid (every max(2, G/8)-th point) and interpolated bilinearly in
+ * logit(q): ~50 quantiles per refresh instead of G^2.
  */
 static int coarse_axis(int G, int *idx)
 {
@@ -386,8 +388,8 @@ static void bb_quantiles(bw_hier_t *h)
     for (int i = 0; i < nc; i++) {
         for (int k = 0; k < nc; k++) {
             int g = ci[i] * G + ci[k];
-            double q = beta_quantile(h->cfg->outlier_quantile, h->ga[g],
-                                     h->gb[g]);
+            double q =
+                beta_quantile(h->cfg->outlier_quantile, h->ga[g], h->gb[g]);
             q = clampd(q, 1e-300, 1.0 - 1e-16);
             lq[i * nc + k] = log(q) - log1p(-q);
         }
@@ -412,9 +414,9 @@ static void bb_quantiles(bw_hier_t *h)
 }
 
 /*
- * The grid: G rows of log kappa (kappa_rows); in each row G points of logit mu spanning the
- * conditional mode +- grid_sd conditional sds. The row's spacing enters
- * the quadrature weight, so the grid follows curved and multi-modal
+ * The grid: G rows of log kappa (kappa_rows); in each row G points of logit mu
+ * spanning the conditional mode +- grid_sd conditional sds. The row's spacing
+ * enters the quadrature weight, so the grid follows curved and multi-modal
  * posteriors without a global optimiser.
  */
 static bw_err_t bb_refresh(bw_hier_t *h)
@@ -450,7 +452,8 @@ static bw_err_t bb_refresh(bw_hier_t *h)
     return BW_OK;
 }
 
-/* ---- normal hyperposterior ------------------------------------------------------- */
+/* ---- normal hyperposterior
+ * ------------------------------------------------------- */
 
 static double pooled_within(const bw_hier_t *h)
 {
@@ -549,18 +552,18 @@ bw_err_t bw_hier_refresh(bw_hier_t *h)
     return h->kind == BW_HIER_COUNT ? bb_refresh(h) : nm_refresh(h);
 }
 
-/* ---- per-region posterior ------------------------------------------------------- */
+/* ---- per-region posterior
+ * ------------------------------------------------------- */
 
 /* Conditional posterior of region j at grid point g: a mixture component. */
 typedef struct {
-    double a, b;      /* count: Beta(a, b); normal: N(a, b) with b variance */
+    double a, b; /* count: Beta(a, b); normal: N(a, b) with b variance */
     double shrink;
-    double q;         /* population outlier threshold */
+    double q; /* population outlier threshold */
     double pop_sd;
 } comp_t;
 
-static void component(const bw_hier_t *h, int j, int g, double vpool,
-                      comp_t *c)
+static void component(const bw_hier_t *h, int j, int g, double vpool, comp_t *c)
 {
     if (h->kind == BW_HIER_COUNT) {
         double k = h->ga[g] + h->gb[g], mu = h->ga[g] / k;
@@ -584,8 +587,8 @@ static void component(const bw_hier_t *h, int j, int g, double vpool,
         c->a = (1.0 - B) * yb + B * h->ga[g];
         c->b = (1.0 - B) * se2 + B * B * vmu;
         c->shrink = B;
-        c->q = h->ga[g] + gsl_cdf_ugaussian_Pinv(h->cfg->outlier_quantile) *
-                              h->gb[g];
+        c->q = h->ga[g] +
+               gsl_cdf_ugaussian_Pinv(h->cfg->outlier_quantile) * h->gb[g];
         c->pop_sd = h->gb[g];
     }
 }
@@ -620,8 +623,8 @@ static void mix_eval(const bw_hier_t *h, double x, double *F, double *f)
         double ca = h->ca[a], cb = h->cb[a];
         if (h->kind == BW_HIER_COUNT) {
             sf += h->cw[a] * beta_cdf(x, ca, cb);
-            sd += h->cw[a] * exp((ca - 1.0) * log(x) + (cb - 1.0) * log1p(-x) -
-                                 h->cl[a]);
+            sd += h->cw[a] *
+                  exp((ca - 1.0) * log(x) + (cb - 1.0) * log1p(-x) - h->cl[a]);
         } else {
             double z = (x - ca) / h->cl[a];
             sf += h->cw[a] * gsl_cdf_ugaussian_P(z);
@@ -731,8 +734,8 @@ bw_err_t bw_hier_region(bw_hier_t *h, int j, double slo, bw_hier_out_t *out)
         h->ca[a] = c.a;
         h->cb[a] = c.b;
         h->cw[a] = w;
-        h->cl[a] = h->kind == BW_HIER_COUNT ? gsl_sf_lnbeta(c.a, c.b)
-                                            : sqrt(c.b);
+        h->cl[a] =
+            h->kind == BW_HIER_COUNT ? gsl_sf_lnbeta(c.a, c.b) : sqrt(c.b);
         m += w * cm;
         m2 += w * (cv + cm * cm);
         sh += w * c.shrink;
@@ -752,7 +755,8 @@ bw_err_t bw_hier_region(bw_hier_t *h, int j, double slo, bw_hier_out_t *out)
     return BW_OK;
 }
 
-/* ---- data --------------------------------------------------------------------- */
+/* ---- data
+ * --------------------------------------------------------------------- */
 
 static void decay(bw_hier_t *h, int64_t t_ms)
 {

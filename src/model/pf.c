@@ -8,8 +8,8 @@
  *   trend_t = trend_{t-1} + u_t                     (optional trend),
  *   y_t     = level_t + e_t,
  * with dt the time gap in units of the series' typical interval, and
- *   w_t ~ N(0, sigma^2 (q dt + [r_t = shift] k_shift^2)),  u_t ~ N(0, sigma^2 q_trend dt),
- *   e_t ~ N(0, sigma^2 / lambda_t)                 regime normal,
+ *   w_t ~ N(0, sigma^2 (q dt + [r_t = shift] k_shift^2)),  u_t ~ N(0, sigma^2
+ * q_trend dt), e_t ~ N(0, sigma^2 / lambda_t)                 regime normal,
  *   e_t ~ N(0, sigma^2 k_spike^2)                  regime spike (transient),
  *   lambda_t ~ Gamma(nu/2, nu/2), i.e. Student-t noise, represented by a
  *   generalised Gauss-Laguerre quadrature of the scale mixture.
@@ -58,11 +58,11 @@ enum { CHILD_NORMAL, CHILD_SPIKE, CHILD_SHIFT };
 
 struct bw_pf_s {
     const bw_pf_cfg_t *cfg;
-    int n;   /* particles */
-    int k;   /* children per particle */
+    int n; /* particles */
+    int k; /* children per particle */
     double *mem;
     double *m0, *m1, *c00, *c01, *c11, *d, *logw;
-    double dof; /* shared: degrees of freedom of sigma^2's posterior */
+    double dof;  /* shared: degrees of freedom of sigma^2's posterior */
     double s0sq; /* known sigma^2 when !learn_scale */
     int64_t t_first, t_last;
     double interval; /* ms; 0 until two distinct timestamps were seen */
@@ -74,15 +74,15 @@ struct bw_pf_s {
     /* Derived from cfg at creation (not state). */
     double child_logp[K_MAX], child_v[K_MAX], child_w[K_MAX];
     int child_kind[K_MAX];
-    double vbar;  /* E[1/lambda] under the quadrature */
+    double vbar; /* E[1/lambda] under the quadrature */
     /* Cache of the predictive t quantile for the current dof. */
     double q_dof, q_val;
 };
 
 struct bw_pf_ws_s {
     int cap;
-    double *ll;      /* cap * K_MAX child log-likelihoods, then probabilities */
-    double *tmp;     /* N_ARRAYS * cap: resampling copies */
+    double *ll;  /* cap * K_MAX child log-likelihoods, then probabilities */
+    double *tmp; /* N_ARRAYS * cap: resampling copies */
     int *idx;
 };
 
@@ -93,7 +93,8 @@ const char *bw_direction_name(int dir)
     return (dir >= 0 && dir <= 4) ? names[dir] : "?";
 }
 
-/* ---- construction ---------------------------------------------------------- */
+/* ---- construction ----------------------------------------------------------
+ */
 
 static int t_nodes(const bw_pf_cfg_t *cfg, double *lambda, double *omega)
 {
@@ -106,7 +107,8 @@ static int t_nodes(const bw_pf_cfg_t *cfg, double *lambda, double *omega)
         lambda[0] = omega[0] = 1.0;
         return 1;
     }
-    /* Gamma(nu/2, rate nu/2): weight x^(nu/2 - 1) exp(-(nu/2) x) on [0, inf). */
+    /* Gamma(nu/2, rate nu/2): weight x^(nu/2 - 1) exp(-(nu/2) x) on [0, inf).
+     */
     w = gsl_integration_fixed_alloc(gsl_integration_fixed_laguerre, (size_t)n,
                                     0.0, cfg->t_dof / 2.0,
                                     cfg->t_dof / 2.0 - 1.0, 0.0);
@@ -252,7 +254,8 @@ uint64_t bw_pf_late(const bw_pf_t *pf)
     return pf->late;
 }
 
-/* ---- filtering --------------------------------------------------------------- */
+/* ---- filtering
+ * --------------------------------------------------------------- */
 
 /* Sample the Gaussian state of particle i (rao_blackwell = false). */
 static void sample_state(bw_pf_t *pf, int i, double scale)
@@ -326,8 +329,8 @@ static double time_step(bw_pf_t *pf, int64_t t_ms)
 typedef struct {
     double dt;
     double y;
-    double kdof;   /* log-density constant for the current dof */
-    double q, qt;  /* innovation variance ratios scaled by dt */
+    double kdof;  /* log-density constant for the current dof */
+    double q, qt; /* innovation variance ratios scaled by dt */
 } step_ctx_t;
 
 /* Predicted (scaled) moments of particle i. */
@@ -424,15 +427,16 @@ static void propagate(bw_pf_t *pf, const step_ctx_t *c, int i,
         pf->d[i] += e * e / qc;
     }
     if (!pf->cfg->rao_blackwell) {
-        sample_state(pf, i, pf->cfg->learn_scale ? pf->d[i] / (pf->dof + 1.0)
-                                                 : pf->s0sq);
+        sample_state(pf, i,
+                     pf->cfg->learn_scale ? pf->d[i] / (pf->dof + 1.0)
+                                          : pf->s0sq);
     }
 }
 
 /* Moment-matched one-step predictive (location, scale) from the prior
  * (normalised, linear) weights w[]. */
-static void predictive(const bw_pf_t *pf, const step_ctx_t *c,
-                       const double *wt, double *mu, double *sd)
+static void predictive(const bw_pf_t *pf, const step_ctx_t *c, const double *wt,
+                       double *mu, double *sd)
 {
     double m = 0.0, v = 0.0, m2 = 0.0;
 
@@ -637,8 +641,8 @@ double bw_pf_ess(const bw_pf_t *pf)
 
 void bw_pf_resample(bw_pf_t *pf, bw_pf_ws_t *ws)
 {
-    double *src[N_ARRAYS] = {pf->m0, pf->m1, pf->c00, pf->c01,
-                             pf->c11, pf->d, pf->logw};
+    double *src[N_ARRAYS] = {pf->m0,  pf->m1, pf->c00, pf->c01,
+                             pf->c11, pf->d,  pf->logw};
     int n = pf->n;
 
     bw_resample_systematic(pf->logw, n, bw_rng_uniform(&pf->rng), ws->idx);
@@ -682,14 +686,16 @@ void bw_pf_level(const bw_pf_t *pf, double *mean, double *var)
     *var = v + fmax(m2 - m * m, 0.0);
 }
 
-/* ---- state ----------------------------------------------------------------- */
+/* ---- state -----------------------------------------------------------------
+ */
 
 bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
 {
     bw_wbuf_u32(w, PF_STATE_TAG);
     bw_wbuf_u32(w, (uint32_t)pf->n);
     bw_wbuf_u32(w, (uint32_t)pf->k);
-    bw_wbuf_u8(w, (uint8_t)(pf->cfg->daily.enabled | pf->cfg->weekly.enabled << 1));
+    bw_wbuf_u8(
+        w, (uint8_t)(pf->cfg->daily.enabled | pf->cfg->weekly.enabled << 1));
     bw_wbuf_u32(w, (uint32_t)pf->cfg->daily.bins);
     bw_wbuf_u32(w, (uint32_t)pf->cfg->weekly.bins);
     bw_wbuf_f64s(w, pf->mem, (size_t)N_ARRAYS * pf->n);

@@ -20,9 +20,9 @@ typedef struct {
     double mean_sum; /* sum of mean[] over seen bins */
     double mean_sq;  /* sum of mean[]^2 over seen bins */
     double wt_sum;
-    double within;   /* within-bin residual variance */
+    double within; /* within-bin residual variance */
     double updates;
-    int seen;        /* bins seen at least once */
+    int seen; /* bins seen at least once */
 } bw_season_t;
 
 int bw__season_init(bw_season_t *s, const bw_season_cfg_t *cfg,

@@ -15,8 +15,8 @@
 #define MAX_COLS 64
 
 enum { C_TIME, C_VALUE, C_REGION, C_SERVICE, C_METRIC, C_COUNT, C_N };
-static const char *const col_names[C_N] = {"timestamp", "value", "region",
-                                           "service", "metric", "count"};
+static const char *const col_names[C_N] = {"timestamp", "value",  "region",
+                                           "service",   "metric", "count"};
 
 typedef struct {
     const bw_replay_opts_t *o;
@@ -135,8 +135,8 @@ static void write_header(FILE *out)
 static void write_score(FILE *out, const char *ts, const char *value,
                         const bw_event_t *ev, const bw_score_t *s)
 {
-    fprintf(out, "%s,%s,%.9g,%s,%s,%s,%s", ts, value, s->p_anomaly,
-            ev->region, ev->service, ev->metric, bw_model_kind_name(s->model));
+    fprintf(out, "%s,%s,%.9g,%s,%s,%s,%s", ts, value, s->p_anomaly, ev->region,
+            ev->service, ev->metric, bw_model_kind_name(s->model));
     fprintf(out, ",%.2f", s->score);
     put_num(out, s->p_value);
     put_num(out, s->expected);
@@ -229,8 +229,8 @@ static void process_line(replay_t *rp, bw_engine_t *eng, char *line)
     if (parse_row(rp, f, n, &ev) != 0) {
         return;
     }
-    if (bw_engine_process(eng, &ev, &sc, rp->o->threats ? on_threat : NULL,
-                          rp, errstr, sizeof(errstr)) != BW_OK) {
+    if (bw_engine_process(eng, &ev, &sc, rp->o->threats ? on_threat : NULL, rp,
+                          errstr, sizeof(errstr)) != BW_OK) {
         bad_row(rp, "%s", errstr);
         return;
     }

@@ -147,8 +147,8 @@ bw_err_t bw_state_load_hier(bw_hier_t *h, const uint8_t *blob, size_t len,
     return load(h, hier_load, BW_STATE_HIER, blob, len, errstr, errstr_size);
 }
 
-bw_err_t bw_state_load_fusion(bw_fusion_t *fu, const uint8_t *blob,
-                              size_t len, char *errstr, size_t errstr_size)
+bw_err_t bw_state_load_fusion(bw_fusion_t *fu, const uint8_t *blob, size_t len,
+                              char *errstr, size_t errstr_size)
 {
     return load(fu, fusion_load, BW_STATE_FUSION, blob, len, errstr,
                 errstr_size);

@@ -39,8 +39,8 @@ static bw_pf_cfg_t model_cfg(void)
 static int mixture(const bw_pf_cfg_t *c, double *lam, double *om)
 {
     gsl_integration_fixed_workspace *w = gsl_integration_fixed_alloc(
-        gsl_integration_fixed_laguerre, (size_t)c->t_nodes, 0.0,
-        c->t_dof / 2.0, c->t_dof / 2.0 - 1.0, 0.0);
+        gsl_integration_fixed_laguerre, (size_t)c->t_nodes, 0.0, c->t_dof / 2.0,
+        c->t_dof / 2.0 - 1.0, 0.0);
     double s = 0.0;
 
     for (int j = 0; j < c->t_nodes; j++) {

@@ -134,9 +134,8 @@ static void test_dump_round_trip(void **state)
     FILE *f;
 
     (void)state;
-    assert_int_equal(bw_config_load(&a, BW_SOURCE_DIR "/config/sample.yaml",
-                                    stderr),
-                     BW_OK);
+    assert_int_equal(
+        bw_config_load(&a, BW_SOURCE_DIR "/config/sample.yaml", stderr), BW_OK);
     f = open_memstream(&d1, &l1);
     bw_config_dump(&a, f);
     fclose(f);

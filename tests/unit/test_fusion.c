@@ -131,8 +131,8 @@ static void test_window_and_emission(void **state)
     bw_threat_t t;
 
     (void)state;
-    c.window_ms = 160000; /* 16 buckets of 10 s */
-    assert_true(bw_fusion_eval(fu, 0, 0, &t)); /* first assessment emits */
+    c.window_ms = 160000;                          /* 16 buckets of 10 s */
+    assert_true(bw_fusion_eval(fu, 0, 0, &t));     /* first assessment emits */
     assert_false(bw_fusion_eval(fu, 0, 1000, &t)); /* nothing changed */
     bw_fusion_observe(fu, 0, 0, 5000, 0.99);
     assert_true(bw_fusion_eval(fu, 0, 5000, &t));

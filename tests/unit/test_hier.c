@@ -20,10 +20,10 @@
 
 #define NRAT 71
 static const double rat_y[NRAT] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1,
-    1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 5, 2, 5, 3,
-    2, 7, 7, 3, 3, 2, 9, 10, 4, 4, 4, 4, 4, 4, 4, 10, 4, 4,
-    4, 5, 11, 12, 5, 5, 6, 5, 6, 6, 6, 6, 16, 15, 15, 9, 4,
+    0, 0, 0,  0,  0, 0, 0, 0,  0, 0, 0, 0, 0,  0,  1,  1,  1, 1,
+    1, 1, 1,  1,  2, 2, 2, 2,  2, 2, 2, 2, 2,  1,  5,  2,  5, 3,
+    2, 7, 7,  3,  3, 2, 9, 10, 4, 4, 4, 4, 4,  4,  4,  10, 4, 4,
+    4, 5, 11, 12, 5, 5, 6, 5,  6, 6, 6, 6, 16, 15, 15, 9,  4,
 };
 static const double rat_n[NRAT] = {
     20, 20, 20, 20, 20, 20, 20, 19, 19, 19, 19, 18, 18, 17, 20, 20, 20, 20,
@@ -76,8 +76,8 @@ static void reference(int j, double thr, double x_lo, ref_t *r)
             A[i][k] = exp(v) / (1.0 + exp(-u));
             B[i][k] = exp(v) / (1.0 + exp(u));
             /* prior (a+b)^-2.5, Jacobian a*b */
-            lp[i][k] = rat_loglik(A[i][k], B[i][k]) - 2.5 * v +
-                       log(A[i][k]) + log(B[i][k]);
+            lp[i][k] = rat_loglik(A[i][k], B[i][k]) - 2.5 * v + log(A[i][k]) +
+                       log(B[i][k]);
         }
     }
     done = 1;
@@ -95,8 +95,8 @@ static void reference(int j, double thr, double x_lo, ref_t *r)
             r->mean_theta += w * a / (a + b);
             r->p_exceed += w * gsl_cdf_beta_Q(thr, a, b);
             r->mean_mu += w * A[i][k] / (A[i][k] + B[i][k]);
-            r->mean_shrink += w * (A[i][k] + B[i][k]) /
-                              (A[i][k] + B[i][k] + rat_n[j]);
+            r->mean_shrink +=
+                w * (A[i][k] + B[i][k]) / (A[i][k] + B[i][k] + rat_n[j]);
             r->cdf_lo += w * gsl_cdf_beta_P(x_lo, a, b);
         }
     }
@@ -167,39 +167,39 @@ static void test_small_and_large_regions(void **state)
 
     cfg.kappa_min = 2; /* the production hyperprior */
     {
-    bw_hier_t *h = bw_hier_new(&cfg, BW_HIER_COUNT, NULL, 0);
-    bw_hier_out_t small, big, typical;
-    const double rates[8] = {0.0009, 0.0011, 0.001, 0.0012,
-                             0.0008, 0.001,  0.00105, 0.00095};
+        bw_hier_t *h = bw_hier_new(&cfg, BW_HIER_COUNT, NULL, 0);
+        bw_hier_out_t small, big, typical;
+        const double rates[8] = {0.0009, 0.0011, 0.001,   0.0012,
+                                 0.0008, 0.001,  0.00105, 0.00095};
 
-    (void)state;
-    for (int j = 0; j < 8; j++) {
-        bw_hier_set(h, j, rates[j] * 100000, 100000);
-    }
-    bw_hier_set(h, 8, 1, 3);         /* 1 error in 3 requests */
-    bw_hier_set(h, 9, 400, 40000);   /* 1%: ten times the population */
-    bw_hier_refresh(h);
-    bw_hier_region(h, 8, 0.005, &small);
-    bw_hier_region(h, 9, 0.005, &big);
-    bw_hier_region(h, 2, 0.005, &typical);
-    print_message("1/3: mean %.5f shrink %.4f p_out %.4f; 400/40000: mean "
-                  "%.5f shrink %.4f p_out %.4f\n",
-                  small.mean, small.shrinkage, small.p_outlier, big.mean,
-                  big.shrinkage, big.p_outlier);
-    /* Shrunk toward the population: at least 90% of the way from its raw
-     * 1/3 (the exact posterior under the default hyperprior: 94%). */
-    assert_true(fabs(small.mean - small.pop_mean) <
-                0.1 * fabs(small.raw - small.pop_mean));
-    assert_true(small.shrinkage > 0.9);
-    assert_true(small.p_outlier < 0.5);      /* not flagged */
-    assert_true(small.p_slo < big.p_slo);
-    assert_float_equal(big.mean, 0.01, 0.0005); /* dominated by its data */
-    assert_true(big.shrinkage < 0.1);
-    assert_true(big.p_outlier > 0.99);
-    assert_true(big.p_slo > 0.99);
-    assert_true(typical.p_outlier < 0.05);
-    assert_true(big.lower < 0.01 && big.upper > 0.01);
-    bw_hier_destroy(h);
+        (void)state;
+        for (int j = 0; j < 8; j++) {
+            bw_hier_set(h, j, rates[j] * 100000, 100000);
+        }
+        bw_hier_set(h, 8, 1, 3);       /* 1 error in 3 requests */
+        bw_hier_set(h, 9, 400, 40000); /* 1%: ten times the population */
+        bw_hier_refresh(h);
+        bw_hier_region(h, 8, 0.005, &small);
+        bw_hier_region(h, 9, 0.005, &big);
+        bw_hier_region(h, 2, 0.005, &typical);
+        print_message("1/3: mean %.5f shrink %.4f p_out %.4f; 400/40000: mean "
+                      "%.5f shrink %.4f p_out %.4f\n",
+                      small.mean, small.shrinkage, small.p_outlier, big.mean,
+                      big.shrinkage, big.p_outlier);
+        /* Shrunk toward the population: at least 90% of the way from its raw
+         * 1/3 (the exact posterior under the default hyperprior: 94%). */
+        assert_true(fabs(small.mean - small.pop_mean) <
+                    0.1 * fabs(small.raw - small.pop_mean));
+        assert_true(small.shrinkage > 0.9);
+        assert_true(small.p_outlier < 0.5); /* not flagged */
+        assert_true(small.p_slo < big.p_slo);
+        assert_float_equal(big.mean, 0.01, 0.0005); /* dominated by its data */
+        assert_true(big.shrinkage < 0.1);
+        assert_true(big.p_outlier > 0.99);
+        assert_true(big.p_slo > 0.99);
+        assert_true(typical.p_outlier < 0.05);
+        assert_true(big.lower < 0.01 && big.upper > 0.01);
+        bw_hier_destroy(h);
     }
 }
 
@@ -264,7 +264,8 @@ static void test_normal_vs_integration(void **state)
     bw_hier_t *h;
     bw_hier_out_t out;
     /* Each region: values x_j +- d_j, so mean x_j and within var d_j^2. */
-    const double x[6] = {5.0, 5.4, 4.6, 6.1, 5.2, 4.9}, d[6] = {1, 2, 1, 1, 3, 1};
+    const double x[6] = {5.0, 5.4, 4.6, 6.1, 5.2, 4.9},
+                 d[6] = {1, 2, 1, 1, 3, 1};
     double yb[6], se2[6], z, num, err;
     gsl_integration_workspace *w = gsl_integration_workspace_alloc(1000);
     gsl_function f;

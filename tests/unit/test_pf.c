@@ -199,8 +199,8 @@ static void test_learned_scale_matches_conjugate_dlm(void **state)
         cs = r - r * r / qq;
         d += e * e / qq;
         n += 1.0;
-        assert_int_equal(
-            bw_pf_update(pf, ws, (int64_t)t * STEP_MS, y[t], &out), BW_OK);
+        assert_int_equal(bw_pf_update(pf, ws, (int64_t)t * STEP_MS, y[t], &out),
+                         BW_OK);
         bw_pf_level(pf, &pm, &pv);
         assert_float_equal(pm, m, 1e-9 * (1 + fabs(m)));
         assert_float_equal(pv, cs * d / n, 1e-9 * cs * d / n);
@@ -210,7 +210,8 @@ static void test_learned_scale_matches_conjugate_dlm(void **state)
     bw_pf_destroy(pf);
 }
 
-/* ---- regime switching vs exhaustive enumeration ---------------------------- */
+/* ---- regime switching vs exhaustive enumeration ----------------------------
+ */
 
 #define EN_T 8
 #define EN_MAX 2187 /* 3^7 */
@@ -307,7 +308,8 @@ static void test_regimes_match_enumeration(void **state)
     }
 }
 
-/* ---- robustness and bookkeeping -------------------------------------------- */
+/* ---- robustness and bookkeeping --------------------------------------------
+ */
 
 static void test_outlier_does_not_drag_level(void **state)
 {
@@ -322,7 +324,8 @@ static void test_outlier_does_not_drag_level(void **state)
     (void)state;
     bw_rng_seed(&rng, 3);
     for (t = 0; t < 300; t++) {
-        bw_pf_update(pf, ws, (int64_t)t * 60000, 100 + bw_rng_gauss(&rng), &out);
+        bw_pf_update(pf, ws, (int64_t)t * 60000, 100 + bw_rng_gauss(&rng),
+                     &out);
     }
     bw_pf_level(pf, &before, &v);
     bw_pf_update(pf, ws, (int64_t)t++ * 60000, 160.0, &out);
@@ -353,10 +356,12 @@ static void test_level_shift_is_absorbed(void **state)
     (void)state;
     bw_rng_seed(&rng, 4);
     for (t = 0; t < 300; t++) {
-        bw_pf_update(pf, ws, (int64_t)t * 60000, 100 + bw_rng_gauss(&rng), &out);
+        bw_pf_update(pf, ws, (int64_t)t * 60000, 100 + bw_rng_gauss(&rng),
+                     &out);
     }
     for (; t < 340; t++) {
-        bw_pf_update(pf, ws, (int64_t)t * 60000, 130 + bw_rng_gauss(&rng), &out);
+        bw_pf_update(pf, ws, (int64_t)t * 60000, 130 + bw_rng_gauss(&rng),
+                     &out);
         alarms += out.p_anomaly > 0.5;
         if (t == 300) {
             assert_true(out.direction == BW_DIR_SPIKE ||
@@ -396,9 +401,8 @@ static void test_late_and_gap(void **state)
     a = w1.data, b = w2.data;
     assert_int_not_equal(memcmp(a, b, w1.len), 0);
     /* A week-long gap, then the random walk has drifted a little: no alarm. */
-    assert_int_equal(bw_pf_update(pf, ws, (int64_t)(t + 10080) * 60000, 53.0,
-                                  &out),
-                     BW_OK);
+    assert_int_equal(
+        bw_pf_update(pf, ws, (int64_t)(t + 10080) * 60000, 53.0, &out), BW_OK);
     assert_true(out.p_anomaly < 0.2);
     assert_int_equal(bw_pf_update(pf, ws, 0, NAN, &out), BW_ERR_RANGE);
     bw_wbuf_free(&w1);

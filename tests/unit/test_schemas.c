@@ -43,18 +43,28 @@ static void has_fields(avro_schema_t s, const char *const *fields)
 static void test_schemas_parse(void **state)
 {
     static const char *const ev[] = {"event_time", "region", "service",
-                                     "metric", "value", "count", "labels",
+                                     "metric",     "value",  "count",
+                                     "labels",     NULL};
+    static const char *const sc[] = {"entity_id",
+                                     "probability",
+                                     "score",
+                                     "actual",
+                                     "typical",
+                                     "event_time",
+                                     "source_timestamp",
+                                     "processed_at",
+                                     "freshness_lag_ms",
+                                     "stale",
+                                     "config_version",
+                                     "source_topic",
+                                     "source_partition",
+                                     "source_offset",
                                      NULL};
-    static const char *const sc[] = {
-        "entity_id", "probability", "score", "actual", "typical",
-        "event_time", "source_timestamp", "processed_at", "freshness_lag_ms",
-        "stale", "config_version", "source_topic", "source_partition",
-        "source_offset", NULL};
-    static const char *const th[] = {"entity_id", "probability", "score",
-                                     "level", "contributors", "stale",
-                                     "freshness_lag_ms", NULL};
-    static const char *const dl[] = {"reason", "original_value",
-                                     "source_topic", "source_offset", NULL};
+    static const char *const th[] = {
+        "entity_id", "probability",      "score", "level", "contributors",
+        "stale",     "freshness_lag_ms", NULL};
+    static const char *const dl[] = {"reason", "original_value", "source_topic",
+                                     "source_offset", NULL};
     const char *names[] = {"metric_event.avsc", "anomaly_score.avsc",
                            "threat_score.avsc", "dead_letter.avsc"};
     const char *const *fields[] = {ev, sc, th, dl};

@@ -154,8 +154,7 @@ static void test_hier_identity(void **state)
             assert_int_equal(bw_state_save_hier(h2, &blob, &len), BW_OK);
             bw_hier_destroy(h2);
             h2 = bw_hier_new(&cfg.model.hier, BW_HIER_COUNT, NULL, 0);
-            assert_int_equal(bw_state_load_hier(h2, blob, len, NULL, 0),
-                             BW_OK);
+            assert_int_equal(bw_state_load_hier(h2, blob, len, NULL, 0), BW_OK);
         }
         assert_int_equal(bw_hier_observe(h2, j, t * 60000, y, n, 0.01, &b[t]),
                          BW_OK);
