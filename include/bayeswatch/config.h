@@ -56,6 +56,9 @@ typedef struct {
     double p_shift;       /* prior probability of a level shift */
     double spike_scale;   /* spike sd in units of the noise sd */
     double shift_scale;   /* shift sd in units of the noise sd */
+    double p_recur;         /* prior probability of a jump to a familiar value */
+    int recur_window;       /* recent values remembered; 0 = no recur regime */
+    double recur_bandwidth; /* familiarity radius, in noise sds */
     double level_ratio;   /* level innovation var / noise var per interval */
     bool trend;
     double trend_ratio; /* trend innovation var / noise var per interval */

@@ -99,6 +99,15 @@ static const bw_key_t pf_keys[] = {
           "prior probability that an event is a transient anomaly"),
     K_DBL(PF, p_shift, 0, 0.5, "0.001",
           "prior probability that an event starts a level shift"),
+    K_DBL(PF, p_recur, 0, 0.5, "0.01",
+          "prior probability that the value jumps to one seen recently "
+          "(e.g. idle <-> busy): a regime change the series has shown "
+          "before, not an anomaly"),
+    K_INT(PF, recur_window, 0, 65536, "1000",
+          "recent values remembered for the recurrent regime; 0 disables it"),
+    K_DBL(PF, recur_bandwidth, 0.01, 1000, "2",
+          "a value is familiar if recent values lie within this many noise "
+          "sds"),
     K_DBL(PF, spike_scale, 1, 1e6, "10",
           "sd of a transient anomaly, in noise sds"),
     K_DBL(PF, shift_scale, 1, 1e6, "10", "sd of a level shift, in noise sds"),

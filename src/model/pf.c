@@ -54,7 +54,7 @@
 #define WEEK_MS (7 * DAY_MS)
 #define PF_STATE_TAG 0x50463031u /* "PF01" */
 
-enum { CHILD_NORMAL, CHILD_SPIKE, CHILD_SHIFT };
+enum { CHILD_NORMAL, CHILD_SPIKE, CHILD_SHIFT, CHILD_RECUR };
 
 struct bw_pf_s {
     const bw_pf_cfg_t *cfg;
@@ -71,6 +71,9 @@ struct bw_pf_s {
     uint64_t events, late;
     bw_rng_t rng;
     bw_season_t daily, weekly;
+    double *recent; /* ring of recent de-seasonalised values */
+    int n_recent, pos_recent;
+    double sd_last; /* noise sd after the previous event */
     /* Derived from cfg at creation (not state). */
     double child_logp[K_MAX], child_v[K_MAX], child_w[K_MAX];
     int child_kind[K_MAX];
@@ -132,7 +135,8 @@ static int setup_children(bw_pf_t *pf)
 {
     const bw_pf_cfg_t *cfg = pf->cfg;
     double lambda[16], omega[16];
-    double p_norm = 1.0 - cfg->p_spike - cfg->p_shift;
+    double p_norm = 1.0 - cfg->p_spike - cfg->p_shift -
+                    (cfg->recur_window > 0 ? cfg->p_recur : 0.0);
     int nn = t_nodes(cfg, lambda, omega), k = 0;
 
     if (nn < 0) {
@@ -158,6 +162,12 @@ static int setup_children(bw_pf_t *pf)
         pf->child_v[k] = pf->vbar;
         pf->child_w[k++] = cfg->shift_scale * cfg->shift_scale;
     }
+    if (cfg->p_recur > 0.0 && cfg->recur_window > 0) {
+        pf->child_kind[k] = CHILD_RECUR;
+        pf->child_logp[k] = log(cfg->p_recur);
+        pf->child_v[k] = 0.0;
+        pf->child_w[k++] = 0.0;
+    }
     pf->k = k;
     return 0;
 }
@@ -174,7 +184,8 @@ bw_pf_t *bw_pf_new(const bw_pf_cfg_t *cfg, uint64_t seed, char *errstr,
     pf->cfg = cfg;
     pf->n = cfg->particles;
     pf->mem = bw_malloc((size_t)N_ARRAYS * pf->n * sizeof(double));
-    if (pf->mem == NULL || bw__season_init(&pf->daily, &cfg->daily, DAY_MS) ||
+    pf->recent = bw_calloc((size_t)cfg->recur_window + 1, sizeof(double));
+    if (pf->mem == NULL || pf->recent == NULL || bw__season_init(&pf->daily, &cfg->daily, DAY_MS) ||
         bw__season_init(&pf->weekly, &cfg->weekly, WEEK_MS)) {
         goto fail;
     }
@@ -205,6 +216,7 @@ void bw_pf_destroy(bw_pf_t *pf)
     }
     bw__season_free(&pf->daily);
     bw__season_free(&pf->weekly);
+    bw_free(pf->recent);
     bw_free(pf->mem);
     bw_free(pf);
 }
@@ -241,6 +253,7 @@ void bw_pf_ws_destroy(bw_pf_ws_t *ws)
 size_t bw_pf_memory(const bw_pf_t *pf)
 {
     return sizeof(*pf) + (size_t)N_ARRAYS * pf->n * sizeof(double) +
+           (size_t)(pf->cfg->recur_window + 1) * sizeof(double) +
            bw__season_memory(&pf->daily) + bw__season_memory(&pf->weekly);
 }
 
@@ -252,6 +265,39 @@ uint64_t bw_pf_events(const bw_pf_t *pf)
 uint64_t bw_pf_late(const bw_pf_t *pf)
 {
     return pf->late;
+}
+
+/* ---- recent values (the recurrent regime) ------------------------------- */
+
+/*
+ * Density of recent values at y: a box kernel of half-width h over the
+ * last recur_window values (count / (n 2h)). Zero, i.e. -inf, when no
+ * recent value lies within h: only familiar values can be explained as a
+ * recurrent jump. O(window) per event, independent of the particles.
+ */
+static double recent_logdens(const bw_pf_t *pf, double y, double h)
+{
+    int count = 0;
+
+    if (pf->n_recent < 16 || !(h > 0.0)) {
+        return -INFINITY;
+    }
+    for (int i = 0; i < pf->n_recent; i++) {
+        count += fabs(pf->recent[i] - y) <= h;
+    }
+    return count > 0 ? log(count / (2.0 * h * pf->n_recent)) : -INFINITY;
+}
+
+static void recent_push(bw_pf_t *pf, double y)
+{
+    if (pf->cfg->recur_window <= 0) {
+        return;
+    }
+    pf->recent[pf->pos_recent] = y;
+    pf->pos_recent = (pf->pos_recent + 1) % pf->cfg->recur_window;
+    if (pf->n_recent < pf->cfg->recur_window) {
+        pf->n_recent++;
+    }
 }
 
 /* ---- filtering
@@ -304,6 +350,8 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
     pf->y_prev = y;
     out->expected = out->lower = out->upper = out->level = y;
     out->noise_sd = s0;
+    pf->sd_last = s0;
+    recent_push(pf, y);
     out->p_value = 1.0;
     out->ess = pf->n;
     out->warmup = cfg->warmup > 0;
@@ -330,7 +378,8 @@ typedef struct {
     double dt;
     double y;
     double kdof;  /* log-density constant for the current dof */
-    double q, qt; /* innovation variance ratios scaled by dt */
+    double q, qt;  /* innovation variance ratios scaled by dt */
+    double lrecur; /* log density of recent values at y */
 } step_ctx_t;
 
 /* Predicted (scaled) moments of particle i. */
@@ -377,14 +426,18 @@ static double particle_children(const bw_pf_t *pf, const step_ctx_t *c, int i,
     logd = log(di);
     for (int j = 0; j < pf->k; j++) {
         double qc = r00 + pf->child_w[j] + pf->child_v[j];
-        ll[j] = pf->child_logp[j] + child_loglik(pf, c, e2, qc, logd, di);
+        ll[j] = pf->child_logp[j] +
+                (pf->child_kind[j] == CHILD_RECUR
+                     ? c->lrecur
+                     : child_loglik(pf, c, e2, qc, logd, di));
         mx = ll[j] > mx ? ll[j] : mx;
     }
     for (int j = 0; j < pf->k; j++) {
         double p = exp(ll[j] - mx);
         ll[j] = p;
         s += p;
-        if (pf->child_kind[j] != CHILD_NORMAL) {
+        if (pf->child_kind[j] == CHILD_SPIKE ||
+            pf->child_kind[j] == CHILD_SHIFT) {
             sa += p;
             ss += pf->child_kind[j] == CHILD_SHIFT ? p : 0.0;
         }
@@ -413,6 +466,15 @@ static void propagate(bw_pf_t *pf, const step_ctx_t *c, int i,
         }
     }
     predict(pf, c, i, &a0, &a1, &r00, &r01, &r11);
+    if (pf->child_kind[j] == CHILD_RECUR) {
+        /* A jump to a familiar value: the level restarts there. */
+        pf->m0[i] = c->y;
+        pf->m1[i] = a1;
+        pf->c00[i] = pf->cfg->init_level_var;
+        pf->c01[i] = 0.0;
+        pf->c11[i] = r11;
+        return;
+    }
     r00 += pf->child_w[j];
     qc = r00 + pf->child_v[j];
     e = c->y - a0;
@@ -612,7 +674,12 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
         c.kdof = lgamma(0.5 * (pf->dof + 1.0)) - lgamma(0.5 * pf->dof) -
                  0.5 * log(M_PI);
     }
+    c.lrecur = pf->k > 0 && pf->child_kind[pf->k - 1] == CHILD_RECUR
+                   ? recent_logdens(pf, c.y,
+                                    cfg->recur_bandwidth * pf->sd_last)
+                   : -INFINITY;
     filter(pf, ws, &c, out);
+    recent_push(pf, c.y);
     if (cfg->learn_scale) {
         double fl;
         pf->dof += 1.0;
@@ -627,6 +694,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     out->lower += sd + sw;
     out->upper += sd + sw;
     summarise_posterior(pf, ws->tmp + 3 * (size_t)pf->n, out);
+    pf->sd_last = out->noise_sd;
     learn_season(pf, t_ms, y, sd, sw, 1.0 - out->p_anomaly);
     pf->t_last = t_ms;
     pf->events++;
@@ -706,6 +774,10 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw_wbuf_f64(w, pf->interval);
     bw_wbuf_f64(w, pf->quantum);
     bw_wbuf_f64(w, pf->y_prev);
+    bw_wbuf_f64(w, pf->sd_last);
+    bw_wbuf_u32(w, (uint32_t)pf->n_recent);
+    bw_wbuf_u32(w, (uint32_t)pf->pos_recent);
+    bw_wbuf_f64s(w, pf->recent, (size_t)pf->n_recent);
     bw_wbuf_u64(w, pf->events);
     bw_wbuf_u64(w, pf->late);
     for (int i = 0; i < 4; i++) {
@@ -738,6 +810,11 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     pf->interval = bw_rbuf_finite(r);
     pf->quantum = bw_rbuf_f64(r);
     pf->y_prev = bw_rbuf_finite(r);
+    pf->sd_last = bw_rbuf_finite(r);
+    pf->n_recent = (int)bw_rbuf_u32_in(r, 0, (uint32_t)pf->cfg->recur_window);
+    pf->pos_recent = (int)bw_rbuf_u32_in(
+        r, 0, (uint32_t)(pf->cfg->recur_window > 0 ? pf->cfg->recur_window - 1 : 0));
+    bw_rbuf_f64s(r, pf->recent, (size_t)pf->n_recent);
     if (!(pf->quantum > 0.0)) {
         r->err = BW_ERR_CORRUPT;
     }

@@ -30,6 +30,7 @@ static bw_pf_cfg_t model_cfg(void)
 
     c.p_spike = 0.02;
     c.p_shift = 0.005;
+    c.recur_window = 0; /* simulated: normal, spike and shift regimes only */
     c.scale_discount = 1.0; /* the simulated noise scale is constant */
     c.warmup = 50;
     return c;

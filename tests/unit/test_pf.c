@@ -53,6 +53,7 @@ static bw_pf_cfg_t gaussian_cfg(int particles, bool rb)
     c.rao_blackwell = rb;
     c.t_dof = 0;
     c.p_spike = c.p_shift = 0;
+    c.recur_window = 0; /* the references have no recurrent regime */
     c.learn_scale = false;
     c.scale_prior = 1.5;
     c.level_ratio = 0.3;
