@@ -59,6 +59,7 @@ typedef struct {
     double p_recur;         /* prior probability of a jump to a familiar value */
     int recur_window;       /* recent values remembered; 0 = no recur regime */
     double recur_bandwidth; /* familiarity radius, in noise sds */
+    double recur_relative;  /* ... or this fraction of the excursion */
     double level_ratio;   /* level innovation var / noise var per interval */
     bool trend;
     double trend_ratio; /* trend innovation var / noise var per interval */

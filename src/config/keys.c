@@ -108,6 +108,9 @@ static const bw_key_t pf_keys[] = {
     K_DBL(PF, recur_bandwidth, 0.01, 1000, "2",
           "a value is familiar if recent values lie within this many noise "
           "sds"),
+    K_DBL(PF, recur_relative, 0, 10, "0.2",
+          "... or within this fraction of its distance from the level (a "
+          "burst to 1e8 is familiar if earlier bursts reached 1e8 +- 20%)"),
     K_DBL(PF, spike_scale, 1, 1e6, "10",
           "sd of a transient anomaly, in noise sds"),
     K_DBL(PF, shift_scale, 1, 1e6, "10", "sd of a level shift, in noise sds"),

@@ -288,6 +288,24 @@ static double recent_logdens(const bw_pf_t *pf, double y, double h)
     return count > 0 ? log(count / (2.0 * h * pf->n_recent)) : -INFINITY;
 }
 
+/* The recurrent child's log-likelihood: the balloon bandwidth is the
+ * larger of recur_bandwidth noise sds and recur_relative of the excursion
+ * from the current level. */
+static double recur_logdens(const bw_pf_t *pf, double y)
+{
+    double level = 0.0, h;
+
+    if (pf->k == 0 || pf->child_kind[pf->k - 1] != CHILD_RECUR) {
+        return -INFINITY;
+    }
+    for (int i = 0; i < pf->n; i++) {
+        level += exp(pf->logw[i]) * pf->m0[i];
+    }
+    h = fmax(pf->cfg->recur_bandwidth * pf->sd_last,
+             pf->cfg->recur_relative * fabs(y - level));
+    return recent_logdens(pf, y, h);
+}
+
 static void recent_push(bw_pf_t *pf, double y)
 {
     if (pf->cfg->recur_window <= 0) {
@@ -674,10 +692,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
         c.kdof = lgamma(0.5 * (pf->dof + 1.0)) - lgamma(0.5 * pf->dof) -
                  0.5 * log(M_PI);
     }
-    c.lrecur = pf->k > 0 && pf->child_kind[pf->k - 1] == CHILD_RECUR
-                   ? recent_logdens(pf, c.y,
-                                    cfg->recur_bandwidth * pf->sd_last)
-                   : -INFINITY;
+    c.lrecur = recur_logdens(pf, c.y);
     filter(pf, ws, &c, out);
     recent_push(pf, c.y);
     if (cfg->learn_scale) {
