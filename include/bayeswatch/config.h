@@ -58,6 +58,7 @@ typedef struct {
     double shift_scale;   /* shift sd in units of the noise sd */
     double p_recur;         /* prior probability of a jump to a familiar value */
     int recur_window;       /* recent values remembered; 0 = no recur regime */
+    int recur_min_count;    /* recent values needed to call y familiar */
     double recur_bandwidth; /* familiarity radius, in noise sds */
     double recur_relative;  /* ... or this fraction of the excursion */
     double level_ratio;   /* level innovation var / noise var per interval */

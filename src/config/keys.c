@@ -105,6 +105,8 @@ static const bw_key_t pf_keys[] = {
           "before, not an anomaly"),
     K_INT(PF, recur_window, 0, 65536, "1000",
           "recent values remembered for the recurrent regime; 0 disables it"),
+    K_INT(PF, recur_min_count, 1, 65536, "1",
+          "recent values needed near y for it to count as familiar"),
     K_DBL(PF, recur_bandwidth, 0.01, 1000, "2",
           "a value is familiar if recent values lie within this many noise "
           "sds"),
@@ -247,7 +249,7 @@ static const bw_key_t engine_keys[] = {
     K_INT(EN, max_series, 1, 10000000, "100000",
           "series held at once (memory is allocated per series on first "
           "sight)"),
-    K_DBL(EN, alert_threshold, 0, 1, "0.5",
+    K_DBL(EN, alert_threshold, 0, 1, "0.98",
           "anomaly probability at which an event counts as an alert"),
     K_LIST(EN, routes, n_routes, route_keys,
            "first matching route picks the model; none matching = series"),

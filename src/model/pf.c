@@ -271,9 +271,9 @@ uint64_t bw_pf_late(const bw_pf_t *pf)
 
 /*
  * Density of recent values at y: a box kernel of half-width h over the
- * last recur_window values (count / (n 2h)). Zero, i.e. -inf, when no
- * recent value lies within h: only familiar values can be explained as a
- * recurrent jump. O(window) per event, independent of the particles.
+ * last recur_window values (count / (n 2h)). Zero, i.e. -inf, when fewer
+ * than recur_min_count recent values lie within h: only familiar values,
+ * not one stray earlier outlier, can be explained as a recurrent jump. O(window) per event, independent of the particles.
  */
 static double recent_logdens(const bw_pf_t *pf, double y, double h)
 {
@@ -285,7 +285,10 @@ static double recent_logdens(const bw_pf_t *pf, double y, double h)
     for (int i = 0; i < pf->n_recent; i++) {
         count += fabs(pf->recent[i] - y) <= h;
     }
-    return count > 0 ? log(count / (2.0 * h * pf->n_recent)) : -INFINITY;
+    if (count < pf->cfg->recur_min_count) {
+        return -INFINITY;
+    }
+    return log(count / (2.0 * h * pf->n_recent));
 }
 
 /* The recurrent child's log-likelihood: the balloon bandwidth is the
