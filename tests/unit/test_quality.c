@@ -48,8 +48,13 @@ static double student_t5(bw_rng_t *r)
     return z / sqrt(c / 5.0);
 }
 
+#define AGE_BUCKET 72 /* events (6 hours) */
+#define AGES 16
+
 typedef struct {
     double total, anoms, brier, base, ece, bound;
+    double age_fa[AGES], age_n[AGES]; /* false alarms by series age */
+    double age_hit[AGES], age_an[AGES]; /* spikes with p >= 0.5 by age */
     double fa, normal, shifts, caught, delay;
     bin_t bins[BINS];
 } stats_t;
@@ -103,6 +108,14 @@ static void run_series(stats_t *st, const bw_config_t *cfg, bw_pf_ws_t *ws,
         } else if (since_shift >= 0 && ++since_shift >= 3) {
             since_shift = -1;
         }
+        if (t / AGE_BUCKET < AGES && spike) {
+            st->age_an[t / AGE_BUCKET] += 1;
+            st->age_hit[t / AGE_BUCKET] += out.p_anomaly >= 0.5;
+        }
+        if (t / AGE_BUCKET < AGES && !spike && !shift) {
+            st->age_n[t / AGE_BUCKET] += 1;
+            st->age_fa[t / AGE_BUCKET] += alert && since_shift < 0;
+        }
         if (t < 288) { /* the first day: seasonality is still being learned */
             continue;
         }
@@ -151,6 +164,13 @@ static void test_broader_family(void **state)
                   st.total, st.anoms, st.ece, st.bound, st.brier, st.base,
                   cfg.engine.alert_threshold, 1e4 * st.fa / st.normal,
                   st.caught, st.shifts, st.caught ? st.delay / st.caught : 0);
+    for (int a = 0; a < AGES; a++) {
+        print_message("age %4d-%4d events: %6.1f false alarms per 10k, "
+                      "spikes with p >= 0.5: %2.0f/%2.0f\n",
+                      a * AGE_BUCKET, (a + 1) * AGE_BUCKET - 1,
+                      1e4 * st.age_fa[a] / st.age_n[a], st.age_hit[a],
+                      st.age_an[a]);
+    }
     assert_true(st.ece < 0.01);
     assert_true(st.brier < 0.5 * st.base);
     assert_true(1e4 * st.fa / st.normal < 5.0);
