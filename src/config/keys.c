@@ -103,8 +103,9 @@ static const bw_key_t pf_keys[] = {
           "prior probability that the value jumps to one seen recently "
           "(e.g. idle <-> busy): a regime change the series has shown "
           "before, not an anomaly"),
-    K_INT(PF, recur_window, 0, 65536, "1000",
-          "recent values remembered for the recurrent regime; 0 disables it"),
+    K_INT(PF, recur_window, 0, 65536, "2016",
+          "recent values remembered for the recurrent regime (2016: a week of "
+          "5-minute data); 0 disables it"),
     K_INT(PF, recur_min_count, 1, 65536, "1",
           "recent values needed near y for it to count as familiar"),
     K_DBL(PF, recur_bandwidth, 0.01, 1000, "2",

@@ -62,6 +62,7 @@ struct bw_pf_s {
     int k; /* children per particle */
     double *mem;
     double *m0, *m1, *c00, *c01, *c11, *d, *logw;
+    double *wlin; /* exp(logw), normalised: cached, saved for bit-identity */
     double dof;  /* shared: degrees of freedom of sigma^2's posterior */
     double s0sq; /* known sigma^2 when !learn_scale */
     int64_t t_first, t_last;
@@ -71,9 +72,10 @@ struct bw_pf_s {
     uint64_t events, late;
     bw_rng_t rng;
     bw_season_t daily, weekly;
-    double *recent; /* ring of recent de-seasonalised values */
+    float *recent; /* ring of recent de-seasonalised values */
     int n_recent, pos_recent;
-    double sd_last; /* noise sd after the previous event */
+    double sd_last;    /* noise sd after the previous event */
+    double level_last; /* posterior mean level after the previous event */
     /* Derived from cfg at creation (not state). */
     double child_logp[K_MAX], child_v[K_MAX], child_w[K_MAX];
     int child_kind[K_MAX];
@@ -183,8 +185,8 @@ bw_pf_t *bw_pf_new(const bw_pf_cfg_t *cfg, uint64_t seed, char *errstr,
     }
     pf->cfg = cfg;
     pf->n = cfg->particles;
-    pf->mem = bw_malloc((size_t)N_ARRAYS * pf->n * sizeof(double));
-    pf->recent = bw_calloc((size_t)cfg->recur_window + 1, sizeof(double));
+    pf->mem = bw_malloc((size_t)(N_ARRAYS + 1) * pf->n * sizeof(double));
+    pf->recent = bw_calloc((size_t)cfg->recur_window + 1, sizeof(float));
     if (pf->mem == NULL || pf->recent == NULL || bw__season_init(&pf->daily, &cfg->daily, DAY_MS) ||
         bw__season_init(&pf->weekly, &cfg->weekly, WEEK_MS)) {
         goto fail;
@@ -195,6 +197,7 @@ bw_pf_t *bw_pf_new(const bw_pf_cfg_t *cfg, uint64_t seed, char *errstr,
     for (int a = 0; a < N_ARRAYS; a++) {
         *arrays[a] = pf->mem + (size_t)a * pf->n;
     }
+    pf->wlin = pf->mem + (size_t)N_ARRAYS * pf->n;
     if (setup_children(pf) != 0) {
         bw_pf_destroy(pf);
         bw_seterr(errstr, errstr_size, BW_ERR_NUMERIC,
@@ -252,8 +255,8 @@ void bw_pf_ws_destroy(bw_pf_ws_t *ws)
 
 size_t bw_pf_memory(const bw_pf_t *pf)
 {
-    return sizeof(*pf) + (size_t)N_ARRAYS * pf->n * sizeof(double) +
-           (size_t)(pf->cfg->recur_window + 1) * sizeof(double) +
+    return sizeof(*pf) + (size_t)(N_ARRAYS + 1) * pf->n * sizeof(double) +
+           (size_t)(pf->cfg->recur_window + 1) * sizeof(float) +
            bw__season_memory(&pf->daily) + bw__season_memory(&pf->weekly);
 }
 
@@ -277,13 +280,15 @@ uint64_t bw_pf_late(const bw_pf_t *pf)
  */
 static double recent_logdens(const bw_pf_t *pf, double y, double h)
 {
+    const float lo = (float)(y - h), hi = (float)(y + h);
+    const float *v = pf->recent;
     int count = 0;
 
     if (pf->n_recent < 16 || !(h > 0.0)) {
         return -INFINITY;
     }
-    for (int i = 0; i < pf->n_recent; i++) {
-        count += fabs(pf->recent[i] - y) <= h;
+    for (int i = 0; i < pf->n_recent; i++) { /* branch-free: vectorises */
+        count += (v[i] >= lo) & (v[i] <= hi);
     }
     if (count < pf->cfg->recur_min_count) {
         return -INFINITY;
@@ -296,16 +301,13 @@ static double recent_logdens(const bw_pf_t *pf, double y, double h)
  * from the current level. */
 static double recur_logdens(const bw_pf_t *pf, double y)
 {
-    double level = 0.0, h;
+    double h;
 
     if (pf->k == 0 || pf->child_kind[pf->k - 1] != CHILD_RECUR) {
         return -INFINITY;
     }
-    for (int i = 0; i < pf->n; i++) {
-        level += exp(pf->logw[i]) * pf->m0[i];
-    }
     h = fmax(pf->cfg->recur_bandwidth * pf->sd_last,
-             pf->cfg->recur_relative * fabs(y - level));
+             pf->cfg->recur_relative * fabs(y - pf->level_last));
     return recent_logdens(pf, y, h);
 }
 
@@ -314,7 +316,7 @@ static void recent_push(bw_pf_t *pf, double y)
     if (pf->cfg->recur_window <= 0) {
         return;
     }
-    pf->recent[pf->pos_recent] = y;
+    pf->recent[pf->pos_recent] = (float)y;
     pf->pos_recent = (pf->pos_recent + 1) % pf->cfg->recur_window;
     if (pf->n_recent < pf->cfg->recur_window) {
         pf->n_recent++;
@@ -361,6 +363,7 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
         pf->c11[i] = cfg->trend ? cfg->init_level_var : 0.0;
         pf->d[i] = pf->dof * pf->s0sq;
         pf->logw[i] = -log((double)pf->n);
+        pf->wlin[i] = 1.0 / pf->n;
         if (!cfg->rao_blackwell) {
             sample_state(pf, i, pf->s0sq);
         }
@@ -372,6 +375,7 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
     out->expected = out->lower = out->upper = out->level = y;
     out->noise_sd = s0;
     pf->sd_last = s0;
+    pf->level_last = y;
     recent_push(pf, y);
     out->p_value = 1.0;
     out->ess = pf->n;
@@ -575,10 +579,8 @@ static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
     double *L = ws->tmp; /* per particle: child logsumexp, anomaly, shift */
     double *w = ws->tmp + 3 * (size_t)pf->n; /* normalised weights */
 
-    /* logw is normalised after every step, so the prior weights are exp. */
-    for (int i = 0; i < pf->n; i++) {
-        w[i] = exp(pf->logw[i]);
-    }
+    /* logw is normalised after every step; wlin caches exp(logw). */
+    memcpy(w, pf->wlin, (size_t)pf->n * sizeof(double));
     predictive(pf, c, w, &mu, &sd);
     for (int i = 0; i < pf->n; i++) {
         double a, sh;
@@ -598,6 +600,7 @@ static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
         anom += w[i] * L[pf->n + i];
         shift += w[i] * L[2 * pf->n + i];
         pf->logw[i] -= lse;
+        pf->wlin[i] = w[i];
     }
     out->surprise = -lse;
     out->p_anomaly = fmin(fmax(anom, 0.0), 1.0);
@@ -713,6 +716,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     out->upper += sd + sw;
     summarise_posterior(pf, ws->tmp + 3 * (size_t)pf->n, out);
     pf->sd_last = out->noise_sd;
+    pf->level_last = out->level;
     learn_season(pf, t_ms, y, sd, sw, 1.0 - out->p_anomaly);
     pf->t_last = t_ms;
     pf->events++;
@@ -741,6 +745,7 @@ void bw_pf_resample(bw_pf_t *pf, bw_pf_ws_t *ws)
     }
     for (int i = 0; i < n; i++) {
         pf->logw[i] = -log((double)n);
+        pf->wlin[i] = 1.0 / n;
     }
 }
 
@@ -784,7 +789,7 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
         w, (uint8_t)(pf->cfg->daily.enabled | pf->cfg->weekly.enabled << 1));
     bw_wbuf_u32(w, (uint32_t)pf->cfg->daily.bins);
     bw_wbuf_u32(w, (uint32_t)pf->cfg->weekly.bins);
-    bw_wbuf_f64s(w, pf->mem, (size_t)N_ARRAYS * pf->n);
+    bw_wbuf_f64s(w, pf->mem, (size_t)(N_ARRAYS + 1) * pf->n);
     bw_wbuf_f64(w, pf->dof);
     bw_wbuf_f64(w, pf->s0sq);
     bw_wbuf_i64(w, pf->t_first);
@@ -793,9 +798,15 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw_wbuf_f64(w, pf->quantum);
     bw_wbuf_f64(w, pf->y_prev);
     bw_wbuf_f64(w, pf->sd_last);
+    bw_wbuf_f64(w, pf->level_last);
     bw_wbuf_u32(w, (uint32_t)pf->n_recent);
     bw_wbuf_u32(w, (uint32_t)pf->pos_recent);
-    bw_wbuf_f64s(w, pf->recent, (size_t)pf->n_recent);
+    for (int i = 0; i < pf->n_recent; i++) {
+        float f = pf->recent[i];
+        uint32_t u;
+        memcpy(&u, &f, sizeof(u));
+        bw_wbuf_u32(w, u);
+    }
     bw_wbuf_u64(w, pf->events);
     bw_wbuf_u64(w, pf->late);
     for (int i = 0; i < 4; i++) {
@@ -820,7 +831,7 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
         bw_rbuf_u32(r) != (uint32_t)pf->cfg->weekly.bins) {
         return BW_ERR_CORRUPT;
     }
-    bw_rbuf_f64s(r, pf->mem, (size_t)N_ARRAYS * pf->n);
+    bw_rbuf_f64s(r, pf->mem, (size_t)(N_ARRAYS + 1) * pf->n);
     pf->dof = bw_rbuf_finite(r);
     pf->s0sq = bw_rbuf_finite(r);
     pf->t_first = bw_rbuf_i64(r);
@@ -829,10 +840,14 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     pf->quantum = bw_rbuf_f64(r);
     pf->y_prev = bw_rbuf_finite(r);
     pf->sd_last = bw_rbuf_finite(r);
+    pf->level_last = bw_rbuf_finite(r);
     pf->n_recent = (int)bw_rbuf_u32_in(r, 0, (uint32_t)pf->cfg->recur_window);
     pf->pos_recent = (int)bw_rbuf_u32_in(
         r, 0, (uint32_t)(pf->cfg->recur_window > 0 ? pf->cfg->recur_window - 1 : 0));
-    bw_rbuf_f64s(r, pf->recent, (size_t)pf->n_recent);
+    for (int i = 0; i < pf->n_recent; i++) {
+        uint32_t u = bw_rbuf_u32(r);
+        memcpy(&pf->recent[i], &u, sizeof(u));
+    }
     if (!(pf->quantum > 0.0)) {
         r->err = BW_ERR_CORRUPT;
     }
