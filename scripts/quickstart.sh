@@ -11,7 +11,7 @@ mkdir -p "$out"
     --threats "$out/threats.csv" "$root/tests/data/sample_telemetry.csv" \
     > "$out/scores.csv"
 echo
-echo "== events scored as anomalous (alert = p_anomaly >= 0.5 after warm-up)"
+echo "== alerts: p_anomaly >= engine.alert_threshold (0.99 by default), after warm-up"
 awk -F, 'NR == 1 || $17 == 1 {
     printf "%-20s %-9s %-5s %-14s %-12s p=%-6.4f expected=%-10.4g actual=%-10.4g %s\n",
         $1, $4, $5, $6, $7, $3, $10, $20, $16 }' "$out/scores.csv" | tail -n +2

@@ -250,7 +250,7 @@ static const bw_key_t engine_keys[] = {
     K_INT(EN, max_series, 1, 10000000, "100000",
           "series held at once (memory is allocated per series on first "
           "sight)"),
-    K_DBL(EN, alert_threshold, 0, 1, "0.98",
+    K_DBL(EN, alert_threshold, 0, 1, "0.99",
           "anomaly probability at which an event counts as an alert"),
     K_LIST(EN, routes, n_routes, route_keys,
            "first matching route picks the model; none matching = series"),
