@@ -56,12 +56,12 @@ typedef struct {
     double p_shift;       /* prior probability of a level shift */
     double spike_scale;   /* spike sd in units of the noise sd */
     double shift_scale;   /* shift sd in units of the noise sd */
-    double p_recur;         /* prior probability of a jump to a familiar value */
-    int recur_window;       /* recent values remembered; 0 = no recur regime */
-    int recur_min_count;    /* recent values needed to call y familiar */
+    double p_recur;       /* prior probability of a jump to a familiar value */
+    int recur_window;     /* recent values remembered; 0 = no recur regime */
+    int recur_min_count;  /* recent values needed to call y familiar */
     double recur_bandwidth; /* familiarity radius, in noise sds */
     double recur_relative;  /* ... or this fraction of the excursion */
-    double level_ratio;   /* level innovation var / noise var per interval */
+    double level_ratio;     /* level innovation var / noise var per interval */
     bool trend;
     double trend_ratio; /* trend innovation var / noise var per interval */
     bool learn_scale;   /* conjugate inverse-gamma noise variance */

@@ -126,7 +126,7 @@ void bw_engine_stats(const bw_engine_t *eng, bw_engine_stats_t *st)
     st->entities = bw_map_size(eng->entities);
 }
 
-/* ---- routing and model creation ----------------------------------------- */
+/* ---- routing and model creation ---- */
 
 /* Series matching no route get a plain per-series filter. */
 static const bw_route_cfg_t default_route = {.region = "*",
@@ -240,7 +240,7 @@ fail:
     return NULL;
 }
 
-/* ---- scoring ------------------------------------------------------------ */
+/* ---- scoring ---- */
 
 static bw_err_t transform(int t, double v, double *out)
 {
@@ -354,8 +354,7 @@ static bw_err_t check_event(const bw_event_t *ev, const bw_route_cfg_t *ro,
     return BW_OK;
 }
 
-/* ---- fusion -----------------------------------------------------------------
- */
+/* ---- fusion ---- */
 
 static entity_t *get_entity(bw_engine_t *eng, const char *key)
 {

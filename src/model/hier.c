@@ -42,8 +42,9 @@
 #define HIER_STATE_TAG 0x48493031u /* "HI01" */
 #define LOGIT_LIM 30.0
 #define ACTIVE_W 1e-9
-#define TAIL_MASS 1e-6 /* kappa-marginal mass left outside the rows, per side  \
-                        */
+#define TAIL_MASS                                                              \
+    1e-6 /* kappa-marginal mass left outside the rows, per side                \
+          */
 
 struct bw_hier_s {
     const bw_hier_cfg_t *cfg;
@@ -192,8 +193,7 @@ void bw_hier_hyper(const bw_hier_t *h, double *pop_mean, double *spread)
     *spread = h->spread;
 }
 
-/* ---- Beta-Binomial hyperposterior
- * -------------------------------------------- */
+/* ---- Beta-Binomial hyperposterior ---- */
 
 static double bb_logpost(const bw_hier_t *h, double lm, double lk)
 {
@@ -452,8 +452,7 @@ static bw_err_t bb_refresh(bw_hier_t *h)
     return BW_OK;
 }
 
-/* ---- normal hyperposterior
- * ------------------------------------------------------- */
+/* ---- normal hyperposterior ---- */
 
 static double pooled_within(const bw_hier_t *h)
 {
@@ -552,8 +551,7 @@ bw_err_t bw_hier_refresh(bw_hier_t *h)
     return h->kind == BW_HIER_COUNT ? bb_refresh(h) : nm_refresh(h);
 }
 
-/* ---- per-region posterior
- * ------------------------------------------------------- */
+/* ---- per-region posterior ---- */
 
 /* Conditional posterior of region j at grid point g: a mixture component. */
 typedef struct {
@@ -755,8 +753,7 @@ bw_err_t bw_hier_region(bw_hier_t *h, int j, double slo, bw_hier_out_t *out)
     return BW_OK;
 }
 
-/* ---- data
- * --------------------------------------------------------------------- */
+/* ---- data ---- */
 
 static void decay(bw_hier_t *h, int64_t t_ms)
 {

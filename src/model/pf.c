@@ -63,8 +63,8 @@ struct bw_pf_s {
     double *mem;
     double *m0, *m1, *c00, *c01, *c11, *d, *logw;
     double *wlin; /* exp(logw), normalised: cached, saved for bit-identity */
-    double dof;  /* shared: degrees of freedom of sigma^2's posterior */
-    double s0sq; /* known sigma^2 when !learn_scale */
+    double dof;   /* shared: degrees of freedom of sigma^2's posterior */
+    double s0sq;  /* known sigma^2 when !learn_scale */
     int64_t t_first, t_last;
     double interval; /* ms; 0 until two distinct timestamps were seen */
     double quantum;  /* smallest positive step between values; INF none */
@@ -98,8 +98,7 @@ const char *bw_direction_name(int dir)
     return (dir >= 0 && dir <= 4) ? names[dir] : "?";
 }
 
-/* ---- construction ----------------------------------------------------------
- */
+/* ---- construction ---- */
 
 static int t_nodes(const bw_pf_cfg_t *cfg, double *lambda, double *omega)
 {
@@ -187,7 +186,8 @@ bw_pf_t *bw_pf_new(const bw_pf_cfg_t *cfg, uint64_t seed, char *errstr,
     pf->n = cfg->particles;
     pf->mem = bw_malloc((size_t)(N_ARRAYS + 1) * pf->n * sizeof(double));
     pf->recent = bw_calloc((size_t)cfg->recur_window + 1, sizeof(float));
-    if (pf->mem == NULL || pf->recent == NULL || bw__season_init(&pf->daily, &cfg->daily, DAY_MS) ||
+    if (pf->mem == NULL || pf->recent == NULL ||
+        bw__season_init(&pf->daily, &cfg->daily, DAY_MS) ||
         bw__season_init(&pf->weekly, &cfg->weekly, WEEK_MS)) {
         goto fail;
     }
@@ -270,13 +270,14 @@ uint64_t bw_pf_late(const bw_pf_t *pf)
     return pf->late;
 }
 
-/* ---- recent values (the recurrent regime) ------------------------------- */
+/* ---- recent values (the recurrent regime) ---- */
 
 /*
  * Density of recent values at y: a box kernel of half-width h over the
  * last recur_window values (count / (n 2h)). Zero, i.e. -inf, when fewer
  * than recur_min_count recent values lie within h: only familiar values,
- * not one stray earlier outlier, can be explained as a recurrent jump. O(window) per event, independent of the particles.
+ * not one stray earlier outlier, can be explained as a recurrent jump.
+ * O(window) per event, independent of the particles.
  */
 static double recent_logdens(const bw_pf_t *pf, double y, double h)
 {
@@ -323,8 +324,7 @@ static void recent_push(bw_pf_t *pf, double y)
     }
 }
 
-/* ---- filtering
- * --------------------------------------------------------------- */
+/* ---- filtering ---- */
 
 /* Sample the Gaussian state of particle i (rao_blackwell = false). */
 static void sample_state(bw_pf_t *pf, int i, double scale)
@@ -402,7 +402,7 @@ static double time_step(bw_pf_t *pf, int64_t t_ms)
 typedef struct {
     double dt;
     double y;
-    double kdof;  /* log-density constant for the current dof */
+    double kdof;   /* log-density constant for the current dof */
     double q, qt;  /* innovation variance ratios scaled by dt */
     double lrecur; /* log density of recent values at y */
 } step_ctx_t;
@@ -451,10 +451,10 @@ static double particle_children(const bw_pf_t *pf, const step_ctx_t *c, int i,
     logd = log(di);
     for (int j = 0; j < pf->k; j++) {
         double qc = r00 + pf->child_w[j] + pf->child_v[j];
-        ll[j] = pf->child_logp[j] +
-                (pf->child_kind[j] == CHILD_RECUR
-                     ? c->lrecur
-                     : child_loglik(pf, c, e2, qc, logd, di));
+        ll[j] =
+            pf->child_logp[j] + (pf->child_kind[j] == CHILD_RECUR
+                                     ? c->lrecur
+                                     : child_loglik(pf, c, e2, qc, logd, di));
         mx = ll[j] > mx ? ll[j] : mx;
     }
     for (int j = 0; j < pf->k; j++) {
@@ -777,8 +777,7 @@ void bw_pf_level(const bw_pf_t *pf, double *mean, double *var)
     *var = v + fmax(m2 - m * m, 0.0);
 }
 
-/* ---- state -----------------------------------------------------------------
- */
+/* ---- state ---- */
 
 bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
 {
@@ -843,7 +842,8 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     pf->level_last = bw_rbuf_finite(r);
     pf->n_recent = (int)bw_rbuf_u32_in(r, 0, (uint32_t)pf->cfg->recur_window);
     pf->pos_recent = (int)bw_rbuf_u32_in(
-        r, 0, (uint32_t)(pf->cfg->recur_window > 0 ? pf->cfg->recur_window - 1 : 0));
+        r, 0,
+        (uint32_t)(pf->cfg->recur_window > 0 ? pf->cfg->recur_window - 1 : 0));
     for (int i = 0; i < pf->n_recent; i++) {
         uint32_t u = bw_rbuf_u32(r);
         memcpy(&pf->recent[i], &u, sizeof(u));

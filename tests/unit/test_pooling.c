@@ -108,7 +108,8 @@ static void test_pooling_beats_unpooled(void **state)
             }
             yu[j] += y;
             nu[j] += traffic[j];
-            unpooled.p[t][j] = gsl_cdf_beta_Q(SLO, 1 + yu[j], 1 + nu[j] - yu[j]);
+            unpooled.p[t][j] =
+                gsl_cdf_beta_Q(SLO, 1 + yu[j], 1 + nu[j] - yu[j]);
             unpooled.mean[t][j] = (1 + yu[j]) / (2 + nu[j]);
         }
     }
@@ -117,9 +118,11 @@ static void test_pooling_beats_unpooled(void **state)
     print_message("low-traffic RMSE: pooled %.5f, unpooled %.5f; false SLO "
                   "alarms at 90%% detection: pooled %.0f (threshold %.3f), "
                   "unpooled %.0f (threshold %.3f), of %d intervals\n",
-                  rmse_low(&pooled, theta, low), rmse_low(&unpooled, theta, low),
-                  fa_p, thr_p, fa_u, thr_u, (T - BURN) * (J - 2));
-    assert_true(rmse_low(&pooled, theta, low) < rmse_low(&unpooled, theta, low));
+                  rmse_low(&pooled, theta, low),
+                  rmse_low(&unpooled, theta, low), fa_p, thr_p, fa_u, thr_u,
+                  (T - BURN) * (J - 2));
+    assert_true(rmse_low(&pooled, theta, low) <
+                rmse_low(&unpooled, theta, low));
     assert_true(fa_p < fa_u);
     gsl_rng_free(rng);
     bw_hier_destroy(h);

@@ -53,7 +53,7 @@ static double student_t5(bw_rng_t *r)
 
 typedef struct {
     double total, anoms, brier, base, ece, bound;
-    double age_fa[AGES], age_n[AGES]; /* false alarms by series age */
+    double age_fa[AGES], age_n[AGES];   /* false alarms by series age */
     double age_hit[AGES], age_an[AGES]; /* spikes with p >= 0.5 by age */
     double fa, normal, shifts, caught, delay;
     bin_t bins[BINS];
@@ -153,7 +153,8 @@ static void test_broader_family(void **state)
         pb = st.bins[b].p / st.bins[b].n;
         ob = st.bins[b].y / st.bins[b].n;
         st.ece += st.bins[b].n / st.total * fabs(ob - pb);
-        st.bound += st.bins[b].n / st.total * 3 * sqrt(pb * (1 - pb) / st.bins[b].n);
+        st.bound +=
+            st.bins[b].n / st.total * 3 * sqrt(pb * (1 - pb) / st.bins[b].n);
         print_message("bin %d: n %6.0f forecast %.4f observed %.4f\n", b,
                       st.bins[b].n, pb, ob);
     }
