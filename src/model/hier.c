@@ -91,9 +91,55 @@ static double beta_cdf(double x, double a, double b)
  * step leaves the bracket), bounded iterations. Replaces
  * gsl_cdf_beta_Pinv, which can fail to terminate for tiny shapes.
  */
+/* F(x) and dF/dx of a continuous CDF-like function. */
+typedef void (*cdf_fn_t)(const void *ctx, double x, double *F, double *f);
+
+/*
+ * The x in (lo, hi) where F(x) = p, for F increasing with F(lo) < p <=
+ * F(hi): Newton's method, falling back to bisection whenever a step leaves
+ * the bracket (which shrinks every iteration). Stops when a step is below
+ * rtol * (|x| + scale) or the bracket below width; at most 100 iterations.
+ */
+static double solve_cdf(cdf_fn_t fn, const void *ctx, double p, double x,
+                        double lo, double hi, double rtol, double scale,
+                        double width)
+{
+    for (int it = 0; it < 100; it++) {
+        double F, f, xn;
+        if (!(x > lo && x < hi)) {
+            x = 0.5 * (lo + hi);
+        }
+        fn(ctx, x, &F, &f);
+        if (F < p) {
+            lo = x;
+        } else {
+            hi = x;
+        }
+        xn = (f > 0.0 && isfinite(f)) ? x - (F - p) / f : 0.5 * (lo + hi);
+        if (!(xn > lo && xn < hi)) {
+            xn = 0.5 * (lo + hi);
+        }
+        if (fabs(xn - x) < rtol * (fabs(x) + scale) || hi - lo < width) {
+            return xn;
+        }
+        x = xn;
+    }
+    return x;
+}
+
+/* Beta CDF as a function of logit(theta). */
+static void beta_logit_cdf(const void *ctx, double x, double *F, double *f)
+{
+    const double *ab = ctx, th = 1.0 / (1.0 + exp(-x));
+
+    *F = beta_cdf(th, ab[0], ab[1]);
+    *f = gsl_ran_beta_pdf(th, ab[0], ab[1]) * th * (1.0 - th);
+}
+
 static double beta_quantile(double p, double a, double b)
 {
     double sd = sqrt(gsl_sf_psi_1(a) + gsl_sf_psi_1(b)), x, lo, hi, w;
+    const double ab[2] = {a, b};
 
     /* Start from the normal approximation of logit(theta), whose mean and
      * variance are digamma(a) - digamma(b) and trigamma(a) + trigamma(b),
@@ -112,24 +158,7 @@ static double beta_quantile(double p, double a, double b)
     for (int k = 0; k < 60 && beta_cdf(1.0 / (1.0 + exp(-hi)), a, b) < p; k++) {
         hi += (w *= 2.0);
     }
-    for (int it = 0; it < 100; it++) {
-        double th = 1.0 / (1.0 + exp(-x)), F = beta_cdf(th, a, b);
-        double f = gsl_ran_beta_pdf(th, a, b) * th * (1.0 - th), xn;
-        if (F < p) {
-            lo = x;
-        } else {
-            hi = x;
-        }
-        xn = (f > 0.0 && isfinite(f)) ? x - (F - p) / f : 0.5 * (lo + hi);
-        if (!(xn > lo && xn < hi)) {
-            xn = 0.5 * (lo + hi);
-        }
-        if (fabs(xn - x) < 1e-10 * (1.0 + fabs(x)) || hi - lo < 1e-10) {
-            x = xn;
-            break;
-        }
-        x = xn;
-    }
+    x = solve_cdf(beta_logit_cdf, ab, p, x, lo, hi, 1e-10, 1.0, 1e-10);
     return 1.0 / (1.0 + exp(-x));
 }
 
@@ -634,6 +663,11 @@ static void mix_eval(const bw_hier_t *h, double x, double *F, double *f)
 }
 
 /* Quantile p of the region's grid mixture by safeguarded Newton. */
+static void mix_cdf(const void *ctx, double x, double *F, double *f)
+{
+    mix_eval(ctx, x, F, f);
+}
+
 static double mixture_quantile(const bw_hier_t *h, double p, double mean,
                                double var)
 {
@@ -647,28 +681,7 @@ static double mixture_quantile(const bw_hier_t *h, double p, double mean,
         double k = mean * (1.0 - mean) / var - 1.0;
         x = beta_quantile(p, mean * k, (1.0 - mean) * k);
     }
-
-    for (int it = 0; it < 100; it++) {
-        double F, f, xn;
-        if (!(x > lo && x < hi)) {
-            x = 0.5 * (lo + hi);
-        }
-        mix_eval(h, x, &F, &f);
-        if (F < p) {
-            lo = x;
-        } else {
-            hi = x;
-        }
-        xn = (f > 0 && isfinite(f)) ? x - (F - p) / f : 0.5 * (lo + hi);
-        if (!(xn > lo && xn < hi)) {
-            xn = 0.5 * (lo + hi);
-        }
-        if (fabs(xn - x) < 1e-8 * (fabs(x) + 1e-300) || hi - lo < 1e-14) {
-            return xn;
-        }
-        x = xn;
-    }
-    return x;
+    return solve_cdf(mix_cdf, h, p, x, lo, hi, 1e-8, 1e-300, 1e-14);
 }
 
 static double exceed(const bw_hier_t *h, const comp_t *c, double thr)

@@ -18,11 +18,6 @@
 
 #define SERIES 24
 #define LEN 2000
-#define BINS 10
-
-typedef struct {
-    double n, p, y;
-} bin_t;
 
 static bw_pf_cfg_t model_cfg(void)
 {
@@ -90,13 +85,14 @@ static void test_reliability(void **state)
 {
     bw_pf_cfg_t c = model_cfg();
     bw_pf_ws_t *ws = bw_pf_ws_new(&c);
-    bin_t bins[BINS] = {{0}};
-    double lam[16], om[16], brier = 0, base = 0, zn = 0, zd = 0, ece = 0;
-    double bound = 0, total = 0, alarms = 0, hits = 0, anoms = 0;
+    reliability_t rel;
+    double lam[16], om[16], base, zn = 0, zd = 0, ece, bound, zmax;
+    double alarms = 0, hits = 0;
     int nn = mixture(&c, lam, om);
     bw_rng_t rng;
 
     (void)state;
+    memset(&rel, 0, sizeof(rel));
     bw_rng_seed(&rng, 2026);
     for (int s = 0; s < SERIES; s++) {
         bw_pf_t *pf = bw_pf_new(&c, 1000 + s, NULL, 0);
@@ -112,48 +108,25 @@ static void test_reliability(void **state)
                 continue;
             }
             p = out.p_anomaly;
-            bins[p >= 1.0 ? BINS - 1 : (int)(p * BINS)].n += 1;
-            bins[p >= 1.0 ? BINS - 1 : (int)(p * BINS)].p += p;
-            bins[p >= 1.0 ? BINS - 1 : (int)(p * BINS)].y += a;
-            brier += (p - a) * (p - a);
+            rel_add(&rel, p, a);
             zn += (a - p) * (1 - 2 * p);
             zd += (1 - 2 * p) * (1 - 2 * p) * p * (1 - p);
-            total += 1;
-            anoms += a;
             alarms += p >= 0.5;
             hits += p >= 0.5 && a;
         }
         bw_pf_destroy(pf);
     }
-    base = anoms / total * (1 - anoms / total);
-    brier /= total;
-    for (int b = 0; b < BINS; b++) {
-        double pb, ob;
-        if (bins[b].n == 0) {
-            continue;
-        }
-        pb = bins[b].p / bins[b].n;
-        ob = bins[b].y / bins[b].n;
-        ece += bins[b].n / total * fabs(ob - pb);
-        bound += bins[b].n / total * 3.0 * sqrt(pb * (1 - pb) / bins[b].n);
-        print_message("bin %d: n %6.0f forecast %.4f observed %.4f\n", b,
-                      bins[b].n, pb, ob);
-        if (bins[b].n >= 20) {
-            double se = sqrt(fmax(pb * (1 - pb), 1e-4) / bins[b].n);
-            if (fabs(ob - pb) > 4.5 * se) {
-                fail_msg("bin %d miscalibrated: %.4f vs %.4f (se %.4f)", b, ob,
-                         pb, se);
-            }
-        }
-    }
+    base = rel.anoms / rel.total * (1 - rel.anoms / rel.total);
+    ece = rel_ece(&rel, &bound, &zmax);
     print_message("events %.0f anomalies %.0f: ECE %.5f (bound %.5f) "
                   "Spiegelhalter Z %.2f Brier %.5f (base rate %.5f) "
                   "precision@0.5 %.3f recall@0.5 %.3f\n",
-                  total, anoms, ece, bound, zn / sqrt(zd), brier, base,
-                  hits / alarms, hits / anoms);
+                  rel.total, rel.anoms, ece, bound, zn / sqrt(zd),
+                  rel.brier / rel.total, base, hits / alarms, hits / rel.anoms);
+    assert_true(zmax < 4.5); /* every well-populated bin within 4.5 se */
     assert_true(ece <= bound);
     assert_true(fabs(zn / sqrt(zd)) < 4.0);
-    assert_true(brier < 0.5 * base);
+    assert_true(rel.brier / rel.total < 0.5 * base);
     bw_pf_ws_destroy(ws);
 }
 

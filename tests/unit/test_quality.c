@@ -24,12 +24,7 @@
 
 #define SERIES 24
 #define LEN 4032 /* 14 days of 5-minute data, as in NAB */
-#define BINS 10
 #define STEP_MS 300000
-
-typedef struct {
-    double n, p, y;
-} bin_t;
 
 static double uniform(bw_rng_t *r, double a, double b)
 {
@@ -52,24 +47,12 @@ static double student_t5(bw_rng_t *r)
 #define AGES 16
 
 typedef struct {
-    double total, anoms, brier, base, ece, bound;
+    reliability_t rel;
+    double base, ece, bound;
     double age_fa[AGES], age_n[AGES];   /* false alarms by series age */
     double age_hit[AGES], age_an[AGES]; /* spikes with p >= 0.5 by age */
     double fa, normal, shifts, caught, delay;
-    bin_t bins[BINS];
 } stats_t;
-
-static void score(stats_t *st, double p, int a)
-{
-    int b = p >= 1.0 ? BINS - 1 : (int)(p * BINS);
-
-    st->bins[b].n += 1;
-    st->bins[b].p += p;
-    st->bins[b].y += a;
-    st->brier += (p - a) * (p - a);
-    st->total += 1;
-    st->anoms += a;
-}
 
 static void run_series(stats_t *st, const bw_config_t *cfg, bw_pf_ws_t *ws,
                        bw_rng_t *rng, int s)
@@ -119,7 +102,7 @@ static void run_series(stats_t *st, const bw_config_t *cfg, bw_pf_ws_t *ws,
         if (t < 288) { /* the first day: seasonality is still being learned */
             continue;
         }
-        score(st, out.p_anomaly, spike || shift);
+        rel_add(&st->rel, out.p_anomaly, spike || shift);
         if (!spike && !shift) {
             st->normal += 1;
             st->fa += alert && since_shift < 0;
@@ -143,26 +126,18 @@ static void test_broader_family(void **state)
     for (int s = 0; s < SERIES; s++) {
         run_series(&st, &cfg, ws, &rng, s);
     }
-    st.base = st.anoms / st.total * (1 - st.anoms / st.total);
-    st.brier /= st.total;
-    for (int b = 0; b < BINS; b++) {
-        double pb, ob;
-        if (st.bins[b].n == 0) {
-            continue;
-        }
-        pb = st.bins[b].p / st.bins[b].n;
-        ob = st.bins[b].y / st.bins[b].n;
-        st.ece += st.bins[b].n / st.total * fabs(ob - pb);
-        st.bound +=
-            st.bins[b].n / st.total * 3 * sqrt(pb * (1 - pb) / st.bins[b].n);
-        print_message("bin %d: n %6.0f forecast %.4f observed %.4f\n", b,
-                      st.bins[b].n, pb, ob);
+    {
+        double zmax;
+        st.base =
+            st.rel.anoms / st.rel.total * (1 - st.rel.anoms / st.rel.total);
+        st.ece = rel_ece(&st.rel, &st.bound, &zmax);
     }
     print_message("events %.0f anomalies %.0f: ECE %.5f (MC bound %.5f) "
                   "Brier %.5f (base rate %.5f); at threshold %.2f: %.2f false "
                   "alarms per 10k normal events, %.0f/%.0f shifts caught "
                   "within 3 events, mean delay %.2f events\n",
-                  st.total, st.anoms, st.ece, st.bound, st.brier, st.base,
+                  st.rel.total, st.rel.anoms, st.ece, st.bound,
+                  st.rel.brier / st.rel.total, st.base,
                   cfg.engine.alert_threshold, 1e4 * st.fa / st.normal,
                   st.caught, st.shifts, st.caught ? st.delay / st.caught : 0);
     for (int a = 0; a < AGES; a++) {
@@ -173,7 +148,7 @@ static void test_broader_family(void **state)
                       st.age_an[a]);
     }
     assert_true(st.ece < 0.01);
-    assert_true(st.brier < 0.5 * st.base);
+    assert_true(st.rel.brier / st.rel.total < 0.5 * st.base);
     assert_true(1e4 * st.fa / st.normal < 5.0);
     assert_true(st.caught >= 0.25 * st.shifts);
     bw_pf_ws_destroy(ws);
