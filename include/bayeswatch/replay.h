@@ -14,6 +14,7 @@
 
 typedef struct {
     const char *input; /* path of the input CSV ("-" = stdin) */
+    FILE *in;          /* if set: read this stream; input only names it */
     FILE *out;         /* scores */
     FILE *threats;     /* fused threats, or NULL */
     FILE *diag;        /* per-row errors and the summary */

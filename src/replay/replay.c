@@ -285,7 +285,11 @@ bw_err_t bw_replay_run(const bw_config_t *cfg, const bw_replay_opts_t *o,
     bw_err_t err;
 
     memset(st, 0, sizeof(*st));
-    in = strcmp(o->input, "-") == 0 ? stdin : fopen(o->input, "r");
+    if (o->in != NULL) {
+        in = o->in;
+    } else {
+        in = strcmp(o->input, "-") == 0 ? stdin : fopen(o->input, "r");
+    }
     if (in == NULL) {
         fprintf(o->diag, "%s: error: cannot open: %s\n", o->input,
                 strerror(errno));
@@ -309,7 +313,7 @@ bw_err_t bw_replay_run(const bw_config_t *cfg, const bw_replay_opts_t *o,
             (unsigned long long)st->threats);
 out:
     bw_engine_destroy(eng);
-    if (in != stdin) {
+    if (in != stdin && in != o->in) {
         fclose(in);
     }
     return err;
