@@ -15,8 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FILE *devnull = fopen("/dev/null", "w");
 
     gsl_set_error_handler_off();
-    bw_config_load_string(&cfg, "fuzz.yaml", (const char *)data, size,
-                          devnull);
+    bw_config_load_string(&cfg, "fuzz.yaml", (const char *)data, size, devnull);
     if (devnull != NULL) {
         fclose(devnull);
     }

@@ -52,7 +52,8 @@ int main(int argc, char **argv)
     pf = bw_pf_new(&cfg.model.pf, 1, NULL, 0);
     ws = bw_pf_ws_new(&cfg.model.pf);
     for (int i = 0; i < 400; i++) {
-        bw_pf_update(pf, ws, (int64_t)i * 300000, 10 + sin(i / 20.0) + (i % 97 == 0) * 9, &po);
+        bw_pf_update(pf, ws, (int64_t)i * 300000,
+                     10 + sin(i / 20.0) + (i % 97 == 0) * 9, &po);
     }
     bw_state_save_pf(pf, &blob, &len);
     put(argv[1], "pf.bin", 0, blob, len);
@@ -60,10 +61,12 @@ int main(int argc, char **argv)
     for (int kind = 0; kind < 2; kind++) {
         h = bw_hier_new(&cfg.model.hier, kind, NULL, 0);
         for (int i = 0; i < 12; i++) {
-            bw_hier_observe(h, i % 4, i * 1000, kind ? 5 + i % 3 : i % 3, 50, 0.01, &ho);
+            bw_hier_observe(h, i % 4, i * 1000, kind ? 5 + i % 3 : i % 3, 50,
+                            0.01, &ho);
         }
         bw_state_save_hier(h, &blob, &len);
-        put(argv[1], kind ? "hier_normal.bin" : "hier_count.bin", (uint8_t)(1 + kind), blob, len);
+        put(argv[1], kind ? "hier_normal.bin" : "hier_count.bin",
+            (uint8_t)(1 + kind), blob, len);
         bw_free(blob);
         bw_hier_destroy(h);
     }
