@@ -15,7 +15,8 @@
 #include "bayeswatch/config.h"
 #include "bayeswatch/model.h"
 
-/** One metric event. Strings are borrowed for the call only. */
+/** One metric event. Strings are borrowed for the call only; NULL or empty
+ * names mean "default". */
 typedef struct {
     int64_t time_ms; /* event time, epoch milliseconds */
     const char *region;

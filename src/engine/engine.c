@@ -436,14 +436,42 @@ static bw_err_t lookup(bw_engine_t *eng, const bw_event_t *ev, series_t **s,
     return BW_OK;
 }
 
-bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *ev,
+/* Event times must lie in [1970-01-01, 9999-12-31]: anything else is an
+ * absurd timestamp, and keeping to it keeps every time difference far from
+ * int64 overflow. */
+#define TIME_MAX_MS INT64_C(253402300799999)
+
+/* Copy of the event with absent names defaulted, or an error. */
+static bw_err_t normalise(const bw_event_t *in, bw_event_t *ev, char *errstr,
+                          size_t n)
+{
+    *ev = *in;
+    ev->region = ev->region != NULL && *ev->region ? ev->region : "default";
+    ev->service = ev->service != NULL && *ev->service ? ev->service : "default";
+    ev->metric = ev->metric != NULL && *ev->metric ? ev->metric : "default";
+    if (ev->time_ms < 0 || ev->time_ms > TIME_MAX_MS) {
+        return bw_seterr(errstr, n, BW_ERR_RANGE,
+                         "timestamp %lld ms is outside 1970..9999",
+                         (long long)ev->time_ms);
+    }
+    return BW_OK;
+}
+
+bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
                            bw_score_t *out, bw_threat_cb_t cb, void *opaque,
                            char *errstr, size_t errstr_size)
 {
     const bw_route_cfg_t *ro;
     series_t *s = NULL;
     double y = 0.0;
-    bw_err_t err = lookup(eng, ev, &s, errstr, errstr_size);
+    bw_event_t evn, *ev = &evn;
+    bw_err_t err = normalise(in, &evn, errstr, errstr_size);
+
+    if (err != BW_OK) {
+        eng->st.rejected++;
+        return err;
+    }
+    err = lookup(eng, ev, &s, errstr, errstr_size);
 
     if (err != BW_OK) {
         return err;

@@ -1,0 +1,109 @@
+/*
+ * The engine's contract at its boundary: defaulted names, rejected events
+ * with precise reasons (models untouched), late events, routing and the
+ * threat callback.
+ */
+#include <gsl/gsl_errno.h>
+
+#include "bayeswatch/engine.h"
+#include "testutil.h"
+
+static int threats;
+
+static void on_threat(void *opaque, const bw_threat_rec_t *rec)
+{
+    (void)opaque;
+    assert_string_equal(rec->rule->name, "r");
+    threats++;
+}
+
+static void load(bw_config_t *cfg)
+{
+    static const char yaml[] = "engine:\n"
+                               "  routes:\n"
+                               "    - metric: errors\n"
+                               "      model: pooled_count\n"
+                               "    - metric: latency\n"
+                               "      transform: log\n"
+                               "model:\n"
+                               "  fusion:\n"
+                               "    rules:\n"
+                               "      - name: r\n"
+                               "        signals:\n"
+                               "          - metric: latency\n";
+    assert_int_equal(
+        bw_config_load_string(cfg, "t", yaml, sizeof(yaml) - 1, stderr), BW_OK);
+}
+
+static void test_boundary(void **state)
+{
+    bw_config_t cfg;
+    bw_engine_t *eng;
+    bw_engine_stats_t st;
+    bw_score_t sc;
+    char err[256];
+    bw_event_t ev = {.time_ms = 1000, .value = 1.0, .count = NAN};
+
+    (void)state;
+    load(&cfg);
+    eng = bw_engine_new(&cfg, err, sizeof(err));
+    assert_non_null(eng);
+    /* NULL names are "default" */
+    assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, err, 256),
+                     BW_OK);
+    assert_int_equal(sc.model, BW_MODEL_SERIES);
+    /* absurd timestamps */
+    ev.time_ms = -1;
+    assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, err, 256),
+                     BW_ERR_RANGE);
+    assert_non_null(strstr(err, "outside 1970..9999"));
+    ev.time_ms = INT64_MAX;
+    assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, err, 256),
+                     BW_ERR_RANGE);
+    /* count metrics need a count, and value <= count */
+    ev.time_ms = 2000;
+    ev.metric = "errors";
+    assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, err, 256),
+                     BW_ERR_INVAL);
+    assert_non_null(strstr(err, "has no count"));
+    ev.value = 5, ev.count = 3;
+    assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, err, 256),
+                     BW_ERR_RANGE);
+    ev.value = 1, ev.count = 30;
+    assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, err, 256),
+                     BW_OK);
+    assert_int_equal(sc.model, BW_MODEL_POOLED_COUNT);
+    /* the log transform's domain */
+    ev.metric = "latency";
+    ev.count = NAN;
+    ev.value = 0.0;
+    assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, err, 256),
+                     BW_ERR_RANGE);
+    assert_non_null(strstr(err, "transform log"));
+    /* scoring a fusion signal reports the first assessment */
+    ev.value = 120.0;
+    assert_int_equal(
+        bw_engine_process(eng, &ev, &sc, on_threat, NULL, err, 256), BW_OK);
+    assert_int_equal(threats, 1);
+    assert_true(sc.expected > 0.0); /* back on the original scale */
+    /* late for its series: reported, not absorbed */
+    ev.time_ms = 1500;
+    assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, err, 256),
+                     BW_OK);
+    assert_true(sc.late);
+    bw_engine_stats(eng, &st);
+    assert_int_equal(st.late, 1);
+    assert_int_equal(st.rejected, 5);
+    assert_int_equal(st.events, 3);
+    bw_engine_destroy(eng);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_boundary),
+    };
+
+    gsl_set_error_handler_off();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
