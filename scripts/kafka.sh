@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# A single-node Apache Kafka broker (KRaft: broker + controller in one JVM)
+# on loopback, for the integration tests of the Kafka stage. The jars come
+# from Maven Central (scripts/kafka/pom.xml) and are cached, git-ignored,
+# under .cache/kafka-VERSION/libs.
+#
+# usage: scripts/kafka.sh start|stop|status|fetch
+#        scripts/kafka.sh topic NAME [PARTITIONS]   (create; idempotent)
+# env:   BW_KAFKA_PORT (9092; the controller uses PORT+1),
+#        BW_KAFKA_DIR (build/kafka: config, data, log, pid)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' \
+    "$root/scripts/kafka/pom.xml")
+libs=$root/.cache/kafka-$version/libs
+port=${BW_KAFKA_PORT:-9092}
+dir=${BW_KAFKA_DIR:-$root/build/kafka}
+cp_="$libs/*"
+
+need_java() {
+    if ! command -v java > /dev/null || ! command -v mvn > /dev/null; then
+        apt-get install -y -qq openjdk-17-jre-headless maven > /dev/null
+    fi
+}
+
+fetch() {
+    [ -f "$libs/kafka_2.13-$version.jar" ] && [ -f "$libs/.complete" ] && return 0
+    need_java
+    echo "kafka: fetching Apache Kafka $version from Maven Central" >&2
+    mvn -q -B -f "$root/scripts/kafka/pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$libs" -DincludeScope=runtime >&2
+    touch "$libs/.complete"
+}
+
+write_config() {
+    mkdir -p "$dir"
+    cat > "$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$((port + 1))
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$((port + 1))
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/data
+num.partitions=4
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+PROPS
+    cat > "$dir/log4j2.properties" <<'LOG'
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = ${sys:bw.kafka.log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+LOG
+}
+
+running() {
+    [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2> /dev/null
+}
+
+start() {
+    if running; then
+        echo "kafka: already running (pid $(cat "$dir/pid"))"
+        return 0
+    fi
+    fetch
+    need_java
+    rm -rf "$dir"
+    write_config
+    local id
+    id=$(java -cp "$cp_" kafka.tools.StorageTool random-uuid 2> /dev/null)
+    java -cp "$cp_" -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+        -Dbw.kafka.log="$dir/format.log" kafka.tools.StorageTool format \
+        -t "$id" -c "$dir/server.properties" > "$dir/format.out" 2>&1
+    nohup java -Xms256m -Xmx768m -XX:+UseG1GC -cp "$cp_" \
+        -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+        -Dbw.kafka.log="$dir/broker.log" \
+        kafka.Kafka "$dir/server.properties" > "$dir/stdout.log" 2>&1 &
+    echo $! > "$dir/pid"
+    for _ in $(seq 120); do
+        if grep -q "Kafka Server started" "$dir/broker.log" 2> /dev/null &&
+            (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null; then
+            echo "kafka: $version ready on 127.0.0.1:$port (pid $(cat "$dir/pid"))"
+            return 0
+        fi
+        if ! running; then
+            echo "kafka: broker exited; see $dir/broker.log" >&2
+            tail -n 20 "$dir/stdout.log" >&2 || true
+            return 1
+        fi
+        sleep 0.5
+    done
+    echo "kafka: not ready after 60 s; see $dir/broker.log" >&2
+    return 1
+}
+
+stop() {
+    if ! running; then
+        echo "kafka: not running"
+        return 0
+    fi
+    local pid
+    pid=$(cat "$dir/pid")
+    kill "$pid"
+    for _ in $(seq 60); do
+        kill -0 "$pid" 2> /dev/null || break
+        sleep 0.5
+    done
+    kill -9 "$pid" 2> /dev/null || true
+    rm -f "$dir/pid"
+    echo "kafka: stopped"
+}
+
+topic() {
+    local name=${1:?topic name} parts=${2:-4}
+    java -cp "$cp_" -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+        -Dbw.kafka.log="$dir/tools.log" org.apache.kafka.tools.TopicCommand \
+        --bootstrap-server "127.0.0.1:$port" --create --if-not-exists \
+        --topic "$name" --partitions "$parts" --replication-factor 1
+}
+
+case ${1:-} in
+topic) shift; topic "$@" ;;
+start) start ;;
+stop) stop ;;
+status) if running; then echo "kafka: running on 127.0.0.1:$port"; else echo "kafka: not running"; exit 1; fi ;;
+fetch) fetch ;;
+*) echo "usage: $0 start|stop|status|fetch|topic NAME [PARTITIONS]" >&2; exit 64 ;;
+esac
