@@ -3,13 +3,13 @@
 # SECONDS (default 60), starting from and adding to tests/fuzz/corpus.
 # Crashing inputs are written to build-fuzz/crashes/; commit them to the
 # corpus once fixed, so ctest replays them on every build.
-# usage: scripts/fuzz.sh [SECONDS] [TARGET...]   (targets: config state replay)
+# usage: scripts/fuzz.sh [SECONDS] [TARGET...]   (config state replay ingest)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(config state replay)
+[ ${#targets[@]} -gt 0 ] || targets=(config state replay ingest)
 "$root/scripts/deps.sh"
 if ! command -v clang-14 > /dev/null; then
     apt-get install -y -qq clang-14 libclang-rt-14-dev > /dev/null
