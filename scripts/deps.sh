@@ -9,11 +9,17 @@ for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
         missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-    exit 0
-fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
-echo "deps: installing ${missing[*]}" >&2
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "deps: installing ${missing[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}" >&2
+fi
+# fastavro (PyPI): the independent Avro implementation of the interop test.
+if ! python3 -c 'import fastavro' 2> /dev/null; then
+    echo "deps: installing fastavro" >&2
+    python3 -m pip install --quiet fastavro >&2 ||
+        python3 -m pip install --quiet --break-system-packages fastavro >&2
+fi

@@ -1,0 +1,54 @@
+/*
+ * bayeswatch - emit: anomaly-score and threat records as Avro
+ * (schemas/anomaly_score.avsc, schemas/threat_score.avsc) with the
+ * Confluent framing or plain. Schemas are parsed once per encoder and the
+ * Avro value reused for every record.
+ *
+ * Copyright (C) 2026 the bayeswatch authors. GPL-3.0-or-later.
+ */
+#ifndef BAYESWATCH_EMIT_H
+#define BAYESWATCH_EMIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bayeswatch/buf.h"
+#include "bayeswatch/engine.h"
+#include "bayeswatch/ingest.h"
+
+/** Where a record came from, and when: lineage and freshness. */
+typedef struct {
+    int64_t source_timestamp; /* Kafka timestamp of the input record, ms */
+    int64_t processed_at;     /* wall clock when scored, ms */
+    bool stale;
+    const char *config_version; /* hex hash of the effective config */
+    const char *source_topic;
+    int32_t source_partition;
+    int64_t source_offset;
+} bw_origin_t;
+
+typedef struct bw_encoder_s bw_encoder_t;
+
+typedef enum { BW_RECORD_SCORE, BW_RECORD_THREAT } bw_record_kind_t;
+
+/**
+ * @brief An encoder for one output schema.
+ * @returns NULL with errstr set if the schema does not parse or is not the
+ *  expected record.
+ */
+bw_encoder_t *bw_encoder_new(bw_record_kind_t kind, const char *schema_json,
+                             size_t len, bw_framing_t framing,
+                             int32_t schema_id, char *errstr,
+                             size_t errstr_size);
+void bw_encoder_destroy(bw_encoder_t *e);
+
+/** @brief Append the score of @p ev to @p w. */
+bw_err_t bw_encode_score(bw_encoder_t *e, const bw_event_t *ev,
+                         const bw_score_t *sc, const bw_origin_t *o,
+                         bw_wbuf_t *w);
+
+/** @brief Append a threat assessment to @p w. */
+bw_err_t bw_encode_threat(bw_encoder_t *e, const bw_threat_rec_t *t,
+                          int entity_kind, const bw_origin_t *o, bw_wbuf_t *w);
+
+#endif

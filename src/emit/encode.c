@@ -1,0 +1,246 @@
+/*
+ * Output records in Avro through Avro-C generic values: one value per
+ * encoder, reset per record; nullable doubles are ["null", "double"]
+ * unions set to null when the model has no such figure (NaN).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <avro.h>
+
+#include "bayeswatch/emit.h"
+
+#define SCRATCH 65536
+
+struct bw_encoder_s {
+    bw_record_kind_t kind;
+    avro_schema_t schema;
+    avro_value_iface_t *iface;
+    avro_value_t value;
+    avro_writer_t writer;
+    bw_framing_t framing;
+    int32_t schema_id;
+    char scratch[SCRATCH];
+};
+
+bw_encoder_t *bw_encoder_new(bw_record_kind_t kind, const char *schema_json,
+                             size_t len, bw_framing_t framing,
+                             int32_t schema_id, char *errstr,
+                             size_t errstr_size)
+{
+    bw_encoder_t *e = bw_calloc(1, sizeof(*e));
+    const char *want = kind == BW_RECORD_SCORE ? "AnomalyScore" : "ThreatScore";
+    avro_schema_t s = NULL;
+
+    if (e == NULL) {
+        bw_seterr(errstr, errstr_size, BW_ERR_NOMEM, "emit: out of memory");
+        return NULL;
+    }
+    e->kind = kind;
+    e->framing = framing;
+    e->schema_id = schema_id;
+    if (avro_schema_from_json_length(schema_json, len, &s) != 0) {
+        bw_seterr(errstr, errstr_size, BW_ERR_CONFIG, "emit: schema: %s",
+                  avro_strerror());
+        goto fail;
+    }
+    e->schema = s;
+    if (!is_avro_record(s) || strcmp(avro_schema_name(s), want) != 0) {
+        bw_seterr(errstr, errstr_size, BW_ERR_CONFIG,
+                  "emit: expected the %s record schema", want);
+        goto fail;
+    }
+    e->iface = avro_generic_class_from_schema(s);
+    if (e->iface == NULL || avro_generic_value_new(e->iface, &e->value) != 0 ||
+        (e->writer = avro_writer_memory(e->scratch, SCRATCH)) == NULL) {
+        bw_seterr(errstr, errstr_size, BW_ERR_NOMEM, "emit: %s",
+                  avro_strerror());
+        goto fail;
+    }
+    return e;
+fail:
+    bw_encoder_destroy(e);
+    return NULL;
+}
+
+void bw_encoder_destroy(bw_encoder_t *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    if (e->iface != NULL) {
+        avro_value_decref(&e->value);
+        avro_value_iface_decref(e->iface);
+    }
+    if (e->writer != NULL) {
+        avro_writer_free(e->writer);
+    }
+    if (e->schema != NULL) {
+        avro_schema_decref(e->schema);
+    }
+    bw_free(e);
+}
+
+/* ---- field setters: 0 on success ---- */
+
+static int field(avro_value_t *rec, const char *name, avro_value_t *f)
+{
+    return avro_value_get_by_name(rec, name, f, NULL);
+}
+
+static int set_str(avro_value_t *rec, const char *name, const char *s)
+{
+    avro_value_t f;
+
+    return field(rec, name, &f) || avro_value_set_string(&f, s ? s : "");
+}
+
+static int set_dbl(avro_value_t *rec, const char *name, double v)
+{
+    avro_value_t f;
+
+    return field(rec, name, &f) || avro_value_set_double(&f, v);
+}
+
+static int set_long(avro_value_t *rec, const char *name, int64_t v)
+{
+    avro_value_t f;
+
+    return field(rec, name, &f) || avro_value_set_long(&f, v);
+}
+
+static int set_bool(avro_value_t *rec, const char *name, bool v)
+{
+    avro_value_t f;
+
+    return field(rec, name, &f) || avro_value_set_boolean(&f, v);
+}
+
+static int set_enum(avro_value_t *rec, const char *name, int v)
+{
+    avro_value_t f;
+
+    return field(rec, name, &f) || avro_value_set_enum(&f, v);
+}
+
+/* ["null", "double"]: null for NaN. */
+static int set_opt(avro_value_t *rec, const char *name, double v)
+{
+    avro_value_t f, b;
+
+    if (field(rec, name, &f) ||
+        avro_value_set_branch(&f, isnan(v) ? 0 : 1, &b)) {
+        return 1;
+    }
+    return isnan(v) ? avro_value_set_null(&b) : avro_value_set_double(&b, v);
+}
+
+static int set_origin(avro_value_t *r, int64_t event_time, const bw_origin_t *o)
+{
+    avro_value_t f;
+
+    return set_long(r, "event_time", event_time) ||
+           set_long(r, "source_timestamp", o->source_timestamp) ||
+           set_long(r, "processed_at", o->processed_at) ||
+           set_long(r, "freshness_lag_ms", o->processed_at - event_time) ||
+           set_bool(r, "stale", o->stale) ||
+           set_str(r, "config_version", o->config_version) ||
+           set_str(r, "source_topic", o->source_topic) ||
+           field(r, "source_partition", &f) ||
+           avro_value_set_int(&f, o->source_partition) ||
+           set_long(r, "source_offset", o->source_offset);
+}
+
+static bw_err_t finish(bw_encoder_t *e, bw_wbuf_t *w)
+{
+    uint8_t frame[5] = {0, (uint8_t)(e->schema_id >> 24),
+                        (uint8_t)(e->schema_id >> 16),
+                        (uint8_t)(e->schema_id >> 8), (uint8_t)e->schema_id};
+
+    avro_writer_reset(e->writer);
+    if (avro_value_write(e->writer, &e->value) != 0) {
+        return BW_ERR_FULL;
+    }
+    if (e->framing == BW_FRAMING_CONFLUENT) {
+        bw_wbuf_bytes(w, frame, sizeof(frame));
+    }
+    bw_wbuf_bytes(w, e->scratch, (size_t)avro_writer_tell(e->writer));
+    return w->err;
+}
+
+bw_err_t bw_encode_score(bw_encoder_t *e, const bw_event_t *ev,
+                         const bw_score_t *sc, const bw_origin_t *o,
+                         bw_wbuf_t *w)
+{
+    avro_value_t *r = &e->value;
+    char id[800];
+
+    if (e->kind != BW_RECORD_SCORE) {
+        return BW_ERR_INVAL;
+    }
+    snprintf(id, sizeof(id), "%s/%s/%s", ev->region, ev->service, ev->metric);
+    avro_value_reset(r);
+    if (set_str(r, "entity_id", id) || set_str(r, "entity_type", "series") ||
+        set_str(r, "region", ev->region) ||
+        set_str(r, "service", ev->service) ||
+        set_str(r, "metric", ev->metric) || set_enum(r, "model", sc->model) ||
+        set_dbl(r, "probability", sc->p_anomaly) ||
+        set_dbl(r, "score", sc->score) || set_bool(r, "alert", sc->alert) ||
+        set_str(r, "direction", bw_direction_name(sc->direction)) ||
+        set_dbl(r, "actual", sc->actual) ||
+        set_dbl(r, "typical", sc->expected) ||
+        set_dbl(r, "typical_lower", sc->lower) ||
+        set_dbl(r, "typical_upper", sc->upper) ||
+        set_opt(r, "p_value", sc->p_value) ||
+        set_opt(r, "p_slo_breach", sc->p_slo) ||
+        set_opt(r, "shrinkage", sc->shrinkage) ||
+        set_opt(r, "population_mean", sc->pop_mean) ||
+        set_bool(r, "warmup", sc->warmup) || set_origin(r, ev->time_ms, o)) {
+        return BW_ERR_INVAL;
+    }
+    return finish(e, w);
+}
+
+static int set_contributors(avro_value_t *r, const bw_threat_rec_t *t)
+{
+    avro_value_t arr, item;
+
+    if (field(r, "contributors", &arr)) {
+        return 1;
+    }
+    for (int k = 0; k < t->threat.n_contrib; k++) {
+        const bw_contrib_t *c = &t->threat.contrib[k];
+        if (avro_value_append(&arr, &item, NULL) ||
+            set_str(&item, "metric", t->rule->signals[c->signal].metric) ||
+            set_dbl(&item, "probability", c->p) ||
+            set_dbl(&item, "log_likelihood_ratio", c->llr)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+bw_err_t bw_encode_threat(bw_encoder_t *e, const bw_threat_rec_t *t,
+                          int entity_kind, const bw_origin_t *o, bw_wbuf_t *w)
+{
+    avro_value_t *r = &e->value;
+
+    if (e->kind != BW_RECORD_THREAT) {
+        return BW_ERR_INVAL;
+    }
+    avro_value_reset(r);
+    if (set_str(r, "entity_id", t->entity) ||
+        set_str(r, "entity_type",
+                entity_kind == BW_ENTITY_REGION ? "region"
+                                                : "region_service") ||
+        set_str(r, "rule", t->rule->name) ||
+        set_dbl(r, "probability", t->threat.probability) ||
+        set_dbl(r, "score", t->threat.score) ||
+        set_enum(r, "level", t->threat.level) ||
+        set_dbl(r, "log_likelihood_ratio", t->threat.llr) ||
+        set_contributors(r, t) || set_origin(r, t->time_ms, o)) {
+        return BW_ERR_INVAL;
+    }
+    return finish(e, w);
+}
