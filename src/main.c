@@ -2,7 +2,8 @@
  * bayeswatch command line: argv and exit codes only; the work is in the
  * libraries.
  *
- *   bayeswatch replay [--config FILE] [--threats FILE] INPUT.csv
+ *   bayeswatch replay [--config FILE] [--threats FILE] [--stale FILE]
+ *                     INPUT.csv
  *   bayeswatch check-config FILE
  *   bayeswatch dump-config [FILE]
  *   bayeswatch version
@@ -32,7 +33,8 @@ static int usage(FILE *out, int code)
             "usage: bayeswatch <command> [options]\n"
             "\n"
             "commands:\n"
-            "  replay [--config FILE] [--threats FILE] INPUT.csv\n"
+            "  replay [--config FILE] [--threats FILE] [--stale FILE] "
+            "INPUT.csv\n"
             "        score a CSV of metric events; scores to stdout\n"
             "  check-config FILE   validate a config (exit 78 if invalid)\n"
             "  dump-config [FILE]  print the effective config with defaults\n"
@@ -57,7 +59,7 @@ static int load_config(bw_config_t *cfg, const char *path)
 
 static int cmd_replay(int argc, char **argv)
 {
-    const char *config = NULL, *threats = NULL, *input = NULL;
+    const char *config = NULL, *threats = NULL, *stale = NULL, *input = NULL;
     bw_replay_opts_t o = {.out = stdout, .diag = stderr};
     bw_replay_stats_t st;
     bw_config_t cfg;
@@ -68,6 +70,8 @@ static int cmd_replay(int argc, char **argv)
             config = argv[++i];
         } else if (strcmp(argv[i], "--threats") == 0 && i + 1 < argc) {
             threats = argv[++i];
+        } else if (strcmp(argv[i], "--stale") == 0 && i + 1 < argc) {
+            stale = argv[++i];
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             return usage(stderr, EX_USAGE);
         } else if (input == NULL) {
@@ -86,8 +90,16 @@ static int cmd_replay(int argc, char **argv)
         perror(threats);
         return EX_IOERR;
     }
+    if (stale != NULL && (o.stale = fopen(stale, "w")) == NULL) {
+        perror(stale);
+        return EX_IOERR;
+    }
     o.input = input;
     rc = bw_replay_run(&cfg, &o, &st);
+    if (o.stale != NULL && fclose(o.stale) != 0) {
+        perror(stale);
+        rc = EX_IOERR;
+    }
     if (o.threats != NULL && fclose(o.threats) != 0) {
         perror(threats);
         rc = EX_IOERR;

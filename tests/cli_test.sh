@@ -76,5 +76,18 @@ printf 'timestamp,value\n1767225600000,1\n1767225660000,2\n1767225720000,1.5\n' 
 "$bin" replay "$tmp/epoch.csv" 2> /dev/null | cut -d, -f2- > "$tmp/e.out"
 check "epoch ms equals civil time" "cmp -s '$tmp/c.out' '$tmp/e.out'"
 
+# 6. A 3-hour outage of one region: stale markers once, no bogus anomaly
+#    when its data resumes.
+awk -F, 'NR == 1 || !($2 == "ap-south" && $1 > "2026-11-01 03:00:00" &&
+    $1 < "2026-11-01 06:00:00")' "$tmp/in.csv" > "$tmp/gap.csv"
+"$bin" replay --config "$src/config/sample.yaml" --stale "$tmp/stale.csv" \
+    "$tmp/gap.csv" > "$tmp/gap_scores.csv" 2> /dev/null
+check "silent series get one stale marker each" \
+    "[ \$(awk -F, 'NR > 1 && \$2 == \"ap-south\"' '$tmp/stale.csv' | wc -l) -eq 5 ] &&
+     [ \$(awk -F, 'NR > 1 && \$2 != \"ap-south\"' '$tmp/stale.csv' | wc -l) -eq 0 ]"
+check "no anomaly when data resumes after the gap" \
+    "awk -F, '\$4 == \"ap-south\" && \$1 >= \"2026-11-01 06:00:00\" &&
+        \$1 < \"2026-11-01 06:30:00\" && \$3 >= 0.5 {exit 1}' '$tmp/gap_scores.csv'"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

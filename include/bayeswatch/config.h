@@ -129,6 +129,8 @@ typedef struct {
     int64_t seed;
     int max_series;
     double alert_threshold; /* p_anomaly at which an event is an alert */
+    double stale_factor;    /* silent > this x usual interval: stale */
+    double lateness_ms;     /* allowed lateness behind the watermark; 0 off */
     int n_routes;
     bw_route_cfg_t routes[BW_ROUTES_MAX];
 } bw_engine_cfg_t;

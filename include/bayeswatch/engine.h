@@ -61,11 +61,21 @@ typedef struct {
 
 typedef void (*bw_threat_cb_t)(void *opaque, const bw_threat_rec_t *rec);
 
+/** A series that has gone silent. Strings borrowed for the callback. */
+typedef struct {
+    const char *region, *service, *metric;
+    int64_t last_event_ms; /* its last event time */
+    int64_t silent_ms;     /* now - last event */
+    double interval_ms;    /* its usual interval */
+} bw_stale_t;
+
+typedef void (*bw_stale_cb_t)(void *opaque, const bw_stale_t *st);
+
 typedef struct bw_engine_s bw_engine_t;
 
 typedef struct {
-    uint64_t events; /* scored */
-    uint64_t late;
+    uint64_t events;   /* scored */
+    uint64_t late;     /* out of order for the series, or beyond lateness */
     uint64_t rejected; /* value outside the model's domain */
     uint64_t series;
     uint64_t groups;
@@ -84,6 +94,7 @@ void bw_engine_destroy(bw_engine_t *eng);
 /**
  * @brief Score one event.
  * @returns BW_OK (out filled; out->late for out-of-order events), or
+ *  BW_ERR_LATE (older than the watermark minus engine.lateness_ms) or
  *  BW_ERR_RANGE / BW_ERR_INVAL / BW_ERR_FULL with errstr saying why (the
  *  event is rejected, models untouched).
  * @remark Threats whose assessment changed are passed to @p cb (may be NULL).
@@ -93,5 +104,16 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *ev,
                            char *errstr, size_t errstr_size);
 
 void bw_engine_stats(const bw_engine_t *eng, bw_engine_stats_t *st);
+
+/**
+ * @brief Report series silent for more than engine.stale_factor times their
+ * usual interval at stream time @p now_ms (each once, until data resumes).
+ * @returns how many were reported. O(series): call it on a timer.
+ */
+int bw_engine_stale_scan(bw_engine_t *eng, int64_t now_ms, bw_stale_cb_t cb,
+                         void *opaque);
+
+/** @brief The newest event time seen (the watermark), or -1. */
+int64_t bw_engine_watermark(const bw_engine_t *eng);
 
 #endif

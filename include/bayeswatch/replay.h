@@ -17,6 +17,7 @@ typedef struct {
     FILE *in;          /* if set: read this stream; input only names it */
     FILE *out;         /* scores */
     FILE *threats;     /* fused threats, or NULL */
+    FILE *stale;       /* stale-series markers, or NULL */
     FILE *diag;        /* per-row errors and the summary */
 } bw_replay_opts_t;
 
@@ -24,7 +25,8 @@ typedef struct {
     uint64_t rows; /* data rows read */
     uint64_t scored;
     uint64_t bad;     /* unparseable or rejected rows, skipped */
-    uint64_t late;    /* out of order for their series */
+    uint64_t late;    /* out of order for their series, or beyond lateness */
+    uint64_t stale;   /* stale markers written */
     uint64_t threats; /* threat rows written */
     uint64_t series;
 } bw_replay_stats_t;

@@ -252,6 +252,12 @@ static const bw_key_t engine_keys[] = {
           "sight)"),
     K_DBL(EN, alert_threshold, 0, 1, "0.99",
           "anomaly probability at which an event counts as an alert"),
+    K_DBL(EN, stale_factor, 1, 1e6, "5",
+          "a series silent for longer than this many of its usual intervals "
+          "is reported stale (once, until data resumes)"),
+    K_DBL(EN, lateness_ms, 0, 1e12, "0",
+          "events older than the newest event time seen minus this are "
+          "rejected as late (dead letters); 0 = no limit"),
     K_LIST(EN, routes, n_routes, route_keys,
            "first matching route picks the model; none matching = series"),
     K_END,

@@ -26,6 +26,10 @@ typedef struct group_s {
 typedef struct {
     const bw_route_cfg_t *ro; /* the matching route, or default_route */
     int route;                /* its index; -1 for default_route */
+    int64_t last_ms;          /* last event time (-1 none) */
+    double interval_ms;       /* usual gap between events, EWMA; 0 unknown */
+    bool stale;               /* reported stale, not yet resumed */
+    char *key;                /* region\x1fservice\x1fmetric */
     bw_pf_t *pf;
     group_t *grp;
     int region;
@@ -37,6 +41,7 @@ typedef struct {
 
 struct bw_engine_s {
     const bw_config_t *cfg;
+    int64_t watermark;
     bw_pf_ws_t *ws;
     bw_map_t *series;
     bw_map_t *groups;
@@ -54,6 +59,7 @@ bw_engine_t *bw_engine_new(const bw_config_t *cfg, char *errstr,
         goto fail;
     }
     eng->cfg = cfg;
+    eng->watermark = -1;
     eng->ws = bw_pf_ws_new(&cfg->model.pf);
     eng->series = bw_map_new(max);
     eng->groups = bw_map_new(max);
@@ -75,6 +81,7 @@ static void free_series(void *v, void *arg)
 
     (void)arg;
     bw_pf_destroy(s->pf);
+    bw_free(s->key);
     bw_free(s);
 }
 
@@ -216,6 +223,12 @@ static series_t *new_series(bw_engine_t *eng, const char *key,
     if (s == NULL) {
         *err = BW_ERR_NOMEM;
         return NULL;
+    }
+    s->last_ms = -1;
+    s->key = bw_strdup(key);
+    if (s->key == NULL) {
+        *err = BW_ERR_NOMEM;
+        goto fail;
     }
     s->route = match_route(&eng->cfg->engine, ev);
     s->ro = s->route >= 0 ? &eng->cfg->engine.routes[s->route] : &default_route;
@@ -436,6 +449,82 @@ static bw_err_t lookup(bw_engine_t *eng, const bw_event_t *ev, series_t **s,
     return BW_OK;
 }
 
+/* Watermark, usual interval (EWMA of positive gaps, ~20 events, each gap
+ * clamped to [1/4, 4] x the estimate; the gap that ends a reported silence
+ * is an outage, not the rhythm, and is left out) and the end of a stale
+ * episode. */
+static void track_activity(bw_engine_t *eng, series_t *s, int64_t t_ms)
+{
+    if (s->last_ms >= 0 && t_ms > s->last_ms && !s->stale) {
+        double gap = (double)(t_ms - s->last_ms), iv = s->interval_ms;
+        if (iv > 0.0) {
+            gap = gap < iv / 4 ? iv / 4 : (gap > 4 * iv ? 4 * iv : gap);
+            s->interval_ms = iv + 0.05 * (gap - iv);
+        } else {
+            s->interval_ms = gap;
+        }
+    }
+    if (t_ms > s->last_ms) {
+        s->last_ms = t_ms;
+    }
+    s->stale = false;
+    if (t_ms > eng->watermark) {
+        eng->watermark = t_ms;
+    }
+}
+
+typedef struct {
+    const bw_engine_t *eng;
+    int64_t now;
+    bw_stale_cb_t cb;
+    void *opaque;
+    int n;
+} stale_scan_t;
+
+static void scan_one(void *v, void *arg)
+{
+    series_t *s = v;
+    stale_scan_t *sc = arg;
+    char buf[KEY_MAX], *region, *service, *metric;
+    bw_stale_t st;
+
+    if (s->stale || s->last_ms < 0 || s->interval_ms <= 0.0 ||
+        (double)(sc->now - s->last_ms) <=
+            sc->eng->cfg->engine.stale_factor * s->interval_ms) {
+        return;
+    }
+    s->stale = true;
+    sc->n++;
+    if (sc->cb == NULL) {
+        return;
+    }
+    snprintf(buf, sizeof(buf), "%s", s->key);
+    region = buf;
+    service = strchr(region, '\x1f');
+    *service++ = '\0';
+    metric = strchr(service, '\x1f');
+    *metric++ = '\0';
+    st.region = region, st.service = service, st.metric = metric;
+    st.last_event_ms = s->last_ms;
+    st.silent_ms = sc->now - s->last_ms;
+    st.interval_ms = s->interval_ms;
+    sc->cb(sc->opaque, &st);
+}
+
+int bw_engine_stale_scan(bw_engine_t *eng, int64_t now_ms, bw_stale_cb_t cb,
+                         void *opaque)
+{
+    stale_scan_t sc = {eng, now_ms, cb, opaque, 0};
+
+    bw_map_each(eng->series, scan_one, &sc);
+    return sc.n;
+}
+
+int64_t bw_engine_watermark(const bw_engine_t *eng)
+{
+    return eng->watermark;
+}
+
 /* Event times must lie in [1970-01-01, 9999-12-31]: anything else is an
  * absurd timestamp, and keeping to it keeps every time difference far from
  * int64 overflow. */
@@ -471,6 +560,14 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
         eng->st.rejected++;
         return err;
     }
+    if (eng->cfg->engine.lateness_ms > 0 && eng->watermark >= 0 &&
+        (double)(eng->watermark - ev->time_ms) > eng->cfg->engine.lateness_ms) {
+        eng->st.late++;
+        return bw_seterr(errstr, errstr_size, BW_ERR_LATE,
+                         "event %lld ms behind the watermark (lateness %g ms)",
+                         (long long)(eng->watermark - ev->time_ms),
+                         eng->cfg->engine.lateness_ms);
+    }
     err = lookup(eng, ev, &s, errstr, errstr_size);
 
     if (err != BW_OK) {
@@ -504,6 +601,7 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
                  out->p_anomaly >= eng->cfg->engine.alert_threshold;
     if (!out->late) {
         eng->st.events++;
+        track_activity(eng, s, ev->time_ms);
         fuse(eng, ev, out->p_anomaly, cb, opaque);
     }
     return BW_OK;

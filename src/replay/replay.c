@@ -18,11 +18,14 @@ enum { C_TIME, C_VALUE, C_REGION, C_SERVICE, C_METRIC, C_COUNT, C_N };
 static const char *const col_names[C_N] = {"timestamp", "value",  "region",
                                            "service",   "metric", "count"};
 
+#define STALE_SCAN_MS 60000 /* scan for silent series every event minute */
+
 typedef struct {
     const bw_replay_opts_t *o;
     bw_replay_stats_t *st;
     int col[C_N];
     uint64_t line;
+    int64_t last_scan;
 } replay_t;
 
 /* Split a CSV line in place (RFC 4180 quotes; no embedded newlines). */
@@ -173,6 +176,33 @@ static void on_threat(void *opaque, const bw_threat_rec_t *rec)
     rp->st->threats++;
 }
 
+static void on_stale(void *opaque, const bw_stale_t *st)
+{
+    replay_t *rp = opaque;
+
+    fprintf(rp->o->stale, "%lld,%s,%s,%s,%lld,%lld,%.0f\n",
+            (long long)(st->last_event_ms + st->silent_ms), st->region,
+            st->service, st->metric, (long long)st->last_event_ms,
+            (long long)st->silent_ms, st->interval_ms);
+    rp->st->stale++;
+}
+
+static void scan_stale(replay_t *rp, bw_engine_t *eng)
+{
+    int64_t now = bw_engine_watermark(eng);
+
+    if (rp->o->stale == NULL || now < 0) {
+        return;
+    }
+    if (rp->last_scan < 0) {
+        rp->last_scan = now;
+    }
+    if (now - rp->last_scan >= STALE_SCAN_MS) {
+        bw_engine_stale_scan(eng, now, on_stale, rp);
+        rp->last_scan = now;
+    }
+}
+
 static const char *field(char **f, int n, int col, const char *dflt)
 {
     if (col < 0 || col >= n || f[col][0] == '\0') {
@@ -262,11 +292,17 @@ static bw_err_t stream(replay_t *rp, bw_engine_t *eng, FILE *in)
               "contributors\n",
               rp->o->threats);
     }
+    if (rp->o->stale != NULL) {
+        fputs("timestamp,region,service,metric,last_event,silent_ms,"
+              "interval_ms\n",
+              rp->o->stale);
+    }
     while (getline(&line, &cap, in) >= 0) {
         rp->line++;
         chomp(line);
         if (line[0] != '\0') {
             process_line(rp, eng, line);
+            scan_stale(rp, eng);
         }
     }
 out:
@@ -277,7 +313,7 @@ out:
 bw_err_t bw_replay_run(const bw_config_t *cfg, const bw_replay_opts_t *o,
                        bw_replay_stats_t *st)
 {
-    replay_t rp = {.o = o, .st = st};
+    replay_t rp = {.o = o, .st = st, .last_scan = -1};
     char errstr[256];
     bw_engine_t *eng = NULL;
     bw_engine_stats_t es;
@@ -306,11 +342,11 @@ bw_err_t bw_replay_run(const bw_config_t *cfg, const bw_replay_opts_t *o,
     st->series = es.series + es.groups;
     fprintf(o->diag,
             "replay: %s: %llu rows, %llu scored, %llu bad, %llu late, "
-            "%llu models, %llu threat rows\n",
+            "%llu models, %llu threat rows, %llu stale markers\n",
             o->input, (unsigned long long)st->rows,
             (unsigned long long)st->scored, (unsigned long long)st->bad,
             (unsigned long long)st->late, (unsigned long long)st->series,
-            (unsigned long long)st->threats);
+            (unsigned long long)st->threats, (unsigned long long)st->stale);
 out:
     bw_engine_destroy(eng);
     if (in != stdin && in != o->in) {

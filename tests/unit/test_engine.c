@@ -6,6 +6,8 @@
 #include <gsl/gsl_errno.h>
 
 #include "bayeswatch/engine.h"
+#include <stdio.h>
+
 #include "testutil.h"
 
 static int threats;
@@ -98,10 +100,86 @@ static void test_boundary(void **state)
     bw_engine_destroy(eng);
 }
 
+static int stale_seen;
+static char stale_region[64];
+
+static void on_stale(void *opaque, const bw_stale_t *st)
+{
+    (void)opaque;
+    stale_seen++;
+    snprintf(stale_region, sizeof(stale_region), "%s", st->region);
+    assert_string_equal(st->metric, "cpu");
+    assert_float_equal(st->interval_ms, 60000.0, 1e-6);
+}
+
+static void feed(bw_engine_t *eng, const char *region, int64_t t)
+{
+    bw_event_t ev = {.time_ms = t,
+                     .region = region,
+                     .service = "s",
+                     .metric = "cpu",
+                     .value = 1.0 + (t % 7),
+                     .count = NAN};
+    bw_score_t sc;
+
+    assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, NULL, 0),
+                     BW_OK);
+}
+
+static void test_stale_and_lateness(void **state)
+{
+    bw_config_t cfg;
+    bw_engine_t *eng;
+    bw_engine_stats_t st;
+    bw_event_t late = {.time_ms = 0,
+                       .region = "a",
+                       .service = "s",
+                       .metric = "cpu",
+                       .value = 1.0,
+                       .count = NAN};
+    bw_score_t sc;
+    char err[256];
+    int64_t t;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    cfg.engine.lateness_ms = 120000;
+    eng = bw_engine_new(&cfg, NULL, 0);
+    for (t = 0; t < 20 * 60000; t += 60000) {
+        feed(eng, "a", t);
+        feed(eng, "b", t);
+    }
+    for (; t < 30 * 60000; t += 60000) {
+        feed(eng, "a", t); /* b falls silent at 19 min */
+    }
+    assert_int_equal(bw_engine_watermark(eng), 29 * 60000);
+    /* 10 minutes silent > 5 x 1 minute: b once, a never */
+    assert_int_equal(bw_engine_stale_scan(eng, t, on_stale, NULL), 1);
+    assert_string_equal(stale_region, "b");
+    assert_int_equal(bw_engine_stale_scan(eng, t + 60000, on_stale, NULL), 0);
+    feed(eng, "b", t); /* resumes: a new silence is reported again */
+    assert_int_equal(bw_engine_stale_scan(eng, t + 10 * 60000, on_stale, NULL),
+                     2);
+    assert_int_equal(stale_seen, 3);
+    /* older than the watermark minus the allowed lateness */
+    late.time_ms = t - 180000;
+    assert_int_equal(bw_engine_process(eng, &late, &sc, NULL, NULL, err, 256),
+                     BW_ERR_LATE);
+    assert_non_null(strstr(err, "behind the watermark"));
+    late.time_ms = t - 90000; /* within lateness, out of order for "a" */
+    assert_int_equal(bw_engine_process(eng, &late, &sc, NULL, NULL, err, 256),
+                     BW_OK);
+    assert_true(sc.late);
+    bw_engine_stats(eng, &st);
+    assert_int_equal(st.late, 2);
+    bw_engine_destroy(eng);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_boundary),
+        cmocka_unit_test(test_stale_and_lateness),
     };
 
     gsl_set_error_handler_off();
