@@ -269,7 +269,7 @@ static double profile_mu(const bw_hier_t *h, double lk, double *lm, double *sd)
                 break;
             }
         }
-        if (fabs(step) < 1e-8) {
+        if (fabs(step) < 1e-6) {
             break;
         }
     }
@@ -280,18 +280,19 @@ static double profile_mu(const bw_hier_t *h, double lk, double *lm, double *sd)
 
 /* Scan n values of log kappa in [lo, hi]: profile log posterior and the
  * Laplace log marginal lp + log sd of each. Returns the best lp. */
-#define SCAN 25
+#define SCAN 25   /* points of the fine scan of log kappa */
+#define COARSE 13 /* points of the coarse one over the whole range */
 typedef struct {
     double lk[SCAN], lp[SCAN], lmarg[SCAN];
 } scan_t;
 
 static double scan_kappa(const bw_hier_t *h, double lo, double hi, double lm,
-                         scan_t *sc)
+                         scan_t *sc, int n)
 {
     double best = -INFINITY, sd;
 
-    for (int i = 0; i < SCAN; i++) {
-        sc->lk[i] = lo + (hi - lo) * i / (SCAN - 1);
+    for (int i = 0; i < n; i++) {
+        sc->lk[i] = lo + (hi - lo) * i / (n - 1);
         sc->lp[i] = profile_mu(h, sc->lk[i], &lm, &sd);
         sc->lmarg[i] = sc->lp[i] + log(sd);
         best = fmax(best, sc->lp[i]);
@@ -327,20 +328,20 @@ static void kappa_rows(const bw_hier_t *h, double lm, double *row,
                        double *width)
 {
     const double klo = log(h->cfg->kappa_min), khi = log(h->cfg->kappa_max);
-    int G = h->cfg->grid, first = SCAN, last = -1;
+    int G = h->cfg->grid, first = COARSE, last = -1;
     double lo = klo, hi = khi, cdf[SCAN], best, mx = -INFINITY, pz;
     scan_t sc;
 
-    best = scan_kappa(h, lo, hi, lm, &sc);
-    for (int i = 0; i < SCAN; i++) {
+    best = scan_kappa(h, lo, hi, lm, &sc, COARSE); /* find the support */
+    for (int i = 0; i < COARSE; i++) {
         if (sc.lp[i] > best - 40.0) {
             first = i < first ? i : first;
             last = i;
         }
     }
     lo = sc.lk[first > 0 ? first - 1 : 0];
-    hi = sc.lk[last < SCAN - 1 ? last + 1 : SCAN - 1];
-    scan_kappa(h, lo, hi, lm, &sc);
+    hi = sc.lk[last < COARSE - 1 ? last + 1 : COARSE - 1];
+    scan_kappa(h, lo, hi, lm, &sc, SCAN); /* resolve the marginal */
     for (int i = 0; i < SCAN; i++) {
         mx = fmax(mx, sc.lmarg[i]);
     }
