@@ -33,8 +33,8 @@ static int usage(FILE *out, int code)
             "usage: bayeswatch <command> [options]\n"
             "\n"
             "commands:\n"
-            "  replay [--config FILE] [--threats FILE] [--stale FILE] "
-            "INPUT.csv\n"
+            "  replay [--config FILE] [--threats FILE] [--stale FILE]\n"
+            "         [--format csv|json] INPUT.csv\n"
             "        score a CSV of metric events; scores to stdout\n"
             "  check-config FILE   validate a config (exit 78 if invalid)\n"
             "  dump-config [FILE]  print the effective config with defaults\n"
@@ -72,6 +72,12 @@ static int cmd_replay(int argc, char **argv)
             threats = argv[++i];
         } else if (strcmp(argv[i], "--stale") == 0 && i + 1 < argc) {
             stale = argv[++i];
+        } else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
+            const char *fmt = argv[++i];
+            if (strcmp(fmt, "json") != 0 && strcmp(fmt, "csv") != 0) {
+                return usage(stderr, EX_USAGE);
+            }
+            o.json = strcmp(fmt, "json") == 0;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             return usage(stderr, EX_USAGE);
         } else if (input == NULL) {

@@ -76,6 +76,22 @@ printf 'timestamp,value\n1767225600000,1\n1767225660000,2\n1767225720000,1.5\n' 
 "$bin" replay "$tmp/epoch.csv" 2> /dev/null | cut -d, -f2- > "$tmp/e.out"
 check "epoch ms equals civil time" "cmp -s '$tmp/c.out' '$tmp/e.out'"
 
+# 7. JSON output: one valid object per input row, same probabilities as CSV.
+"$bin" replay --format json --config "$src/config/sample.yaml" \
+    --threats "$tmp/t.json" "$tmp/in.csv" > "$tmp/s.json" 2> /dev/null
+check "json: one object per row, threats as in csv, same probabilities" \
+    "python3 - '$tmp/s.json' '$tmp/t.json' '$tmp/s1.csv' '$tmp/t1.csv' <<'PY'
+import csv, json, sys
+s = [json.loads(l) for l in open(sys.argv[1])]
+t = [json.loads(l) for l in open(sys.argv[2])]
+c = list(csv.DictReader(open(sys.argv[3])))
+ct = list(csv.DictReader(open(sys.argv[4])))
+assert len(s) == len(c) and len(t) == len(ct), (len(s), len(c), len(t), len(ct))
+for j, r in zip(s, c):
+    assert abs(j['probability'] - float(r['anomaly_score'])) <= 1e-8 * max(1, j['probability'])
+    assert j['entity_id'] == '/'.join((r['region'], r['service'], r['metric']))
+PY"
+
 # 6. A 3-hour outage of one region: stale markers once, no bogus anomaly
 #    when its data resumes.
 awk -F, 'NR == 1 || !($2 == "ap-south" && $1 > "2026-11-01 03:00:00" &&

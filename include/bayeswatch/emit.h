@@ -51,4 +51,13 @@ bw_err_t bw_encode_score(bw_encoder_t *e, const bw_event_t *ev,
 bw_err_t bw_encode_threat(bw_encoder_t *e, const bw_threat_rec_t *t,
                           int entity_kind, const bw_origin_t *o, bw_wbuf_t *w);
 
+/**
+ * @brief The same records as one-line JSON objects (field names as in the
+ * .avsc files; nulls for absent or non-finite numbers), appended to @p w.
+ */
+bw_err_t bw_json_score(const bw_event_t *ev, const bw_score_t *sc,
+                       const bw_origin_t *o, bw_wbuf_t *w);
+bw_err_t bw_json_threat(const bw_threat_rec_t *t, int entity_kind,
+                        const bw_origin_t *o, bw_wbuf_t *w);
+
 #endif

@@ -19,6 +19,7 @@ typedef struct {
     FILE *threats;     /* fused threats, or NULL */
     FILE *stale;       /* stale-series markers, or NULL */
     FILE *diag;        /* per-row errors and the summary */
+    int json;          /* 1: NDJSON records (schemas' field names), not CSV */
 } bw_replay_opts_t;
 
 typedef struct {

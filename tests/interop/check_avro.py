@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Decode bayeswatch's output records with fastavro, an independent Avro
 implementation, using only the .avsc files in schemas/, and compare them
-with the values the C side says it encoded.
+with the values the C side says it encoded, and with the JSON form of the
+same records.
 
 usage: check_avro.py VECTOR_DIR SCHEMA_DIR
 """
+import datetime
 import io
 import json
 import math
@@ -12,6 +14,13 @@ import struct
 import sys
 
 import fastavro
+
+
+def wire(v):
+    """fastavro returns timestamp-millis as datetime; the wire value is ms."""
+    if isinstance(v, datetime.datetime):
+        return round(v.timestamp() * 1000)
+    return v
 
 
 def close(a, b):
@@ -46,6 +55,18 @@ def main():
                 got = len(got)
             if not close(got, want):
                 problems.append(f"{key}: got {got!r}, want {want!r}")
+        # the JSON form of the same record must agree field by field
+        js = json.loads(open(f"{vec}/{exp['file']}.json").read())
+        for key, got in rec.items():
+            if key not in js:
+                problems.append(f"json lacks {key}")
+            elif key == "contributors":
+                if [c["metric"] for c in got] != [c["metric"] for c in js[key]]:
+                    problems.append("json contributors differ")
+            elif not close(js[key], wire(got)):
+                problems.append(f"json {key}: {js[key]!r} vs avro {got!r}")
+        if set(js) != set(rec):
+            problems.append(f"json keys differ: {sorted(set(js) ^ set(rec))}")
         checked += 1
         if problems:
             failed += 1

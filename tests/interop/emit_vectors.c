@@ -86,6 +86,13 @@ static void on_threat(void *opaque, const bw_threat_rec_t *t)
         exit(1);
     }
     write_bin(c, name, &w);
+    w.len = 0;
+    if (bw_json_threat(t, c->cfg->model.fusion.entity, &origin, &w) != BW_OK) {
+        exit(1);
+    }
+    strcat(name, ".json");
+    write_bin(c, name, &w);
+    name[strlen(name) - 5] = '\0';
     fprintf(c->expected,
             "{\"file\": \"%s\", \"schema\": \"threat_score.avsc\", "
             "\"id\": 8, \"fields\": {\"entity_id\": \"%s\", \"rule\": \"%s\", "
@@ -146,6 +153,15 @@ int main(int argc, char **argv)
         if (bw_engine_process(eng, &ev, &sc, on_threat, &c, NULL, 0) ||
             bw_encode_score(se, &ev, &sc, &origin, &w)) {
             return 1;
+        }
+        snprintf(name, sizeof(name), "score_%d.bin.json", i);
+        {
+            bw_wbuf_t j = {0};
+            if (bw_json_score(&ev, &sc, &origin, &j) != BW_OK) {
+                return 1;
+            }
+            write_bin(&c, name, &j);
+            bw_wbuf_free(&j);
         }
         snprintf(name, sizeof(name), "score_%d.bin", i);
         write_bin(&c, name, &w);

@@ -1,0 +1,151 @@
+/*
+ * The same output records as JSON objects (one per line), for consumers
+ * without Avro: field names and meanings as in the schemas/ .avsc files;
+ * nullable and non-finite numbers are null; strings escaped per RFC 8259.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bayeswatch/emit.h"
+
+static void put(bw_wbuf_t *w, const char *s)
+{
+    bw_wbuf_bytes(w, s, strlen(s));
+}
+
+static void key(bw_wbuf_t *w, const char *k, int *first)
+{
+    if (!*first) {
+        put(w, ",");
+    }
+    *first = 0;
+    put(w, "\"");
+    put(w, k);
+    put(w, "\":");
+}
+
+static void jstr(bw_wbuf_t *w, const char *k, const char *s, int *first)
+{
+    char esc[8];
+
+    key(w, k, first);
+    put(w, "\"");
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p;
+         p++) {
+        if (*p == '"' || *p == '\\') {
+            snprintf(esc, sizeof(esc), "\\%c", *p);
+            put(w, esc);
+        } else if (*p < 0x20) {
+            snprintf(esc, sizeof(esc), "\\u%04x", *p);
+            put(w, esc);
+        } else {
+            bw_wbuf_bytes(w, p, 1);
+        }
+    }
+    put(w, "\"");
+}
+
+static void jnum(bw_wbuf_t *w, const char *k, double v, int *first)
+{
+    char buf[40];
+
+    key(w, k, first);
+    if (!isfinite(v)) {
+        put(w, "null");
+        return;
+    }
+    snprintf(buf, sizeof(buf), "%.17g", v);
+    put(w, buf);
+}
+
+static void jint(bw_wbuf_t *w, const char *k, int64_t v, int *first)
+{
+    char buf[32];
+
+    key(w, k, first);
+    snprintf(buf, sizeof(buf), "%lld", (long long)v);
+    put(w, buf);
+}
+
+static void jbool(bw_wbuf_t *w, const char *k, bool v, int *first)
+{
+    key(w, k, first);
+    put(w, v ? "true" : "false");
+}
+
+static void jorigin(bw_wbuf_t *w, int64_t t, const bw_origin_t *o, int *first)
+{
+    jint(w, "event_time", t, first);
+    jint(w, "source_timestamp", o->source_timestamp, first);
+    jint(w, "processed_at", o->processed_at, first);
+    jint(w, "freshness_lag_ms", o->processed_at - t, first);
+    jbool(w, "stale", o->stale, first);
+    jstr(w, "config_version", o->config_version, first);
+    jstr(w, "source_topic", o->source_topic, first);
+    jint(w, "source_partition", o->source_partition, first);
+    jint(w, "source_offset", o->source_offset, first);
+}
+
+bw_err_t bw_json_score(const bw_event_t *ev, const bw_score_t *sc,
+                       const bw_origin_t *o, bw_wbuf_t *w)
+{
+    char id[800];
+    int first = 1;
+
+    snprintf(id, sizeof(id), "%s/%s/%s", ev->region, ev->service, ev->metric);
+    put(w, "{");
+    jstr(w, "entity_id", id, &first);
+    jstr(w, "entity_type", "series", &first);
+    jstr(w, "region", ev->region, &first);
+    jstr(w, "service", ev->service, &first);
+    jstr(w, "metric", ev->metric, &first);
+    jstr(w, "model", bw_model_kind_name(sc->model), &first);
+    jnum(w, "probability", sc->p_anomaly, &first);
+    jnum(w, "score", sc->score, &first);
+    jbool(w, "alert", sc->alert, &first);
+    jstr(w, "direction", bw_direction_name(sc->direction), &first);
+    jnum(w, "actual", sc->actual, &first);
+    jnum(w, "typical", sc->expected, &first);
+    jnum(w, "typical_lower", sc->lower, &first);
+    jnum(w, "typical_upper", sc->upper, &first);
+    jnum(w, "p_value", sc->p_value, &first);
+    jnum(w, "p_slo_breach", sc->p_slo, &first);
+    jnum(w, "shrinkage", sc->shrinkage, &first);
+    jnum(w, "population_mean", sc->pop_mean, &first);
+    jbool(w, "warmup", sc->warmup, &first);
+    jorigin(w, ev->time_ms, o, &first);
+    put(w, "}\n");
+    return w->err;
+}
+
+bw_err_t bw_json_threat(const bw_threat_rec_t *t, int entity_kind,
+                        const bw_origin_t *o, bw_wbuf_t *w)
+{
+    int first = 1;
+
+    put(w, "{");
+    jstr(w, "entity_id", t->entity, &first);
+    jstr(w, "entity_type",
+         entity_kind == BW_ENTITY_REGION ? "region" : "region_service", &first);
+    jstr(w, "rule", t->rule->name, &first);
+    jnum(w, "probability", t->threat.probability, &first);
+    jnum(w, "score", t->threat.score, &first);
+    jstr(w, "level", bw_level_name(t->threat.level), &first);
+    jnum(w, "log_likelihood_ratio", t->threat.llr, &first);
+    key(w, "contributors", &first);
+    put(w, "[");
+    for (int k = 0; k < t->threat.n_contrib; k++) {
+        const bw_contrib_t *c = &t->threat.contrib[k];
+        int f2 = 1;
+        put(w, k ? ",{" : "{");
+        jstr(w, "metric", t->rule->signals[c->signal].metric, &f2);
+        jnum(w, "probability", c->p, &f2);
+        jnum(w, "log_likelihood_ratio", c->llr, &f2);
+        put(w, "}");
+    }
+    put(w, "]");
+    jorigin(w, t->time_ms, o, &first);
+    put(w, "}\n");
+    return w->err;
+}
