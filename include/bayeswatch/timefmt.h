@@ -18,6 +18,16 @@
  */
 bw_err_t bw_time_parse(const char *s, int64_t *ms);
 
+/** Event times are valid from 1970-01-01 to 9999-12-31T23:59:59.999Z:
+ * anything else is an absurd timestamp, and the range keeps every time
+ * difference far from int64 overflow. */
+#define BW_TIME_MAX_MS INT64_C(253402300799999)
+
+static inline int bw_time_valid(int64_t ms)
+{
+    return ms >= 0 && ms <= BW_TIME_MAX_MS;
+}
+
 /** @brief Parse a whole string as a finite double. */
 bw_err_t bw_parse_double(const char *s, double *out);
 

@@ -13,6 +13,7 @@
 
 #include "bayeswatch/engine.h"
 #include "bayeswatch/map.h"
+#include "bayeswatch/timefmt.h"
 
 #define KEY_MAX 800
 #define NAME_LIMIT 255
@@ -525,10 +526,6 @@ int64_t bw_engine_watermark(const bw_engine_t *eng)
     return eng->watermark;
 }
 
-/* Event times must lie in [1970-01-01, 9999-12-31]: anything else is an
- * absurd timestamp, and keeping to it keeps every time difference far from
- * int64 overflow. */
-#define TIME_MAX_MS INT64_C(253402300799999)
 
 /* Copy of the event with absent names defaulted, or an error. */
 static bw_err_t normalise(const bw_event_t *in, bw_event_t *ev, char *errstr,
@@ -538,7 +535,7 @@ static bw_err_t normalise(const bw_event_t *in, bw_event_t *ev, char *errstr,
     ev->region = ev->region != NULL && *ev->region ? ev->region : "default";
     ev->service = ev->service != NULL && *ev->service ? ev->service : "default";
     ev->metric = ev->metric != NULL && *ev->metric ? ev->metric : "default";
-    if (ev->time_ms < 0 || ev->time_ms > TIME_MAX_MS) {
+    if (!bw_time_valid(ev->time_ms)) {
         return bw_seterr(errstr, n, BW_ERR_RANGE,
                          "timestamp %lld ms is outside 1970..9999",
                          (long long)ev->time_ms);

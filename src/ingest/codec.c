@@ -10,10 +10,10 @@
 
 #include "avro_check.h"
 #include "bayeswatch/ingest.h"
+#include "bayeswatch/timefmt.h"
 
 #define CONFLUENT_MAGIC 0
 #define FRAME_LEN 5
-#define TIME_MAX_MS INT64_C(253402300799999) /* 9999-12-31 */
 #define SCRATCH 65536
 
 struct bw_codec_s {
@@ -192,7 +192,7 @@ static bw_err_t extract(bw_codec_t *c, bw_event_t *ev, bw_dlq_reason_t *reason,
         return fail(reason, BW_DLQ_NON_FINITE, detail, n,
                     "value or count is NaN or infinite");
     }
-    if (ev->time_ms < 0 || ev->time_ms > TIME_MAX_MS) {
+    if (!bw_time_valid(ev->time_ms)) {
         *reason = BW_DLQ_BAD_TIMESTAMP;
         snprintf(detail, n, "event_time %lld ms is outside 1970..9999",
                  (long long)ev->time_ms);
