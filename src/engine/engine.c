@@ -526,7 +526,6 @@ int64_t bw_engine_watermark(const bw_engine_t *eng)
     return eng->watermark;
 }
 
-
 /* Copy of the event with absent names defaulted, or an error. */
 static bw_err_t normalise(const bw_event_t *in, bw_event_t *ev, char *errstr,
                           size_t n)
