@@ -9,19 +9,12 @@
 
 #include <avro.h>
 
+#include "../ingest/avro_io.h"
 #include "bayeswatch/emit.h"
-
-#define SCRATCH 65536
 
 struct bw_encoder_s {
     bw_record_kind_t kind;
-    avro_schema_t schema;
-    avro_value_iface_t *iface;
-    avro_value_t value;
-    avro_writer_t writer;
-    bw_framing_t framing;
-    int32_t schema_id;
-    char scratch[SCRATCH];
+    bw__avro_t avro; /* schema, reusable value, writer */
 };
 
 bw_encoder_t *bw_encoder_new(bw_record_kind_t kind, const char *schema_json,
@@ -31,31 +24,21 @@ bw_encoder_t *bw_encoder_new(bw_record_kind_t kind, const char *schema_json,
 {
     bw_encoder_t *e = bw_calloc(1, sizeof(*e));
     const char *want = kind == BW_RECORD_SCORE ? "AnomalyScore" : "ThreatScore";
-    avro_schema_t s = NULL;
 
     if (e == NULL) {
         bw_seterr(errstr, errstr_size, BW_ERR_NOMEM, "emit: out of memory");
         return NULL;
     }
     e->kind = kind;
-    e->framing = framing;
-    e->schema_id = schema_id;
-    if (avro_schema_from_json_length(schema_json, len, &s) != 0) {
-        bw_seterr(errstr, errstr_size, BW_ERR_CONFIG, "emit: schema: %s",
-                  avro_strerror());
+    if (bw__avro_init(&e->avro, schema_json, len,
+                      framing == BW_FRAMING_CONFLUENT, schema_id, "emit",
+                      errstr, errstr_size) != BW_OK) {
         goto fail;
     }
-    e->schema = s;
-    if (!is_avro_record(s) || strcmp(avro_schema_name(s), want) != 0) {
+    if (!is_avro_record(e->avro.schema) ||
+        strcmp(avro_schema_name(e->avro.schema), want) != 0) {
         bw_seterr(errstr, errstr_size, BW_ERR_CONFIG,
                   "emit: expected the %s record schema", want);
-        goto fail;
-    }
-    e->iface = avro_generic_class_from_schema(s);
-    if (e->iface == NULL || avro_generic_value_new(e->iface, &e->value) != 0 ||
-        (e->writer = avro_writer_memory(e->scratch, SCRATCH)) == NULL) {
-        bw_seterr(errstr, errstr_size, BW_ERR_NOMEM, "emit: %s",
-                  avro_strerror());
         goto fail;
     }
     return e;
@@ -69,16 +52,7 @@ void bw_encoder_destroy(bw_encoder_t *e)
     if (e == NULL) {
         return;
     }
-    if (e->iface != NULL) {
-        avro_value_decref(&e->value);
-        avro_value_iface_decref(e->iface);
-    }
-    if (e->writer != NULL) {
-        avro_writer_free(e->writer);
-    }
-    if (e->schema != NULL) {
-        avro_schema_decref(e->schema);
-    }
+    bw__avro_free(&e->avro);
     bw_free(e);
 }
 
@@ -152,28 +126,11 @@ static int set_origin(avro_value_t *r, int64_t event_time, const bw_origin_t *o)
            set_long(r, "source_offset", o->source_offset);
 }
 
-static bw_err_t finish(bw_encoder_t *e, bw_wbuf_t *w)
-{
-    uint8_t frame[5] = {0, (uint8_t)(e->schema_id >> 24),
-                        (uint8_t)(e->schema_id >> 16),
-                        (uint8_t)(e->schema_id >> 8), (uint8_t)e->schema_id};
-
-    avro_writer_reset(e->writer);
-    if (avro_value_write(e->writer, &e->value) != 0) {
-        return BW_ERR_FULL;
-    }
-    if (e->framing == BW_FRAMING_CONFLUENT) {
-        bw_wbuf_bytes(w, frame, sizeof(frame));
-    }
-    bw_wbuf_bytes(w, e->scratch, (size_t)avro_writer_tell(e->writer));
-    return w->err;
-}
-
 bw_err_t bw_encode_score(bw_encoder_t *e, const bw_event_t *ev,
                          const bw_score_t *sc, const bw_origin_t *o,
                          bw_wbuf_t *w)
 {
-    avro_value_t *r = &e->value;
+    avro_value_t *r = &e->avro.value;
     char id[800];
 
     if (e->kind != BW_RECORD_SCORE) {
@@ -199,7 +156,7 @@ bw_err_t bw_encode_score(bw_encoder_t *e, const bw_event_t *ev,
         set_bool(r, "warmup", sc->warmup) || set_origin(r, ev->time_ms, o)) {
         return BW_ERR_INVAL;
     }
-    return finish(e, w);
+    return bw__avro_write(&e->avro, w);
 }
 
 static int set_contributors(avro_value_t *r, const bw_threat_rec_t *t)
@@ -224,7 +181,7 @@ static int set_contributors(avro_value_t *r, const bw_threat_rec_t *t)
 bw_err_t bw_encode_threat(bw_encoder_t *e, const bw_threat_rec_t *t,
                           int entity_kind, const bw_origin_t *o, bw_wbuf_t *w)
 {
-    avro_value_t *r = &e->value;
+    avro_value_t *r = &e->avro.value;
 
     if (e->kind != BW_RECORD_THREAT) {
         return BW_ERR_INVAL;
@@ -242,5 +199,5 @@ bw_err_t bw_encode_threat(bw_encoder_t *e, const bw_threat_rec_t *t,
         set_contributors(r, t) || set_origin(r, t->time_ms, o)) {
         return BW_ERR_INVAL;
     }
-    return finish(e, w);
+    return bw__avro_write(&e->avro, w);
 }

@@ -9,22 +9,17 @@
 #include <avro.h>
 
 #include "avro_check.h"
+#include "avro_io.h"
 #include "bayeswatch/ingest.h"
 #include "bayeswatch/timefmt.h"
 
 #define CONFLUENT_MAGIC 0
-#define FRAME_LEN 5
-#define SCRATCH 65536
+#define FRAME_LEN BW__FRAME_LEN
 
 struct bw_codec_s {
-    avro_schema_t schema;
-    avro_value_iface_t *iface;
-    avro_value_t value;
+    bw__avro_t avro; /* schema, reusable value, writer */
     avro_reader_t reader;
-    avro_writer_t writer;
     bw_framing_t framing;
-    int32_t schema_id;
-    char scratch[SCRATCH]; /* encode buffer */
 };
 
 const char *bw_dlq_reason_name(int reason)
@@ -66,26 +61,18 @@ bw_codec_t *bw_codec_new(const char *schema_json, size_t len,
         return NULL;
     }
     c->framing = framing;
-    c->schema_id = schema_id;
-    {
-        avro_schema_t s = NULL;
-        if (avro_schema_from_json_length(schema_json, len, &s) != 0) {
-            bw_seterr(errstr, errstr_size, BW_ERR_CONFIG, "ingest: schema: %s",
-                      avro_strerror());
-            goto fail;
-        }
-        c->schema = s;
+    if (bw__avro_init(&c->avro, schema_json, len,
+                      framing == BW_FRAMING_CONFLUENT, schema_id, "ingest",
+                      errstr, errstr_size) != BW_OK) {
+        goto fail;
     }
-    if (!has_fields(c->schema)) {
+    if (!has_fields(c->avro.schema)) {
         bw_seterr(errstr, errstr_size, BW_ERR_CONFIG,
                   "ingest: schema lacks the metric event fields (event_time, "
                   "region, service, metric, value, count)");
         goto fail;
     }
-    c->iface = avro_generic_class_from_schema(c->schema);
-    if (c->iface == NULL || avro_generic_value_new(c->iface, &c->value) != 0 ||
-        (c->reader = avro_reader_memory("", 0)) == NULL ||
-        (c->writer = avro_writer_memory(c->scratch, SCRATCH)) == NULL) {
+    if ((c->reader = avro_reader_memory("", 0)) == NULL) {
         bw_seterr(errstr, errstr_size, BW_ERR_NOMEM, "ingest: %s",
                   avro_strerror());
         goto fail;
@@ -101,19 +88,10 @@ void bw_codec_destroy(bw_codec_t *c)
     if (c == NULL) {
         return;
     }
-    if (c->iface != NULL) {
-        avro_value_decref(&c->value);
-        avro_value_iface_decref(c->iface);
-    }
     if (c->reader != NULL) {
         avro_reader_free(c->reader);
     }
-    if (c->writer != NULL) {
-        avro_writer_free(c->writer);
-    }
-    if (c->schema != NULL) {
-        avro_schema_decref(c->schema);
-    }
+    bw__avro_free(&c->avro);
     bw_free(c);
 }
 
@@ -143,9 +121,9 @@ static bw_err_t unframe(const bw_codec_t *c, const uint8_t *buf, size_t len,
     }
     id = (int32_t)((uint32_t)buf[1] << 24 | (uint32_t)buf[2] << 16 |
                    (uint32_t)buf[3] << 8 | buf[4]);
-    if (id != c->schema_id) {
+    if (id != c->avro.schema_id) {
         *reason = BW_DLQ_UNKNOWN_SCHEMA;
-        snprintf(detail, n, "schema id %d, expected %d", id, c->schema_id);
+        snprintf(detail, n, "schema id %d, expected %d", id, c->avro.schema_id);
         return BW_ERR_PARSE;
     }
     *body = buf + FRAME_LEN, *blen = len - FRAME_LEN;
@@ -168,14 +146,14 @@ static bw_err_t extract(bw_codec_t *c, bw_event_t *ev, bw_dlq_reason_t *reason,
     avro_value_t f, branch;
     int disc = 0;
 
-    if (avro_value_get_by_name(&c->value, "event_time", &f, NULL) != 0 ||
+    if (avro_value_get_by_name(&c->avro.value, "event_time", &f, NULL) != 0 ||
         avro_value_get_long(&f, &ev->time_ms) != 0 ||
-        get_string(&c->value, "region", &ev->region) ||
-        get_string(&c->value, "service", &ev->service) ||
-        get_string(&c->value, "metric", &ev->metric) ||
-        avro_value_get_by_name(&c->value, "value", &f, NULL) != 0 ||
+        get_string(&c->avro.value, "region", &ev->region) ||
+        get_string(&c->avro.value, "service", &ev->service) ||
+        get_string(&c->avro.value, "metric", &ev->metric) ||
+        avro_value_get_by_name(&c->avro.value, "value", &f, NULL) != 0 ||
         avro_value_get_double(&f, &ev->value) != 0 ||
-        avro_value_get_by_name(&c->value, "count", &f, NULL) != 0 ||
+        avro_value_get_by_name(&c->avro.value, "count", &f, NULL) != 0 ||
         avro_value_get_discriminant(&f, &disc) != 0) {
         return fail(reason, BW_DLQ_WRONG_SCHEMA, detail, n, avro_strerror());
     }
@@ -215,7 +193,7 @@ bw_err_t bw_codec_decode(bw_codec_t *c, const void *buf, size_t len,
         return err;
     }
     /* Check the structure first: Avro-C trusts length prefixes. */
-    used = bw__avro_check(c->schema, body, blen);
+    used = bw__avro_check(c->avro.schema, body, blen);
     if (used < 0) {
         return fail(reason, BW_DLQ_UNDECODABLE, detail, detail_size,
                     "not a well-formed record of the metric event schema");
@@ -224,9 +202,9 @@ bw_err_t bw_codec_decode(bw_codec_t *c, const void *buf, size_t len,
         return fail(reason, BW_DLQ_WRONG_SCHEMA, detail, detail_size,
                     "the payload is longer than one record");
     }
-    avro_value_reset(&c->value);
+    avro_value_reset(&c->avro.value);
     avro_reader_memory_set_source(c->reader, (const char *)body, (int64_t)blen);
-    if (avro_value_read(c->reader, &c->value) != 0) {
+    if (avro_value_read(c->reader, &c->avro.value) != 0) {
         return fail(reason, BW_DLQ_UNDECODABLE, detail, detail_size,
                     avro_strerror());
     }
@@ -244,32 +222,20 @@ static int set_string(avro_value_t *rec, const char *name, const char *s)
 bw_err_t bw_codec_encode(bw_codec_t *c, const bw_event_t *ev, bw_wbuf_t *w)
 {
     avro_value_t f, branch;
-    uint8_t frame[FRAME_LEN] = {CONFLUENT_MAGIC, (uint8_t)(c->schema_id >> 24),
-                                (uint8_t)(c->schema_id >> 16),
-                                (uint8_t)(c->schema_id >> 8),
-                                (uint8_t)c->schema_id};
 
-    avro_value_reset(&c->value);
-    if (avro_value_get_by_name(&c->value, "event_time", &f, NULL) != 0 ||
+    avro_value_reset(&c->avro.value);
+    if (avro_value_get_by_name(&c->avro.value, "event_time", &f, NULL) != 0 ||
         avro_value_set_long(&f, ev->time_ms) != 0 ||
-        set_string(&c->value, "region", ev->region) ||
-        set_string(&c->value, "service", ev->service) ||
-        set_string(&c->value, "metric", ev->metric) ||
-        avro_value_get_by_name(&c->value, "value", &f, NULL) != 0 ||
+        set_string(&c->avro.value, "region", ev->region) ||
+        set_string(&c->avro.value, "service", ev->service) ||
+        set_string(&c->avro.value, "metric", ev->metric) ||
+        avro_value_get_by_name(&c->avro.value, "value", &f, NULL) != 0 ||
         avro_value_set_double(&f, ev->value) != 0 ||
-        avro_value_get_by_name(&c->value, "count", &f, NULL) != 0 ||
+        avro_value_get_by_name(&c->avro.value, "count", &f, NULL) != 0 ||
         avro_value_set_branch(&f, isnan(ev->count) ? 0 : 1, &branch) != 0 ||
         (isnan(ev->count) ? avro_value_set_null(&branch)
                           : avro_value_set_double(&branch, ev->count)) != 0) {
         return BW_ERR_INVAL;
     }
-    avro_writer_reset(c->writer);
-    if (avro_value_write(c->writer, &c->value) != 0) {
-        return BW_ERR_FULL;
-    }
-    if (c->framing == BW_FRAMING_CONFLUENT) {
-        bw_wbuf_bytes(w, frame, FRAME_LEN);
-    }
-    bw_wbuf_bytes(w, c->scratch, (size_t)avro_writer_tell(c->writer));
-    return w->err;
+    return bw__avro_write(&c->avro, w);
 }
