@@ -434,7 +434,7 @@ static double child_loglik(const bw_pf_t *pf, const step_ctx_t *c, double e2,
         return -0.5 * (log(2.0 * M_PI * v) + e2 / v);
     }
     return c->kdof - 0.5 * (logd + log(qc)) -
-           0.5 * (pf->dof + 1.0) * log1p(e2 / (qc * di));
+           0.5 * (pf->dof + 1.0) * log(1.0 + e2 / (qc * di));
 }
 
 /* Children log-likelihoods of particle i into ll[]; returns their logsumexp. */
