@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Install bayeswatch's build and test dependencies from Debian's packages.
-# Idempotent: does nothing when everything is already installed.
+# Install bayeswatch's build dependencies from Debian's packages; with the
+# argument `test`, also what the tests need (fastavro from PyPI, with pip
+# from Debian if the interpreter has none). Idempotent.
+# usage: scripts/deps.sh [test]
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config librdkafka-dev libavro-dev libyaml-dev
       libgsl-dev libcmocka-dev python3)
@@ -17,8 +19,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
         --no-install-recommends "${missing[@]}" >&2
 fi
+[ "${1:-}" = test ] || exit 0
 # fastavro (PyPI): the independent Avro implementation of the interop test.
 if ! python3 -c 'import fastavro' 2> /dev/null; then
+    if ! python3 -m pip --version > /dev/null 2>&1; then
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+            --no-install-recommends python3-pip >&2
+    fi
     echo "deps: installing fastavro" >&2
     python3 -m pip install --quiet fastavro >&2 ||
         python3 -m pip install --quiet --break-system-packages fastavro >&2

@@ -4,6 +4,7 @@
 # UndefinedBehaviorSanitizer and runs the suite again.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/deps.sh" test
 "$root/scripts/build.sh" "$root/build"
 (cd "$root/build" && ctest --output-on-failure -j 2)
 "$root/scripts/build.sh" "$root/build-asan" -DBW_SANITIZE=ON \
