@@ -21,8 +21,9 @@ void *bw_map_get(const bw_map_t *m, const char *key);
 /** @brief Insert (copies the key). BW_ERR_FULL at capacity. */
 bw_err_t bw_map_put(bw_map_t *m, const char *key, void *value);
 size_t bw_map_size(const bw_map_t *m);
-/** @brief Visit every value in slot order (deterministic). */
-void bw_map_each(const bw_map_t *m, void (*fn)(void *value, void *arg),
+/** @brief Visit every key and value in slot order (deterministic). */
+void bw_map_each(const bw_map_t *m,
+                 void (*fn)(const char *key, void *value, void *arg),
                  void *arg);
 
 #endif

@@ -28,6 +28,25 @@ static inline int bw_time_valid(int64_t ms)
     return ms >= 0 && ms <= BW_TIME_MAX_MS;
 }
 
+/**
+ * @brief Robust EWMA of a series' usual interval between events: the first
+ * gap starts it; each later gap is clamped to [1/4, 4] x the estimate, so
+ * one outage or burst cannot swamp it.
+ * @returns the new estimate.
+ */
+static inline double bw_interval_update(double interval, double gap,
+                                        double alpha)
+{
+    double g;
+
+    if (interval <= 0.0) {
+        return gap;
+    }
+    g = gap < interval / 4.0 ? interval / 4.0
+                             : (gap > interval * 4.0 ? interval * 4.0 : gap);
+    return interval + alpha * (g - interval);
+}
+
 /** @brief Parse a whole string as a finite double. */
 bw_err_t bw_parse_double(const char *s, double *out);
 

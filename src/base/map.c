@@ -94,12 +94,12 @@ size_t bw_map_size(const bw_map_t *m)
     return m->size;
 }
 
-void bw_map_each(const bw_map_t *m, void (*fn)(void *value, void *arg),
-                 void *arg)
+void bw_map_each(const bw_map_t *m,
+                 void (*fn)(const char *key, void *value, void *arg), void *arg)
 {
     for (size_t i = 0; i < m->cap; i++) {
         if (m->slots[i].key != NULL) {
-            fn(m->slots[i].value, arg);
+            fn(m->slots[i].key, m->slots[i].value, arg);
         }
     }
 }

@@ -30,7 +30,6 @@ typedef struct {
     int64_t last_ms;          /* last event time (-1 none) */
     double interval_ms;       /* usual gap between events, EWMA; 0 unknown */
     bool stale;               /* reported stale, not yet resumed */
-    char *key;                /* region\x1fservice\x1fmetric */
     bw_pf_t *pf;
     group_t *grp;
     int region;
@@ -76,31 +75,30 @@ fail:
     return NULL;
 }
 
-static void free_series(void *v, void *arg)
+static void free_series(const char *key, void *v, void *arg)
 {
     series_t *s = v;
 
-    (void)arg;
+    (void)key, (void)arg;
     bw_pf_destroy(s->pf);
-    bw_free(s->key);
     bw_free(s);
 }
 
-static void free_group(void *v, void *arg)
+static void free_group(const char *key, void *v, void *arg)
 {
     group_t *g = v;
 
-    (void)arg;
+    (void)key, (void)arg;
     bw_hier_destroy(g->h);
     bw_map_destroy(g->regions);
     bw_free(g);
 }
 
-static void free_entity(void *v, void *arg)
+static void free_entity(const char *key, void *v, void *arg)
 {
     entity_t *e = v;
 
-    (void)arg;
+    (void)key, (void)arg;
     bw_fusion_destroy(e->fu);
     bw_free(e);
 }
@@ -182,7 +180,7 @@ static group_t *get_group(bw_engine_t *eng, int route, const bw_event_t *ev,
     g->regions = bw_map_new((size_t)eng->cfg->model.hier.max_regions);
     if (g->h == NULL || g->regions == NULL ||
         (*err = bw_map_put(eng->groups, key, g)) != BW_OK) {
-        free_group(g, NULL);
+        free_group(NULL, g, NULL);
         *err = *err != BW_OK ? *err : BW_ERR_NOMEM;
         return NULL;
     }
@@ -226,11 +224,6 @@ static series_t *new_series(bw_engine_t *eng, const char *key,
         return NULL;
     }
     s->last_ms = -1;
-    s->key = bw_strdup(key);
-    if (s->key == NULL) {
-        *err = BW_ERR_NOMEM;
-        goto fail;
-    }
     s->route = match_route(&eng->cfg->engine, ev);
     s->ro = s->route >= 0 ? &eng->cfg->engine.routes[s->route] : &default_route;
     if (s->ro->model == BW_MODEL_SERIES) {
@@ -250,7 +243,7 @@ static series_t *new_series(bw_engine_t *eng, const char *key,
     eng->st.bytes += sizeof(*s) + (s->pf ? bw_pf_memory(s->pf) : 0);
     return s;
 fail:
-    free_series(s, NULL);
+    free_series(NULL, s, NULL);
     return NULL;
 }
 
@@ -383,7 +376,7 @@ static entity_t *get_entity(bw_engine_t *eng, const char *key)
     }
     e->fu = bw_fusion_new(&eng->cfg->model.fusion, NULL, 0);
     if (e->fu == NULL || bw_map_put(eng->entities, key, e) != BW_OK) {
-        free_entity(e, NULL);
+        free_entity(NULL, e, NULL);
         return NULL;
     }
     eng->st.bytes += sizeof(*e);
@@ -397,6 +390,9 @@ static void fuse(bw_engine_t *eng, const bw_event_t *ev, double p,
     char key[KEY_MAX];
     entity_t *e = NULL;
 
+    if (fc->n_rules == 0) {
+        return; /* nothing to fuse: skip the entity key */
+    }
     if (fc->entity == BW_ENTITY_REGION) {
         snprintf(key, sizeof(key), "%s", ev->region);
     } else {
@@ -450,20 +446,14 @@ static bw_err_t lookup(bw_engine_t *eng, const bw_event_t *ev, series_t **s,
     return BW_OK;
 }
 
-/* Watermark, usual interval (EWMA of positive gaps, ~20 events, each gap
- * clamped to [1/4, 4] x the estimate; the gap that ends a reported silence
- * is an outage, not the rhythm, and is left out) and the end of a stale
- * episode. */
+/* Watermark, usual interval (bw_interval_update over ~20 events; the gap
+ * that ends a reported silence is an outage, not the rhythm, and is left
+ * out) and the end of a stale episode. */
 static void track_activity(bw_engine_t *eng, series_t *s, int64_t t_ms)
 {
     if (s->last_ms >= 0 && t_ms > s->last_ms && !s->stale) {
-        double gap = (double)(t_ms - s->last_ms), iv = s->interval_ms;
-        if (iv > 0.0) {
-            gap = gap < iv / 4 ? iv / 4 : (gap > 4 * iv ? 4 * iv : gap);
-            s->interval_ms = iv + 0.05 * (gap - iv);
-        } else {
-            s->interval_ms = gap;
-        }
+        s->interval_ms = bw_interval_update(s->interval_ms,
+                                            (double)(t_ms - s->last_ms), 0.05);
     }
     if (t_ms > s->last_ms) {
         s->last_ms = t_ms;
@@ -482,7 +472,7 @@ typedef struct {
     int n;
 } stale_scan_t;
 
-static void scan_one(void *v, void *arg)
+static void scan_one(const char *key, void *v, void *arg)
 {
     series_t *s = v;
     stale_scan_t *sc = arg;
@@ -499,7 +489,7 @@ static void scan_one(void *v, void *arg)
     if (sc->cb == NULL) {
         return;
     }
-    snprintf(buf, sizeof(buf), "%s", s->key);
+    snprintf(buf, sizeof(buf), "%s", key); /* region\x1fservice\x1fmetric */
     region = buf;
     service = strchr(region, '\x1f');
     *service++ = '\0';

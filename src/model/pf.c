@@ -46,6 +46,7 @@
 #include <gsl/gsl_sf_gamma.h>
 
 #include "bayeswatch/model.h"
+#include "bayeswatch/timefmt.h"
 #include "season.h"
 
 #define K_MAX 18
@@ -384,18 +385,13 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
 
 static double time_step(bw_pf_t *pf, int64_t t_ms)
 {
-    double gap = (double)(t_ms - pf->t_last), alpha, g;
+    double gap = (double)(t_ms - pf->t_last);
 
     if (gap <= 0.0) {
         return 0.0;
     }
-    if (pf->interval <= 0.0) {
-        pf->interval = gap;
-        return 1.0;
-    }
-    g = fmin(fmax(gap, pf->interval / 4.0), pf->interval * 4.0);
-    alpha = 1.0 - exp2(-1.0 / pf->cfg->interval_half_life);
-    pf->interval += alpha * (g - pf->interval);
+    pf->interval = bw_interval_update(
+        pf->interval, gap, 1.0 - exp2(-1.0 / pf->cfg->interval_half_life));
     return gap / pf->interval;
 }
 
