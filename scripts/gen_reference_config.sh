@@ -12,7 +12,11 @@ cat <<'HDR'
 # FILE` prints the same for any file, with your values filled in.
 #
 # Sections mirror src/: engine -> src/engine, model.pf -> src/model/pf.c,
-# model.hier -> src/model/hier.c, model.fusion -> src/model/fusion.c.
+# model.hier -> src/model/hier.c, model.fusion -> src/model/fusion.c,
+# ingest -> src/ingest, emit -> src/emit, pipeline -> src/pipeline (the
+# Kafka stage); kafka.consumer / kafka.producer are librdkafka properties
+# (its CONFIGURATION.md), passed through as written and checked by
+# librdkafka at load time (`check-config` reports them at their line).
 # Only `true`/`false` are booleans. Unknown keys, wrong types, out-of-range
 # values, unknown enum values and duplicate keys are errors reported as
 # FILE:LINE:COL (exit code 78 from check-config).

@@ -4,18 +4,21 @@
  *
  *   bayeswatch replay [--config FILE] [--threats FILE] [--stale FILE]
  *                     INPUT.csv
+ *   bayeswatch run [--config FILE] [--instance ID]
  *   bayeswatch check-config FILE
  *   bayeswatch dump-config [FILE]
  *   bayeswatch version
  *
  * Copyright (C) 2026 the bayeswatch authors. GPL-3.0-or-later.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <gsl/gsl_errno.h>
 
 #include "bayeswatch/config.h"
+#include "bayeswatch/pipeline.h"
 #include "bayeswatch/replay.h"
 
 #define EX_USAGE 64
@@ -36,6 +39,9 @@ static int usage(FILE *out, int code)
             "  replay [--config FILE] [--threats FILE] [--stale FILE]\n"
             "         [--format csv|json] INPUT.csv\n"
             "        score a CSV of metric events; scores to stdout\n"
+            "  run [--config FILE] [--instance ID]\n"
+            "        the Kafka stage: consume metric events, produce scores,\n"
+            "        threats, stale markers and dead letters (until SIGTERM)\n"
             "  check-config FILE   validate a config (exit 78 if invalid)\n"
             "  dump-config [FILE]  print the effective config with defaults\n"
             "  version             print the version\n");
@@ -55,6 +61,90 @@ static int load_config(bw_config_t *cfg, const char *path)
         return EX_NOINPUT;
     }
     return err == BW_OK ? 0 : BW_EXIT_CONFIG;
+}
+
+/* load_config plus librdkafka's verdict on the pass-through maps. */
+static int load_stage_config(bw_config_t *cfg, const char *path)
+{
+    int rc = load_config(cfg, path);
+
+    if (rc == 0 && bw_pipeline_check_config(cfg, stderr) != BW_OK) {
+        rc = BW_EXIT_CONFIG;
+    }
+    return rc;
+}
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static void trap_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+static void print_stats(const bw_pipeline_t *p)
+{
+    bw_pipeline_stats_t st;
+
+    bw_pipeline_stats(p, &st);
+    fprintf(stderr,
+            "bayeswatch: %llu records in, %llu scores, %llu threats, "
+            "%llu stale markers, %llu dead letters (%llu late); "
+            "%llu commits, %llu aborts, %llu rebalances\n",
+            (unsigned long long)st.consumed, (unsigned long long)st.scored,
+            (unsigned long long)st.threats, (unsigned long long)st.stale,
+            (unsigned long long)st.dead_letters, (unsigned long long)st.late,
+            (unsigned long long)st.commits, (unsigned long long)st.aborts,
+            (unsigned long long)st.rebalances);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    static bw_config_t cfg; /* borrowed by the pipeline for its lifetime */
+    const char *config = NULL;
+    bw_pipeline_opts_t o = {0};
+    bw_pipeline_t *p;
+    char errstr[512];
+    bw_err_t err;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config = argv[++i];
+        } else if (strcmp(argv[i], "--instance") == 0 && i + 1 < argc) {
+            o.instance_id = argv[++i];
+        } else {
+            return usage(stderr, EX_USAGE);
+        }
+    }
+    if ((rc = load_stage_config(&cfg, config)) != 0) {
+        return rc;
+    }
+    trap_signals();
+    p = bw_pipeline_new(&cfg, &o, errstr, sizeof(errstr));
+    if (p == NULL) {
+        fprintf(stderr, "bayeswatch: error: %s\n", errstr);
+        return 1;
+    }
+    err = bw_pipeline_run(p, &g_stop, errstr, sizeof(errstr));
+    print_stats(p);
+    bw_pipeline_destroy(p);
+    if (err != BW_OK) {
+        fprintf(stderr, "bayeswatch: error: %s\n", errstr);
+        return 1;
+    }
+    return 0;
 }
 
 static int cmd_replay(int argc, char **argv)
@@ -128,8 +218,11 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "replay") == 0) {
         return cmd_replay(argc - 1, argv + 1);
     }
+    if (strcmp(argv[1], "run") == 0) {
+        return cmd_run(argc - 1, argv + 1);
+    }
     if (strcmp(argv[1], "check-config") == 0 && argc == 3) {
-        rc = load_config(&cfg, argv[2]);
+        rc = load_stage_config(&cfg, argv[2]);
         if (rc == 0) {
             printf("%s: ok (config version %016llx)\n", argv[2],
                    (unsigned long long)cfg.hash);

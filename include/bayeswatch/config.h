@@ -3,9 +3,11 @@
  *
  * Sections mirror src/ folders: `model.pf` configures src/model/pf.c,
  * `model.hier` src/model/hier.c, `model.fusion` src/model/fusion.c,
- * `engine` src/engine/. Every key, its type, range, default and meaning
- * live in one declarative table (src/config/keys.c); config/bayeswatch.yaml
- * is the annotated reference.
+ * `engine` src/engine/, `ingest` src/ingest/, `emit` src/emit/, `pipeline`
+ * src/pipeline/ (the Kafka stage); `kafka.consumer` and `kafka.producer`
+ * are librdkafka properties passed through as written. Every key, its type,
+ * range, default and meaning live in one declarative table (src/config/keys.c);
+ * config/bayeswatch.yaml is the annotated reference.
  *
  * Copyright (C) 2026 the bayeswatch authors. GPL-3.0-or-later.
  */
@@ -22,6 +24,9 @@
 #define BW_ROUTES_MAX 32
 #define BW_RULES_MAX 16
 #define BW_SIGNALS_MAX 8
+#define BW_TOPICS_MAX 16
+#define BW_TOPIC_MAX 250 /* Kafka's topic name limit is 249 */
+#define BW_KV_MAX 64
 
 /** Exit code for configuration errors (sysexits.h EX_CONFIG). */
 #define BW_EXIT_CONFIG 78
@@ -135,6 +140,68 @@ typedef struct {
     bw_route_cfg_t routes[BW_ROUTES_MAX];
 } bw_engine_cfg_t;
 
+/** One `key: value` of a pass-through map, with where it was written. */
+typedef struct {
+    char key[128];
+    char value[512];
+    int line, col; /* 1-based position of the value; 0 = not from a file */
+} bw_kv_t;
+
+typedef struct {
+    int n;
+    bw_kv_t kv[BW_KV_MAX];
+} bw_kvmap_t;
+
+/** kafka: client properties (librdkafka CONFIGURATION.md names). */
+typedef struct {
+    char bootstrap_servers[512];
+    char group_id[BW_NAME_MAX * 2];
+    bw_kvmap_t consumer; /* passed to the consumer as written */
+    bw_kvmap_t producer; /* passed to the producer as written */
+} bw_kafka_cfg_t;
+
+typedef enum {
+    BW_FORMAT_AVRO,       /* Confluent wire format: magic 0, schema id, Avro */
+    BW_FORMAT_AVRO_PLAIN, /* bare Avro binary */
+    BW_FORMAT_JSON,       /* one JSON object per record (output only) */
+} bw_format_t;
+
+/** ingest: the input topics and their encoding. */
+typedef struct {
+    int n_topics;
+    char topics[BW_TOPICS_MAX][BW_TOPIC_MAX];
+    int format;        /* bw_format_t: avro or avro_plain */
+    int64_t schema_id; /* Confluent schema id of the metric-event schema */
+} bw_ingest_cfg_t;
+
+typedef struct {
+    char topic[BW_TOPIC_MAX];
+    int format;        /* bw_format_t */
+    int64_t schema_id; /* written in the Confluent header */
+} bw_output_cfg_t;
+
+/** emit: the output topics. */
+typedef struct {
+    bw_output_cfg_t scores;
+    bw_output_cfg_t threats;
+    bw_output_cfg_t dead_letters;
+} bw_emit_cfg_t;
+
+typedef enum {
+    BW_GUARANTEE_EXACTLY_ONCE,
+    BW_GUARANTEE_AT_LEAST_ONCE
+} bw_guarantee_t;
+
+/** pipeline: the Kafka stage (src/pipeline/). */
+typedef struct {
+    int guarantee; /* bw_guarantee_t */
+    double commit_interval_ms;
+    char instance_id[BW_NAME_MAX]; /* "" = host name */
+    bool static_membership;        /* group.instance.id = instance_id */
+    double stale_scan_ms;          /* how often silent series are looked for */
+    double poll_timeout_ms;
+} bw_pipeline_cfg_t;
+
 typedef struct {
     bw_engine_cfg_t engine;
     struct {
@@ -142,7 +209,15 @@ typedef struct {
         bw_hier_cfg_t hier;
         bw_fusion_cfg_t fusion;
     } model;
-    uint64_t hash; /* FNV-1a of the effective config: the config version */
+    bw_kafka_cfg_t kafka;
+    bw_ingest_cfg_t ingest;
+    bw_emit_cfg_t emit;
+    bw_pipeline_cfg_t pipeline;
+    /* FNV-1a of the effective engine and model sections: the config
+     * version stamped on every record (transport settings do not change
+     * scores, so they do not change the version). */
+    uint64_t hash;
+    char source[256]; /* the file it was loaded from, for messages */
 } bw_config_t;
 
 /** @brief Fill @p cfg with every default (the empty file). */
@@ -163,7 +238,16 @@ bw_err_t bw_config_load_string(bw_config_t *cfg, const char *name,
 /** @brief Write the effective config (defaults filled in) as YAML. */
 void bw_config_dump(const bw_config_t *cfg, FILE *out);
 
+/**
+ * @brief Report a problem with the value at @p kv as
+ * `SOURCE:LINE:COL: error: PATH.KEY: MSG` (a later check, e.g. librdkafka's
+ * verdict on a pass-through property).
+ */
+void bw_config_report_kv(const bw_config_t *cfg, const char *path,
+                         const bw_kv_t *kv, const char *msg, FILE *diag);
+
 const char *bw_model_kind_name(int kind);
+const char *bw_format_name(int f);
 const char *bw_transform_name(int t);
 
 #endif

@@ -29,7 +29,21 @@ typedef struct {
 
 typedef struct bw_encoder_s bw_encoder_t;
 
-typedef enum { BW_RECORD_SCORE, BW_RECORD_THREAT } bw_record_kind_t;
+typedef enum {
+    BW_RECORD_SCORE,      /* schemas/anomaly_score.avsc */
+    BW_RECORD_THREAT,     /* schemas/threat_score.avsc */
+    BW_RECORD_DEAD_LETTER /* schemas/dead_letter.avsc */
+} bw_record_kind_t;
+
+/** An input record that could not be scored. Bytes are borrowed. */
+typedef struct {
+    int reason;         /* bw_dlq_reason_t */
+    const char *detail; /* human-readable */
+    const void *key;    /* NULL = the record had no key */
+    size_t key_len;
+    const void *value; /* NULL = the record had no value */
+    size_t value_len;
+} bw_dead_letter_t;
 
 /**
  * @brief An encoder for one output schema.
@@ -51,6 +65,17 @@ bw_err_t bw_encode_score(bw_encoder_t *e, const bw_event_t *ev,
 bw_err_t bw_encode_threat(bw_encoder_t *e, const bw_threat_rec_t *t,
                           int entity_kind, const bw_origin_t *o, bw_wbuf_t *w);
 
+/** @brief Append a dead letter (source coordinates from @p o). */
+bw_err_t bw_encode_dead_letter(bw_encoder_t *e, const bw_dead_letter_t *d,
+                               const bw_origin_t *o, bw_wbuf_t *w);
+
+/**
+ * @brief A stale marker: the score record of a series that has gone silent
+ * (stale = true, probability 0, no actual or typical value, event_time =
+ * its last event).
+ */
+void bw_stale_score(bw_score_t *sc, int model);
+
 /**
  * @brief The same records as one-line JSON objects (field names as in the
  * .avsc files; nulls for absent or non-finite numbers), appended to @p w.
@@ -59,5 +84,8 @@ bw_err_t bw_json_score(const bw_event_t *ev, const bw_score_t *sc,
                        const bw_origin_t *o, bw_wbuf_t *w);
 bw_err_t bw_json_threat(const bw_threat_rec_t *t, int entity_kind,
                         const bw_origin_t *o, bw_wbuf_t *w);
+/** @remark original_key / original_value are base64 (RFC 4648) strings. */
+bw_err_t bw_json_dead_letter(const bw_dead_letter_t *d, const bw_origin_t *o,
+                             bw_wbuf_t *w);
 
 #endif

@@ -26,7 +26,8 @@
     X(NUMERIC, -9, "numerical failure")                                        \
     X(VERSION, -10, "unsupported state version")                               \
     X(CORRUPT, -11, "corrupt state blob")                                      \
-    X(NOTFOUND, -12, "not found")
+    X(NOTFOUND, -12, "not found")                                              \
+    X(KAFKA, -13, "Kafka client error")
 
 typedef enum {
 #define BW__ERR_ENUM(name, val, msg) BW_ERR_##name = (val),

@@ -1,7 +1,8 @@
 /*
  * Open addressing with linear probing (Knuth, TAOCP vol. 3, 6.4,
- * algorithm L); load factor <= 1/2 by construction. No deletion: series
- * live as long as the engine.
+ * algorithm L); the table doubles when it would pass load 1/2, so an
+ * engine that sees few series holds a small table whatever its cap. No
+ * deletion: series live as long as the engine.
  */
 #include <string.h>
 
@@ -26,9 +27,6 @@ bw_map_t *bw_map_new(size_t max_items)
 
     if (m == NULL) {
         return NULL;
-    }
-    while (cap < 2 * max_items) {
-        cap <<= 1;
     }
     m->cap = cap;
     m->max = max_items;
@@ -69,6 +67,28 @@ void *bw_map_get(const bw_map_t *m, const char *key)
     return m->slots[i].key != NULL ? m->slots[i].value : NULL;
 }
 
+/* Double the table and re-insert every key (order is a function of the
+ * key set, so iteration stays deterministic). */
+static bw_err_t grow(bw_map_t *m)
+{
+    slot_t *old = m->slots;
+    size_t old_cap = m->cap;
+
+    m->slots = bw_calloc(old_cap * 2, sizeof(slot_t));
+    if (m->slots == NULL) {
+        m->slots = old;
+        return BW_ERR_NOMEM;
+    }
+    m->cap = old_cap * 2;
+    for (size_t j = 0; j < old_cap; j++) {
+        if (old[j].key != NULL) {
+            m->slots[find(m, old[j].key)] = old[j];
+        }
+    }
+    bw_free(old);
+    return BW_OK;
+}
+
 bw_err_t bw_map_put(bw_map_t *m, const char *key, void *value)
 {
     size_t i = find(m, key);
@@ -79,6 +99,12 @@ bw_err_t bw_map_put(bw_map_t *m, const char *key, void *value)
     }
     if (m->size >= m->max) {
         return BW_ERR_FULL;
+    }
+    if (2 * (m->size + 1) > m->cap) {
+        if (grow(m) != BW_OK) {
+            return BW_ERR_NOMEM;
+        }
+        i = find(m, key);
     }
     m->slots[i].key = bw_strdup(key);
     if (m->slots[i].key == NULL) {

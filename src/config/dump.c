@@ -2,6 +2,7 @@
  * dump-config: the effective configuration as YAML, every key with its
  * meaning as a trailing comment. Walks the same key tables as the loader.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,10 @@ static void print_double(double v, FILE *out)
 {
     char buf[40];
 
+    if (v == floor(v) && fabs(v) < 1e15) {
+        fprintf(out, "%.0f", v);
+        return;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, sizeof(buf), "%.*g", prec, v);
         if (strtod(buf, NULL) == v) {
@@ -23,6 +28,19 @@ static void print_double(double v, FILE *out)
         }
     }
     fputs(buf, out);
+}
+
+/* A YAML double-quoted scalar. */
+static void dump_quoted(const char *s, FILE *out)
+{
+    fputc('"', out);
+    for (; *s != '\0'; s++) {
+        if (*s == '"' || *s == '\\') {
+            fputc('\\', out);
+        }
+        fputc(*s, out);
+    }
+    fputc('"', out);
 }
 
 static void dump_scalar(const bw_key_t *k, const void *base, FILE *out)
@@ -46,7 +64,7 @@ static void dump_scalar(const bw_key_t *k, const void *base, FILE *out)
         fputs(k->enums[*(const int *)field], out);
         break;
     case BW_KT_STRING:
-        fprintf(out, "\"%s\"", field);
+        dump_quoted(field, out);
         break;
     default:
         break;
@@ -70,6 +88,36 @@ static void dump_list(const bw_key_t *k, const void *base, int indent,
     }
 }
 
+static void dump_strlist(const bw_key_t *k, const void *base, FILE *out)
+{
+    int n = *(const int *)((const char *)base + k->count_off);
+
+    fputs(" [", out);
+    for (int i = 0; i < n; i++) {
+        fputs(i ? ", " : "", out);
+        dump_quoted((const char *)base + k->off + (size_t)i * k->size, out);
+    }
+    fprintf(out, "]  # %s\n", k->doc);
+}
+
+static void dump_map(const bw_key_t *k, const void *base, int indent, FILE *out)
+{
+    const bw_kvmap_t *m = (const bw_kvmap_t *)((const char *)base + k->off);
+
+    if (m->n == 0) {
+        fprintf(out, " {}  # %s\n", k->doc);
+        return;
+    }
+    fprintf(out, "  # %s\n", k->doc);
+    for (int i = 0; i < m->n; i++) {
+        fprintf(out, "%*s", indent + 2, "");
+        dump_quoted(m->kv[i].key, out);
+        fputs(": ", out);
+        dump_quoted(m->kv[i].value, out);
+        fputc('\n', out);
+    }
+}
+
 static void dump_table(const bw_key_t *tbl, const void *base, int indent,
                        FILE *out, bool first_dash)
 {
@@ -82,6 +130,10 @@ static void dump_table(const bw_key_t *tbl, const void *base, int indent,
                        false);
         } else if (k->type == BW_KT_LIST) {
             dump_list(k, base, indent, out);
+        } else if (k->type == BW_KT_STRLIST) {
+            dump_strlist(k, base, out);
+        } else if (k->type == BW_KT_MAP) {
+            dump_map(k, base, indent, out);
         } else {
             fputc(' ', out);
             dump_scalar(k, base, out);
@@ -93,4 +145,14 @@ static void dump_table(const bw_key_t *tbl, const void *base, int indent,
 void bw_config_dump(const bw_config_t *cfg, FILE *out)
 {
     dump_table(bw__config_root, cfg, 0, out, false);
+}
+
+void bw__config_dump_models(const bw_config_t *cfg, FILE *out)
+{
+    for (const bw_key_t *k = bw__config_root; k->name != NULL; k++) {
+        if (strcmp(k->name, "engine") == 0 || strcmp(k->name, "model") == 0) {
+            bw_key_t one[2] = {*k, {.name = NULL}};
+            dump_table(one, cfg, 0, out, false);
+        }
+    }
 }

@@ -34,6 +34,12 @@
         .size = sizeof(((st *)0)->fld), .def = (d), .required = (req),         \
         .doc = (dc)                                                            \
     }
+/* A string that may be omitted (default) but not set empty. */
+#define K_STRNE(st, fld, d, dc)                                                \
+    {                                                                          \
+        .name = #fld, .type = BW_KT_STRING, .off = offsetof(st, fld),          \
+        .size = sizeof(((st *)0)->fld), .def = (d), .min = 1, .doc = (dc)      \
+    }
 #define K_SEC(st, fld, tbl, dc)                                                \
     {                                                                          \
         .name = #fld, .type = BW_KT_SECTION, .off = offsetof(st, fld),         \
@@ -48,6 +54,18 @@
             (int)(sizeof(((st *)0)->fld) / sizeof(((st *)0)->fld[0])),         \
         .doc = (dc)                                                            \
     }
+#define K_STRLIST(st, fld, cnt, d, dc)                                         \
+    {                                                                          \
+        .name = #fld, .type = BW_KT_STRLIST, .off = offsetof(st, fld),         \
+        .size = sizeof(((st *)0)->fld[0]), .count_off = offsetof(st, cnt),     \
+        .max_items =                                                           \
+            (int)(sizeof(((st *)0)->fld) / sizeof(((st *)0)->fld[0])),         \
+        .def = (d), .doc = (dc)                                                \
+    }
+#define K_MAP(st, fld, dc)                                                     \
+    {                                                                          \
+        .name = #fld, .type = BW_KT_MAP, .off = offsetof(st, fld), .doc = (dc) \
+    }
 #define K_END                                                                  \
     {                                                                          \
         .name = NULL                                                           \
@@ -57,6 +75,15 @@ static const char *const transform_enum[] = {"none", "log", "log1p", NULL};
 static const char *const model_enum[] = {"series", "pooled_count",
                                          "pooled_normal", NULL};
 static const char *const entity_enum[] = {"region", "region_service", NULL};
+static const char *const format_enum[] = {"avro", "avro_plain", "json", NULL};
+static const char *const input_format_enum[] = {"avro", "avro_plain", NULL};
+static const char *const guarantee_enum[] = {"exactly_once", "at_least_once",
+                                             NULL};
+
+const char *bw_format_name(int f)
+{
+    return (f >= 0 && f <= 2) ? format_enum[f] : "?";
+}
 
 const char *bw_model_kind_name(int kind)
 {
@@ -264,6 +291,79 @@ static const bw_key_t engine_keys[] = {
 };
 #undef EN
 
+#define KA bw_kafka_cfg_t
+static const bw_key_t kafka_keys[] = {
+    K_STRNE(KA, bootstrap_servers, "127.0.0.1:9092",
+            "brokers to bootstrap from (host:port, comma separated)"),
+    K_STRNE(KA, group_id, "bayeswatch", "consumer group of the stage"),
+    K_MAP(KA, consumer,
+          "extra librdkafka consumer properties, passed through as written"),
+    K_MAP(KA, producer,
+          "extra librdkafka producer properties, passed through as written"),
+    K_END,
+};
+#undef KA
+
+#define IN bw_ingest_cfg_t
+static const bw_key_t ingest_keys[] = {
+    K_STRLIST(IN, topics, n_topics, "metrics",
+              "topics of metric events (schemas/metric_event.avsc)"),
+    K_ENUM(IN, format, input_format_enum, "avro",
+           "avro: Confluent wire format (magic 0, 4-byte schema id); "
+           "avro_plain: bare Avro binary"),
+    K_I64(IN, schema_id, 0, 2147483647, "1",
+          "schema id expected in the Confluent header; others are dead "
+          "letters (unknown_schema)"),
+    K_END,
+};
+#undef IN
+
+#define OUTPUT_KEYS(topic_, id_, what)                                         \
+    {                                                                          \
+        K_STRNE(bw_output_cfg_t, topic, topic_, "topic of " what),             \
+            K_ENUM(bw_output_cfg_t, format, format_enum, "avro",               \
+                   "avro (Confluent framing), avro_plain or json"),            \
+            K_I64(bw_output_cfg_t, schema_id, 0, 2147483647, id_,              \
+                  "schema id written in the Confluent header"),                \
+            K_END,                                                             \
+    }
+static const bw_key_t scores_keys[] =
+    OUTPUT_KEYS("bayeswatch.scores", "2", "anomaly scores and stale markers");
+static const bw_key_t threats_keys[] =
+    OUTPUT_KEYS("bayeswatch.threats", "3", "fused threat assessments");
+static const bw_key_t dead_keys[] = OUTPUT_KEYS(
+    "bayeswatch.dead-letters", "4", "input records that could not be scored");
+
+#define EM bw_emit_cfg_t
+static const bw_key_t emit_keys[] = {
+    K_SEC(EM, scores, scores_keys, "schemas/anomaly_score.avsc"),
+    K_SEC(EM, threats, threats_keys, "schemas/threat_score.avsc"),
+    K_SEC(EM, dead_letters, dead_keys, "schemas/dead_letter.avsc"),
+    K_END,
+};
+#undef EM
+
+#define PI bw_pipeline_cfg_t
+static const bw_key_t pipeline_keys[] = {
+    K_ENUM(PI, guarantee, guarantee_enum, "exactly_once",
+           "exactly_once: transactional producer, input offsets committed in "
+           "the output transaction; at_least_once: offsets committed after "
+           "the outputs are acknowledged"),
+    K_DBL(PI, commit_interval_ms, 1, 600000, "100",
+          "how often the open transaction (or the offsets) is committed"),
+    K_STR(PI, instance_id, "", false,
+          "this instance's stable name (transactional.id suffix, static "
+          "member id); empty = the host name"),
+    K_BOOL(PI, static_membership, "false",
+           "join the group as a static member (group.instance.id)"),
+    K_DBL(PI, stale_scan_ms, 100, 86400000, "10000",
+          "how often (wall clock) silent series are looked for"),
+    K_DBL(PI, poll_timeout_ms, 1, 10000, "100",
+          "longest wait for input before timers are checked"),
+    K_END,
+};
+#undef PI
+
 const bw_key_t bw__config_root[] = {
     {.name = "engine",
      .type = BW_KT_SECTION,
@@ -275,5 +375,25 @@ const bw_key_t bw__config_root[] = {
      .off = offsetof(bw_config_t, model),
      .sub = model_keys,
      .doc = "statistical models"},
+    {.name = "kafka",
+     .type = BW_KT_SECTION,
+     .off = offsetof(bw_config_t, kafka),
+     .sub = kafka_keys,
+     .doc = "Kafka clients (librdkafka)"},
+    {.name = "ingest",
+     .type = BW_KT_SECTION,
+     .off = offsetof(bw_config_t, ingest),
+     .sub = ingest_keys,
+     .doc = "input topics"},
+    {.name = "emit",
+     .type = BW_KT_SECTION,
+     .off = offsetof(bw_config_t, emit),
+     .sub = emit_keys,
+     .doc = "output topics"},
+    {.name = "pipeline",
+     .type = BW_KT_SECTION,
+     .off = offsetof(bw_config_t, pipeline),
+     .sub = pipeline_keys,
+     .doc = "the Kafka stage: guarantees, commits, timers"},
     K_END,
 };

@@ -8,6 +8,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+
+#include "bayeswatch/config.h"
 
 typedef enum {
     BW_KT_INT,
@@ -17,7 +20,9 @@ typedef enum {
     BW_KT_ENUM,
     BW_KT_STRING,
     BW_KT_SECTION,
-    BW_KT_LIST,
+    BW_KT_LIST,    /* sequence of mappings (sub table) */
+    BW_KT_STRLIST, /* sequence of strings; def = the one default item */
+    BW_KT_MAP,     /* string -> string pass-through (bw_kvmap_t) */
 } bw_ktype_t;
 
 typedef struct bw_key_s {
@@ -28,14 +33,17 @@ typedef struct bw_key_s {
     const char *def;            /* default, as YAML scalar text */
     const char *const *enums;   /* NULL-terminated, for BW_KT_ENUM */
     const struct bw_key_s *sub; /* SECTION / LIST item table */
-    size_t size;                /* STRING buffer size; LIST item size */
-    size_t count_off;           /* LIST: offset of the int item count */
-    int max_items;              /* LIST capacity */
-    bool required;              /* LIST item keys only */
+    size_t size;      /* STRING buffer size; LIST, STRLIST item size */
+    size_t count_off; /* LIST: offset of the int item count */
+    int max_items;    /* LIST capacity */
+    bool required;    /* LIST item keys only */
     const char *doc;
 } bw_key_t;
 
 /** The root table of bw_config_t. */
 extern const bw_key_t bw__config_root[];
 
+/** dump-config of the sections that decide scores (engine, model): the
+ * text the config version hashes. */
+void bw__config_dump_models(const bw_config_t *cfg, FILE *out);
 #endif

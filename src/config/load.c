@@ -179,7 +179,8 @@ static int store_scalar(const bw_key_t *k, void *base, const char *s,
         snprintf(why, why_n, "expected one of %s, got \"%s\"", range, s);
         return -1;
     case BW_KT_STRING:
-        if (strlen(s) >= k->size || (k->required && s[0] == '\0')) {
+        if (strlen(s) >= k->size ||
+            ((k->required || k->min > 0) && s[0] == '\0')) {
             snprintf(why, why_n,
                      "expected non-empty string of at most %zu characters, "
                      "got \"%.40s\"",
@@ -203,6 +204,14 @@ static void apply_defaults(const bw_key_t *tbl, void *base)
             apply_defaults(k->sub, (char *)base + k->off);
         } else if (k->type == BW_KT_LIST) {
             *(int *)((char *)base + k->count_off) = 0;
+        } else if (k->type == BW_KT_STRLIST) {
+            bool one = k->def != NULL && k->def[0] != '\0';
+            *(int *)((char *)base + k->count_off) = one ? 1 : 0;
+            if (one) {
+                snprintf((char *)base + k->off, k->size, "%s", k->def);
+            }
+        } else if (k->type == BW_KT_MAP) {
+            ((bw_kvmap_t *)((char *)base + k->off))->n = 0;
         } else if (k->type == BW_KT_STRING) {
             /* "" is the default of a required string: nothing to check. */
             snprintf((char *)base + k->off, k->size, "%s", k->def);
@@ -282,6 +291,99 @@ static void walk_list(loader_t *ld, const bw_key_t *k, void *base,
     *count = n < k->max_items ? n : k->max_items;
 }
 
+/* A sequence of non-empty strings, each shorter than the item size. */
+static void walk_strlist(loader_t *ld, const bw_key_t *k, void *base,
+                         yaml_node_t *seq, const char *path)
+{
+    int *count = (int *)((char *)base + k->count_off);
+    char ipath[PATH_MAX_LEN];
+    int n = 0;
+
+    if (seq->type != YAML_SEQUENCE_NODE) {
+        report(ld, seq, path, "expected sequence of strings, got %s",
+               node_kind(seq));
+        return;
+    }
+    for (yaml_node_item_t *it = seq->data.sequence.items.start;
+         it < seq->data.sequence.items.top; it++) {
+        yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+        const char *s = scalar(item);
+
+        snprintf(ipath, sizeof(ipath), "%s[%d]", path, n);
+        if (n >= k->max_items) {
+            report(ld, item, ipath, "at most %d items allowed", k->max_items);
+            break;
+        }
+        if (item->type != YAML_SCALAR_NODE || s[0] == '\0' ||
+            strlen(s) >= k->size) {
+            report(ld, item, ipath,
+                   "expected non-empty string of at most %zu characters",
+                   k->size - 1);
+            continue;
+        }
+        memcpy((char *)base + k->off + (size_t)n * k->size, s, strlen(s) + 1);
+        n++;
+    }
+    if (n == 0 &&
+        seq->data.sequence.items.start == seq->data.sequence.items.top) {
+        report(ld, seq, path, "expected at least one item");
+    }
+    *count = n;
+}
+
+static bool kv_fits(const yaml_node_t *kn, const yaml_node_t *vn,
+                    const bw_kv_t *kv)
+{
+    return kn->type == YAML_SCALAR_NODE && vn->type == YAML_SCALAR_NODE &&
+           kn->data.scalar.length > 0 &&
+           kn->data.scalar.length < sizeof(kv->key) &&
+           vn->data.scalar.length < sizeof(kv->value);
+}
+
+/* A pass-through map: scalar keys to scalar values, positions kept so a
+ * later check (librdkafka's) can point at the line. */
+static void walk_map(loader_t *ld, const bw_key_t *k, void *base,
+                     yaml_node_t *map, const char *path)
+{
+    bw_kvmap_t *m = (bw_kvmap_t *)((char *)base + k->off);
+    char kpath[PATH_MAX_LEN];
+
+    if (map->type != YAML_MAPPING_NODE) {
+        report(ld, map, path, "expected mapping, got %s", node_kind(map));
+        return;
+    }
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
+         p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(ld->doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(ld->doc, p->value);
+        bw_kv_t *kv = &m->kv[m->n];
+
+        join(kpath, sizeof(kpath), path, scalar(kn));
+        if (m->n >= BW_KV_MAX) {
+            report(ld, kn, kpath, "at most %d properties allowed", BW_KV_MAX);
+            return;
+        }
+        if (!kv_fits(kn, vn, kv)) {
+            report(ld, vn, kpath,
+                   "expected a scalar property name and value (at most "
+                   "%zu and %zu characters)",
+                   sizeof(kv->key) - 1, sizeof(kv->value) - 1);
+            continue;
+        }
+        for (int i = 0; i < m->n; i++) {
+            if (strcmp(m->kv[i].key, scalar(kn)) == 0) {
+                report(ld, kn, kpath, "duplicate key (first at line %d)",
+                       m->kv[i].line);
+            }
+        }
+        snprintf(kv->key, sizeof(kv->key), "%s", scalar(kn));
+        snprintf(kv->value, sizeof(kv->value), "%s", scalar(vn));
+        kv->line = (int)vn->start_mark.line + 1;
+        kv->col = (int)vn->start_mark.column + 1;
+        m->n++;
+    }
+}
+
 static void walk_value(loader_t *ld, const bw_key_t *k, void *base,
                        yaml_node_t *vn, const char *path)
 {
@@ -291,6 +393,10 @@ static void walk_value(loader_t *ld, const bw_key_t *k, void *base,
         walk_mapping(ld, k->sub, (char *)base + k->off, vn, path);
     } else if (k->type == BW_KT_LIST) {
         walk_list(ld, k, base, vn, path);
+    } else if (k->type == BW_KT_STRLIST) {
+        walk_strlist(ld, k, base, vn, path);
+    } else if (k->type == BW_KT_MAP) {
+        walk_map(ld, k, base, vn, path);
     } else if (vn->type != YAML_SCALAR_NODE) {
         char range[96] = "scalar";
         if (k->type == BW_KT_INT || k->type == BW_KT_DOUBLE ||
@@ -423,6 +529,21 @@ static void cross_check(loader_t *ld, bw_config_t *cfg)
     cross_check_fusion(ld, &cfg->model.fusion);
 }
 
+void bw_config_report_kv(const bw_config_t *cfg, const char *path,
+                         const bw_kv_t *kv, const char *msg, FILE *diag)
+{
+    if (diag == NULL) {
+        return;
+    }
+    if (kv->line > 0) {
+        fprintf(diag, "%s:%d:%d: error: %s.%s: %s\n", cfg->source, kv->line,
+                kv->col, path, kv->key, msg);
+    } else {
+        fprintf(diag, "%s: error: %s.%s: %s\n", cfg->source, path, kv->key,
+                msg);
+    }
+}
+
 /* --- entry points -----------------------------------------------------------
  */
 
@@ -445,7 +566,7 @@ static void finish(bw_config_t *cfg)
     cfg->hash = 0;
     mem = open_memstream(&buf, &len);
     if (mem != NULL) {
-        bw_config_dump(cfg, mem);
+        bw__config_dump_models(cfg, mem);
         fclose(mem);
         cfg->hash = bw_hash64(BW_HASH64_INIT, buf, len);
         free(buf);
@@ -470,6 +591,7 @@ bw_err_t bw_config_load_string(bw_config_t *cfg, const char *name,
     }
     ld->name = name;
     ld->diag = diag;
+    snprintf(cfg->source, sizeof(cfg->source), "%s", name);
     ld->doc = &doc;
     yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
     if (!yaml_parser_load(&parser, &doc)) {

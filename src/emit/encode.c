@@ -23,7 +23,9 @@ bw_encoder_t *bw_encoder_new(bw_record_kind_t kind, const char *schema_json,
                              size_t errstr_size)
 {
     bw_encoder_t *e = bw_calloc(1, sizeof(*e));
-    const char *want = kind == BW_RECORD_SCORE ? "AnomalyScore" : "ThreatScore";
+    static const char *const names[] = {"AnomalyScore", "ThreatScore",
+                                        "DeadLetter"};
+    const char *want = names[kind];
 
     if (e == NULL) {
         bw_seterr(errstr, errstr_size, BW_ERR_NOMEM, "emit: out of memory");
@@ -200,4 +202,50 @@ bw_err_t bw_encode_threat(bw_encoder_t *e, const bw_threat_rec_t *t,
         return BW_ERR_INVAL;
     }
     return bw__avro_write(&e->avro, w);
+}
+
+/* ["null", "bytes"]: null for a NULL pointer. */
+static int set_opt_bytes(avro_value_t *rec, const char *name, const void *p,
+                         size_t n)
+{
+    avro_value_t f, b;
+
+    if (field(rec, name, &f) || avro_value_set_branch(&f, p ? 1 : 0, &b)) {
+        return 1;
+    }
+    return p ? avro_value_set_bytes(&b, (void *)p, n) : avro_value_set_null(&b);
+}
+
+bw_err_t bw_encode_dead_letter(bw_encoder_t *e, const bw_dead_letter_t *d,
+                               const bw_origin_t *o, bw_wbuf_t *w)
+{
+    avro_value_t *r = &e->avro.value;
+    avro_value_t f;
+
+    if (e->kind != BW_RECORD_DEAD_LETTER) {
+        return BW_ERR_INVAL;
+    }
+    avro_value_reset(r);
+    if (set_enum(r, "reason", d->reason) || set_str(r, "detail", d->detail) ||
+        set_opt_bytes(r, "original_key", d->key, d->key_len) ||
+        set_opt_bytes(r, "original_value", d->value, d->value_len) ||
+        set_str(r, "source_topic", o->source_topic) ||
+        field(r, "source_partition", &f) ||
+        avro_value_set_int(&f, o->source_partition) ||
+        set_long(r, "source_offset", o->source_offset) ||
+        set_long(r, "source_timestamp", o->source_timestamp) ||
+        set_long(r, "processed_at", o->processed_at)) {
+        return BW_ERR_INVAL;
+    }
+    return bw__avro_write(&e->avro, w);
+}
+
+void bw_stale_score(bw_score_t *sc, int model)
+{
+    memset(sc, 0, sizeof(*sc));
+    sc->model = model;
+    sc->direction = BW_DIR_NONE;
+    sc->actual = sc->expected = sc->lower = sc->upper = NAN;
+    sc->p_value = sc->surprise = sc->ess = sc->noise_sd = NAN;
+    sc->p_slo = sc->shrinkage = sc->pop_mean = sc->pop_z = NAN;
 }

@@ -149,3 +149,50 @@ bw_err_t bw_json_threat(const bw_threat_rec_t *t, int entity_kind,
     put(w, "}\n");
     return w->err;
 }
+
+/* RFC 4648 base64 with padding. */
+static void jb64(bw_wbuf_t *w, const char *k, const void *p, size_t n,
+                 int *first)
+{
+    static const char tbl[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *b = p;
+    char q[4];
+
+    key(w, k, first);
+    if (p == NULL) {
+        put(w, "null");
+        return;
+    }
+    put(w, "\"");
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)b[i] << 16;
+        v |= i + 1 < n ? (uint32_t)b[i + 1] << 8 : 0;
+        v |= i + 2 < n ? b[i + 2] : 0;
+        q[0] = tbl[(v >> 18) & 63];
+        q[1] = tbl[(v >> 12) & 63];
+        q[2] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+        q[3] = i + 2 < n ? tbl[v & 63] : '=';
+        bw_wbuf_bytes(w, q, 4);
+    }
+    put(w, "\"");
+}
+
+bw_err_t bw_json_dead_letter(const bw_dead_letter_t *d, const bw_origin_t *o,
+                             bw_wbuf_t *w)
+{
+    int first = 1;
+
+    put(w, "{");
+    jstr(w, "reason", bw_dlq_reason_name(d->reason), &first);
+    jstr(w, "detail", d->detail, &first);
+    jb64(w, "original_key", d->key, d->key_len, &first);
+    jb64(w, "original_value", d->value, d->value_len, &first);
+    jstr(w, "source_topic", o->source_topic, &first);
+    jint(w, "source_partition", o->source_partition, &first);
+    jint(w, "source_offset", o->source_offset, &first);
+    jint(w, "source_timestamp", o->source_timestamp, &first);
+    jint(w, "processed_at", o->processed_at, &first);
+    put(w, "}\n");
+    return w->err;
+}

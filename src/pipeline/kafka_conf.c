@@ -1,0 +1,150 @@
+/*
+ * librdkafka client configurations built from bayeswatch's config: the
+ * properties bayeswatch manages (offsets, transactions, idempotence,
+ * assignment strategy default), then kafka.consumer / kafka.producer as
+ * written. Property names and meanings: librdkafka CONFIGURATION.md.
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "kafka_conf.h"
+
+/* Set by bayeswatch from its own keys; a pass-through map may not. */
+static const char *const consumer_managed[] = {"bootstrap.servers",
+                                               "metadata.broker.list",
+                                               "group.id",
+                                               "enable.auto.commit",
+                                               "enable.auto.offset.store",
+                                               "group.instance.id",
+                                               NULL};
+static const char *const producer_managed[] = {
+    "bootstrap.servers", "metadata.broker.list", "transactional.id",
+    "enable.idempotence", NULL};
+
+static bool managed(const char *const *list, const char *key)
+{
+    for (int i = 0; list[i] != NULL; i++) {
+        if (strcmp(list[i], key) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void bw__kafka_instance(const bw_config_t *cfg, const char *override, char *out,
+                        size_t n)
+{
+    if (override != NULL && override[0] != '\0') {
+        snprintf(out, n, "%s", override);
+    } else if (cfg->pipeline.instance_id[0] != '\0') {
+        snprintf(out, n, "%s", cfg->pipeline.instance_id);
+    } else if (gethostname(out, n) != 0 || out[0] == '\0') {
+        snprintf(out, n, "bayeswatch");
+    }
+    out[n - 1] = '\0';
+}
+
+static bool set1(rd_kafka_conf_t *c, const char *k, const char *v, char *errstr,
+                 size_t n)
+{
+    return rd_kafka_conf_set(c, k, v, errstr, n) == RD_KAFKA_CONF_OK;
+}
+
+/* The properties bayeswatch sets itself, before the user's map. */
+static bool managed_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
+                          bw_kafka_role_t role, const char *bootstrap,
+                          const char *instance, char *errstr, size_t n)
+{
+    char id[512];
+    bool ok = set1(c, "bootstrap.servers", bootstrap, errstr, n);
+
+    snprintf(id, sizeof(id), "bayeswatch-%s", instance);
+    ok = ok && set1(c, "client.id", id, errstr, n);
+    if (role == BW_KAFKA_CONSUMER) {
+        ok = ok && set1(c, "group.id", cfg->kafka.group_id, errstr, n) &&
+             set1(c, "enable.auto.commit", "false", errstr, n) &&
+             set1(c, "enable.auto.offset.store", "false", errstr, n) &&
+             set1(c, "auto.offset.reset", "earliest", errstr, n) &&
+             set1(c, "isolation.level", "read_committed", errstr, n) &&
+             set1(c, "partition.assignment.strategy", "cooperative-sticky",
+                  errstr, n);
+        if (ok && cfg->pipeline.static_membership) {
+            ok = set1(c, "group.instance.id", instance, errstr, n);
+        }
+        return ok;
+    }
+    ok = ok && set1(c, "enable.idempotence", "true", errstr, n);
+    if (ok && cfg->pipeline.guarantee == BW_GUARANTEE_EXACTLY_ONCE) {
+        snprintf(id, sizeof(id), "bayeswatch-%s-%s", cfg->kafka.group_id,
+                 instance);
+        ok = set1(c, "transactional.id", id, errstr, n);
+    }
+    return ok;
+}
+
+/* The user's map; every problem reported at its line when diag is set. */
+static int user_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
+                      bw_kafka_role_t role, FILE *diag, char *errstr, size_t n)
+{
+    const bw_kvmap_t *m =
+        role == BW_KAFKA_CONSUMER ? &cfg->kafka.consumer : &cfg->kafka.producer;
+    const char *path =
+        role == BW_KAFKA_CONSUMER ? "kafka.consumer" : "kafka.producer";
+    const char *const *own =
+        role == BW_KAFKA_CONSUMER ? consumer_managed : producer_managed;
+    char why[512];
+    int errors = 0;
+
+    for (int i = 0; i < m->n; i++) {
+        const bw_kv_t *kv = &m->kv[i];
+        if (managed(own, kv->key)) {
+            snprintf(why, sizeof(why),
+                     "set by bayeswatch (kafka.bootstrap_servers, "
+                     "kafka.group_id, pipeline.*); remove it here");
+        } else if (set1(c, kv->key, kv->value, why, sizeof(why))) {
+            continue;
+        }
+        if (errors++ == 0) {
+            snprintf(errstr, n, "%s.%s: %s", path, kv->key, why);
+        }
+        bw_config_report_kv(cfg, path, kv, why, diag);
+    }
+    return errors;
+}
+
+rd_kafka_conf_t *bw__kafka_conf(const bw_config_t *cfg, bw_kafka_role_t role,
+                                const char *bootstrap, const char *instance,
+                                FILE *diag, char *errstr, size_t n)
+{
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+
+    if (c == NULL) {
+        snprintf(errstr, n, "kafka: out of memory");
+        return NULL;
+    }
+    if (!managed_props(c, cfg, role, bootstrap, instance, errstr, n) ||
+        user_props(c, cfg, role, diag, errstr, n) != 0) {
+        rd_kafka_conf_destroy(c);
+        return NULL;
+    }
+    return c;
+}
+
+bw_err_t bw_pipeline_check_config(const bw_config_t *cfg, FILE *diag)
+{
+    char errstr[512], instance[BW_NAME_MAX];
+    int bad = 0;
+
+    bw__kafka_instance(cfg, NULL, instance, sizeof(instance));
+    for (int role = 0; role < 2; role++) {
+        rd_kafka_conf_t *c = bw__kafka_conf(
+            cfg, (bw_kafka_role_t)role, cfg->kafka.bootstrap_servers, instance,
+            diag, errstr, sizeof(errstr));
+        if (c == NULL) {
+            bad++;
+        } else {
+            rd_kafka_conf_destroy(c);
+        }
+    }
+    return bad ? BW_ERR_CONFIG : BW_OK;
+}

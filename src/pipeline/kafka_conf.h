@@ -1,0 +1,26 @@
+/* librdkafka configurations of the stage's clients (internal). */
+#ifndef BW_PIPELINE_KAFKA_CONF_H
+#define BW_PIPELINE_KAFKA_CONF_H
+
+#include <stdio.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "bayeswatch/pipeline.h"
+
+typedef enum { BW_KAFKA_CONSUMER, BW_KAFKA_PRODUCER } bw_kafka_role_t;
+
+/** The instance name: @p override, pipeline.instance_id, or the host name. */
+void bw__kafka_instance(const bw_config_t *cfg, const char *override, char *out,
+                        size_t n);
+
+/**
+ * @brief A client configuration: managed properties, then the user's map.
+ * @param diag  problems with the map are also reported here at their line.
+ * @returns NULL with errstr set (the first problem).
+ */
+rd_kafka_conf_t *bw__kafka_conf(const bw_config_t *cfg, bw_kafka_role_t role,
+                                const char *bootstrap, const char *instance,
+                                FILE *diag, char *errstr, size_t n);
+
+#endif
