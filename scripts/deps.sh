@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Install bayeswatch's build dependencies from Debian's packages; with the
-# argument `test`, also what the tests need (fastavro from PyPI, with pip
-# from Debian if the interpreter has none). Idempotent.
+# argument `test`, also what the tests need: a JRE and Maven for the Kafka
+# broker of the integration tests (scripts/kafka.sh), kcat, and fastavro
+# from PyPI (with pip from Debian if the interpreter has none). Idempotent.
 # usage: scripts/deps.sh [test]
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config librdkafka-dev libavro-dev libyaml-dev
       libgsl-dev libcmocka-dev python3)
+if [ "${1:-}" = test ]; then
+    pkgs+=(kcat openjdk-17-jre-headless maven)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -19,7 +19,11 @@ cp_="$libs/*"
 
 need_java() {
     if ! command -v java > /dev/null || ! command -v mvn > /dev/null; then
-        apt-get install -y -qq openjdk-17-jre-headless maven > /dev/null
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo=sudo
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+            --no-install-recommends openjdk-17-jre-headless maven > /dev/null
     fi
 }
 

@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # The test command of the README and of CI: installs what it needs, builds,
-# runs the whole suite, then builds with AddressSanitizer +
-# UndefinedBehaviorSanitizer and runs the suite again.
+# starts a single-node Kafka broker (scripts/kafka.sh) for the integration
+# tests, runs the whole suite, then builds with AddressSanitizer +
+# UndefinedBehaviorSanitizer and runs the suite again; stops the broker.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/deps.sh" test
 "$root/scripts/build.sh" "$root/build"
+started=""
+if ! "$root/scripts/kafka.sh" status > /dev/null 2>&1; then
+    "$root/scripts/kafka.sh" start
+    started=yes
+fi
+trap '[ -z "$started" ] || "$root/scripts/kafka.sh" stop' EXIT
+export BW_KAFKA_BROKERS=127.0.0.1:${BW_KAFKA_PORT:-9092}
 (cd "$root/build" && ctest --output-on-failure -j 2)
 "$root/scripts/build.sh" "$root/build-asan" -DBW_SANITIZE=ON \
     -DCMAKE_BUILD_TYPE=Debug -DBW_BENCH=OFF

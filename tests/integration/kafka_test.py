@@ -1,0 +1,422 @@
+#!/usr/bin/env python3
+"""Integration tests of `bayeswatch run` against a real Apache Kafka broker
+(scripts/kafka.sh start). Each test uses its own topics and consumer group.
+
+usage: kafka_test.py BUILD_DIR SOURCE_DIR TEST
+tests: e2e, exactly_once_kill, rebalance, at_least_once, fenced
+env:   BW_KAFKA_BROKERS (default 127.0.0.1:9092)
+
+Outputs are read back with bw_tap (a read_committed consumer) and decoded
+with fastavro from the .avsc files in schemas/ alone; kcat must read them
+too.
+"""
+import collections
+import csv
+import datetime
+import io
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+import fastavro
+
+BROKERS = os.environ.get("BW_KAFKA_BROKERS", "127.0.0.1:9092")
+SCHEMA_IDS = {"scores": 2, "threats": 3, "dead_letters": 4}
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+class Env:
+    """Topics, config and processes of one test."""
+
+    def __init__(self, build, src, name, partitions):
+        self.build, self.src = build, src
+        self.tag = f"{name}-{os.getpid()}-{int(time.time() * 1000) % 10**8}"
+        self.dir = tempfile.mkdtemp(prefix=f"bw-{name}-")
+        self.topics = {k: f"{self.tag}.{k}" for k in
+                       ("in", "scores", "threats", "dead_letters")}
+        self.procs = []
+        self.schemas = {}
+        subprocess.run([f"{build}/tests/bw_topics", BROKERS, str(partitions)]
+                       + list(self.topics.values()), check=True)
+
+    def config(self, name="stage", extra="", base=None):
+        """A config: BASE's model sections plus this test's topics."""
+        text = open(base).read() if base else ""
+        text += f"""
+kafka:
+  bootstrap_servers: "{BROKERS}"
+  group_id: "{self.tag}"
+  consumer:
+    session.timeout.ms: 6000
+    heartbeat.interval.ms: 1000
+ingest:
+  topics: ["{self.topics['in']}"]
+emit:
+  scores: {{topic: "{self.topics['scores']}"}}
+  threats: {{topic: "{self.topics['threats']}"}}
+  dead_letters: {{topic: "{self.topics['dead_letters']}"}}
+{extra}
+"""
+        path = f"{self.dir}/{name}.yaml"
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def feed(self, rows, poison=0):
+        path = f"{self.dir}/feed-{len(os.listdir(self.dir))}.csv"
+        with open(path, "w") as f:
+            for r in rows:
+                f.write(",".join(str(x) for x in r) + "\n")
+        args = [f"{self.build}/tests/bw_feed", BROKERS, self.topics["in"],
+                path]
+        if poison:
+            args += ["--poison", str(poison)]
+        out = subprocess.run(args, check=True, capture_output=True,
+                             text=True).stdout.split()
+        return int(out[0]), int(out[1])
+
+    def start(self, config, instance):
+        log = open(f"{self.dir}/{instance}-{len(self.procs)}.log", "w+")
+        p = subprocess.Popen([f"{self.build}/bayeswatch", "run", "--config",
+                              config, "--instance", instance],
+                             stdout=log, stderr=subprocess.STDOUT)
+        p.log = log
+        self.procs.append(p)
+        return p
+
+    def stop(self, p, sig=signal.SIGTERM, timeout=60):
+        if p.poll() is None:
+            p.send_signal(sig)
+        rc = p.wait(timeout=timeout)
+        p.log.seek(0)
+        return rc, p.log.read()
+
+    def tap(self, what, isolation="read_committed"):
+        out = subprocess.run([f"{self.build}/tests/bw_tap", BROKERS,
+                              self.topics[what], isolation],
+                             capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            raise Failure(f"bw_tap {what}: {out.stderr.strip()}")
+        recs = []
+        for line in out.stdout.splitlines():
+            part, off, key, val, hdrs = line.split(" ")
+            recs.append({
+                "partition": int(part), "offset": int(off),
+                "key": b"" if key == "-" else bytes.fromhex(key),
+                "value": b"" if val == "-" else bytes.fromhex(val),
+                "headers": {} if hdrs == "-" else dict(
+                    h.split("=", 1) for h in hdrs.split(";"))})
+        return recs
+
+    def schema(self, name):
+        if name not in self.schemas:
+            with open(f"{self.src}/schemas/{name}.avsc") as f:
+                self.schemas[name] = fastavro.parse_schema(json.load(f))
+        return self.schemas[name]
+
+    def decode(self, what, recs):
+        """Confluent framing checked, then fastavro from the .avsc alone."""
+        name = {"scores": "anomaly_score", "threats": "threat_score",
+                "dead_letters": "dead_letter"}[what]
+        out = []
+        for r in recs:
+            v = r["value"]
+            check(v[0] == 0 and struct.unpack(">i", v[1:5])[0] ==
+                  SCHEMA_IDS[what], f"{what}: bad Confluent header {v[:5]}")
+            buf = io.BytesIO(v[5:])
+            d = fastavro.schemaless_reader(buf, self.schema(name))
+            check(buf.tell() == len(v) - 5, f"{what}: trailing bytes")
+            out.append({k: wire(x) for k, x in d.items()})
+        return out
+
+    def wait_count(self, what, n, timeout, procs=()):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = len(self.tap(what))
+            if got >= n:
+                return got
+            for p in procs:
+                check(p.poll() is None, f"stage exited early: {p.returncode}")
+            time.sleep(1)
+        raise Failure(f"{what}: {got} records after {timeout}s, wanted {n}")
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wire(v):
+    if isinstance(v, datetime.datetime):
+        return round(v.timestamp() * 1000)
+    return v
+
+
+def sample_rows(src):
+    """tests/data/sample_telemetry.csv as feed rows (epoch ms)."""
+    rows = []
+    with open(f"{src}/tests/data/sample_telemetry.csv") as f:
+        for r in csv.DictReader(f):
+            t = datetime.datetime.strptime(r["timestamp"], "%Y-%m-%d %H:%M:%S")
+            ms = int(t.replace(tzinfo=datetime.timezone.utc).timestamp()) * 1000
+            rows.append([ms, r["region"], r["service"], r["metric"],
+                         r["value"]] + ([r["count"]] if r["count"] else []))
+    return rows
+
+
+def synthetic_rows(n_regions, n_steps, seed):
+    rng = random.Random(seed)
+    t0 = 1764000000000
+    rows = []
+    for i in range(n_steps):
+        for k in range(n_regions):
+            rows.append([t0 + i * 60000, f"r{k}", "api", "latency_ms",
+                         f"{100 + rng.gauss(0, 5):.4f}"])
+    return rows
+
+
+def exactly_once(scores, n_inputs, what="scores"):
+    """One score per input offset, and every input scored."""
+    seen = collections.Counter((s["source_partition"], s["source_offset"])
+                               for s in scores)
+    dups = sum(c - 1 for c in seen.values() if c > 1)
+    check(dups == 0, f"{what}: {dups} duplicate outputs for one input")
+    check(len(seen) == n_inputs,
+          f"{what}: {len(seen)} distinct inputs scored, wanted {n_inputs}")
+
+
+def replay_reference(env, rows, config):
+    """bayeswatch replay of the same rows: the expected content."""
+    path = f"{env.dir}/replay.csv"
+    with open(path, "w") as f:
+        f.write("timestamp,region,service,metric,value,count\n")
+        for r in rows:
+            f.write(",".join(str(x) for x in r) + ("" if len(r) > 5 else ",")
+                    + "\n")
+    out = subprocess.run([f"{env.build}/bayeswatch", "replay", "--config",
+                          config, "--format", "json", "--threats",
+                          f"{env.dir}/threats.jsonl", path],
+                         capture_output=True, text=True, check=True).stdout
+    scores = [json.loads(x) for x in out.splitlines()]
+    threats = [json.loads(x) for x in open(f"{env.dir}/threats.jsonl")]
+    return scores, threats
+
+
+def same(a, b):
+    if a is None or b is None:
+        return (a is None or (isinstance(a, float) and math.isnan(a))) and \
+               (b is None or (isinstance(b, float) and math.isnan(b)))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return a == b
+
+
+SCORE_FIELDS = ("entity_id", "model", "probability", "score", "alert",
+                "direction", "actual", "typical", "typical_lower",
+                "typical_upper", "p_value", "p_slo_breach", "shrinkage",
+                "population_mean", "warmup", "event_time", "config_version")
+THREAT_FIELDS = ("entity_id", "rule", "probability", "score", "level",
+                 "log_likelihood_ratio", "event_time")
+
+
+def test_e2e(env):
+    """Sample telemetry through one partition: every score and threat equals
+    the replay of the same rows; poison records become dead letters with
+    their bytes and reasons while the good records around them are scored;
+    fastavro and kcat read every output topic."""
+    base = f"{env.src}/config/sample.yaml"
+    config = env.config(base=base)
+    rows = sample_rows(env.src)
+    good, bad = env.feed(rows, poison=500)
+    check(good == len(rows) and bad > 5, f"fed {good} good, {bad} bad")
+    stage = env.start(config, "e2e")
+    env.wait_count("scores", good, 180, [stage])
+    env.wait_count("dead_letters", bad, 60, [stage])
+    rc, log = env.stop(stage)
+    check(rc == 0, f"stage exit {rc}:\n{log}")
+
+    want_s, want_t = replay_reference(env, rows, config)
+    got_s = env.decode("scores", env.tap("scores"))
+    got_t = env.decode("threats", env.tap("threats"))
+    got_s.sort(key=lambda s: s["source_offset"])
+    check(len(got_s) == len(want_s), f"{len(got_s)} scores vs {len(want_s)}")
+    for g, w in zip(got_s, want_s):
+        for f in SCORE_FIELDS:
+            check(same(g[f], w[f]), f"score {g['source_offset']} {f}: "
+                  f"{g[f]!r} != replay {w[f]!r}")
+        check(g["freshness_lag_ms"] == g["processed_at"] - g["event_time"]
+              and g["source_topic"] == env.topics["in"] and not g["stale"],
+              "freshness / lineage fields")
+    check(len(want_t) > 0, "the sample's security incident gives threats")
+    check(len(got_t) == len(want_t), f"{len(got_t)} threats vs {len(want_t)}")
+    for g, w in zip(got_t, want_t):
+        for f in THREAT_FIELDS:
+            check(same(g[f], w[f]), f"threat {f}: {g[f]!r} != {w[f]!r}")
+    alerts = sum(s["alert"] for s in got_s)
+    check(alerts > 0, "the sample's incidents raise alerts")
+
+    dl_recs = env.tap("dead_letters")
+    dls = env.decode("dead_letters", dl_recs)
+    reasons = collections.Counter(d["reason"] for d in dls)
+    check(len(dls) == bad, f"{len(dls)} dead letters, fed {bad} poison")
+    check({"undecodable", "unknown_schema", "non_finite",
+           "bad_timestamp"} <= set(reasons), f"reasons {dict(reasons)}")
+    offsets = {s["source_offset"] for s in got_s}
+    for d, r in zip(dls, dl_recs):
+        check(d["source_topic"] == env.topics["in"] and d["original_key"]
+              == b"poison" and d["original_value"], "dead-letter origin")
+        check(r["headers"]["bw.reason"] == d["reason"] and
+              int(r["headers"]["bw.source.offset"]) == d["source_offset"],
+              "dead-letter headers")
+        check(d["source_offset"] + 1 in offsets,
+              "the record after a poison record was scored")
+    check(any(d["original_value"] == b"not avro at all" for d in dls),
+          "original bytes kept")
+
+    for what in ("scores", "threats", "dead_letters"):
+        out = subprocess.run(["kcat", "-C", "-b", BROKERS, "-t",
+                              env.topics[what], "-e", "-q", "-X",
+                              "isolation.level=read_committed", "-f",
+                              "%k\n"], capture_output=True, timeout=60)
+        n = out.stdout.count(b"\n")
+        want = {"scores": len(got_s), "threats": len(got_t),
+                "dead_letters": len(dls)}[what]
+        check(out.returncode == 0 and n == want,
+              f"kcat read {n} {what} records, wanted {want}")
+    print(f"e2e: {len(got_s)} scores ({alerts} alerts) and {len(got_t)} "
+          f"threats equal to replay; {len(dls)} dead letters {dict(reasons)}")
+
+
+def test_exactly_once_kill(env):
+    """kill -9 mid-stream, restart: a read_committed reader sees each input
+    scored exactly once."""
+    # 1024 particles (~3,600 events/s) so that the kill lands mid-stream,
+    # 1 s transactions so that it most likely lands in an open one
+    config = env.config(extra="""model: {pf: {particles: 1024}}
+pipeline: {commit_interval_ms: 1000}""")
+    rows = synthetic_rows(8, 3000, seed=3)
+    good, _ = env.feed(rows)
+    stage = env.start(config, "k")
+    env.wait_count("scores", good // 4, 120, [stage])
+    stage.kill()
+    stage.wait()
+    partial = len(env.tap("scores"))
+    stage = env.start(config, "k")
+    env.wait_count("scores", good, 240, [stage])
+    rc, log = env.stop(stage)
+    check(rc == 0, f"restarted stage exit {rc}:\n{log}")
+    scores = env.decode("scores", env.tap("scores"))
+    exactly_once(scores, good)
+    raw = len(env.tap("scores", "read_uncommitted"))
+    print(f"exactly_once_kill: killed at {partial}/{good} committed; "
+          f"{raw - good} aborted records invisible to read_committed; "
+          f"each of {good} inputs scored once")
+
+
+def stage_stats(log):
+    for line in log.splitlines():
+        if "records in" in line:
+            return int(line.split("bayeswatch: ")[1].split()[0])
+    return -1
+
+
+def test_rebalance(env):
+    """Two instances share the input partitions mid-stream (cooperative
+    rebalance): every input scored exactly once, both did work."""
+    # 1024 particles: slow enough that b joins mid-stream
+    config = env.config(extra="model: {pf: {particles: 1024}}")
+    rows = synthetic_rows(8, 3000, seed=4)
+    good, _ = env.feed(rows)
+    a = env.start(config, "a")
+    env.wait_count("scores", good // 5, 120, [a])
+    b = env.start(config, "b")
+    env.wait_count("scores", good, 240, [a, b])
+    rc_b, log_b = env.stop(b)
+    rc_a, log_a = env.stop(a)
+    check(rc_a == 0 and rc_b == 0, f"exit {rc_a} {rc_b}:\n{log_a}\n{log_b}")
+    na, nb = stage_stats(log_a), stage_stats(log_b)
+    check(na > 0 and nb > 0, f"both instances work: a {na}, b {nb}")
+    check("revoked" in log_a, "instance a gave up partitions")
+    scores = env.decode("scores", env.tap("scores"))
+    exactly_once(scores, good)
+    print(f"rebalance: a scored {na}, b {nb}; each of {good} inputs once")
+
+
+def test_at_least_once(env):
+    """at_least_once: every input scored, offsets committed after acks."""
+    config = env.config(extra="pipeline: {guarantee: at_least_once}")
+    rows = synthetic_rows(4, 3000, seed=5)
+    good, _ = env.feed(rows)
+    stage = env.start(config, "alo")
+    env.wait_count("scores", good, 120, [stage])
+    rc, log = env.stop(stage)
+    check(rc == 0, f"exit {rc}:\n{log}")
+    scores = env.decode("scores", env.tap("scores"))
+    seen = {(s["source_partition"], s["source_offset"]) for s in scores}
+    check(len(seen) == good, f"{len(seen)} of {good} inputs scored")
+    print(f"at_least_once: {len(scores)} scores for {good} inputs")
+
+
+def test_fenced(env):
+    """A second instance with the same transactional.id fences the first,
+    which exits non-zero with a clear message; the second keeps going."""
+    config = env.config()
+    env.feed(synthetic_rows(4, 200, seed=6))
+    a = env.start(config, "same")
+    env.wait_count("scores", 800, 120, [a])
+    b = env.start(config, "same")
+    deadline = time.time() + 90
+    n = 0
+    while a.poll() is None and time.time() < deadline:
+        env.feed(synthetic_rows(4, 50, seed=7 + n))
+        n += 1
+        time.sleep(1)
+    rc_a, log_a = env.stop(a, timeout=30)
+    rc_b, log_b = env.stop(b)
+    check(rc_a != 0, f"fenced instance exit {rc_a}:\n{log_a}")
+    check("fatal" in log_a and "enced" in log_a,
+          f"fenced instance says why:\n{log_a}")
+    check(rc_b == 0, f"surviving instance exit {rc_b}:\n{log_b}")
+    print(f"fenced: first instance exited {rc_a}: " +
+          [x for x in log_a.splitlines() if "fatal" in x][0])
+
+
+TESTS = {"e2e": (test_e2e, 1), "exactly_once_kill": (test_exactly_once_kill, 4),
+         "rebalance": (test_rebalance, 4),
+         "at_least_once": (test_at_least_once, 2), "fenced": (test_fenced, 2)}
+
+
+def main():
+    build, src, name = sys.argv[1], sys.argv[2], sys.argv[3]
+    fn, partitions = TESTS[name]
+    env = Env(build, src, name, partitions)
+    try:
+        fn(env)
+    except Failure as e:
+        print(f"FAIL {name}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        env.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
