@@ -4,6 +4,8 @@
  *
  *   bayeswatch replay [--config FILE] [--threats FILE] [--stale FILE]
  *                     INPUT.csv
+ *   bayeswatch demo [--config FILE] [--speed N] [--hours H] [--plain]
+ *                   [--events FILE]
  *   bayeswatch run [--config FILE] [--instance ID]
  *   bayeswatch check-config FILE
  *   bayeswatch dump-config [FILE]
@@ -13,11 +15,13 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <gsl/gsl_errno.h>
 
 #include "bayeswatch/config.h"
+#include "bayeswatch/demo.h"
 #include "bayeswatch/pipeline.h"
 #include "bayeswatch/replay.h"
 
@@ -39,6 +43,12 @@ static int usage(FILE *out, int code)
             "  replay [--config FILE] [--threats FILE] [--stale FILE]\n"
             "         [--format csv|json] INPUT.csv\n"
             "        score a CSV of metric events; scores to stdout\n"
+            "  demo [--config FILE] [--speed N] [--hours H] [--plain]\n"
+            "       [--events FILE]\n"
+            "        no Kafka needed: synthetic telemetry with incidents\n"
+            "        through the real stage on an in-process Kafka cluster,\n"
+            "        shown live; N simulated minutes per second (0 = as fast\n"
+            "        as possible, default 10), H live hours (default 6)\n"
             "  run [--config FILE] [--instance ID]\n"
             "        the Kafka stage: consume metric events, produce scores,\n"
             "        threats, stale markers and dead letters (until SIGTERM)\n"
@@ -147,6 +157,46 @@ static int cmd_run(int argc, char **argv)
     return 0;
 }
 
+static int cmd_demo(int argc, char **argv)
+{
+    bw_demo_opts_t o = {.speed = 10, .hours = 6, .out = stdout};
+    char errstr[512], *end;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            o.config_path = argv[++i];
+        } else if (strcmp(argv[i], "--speed") == 0 && i + 1 < argc) {
+            o.speed = strtod(argv[++i], &end);
+            if (*end != '\0' || !(o.speed >= 0)) {
+                return usage(stderr, EX_USAGE);
+            }
+        } else if (strcmp(argv[i], "--hours") == 0 && i + 1 < argc) {
+            o.hours = (int)strtol(argv[++i], &end, 10);
+            if (*end != '\0' || o.hours < 1 || o.hours > 240) {
+                return usage(stderr, EX_USAGE);
+            }
+        } else if (strcmp(argv[i], "--plain") == 0) {
+            o.plain = true;
+        } else if (strcmp(argv[i], "--events") == 0 && i + 1 < argc) {
+            if ((o.events = fopen(argv[++i], "w")) == NULL) {
+                perror(argv[i]);
+                return EX_IOERR;
+            }
+        } else {
+            return usage(stderr, EX_USAGE);
+        }
+    }
+    rc = bw_demo_run(&o, errstr, sizeof(errstr));
+    if (o.events != NULL && fclose(o.events) != 0) {
+        rc = EX_IOERR;
+    }
+    if (rc == 2) {
+        fprintf(stderr, "bayeswatch: demo: %s\n", errstr);
+    }
+    return rc;
+}
+
 static int cmd_replay(int argc, char **argv)
 {
     const char *config = NULL, *threats = NULL, *stale = NULL, *input = NULL;
@@ -217,6 +267,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "replay") == 0) {
         return cmd_replay(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "demo") == 0) {
+        return cmd_demo(argc - 1, argv + 1);
     }
     if (strcmp(argv[1], "run") == 0) {
         return cmd_run(argc - 1, argv + 1);

@@ -62,6 +62,10 @@ check "check-config accepts the sample" "[ $? -eq 0 ]"
 "$bin" dump-config "$src/config/sample.yaml" > "$tmp/dump.yaml"
 "$bin" check-config "$tmp/dump.yaml" > /dev/null
 check "dump-config output is a valid config" "[ $? -eq 0 ]"
+(cd "$src/tests/data" && "$bin" check-config kafka_props.yaml) > /dev/null \
+    2> "$tmp/kp.err"
+check "librdkafka rejects bad pass-through properties at their line (exit 78)" \
+    "[ $? -eq 78 ] && cmp -s '$tmp/kp.err' '$src/tests/data/kafka_props.err'"
 "$bin" check-config "$tmp/does-not-exist.yaml" 2> /dev/null
 check "missing config exits 66" "[ $? -eq 66 ]"
 "$bin" replay > /dev/null 2>&1

@@ -741,6 +741,17 @@ static bw_err_t make_codecs(bw_pipeline_t *p, char *errstr, size_t n)
     return BW_OK;
 }
 
+static void on_log(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf)
+{
+    bw_pipeline_t *p = rd_kafka_opaque(rk);
+
+    (void)level;
+    if (p != NULL) {
+        logf_(p, "%s: %s: %s", rd_kafka_name(rk), fac, buf);
+    }
+}
+
 static rd_kafka_t *client(bw_pipeline_t *p, bw_kafka_role_t role, char *errstr,
                           size_t n)
 {
@@ -756,6 +767,7 @@ static rd_kafka_t *client(bw_pipeline_t *p, bw_kafka_role_t role, char *errstr,
     }
     rd_kafka_conf_set_opaque(c, p);
     rd_kafka_conf_set_error_cb(c, on_error);
+    rd_kafka_conf_set_log_cb(c, on_log);
     if (role == BW_KAFKA_CONSUMER) {
         rd_kafka_conf_set_rebalance_cb(c, on_rebalance);
     } else {
