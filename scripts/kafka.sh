@@ -5,6 +5,8 @@
 # under .cache/kafka-VERSION/libs.
 #
 # usage: scripts/kafka.sh start|stop|status|fetch
+#        scripts/kafka.sh pause|resume   (SIGSTOP/SIGCONT the broker: an
+#                                         unresponsive broker, data kept)
 #        scripts/kafka.sh topic NAME [PARTITIONS]   (create; idempotent)
 # env:   BW_KAFKA_PORT (9092; the controller uses PORT+1),
 #        BW_KAFKA_DIR (build/kafka: config, data, log, pid)
@@ -138,7 +140,9 @@ case ${1:-} in
 topic) shift; topic "$@" ;;
 start) start ;;
 stop) stop ;;
+pause) running && kill -STOP "$(cat "$dir/pid")" ;;
+resume) running && kill -CONT "$(cat "$dir/pid")" ;;
 status) if running; then echo "kafka: running on 127.0.0.1:$port"; else echo "kafka: not running"; exit 1; fi ;;
 fetch) fetch ;;
-*) echo "usage: $0 start|stop|status|fetch|topic NAME [PARTITIONS]" >&2; exit 64 ;;
+*) echo "usage: $0 start|stop|status|fetch|pause|resume|topic NAME [PARTITIONS]" >&2; exit 64 ;;
 esac

@@ -58,7 +58,8 @@ struct bw_pipeline_s {
     const rd_kafka_message_t *cur;
     bw_err_t cb_err;
     uint64_t delivery_failures;
-    char fatal[512]; /* non-empty once a fatal error happened */
+    char abort_why[256]; /* non-empty: the open transaction must abort */
+    char fatal[512];     /* non-empty once a fatal error happened */
 };
 
 static int64_t wall_ms(void)
@@ -165,8 +166,18 @@ static bw_err_t produce(bw_pipeline_t *p, const char *topic, const void *key,
             return BW_OK;
         }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            char fatal[256];
             if (hdrs != NULL) {
                 rd_kafka_headers_destroy(hdrs);
+            }
+            if (p->eos &&
+                rd_kafka_fatal_error(p->producer, fatal, sizeof(fatal)) ==
+                    RD_KAFKA_RESP_ERR_NO_ERROR) {
+                /* the transaction is in an abortable state: abort it and
+                 * replay its input (bw_pipeline_step) */
+                snprintf(p->abort_why, sizeof(p->abort_why), "produce: %s",
+                         rd_kafka_err2str(e));
+                return BW_ERR_KAFKA;
             }
             return set_fatal(p, "produce", rd_kafka_err2str(e));
         }
@@ -578,9 +589,6 @@ static void track(bw_pipeline_t *p, task_t *t, const rd_kafka_message_t *m)
 {
     int64_t mark = bw_engine_watermark(t->eng);
 
-    if (t->txn_first < 0) {
-        t->txn_first = m->offset;
-    }
     t->next = m->offset + 1;
     if (mark != t->mark) {
         t->mark = mark;
@@ -653,6 +661,9 @@ static bw_err_t on_message(bw_pipeline_t *p, const rd_kafka_message_t *m)
     }
     err = begin_txn(p);
     if (err == BW_OK) {
+        if (t->txn_first < 0) {
+            t->txn_first = m->offset; /* an abort rewinds to here */
+        }
         err = score(p, t, m);
     }
     if (err == BW_OK) {
@@ -873,6 +884,10 @@ bw_err_t bw_pipeline_step(bw_pipeline_t *p, int timeout_ms, char *errstr,
         if (m != NULL) {
             err = on_message(p, m);
             rd_kafka_message_destroy(m);
+        }
+        if (p->abort_why[0] != '\0') {
+            err = abort_and_rewind(p, p->abort_why);
+            p->abort_why[0] = '\0';
         }
         rd_kafka_poll(p->producer, 0);
         now = wall_ms();

@@ -152,7 +152,10 @@ emit:
             if got >= n:
                 return got
             for p in procs:
-                check(p.poll() is None, f"stage exited early: {p.returncode}")
+                if p.poll() is not None:
+                    p.log.seek(0)
+                    raise Failure(f"stage exited early: {p.returncode}:\n"
+                                  + p.log.read()[-4000:])
             time.sleep(1)
         raise Failure(f"{what}: {got} records after {timeout}s, wanted {n}")
 
@@ -399,9 +402,76 @@ def test_fenced(env):
           [x for x in log_a.splitlines() if "fatal" in x][0])
 
 
+def test_stale_late(env):
+    """A series that goes silent gets one stale marker on the score topic;
+    an event older than the allowed lateness becomes a dead letter with
+    reason late."""
+    config = env.config(extra="""engine: {lateness_ms: 600000}
+pipeline: {stale_scan_ms: 200}""")
+    t0, rows = 1764000000000, []
+    for i in range(80):
+        rows.append([t0 + i * 60000, "r0", "api", "a", 100 + i % 3])
+        if i < 60:
+            rows.append([t0 + i * 60000, "r0", "api", "b", 50 + i % 2])
+    rows.append([t0 + 65 * 60000, "r0", "api", "b", 51])  # 14 min late
+    good, _ = env.feed(rows)
+    stage = env.start(config, "st")
+    env.wait_count("dead_letters", 1, 60, [stage])
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        stale = [s for s in env.decode("scores", env.tap("scores"))
+                 if s["stale"]]
+        if stale:
+            break
+        time.sleep(0.5)
+    time.sleep(1)  # further scans must not repeat the marker
+    rc, log = env.stop(stage)
+    check(rc == 0, f"exit {rc}:\n{log}")
+    scores = env.decode("scores", env.tap("scores"))
+    stale = [s for s in scores if s["stale"]]
+    check(len(stale) == 1 and stale[0]["entity_id"] == "r0/api/b" and
+          stale[0]["event_time"] == t0 + 59 * 60000,
+          f"one stale marker for r0/api/b: {stale}")
+    check(len(scores) == good - 1 + 1, f"{len(scores)} score records")
+    dls = env.decode("dead_letters", env.tap("dead_letters"))
+    check(len(dls) == 1 and dls[0]["reason"] == "late",
+          f"late event dead-lettered: {dls}")
+    print(f"stale_late: stale marker {stale[0]['entity_id']} (last event "
+          f"{stale[0]['event_time']}); late event -> {dls[0]['detail']}")
+
+
+def kafka_sh(src, what):
+    subprocess.run([f"{src}/scripts/kafka.sh", what], check=True,
+                   capture_output=True)
+
+
+def test_broker_pause(env):
+    """The broker stops answering for 15 s mid-stream (SIGSTOP): the stage
+    retries, loses nothing, and still scores each input exactly once."""
+    config = env.config(extra="model: {pf: {particles: 1024}}")
+    rows = synthetic_rows(8, 2000, seed=8)
+    good, _ = env.feed(rows)
+    stage = env.start(config, "p")
+    env.wait_count("scores", good // 4, 120, [stage])
+    kafka_sh(env.src, "pause")
+    try:
+        time.sleep(15)
+    finally:
+        kafka_sh(env.src, "resume")
+    env.wait_count("scores", good, 300, [stage])
+    rc, log = env.stop(stage)
+    check(rc == 0, f"exit {rc}:\n{log}")
+    exactly_once(env.decode("scores", env.tap("scores")), good)
+    retries = sum("retrying" in x for x in log.splitlines())
+    print(f"broker_pause: {good} inputs scored exactly once across a 15 s "
+          f"broker stall ({retries} retry messages)")
+
+
 TESTS = {"e2e": (test_e2e, 1), "exactly_once_kill": (test_exactly_once_kill, 4),
          "rebalance": (test_rebalance, 4),
-         "at_least_once": (test_at_least_once, 2), "fenced": (test_fenced, 2)}
+         "at_least_once": (test_at_least_once, 2), "fenced": (test_fenced, 2),
+         "stale_late": (test_stale_late, 1),
+         "broker_pause": (test_broker_pause, 4)}
 
 
 def main():
