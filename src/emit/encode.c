@@ -11,9 +11,11 @@
 
 #include "../ingest/avro_io.h"
 #include "bayeswatch/emit.h"
+#include "direct.h"
 
 struct bw_encoder_s {
     bw_record_kind_t kind;
+    bool direct;     /* the schema is the shipped layout: write it directly */
     bw__avro_t avro; /* schema, reusable value, writer */
 };
 
@@ -43,6 +45,8 @@ bw_encoder_t *bw_encoder_new(bw_record_kind_t kind, const char *schema_json,
                   "emit: expected the %s record schema", want);
         goto fail;
     }
+    e->direct =
+        kind == BW_RECORD_SCORE && bw__direct_score_fits(e->avro.schema);
     return e;
 fail:
     bw_encoder_destroy(e);
@@ -137,6 +141,11 @@ bw_err_t bw_encode_score(bw_encoder_t *e, const bw_event_t *ev,
 
     if (e->kind != BW_RECORD_SCORE) {
         return BW_ERR_INVAL;
+    }
+    if (e->direct) {
+        bw__avro_frame(&e->avro, w);
+        bw__direct_score(w, ev, sc, o);
+        return w->err;
     }
     snprintf(id, sizeof(id), "%s/%s/%s", ev->region, ev->service, ev->metric);
     avro_value_reset(r);
@@ -248,4 +257,9 @@ void bw_stale_score(bw_score_t *sc, int model)
     sc->actual = sc->expected = sc->lower = sc->upper = NAN;
     sc->p_value = sc->surprise = sc->ess = sc->noise_sd = NAN;
     sc->p_slo = sc->shrinkage = sc->pop_mean = sc->pop_z = NAN;
+}
+
+void bw__encoder_force_generic(bw_encoder_t *e)
+{
+    e->direct = false;
 }

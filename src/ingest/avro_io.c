@@ -48,19 +48,24 @@ void bw__avro_free(bw__avro_t *a)
     a->iface = NULL, a->writer = NULL, a->schema = NULL;
 }
 
-bw_err_t bw__avro_write(bw__avro_t *a, bw_wbuf_t *w)
+void bw__avro_frame(const bw__avro_t *a, bw_wbuf_t *w)
 {
     uint8_t frame[BW__FRAME_LEN] = {
         0, (uint8_t)(a->schema_id >> 24), (uint8_t)(a->schema_id >> 16),
         (uint8_t)(a->schema_id >> 8), (uint8_t)a->schema_id};
 
+    if (a->framed) {
+        bw_wbuf_bytes(w, frame, BW__FRAME_LEN);
+    }
+}
+
+bw_err_t bw__avro_write(bw__avro_t *a, bw_wbuf_t *w)
+{
     avro_writer_reset(a->writer);
     if (avro_value_write(a->writer, &a->value) != 0) {
         return BW_ERR_FULL;
     }
-    if (a->framed) {
-        bw_wbuf_bytes(w, frame, BW__FRAME_LEN);
-    }
+    bw__avro_frame(a, w);
     bw_wbuf_bytes(w, a->scratch, (size_t)avro_writer_tell(a->writer));
     return w->err;
 }

@@ -32,7 +32,12 @@ bw_err_t bw__avro_init(bw__avro_t *a, const char *json, size_t len, int framed,
                        size_t errstr_size);
 /** Release what init set up (safe on a zeroed or half-initialised one). */
 void bw__avro_free(bw__avro_t *a);
+/** Append the Confluent header (magic 0, schema id) if framed. */
+void bw__avro_frame(const bw__avro_t *a, bw_wbuf_t *w);
 /** Append the (framed) encoding of a->value to @p w. */
 bw_err_t bw__avro_write(bw__avro_t *a, bw_wbuf_t *w);
 
+/** Test hook: make the codec decode with Avro-C's generic values. */
+struct bw_codec_s;
+void bw__codec_force_generic(struct bw_codec_s *c);
 #endif

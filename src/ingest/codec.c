@@ -1,8 +1,11 @@
 /*
- * Metric-event codec: Confluent framing plus Avro binary via Avro-C's
- * generic values (one value per codec, reset per message).
+ * Metric-event codec: Confluent framing plus Avro binary. Every payload is
+ * first checked structurally (avro_check.c); then the shipped layout is
+ * read directly (Avro 1.11 binary encoding), any other layout with
+ * Avro-C's generic values (one value per codec, reset per message).
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,6 +23,8 @@ struct bw_codec_s {
     bw__avro_t avro; /* schema, reusable value, writer */
     avro_reader_t reader;
     bw_framing_t framing;
+    bool direct;     /* the shipped layout: read it without Avro-C values */
+    bw_wbuf_t names; /* direct reads: region, service, metric, NUL-ended */
 };
 
 const char *bw_dlq_reason_name(int reason)
@@ -50,6 +55,8 @@ static int has_fields(avro_schema_t s)
     return 1;
 }
 
+static bool direct_fits(avro_schema_t s);
+
 bw_codec_t *bw_codec_new(const char *schema_json, size_t len,
                          bw_framing_t framing, int32_t schema_id, char *errstr,
                          size_t errstr_size)
@@ -77,6 +84,7 @@ bw_codec_t *bw_codec_new(const char *schema_json, size_t len,
                   avro_strerror());
         goto fail;
     }
+    c->direct = direct_fits(c->avro.schema);
     return c;
 fail:
     bw_codec_destroy(c);
@@ -92,7 +100,13 @@ void bw_codec_destroy(bw_codec_t *c)
         avro_reader_free(c->reader);
     }
     bw__avro_free(&c->avro);
+    bw_wbuf_free(&c->names);
     bw_free(c);
+}
+
+void bw__codec_force_generic(struct bw_codec_s *c)
+{
+    c->direct = false;
 }
 
 static bw_err_t fail(bw_dlq_reason_t *reason, bw_dlq_reason_t r, char *detail,
@@ -139,6 +153,9 @@ static int get_string(avro_value_t *rec, const char *name, const char **out)
            avro_value_get_string(&f, out, &size) != 0;
 }
 
+static bw_err_t check_event(const bw_event_t *ev, bool has_count,
+                            bw_dlq_reason_t *reason, char *detail, size_t n);
+
 /* Fill ev from the decoded record; checks values, not framing. */
 static bw_err_t extract(bw_codec_t *c, bw_event_t *ev, bw_dlq_reason_t *reason,
                         char *detail, size_t n)
@@ -162,6 +179,15 @@ static bw_err_t extract(bw_codec_t *c, bw_event_t *ev, bw_dlq_reason_t *reason,
                       avro_value_get_double(&branch, &ev->count) != 0)) {
         return fail(reason, BW_DLQ_WRONG_SCHEMA, detail, n, avro_strerror());
     }
+    return check_event(ev, disc == 1, reason, detail, n);
+}
+
+/* The checks on decoded values, whichever path decoded them. */
+static bw_err_t check_event(const bw_event_t *ev, bool has_count,
+                            bw_dlq_reason_t *reason, char *detail, size_t n)
+{
+    int disc = has_count;
+
     if (ev->metric[0] == '\0' || ev->region[0] == '\0') {
         return fail(reason, BW_DLQ_MISSING_FIELD, detail, n,
                     "empty region or metric");
@@ -177,6 +203,109 @@ static bw_err_t extract(bw_codec_t *c, bw_event_t *ev, bw_dlq_reason_t *reason,
         return BW_ERR_PARSE;
     }
     return BW_OK;
+}
+
+/* ---- direct reads of the shipped layout (after bw__avro_check) ---- */
+
+static bool field_is(avro_schema_t s, int i, const char *name, avro_type_t t)
+{
+    avro_schema_t f = avro_schema_record_field_get_by_index(s, i);
+    const char *fname = avro_schema_record_field_name(s, i);
+
+    return f != NULL && fname != NULL && strcmp(fname, name) == 0 &&
+           avro_typeof(f) == t;
+}
+
+/* event_time, region, service, metric, value, count ["null","double"],
+ * labels map: the layout read_direct reads. */
+static bool direct_fits(avro_schema_t s)
+{
+    avro_schema_t count;
+
+    if (avro_schema_record_size(s) != 7 ||
+        !field_is(s, 0, "event_time", AVRO_INT64) ||
+        !field_is(s, 1, "region", AVRO_STRING) ||
+        !field_is(s, 2, "service", AVRO_STRING) ||
+        !field_is(s, 3, "metric", AVRO_STRING) ||
+        !field_is(s, 4, "value", AVRO_DOUBLE) ||
+        !field_is(s, 5, "count", AVRO_UNION) ||
+        !field_is(s, 6, "labels", AVRO_MAP)) {
+        return false;
+    }
+    count = avro_schema_record_field_get_by_index(s, 5);
+    return avro_schema_union_size(count) == 2 &&
+           avro_typeof(avro_schema_union_branch(count, 0)) == AVRO_NULL &&
+           avro_typeof(avro_schema_union_branch(count, 1)) == AVRO_DOUBLE;
+}
+
+typedef struct {
+    const uint8_t *p, *end;
+} rd_t;
+
+static int64_t rd_long(rd_t *r)
+{
+    uint64_t v = 0;
+
+    for (int shift = 0; shift < 70 && r->p < r->end; shift += 7) {
+        uint8_t b = *r->p++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            break;
+        }
+    }
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+static double rd_double(rd_t *r)
+{
+    uint64_t u = 0;
+    double d;
+
+    for (int i = 0; i < 8 && r->p < r->end; i++) {
+        u |= (uint64_t)*r->p++ << (8 * i);
+    }
+    memcpy(&d, &u, 8);
+    return d;
+}
+
+/* Copy a string into c->names; returns its offset there. */
+static size_t rd_string(rd_t *r, bw_codec_t *c)
+{
+    int64_t n = rd_long(r);
+    size_t off = c->names.len;
+
+    if (n < 0 || n > r->end - r->p) {
+        n = 0; /* cannot happen after bw__avro_check */
+    }
+    bw_wbuf_bytes(&c->names, r->p, (size_t)n);
+    bw_wbuf_u8(&c->names, 0);
+    r->p += n;
+    return off;
+}
+
+static bw_err_t read_direct(bw_codec_t *c, const uint8_t *body, size_t len,
+                            bw_event_t *ev, bw_dlq_reason_t *reason,
+                            char *detail, size_t n)
+{
+    rd_t r = {body, body + len};
+    size_t reg, svc, met;
+    bool has_count;
+
+    c->names.len = 0;
+    ev->time_ms = rd_long(&r);
+    reg = rd_string(&r, c);
+    svc = rd_string(&r, c);
+    met = rd_string(&r, c);
+    ev->value = rd_double(&r);
+    has_count = rd_long(&r) == 1;
+    ev->count = has_count ? rd_double(&r) : NAN;
+    if (c->names.err != BW_OK) {
+        return fail(reason, BW_DLQ_UNDECODABLE, detail, n, "out of memory");
+    }
+    ev->region = (const char *)c->names.data + reg;
+    ev->service = (const char *)c->names.data + svc;
+    ev->metric = (const char *)c->names.data + met;
+    return check_event(ev, has_count, reason, detail, n);
 }
 
 bw_err_t bw_codec_decode(bw_codec_t *c, const void *buf, size_t len,
@@ -201,6 +330,9 @@ bw_err_t bw_codec_decode(bw_codec_t *c, const void *buf, size_t len,
     if ((size_t)used != blen) {
         return fail(reason, BW_DLQ_WRONG_SCHEMA, detail, detail_size,
                     "the payload is longer than one record");
+    }
+    if (c->direct) {
+        return read_direct(c, body, blen, ev, reason, detail, detail_size);
     }
     avro_value_reset(&c->avro.value);
     avro_reader_memory_set_source(c->reader, (const char *)body, (int64_t)blen);

@@ -48,6 +48,8 @@ struct bw_pipeline_s {
     int64_t last_commit, last_scan;
     task_t *tasks[MAX_TASKS];
     int n_tasks;
+    task_t *last; /* the task of the previous record */
+    const rd_kafka_topic_t *last_rkt;
     bw_codec_t *codec;
     bw_encoder_t *enc[3]; /* score, threat, dead letter */
     bw_wbuf_t buf;
@@ -142,6 +144,9 @@ static void drop_task(bw_pipeline_t *p, const char *topic, int32_t part)
 
     if (t == NULL) {
         return;
+    }
+    if (p->last == t) {
+        p->last = NULL;
     }
     bw_engine_destroy(t->eng);
     bw_free(t);
@@ -652,13 +657,18 @@ static bw_err_t on_message(bw_pipeline_t *p, const rd_kafka_message_t *m)
         logf_(p, "consume: %s", rd_kafka_message_errstr(m));
         return BW_OK;
     }
-    t = find_task(p, rd_kafka_topic_name(m->rkt), m->partition, NULL);
+    t = p->last != NULL && p->last_rkt == m->rkt &&
+                p->last->partition == m->partition
+            ? p->last
+            : find_task(p, rd_kafka_topic_name(m->rkt), m->partition, NULL);
     if (t == NULL) {
         t = add_task(p, rd_kafka_topic_name(m->rkt), m->partition);
         if (t == NULL) {
             return set_fatal(p, "consume", "out of memory for models");
         }
     }
+    p->last = t;
+    p->last_rkt = m->rkt;
     err = begin_txn(p);
     if (err == BW_OK) {
         if (t->txn_first < 0) {

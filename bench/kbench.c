@@ -1,0 +1,278 @@
+/*
+ * kbench: the pieces of the broker benchmark (bench/kafka.sh).
+ *
+ *   kbench feed BROKERS TOPIC N RATE
+ *       N synthetic metric events (16 series, Confluent-framed Avro, key =
+ *       region), paced at RATE events/s (0 = as fast as possible).
+ *   kbench passthrough BROKERS IN OUT N
+ *       the Kafka ceiling: consume N records and produce them unchanged
+ *       (idempotent producer, offsets committed at the end); prints the
+ *       rate from the first record consumed to the last one acknowledged.
+ *   kbench tail BROKERS TOPIC N [SKIP]
+ *       a read_committed reader of a score topic: the rate at which N
+ *       scores become visible (first to last), and the latency from each
+ *       input's append (its Kafka timestamp, carried in the score's
+ *       source_timestamp) to the moment the score is readable, over all
+ *       but the first SKIP (start-up: metadata, first fetches).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <avro.h>
+#include <librdkafka/rdkafka.h>
+
+#include "bayeswatch/buf.h"
+#include "bayeswatch/ingest.h"
+#include "bayeswatch/schemas.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static rd_kafka_t *client(rd_kafka_type_t type, const char *brokers,
+                          const char *group)
+{
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    char err[512];
+    rd_kafka_t *rk;
+
+    rd_kafka_conf_set(c, "bootstrap.servers", brokers, NULL, 0);
+    if (type == RD_KAFKA_PRODUCER) {
+        rd_kafka_conf_set(c, "enable.idempotence", "true", NULL, 0);
+    } else {
+        rd_kafka_conf_set(c, "group.id", group, NULL, 0);
+        rd_kafka_conf_set(c, "auto.offset.reset", "earliest", NULL, 0);
+        rd_kafka_conf_set(c, "enable.auto.commit", "false", NULL, 0);
+        rd_kafka_conf_set(c, "isolation.level", "read_committed", NULL, 0);
+        /* a reader that wants scores promptly does not let the broker hold
+         * its fetch for the default 500 ms */
+        rd_kafka_conf_set(c, "fetch.wait.max.ms", "10", NULL, 0);
+    }
+    rk = rd_kafka_new(type, c, err, sizeof(err));
+    if (rk == NULL) {
+        fprintf(stderr, "kbench: %s\n", err);
+        exit(1);
+    }
+    return rk;
+}
+
+static void produce(rd_kafka_t *rk, const char *topic, const void *key,
+                    size_t klen, const void *v, size_t n)
+{
+    rd_kafka_resp_err_t e;
+
+    while ((e = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, klen),
+                RD_KAFKA_V_VALUE((void *)v, n),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
+           RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        rd_kafka_poll(rk, 5);
+    }
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "kbench: produce: %s\n", rd_kafka_err2str(e));
+        exit(1);
+    }
+}
+
+static int feed(const char *brokers, const char *topic, long n, double rate)
+{
+    static const char *const regions[8] = {"r0", "r1", "r2", "r3",
+                                           "r4", "r5", "r6", "r7"};
+    static const char *const metrics[2] = {"latency_ms", "cpu"};
+    rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, brokers, NULL);
+    char err[256];
+    bw_codec_t *c =
+        bw_codec_new(bw_schema_metric_event, bw_schema_metric_event_len,
+                     BW_FRAMING_CONFLUENT, 1, err, sizeof(err));
+    bw_wbuf_t w = {0};
+    double t0 = now_s();
+    uint64_t x = 88172645463325252ULL;
+
+    for (long i = 0; i < n; i++) {
+        bw_event_t ev = {.time_ms = 1764000000000LL + (i / 16) * 60000,
+                         .region = regions[i % 8],
+                         .service = "api",
+                         .metric = metrics[(i / 8) % 2],
+                         .count = NAN};
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 noise */
+        ev.value = 100 + (double)(x % 1000) / 100.0;
+        w.len = 0;
+        bw_codec_encode(c, &ev, &w);
+        produce(rk, topic, ev.region, 2, w.data, w.len);
+        if (rate > 0) {
+            double due = t0 + (double)(i + 1) / rate;
+            while (now_s() < due) {
+                rd_kafka_poll(rk, 1);
+            }
+        } else {
+            rd_kafka_poll(rk, 0);
+        }
+    }
+    rd_kafka_flush(rk, 60000);
+    printf("fed %ld events in %.2f s\n", n, now_s() - t0);
+    bw_codec_destroy(c);
+    bw_wbuf_free(&w);
+    rd_kafka_destroy(rk);
+    return 0;
+}
+
+static int passthrough(const char *brokers, const char *in, const char *out,
+                       long n)
+{
+    char group[64];
+    rd_kafka_t *cons, *prod = client(RD_KAFKA_PRODUCER, brokers, NULL);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    double t0 = 0;
+    long got = 0;
+
+    snprintf(group, sizeof(group), "kbench-pt-%ld", (long)time(NULL));
+    cons = client(RD_KAFKA_CONSUMER, brokers, group);
+    rd_kafka_poll_set_consumer(cons);
+    rd_kafka_topic_partition_list_add(l, in, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(cons, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    while (got < n) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(cons, 1000);
+        if (m == NULL) {
+            continue;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (got++ == 0) {
+                t0 = now_s();
+            }
+            produce(prod, out, m->key, m->key_len, m->payload, m->len);
+            rd_kafka_poll(prod, 0);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_flush(prod, 60000);
+    rd_kafka_commit(cons, NULL, 0);
+    printf("passthrough %ld records in %.3f s: %.0f records/s\n", n,
+           now_s() - t0, (double)n / (now_s() - t0));
+    rd_kafka_consumer_close(cons);
+    rd_kafka_destroy(cons);
+    rd_kafka_destroy(prod);
+    return 0;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* source_timestamp of a Confluent-framed AnomalyScore record, or -1. */
+static int64_t source_ts(avro_value_t *v, avro_reader_t r,
+                         const rd_kafka_message_t *m)
+{
+    avro_value_t f;
+    int64_t ts = -1;
+
+    if (m->len < 5) {
+        return -1;
+    }
+    avro_reader_memory_set_source(r, (const char *)m->payload + 5,
+                                  (int64_t)m->len - 5);
+    avro_value_reset(v);
+    if (avro_value_read(r, v) != 0 ||
+        avro_value_get_by_name(v, "source_timestamp", &f, NULL) != 0 ||
+        avro_value_get_long(&f, &ts) != 0) {
+        return -1;
+    }
+    return ts;
+}
+
+static int tail(const char *brokers, const char *topic, long n, long skip)
+{
+    char group[64];
+    rd_kafka_t *cons;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    avro_schema_t schema;
+    avro_value_iface_t *iface;
+    avro_value_t v;
+    avro_reader_t r = avro_reader_memory(NULL, 0);
+    double *lat = malloc(sizeof(double) * (size_t)n), t0 = 0, t1 = 0;
+    long got = 0;
+
+    if (lat == NULL ||
+        avro_schema_from_json_length(bw_schema_anomaly_score,
+                                     bw_schema_anomaly_score_len, &schema)) {
+        return 1;
+    }
+    iface = avro_generic_class_from_schema(schema);
+    avro_generic_value_new(iface, &v);
+    snprintf(group, sizeof(group), "kbench-tail-%ld", (long)time(NULL));
+    cons = client(RD_KAFKA_CONSUMER, brokers, group);
+    rd_kafka_poll_set_consumer(cons);
+    rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(cons, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    while (got < n) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(cons, 1000);
+        if (m == NULL) {
+            continue;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            double t = now_s();
+            int64_t ts = source_ts(&v, r, m);
+            t0 = got == 0 ? t : t0;
+            t1 = t;
+            lat[got++] = ts > 0 ? t * 1e3 - (double)ts : NAN;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    if (getenv("KBENCH_DUMP") != NULL) { /* latencies in arrival order */
+        FILE *f = fopen(getenv("KBENCH_DUMP"), "w");
+        for (long i = 0; f != NULL && i < n; i++) {
+            fprintf(f, "%.1f\n", lat[i]);
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+    }
+    {
+        double first = lat[0], *xs = lat + skip;
+        long m = n - skip;
+        qsort(xs, (size_t)m, sizeof(double), cmp_d);
+        printf("tail %ld scores visible in %.3f s: %.0f scores/s; latency "
+               "append->readable p50 %.1f ms, p99 %.1f ms (first %ld "
+               "excluded; the very first %.0f ms)\n",
+               n, t1 - t0, (double)(n - 1) / (t1 - t0), xs[m / 2],
+               xs[(long)(0.99 * (double)(m - 1))], skip, first);
+    }
+    rd_kafka_consumer_close(cons);
+    rd_kafka_destroy(cons);
+    avro_value_decref(&v);
+    avro_value_iface_decref(iface);
+    avro_schema_decref(schema);
+    avro_reader_free(r);
+    free(lat);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 6 && strcmp(argv[1], "feed") == 0) {
+        return feed(argv[2], argv[3], atol(argv[4]), atof(argv[5]));
+    }
+    if (argc == 6 && strcmp(argv[1], "passthrough") == 0) {
+        return passthrough(argv[2], argv[3], argv[4], atol(argv[5]));
+    }
+    if ((argc == 5 || argc == 6) && strcmp(argv[1], "tail") == 0) {
+        long n = atol(argv[4]), skip = argc == 6 ? atol(argv[5]) : 0;
+        return n > 0 && skip >= 0 && skip < n ? tail(argv[2], argv[3], n, skip)
+                                              : 64;
+    }
+    fprintf(stderr, "usage: kbench feed BROKERS TOPIC N RATE\n"
+                    "       kbench passthrough BROKERS IN OUT N\n"
+                    "       kbench tail BROKERS TOPIC N [SKIP]\n");
+    return 64;
+}

@@ -1,0 +1,169 @@
+/*
+ * Direct Avro binary writer for AnomalyScore (see direct.h).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "direct.h"
+
+/* The layout written below: name:type, in schema order. */
+static const char *const layout[] = {"entity_id:string",
+                                     "entity_type:string",
+                                     "region:string",
+                                     "service:string",
+                                     "metric:string",
+                                     "model:enum",
+                                     "probability:double",
+                                     "score:double",
+                                     "alert:boolean",
+                                     "direction:string",
+                                     "actual:double",
+                                     "typical:double",
+                                     "typical_lower:double",
+                                     "typical_upper:double",
+                                     "p_value:?double",
+                                     "p_slo_breach:?double",
+                                     "shrinkage:?double",
+                                     "population_mean:?double",
+                                     "warmup:boolean",
+                                     "stale:boolean",
+                                     "event_time:long",
+                                     "source_timestamp:long",
+                                     "processed_at:long",
+                                     "freshness_lag_ms:long",
+                                     "config_version:string",
+                                     "source_topic:string",
+                                     "source_partition:int",
+                                     "source_offset:long",
+                                     NULL};
+
+static const char *type_code(avro_schema_t s)
+{
+    switch (avro_typeof(s)) {
+    case AVRO_STRING:
+        return "string";
+    case AVRO_DOUBLE:
+        return "double";
+    case AVRO_BOOLEAN:
+        return "boolean";
+    case AVRO_INT32:
+        return "int";
+    case AVRO_INT64:
+        return "long";
+    case AVRO_ENUM:
+        return "enum";
+    case AVRO_UNION:
+        if (avro_schema_union_size(s) == 2 &&
+            avro_typeof(avro_schema_union_branch(s, 0)) == AVRO_NULL &&
+            avro_typeof(avro_schema_union_branch(s, 1)) == AVRO_DOUBLE) {
+            return "?double";
+        }
+        return "union";
+    default:
+        return "other";
+    }
+}
+
+bool bw__direct_score_fits(avro_schema_t schema)
+{
+    size_t n = avro_schema_record_size(schema);
+    char sig[96];
+
+    for (size_t i = 0; i < n; i++) {
+        if (layout[i] == NULL) {
+            return false;
+        }
+        snprintf(
+            sig, sizeof(sig), "%s:%s",
+            avro_schema_record_field_name(schema, (int)i),
+            type_code(avro_schema_record_field_get_by_index(schema, (int)i)));
+        if (strcmp(sig, layout[i]) != 0) {
+            return false;
+        }
+    }
+    return layout[n] == NULL;
+}
+
+static void w_long(bw_wbuf_t *w, int64_t v)
+{
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    uint8_t b[10];
+    size_t n = 0;
+
+    while (z > 0x7f) {
+        b[n++] = (uint8_t)((z & 0x7f) | 0x80);
+        z >>= 7;
+    }
+    b[n++] = (uint8_t)z;
+    bw_wbuf_bytes(w, b, n);
+}
+
+static void w_str(bw_wbuf_t *w, const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+
+    w_long(w, (int64_t)n);
+    bw_wbuf_bytes(w, s, n);
+}
+
+static void w_bool(bw_wbuf_t *w, bool b)
+{
+    bw_wbuf_u8(w, b ? 1 : 0);
+}
+
+/* ["null", "double"]: null for NaN */
+static void w_opt(bw_wbuf_t *w, double v)
+{
+    w_long(w, isnan(v) ? 0 : 1);
+    if (!isnan(v)) {
+        bw_wbuf_f64(w, v);
+    }
+}
+
+/* "region/service/metric", as a string, without formatting. */
+static void w_entity(bw_wbuf_t *w, const bw_event_t *ev)
+{
+    size_t a = strlen(ev->region), b = strlen(ev->service),
+           c = strlen(ev->metric);
+
+    w_long(w, (int64_t)(a + b + c + 2));
+    bw_wbuf_bytes(w, ev->region, a);
+    bw_wbuf_bytes(w, "/", 1);
+    bw_wbuf_bytes(w, ev->service, b);
+    bw_wbuf_bytes(w, "/", 1);
+    bw_wbuf_bytes(w, ev->metric, c);
+}
+
+void bw__direct_score(bw_wbuf_t *w, const bw_event_t *ev, const bw_score_t *sc,
+                      const bw_origin_t *o)
+{
+    w_entity(w, ev);
+    w_str(w, "series");
+    w_str(w, ev->region);
+    w_str(w, ev->service);
+    w_str(w, ev->metric);
+    w_long(w, sc->model);
+    bw_wbuf_f64(w, sc->p_anomaly);
+    bw_wbuf_f64(w, sc->score);
+    w_bool(w, sc->alert);
+    w_str(w, bw_direction_name(sc->direction));
+    bw_wbuf_f64(w, sc->actual);
+    bw_wbuf_f64(w, sc->expected);
+    bw_wbuf_f64(w, sc->lower);
+    bw_wbuf_f64(w, sc->upper);
+    w_opt(w, sc->p_value);
+    w_opt(w, sc->p_slo);
+    w_opt(w, sc->shrinkage);
+    w_opt(w, sc->pop_mean);
+    w_bool(w, sc->warmup);
+    w_bool(w, o->stale);
+    w_long(w, ev->time_ms);
+    w_long(w, o->source_timestamp);
+    w_long(w, o->processed_at);
+    w_long(w, o->processed_at - ev->time_ms);
+    w_str(w, o->config_version);
+    w_str(w, o->source_topic);
+    w_long(w, o->source_partition);
+    w_long(w, o->source_offset);
+}
