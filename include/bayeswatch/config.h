@@ -200,6 +200,7 @@ typedef struct {
     bool static_membership;        /* group.instance.id = instance_id */
     double stale_scan_ms;          /* how often silent series are looked for */
     double poll_timeout_ms;
+    int threads; /* stream threads scoring partitions in parallel */
 } bw_pipeline_cfg_t;
 
 typedef struct {

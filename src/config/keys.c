@@ -360,6 +360,9 @@ static const bw_key_t pipeline_keys[] = {
           "how often (wall clock) silent series are looked for"),
     K_DBL(PI, poll_timeout_ms, 1, 10000, "100",
           "longest wait for input before timers are checked"),
+    K_INT(PI, threads, 1, 64, "1",
+          "stream threads: partitions are scored in parallel, each "
+          "partition on one thread (1 = inline, no thread)"),
     K_END,
 };
 #undef PI

@@ -9,62 +9,20 @@
  * rewinds each partition to the first record of the aborted transaction,
  * so its outputs are produced again in the next one. Rebalances are
  * cooperative (KIP-429): revoked partitions have their transaction
- * committed before they are given up; lost partitions abort it.
+ * committed before they are given up; lost partitions abort it. Records
+ * are scored inline or by stream threads (workers.c, records.c).
  */
-#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
 
-#include "bayeswatch/emit.h"
-#include "bayeswatch/ingest.h"
-#include "bayeswatch/schemas.h"
-#include "bayeswatch/timefmt.h"
-#include "kafka_conf.h"
+#include "pipeline_int.h"
 
 #define TXN_TIMEOUT_MS 10000 /* one attempt of a transactional call */
 #define TXN_ATTEMPTS 6       /* retriable failures before giving up */
 #define FLUSH_TIMEOUT_MS 10000
-#define MAX_TASKS 4096
 
-/* One input partition: its models and its offsets. */
-typedef struct {
-    char topic[BW_TOPIC_MAX];
-    int32_t partition;
-    bw_engine_t *eng;
-    int64_t next;         /* offset after the last record processed */
-    int64_t committed;    /* `next` at the last commit; -1 none yet */
-    int64_t txn_first;    /* first offset in the open transaction; -1 */
-    int64_t mark;         /* the engine's watermark (event time) */
-    int64_t wall_at_mark; /* wall clock when it last moved */
-} task_t;
-
-struct bw_pipeline_s {
-    const bw_config_t *cfg;
-    bw_pipeline_opts_t opts;
-    FILE *log;
-    rd_kafka_t *consumer, *producer;
-    bool eos, txn_open, closed, subscribed;
-    int64_t last_commit, last_scan;
-    task_t *tasks[MAX_TASKS];
-    int n_tasks;
-    task_t *last; /* the task of the previous record */
-    const rd_kafka_topic_t *last_rkt;
-    bw_codec_t *codec;
-    bw_encoder_t *enc[3]; /* score, threat, dead letter */
-    bw_wbuf_t buf;
-    char version[20];
-    char instance[BW_NAME_MAX];
-    bw_pipeline_stats_t st;
-    /* the record being processed, for the threat callback */
-    const rd_kafka_message_t *cur;
-    bw_err_t cb_err;
-    uint64_t delivery_failures;
-    char abort_why[256]; /* non-empty: the open transaction must abort */
-    char fatal[512];     /* non-empty once a fatal error happened */
-};
-
-static int64_t wall_ms(void)
+int64_t bw__wall_ms(void)
 {
     struct timespec ts;
 
@@ -72,30 +30,44 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void logf_(bw_pipeline_t *p, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void logf_(bw_pipeline_t *p, const char *fmt, ...)
+void bw__log(bw_pipeline_t *p, const char *fmt, ...)
 {
+    char line[1024];
     va_list ap;
 
-    fprintf(p->log, "bayeswatch[%s]: ", p->instance);
     va_start(ap, fmt);
-    vfprintf(p->log, fmt, ap);
+    vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    fputc('\n', p->log);
+    fprintf(p->log, "bayeswatch[%s]: %s\n", p->instance, line);
     fflush(p->log);
 }
 
-static bw_err_t set_fatal(bw_pipeline_t *p, const char *what, const char *why)
+bw_err_t bw__fatal(bw_pipeline_t *p, const char *what, const char *why)
 {
-    if (p->fatal[0] == '\0') {
+    pthread_mutex_lock(&p->mu);
+    if (!atomic_load(&p->failed)) {
         snprintf(p->fatal, sizeof(p->fatal), "%s: %s", what, why);
-        logf_(p, "fatal: %s", p->fatal);
+        atomic_store(&p->failed, true);
+        bw__log(p, "fatal: %s", p->fatal);
     }
+    pthread_mutex_unlock(&p->mu);
     return BW_ERR_KAFKA;
 }
 
+void bw__request_abort(bw_pipeline_t *p, const char *why)
+{
+    pthread_mutex_lock(&p->mu);
+    if (!atomic_load(&p->abort_pending)) {
+        snprintf(p->abort_why, sizeof(p->abort_why), "%s", why);
+        atomic_store(&p->abort_pending, true);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+static bool failed(const bw_pipeline_t *p)
+{
+    return atomic_load(&((bw_pipeline_t *)p)->failed);
+}
 /* ---- tasks ---------------------------------------------------------------
  */
 
@@ -132,6 +104,9 @@ static task_t *add_task(bw_pipeline_t *p, const char *topic, int32_t part)
     }
     snprintf(t->topic, sizeof(t->topic), "%s", topic);
     t->partition = part;
+    t->worker = (int)(bw_hash64(BW_HASH64_INIT, topic, strlen(topic)) ^
+                      (uint64_t)part) %
+                p->n_workers;
     t->next = t->committed = t->txn_first = t->mark = -1;
     p->tasks[p->n_tasks++] = t;
     return t;
@@ -153,143 +128,6 @@ static void drop_task(bw_pipeline_t *p, const char *topic, int32_t part)
     p->tasks[i] = p->tasks[--p->n_tasks];
 }
 
-/* ---- producing -----------------------------------------------------------
- */
-
-static bw_err_t produce(bw_pipeline_t *p, const char *topic, const void *key,
-                        size_t klen, const void *val, size_t vlen,
-                        rd_kafka_headers_t *hdrs)
-{
-    for (;;) {
-        rd_kafka_resp_err_t e =
-            rd_kafka_producev(p->producer, RD_KAFKA_V_TOPIC(topic),
-                              RD_KAFKA_V_KEY((void *)key, klen),
-                              RD_KAFKA_V_VALUE((void *)val, vlen),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                              RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            return BW_OK;
-        }
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            char fatal[256];
-            if (hdrs != NULL) {
-                rd_kafka_headers_destroy(hdrs);
-            }
-            if (p->eos &&
-                rd_kafka_fatal_error(p->producer, fatal, sizeof(fatal)) ==
-                    RD_KAFKA_RESP_ERR_NO_ERROR) {
-                /* the transaction is in an abortable state: abort it and
-                 * replay its input (bw_pipeline_step) */
-                snprintf(p->abort_why, sizeof(p->abort_why), "produce: %s",
-                         rd_kafka_err2str(e));
-                return BW_ERR_KAFKA;
-            }
-            return set_fatal(p, "produce", rd_kafka_err2str(e));
-        }
-        rd_kafka_poll(p->producer, 10); /* serve delivery reports */
-    }
-}
-
-static bw_origin_t origin_of(const bw_pipeline_t *p,
-                             const rd_kafka_message_t *m, int64_t event_time)
-{
-    int64_t ts = m != NULL ? rd_kafka_message_timestamp(m, NULL) : -1;
-    bw_origin_t o = {
-        .source_timestamp = ts >= 0 ? ts : event_time,
-        .processed_at = wall_ms(),
-        .stale = false,
-        .config_version = p->version,
-        .source_topic = m != NULL ? rd_kafka_topic_name(m->rkt) : "",
-        .source_partition = m != NULL ? m->partition : -1,
-        .source_offset = m != NULL ? m->offset : -1,
-    };
-    return o;
-}
-
-static bw_err_t emit_score(bw_pipeline_t *p, const bw_event_t *ev,
-                           const bw_score_t *sc, const bw_origin_t *o)
-{
-    const bw_output_cfg_t *out = &p->cfg->emit.scores;
-    char key[800];
-    bw_err_t err;
-
-    snprintf(key, sizeof(key), "%s/%s/%s", ev->region, ev->service, ev->metric);
-    p->buf.len = 0;
-    err = out->format == BW_FORMAT_JSON
-              ? bw_json_score(ev, sc, o, &p->buf)
-              : bw_encode_score(p->enc[0], ev, sc, o, &p->buf);
-    if (err != BW_OK) {
-        return set_fatal(p, "encode score", bw_strerror(err));
-    }
-    return produce(p, out->topic, key, strlen(key), p->buf.data, p->buf.len,
-                   NULL);
-}
-
-static void on_threat(void *opaque, const bw_threat_rec_t *t)
-{
-    bw_pipeline_t *p = opaque;
-    const bw_output_cfg_t *out = &p->cfg->emit.threats;
-    int entity = p->cfg->model.fusion.entity;
-    bw_origin_t o = origin_of(p, p->cur, t->time_ms);
-    bw_err_t err;
-
-    p->buf.len = 0;
-    err = out->format == BW_FORMAT_JSON
-              ? bw_json_threat(t, entity, &o, &p->buf)
-              : bw_encode_threat(p->enc[1], t, entity, &o, &p->buf);
-    if (err == BW_OK) {
-        err = produce(p, out->topic, t->entity, strlen(t->entity), p->buf.data,
-                      p->buf.len, NULL);
-    } else {
-        err = set_fatal(p, "encode threat", bw_strerror(err));
-    }
-    if (err == BW_OK) {
-        p->st.threats++;
-        if (p->opts.observer.threat != NULL) {
-            p->opts.observer.threat(p->opts.observer.opaque, t);
-        }
-    } else {
-        p->cb_err = err;
-    }
-}
-
-/* The dead letter carries the original bytes; headers repeat the reason
- * and the coordinates for readers that do not decode Avro (kcat -J). */
-static bw_err_t dead_letter(bw_pipeline_t *p, const rd_kafka_message_t *m,
-                            int reason, const char *detail)
-{
-    const bw_output_cfg_t *out = &p->cfg->emit.dead_letters;
-    bw_dead_letter_t d = {.reason = reason,
-                          .detail = detail,
-                          .key = m->key,
-                          .key_len = m->key_len,
-                          .value = m->payload,
-                          .value_len = m->len};
-    bw_origin_t o = origin_of(p, m, 0);
-    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
-    char num[32];
-    bw_err_t err;
-
-    p->buf.len = 0;
-    err = out->format == BW_FORMAT_JSON
-              ? bw_json_dead_letter(&d, &o, &p->buf)
-              : bw_encode_dead_letter(p->enc[2], &d, &o, &p->buf);
-    if (err != BW_OK) {
-        rd_kafka_headers_destroy(h);
-        return set_fatal(p, "encode dead letter", bw_strerror(err));
-    }
-    rd_kafka_header_add(h, "bw.reason", -1, bw_dlq_reason_name(reason), -1);
-    rd_kafka_header_add(h, "bw.source.topic", -1, o.source_topic, -1);
-    snprintf(num, sizeof(num), "%d", (int)m->partition);
-    rd_kafka_header_add(h, "bw.source.partition", -1, num, -1);
-    snprintf(num, sizeof(num), "%lld", (long long)m->offset);
-    rd_kafka_header_add(h, "bw.source.offset", -1, num, -1);
-    p->st.dead_letters++;
-    p->st.late += reason == BW_DLQ_LATE;
-    return produce(p, out->topic, m->key, m->key_len, p->buf.data, p->buf.len,
-                   h);
-}
-
 /* ---- transactions and commits ----------------------------------------------
  */
 
@@ -299,7 +137,7 @@ static bool is_fatal_error(bw_pipeline_t *p, rd_kafka_error_t *e,
     if (!rd_kafka_error_is_fatal(e)) {
         return false;
     }
-    set_fatal(p, what, rd_kafka_error_string(e));
+    bw__fatal(p, what, rd_kafka_error_string(e));
     return true;
 }
 
@@ -312,7 +150,7 @@ static bw_err_t begin_txn(bw_pipeline_t *p)
     }
     e = rd_kafka_begin_transaction(p->producer);
     if (e != NULL) {
-        set_fatal(p, "begin transaction", rd_kafka_error_string(e));
+        bw__fatal(p, "begin transaction", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         return BW_ERR_KAFKA;
     }
@@ -342,7 +180,7 @@ static void mark_committed(bw_pipeline_t *p)
         p->tasks[i]->committed = p->tasks[i]->next;
         p->tasks[i]->txn_first = -1;
     }
-    p->st.commits++;
+    p->commits++;
 }
 
 /* Abort, then seek every partition back to the first record of the
@@ -353,7 +191,9 @@ static bw_err_t abort_and_rewind(bw_pipeline_t *p, const char *why)
     rd_kafka_error_t *e;
     bw_err_t err = BW_OK;
 
-    logf_(p, "aborting the open transaction: %s", why);
+    bw__quiesce(p);
+    atomic_store(&p->abort_pending, false);
+    bw__log(p, "aborting the open transaction: %s", why);
     for (int attempt = 0;; attempt++) {
         e = rd_kafka_abort_transaction(p->producer, TXN_TIMEOUT_MS);
         if (e == NULL || is_fatal_error(p, e, "abort transaction") ||
@@ -363,11 +203,11 @@ static bw_err_t abort_and_rewind(bw_pipeline_t *p, const char *why)
         rd_kafka_error_destroy(e);
     }
     if (e != NULL) {
-        err = set_fatal(p, "abort transaction", rd_kafka_error_string(e));
+        err = bw__fatal(p, "abort transaction", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
     }
     p->txn_open = false;
-    p->st.aborts++;
+    p->aborts++;
     for (int i = 0; i < p->n_tasks; i++) {
         task_t *t = p->tasks[i];
         if (t->txn_first >= 0) {
@@ -380,7 +220,7 @@ static bw_err_t abort_and_rewind(bw_pipeline_t *p, const char *why)
     if (err == BW_OK && l->cnt > 0) {
         e = rd_kafka_seek_partitions(p->consumer, l, TXN_TIMEOUT_MS);
         if (e != NULL) {
-            err = set_fatal(p, "rewind after abort", rd_kafka_error_string(e));
+            err = bw__fatal(p, "rewind after abort", rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
         }
     }
@@ -430,7 +270,7 @@ static bw_err_t commit_txn(bw_pipeline_t *p)
         if (!rd_kafka_error_is_retriable(e)) {
             break;
         }
-        logf_(p, "commit: %s (retrying)", rd_kafka_error_string(e));
+        bw__log(p, "commit: %s (retrying)", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         e = NULL;
     }
@@ -449,9 +289,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 
     (void)rk;
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        if (p->delivery_failures++ == 0) {
-            logf_(p, "delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
-                  rd_kafka_err2str(m->err));
+        if (atomic_fetch_add(&p->delivery_failures, 1) == 0) {
+            bw__log(p, "delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
+                    rd_kafka_err2str(m->err));
         }
     }
 }
@@ -463,11 +303,11 @@ static bw_err_t commit_alo(bw_pipeline_t *p)
     rd_kafka_resp_err_t e;
 
     if (rd_kafka_flush(p->producer, FLUSH_TIMEOUT_MS) != 0) {
-        logf_(p, "outputs not yet acknowledged; offsets not committed");
+        bw__log(p, "outputs not yet acknowledged; offsets not committed");
         return BW_OK;
     }
-    if (p->delivery_failures > 0) {
-        return set_fatal(p, "delivery",
+    if (atomic_load(&p->delivery_failures) > 0) {
+        return bw__fatal(p, "delivery",
                          "output records could not be delivered; their "
                          "input offsets are not committed and will be "
                          "reprocessed on restart");
@@ -477,7 +317,7 @@ static bw_err_t commit_alo(bw_pipeline_t *p)
                    : RD_KAFKA_RESP_ERR_NO_ERROR;
     rd_kafka_topic_partition_list_destroy(l);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        logf_(p, "offset commit: %s (retrying later)", rd_kafka_err2str(e));
+        bw__log(p, "offset commit: %s (retrying later)", rd_kafka_err2str(e));
         return BW_OK;
     }
     mark_committed(p);
@@ -486,7 +326,8 @@ static bw_err_t commit_alo(bw_pipeline_t *p)
 
 static bw_err_t commit(bw_pipeline_t *p)
 {
-    p->last_commit = wall_ms();
+    bw__quiesce(p); /* every output of the offsets is produced */
+    p->last_commit = bw__wall_ms();
     return p->eos ? commit_txn(p) : commit_alo(p);
 }
 
@@ -502,7 +343,7 @@ static void assign(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
     for (int i = 0; i < parts->cnt; i++) {
         if (add_task(p, parts->elems[i].topic, parts->elems[i].partition) ==
             NULL) {
-            set_fatal(p, "assign", "out of memory for a partition's models");
+            bw__fatal(p, "assign", "out of memory for a partition's models");
         }
     }
     if (cooperative) {
@@ -511,10 +352,10 @@ static void assign(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
         re = rd_kafka_assign(p->consumer, parts);
     }
     if (e != NULL) {
-        set_fatal(p, "incremental assign", rd_kafka_error_string(e));
+        bw__fatal(p, "incremental assign", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
     } else if (re != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        set_fatal(p, "assign", rd_kafka_err2str(re));
+        bw__fatal(p, "assign", rd_kafka_err2str(re));
     }
 }
 
@@ -523,6 +364,7 @@ static void revoke(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
 {
     rd_kafka_error_t *e = NULL;
 
+    bw__quiesce(p);
     if (rd_kafka_assignment_lost(p->consumer)) {
         if (p->txn_open) {
             abort_and_rewind(p, "partitions lost");
@@ -539,7 +381,7 @@ static void revoke(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
         rd_kafka_assign(p->consumer, NULL);
     }
     if (e != NULL) {
-        logf_(p, "unassign: %s", rd_kafka_error_string(e));
+        bw__log(p, "unassign: %s", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
     }
 }
@@ -550,16 +392,16 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     bw_pipeline_t *p = opaque;
     bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 
-    p->st.rebalances++;
+    p->rebalances++;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         assign(p, parts, coop);
     } else {
         revoke(p, parts, coop);
     }
-    p->st.partitions = p->n_tasks;
-    logf_(p, "%s %d partition(s); %d assigned",
-          err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoked",
-          parts->cnt, p->n_tasks);
+    bw__log(p, "%s %d partition(s); %d assigned",
+            err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned"
+                                                        : "revoked",
+            parts->cnt, p->n_tasks);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -569,72 +411,11 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         rd_kafka_fatal_error(rk, buf, sizeof(buf));
-        set_fatal(p, rd_kafka_name(rk), buf);
+        bw__fatal(p, rd_kafka_name(rk), buf);
         return;
     }
     /* transient (broker down, timeouts): librdkafka retries with backoff */
-    logf_(p, "%s: %s (retrying)", rd_kafka_err2name(err), reason);
-}
-
-/* ---- records ---------------------------------------------------------------
- */
-
-static int engine_reason(bw_err_t err, const bw_event_t *ev)
-{
-    if (err == BW_ERR_LATE) {
-        return BW_DLQ_LATE;
-    }
-    if (!bw_time_valid(ev->time_ms)) {
-        return BW_DLQ_BAD_TIMESTAMP;
-    }
-    return isfinite(ev->value) ? BW_DLQ_REJECTED : BW_DLQ_NON_FINITE;
-}
-
-static void track(bw_pipeline_t *p, task_t *t, const rd_kafka_message_t *m)
-{
-    int64_t mark = bw_engine_watermark(t->eng);
-
-    t->next = m->offset + 1;
-    if (mark != t->mark) {
-        t->mark = mark;
-        t->wall_at_mark = wall_ms();
-    }
-    p->st.consumed++;
-}
-
-static bw_err_t score(bw_pipeline_t *p, task_t *t, const rd_kafka_message_t *m)
-{
-    bw_event_t ev;
-    bw_score_t sc;
-    bw_dlq_reason_t reason;
-    char detail[256];
-    bw_err_t err;
-
-    err = bw_codec_decode(p->codec, m->payload, m->len, &ev, &reason, detail,
-                          sizeof(detail));
-    if (err != BW_OK) {
-        return dead_letter(p, m, reason, detail);
-    }
-    p->cur = m;
-    p->cb_err = BW_OK;
-    err = bw_engine_process(t->eng, &ev, &sc, on_threat, p, detail,
-                            sizeof(detail));
-    p->cur = NULL;
-    if (p->cb_err != BW_OK) {
-        return p->cb_err;
-    }
-    if (err != BW_OK) {
-        return dead_letter(p, m, engine_reason(err, &ev), detail);
-    }
-    bw_origin_t o = origin_of(p, m, ev.time_ms);
-    err = emit_score(p, &ev, &sc, &o);
-    if (err == BW_OK) {
-        p->st.scored++;
-        if (p->opts.observer.score != NULL) {
-            p->opts.observer.score(p->opts.observer.opaque, &ev, &sc);
-        }
-    }
-    return err;
+    bw__log(p, "%s: %s (retrying)", rd_kafka_err2name(err), reason);
 }
 
 static bool consumer_error_fatal(rd_kafka_resp_err_t e)
@@ -645,17 +426,20 @@ static bool consumer_error_fatal(rd_kafka_resp_err_t e)
            e == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED;
 }
 
-static bw_err_t on_message(bw_pipeline_t *p, const rd_kafka_message_t *m)
+static bw_err_t on_message(bw_pipeline_t *p, rd_kafka_message_t *m)
 {
     task_t *t;
     bw_err_t err;
 
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (consumer_error_fatal(m->err)) {
-            return set_fatal(p, "consume", rd_kafka_message_errstr(m));
+            err = bw__fatal(p, "consume", rd_kafka_message_errstr(m));
+        } else {
+            bw__log(p, "consume: %s", rd_kafka_message_errstr(m));
+            err = BW_OK;
         }
-        logf_(p, "consume: %s", rd_kafka_message_errstr(m));
-        return BW_OK;
+        rd_kafka_message_destroy(m);
+        return err;
     }
     t = p->last != NULL && p->last_rkt == m->rkt &&
                 p->last->partition == m->partition
@@ -664,65 +448,34 @@ static bw_err_t on_message(bw_pipeline_t *p, const rd_kafka_message_t *m)
     if (t == NULL) {
         t = add_task(p, rd_kafka_topic_name(m->rkt), m->partition);
         if (t == NULL) {
-            return set_fatal(p, "consume", "out of memory for models");
+            rd_kafka_message_destroy(m);
+            return bw__fatal(p, "consume", "out of memory for models");
         }
     }
     p->last = t;
     p->last_rkt = m->rkt;
     err = begin_txn(p);
-    if (err == BW_OK) {
-        if (t->txn_first < 0) {
-            t->txn_first = m->offset; /* an abort rewinds to here */
-        }
-        err = score(p, t, m);
+    if (err != BW_OK) {
+        rd_kafka_message_destroy(m);
+        return err;
     }
-    if (err == BW_OK) {
-        track(p, t, m);
+    if (t->txn_first < 0) {
+        t->txn_first = m->offset; /* an abort rewinds to here */
     }
-    return err;
+    bw__dispatch(p, t, m); /* m is the worker's now */
+    return BW_OK;
 }
 
-/* ---- stale series ----------------------------------------------------------
- */
-
-typedef struct {
-    bw_pipeline_t *p;
-    task_t *t;
-} stale_ctx_t;
-
-static void on_stale(void *opaque, const bw_stale_t *s)
-{
-    stale_ctx_t *c = opaque;
-    bw_pipeline_t *p = c->p;
-    bw_event_t ev = {.time_ms = s->last_event_ms,
-                     .region = s->region,
-                     .service = s->service,
-                     .metric = s->metric,
-                     .value = NAN,
-                     .count = NAN};
-    bw_score_t sc;
-    bw_origin_t o = origin_of(p, NULL, s->last_event_ms);
-
-    o.stale = true;
-    o.source_topic = c->t->topic;
-    o.source_partition = c->t->partition;
-    bw_stale_score(&sc, BW_MODEL_SERIES);
-    if (begin_txn(p) == BW_OK && emit_score(p, &ev, &sc, &o) == BW_OK) {
-        p->st.stale++;
-    }
-}
-
-/* Stream time of a task: its watermark, advanced by the wall-clock time
- * since it last moved (a silent input still ages its series). */
+/* Stale markers of every partition (workers quiesced: the main thread
+ * uses worker 0's encoders). */
 static void scan_stale(bw_pipeline_t *p, int64_t now)
 {
+    bw__quiesce(p);
     for (int i = 0; i < p->n_tasks; i++) {
-        task_t *t = p->tasks[i];
-        stale_ctx_t c = {p, t};
-        if (t->mark >= 0) {
-            bw_engine_stale_scan(t->eng, t->mark + (now - t->wall_at_mark),
-                                 on_stale, &c);
+        if (p->eos && !p->txn_open) {
+            begin_txn(p);
         }
+        bw__stale_scan(&p->workers[0], p->tasks[i], now);
     }
     p->last_scan = now;
 }
@@ -730,32 +483,24 @@ static void scan_stale(bw_pipeline_t *p, int64_t now)
 /* ---- life cycle ------------------------------------------------------------
  */
 
-static bw_err_t make_codecs(bw_pipeline_t *p, char *errstr, size_t n)
+static bw_err_t make_workers(bw_pipeline_t *p, char *errstr, size_t n)
 {
-    const bw_emit_cfg_t *em = &p->cfg->emit;
-    const bw_output_cfg_t *outs[3] = {&em->scores, &em->threats,
-                                      &em->dead_letters};
-    const char *schemas[3] = {bw_schema_anomaly_score, bw_schema_threat_score,
-                              bw_schema_dead_letter};
-    const size_t lens[3] = {bw_schema_anomaly_score_len,
-                            bw_schema_threat_score_len,
-                            bw_schema_dead_letter_len};
-
-    p->codec = bw_codec_new(bw_schema_metric_event, bw_schema_metric_event_len,
-                            p->cfg->ingest.format == BW_FORMAT_AVRO
-                                ? BW_FRAMING_CONFLUENT
-                                : BW_FRAMING_PLAIN,
-                            (int32_t)p->cfg->ingest.schema_id, errstr, n);
-    if (p->codec == NULL) {
+    p->n_workers = p->cfg->pipeline.threads;
+    if (p->n_workers > 1 &&
+        (p->opts.observer.score != NULL || p->opts.observer.threat != NULL)) {
+        snprintf(errstr, n, "pipeline: observers need pipeline.threads: 1");
         return BW_ERR_CONFIG;
     }
-    for (int i = 0; i < 3; i++) {
-        p->enc[i] = bw_encoder_new((bw_record_kind_t)i, schemas[i], lens[i],
-                                   outs[i]->format == BW_FORMAT_AVRO
-                                       ? BW_FRAMING_CONFLUENT
-                                       : BW_FRAMING_PLAIN,
-                                   (int32_t)outs[i]->schema_id, errstr, n);
-        if (p->enc[i] == NULL) {
+    p->workers = bw_calloc((size_t)p->n_workers, sizeof(bw_worker_t));
+    if (p->workers == NULL) {
+        snprintf(errstr, n, "pipeline: out of memory");
+        p->n_workers = 0;
+        return BW_ERR_NOMEM;
+    }
+    for (int i = 0; i < p->n_workers; i++) {
+        pthread_mutex_init(&p->workers[i].mu, NULL);
+        pthread_cond_init(&p->workers[i].cv, NULL);
+        if (bw__worker_init(&p->workers[i], p, errstr, n) != BW_OK) {
             return BW_ERR_CONFIG;
         }
     }
@@ -769,7 +514,7 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac,
 
     (void)level;
     if (p != NULL) {
-        logf_(p, "%s: %s: %s", rd_kafka_name(rk), fac, buf);
+        bw__log(p, "%s: %s: %s", rd_kafka_name(rk), fac, buf);
     }
 }
 
@@ -852,6 +597,7 @@ bw_pipeline_t *bw_pipeline_new(const bw_config_t *cfg,
         return NULL;
     }
     p->cfg = cfg;
+    pthread_mutex_init(&p->mu, NULL);
     if (opts != NULL) {
         p->opts = *opts;
     }
@@ -862,20 +608,21 @@ bw_pipeline_t *bw_pipeline_new(const bw_config_t *cfg,
              (unsigned long long)cfg->hash);
     bw__kafka_instance(cfg, p->opts.instance_id, p->instance,
                        sizeof(p->instance));
-    if (make_codecs(p, errstr, n) != BW_OK ||
+    if (make_workers(p, errstr, n) != BW_OK ||
         (p->producer = client(p, BW_KAFKA_PRODUCER, errstr, n)) == NULL ||
         init_txns(p, errstr, n) != BW_OK ||
         (p->consumer = client(p, BW_KAFKA_CONSUMER, errstr, n)) == NULL) {
         goto fail;
     }
     p->closed = false;
-    if (subscribe(p, errstr, n) != BW_OK) {
+    if (bw__workers_start(p, errstr, n) != BW_OK ||
+        subscribe(p, errstr, n) != BW_OK) {
         goto fail;
     }
-    p->last_commit = p->last_scan = wall_ms();
-    logf_(p, "started: %s, group %s, %d input topic(s)",
-          p->eos ? "exactly_once" : "at_least_once", cfg->kafka.group_id,
-          cfg->ingest.n_topics);
+    p->last_commit = p->last_scan = bw__wall_ms();
+    bw__log(p, "started: %s, group %s, %d input topic(s), %d stream thread(s)",
+            p->eos ? "exactly_once" : "at_least_once", cfg->kafka.group_id,
+            cfg->ingest.n_topics, p->n_workers);
     return p;
 fail:
     bw_pipeline_destroy(p);
@@ -889,18 +636,21 @@ bw_err_t bw_pipeline_step(bw_pipeline_t *p, int timeout_ms, char *errstr,
     bw_err_t err = BW_OK;
     int64_t now;
 
-    if (p->fatal[0] == '\0') {
+    if (!failed(p)) {
         m = rd_kafka_consumer_poll(p->consumer, timeout_ms);
         if (m != NULL) {
             err = on_message(p, m);
-            rd_kafka_message_destroy(m);
         }
-        if (p->abort_why[0] != '\0') {
-            err = abort_and_rewind(p, p->abort_why);
-            p->abort_why[0] = '\0';
+        if (atomic_load(&p->abort_pending) && !failed(p)) {
+            char why[256];
+            bw__quiesce(p);
+            pthread_mutex_lock(&p->mu);
+            snprintf(why, sizeof(why), "%s", p->abort_why);
+            pthread_mutex_unlock(&p->mu);
+            err = abort_and_rewind(p, why);
         }
         rd_kafka_poll(p->producer, 0);
-        now = wall_ms();
+        now = bw__wall_ms();
         if (err == BW_OK &&
             now - p->last_commit >= p->cfg->pipeline.commit_interval_ms) {
             err = commit(p);
@@ -910,7 +660,7 @@ bw_err_t bw_pipeline_step(bw_pipeline_t *p, int timeout_ms, char *errstr,
             scan_stale(p, now);
         }
     }
-    if (p->fatal[0] != '\0') {
+    if (failed(p)) {
         snprintf(errstr, n, "%s", p->fatal);
         return BW_ERR_KAFKA;
     }
@@ -929,7 +679,7 @@ bw_err_t bw_pipeline_run(bw_pipeline_t *p, volatile sig_atomic_t *stop,
     if (err != BW_OK) {
         return err;
     }
-    logf_(p, "stopping: committing and leaving the group");
+    bw__log(p, "stopping: committing and leaving the group");
     return bw_pipeline_close(p, errstr, n);
 }
 
@@ -941,29 +691,44 @@ bw_err_t bw_pipeline_close(bw_pipeline_t *p, char *errstr, size_t n)
         return BW_OK;
     }
     p->closed = true;
-    if (p->fatal[0] == '\0') {
+    if (!failed(p)) {
         commit(p);
     }
     if (p->consumer != NULL && p->subscribed) {
         rd_kafka_consumer_close(p->consumer); /* revokes: commits */
     }
-    if (p->fatal[0] == '\0' && p->txn_open) {
+    bw__quiesce(p);
+    if (!failed(p) && p->txn_open) {
         commit(p);
     }
     if (p->producer != NULL &&
         rd_kafka_flush(p->producer, FLUSH_TIMEOUT_MS) != 0) {
-        set_fatal(p, "close", "outputs not acknowledged before the timeout");
+        bw__fatal(p, "close", "outputs not acknowledged before the timeout");
     }
-    if (p->fatal[0] != '\0') {
+    if (failed(p)) {
         snprintf(errstr, n, "%s", p->fatal);
         err = BW_ERR_KAFKA;
     }
     return err;
 }
 
+#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+
 void bw_pipeline_stats(const bw_pipeline_t *p, bw_pipeline_stats_t *st)
 {
-    *st = p->st;
+    memset(st, 0, sizeof(*st));
+    for (int i = 0; i < p->n_workers; i++) {
+        bw_worker_t *w = &p->workers[i];
+        st->consumed += LOAD(w->consumed);
+        st->scored += LOAD(w->scored);
+        st->threats += LOAD(w->threats);
+        st->stale += LOAD(w->stale);
+        st->dead_letters += LOAD(w->dead_letters);
+        st->late += LOAD(w->late);
+    }
+    st->commits = p->commits;
+    st->aborts = p->aborts;
+    st->rebalances = p->rebalances;
     st->partitions = p->n_tasks;
 }
 
@@ -975,6 +740,7 @@ void bw_pipeline_destroy(bw_pipeline_t *p)
         return;
     }
     bw_pipeline_close(p, errstr, sizeof(errstr));
+    bw__workers_stop(p);
     if (p->consumer != NULL) {
         rd_kafka_destroy(p->consumer);
     }
@@ -984,10 +750,12 @@ void bw_pipeline_destroy(bw_pipeline_t *p)
     while (p->n_tasks > 0) {
         drop_task(p, p->tasks[0]->topic, p->tasks[0]->partition);
     }
-    bw_codec_destroy(p->codec);
-    for (int i = 0; i < 3; i++) {
-        bw_encoder_destroy(p->enc[i]);
+    for (int i = 0; p->workers != NULL && i < p->n_workers; i++) {
+        bw__worker_free(&p->workers[i]);
+        pthread_mutex_destroy(&p->workers[i].mu);
+        pthread_cond_destroy(&p->workers[i].cv);
     }
-    bw_wbuf_free(&p->buf);
+    bw_free(p->workers);
+    pthread_mutex_destroy(&p->mu);
     bw_free(p);
 }

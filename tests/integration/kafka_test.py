@@ -310,11 +310,12 @@ def test_e2e(env):
 
 def test_exactly_once_kill(env):
     """kill -9 mid-stream, restart: a read_committed reader sees each input
-    scored exactly once."""
+    scored exactly once (two stream threads)."""
     # 1024 particles (~3,600 events/s) so that the kill lands mid-stream,
-    # 1 s transactions so that it most likely lands in an open one
+    # 1 s transactions so that it most likely lands in an open one; two
+    # stream threads
     config = env.config(extra="""model: {pf: {particles: 1024}}
-pipeline: {commit_interval_ms: 1000}""")
+pipeline: {commit_interval_ms: 1000, threads: 2}""")
     rows = synthetic_rows(8, 3000, seed=3)
     good, _ = env.feed(rows)
     stage = env.start(config, "k")
@@ -342,10 +343,13 @@ def stage_stats(log):
 
 
 def test_rebalance(env):
-    """Two instances share the input partitions mid-stream (cooperative
-    rebalance): every input scored exactly once, both did work."""
-    # 1024 particles: slow enough that b joins mid-stream
-    config = env.config(extra="model: {pf: {particles: 1024}}")
+    """Two instances (two stream threads each) share the input partitions
+    mid-stream (cooperative rebalance): every input scored exactly once,
+    both did work."""
+    # 1024 particles: slow enough that b joins mid-stream; two stream
+    # threads each
+    config = env.config(extra="""model: {pf: {particles: 1024}}
+pipeline: {threads: 2}""")
     rows = synthetic_rows(8, 3000, seed=4)
     good, _ = env.feed(rows)
     a = env.start(config, "a")

@@ -1,0 +1,116 @@
+/*
+ * The Kafka stage's internals, shared by pipeline.c (clients, transactions,
+ * rebalances, life cycle), records.c (one record: decode, score, produce)
+ * and workers.c (stream threads).
+ *
+ * Threading: the main thread owns the clients' control calls (poll,
+ * transactions, rebalances, seeks) and the task table; each task (input
+ * partition) is bound to one worker, which alone touches its engine while
+ * records flow. The main thread quiesces the workers (every queue empty,
+ * every worker idle) before anything that reads task state or must see
+ * every output produced: commits, aborts, rebalances, stale scans. With
+ * pipeline.threads = 1 there is no worker thread: records are processed
+ * inline by the main thread.
+ */
+#ifndef BW_PIPELINE_INT_H
+#define BW_PIPELINE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "bayeswatch/emit.h"
+#include "bayeswatch/ingest.h"
+#include "kafka_conf.h"
+
+#define MAX_TASKS 4096
+#define QUEUE_CAP 4096 /* records queued per worker */
+#define BATCH 64       /* records a worker takes per lock */
+
+/* One input partition: its models and its offsets. */
+typedef struct {
+    char topic[BW_TOPIC_MAX];
+    int32_t partition;
+    int worker; /* the worker that processes it */
+    bw_engine_t *eng;
+    int64_t next;         /* offset after the last record processed */
+    int64_t committed;    /* `next` at the last commit; -1 none yet */
+    int64_t txn_first;    /* first offset in the open transaction; -1 */
+    int64_t mark;         /* the engine's watermark (event time) */
+    int64_t wall_at_mark; /* wall clock when it last moved */
+} task_t;
+
+typedef struct {
+    rd_kafka_message_t *m;
+    task_t *t;
+} item_t;
+
+typedef struct bw_worker_s {
+    bw_pipeline_t *p;
+    /* per-worker codecs and buffer: nothing shared on the record path */
+    bw_codec_t *codec;
+    bw_encoder_t *enc[3]; /* score, threat, dead letter */
+    bw_wbuf_t buf;
+    const rd_kafka_message_t *cur; /* for the threat callback */
+    bw_err_t cb_err;
+    _Atomic uint64_t consumed, scored, threats, stale, dead_letters, late;
+    /* the thread and its queue (pipeline.threads > 1) */
+    pthread_t thread;
+    bool running, quit, busy;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    item_t q[QUEUE_CAP];
+    int head, count;
+} bw_worker_t;
+
+struct bw_pipeline_s {
+    const bw_config_t *cfg;
+    bw_pipeline_opts_t opts;
+    FILE *log;
+    rd_kafka_t *consumer, *producer;
+    bool eos, txn_open, closed, subscribed;
+    int64_t last_commit, last_scan;
+    task_t *tasks[MAX_TASKS];
+    int n_tasks;
+    task_t *last; /* the task of the previous record */
+    const rd_kafka_topic_t *last_rkt;
+    int n_workers;
+    bw_worker_t *workers;
+    char version[20];
+    char instance[BW_NAME_MAX];
+    uint64_t commits, aborts, rebalances;
+    _Atomic uint64_t delivery_failures;
+    /* failures, from any thread */
+    pthread_mutex_t mu;
+    atomic_bool failed;        /* fatal: fatal[] says why */
+    atomic_bool abort_pending; /* the open transaction must abort */
+    char abort_why[256];
+    char fatal[512];
+};
+
+/* pipeline.c */
+void bw__log(bw_pipeline_t *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+bw_err_t bw__fatal(bw_pipeline_t *p, const char *what, const char *why);
+void bw__request_abort(bw_pipeline_t *p, const char *why);
+int64_t bw__wall_ms(void);
+
+/* records.c */
+bw_err_t bw__worker_init(bw_worker_t *w, bw_pipeline_t *p, char *errstr,
+                         size_t n);
+void bw__worker_free(bw_worker_t *w);
+/** Decode, score and produce one record of task @p t; failures are
+ * reported through bw__fatal / bw__request_abort. */
+void bw__record(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m);
+/** Stale markers for the silent series of @p t at wall time @p now. */
+void bw__stale_scan(bw_worker_t *w, task_t *t, int64_t now);
+
+/* workers.c */
+bw_err_t bw__workers_start(bw_pipeline_t *p, char *errstr, size_t n);
+void bw__workers_stop(bw_pipeline_t *p);
+/** Hand record @p m (ownership passes) to its task's worker. */
+void bw__dispatch(bw_pipeline_t *p, task_t *t, rd_kafka_message_t *m);
+/** Wait until every queued record has been processed. */
+void bw__quiesce(bw_pipeline_t *p);
+
+#endif

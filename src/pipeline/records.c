@@ -1,0 +1,313 @@
+/*
+ * One input record through the stage, in a worker's context: decode
+ * (dead letter on failure), score with the partition's engine, produce the
+ * score, any threat assessments, or the dead letter. Also the stale
+ * markers of a partition's silent series.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "bayeswatch/schemas.h"
+#include "bayeswatch/timefmt.h"
+#include "pipeline_int.h"
+
+#define COUNT(x) atomic_fetch_add_explicit(&(x), 1, memory_order_relaxed)
+
+bw_err_t bw__worker_init(bw_worker_t *w, bw_pipeline_t *p, char *errstr,
+                         size_t n)
+{
+    const bw_emit_cfg_t *em = &p->cfg->emit;
+    const bw_output_cfg_t *outs[3] = {&em->scores, &em->threats,
+                                      &em->dead_letters};
+    const char *schemas[3] = {bw_schema_anomaly_score, bw_schema_threat_score,
+                              bw_schema_dead_letter};
+    const size_t lens[3] = {bw_schema_anomaly_score_len,
+                            bw_schema_threat_score_len,
+                            bw_schema_dead_letter_len};
+
+    w->p = p;
+    w->codec = bw_codec_new(bw_schema_metric_event, bw_schema_metric_event_len,
+                            p->cfg->ingest.format == BW_FORMAT_AVRO
+                                ? BW_FRAMING_CONFLUENT
+                                : BW_FRAMING_PLAIN,
+                            (int32_t)p->cfg->ingest.schema_id, errstr, n);
+    if (w->codec == NULL) {
+        return BW_ERR_CONFIG;
+    }
+    for (int i = 0; i < 3; i++) {
+        w->enc[i] = bw_encoder_new((bw_record_kind_t)i, schemas[i], lens[i],
+                                   outs[i]->format == BW_FORMAT_AVRO
+                                       ? BW_FRAMING_CONFLUENT
+                                       : BW_FRAMING_PLAIN,
+                                   (int32_t)outs[i]->schema_id, errstr, n);
+        if (w->enc[i] == NULL) {
+            return BW_ERR_CONFIG;
+        }
+    }
+    return BW_OK;
+}
+
+void bw__worker_free(bw_worker_t *w)
+{
+    bw_codec_destroy(w->codec);
+    for (int i = 0; i < 3; i++) {
+        bw_encoder_destroy(w->enc[i]);
+    }
+    bw_wbuf_free(&w->buf);
+}
+
+/* ---- producing ---- */
+
+/* An error from producev: abortable (the transaction is replayed) unless
+ * the producer has a fatal error or there is no transaction. */
+static bw_err_t produce_failed(bw_pipeline_t *p, rd_kafka_resp_err_t e)
+{
+    char fatal[256], why[300];
+
+    if (p->eos && rd_kafka_fatal_error(p->producer, fatal, sizeof(fatal)) ==
+                      RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(why, sizeof(why), "produce: %s", rd_kafka_err2str(e));
+        bw__request_abort(p, why);
+        return BW_ERR_KAFKA;
+    }
+    return bw__fatal(p, "produce", rd_kafka_err2str(e));
+}
+
+static bw_err_t produce(bw_pipeline_t *p, const char *topic, const void *key,
+                        size_t klen, const void *val, size_t vlen,
+                        rd_kafka_headers_t *hdrs)
+{
+    for (;;) {
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(p->producer, RD_KAFKA_V_TOPIC(topic),
+                              RD_KAFKA_V_KEY((void *)key, klen),
+                              RD_KAFKA_V_VALUE((void *)val, vlen),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            return BW_OK;
+        }
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            if (hdrs != NULL) {
+                rd_kafka_headers_destroy(hdrs);
+            }
+            return produce_failed(p, e);
+        }
+        rd_kafka_poll(p->producer, 10); /* serve delivery reports */
+    }
+}
+
+static bw_origin_t origin_of(const bw_pipeline_t *p,
+                             const rd_kafka_message_t *m, int64_t event_time)
+{
+    int64_t ts = m != NULL ? rd_kafka_message_timestamp(m, NULL) : -1;
+    bw_origin_t o = {
+        .source_timestamp = ts >= 0 ? ts : event_time,
+        .processed_at = bw__wall_ms(),
+        .stale = false,
+        .config_version = p->version,
+        .source_topic = m != NULL ? rd_kafka_topic_name(m->rkt) : "",
+        .source_partition = m != NULL ? m->partition : -1,
+        .source_offset = m != NULL ? m->offset : -1,
+    };
+    return o;
+}
+
+static bw_err_t emit_score(bw_worker_t *w, const bw_event_t *ev,
+                           const bw_score_t *sc, const bw_origin_t *o)
+{
+    const bw_output_cfg_t *out = &w->p->cfg->emit.scores;
+    char key[800];
+    bw_err_t err;
+
+    snprintf(key, sizeof(key), "%s/%s/%s", ev->region, ev->service, ev->metric);
+    w->buf.len = 0;
+    err = out->format == BW_FORMAT_JSON
+              ? bw_json_score(ev, sc, o, &w->buf)
+              : bw_encode_score(w->enc[0], ev, sc, o, &w->buf);
+    if (err != BW_OK) {
+        return bw__fatal(w->p, "encode score", bw_strerror(err));
+    }
+    return produce(w->p, out->topic, key, strlen(key), w->buf.data, w->buf.len,
+                   NULL);
+}
+
+static void on_threat(void *opaque, const bw_threat_rec_t *t)
+{
+    bw_worker_t *w = opaque;
+    bw_pipeline_t *p = w->p;
+    const bw_output_cfg_t *out = &p->cfg->emit.threats;
+    int entity = p->cfg->model.fusion.entity;
+    bw_origin_t o = origin_of(p, w->cur, t->time_ms);
+    bw_err_t err;
+
+    w->buf.len = 0;
+    err = out->format == BW_FORMAT_JSON
+              ? bw_json_threat(t, entity, &o, &w->buf)
+              : bw_encode_threat(w->enc[1], t, entity, &o, &w->buf);
+    if (err == BW_OK) {
+        err = produce(p, out->topic, t->entity, strlen(t->entity), w->buf.data,
+                      w->buf.len, NULL);
+    } else {
+        err = bw__fatal(p, "encode threat", bw_strerror(err));
+    }
+    if (err == BW_OK) {
+        COUNT(w->threats);
+        if (p->opts.observer.threat != NULL) {
+            p->opts.observer.threat(p->opts.observer.opaque, t);
+        }
+    } else {
+        w->cb_err = err;
+    }
+}
+
+static rd_kafka_headers_t *dead_letter_headers(const rd_kafka_message_t *m,
+                                               int reason)
+{
+    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+    char num[32];
+
+    rd_kafka_header_add(h, "bw.reason", -1, bw_dlq_reason_name(reason), -1);
+    rd_kafka_header_add(h, "bw.source.topic", -1, rd_kafka_topic_name(m->rkt),
+                        -1);
+    snprintf(num, sizeof(num), "%d", (int)m->partition);
+    rd_kafka_header_add(h, "bw.source.partition", -1, num, -1);
+    snprintf(num, sizeof(num), "%lld", (long long)m->offset);
+    rd_kafka_header_add(h, "bw.source.offset", -1, num, -1);
+    return h;
+}
+
+/* The dead letter carries the original bytes; headers repeat the reason
+ * and the coordinates for readers that do not decode Avro (kcat -J). */
+static bw_err_t dead_letter(bw_worker_t *w, const rd_kafka_message_t *m,
+                            int reason, const char *detail)
+{
+    const bw_output_cfg_t *out = &w->p->cfg->emit.dead_letters;
+    bw_dead_letter_t d = {.reason = reason,
+                          .detail = detail,
+                          .key = m->key,
+                          .key_len = m->key_len,
+                          .value = m->payload,
+                          .value_len = m->len};
+    bw_origin_t o = origin_of(w->p, m, 0);
+    bw_err_t err;
+
+    w->buf.len = 0;
+    err = out->format == BW_FORMAT_JSON
+              ? bw_json_dead_letter(&d, &o, &w->buf)
+              : bw_encode_dead_letter(w->enc[2], &d, &o, &w->buf);
+    if (err != BW_OK) {
+        return bw__fatal(w->p, "encode dead letter", bw_strerror(err));
+    }
+    COUNT(w->dead_letters);
+    if (reason == BW_DLQ_LATE) {
+        COUNT(w->late);
+    }
+    return produce(w->p, out->topic, m->key, m->key_len, w->buf.data,
+                   w->buf.len, dead_letter_headers(m, reason));
+}
+
+/* ---- scoring ---- */
+
+static int engine_reason(bw_err_t err, const bw_event_t *ev)
+{
+    if (err == BW_ERR_LATE) {
+        return BW_DLQ_LATE;
+    }
+    if (!bw_time_valid(ev->time_ms)) {
+        return BW_DLQ_BAD_TIMESTAMP;
+    }
+    return isfinite(ev->value) ? BW_DLQ_REJECTED : BW_DLQ_NON_FINITE;
+}
+
+static bw_err_t score(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
+{
+    bw_pipeline_t *p = w->p;
+    bw_event_t ev;
+    bw_score_t sc;
+    bw_dlq_reason_t reason;
+    char detail[256];
+    bw_err_t err;
+
+    err = bw_codec_decode(w->codec, m->payload, m->len, &ev, &reason, detail,
+                          sizeof(detail));
+    if (err != BW_OK) {
+        return dead_letter(w, m, reason, detail);
+    }
+    w->cur = m;
+    w->cb_err = BW_OK;
+    err = bw_engine_process(t->eng, &ev, &sc, on_threat, w, detail,
+                            sizeof(detail));
+    w->cur = NULL;
+    if (w->cb_err != BW_OK) {
+        return w->cb_err;
+    }
+    if (err != BW_OK) {
+        return dead_letter(w, m, engine_reason(err, &ev), detail);
+    }
+    bw_origin_t o = origin_of(p, m, ev.time_ms);
+    err = emit_score(w, &ev, &sc, &o);
+    if (err == BW_OK) {
+        COUNT(w->scored);
+        if (p->opts.observer.score != NULL) {
+            p->opts.observer.score(p->opts.observer.opaque, &ev, &sc);
+        }
+    }
+    return err;
+}
+
+void bw__record(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
+{
+    int64_t mark;
+
+    if (score(w, t, m) != BW_OK) {
+        return; /* reported: an abort replays it, or the stage stops */
+    }
+    mark = bw_engine_watermark(t->eng);
+    t->next = m->offset + 1;
+    if (mark != t->mark) {
+        t->mark = mark;
+        t->wall_at_mark = bw__wall_ms();
+    }
+    COUNT(w->consumed);
+}
+
+/* ---- stale series ---- */
+
+typedef struct {
+    bw_worker_t *w;
+    task_t *t;
+} stale_ctx_t;
+
+static void on_stale(void *opaque, const bw_stale_t *s)
+{
+    stale_ctx_t *c = opaque;
+    bw_event_t ev = {.time_ms = s->last_event_ms,
+                     .region = s->region,
+                     .service = s->service,
+                     .metric = s->metric,
+                     .value = NAN,
+                     .count = NAN};
+    bw_score_t sc;
+    bw_origin_t o = origin_of(c->w->p, NULL, s->last_event_ms);
+
+    o.stale = true;
+    o.source_topic = c->t->topic;
+    o.source_partition = c->t->partition;
+    bw_stale_score(&sc, BW_MODEL_SERIES);
+    if (emit_score(c->w, &ev, &sc, &o) == BW_OK) {
+        COUNT(c->w->stale);
+    }
+}
+
+/* Stream time of a task: its watermark, advanced by the wall-clock time
+ * since it last moved (a silent input still ages its series). */
+void bw__stale_scan(bw_worker_t *w, task_t *t, int64_t now)
+{
+    stale_ctx_t c = {w, t};
+
+    if (t->mark >= 0) {
+        bw_engine_stale_scan(t->eng, t->mark + (now - t->wall_at_mark),
+                             on_stale, &c);
+    }
+}
