@@ -4,7 +4,7 @@
 #   1. pass-through: consume -> produce of the same messages (the ceiling);
 #   2. bayeswatch run, exactly_once, default model: scores/s as a
 #      read_committed reader sees them, with 1 and 2 stream threads;
-#   3. the same under at_least_once (2 stream threads);
+#   3. the same under at_least_once;
 #   4. latency: events paced at RATE/s for 10 s into a running
 #      exactly_once stage; append -> readable by a read_committed reader,
 #      p50 and p99 in steady state (the first 2 s, start-up, excluded).
@@ -54,10 +54,10 @@ config eos $tag.in exactly_once 1
 stage_run eos
 config eos2t $tag.in exactly_once 2
 stage_run eos2t
-config alo $tag.in at_least_once 2
+config alo $tag.in at_least_once 1
 stage_run alo
 
-config lat $tag.lat exactly_once 2
+config lat $tag.lat exactly_once 1
 m=$((rate * 10))
 "$kb" tail "$brokers" $tag.lat.s $m $((rate * 2)) > "$dir/lat.tail" &
 tail=$!

@@ -63,6 +63,23 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *brokers,
     return rk;
 }
 
+/* A group consumer (a fresh group: from the beginning) of @p topic. */
+static rd_kafka_t *subscriber(const char *brokers, const char *what,
+                              const char *topic)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    char group[64];
+    rd_kafka_t *cons;
+
+    snprintf(group, sizeof(group), "kbench-%s-%ld", what, (long)time(NULL));
+    cons = client(RD_KAFKA_CONSUMER, brokers, group);
+    rd_kafka_poll_set_consumer(cons);
+    rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(cons, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    return cons;
+}
+
 static void produce(rd_kafka_t *rk, const char *topic, const void *key,
                     size_t klen, const void *v, size_t n)
 {
@@ -126,18 +143,11 @@ static int feed(const char *brokers, const char *topic, long n, double rate)
 static int passthrough(const char *brokers, const char *in, const char *out,
                        long n)
 {
-    char group[64];
-    rd_kafka_t *cons, *prod = client(RD_KAFKA_PRODUCER, brokers, NULL);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_t *prod = client(RD_KAFKA_PRODUCER, brokers, NULL);
+    rd_kafka_t *cons = subscriber(brokers, "pt", in);
     double t0 = 0;
     long got = 0;
 
-    snprintf(group, sizeof(group), "kbench-pt-%ld", (long)time(NULL));
-    cons = client(RD_KAFKA_CONSUMER, brokers, group);
-    rd_kafka_poll_set_consumer(cons);
-    rd_kafka_topic_partition_list_add(l, in, RD_KAFKA_PARTITION_UA);
-    rd_kafka_subscribe(cons, l);
-    rd_kafka_topic_partition_list_destroy(l);
     while (got < n) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(cons, 1000);
         if (m == NULL) {
@@ -192,9 +202,7 @@ static int64_t source_ts(avro_value_t *v, avro_reader_t r,
 
 static int tail(const char *brokers, const char *topic, long n, long skip)
 {
-    char group[64];
     rd_kafka_t *cons;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     avro_schema_t schema;
     avro_value_iface_t *iface;
     avro_value_t v;
@@ -209,12 +217,7 @@ static int tail(const char *brokers, const char *topic, long n, long skip)
     }
     iface = avro_generic_class_from_schema(schema);
     avro_generic_value_new(iface, &v);
-    snprintf(group, sizeof(group), "kbench-tail-%ld", (long)time(NULL));
-    cons = client(RD_KAFKA_CONSUMER, brokers, group);
-    rd_kafka_poll_set_consumer(cons);
-    rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_subscribe(cons, l);
-    rd_kafka_topic_partition_list_destroy(l);
+    cons = subscriber(brokers, "tail", topic);
     while (got < n) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(cons, 1000);
         if (m == NULL) {

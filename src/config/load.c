@@ -5,6 +5,7 @@
  * cross-field pass runs.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <math.h>
 #include <stdlib.h>
@@ -340,48 +341,64 @@ static bool kv_fits(const yaml_node_t *kn, const yaml_node_t *vn,
            vn->data.scalar.length < sizeof(kv->value);
 }
 
-/* A pass-through map: scalar keys to scalar values, positions kept so a
- * later check (librdkafka's) can point at the line. */
-static void walk_map(loader_t *ld, const bw_key_t *k, void *base,
-                     yaml_node_t *map, const char *path)
-{
-    bw_kvmap_t *m = (bw_kvmap_t *)((char *)base + k->off);
-    char kpath[PATH_MAX_LEN];
+typedef void (*pair_fn_t)(loader_t *ld, yaml_node_t *kn, yaml_node_t *vn,
+                          const char *path, void *arg);
 
+/* Call @p fn for every key/value pair of a mapping; false (reported) if
+ * the node is not a mapping. */
+static bool each_pair(loader_t *ld, yaml_node_t *map, const char *path,
+                      pair_fn_t fn, void *arg)
+{
     if (map->type != YAML_MAPPING_NODE) {
         report(ld, map, path, "expected mapping, got %s", node_kind(map));
-        return;
+        return false;
     }
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
          p < map->data.mapping.pairs.top; p++) {
-        yaml_node_t *kn = yaml_document_get_node(ld->doc, p->key);
-        yaml_node_t *vn = yaml_document_get_node(ld->doc, p->value);
-        bw_kv_t *kv = &m->kv[m->n];
-
-        join(kpath, sizeof(kpath), path, scalar(kn));
-        if (m->n >= BW_KV_MAX) {
-            report(ld, kn, kpath, "at most %d properties allowed", BW_KV_MAX);
-            return;
-        }
-        if (!kv_fits(kn, vn, kv)) {
-            report(ld, vn, kpath,
-                   "expected a scalar property name and value (at most "
-                   "%zu and %zu characters)",
-                   sizeof(kv->key) - 1, sizeof(kv->value) - 1);
-            continue;
-        }
-        for (int i = 0; i < m->n; i++) {
-            if (strcmp(m->kv[i].key, scalar(kn)) == 0) {
-                report(ld, kn, kpath, "duplicate key (first at line %d)",
-                       m->kv[i].line);
-            }
-        }
-        snprintf(kv->key, sizeof(kv->key), "%s", scalar(kn));
-        snprintf(kv->value, sizeof(kv->value), "%s", scalar(vn));
-        kv->line = (int)vn->start_mark.line + 1;
-        kv->col = (int)vn->start_mark.column + 1;
-        m->n++;
+        fn(ld, yaml_document_get_node(ld->doc, p->key),
+           yaml_document_get_node(ld->doc, p->value), path, arg);
     }
+    return true;
+}
+
+/* One `property: value` of a pass-through map, position kept so a later
+ * check (librdkafka's) can point at the line. */
+static void map_entry(loader_t *ld, yaml_node_t *kn, yaml_node_t *vn,
+                      const char *path, void *arg)
+{
+    bw_kvmap_t *m = arg;
+    bw_kv_t *kv = &m->kv[m->n < BW_KV_MAX ? m->n : 0];
+    char kpath[PATH_MAX_LEN];
+
+    join(kpath, sizeof(kpath), path, scalar(kn));
+    if (m->n >= BW_KV_MAX) {
+        report(ld, kn, kpath, "at most %d properties allowed", BW_KV_MAX);
+        return;
+    }
+    if (!kv_fits(kn, vn, kv)) {
+        report(ld, vn, kpath,
+               "expected a scalar property name and value (at most "
+               "%zu and %zu characters)",
+               sizeof(kv->key) - 1, sizeof(kv->value) - 1);
+        return;
+    }
+    for (int i = 0; i < m->n; i++) {
+        if (strcmp(m->kv[i].key, scalar(kn)) == 0) {
+            report(ld, kn, kpath, "duplicate key (first at line %d)",
+                   m->kv[i].line);
+        }
+    }
+    snprintf(kv->key, sizeof(kv->key), "%s", scalar(kn));
+    snprintf(kv->value, sizeof(kv->value), "%s", scalar(vn));
+    kv->line = (int)vn->start_mark.line + 1;
+    kv->col = (int)vn->start_mark.column + 1;
+    m->n++;
+}
+
+static void walk_map(loader_t *ld, const bw_key_t *k, void *base,
+                     yaml_node_t *map, const char *path)
+{
+    each_pair(ld, map, path, map_entry, (char *)base + k->off);
 }
 
 static void walk_value(loader_t *ld, const bw_key_t *k, void *base,
@@ -426,45 +443,50 @@ static void check_required(loader_t *ld, const bw_key_t *tbl, uint64_t seen,
     }
 }
 
+typedef struct {
+    const bw_key_t *tbl;
+    void *base;
+    yaml_node_t *first[64]; /* where each key was first seen */
+    uint64_t seen;
+} section_t;
+
+/* One `key: value` of a section, checked against its key table. */
+static void section_entry(loader_t *ld, yaml_node_t *kn, yaml_node_t *vn,
+                          const char *path, void *arg)
+{
+    section_t *sec = arg;
+    char kpath[PATH_MAX_LEN];
+    const bw_key_t *k;
+    int idx = -1;
+
+    if (kn->type != YAML_SCALAR_NODE) {
+        report(ld, kn, path, "expected a scalar key, got %s", node_kind(kn));
+        return;
+    }
+    join(kpath, sizeof(kpath), path, scalar(kn));
+    k = find_key(sec->tbl, scalar(kn), &idx);
+    if (k == NULL) {
+        unknown_key(ld, sec->tbl, kn, path[0] ? path : "(top level)");
+        return;
+    }
+    if (sec->seen & (1ULL << idx)) {
+        report(ld, kn, kpath, "duplicate key (first at line %zu)",
+               sec->first[idx]->start_mark.line + 1);
+        return;
+    }
+    sec->seen |= 1ULL << idx;
+    sec->first[idx] = kn;
+    walk_value(ld, k, sec->base, vn, kpath);
+}
+
 static void walk_mapping(loader_t *ld, const bw_key_t *tbl, void *base,
                          yaml_node_t *map, const char *path)
 {
-    yaml_node_t *first[64] = {0};
-    uint64_t seen = 0;
-    char kpath[PATH_MAX_LEN];
+    section_t sec = {.tbl = tbl, .base = base};
 
-    if (map->type != YAML_MAPPING_NODE) {
-        report(ld, map, path, "expected mapping, got %s", node_kind(map));
-        return;
+    if (each_pair(ld, map, path, section_entry, &sec)) {
+        check_required(ld, tbl, sec.seen, map, path);
     }
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
-         p < map->data.mapping.pairs.top; p++) {
-        yaml_node_t *kn = yaml_document_get_node(ld->doc, p->key);
-        yaml_node_t *vn = yaml_document_get_node(ld->doc, p->value);
-        const bw_key_t *k;
-        int idx = -1;
-
-        if (kn->type != YAML_SCALAR_NODE) {
-            report(ld, kn, path, "expected a scalar key, got %s",
-                   node_kind(kn));
-            continue;
-        }
-        join(kpath, sizeof(kpath), path, scalar(kn));
-        k = find_key(tbl, scalar(kn), &idx);
-        if (k == NULL) {
-            unknown_key(ld, tbl, kn, path[0] ? path : "(top level)");
-            continue;
-        }
-        if (seen & (1ULL << idx)) {
-            report(ld, kn, kpath, "duplicate key (first at line %zu)",
-                   first[idx]->start_mark.line + 1);
-            continue;
-        }
-        seen |= 1ULL << idx;
-        first[idx] = kn;
-        walk_value(ld, k, base, vn, kpath);
-    }
-    check_required(ld, tbl, seen, map, path);
 }
 
 /* --- cross-field checks -----------------------------------------------------

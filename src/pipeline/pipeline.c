@@ -86,6 +86,20 @@ static task_t *find_task(bw_pipeline_t *p, const char *topic, int32_t part,
     return NULL;
 }
 
+/* The worker with the fewest partitions: balances the threads. */
+static int least_loaded(const bw_pipeline_t *p)
+{
+    int load[64] = {0}, best = 0;
+
+    for (int i = 0; i < p->n_tasks; i++) {
+        load[p->tasks[i]->worker]++;
+    }
+    for (int w = 1; w < p->n_workers && w < 64; w++) {
+        best = load[w] < load[best] ? w : best;
+    }
+    return best;
+}
+
 static task_t *add_task(bw_pipeline_t *p, const char *topic, int32_t part)
 {
     char errstr[256];
@@ -104,9 +118,7 @@ static task_t *add_task(bw_pipeline_t *p, const char *topic, int32_t part)
     }
     snprintf(t->topic, sizeof(t->topic), "%s", topic);
     t->partition = part;
-    t->worker = (int)(bw_hash64(BW_HASH64_INIT, topic, strlen(topic)) ^
-                      (uint64_t)part) %
-                p->n_workers;
+    t->worker = least_loaded(p);
     t->next = t->committed = t->txn_first = t->mark = -1;
     p->tasks[p->n_tasks++] = t;
     return t;
