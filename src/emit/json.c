@@ -74,13 +74,18 @@ static void jbool(bw_wbuf_t *w, const char *k, bool v, int *first)
     put(w, v ? "true" : "false");
 }
 
-static void jorigin(bw_wbuf_t *w, int64_t t, const bw_origin_t *o, int *first)
+/* Freshness and lineage; `stale` here too when @p with_stale (the threat
+ * schema's order; the score schema has it earlier). */
+static void jorigin(bw_wbuf_t *w, int64_t t, const bw_origin_t *o,
+                    bool with_stale, int *first)
 {
     jint(w, "event_time", t, first);
     jint(w, "source_timestamp", o->source_timestamp, first);
     jint(w, "processed_at", o->processed_at, first);
     jint(w, "freshness_lag_ms", o->processed_at - t, first);
-    jbool(w, "stale", o->stale, first);
+    if (with_stale) {
+        jbool(w, "stale", o->stale, first);
+    }
     jstr(w, "config_version", o->config_version, first);
     jstr(w, "source_topic", o->source_topic, first);
     jint(w, "source_partition", o->source_partition, first);
@@ -114,7 +119,8 @@ bw_err_t bw_json_score(const bw_event_t *ev, const bw_score_t *sc,
     jnum(w, "shrinkage", sc->shrinkage, &first);
     jnum(w, "population_mean", sc->pop_mean, &first);
     jbool(w, "warmup", sc->warmup, &first);
-    jorigin(w, ev->time_ms, o, &first);
+    jbool(w, "stale", o->stale, &first);
+    jorigin(w, ev->time_ms, o, false, &first);
     put(w, "}\n");
     return w->err;
 }
@@ -145,7 +151,7 @@ bw_err_t bw_json_threat(const bw_threat_rec_t *t, int entity_kind,
         put(w, "}");
     }
     put(w, "]");
-    jorigin(w, t->time_ms, o, &first);
+    jorigin(w, t->time_ms, o, true, &first);
     put(w, "}\n");
     return w->err;
 }

@@ -49,7 +49,7 @@ class Env:
         self.tag = f"{name}-{os.getpid()}-{int(time.time() * 1000) % 10**8}"
         self.dir = tempfile.mkdtemp(prefix=f"bw-{name}-")
         self.topics = {k: f"{self.tag}.{k}" for k in
-                       ("in", "scores", "threats", "dead_letters")}
+                       ("in", "in2", "scores", "threats", "dead_letters")}
         self.procs = []
         self.schemas = {}
         subprocess.run([f"{build}/tests/bw_topics", BROKERS, str(partitions)]
@@ -78,12 +78,12 @@ emit:
             f.write(text)
         return path
 
-    def feed(self, rows, poison=0):
+    def feed(self, rows, poison=0, topic="in"):
         path = f"{self.dir}/feed-{len(os.listdir(self.dir))}.csv"
         with open(path, "w") as f:
             for r in rows:
                 f.write(",".join(str(x) for x in r) + "\n")
-        args = [f"{self.build}/tests/bw_feed", BROKERS, self.topics["in"],
+        args = [f"{self.build}/tests/bw_feed", BROKERS, self.topics[topic],
                 path]
         if poison:
             args += ["--poison", str(poison)]
@@ -368,18 +368,39 @@ pipeline: {threads: 2}""")
 
 
 def test_at_least_once(env):
-    """at_least_once: every input scored, offsets committed after acks."""
-    config = env.config(extra="pipeline: {guarantee: at_least_once}")
-    rows = synthetic_rows(4, 3000, seed=5)
-    good, _ = env.feed(rows)
+    """at_least_once, with two input topics, JSON scores and static
+    membership: every input of both topics scored, offsets committed after
+    the acknowledgements; the JSON records carry the .avsc field names."""
+    config = env.config(extra="""pipeline: {guarantee: at_least_once,
+           static_membership: true}""")
+    with open(config) as f:
+        text = f.read()
+    t_in, t_in2, t_sc = (env.topics[k] for k in ("in", "in2", "scores"))
+    text = text.replace(f'topics: ["{t_in}"]', f'topics: ["{t_in}", "{t_in2}"]')
+    text = text.replace(f'scores: {{topic: "{t_sc}"}}',
+                        f'scores: {{topic: "{t_sc}", format: json}}')
+    with open(config, "w") as f:
+        f.write(text)
+    good1, _ = env.feed(synthetic_rows(4, 1500, seed=5))
+    good2, _ = env.feed(synthetic_rows(4, 1500, seed=55), topic="in2")
+    good = good1 + good2
     stage = env.start(config, "alo")
     env.wait_count("scores", good, 120, [stage])
     rc, log = env.stop(stage)
     check(rc == 0, f"exit {rc}:\n{log}")
-    scores = env.decode("scores", env.tap("scores"))
-    seen = {(s["source_partition"], s["source_offset"]) for s in scores}
+    scores = [json.loads(r["value"]) for r in env.tap("scores")]
+    seen = {(s["source_topic"], s["source_partition"], s["source_offset"])
+            for s in scores}
     check(len(seen) == good, f"{len(seen)} of {good} inputs scored")
-    print(f"at_least_once: {len(scores)} scores for {good} inputs")
+    fields = [f["name"] for f in
+              json.load(open(f"{env.src}/schemas/anomaly_score.avsc"))["fields"]]
+    check(all(list(s) == fields for s in scores),
+          "JSON scores have the schema's fields, in order")
+    topics = collections.Counter(s["source_topic"] for s in scores)
+    check(set(topics) == {env.topics["in"], env.topics["in2"]},
+          f"both input topics scored: {dict(topics)}")
+    print(f"at_least_once: {len(scores)} JSON scores for {good} inputs "
+          f"from two topics")
 
 
 def test_fenced(env):
