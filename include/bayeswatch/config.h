@@ -201,6 +201,7 @@ typedef struct {
     double stale_scan_ms;          /* how often silent series are looked for */
     double poll_timeout_ms;
     int threads; /* stream threads scoring partitions in parallel */
+    double stats_interval_ms; /* progress line in the log; 0 = off */
 } bw_pipeline_cfg_t;
 
 typedef struct {

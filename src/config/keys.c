@@ -363,6 +363,9 @@ static const bw_key_t pipeline_keys[] = {
     K_INT(PI, threads, 1, 64, "1",
           "stream threads: partitions are scored in parallel, each "
           "partition on one thread (1 = inline, no thread)"),
+    K_DBL(PI, stats_interval_ms, 0, 86400000, "60000",
+          "a progress line (records, rates, dead letters, commits) in the "
+          "log this often; 0 = off"),
     K_END,
 };
 #undef PI

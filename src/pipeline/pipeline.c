@@ -631,7 +631,7 @@ bw_pipeline_t *bw_pipeline_new(const bw_config_t *cfg,
         subscribe(p, errstr, n) != BW_OK) {
         goto fail;
     }
-    p->last_commit = p->last_scan = bw__wall_ms();
+    p->last_commit = p->last_scan = p->last_stats = bw__wall_ms();
     bw__log(p, "started: %s, group %s, %d input topic(s), %d stream thread(s)",
             p->eos ? "exactly_once" : "at_least_once", cfg->kafka.group_id,
             cfg->ingest.n_topics, p->n_workers);
@@ -639,6 +639,27 @@ bw_pipeline_t *bw_pipeline_new(const bw_config_t *cfg,
 fail:
     bw_pipeline_destroy(p);
     return NULL;
+}
+
+/* The periodic progress line: what an operator tails the log for. */
+static void progress(bw_pipeline_t *p, int64_t now)
+{
+    bw_pipeline_stats_t st;
+    double secs = (double)(now - p->last_stats) / 1000.0;
+
+    bw_pipeline_stats(p, &st);
+    bw__log(p,
+            "progress: %llu records (%.0f/s), %llu scores, %llu threats, "
+            "%llu stale, %llu dead letters; %d partitions, %llu commits, "
+            "%llu aborts",
+            (unsigned long long)st.consumed,
+            secs > 0 ? (double)(st.consumed - p->stats_consumed) / secs : 0.0,
+            (unsigned long long)st.scored, (unsigned long long)st.threats,
+            (unsigned long long)st.stale, (unsigned long long)st.dead_letters,
+            st.partitions, (unsigned long long)st.commits,
+            (unsigned long long)st.aborts);
+    p->stats_consumed = st.consumed;
+    p->last_stats = now;
 }
 
 bw_err_t bw_pipeline_step(bw_pipeline_t *p, int timeout_ms, char *errstr,
@@ -670,6 +691,10 @@ bw_err_t bw_pipeline_step(bw_pipeline_t *p, int timeout_ms, char *errstr,
         if (err == BW_OK &&
             now - p->last_scan >= p->cfg->pipeline.stale_scan_ms) {
             scan_stale(p, now);
+        }
+        if (p->cfg->pipeline.stats_interval_ms > 0 &&
+            now - p->last_stats >= p->cfg->pipeline.stats_interval_ms) {
+            progress(p, now);
         }
     }
     if (failed(p)) {

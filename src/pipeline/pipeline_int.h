@@ -69,7 +69,8 @@ struct bw_pipeline_s {
     FILE *log;
     rd_kafka_t *consumer, *producer;
     bool eos, txn_open, closed, subscribed;
-    int64_t last_commit, last_scan;
+    int64_t last_commit, last_scan, last_stats;
+    uint64_t stats_consumed; /* records at the last progress line */
     task_t *tasks[MAX_TASKS];
     int n_tasks;
     task_t *last; /* the task of the previous record */
