@@ -153,7 +153,7 @@ static bool is_fatal_error(bw_pipeline_t *p, rd_kafka_error_t *e,
     return true;
 }
 
-static bw_err_t begin_txn(bw_pipeline_t *p)
+bw_err_t bw__begin_txn(bw_pipeline_t *p)
 {
     rd_kafka_error_t *e;
 
@@ -466,7 +466,7 @@ static bw_err_t on_message(bw_pipeline_t *p, rd_kafka_message_t *m)
     }
     p->last = t;
     p->last_rkt = m->rkt;
-    err = begin_txn(p);
+    err = bw__begin_txn(p);
     if (err != BW_OK) {
         rd_kafka_message_destroy(m);
         return err;
@@ -484,9 +484,6 @@ static void scan_stale(bw_pipeline_t *p, int64_t now)
 {
     bw__quiesce(p);
     for (int i = 0; i < p->n_tasks; i++) {
-        if (p->eos && !p->txn_open) {
-            begin_txn(p);
-        }
         bw__stale_scan(&p->workers[0], p->tasks[i], now);
     }
     p->last_scan = now;

@@ -95,6 +95,8 @@ void bw__log(bw_pipeline_t *p, const char *fmt, ...)
 bw_err_t bw__fatal(bw_pipeline_t *p, const char *what, const char *why);
 void bw__request_abort(bw_pipeline_t *p, const char *why);
 int64_t bw__wall_ms(void);
+/** Open a transaction if exactly_once and none is open (main thread). */
+bw_err_t bw__begin_txn(bw_pipeline_t *p);
 
 /* records.c */
 bw_err_t bw__worker_init(bw_worker_t *w, bw_pipeline_t *p, char *errstr,
@@ -103,7 +105,8 @@ void bw__worker_free(bw_worker_t *w);
 /** Decode, score and produce one record of task @p t; failures are
  * reported through bw__fatal / bw__request_abort. */
 void bw__record(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m);
-/** Stale markers for the silent series of @p t at wall time @p now. */
+/** Stale markers for the silent series of @p t at wall time @p now (main
+ * thread, workers quiesced: it may open a transaction). */
 void bw__stale_scan(bw_worker_t *w, task_t *t, int64_t now);
 
 /* workers.c */

@@ -295,7 +295,8 @@ static void on_stale(void *opaque, const bw_stale_t *s)
     o.source_topic = c->t->topic;
     o.source_partition = c->t->partition;
     bw_stale_score(&sc, BW_MODEL_SERIES);
-    if (emit_score(c->w, &ev, &sc, &o) == BW_OK) {
+    if (bw__begin_txn(c->w->p) == BW_OK &&
+        emit_score(c->w, &ev, &sc, &o) == BW_OK) {
         COUNT(c->w->stale);
     }
 }
