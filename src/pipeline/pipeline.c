@@ -19,7 +19,7 @@
 #include "pipeline_int.h"
 
 #define TXN_TIMEOUT_MS 10000 /* one attempt of a transactional call */
-#define TXN_ATTEMPTS 6       /* retriable failures before giving up */
+#define TXN_ATTEMPTS 30      /* retriable failures (5 min) before giving up */
 #define FLUSH_TIMEOUT_MS 10000
 
 int64_t bw__wall_ms(void)
@@ -167,6 +167,7 @@ bw_err_t bw__begin_txn(bw_pipeline_t *p)
         return BW_ERR_KAFKA;
     }
     p->txn_open = true;
+    p->offsets_sent = false;
     return BW_OK;
 }
 
@@ -240,18 +241,22 @@ static bw_err_t abort_and_rewind(bw_pipeline_t *p, const char *why)
     return err;
 }
 
-/* One attempt: offsets into the transaction, then commit. */
+/* One attempt: offsets into the transaction (once), then commit. A
+ * commit that timed out is still running inside librdkafka: the retry
+ * calls commit_transaction alone, which resumes it (any other
+ * transactional call would conflict with it). */
 static rd_kafka_error_t *try_commit_txn(bw_pipeline_t *p)
 {
     rd_kafka_topic_partition_list_t *l = pending_offsets(p);
     rd_kafka_error_t *e = NULL;
 
-    if (l->cnt > 0) {
+    if (l->cnt > 0 && !p->offsets_sent) {
         rd_kafka_consumer_group_metadata_t *md =
             rd_kafka_consumer_group_metadata(p->consumer);
         e = rd_kafka_send_offsets_to_transaction(p->producer, l, md,
                                                  TXN_TIMEOUT_MS);
         rd_kafka_consumer_group_metadata_destroy(md);
+        p->offsets_sent = e == NULL;
     }
     rd_kafka_topic_partition_list_destroy(l);
     if (e == NULL) {

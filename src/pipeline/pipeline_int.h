@@ -69,6 +69,7 @@ struct bw_pipeline_s {
     FILE *log;
     rd_kafka_t *consumer, *producer;
     bool eos, txn_open, closed, subscribed;
+    bool offsets_sent; /* the open transaction has its offsets */
     int64_t last_commit, last_scan, last_stats;
     uint64_t stats_consumed; /* records at the last progress line */
     task_t *tasks[MAX_TASKS];

@@ -471,8 +471,10 @@ def kafka_sh(src, what):
 
 
 def test_broker_pause(env):
-    """The broker stops answering for 15 s mid-stream (SIGSTOP): the stage
-    retries, loses nothing, and still scores each input exactly once."""
+    """The broker stops answering for 25 s mid-stream (SIGSTOP; longer than
+    one transactional call's 10 s timeout, so a commit times out and is
+    resumed): the stage retries, loses nothing, and still scores each
+    input exactly once."""
     config = env.config(extra="model: {pf: {particles: 1024}}")
     rows = synthetic_rows(8, 2000, seed=8)
     good, _ = env.feed(rows)
@@ -480,7 +482,7 @@ def test_broker_pause(env):
     env.wait_count("scores", good // 4, 120, [stage])
     kafka_sh(env.src, "pause")
     try:
-        time.sleep(15)
+        time.sleep(25)
     finally:
         kafka_sh(env.src, "resume")
     env.wait_count("scores", good, 300, [stage])
@@ -488,8 +490,11 @@ def test_broker_pause(env):
     check(rc == 0, f"exit {rc}:\n{log}")
     exactly_once(env.decode("scores", env.tap("scores")), good)
     retries = sum("retrying" in x for x in log.splitlines())
-    print(f"broker_pause: {good} inputs scored exactly once across a 15 s "
+    print(f"broker_pause: {good} inputs scored exactly once across a 25 s "
           f"broker stall ({retries} retry messages)")
+    for line in log.splitlines():
+        if "commit:" in line or "abort" in line:
+            print("  " + line)
 
 
 TESTS = {"e2e": (test_e2e, 1), "exactly_once_kill": (test_exactly_once_kill, 4),
