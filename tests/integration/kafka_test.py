@@ -18,6 +18,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import signal
 import struct
@@ -342,20 +343,36 @@ def stage_stats(log):
     return -1
 
 
+def wait_log(p, pattern, timeout):
+    """Wait until a line of the stage's log matches @p pattern."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        p.log.seek(0)
+        if re.search(pattern, p.log.read()):
+            return
+        check(p.poll() is None, f"stage exited early: {p.returncode}")
+        time.sleep(0.5)
+    raise Failure(f"no /{pattern}/ in the log after {timeout}s")
+
+
 def test_rebalance(env):
     """Two instances (two stream threads each) share the input partitions
     mid-stream (cooperative rebalance): every input scored exactly once,
-    both did work."""
-    # 1024 particles: slow enough that b joins mid-stream; two stream
-    # threads each
+    both did work. The second half of the input is fed only once b holds
+    partitions, so b has work whatever the machine's speed."""
+    # 1024 particles: slow enough that a is mid-stream when b joins
     config = env.config(extra="""model: {pf: {particles: 1024}}
 pipeline: {threads: 2}""")
     rows = synthetic_rows(8, 3000, seed=4)
-    good, _ = env.feed(rows)
+    half = len(rows) // 2
+    good, _ = env.feed(rows[:half])
     a = env.start(config, "a")
     env.wait_count("scores", good // 5, 120, [a])
     b = env.start(config, "b")
-    env.wait_count("scores", good, 240, [a, b])
+    wait_log(b, r"assigned [1-9][0-9]* partition", 120)
+    more, _ = env.feed(rows[half:])
+    good += more
+    env.wait_count("scores", good, 300, [a, b])
     rc_b, log_b = env.stop(b)
     rc_a, log_a = env.stop(a)
     check(rc_a == 0 and rc_b == 0, f"exit {rc_a} {rc_b}:\n{log_a}\n{log_b}")
