@@ -382,7 +382,10 @@ static void revoke(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
     rd_kafka_error_t *e = NULL;
 
     bw__quiesce(p);
-    if (rd_kafka_assignment_lost(p->consumer)) {
+    if (failed(p)) {
+        /* fatal (e.g. fenced): nothing can be committed or aborted; the
+         * broker aborts the open transaction */
+    } else if (rd_kafka_assignment_lost(p->consumer)) {
         if (p->txn_open) {
             abort_and_rewind(p, "partitions lost");
         }
