@@ -7,6 +7,7 @@
  * read_committed consumer would.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,24 +58,38 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int metric_index(const char *m)
+/* Position of @p s in @p names, or -1. */
+static int name_index(const char *const *names, int n, const char *s)
 {
-    for (int i = 0; i < DEMO_METRICS; i++) {
-        if (strcmp(m, bw__demo_metrics[i]) == 0) {
+    for (int i = 0; i < n; i++) {
+        if (strcmp(s, names[i]) == 0) {
             return i;
         }
     }
     return -1;
 }
 
-static int region_index(const char *r)
+/* Minutes since the start of the live part (negative during history). */
+static int live_minute(int64_t t_ms)
 {
-    for (int i = 0; i < DEMO_REGIONS; i++) {
-        if (strcmp(r, bw__demo_regions[i]) == 0) {
-            return i;
-        }
-    }
-    return -1;
+    return (int)((t_ms - T0_MS) / 60000) - DEMO_HISTORY_MIN;
+}
+
+/* One line of the view's log, prefixed with the simulated HH:MM. */
+static void log_line(demo_t *d, int64_t t_ms, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void log_line(demo_t *d, int64_t t_ms, const char *fmt, ...)
+{
+    char line[160];
+    int n = snprintf(line, sizeof(line), "%02d:%02d  ",
+                     (int)(t_ms / 3600000 % 24), (int)(t_ms / 60000 % 60));
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    va_end(ap);
+    bw__demo_view_log(&d->view, line);
 }
 
 /* ---- detection bookkeeping ---- */
@@ -111,18 +126,15 @@ static void slo_breach(demo_t *d, const bw_event_t *ev, const bw_score_t *sc,
                        int r, int live)
 {
     bool breach = sc->p_slo >= d->cfg.engine.alert_threshold;
-    char line[160];
 
     if (breach && !d->breached[r]) { /* an alert fires once per breach */
         classify(d, r, M_ERRORS, false, live);
         d->view.alerts++;
-        snprintf(line, sizeof(line),
-                 "%02d:%02d  %-8s %-13s SLO BREACH P(rate > 1%%)=%.3f, rate "
-                 "%.2f%% (%g/%g)",
-                 (int)(ev->time_ms / 3600000 % 24),
-                 (int)(ev->time_ms / 60000 % 60), ev->region, ev->metric,
-                 sc->p_slo, 100 * sc->actual, ev->value, ev->count);
-        bw__demo_view_log(&d->view, line);
+        log_line(d, ev->time_ms,
+                 "%-8s %-13s SLO BREACH P(rate > 1%%)=%.3f, rate %.2f%% "
+                 "(%g/%g)",
+                 ev->region, ev->metric, sc->p_slo, 100 * sc->actual, ev->value,
+                 ev->count);
     }
     d->breached[r] = breach;
 }
@@ -130,9 +142,9 @@ static void slo_breach(demo_t *d, const bw_event_t *ev, const bw_score_t *sc,
 static void on_score(void *opaque, const bw_event_t *ev, const bw_score_t *sc)
 {
     demo_t *d = opaque;
-    int r = region_index(ev->region), m = metric_index(ev->metric);
-    int live = (int)((ev->time_ms - T0_MS) / 60000) - DEMO_HISTORY_MIN;
-    char line[160];
+    int r = name_index(bw__demo_regions, DEMO_REGIONS, ev->region);
+    int m = name_index(bw__demo_metrics, DEMO_METRICS, ev->metric);
+    int live = live_minute(ev->time_ms);
 
     d->view.scores++;
     d->view.sim_ms = ev->time_ms;
@@ -155,24 +167,19 @@ static void on_score(void *opaque, const bw_event_t *ev, const bw_score_t *sc)
     if (sc->alert) {
         d->view.alerts++;
         classify(d, r, m, false, live);
-        snprintf(line, sizeof(line),
-                 "%02d:%02d  %-8s %-13s %-10s P=%.3f  actual %.4g, typical "
-                 "%.4g",
-                 (int)(ev->time_ms / 3600000 % 24),
-                 (int)(ev->time_ms / 60000 % 60), ev->region, ev->metric,
-                 bw_direction_name(sc->direction), sc->p_anomaly,
-                 m == M_ERRORS ? ev->value / ev->count : ev->value,
-                 sc->expected);
-        bw__demo_view_log(&d->view, line);
+        log_line(
+            d, ev->time_ms,
+            "%-8s %-13s %-10s P=%.3f  actual %.4g, typical %.4g", ev->region,
+            ev->metric, bw_direction_name(sc->direction), sc->p_anomaly,
+            m == M_ERRORS ? ev->value / ev->count : ev->value, sc->expected);
     }
 }
 
 static void on_threat(void *opaque, const bw_threat_rec_t *t)
 {
     demo_t *d = opaque;
-    int r = region_index(t->entity);
-    int live = (int)((t->time_ms - T0_MS) / 60000) - DEMO_HISTORY_MIN;
-    char line[160];
+    int r = name_index(bw__demo_regions, DEMO_REGIONS, t->entity);
+    int live = live_minute(t->time_ms);
 
     d->view.threats++;
     if (r < 0) {
@@ -182,11 +189,9 @@ static void on_threat(void *opaque, const bw_threat_rec_t *t)
     d->view.r[r].level = t->threat.level;
     if (live >= 0 && t->threat.level >= BW_LEVEL_HIGH) {
         classify(d, r, -1, true, live);
-        snprintf(line, sizeof(line), "%02d:%02d  %-8s THREAT %s: %s, P=%.3f",
-                 (int)(t->time_ms / 3600000 % 24),
-                 (int)(t->time_ms / 60000 % 60), t->entity, t->rule->name,
-                 bw_level_name(t->threat.level), t->threat.probability);
-        bw__demo_view_log(&d->view, line);
+        log_line(d, t->time_ms, "%-8s THREAT %s: %s, P=%.3f", t->entity,
+                 t->rule->name, bw_level_name(t->threat.level),
+                 t->threat.probability);
     }
 }
 
