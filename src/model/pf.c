@@ -51,6 +51,7 @@
 
 #define K_MAX 18
 #define N_ARRAYS 7
+#define BATCH_ARRAYS 8 /* per-particle scratch arrays of a step */
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
 #define PF_STATE_TAG 0x50463031u /* "PF01" */
@@ -78,7 +79,7 @@ struct bw_pf_s {
     double sd_last;    /* noise sd after the previous event */
     double level_last; /* posterior mean level after the previous event */
     /* Derived from cfg at creation (not state). */
-    double child_logp[K_MAX], child_v[K_MAX], child_w[K_MAX];
+    double child_p[K_MAX], child_v[K_MAX], child_w[K_MAX];
     int child_kind[K_MAX];
     double vbar; /* E[1/lambda] under the quadrature */
     /* Cache of the predictive t quantile for the current dof. */
@@ -87,8 +88,9 @@ struct bw_pf_s {
 
 struct bw_pf_ws_s {
     int cap;
-    double *ll;  /* cap * K_MAX child log-likelihoods, then probabilities */
+    double *ll;  /* K_MAX * cap: children's likelihood terms, probabilities */
     double *tmp; /* N_ARRAYS * cap: resampling copies */
+    double *pv;  /* BATCH_ARRAYS * cap: per-particle scratch of a step */
     int *idx;
 };
 
@@ -147,26 +149,26 @@ static int setup_children(bw_pf_t *pf)
     pf->vbar = 0.0;
     for (int j = 0; j < nn; j++) {
         pf->child_kind[k] = CHILD_NORMAL;
-        pf->child_logp[k] = log(p_norm * omega[j]);
+        pf->child_p[k] = p_norm * omega[j];
         pf->child_v[k] = 1.0 / lambda[j];
         pf->child_w[k++] = 0.0;
         pf->vbar += omega[j] / lambda[j];
     }
     if (cfg->p_spike > 0.0) {
         pf->child_kind[k] = CHILD_SPIKE;
-        pf->child_logp[k] = log(cfg->p_spike);
+        pf->child_p[k] = cfg->p_spike;
         pf->child_v[k] = cfg->spike_scale * cfg->spike_scale;
         pf->child_w[k++] = 0.0;
     }
     if (cfg->p_shift > 0.0) {
         pf->child_kind[k] = CHILD_SHIFT;
-        pf->child_logp[k] = log(cfg->p_shift);
+        pf->child_p[k] = cfg->p_shift;
         pf->child_v[k] = pf->vbar;
         pf->child_w[k++] = cfg->shift_scale * cfg->shift_scale;
     }
     if (cfg->p_recur > 0.0 && cfg->recur_window > 0) {
         pf->child_kind[k] = CHILD_RECUR;
-        pf->child_logp[k] = log(cfg->p_recur);
+        pf->child_p[k] = cfg->p_recur;
         pf->child_v[k] = 0.0;
         pf->child_w[k++] = 0.0;
     }
@@ -236,7 +238,9 @@ bw_pf_ws_t *bw_pf_ws_new(const bw_pf_cfg_t *cfg)
     ws->ll = bw_malloc((size_t)ws->cap * K_MAX * sizeof(double));
     ws->tmp = bw_malloc((size_t)ws->cap * N_ARRAYS * sizeof(double));
     ws->idx = bw_malloc((size_t)ws->cap * sizeof(int));
-    if (ws->ll == NULL || ws->tmp == NULL || ws->idx == NULL) {
+    ws->pv = bw_malloc((size_t)ws->cap * BATCH_ARRAYS * sizeof(double));
+    if (ws->ll == NULL || ws->tmp == NULL || ws->idx == NULL ||
+        ws->pv == NULL) {
         bw_pf_ws_destroy(ws);
         return NULL;
     }
@@ -251,6 +255,7 @@ void bw_pf_ws_destroy(bw_pf_ws_t *ws)
     bw_free(ws->ll);
     bw_free(ws->tmp);
     bw_free(ws->idx);
+    bw_free(ws->pv);
     bw_free(ws);
 }
 
@@ -422,66 +427,152 @@ static void predict(const bw_pf_t *pf, const step_ctx_t *c, int i, double *a0,
     *r11 = pf->c11[i] + c->qt;
 }
 
-static double child_loglik(const bw_pf_t *pf, const step_ctx_t *c, double e2,
-                           double qc, double logd, double di)
+/* Per-particle scratch of one step, arrays of ws->cap (structure of
+ * arrays so the loops below vectorise). */
+typedef struct {
+    double *a0, *r00, *e2, *g, *m, *s, *sa, *ss;
+} batch_t;
+
+static batch_t batch_of(const bw_pf_ws_t *ws)
 {
-    if (!pf->cfg->learn_scale) {
-        double v = qc * pf->s0sq;
-        return -0.5 * (log(2.0 * M_PI * v) + e2 / v);
-    }
-    return c->kdof - 0.5 * (logd + log(qc)) -
-           0.5 * (pf->dof + 1.0) * log(1.0 + e2 / (qc * di));
+    double *p = ws->pv;
+    size_t n = (size_t)ws->cap;
+    batch_t b = {p,         p + n,     p + 2 * n, p + 3 * n,
+                 p + 4 * n, p + 5 * n, p + 6 * n, p + 7 * n};
+
+    return b;
 }
 
-/* Children log-likelihoods of particle i into ll[]; returns their logsumexp. */
-static double particle_children(const bw_pf_t *pf, const step_ctx_t *c, int i,
-                                double *ll, double *anom, double *shift)
+/* Predicted level mean and (scaled) variance of every particle, and the
+ * squared innovation. */
+static void batch_predict(const bw_pf_t *pf, const step_ctx_t *c,
+                          const batch_t *b)
 {
-    double a0, a1, r00, r01, r11, e, e2, logd, di, mx = -INFINITY, s = 0.0;
-    double sa = 0.0, ss = 0.0;
+    const double dt = c->dt, q = c->q;
 
-    predict(pf, c, i, &a0, &a1, &r00, &r01, &r11);
-    e = c->y - a0;
-    e2 = e * e;
-    di = pf->d[i];
-    logd = log(di);
-    for (int j = 0; j < pf->k; j++) {
-        double qc = r00 + pf->child_w[j] + pf->child_v[j];
-        ll[j] =
-            pf->child_logp[j] + (pf->child_kind[j] == CHILD_RECUR
-                                     ? c->lrecur
-                                     : child_loglik(pf, c, e2, qc, logd, di));
-        mx = ll[j] > mx ? ll[j] : mx;
-    }
-    for (int j = 0; j < pf->k; j++) {
-        double p = exp(ll[j] - mx);
-        ll[j] = p;
-        s += p;
-        if (pf->child_kind[j] == CHILD_SPIKE ||
-            pf->child_kind[j] == CHILD_SHIFT) {
-            sa += p;
-            ss += pf->child_kind[j] == CHILD_SHIFT ? p : 0.0;
+    if (pf->cfg->trend) {
+        for (int i = 0; i < pf->n; i++) {
+            b->a0[i] = pf->m0[i] + dt * pf->m1[i];
+            b->r00[i] =
+                pf->c00[i] + 2.0 * dt * pf->c01[i] + dt * dt * pf->c11[i] + q;
+        }
+    } else {
+        for (int i = 0; i < pf->n; i++) {
+            b->a0[i] = pf->m0[i];
+            b->r00[i] = pf->c00[i] + q;
         }
     }
-    for (int j = 0; j < pf->k; j++) {
-        ll[j] /= s; /* child probabilities, used by propagate() */
+    for (int i = 0; i < pf->n; i++) {
+        double e = c->y - b->a0[i];
+        b->e2[i] = e * e;
     }
-    *anom = sa / s;
-    *shift = ss / s;
-    return mx + log(s);
 }
 
-/* Draw a child of particle i (probabilities in prob[]) and apply its
- * Kalman/conjugate update. */
-static void propagate(bw_pf_t *pf, const step_ctx_t *c, int i,
-                      const double *prob)
+/*
+ * The children's likelihoods, factored so that the common part is one log
+ * per particle. A Kalman child j (t node, spike, shift) with predictive
+ * variance ratio qc_j has density
+ *   exp(c_i) qc_j^(-1/2) exp(-t_j),
+ *   learn_scale: c_i = kdof - log(d_i)/2,  t_j = (dof+1)/2 log1p(e^2/(qc_j
+ * d_i)) known scale: c_i = -log(2 pi s0^2)/2,  t_j = e^2 / (2 qc_j s0^2), and
+ * the recurrent child has density exp(lrecur). With m_i = min_j t_j and g_i =
+ * exp(k0 - c_i) (k0 the particle-free part of c_i), p_j = pi_j qc_j^(-1/2)
+ * exp(m_i - t_j - h_i), p_r = pi_r g_i exp(lrecur - k0 + m_i - h_i), h_i =
+ * max(0, lrecur - k0 + m_i) guarding exp against overflow, are the children's
+ * probabilities up to the factor exp(c_i - m_i + h_i), and the particle's
+ * incremental log weight is k0 - m_i + h_i + log(sum_j p_j / g_i). Per
+ * particle: one log, one exp per child and one log1p per Kalman child.
+ */
+static double batch_t_terms(const bw_pf_t *pf, const step_ctx_t *c,
+                            const batch_t *b, const bw_pf_ws_t *ws)
 {
-    double a0, a1, r00, r01, r11, u = bw_rng_uniform(&pf->rng), cum = 0.0;
-    double qc, e, A0, A1;
+    const double hd = 0.5 * (pf->dof + 1.0), h2 = 0.5 / pf->s0sq;
+    double k0 = c->kdof;
+
+    for (int i = 0; i < pf->n; i++) {
+        b->m[i] = INFINITY;
+        b->g[i] = pf->cfg->learn_scale ? sqrt(pf->d[i]) : 1.0;
+    }
+    if (!pf->cfg->learn_scale) {
+        k0 = -0.5 * log(2.0 * M_PI * pf->s0sq);
+    }
+    for (int j = 0; j < pf->k; j++) {
+        const double cw = pf->child_w[j] + pf->child_v[j];
+        double *t = ws->ll + (size_t)j * ws->cap;
+        if (pf->child_kind[j] == CHILD_RECUR) {
+            continue;
+        }
+        for (int i = 0; i < pf->n; i++) {
+            double qc = b->r00[i] + cw;
+            t[i] = pf->cfg->learn_scale ? hd * log1p(b->e2[i] / (qc * pf->d[i]))
+                                        : h2 * b->e2[i] / qc;
+            b->m[i] = t[i] < b->m[i] ? t[i] : b->m[i];
+        }
+    }
+    return k0;
+}
+
+/*
+ * Every particle's children: their unnormalised probabilities in ws->ll
+ * (child j of particle i at ll[j * cap + i]) with sum b->s[i]; per particle
+ * the incremental log weight in L[i] and the anomalous and shift
+ * probabilities in anom[i], shift[i].
+ */
+static void batch_children(const bw_pf_t *pf, const step_ctx_t *c,
+                           const bw_pf_ws_t *ws, const batch_t *b, double *L,
+                           double *anom, double *shift)
+{
+    const int n = pf->n;
+    double k0, *h = L; /* L holds h_i until the end */
+
+    batch_predict(pf, c, b);
+    k0 = batch_t_terms(pf, c, b, ws);
+    for (int i = 0; i < n; i++) {
+        double a = c->lrecur - k0 + b->m[i];
+        h[i] = a > 0.0 ? a : 0.0;
+        b->s[i] = b->sa[i] = b->ss[i] = 0.0;
+    }
+    for (int j = 0; j < pf->k; j++) {
+        const double cw = pf->child_w[j] + pf->child_v[j], pj = pf->child_p[j];
+        double *p = ws->ll + (size_t)j * ws->cap;
+        int kind = pf->child_kind[j];
+        if (kind == CHILD_RECUR) {
+            for (int i = 0; i < n; i++) {
+                p[i] = pj * b->g[i] * exp(c->lrecur - k0 + b->m[i] - h[i]);
+            }
+        } else {
+            for (int i = 0; i < n; i++) {
+                p[i] = pj / sqrt(b->r00[i] + cw) * exp(b->m[i] - p[i] - h[i]);
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            b->s[i] += p[i];
+        }
+        if (kind == CHILD_SPIKE || kind == CHILD_SHIFT) {
+            double *acc = kind == CHILD_SHIFT ? b->ss : b->sa;
+            for (int i = 0; i < n; i++) {
+                acc[i] += p[i];
+            }
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        anom[i] = (b->sa[i] + b->ss[i]) / b->s[i];
+        shift[i] = b->ss[i] / b->s[i];
+        L[i] = k0 - b->m[i] + h[i] + log(b->s[i] / b->g[i]);
+    }
+}
+
+/* Draw a child of particle i (unnormalised probabilities in ws->ll, sum
+ * b->s[i]) and apply its Kalman/conjugate update. */
+static void propagate(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
+                      const step_ctx_t *c, int i)
+{
+    double a0, a1, r00, r01, r11, cum = 0.0, qc, e, A0, A1;
+    double u = bw_rng_uniform(&pf->rng) * b->s[i];
     int j = 0;
 
     for (j = 0; j < pf->k - 1; j++) {
-        cum += prob[j];
+        cum += ws->ll[(size_t)j * ws->cap + i];
         if (u < cum) {
             break;
         }
@@ -571,30 +662,29 @@ static void summarise(bw_pf_t *pf, double y, double mu, double sd,
 static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
                    bw_pf_out_t *out)
 {
+    const int n = pf->n;
+    const batch_t b = batch_of(ws);
     double lse, anom = 0.0, shift = 0.0, mu, sd, mx = -INFINITY, s = 0.0;
     double *L = ws->tmp; /* per particle: child logsumexp, anomaly, shift */
-    double *w = ws->tmp + 3 * (size_t)pf->n; /* normalised weights */
+    double *w = ws->tmp + 3 * (size_t)n; /* normalised weights */
 
     /* logw is normalised after every step; wlin caches exp(logw). */
-    memcpy(w, pf->wlin, (size_t)pf->n * sizeof(double));
+    memcpy(w, pf->wlin, (size_t)n * sizeof(double));
     predictive(pf, c, w, &mu, &sd);
-    for (int i = 0; i < pf->n; i++) {
-        double a, sh;
-        L[i] = particle_children(pf, c, i, ws->ll + (size_t)i * K_MAX, &a, &sh);
+    batch_children(pf, c, ws, &b, L, L + n, L + 2 * n);
+    for (int i = 0; i < n; i++) {
         pf->logw[i] += L[i];
         mx = pf->logw[i] > mx ? pf->logw[i] : mx;
-        L[pf->n + i] = a;
-        L[2 * pf->n + i] = sh;
     }
-    for (int i = 0; i < pf->n; i++) {
+    for (int i = 0; i < n; i++) {
         w[i] = exp(pf->logw[i] - mx);
         s += w[i];
     }
     lse = mx + log(s);
-    for (int i = 0; i < pf->n; i++) {
+    for (int i = 0; i < n; i++) {
         w[i] /= s;
-        anom += w[i] * L[pf->n + i];
-        shift += w[i] * L[2 * pf->n + i];
+        anom += w[i] * L[n + i];
+        shift += w[i] * L[2 * n + i];
         pf->logw[i] -= lse;
         pf->wlin[i] = w[i];
     }
@@ -602,8 +692,8 @@ static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
     out->p_anomaly = fmin(fmax(anom, 0.0), 1.0);
     out->p_shift = fmin(fmax(shift, 0.0), 1.0);
     out->p_spike = fmax(out->p_anomaly - out->p_shift, 0.0);
-    for (int i = 0; i < pf->n; i++) {
-        propagate(pf, c, i, ws->ll + (size_t)i * K_MAX);
+    for (int i = 0; i < n; i++) {
+        propagate(pf, ws, &b, c, i);
     }
     summarise(pf, c->y, mu, sd, out);
 }
