@@ -48,6 +48,7 @@
 #include "bayeswatch/model.h"
 #include "bayeswatch/timefmt.h"
 #include "season.h"
+#include "vecmath.h"
 
 #define K_MAX 18
 #define N_ARRAYS 7
@@ -483,6 +484,7 @@ static void batch_predict(const bw_pf_t *pf, const step_ctx_t *c,
  * incremental log weight is k0 - m_i + h_i + log(sum_j p_j / g_i). Per
  * particle: one log, one exp per child and one log1p per Kalman child.
  */
+BW_VECTOR_CLONES
 static double batch_t_terms(const bw_pf_t *pf, const step_ctx_t *c,
                             const batch_t *b, const bw_pf_ws_t *ws)
 {
@@ -502,10 +504,16 @@ static double batch_t_terms(const bw_pf_t *pf, const step_ctx_t *c,
         if (pf->child_kind[j] == CHILD_RECUR) {
             continue;
         }
+        if (pf->cfg->learn_scale) {
+            for (int i = 0; i < pf->n; i++) {
+                t[i] = hd * log1p(b->e2[i] / ((b->r00[i] + cw) * pf->d[i]));
+            }
+        } else {
+            for (int i = 0; i < pf->n; i++) {
+                t[i] = h2 * b->e2[i] / (b->r00[i] + cw);
+            }
+        }
         for (int i = 0; i < pf->n; i++) {
-            double qc = b->r00[i] + cw;
-            t[i] = pf->cfg->learn_scale ? hd * log1p(b->e2[i] / (qc * pf->d[i]))
-                                        : h2 * b->e2[i] / qc;
             b->m[i] = t[i] < b->m[i] ? t[i] : b->m[i];
         }
     }
@@ -518,6 +526,7 @@ static double batch_t_terms(const bw_pf_t *pf, const step_ctx_t *c,
  * the incremental log weight in L[i] and the anomalous and shift
  * probabilities in anom[i], shift[i].
  */
+BW_VECTOR_CLONES
 static void batch_children(const bw_pf_t *pf, const step_ctx_t *c,
                            const bw_pf_ws_t *ws, const batch_t *b, double *L,
                            double *anom, double *shift)
