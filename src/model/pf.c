@@ -520,6 +520,23 @@ static double batch_t_terms(const bw_pf_t *pf, const step_ctx_t *c,
     return k0;
 }
 
+/* Per particle: incremental log weight L[i] (L holds h_i on entry),
+ * anomalous and shift probabilities. */
+BW_VECTOR_CLONES
+static void batch_weights(const batch_t *b, int n, double k0, double *L,
+                          double *anom, double *shift)
+{
+    const double *s = b->s, *sa = b->sa, *ss = b->ss, *m = b->m, *g = b->g;
+
+    for (int i = 0; i < n; i++) {
+        anom[i] = (sa[i] + ss[i]) / s[i];
+        shift[i] = ss[i] / s[i];
+    }
+    for (int i = 0; i < n; i++) { /* apart: GCC 12 vectorises it alone */
+        L[i] = k0 - m[i] + L[i] + log(s[i] / g[i]);
+    }
+}
+
 /*
  * Every particle's children: their unnormalised probabilities in ws->ll
  * (child j of particle i at ll[j * cap + i]) with sum b->s[i]; per particle
@@ -564,11 +581,7 @@ static void batch_children(const bw_pf_t *pf, const step_ctx_t *c,
             }
         }
     }
-    for (int i = 0; i < n; i++) {
-        anom[i] = (b->sa[i] + b->ss[i]) / b->s[i];
-        shift[i] = b->ss[i] / b->s[i];
-        L[i] = k0 - b->m[i] + h[i] + log(b->s[i] / b->g[i]);
-    }
+    batch_weights(b, n, k0, L, anom, shift);
 }
 
 /* Draw a child of particle i (unnormalised probabilities in ws->ll, sum

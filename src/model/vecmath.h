@@ -1,12 +1,12 @@
 /*
- * Vector variants of exp and log1p for the particle filter's loops over
+ * Vector variants of exp, log and log1p for the particle filter's loops over
  * particles.
  *
  * glibc's libmvec (>= 2.35 for log1p) implements exp and log1p on 2 (SSE)
  * or 4 (AVX2) doubles at a time, within 4 ulp (glibc manual, "Errors in
  * Math Functions"). GCC calls them from a vectorised loop when the scalar
  * function is declared with the simd attribute, which glibc's own headers
- * do only under -ffast-math; here it is declared for these two functions
+ * do only under -ffast-math; here it is declared for these three functions
  * alone, so the rest of the model keeps IEEE semantics (infinities, NaN,
  * no reassociation). The linker finds libmvec through libm's linker script.
  * Other compilers and C libraries get the scalar functions: the same
@@ -27,6 +27,7 @@
 #define BW_VECMATH 1
 extern double exp(double) __attribute__((__simd__("notinbranch")));
 extern double log1p(double) __attribute__((__simd__("notinbranch")));
+extern double log(double) __attribute__((__simd__("notinbranch")));
 /* Loops worth an AVX2 clone (chosen at load time by CPU features). */
 #define BW_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 #else
