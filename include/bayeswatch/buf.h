@@ -30,6 +30,14 @@ void bw_wbuf_f64(bw_wbuf_t *w, double v);
 void bw_wbuf_f64s(bw_wbuf_t *w, const double *v, size_t n);
 void bw_wbuf_free(bw_wbuf_t *w);
 
+/**
+ * @brief Join up to three strings with a separator into dst (capacity cap
+ * >= 1), truncating like snprintf; c may be NULL for two parts. Returns the
+ * length written. For keys built on every event (no format parsing).
+ */
+size_t bw_join(char *dst, size_t cap, char sep, const char *a, const char *b,
+               const char *c);
+
 /** Reader over borrowed bytes; any overrun sets err=BW_ERR_CORRUPT. */
 typedef struct {
     const uint8_t *data;

@@ -183,3 +183,30 @@ double bw_rbuf_finite(bw_rbuf_t *r)
     }
     return v;
 }
+
+static size_t join_part(char *dst, size_t pos, size_t cap, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n > cap - 1 - pos) {
+        n = cap - 1 - pos;
+    }
+    memcpy(dst + pos, s, n);
+    return pos + n;
+}
+
+size_t bw_join(char *dst, size_t cap, char sep, const char *a, const char *b,
+               const char *c)
+{
+    const char *parts[3] = {a, b, c};
+    size_t pos = 0;
+
+    for (int i = 0; i < 3 && parts[i] != NULL; i++) {
+        if (i > 0 && pos < cap - 1) {
+            dst[pos++] = sep;
+        }
+        pos = join_part(dst, pos, cap, parts[i]);
+    }
+    dst[pos] = '\0';
+    return pos;
+}

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "bayeswatch/buf.h"
 #include "bayeswatch/engine.h"
 #include "bayeswatch/map.h"
 #include "bayeswatch/timefmt.h"
@@ -393,11 +394,8 @@ static void fuse(bw_engine_t *eng, const bw_event_t *ev, double p,
     if (fc->n_rules == 0) {
         return; /* nothing to fuse: skip the entity key */
     }
-    if (fc->entity == BW_ENTITY_REGION) {
-        snprintf(key, sizeof(key), "%s", ev->region);
-    } else {
-        snprintf(key, sizeof(key), "%s/%s", ev->region, ev->service);
-    }
+    bw_join(key, sizeof(key), '/', ev->region,
+            fc->entity == BW_ENTITY_REGION ? NULL : ev->service, NULL);
     for (int r = 0; r < fc->n_rules; r++) {
         const bw_rule_cfg_t *rule = &fc->rules[r];
         for (int s = 0; s < rule->n_signals; s++) {
@@ -432,8 +430,7 @@ static bw_err_t lookup(bw_engine_t *eng, const bw_event_t *ev, series_t **s,
                          "region, service or metric longer than %d bytes",
                          NAME_LIMIT);
     }
-    snprintf(key, sizeof(key), "%s\x1f%s\x1f%s", ev->region, ev->service,
-             ev->metric);
+    bw_join(key, sizeof(key), '\x1f', ev->region, ev->service, ev->metric);
     *s = bw_map_get(eng->series, key);
     if (*s == NULL && (*s = new_series(eng, key, ev, &err)) == NULL) {
         return bw_seterr(errstr, n, err,

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "bayeswatch/buf.h"
 #include "bayeswatch/schemas.h"
 #include "bayeswatch/timefmt.h"
 #include "pipeline_int.h"
@@ -120,7 +121,9 @@ static bw_err_t emit_score(bw_worker_t *w, const bw_event_t *ev,
     char key[800];
     bw_err_t err;
 
-    snprintf(key, sizeof(key), "%s/%s/%s", ev->region, ev->service, ev->metric);
+    size_t key_len =
+        bw_join(key, sizeof(key), '/', ev->region, ev->service, ev->metric);
+
     w->buf.len = 0;
     err = out->format == BW_FORMAT_JSON
               ? bw_json_score(ev, sc, o, &w->buf)
@@ -128,7 +131,7 @@ static bw_err_t emit_score(bw_worker_t *w, const bw_event_t *ev,
     if (err != BW_OK) {
         return bw__fatal(w->p, "encode score", bw_strerror(err));
     }
-    return produce(w->p, out->topic, key, strlen(key), w->buf.data, w->buf.len,
+    return produce(w->p, out->topic, key, key_len, w->buf.data, w->buf.len,
                    NULL);
 }
 

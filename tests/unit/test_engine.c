@@ -8,6 +8,7 @@
 #include "bayeswatch/engine.h"
 #include <stdio.h>
 
+#include "bayeswatch/buf.h"
 #include "testutil.h"
 
 static int threats;
@@ -175,10 +176,37 @@ static void test_stale_and_lateness(void **state)
     bw_engine_destroy(eng);
 }
 
+/* bw_join builds every per-event key: it must equal snprintf, truncation
+ * included. */
+static void test_join_equals_snprintf(void **state)
+{
+    const char *parts[] = {"", "eu-west", "api", "latency_ms", "x"};
+    char want[16], got[16];
+
+    (void)state;
+    for (size_t cap = 1; cap <= sizeof(got); cap++) {
+        for (int a = 0; a < 5; a++) {
+            for (int b = 0; b < 5; b++) {
+                size_t n;
+                snprintf(want, cap, "%s/%s/%s", parts[a], parts[b], "m");
+                n = bw_join(got, cap, '/', parts[a], parts[b], "m");
+                assert_string_equal(got, want);
+                assert_int_equal(n, strlen(want));
+                snprintf(want, cap, "%s\x1f%s", parts[a], parts[b]);
+                bw_join(got, cap, '\x1f', parts[a], parts[b], NULL);
+                assert_string_equal(got, want);
+            }
+        }
+    }
+    bw_join(got, sizeof(got), '/', "only", NULL, NULL);
+    assert_string_equal(got, "only");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_boundary),
+        cmocka_unit_test(test_join_equals_snprintf),
         cmocka_unit_test(test_stale_and_lateness),
     };
 
