@@ -52,7 +52,7 @@
 
 #define K_MAX 18
 #define N_ARRAYS 7
-#define BATCH_ARRAYS 8 /* per-particle scratch arrays of a step */
+#define BATCH_ARRAYS 11 /* per-particle scratch arrays of a step */
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
 #define PF_STATE_TAG 0x50463031u /* "PF01" */
@@ -286,6 +286,7 @@ uint64_t bw_pf_late(const bw_pf_t *pf)
  * not one stray earlier outlier, can be explained as a recurrent jump.
  * O(window) per event, independent of the particles.
  */
+BW_VECTOR_CLONES
 static double recent_logdens(const bw_pf_t *pf, double y, double h)
 {
     const float lo = (float)(y - h), hi = (float)(y + h);
@@ -409,29 +410,11 @@ typedef struct {
     double lrecur; /* log density of recent values at y */
 } step_ctx_t;
 
-/* Predicted (scaled) moments of particle i. */
-static void predict(const bw_pf_t *pf, const step_ctx_t *c, int i, double *a0,
-                    double *a1, double *r00, double *r01, double *r11)
-{
-    double dt = c->dt;
-
-    if (!pf->cfg->trend) {
-        *a0 = pf->m0[i];
-        *a1 = *r01 = *r11 = 0.0;
-        *r00 = pf->c00[i] + c->q;
-        return;
-    }
-    *a0 = pf->m0[i] + dt * pf->m1[i];
-    *a1 = pf->m1[i];
-    *r00 = pf->c00[i] + 2.0 * dt * pf->c01[i] + dt * dt * pf->c11[i] + c->q;
-    *r01 = pf->c01[i] + dt * pf->c11[i];
-    *r11 = pf->c11[i] + c->qt;
-}
-
 /* Per-particle scratch of one step, arrays of ws->cap (structure of
  * arrays so the loops below vectorise). */
 typedef struct {
     double *a0, *r00, *e2, *g, *m, *s, *sa, *ss;
+    double *cw, *cv, *jump; /* the drawn child: its w, v, 1 if recurrent */
 } batch_t;
 
 static batch_t batch_of(const bw_pf_ws_t *ws)
@@ -439,7 +422,8 @@ static batch_t batch_of(const bw_pf_ws_t *ws)
     double *p = ws->pv;
     size_t n = (size_t)ws->cap;
     batch_t b = {p,         p + n,     p + 2 * n, p + 3 * n,
-                 p + 4 * n, p + 5 * n, p + 6 * n, p + 7 * n};
+                 p + 4 * n, p + 5 * n, p + 6 * n, p + 7 * n,
+                 p + 8 * n, p + 9 * n, p + 10 * n};
 
     return b;
 }
@@ -551,7 +535,6 @@ static void batch_children(const bw_pf_t *pf, const step_ctx_t *c,
     const int n = pf->n;
     double k0, *h = L; /* L holds h_i until the end */
 
-    batch_predict(pf, c, b);
     k0 = batch_t_terms(pf, c, b, ws);
     for (int i = 0; i < n; i++) {
         double a = c->lrecur - k0 + b->m[i];
@@ -584,65 +567,131 @@ static void batch_children(const bw_pf_t *pf, const step_ctx_t *c,
     batch_weights(b, n, k0, L, anom, shift);
 }
 
-/* Draw a child of particle i (unnormalised probabilities in ws->ll, sum
- * b->s[i]) and apply its Kalman/conjugate update. */
-static void propagate(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
-                      const step_ctx_t *c, int i)
+/* Draw every particle's child (unnormalised probabilities in ws->ll, sum
+ * b->s[i]); one uniform per particle, in particle order. */
+static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b)
 {
-    double a0, a1, r00, r01, r11, cum = 0.0, qc, e, A0, A1;
-    double u = bw_rng_uniform(&pf->rng) * b->s[i];
-    int j = 0;
+    for (int i = 0; i < pf->n; i++) {
+        double u = bw_rng_uniform(&pf->rng) * b->s[i], cum = 0.0;
+        int j;
+        for (j = 0; j < pf->k - 1; j++) {
+            cum += ws->ll[(size_t)j * ws->cap + i];
+            if (u < cum) {
+                break;
+            }
+        }
+        b->jump[i] = pf->child_kind[j] == CHILD_RECUR;
+        b->cw[i] = b->jump[i] != 0.0 ? 0.0 : pf->child_w[j];
+        b->cv[i] = b->jump[i] != 0.0 ? INFINITY : pf->child_v[j];
+    }
+}
 
-    for (j = 0; j < pf->k - 1; j++) {
-        cum += ws->ll[(size_t)j * ws->cap + i];
-        if (u < cum) {
-            break;
+/* The level-only Kalman/conjugate update of n particles: predicted mean a0
+ * and variance r (the drawn child's w added), observation variance ratio
+ * v; restrict parameters so that GCC vectorises it. */
+static void kalman_level(int n, double y, double learn,
+                         const double *restrict a0, const double *restrict r,
+                         const double *restrict v, double *restrict m,
+                         double *restrict c, double *restrict d)
+{
+    for (int i = 0; i < n; i++) {
+        double qc = r[i] + v[i], e = y - a0[i], A0 = r[i] / qc;
+        m[i] = a0[i] + A0 * e;
+        c[i] = r[i] - r[i] * A0;
+        d[i] += learn * (e * e / qc);
+    }
+}
+
+/* Kalman/conjugate update of every particle under its drawn child; a
+ * recurrent jump (drawn with v = inf: no update, no scale statistic) then
+ * restarts the level at y. Level-only model. */
+BW_VECTOR_CLONES
+static void update_level(bw_pf_t *pf, const step_ctx_t *ctx, const batch_t *b)
+{
+    for (int i = 0; i < pf->n; i++) {
+        b->cw[i] += b->r00[i];
+    }
+    kalman_level(pf->n, ctx->y, pf->cfg->learn_scale ? 1.0 : 0.0, b->a0, b->cw,
+                 b->cv, pf->m0, pf->c00, pf->d);
+    for (int i = 0; i < pf->n; i++) {
+        if (b->jump[i] != 0.0) {
+            pf->m0[i] = ctx->y;
+            pf->c00[i] = pf->cfg->init_level_var;
         }
     }
-    predict(pf, c, i, &a0, &a1, &r00, &r01, &r11);
-    if (pf->child_kind[j] == CHILD_RECUR) {
-        /* A jump to a familiar value: the level restarts there. */
-        pf->m0[i] = c->y;
-        pf->m1[i] = a1;
-        pf->c00[i] = pf->cfg->init_level_var;
-        pf->c01[i] = 0.0;
-        pf->c11[i] = r11;
+}
+
+/* The same with the trend. */
+static void update_trend(bw_pf_t *pf, const step_ctx_t *c, const batch_t *b)
+{
+    const double y = c->y, dt = c->dt, v0 = pf->cfg->init_level_var;
+
+    for (int i = 0; i < pf->n; i++) {
+        double r00 = b->r00[i] + b->cw[i], qc = r00 + b->cv[i];
+        double r01 = pf->c01[i] + dt * pf->c11[i], r11 = pf->c11[i] + c->qt;
+        double a1 = pf->m1[i], e = y - b->a0[i], A0 = r00 / qc, A1 = r01 / qc;
+        if (b->jump[i] != 0.0) {
+            pf->m0[i] = y;
+            pf->c00[i] = v0;
+            pf->c01[i] = 0.0;
+            pf->c11[i] = r11;
+            continue;
+        }
+        pf->m0[i] = b->a0[i] + A0 * e;
+        pf->m1[i] = a1 + A1 * e;
+        pf->c00[i] = r00 - r00 * A0;
+        pf->c01[i] = r01 - r00 * A1;
+        pf->c11[i] = r11 - r01 * A1;
+        if (pf->cfg->learn_scale) {
+            pf->d[i] += e * e / qc;
+        }
+    }
+}
+
+/* Draw, update, and (rao_blackwell = false) sample the states. */
+static void propagate(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
+                      const step_ctx_t *c)
+{
+    draw_children(pf, ws, b);
+    if (pf->cfg->trend) {
+        update_trend(pf, c, b);
+    } else {
+        update_level(pf, c, b);
+    }
+    if (pf->cfg->rao_blackwell) {
         return;
     }
-    r00 += pf->child_w[j];
-    qc = r00 + pf->child_v[j];
-    e = c->y - a0;
-    A0 = r00 / qc;
-    A1 = r01 / qc;
-    pf->m0[i] = a0 + A0 * e;
-    pf->m1[i] = a1 + A1 * e;
-    pf->c00[i] = r00 - r00 * A0;
-    pf->c01[i] = r01 - r00 * A1;
-    pf->c11[i] = r11 - r01 * A1;
-    if (pf->cfg->learn_scale) {
-        pf->d[i] += e * e / qc;
-    }
-    if (!pf->cfg->rao_blackwell) {
-        sample_state(pf, i,
-                     pf->cfg->learn_scale ? pf->d[i] / (pf->dof + 1.0)
-                                          : pf->s0sq);
+    for (int i = 0; i < pf->n; i++) {
+        if (b->jump[i] == 0.0) {
+            sample_state(pf, i,
+                         pf->cfg->learn_scale ? pf->d[i] / (pf->dof + 1.0)
+                                              : pf->s0sq);
+        }
     }
 }
 
 /* Moment-matched one-step predictive (location, scale) from the prior
- * (normalised, linear) weights w[]. */
-static void predictive(const bw_pf_t *pf, const step_ctx_t *c, const double *wt,
+ * (normalised, linear) weights w[] and the predicted moments in b. */
+static void predictive(const bw_pf_t *pf, const batch_t *b, const double *w,
                        double *mu, double *sd)
 {
     double m = 0.0, v = 0.0, m2 = 0.0;
+    const double *a0 = b->a0, *r00 = b->r00, vbar = pf->vbar;
 
+    if (pf->cfg->learn_scale) {
+        for (int i = 0; i < pf->n; i++) {
+            v += w[i] * (r00[i] + vbar) * pf->d[i];
+        }
+        v /= pf->dof;
+    } else {
+        for (int i = 0; i < pf->n; i++) {
+            v += w[i] * (r00[i] + vbar);
+        }
+        v *= pf->s0sq;
+    }
     for (int i = 0; i < pf->n; i++) {
-        double a0, a1, r00, r01, r11, w = wt[i];
-        double s2 = pf->cfg->learn_scale ? pf->d[i] / pf->dof : pf->s0sq;
-        predict(pf, c, i, &a0, &a1, &r00, &r01, &r11);
-        m += w * a0;
-        m2 += w * a0 * a0;
-        v += w * (r00 + pf->vbar) * s2;
+        m += w[i] * a0[i];
+        m2 += w[i] * a0[i] * a0[i];
     }
     *mu = m;
     *sd = sqrt(v + fmax(m2 - m * m, 0.0));
@@ -692,7 +741,8 @@ static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
 
     /* logw is normalised after every step; wlin caches exp(logw). */
     memcpy(w, pf->wlin, (size_t)n * sizeof(double));
-    predictive(pf, c, w, &mu, &sd);
+    batch_predict(pf, c, &b);
+    predictive(pf, &b, w, &mu, &sd);
     batch_children(pf, c, ws, &b, L, L + n, L + 2 * n);
     for (int i = 0; i < n; i++) {
         pf->logw[i] += L[i];
@@ -714,9 +764,7 @@ static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
     out->p_anomaly = fmin(fmax(anom, 0.0), 1.0);
     out->p_shift = fmin(fmax(shift, 0.0), 1.0);
     out->p_spike = fmax(out->p_anomaly - out->p_shift, 0.0);
-    for (int i = 0; i < n; i++) {
-        propagate(pf, ws, &b, c, i);
-    }
+    propagate(pf, ws, &b, c);
     summarise(pf, c->y, mu, sd, out);
 }
 
