@@ -85,6 +85,8 @@ struct bw_pf_s {
     double vbar; /* E[1/lambda] under the quadrature */
     /* Cache of the predictive t quantile for the current dof. */
     double q_dof, q_val;
+    /* Cache of the t log-density constant for the current dof. */
+    double k_dof, k_val;
 };
 
 struct bw_pf_ws_s {
@@ -851,8 +853,12 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
         for (int i = 0; i < pf->n; i++) {
             pf->d[i] *= cfg->scale_discount;
         }
-        c.kdof = lgamma(0.5 * (pf->dof + 1.0)) - lgamma(0.5 * pf->dof) -
-                 0.5 * log(M_PI);
+        if (pf->dof != pf->k_dof) { /* dof settles at 1/(1 - discount) */
+            pf->k_dof = pf->dof;
+            pf->k_val = lgamma(0.5 * (pf->dof + 1.0)) - lgamma(0.5 * pf->dof) -
+                        0.5 * log(M_PI);
+        }
+        c.kdof = pf->k_val;
     }
     c.lrecur = recur_logdens(pf, c.y);
     filter(pf, ws, &c, out);
@@ -863,7 +869,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
         fl = noise_floor(pf, y);
         fl = pf->dof * fl * fl;
         for (int i = 0; i < pf->n; i++) {
-            pf->d[i] = fmax(pf->d[i], fl);
+            pf->d[i] = pf->d[i] > fl ? pf->d[i] : fl; /* fmax, inline */
         }
     }
     out->seasonal = sd + sw;
