@@ -33,9 +33,13 @@
  * falls below a fraction of N.
  *
  * Cost O(N K) per event, memory O(N) (7 doubles per particle) plus the
- * seasonal profiles. With rao_blackwell=false the level/trend are sampled
- * from their Gaussian conditional (the fully adapted filter), used by tests
- * to exercise the Monte Carlo machinery against the exact Kalman filter.
+ * seasonal profiles. The step runs as loops over particles (structure of
+ * arrays) that GCC vectorises with glibc's vector exp/log/log1p
+ * (vecmath.h); the likelihood is factored so that a particle costs one log,
+ * one exp per child and one log1p per Kalman child (batch_t_terms). With
+ * rao_blackwell=false the level/trend are sampled from their Gaussian
+ * conditional (the fully adapted filter), used by tests to exercise the Monte
+ * Carlo machinery against the exact Kalman filter.
  */
 #include <math.h>
 #include <string.h>
