@@ -73,6 +73,7 @@ typedef struct {
     double p_anomaly; /* P(regime is spike or shift | data to now) */
     double p_spike;   /* P(transient anomaly | ...) */
     double p_shift;   /* P(level shift | ...) */
+    double p_recur;   /* P(jump to a recently seen value | ...): no anomaly */
     double p_value;   /* two-sided predictive tail probability */
     double surprise;  /* -log predictive density of the value */
     double expected;  /* predictive mean */

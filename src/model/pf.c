@@ -735,6 +735,23 @@ static void summarise(bw_pf_t *pf, double y, double mu, double sd,
     }
 }
 
+/* P(the recurrent child | data): its share of each particle's children,
+ * averaged with the updated weights w[]. */
+static double recur_posterior(const bw_pf_t *pf, const bw_pf_ws_t *ws,
+                              const batch_t *b, const double *w)
+{
+    const double *p = ws->ll + (size_t)(pf->k - 1) * ws->cap;
+    double r = 0.0;
+
+    if (pf->k == 0 || pf->child_kind[pf->k - 1] != CHILD_RECUR) {
+        return 0.0;
+    }
+    for (int i = 0; i < pf->n; i++) {
+        r += w[i] * p[i] / b->s[i];
+    }
+    return fmin(fmax(r, 0.0), 1.0);
+}
+
 /* Weight, Rao-Blackwellised regime posterior and propagation. */
 static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
                    bw_pf_out_t *out)
@@ -770,6 +787,7 @@ static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
     out->p_anomaly = fmin(fmax(anom, 0.0), 1.0);
     out->p_shift = fmin(fmax(shift, 0.0), 1.0);
     out->p_spike = fmax(out->p_anomaly - out->p_shift, 0.0);
+    out->p_recur = recur_posterior(pf, ws, &b, w);
     propagate(pf, ws, &b, c);
     summarise(pf, c->y, mu, sd, out);
 }
@@ -883,7 +901,10 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     summarise_posterior(pf, ws->tmp + 3 * (size_t)pf->n, out);
     pf->sd_last = out->noise_sd;
     pf->level_last = out->level;
-    learn_season(pf, t_ms, y, sd, sw, 1.0 - out->p_anomaly);
+    /* Only the normal regime teaches the seasonal profile: not anomalies,
+     * not jumps between familiar states (bursts would print into it). */
+    learn_season(pf, t_ms, y, sd, sw,
+                 fmax(1.0 - out->p_anomaly - out->p_recur, 0.0));
     pf->t_last = t_ms;
     pf->events++;
     out->warmup = pf->events <= (uint64_t)cfg->warmup;

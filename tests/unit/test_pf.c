@@ -439,6 +439,56 @@ static void test_warmup_no_alarm_flood(void **state)
     assert_true(alarms <= 2);
 }
 
+/*
+ * Disk writes: small writes (30% of the 5-minute steps, |N(0, 2e5)|
+ * bytes) and a job every other day at about the same time (a backup: four
+ * steps of familiar heights up to 1.4e8, start jittered by up to 15
+ * minutes). The bursts are recurrent jumps between familiar states, and
+ * a day without the job is not a dip. If the bursts printed into the daily
+ * profile, ordinary zeros at those phases would read as dips (seen on NAB's
+ * ec2_disk_write_bytes_1ef3de). Twelve days, daily profile on; from day 4
+ * on no idle value may score as an anomaly (the rule this test guards:
+ * the old one flagged 7 of them).
+ */
+static void test_bursts_do_not_teach_the_season(void **state)
+{
+    static const double job[4] = {2.0e7, 5.0e7, 1.43e8, 3.0e7};
+    bw_config_t cfg;
+    bw_pf_t *pf;
+    bw_pf_ws_t *ws;
+    bw_pf_out_t out;
+    bw_rng_t rng;
+    int alarms = 0, idle = 0, start = 0;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    pf = bw_pf_new(&cfg.model.pf, 3, NULL, 0);
+    ws = bw_pf_ws_new(&cfg.model.pf);
+    bw_rng_seed(&rng, 8);
+    for (int t = 0; t < 12 * 288; t++) {
+        int day = t / 288, phase = t % 288, k;
+        double y = 0.0;
+        if (phase == 0) {
+            start = 220 + (int)(bw_rng_uniform(&rng) * 4.0);
+        }
+        k = phase - start;
+        if (day % 2 == 0 && k >= 0 && k < 4) {
+            y = job[k] * (1.0 + 0.02 * bw_rng_gauss(&rng));
+        } else if (bw_rng_uniform(&rng) < 0.3) {
+            y = fabs(2e5 * bw_rng_gauss(&rng));
+        }
+        bw_pf_update(pf, ws, (int64_t)t * 300000, y, &out);
+        if (day >= 4 && y < 1e6) {
+            idle++;
+            alarms += out.p_anomaly >= 0.99;
+        }
+    }
+    print_message("idle values scored >= 0.99: %d of %d\n", alarms, idle);
+    assert_int_equal(alarms, 0);
+    bw_pf_ws_destroy(ws);
+    bw_pf_destroy(pf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -451,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_level_shift_is_absorbed),
         cmocka_unit_test(test_late_and_gap),
         cmocka_unit_test(test_warmup_no_alarm_flood),
+        cmocka_unit_test(test_bursts_do_not_teach_the_season),
     };
 
     gsl_set_error_handler_off();
