@@ -462,17 +462,25 @@ static void batch_predict(const bw_pf_t *pf, const step_ctx_t *c,
 /*
  * The children's likelihoods, factored so that the common part is one log
  * per particle. A Kalman child j (t node, spike, shift) with predictive
- * variance ratio qc_j has density
- *   exp(c_i) qc_j^(-1/2) exp(-t_j),
- *   learn_scale: c_i = kdof - log(d_i)/2,  t_j = (dof+1)/2 log1p(e^2/(qc_j
- * d_i)) known scale: c_i = -log(2 pi s0^2)/2,  t_j = e^2 / (2 qc_j s0^2), and
- * the recurrent child has density exp(lrecur). With m_i = min_j t_j and g_i =
- * exp(k0 - c_i) (k0 the particle-free part of c_i), p_j = pi_j qc_j^(-1/2)
- * exp(m_i - t_j - h_i), p_r = pi_r g_i exp(lrecur - k0 + m_i - h_i), h_i =
- * max(0, lrecur - k0 + m_i) guarding exp against overflow, are the children's
- * probabilities up to the factor exp(c_i - m_i + h_i), and the particle's
- * incremental log weight is k0 - m_i + h_i + log(sum_j p_j / g_i). Per
- * particle: one log, one exp per child and one log1p per Kalman child.
+ * variance ratio qc_j has density exp(c_i) qc_j^(-1/2) exp(-t_j), where
+ *
+ *   learn_scale:  c_i = kdof - log(d_i) / 2,
+ *                 t_j = (dof + 1) / 2 * log1p(e^2 / (qc_j d_i));
+ *   known scale:  c_i = -log(2 pi s0^2) / 2,
+ *                 t_j = e^2 / (2 qc_j s0^2);
+ *
+ * the recurrent child has density exp(lrecur). With m_i = min_j t_j,
+ * g_i = exp(k0 - c_i) (k0: the part of c_i shared by all particles) and
+ * h_i = max(0, lrecur - k0 + m_i) (guards exp against overflow),
+ *
+ *   p_j = pi_j qc_j^(-1/2) exp(m_i - t_j - h_i),
+ *   p_r = pi_r g_i exp(lrecur - k0 + m_i - h_i)
+ *
+ * are the children's probabilities up to the factor exp(c_i - m_i + h_i),
+ * and the particle's incremental log weight is
+ * k0 - m_i + h_i + log(sum_j p_j / g_i). Per particle: one log, one exp per
+ * child and one log1p per Kalman child. This function fills t_j (into
+ * ws->ll), m_i and g_i and returns k0.
  */
 BW_VECTOR_CLONES
 static double batch_t_terms(const bw_pf_t *pf, const step_ctx_t *c,
@@ -555,7 +563,7 @@ static void batch_children(const bw_pf_t *pf, const step_ctx_t *c,
             for (int i = 0; i < n; i++) {
                 p[i] = pj * b->g[i] * exp(c->lrecur - k0 + b->m[i] - h[i]);
             }
-        } else {
+        } else { /* p holds t_j on entry */
             for (int i = 0; i < n; i++) {
                 p[i] = pj / sqrt(b->r00[i] + cw) * exp(b->m[i] - p[i] - h[i]);
             }

@@ -2,8 +2,8 @@
  * Vector variants of exp, log and log1p for the particle filter's loops over
  * particles.
  *
- * glibc's libmvec (>= 2.35 for log1p) implements exp and log1p on 2 (SSE)
- * or 4 (AVX2) doubles at a time, within 4 ulp (glibc manual, "Errors in
+ * glibc's libmvec (>= 2.35 for log1p) implements exp, log and log1p on 2
+ * (SSE) or 4 (AVX2) doubles at a time, within 4 ulp (glibc manual, "Errors in
  * Math Functions"). GCC calls them from a vectorised loop when the scalar
  * function is declared with the simd attribute, which glibc's own headers
  * do only under -ffast-math; here it is declared for these three functions
@@ -11,6 +11,9 @@
  * no reassociation). The linker finds libmvec through libm's linker script.
  * Other compilers and C libraries get the scalar functions: the same
  * model, a slower loop, last-bit differences.
+ *
+ * Accuracy: the model's tests (exact Kalman filter to 1e-9, enumeration of
+ * regime histories, calibration) pass unchanged with them.
  *
  * Determinism: the same binary on the same kind of CPU gives the same bits
  * (libmvec, like libm, picks its code path by CPU features, so two CPU
