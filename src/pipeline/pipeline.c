@@ -603,6 +603,25 @@ static bw_err_t init_txns(bw_pipeline_t *p, char *errstr, size_t n)
     return BW_OK;
 }
 
+/* The output topics' handles, made once so that producing a record does not
+ * look its topic up by name. */
+static bw_err_t output_topics(bw_pipeline_t *p, char *errstr, size_t n)
+{
+    const bw_emit_cfg_t *em = &p->cfg->emit;
+    const char *names[3] = {em->scores.topic, em->threats.topic,
+                            em->dead_letters.topic};
+
+    for (int i = 0; i < 3; i++) {
+        p->out[i] = rd_kafka_topic_new(p->producer, names[i], NULL);
+        if (p->out[i] == NULL) {
+            snprintf(errstr, n, "pipeline: output topic %s: %s", names[i],
+                     rd_kafka_err2str(rd_kafka_last_error()));
+            return BW_ERR_KAFKA;
+        }
+    }
+    return BW_OK;
+}
+
 bw_pipeline_t *bw_pipeline_new(const bw_config_t *cfg,
                                const bw_pipeline_opts_t *opts, char *errstr,
                                size_t n)
@@ -627,6 +646,7 @@ bw_pipeline_t *bw_pipeline_new(const bw_config_t *cfg,
                        sizeof(p->instance));
     if (make_workers(p, errstr, n) != BW_OK ||
         (p->producer = client(p, BW_KAFKA_PRODUCER, errstr, n)) == NULL ||
+        output_topics(p, errstr, n) != BW_OK ||
         init_txns(p, errstr, n) != BW_OK ||
         (p->consumer = client(p, BW_KAFKA_CONSUMER, errstr, n)) == NULL) {
         goto fail;
@@ -785,6 +805,11 @@ void bw_pipeline_destroy(bw_pipeline_t *p)
     bw__workers_stop(p);
     if (p->consumer != NULL) {
         rd_kafka_destroy(p->consumer);
+    }
+    for (int i = 0; i < 3; i++) {
+        if (p->out[i] != NULL) {
+            rd_kafka_topic_destroy(p->out[i]);
+        }
     }
     if (p->producer != NULL) {
         rd_kafka_destroy(p->producer);

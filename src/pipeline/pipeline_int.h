@@ -68,6 +68,7 @@ struct bw_pipeline_s {
     bw_pipeline_opts_t opts;
     FILE *log;
     rd_kafka_t *consumer, *producer;
+    rd_kafka_topic_t *out[3]; /* scores, threats, dead letters: made once */
     bool eos, txn_open, closed, subscribed;
     bool offsets_sent; /* the open transaction has its offsets */
     int64_t last_commit, last_scan, last_stats;

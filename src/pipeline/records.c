@@ -74,13 +74,13 @@ static bw_err_t produce_failed(bw_pipeline_t *p, rd_kafka_resp_err_t e)
     return bw__fatal(p, "produce", rd_kafka_err2str(e));
 }
 
-static bw_err_t produce(bw_pipeline_t *p, const char *topic, const void *key,
-                        size_t klen, const void *val, size_t vlen,
-                        rd_kafka_headers_t *hdrs)
+static bw_err_t produce(bw_pipeline_t *p, rd_kafka_topic_t *topic,
+                        const void *key, size_t klen, const void *val,
+                        size_t vlen, rd_kafka_headers_t *hdrs)
 {
     for (;;) {
         rd_kafka_resp_err_t e =
-            rd_kafka_producev(p->producer, RD_KAFKA_V_TOPIC(topic),
+            rd_kafka_producev(p->producer, RD_KAFKA_V_RKT(topic),
                               RD_KAFKA_V_KEY((void *)key, klen),
                               RD_KAFKA_V_VALUE((void *)val, vlen),
                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -131,8 +131,8 @@ static bw_err_t emit_score(bw_worker_t *w, const bw_event_t *ev,
     if (err != BW_OK) {
         return bw__fatal(w->p, "encode score", bw_strerror(err));
     }
-    return produce(w->p, out->topic, key, key_len, w->buf.data, w->buf.len,
-                   NULL);
+    return produce(w->p, w->p->out[BW_RECORD_SCORE], key, key_len, w->buf.data,
+                   w->buf.len, NULL);
 }
 
 static void on_threat(void *opaque, const bw_threat_rec_t *t)
@@ -149,8 +149,8 @@ static void on_threat(void *opaque, const bw_threat_rec_t *t)
               ? bw_json_threat(t, entity, &o, &w->buf)
               : bw_encode_threat(w->enc[1], t, entity, &o, &w->buf);
     if (err == BW_OK) {
-        err = produce(p, out->topic, t->entity, strlen(t->entity), w->buf.data,
-                      w->buf.len, NULL);
+        err = produce(p, p->out[BW_RECORD_THREAT], t->entity, strlen(t->entity),
+                      w->buf.data, w->buf.len, NULL);
     } else {
         err = bw__fatal(p, "encode threat", bw_strerror(err));
     }
@@ -206,8 +206,8 @@ static bw_err_t dead_letter(bw_worker_t *w, const rd_kafka_message_t *m,
     if (reason == BW_DLQ_LATE) {
         COUNT(w->late);
     }
-    return produce(w->p, out->topic, m->key, m->key_len, w->buf.data,
-                   w->buf.len, dead_letter_headers(m, reason));
+    return produce(w->p, w->p->out[BW_RECORD_DEAD_LETTER], m->key, m->key_len,
+                   w->buf.data, w->buf.len, dead_letter_headers(m, reason));
 }
 
 /* ---- scoring ---- */
