@@ -10,6 +10,7 @@
 #include <avro.h>
 
 #include "../ingest/avro_io.h"
+#include "bayeswatch/buf.h"
 #include "bayeswatch/emit.h"
 #include "direct.h"
 
@@ -147,7 +148,7 @@ bw_err_t bw_encode_score(bw_encoder_t *e, const bw_event_t *ev,
         bw__direct_score(w, ev, sc, o);
         return w->err;
     }
-    snprintf(id, sizeof(id), "%s/%s/%s", ev->region, ev->service, ev->metric);
+    bw_join(id, sizeof(id), '/', ev->region, ev->service, ev->metric);
     avro_value_reset(r);
     if (set_str(r, "entity_id", id) || set_str(r, "entity_type", "series") ||
         set_str(r, "region", ev->region) ||

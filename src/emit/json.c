@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bayeswatch/buf.h"
 #include "bayeswatch/emit.h"
 
 static void put(bw_wbuf_t *w, const char *s)
@@ -98,7 +99,7 @@ bw_err_t bw_json_score(const bw_event_t *ev, const bw_score_t *sc,
     char id[800];
     int first = 1;
 
-    snprintf(id, sizeof(id), "%s/%s/%s", ev->region, ev->service, ev->metric);
+    bw_join(id, sizeof(id), '/', ev->region, ev->service, ev->metric);
     put(w, "{");
     jstr(w, "entity_id", id, &first);
     jstr(w, "entity_type", "series", &first);
