@@ -66,7 +66,8 @@ typedef struct {
     int recur_min_count;  /* recent values needed to call y familiar */
     double recur_bandwidth; /* familiarity radius, in noise sds */
     double recur_relative;  /* ... or this fraction of the excursion */
-    double level_ratio;     /* level innovation var / noise var per interval */
+    bool local_noise;   /* inflate the noise to the current state's spread */
+    double level_ratio; /* level innovation var / noise var per interval */
     bool trend;
     double trend_ratio; /* trend innovation var / noise var per interval */
     bool learn_scale;   /* conjugate inverse-gamma noise variance */

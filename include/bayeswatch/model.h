@@ -81,11 +81,12 @@ typedef struct {
     double upper;
     double ess; /* after the update, before resampling */
     bool resampled;
-    bool warmup;     /* fewer than cfg->warmup events seen */
-    int direction;   /* bw_direction_t */
-    double level;    /* posterior mean level after the update */
-    double noise_sd; /* posterior point estimate of the noise sd */
-    double seasonal; /* seasonal component applied to this event */
+    bool warmup;         /* fewer than cfg->warmup events seen */
+    int direction;       /* bw_direction_t */
+    double level;        /* posterior mean level after the update */
+    double noise_sd;     /* posterior point estimate of the noise sd */
+    double seasonal;     /* seasonal component applied to this event */
+    double noise_factor; /* local noise: variance factor applied (>= 1) */
 } bw_pf_out_t;
 
 typedef struct bw_pf_s bw_pf_t;

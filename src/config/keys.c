@@ -141,6 +141,11 @@ static const bw_key_t pf_keys[] = {
     K_DBL(PF, recur_relative, 0, 10, "0.2",
           "... or within this fraction of its distance from the level (a "
           "burst to 1e8 is familiar if earlier bursts reached 1e8 +- 20%)"),
+    K_BOOL(PF, local_noise, "true",
+           "widen the noise to the spread the series has shown near its "
+           "previous value (consecutive recent values both near it), e.g. "
+           "a busy state noisier than idle; needs recur_window > 0 and "
+           "learn_scale"),
     K_DBL(PF, spike_scale, 1, 1e6, "10",
           "sd of a transient anomaly, in noise sds"),
     K_DBL(PF, shift_scale, 1, 1e6, "10", "sd of a level shift, in noise sds"),

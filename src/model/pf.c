@@ -14,7 +14,26 @@
  *   lambda_t ~ Gamma(nu/2, nu/2), i.e. Student-t noise, represented by a
  *   generalised Gauss-Laguerre quadrature of the scale mixture.
  * The regime r_t in {normal, spike, shift} is i.i.d. with prior
- * probabilities (1 - p_spike - p_shift, p_spike, p_shift).
+ * probabilities (1 - p_spike - p_shift, p_spike, p_shift). A fourth,
+ * recurrent regime (prior p_recur) restarts the level at y with the density
+ * of recently seen values near y: a jump between familiar states (idle <->
+ * busy), not an anomaly.
+ *
+ * Local noise (state-specific noise without a state label). A bursty series
+ * learns sigma mostly in its quiet state, and its busy state's own spread
+ * then reads as 10-sigma spikes. Before each event the memory of recent
+ * values gives the pairs of consecutive values that both lie near the
+ * previous value (its neighbourhood: recur_bandwidth noise sds, or
+ * recur_relative of its distance from the memory's mean); half their mean
+ * squared difference estimates the noise variance of the state the series
+ * is in (the successive-difference estimator, von Neumann et al. 1941).
+ * It is shrunk toward the learned sigma^2 with sigma^2's own weight, its
+ * degrees of freedom n (a moderated variance, cf. Smyth 2004), and the
+ * observation variance of every Kalman child is multiplied by the ratio
+ * k_t = max(1, s_loc^2 / sigma^2): a known variance multiplier (West &
+ * Harrison 1997, sec. 10.7), so the conjugate update stays exact. Only
+ * inflation: a state quieter than the learned noise keeps sigma (deflating
+ * makes quantised idle states hypersensitive).
  *
  * Conditional on the discrete path (regimes and scale nodes) the model is
  * linear-Gaussian with every variance proportional to sigma^2, so the state
@@ -59,7 +78,7 @@
 #define BATCH_ARRAYS 11 /* per-particle scratch arrays of a step */
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
-#define PF_STATE_TAG 0x50463031u /* "PF01" */
+#define PF_STATE_TAG 0x50463032u /* "PF02" */
 
 enum { CHILD_NORMAL, CHILD_SPIKE, CHILD_SHIFT, CHILD_RECUR };
 
@@ -81,6 +100,7 @@ struct bw_pf_s {
     bw_season_t daily, weekly;
     float *recent; /* ring of recent de-seasonalised values */
     int n_recent, pos_recent;
+    double recent_sum; /* sum of recent[], refreshed exactly at each wrap */
     double sd_last;    /* noise sd after the previous event */
     double level_last; /* posterior mean level after the previous event */
     /* Derived from cfg at creation (not state). */
@@ -286,55 +306,161 @@ uint64_t bw_pf_late(const bw_pf_t *pf)
 /* ---- recent values (the recurrent regime) ---- */
 
 /*
- * Density of recent values at y: a box kernel of half-width h over the
- * last recur_window values (count / (n 2h)). Zero, i.e. -inf, when fewer
- * than recur_min_count recent values lie within h: only familiar values,
- * not one stray earlier outlier, can be explained as a recurrent jump.
+ * One pass over the memory of recent values serves both of its uses:
+ *  - the recurrent regime's density at y: a box kernel of half-width h,
+ *    count / (n 2h); -inf when fewer than recur_min_count recent values lie
+ *    within h (only familiar values, not one stray earlier outlier, can be
+ *    explained as a recurrent jump);
+ *  - the local noise: pairs of consecutive values that both lie in the
+ *    previous value's neighbourhood, and their summed squared differences.
  * O(window) per event, independent of the particles.
  */
-BW_VECTOR_CLONES
-static double recent_logdens(const bw_pf_t *pf, double y, double h)
-{
-    const float lo = (float)(y - h), hi = (float)(y + h);
-    const float *v = pf->recent;
-    int count = 0;
+typedef struct {
+    float lo, hi;   /* the recurrent kernel at y */
+    float alo, ahi; /* the previous value's neighbourhood */
+    float inv;      /* 1 / its half-width */
+    int count;      /* values in [lo, hi] */
+    int pairs;      /* consecutive pairs inside [alo, ahi] */
+    double ss;      /* their summed squared differences, times inv^2 */
+} mem_scan_t;
 
-    if (pf->n_recent < 16 || !(h > 0.0)) {
-        return -INFINITY;
-    }
-    for (int i = 0; i < pf->n_recent; i++) { /* branch-free: vectorises */
+/* Values v[0..m-1] in time order (one unbroken stretch of the ring). The
+ * squared differences are summed in single precision in units of the
+ * neighbourhood's half-width (r->inv = 1/half-width): inside it they are at
+ * most 4, so nothing overflows, and a float lane holds twice the values of a
+ * double one; the relative rounding of the sum is below 1e-5, far inside
+ * the estimate's own sampling error. */
+BW_VECTOR_CLONES
+static void scan_stretch(const float *v, int m, mem_scan_t *r)
+{
+    const float lo = r->lo, hi = r->hi, alo = r->alo, ahi = r->ahi;
+    const float inv = r->inv;
+    int count = (v[m - 1] >= lo) & (v[m - 1] <= hi), pairs = 0;
+    float ss = 0.0f;
+
+    BW_SIMD_SUM(count, pairs, ss)
+    for (int i = 0; i < m - 1; i++) { /* branch-free: vectorises */
+        int in = (v[i] >= alo) & (v[i] <= ahi) & (v[i + 1] >= alo) &
+                 (v[i + 1] <= ahi);
+        float d = (v[i + 1] - v[i]) * inv;
         count += (v[i] >= lo) & (v[i] <= hi);
+        pairs += in;
+        ss += in ? d * d : 0.0f;
     }
-    if (count < pf->cfg->recur_min_count) {
-        return -INFINITY;
-    }
-    return log(count / (2.0 * h * pf->n_recent));
+    r->count += count;
+    r->pairs += pairs;
+    r->ss += ss;
 }
 
-/* The recurrent child's log-likelihood: the balloon bandwidth is the
- * larger of recur_bandwidth noise sds and recur_relative of the excursion
- * from the current level. */
-static double recur_logdens(const bw_pf_t *pf, double y)
+/* The whole memory: when the ring is full and does not start at 0 it is two
+ * stretches, joined by the pair (last slot, slot 0). */
+static void scan_memory(const bw_pf_t *pf, mem_scan_t *r)
 {
-    double h;
+    const float *v = pf->recent;
+    int n = pf->n_recent, pos = pf->pos_recent, w = pf->cfg->recur_window;
 
-    if (pf->k == 0 || pf->child_kind[pf->k - 1] != CHILD_RECUR) {
-        return -INFINITY;
+    r->count = r->pairs = 0;
+    r->ss = 0.0;
+    if (n < w || pos == 0) {
+        scan_stretch(v, n, r);
+        return;
     }
-    h = fmax(pf->cfg->recur_bandwidth * pf->sd_last,
-             pf->cfg->recur_relative * fabs(y - pf->level_last));
-    return recent_logdens(pf, y, h);
+    scan_stretch(v + pos, w - pos, r);
+    scan_stretch(v, pos, r);
+    if (v[w - 1] >= r->alo && v[w - 1] <= r->ahi && v[0] >= r->alo &&
+        v[0] <= r->ahi) {
+        float d = (v[0] - v[w - 1]) * r->inv;
+        r->pairs++;
+        r->ss += d * d;
+    }
+}
+
+static int has_recur(const bw_pf_t *pf)
+{
+    return pf->k > 0 && pf->child_kind[pf->k - 1] == CHILD_RECUR;
+}
+
+/* Balloon bandwidth around x: recur_bandwidth noise sds, or recur_relative
+ * of the distance from the reference point. */
+static double balloon(const bw_pf_t *pf, double x, double ref)
+{
+    return fmax(pf->cfg->recur_bandwidth * pf->sd_last,
+                pf->cfg->recur_relative * fabs(x - ref));
+}
+
+/* The local noise's variance factor from the scan (header comment). */
+static double local_factor(const bw_pf_t *pf, const mem_scan_t *r)
+{
+    double s2 = pf->sd_last * pf->sd_last, k;
+
+    if (!(s2 > 0.0)) {
+        return 1.0;
+    }
+    k = (0.5 * r->ss + pf->dof * s2) / ((r->pairs + pf->dof) * s2);
+    return k > 1.0 ? k : 1.0;
+}
+
+/* The step's terms from the memory: the recurrent child's log density at y
+ * (its kernel is centred on y, with the excursion from the current level)
+ * and the local noise factor. */
+static void memory_terms(const bw_pf_t *pf, double y, double *lrecur,
+                         double *kt)
+{
+    int local = pf->cfg->local_noise && pf->cfg->learn_scale;
+    int n = pf->n_recent, w = pf->cfg->recur_window;
+    double h, ha, prev;
+    mem_scan_t r;
+
+    *lrecur = -INFINITY;
+    *kt = 1.0;
+    if (n < 16 || (!has_recur(pf) && !local)) {
+        return;
+    }
+    h = balloon(pf, y, pf->level_last);
+    prev = pf->recent[(pf->pos_recent + w - 1) % w];
+    ha = local ? balloon(pf, prev, pf->recent_sum / n) : -1.0;
+    r.lo = (float)(y - h), r.hi = (float)(y + h);
+    r.alo = (float)(prev - ha), r.ahi = (float)(prev + ha);
+    r.inv = ha > 0.0 ? (float)(1.0 / ha) : 0.0f;
+    scan_memory(pf, &r);
+    r.ss *= ha * ha;
+    if (has_recur(pf) && h > 0.0 && r.count >= pf->cfg->recur_min_count) {
+        *lrecur = log(r.count / (2.0 * h * n));
+    }
+    if (local) {
+        *kt = local_factor(pf, &r);
+    }
+}
+
+/* Sum of the memory in slot order (the exact refresh of recent_sum). */
+static double memory_sum(const bw_pf_t *pf)
+{
+    double s = 0.0;
+
+    for (int i = 0; i < pf->n_recent; i++) {
+        s += pf->recent[i];
+    }
+    return s;
 }
 
 static void recent_push(bw_pf_t *pf, double y)
 {
-    if (pf->cfg->recur_window <= 0) {
+    int w = pf->cfg->recur_window;
+
+    if (w <= 0) {
         return;
     }
+    if (pf->n_recent == w) {
+        pf->recent_sum -= pf->recent[pf->pos_recent];
+    }
     pf->recent[pf->pos_recent] = (float)y;
-    pf->pos_recent = (pf->pos_recent + 1) % pf->cfg->recur_window;
-    if (pf->n_recent < pf->cfg->recur_window) {
+    pf->recent_sum += pf->recent[pf->pos_recent];
+    pf->pos_recent = (pf->pos_recent + 1) % w;
+    if (pf->n_recent < w) {
         pf->n_recent++;
+    }
+    if (pf->pos_recent == 0) { /* no drift from the running sum */
+        pf->recent_sum = memory_sum(pf);
     }
 }
 
@@ -392,6 +518,7 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
     pf->level_last = y;
     recent_push(pf, y);
     out->p_value = 1.0;
+    out->noise_factor = 1.0;
     out->ess = pf->n;
     out->warmup = cfg->warmup > 0;
 }
@@ -414,6 +541,7 @@ typedef struct {
     double kdof;   /* log-density constant for the current dof */
     double q, qt;  /* innovation variance ratios scaled by dt */
     double lrecur; /* log density of recent values at y */
+    double kt;     /* local noise: observation variance factor */
 } step_ctx_t;
 
 /* Per-particle scratch of one step, arrays of ws->cap (structure of
@@ -497,7 +625,7 @@ static double batch_t_terms(const bw_pf_t *pf, const step_ctx_t *c,
         k0 = -0.5 * log(2.0 * M_PI * pf->s0sq);
     }
     for (int j = 0; j < pf->k; j++) {
-        const double cw = pf->child_w[j] + pf->child_v[j];
+        const double cw = pf->child_w[j] + pf->child_v[j] * c->kt;
         double *t = ws->ll + (size_t)j * ws->cap;
         if (pf->child_kind[j] == CHILD_RECUR) {
             continue;
@@ -556,7 +684,8 @@ static void batch_children(const bw_pf_t *pf, const step_ctx_t *c,
         b->s[i] = b->sa[i] = b->ss[i] = 0.0;
     }
     for (int j = 0; j < pf->k; j++) {
-        const double cw = pf->child_w[j] + pf->child_v[j], pj = pf->child_p[j];
+        const double cw = pf->child_w[j] + pf->child_v[j] * c->kt;
+        const double pj = pf->child_p[j];
         double *p = ws->ll + (size_t)j * ws->cap;
         int kind = pf->child_kind[j];
         if (kind == CHILD_RECUR) {
@@ -582,8 +711,10 @@ static void batch_children(const bw_pf_t *pf, const step_ctx_t *c,
 }
 
 /* Draw every particle's child (unnormalised probabilities in ws->ll, sum
- * b->s[i]); one uniform per particle, in particle order. */
-static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b)
+ * b->s[i]); one uniform per particle, in particle order. kt: the local
+ * noise factor of the observation variances. */
+static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
+                          double kt)
 {
     for (int i = 0; i < pf->n; i++) {
         double u = bw_rng_uniform(&pf->rng) * b->s[i], cum = 0.0;
@@ -596,7 +727,7 @@ static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b)
         }
         b->jump[i] = pf->child_kind[j] == CHILD_RECUR;
         b->cw[i] = b->jump[i] != 0.0 ? 0.0 : pf->child_w[j];
-        b->cv[i] = b->jump[i] != 0.0 ? INFINITY : pf->child_v[j];
+        b->cv[i] = b->jump[i] != 0.0 ? INFINITY : pf->child_v[j] * kt;
     }
 }
 
@@ -666,7 +797,7 @@ static void update_trend(bw_pf_t *pf, const step_ctx_t *c, const batch_t *b)
 static void propagate(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
                       const step_ctx_t *c)
 {
-    draw_children(pf, ws, b);
+    draw_children(pf, ws, b, c->kt);
     if (pf->cfg->trend) {
         update_trend(pf, c, b);
     } else {
@@ -685,12 +816,13 @@ static void propagate(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
 }
 
 /* Moment-matched one-step predictive (location, scale) from the prior
- * (normalised, linear) weights w[] and the predicted moments in b. */
+ * (normalised, linear) weights w[], the predicted moments in b and the
+ * local noise factor kt. */
 static void predictive(const bw_pf_t *pf, const batch_t *b, const double *w,
-                       double *mu, double *sd)
+                       double kt, double *mu, double *sd)
 {
     double m = 0.0, v = 0.0, m2 = 0.0;
-    const double *a0 = b->a0, *r00 = b->r00, vbar = pf->vbar;
+    const double *a0 = b->a0, *r00 = b->r00, vbar = pf->vbar * kt;
 
     if (pf->cfg->learn_scale) {
         for (int i = 0; i < pf->n; i++) {
@@ -773,7 +905,7 @@ static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
     /* logw is normalised after every step; wlin caches exp(logw). */
     memcpy(w, pf->wlin, (size_t)n * sizeof(double));
     batch_predict(pf, c, &b);
-    predictive(pf, &b, w, &mu, &sd);
+    predictive(pf, &b, w, c->kt, &mu, &sd);
     batch_children(pf, c, ws, &b, L, L + n, L + 2 * n);
     for (int i = 0; i < n; i++) {
         pf->logw[i] += L[i];
@@ -890,8 +1022,9 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
         }
         c.kdof = pf->k_val;
     }
-    c.lrecur = recur_logdens(pf, c.y);
+    memory_terms(pf, c.y, &c.lrecur, &c.kt);
     filter(pf, ws, &c, out);
+    out->noise_factor = c.kt;
     recent_push(pf, c.y);
     if (cfg->learn_scale) {
         double fl;
@@ -995,6 +1128,7 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw_wbuf_f64(w, pf->level_last);
     bw_wbuf_u32(w, (uint32_t)pf->n_recent);
     bw_wbuf_u32(w, (uint32_t)pf->pos_recent);
+    bw_wbuf_f64(w, pf->recent_sum);
     for (int i = 0; i < pf->n_recent; i++) {
         float f = pf->recent[i];
         uint32_t u;
@@ -1039,6 +1173,7 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     pf->pos_recent = (int)bw_rbuf_u32_in(
         r, 0,
         (uint32_t)(pf->cfg->recur_window > 0 ? pf->cfg->recur_window - 1 : 0));
+    pf->recent_sum = bw_rbuf_finite(r);
     for (int i = 0; i < pf->n_recent; i++) {
         uint32_t u = bw_rbuf_u32(r);
         memcpy(&pf->recent[i], &u, sizeof(u));

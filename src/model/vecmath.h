@@ -38,4 +38,18 @@ extern double log(double) __attribute__((__simd__("notinbranch")));
 #define BW_VECTOR_CLONES
 #endif
 
+/*
+ * A sum over a loop in a fixed vector order: with -fopenmp-simd (GCC builds,
+ * set in CMakeLists.txt for pf.c) the loop is vectorised and its partial
+ * sums are combined in an order fixed by the binary and the chosen clone, so
+ * a result is repeatable on one kind of CPU, like the rest of the filter.
+ * Elsewhere it is a plain sequential loop.
+ */
+#define BW_PRAGMA(...) _Pragma(#__VA_ARGS__)
+#if defined(BW_OMP_SIMD)
+#define BW_SIMD_SUM(...) BW_PRAGMA(omp simd reduction(+ : __VA_ARGS__))
+#else
+#define BW_SIMD_SUM(...)
+#endif
+
 #endif
