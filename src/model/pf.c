@@ -51,6 +51,11 @@
  * One child is drawn per particle; systematic resampling runs when the ESS
  * falls below a fraction of N.
  *
+ * Seasonal profiles (season.c) are subtracted before filtering; when one
+ * starts to apply (after min_cycles periods) every particle's level is
+ * moved into the new frame (reframe), otherwise the first value with the
+ * profile applied reads as a jump of the size of the profile.
+ *
  * Cost O(N K) per event, memory O(N) (7 doubles per particle) plus the
  * seasonal profiles. The step runs as loops over particles (structure of
  * arrays) that GCC vectorises with glibc's vector exp/log/log1p
@@ -521,6 +526,31 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
     out->noise_factor = 1.0;
     out->ess = pf->n;
     out->warmup = cfg->warmup > 0;
+}
+
+/* A profile that starts to apply at this event moves the filter's frame:
+ * the level it tracked (the value with the profile absent) is re-expressed
+ * without the component now subtracted. */
+static void reframe(bw_pf_t *pf, int64_t age, double sd, double sw)
+{
+    int64_t prev = pf->t_last - pf->t_first;
+    double shift = 0.0;
+
+    if (!bw__season_active(&pf->daily, prev) &&
+        bw__season_active(&pf->daily, age)) {
+        shift += sd;
+    }
+    if (!bw__season_active(&pf->weekly, prev) &&
+        bw__season_active(&pf->weekly, age)) {
+        shift += sw;
+    }
+    if (shift == 0.0) {
+        return;
+    }
+    for (int i = 0; i < pf->n; i++) {
+        pf->m0[i] -= shift;
+    }
+    pf->level_last -= shift;
 }
 
 static double time_step(bw_pf_t *pf, int64_t t_ms)
@@ -1006,6 +1036,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     age = t_ms - pf->t_first;
     sd = bw__season_value(&pf->daily, t_ms, age);
     sw = bw__season_value(&pf->weekly, t_ms, age);
+    reframe(pf, age, sd, sw);
     c.dt = time_step(pf, t_ms);
     c.y = y - sd - sw;
     c.q = cfg->level_ratio * c.dt;

@@ -11,7 +11,11 @@
  *  - The applied profile is the bin mean minus the profile's mean, shrunk by
  *    the positive-part James-Stein factor 1 - noise/(signal+noise) (Efron &
  *    Morris 1973): a series without seasonality gets a profile of ~0 rather
- *    than a profile of noise.
+ *    than a profile of noise. The noise is the within-bin variance: the
+ *    squared deviations of a bin's values from its running mean, from the
+ *    second visit on (a first visit has no mean to deviate from; counting
+ *    it as a deviation from 0 inflated the noise, so a clean profile
+ *    started at about half its amplitude).
  * Memory 3 doubles per bin; O(1) time per event.
  */
 #include <math.h>
@@ -74,12 +78,17 @@ static double shrink(const bw_season_t *s)
     return fmax(0.0, 1.0 - noise / var);
 }
 
+int bw__season_active(const bw_season_t *s, int64_t age_ms)
+{
+    return s->cfg->enabled && s->seen >= 2 &&
+           age_ms >= (int64_t)s->cfg->min_cycles * s->period_ms;
+}
+
 double bw__season_value(const bw_season_t *s, int64_t t_ms, int64_t age_ms)
 {
     int b;
 
-    if (!s->cfg->enabled || s->seen < 2 ||
-        age_ms < (int64_t)s->cfg->min_cycles * s->period_ms) {
+    if (!bw__season_active(s, age_ms)) {
         return 0.0;
     }
     b = bin_of(s, t_ms);
@@ -93,7 +102,7 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
                        double interval_ms)
 {
     double visits, alpha, base, r, old, g, beta;
-    int b;
+    int b, first;
 
     if (!s->cfg->enabled) {
         return;
@@ -113,6 +122,7 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
     visits = visits > 1.0 ? visits : 1.0;
     alpha = 1.0 - exp2(-1.0 / (s->cfg->half_life * visits));
     old = s->mean[b];
+    first = !(s->wt[b] > 0.0);
     s->wt_sum -= s->wt[b];
     s->wt[b] = s->wt[b] * (1.0 - alpha) + gain;
     s->wt_sum += s->wt[b];
@@ -121,6 +131,9 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
     s->mean_sum += s->mean[b] - old;
     s->mean_sq += s->mean[b] * s->mean[b] - old * old;
 
+    if (first) {
+        return; /* no earlier estimate of this bin to deviate from */
+    }
     s->updates += gain;
     beta = 1.0 / fmin(fmax(s->updates, 1.0),
                       s->cfg->bins * s->cfg->half_life * visits);

@@ -28,6 +28,8 @@ typedef struct {
 int bw__season_init(bw_season_t *s, const bw_season_cfg_t *cfg,
                     int64_t period_ms);
 void bw__season_free(bw_season_t *s);
+/** Whether the profile is applied at series age @p age_ms. */
+int bw__season_active(const bw_season_t *s, int64_t age_ms);
 /** Seasonal component to subtract at @p t_ms (0 until trusted). */
 double bw__season_value(const bw_season_t *s, int64_t t_ms, int64_t age_ms);
 /** Learn from @p y (with other seasonal parts removed) at @p t_ms. */

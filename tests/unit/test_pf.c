@@ -13,6 +13,7 @@
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_randist.h>
 
+#include "../../src/model/season.h"
 #include "testutil.h"
 
 #define T_STEPS 60
@@ -657,6 +658,91 @@ static void test_busy_spread_is_not_an_anomaly(void **state)
     assert_int_equal(off_found, RUNS);
 }
 
+/* A daily square wave: 70 from 9:00 to 18:00, 20 otherwise (5-minute
+ * steps), plus N(0, 2) noise. */
+static double square_day(int t, bw_rng_t *rng)
+{
+    int phase = t % 288;
+
+    return (phase >= 108 && phase < 216 ? 70.0 : 20.0) +
+           2.0 * bw_rng_gauss(rng);
+}
+
+/*
+ * The seasonal profile after two days of a clean square wave. Its bin means
+ * hold 43 of the wave's 50 between day and night (on the first day the
+ * baseline is a moving average over a partial day); the James-Stein
+ * shrinkage should then cost little, because the within-bin noise (sd 2)
+ * is small against the profile. It is measured from each bin's second
+ * visit on: counting first visits as deviations from 0 shrank the profile
+ * to 28.8, and the filter then alerted at the first 9:00 edge after the
+ * profile switched on.
+ */
+static void test_profile_learns_full_amplitude(void **state)
+{
+    bw_config_t cfg;
+    bw_season_t s;
+    bw_rng_t rng;
+    double day, night;
+    const int64_t step = 300000;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    assert_int_equal(bw__season_init(&s, &cfg.model.pf.daily, 86400000LL), 0);
+    bw_rng_seed(&rng, 31);
+    for (int t = 0; t < 2 * 288; t++) {
+        bw__season_update(&s, t * step, square_day(t, &rng), 1.0, step);
+    }
+    day = bw__season_value(&s, (2 * 288 + 150) * step, 2 * 86400000LL);
+    night = bw__season_value(&s, (2 * 288 + 30) * step, 2 * 86400000LL);
+    print_message("profile day - night after two days: %.2f (truth 50)\n",
+                  day - night);
+    /* 43 less at most a fifth for the shrinkage of a profile seen twice
+     * (this run: 38.1); each bin mean's noise is sd 2 / sqrt(2). */
+    assert_true(day - night > 43.0 * 0.8 && day - night < 50.0);
+    bw__season_free(&s);
+}
+
+/*
+ * The daily profile starts to apply after min_cycles (2) days. The filter
+ * tracked the raw level until then; without moving its particles into the
+ * de-seasonalised frame, the first value with the profile applied read as
+ * a jump of the profile's size (p = 0.99999 at midnight on NAB's
+ * art_daily_jumpsup). Five days of the square wave: no alert from the day
+ * the profile switches on.
+ */
+static void test_profile_switch_on_is_not_an_anomaly(void **state)
+{
+    bw_config_t cfg;
+    bw_pf_t *pf;
+    bw_pf_ws_t *ws;
+    bw_pf_out_t out;
+    bw_rng_t rng;
+    double at_switch = -1.0;
+    int alerts = 0;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    pf = bw_pf_new(&cfg.model.pf, 7, NULL, 0);
+    ws = bw_pf_ws_new(&cfg.model.pf);
+    bw_rng_seed(&rng, 32);
+    for (int t = 0; t < 5 * 288; t++) {
+        bw_pf_update(pf, ws, (int64_t)t * 300000, square_day(t, &rng), &out);
+        if (t == 2 * 288) {
+            at_switch = out.p_anomaly;
+        }
+        if (t >= 2 * 288) {
+            alerts += out.p_anomaly >= 0.99;
+        }
+    }
+    print_message("p at the switch: %.3g; alerts on days 3-5: %d\n", at_switch,
+                  alerts);
+    assert_true(at_switch < 0.5);
+    assert_int_equal(alerts, 0);
+    bw_pf_ws_destroy(ws);
+    bw_pf_destroy(pf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -672,6 +758,8 @@ int main(void)
         cmocka_unit_test(test_bursts_do_not_teach_the_season),
         cmocka_unit_test(test_local_noise_matches_bruteforce),
         cmocka_unit_test(test_busy_spread_is_not_an_anomaly),
+        cmocka_unit_test(test_profile_learns_full_amplitude),
+        cmocka_unit_test(test_profile_switch_on_is_not_an_anomaly),
     };
 
     gsl_set_error_handler_off();
