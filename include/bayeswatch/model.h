@@ -106,10 +106,16 @@ void bw_pf_destroy(bw_pf_t *pf);
 bw_pf_ws_t *bw_pf_ws_new(const bw_pf_cfg_t *cfg);
 void bw_pf_ws_destroy(bw_pf_ws_t *ws);
 
+/** Largest |value| the models take: their sums of squares stay finite and
+ * the filter's memory of recent values (single precision) holds it. One
+ * absurd value beyond it would otherwise poison a series' state. */
+#define BW_MODEL_MAX_ABS 1e30
+
 /**
  * @brief Absorb one observation: predict, weight, propagate (no resampling).
  * @returns BW_OK; BW_ERR_LATE if @p t_ms is before the last event (state
- * untouched, out->p_anomaly 0); BW_ERR_RANGE for non-finite @p y.
+ * untouched, out->p_anomaly 0); BW_ERR_RANGE for non-finite @p y or
+ * |y| > BW_MODEL_MAX_ABS (state untouched).
  * @locality the thread owning @p ws.
  */
 bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,

@@ -343,6 +343,11 @@ static bw_err_t check_event(const bw_event_t *ev, const bw_route_cfg_t *ro,
     if (!isfinite(ev->value)) {
         return bw_seterr(errstr, n, BW_ERR_RANGE, "value is not finite");
     }
+    if (fabs(ev->value) > BW_MODEL_MAX_ABS) {
+        return bw_seterr(errstr, n, BW_ERR_RANGE,
+                         "value %g beyond the models' range (|value| <= %g)",
+                         ev->value, BW_MODEL_MAX_ABS);
+    }
     if (ro->model != BW_MODEL_POOLED_COUNT) {
         return BW_OK;
     }

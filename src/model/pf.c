@@ -1022,7 +1022,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     int64_t age;
 
     memset(out, 0, sizeof(*out));
-    if (!isfinite(y)) {
+    if (!isfinite(y) || fabs(y) > BW_MODEL_MAX_ABS) {
         return BW_ERR_RANGE;
     }
     if (pf->events == 0) {

@@ -76,6 +76,24 @@ static void test_boundary(void **state)
     assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, err, 256),
                      BW_OK);
     assert_int_equal(sc.model, BW_MODEL_POOLED_COUNT);
+    /* beyond the models' range: rejected, and the series is not poisoned
+     * (one 1e300 used to leave it predicting 1e300 for ever) */
+    ev.metric = "cpu";
+    ev.count = NAN;
+    ev.value = 1.0;
+    ev.time_ms = 2100;
+    assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, err, 256),
+                     BW_OK);
+    ev.value = 1e300;
+    assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, err, 256),
+                     BW_ERR_RANGE);
+    assert_non_null(strstr(err, "beyond the models' range"));
+    ev.value = 1.0;
+    ev.time_ms = 2500;
+    assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, err, 256),
+                     BW_OK);
+    assert_true(fabs(sc.expected - 1.0) < 1e-6);
+    ev.time_ms = 2000;
     /* the log transform's domain */
     ev.metric = "latency";
     ev.count = NAN;
@@ -96,8 +114,8 @@ static void test_boundary(void **state)
     assert_true(sc.late);
     bw_engine_stats(eng, &st);
     assert_int_equal(st.late, 1);
-    assert_int_equal(st.rejected, 5);
-    assert_int_equal(st.events, 3);
+    assert_int_equal(st.rejected, 6);
+    assert_int_equal(st.events, 5);
     bw_engine_destroy(eng);
 }
 
