@@ -81,9 +81,9 @@ static int draw(const bw_pf_cfg_t *c, bw_rng_t *rng, const double *lam,
     return 0;
 }
 
-static void test_reliability(void **state)
+static void reliability(const bw_pf_cfg_t *cfg, const char *what)
 {
-    bw_pf_cfg_t c = model_cfg();
+    bw_pf_cfg_t c = *cfg;
     bw_pf_ws_t *ws = bw_pf_ws_new(&c);
     reliability_t rel;
     double lam[16], om[16], base, zn = 0, zd = 0, ece, bound, zmax;
@@ -91,7 +91,6 @@ static void test_reliability(void **state)
     int nn = mixture(&c, lam, om);
     bw_rng_t rng;
 
-    (void)state;
     memset(&rel, 0, sizeof(rel));
     bw_rng_seed(&rng, 2026);
     for (int s = 0; s < SERIES; s++) {
@@ -118,10 +117,10 @@ static void test_reliability(void **state)
     }
     base = rel.anoms / rel.total * (1 - rel.anoms / rel.total);
     ece = rel_ece(&rel, &bound, &zmax);
-    print_message("events %.0f anomalies %.0f: ECE %.5f (bound %.5f) "
+    print_message("%s: events %.0f anomalies %.0f: ECE %.5f (bound %.5f) "
                   "Spiegelhalter Z %.2f Brier %.5f (base rate %.5f) "
                   "precision@0.5 %.3f recall@0.5 %.3f\n",
-                  rel.total, rel.anoms, ece, bound, zn / sqrt(zd),
+                  what, rel.total, rel.anoms, ece, bound, zn / sqrt(zd),
                   rel.brier / rel.total, base, hits / alarms, hits / rel.anoms);
     assert_true(zmax < 4.5); /* every well-populated bin within 4.5 se */
     assert_true(ece <= bound);
@@ -130,10 +129,34 @@ static void test_reliability(void **state)
     bw_pf_ws_destroy(ws);
 }
 
+static void test_reliability(void **state)
+{
+    bw_pf_cfg_t c = model_cfg();
+
+    (void)state;
+    reliability(&c, "model");
+}
+
+/* The same data with the memory of recent values on and the local noise
+ * estimated from it (no recurrent regime: the simulation has none). Where
+ * the model holds the series has one state, and the local noise must leave
+ * the probabilities calibrated. */
+static void test_reliability_with_local_noise(void **state)
+{
+    bw_pf_cfg_t c = model_cfg();
+
+    (void)state;
+    c.recur_window = 2016;
+    c.p_recur = 0.0;
+    c.local_noise = true;
+    reliability(&c, "model + local noise");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reliability),
+        cmocka_unit_test(test_reliability_with_local_noise),
     };
 
     gsl_set_error_handler_off();
