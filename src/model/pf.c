@@ -1074,9 +1074,13 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     pf->sd_last = out->noise_sd;
     pf->level_last = out->level;
     /* Only the normal regime teaches the seasonal profile: not anomalies,
-     * not jumps between familiar states (bursts would print into it). */
+     * not jumps between familiar states (bursts would print into it). Each
+     * value weighs by its precision, 1 / the local noise factor: a bin's
+     * mean is a weighted least-squares estimate, and a busy state's values
+     * are that much noisier. */
     learn_season(pf, t_ms, y, sd, sw,
-                 fmax(1.0 - out->p_anomaly - out->p_recur, 0.0));
+                 fmax(1.0 - out->p_anomaly - out->p_recur, 0.0) /
+                     out->noise_factor);
     pf->t_last = t_ms;
     pf->events++;
     out->warmup = pf->events <= (uint64_t)cfg->warmup;

@@ -8,20 +8,28 @@
  *    pattern itself (the textbook centred-moving-average idea).
  *  - Each bin keeps an exponentially forgotten mean of value - baseline; the
  *    forgetting half-life is configured in periods.
- *  - The applied profile is the bin mean minus the profile's mean, shrunk by
- *    the positive-part James-Stein factor 1 - noise/(signal+noise) (Efron &
- *    Morris 1973): a series without seasonality gets a profile of ~0 rather
- *    than a profile of noise. The noise is the within-bin variance: the
- *    squared deviations of a bin's values from its running mean, from the
- *    second visit on (a first visit has no mean to deviate from; counting
- *    it as a deviation from 0 inflated the noise, so a clean profile
- *    started at about half its amplitude).
- * Memory 3 doubles per bin; O(1) time per event.
+ *  - The applied profile is each bin's mean minus the profile's mean,
+ *    shrunk by its own empirical-Bayes factor tau^2 / (tau^2 + se_b^2)
+ *    (normal-normal model for the bin effects; Efron & Morris 1973):
+ *    tau^2 is the spread of the bin means less their average noise, se_b^2
+ *    the squared standard error of bin b's mean. A series without
+ *    seasonality gets a profile of ~0 rather than a profile of noise, and
+ *    so does a single bin whose values disagree from day to day (a job
+ *    that runs on some days only): one burst no longer prints a daily
+ *    expectation of the burst into the profile.
+ *  - se_b^2 is the bin's variance over its effective count. The variance
+ *    is the squared deviations of its values from its running mean, from
+ *    the second visit on (a first visit has no mean to deviate from), moderated
+ *    toward the pooled within-bin variance with the weight of MODERATION
+ *    visits (a moderated variance, Smyth 2004): two visits say little.
+ * Memory 3 doubles and a float per bin; O(1) time per event.
  */
 #include <math.h>
 #include <string.h>
 
 #include "season.h"
+
+#define MODERATION 2.0 /* visits of the pooled variance in a bin's */
 
 int bw__season_init(bw_season_t *s, const bw_season_cfg_t *cfg,
                     int64_t period_ms)
@@ -38,6 +46,11 @@ int bw__season_init(bw_season_t *s, const bw_season_cfg_t *cfg,
     }
     s->wt = s->mean + cfg->bins;
     s->last = s->wt + cfg->bins;
+    s->var = bw_calloc((size_t)cfg->bins, sizeof(float));
+    if (s->var == NULL) {
+        bw__season_free(s);
+        return -1;
+    }
     for (int b = 0; b < cfg->bins; b++) {
         s->last[b] = NAN; /* never seen */
     }
@@ -47,12 +60,16 @@ int bw__season_init(bw_season_t *s, const bw_season_cfg_t *cfg,
 void bw__season_free(bw_season_t *s)
 {
     bw_free(s->mean);
+    bw_free(s->var);
     s->mean = s->wt = s->last = NULL;
+    s->var = NULL;
 }
 
 size_t bw__season_memory(const bw_season_t *s)
 {
-    return s->cfg->enabled ? 3 * (size_t)s->cfg->bins * sizeof(double) : 0;
+    return s->cfg->enabled
+               ? (size_t)s->cfg->bins * (3 * sizeof(double) + sizeof(float))
+               : 0;
 }
 
 static int bin_of(const bw_season_t *s, int64_t t_ms)
@@ -65,17 +82,20 @@ static int bin_of(const bw_season_t *s, int64_t t_ms)
     return (int)((double)ph / (double)s->period_ms * s->cfg->bins);
 }
 
-static double shrink(const bw_season_t *s)
+/* Bin b's empirical-Bayes shrinkage factor (header comment). */
+static double shrink(const bw_season_t *s, int b)
 {
     double mbar = s->mean_sum / s->seen;
     double var = s->mean_sq / s->seen - mbar * mbar;
-    double wbar = s->wt_sum / s->seen;
-    double noise = s->within / (wbar > 1.0 ? wbar : 1.0);
+    double wbar = s->wt_sum / s->seen, w = s->wt[b];
+    double tau2 = var - s->within / (wbar > 1.0 ? wbar : 1.0);
+    double vb = (w * s->var[b] + MODERATION * s->within) / (w + MODERATION);
+    double se2 = vb / (w > 1.0 ? w : 1.0);
 
-    if (var <= 0.0) {
+    if (!(tau2 > 0.0)) {
         return 0.0;
     }
-    return fmax(0.0, 1.0 - noise / var);
+    return tau2 / (tau2 + se2);
 }
 
 int bw__season_active(const bw_season_t *s, int64_t age_ms)
@@ -95,7 +115,7 @@ double bw__season_value(const bw_season_t *s, int64_t t_ms, int64_t age_ms)
     if (s->wt[b] <= 0.0) {
         return 0.0;
     }
-    return shrink(s) * (s->mean[b] - s->mean_sum / s->seen);
+    return shrink(s, b) * (s->mean[b] - s->mean_sum / s->seen);
 }
 
 void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
@@ -134,6 +154,7 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
     if (first) {
         return; /* no earlier estimate of this bin to deviate from */
     }
+    s->var[b] += (float)(g * ((r - old) * (r - old) - s->var[b]));
     s->updates += gain;
     beta = 1.0 / fmin(fmax(s->updates, 1.0),
                       s->cfg->bins * s->cfg->half_life * visits);
@@ -153,6 +174,11 @@ void bw__season_save(const bw_season_t *s, bw_wbuf_t *w)
     bw_wbuf_f64(w, s->within);
     bw_wbuf_f64(w, s->updates);
     bw_wbuf_u32(w, (uint32_t)s->seen);
+    for (int b = 0; b < s->cfg->bins; b++) {
+        uint32_t u;
+        memcpy(&u, &s->var[b], sizeof(u));
+        bw_wbuf_u32(w, u);
+    }
 }
 
 void bw__season_load(bw_season_t *s, bw_rbuf_t *r)
@@ -168,4 +194,11 @@ void bw__season_load(bw_season_t *s, bw_rbuf_t *r)
     s->within = bw_rbuf_finite(r);
     s->updates = bw_rbuf_finite(r);
     s->seen = (int)bw_rbuf_u32_in(r, 0, (uint32_t)s->cfg->bins);
+    for (int b = 0; b < s->cfg->bins; b++) {
+        uint32_t u = bw_rbuf_u32(r);
+        memcpy(&s->var[b], &u, sizeof(u));
+        if (!(s->var[b] >= 0.0f && isfinite(s->var[b]))) {
+            r->err = BW_ERR_CORRUPT;
+        }
+    }
 }

@@ -16,6 +16,7 @@ typedef struct {
     double *mean;    /* per bin: forgetting mean of the de-trended value */
     double *wt;      /* per bin: forgetting weight (0 = never seen) */
     double *last;    /* per bin: last de-seasonalised value (baseline) */
+    float *var;      /* per bin: forgetting variance around mean[] */
     double last_sum; /* sum of last[] over seen bins */
     double mean_sum; /* sum of mean[] over seen bins */
     double mean_sq;  /* sum of mean[]^2 over seen bins */
