@@ -413,6 +413,30 @@ static void test_late_and_gap(void **state)
     bw_pf_destroy(pf);
 }
 
+/* A filter with the shipped defaults (daily profile on) and its
+ * workspace; cfg outlives both (the filter keeps a pointer to it). */
+typedef struct {
+    bw_config_t cfg;
+    bw_pf_t *pf;
+    bw_pf_ws_t *ws;
+} dflt_t;
+
+static void dflt_open(dflt_t *d, uint64_t seed, bool local_noise)
+{
+    bw_config_defaults(&d->cfg);
+    d->cfg.model.pf.local_noise = local_noise;
+    d->pf = bw_pf_new(&d->cfg.model.pf, seed, NULL, 0);
+    d->ws = bw_pf_ws_new(&d->cfg.model.pf);
+    assert_non_null(d->pf);
+    assert_non_null(d->ws);
+}
+
+static void dflt_close(dflt_t *d)
+{
+    bw_pf_ws_destroy(d->ws);
+    bw_pf_destroy(d->pf);
+}
+
 static void test_warmup_no_alarm_flood(void **state)
 {
     bw_pf_cfg_t c = test_pf_cfg();
@@ -454,17 +478,13 @@ static void test_warmup_no_alarm_flood(void **state)
 static void test_bursts_do_not_teach_the_season(void **state)
 {
     static const double job[4] = {2.0e7, 5.0e7, 1.43e8, 3.0e7};
-    bw_config_t cfg;
-    bw_pf_t *pf;
-    bw_pf_ws_t *ws;
+    dflt_t f;
     bw_pf_out_t out;
     bw_rng_t rng;
     int alarms = 0, idle = 0, start = 0;
 
     (void)state;
-    bw_config_defaults(&cfg);
-    pf = bw_pf_new(&cfg.model.pf, 3, NULL, 0);
-    ws = bw_pf_ws_new(&cfg.model.pf);
+    dflt_open(&f, 3, true);
     bw_rng_seed(&rng, 8);
     for (int t = 0; t < 12 * 288; t++) {
         int day = t / 288, phase = t % 288, k;
@@ -478,7 +498,7 @@ static void test_bursts_do_not_teach_the_season(void **state)
         } else if (bw_rng_uniform(&rng) < 0.3) {
             y = fabs(2e5 * bw_rng_gauss(&rng));
         }
-        bw_pf_update(pf, ws, (int64_t)t * 300000, y, &out);
+        bw_pf_update(f.pf, f.ws, (int64_t)t * 300000, y, &out);
         if (day >= 4 && y < 1e6) {
             idle++;
             alarms += out.p_anomaly >= 0.99;
@@ -486,8 +506,7 @@ static void test_bursts_do_not_teach_the_season(void **state)
     }
     print_message("idle values scored >= 0.99: %d of %d\n", alarms, idle);
     assert_int_equal(alarms, 0);
-    bw_pf_ws_destroy(ws);
-    bw_pf_destroy(pf);
+    dflt_close(&f);
 }
 
 /* Idle/busy CPU: idle spells at 1 with sd 0.1, busy spells at a per-spell
@@ -602,17 +621,12 @@ static void test_local_noise_matches_bruteforce(void **state)
  */
 static int bursty_alerts(bool local, uint64_t seed, int *found, int *values)
 {
-    bw_config_t cfg;
-    bw_pf_t *pf;
-    bw_pf_ws_t *ws;
+    dflt_t f;
     bw_pf_out_t out;
     bursty_t b = {.idle_mean = 150.0, .busy_mean = 10.0};
     int alerts = 0, starts, at;
 
-    bw_config_defaults(&cfg);
-    cfg.model.pf.local_noise = local;
-    pf = bw_pf_new(&cfg.model.pf, seed, NULL, 0);
-    ws = bw_pf_ws_new(&cfg.model.pf);
+    dflt_open(&f, seed, local);
     bw_rng_seed(&b.rng, seed);
     at = 288 + (int)(bw_rng_uniform(&b.rng) * 12 * 288);
     *found = 0;
@@ -621,7 +635,7 @@ static int bursty_alerts(bool local, uint64_t seed, int *found, int *values)
         if (t == at) {
             y = b.busy ? 50.0 : 40.0;
         }
-        bw_pf_update(pf, ws, (int64_t)t * 300000, y, &out);
+        bw_pf_update(f.pf, f.ws, (int64_t)t * 300000, y, &out);
         if (t == at) {
             *found = out.p_anomaly >= 0.99;
         } else if (t >= 288 && !starts && t != at + 1) {
@@ -629,8 +643,7 @@ static int bursty_alerts(bool local, uint64_t seed, int *found, int *values)
             (*values)++;
         }
     }
-    bw_pf_ws_destroy(ws);
-    bw_pf_destroy(pf);
+    dflt_close(&f);
     return alerts;
 }
 
@@ -713,21 +726,18 @@ static void test_profile_learns_full_amplitude(void **state)
  */
 static void test_profile_switch_on_is_not_an_anomaly(void **state)
 {
-    bw_config_t cfg;
-    bw_pf_t *pf;
-    bw_pf_ws_t *ws;
+    dflt_t f;
     bw_pf_out_t out;
     bw_rng_t rng;
     double at_switch = -1.0;
     int alerts = 0;
 
     (void)state;
-    bw_config_defaults(&cfg);
-    pf = bw_pf_new(&cfg.model.pf, 7, NULL, 0);
-    ws = bw_pf_ws_new(&cfg.model.pf);
+    dflt_open(&f, 7, true);
     bw_rng_seed(&rng, 32);
     for (int t = 0; t < 5 * 288; t++) {
-        bw_pf_update(pf, ws, (int64_t)t * 300000, square_day(t, &rng), &out);
+        bw_pf_update(f.pf, f.ws, (int64_t)t * 300000, square_day(t, &rng),
+                     &out);
         if (t == 2 * 288) {
             at_switch = out.p_anomaly;
         }
@@ -739,8 +749,7 @@ static void test_profile_switch_on_is_not_an_anomaly(void **state)
                   alerts);
     assert_true(at_switch < 0.5);
     assert_int_equal(alerts, 0);
-    bw_pf_ws_destroy(ws);
-    bw_pf_destroy(pf);
+    dflt_close(&f);
 }
 
 /*
@@ -755,18 +764,14 @@ static void test_profile_switch_on_is_not_an_anomaly(void **state)
  */
 static void test_job_on_some_days_is_not_seasonal(void **state)
 {
-    bw_config_t cfg;
-    bw_pf_t *pf;
-    bw_pf_ws_t *ws;
+    dflt_t f;
     bw_pf_out_t out;
     bw_rng_t rng;
     int job = 0, alerts = 0, quiet = 0;
     double worst = 0.0;
 
     (void)state;
-    bw_config_defaults(&cfg);
-    pf = bw_pf_new(&cfg.model.pf, 9, NULL, 0);
-    ws = bw_pf_ws_new(&cfg.model.pf);
+    dflt_open(&f, 9, true);
     bw_rng_seed(&rng, 41);
     for (int t = 0; t < 14 * 288; t++) {
         int day = t / 288, k = t % 288 - 228;
@@ -777,7 +782,7 @@ static void test_job_on_some_days_is_not_seasonal(void **state)
         if (job && k >= 0 && k < 3) {
             y = 5000.0 + 200.0 * bw_rng_gauss(&rng);
         }
-        bw_pf_update(pf, ws, (int64_t)t * 300000, y, &out);
+        bw_pf_update(f.pf, f.ws, (int64_t)t * 300000, y, &out);
         if (day >= 4 && !job && k >= 0 && k < 3) {
             quiet++;
             alerts += out.p_anomaly >= 0.99;
@@ -790,8 +795,7 @@ static void test_job_on_some_days_is_not_seasonal(void **state)
     assert_true(quiet >= 12);
     assert_int_equal(alerts, 0);
     assert_true(worst < 50.0); /* 1% of the burst; noise sd is 5 */
-    bw_pf_ws_destroy(ws);
-    bw_pf_destroy(pf);
+    dflt_close(&f);
 }
 
 int main(void)
