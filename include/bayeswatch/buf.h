@@ -28,6 +28,8 @@ void bw_wbuf_u64(bw_wbuf_t *w, uint64_t v);
 void bw_wbuf_i64(bw_wbuf_t *w, int64_t v);
 void bw_wbuf_f64(bw_wbuf_t *w, double v);
 void bw_wbuf_f64s(bw_wbuf_t *w, const double *v, size_t n);
+/** Floats as their IEEE bits (u32), so a load restores them exactly. */
+void bw_wbuf_f32s(bw_wbuf_t *w, const float *v, size_t n);
 void bw_wbuf_free(bw_wbuf_t *w);
 
 /**
@@ -54,6 +56,7 @@ uint64_t bw_rbuf_u64(bw_rbuf_t *r);
 int64_t bw_rbuf_i64(bw_rbuf_t *r);
 double bw_rbuf_f64(bw_rbuf_t *r);
 void bw_rbuf_f64s(bw_rbuf_t *r, double *v, size_t n);
+void bw_rbuf_f32s(bw_rbuf_t *r, float *v, size_t n);
 /** @brief Read a u32 that must lie in [lo, hi]; else err=BW_ERR_CORRUPT. */
 uint32_t bw_rbuf_u32_in(bw_rbuf_t *r, uint32_t lo, uint32_t hi);
 /** @brief Read a finite double; NaN/Inf set err=BW_ERR_CORRUPT. */

@@ -89,6 +89,15 @@ void bw_wbuf_f64s(bw_wbuf_t *w, const double *v, size_t n)
     }
 }
 
+void bw_wbuf_f32s(bw_wbuf_t *w, const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], sizeof(u));
+        bw_wbuf_u32(w, u);
+    }
+}
+
 void bw_wbuf_free(bw_wbuf_t *w)
 {
     bw_free(w->data);
@@ -161,6 +170,14 @@ void bw_rbuf_f64s(bw_rbuf_t *r, double *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         v[i] = bw_rbuf_f64(r);
+    }
+}
+
+void bw_rbuf_f32s(bw_rbuf_t *r, float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = bw_rbuf_u32(r);
+        memcpy(&v[i], &u, sizeof(u));
     }
 }
 

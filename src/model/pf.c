@@ -1164,12 +1164,7 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw_wbuf_u32(w, (uint32_t)pf->n_recent);
     bw_wbuf_u32(w, (uint32_t)pf->pos_recent);
     bw_wbuf_f64(w, pf->recent_sum);
-    for (int i = 0; i < pf->n_recent; i++) {
-        float f = pf->recent[i];
-        uint32_t u;
-        memcpy(&u, &f, sizeof(u));
-        bw_wbuf_u32(w, u);
-    }
+    bw_wbuf_f32s(w, pf->recent, (size_t)pf->n_recent);
     bw_wbuf_u64(w, pf->events);
     bw_wbuf_u64(w, pf->late);
     for (int i = 0; i < 4; i++) {
@@ -1209,10 +1204,7 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
         r, 0,
         (uint32_t)(pf->cfg->recur_window > 0 ? pf->cfg->recur_window - 1 : 0));
     pf->recent_sum = bw_rbuf_finite(r);
-    for (int i = 0; i < pf->n_recent; i++) {
-        uint32_t u = bw_rbuf_u32(r);
-        memcpy(&pf->recent[i], &u, sizeof(u));
-    }
+    bw_rbuf_f32s(r, pf->recent, (size_t)pf->n_recent);
     if (!(pf->quantum > 0.0)) {
         r->err = BW_ERR_CORRUPT;
     }

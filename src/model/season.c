@@ -174,11 +174,7 @@ void bw__season_save(const bw_season_t *s, bw_wbuf_t *w)
     bw_wbuf_f64(w, s->within);
     bw_wbuf_f64(w, s->updates);
     bw_wbuf_u32(w, (uint32_t)s->seen);
-    for (int b = 0; b < s->cfg->bins; b++) {
-        uint32_t u;
-        memcpy(&u, &s->var[b], sizeof(u));
-        bw_wbuf_u32(w, u);
-    }
+    bw_wbuf_f32s(w, s->var, (size_t)s->cfg->bins);
 }
 
 void bw__season_load(bw_season_t *s, bw_rbuf_t *r)
@@ -194,9 +190,8 @@ void bw__season_load(bw_season_t *s, bw_rbuf_t *r)
     s->within = bw_rbuf_finite(r);
     s->updates = bw_rbuf_finite(r);
     s->seen = (int)bw_rbuf_u32_in(r, 0, (uint32_t)s->cfg->bins);
+    bw_rbuf_f32s(r, s->var, (size_t)s->cfg->bins);
     for (int b = 0; b < s->cfg->bins; b++) {
-        uint32_t u = bw_rbuf_u32(r);
-        memcpy(&s->var[b], &u, sizeof(u));
         if (!(s->var[b] >= 0.0f && isfinite(s->var[b]))) {
             r->err = BW_ERR_CORRUPT;
         }
