@@ -67,6 +67,7 @@ typedef struct {
     double recur_bandwidth; /* familiarity radius, in noise sds */
     double recur_relative;  /* ... or this fraction of the excursion */
     bool local_noise;   /* inflate the noise to the current state's spread */
+    int block_size;     /* events per block of the collective model; 0 off */
     double level_ratio; /* level innovation var / noise var per interval */
     bool trend;
     double trend_ratio; /* trend innovation var / noise var per interval */

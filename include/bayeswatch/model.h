@@ -64,6 +64,8 @@ typedef enum {
     BW_DIR_DIP,   /* transient, below */
     BW_DIR_SHIFT_UP,
     BW_DIR_SHIFT_DOWN,
+    BW_DIR_SUSTAINED_UP, /* collective: a block of events above expected */
+    BW_DIR_SUSTAINED_DOWN,
 } bw_direction_t;
 
 const char *bw_direction_name(int dir);
@@ -87,6 +89,14 @@ typedef struct {
     double noise_sd;     /* posterior point estimate of the noise sd */
     double seasonal;     /* seasonal component applied to this event */
     double noise_factor; /* local noise: variance factor applied (>= 1) */
+    /* Collective anomalies (block.c), on the event that closes a block of
+     * cfg->block_size events once the block model is warm; else false/0. */
+    bool block_closed;
+    double p_collective;   /* P(block mean anomalous | block means to now),
+                              0 when a point anomaly was reported in this
+                              block or the previous one */
+    double block_mean;     /* the block's mean (point anomalies removed) */
+    double block_expected; /* its predictive mean */
 } bw_pf_out_t;
 
 typedef struct bw_pf_s bw_pf_t;

@@ -146,6 +146,11 @@ static const bw_key_t pf_keys[] = {
            "previous value (consecutive recent values both near it), e.g. "
            "a busy state noisier than idle; needs recur_window > 0 and "
            "learn_scale"),
+    K_INT(PF, block_size, 0, 4096, "12",
+          "events per block of the collective-anomaly model (12: an hour of "
+          "5-minute data): a second filter on block means finds runs of "
+          "values that are each unremarkable but together far from normal; "
+          "0 disables it"),
     K_DBL(PF, spike_scale, 1, 1e6, "10",
           "sd of a transient anomaly, in noise sds"),
     K_DBL(PF, shift_scale, 1, 1e6, "10", "sd of a level shift, in noise sds"),

@@ -544,6 +544,10 @@ static void cross_check(loader_t *ld, bw_config_t *cfg)
         cross_report(ld, "model.pf.p_spike",
                      "p_spike + p_shift + p_recur must be < 1");
     }
+    if (pf->block_size == 1) {
+        cross_report(ld, "model.pf.block_size",
+                     "block_size must be 0 (off) or at least 2");
+    }
     if (hi->kappa_min >= hi->kappa_max) {
         cross_report(ld, "model.hier.kappa_max",
                      "kappa_max must exceed kappa_min");

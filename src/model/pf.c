@@ -75,6 +75,7 @@
 
 #include "bayeswatch/model.h"
 #include "bayeswatch/timefmt.h"
+#include "block.h"
 #include "season.h"
 #include "vecmath.h"
 
@@ -83,7 +84,7 @@
 #define BATCH_ARRAYS 11 /* per-particle scratch arrays of a step */
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
-#define PF_STATE_TAG 0x50463032u /* "PF02" */
+#define PF_STATE_TAG 0x50463033u /* "PF03" */
 
 enum { CHILD_NORMAL, CHILD_SPIKE, CHILD_SHIFT, CHILD_RECUR };
 
@@ -103,7 +104,8 @@ struct bw_pf_s {
     uint64_t events, late;
     bw_rng_t rng;
     bw_season_t daily, weekly;
-    float *recent; /* ring of recent de-seasonalised values */
+    bw_block_t block; /* collective anomalies: filter on block means */
+    float *recent;    /* ring of recent de-seasonalised values */
     int n_recent, pos_recent;
     double recent_sum; /* sum of recent[], refreshed exactly at each wrap */
     double sd_last;    /* noise sd after the previous event */
@@ -128,9 +130,10 @@ struct bw_pf_ws_s {
 
 const char *bw_direction_name(int dir)
 {
-    static const char *const names[] = {"none", "spike", "dip", "shift_up",
-                                        "shift_down"};
-    return (dir >= 0 && dir <= 4) ? names[dir] : "?";
+    static const char *const names[] = {
+        "none",       "spike",        "dip",           "shift_up",
+        "shift_down", "sustained_up", "sustained_down"};
+    return (dir >= 0 && dir <= BW_DIR_SUSTAINED_DOWN) ? names[dir] : "?";
 }
 
 /* ---- construction ---- */
@@ -240,6 +243,11 @@ bw_pf_t *bw_pf_new(const bw_pf_cfg_t *cfg, uint64_t seed, char *errstr,
         return NULL;
     }
     bw_rng_seed(&pf->rng, seed);
+    pf->quantum = INFINITY; /* no step seen (also in a blob saved now) */
+    if (bw__block_init(&pf->block, cfg, seed, errstr, errstr_size) != 0) {
+        bw_pf_destroy(pf);
+        return NULL;
+    }
     return pf;
 fail:
     bw_pf_destroy(pf);
@@ -252,6 +260,7 @@ void bw_pf_destroy(bw_pf_t *pf)
     if (pf == NULL) {
         return;
     }
+    bw__block_free(&pf->block);
     bw__season_free(&pf->daily);
     bw__season_free(&pf->weekly);
     bw_free(pf->recent);
@@ -295,7 +304,8 @@ size_t bw_pf_memory(const bw_pf_t *pf)
 {
     return sizeof(*pf) + (size_t)(N_ARRAYS + 1) * pf->n * sizeof(double) +
            (size_t)(pf->cfg->recur_window + 1) * sizeof(float) +
-           bw__season_memory(&pf->daily) + bw__season_memory(&pf->weekly);
+           bw__season_memory(&pf->daily) + bw__season_memory(&pf->weekly) +
+           bw__block_memory(&pf->block);
 }
 
 uint64_t bw_pf_events(const bw_pf_t *pf)
@@ -1027,6 +1037,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     }
     if (pf->events == 0) {
         first_event(pf, t_ms, y, out);
+        bw__block_add(&pf->block, ws, t_ms, y, out);
         return BW_OK;
     }
     if (t_ms < pf->t_last) {
@@ -1084,6 +1095,8 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     pf->t_last = t_ms;
     pf->events++;
     out->warmup = pf->events <= (uint64_t)cfg->warmup;
+    bw__block_add(&pf->block, ws, t_ms,
+                  c.y - out->p_anomaly * (y - out->expected), out);
     return BW_OK;
 }
 
@@ -1172,6 +1185,7 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     }
     bw__season_save(&pf->daily, w);
     bw__season_save(&pf->weekly, w);
+    bw__block_save(&pf->block, w);
     return w->err;
 }
 
@@ -1215,5 +1229,6 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     }
     bw__season_load(&pf->daily, r);
     bw__season_load(&pf->weekly, r);
+    bw__block_load(&pf->block, r);
     return r->err != BW_OK ? BW_ERR_CORRUPT : BW_OK;
 }

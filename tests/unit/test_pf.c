@@ -798,6 +798,110 @@ static void test_job_on_some_days_is_not_seasonal(void **state)
     dflt_close(&f);
 }
 
+/*
+ * Collective anomalies (block.c): for 36 events (3 blocks) the series sits
+ * @p amp noise sds above its level, each value unremarkable on its own.
+ * Counts the runs in which the block model alerts during the run or the
+ * block after it, the runs in which the point model alerts there, and the
+ * alerts of either before the run.
+ */
+typedef struct {
+    int block_hits, point_hits, false_alarms;
+} run_counts_t;
+
+static run_counts_t sustained_runs(int block_size, double amp, int runs)
+{
+    run_counts_t rc = {0, 0, 0};
+    bw_rng_t rng;
+
+    bw_rng_seed(&rng, 21);
+    for (int r = 0; r < runs; r++) {
+        dflt_t f;
+        int start = 1500 + (int)(12 * bw_rng_uniform(&rng)), bh = 0, ph = 0;
+        bw_config_defaults(&f.cfg);
+        f.cfg.model.pf.block_size = block_size;
+        f.pf = bw_pf_new(&f.cfg.model.pf, 40 + (uint64_t)r, NULL, 0);
+        f.ws = bw_pf_ws_new(&f.cfg.model.pf);
+        assert_non_null(f.pf);
+        for (int t = 0; t < start + 60; t++) {
+            bw_pf_out_t out;
+            double y = 100.0 + bw_rng_gauss(&rng);
+            y += t >= start && t < start + 36 ? amp : 0.0;
+            assert_int_equal(
+                bw_pf_update(f.pf, f.ws, (int64_t)t * 300000, y, &out), BW_OK);
+            if (t < 400) { /* the block model's warm-up: 30 blocks */
+                continue;
+            }
+            if (t < start) {
+                rc.false_alarms +=
+                    out.p_anomaly >= 0.99 || out.p_collective >= 0.99;
+            } else if (t < start + 48) {
+                bh |= out.p_collective >= 0.99;
+                ph |= out.p_anomaly >= 0.99;
+                if (out.p_collective >= 0.99) {
+                    assert_int_equal(out.direction, BW_DIR_SUSTAINED_UP);
+                    assert_true(out.block_mean > out.block_expected + amp / 2);
+                }
+            }
+        }
+        rc.block_hits += bh;
+        rc.point_hits += ph;
+        dflt_close(&f);
+    }
+    return rc;
+}
+
+/* A spike the point model reports is not reported again by its block or
+ * (echo of a shift) the next one, and does not move the block's mean. */
+static void test_reported_spike_is_not_collective(void **state)
+{
+    dflt_t f;
+    bw_rng_t rng;
+    int spike = 905, reported = 0;
+
+    (void)state;
+    dflt_open(&f, 5, true);
+    bw_rng_seed(&rng, 5);
+    for (int t = 0; t < 960; t++) {
+        bw_pf_out_t out;
+        double y = 100.0 + bw_rng_gauss(&rng) + (t == spike ? 40.0 : 0.0);
+        bw_pf_update(f.pf, f.ws, (int64_t)t * 300000, y, &out);
+        if (t == spike) {
+            reported = out.p_anomaly >= 0.99;
+        }
+        if (out.block_closed && t >= spike && t < spike + 24) {
+            assert_true(out.p_collective == 0.0);
+            assert_true(fabs(out.block_mean - 100.0) < 1.5);
+        }
+    }
+    assert_true(reported);
+    dflt_close(&f);
+}
+
+static void test_sustained_run_is_collective(void **state)
+{
+    const int runs = 40;
+    run_counts_t with = sustained_runs(12, 4.0, runs);
+    run_counts_t without = sustained_runs(0, 4.0, runs);
+
+    (void)state;
+    print_message("36 events 4 sds high, %d runs: block model alerts in %d, "
+                  "point model in %d (alone: %d); false alarms before the "
+                  "run: %d with blocks, %d without (%d events)\n",
+                  runs, with.block_hits, with.point_hits, without.point_hits,
+                  with.false_alarms, without.false_alarms, runs * 1100);
+    /* Measured 28/40 hits: a run that starts late in a block moves that
+     * block a little, the block model partly follows it as a familiar value
+     * (its recurrent regime), and the next block is then less of a
+     * surprise. Asserted: >= 20, about 3 binomial sds below; the point model
+     * alone at most 8 (measured 3, 3 sds above). The block model adds no
+     * false alarm on the noise. */
+    assert_true(with.block_hits >= 20);
+    assert_true(without.point_hits <= 8);
+    assert_int_equal(without.block_hits, 0);
+    assert_int_equal(with.false_alarms, without.false_alarms);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -816,6 +920,8 @@ int main(void)
         cmocka_unit_test(test_profile_learns_full_amplitude),
         cmocka_unit_test(test_profile_switch_on_is_not_an_anomaly),
         cmocka_unit_test(test_job_on_some_days_is_not_seasonal),
+        cmocka_unit_test(test_sustained_run_is_collective),
+        cmocka_unit_test(test_reported_spike_is_not_collective),
     };
 
     gsl_set_error_handler_off();

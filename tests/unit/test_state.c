@@ -65,6 +65,15 @@ static void test_pf_identity(void **state)
     }
     run_pf(&c, pf3, ws, HALF, N_EV, b);
     assert_memory_equal(a, b, sizeof(a));
+    { /* the blob held an open block and a warm block model */
+        int closed = 0;
+        for (int t = HALF; t < N_EV; t++) {
+            closed += b[t].block_closed;
+        }
+        assert_int_not_equal(HALF % c.block_size, 0);
+        /* event t closes a block when t + 1 is a multiple of the size */
+        assert_int_equal(closed, N_EV / c.block_size - HALF / c.block_size);
+    }
     print_message("pf blob: %zu bytes (particles %d, daily+weekly)\n", len,
                   c.particles);
     bw_free(blob);

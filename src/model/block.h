@@ -1,0 +1,38 @@
+/*
+ * Collective anomalies: the block-mean layer of a series' filter. See
+ * block.c for the model.
+ */
+#ifndef BW_MODEL_BLOCK_H
+#define BW_MODEL_BLOCK_H
+
+#include <stdint.h>
+
+#include "bayeswatch/buf.h"
+#include "bayeswatch/model.h"
+
+typedef struct {
+    bw_pf_cfg_t cfg; /* the series' config, adapted to blocks; owned */
+    bw_pf_t *pf;     /* filter on block means; NULL when disabled */
+    int size;        /* events per block */
+    int n;           /* events in the open block */
+    double sum;      /* their sum (cleaned, de-seasonalised) */
+    double p_max;    /* largest point p_anomaly in the open block */
+    double p_prev;   /* ... in the previous block */
+} bw_block_t;
+
+/** Set up from the series' config; @p parent is borrowed and must outlive
+ * @p b. Disabled (b->pf NULL) when parent->block_size is 0.
+ * @returns 0, or -1 with errstr set. */
+int bw__block_init(bw_block_t *b, const bw_pf_cfg_t *parent, uint64_t seed,
+                   char *errstr, size_t errstr_size);
+void bw__block_free(bw_block_t *b);
+/** Add one event (its cleaned, de-seasonalised value @p v and the point
+ * model's output in @p out); when it closes a block, fill out->p_collective,
+ * out->block_mean and out->block_expected. */
+void bw__block_add(bw_block_t *b, bw_pf_ws_t *ws, int64_t t_ms, double v,
+                   bw_pf_out_t *out);
+void bw__block_save(const bw_block_t *b, bw_wbuf_t *w);
+void bw__block_load(bw_block_t *b, bw_rbuf_t *r);
+size_t bw__block_memory(const bw_block_t *b);
+
+#endif
