@@ -86,6 +86,16 @@ static void bench_pf(const bw_config_t *cfg)
         printf("pf %-8s particles=%-5d %10.0f events/s\n",
                counts[k] ? "" : "default", n, median(r, REPS));
     }
+    { /* the cost of the collective-anomaly (block) model */
+        bw_pf_cfg_t c = cfg->model.pf;
+        double r[REPS];
+        c.block_size = 0;
+        for (int i = 0; i < REPS; i++) {
+            r[i] = pf_rate(&c, 2000000 / c.particles);
+        }
+        printf("pf default without the block model  %10.0f events/s\n",
+               median(r, REPS));
+    }
     {
         bw_pf_t *pf = bw_pf_new(&cfg->model.pf, 1, NULL, 0);
         printf("pf memory per series (default config, daily profile on): "

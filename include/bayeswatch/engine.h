@@ -30,13 +30,16 @@ typedef struct {
 typedef struct {
     int model;        /* bw_model_kind_t */
     double p_anomaly; /* posterior probability the event is anomalous */
-    double score;     /* 0-100 */
-    bool alert;       /* p_anomaly >= engine.alert_threshold, not warming up */
-    double p_value;   /* predictive tail probability (series); NAN pooled */
-    double surprise;  /* -log predictive density, model scale (series) */
-    double actual;    /* the value (series) or the region's rate (count) */
-    double expected;  /* predictive mean / posterior mean */
-    double lower;     /* 95% predictive / credible interval */
+    /* series: P(the block of events this one closes is anomalous as a
+     * whole), on block-closing events; NAN otherwise (bw_pf_out_t) */
+    double p_collective;
+    double score;    /* 0-100: 100 * bw_score_evidence() */
+    bool alert;      /* evidence >= engine.alert_threshold, not warming up */
+    double p_value;  /* predictive tail probability (series); NAN pooled */
+    double surprise; /* -log predictive density, model scale (series) */
+    double actual;   /* the value (series) or the region's rate (count) */
+    double expected; /* predictive mean / posterior mean */
+    double lower;    /* 95% predictive / credible interval */
     double upper;
     double ess; /* series only; NAN pooled */
     bool resampled;
@@ -49,7 +52,18 @@ typedef struct {
     double shrinkage; /* weight on the population */
     double pop_mean;  /* population mean rate / mean */
     double pop_z;     /* distance from the population in population sds */
+    /* series, block-closing events: the block's mean and its predictive
+     * mean (NAN otherwise) */
+    double block_mean;
+    double block_expected;
 } bw_score_t;
+
+/** @brief The score's evidence for an alert: the larger of the event's
+ * and (when a block closed) its block's posterior anomaly probability. */
+static inline double bw_score_evidence(const bw_score_t *s)
+{
+    return s->p_collective > s->p_anomaly ? s->p_collective : s->p_anomaly;
+}
 
 /** A fused threat assessment, reported when it changes. */
 typedef struct {

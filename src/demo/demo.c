@@ -152,7 +152,7 @@ static void on_score(void *opaque, const bw_event_t *ev, const bw_score_t *sc)
         return;
     }
     d->view.r[r].value[m] = ev->value;
-    d->view.r[r].p[m] = sc->p_anomaly;
+    d->view.r[r].p[m] = bw_score_evidence(sc);
     if (m == M_ERRORS) {
         d->view.r[r].rate = ev->value / ev->count;
         d->view.r[r].p_slo = sc->p_slo;
@@ -165,13 +165,18 @@ static void on_score(void *opaque, const bw_event_t *ev, const bw_score_t *sc)
         slo_breach(d, ev, sc, r, live);
     }
     if (sc->alert) {
+        bool block = sc->p_collective > sc->p_anomaly; /* a run of events */
         d->view.alerts++;
         classify(d, r, m, false, live);
-        log_line(
-            d, ev->time_ms,
-            "%-8s %-13s %-10s P=%.3f  actual %.4g, typical %.4g", ev->region,
-            ev->metric, bw_direction_name(sc->direction), sc->p_anomaly,
-            m == M_ERRORS ? ev->value / ev->count : ev->value, sc->expected);
+        log_line(d, ev->time_ms,
+                 "%-8s %-13s %-10s P=%.3f  actual %.4g, typical %.4g%s",
+                 ev->region, ev->metric, bw_direction_name(sc->direction),
+                 bw_score_evidence(sc),
+                 block           ? sc->block_mean
+                 : m == M_ERRORS ? ev->value / ev->count
+                                 : ev->value,
+                 block ? sc->block_expected : sc->expected,
+                 block ? " (block mean)" : "");
     }
 }
 

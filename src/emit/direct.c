@@ -8,35 +8,23 @@
 #include "direct.h"
 
 /* The layout written below: name:type, in schema order. */
-static const char *const layout[] = {"entity_id:string",
-                                     "entity_type:string",
-                                     "region:string",
-                                     "service:string",
-                                     "metric:string",
-                                     "model:enum",
-                                     "probability:double",
-                                     "score:double",
-                                     "alert:boolean",
-                                     "direction:string",
-                                     "actual:double",
-                                     "typical:double",
-                                     "typical_lower:double",
-                                     "typical_upper:double",
-                                     "p_value:?double",
-                                     "p_slo_breach:?double",
-                                     "shrinkage:?double",
-                                     "population_mean:?double",
-                                     "warmup:boolean",
-                                     "stale:boolean",
-                                     "event_time:long",
-                                     "source_timestamp:long",
-                                     "processed_at:long",
-                                     "freshness_lag_ms:long",
-                                     "config_version:string",
-                                     "source_topic:string",
-                                     "source_partition:int",
-                                     "source_offset:long",
-                                     NULL};
+static const char *const layout[] = {
+    "entity_id:string",      "entity_type:string",
+    "region:string",         "service:string",
+    "metric:string",         "model:enum",
+    "probability:double",    "score:double",
+    "alert:boolean",         "direction:string",
+    "actual:double",         "typical:double",
+    "typical_lower:double",  "typical_upper:double",
+    "p_value:?double",       "p_slo_breach:?double",
+    "shrinkage:?double",     "population_mean:?double",
+    "p_collective:?double",  "block_mean:?double",
+    "block_typical:?double", "warmup:boolean",
+    "stale:boolean",         "event_time:long",
+    "source_timestamp:long", "processed_at:long",
+    "freshness_lag_ms:long", "config_version:string",
+    "source_topic:string",   "source_partition:int",
+    "source_offset:long",    NULL};
 
 static const char *type_code(avro_schema_t s)
 {
@@ -156,6 +144,9 @@ void bw__direct_score(bw_wbuf_t *w, const bw_event_t *ev, const bw_score_t *sc,
     w_opt(w, sc->p_slo);
     w_opt(w, sc->shrinkage);
     w_opt(w, sc->pop_mean);
+    w_opt(w, sc->p_collective);
+    w_opt(w, sc->block_mean);
+    w_opt(w, sc->block_expected);
     w_bool(w, sc->warmup);
     w_bool(w, o->stale);
     w_long(w, ev->time_ms);

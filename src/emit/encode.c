@@ -165,6 +165,9 @@ bw_err_t bw_encode_score(bw_encoder_t *e, const bw_event_t *ev,
         set_opt(r, "p_slo_breach", sc->p_slo) ||
         set_opt(r, "shrinkage", sc->shrinkage) ||
         set_opt(r, "population_mean", sc->pop_mean) ||
+        set_opt(r, "p_collective", sc->p_collective) ||
+        set_opt(r, "block_mean", sc->block_mean) ||
+        set_opt(r, "block_typical", sc->block_expected) ||
         set_bool(r, "warmup", sc->warmup) || set_origin(r, ev->time_ms, o)) {
         return BW_ERR_INVAL;
     }
@@ -258,6 +261,7 @@ void bw_stale_score(bw_score_t *sc, int model)
     sc->actual = sc->expected = sc->lower = sc->upper = NAN;
     sc->p_value = sc->surprise = sc->ess = sc->noise_sd = NAN;
     sc->p_slo = sc->shrinkage = sc->pop_mean = sc->pop_z = NAN;
+    sc->p_collective = sc->block_mean = sc->block_expected = NAN;
 }
 
 void bw__encoder_force_generic(bw_encoder_t *e)

@@ -119,6 +119,9 @@ bw_err_t bw_json_score(const bw_event_t *ev, const bw_score_t *sc,
     jnum(w, "p_slo_breach", sc->p_slo, &first);
     jnum(w, "shrinkage", sc->shrinkage, &first);
     jnum(w, "population_mean", sc->pop_mean, &first);
+    jnum(w, "p_collective", sc->p_collective, &first);
+    jnum(w, "block_mean", sc->block_mean, &first);
+    jnum(w, "block_typical", sc->block_expected, &first);
     jbool(w, "warmup", sc->warmup, &first);
     jbool(w, "stale", o->stale, &first);
     jorigin(w, ev->time_ms, o, false, &first);

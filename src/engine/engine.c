@@ -283,6 +283,7 @@ static void clear_score(bw_score_t *out, int model)
     out->model = model;
     out->p_value = out->ess = out->surprise = out->noise_sd = NAN;
     out->p_slo = out->shrinkage = out->pop_mean = out->pop_z = NAN;
+    out->p_collective = out->block_mean = out->block_expected = NAN;
 }
 
 static bw_err_t score_series(bw_engine_t *eng, series_t *s, int tr,
@@ -310,6 +311,11 @@ static bw_err_t score_series(bw_engine_t *eng, series_t *s, int tr,
     out->warmup = po.warmup;
     out->direction = po.direction;
     out->noise_sd = po.noise_sd;
+    if (po.block_closed) {
+        out->p_collective = po.p_collective;
+        out->block_mean = untransform(tr, po.block_mean);
+        out->block_expected = untransform(tr, po.block_expected);
+    }
     return BW_OK;
 }
 
@@ -584,13 +590,13 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
                   bw_strerror(err));
         goto reject;
     }
-    out->score = 100.0 * out->p_anomaly;
+    out->score = 100.0 * bw_score_evidence(out);
     out->alert = !out->warmup && !out->late &&
-                 out->p_anomaly >= eng->cfg->engine.alert_threshold;
+                 bw_score_evidence(out) >= eng->cfg->engine.alert_threshold;
     if (!out->late) {
         eng->st.events++;
         track_activity(eng, s, ev->time_ms);
-        fuse(eng, ev, out->p_anomaly, cb, opaque);
+        fuse(eng, ev, bw_score_evidence(out), cb, opaque);
     }
     return BW_OK;
 reject:

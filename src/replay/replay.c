@@ -155,15 +155,16 @@ static void write_header(FILE *out)
 {
     fputs("timestamp,value,anomaly_score,region,service,metric,model,score,"
           "p_value,expected,lower,upper,ess,resampled,surprise,direction,"
-          "alert,warmup,late,actual,p_slo,shrinkage,pop_mean,pop_z\n",
+          "alert,warmup,late,actual,p_slo,shrinkage,pop_mean,pop_z,p_point,"
+          "p_collective,block_mean,block_expected\n",
           out);
 }
 
 static void write_score(FILE *out, const char *ts, const char *value,
                         const bw_event_t *ev, const bw_score_t *s)
 {
-    fprintf(out, "%s,%s,%.9g,%s,%s,%s,%s", ts, value, s->p_anomaly, ev->region,
-            ev->service, ev->metric, bw_model_kind_name(s->model));
+    fprintf(out, "%s,%s,%.9g,%s,%s,%s,%s", ts, value, bw_score_evidence(s),
+            ev->region, ev->service, ev->metric, bw_model_kind_name(s->model));
     fprintf(out, ",%.2f", s->score);
     put_num(out, s->p_value);
     put_num(out, s->expected);
@@ -179,6 +180,10 @@ static void write_score(FILE *out, const char *ts, const char *value,
     put_num(out, s->shrinkage);
     put_num(out, s->pop_mean);
     put_num(out, s->pop_z);
+    put_num(out, s->p_anomaly);
+    put_num(out, s->p_collective);
+    put_num(out, s->block_mean);
+    put_num(out, s->block_expected);
     fputc('\n', out);
 }
 
