@@ -152,11 +152,31 @@ static void test_reliability_with_local_noise(void **state)
     reliability(&c, "model + local noise");
 }
 
+/* The settings the block filter (block.c) runs with, for the default
+ * block_size of 12: the noise sd's prior over sqrt(12), a memory of
+ * 2016 / 12 values, the local noise on. p_collective is this filter's
+ * p_anomaly on block means; where they follow the model it must be
+ * calibrated too. */
+static void test_reliability_block_settings(void **state)
+{
+    bw_pf_cfg_t c = model_cfg();
+
+    (void)state;
+    c.block_size = 0;
+    c.scale_prior /= sqrt(12.0);
+    c.scale_floor /= sqrt(12.0);
+    c.recur_window = 2016 / 12;
+    c.p_recur = 0.0;
+    c.local_noise = true;
+    reliability(&c, "block model settings");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reliability),
         cmocka_unit_test(test_reliability_with_local_noise),
+        cmocka_unit_test(test_reliability_block_settings),
     };
 
     gsl_set_error_handler_off();
