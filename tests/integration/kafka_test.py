@@ -236,7 +236,8 @@ def same(a, b):
 SCORE_FIELDS = ("entity_id", "model", "probability", "score", "alert",
                 "direction", "actual", "typical", "typical_lower",
                 "typical_upper", "p_value", "p_slo_breach", "shrinkage",
-                "population_mean", "warmup", "event_time", "config_version")
+                "population_mean", "p_collective", "block_mean",
+                "block_typical", "warmup", "event_time", "config_version")
 THREAT_FIELDS = ("entity_id", "rule", "probability", "score", "level",
                  "log_likelihood_ratio", "event_time")
 
@@ -269,6 +270,8 @@ def test_e2e(env):
         check(g["freshness_lag_ms"] == g["processed_at"] - g["event_time"]
               and g["source_topic"] == env.topics["in"] and not g["stale"],
               "freshness / lineage fields")
+    check(sum(g["p_collective"] is not None for g in got_s) > 0,
+          "block-closing events carry p_collective")
     check(len(want_t) > 0, "the sample's security incident gives threats")
     check(len(got_t) == len(want_t), f"{len(got_t)} threats vs {len(want_t)}")
     for g, w in zip(got_t, want_t):
