@@ -20,8 +20,8 @@ typedef struct {
     double p_prev;   /* ... in the previous block */
 } bw_block_t;
 
-/** Set up from the series' config; @p parent is borrowed and must outlive
- * @p b. Disabled (b->pf NULL) when parent->block_size is 0.
+/** Set up from the series' config (copied into b->cfg, adapted to blocks).
+ * Disabled (b->pf NULL) when parent->block_size is 0.
  * @returns 0, or -1 with errstr set. */
 int bw__block_init(bw_block_t *b, const bw_pf_cfg_t *parent, uint64_t seed,
                    char *errstr, size_t errstr_size);

@@ -243,7 +243,7 @@ bw_pf_t *bw_pf_new(const bw_pf_cfg_t *cfg, uint64_t seed, char *errstr,
         return NULL;
     }
     bw_rng_seed(&pf->rng, seed);
-    pf->quantum = INFINITY; /* no step seen (also in a blob saved now) */
+    pf->quantum = INFINITY; /* no step seen yet (also in a blob saved now) */
     if (bw__block_init(&pf->block, cfg, seed, errstr, errstr_size) != 0) {
         bw_pf_destroy(pf);
         return NULL;
@@ -525,7 +525,6 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
     }
     pf->t_first = pf->t_last = t_ms;
     pf->events = 1;
-    pf->quantum = INFINITY;
     pf->y_prev = y;
     out->expected = out->lower = out->upper = out->level = y;
     out->noise_sd = s0;
