@@ -61,6 +61,9 @@ typedef struct {
     double p_shift;       /* prior probability of a level shift */
     double spike_scale;   /* spike sd in units of the noise sd */
     double shift_scale;   /* shift sd in units of the noise sd */
+    double p_episode;        /* prior probability an abnormal episode starts */
+    double episode_duration; /* mean length of an abnormal episode, events */
+    double adopt_after_ms; /* an episode this old is the new normal; 0 never */
     double p_recur;       /* prior probability of a jump to a familiar value */
     int recur_window;     /* recent values remembered; 0 = no recur regime */
     int recur_min_count;  /* recent values needed to call y familiar */

@@ -72,9 +72,10 @@ const char *bw_direction_name(int dir);
 
 /** Per-event output of the particle filter (model scale: transformed). */
 typedef struct {
-    double p_anomaly; /* P(regime is spike or shift | data to now) */
+    double p_anomaly; /* P(spike, shift or abnormal episode | data to now) */
     double p_spike;   /* P(transient anomaly | ...) */
-    double p_shift;   /* P(level shift | ...) */
+    double p_shift;   /* P(level shift or abnormal episode | ...) */
+    double p_abnormal; /* P(in an abnormal episode | ...) (p_episode > 0) */
     double p_recur;   /* P(jump to a recently seen value | ...): no anomaly */
     double p_value;   /* two-sided predictive tail probability */
     double surprise;  /* -log predictive density of the value */
@@ -89,6 +90,11 @@ typedef struct {
     double noise_sd;     /* posterior point estimate of the noise sd */
     double seasonal;     /* seasonal component applied to this event */
     double noise_factor; /* local noise: variance factor applied (>= 1) */
+    /* The abnormal episode: its first event's time while P(abnormal) has
+     * been >= 1/2 at every event since (-1 otherwise); adopted on the event
+     * where an episode older than cfg->adopt_after_ms became the new normal. */
+    int64_t since_ms;
+    bool adopted;
     /* Collective anomalies (block.c), on the event that closes a block of
      * cfg->block_size events once the block model is warm; else false/0. */
     bool block_closed;

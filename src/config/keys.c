@@ -125,7 +125,21 @@ static const bw_key_t pf_keys[] = {
     K_DBL(PF, p_spike, 0, 0.5, "0.005",
           "prior probability that an event is a transient anomaly"),
     K_DBL(PF, p_shift, 0, 0.5, "0.001",
-          "prior probability that an event starts a level shift"),
+          "prior probability that an event starts a level shift (a "
+          "permanent change: the new level is normal from the next event)"),
+    K_DBL(PF, p_episode, 0, 0.5, "0",
+          "prior probability that an event starts an abnormal episode: the "
+          "series moves to an abnormal level and stays there while its "
+          "baseline goes on predicting what normal would be, so every "
+          "event of the episode is scored as abnormal; 0 = off"),
+    K_DBL(PF, episode_duration, 1, 1e9, "120",
+          "mean length of an abnormal episode, in events (the regime is "
+          "sticky: it goes on with probability 1 - 1/episode_duration per "
+          "event)"),
+    K_DBL(PF, adopt_after_ms, 0, 1e15, "14400000",
+          "an abnormal episode that has lasted this long (event time; 4 "
+          "hours) becomes the new normal: the baseline moves to it and the "
+          "record says so; 0 = never"),
     K_DBL(PF, p_recur, 0, 0.5, "0.01",
           "prior probability that the value jumps to one seen recently "
           "(e.g. idle <-> busy): a regime change the series has shown "

@@ -538,11 +538,11 @@ static void cross_check(loader_t *ld, bw_config_t *cfg)
     const bw_pf_cfg_t *pf = &cfg->model.pf;
     const bw_hier_cfg_t *hi = &cfg->model.hier;
 
-    if (pf->p_spike + pf->p_shift +
+    if (pf->p_spike + pf->p_shift + pf->p_episode +
             (pf->recur_window > 0 ? pf->p_recur : 0.0) >=
         1.0) {
         cross_report(ld, "model.pf.p_spike",
-                     "p_spike + p_shift + p_recur must be < 1");
+                     "p_spike + p_shift + p_episode + p_recur must be < 1");
     }
     if (pf->block_size == 1) {
         cross_report(ld, "model.pf.block_size",

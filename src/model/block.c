@@ -47,6 +47,9 @@ int bw__block_init(bw_block_t *b, const bw_pf_cfg_t *parent, uint64_t seed,
     b->cfg = *parent;
     b->cfg.block_size = 0;
     b->cfg.recur_window = parent->recur_window / b->size;
+    /* Episodes last as long in time: m times fewer blocks. */
+    b->cfg.episode_duration = fmax(parent->episode_duration / b->size, 1.0);
+
     /* A mean of m values has 1/sqrt(m) of their noise sd: so do the
      * block model's prior and floor (else the prior, worth one event, takes
      * hundreds of blocks to wash out under the discount). */

@@ -34,5 +34,8 @@ void bw__block_add(bw_block_t *b, bw_pf_ws_t *ws, int64_t t_ms, double v,
 void bw__block_save(const bw_block_t *b, bw_wbuf_t *w);
 void bw__block_load(bw_block_t *b, bw_rbuf_t *r);
 size_t bw__block_memory(const bw_block_t *b);
+/** Move every particle's baseline (and abnormal level) by @p delta: an
+ * adopted change in the parent (pf.c). NULL-safe. */
+void bw__pf_shift(bw_pf_t *pf, double delta);
 
 #endif

@@ -80,13 +80,23 @@
 #include "vecmath.h"
 
 #define K_MAX 18
-#define N_ARRAYS 7
-#define BATCH_ARRAYS 11 /* per-particle scratch arrays of a step */
+#define N_ARRAYS 10
+#define BATCH_ARRAYS 16 /* per-particle scratch arrays of a step */
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
-#define PF_STATE_TAG 0x50463033u /* "PF03" */
+#define PF_STATE_TAG 0x50463034u /* "PF04" */
 
-enum { CHILD_NORMAL, CHILD_SPIKE, CHILD_SHIFT, CHILD_RECUR };
+enum {
+    CHILD_NORMAL,
+    CHILD_SPIKE,
+    CHILD_SHIFT,
+    CHILD_ENTER,
+    CHILD_STAY,
+    CHILD_RECUR
+};
+
+/* What the drawn child did to a particle's abnormal state. */
+enum { DRAW_NORMAL, DRAW_ENTER, DRAW_STAY };
 
 struct bw_pf_s {
     const bw_pf_cfg_t *cfg;
@@ -94,6 +104,10 @@ struct bw_pf_s {
     int k; /* children per particle */
     double *mem;
     double *m0, *m1, *c00, *c01, *c11, *d, *logw;
+    /* The abnormal state: ab 1 while the particle is in an abnormal
+     * episode (0 otherwise; a double so the loops vectorise), and the
+     * abnormal level's mean and variance (noise units) during it. */
+    double *ab, *ma, *ca;
     double *wlin; /* exp(logw), normalised: cached, saved for bit-identity */
     double dof;   /* shared: degrees of freedom of sigma^2's posterior */
     double s0sq;  /* known sigma^2 when !learn_scale */
@@ -110,10 +124,15 @@ struct bw_pf_s {
     double recent_sum; /* sum of recent[], refreshed exactly at each wrap */
     double sd_last;    /* noise sd after the previous event */
     double level_last; /* posterior mean level after the previous event */
+    /* The current abnormal episode (P(abnormal) >= 1/2 at every event
+     * since abn_since): its length in events, for adoption. */
+    int64_t abn_since;
+    uint32_t abn_run;
     /* Derived from cfg at creation (not state). */
     double child_p[K_MAX], child_v[K_MAX], child_w[K_MAX];
     int child_kind[K_MAX];
     double vbar; /* E[1/lambda] under the quadrature */
+    double stay; /* P(an abnormal episode goes on at the next event) */
     /* Cache of the predictive t quantile for the current dof. */
     double q_dof, q_val;
     /* Cache of the t log-density constant for the current dof. */
@@ -174,7 +193,7 @@ static int setup_children(bw_pf_t *pf)
 {
     const bw_pf_cfg_t *cfg = pf->cfg;
     double lambda[16], omega[16];
-    double p_norm = 1.0 - cfg->p_spike - cfg->p_shift -
+    double p_norm = 1.0 - cfg->p_spike - cfg->p_shift - cfg->p_episode -
                     (cfg->recur_window > 0 ? cfg->p_recur : 0.0);
     int nn = t_nodes(cfg, lambda, omega), k = 0;
 
@@ -200,6 +219,20 @@ static int setup_children(bw_pf_t *pf)
         pf->child_p[k] = cfg->p_shift;
         pf->child_v[k] = pf->vbar;
         pf->child_w[k++] = cfg->shift_scale * cfg->shift_scale;
+    }
+    if (cfg->p_episode > 0.0) {
+        pf->child_kind[k] = CHILD_ENTER;
+        pf->child_p[k] = cfg->p_episode;
+        pf->child_v[k] = pf->vbar;
+        pf->child_w[k++] = cfg->shift_scale * cfg->shift_scale;
+        /* An abnormal particle goes on (stay) or draws from the normal
+         * particle's children (1 - stay): a geometric episode length with
+         * mean episode_duration events. */
+        pf->stay = 1.0 - 1.0 / cfg->episode_duration;
+        pf->child_kind[k] = CHILD_STAY;
+        pf->child_p[k] = pf->stay;
+        pf->child_v[k] = pf->vbar;
+        pf->child_w[k++] = 0.0;
     }
     if (cfg->p_recur > 0.0 && cfg->recur_window > 0) {
         pf->child_kind[k] = CHILD_RECUR;
@@ -231,7 +264,8 @@ bw_pf_t *bw_pf_new(const bw_pf_cfg_t *cfg, uint64_t seed, char *errstr,
     }
     arrays[0] = &pf->m0, arrays[1] = &pf->m1, arrays[2] = &pf->c00;
     arrays[3] = &pf->c01, arrays[4] = &pf->c11, arrays[5] = &pf->d;
-    arrays[6] = &pf->logw;
+    arrays[6] = &pf->ab, arrays[7] = &pf->ma, arrays[8] = &pf->ca;
+    arrays[9] = &pf->logw; /* last: resampling copies the others */
     for (int a = 0; a < N_ARRAYS; a++) {
         *arrays[a] = pf->mem + (size_t)a * pf->n;
     }
@@ -517,6 +551,9 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
         pf->c01[i] = 0.0;
         pf->c11[i] = cfg->trend ? cfg->init_level_var : 0.0;
         pf->d[i] = pf->dof * pf->s0sq;
+        pf->ab[i] = 0.0;
+        pf->ma[i] = y;
+        pf->ca[i] = cfg->init_level_var;
         pf->logw[i] = -log((double)pf->n);
         pf->wlin[i] = 1.0 / pf->n;
         if (!cfg->rao_blackwell) {
@@ -524,6 +561,9 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
         }
     }
     pf->t_first = pf->t_last = t_ms;
+    pf->abn_since = -1;
+    pf->abn_run = 0;
+    out->since_ms = -1;
     pf->events = 1;
     pf->y_prev = y;
     out->expected = out->lower = out->upper = out->level = y;
@@ -588,15 +628,20 @@ typedef struct {
 typedef struct {
     double *a0, *r00, *e2, *g, *m, *s, *sa, *ss;
     double *cw, *cv, *jump; /* the drawn child: its w, v, 1 if recurrent */
+    double *ra, *ea2; /* abnormal level: predicted variance, innovation^2 */
+    double *mult;     /* prior factor of the normal particle's children */
+    double *draw;     /* DRAW_*: the drawn child's effect on the episode */
+    double *se;       /* the abnormal children's sum (enter, stay) */
 } batch_t;
 
 static batch_t batch_of(const bw_pf_ws_t *ws)
 {
     double *p = ws->pv;
     size_t n = (size_t)ws->cap;
-    batch_t b = {p,         p + n,     p + 2 * n, p + 3 * n,
-                 p + 4 * n, p + 5 * n, p + 6 * n, p + 7 * n,
-                 p + 8 * n, p + 9 * n, p + 10 * n};
+    batch_t b = {p,          p + n,      p + 2 * n,  p + 3 * n,  p + 4 * n,
+                 p + 5 * n,  p + 6 * n,  p + 7 * n,  p + 8 * n,  p + 9 * n,
+                 p + 10 * n, p + 11 * n, p + 12 * n, p + 13 * n, p + 14 * n,
+                 p + 15 * n};
 
     return b;
 }
@@ -621,8 +666,11 @@ static void batch_predict(const bw_pf_t *pf, const step_ctx_t *c,
         }
     }
     for (int i = 0; i < pf->n; i++) {
-        double e = c->y - b->a0[i];
+        double e = c->y - b->a0[i], ea = c->y - pf->ma[i];
         b->e2[i] = e * e;
+        b->ea2[i] = ea * ea;
+        b->ra[i] = pf->ca[i] + q;
+        b->mult[i] = 1.0 - pf->ab[i] * pf->stay;
     }
 }
 
@@ -649,6 +697,21 @@ static void batch_predict(const bw_pf_t *pf, const step_ctx_t *c,
  * child and one log1p per Kalman child. This function fills t_j (into
  * ws->ll), m_i and g_i and returns k0.
  */
+/* The stay child's t_j: the value against the abnormal level; +inf for a
+ * particle in the normal state (the child has prior 0 there and must not
+ * set the particle's minimum). */
+static void stay_terms(const bw_pf_t *pf, const batch_t *b, double cw,
+                       double hd, double h2, double *t)
+{
+    for (int i = 0; i < pf->n; i++) {
+        double qc = b->ra[i] + cw;
+        double v = pf->cfg->learn_scale
+                       ? hd * log1p(b->ea2[i] / (qc * pf->d[i]))
+                       : h2 * b->ea2[i] / qc;
+        t[i] = pf->ab[i] != 0.0 ? v : INFINITY;
+    }
+}
+
 BW_VECTOR_CLONES
 static double batch_t_terms(const bw_pf_t *pf, const step_ctx_t *c,
                             const batch_t *b, const bw_pf_ws_t *ws)
@@ -669,7 +732,9 @@ static double batch_t_terms(const bw_pf_t *pf, const step_ctx_t *c,
         if (pf->child_kind[j] == CHILD_RECUR) {
             continue;
         }
-        if (pf->cfg->learn_scale) {
+        if (pf->child_kind[j] == CHILD_STAY) {
+            stay_terms(pf, b, cw, hd, h2, t);
+        } else if (pf->cfg->learn_scale) {
             for (int i = 0; i < pf->n; i++) {
                 t[i] = hd * log1p(b->e2[i] / ((b->r00[i] + cw) * pf->d[i]));
             }
@@ -689,13 +754,15 @@ static double batch_t_terms(const bw_pf_t *pf, const step_ctx_t *c,
  * anomalous and shift probabilities. */
 BW_VECTOR_CLONES
 static void batch_weights(const batch_t *b, int n, double k0, double *L,
-                          double *anom, double *shift)
+                          double *anom, double *shift, double *abn)
 {
     const double *s = b->s, *sa = b->sa, *ss = b->ss, *m = b->m, *g = b->g;
+    const double *se = b->se;
 
     for (int i = 0; i < n; i++) {
-        anom[i] = (sa[i] + ss[i]) / s[i];
-        shift[i] = ss[i] / s[i];
+        anom[i] = (sa[i] + ss[i] + se[i]) / s[i];
+        shift[i] = (ss[i] + se[i]) / s[i];
+        abn[i] = se[i] / s[i];
     }
     for (int i = 0; i < n; i++) { /* apart: GCC 12 vectorises it alone */
         L[i] = k0 - m[i] + L[i] + log(s[i] / g[i]);
@@ -711,7 +778,7 @@ static void batch_weights(const batch_t *b, int n, double k0, double *L,
 BW_VECTOR_CLONES
 static void batch_children(const bw_pf_t *pf, const step_ctx_t *c,
                            const bw_pf_ws_t *ws, const batch_t *b, double *L,
-                           double *anom, double *shift)
+                           double *anom, double *shift, double *abn)
 {
     const int n = pf->n;
     double k0, *h = L; /* L holds h_i until the end */
@@ -720,7 +787,7 @@ static void batch_children(const bw_pf_t *pf, const step_ctx_t *c,
     for (int i = 0; i < n; i++) {
         double a = c->lrecur - k0 + b->m[i];
         h[i] = a > 0.0 ? a : 0.0;
-        b->s[i] = b->sa[i] = b->ss[i] = 0.0;
+        b->s[i] = b->sa[i] = b->ss[i] = b->se[i] = 0.0;
     }
     for (int j = 0; j < pf->k; j++) {
         const double cw = pf->child_w[j] + pf->child_v[j] * c->kt;
@@ -729,24 +796,33 @@ static void batch_children(const bw_pf_t *pf, const step_ctx_t *c,
         int kind = pf->child_kind[j];
         if (kind == CHILD_RECUR) {
             for (int i = 0; i < n; i++) {
-                p[i] = pj * b->g[i] * exp(c->lrecur - k0 + b->m[i] - h[i]);
+                p[i] = pj * b->mult[i] * b->g[i] *
+                       exp(c->lrecur - k0 + b->m[i] - h[i]);
             }
-        } else { /* p holds t_j on entry */
+        } else if (kind == CHILD_STAY) { /* p holds t_j on entry */
             for (int i = 0; i < n; i++) {
-                p[i] = pj / sqrt(b->r00[i] + cw) * exp(b->m[i] - p[i] - h[i]);
+                p[i] = pj * pf->ab[i] / sqrt(b->ra[i] + cw) *
+                       exp(b->m[i] - p[i] - h[i]);
+            }
+        } else {
+            for (int i = 0; i < n; i++) {
+                p[i] = pj * b->mult[i] / sqrt(b->r00[i] + cw) *
+                       exp(b->m[i] - p[i] - h[i]);
             }
         }
         for (int i = 0; i < n; i++) {
             b->s[i] += p[i];
         }
-        if (kind == CHILD_SPIKE || kind == CHILD_SHIFT) {
-            double *acc = kind == CHILD_SHIFT ? b->ss : b->sa;
+        if (kind != CHILD_NORMAL && kind != CHILD_RECUR) {
+            double *acc = kind == CHILD_SPIKE   ? b->sa
+                          : kind == CHILD_SHIFT ? b->ss
+                                                : b->se;
             for (int i = 0; i < n; i++) {
                 acc[i] += p[i];
             }
         }
     }
-    batch_weights(b, n, k0, L, anom, shift);
+    batch_weights(b, n, k0, L, anom, shift, abn);
 }
 
 /* Draw every particle's child (unnormalised probabilities in ws->ll, sum
@@ -765,8 +841,54 @@ static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
             }
         }
         b->jump[i] = pf->child_kind[j] == CHILD_RECUR;
-        b->cw[i] = b->jump[i] != 0.0 ? 0.0 : pf->child_w[j];
-        b->cv[i] = b->jump[i] != 0.0 ? INFINITY : pf->child_v[j] * kt;
+        b->draw[i] = pf->child_kind[j] == CHILD_ENTER  ? DRAW_ENTER
+                     : pf->child_kind[j] == CHILD_STAY ? DRAW_STAY
+                                                       : DRAW_NORMAL;
+        /* A recurrent jump, and a value in an abnormal episode, leave the
+         * baseline as predicted: an infinite observation variance. */
+        b->cw[i] = b->jump[i] != 0.0 || b->draw[i] != DRAW_NORMAL
+                       ? 0.0
+                       : pf->child_w[j];
+        b->cv[i] = b->jump[i] != 0.0 || b->draw[i] != DRAW_NORMAL
+                       ? INFINITY
+                       : pf->child_v[j] * kt;
+    }
+}
+
+/*
+ * The abnormal state after the draw. A particle that enters an episode
+ * starts its abnormal level from the baseline's prediction widened by the
+ * shift (variance r00 + shift_scale^2); one that stays moves it by the
+ * level's own random walk (ca + q); either then takes the value as a
+ * Kalman observation (variance vbar kt). The baseline was only predicted
+ * (draw_children), and the noise statistics learn nothing from the value:
+ * d gains its own expectation d/dof, so the noise estimate stays where it
+ * was (the value says nothing about the normal state's noise). Every
+ * other child ends the episode.
+ */
+static void update_abnormal(bw_pf_t *pf, const step_ctx_t *c,
+                            const batch_t *b)
+{
+    const double k2 = pf->cfg->shift_scale * pf->cfg->shift_scale;
+    const double v = pf->vbar * c->kt;
+
+    for (int i = 0; i < pf->n; i++) {
+        double r, m, g;
+        if (b->draw[i] == DRAW_NORMAL) {
+            pf->ab[i] = 0.0;
+            pf->ma[i] = pf->m0[i];
+            pf->ca[i] = pf->c00[i];
+            continue;
+        }
+        m = b->draw[i] == DRAW_ENTER ? b->a0[i] : pf->ma[i];
+        r = b->draw[i] == DRAW_ENTER ? b->r00[i] + k2 : b->ra[i];
+        g = r / (r + v);
+        pf->ma[i] = m + g * (c->y - m);
+        pf->ca[i] = r - g * r;
+        pf->ab[i] = 1.0;
+        if (pf->cfg->learn_scale) {
+            pf->d[i] += pf->d[i] / pf->dof;
+        }
     }
 }
 
@@ -842,6 +964,7 @@ static void propagate(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
     } else {
         update_level(pf, c, b);
     }
+    update_abnormal(pf, c, b);
     if (pf->cfg->rao_blackwell) {
         return;
     }
@@ -937,15 +1060,17 @@ static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
 {
     const int n = pf->n;
     const batch_t b = batch_of(ws);
-    double lse, anom = 0.0, shift = 0.0, mu, sd, mx = -INFINITY, s = 0.0;
-    double *L = ws->tmp; /* per particle: child logsumexp, anomaly, shift */
+    double lse, anom = 0.0, shift = 0.0, abn = 0.0, mu, sd, mx = -INFINITY;
+    double s = 0.0;
+    /* per particle: child logsumexp, anomaly, shift; abnormal at 4n */
+    double *L = ws->tmp;
     double *w = ws->tmp + 3 * (size_t)n; /* normalised weights */
 
     /* logw is normalised after every step; wlin caches exp(logw). */
     memcpy(w, pf->wlin, (size_t)n * sizeof(double));
     batch_predict(pf, c, &b);
     predictive(pf, &b, w, c->kt, &mu, &sd);
-    batch_children(pf, c, ws, &b, L, L + n, L + 2 * n);
+    batch_children(pf, c, ws, &b, L, L + n, L + 2 * n, L + 4 * n);
     for (int i = 0; i < n; i++) {
         pf->logw[i] += L[i];
         mx = pf->logw[i] > mx ? pf->logw[i] : mx;
@@ -959,16 +1084,77 @@ static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
         w[i] /= s;
         anom += w[i] * L[n + i];
         shift += w[i] * L[2 * n + i];
+        abn += w[i] * L[4 * n + i];
         pf->logw[i] -= lse;
         pf->wlin[i] = w[i];
     }
     out->surprise = -lse;
     out->p_anomaly = fmin(fmax(anom, 0.0), 1.0);
     out->p_shift = fmin(fmax(shift, 0.0), 1.0);
+    out->p_abnormal = fmin(fmax(abn, 0.0), 1.0);
     out->p_spike = fmax(out->p_anomaly - out->p_shift, 0.0);
     out->p_recur = recur_posterior(pf, ws, &b, w);
     propagate(pf, ws, &b, c);
     summarise(pf, c->y, mu, sd, out);
+}
+
+/* Every particle in an abnormal episode takes its abnormal level as its
+ * baseline: the change is the new normal. */
+static double adopt(bw_pf_t *pf)
+{
+    double moved = 0.0;
+
+    for (int i = 0; i < pf->n; i++) {
+        if (pf->ab[i] != 0.0) {
+            moved += pf->wlin[i] * (pf->ma[i] - pf->m0[i]);
+            pf->m0[i] = pf->ma[i];
+            pf->c00[i] = pf->ca[i];
+            pf->ab[i] = 0.0;
+        }
+    }
+    return moved;
+}
+
+void bw__pf_shift(bw_pf_t *pf, double delta)
+{
+    if (pf == NULL) {
+        return;
+    }
+    for (int i = 0; i < pf->n; i++) {
+        pf->m0[i] += delta;
+        pf->ma[i] += delta;
+    }
+    pf->level_last += delta;
+}
+
+/*
+ * The episode the series is in: it starts at the first event with
+ * P(abnormal) >= 1/2 and lasts while that holds. One that has lasted
+ * adopt_after_ms is adopted as the new normal (adopt): a configured
+ * horizon, since nothing in the data tells a lasting incident from a
+ * permanent change before the series returns.
+ */
+static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
+{
+    if (out->p_abnormal < 0.5) {
+        pf->abn_run = 0;
+        pf->abn_since = -1;
+        out->since_ms = -1;
+        return;
+    }
+    if (pf->abn_run++ == 0) {
+        pf->abn_since = t_ms;
+    }
+    out->since_ms = pf->abn_since;
+    if (pf->cfg->adopt_after_ms > 0.0 &&
+        (double)(t_ms - pf->abn_since) >= pf->cfg->adopt_after_ms) {
+        /* The block model's baseline moves with it: the change is not
+         * reported again as a sustained one. */
+        bw__pf_shift(pf->block.pf, adopt(pf));
+        out->adopted = true;
+        pf->abn_run = 0;
+        pf->abn_since = -1;
+    }
 }
 
 static void learn_season(bw_pf_t *pf, int64_t t_ms, double y, double sd,
@@ -1031,6 +1217,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     int64_t age;
 
     memset(out, 0, sizeof(*out));
+    out->since_ms = -1;
     if (!isfinite(y) || fabs(y) > BW_MODEL_MAX_ABS) {
         return BW_ERR_RANGE;
     }
@@ -1066,7 +1253,12 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     memory_terms(pf, c.y, &c.lrecur, &c.kt);
     filter(pf, ws, &c, out);
     out->noise_factor = c.kt;
-    recent_push(pf, c.y);
+    /* The memory of familiar values learns from the normal state only: an
+     * incident cannot make itself familiar. */
+    if (out->p_abnormal < 0.5) {
+        recent_push(pf, c.y);
+    }
+    episode(pf, t_ms, out);
     if (cfg->learn_scale) {
         double fl;
         pf->dof += 1.0;
@@ -1106,8 +1298,8 @@ double bw_pf_ess(const bw_pf_t *pf)
 
 void bw_pf_resample(bw_pf_t *pf, bw_pf_ws_t *ws)
 {
-    double *src[N_ARRAYS] = {pf->m0,  pf->m1, pf->c00, pf->c01,
-                             pf->c11, pf->d,  pf->logw};
+    double *src[N_ARRAYS] = {pf->m0, pf->m1, pf->c00, pf->c01, pf->c11,
+                             pf->d,  pf->ab, pf->ma,  pf->ca,  pf->logw};
     int n = pf->n;
 
     bw_resample_systematic(pf->logw, n, bw_rng_uniform(&pf->rng), ws->idx);
@@ -1173,6 +1365,8 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw_wbuf_f64(w, pf->y_prev);
     bw_wbuf_f64(w, pf->sd_last);
     bw_wbuf_f64(w, pf->level_last);
+    bw_wbuf_i64(w, pf->abn_since);
+    bw_wbuf_u32(w, pf->abn_run);
     bw_wbuf_u32(w, (uint32_t)pf->n_recent);
     bw_wbuf_u32(w, (uint32_t)pf->pos_recent);
     bw_wbuf_f64(w, pf->recent_sum);
@@ -1212,6 +1406,8 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     pf->y_prev = bw_rbuf_finite(r);
     pf->sd_last = bw_rbuf_finite(r);
     pf->level_last = bw_rbuf_finite(r);
+    pf->abn_since = bw_rbuf_i64(r);
+    pf->abn_run = bw_rbuf_u32(r);
     pf->n_recent = (int)bw_rbuf_u32_in(r, 0, (uint32_t)pf->cfg->recur_window);
     pf->pos_recent = (int)bw_rbuf_u32_in(
         r, 0,
