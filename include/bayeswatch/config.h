@@ -63,6 +63,7 @@ typedef struct {
     double shift_scale;   /* shift sd in units of the noise sd */
     double p_episode;        /* prior probability an abnormal episode starts */
     double episode_duration; /* mean length of an abnormal episode, events */
+    double episode_min; /* an abnormal level this near the baseline ends it */
     double adopt_after_ms; /* an episode this old is the new normal; 0 never */
     double p_recur;       /* prior probability of a jump to a familiar value */
     int recur_window;     /* recent values remembered; 0 = no recur regime */

@@ -136,6 +136,9 @@ static const bw_key_t pf_keys[] = {
           "mean length of an abnormal episode, in events (the regime is "
           "sticky: it goes on with probability 1 - 1/episode_duration per "
           "event)"),
+    K_DBL(PF, episode_min, 0, 1e6, "1",
+          "an episode ends when its abnormal level comes within this many "
+          "noise sds of the baseline (no data can tell it from normal)"),
     K_DBL(PF, adopt_after_ms, 0, 1e15, "14400000",
           "an abnormal episode that has lasted this long (event time; 4 "
           "hours) becomes the new normal: the baseline moves to it and the "

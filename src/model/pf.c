@@ -864,13 +864,18 @@ static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
  * (draw_children), and the noise statistics learn nothing from the value:
  * d gains its own expectation d/dof, so the noise estimate stays where it
  * was (the value says nothing about the normal state's noise). Every
- * other child ends the episode.
+ * other child ends the episode, and so does an abnormal level that comes
+ * within episode_min noise sds of the baseline: such a state cannot be told
+ * from normal by any data, and a particle left in it would be carried
+ * along by resampling at the normal particles' weight (neutral drift),
+ * holding P(abnormal) up on normal data.
  */
 static void update_abnormal(bw_pf_t *pf, const step_ctx_t *c,
                             const batch_t *b)
 {
     const double k2 = pf->cfg->shift_scale * pf->cfg->shift_scale;
     const double v = pf->vbar * c->kt;
+    const double gap = pf->cfg->episode_min * pf->sd_last;
 
     for (int i = 0; i < pf->n; i++) {
         double r, m, g;
@@ -885,7 +890,7 @@ static void update_abnormal(bw_pf_t *pf, const step_ctx_t *c,
         g = r / (r + v);
         pf->ma[i] = m + g * (c->y - m);
         pf->ca[i] = r - g * r;
-        pf->ab[i] = 1.0;
+        pf->ab[i] = fabs(pf->ma[i] - pf->m0[i]) >= gap ? 1.0 : 0.0;
         if (pf->cfg->learn_scale) {
             pf->d[i] += pf->d[i] / pf->dof;
         }
