@@ -70,6 +70,7 @@ typedef struct {
     int recur_min_count;  /* recent values needed to call y familiar */
     double recur_bandwidth; /* familiarity radius, in noise sds */
     double recur_relative;  /* ... or this fraction of the excursion */
+    double recur_gap; /* values this near the level are not another state */
     bool local_noise;   /* inflate the noise to the current state's spread */
     int block_size;     /* events per block of the collective model; 0 off */
     double level_ratio; /* level innovation var / noise var per interval */

@@ -136,7 +136,7 @@ static const bw_key_t pf_keys[] = {
           "mean length of an abnormal episode, in events (the regime is "
           "sticky: it goes on with probability 1 - 1/episode_duration per "
           "event)"),
-    K_DBL(PF, episode_min, 0, 1e6, "1",
+    K_DBL(PF, episode_min, 0, 1e6, "2",
           "an episode ends when its abnormal level comes within this many "
           "noise sds of the baseline (no data can tell it from normal)"),
     K_DBL(PF, adopt_after_ms, 0, 1e15, "14400000",
@@ -158,6 +158,11 @@ static const bw_key_t pf_keys[] = {
     K_DBL(PF, recur_relative, 0, 10, "0.2",
           "... or within this fraction of its distance from the level (a "
           "burst to 1e8 is familiar if earlier bursts reached 1e8 +- 20%)"),
+    K_DBL(PF, recur_gap, 0, 1000, "0",
+          "remembered values within this many noise sds of the current "
+          "level are the current state's own spread, not another state: "
+          "they do not make a value familiar, and a value that near is no "
+          "recurrent jump (0: every remembered value counts)"),
     K_BOOL(PF, local_noise, "true",
            "widen the noise to the spread the series has shown near its "
            "previous value (consecutive recent values both near it), e.g. "

@@ -133,6 +133,8 @@ struct bw_pf_s {
     int child_kind[K_MAX];
     double vbar; /* E[1/lambda] under the quadrature */
     double stay; /* P(an abnormal episode goes on at the next event) */
+    int j_enter;      /* the episode-start child, -1 without episodes */
+    double eps_enter; /* share of normal particles proposed to enter */
     /* Cache of the predictive t quantile for the current dof. */
     double q_dof, q_val;
     /* Cache of the t log-density constant for the current dof. */
@@ -220,7 +222,11 @@ static int setup_children(bw_pf_t *pf)
         pf->child_v[k] = pf->vbar;
         pf->child_w[k++] = cfg->shift_scale * cfg->shift_scale;
     }
+    pf->j_enter = -1;
+    pf->eps_enter = 0.0;
     if (cfg->p_episode > 0.0) {
+        pf->j_enter = k;
+        pf->eps_enter = fmin(2.0 / pf->n, 0.25);
         pf->child_kind[k] = CHILD_ENTER;
         pf->child_p[k] = cfg->p_episode;
         pf->child_v[k] = pf->vbar;
@@ -366,6 +372,7 @@ uint64_t bw_pf_late(const bw_pf_t *pf)
  */
 typedef struct {
     float lo, hi;   /* the recurrent kernel at y */
+    float zlo, zhi; /* the current state's zone: not another state */
     float alo, ahi; /* the previous value's neighbourhood */
     float inv;      /* 1 / its half-width */
     int count;      /* values in [lo, hi] */
@@ -383,8 +390,10 @@ BW_VECTOR_CLONES
 static void scan_stretch(const float *v, int m, mem_scan_t *r)
 {
     const float lo = r->lo, hi = r->hi, alo = r->alo, ahi = r->ahi;
-    const float inv = r->inv;
-    int count = (v[m - 1] >= lo) & (v[m - 1] <= hi), pairs = 0;
+    const float zlo = r->zlo, zhi = r->zhi, inv = r->inv;
+    int count = (v[m - 1] >= lo) & (v[m - 1] <= hi) &
+                ((v[m - 1] <= zlo) | (v[m - 1] >= zhi)),
+        pairs = 0;
     float ss = 0.0f;
 
     BW_SIMD_SUM(count, pairs, ss)
@@ -392,7 +401,7 @@ static void scan_stretch(const float *v, int m, mem_scan_t *r)
         int in = (v[i] >= alo) & (v[i] <= ahi) & (v[i + 1] >= alo) &
                  (v[i + 1] <= ahi);
         float d = (v[i + 1] - v[i]) * inv;
-        count += (v[i] >= lo) & (v[i] <= hi);
+        count += (v[i] >= lo) & (v[i] <= hi) & ((v[i] <= zlo) | (v[i] >= zhi));
         pairs += in;
         ss += in ? d * d : 0.0f;
     }
@@ -403,19 +412,24 @@ static void scan_stretch(const float *v, int m, mem_scan_t *r)
 
 /* The whole memory: when the ring is full and does not start at 0 it is two
  * stretches, joined by the pair (last slot, slot 0). */
-static void scan_memory(const bw_pf_t *pf, mem_scan_t *r)
+/* The memory less its newest @p skip values (the ongoing episode's). */
+static void scan_memory(const bw_pf_t *pf, int skip, mem_scan_t *r)
 {
     const float *v = pf->recent;
     int n = pf->n_recent, pos = pf->pos_recent, w = pf->cfg->recur_window;
+    int first = n < w ? 0 : pos, len = n - skip, head;
 
     r->count = r->pairs = 0;
     r->ss = 0.0;
-    if (n < w || pos == 0) {
-        scan_stretch(v, n, r);
+    if (len < 2) {
         return;
     }
-    scan_stretch(v + pos, w - pos, r);
-    scan_stretch(v, pos, r);
+    head = len < w - first ? len : w - first; /* up to the ring's end */
+    scan_stretch(v + first, head, r);
+    if (head == len) {
+        return;
+    }
+    scan_stretch(v, len - head, r);
     if (v[w - 1] >= r->alo && v[w - 1] <= r->ahi && v[0] >= r->alo &&
         v[0] <= r->ahi) {
         float d = (v[0] - v[w - 1]) * r->inv;
@@ -457,24 +471,31 @@ static void memory_terms(const bw_pf_t *pf, double y, double *lrecur,
 {
     int local = pf->cfg->local_noise && pf->cfg->learn_scale;
     int n = pf->n_recent, w = pf->cfg->recur_window;
-    double h, ha, prev;
+    /* The ongoing episode's own values make nothing familiar. */
+    int skip = pf->abn_run < (uint32_t)n ? (int)pf->abn_run : n;
+    double h, ha, prev, g;
     mem_scan_t r;
 
     *lrecur = -INFINITY;
     *kt = 1.0;
-    if (n < 16 || (!has_recur(pf) && !local)) {
+    if (n - skip < 16 || (!has_recur(pf) && !local)) {
         return;
     }
     h = balloon(pf, y, pf->level_last);
     prev = pf->recent[(pf->pos_recent + w - 1) % w];
     ha = local ? balloon(pf, prev, pf->recent_sum / n) : -1.0;
     r.lo = (float)(y - h), r.hi = (float)(y + h);
+    /* Values within recur_gap noise sds of the current level are the
+     * current state's own spread, not another state to jump to. */
+    g = pf->cfg->recur_gap * pf->sd_last;
+    r.zlo = (float)(pf->level_last - g), r.zhi = (float)(pf->level_last + g);
     r.alo = (float)(prev - ha), r.ahi = (float)(prev + ha);
     r.inv = ha > 0.0 ? (float)(1.0 / ha) : 0.0f;
-    scan_memory(pf, &r);
+    scan_memory(pf, skip, &r);
     r.ss *= ha * ha;
-    if (has_recur(pf) && h > 0.0 && r.count >= pf->cfg->recur_min_count) {
-        *lrecur = log(r.count / (2.0 * h * n));
+    if (has_recur(pf) && h > 0.0 && r.count >= pf->cfg->recur_min_count &&
+        (g == 0.0 || fabs(y - pf->level_last) > g)) {
+        *lrecur = log(r.count / (2.0 * h * (n - skip)));
     }
     if (local) {
         *kt = local_factor(pf, &r);
@@ -828,17 +849,72 @@ static void batch_children(const bw_pf_t *pf, const step_ctx_t *c,
 /* Draw every particle's child (unnormalised probabilities in ws->ll, sum
  * b->s[i]); one uniform per particle, in particle order. kt: the local
  * noise factor of the observation variances. */
-static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
-                          double kt)
+/*
+ * The child of particle i from its uniform u: with probability eps (normal
+ * particles, when episodes are on) the episode's start, otherwise a draw
+ * from the children's posterior. Entering is rare a priori, and a sustained
+ * change is only recognised if some particle entered at its onset; the
+ * forced proposals make sure a few do, and their importance weights
+ * (posterior over proposal probability, relative to the other children's
+ * common 1 / (1 - eps)) keep the filter exact in expectation. Returns the
+ * child; *lcorr gets the log weight correction (0 for most).
+ */
+static int draw_one(const bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
+                    int i, double u, double *lcorr)
 {
-    for (int i = 0; i < pf->n; i++) {
-        double u = bw_rng_uniform(&pf->rng) * b->s[i], cum = 0.0;
-        int j;
+    double eps = pf->ab[i] == 0.0 ? pf->eps_enter : 0.0, cum = 0.0, pe;
+    int j;
+
+    *lcorr = 0.0;
+    if (u < eps) {
+        j = pf->j_enter;
+    } else {
+        u = (u - eps) / (1.0 - eps) * b->s[i];
         for (j = 0; j < pf->k - 1; j++) {
             cum += ws->ll[(size_t)j * ws->cap + i];
             if (u < cum) {
                 break;
             }
+        }
+    }
+    if (eps > 0.0 && j == pf->j_enter) {
+        pe = ws->ll[(size_t)j * ws->cap + i] / b->s[i];
+        *lcorr = log(pe * (1.0 - eps) / ((1.0 - eps) * pe + eps));
+    }
+    return j;
+}
+
+/* Fold the proposal corrections into the (normalised) weights. */
+static void correct_weights(bw_pf_t *pf, double *w)
+{
+    double mx = -INFINITY, s = 0.0, lse;
+
+    for (int i = 0; i < pf->n; i++) {
+        mx = pf->logw[i] > mx ? pf->logw[i] : mx;
+    }
+    for (int i = 0; i < pf->n; i++) {
+        w[i] = exp(pf->logw[i] - mx);
+        s += w[i];
+    }
+    lse = mx + log(s);
+    for (int i = 0; i < pf->n; i++) {
+        pf->logw[i] -= lse;
+        w[i] /= s;
+        pf->wlin[i] = w[i];
+    }
+}
+
+static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
+                          double kt)
+{
+    int corrected = 0;
+
+    for (int i = 0; i < pf->n; i++) {
+        double lcorr;
+        int j = draw_one(pf, ws, b, i, bw_rng_uniform(&pf->rng), &lcorr);
+        if (lcorr != 0.0) {
+            pf->logw[i] += lcorr;
+            corrected = 1;
         }
         b->jump[i] = pf->child_kind[j] == CHILD_RECUR;
         b->draw[i] = pf->child_kind[j] == CHILD_ENTER  ? DRAW_ENTER
@@ -852,6 +928,9 @@ static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
         b->cv[i] = b->jump[i] != 0.0 || b->draw[i] != DRAW_NORMAL
                        ? INFINITY
                        : pf->child_v[j] * kt;
+    }
+    if (corrected) {
+        correct_weights(pf, ws->tmp + 3 * (size_t)pf->n);
     }
 }
 
@@ -1162,17 +1241,35 @@ static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
     }
 }
 
+/*
+ * Only the normal regime teaches the seasonal profile: not anomalies, not
+ * jumps between familiar states (bursts would print into it). Each value
+ * weighs by its precision, 1 / the local noise factor: a bin's mean is a
+ * weighted least-squares estimate, and a busy state's values are that much
+ * noisier. A profile that does not apply yet predicts nothing, so no value
+ * can be abnormal with respect to it: until then an abnormal episode (a
+ * daily swing the level cannot follow) teaches it too, else the bins of
+ * the swing would never be learned.
+ */
 static void learn_season(bw_pf_t *pf, int64_t t_ms, double y, double sd,
-                         double sw, double gain)
+                         double sw, const bw_pf_out_t *out)
 {
-    double base;
+    int64_t age = t_ms - pf->t_first;
+    double base, normal, warm;
 
     if (!pf->cfg->daily.enabled && !pf->cfg->weekly.enabled) {
         return;
     }
+    normal = fmax(1.0 - out->p_anomaly - out->p_recur, 0.0) / out->noise_factor;
+    warm = fmax(1.0 - out->p_anomaly + out->p_abnormal - out->p_recur, 0.0) /
+           out->noise_factor;
     base = pf->interval > 0.0 ? pf->interval : 1.0;
-    bw__season_update(&pf->daily, t_ms, y - sw, gain, base);
-    bw__season_update(&pf->weekly, t_ms, y - sd, gain, base);
+    bw__season_update(&pf->daily, t_ms, y - sw,
+                      bw__season_active(&pf->daily, age) ? normal : warm,
+                      base);
+    bw__season_update(&pf->weekly, t_ms, y - sd,
+                      bw__season_active(&pf->weekly, age) ? normal : warm,
+                      base);
 }
 
 /*
@@ -1258,11 +1355,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     memory_terms(pf, c.y, &c.lrecur, &c.kt);
     filter(pf, ws, &c, out);
     out->noise_factor = c.kt;
-    /* The memory of familiar values learns from the normal state only: an
-     * incident cannot make itself familiar. */
-    if (out->p_abnormal < 0.5) {
-        recent_push(pf, c.y);
-    }
+    recent_push(pf, c.y);
     episode(pf, t_ms, out);
     if (cfg->learn_scale) {
         double fl;
@@ -1280,14 +1373,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     summarise_posterior(pf, ws->tmp + 3 * (size_t)pf->n, out);
     pf->sd_last = out->noise_sd;
     pf->level_last = out->level;
-    /* Only the normal regime teaches the seasonal profile: not anomalies,
-     * not jumps between familiar states (bursts would print into it). Each
-     * value weighs by its precision, 1 / the local noise factor: a bin's
-     * mean is a weighted least-squares estimate, and a busy state's values
-     * are that much noisier. */
-    learn_season(pf, t_ms, y, sd, sw,
-                 fmax(1.0 - out->p_anomaly - out->p_recur, 0.0) /
-                     out->noise_factor);
+    learn_season(pf, t_ms, y, sd, sw, out);
     pf->t_last = t_ms;
     pf->events++;
     out->warmup = pf->events <= (uint64_t)cfg->warmup;

@@ -5,7 +5,12 @@
  *
  *  - Baseline: the mean of the most recent de-seasonalised value of every
  *    bin, i.e. a moving average over one period, which removes the seasonal
- *    pattern itself (the textbook centred-moving-average idea).
+ *    pattern itself (the textbook centred-moving-average idea). Bins learn
+ *    deviations from it only once it spans a whole period (during the
+ *    first it is the mean of the part of the period seen so far, and the
+ *    first bins would learn ~0 instead of their deviation); at that moment
+ *    each bin starts from its value in that period against the period's
+ *    mean (the classical first-cycle estimate).
  *  - Each bin keeps an exponentially forgotten mean of value - baseline; the
  *    forgetting half-life is configured in periods.
  *  - The applied profile is each bin's mean minus the profile's mean,
@@ -54,6 +59,7 @@ int bw__season_init(bw_season_t *s, const bw_season_cfg_t *cfg,
     for (int b = 0; b < cfg->bins; b++) {
         s->last[b] = NAN; /* never seen */
     }
+    s->t0 = INT64_MIN;
     return 0;
 }
 
@@ -118,6 +124,25 @@ double bw__season_value(const bw_season_t *s, int64_t t_ms, int64_t age_ms)
     return shrink(s, b) * (s->mean[b] - s->mean_sum / s->seen);
 }
 
+/* The first whole period seen: every bin's first deviation is its last
+ * value against the mean of the whole period (the classical first-cycle
+ * estimate), with the weight of one visit. */
+static void first_period(bw_season_t *s)
+{
+    double base = s->last_sum / s->seen;
+
+    for (int b = 0; b < s->cfg->bins; b++) {
+        if (isnan(s->last[b])) {
+            continue;
+        }
+        s->mean[b] = s->last[b] - base;
+        s->wt[b] = 1.0;
+        s->wt_sum += 1.0;
+        s->mean_sum += s->mean[b];
+        s->mean_sq += s->mean[b] * s->mean[b];
+    }
+}
+
 void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
                        double interval_ms)
 {
@@ -137,6 +162,17 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
     s->last_sum += y - s->last[b];
     s->last[b] = y;
     r = y - base;
+    if (s->t0 == INT64_MIN) {
+        s->t0 = t_ms;
+    }
+    if (t_ms - s->t0 < s->period_ms) {
+        return; /* the baseline spans part of a period: no deviations yet */
+    }
+    if (s->wt_sum == 0.0) {
+        first_period(s);
+        base = s->last_sum / s->seen;
+        r = y - base;
+    }
 
     visits = (double)s->period_ms / (interval_ms * s->cfg->bins);
     visits = visits > 1.0 ? visits : 1.0;
@@ -174,6 +210,7 @@ void bw__season_save(const bw_season_t *s, bw_wbuf_t *w)
     bw_wbuf_f64(w, s->within);
     bw_wbuf_f64(w, s->updates);
     bw_wbuf_u32(w, (uint32_t)s->seen);
+    bw_wbuf_i64(w, s->t0);
     bw_wbuf_f32s(w, s->var, (size_t)s->cfg->bins);
 }
 
@@ -190,6 +227,7 @@ void bw__season_load(bw_season_t *s, bw_rbuf_t *r)
     s->within = bw_rbuf_finite(r);
     s->updates = bw_rbuf_finite(r);
     s->seen = (int)bw_rbuf_u32_in(r, 0, (uint32_t)s->cfg->bins);
+    s->t0 = bw_rbuf_i64(r);
     bw_rbuf_f32s(r, s->var, (size_t)s->cfg->bins);
     for (int b = 0; b < s->cfg->bins; b++) {
         if (!(s->var[b] >= 0.0f && isfinite(s->var[b]))) {

@@ -23,7 +23,8 @@ typedef struct {
     double wt_sum;
     double within; /* within-bin residual variance */
     double updates;
-    int seen; /* bins seen at least once */
+    int seen;   /* bins seen at least once */
+    int64_t t0; /* first value's time; INT64_MIN before it */
 } bw_season_t;
 
 int bw__season_init(bw_season_t *s, const bw_season_cfg_t *cfg,

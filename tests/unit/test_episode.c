@@ -221,6 +221,8 @@ static bw_config_t episode_cfg(void)
     cfg.model.pf.daily.enabled = false;
     cfg.model.pf.p_episode = 0.001;
     cfg.model.pf.p_shift = 0.0;
+    cfg.model.pf.recur_gap = 4.0;
+    cfg.model.pf.episode_min = 2.0;
     return cfg;
 }
 
