@@ -42,6 +42,11 @@ typedef enum {
     BW_MODEL_POOLED_NORMAL, /* normal hierarchy across regions */
 } bw_model_kind_t;
 typedef enum { BW_ENTITY_REGION, BW_ENTITY_REGION_SERVICE } bw_entity_kind_t;
+typedef enum {
+    BW_DIRECTION_UP,
+    BW_DIRECTION_DOWN,
+    BW_DIRECTION_BOTH
+} bw_direction_cfg_t;
 
 typedef struct {
     bool enabled;
@@ -101,13 +106,22 @@ typedef struct {
         outlier_quantile;  /* population quantile a region is tested against */
     double credible_mass;  /* credible interval mass, e.g. 0.95 */
     double within_prior_n; /* normal: prior weight of pooled variance */
+    int refresh_intervals; /* counts: population refit every this many
+                              intervals per region; 0 = every event */
+    /* counts: each region against its own baseline (ownrate.c) */
+    double own_half_life_ms; /* forgetting of the region's baseline rate */
+    double p_episode;        /* prior probability an abnormal episode starts */
+    double episode_duration; /* its mean length, in intervals */
+    double adopt_after_ms;   /* an episode this old is the new baseline */
+    int own_warmup;          /* intervals before the own evidence counts */
 } bw_hier_cfg_t;
 
 typedef struct {
     char metric[BW_NAME_MAX];
-    double detection;   /* P(signal anomalous | threat) */
-    double false_alarm; /* P(signal anomalous | no threat) */
-    double base_rate;   /* detector's prior anomaly probability */
+    double detection;   /* P(signal elevated | threat) */
+    double false_alarm; /* P(signal elevated | no threat) */
+    double elevation;   /* typical elevation, in baseline predictive sds */
+    int direction;      /* bw_direction_cfg_t */
 } bw_signal_cfg_t;
 
 typedef struct {

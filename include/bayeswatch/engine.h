@@ -56,6 +56,20 @@ typedef struct {
      * mean (NAN otherwise) */
     double block_mean;
     double block_expected;
+    /* pooled counts (NAN otherwise): the two pieces of evidence that
+     * p_anomaly combines, P(anomalous) = 1 - (1 - p_own)(1 - p_population) */
+    double p_own;        /* P(the rate has left the region's own baseline) */
+    double p_population; /* P(rate above the population's outlier quantile),
+                            the population fitted without the region */
+    /* The abnormal episode the series is in (series: p_episode > 0;
+     * pooled counts: its own baseline): the event time it started, -1
+     * none; adopted on the event where a lasting one became normal. */
+    int64_t abnormal_since;
+    bool adopted;
+    /* (value - expected) / predictive sd against the baseline, model scale
+     * (series; pooled counts: the interval's count); NAN otherwise. The
+     * evidence fusion accumulates. */
+    double baseline_z;
 } bw_score_t;
 
 /** @brief The score's evidence for an alert: the larger of the event's

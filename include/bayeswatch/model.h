@@ -79,7 +79,8 @@ typedef struct {
     double p_recur;   /* P(jump to a recently seen value | ...): no anomaly */
     double p_value;   /* two-sided predictive tail probability */
     double surprise;  /* -log predictive density of the value */
-    double expected;  /* predictive mean */
+    double expected;  /* predictive mean (of the baseline: normal) */
+    double pred_sd;   /* its predictive sd */
     double lower;     /* central 95% predictive interval */
     double upper;
     double ess; /* after the update, before resampling */
@@ -171,6 +172,16 @@ typedef struct {
     double pop_mean;  /* posterior mean of the population mean */
     double pop_z;     /* (mean - pop_mean) / population sd */
     double n_eff;     /* the region's effective trials (or events) */
+    /* Counts, bw_hier_observe only: the interval against the region's own
+     * baseline (0 / NAN otherwise). */
+    double p_own;        /* P(rate has left its own baseline | data) */
+    double own_rate;     /* the baseline rate */
+    double own_expected; /* the interval's expected count under it */
+    double own_z;        /* (count - expected) / predictive sd */
+    double own_ratio;    /* rate multiplier in the episode (posterior) */
+    int64_t own_since_ms; /* episode start, -1 none */
+    bool own_adopted;     /* an old episode became the baseline now */
+    bool own_warmup;      /* too few intervals for the own evidence */
 } bw_hier_out_t;
 
 typedef struct bw_hier_s bw_hier_t;
@@ -217,7 +228,8 @@ const char *bw_level_name(int level);
 
 typedef struct {
     int signal; /* index into the rule's signals */
-    double p;   /* evidence used: max p_anomaly in the window, or NaN */
+    double p;   /* P(signal elevated in the window | its data) */
+    double lbf; /* log Bayes factor of elevation (accumulated evidence) */
     double llr; /* log-likelihood ratio contributed (after discount) */
 } bw_contrib_t;
 
@@ -232,10 +244,18 @@ typedef struct {
 
 /**
  * @brief Fuse evidence by Bayes' rule (pure; the core of the stage).
- * @param p per signal: anomaly posterior, or NaN for "no evidence".
+ * @param lbf per signal: log Bayes factor of elevation over the window
+ * (bw_fusion_lbf), or NaN for "no evidence".
  */
 void bw_fusion_combine(const bw_fusion_cfg_t *cfg, const bw_rule_cfg_t *rule,
-                       const double *p, bw_threat_t *out);
+                       const double *lbf, bw_threat_t *out);
+
+/**
+ * @brief Log Bayes factor that a signal is elevated, from @p n events whose
+ * standardised deviations from the baseline sum to @p zsum (clipped ones:
+ * see fusion.c). NAN when n is 0.
+ */
+double bw_fusion_lbf(const bw_signal_cfg_t *sig, double n, double zsum);
 
 /** Sliding-window evidence of one entity for every rule. */
 typedef struct bw_fusion_s bw_fusion_t;
@@ -243,9 +263,10 @@ typedef struct bw_fusion_s bw_fusion_t;
 bw_fusion_t *bw_fusion_new(const bw_fusion_cfg_t *cfg, char *errstr,
                            size_t errstr_size);
 void bw_fusion_destroy(bw_fusion_t *fu);
-/** @brief Record evidence for signal @p sig of rule @p rule. */
+/** @brief Record one event of signal @p sig of rule @p rule: its
+ * standardised deviation from the baseline prediction (NAN: none). */
 void bw_fusion_observe(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
-                       double p_anomaly);
+                       double z);
 /**
  * @brief Evaluate a rule at @p t_ms.
  * @returns true when the caller should emit (score moved by emit_delta or

@@ -75,6 +75,7 @@ static const char *const transform_enum[] = {"none", "log", "log1p", NULL};
 static const char *const model_enum[] = {"series", "pooled_count",
                                          "pooled_normal", NULL};
 static const char *const entity_enum[] = {"region", "region_service", NULL};
+static const char *const direction_enum[] = {"up", "down", "both", NULL};
 static const char *const format_enum[] = {"avro", "avro_plain", "json", NULL};
 static const char *const input_format_enum[] = {"avro", "avro_plain", NULL};
 static const char *const guarantee_enum[] = {"exactly_once", "at_least_once",
@@ -228,6 +229,26 @@ static const bw_key_t hier_keys[] = {
     K_DBL(HI, within_prior_n, 0, 1e9, "5",
           "normal model: weight (in events) of the pooled within-region "
           "variance"),
+    K_INT(HI, refresh_intervals, 0, 1000000, "32",
+          "count model: the population's hyperposterior is refitted once "
+          "every this many intervals per region (between refits each "
+          "region's population prior is the one fitted without it at the "
+          "last refit); 0 = refit at every event (exact, slow)"),
+    K_DBL(HI, own_half_life_ms, 0, 1e15, "21600000",
+          "count model: half-life of each region's own baseline rate (6 "
+          "hours); 0 = no forgetting"),
+    K_DBL(HI, p_episode, 1e-9, 0.5, "0.001",
+          "count model: prior probability per interval that a region's rate "
+          "leaves its own baseline (an abnormal episode starts)"),
+    K_DBL(HI, episode_duration, 1, 1e9, "60",
+          "count model: mean length of an abnormal episode, in intervals "
+          "(sticky regime)"),
+    K_DBL(HI, adopt_after_ms, 0, 1e15, "14400000",
+          "count model: an episode that has lasted this long becomes the "
+          "region's new baseline (4 hours); 0 = never"),
+    K_INT(HI, own_warmup, 0, 1000000, "30",
+          "count model: intervals of a region before its own-baseline "
+          "evidence raises alerts"),
     K_END,
 };
 #undef HI
@@ -235,11 +256,17 @@ static const bw_key_t hier_keys[] = {
 static const bw_key_t signal_keys[] = {
     K_STR(bw_signal_cfg_t, metric, "", true, "metric name of the signal"),
     K_DBL(bw_signal_cfg_t, detection, 1e-9, 1, "0.8",
-          "P(signal anomalous in window | threat)"),
+          "P(signal elevated in the window | threat)"),
     K_DBL(bw_signal_cfg_t, false_alarm, 1e-9, 1, "0.05",
-          "P(signal anomalous in window | no threat)"),
-    K_DBL(bw_signal_cfg_t, base_rate, 1e-9, 0.5, "0.01",
-          "the detector's prior anomaly probability for this signal"),
+          "P(signal elevated in the window | no threat): bounds what one "
+          "signal alone can say (its likelihood ratio is at most "
+          "detection / false_alarm)"),
+    K_DBL(bw_signal_cfg_t, elevation, 0.01, 100, "1",
+          "typical elevation under a threat, in sds of the baseline "
+          "prediction (prior of the mean shift: normal with this mean and "
+          "half of it as sd)"),
+    K_ENUM(bw_signal_cfg_t, direction, direction_enum, "up",
+           "which way the signal moves under a threat"),
     K_END,
 };
 

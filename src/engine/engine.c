@@ -284,6 +284,8 @@ static void clear_score(bw_score_t *out, int model)
     out->p_value = out->ess = out->surprise = out->noise_sd = NAN;
     out->p_slo = out->shrinkage = out->pop_mean = out->pop_z = NAN;
     out->p_collective = out->block_mean = out->block_expected = NAN;
+    out->p_own = out->p_population = out->baseline_z = NAN;
+    out->abnormal_since = -1;
 }
 
 static bw_err_t score_series(bw_engine_t *eng, series_t *s, int tr,
@@ -311,6 +313,9 @@ static bw_err_t score_series(bw_engine_t *eng, series_t *s, int tr,
     out->warmup = po.warmup;
     out->direction = po.direction;
     out->noise_sd = po.noise_sd;
+    out->abnormal_since = po.since_ms;
+    out->adopted = po.adopted;
+    out->baseline_z = po.pred_sd > 0.0 ? (y - po.expected) / po.pred_sd : NAN;
     if (po.block_closed) {
         out->p_collective = po.p_collective;
         out->block_mean = untransform(tr, po.block_mean);
@@ -331,7 +336,19 @@ static bw_err_t score_pooled(series_t *s, const bw_route_cfg_t *ro,
         return err;
     }
     out->p_anomaly = ho.p_outlier;
-    out->actual = count ? ho.raw : ev->value;
+    out->p_population = ho.p_outlier;
+    if (count) {
+        /* the region against itself and against the population */
+        out->p_own = ho.own_warmup ? 0.0 : ho.p_own;
+        out->p_anomaly = 1.0 - (1.0 - out->p_own) * (1.0 - ho.p_outlier);
+        out->abnormal_since = ho.own_warmup ? -1 : ho.own_since_ms;
+        out->adopted = ho.own_adopted;
+        out->baseline_z = ho.own_z;
+        out->direction = out->p_anomaly < 0.5 ? BW_DIR_NONE
+                         : ho.own_ratio >= 1.0 ? BW_DIR_SHIFT_UP
+                                               : BW_DIR_SHIFT_DOWN;
+    }
+    out->actual = count ? ev->value / ev->count : ev->value;
     out->expected = count ? ho.mean : untransform(ro->transform, ho.mean);
     out->lower = count ? ho.lower : untransform(ro->transform, ho.lower);
     out->upper = count ? ho.upper : untransform(ro->transform, ho.upper);
@@ -395,7 +412,7 @@ static entity_t *get_entity(bw_engine_t *eng, const char *key)
     return e;
 }
 
-static void fuse(bw_engine_t *eng, const bw_event_t *ev, double p,
+static void fuse(bw_engine_t *eng, const bw_event_t *ev, double z,
                  bw_threat_cb_t cb, void *opaque)
 {
     const bw_fusion_cfg_t *fc = &eng->cfg->model.fusion;
@@ -417,7 +434,7 @@ static void fuse(bw_engine_t *eng, const bw_event_t *ev, double p,
             if (e == NULL && (e = get_entity(eng, key)) == NULL) {
                 return;
             }
-            bw_fusion_observe(e->fu, r, s, ev->time_ms, p);
+            bw_fusion_observe(e->fu, r, s, ev->time_ms, z);
             if (bw_fusion_eval(e->fu, r, ev->time_ms, &rec.threat) &&
                 cb != NULL) {
                 rec.time_ms = ev->time_ms;
@@ -596,7 +613,8 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
     if (!out->late) {
         eng->st.events++;
         track_activity(eng, s, ev->time_ms);
-        fuse(eng, ev, bw_score_evidence(out), cb, opaque);
+        /* warm-up: the baseline is not yet a reference to deviate from */
+        fuse(eng, ev, out->warmup ? NAN : out->baseline_z, cb, opaque);
     }
     return BW_OK;
 reject:

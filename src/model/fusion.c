@@ -1,26 +1,37 @@
 /*
- * Bayesian threat fusion of weak anomaly signals.
+ * Bayesian threat fusion of weak signals: accumulated evidence, not
+ * thresholded per-event probabilities.
  *
- * Each signal s of a rule reports an anomaly posterior p_s (the maximum over
- * the sliding window). p_s is soft evidence about the binary event A_s
- * "signal anomalous in the window": its likelihood ratio for A_s is
- *   lambda_s = [p_s / (1 - p_s)] / [b_s / (1 - b_s)]
- * with b_s the detector's prior anomaly rate (Pearl's virtual evidence,
- * Probabilistic Reasoning in Intelligent Systems, 1988, sec. 2.2.2).
- * With detection rate d_s = P(A_s | T) and false-alarm rate f_s =
- * P(A_s | not T), the evidence's likelihood ratio for the threat T is
- *   LR_s = (d_s lambda_s + 1 - d_s) / (f_s lambda_s + 1 - f_s),
- * which is 1 when p_s = b_s (no information), tends to d_s / f_s as
- * p_s -> 1 and to (1 - d_s) / (1 - f_s) as p_s -> 0.
+ * Per signal s of a rule, each event contributes its standardised deviation
+ * from the baseline predictive, z = (y - expected) / predictive sd (model
+ * scale; clipped to +-Z_CLIP so one spike is not a sustained elevation).
+ * Over the sliding window (n events, sum Z) the evidence that the signal is
+ * elevated is the Bayes factor of a mean shift delta (in predictive sds,
+ * prior N(m, (m/2)^2), m = the signal's `elevation`, in the rule's
+ * direction) against no shift, in closed form:
+ *   log lambda = -log(1 + n v) / 2 + (Z + m / v)^2 / (2 (n + 1 / v))
+ *                - m^2 / (2 v),    v = (m/2)^2
+ * (the normal-mean model with a conjugate prior; "down" uses -Z, "both"
+ * averages the two Bayes factors). It accumulates: many events each a
+ * little high add up, which a maximum of per-event probabilities cannot.
+ *
+ * A signal can be elevated without a threat (an outage, a benign burst):
+ * with detection rate d = P(elevated | threat) and false-alarm rate f =
+ * P(elevated | no threat), the signal's likelihood ratio for the threat is
+ *   LR_s = (d lambda + 1 - d) / (f lambda + 1 - f)
+ * (Pearl's virtual evidence, Probabilistic Reasoning in Intelligent Systems,
+ * 1988, sec. 2.2.2), bounded by d/f: one signal alone, however strong,
+ * moves the odds by at most d/f, and the rule's other signals staying at
+ * their baseline (lambda << 1) count against the threat, by (1-d)/(1-f).
  *
  * Naive Bayes would add all log LR_s; correlated signals double-count. The
  * discount ranks the contributions by |log LR| and weights the k-th by
  * (1 - rho)^(k-1): rho = 0 is naive Bayes, rho = 1 keeps only the strongest
  * signal. The posterior is logistic(logit(prior) + sum of weighted log LR).
  *
- * The window keeps, per signal, the maximum p in each of BUCKETS time
- * buckets of window/BUCKETS; O(1) memory and time per event, the window edge
- * resolved to one bucket.
+ * The window keeps, per signal, the count and the sum of z in each of
+ * BUCKETS time buckets of window/BUCKETS; O(1) memory and time per event,
+ * the window edge resolved to one bucket.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -29,11 +40,13 @@
 #include "bayeswatch/model.h"
 
 #define BUCKETS 16
-#define FUSION_STATE_TAG 0x46553031u /* "FU01" */
+#define Z_CLIP 3.0
+#define FUSION_STATE_TAG 0x46553032u /* "FU02" */
 
 typedef struct {
     int64_t slot[BUCKETS]; /* bucket index (time / width) held, -1 empty */
-    double pmax[BUCKETS];
+    double n[BUCKETS];     /* events */
+    double z[BUCKETS];     /* sum of their clipped z */
 } window_t;
 
 struct bw_fusion_s {
@@ -50,14 +63,53 @@ const char *bw_level_name(int level)
     return (level >= 0 && level <= 3) ? names[level] : "?";
 }
 
-static double signal_llr(const bw_signal_cfg_t *s, double p)
+double bw_fusion_lbf(const bw_signal_cfg_t *sig, double n, double zsum)
 {
-    double b = s->base_rate, lam;
+    double m = sig->elevation, v = 0.25 * m * m, up, down, mx;
 
-    p = fmin(fmax(p, 1e-12), 1.0 - 1e-12);
-    lam = (p / (1.0 - p)) / (b / (1.0 - b));
-    return log((s->detection * lam + 1.0 - s->detection) /
-               (s->false_alarm * lam + 1.0 - s->false_alarm));
+    if (!(n > 0.0)) {
+        return NAN;
+    }
+    up = -0.5 * log1p(n * v) +
+         (zsum + m / v) * (zsum + m / v) / (2.0 * (n + 1.0 / v)) -
+         m * m / (2.0 * v);
+    down = -0.5 * log1p(n * v) +
+           (-zsum + m / v) * (-zsum + m / v) / (2.0 * (n + 1.0 / v)) -
+           m * m / (2.0 * v);
+    if (sig->direction == BW_DIRECTION_UP) {
+        return up;
+    }
+    if (sig->direction == BW_DIRECTION_DOWN) {
+        return down;
+    }
+    mx = fmax(up, down);
+    return mx + log(0.5 * (exp(up - mx) + exp(down - mx)));
+}
+
+/* log LR_s from log lambda (header), without overflow. */
+static double signal_llr(const bw_signal_cfg_t *s, double lbf)
+{
+    double d = s->detection, f = s->false_alarm;
+
+    if (lbf > 0.0) { /* divide through by lambda */
+        double il = exp(-lbf);
+        return log((d + (1.0 - d) * il) / (f + (1.0 - f) * il));
+    }
+    {
+        double l = exp(lbf);
+        return log((d * l + 1.0 - d) / (f * l + 1.0 - f));
+    }
+}
+
+/* P(the signal is elevated | window), at the prior rate of elevation that
+ * the rule implies, prior d + (1 - prior) f. */
+static double signal_p(const bw_fusion_cfg_t *cfg, const bw_signal_cfg_t *s,
+                       double lbf)
+{
+    double q = cfg->prior * s->detection + (1.0 - cfg->prior) * s->false_alarm;
+    double lo = log(q) - log1p(-q) + lbf;
+
+    return 1.0 / (1.0 + exp(-lo));
 }
 
 static int by_abs_llr(const void *a, const void *b)
@@ -93,19 +145,20 @@ static int level_of(const bw_fusion_cfg_t *cfg, double p)
 }
 
 void bw_fusion_combine(const bw_fusion_cfg_t *cfg, const bw_rule_cfg_t *rule,
-                       const double *p, bw_threat_t *out)
+                       const double *lbf, bw_threat_t *out)
 {
     double total = 0.0, weight = 1.0, logit;
     int n = 0;
 
     memset(out, 0, sizeof(*out));
     for (int s = 0; s < rule->n_signals; s++) {
-        if (isnan(p[s])) {
+        if (isnan(lbf[s])) {
             continue;
         }
         out->contrib[n].signal = s;
-        out->contrib[n].p = p[s];
-        out->contrib[n++].llr = signal_llr(&rule->signals[s], p[s]);
+        out->contrib[n].lbf = lbf[s];
+        out->contrib[n].p = signal_p(cfg, &rule->signals[s], lbf[s]);
+        out->contrib[n++].llr = signal_llr(&rule->signals[s], lbf[s]);
     }
     qsort(out->contrib, (size_t)n, sizeof(bw_contrib_t), by_abs_llr);
     for (int k = 0; k < n; k++) {
@@ -173,14 +226,14 @@ static int64_t slot_of(const bw_fusion_cfg_t *cfg, int64_t t_ms)
 }
 
 void bw_fusion_observe(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
-                       double p)
+                       double z)
 {
     window_t *w;
     int64_t slot = slot_of(fu->cfg, t_ms);
     int b = (int)(((slot % BUCKETS) + BUCKETS) % BUCKETS);
 
     if (rule < 0 || rule >= fu->cfg->n_rules || sig < 0 ||
-        sig >= BW_SIGNALS_MAX || !isfinite(p)) {
+        sig >= BW_SIGNALS_MAX || !isfinite(z)) {
         return;
     }
     w = &fu->win[rule * BW_SIGNALS_MAX + sig];
@@ -189,36 +242,39 @@ void bw_fusion_observe(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
             return; /* older than the window: no evidence left to update */
         }
         w->slot[b] = slot;
-        w->pmax[b] = p;
-    } else if (p > w->pmax[b]) {
-        w->pmax[b] = p;
+        w->n[b] = w->z[b] = 0.0;
     }
+    w->n[b] += 1.0;
+    w->z[b] += fmin(fmax(z, -Z_CLIP), Z_CLIP);
 }
 
-static double window_max(const window_t *w, int64_t now_slot)
+/* The window's log Bayes factor of elevation, NAN without events. */
+static double window_lbf(const window_t *w, const bw_signal_cfg_t *sig,
+                         int64_t now_slot)
 {
-    double m = NAN;
+    double n = 0.0, z = 0.0;
 
     for (int b = 0; b < BUCKETS; b++) {
-        if (w->slot[b] > now_slot - BUCKETS && w->slot[b] <= now_slot &&
-            (isnan(m) || w->pmax[b] > m)) {
-            m = w->pmax[b];
+        if (w->slot[b] > now_slot - BUCKETS && w->slot[b] <= now_slot) {
+            n += w->n[b];
+            z += w->z[b];
         }
     }
-    return m;
+    return bw_fusion_lbf(sig, n, z);
 }
 
 bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out)
 {
     const bw_rule_cfg_t *r = &fu->cfg->rules[rule];
-    double p[BW_SIGNALS_MAX];
+    double lbf[BW_SIGNALS_MAX];
     int64_t now = slot_of(fu->cfg, t_ms);
     bool emit;
 
     for (int s = 0; s < r->n_signals; s++) {
-        p[s] = window_max(&fu->win[rule * BW_SIGNALS_MAX + s], now);
+        lbf[s] = window_lbf(&fu->win[rule * BW_SIGNALS_MAX + s],
+                            &r->signals[s], now);
     }
-    bw_fusion_combine(fu->cfg, r, p, out);
+    bw_fusion_combine(fu->cfg, r, lbf, out);
     emit = fu->last_score[rule] < 0.0 || out->level != fu->last_level[rule] ||
            fabs(out->score - fu->last_score[rule]) >= fu->cfg->emit_delta;
     if (emit) {
@@ -237,7 +293,8 @@ bw_err_t bw_fusion_save(const bw_fusion_t *fu, bw_wbuf_t *w)
     for (int i = 0; i < fu->nwin; i++) {
         for (int b = 0; b < BUCKETS; b++) {
             bw_wbuf_i64(w, fu->win[i].slot[b]);
-            bw_wbuf_f64(w, fu->win[i].pmax[b]);
+            bw_wbuf_f64(w, fu->win[i].n[b]);
+            bw_wbuf_f64(w, fu->win[i].z[b]);
         }
     }
     for (int r = 0; r < rules; r++) {
@@ -258,7 +315,12 @@ bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r)
     for (int i = 0; i < fu->nwin; i++) {
         for (int b = 0; b < BUCKETS; b++) {
             fu->win[i].slot[b] = bw_rbuf_i64(r);
-            fu->win[i].pmax[b] = bw_rbuf_f64(r);
+            fu->win[i].n[b] = bw_rbuf_finite(r);
+            fu->win[i].z[b] = bw_rbuf_finite(r);
+            if (fu->win[i].n[b] < 0.0 ||
+                fabs(fu->win[i].z[b]) > Z_CLIP * fu->win[i].n[b]) {
+                r->err = BW_ERR_CORRUPT;
+            }
         }
     }
     for (int q = 0; q < rules; q++) {

@@ -38,8 +38,9 @@
 #include <gsl/gsl_sf_psi.h>
 
 #include "bayeswatch/model.h"
+#include "ownrate.h"
 
-#define HIER_STATE_TAG 0x48493031u /* "HI01" */
+#define HIER_STATE_TAG 0x48493032u /* "HI02" */
 #define LOGIT_LIM 30.0
 #define ACTIVE_W 1e-9
 #define TAIL_MASS                                                              \
@@ -60,6 +61,15 @@ struct bw_hier_s {
     int nact;
     double *ca, *cb, *cl, *cw; /* one region's mixture components */
     double pop_mean, spread;
+    /* Counts: each region against its own baseline (ownrate.c), and the
+     * scheduled population (refresh_intervals > 0): per region, the
+     * population prior fitted without it, Beta(la, lb), and its outlier
+     * threshold lq, from the last refit (lvalid). Derived, not state. */
+    bw_own_t *own;
+    double *la, *lb, *lq;
+    unsigned char *lvalid;
+    uint64_t since_refit; /* observations since the last refit */
+    double pop_sd;
 };
 
 static double clampd(double x, double lo, double hi)
@@ -162,6 +172,23 @@ static double beta_quantile(double p, double a, double b)
     return 1.0 / (1.0 + exp(-x));
 }
 
+/* The count kind's per-region parts. */
+static int alloc_counts(bw_hier_t *h)
+{
+    h->own = bw_calloc((size_t)h->nr, sizeof(bw_own_t));
+    h->la = bw_calloc(3 * (size_t)h->nr, sizeof(double));
+    h->lvalid = bw_calloc((size_t)h->nr, 1);
+    if (h->own == NULL || h->la == NULL || h->lvalid == NULL) {
+        return -1;
+    }
+    h->lb = h->la + h->nr;
+    h->lq = h->lb + h->nr;
+    for (int j = 0; j < h->nr; j++) {
+        bw__own_init(&h->own[j]);
+    }
+    return 0;
+}
+
 bw_hier_t *bw_hier_new(const bw_hier_cfg_t *cfg, bw_hier_kind_t kind,
                        char *errstr, size_t errstr_size)
 {
@@ -192,6 +219,9 @@ bw_hier_t *bw_hier_new(const bw_hier_cfg_t *cfg, bw_hier_kind_t kind,
     h->cb = h->ca + g;
     h->cl = h->cb + g;
     h->cw = h->cl + g;
+    if (kind == BW_HIER_COUNT && alloc_counts(h) != 0) {
+        goto fail;
+    }
     return h;
 fail:
     bw_hier_destroy(h);
@@ -207,13 +237,21 @@ void bw_hier_destroy(bw_hier_t *h)
     bw_free(h->y);
     bw_free(h->w);
     bw_free(h->act);
+    bw_free(h->own);
+    bw_free(h->la);
+    bw_free(h->lvalid);
     bw_free(h);
 }
 
 size_t bw_hier_memory(const bw_hier_t *h)
 {
+    size_t counts = h->own != NULL
+                        ? (size_t)h->nr * (sizeof(bw_own_t) +
+                                           3 * sizeof(double) + 1)
+                        : 0;
+
     return sizeof(*h) + 3 * (size_t)h->nr * sizeof(double) +
-           (size_t)h->npts * (8 * sizeof(double) + sizeof(int));
+           (size_t)h->npts * (8 * sizeof(double) + sizeof(int)) + counts;
 }
 
 void bw_hier_hyper(const bw_hier_t *h, double *pop_mean, double *spread)
@@ -723,7 +761,188 @@ static double loo_outlier(bw_hier_t *h, int j)
     return fmin(fmax(po, 0.0), 1.0);
 }
 
+/* ---- the scheduled population (counts, refresh_intervals > 0) ---- */
+
+static bw_err_t exact_region(bw_hier_t *h, int j, double slo,
+                             bw_hier_out_t *out);
+
+/* Moment-matched Beta of theta's population distribution under grid
+ * weights wt[] over the active points. */
+static void population_beta(const bw_hier_t *h, const double *wt, double *a,
+                            double *b)
+{
+    double e = 0.0, e2 = 0.0, v, k;
+
+    for (int i = 0; i < h->nact; i++) {
+        int g = h->act[i];
+        double kap = h->ga[g] + h->gb[g], mu = h->ga[g] / kap;
+        e += wt[i] * mu;
+        e2 += wt[i] * (mu * mu + mu * (1.0 - mu) / (kap + 1.0));
+    }
+    e = clampd(e, 1e-12, 1.0 - 1e-12);
+    v = fmax(e2 - e * e, 1e-300);
+    k = fmax(e * (1.0 - e) / v - 1.0, h->cfg->kappa_min);
+    *a = e * k;
+    *b = (1.0 - e) * k;
+}
+
+/*
+ * Region j's leave-one-out population from the full grid by importance
+ * reweighting (w_g / p(y_j | g): the exact grid posterior without y_j, on
+ * the full fit's grid). Returns the effective sample size of the weights;
+ * when it is small the full grid does not cover the posterior without j
+ * (a strong outlier), and the caller refits without j instead.
+ */
+static double loo_reweight(const bw_hier_t *h, int j, double *a, double *b)
+{
+    double *lw = h->cw, mx = -INFINITY, s = 0.0, s2 = 0.0;
+
+    for (int i = 0; i < h->nact; i++) {
+        int g = h->act[i];
+        double al = h->ga[g], be = h->gb[g];
+        lw[i] = log(h->w[g]) - (gsl_sf_lnbeta(al + h->y[j],
+                                              be + h->n[j] - h->y[j]) -
+                                gsl_sf_lnbeta(al, be));
+        mx = lw[i] > mx ? lw[i] : mx;
+    }
+    for (int i = 0; i < h->nact; i++) {
+        lw[i] = exp(lw[i] - mx);
+        s += lw[i];
+    }
+    for (int i = 0; i < h->nact; i++) {
+        lw[i] /= s;
+        s2 += lw[i] * lw[i];
+    }
+    population_beta(h, lw, a, b);
+    return 1.0 / s2;
+}
+
+/* The same by refitting without j (the exact leave-one-out grid). */
+static void loo_refit(bw_hier_t *h, int j, double *a, double *b)
+{
+    double yj = h->y[j], nj = h->n[j];
+
+    h->y[j] = h->n[j] = 0.0;
+    if (bw_hier_refresh(h) == BW_OK) {
+        for (int i = 0; i < h->nact; i++) {
+            h->cw[i] = h->w[h->act[i]];
+        }
+        population_beta(h, h->cw, a, b);
+    }
+    h->y[j] = yj, h->n[j] = nj;
+}
+
+static int active_regions(const bw_hier_t *h)
+{
+    int n = 0;
+
+    for (int j = 0; j < h->nr; j++) {
+        n += h->n[j] > 0.0;
+    }
+    return n;
+}
+
+/* Population sd of the full fit (the grid's average population sd). */
+static double population_sd(const bw_hier_t *h)
+{
+    double psd = 0.0;
+
+    for (int i = 0; i < h->nact; i++) {
+        int g = h->act[i];
+        double kap = h->ga[g] + h->gb[g], mu = h->ga[g] / kap;
+        psd += h->w[g] * sqrt(mu * (1.0 - mu) / (kap + 1.0));
+    }
+    return psd;
+}
+
+/* Refit the population and every region's leave-one-out prior. */
+static bw_err_t scheduled_refit(bw_hier_t *h)
+{
+    int refit = 0, others = active_regions(h) - 1;
+
+    if (bw_hier_refresh(h) != BW_OK || h->nact == 0) {
+        return BW_ERR_NOTFOUND;
+    }
+    for (int j = 0; j < h->nr; j++) {
+        h->lvalid[j] = 0;
+        if (h->n[j] <= 0.0 || others < 2) {
+            continue;
+        }
+        if (loo_reweight(h, j, &h->la[j], &h->lb[j]) < 0.05 * h->nact) {
+            h->lvalid[j] = 2; /* refit below, without the full grid */
+            refit = 1;
+        } else {
+            h->lvalid[j] = 1;
+        }
+    }
+    for (int j = 0; refit && j < h->nr; j++) {
+        if (h->lvalid[j] == 2) {
+            loo_refit(h, j, &h->la[j], &h->lb[j]);
+            h->lvalid[j] = 1;
+        }
+    }
+    if (refit && bw_hier_refresh(h) != BW_OK) {
+        return BW_ERR_NOTFOUND;
+    }
+    for (int j = 0; j < h->nr; j++) {
+        if (h->lvalid[j]) {
+            h->lq[j] = beta_quantile(h->cfg->outlier_quantile, h->la[j],
+                                     h->lb[j]);
+        }
+    }
+    h->pop_sd = population_sd(h);
+    h->since_refit = 0;
+    return BW_OK;
+}
+
+/* Region j's posterior from its leave-one-out population prior and its
+ * own data: a conjugate Beta, O(1) (a few incomplete beta functions). */
+static bw_err_t scheduled_region(bw_hier_t *h, int j, double slo,
+                                 bw_hier_out_t *out)
+{
+    double tail = (1.0 - h->cfg->credible_mass) / 2.0, a, b, k;
+    int due = h->since_refit >= (uint64_t)h->cfg->refresh_intervals *
+                                    (uint64_t)active_regions(h);
+
+    if ((due || !h->lvalid[j]) && scheduled_refit(h) != BW_OK) {
+        return BW_ERR_NOTFOUND;
+    }
+    if (!h->lvalid[j]) { /* fewer than three regions: no population */
+        h->la[j] = h->lb[j] = 0.5;
+        h->lq[j] = 1.0;
+    }
+    k = h->la[j] + h->lb[j];
+    a = h->la[j] + h->y[j];
+    b = h->lb[j] + h->n[j] - h->y[j];
+    out->mean = a / (a + b);
+    out->lower = beta_quantile(tail, a, b);
+    out->upper = beta_quantile(1.0 - tail, a, b);
+    out->raw = h->y[j] / h->n[j];
+    out->shrinkage = k / (k + h->n[j]);
+    out->p_slo = slo > 0.0 ? 1.0 - beta_cdf(slo, a, b) : NAN;
+    out->p_outlier = h->lvalid[j] ? 1.0 - beta_cdf(h->lq[j], a, b) : 0.0;
+    out->pop_mean = h->pop_mean;
+    out->pop_z = h->pop_sd > 0.0 ? (out->mean - h->pop_mean) / h->pop_sd : 0.0;
+    out->n_eff = h->n[j];
+    return BW_OK;
+}
+
 bw_err_t bw_hier_region(bw_hier_t *h, int j, double slo, bw_hier_out_t *out)
+{
+    if (h->kind == BW_HIER_COUNT && h->cfg->refresh_intervals > 0) {
+        memset(out, 0, sizeof(*out));
+        if (j < 0 || j >= h->nr || h->n[j] <= 0.0) {
+            return BW_ERR_NOTFOUND;
+        }
+        return scheduled_region(h, j, slo, out);
+    }
+    return exact_region(h, j, slo, out);
+}
+
+/* The exact posterior: the grid refitted at every call, and again without
+ * the region for its outlier probability. */
+static bw_err_t exact_region(bw_hier_t *h, int j, double slo,
+                             bw_hier_out_t *out)
 {
     double vpool, m = 0.0, m2 = 0.0, sh = 0.0, ps = 0.0, psd = 0.0, po;
     double tail = (1.0 - h->cfg->credible_mass) / 2.0;
@@ -802,6 +1021,23 @@ bw_err_t bw_hier_set(bw_hier_t *h, int j, double value, double trials)
     return BW_OK;
 }
 
+/* Region j's interval against its own baseline (ownrate.c). */
+static void own_evidence(bw_hier_t *h, int j, int64_t t_ms, double k,
+                         double n, bw_hier_out_t *out)
+{
+    bw_own_out_t oo;
+
+    bw__own_observe(&h->own[j], h->cfg, t_ms, k, n, &oo);
+    out->p_own = oo.p_abnormal;
+    out->own_rate = oo.baseline;
+    out->own_expected = oo.expected;
+    out->own_z = oo.z;
+    out->own_ratio = oo.ratio;
+    out->own_since_ms = oo.since_ms;
+    out->own_adopted = oo.adopted;
+    out->own_warmup = oo.warmup;
+}
+
 bw_err_t bw_hier_observe(bw_hier_t *h, int j, int64_t t_ms, double value,
                          double trials, double slo, bw_hier_out_t *out)
 {
@@ -818,12 +1054,16 @@ bw_err_t bw_hier_observe(bw_hier_t *h, int j, int64_t t_ms, double value,
     if (h->kind == BW_HIER_COUNT) {
         h->y[j] += value;
         h->n[j] += trials;
+        h->since_refit++;
     } else {
         h->y[j] += value;
         h->n[j] += 1.0;
         h->s2[j] += value * value;
     }
     err = bw_hier_region(h, j, slo, out);
+    if (err == BW_OK && h->kind == BW_HIER_COUNT) {
+        own_evidence(h, j, t_ms, value, trials, out);
+    }
     return err == BW_ERR_NOTFOUND ? BW_ERR_NUMERIC : err;
 }
 
@@ -835,7 +1075,34 @@ bw_err_t bw_hier_save(const bw_hier_t *h, bw_wbuf_t *w)
     bw_wbuf_f64s(w, h->y, 3 * (size_t)h->nr);
     bw_wbuf_i64(w, h->t_last);
     bw_wbuf_u32(w, (uint32_t)h->have_time);
+    for (int j = 0; h->own != NULL && j < h->nr; j++) {
+        bw__own_save(&h->own[j], w);
+    }
+    if (h->own != NULL) { /* the scheduled population, as last refitted */
+        bw_wbuf_f64s(w, h->la, 3 * (size_t)h->nr);
+        bw_wbuf_bytes(w, h->lvalid, (size_t)h->nr);
+        bw_wbuf_u64(w, h->since_refit);
+        bw_wbuf_f64(w, h->pop_mean);
+        bw_wbuf_f64(w, h->pop_sd);
+    }
     return w->err;
+}
+
+/* The scheduled population as saved (header of bw_hier_save). */
+static void load_schedule(bw_hier_t *h, bw_rbuf_t *r)
+{
+    bw_rbuf_f64s(r, h->la, 3 * (size_t)h->nr);
+    bw_rbuf_bytes(r, h->lvalid, (size_t)h->nr);
+    h->since_refit = bw_rbuf_u64(r);
+    h->pop_mean = bw_rbuf_finite(r);
+    h->pop_sd = bw_rbuf_finite(r);
+    for (int j = 0; j < h->nr; j++) {
+        if (h->lvalid[j] > 1 ||
+            (h->lvalid[j] && !(h->la[j] > 0.0 && h->lb[j] > 0.0 &&
+                               h->lq[j] >= 0.0 && h->lq[j] <= 1.0))) {
+            r->err = BW_ERR_CORRUPT;
+        }
+    }
 }
 
 bw_err_t bw_hier_load(bw_hier_t *h, bw_rbuf_t *r)
@@ -850,12 +1117,24 @@ bw_err_t bw_hier_load(bw_hier_t *h, bw_rbuf_t *r)
     }
     h->t_last = bw_rbuf_i64(r);
     h->have_time = (int)bw_rbuf_u32_in(r, 0, 1);
+    for (int j = 0; h->own != NULL && j < h->nr; j++) {
+        bw__own_load(&h->own[j], r);
+    }
+    if (h->own != NULL) {
+        load_schedule(h, r);
+    }
     if (r->err != BW_OK) {
         return BW_ERR_CORRUPT;
     }
-    /* The grid is derived state: rebuild it from the statistics. */
+    /* The grid is derived state: rebuild it from the statistics (the
+     * scheduled population keeps what its last refit saw). */
     {
+        double pm = h->pop_mean, psd = h->pop_sd;
         bw_err_t err = bw_hier_refresh(h);
+        if (h->own != NULL && h->cfg->refresh_intervals > 0) {
+            h->pop_mean = pm;
+            h->pop_sd = psd;
+        }
         return err == BW_ERR_NOTFOUND ? BW_OK : err;
     }
 }

@@ -1107,6 +1107,7 @@ static void summarise(bw_pf_t *pf, double y, double mu, double sd,
     double z = fabs(y - mu) / sd;
 
     out->expected = mu;
+    out->pred_sd = sd;
     out->lower = mu - t_quantile(pf) * sd;
     out->upper = mu + t_quantile(pf) * sd;
     out->p_value = pf->cfg->learn_scale ? 2.0 * gsl_cdf_tdist_Q(z, pf->dof)

@@ -156,7 +156,8 @@ static void write_header(FILE *out)
     fputs("timestamp,value,anomaly_score,region,service,metric,model,score,"
           "p_value,expected,lower,upper,ess,resampled,surprise,direction,"
           "alert,warmup,late,actual,p_slo,shrinkage,pop_mean,pop_z,p_point,"
-          "p_collective,block_mean,block_expected\n",
+          "p_collective,block_mean,block_expected,p_own,p_population,"
+          "abnormal_since,adopted,baseline_z\n",
           out);
 }
 
@@ -184,6 +185,15 @@ static void write_score(FILE *out, const char *ts, const char *value,
     put_num(out, s->p_collective);
     put_num(out, s->block_mean);
     put_num(out, s->block_expected);
+    put_num(out, s->p_own);
+    put_num(out, s->p_population);
+    if (s->abnormal_since >= 0) {
+        fprintf(out, ",%lld", (long long)s->abnormal_since);
+    } else {
+        fputc(',', out);
+    }
+    fprintf(out, ",%d", s->adopted);
+    put_num(out, s->baseline_z);
     fputc('\n', out);
 }
 

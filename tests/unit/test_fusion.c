@@ -1,6 +1,7 @@
 /*
- * Threat fusion: hand-computed cases, monotonicity, the correlated-signal
- * discount, windows and emission.
+ * Threat fusion: the accumulated Bayes factor of elevation against
+ * numerical integration, hand-computed cases, monotonicity, the
+ * correlated-signal discount, windows and emission.
  */
 #include <gsl/gsl_errno.h>
 
@@ -21,62 +22,114 @@ static bw_fusion_cfg_t fusion_cfg(void)
     strcpy(r->signals[0].metric, "auth_failures");
     r->signals[0].detection = 0.9;
     r->signals[0].false_alarm = 0.1;
-    r->signals[0].base_rate = 0.01;
+    r->signals[0].elevation = 1.0;
+    r->signals[0].direction = BW_DIRECTION_UP;
     strcpy(r->signals[1].metric, "egress_bytes");
     r->signals[1].detection = 0.6;
     r->signals[1].false_alarm = 0.05;
-    r->signals[1].base_rate = 0.01;
+    r->signals[1].elevation = 1.5;
+    r->signals[1].direction = BW_DIRECTION_BOTH;
     return cfg.model.fusion;
 }
 
+/* The Bayes factor of a mean shift by numerical integration over the
+ * shift (trapezoid on +-12 prior sds, 20,001 points), from the individual
+ * deviations: the reference for the closed form from (n, sum). */
+static double lbf_numeric(const double *z, int n, double m, int dir)
+{
+    double s = m / 2.0, lo = m - 12 * s, hi = m + 12 * s, h, acc = 0.0;
+    const int K = 20000;
+
+    h = (hi - lo) / K;
+    for (int k = 0; k <= K; k++) {
+        double d = lo + k * h, l = 0.0;
+        for (int t = 0; t < n; t++) {
+            double x = dir * z[t];
+            l += -0.5 * (x - d) * (x - d) + 0.5 * x * x;
+        }
+        l += -0.5 * (d - m) * (d - m) / (s * s) - log(s * sqrt(2 * M_PI));
+        acc += (k == 0 || k == K ? 0.5 : 1.0) * exp(l);
+    }
+    return log(acc * h);
+}
+
+static void test_lbf_matches_integration(void **state)
+{
+    bw_fusion_cfg_t c = fusion_cfg();
+    bw_signal_cfg_t *up = &c.rules[0].signals[0];
+    bw_signal_cfg_t *both = &c.rules[0].signals[1];
+    bw_rng_t rng;
+    double z[40];
+
+    (void)state;
+    bw_rng_seed(&rng, 8);
+    for (int shift = 0; shift < 3; shift++) {
+        double sum = 0.0, ref, refd;
+        for (int t = 0; t < 40; t++) {
+            z[t] = 0.7 * shift + bw_rng_gauss(&rng);
+            sum += z[t];
+        }
+        ref = lbf_numeric(z, 40, up->elevation, 1);
+        assert_float_equal(bw_fusion_lbf(up, 40, sum), ref, 1e-6);
+        ref = lbf_numeric(z, 40, both->elevation, 1);
+        refd = lbf_numeric(z, 40, both->elevation, -1);
+        assert_float_equal(bw_fusion_lbf(both, 40, sum),
+                           log(0.5 * (exp(ref) + exp(refd))), 1e-6);
+        print_message("shift %.1f: log BF up %.3f\n", 0.7 * shift,
+                      bw_fusion_lbf(up, 40, sum));
+    }
+    assert_true(isnan(bw_fusion_lbf(up, 0, 0.0)));
+}
+
 /*
- * By hand: p = 0.5 with base rate 0.01 gives lambda = 1 / (1/99) = 99.
- * Signal 0: LR = (0.9*99 + 0.1) / (0.1*99 + 0.9) = 89.2 / 10.8.
- * Signal 1 certain (p -> 1): LR -> d/f = 0.6 / 0.05 = 12.
- * Posterior odds = 0.01/0.99 * 89.2/10.8 * 12.
+ * By hand: signal 0 with lambda = 99 (log 4.595): LR = (0.9*99 + 0.1) /
+ * (0.1*99 + 0.9) = 89.2 / 10.8. Signal 1 overwhelming (lambda -> inf):
+ * LR -> d/f = 0.6 / 0.05 = 12. Posterior odds = 0.01/0.99 * 89.2/10.8 * 12.
  */
 static void test_hand_computed(void **state)
 {
     bw_fusion_cfg_t c = fusion_cfg();
-    double p[2] = {0.5, 1.0}, odds = 0.01 / 0.99 * (89.2 / 10.8) * 12.0;
+    double l[2] = {log(99.0), 800.0}, odds = 0.01 / 0.99 * (89.2 / 10.8) * 12;
     bw_threat_t t;
 
     (void)state;
-    bw_fusion_combine(&c, &c.rules[0], p, &t);
+    bw_fusion_combine(&c, &c.rules[0], l, &t);
     assert_float_equal(t.probability, odds / (1 + odds), 1e-9);
     assert_int_equal(t.n_contrib, 2);
     /* ranked by LLR: egress (log 12 = 2.48) before auth (log 8.26 = 2.11) */
     assert_int_equal(t.contrib[0].signal, 1);
     assert_float_equal(t.contrib[0].llr, log(12.0), 1e-9);
     assert_float_equal(t.contrib[1].llr, log(89.2 / 10.8), 1e-9);
+    assert_float_equal(t.contrib[1].lbf, log(99.0), 1e-12);
     assert_float_equal(t.score, 100 * t.probability, 1e-12);
     /* odds = 0.010101 * 8.2593 * 12 = 1.00113: p = 0.50028, level high */
     assert_float_equal(t.probability, 0.50028, 1e-5);
     assert_int_equal(t.level, BW_LEVEL_HIGH);
+    /* the contributor's p: lambda against the prior rate of elevation */
+    {
+        double q = 0.01 * 0.9 + 0.99 * 0.1, o = q / (1 - q) * 99.0;
+        assert_float_equal(t.contrib[1].p, o / (1 + o), 1e-12);
+    }
 }
 
 static void test_no_information(void **state)
 {
     bw_fusion_cfg_t c = fusion_cfg();
-    double base[2] = {0.01, 0.01}, none[2] = {NAN, NAN};
+    double flat[2] = {0.0, 0.0}, none[2] = {NAN, NAN};
     bw_threat_t t;
 
     (void)state;
-    bw_fusion_combine(&c, &c.rules[0], base, &t);
+    bw_fusion_combine(&c, &c.rules[0], flat, &t);
     assert_float_equal(t.probability, c.prior, 1e-12);
     bw_fusion_combine(&c, &c.rules[0], none, &t);
     assert_float_equal(t.probability, c.prior, 1e-12);
     assert_int_equal(t.n_contrib, 0);
-    /* clearly normal signals lower the threat below the prior */
-    base[0] = base[1] = 1e-6;
-    bw_fusion_combine(&c, &c.rules[0], base, &t);
+    /* signals clearly at their baseline lower the threat below the prior,
+     * by (1 - d) / (1 - f) each at most */
+    flat[0] = flat[1] = -900.0;
+    bw_fusion_combine(&c, &c.rules[0], flat, &t);
     assert_true(t.probability < c.prior);
-    {
-        double lam = (1e-6 / (1 - 1e-6)) / (0.01 / 0.99);
-        double llr = log((0.9 * lam + 0.1) / (0.1 * lam + 0.9)) +
-                     log((0.6 * lam + 0.4) / (0.05 * lam + 0.95));
-        assert_float_equal(t.llr, llr, 1e-12);
-    }
+    assert_float_equal(t.llr, log(0.1 / 0.9) + log(0.4 / 0.95), 1e-9);
 }
 
 static void test_monotone(void **state)
@@ -85,20 +138,20 @@ static void test_monotone(void **state)
     double prev = -1.0;
 
     (void)state;
-    for (int i = 0; i <= 100; i++) {
-        double p[2] = {i / 100.0, 0.3};
+    for (int i = -100; i <= 100; i++) {
+        double l[2] = {i / 10.0, 0.3};
         bw_threat_t t;
-        bw_fusion_combine(&c, &c.rules[0], p, &t);
+        bw_fusion_combine(&c, &c.rules[0], l, &t);
         assert_true(t.probability >= prev);
         prev = t.probability;
     }
     /* higher prior, higher posterior */
     {
-        double p[2] = {0.7, 0.7};
+        double l[2] = {2.0, 2.0};
         bw_threat_t a, b;
-        bw_fusion_combine(&c, &c.rules[0], p, &a);
+        bw_fusion_combine(&c, &c.rules[0], l, &a);
         c.prior = 0.05;
-        bw_fusion_combine(&c, &c.rules[0], p, &b);
+        bw_fusion_combine(&c, &c.rules[0], l, &b);
         assert_true(b.probability > a.probability);
     }
 }
@@ -106,15 +159,15 @@ static void test_monotone(void **state)
 static void test_correlation_discount(void **state)
 {
     bw_fusion_cfg_t c = fusion_cfg();
-    double p[2] = {1.0, 1.0};
+    double l[2] = {800.0, 800.0};
     bw_threat_t ind, half, full;
 
     (void)state;
-    bw_fusion_combine(&c, &c.rules[0], p, &ind);
+    bw_fusion_combine(&c, &c.rules[0], l, &ind);
     c.correlation = 0.5;
-    bw_fusion_combine(&c, &c.rules[0], p, &half);
+    bw_fusion_combine(&c, &c.rules[0], l, &half);
     c.correlation = 1.0;
-    bw_fusion_combine(&c, &c.rules[0], p, &full);
+    bw_fusion_combine(&c, &c.rules[0], l, &full);
     /* independent: both count; rho=0.5: the weaker at half weight;
      * rho=1: only the strongest (egress, log 12). */
     assert_float_equal(ind.llr, log(12.0) + log(9.0), 1e-6);
@@ -128,23 +181,25 @@ static void test_window_and_emission(void **state)
 {
     bw_fusion_cfg_t c = fusion_cfg();
     bw_fusion_t *fu = bw_fusion_new(&c, NULL, 0);
+    const bw_signal_cfg_t *sig = &c.rules[0].signals[0];
     bw_threat_t t;
 
     (void)state;
     c.window_ms = 160000;                          /* 16 buckets of 10 s */
     assert_true(bw_fusion_eval(fu, 0, 0, &t));     /* first assessment emits */
     assert_false(bw_fusion_eval(fu, 0, 1000, &t)); /* nothing changed */
-    bw_fusion_observe(fu, 0, 0, 5000, 0.99);
+    bw_fusion_observe(fu, 0, 0, 5000, 2.5);
     assert_true(bw_fusion_eval(fu, 0, 5000, &t));
-    assert_float_equal(t.contrib[0].p, 0.99, 1e-12);
-    /* a lower value later does not lower the window maximum */
-    bw_fusion_observe(fu, 0, 0, 20000, 0.02);
+    assert_float_equal(t.contrib[0].lbf, bw_fusion_lbf(sig, 1, 2.5), 1e-12);
+    /* evidence accumulates; a spike counts as Z_CLIP (3) at most */
+    bw_fusion_observe(fu, 0, 0, 20000, 40.0);
+    bw_fusion_observe(fu, 0, 0, 21000, NAN); /* no evidence: ignored */
     bw_fusion_eval(fu, 0, 20000, &t);
-    assert_float_equal(t.contrib[0].p, 0.99, 1e-12);
+    assert_float_equal(t.contrib[0].lbf, bw_fusion_lbf(sig, 2, 5.5), 1e-12);
     /* after the window has passed, only the later evidence remains */
     bw_fusion_eval(fu, 0, 170000, &t);
     assert_int_equal(t.n_contrib, 1);
-    assert_float_equal(t.contrib[0].p, 0.02, 1e-12);
+    assert_float_equal(t.contrib[0].lbf, bw_fusion_lbf(sig, 1, 3.0), 1e-12);
     bw_fusion_eval(fu, 0, 400000, &t);
     assert_int_equal(t.n_contrib, 0);
     bw_fusion_destroy(fu);
@@ -153,6 +208,7 @@ static void test_window_and_emission(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lbf_matches_integration),
         cmocka_unit_test(test_hand_computed),
         cmocka_unit_test(test_no_information),
         cmocka_unit_test(test_monotone),

@@ -40,6 +40,7 @@ static bw_hier_cfg_t hier_cfg(void)
     cfg.model.hier.half_life_ms = 0; /* no forgetting: a static posterior */
     cfg.model.hier.max_regions = 128;
     cfg.model.hier.kappa_min = 0.01; /* the reference integrates from 0.05 */
+    cfg.model.hier.refresh_intervals = 0; /* the exact grid at every call */
     return cfg.model.hier;
 }
 

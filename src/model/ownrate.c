@@ -1,0 +1,267 @@
+/*
+ * A region's error rate judged against its own recent baseline.
+ *
+ * The pooled model (hier.c) judges a region against the other regions: a
+ * busy region whose rate rises from 0.1% to 0.35% can still sit inside a
+ * population whose regions differ by that much, and its own rate estimate
+ * follows the change. Here each region's intervals (k bad of n) follow a
+ * hidden Markov model (Rabiner 1989) over the states
+ *   normal:        rate theta_t around the baseline m,
+ *   abnormal(r_i): rate theta_t around min(r_i m, 0.995), i = 1..R,
+ * with a sticky regime: an episode starts with probability p_episode per
+ * interval (its multiplier uniform over the grid), goes on with
+ * probability stay = 1 - 1/episode_duration, and otherwise ends (half of
+ * that mass) or moves to a neighbouring multiplier (the other half: a rate
+ * that keeps rising). Given the state, k ~ Beta-Binomial(n, mu c,
+ * (1 - mu) c): the interval's rate varies around its mean (overdispersion,
+ * the intra-interval correlation rho = 1 / (kappa + 1), Williams 1982) and
+ * the baseline is itself uncertain (Beta(a0, b0)), so
+ *   1 / (c + 1) = rho + 1 / (a0 + b0 + 1)
+ * (the two variance shares added). The forward recursion over the R + 1
+ * states is exact given m, rho and c.
+ *
+ * Learning, in proportion to the posterior probability of the normal state
+ * (an incident cannot teach the baseline that it is normal): the baseline
+ * Beta(a0, b0) gains P(normal) (k, n - k) and is exponentially forgotten
+ * (own_half_life_ms); rho is a forgotten, P(normal)-weighted moment
+ * estimate, E[(k - n m)^2 / (n m (1 - m)) - 1] = (n - 1) rho for the
+ * Beta-Binomial. An episode that has lasted adopt_after_ms becomes the new
+ * baseline (its posterior mean multiplier applied to m): a configured
+ * horizon, since no data tell a lasting incident from a permanent change
+ * before the rate returns. During the first own_warmup intervals there is
+ * no baseline to deviate from: every interval teaches it (and, from the
+ * WARM_RHO-th on, the dispersion), and nothing is abnormal.
+ *
+ * Cost: 2 (R + 1) log-beta evaluations per interval; memory R + 10 doubles.
+ */
+#include <math.h>
+#include <string.h>
+
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_sf_gamma.h>
+
+#include "ownrate.h"
+
+static const double MULTS[BW_OWN_MULTS] = {0.125, 0.25, 0.5, 2.0 / 3.0,
+                                           1.5,   2.0,  3.0, 4.0,
+                                           6.0,   8.0,  16.0, 32.0};
+#define MAX_RATE 0.995
+#define MAX_RHO 0.5
+#define WARM_RHO 5 /* intervals before the dispersion is estimated */
+
+void bw__own_init(bw_own_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->a0 = o->b0 = 0.5; /* Jeffreys */
+    o->p_normal = 1.0;
+    o->t_last = INT64_MIN;
+    o->since = -1;
+}
+
+static double lnbeta(double a, double b)
+{
+    gsl_sf_result r;
+
+    if (gsl_sf_lnbeta_e(a, b, &r) != GSL_SUCCESS) {
+        return -INFINITY;
+    }
+    return r.val;
+}
+
+/* log Beta-Binomial(k; n, mu c, (1 - mu) c) without the binomial
+ * coefficient (common to every state). */
+static double log_bb(double k, double n, double mu, double c)
+{
+    double a = mu * c, b = (1.0 - mu) * c;
+
+    return lnbeta(k + a, n - k + b) - lnbeta(a, b);
+}
+
+/* The predicted state probabilities: prior[0] normal, prior[1 + i]
+ * abnormal at MULTS[i]. */
+static void predict(const bw_own_t *o, const bw_hier_cfg_t *cfg,
+                    double *prior)
+{
+    double stay = 1.0 - 1.0 / cfg->episode_duration, ab = 0.0;
+    double enter = cfg->p_episode / BW_OWN_MULTS, move = 0.25 * (1.0 - stay);
+
+    for (int i = 0; i < BW_OWN_MULTS; i++) {
+        ab += o->p_ab[i];
+    }
+    prior[0] = o->p_normal * (1.0 - cfg->p_episode) + 0.5 * (1.0 - stay) * ab;
+    for (int i = 0; i < BW_OWN_MULTS; i++) {
+        double p = o->p_normal * enter + o->p_ab[i] * stay;
+        p += i > 0 ? o->p_ab[i - 1] * move : o->p_ab[i] * move;
+        p += i < BW_OWN_MULTS - 1 ? o->p_ab[i + 1] * move : o->p_ab[i] * move;
+        prior[1 + i] = p;
+    }
+}
+
+/* Concentration c of the interval's rate around its mean (header). */
+static double concentration(const bw_own_t *o)
+{
+    double share = o->rho + 1.0 / (o->a0 + o->b0 + 1.0);
+
+    return share < 1.0 ? 1.0 / share - 1.0 : 1e-3;
+}
+
+/* Forward step: the posterior over the states from the prior and the
+ * interval's likelihoods. */
+static void forward(bw_own_t *o, const double *prior, double k, double n,
+                    double m, double c)
+{
+    double ll[BW_OWN_MULTS + 1], mx, s = 0.0;
+
+    ll[0] = log_bb(k, n, m, c);
+    mx = ll[0];
+    for (int i = 0; i < BW_OWN_MULTS; i++) {
+        ll[1 + i] = log_bb(k, n, fmin(MULTS[i] * m, MAX_RATE), c);
+        mx = ll[1 + i] > mx ? ll[1 + i] : mx;
+    }
+    for (int i = 0; i <= BW_OWN_MULTS; i++) {
+        ll[i] = prior[i] * exp(ll[i] - mx);
+        s += ll[i];
+    }
+    if (!(s > 0.0) || !isfinite(s)) {
+        return; /* keep the prediction's posterior: nothing learned */
+    }
+    o->p_normal = ll[0] / s;
+    for (int i = 0; i < BW_OWN_MULTS; i++) {
+        o->p_ab[i] = ll[1 + i] / s;
+    }
+}
+
+/* The baseline and the overdispersion learn from the interval in
+ * proportion to P(normal); f is the forgetting factor since the last. */
+static void learn(bw_own_t *o, double k, double n, double m, double f,
+                  int dispersion)
+{
+    double w = o->p_normal, v = n * m * (1.0 - m);
+
+    o->a0 = f * o->a0 + w * k;
+    o->b0 = f * o->b0 + w * (n - k);
+    o->rho_w *= f;
+    if (dispersion && n > 1.0 && v > 0.0 && w > 0.0) {
+        double e = (k - n * m) * (k - n * m) / v - 1.0;
+        double est = fmin(fmax(e / (n - 1.0), 0.0), MAX_RHO);
+        o->rho = (o->rho_w * o->rho + w * est) / (o->rho_w + w);
+        o->rho_w += w;
+    }
+}
+
+static double mean_multiplier(const bw_own_t *o)
+{
+    double s = 0.0, ab = 0.0;
+
+    for (int i = 0; i < BW_OWN_MULTS; i++) {
+        s += o->p_ab[i] * log(MULTS[i]);
+        ab += o->p_ab[i];
+    }
+    return ab > 0.0 ? exp(s / ab) : 1.0;
+}
+
+/* The episode: its start, and adoption once it is adopt_after_ms old. */
+static void episode(bw_own_t *o, const bw_hier_cfg_t *cfg, int64_t t_ms,
+                    bw_own_out_t *out)
+{
+    if (o->p_normal >= 0.5) {
+        o->since = -1;
+        return;
+    }
+    if (o->since < 0) {
+        o->since = t_ms;
+    }
+    out->since_ms = o->since;
+    if (cfg->adopt_after_ms > 0.0 &&
+        (double)(t_ms - o->since) >= cfg->adopt_after_ms) {
+        double s = o->a0 + o->b0, m = o->a0 / s;
+        m = fmin(m * mean_multiplier(o), MAX_RATE);
+        o->a0 = m * s;
+        o->b0 = (1.0 - m) * s;
+        o->p_normal = 1.0;
+        memset(o->p_ab, 0, sizeof(o->p_ab));
+        o->since = -1;
+        out->adopted = true;
+    }
+}
+
+void bw__own_observe(bw_own_t *o, const bw_hier_cfg_t *cfg, int64_t t_ms,
+                     double k, double n, bw_own_out_t *out)
+{
+    double prior[BW_OWN_MULTS + 1], m = o->a0 / (o->a0 + o->b0), f = 1.0;
+    double c = concentration(o), sd;
+
+    memset(out, 0, sizeof(*out));
+    out->since_ms = -1;
+    if (o->t_last != INT64_MIN && t_ms > o->t_last &&
+        cfg->own_half_life_ms > 0.0) {
+        f = exp2(-(double)(t_ms - o->t_last) / cfg->own_half_life_ms);
+    }
+    out->baseline = m;
+    out->expected = n * m;
+    sd = sqrt(n * m * (1.0 - m) * (1.0 + (n - 1.0) / (c + 1.0)));
+    out->z = sd > 0.0 ? (k - n * m) / sd : 0.0;
+    if (n > 0.0 && o->seen < (uint64_t)cfg->own_warmup) {
+        /* no baseline yet to deviate from: every interval teaches it */
+        o->p_normal = 1.0;
+        learn(o, k, n, m, f, o->seen >= WARM_RHO);
+        o->seen++;
+    } else if (n > 0.0) {
+        predict(o, cfg, prior);
+        forward(o, prior, k, n, m, c);
+        learn(o, k, n, m, f, 1);
+        o->seen++;
+    }
+    if (t_ms > o->t_last || o->t_last == INT64_MIN) {
+        o->t_last = t_ms;
+    }
+    out->p_abnormal = fmin(fmax(1.0 - o->p_normal, 0.0), 1.0);
+    out->ratio = mean_multiplier(o);
+    out->warmup = o->seen <= (uint64_t)cfg->own_warmup;
+    episode(o, cfg, t_ms, out);
+}
+
+void bw__own_save(const bw_own_t *o, bw_wbuf_t *w)
+{
+    bw_wbuf_f64(w, o->a0);
+    bw_wbuf_f64(w, o->b0);
+    bw_wbuf_f64(w, o->rho);
+    bw_wbuf_f64(w, o->rho_w);
+    bw_wbuf_f64(w, o->p_normal);
+    bw_wbuf_f64s(w, o->p_ab, BW_OWN_MULTS);
+    bw_wbuf_i64(w, o->t_last);
+    bw_wbuf_i64(w, o->since);
+    bw_wbuf_u64(w, o->seen);
+}
+
+static int prob_ok(double p)
+{
+    return p >= 0.0 && p <= 1.0;
+}
+
+void bw__own_load(bw_own_t *o, bw_rbuf_t *r)
+{
+    double sum;
+
+    o->a0 = bw_rbuf_finite(r);
+    o->b0 = bw_rbuf_finite(r);
+    o->rho = bw_rbuf_finite(r);
+    o->rho_w = bw_rbuf_finite(r);
+    o->p_normal = bw_rbuf_finite(r);
+    bw_rbuf_f64s(r, o->p_ab, BW_OWN_MULTS);
+    o->t_last = bw_rbuf_i64(r);
+    o->since = bw_rbuf_i64(r);
+    o->seen = bw_rbuf_u64(r);
+    sum = o->p_normal;
+    for (int i = 0; i < BW_OWN_MULTS; i++) {
+        sum += o->p_ab[i];
+        if (!prob_ok(o->p_ab[i])) {
+            r->err = BW_ERR_CORRUPT;
+        }
+    }
+    if (!(o->a0 > 0.0) || !(o->b0 > 0.0) || !(o->rho >= 0.0) ||
+        o->rho > MAX_RHO || !(o->rho_w >= 0.0) || !prob_ok(o->p_normal) ||
+        fabs(sum - 1.0) > 1e-6 || o->since < -1) {
+        r->err = BW_ERR_CORRUPT;
+    }
+}
