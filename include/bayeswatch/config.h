@@ -76,7 +76,10 @@ typedef struct {
     double recur_bandwidth; /* familiarity radius, in noise sds */
     double recur_relative;  /* ... or this fraction of the excursion */
     double recur_gap; /* values this near the level are not another state */
+    bool memory_normal_only; /* anomalous values are not remembered */
     bool local_noise;   /* inflate the noise to the current state's spread */
+    bool ar_noise;      /* learn AR(1) correlation of the observation noise */
+    double ar_half_life; /* events; forgetting of its estimate */
     int block_size;     /* events per block of the collective model; 0 off */
     double level_ratio; /* level innovation var / noise var per interval */
     bool trend;
@@ -114,6 +117,7 @@ typedef struct {
     double episode_duration; /* its mean length, in intervals */
     double adopt_after_ms;   /* an episode this old is the new baseline */
     int own_warmup;          /* intervals before the own evidence counts */
+    int own_direction;       /* bw_direction_cfg_t: rises, drops or both */
 } bw_hier_cfg_t;
 
 typedef struct {

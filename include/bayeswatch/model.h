@@ -91,6 +91,7 @@ typedef struct {
     double noise_sd;     /* posterior point estimate of the noise sd */
     double seasonal;     /* seasonal component applied to this event */
     double noise_factor; /* local noise: variance factor applied (>= 1) */
+    double ar_phi;       /* AR(1) noise coefficient applied */
     /* The abnormal episode: its first event's time while P(abnormal) has
      * been >= 1/2 at every event since (-1 otherwise); adopted on the event
      * where an episode older than cfg->adopt_after_ms became the new normal. */

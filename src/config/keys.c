@@ -125,10 +125,10 @@ static const bw_key_t pf_keys[] = {
           "Gauss-Laguerre nodes of the t scale mixture"),
     K_DBL(PF, p_spike, 0, 0.5, "0.005",
           "prior probability that an event is a transient anomaly"),
-    K_DBL(PF, p_shift, 0, 0.5, "0.001",
+    K_DBL(PF, p_shift, 0, 0.5, "0",
           "prior probability that an event starts a level shift (a "
           "permanent change: the new level is normal from the next event)"),
-    K_DBL(PF, p_episode, 0, 0.5, "0",
+    K_DBL(PF, p_episode, 0, 0.5, "0.001",
           "prior probability that an event starts an abnormal episode: the "
           "series moves to an abnormal level and stays there while its "
           "baseline goes on predicting what normal would be, so every "
@@ -137,7 +137,7 @@ static const bw_key_t pf_keys[] = {
           "mean length of an abnormal episode, in events (the regime is "
           "sticky: it goes on with probability 1 - 1/episode_duration per "
           "event)"),
-    K_DBL(PF, episode_min, 0, 1e6, "2",
+    K_DBL(PF, episode_min, 0, 1e6, "3",
           "an episode ends when its abnormal level comes within this many "
           "noise sds of the baseline (no data can tell it from normal)"),
     K_DBL(PF, adopt_after_ms, 0, 1e15, "14400000",
@@ -151,7 +151,7 @@ static const bw_key_t pf_keys[] = {
     K_INT(PF, recur_window, 0, 65536, "2016",
           "recent values remembered for the recurrent regime (2016: a week of "
           "5-minute data); 0 disables it"),
-    K_INT(PF, recur_min_count, 1, 65536, "1",
+    K_INT(PF, recur_min_count, 1, 65536, "2",
           "recent values needed near y for it to count as familiar"),
     K_DBL(PF, recur_bandwidth, 0.01, 1000, "2",
           "a value is familiar if recent values lie within this many noise "
@@ -159,11 +159,22 @@ static const bw_key_t pf_keys[] = {
     K_DBL(PF, recur_relative, 0, 10, "0.2",
           "... or within this fraction of its distance from the level (a "
           "burst to 1e8 is familiar if earlier bursts reached 1e8 +- 20%)"),
-    K_DBL(PF, recur_gap, 0, 1000, "0",
+    K_DBL(PF, recur_gap, 0, 1000, "4",
           "remembered values within this many noise sds of the current "
           "level are the current state's own spread, not another state: "
           "they do not make a value familiar, and a value that near is no "
           "recurrent jump (0: every remembered value counts)"),
+    K_BOOL(PF, memory_normal_only, "false",
+           "remember only values that are not anomalous (p_anomaly < 0.5): "
+           "a spike or an incident does not make its own level familiar; "
+           "false: every value is remembered, and only an ongoing episode's "
+           "own values are left out"),
+    K_BOOL(PF, ar_noise, "true",
+           "learn the lag-1 autocorrelation of the observation noise (AR(1) "
+           "noise, measurement differencing): correlated noise is not "
+           "mistaken for a change of level"),
+    K_DBL(PF, ar_half_life, 10, 1e9, "1000",
+          "events; forgetting of the noise autocorrelation's estimate"),
     K_BOOL(PF, local_noise, "true",
            "widen the noise to the spread the series has shown near its "
            "previous value (consecutive recent values both near it), e.g. "
@@ -249,6 +260,9 @@ static const bw_key_t hier_keys[] = {
     K_INT(HI, own_warmup, 0, 1000000, "30",
           "count model: intervals of a region before its own-baseline "
           "evidence raises alerts"),
+    K_ENUM(HI, own_direction, direction_enum, "up",
+           "count model: which changes of a region's rate against its own "
+           "baseline are anomalies (error counts: up)"),
     K_END,
 };
 #undef HI

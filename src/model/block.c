@@ -47,8 +47,12 @@ int bw__block_init(bw_block_t *b, const bw_pf_cfg_t *parent, uint64_t seed,
     b->cfg = *parent;
     b->cfg.block_size = 0;
     b->cfg.recur_window = parent->recur_window / b->size;
-    /* Episodes last as long in time: m times fewer blocks. */
-    b->cfg.episode_duration = fmax(parent->episode_duration / b->size, 1.0);
+    /* Sustained deviations are the point model's abnormal episodes when it
+     * has them; the blocks keep onset-only shifts (a change of spike
+     * density, a busy spell), with the default shift prior if the point
+     * model has none. */
+    b->cfg.p_episode = 0.0;
+    b->cfg.p_shift = parent->p_shift > 0.0 ? parent->p_shift : 0.001;
 
     /* A mean of m values has 1/sqrt(m) of their noise sd: so do the
      * block model's prior and floor (else the prior, worth one event, takes

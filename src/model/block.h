@@ -37,5 +37,8 @@ size_t bw__block_memory(const bw_block_t *b);
 /** Move every particle's baseline (and abnormal level) by @p delta: an
  * adopted change in the parent (pf.c). NULL-safe. */
 void bw__pf_shift(bw_pf_t *pf, double delta);
+/** Fix the AR(1) noise coefficient (tests; with cfg->ar_noise false it
+ * stays fixed). */
+void bw__pf_set_ar(bw_pf_t *pf, double phi);
 
 #endif

@@ -8,6 +8,8 @@
  * hidden Markov model (Rabiner 1989) over the states
  *   normal:        rate theta_t around the baseline m,
  *   abnormal(r_i): rate theta_t around min(r_i m, 0.995), i = 1..R,
+ *                  r_i on a grid of factors >= 2.5 (rises) or <= 0.4
+ *                  (drops; own_direction says which count),
  * with a sticky regime: an episode starts with probability p_episode per
  * interval (its multiplier uniform over the grid), goes on with
  * probability stay = 1 - 1/episode_duration, and otherwise ends (half of
@@ -42,9 +44,14 @@
 
 #include "ownrate.h"
 
-static const double MULTS[BW_OWN_MULTS] = {0.125, 0.25, 0.5, 2.0 / 3.0,
-                                           1.5,   2.0,  3.0, 4.0,
-                                           6.0,   8.0,  16.0, 32.0};
+/* At least a factor 2.5 from the baseline: a rate that wanders by less (a
+ * slow drift, a busy hour; error rates commonly drift by half and now and
+ * then double) is the baseline's own variation, which the forgetting and
+ * the overdispersion absorb. The first DOWN_MULTS are drops. */
+#define DOWN_MULTS 3
+static const double MULTS[BW_OWN_MULTS] = {0.125, 0.25, 0.4, 2.5,  3.0, 4.0,
+                                           6.0,   8.0,  12.0, 16.0, 32.0};
+
 #define MAX_RATE 0.995
 #define MAX_RHO 0.5
 #define WARM_RHO 5 /* intervals before the dispersion is estimated */
@@ -83,17 +90,21 @@ static void predict(const bw_own_t *o, const bw_hier_cfg_t *cfg,
                     double *prior)
 {
     double stay = 1.0 - 1.0 / cfg->episode_duration, ab = 0.0;
-    double enter = cfg->p_episode / BW_OWN_MULTS, move = 0.25 * (1.0 - stay);
+    int up = cfg->own_direction != BW_DIRECTION_DOWN;
+    int down = cfg->own_direction != BW_DIRECTION_UP;
+    int nm = up * (BW_OWN_MULTS - DOWN_MULTS) + down * DOWN_MULTS;
+    double enter = cfg->p_episode / nm, move = 0.25 * (1.0 - stay);
 
     for (int i = 0; i < BW_OWN_MULTS; i++) {
         ab += o->p_ab[i];
     }
     prior[0] = o->p_normal * (1.0 - cfg->p_episode) + 0.5 * (1.0 - stay) * ab;
     for (int i = 0; i < BW_OWN_MULTS; i++) {
-        double p = o->p_normal * enter + o->p_ab[i] * stay;
+        int allowed = i < DOWN_MULTS ? down : up;
+        double p = allowed ? o->p_normal * enter + o->p_ab[i] * stay : 0.0;
         p += i > 0 ? o->p_ab[i - 1] * move : o->p_ab[i] * move;
         p += i < BW_OWN_MULTS - 1 ? o->p_ab[i + 1] * move : o->p_ab[i] * move;
-        prior[1 + i] = p;
+        prior[1 + i] = allowed ? p : 0.0;
     }
 }
 

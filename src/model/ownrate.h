@@ -11,7 +11,7 @@
 #include "bayeswatch/buf.h"
 #include "bayeswatch/config.h"
 
-#define BW_OWN_MULTS 12 /* abnormal rate multipliers */
+#define BW_OWN_MULTS 11 /* abnormal rate multipliers */
 
 typedef struct {
     double a0, b0; /* baseline rate: Beta pseudo-counts (forgotten) */

@@ -27,8 +27,10 @@
  * recur_relative of its distance from the memory's mean); half their mean
  * squared difference estimates the noise variance of the state the series
  * is in (the successive-difference estimator, von Neumann et al. 1941).
- * It is shrunk toward the learned sigma^2 with sigma^2's own weight, its
- * degrees of freedom n (a moderated variance, cf. Smyth 2004), and the
+ * It is shrunk toward the learned sigma^2 with the weight of LN_W pairs (a
+ * moderated variance, cf. Smyth 2004; sigma^2's own weight, its ~200
+ * degrees of freedom, held a distinct busy state's noise at a third of its
+ * value where the memory had a hundred of its pairs), and the
  * observation variance of every Kalman child is multiplied by the ratio
  * k_t = max(1, s_loc^2 / sigma^2): a known variance multiplier (West &
  * Harrison 1997, sec. 10.7), so the conjugate update stays exact. Only
@@ -79,9 +81,11 @@
 #include "season.h"
 #include "vecmath.h"
 
-#define K_MAX 18
+#define K_MAX 20
+#define LN_W 100.0 /* local noise: pairs' worth of the learned variance */
+#define SPIKE_NODES 1 /* spike sizes: spike_scale x 1 (x 4, x 16 ...) */
 #define N_ARRAYS 10
-#define BATCH_ARRAYS 16 /* per-particle scratch arrays of a step */
+#define BATCH_ARRAYS 21 /* per-particle scratch arrays of a step */
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
 #define PF_STATE_TAG 0x50463034u /* "PF04" */
@@ -128,12 +132,17 @@ struct bw_pf_s {
      * since abn_since): its length in events, for adoption. */
     int64_t abn_since;
     uint32_t abn_run;
+    /* AR(1) observation noise: the coefficient, its forgotten moment
+     * sums from normal events, and the previous value and residual. */
+    double phi, ar_uu, ar_u1, ar_w, u_prev, yd_prev, lvl_pred;
+    int u_ok;
     /* Derived from cfg at creation (not state). */
     double child_p[K_MAX], child_v[K_MAX], child_w[K_MAX];
     int child_kind[K_MAX];
     double vbar; /* E[1/lambda] under the quadrature */
     double stay; /* P(an abnormal episode goes on at the next event) */
     int j_enter;      /* the episode-start child, -1 without episodes */
+    int j_shift;      /* the level-shift child, -1 without shifts */
     double eps_enter; /* share of normal particles proposed to enter */
     /* Cache of the predictive t quantile for the current dof. */
     double q_dof, q_val;
@@ -210,13 +219,21 @@ static int setup_children(bw_pf_t *pf)
         pf->child_w[k++] = 0.0;
         pf->vbar += omega[j] / lambda[j];
     }
-    if (cfg->p_spike > 0.0) {
+    /* A spike's size is log-uniform over [1, 16] spike_scale noise sds (a
+     * scale mixture, three children spaced by 4): its tail is far heavier
+     * than the t noise's, so the larger a lone deviation the surer it is a
+     * spike (a single Gaussian spike child is lighter-tailed than t noise:
+     * a 50-sd value would read as noise). */
+    for (int m = 0; m < SPIKE_NODES && cfg->p_spike > 0.0; m++) {
+        double sc = cfg->spike_scale * (1 << (2 * m));
         pf->child_kind[k] = CHILD_SPIKE;
-        pf->child_p[k] = cfg->p_spike;
-        pf->child_v[k] = cfg->spike_scale * cfg->spike_scale;
+        pf->child_p[k] = cfg->p_spike / SPIKE_NODES;
+        pf->child_v[k] = sc * sc;
         pf->child_w[k++] = 0.0;
     }
-    if (cfg->p_shift > 0.0) {
+    pf->j_shift = -1;
+    if (cfg->p_shift > 0.0 || cfg->p_episode > 0.0) {
+        pf->j_shift = k;
         pf->child_kind[k] = CHILD_SHIFT;
         pf->child_p[k] = cfg->p_shift;
         pf->child_v[k] = pf->vbar;
@@ -459,7 +476,7 @@ static double local_factor(const bw_pf_t *pf, const mem_scan_t *r)
     if (!(s2 > 0.0)) {
         return 1.0;
     }
-    k = (0.5 * r->ss + pf->dof * s2) / ((r->pairs + pf->dof) * s2);
+    k = (0.5 * r->ss + LN_W * s2) / ((r->pairs + LN_W) * s2);
     return k > 1.0 ? k : 1.0;
 }
 
@@ -472,7 +489,9 @@ static void memory_terms(const bw_pf_t *pf, double y, double *lrecur,
     int local = pf->cfg->local_noise && pf->cfg->learn_scale;
     int n = pf->n_recent, w = pf->cfg->recur_window;
     /* The ongoing episode's own values make nothing familiar. */
-    int skip = pf->abn_run < (uint32_t)n ? (int)pf->abn_run : n;
+    int skip = pf->cfg->memory_normal_only
+                   ? 0
+                   : (pf->abn_run < (uint32_t)n ? (int)pf->abn_run : n);
     double h, ha, prev, g;
     mem_scan_t r;
 
@@ -584,6 +603,7 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
     pf->t_first = pf->t_last = t_ms;
     pf->abn_since = -1;
     pf->abn_run = 0;
+    pf->yd_prev = y;
     out->since_ms = -1;
     pf->events = 1;
     pf->y_prev = y;
@@ -617,10 +637,39 @@ static void reframe(bw_pf_t *pf, int64_t age, double sd, double sw)
     if (shift == 0.0) {
         return;
     }
+    /* The noise's autocorrelation was measured against a model without the
+     * profile (a daily cycle the level lagged reads as correlated noise):
+     * it starts again with the model that has it. */
+    pf->phi = pf->ar_uu = pf->ar_u1 = pf->ar_w = 0.0;
+    pf->u_ok = 0;
     for (int i = 0; i < pf->n; i++) {
         pf->m0[i] -= shift;
+        pf->ma[i] -= shift;
     }
     pf->level_last -= shift;
+    pf->yd_prev -= shift;
+}
+
+/*
+ * Episodes are judged against a baseline that includes the daily pattern.
+ * Until the daily profile applies (its first min_cycles days) there is no
+ * such baseline to hold: a daily swing the level cannot follow would start
+ * an episode that the frozen baseline never ends. Until then changes are
+ * onset-only level shifts (prior p_episode when p_shift is 0), as without
+ * episodes.
+ */
+static void episode_phase(bw_pf_t *pf, int64_t age)
+{
+    const bw_pf_cfg_t *cfg = pf->cfg;
+    int on = !cfg->daily.enabled || bw__season_active(&pf->daily, age);
+
+    if (pf->j_enter < 0) {
+        return;
+    }
+    pf->child_p[pf->j_enter] = on ? cfg->p_episode : 0.0;
+    pf->child_p[pf->j_shift] =
+        on ? cfg->p_shift : (cfg->p_shift > 0.0 ? cfg->p_shift : cfg->p_episode);
+    pf->eps_enter = on ? fmin(2.0 / pf->n, 0.25) : 0.0;
 }
 
 static double time_step(bw_pf_t *pf, int64_t t_ms)
@@ -642,6 +691,9 @@ typedef struct {
     double q, qt;  /* innovation variance ratios scaled by dt */
     double lrecur; /* log density of recent values at y */
     double kt;     /* local noise: observation variance factor */
+    double phi;    /* AR(1) noise coefficient over this gap */
+    double vseas;  /* the seasonal profile's uncertainty, noise variances */
+    double y_prev; /* the previous de-seasonalised value */
 } step_ctx_t;
 
 /* Per-particle scratch of one step, arrays of ws->cap (structure of
@@ -653,6 +705,12 @@ typedef struct {
     double *mult;     /* prior factor of the normal particle's children */
     double *draw;     /* DRAW_*: the drawn child's effect on the episode */
     double *se;       /* the abnormal children's sum (enter, stay) */
+    /* AR(1) noise (measurement differencing): the normal children's
+     * predictive mean mu0, variance ratio s0 (without the child's own
+     * variance) and covariance g0 of the new level with the value; the
+     * stay child's variance rs and covariance ga. With phi = 0: mu0 = a0,
+     * s0 = g0 = r00, rs = ga = ra. */
+    double *mu0, *s0, *g0, *rs, *ga;
 } batch_t;
 
 static batch_t batch_of(const bw_pf_ws_t *ws)
@@ -662,9 +720,42 @@ static batch_t batch_of(const bw_pf_ws_t *ws)
     batch_t b = {p,          p + n,      p + 2 * n,  p + 3 * n,  p + 4 * n,
                  p + 5 * n,  p + 6 * n,  p + 7 * n,  p + 8 * n,  p + 9 * n,
                  p + 10 * n, p + 11 * n, p + 12 * n, p + 13 * n, p + 14 * n,
-                 p + 15 * n};
+                 p + 15 * n, p + 16 * n, p + 17 * n, p + 18 * n, p + 19 * n,
+                 p + 20 * n};
 
     return b;
+}
+
+/*
+ * AR(1) observation noise, e_t = phi e_{t-1} + eta_t, by measurement
+ * differencing (Bryson & Henrikson 1968): given the particle's previous
+ * level X (its baseline l_{t-1}, or its abnormal level in an episode) the
+ * value is y_t = l_t + phi (y_{t-1} - X) + eta_t. For the baseline's
+ * children, with C the variance of l_{t-1} and r00 = C + q that of l_t:
+ *   normal before:   mean a0 + phi (y_{t-1} - m),  variance r00 -
+ *                    phi (2 - phi) C,  cov(l_t, y_t) = r00 - phi C;
+ *   in an episode:   mean a0 + phi (y_{t-1} - ma),  variance r00 +
+ *                    phi^2 ca,  cov = r00 (the levels independent);
+ * the stay child likewise against ma. A sustained offset then adds only
+ * (1 - phi) of itself per event to the evidence: correlated noise is told
+ * from a change by as much as it can be, no more.
+ */
+static void ar_terms(const bw_pf_t *pf, const step_ctx_t *c,
+                     const batch_t *b)
+{
+    const double phi = c->phi, f = phi * (2.0 - phi), p2 = phi * phi;
+
+    for (int i = 0; i < pf->n; i++) {
+        double ab = pf->ab[i], x = ab != 0.0 ? pf->ma[i] : pf->m0[i];
+        b->mu0[i] = b->a0[i] + phi * (c->y_prev - x);
+        b->s0[i] = (ab != 0.0 ? b->r00[i] + p2 * pf->ca[i]
+                               : b->r00[i] - f * pf->c00[i]) +
+                   c->vseas;
+        b->g0[i] = ab != 0.0 ? b->r00[i] : b->r00[i] - phi * pf->c00[i];
+        b->ra[i] = pf->ca[i] + c->q;
+        b->rs[i] = b->ra[i] - f * pf->ca[i] + c->vseas;
+        b->ga[i] = b->ra[i] - phi * pf->ca[i];
+    }
 }
 
 /* Predicted level mean and (scaled) variance of every particle, and the
@@ -686,11 +777,12 @@ static void batch_predict(const bw_pf_t *pf, const step_ctx_t *c,
             b->r00[i] = pf->c00[i] + q;
         }
     }
+    ar_terms(pf, c, b);
     for (int i = 0; i < pf->n; i++) {
-        double e = c->y - b->a0[i], ea = c->y - pf->ma[i];
+        double e = c->y - b->mu0[i];
+        double ea = c->y - pf->ma[i] - c->phi * (c->y_prev - pf->ma[i]);
         b->e2[i] = e * e;
         b->ea2[i] = ea * ea;
-        b->ra[i] = pf->ca[i] + q;
         b->mult[i] = 1.0 - pf->ab[i] * pf->stay;
     }
 }
@@ -725,7 +817,7 @@ static void stay_terms(const bw_pf_t *pf, const batch_t *b, double cw,
                        double hd, double h2, double *t)
 {
     for (int i = 0; i < pf->n; i++) {
-        double qc = b->ra[i] + cw;
+        double qc = b->rs[i] + cw;
         double v = pf->cfg->learn_scale
                        ? hd * log1p(b->ea2[i] / (qc * pf->d[i]))
                        : h2 * b->ea2[i] / qc;
@@ -757,11 +849,11 @@ static double batch_t_terms(const bw_pf_t *pf, const step_ctx_t *c,
             stay_terms(pf, b, cw, hd, h2, t);
         } else if (pf->cfg->learn_scale) {
             for (int i = 0; i < pf->n; i++) {
-                t[i] = hd * log1p(b->e2[i] / ((b->r00[i] + cw) * pf->d[i]));
+                t[i] = hd * log1p(b->e2[i] / ((b->s0[i] + cw) * pf->d[i]));
             }
         } else {
             for (int i = 0; i < pf->n; i++) {
-                t[i] = h2 * b->e2[i] / (b->r00[i] + cw);
+                t[i] = h2 * b->e2[i] / (b->s0[i] + cw);
             }
         }
         for (int i = 0; i < pf->n; i++) {
@@ -822,12 +914,12 @@ static void batch_children(const bw_pf_t *pf, const step_ctx_t *c,
             }
         } else if (kind == CHILD_STAY) { /* p holds t_j on entry */
             for (int i = 0; i < n; i++) {
-                p[i] = pj * pf->ab[i] / sqrt(b->ra[i] + cw) *
+                p[i] = pj * pf->ab[i] / sqrt(b->rs[i] + cw) *
                        exp(b->m[i] - p[i] - h[i]);
             }
         } else {
             for (int i = 0; i < n; i++) {
-                p[i] = pj * b->mult[i] / sqrt(b->r00[i] + cw) *
+                p[i] = pj * b->mult[i] / sqrt(b->s0[i] + cw) *
                        exp(b->m[i] - p[i] - h[i]);
             }
         }
@@ -855,9 +947,10 @@ static void batch_children(const bw_pf_t *pf, const step_ctx_t *c,
  * from the children's posterior. Entering is rare a priori, and a sustained
  * change is only recognised if some particle entered at its onset; the
  * forced proposals make sure a few do, and their importance weights
- * (posterior over proposal probability, relative to the other children's
- * common 1 / (1 - eps)) keep the filter exact in expectation. Returns the
- * child; *lcorr gets the log weight correction (0 for most).
+ * (posterior over proposal probability: 1 / (1 - eps) for every other
+ * child of a normal particle) keep the filter exact in expectation.
+ * Returns the child; *lcorr gets the log weight correction (0 for a
+ * particle in an episode, which is never forced).
  */
 static int draw_one(const bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
                     int i, double u, double *lcorr)
@@ -877,9 +970,10 @@ static int draw_one(const bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
             }
         }
     }
-    if (eps > 0.0 && j == pf->j_enter) {
-        pe = ws->ll[(size_t)j * ws->cap + i] / b->s[i];
-        *lcorr = log(pe * (1.0 - eps) / ((1.0 - eps) * pe + eps));
+    if (eps > 0.0) { /* posterior / proposal probability of the child */
+        pe = ws->ll[(size_t)pf->j_enter * ws->cap + i] / b->s[i];
+        *lcorr = j == pf->j_enter ? log(pe / ((1.0 - eps) * pe + eps))
+                                  : -log1p(-eps);
     }
     return j;
 }
@@ -944,7 +1038,8 @@ static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
  * d gains its own expectation d/dof, so the noise estimate stays where it
  * was (the value says nothing about the normal state's noise). Every
  * other child ends the episode, and so does an abnormal level that comes
- * within episode_min noise sds of the baseline: such a state cannot be told
+ * within episode_min noise sds (the local noise's, when it is wider) of the
+ * baseline: such a state cannot be told
  * from normal by any data, and a particle left in it would be carried
  * along by resampling at the normal particles' weight (neutral drift),
  * holding P(abnormal) up on normal data.
@@ -954,7 +1049,7 @@ static void update_abnormal(bw_pf_t *pf, const step_ctx_t *c,
 {
     const double k2 = pf->cfg->shift_scale * pf->cfg->shift_scale;
     const double v = pf->vbar * c->kt;
-    const double gap = pf->cfg->episode_min * pf->sd_last;
+    const double gap = pf->cfg->episode_min * pf->sd_last * sqrt(c->kt);
 
     for (int i = 0; i < pf->n; i++) {
         double r, m, g;
@@ -964,11 +1059,19 @@ static void update_abnormal(bw_pf_t *pf, const step_ctx_t *c,
             pf->ca[i] = pf->c00[i];
             continue;
         }
-        m = b->draw[i] == DRAW_ENTER ? b->a0[i] : pf->ma[i];
-        r = b->draw[i] == DRAW_ENTER ? b->r00[i] + k2 : b->ra[i];
-        g = r / (r + v);
-        pf->ma[i] = m + g * (c->y - m);
-        pf->ca[i] = r - g * r;
+        if (b->draw[i] == DRAW_ENTER) {
+            m = b->a0[i];
+            r = b->r00[i] + k2;
+            g = (b->g0[i] + k2) / (b->s0[i] + k2 + v);
+            pf->ma[i] = m + g * (c->y - b->mu0[i]);
+            pf->ca[i] = r - g * (b->g0[i] + k2);
+        } else {
+            m = pf->ma[i];
+            r = b->ra[i];
+            g = b->ga[i] / (b->rs[i] + v);
+            pf->ma[i] = m + g * (c->y - m - c->phi * (c->y_prev - m));
+            pf->ca[i] = r - g * b->ga[i];
+        }
         pf->ab[i] = fabs(pf->ma[i] - pf->m0[i]) >= gap ? 1.0 : 0.0;
         if (pf->cfg->learn_scale) {
             pf->d[i] += pf->d[i] / pf->dof;
@@ -976,18 +1079,21 @@ static void update_abnormal(bw_pf_t *pf, const step_ctx_t *c,
     }
 }
 
-/* The level-only Kalman/conjugate update of n particles: predicted mean a0
- * and variance r (the drawn child's w added), observation variance ratio
- * v; restrict parameters so that GCC vectorises it. */
+/* The level-only Kalman/conjugate update of n particles: prior mean a0,
+ * variance r (the drawn child's w added); the value's predictive mean mu,
+ * variance s + v and covariance g with the level (ar_terms; the child's w
+ * added to s and g); restrict parameters so that GCC vectorises it. */
 static void kalman_level(int n, double y, double learn,
-                         const double *restrict a0, const double *restrict r,
-                         const double *restrict v, double *restrict m,
-                         double *restrict c, double *restrict d)
+                         const double *restrict a0, const double *restrict mu,
+                         const double *restrict r, const double *restrict s,
+                         const double *restrict g, const double *restrict v,
+                         double *restrict m, double *restrict c,
+                         double *restrict d)
 {
     for (int i = 0; i < n; i++) {
-        double qc = r[i] + v[i], e = y - a0[i], A0 = r[i] / qc;
+        double qc = s[i] + v[i], e = y - mu[i], A0 = g[i] / qc;
         m[i] = a0[i] + A0 * e;
-        c[i] = r[i] - r[i] * A0;
+        c[i] = r[i] - g[i] * A0;
         d[i] += learn * (e * e / qc);
     }
 }
@@ -998,11 +1104,15 @@ static void kalman_level(int n, double y, double learn,
 BW_VECTOR_CLONES
 static void update_level(bw_pf_t *pf, const step_ctx_t *ctx, const batch_t *b)
 {
+    double *r = b->sa, *sv = b->ss, *g = b->se; /* free after the weights */
+
     for (int i = 0; i < pf->n; i++) {
-        b->cw[i] += b->r00[i];
+        r[i] = b->r00[i] + b->cw[i];
+        sv[i] = b->s0[i] + b->cw[i];
+        g[i] = b->g0[i] + b->cw[i];
     }
-    kalman_level(pf->n, ctx->y, pf->cfg->learn_scale ? 1.0 : 0.0, b->a0, b->cw,
-                 b->cv, pf->m0, pf->c00, pf->d);
+    kalman_level(pf->n, ctx->y, pf->cfg->learn_scale ? 1.0 : 0.0, b->a0,
+                 b->mu0, r, sv, g, b->cv, pf->m0, pf->c00, pf->d);
     for (int i = 0; i < pf->n; i++) {
         if (b->jump[i] != 0.0) {
             pf->m0[i] = ctx->y;
@@ -1068,7 +1178,7 @@ static void predictive(const bw_pf_t *pf, const batch_t *b, const double *w,
                        double kt, double *mu, double *sd)
 {
     double m = 0.0, v = 0.0, m2 = 0.0;
-    const double *a0 = b->a0, *r00 = b->r00, vbar = pf->vbar * kt;
+    const double *a0 = b->mu0, *r00 = b->s0, vbar = pf->vbar * kt;
 
     if (pf->cfg->learn_scale) {
         for (int i = 0; i < pf->n; i++) {
@@ -1155,6 +1265,10 @@ static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
     memcpy(w, pf->wlin, (size_t)n * sizeof(double));
     batch_predict(pf, c, &b);
     predictive(pf, &b, w, c->kt, &mu, &sd);
+    pf->lvl_pred = 0.0;
+    for (int i = 0; i < n; i++) {
+        pf->lvl_pred += w[i] * b.a0[i];
+    }
     batch_children(pf, c, ws, &b, L, L + n, L + 2 * n, L + 4 * n);
     for (int i = 0; i < n; i++) {
         pf->logw[i] += L[i];
@@ -1183,6 +1297,38 @@ static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
     summarise(pf, c->y, mu, sd, out);
 }
 
+/*
+ * The AR(1) coefficient of the observation noise: the lag-1 moment ratio
+ * sum u_t u_{t-1} / sum u_{t-1}^2 of the residuals u_t = y_t - (predicted
+ * level), over consecutive normal events, exponentially forgotten
+ * (ar_half_life events), clamped to [0, AR_MAX] and 0 until AR_MIN pairs'
+ * weight is in. A daily cycle not yet in the profile also reads as
+ * correlated noise, which is what it is to the model until then.
+ */
+#define AR_MAX 0.95
+#define AR_MIN 30.0
+static void learn_ar(bw_pf_t *pf, double y, const bw_pf_out_t *out)
+{
+    double u = y - pf->lvl_pred, f;
+    int ok = out->p_anomaly < 0.5;
+
+    pf->yd_prev = y;
+    if (!pf->cfg->ar_noise || pf->cfg->trend) {
+        return;
+    }
+    f = exp2(-1.0 / pf->cfg->ar_half_life);
+    if (ok && pf->u_ok) {
+        pf->ar_uu = f * pf->ar_uu + pf->u_prev * pf->u_prev;
+        pf->ar_u1 = f * pf->ar_u1 + u * pf->u_prev;
+        pf->ar_w = f * pf->ar_w + 1.0;
+        pf->phi = pf->ar_w >= AR_MIN && pf->ar_uu > 0.0
+                      ? fmin(fmax(pf->ar_u1 / pf->ar_uu, 0.0), AR_MAX)
+                      : 0.0;
+    }
+    pf->u_prev = u;
+    pf->u_ok = ok;
+}
+
 /* Every particle in an abnormal episode takes its abnormal level as its
  * baseline: the change is the new normal. */
 static double adopt(bw_pf_t *pf)
@@ -1200,6 +1346,11 @@ static double adopt(bw_pf_t *pf)
     return moved;
 }
 
+void bw__pf_set_ar(bw_pf_t *pf, double phi)
+{
+    pf->phi = phi;
+}
+
 void bw__pf_shift(bw_pf_t *pf, double delta)
 {
     if (pf == NULL) {
@@ -1210,6 +1361,7 @@ void bw__pf_shift(bw_pf_t *pf, double delta)
         pf->ma[i] += delta;
     }
     pf->level_last += delta;
+    pf->yd_prev += delta;
 }
 
 /*
@@ -1337,6 +1489,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     sd = bw__season_value(&pf->daily, t_ms, age);
     sw = bw__season_value(&pf->weekly, t_ms, age);
     reframe(pf, age, sd, sw);
+    episode_phase(pf, age);
     c.dt = time_step(pf, t_ms);
     c.y = y - sd - sw;
     c.q = cfg->level_ratio * c.dt;
@@ -1353,10 +1506,20 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
         }
         c.kdof = pf->k_val;
     }
+    c.phi = pf->phi > 0.0 && c.dt > 0.0 ? pow(pf->phi, c.dt) : 0.0;
+    c.vseas = 0.0;
+    c.y_prev = pf->yd_prev;
     memory_terms(pf, c.y, &c.lrecur, &c.kt);
+
     filter(pf, ws, &c, out);
+    learn_ar(pf, c.y, out);
     out->noise_factor = c.kt;
-    recent_push(pf, c.y);
+    out->ar_phi = c.phi;
+    /* The memory of familiar values learns from normal values only: a
+     * spike or an incident does not make its own level familiar. */
+    if (!pf->cfg->memory_normal_only || out->p_anomaly < 0.5) {
+        recent_push(pf, c.y);
+    }
     episode(pf, t_ms, out);
     if (cfg->learn_scale) {
         double fl;
@@ -1459,6 +1622,13 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw_wbuf_f64(w, pf->level_last);
     bw_wbuf_i64(w, pf->abn_since);
     bw_wbuf_u32(w, pf->abn_run);
+    bw_wbuf_f64(w, pf->phi);
+    bw_wbuf_f64(w, pf->ar_uu);
+    bw_wbuf_f64(w, pf->ar_u1);
+    bw_wbuf_f64(w, pf->ar_w);
+    bw_wbuf_f64(w, pf->u_prev);
+    bw_wbuf_f64(w, pf->yd_prev);
+    bw_wbuf_u8(w, (uint8_t)pf->u_ok);
     bw_wbuf_u32(w, (uint32_t)pf->n_recent);
     bw_wbuf_u32(w, (uint32_t)pf->pos_recent);
     bw_wbuf_f64(w, pf->recent_sum);
@@ -1500,6 +1670,17 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     pf->level_last = bw_rbuf_finite(r);
     pf->abn_since = bw_rbuf_i64(r);
     pf->abn_run = bw_rbuf_u32(r);
+    pf->phi = bw_rbuf_finite(r);
+    pf->ar_uu = bw_rbuf_finite(r);
+    pf->ar_u1 = bw_rbuf_finite(r);
+    pf->ar_w = bw_rbuf_finite(r);
+    pf->u_prev = bw_rbuf_finite(r);
+    pf->yd_prev = bw_rbuf_finite(r);
+    pf->u_ok = bw_rbuf_u8(r) != 0;
+    if (!(pf->phi >= 0.0 && pf->phi <= AR_MAX) || pf->ar_uu < 0.0 ||
+        pf->ar_w < 0.0) {
+        r->err = BW_ERR_CORRUPT;
+    }
     pf->n_recent = (int)bw_rbuf_u32_in(r, 0, (uint32_t)pf->cfg->recur_window);
     pf->pos_recent = (int)bw_rbuf_u32_in(
         r, 0,

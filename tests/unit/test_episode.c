@@ -125,6 +125,7 @@ static bw_pf_cfg_t episode_exact_cfg(void)
     c.t_dof = 0;
     c.recur_window = 0;
     c.block_size = 0;
+    c.ar_noise = false;
     c.learn_scale = false;
     c.scale_prior = 1.0;
     c.level_ratio = 0.05;
@@ -211,23 +212,34 @@ static double noise_next(noise_t *n)
     return z;
 }
 
-/* The shipped defaults with episodes on in place of permanent shifts (a
- * lasting change becomes normal by adoption only), daily profile off. */
+/* The shipped defaults (abnormal episodes; a lasting change becomes normal
+ * by adoption only), daily profile off. */
 static bw_config_t episode_cfg(void)
 {
     bw_config_t cfg;
 
     bw_config_defaults(&cfg);
     cfg.model.pf.daily.enabled = false;
-    cfg.model.pf.p_episode = 0.001;
-    cfg.model.pf.p_shift = 0.0;
-    cfg.model.pf.recur_gap = 4.0;
-    cfg.model.pf.episode_min = 2.0;
+    return cfg;
+}
+
+/* The onset model as it was before episodes: level shifts that are normal
+ * from the next event on, every remembered value familiar, white noise. */
+static bw_config_t onset_cfg(void)
+{
+    bw_config_t cfg = episode_cfg();
+
+    cfg.model.pf.p_episode = 0.0;
+    cfg.model.pf.p_shift = 0.001;
+    cfg.model.pf.recur_gap = 0.0;
+    cfg.model.pf.recur_min_count = 1;
+    cfg.model.pf.ar_noise = false;
     return cfg;
 }
 
 typedef struct {
     int runs, late, covered, span, false_alarms, normal_events;
+    int fa_episodes; /* runs of consecutive false alarms */
 } shift_stats_t;
 
 /* One run: 800 normal events, then a shift of @p amp sds for @p len events,
@@ -241,7 +253,7 @@ static void shift_run(const bw_config_t *cfgp, int family, double amp, int len,
     bw_pf_ws_t *ws = bw_pf_ws_new(&cfg.model.pf);
     noise_t nz = {.family = family};
     const int start = 800, end = start + len;
-    int first = -1;
+    int first = -1, prev_fa = 0;
 
     assert_non_null(pf);
     bw_rng_seed(&nz.rng, seed * 7919 + 1);
@@ -264,6 +276,8 @@ static void shift_run(const bw_config_t *cfgp, int family, double amp, int len,
         } else if (t >= 100 && (t < start || t >= end + 5)) {
             st->normal_events++;
             st->false_alarms += flag;
+            st->fa_episodes += flag && !prev_fa;
+            prev_fa = flag;
         }
     }
     st->runs++;
@@ -293,41 +307,45 @@ static void shift_grid(const bw_config_t *cfg, shift_stats_t *st)
 }
 
 /*
- * The episode regime against the point model without it (the shipped
- * default), on the same data. Measured (flagged share of the events from
- * the allowed delay to the end; Gaussian / t(3) / AR(1)): without episodes
- * 0.0% / 0.4% / 0.0%, with them 57% / 34% / 42%. The issue's target (90%
- * of those events, onsets within 3-10 events) is not reached yet: at onset
- * the normal particles' heavy tails and level walk absorb part of a 3-4 sd
- * change before the episode takes over. Asserted: the episode regime flags
- * at least five times the share the point model does in every family, and
- * raises no more false alarms on the Gaussian noise than 1 in 1,000.
+ * The episode regime (the defaults) against the onset model (onset_cfg), on
+ * the same data. Measured (flagged share of the events from the allowed
+ * delay to the end; Gaussian / t(3) / AR(1)): onset model 0.0% / 0.4% /
+ * 0.0%, episodes 87.5% / 53.6% / 85.1%, with 1 / 5 / 6 of 18 onsets later
+ * than allowed. The issue's target (90% of those events, onsets within
+ * 3-10 events) is reached for neither family yet: a 3-sd shift sits at
+ * episode_min (3 sds), where an episode is told from noise only barely,
+ * t(3) noise hides a 3-sd shift in its tails, and correlated noise adds
+ * only (1 - phi) of a shift per event to the evidence. Asserted: the
+ * episode regime flags at least five times the share the onset model does
+ * in every family (plus 100 events), and raises at most one false-alarm
+ * episode on Gaussian and on AR(1) noise in 16,110 events each (measured
+ * 0 and 0; with p_episode 0.0003, 0 and 10: the AR(1) case is fragile);
+ * t(3) noise's extreme values are spikes to both models.
  */
 static void test_episodes_keep_sustained_shifts_flagged(void **state)
 {
-    bw_config_t on = episode_cfg(), off;
+    bw_config_t on = episode_cfg(), off = onset_cfg();
     shift_stats_t st_on[N_FAM] = {{0}}, st_off[N_FAM] = {{0}};
 
     (void)state;
-    bw_config_defaults(&off);
-    off.model.pf.daily.enabled = false;
     shift_grid(&on, st_on);
     shift_grid(&off, st_off);
     for (int f = 0; f < N_FAM; f++) {
         print_message("family %d: %d runs; flagged %.1f%% with episodes (%d "
-                      "late onsets, %d false alarms in %d events), %.1f%% "
-                      "without (%d late, %d false alarms)\n",
+                      "late onsets, %d false alarms in %d episodes, %d "
+                      "events), %.1f%% without (%d late, %d false alarms)\n",
                       f, st_on[f].runs,
                       100.0 * st_on[f].covered / st_on[f].span, st_on[f].late,
-                      st_on[f].false_alarms, st_on[f].normal_events,
+                      st_on[f].false_alarms, st_on[f].fa_episodes,
+                      st_on[f].normal_events,
                       100.0 * st_off[f].covered / st_off[f].span,
                       st_off[f].late, st_off[f].false_alarms);
     }
     for (int f = 0; f < N_FAM; f++) {
         assert_true(st_on[f].covered >= 5 * st_off[f].covered + 100);
     }
-    assert_true(st_on[FAM_GAUSS].false_alarms * 1000 <=
-                st_on[FAM_GAUSS].normal_events);
+    assert_true(st_on[FAM_GAUSS].fa_episodes <= 1);
+    assert_true(st_on[FAM_AR1].fa_episodes <= 1);
 }
 
 static void test_spike_flagged_once(void **state)
