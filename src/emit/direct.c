@@ -19,7 +19,10 @@ static const char *const layout[] = {
     "p_value:?double",       "p_slo_breach:?double",
     "shrinkage:?double",     "population_mean:?double",
     "p_collective:?double",  "block_mean:?double",
-    "block_typical:?double", "warmup:boolean",
+    "block_typical:?double", "p_own:?double",
+    "p_population:?double",  "abnormal_since:?long",
+    "adopted:boolean",       "baseline_z:?double",
+    "warmup:boolean",
     "stale:boolean",         "event_time:long",
     "source_timestamp:long", "processed_at:long",
     "freshness_lag_ms:long", "config_version:string",
@@ -46,6 +49,11 @@ static const char *type_code(avro_schema_t s)
             avro_typeof(avro_schema_union_branch(s, 0)) == AVRO_NULL &&
             avro_typeof(avro_schema_union_branch(s, 1)) == AVRO_DOUBLE) {
             return "?double";
+        }
+        if (avro_schema_union_size(s) == 2 &&
+            avro_typeof(avro_schema_union_branch(s, 0)) == AVRO_NULL &&
+            avro_typeof(avro_schema_union_branch(s, 1)) == AVRO_INT64) {
+            return "?long";
         }
         return "union";
     default:
@@ -109,6 +117,15 @@ static void w_opt(bw_wbuf_t *w, double v)
     }
 }
 
+/* ["null", "long"]: null for a negative value (none) */
+static void w_opt_long(bw_wbuf_t *w, int64_t v)
+{
+    w_long(w, v < 0 ? 0 : 1);
+    if (v >= 0) {
+        w_long(w, v);
+    }
+}
+
 /* "region/service/metric", as a string, without formatting. */
 static void w_entity(bw_wbuf_t *w, const bw_event_t *ev)
 {
@@ -147,6 +164,11 @@ void bw__direct_score(bw_wbuf_t *w, const bw_event_t *ev, const bw_score_t *sc,
     w_opt(w, sc->p_collective);
     w_opt(w, sc->block_mean);
     w_opt(w, sc->block_expected);
+    w_opt(w, sc->p_own);
+    w_opt(w, sc->p_population);
+    w_opt_long(w, sc->abnormal_since);
+    w_bool(w, sc->adopted);
+    w_opt(w, sc->baseline_z);
     w_bool(w, sc->warmup);
     w_bool(w, o->stale);
     w_long(w, ev->time_ms);

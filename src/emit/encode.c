@@ -117,6 +117,17 @@ static int set_opt(avro_value_t *rec, const char *name, double v)
     return isnan(v) ? avro_value_set_null(&b) : avro_value_set_double(&b, v);
 }
 
+/* ["null", "long"]: null for a negative value (none). */
+static int set_opt_long(avro_value_t *rec, const char *name, int64_t v)
+{
+    avro_value_t f, b;
+
+    if (field(rec, name, &f) || avro_value_set_branch(&f, v < 0 ? 0 : 1, &b)) {
+        return 1;
+    }
+    return v < 0 ? avro_value_set_null(&b) : avro_value_set_long(&b, v);
+}
+
 static int set_origin(avro_value_t *r, int64_t event_time, const bw_origin_t *o)
 {
     avro_value_t f;
@@ -168,6 +179,11 @@ bw_err_t bw_encode_score(bw_encoder_t *e, const bw_event_t *ev,
         set_opt(r, "p_collective", sc->p_collective) ||
         set_opt(r, "block_mean", sc->block_mean) ||
         set_opt(r, "block_typical", sc->block_expected) ||
+        set_opt(r, "p_own", sc->p_own) ||
+        set_opt(r, "p_population", sc->p_population) ||
+        set_opt_long(r, "abnormal_since", sc->abnormal_since) ||
+        set_bool(r, "adopted", sc->adopted) ||
+        set_opt(r, "baseline_z", sc->baseline_z) ||
         set_bool(r, "warmup", sc->warmup) || set_origin(r, ev->time_ms, o)) {
         return BW_ERR_INVAL;
     }
@@ -186,7 +202,8 @@ static int set_contributors(avro_value_t *r, const bw_threat_rec_t *t)
         if (avro_value_append(&arr, &item, NULL) ||
             set_str(&item, "metric", t->rule->signals[c->signal].metric) ||
             set_dbl(&item, "probability", c->p) ||
-            set_dbl(&item, "log_likelihood_ratio", c->llr)) {
+            set_dbl(&item, "log_likelihood_ratio", c->llr) ||
+            set_opt(&item, "log_bayes_factor", c->lbf)) {
             return 1;
         }
     }
@@ -262,6 +279,8 @@ void bw_stale_score(bw_score_t *sc, int model)
     sc->p_value = sc->surprise = sc->ess = sc->noise_sd = NAN;
     sc->p_slo = sc->shrinkage = sc->pop_mean = sc->pop_z = NAN;
     sc->p_collective = sc->block_mean = sc->block_expected = NAN;
+    sc->p_own = sc->p_population = sc->baseline_z = NAN;
+    sc->abnormal_since = -1;
 }
 
 void bw__encoder_force_generic(bw_encoder_t *e)

@@ -122,6 +122,15 @@ bw_err_t bw_json_score(const bw_event_t *ev, const bw_score_t *sc,
     jnum(w, "p_collective", sc->p_collective, &first);
     jnum(w, "block_mean", sc->block_mean, &first);
     jnum(w, "block_typical", sc->block_expected, &first);
+    jnum(w, "p_own", sc->p_own, &first);
+    jnum(w, "p_population", sc->p_population, &first);
+    if (sc->abnormal_since >= 0) {
+        jint(w, "abnormal_since", sc->abnormal_since, &first);
+    } else {
+        jnum(w, "abnormal_since", NAN, &first);
+    }
+    jbool(w, "adopted", sc->adopted, &first);
+    jnum(w, "baseline_z", sc->baseline_z, &first);
     jbool(w, "warmup", sc->warmup, &first);
     jbool(w, "stale", o->stale, &first);
     jorigin(w, ev->time_ms, o, false, &first);
@@ -152,6 +161,7 @@ bw_err_t bw_json_threat(const bw_threat_rec_t *t, int entity_kind,
         jstr(w, "metric", t->rule->signals[c->signal].metric, &f2);
         jnum(w, "probability", c->p, &f2);
         jnum(w, "log_likelihood_ratio", c->llr, &f2);
+        jnum(w, "log_bayes_factor", c->lbf, &f2);
         put(w, "}");
     }
     put(w, "]");

@@ -237,7 +237,9 @@ SCORE_FIELDS = ("entity_id", "model", "probability", "score", "alert",
                 "direction", "actual", "typical", "typical_lower",
                 "typical_upper", "p_value", "p_slo_breach", "shrinkage",
                 "population_mean", "p_collective", "block_mean",
-                "block_typical", "warmup", "event_time", "config_version")
+                "block_typical", "p_own", "p_population", "abnormal_since",
+                "adopted", "baseline_z", "warmup", "event_time",
+                "config_version")
 THREAT_FIELDS = ("entity_id", "rule", "probability", "score", "level",
                  "log_likelihood_ratio", "event_time")
 

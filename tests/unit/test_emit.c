@@ -50,6 +50,16 @@ static void random_record(bw_rng_t *r, bw_event_t *ev, bw_score_t *sc,
     sc->p_slo = maybe_nan(r, bw_rng_uniform(r));
     sc->shrinkage = maybe_nan(r, bw_rng_uniform(r));
     sc->pop_mean = maybe_nan(r, bw_rng_uniform(r));
+    sc->p_collective = maybe_nan(r, bw_rng_uniform(r));
+    sc->block_mean = maybe_nan(r, bw_rng_gauss(r));
+    sc->block_expected = maybe_nan(r, bw_rng_gauss(r));
+    sc->p_own = maybe_nan(r, bw_rng_uniform(r));
+    sc->p_population = maybe_nan(r, bw_rng_uniform(r));
+    sc->abnormal_since = bw_rng_uniform(r) < 0.5
+                             ? -1
+                             : (int64_t)(bw_rng_next(r) % 4000000000000ULL);
+    sc->adopted = bw_rng_uniform(r) < 0.1;
+    sc->baseline_z = maybe_nan(r, bw_rng_gauss(r) * 5);
     sc->warmup = bw_rng_uniform(r) < 0.3;
     o->source_timestamp = (int64_t)bw_rng_next(r) % 4000000000000LL;
     o->processed_at = (int64_t)(bw_rng_next(r) % 4000000000000ULL);
