@@ -189,6 +189,35 @@ static int alloc_counts(bw_hier_t *h)
     return 0;
 }
 
+/*
+ * The same quantile by Newton's method on the logit scale from the normal
+ * approximation of logit(theta) (mean digamma(a) - digamma(b), variance
+ * trigamma(a) + trigamma(b)), which is within about 0.03 of p in
+ * probability for a >= 5; a few steps reach 1e-9 in logit. Falls back to
+ * the bracketed solver when a step misbehaves or it has not converged.
+ */
+static double beta_quantile_fast(double p, double a, double b)
+{
+    double x = gsl_sf_psi(a) - gsl_sf_psi(b) +
+               gsl_cdf_ugaussian_Pinv(p) *
+                   sqrt(gsl_sf_psi_1(a) + gsl_sf_psi_1(b));
+    double lb = gsl_sf_lnbeta(a, b);
+
+    for (int it = 0; it < 8 && isfinite(x) && isfinite(lb); it++) {
+        double th = 1.0 / (1.0 + exp(-x)), F = beta_cdf(th, a, b);
+        double lf = a * log(th) + b * log1p(-th) - lb; /* pdf x th(1-th) */
+        double step = (F - p) / exp(lf);
+        if (!isfinite(step) || fabs(step) > 2.0) {
+            break;
+        }
+        x -= step;
+        if (fabs(step) < 1e-9 * (1.0 + fabs(x))) {
+            return 1.0 / (1.0 + exp(-x));
+        }
+    }
+    return beta_quantile(p, a, b);
+}
+
 bw_hier_t *bw_hier_new(const bw_hier_cfg_t *cfg, bw_hier_kind_t kind,
                        char *errstr, size_t errstr_size)
 {
@@ -915,8 +944,8 @@ static bw_err_t scheduled_region(bw_hier_t *h, int j, double slo,
     a = h->la[j] + h->y[j];
     b = h->lb[j] + h->n[j] - h->y[j];
     out->mean = a / (a + b);
-    out->lower = beta_quantile(tail, a, b);
-    out->upper = beta_quantile(1.0 - tail, a, b);
+    out->lower = beta_quantile_fast(tail, a, b);
+    out->upper = beta_quantile_fast(1.0 - tail, a, b);
     out->raw = h->y[j] / h->n[j];
     out->shrinkage = k / (k + h->n[j]);
     out->p_slo = slo > 0.0 ? 1.0 - beta_cdf(slo, a, b) : NAN;
