@@ -56,8 +56,10 @@ typedef struct {
      * mean (NAN otherwise) */
     double block_mean;
     double block_expected;
-    /* pooled counts (NAN otherwise): the two pieces of evidence that
-     * p_anomaly combines, P(anomalous) = 1 - (1 - p_own)(1 - p_population) */
+    /* pooled counts (NAN otherwise): the two pieces of evidence; p_anomaly
+     * is p_own once the region has own_warmup intervals of history, and
+     * p_population before (a region always above its peers is not
+     * anomalous now; p_population says it is above them) */
     double p_own;        /* P(the rate has left the region's own baseline) */
     double p_population; /* P(rate above the population's outlier quantile),
                             the population fitted without the region */

@@ -338,9 +338,12 @@ static bw_err_t score_pooled(series_t *s, const bw_route_cfg_t *ro,
     out->p_anomaly = ho.p_outlier;
     out->p_population = ho.p_outlier;
     if (count) {
-        /* the region against itself and against the population */
-        out->p_own = ho.own_warmup ? 0.0 : ho.p_own;
-        out->p_anomaly = 1.0 - (1.0 - out->p_own) * (1.0 - ho.p_outlier);
+        /* The region against itself once it has a history: a region that
+         * has always been above its peers is not anomalous now (its
+         * p_population says it is above them). Until then, against its
+         * peers (a new region has no baseline of its own). */
+        out->p_own = ho.own_warmup ? NAN : ho.p_own;
+        out->p_anomaly = ho.own_warmup ? ho.p_outlier : ho.p_own;
         out->abnormal_since = ho.own_warmup ? -1 : ho.own_since_ms;
         out->adopted = ho.own_adopted;
         out->baseline_z = ho.own_z;

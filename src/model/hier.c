@@ -795,24 +795,27 @@ static double loo_outlier(bw_hier_t *h, int j)
 static bw_err_t exact_region(bw_hier_t *h, int j, double slo,
                              bw_hier_out_t *out);
 
-/* Moment-matched Beta of theta's population distribution under grid
- * weights wt[] over the active points. */
+/* The population's Beta at the posterior means of logit(mu) and log(kappa)
+ * under grid weights wt[] over the active points (a plug-in of the
+ * hyperparameters; matching the mixture's moments instead lets its few
+ * small-kappa points, whose Betas are very wide, dominate the variance, and
+ * a quiet region is then hardly pooled at all). */
 static void population_beta(const bw_hier_t *h, const double *wt, double *a,
                             double *b)
 {
-    double e = 0.0, e2 = 0.0, v, k;
+    double lm = 0.0, lk = 0.0, mu, k;
 
     for (int i = 0; i < h->nact; i++) {
         int g = h->act[i];
-        double kap = h->ga[g] + h->gb[g], mu = h->ga[g] / kap;
-        e += wt[i] * mu;
-        e2 += wt[i] * (mu * mu + mu * (1.0 - mu) / (kap + 1.0));
+        double kap = h->ga[g] + h->gb[g];
+        lm += wt[i] * log(h->ga[g] / h->gb[g]);
+        lk += wt[i] * log(kap);
     }
-    e = clampd(e, 1e-12, 1.0 - 1e-12);
-    v = fmax(e2 - e * e, 1e-300);
-    k = fmax(e * (1.0 - e) / v - 1.0, h->cfg->kappa_min);
-    *a = e * k;
-    *b = (1.0 - e) * k;
+    mu = 1.0 / (1.0 + exp(-lm));
+    k = fmax(exp(lk), h->cfg->kappa_min);
+    mu = clampd(mu, 1e-12, 1.0 - 1e-12);
+    *a = mu * k;
+    *b = (1.0 - mu) * k;
 }
 
 /*
