@@ -692,7 +692,6 @@ typedef struct {
     double lrecur; /* log density of recent values at y */
     double kt;     /* local noise: observation variance factor */
     double phi;    /* AR(1) noise coefficient over this gap */
-    double vseas;  /* the seasonal profile's uncertainty, noise variances */
     double y_prev; /* the previous de-seasonalised value */
 } step_ctx_t;
 
@@ -748,12 +747,11 @@ static void ar_terms(const bw_pf_t *pf, const step_ctx_t *c,
     for (int i = 0; i < pf->n; i++) {
         double ab = pf->ab[i], x = ab != 0.0 ? pf->ma[i] : pf->m0[i];
         b->mu0[i] = b->a0[i] + phi * (c->y_prev - x);
-        b->s0[i] = (ab != 0.0 ? b->r00[i] + p2 * pf->ca[i]
-                               : b->r00[i] - f * pf->c00[i]) +
-                   c->vseas;
+        b->s0[i] = ab != 0.0 ? b->r00[i] + p2 * pf->ca[i]
+                             : b->r00[i] - f * pf->c00[i];
         b->g0[i] = ab != 0.0 ? b->r00[i] : b->r00[i] - phi * pf->c00[i];
         b->ra[i] = pf->ca[i] + c->q;
-        b->rs[i] = b->ra[i] - f * pf->ca[i] + c->vseas;
+        b->rs[i] = b->ra[i] - f * pf->ca[i];
         b->ga[i] = b->ra[i] - phi * pf->ca[i];
     }
 }
@@ -1507,7 +1505,6 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
         c.kdof = pf->k_val;
     }
     c.phi = pf->phi > 0.0 && c.dt > 0.0 ? pow(pf->phi, c.dt) : 0.0;
-    c.vseas = 0.0;
     c.y_prev = pf->yd_prev;
     memory_terms(pf, c.y, &c.lrecur, &c.kt);
 

@@ -88,16 +88,8 @@ static int bin_of(const bw_season_t *s, int64_t t_ms)
     return (int)((double)ph / (double)s->period_ms * s->cfg->bins);
 }
 
-/* Bin b's empirical-Bayes shrinkage factor (header comment); *se2 (if
- * not NULL) gets the squared standard error of its mean. */
-static double shrink_se(const bw_season_t *s, int b, double *se2);
-
+/* Bin b's empirical-Bayes shrinkage factor (header comment). */
 static double shrink(const bw_season_t *s, int b)
-{
-    return shrink_se(s, b, NULL);
-}
-
-static double shrink_se(const bw_season_t *s, int b, double *se2out)
 {
     double mbar = s->mean_sum / s->seen;
     double var = s->mean_sq / s->seen - mbar * mbar;
@@ -106,29 +98,10 @@ static double shrink_se(const bw_season_t *s, int b, double *se2out)
     double vb = (w * s->var[b] + MODERATION * s->within) / (w + MODERATION);
     double se2 = vb / (w > 1.0 ? w : 1.0);
 
-    if (se2out != NULL) {
-        *se2out = se2;
-    }
     if (!(tau2 > 0.0)) {
         return 0.0;
     }
     return tau2 / (tau2 + se2);
-}
-
-double bw__season_var(const bw_season_t *s, int64_t t_ms, int64_t age_ms)
-{
-    double se2 = 0.0, k;
-    int b;
-
-    if (!bw__season_active(s, age_ms)) {
-        return 0.0;
-    }
-    b = bin_of(s, t_ms);
-    if (s->wt[b] <= 0.0) {
-        return 0.0;
-    }
-    k = shrink_se(s, b, &se2);
-    return k * se2; /* posterior variance of the bin's effect */
 }
 
 int bw__season_active(const bw_season_t *s, int64_t age_ms)

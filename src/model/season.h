@@ -34,9 +34,6 @@ void bw__season_free(bw_season_t *s);
 int bw__season_active(const bw_season_t *s, int64_t age_ms);
 /** Seasonal component to subtract at @p t_ms (0 until trusted). */
 double bw__season_value(const bw_season_t *s, int64_t t_ms, int64_t age_ms);
-/** Posterior variance of the component at @p t_ms (normal-normal model of
- * the bin effects: shrinkage x squared standard error); 0 until trusted. */
-double bw__season_var(const bw_season_t *s, int64_t t_ms, int64_t age_ms);
 /** Learn from @p y (with other seasonal parts removed) at @p t_ms. */
 void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
                        double interval_ms);
