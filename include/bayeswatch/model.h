@@ -91,7 +91,6 @@ typedef struct {
     double noise_sd;     /* posterior point estimate of the noise sd */
     double seasonal;     /* seasonal component applied to this event */
     double noise_factor; /* local noise: variance factor applied (>= 1) */
-    double ar_phi;       /* AR(1) noise coefficient applied */
     /* The abnormal episode: its first event's time while P(abnormal) has
      * been >= 1/2 at every event since (-1 otherwise); adopted on the event
      * where an episode older than cfg->adopt_after_ms became the new normal. */
@@ -176,8 +175,6 @@ typedef struct {
     /* Counts, bw_hier_observe only: the interval against the region's own
      * baseline (0 / NAN otherwise). */
     double p_own;        /* P(rate has left its own baseline | data) */
-    double own_rate;     /* the baseline rate */
-    double own_expected; /* the interval's expected count under it */
     double own_z;        /* (count - expected) / predictive sd */
     double own_ratio;    /* rate multiplier in the episode (posterior) */
     int64_t own_since_ms; /* episode start, -1 none */

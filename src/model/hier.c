@@ -69,6 +69,7 @@ struct bw_hier_s {
     double *la, *lb, *lq;
     unsigned char *lvalid;
     uint64_t since_refit; /* observations since the last refit */
+    int refit_regions;    /* regions with data at the last refit */
     double pop_sd;
 };
 
@@ -890,7 +891,10 @@ static double population_sd(const bw_hier_t *h)
 /* Refit the population and every region's leave-one-out prior. */
 static bw_err_t scheduled_refit(bw_hier_t *h)
 {
-    int refit = 0, others = active_regions(h) - 1;
+    int refit = 0, others;
+
+    h->refit_regions = active_regions(h);
+    others = h->refit_regions - 1;
 
     if (bw_hier_refresh(h) != BW_OK || h->nact == 0) {
         return BW_ERR_NOTFOUND;
@@ -933,8 +937,10 @@ static bw_err_t scheduled_region(bw_hier_t *h, int j, double slo,
                                  bw_hier_out_t *out)
 {
     double tail = (1.0 - h->cfg->credible_mass) / 2.0, a, b, k;
+    /* A region's first event refits (it has no leave-one-out prior), so
+     * the count of regions at the last refit is the current one. */
     int due = h->since_refit >= (uint64_t)h->cfg->refresh_intervals *
-                                    (uint64_t)active_regions(h);
+                                    (uint64_t)h->refit_regions;
 
     if ((due || !h->lvalid[j]) && scheduled_refit(h) != BW_OK) {
         return BW_ERR_NOTFOUND;
@@ -1061,8 +1067,6 @@ static void own_evidence(bw_hier_t *h, int j, int64_t t_ms, double k,
 
     bw__own_observe(&h->own[j], h->cfg, t_ms, k, n, &oo);
     out->p_own = oo.p_abnormal;
-    out->own_rate = oo.baseline;
-    out->own_expected = oo.expected;
     out->own_z = oo.z;
     out->own_ratio = oo.ratio;
     out->own_since_ms = oo.since_ms;
@@ -1126,6 +1130,7 @@ static void load_schedule(bw_hier_t *h, bw_rbuf_t *r)
     bw_rbuf_f64s(r, h->la, 3 * (size_t)h->nr);
     bw_rbuf_bytes(r, h->lvalid, (size_t)h->nr);
     h->since_refit = bw_rbuf_u64(r);
+    h->refit_regions = active_regions(h);
     h->pop_mean = bw_rbuf_finite(r);
     h->pop_sd = bw_rbuf_finite(r);
     for (int j = 0; j < h->nr; j++) {

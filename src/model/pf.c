@@ -135,6 +135,7 @@ struct bw_pf_s {
     /* AR(1) observation noise: the coefficient, its forgotten moment
      * sums from normal events, and the previous value and residual. */
     double phi, ar_uu, ar_u1, ar_w, u_prev, yd_prev, lvl_pred;
+    double ar_keep; /* derived: the sums' forgetting per event */
     int u_ok;
     /* Derived from cfg at creation (not state). */
     double child_p[K_MAX], child_v[K_MAX], child_w[K_MAX];
@@ -300,6 +301,7 @@ bw_pf_t *bw_pf_new(const bw_pf_cfg_t *cfg, uint64_t seed, char *errstr,
         return NULL;
     }
     bw_rng_seed(&pf->rng, seed);
+    pf->ar_keep = exp2(-1.0 / cfg->ar_half_life);
     pf->quantum = INFINITY; /* no step seen yet (also in a blob saved now) */
     if (bw__block_init(&pf->block, cfg, seed, errstr, errstr_size) != 0) {
         bw_pf_destroy(pf);
@@ -1314,7 +1316,7 @@ static void learn_ar(bw_pf_t *pf, double y, const bw_pf_out_t *out)
     if (!pf->cfg->ar_noise || pf->cfg->trend) {
         return;
     }
-    f = exp2(-1.0 / pf->cfg->ar_half_life);
+    f = pf->ar_keep;
     if (ok && pf->u_ok) {
         pf->ar_uu = f * pf->ar_uu + pf->u_prev * pf->u_prev;
         pf->ar_u1 = f * pf->ar_u1 + u * pf->u_prev;
@@ -1511,7 +1513,6 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     filter(pf, ws, &c, out);
     learn_ar(pf, c.y, out);
     out->noise_factor = c.kt;
-    out->ar_phi = c.phi;
     /* The memory of familiar values learns from normal values only: a
      * spike or an incident does not make its own level familiar. */
     if (!pf->cfg->memory_normal_only || out->p_anomaly < 0.5) {

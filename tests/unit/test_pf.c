@@ -333,7 +333,6 @@ static void test_regimes_match_enumeration(void **state)
     bw_pf_cfg_t c = gaussian_cfg(2000, true);
     const double y[EN_T] = {0.0, 0.3, -0.2, 6.0, 0.1, 5.5, 5.7, 5.4};
     double exact[EN_T];
-    static double est[REPS][T_STEPS];
 
     (void)state;
     c.p_spike = 0.05;
@@ -343,36 +342,9 @@ static void test_regimes_match_enumeration(void **state)
     c.scale_prior = 1.0;
     c.level_ratio = 0.05;
     enumerate(&c, y, exact);
-    for (int r = 0; r < REPS; r++) {
-        bw_pf_t *pf = bw_pf_new(&c, 900 + r, NULL, 0);
-        bw_pf_ws_t *ws = bw_pf_ws_new(&c);
-        bw_pf_out_t out;
-        for (int t = 0; t < EN_T; t++) {
-            assert_int_equal(
-                bw_pf_update(pf, ws, (int64_t)t * STEP_MS, y[t], &out), BW_OK);
-            est[r][t] = out.p_anomaly;
-        }
-        /* The first step after the start is deterministic: exact. */
-        assert_float_equal(est[r][1], exact[1], 1e-12);
-        bw_pf_ws_destroy(ws);
-        bw_pf_destroy(pf);
-    }
-    for (int t = 0; t < EN_T; t++) {
-        print_message("exact p_anomaly[%d] = %.6f\n", t, exact[t]);
-    }
+    pf_vs_exact(&c, y, EN_T, exact, REPS, 900);
     /* The spike at t=3 and the shift at t=5 are seen; t=7 is normal. */
     assert_true(exact[3] > 0.9 && exact[5] > 0.5 && exact[7] < 0.2);
-    for (int t = 2; t < EN_T; t++) {
-        double col[REPS], mu, se;
-        for (int r = 0; r < REPS; r++) {
-            col[r] = est[r][t];
-        }
-        mean_se(col, REPS, &mu, &se);
-        if (fabs(mu - exact[t]) > 5.0 * se + 1e-12) {
-            fail_msg("step %d: pf %.6f exact %.6f se %.2g", t, mu, exact[t],
-                     se);
-        }
-    }
 }
 
 /* ---- robustness and bookkeeping --------------------------------------------

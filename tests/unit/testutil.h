@@ -43,6 +43,49 @@ static inline void mean_se(const double *x, int n, double *mean, double *se)
 }
 
 /*
+ * A particle filter's P(anomalous) against an exact reference: @p reps
+ * (<= 16) filters of @p c on the values y[0..n) (n <= 16, one second
+ * apart), seeds seed0 + r. The first step after the start is
+ * deterministic and must match to 1e-12; every later one (from step 2)
+ * must lie within 5 standard errors of the replicates' mean.
+ */
+static inline void pf_vs_exact(const bw_pf_cfg_t *c, const double *y, int n,
+                               const double *exact, int reps, uint64_t seed0)
+{
+    double est[16][16];
+
+    for (int r = 0; r < reps; r++) {
+        bw_pf_t *pf = bw_pf_new(c, seed0 + (uint64_t)r, NULL, 0);
+        bw_pf_ws_t *ws = bw_pf_ws_new(c);
+        bw_pf_out_t out;
+        assert_non_null(pf);
+        assert_non_null(ws);
+        for (int t = 0; t < n; t++) {
+            assert_int_equal(bw_pf_update(pf, ws, (int64_t)t * 1000, y[t], &out),
+                             BW_OK);
+            est[r][t] = out.p_anomaly;
+        }
+        assert_float_equal(est[r][1], exact[1], 1e-12);
+        bw_pf_ws_destroy(ws);
+        bw_pf_destroy(pf);
+    }
+    for (int t = 0; t < n; t++) {
+        print_message("exact p_anomaly[%d] = %.6f\n", t, exact[t]);
+    }
+    for (int t = 2; t < n; t++) {
+        double col[16], mu, se;
+        for (int r = 0; r < reps; r++) {
+            col[r] = est[r][t];
+        }
+        mean_se(col, reps, &mu, &se);
+        if (fabs(mu - exact[t]) > 5.0 * se + 1e-12) {
+            fail_msg("step %d: pf %.6f exact %.6f se %.2g", t, mu, exact[t],
+                     se);
+        }
+    }
+}
+
+/*
  * Reliability bins for probability forecasts: ECE, its Monte Carlo bound
  * (what a calibrated forecaster shows at ~3 sigma per bin) and Brier.
  */
