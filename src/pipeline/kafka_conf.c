@@ -16,6 +16,7 @@ static const char *const consumer_managed[] = {"bootstrap.servers",
                                                "enable.auto.commit",
                                                "enable.auto.offset.store",
                                                "group.instance.id",
+                                               "isolation.level",
                                                NULL};
 static const char *const producer_managed[] = {
     "bootstrap.servers", "metadata.broker.list", "transactional.id",
@@ -98,9 +99,13 @@ static int user_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
     for (int i = 0; i < m->n; i++) {
         const bw_kv_t *kv = &m->kv[i];
         if (managed(own, kv->key)) {
-            snprintf(why, sizeof(why),
-                     "set by bayeswatch (kafka.bootstrap_servers, "
-                     "kafka.group_id, pipeline.*); remove it here");
+            snprintf(why, sizeof(why), "%s",
+                     strcmp(kv->key, "isolation.level") == 0
+                         ? "set by bayeswatch (read_committed: the stage "
+                           "reads only committed records, or its "
+                           "exactly-once guarantee is void); remove it here"
+                         : "set by bayeswatch (kafka.bootstrap_servers, "
+                           "kafka.group_id, pipeline.*); remove it here");
         } else if (set1(c, kv->key, kv->value, why, sizeof(why))) {
             continue;
         }

@@ -42,7 +42,7 @@ static char *slurp(const char *path, size_t *len)
 static void check_fixture(const char *dir, const char *name)
 {
     char path[1024], golden[1024], *yaml, *want, *got = NULL;
-    size_t ylen, wlen, glen = 0;
+    size_t ylen = 0, wlen = 0, glen = 0;
     bw_config_t cfg;
     FILE *diag = open_memstream(&got, &glen);
     bw_err_t err;
