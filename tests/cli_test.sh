@@ -80,20 +80,36 @@ printf 'timestamp,value\n1767225600000,1\n1767225660000,2\n1767225720000,1.5\n' 
 "$bin" replay "$tmp/epoch.csv" 2> /dev/null | cut -d, -f2- > "$tmp/e.out"
 check "epoch ms equals civil time" "cmp -s '$tmp/c.out' '$tmp/e.out'"
 
-# 7. JSON output: one valid object per input row, same probabilities as CSV.
+# 7. JSON output: one valid object per input row, threats as in CSV. The
+#    contract between the two: JSON `probability` is CSV `p_point`, JSON
+#    `p_collective` is CSV `p_collective`, and JSON `score` / 100 is CSV
+#    `anomaly_score`, the larger of the two. Checked on the whole sample,
+#    where blocks close and the block model is sometimes the larger.
+full=$src/tests/data/sample_telemetry.csv
+"$bin" replay --config "$src/config/sample.yaml" --threats "$tmp/tf.csv" \
+    "$full" > "$tmp/sf.csv" 2> /dev/null
 "$bin" replay --format json --config "$src/config/sample.yaml" \
-    --threats "$tmp/t.json" "$tmp/in.csv" > "$tmp/s.json" 2> /dev/null
-check "json: one object per row, threats as in csv, same probabilities" \
-    "python3 - '$tmp/s.json' '$tmp/t.json' '$tmp/s1.csv' '$tmp/t1.csv' <<'PY'
+    --threats "$tmp/t.json" "$full" > "$tmp/s.json" 2> /dev/null
+check "json: one object per row, threats as in csv, probability = p_point, score = 100 x anomaly_score" \
+    "python3 - '$tmp/s.json' '$tmp/t.json' '$tmp/sf.csv' '$tmp/tf.csv' <<'PY'
 import csv, json, sys
 s = [json.loads(l) for l in open(sys.argv[1])]
 t = [json.loads(l) for l in open(sys.argv[2])]
 c = list(csv.DictReader(open(sys.argv[3])))
 ct = list(csv.DictReader(open(sys.argv[4])))
 assert len(s) == len(c) and len(t) == len(ct), (len(s), len(c), len(t), len(ct))
+close = lambda a, b: abs(a - b) <= 1e-8 * max(1.0, abs(a))
+block_larger = 0
 for j, r in zip(s, c):
-    assert abs(j['probability'] - float(r['anomaly_score'])) <= 1e-8 * max(1, j['probability'])
+    assert close(j['probability'], float(r['p_point']))
+    assert close(j['score'], 100 * float(r['anomaly_score'])), (j['score'], r['anomaly_score'])
+    if r['p_collective'] == '':
+        assert j['p_collective'] is None
+    else:
+        assert close(j['p_collective'], float(r['p_collective']))
+        block_larger += j['p_collective'] > j['probability']
     assert j['entity_id'] == '/'.join((r['region'], r['service'], r['metric']))
+assert block_larger > 0, 'no row where the block model is the larger: the contract is untested'
 PY"
 
 # 6. A 3-hour outage of one region: stale markers once, no bogus anomaly
@@ -108,6 +124,38 @@ check "silent series get one stale marker each" \
 check "no anomaly when data resumes after the gap" \
     "awk -F, '\$4 == \"ap-south\" && \$1 >= \"2026-11-01 06:00:00\" &&
         \$1 < \"2026-11-01 06:30:00\" && \$3 >= 0.5 {exit 1}' '$tmp/gap_scores.csv'"
+
+# 8. Late events beyond engine.lateness_ms: INPUT:LINE: late: ..., counted
+#    late, not bad, no row (the README's contract).
+printf 'engine:\n  lateness_ms: 60000\n' > "$tmp/late.yaml"
+printf 'timestamp,value\n1767225600000,1\n1767225900000,2\n1767225660000,1.5\n' \
+    > "$tmp/late.csv"
+(cd "$tmp" && "$bin" replay --config late.yaml late.csv > late.out 2> late.err)
+check "late: reported as INPUT:LINE: late:, counted late, no row" \
+    "grep -qx 'late.csv:4: late: event 240000 ms behind the watermark (lateness 60000 ms)' '$tmp/late.err' &&
+     grep -q ' 3 rows, 2 scored, 0 bad, 1 late,' '$tmp/late.err' &&
+     [ \$(wc -l < '$tmp/late.out') -eq 3 ]"
+
+# 9. RFC 4180 output: quoted input fields with commas and quotes come out
+#    quoted, so every row keeps its columns; a header too wide says so.
+printf 'timestamp,value,region,service\n1767225600000,1,"eu,west","say ""hi"""\n1767225660000,2,"eu,west","say ""hi"""\n' \
+    > "$tmp/quoted.csv"
+"$bin" replay --threats "$tmp/qt.csv" --stale "$tmp/qs.csv" "$tmp/quoted.csv" \
+    > "$tmp/quoted.out" 2> /dev/null
+check "csv output quotes fields per RFC 4180" \
+    "python3 - '$tmp/quoted.out' <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline='')))
+assert len(rows) == 3 and all(len(r) == len(rows[0]) for r in rows), rows
+h = rows[0]
+for r in rows[1:]:
+    assert r[h.index('region')] == 'eu,west' and r[h.index('service')] == 'say \"hi\"', r
+PY"
+python3 -c 'print(",".join(["timestamp", "value"] + ["c%d" % i for i in range(70)]))' \
+    > "$tmp/wide.csv"
+(cd "$tmp" && "$bin" replay wide.csv > /dev/null 2> wide.err)
+check "a header wider than 64 columns says so" \
+    "[ $? -ne 0 ] && grep -qx 'wide.csv:1: error: header: more than 64 columns' '$tmp/wide.err'"
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -1,7 +1,9 @@
 /*
  * CSV replay. The header row names the columns (any order); rows stream
  * through the engine one at a time, so memory does not grow with the file.
- * A bad row is reported as INPUT:LINE: error: ... and skipped.
+ * A bad row is reported as INPUT:LINE: error: ... and skipped; an event
+ * beyond engine.lateness_ms as INPUT:LINE: late: ... (counted late, no row).
+ * Output fields are quoted per RFC 4180 where they need it.
  */
 #include <errno.h>
 #include <math.h>
@@ -52,7 +54,11 @@ static void flush_json(replay_t *rp, FILE *out)
     rp->json.len = 0;
 }
 
-/* Split a CSV line in place (RFC 4180 quotes; no embedded newlines). */
+#define SPLIT_QUOTE (-1) /* an unterminated or misplaced quote */
+#define SPLIT_WIDE (-2)  /* more than MAX_COLS fields */
+
+/* Split a CSV line in place (RFC 4180 quotes; no embedded newlines); the
+ * field count, or SPLIT_QUOTE / SPLIT_WIDE. */
 static int split(char *line, char **f, int max)
 {
     int n = 0;
@@ -61,14 +67,14 @@ static int split(char *line, char **f, int max)
     for (;;) {
         char *w = p;
         if (n == max) {
-            return -1;
+            return SPLIT_WIDE;
         }
         f[n++] = p;
         if (*p == '"') {
             char *r = p + 1;
             for (;;) {
                 if (*r == '\0') {
-                    return -1;
+                    return SPLIT_QUOTE;
                 }
                 if (*r == '"' && r[1] == '"') {
                     *w++ = '"';
@@ -81,7 +87,7 @@ static int split(char *line, char **f, int max)
                 }
             }
             if (*r != ',' && *r != '\0') {
-                return -1;
+                return SPLIT_QUOTE;
             }
             p = r;
         } else {
@@ -97,6 +103,18 @@ static int split(char *line, char **f, int max)
         *w = '\0';
         p++;
     }
+}
+
+static const char *split_error(int n)
+{
+    static char wide[64];
+
+    if (n == SPLIT_WIDE) {
+        snprintf(wide, sizeof(wide), "more than %d columns", MAX_COLS);
+        return wide;
+    }
+    return "malformed CSV (a quote not closed, or text after a closing "
+           "quote)";
 }
 
 static void chomp(char *s)
@@ -123,7 +141,12 @@ static bw_err_t read_header(replay_t *rp, char *line)
             }
         }
     }
-    if (n < 0 || rp->col[C_TIME] < 0 || rp->col[C_VALUE] < 0) {
+    if (n < 0) {
+        fprintf(rp->o->diag, "%s:%llu: error: header: %s\n", rp->o->input,
+                (unsigned long long)rp->line, split_error(n));
+        return BW_ERR_PARSE;
+    }
+    if (rp->col[C_TIME] < 0 || rp->col[C_VALUE] < 0) {
         fprintf(rp->o->diag,
                 "%s:%llu: error: header must name the columns timestamp and "
                 "value\n",
@@ -140,6 +163,31 @@ static void bad_row(replay_t *rp, const char *fmt, const char *arg)
     fprintf(rp->o->diag, fmt, arg);
     fputc('\n', rp->o->diag);
     rp->st->bad++;
+}
+
+/* One output field per RFC 4180: quoted (quotes doubled) when it holds a
+ * comma, a quote or a line break, as is otherwise. */
+static void put_field(FILE *out, const char *v)
+{
+    if (strpbrk(v, ",\"\r\n") == NULL) {
+        fputs(v, out);
+        return;
+    }
+    fputc('"', out);
+    for (; *v != '\0'; v++) {
+        if (*v == '"') {
+            fputc('"', out);
+        }
+        fputc(*v, out);
+    }
+    fputc('"', out);
+}
+
+/* put_field after a separator */
+static void put_sep_field(FILE *out, const char *v)
+{
+    fputc(',', out);
+    put_field(out, v);
 }
 
 static void put_num(FILE *out, double v)
@@ -164,8 +212,13 @@ static void write_header(FILE *out)
 static void write_score(FILE *out, const char *ts, const char *value,
                         const bw_event_t *ev, const bw_score_t *s)
 {
-    fprintf(out, "%s,%s,%.9g,%s,%s,%s,%s", ts, value, bw_score_evidence(s),
-            ev->region, ev->service, ev->metric, bw_model_kind_name(s->model));
+    put_field(out, ts);
+    put_sep_field(out, value);
+    fprintf(out, ",%.9g", bw_score_evidence(s));
+    put_sep_field(out, ev->region);
+    put_sep_field(out, ev->service);
+    put_sep_field(out, ev->metric);
+    fprintf(out, ",%s", bw_model_kind_name(s->model));
     fprintf(out, ",%.2f", s->score);
     put_num(out, s->p_value);
     put_num(out, s->expected);
@@ -197,6 +250,27 @@ static void write_score(FILE *out, const char *ts, const char *value,
     fputc('\n', out);
 }
 
+/* metric:llr;metric:llr... as one CSV field */
+static void contributors(FILE *out, const bw_threat_rec_t *rec)
+{
+    const bw_threat_t *t = &rec->threat;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    if (f == NULL) {
+        return;
+    }
+    for (int k = 0; k < t->n_contrib; k++) {
+        fprintf(f, "%s%s:%.4f", k ? ";" : "",
+                rec->rule->signals[t->contrib[k].signal].metric,
+                t->contrib[k].llr);
+    }
+    fclose(f);
+    put_field(out, buf);
+    free(buf);
+}
+
 static void on_threat(void *opaque, const bw_threat_rec_t *rec)
 {
     replay_t *rp = opaque;
@@ -211,14 +285,12 @@ static void on_threat(void *opaque, const bw_threat_rec_t *rec)
         return;
     }
 
-    fprintf(out, "%lld,%s,%s,%.9g,%.2f,%s,%.6g,", (long long)rec->time_ms,
-            rec->entity, rec->rule->name, t->probability, t->score,
+    fprintf(out, "%lld", (long long)rec->time_ms);
+    put_sep_field(out, rec->entity);
+    put_sep_field(out, rec->rule->name);
+    fprintf(out, ",%.9g,%.2f,%s,%.6g,", t->probability, t->score,
             bw_level_name(t->level), t->llr);
-    for (int k = 0; k < t->n_contrib; k++) {
-        fprintf(out, "%s%s:%.4f", k ? ";" : "",
-                rec->rule->signals[t->contrib[k].signal].metric,
-                t->contrib[k].llr);
-    }
+    contributors(out, rec);
     fputc('\n', out);
     rp->st->threats++;
 }
@@ -227,9 +299,12 @@ static void on_stale(void *opaque, const bw_stale_t *st)
 {
     replay_t *rp = opaque;
 
-    fprintf(rp->o->stale, "%lld,%s,%s,%s,%lld,%lld,%.0f\n",
-            (long long)(st->last_event_ms + st->silent_ms), st->region,
-            st->service, st->metric, (long long)st->last_event_ms,
+    fprintf(rp->o->stale, "%lld",
+            (long long)(st->last_event_ms + st->silent_ms));
+    put_sep_field(rp->o->stale, st->region);
+    put_sep_field(rp->o->stale, st->service);
+    put_sep_field(rp->o->stale, st->metric);
+    fprintf(rp->o->stale, ",%lld,%lld,%.0f\n", (long long)st->last_event_ms,
             (long long)st->silent_ms, st->interval_ms);
     rp->st->stale++;
 }
@@ -296,18 +371,26 @@ static void process_line(replay_t *rp, bw_engine_t *eng, char *line)
     char *f[MAX_COLS], errstr[256];
     bw_event_t ev;
     bw_score_t sc;
+    bw_err_t err;
     int n = split(line, f, MAX_COLS);
 
     rp->st->rows++;
     if (n < 0) {
-        bad_row(rp, "malformed CSV row%s", "");
+        bad_row(rp, "%s", split_error(n));
         return;
     }
     if (parse_row(rp, f, n, &ev) != 0) {
         return;
     }
-    if (bw_engine_process(eng, &ev, &sc, rp->o->threats ? on_threat : NULL, rp,
-                          errstr, sizeof(errstr)) != BW_OK) {
+    err = bw_engine_process(eng, &ev, &sc, rp->o->threats ? on_threat : NULL,
+                            rp, errstr, sizeof(errstr));
+    if (err == BW_ERR_LATE) { /* beyond engine.lateness_ms: reported, no row */
+        fprintf(rp->o->diag, "%s:%llu: late: %s\n", rp->o->input,
+                (unsigned long long)rp->line, errstr);
+        rp->st->late++;
+        return;
+    }
+    if (err != BW_OK) {
         bad_row(rp, "%s", errstr);
         return;
     }
