@@ -40,6 +40,16 @@ void bw_wbuf_free(bw_wbuf_t *w);
 size_t bw_join(char *dst, size_t cap, char sep, const char *a, const char *b,
                const char *c);
 
+/**
+ * @brief Length of the well-formed UTF-8 sequence at p (at most n bytes),
+ * or 0 if it is not one (RFC 3629: no overlongs, no surrogates, nothing
+ * above U+10FFFF, no truncation). An ASCII byte is a sequence of 1.
+ */
+size_t bw_utf8_seq(const unsigned char *p, size_t n);
+
+/** @brief Whether the NUL-terminated string s is well-formed UTF-8. */
+bool bw_utf8_valid(const char *s);
+
 /** Reader over borrowed bytes; any overrun sets err=BW_ERR_CORRUPT. */
 typedef struct {
     const uint8_t *data;

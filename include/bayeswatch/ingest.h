@@ -28,7 +28,9 @@ typedef enum { BW_FRAMING_CONFLUENT, BW_FRAMING_PLAIN } bw_framing_t;
     X(NON_FINITE, "non_finite")                                                \
     X(BAD_TIMESTAMP, "bad_timestamp")                                          \
     X(LATE, "late")                                                            \
-    X(REJECTED, "rejected")
+    X(REJECTED, "rejected")                                                    \
+    X(INVALID_UTF8, "invalid_utf8")                                            \
+    X(TIME_SKEW, "time_skew")
 
 typedef enum {
 #define BW__DLQ_ENUM(name, str) BW_DLQ_##name,

@@ -227,3 +227,56 @@ size_t bw_join(char *dst, size_t cap, char sep, const char *a, const char *b,
     dst[pos] = '\0';
     return pos;
 }
+
+/* ---- UTF-8 (RFC 3629, table 3-7 of the Unicode standard) ---- */
+
+size_t bw_utf8_seq(const unsigned char *p, size_t n)
+{
+    unsigned char b = p[0], lo = 0x80, hi = 0xBF;
+    size_t len;
+
+    if (n == 0) {
+        return 0;
+    }
+    if (b < 0x80) {
+        return 1;
+    }
+    if (b >= 0xC2 && b <= 0xDF) {
+        len = 2;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+        len = 3;
+        lo = b == 0xE0 ? 0xA0 : 0x80; /* no overlongs */
+        hi = b == 0xED ? 0x9F : 0xBF; /* no surrogates */
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        len = 4;
+        lo = b == 0xF0 ? 0x90 : 0x80; /* no overlongs */
+        hi = b == 0xF4 ? 0x8F : 0xBF; /* nothing above U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < len || p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+    for (size_t i = 2; i < len; i++) {
+        if (p[i] < 0x80 || p[i] > 0xBF) {
+            return 0;
+        }
+    }
+    return len;
+}
+
+bool bw_utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+
+    while (n > 0) {
+        size_t k = bw_utf8_seq(p, n);
+        if (k == 0) {
+            return false;
+        }
+        p += k;
+        n -= k;
+    }
+    return true;
+}

@@ -1,7 +1,8 @@
 /*
  * The same output records as JSON objects (one per line), for consumers
  * without Avro: field names and meanings as in the schemas/ .avsc files;
- * nullable and non-finite numbers are null; strings escaped per RFC 8259.
+ * nullable and non-finite numbers are null; strings escaped per RFC 8259,
+ * bytes that are not UTF-8 replaced by U+FFFD, so every line parses.
  */
 #include <math.h>
 #include <stdio.h>
@@ -29,19 +30,24 @@ static void key(bw_wbuf_t *w, const char *k, int *first)
 static void jstr(bw_wbuf_t *w, const char *k, const char *s, int *first)
 {
     char esc[8];
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    size_t n = strlen((const char *)p), step;
 
     key(w, k, first);
     put(w, "\"");
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p;
-         p++) {
-        if (*p == '"' || *p == '\\') {
+    for (; n > 0; p += step, n -= step) {
+        step = bw_utf8_seq(p, n);
+        if (step == 0) { /* a byte outside any well-formed sequence: U+FFFD */
+            put(w, "\\ufffd");
+            step = 1;
+        } else if (*p == '"' || *p == '\\') {
             snprintf(esc, sizeof(esc), "\\%c", *p);
             put(w, esc);
-        } else if (*p < 0x20) {
+        } else if (*p < 0x20 || *p == 0x7F) {
             snprintf(esc, sizeof(esc), "\\u%04x", *p);
             put(w, esc);
         } else {
-            bw_wbuf_bytes(w, p, 1);
+            bw_wbuf_bytes(w, p, step);
         }
     }
     put(w, "\"");

@@ -192,6 +192,11 @@ static bw_err_t check_event(const bw_event_t *ev, bool has_count,
         return fail(reason, BW_DLQ_MISSING_FIELD, detail, n,
                     "empty region or metric");
     }
+    if (!bw_utf8_valid(ev->region) || !bw_utf8_valid(ev->service) ||
+        !bw_utf8_valid(ev->metric)) {
+        return fail(reason, BW_DLQ_INVALID_UTF8, detail, n,
+                    "region, service or metric is not valid UTF-8");
+    }
     if (!isfinite(ev->value) || (disc == 1 && !isfinite(ev->count))) {
         return fail(reason, BW_DLQ_NON_FINITE, detail, n,
                     "value or count is NaN or infinite");

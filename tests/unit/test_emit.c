@@ -126,11 +126,54 @@ static void test_layout_check(void **state)
     avro_schema_decref(s);
 }
 
+/* JSON strings are always UTF-8: a byte outside any well-formed sequence
+ * becomes U+FFFD; quotes and control characters are escaped. */
+static void test_json_utf8(void **state)
+{
+    bw_rng_t r;
+    bw_event_t ev = {.time_ms = 1000, .value = 1, .count = NAN};
+    bw_score_t sc;
+    bw_origin_t o = {.config_version = "v", .source_topic = "t"};
+    bw_wbuf_t w = {0};
+    char region[64], service[64];
+
+    (void)state;
+    bw_rng_seed(&r, 11);
+    memset(&sc, 0, sizeof(sc));
+    sc.p_anomaly = 0.5;
+    ev.region = "a\xff" "b\"\x01\xc3\xa9\xed\xa0\x80";
+    ev.service = "s";
+    ev.metric = "m";
+    bw_json_score(&ev, &sc, &o, &w);
+    bw_wbuf_u8(&w, 0);
+    assert_non_null(strstr((const char *)w.data,
+                           "\"region\":\"a\\ufffdb\\\"\\u0001\xc3\xa9"
+                           "\\ufffd\\ufffd\\ufffd\""));
+    for (int i = 0; i < 2000; i++) { /* random bytes: always valid UTF-8 */
+        for (int k = 0; k < 63; k++) {
+            region[k] = (char)(1 + (int)(bw_rng_uniform(&r) * 255));
+            service[k] = (char)(1 + (int)(bw_rng_uniform(&r) * 255));
+        }
+        region[63] = service[63] = '\0';
+        ev.region = region, ev.service = service;
+        w.len = 0;
+        bw_json_score(&ev, &sc, &o, &w);
+        bw_wbuf_u8(&w, 0);
+        assert_int_equal(w.err, BW_OK);
+        assert_true(bw_utf8_valid((const char *)w.data));
+        for (size_t k = 0; k + 1 < w.len - 1; k++) { /* no raw controls */
+            assert_true(w.data[k] >= 0x20 && w.data[k] != 0x7f);
+        }
+    }
+    bw_wbuf_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_direct_equals_generic),
         cmocka_unit_test(test_layout_check),
+        cmocka_unit_test(test_json_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

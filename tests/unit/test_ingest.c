@@ -191,7 +191,16 @@ static void test_dead_letter_reasons(void **state)
     ev.time_ms = 1000, ev.metric = "";
     bw_codec_encode(c, &ev, &w);
     expect(c, w.data, w.len, BW_DLQ_MISSING_FIELD);
+    w.len = 0;
+    ev.metric = "m", ev.region = "eu\xc0\xaf"; /* overlong: not UTF-8 */
+    bw_codec_encode(c, &ev, &w);
+    expect(c, w.data, w.len, BW_DLQ_INVALID_UTF8);
+    w.len = 0;
+    ev.region = "r", ev.service = "\xed\xa0\x80"; /* a surrogate */
+    bw_codec_encode(c, &ev, &w);
+    expect(c, w.data, w.len, BW_DLQ_INVALID_UTF8);
     assert_string_equal(bw_dlq_reason_name(BW_DLQ_LATE), "late");
+    assert_string_equal(bw_dlq_reason_name(BW_DLQ_TIME_SKEW), "time_skew");
     bw_wbuf_free(&w);
     bw_codec_destroy(c);
 }
