@@ -227,6 +227,8 @@ typedef struct {
     double poll_timeout_ms;
     int threads; /* stream threads scoring partitions in parallel */
     double stats_interval_ms; /* progress line in the log; 0 = off */
+    double max_ahead_ms;  /* event_time beyond wall clock + this: dead letter */
+    double max_behind_ms; /* event_time before wall clock - this; 0 = off */
 } bw_pipeline_cfg_t;
 
 typedef struct {

@@ -59,6 +59,8 @@ void bw_free(void *ptr);
 char *bw_strdup(const char *s);
 /** @brief Make the allocation after @p n more successful ones fail; -1 off. */
 void bw_mem_fail_after(long n);
+/** Allocation calls made through bw_malloc/bw_calloc so far (tests). */
+unsigned long bw_mem_calls(void);
 
 /** @brief Bugs only: bad input never reaches an assertion. */
 #define BW_ASSERT(cond)                                                        \

@@ -7,14 +7,21 @@
 #include "bayeswatch/err.h"
 
 static long fail_after = -1;
+static unsigned long n_calls; /* allocation calls, failed ones included */
 
 void bw_mem_fail_after(long n)
 {
     fail_after = n;
 }
 
+unsigned long bw_mem_calls(void)
+{
+    return n_calls;
+}
+
 static int should_fail(void)
 {
+    n_calls++;
     if (fail_after < 0) {
         return 0;
     }

@@ -427,8 +427,13 @@ static const bw_key_t pipeline_keys[] = {
     K_STR(PI, instance_id, "", false,
           "this instance's stable name (transactional.id suffix, static "
           "member id); empty = the host name"),
-    K_BOOL(PI, static_membership, "false",
-           "join the group as a static member (group.instance.id)"),
+    K_BOOL(PI, static_membership, "true",
+           "join the group as a static member (group.instance.id = the "
+           "instance id): a restarted or crashed instance with the same id "
+           "gets its partitions back at once instead of after "
+           "session.timeout.ms; its partitions also wait for it that long "
+           "when it stops for good (scale-down: lower session.timeout.ms, or "
+           "false where ids are not stable)"),
     K_DBL(PI, stale_scan_ms, 100, 86400000, "10000",
           "how often (wall clock) silent series are looked for"),
     K_DBL(PI, poll_timeout_ms, 1, 10000, "100",
@@ -439,6 +444,14 @@ static const bw_key_t pipeline_keys[] = {
     K_DBL(PI, stats_interval_ms, 0, 86400000, "60000",
           "a progress line (records, rates, dead letters, commits) in the "
           "log this often; 0 = off"),
+    K_DBL(PI, max_ahead_ms, 1000, 1e13, "3600000",
+          "an event dated more than this ahead of the wall clock goes to the "
+          "dead letters (time_skew) and moves no stream time: a producer's "
+          "clock or unit error must not mark every other series stale"),
+    K_DBL(PI, max_behind_ms, 0, 1e13, "0",
+          "an event dated more than this before the wall clock goes to the "
+          "dead letters (time_skew), e.g. seconds sent as milliseconds; 0 = "
+          "off (backfills and replays of old data are scored)"),
     K_END,
 };
 #undef PI

@@ -104,6 +104,10 @@ bw_err_t bw__begin_txn(bw_pipeline_t *p);
 bw_err_t bw__worker_init(bw_worker_t *w, bw_pipeline_t *p, char *errstr,
                          size_t n);
 void bw__worker_free(bw_worker_t *w);
+/** Whether @p t_ms lies outside pipeline.max_ahead_ms / max_behind_ms of
+ * the wall clock @p now_ms; if so, why, in @p detail. */
+bool bw__time_skew(const bw_pipeline_cfg_t *c, int64_t t_ms, int64_t now_ms,
+                   char *detail, size_t n);
 /** Decode, score and produce one record of task @p t; failures are
  * reported through bw__fatal / bw__request_abort. */
 void bw__record(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m);

@@ -212,6 +212,28 @@ static bw_err_t dead_letter(bw_worker_t *w, const rd_kafka_message_t *m,
 
 /* ---- scoring ---- */
 
+bool bw__time_skew(const bw_pipeline_cfg_t *c, int64_t t_ms, int64_t now_ms,
+                   char *detail, size_t n)
+{
+    double ahead = (double)t_ms - (double)now_ms;
+
+    if (ahead > c->max_ahead_ms) {
+        snprintf(detail, n,
+                 "event_time %lld is %.0f s ahead of the wall clock "
+                 "(pipeline.max_ahead_ms %.0f)",
+                 (long long)t_ms, ahead / 1000.0, c->max_ahead_ms);
+        return true;
+    }
+    if (c->max_behind_ms > 0 && -ahead > c->max_behind_ms) {
+        snprintf(detail, n,
+                 "event_time %lld is %.0f s behind the wall clock "
+                 "(pipeline.max_behind_ms %.0f)",
+                 (long long)t_ms, -ahead / 1000.0, c->max_behind_ms);
+        return true;
+    }
+    return false;
+}
+
 static int engine_reason(bw_err_t err, const bw_event_t *ev)
 {
     if (err == BW_ERR_LATE) {
@@ -236,6 +258,10 @@ static bw_err_t score(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
                           sizeof(detail));
     if (err != BW_OK) {
         return dead_letter(w, m, reason, detail);
+    }
+    if (bw__time_skew(&p->cfg->pipeline, ev.time_ms, bw__wall_ms(), detail,
+                      sizeof(detail))) {
+        return dead_letter(w, m, BW_DLQ_TIME_SKEW, detail);
     }
     w->cur = m;
     w->cb_err = BW_OK;

@@ -56,16 +56,18 @@ class Env:
         subprocess.run([f"{build}/tests/bw_topics", BROKERS, str(partitions)]
                        + list(self.topics.values()), check=True)
 
-    def config(self, name="stage", extra="", base=None):
-        """A config: BASE's model sections plus this test's topics."""
+    def config(self, name="stage", extra="", base=None, session=True):
+        """A config: BASE's model sections plus this test's topics; with
+        @p session, a 6 s group session (else librdkafka's 45 s default)."""
         text = open(base).read() if base else ""
+        consumer = """
+  consumer:
+    session.timeout.ms: 6000
+    heartbeat.interval.ms: 1000""" if session else ""
         text += f"""
 kafka:
   bootstrap_servers: "{BROKERS}"
-  group_id: "{self.tag}"
-  consumer:
-    session.timeout.ms: 6000
-    heartbeat.interval.ms: 1000
+  group_id: "{self.tag}"{consumer}
 ingest:
   topics: ["{self.topics['in']}"]
 emit:
@@ -341,6 +343,37 @@ pipeline: {commit_interval_ms: 1000, threads: 2}""")
           f"each of {good} inputs scored once")
 
 
+def test_kill_restart(env):
+    """kill -9, then a restart with the same instance id: with the shipped
+    default (static membership) the partitions come back at once, not
+    after the dead member's session times out (librdkafka's default 45 s);
+    every input is still scored exactly once."""
+    config = env.config(extra="model: {pf: {particles: 1024}}", session=False)
+    rows = synthetic_rows(8, 1500, seed=5)
+    good, _ = env.feed(rows)
+    stage = env.start(config, "k")
+    wait_log(stage, r"assigned [1-9][0-9]* partition", 60)
+    env.wait_count("scores", good // 5, 120, [stage])
+    waits = []
+    for _ in range(2):
+        stage.kill()
+        stage.wait()
+        t0 = time.time()
+        stage = env.start(config, "k")
+        wait_log(stage, r"assigned [1-9][0-9]* partition", 45)
+        waits.append(time.time() - t0)
+    env.wait_count("scores", good, 240, [stage])
+    rc, log = env.stop(stage)
+    check(rc == 0, f"restarted stage exit {rc}:\n{log}")
+    check(max(waits) < 15, f"partitions back after {waits} s: not well "
+          "before the 45 s session timeout")
+    exactly_once(env.decode("scores", env.tap("scores")), good)
+    print("kill_restart: partitions back " +
+          ", ".join(f"{w:.1f} s" for w in waits) +
+          " after kill -9 (session timeout 45 s); each of "
+          f"{good} inputs scored once")
+
+
 def stage_stats(log):
     for line in log.splitlines():
         if "records in" in line:
@@ -452,18 +485,25 @@ def test_fenced(env):
 def test_stale_late(env):
     """A series that goes silent gets one stale marker on the score topic;
     an event older than the allowed lateness becomes a dead letter with
-    reason late."""
-    config = env.config(extra="""engine: {lateness_ms: 600000}
-pipeline: {stale_scan_ms: 200}""")
+    reason late; one dated in the year 3000, and one in 1970 (seconds sent
+    as milliseconds) with max_behind_ms set, become dead letters with
+    reason time_skew and move no stream time: series a, which keeps
+    sending, is never marked stale."""
     t0, rows = 1764000000000, []
+    behind = int(time.time() * 1000) - t0 + 30 * 86400000  # t0 + 30 days
+    config = env.config(extra=f"""engine: {{lateness_ms: 600000}}
+pipeline: {{stale_scan_ms: 200, max_behind_ms: {behind}}}""")
     for i in range(80):
         rows.append([t0 + i * 60000, "r0", "api", "a", 100 + i % 3])
         if i < 60:
             rows.append([t0 + i * 60000, "r0", "api", "b", 50 + i % 2])
+        if i == 40:
+            rows.append([32503680000000, "r0", "api", "c", 1])  # year 3000
+            rows.append([1764000000, "r0", "api", "c", 1])  # s as ms
     rows.append([t0 + 65 * 60000, "r0", "api", "b", 51])  # 14 min late
     good, _ = env.feed(rows)
     stage = env.start(config, "st")
-    env.wait_count("dead_letters", 1, 60, [stage])
+    env.wait_count("dead_letters", 3, 60, [stage])
     deadline = time.time() + 30
     while time.time() < deadline:
         stale = [s for s in env.decode("scores", env.tap("scores"))
@@ -479,12 +519,14 @@ pipeline: {stale_scan_ms: 200}""")
     check(len(stale) == 1 and stale[0]["entity_id"] == "r0/api/b" and
           stale[0]["event_time"] == t0 + 59 * 60000,
           f"one stale marker for r0/api/b: {stale}")
-    check(len(scores) == good - 1 + 1, f"{len(scores)} score records")
+    check(len(scores) == good - 3 + 1, f"{len(scores)} score records")
     dls = env.decode("dead_letters", env.tap("dead_letters"))
-    check(len(dls) == 1 and dls[0]["reason"] == "late",
-          f"late event dead-lettered: {dls}")
+    reasons = collections.Counter(d["reason"] for d in dls)
+    check(len(dls) == 3 and reasons == {"late": 1, "time_skew": 2},
+          f"late and skewed events dead-lettered: {dls}")
     print(f"stale_late: stale marker {stale[0]['entity_id']} (last event "
-          f"{stale[0]['event_time']}); late event -> {dls[0]['detail']}")
+          f"{stale[0]['event_time']}); " +
+          "; ".join(f"{d['reason']} -> {d['detail']}" for d in dls))
 
 
 def kafka_sh(src, what):
@@ -523,6 +565,7 @@ TESTS = {"e2e": (test_e2e, 1), "exactly_once_kill": (test_exactly_once_kill, 4),
          "rebalance": (test_rebalance, 4),
          "at_least_once": (test_at_least_once, 2), "fenced": (test_fenced, 2),
          "stale_late": (test_stale_late, 1),
+         "kill_restart": (test_kill_restart, 4),
          "broker_pause": (test_broker_pause, 4)}
 
 

@@ -211,35 +211,88 @@ static void test_fusion_identity(void **state)
     bw_fusion_destroy(f2);
 }
 
-/* Every allocation of every constructor may fail: no crash, no leak. */
+/* Every allocation of every constructor may fail: counted first (a
+ * successful construction's allocation calls), then each one failed in
+ * turn; the constructor must return NULL with a reason every time (a
+ * failure it ignored would be a crash or a half-built object later) and
+ * free what it had (ASan's leak check in CI). Once every allocation
+ * succeeds, so does the constructor. */
+typedef void *(*ctor_fn)(const bw_config_t *cfg, char *errstr, size_t n);
+typedef void (*dtor_fn)(void *obj);
+
+static void *new_engine(const bw_config_t *c, char *e, size_t n)
+{
+    return bw_engine_new(c, e, n);
+}
+static void *new_pf(const bw_config_t *c, char *e, size_t n)
+{
+    return bw_pf_new(&c->model.pf, 1, e, n);
+}
+static void *new_hier(const bw_config_t *c, char *e, size_t n)
+{
+    return bw_hier_new(&c->model.hier, BW_HIER_COUNT, e, n);
+}
+static void *new_fusion(const bw_config_t *c, char *e, size_t n)
+{
+    return bw_fusion_new(&c->model.fusion, e, n);
+}
+static void del_engine(void *o)
+{
+    bw_engine_destroy(o);
+}
+static void del_pf(void *o)
+{
+    bw_pf_destroy(o);
+}
+static void del_hier(void *o)
+{
+    bw_hier_destroy(o);
+}
+static void del_fusion(void *o)
+{
+    bw_fusion_destroy(o);
+}
+
+static void every_allocation_fails(const char *name, ctor_fn ctor,
+                                   dtor_fn dtor, const bw_config_t *cfg)
+{
+    unsigned long before = bw_mem_calls(), calls;
+    char errstr[256];
+    void *obj = ctor(cfg, errstr, sizeof(errstr));
+
+    assert_non_null(obj);
+    calls = bw_mem_calls() - before;
+    dtor(obj);
+    assert_true(calls > 0);
+    for (unsigned long k = 0; k < calls; k++) {
+        errstr[0] = '\0';
+        bw_mem_fail_after((long)k);
+        obj = ctor(cfg, errstr, sizeof(errstr));
+        bw_mem_fail_after(-1);
+        if (obj != NULL) {
+            dtor(obj);
+            fail_msg("%s: built although allocation %lu of %lu failed", name,
+                     k + 1, calls);
+        }
+        if (errstr[0] == '\0') {
+            fail_msg("%s: no reason given when allocation %lu failed", name,
+                     k + 1);
+        }
+    }
+    print_message("%s: each of its %lu allocations failed in turn\n", name,
+                  calls);
+}
+
 static void test_allocation_failures(void **state)
 {
     bw_config_t cfg;
-    int created = 0;
 
     (void)state;
     bw_config_defaults(&cfg);
-    for (long n = 0; n < 40; n++) {
-        bw_engine_t *eng;
-        bw_pf_t *pf;
-        bw_hier_t *h;
-        bw_fusion_t *fu;
-        bw_mem_fail_after(n);
-        eng = bw_engine_new(&cfg, NULL, 0);
-        bw_engine_destroy(eng);
-        bw_mem_fail_after(n);
-        pf = bw_pf_new(&cfg.model.pf, 1, NULL, 0);
-        created += pf != NULL;
-        bw_pf_destroy(pf);
-        bw_mem_fail_after(n);
-        h = bw_hier_new(&cfg.model.hier, BW_HIER_COUNT, NULL, 0);
-        bw_hier_destroy(h);
-        bw_mem_fail_after(n);
-        fu = bw_fusion_new(&cfg.model.fusion, NULL, 0);
-        bw_fusion_destroy(fu);
-    }
-    bw_mem_fail_after(-1);
-    assert_true(created > 0);
+    every_allocation_fails("engine", new_engine, del_engine, &cfg);
+    every_allocation_fails("pf", new_pf, del_pf, &cfg);
+    every_allocation_fails("hier", new_hier, del_hier, &cfg);
+    every_allocation_fails("fusion", new_fusion, del_fusion, &cfg);
 }
 
 int main(void)
