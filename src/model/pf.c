@@ -88,7 +88,8 @@
 #define BATCH_ARRAYS 21 /* per-particle scratch arrays of a step */
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
-#define PF_STATE_TAG 0x50463034u /* "PF04" */
+#define PF_STATE_TAG 0x50463035u /* "PF05" */
+#define PF_STATE_TAG_04 0x50463034u /* "PF04": read, without `framed` */
 
 enum {
     CHILD_NORMAL,
@@ -137,6 +138,9 @@ struct bw_pf_s {
     double phi, ar_uu, ar_u1, ar_w, u_prev, yd_prev, lvl_pred;
     double ar_keep; /* derived: the sums' forgetting per event */
     int u_ok;
+    /* The profiles the levels are expressed without (bit 0 daily, bit 1
+     * weekly): set when a profile starts to apply and the frame moves. */
+    int framed;
     /* Derived from cfg at creation (not state). */
     double child_p[K_MAX], child_v[K_MAX], child_w[K_MAX];
     int child_kind[K_MAX];
@@ -622,19 +626,50 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
 
 /* A profile that starts to apply at this event moves the filter's frame:
  * the level it tracked (the value with the profile absent) is re-expressed
- * without the component now subtracted. */
+ * without the component now subtracted. "Starts to apply" is the first
+ * event at which it is active (its first period estimated), recorded in
+ * `framed`: a profile that became active by age before it had an
+ * estimate must still move the frame when its estimate arrives. */
+/* The memory of recent values moves with the frame: each value less the
+ * newly applied profiles at its time (k events back, at the series' usual
+ * interval), so that familiarity is judged without the cycle: a lasting
+ * change to a level the cycle visited yesterday is not familiar. */
+static void reframe_memory(bw_pf_t *pf, int64_t age, int which)
+{
+    int w = pf->cfg->recur_window;
+    double step = pf->interval > 0.0 ? pf->interval : 0.0;
+
+    for (int k = 0; k < pf->n_recent; k++) {
+        int idx = ((pf->pos_recent - 1 - k) % w + w) % w;
+        int64_t t = pf->t_last - (int64_t)(k * step);
+        double v = 0.0;
+        if (which & 1) {
+            v += bw__season_value(&pf->daily, t, age);
+        }
+        if (which & 2) {
+            v += bw__season_value(&pf->weekly, t, age);
+        }
+        pf->recent[idx] = (float)(pf->recent[idx] - v);
+    }
+    pf->recent_sum = memory_sum(pf);
+}
+
 static void reframe(bw_pf_t *pf, int64_t age, double sd, double sw)
 {
-    int64_t prev = pf->t_last - pf->t_first;
     double shift = 0.0;
+    int which = 0;
 
-    if (!bw__season_active(&pf->daily, prev) &&
-        bw__season_active(&pf->daily, age)) {
+    if (!(pf->framed & 1) && bw__season_active(&pf->daily, age)) {
         shift += sd;
+        which |= 1;
     }
-    if (!bw__season_active(&pf->weekly, prev) &&
-        bw__season_active(&pf->weekly, age)) {
+    if (!(pf->framed & 2) && bw__season_active(&pf->weekly, age)) {
         shift += sw;
+        which |= 2;
+    }
+    pf->framed |= which;
+    if (which != 0 && pf->n_recent > 0) {
+        reframe_memory(pf, age, which);
     }
     if (shift == 0.0) {
         return;
@@ -1627,6 +1662,7 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw_wbuf_f64(w, pf->u_prev);
     bw_wbuf_f64(w, pf->yd_prev);
     bw_wbuf_u8(w, (uint8_t)pf->u_ok);
+    bw_wbuf_u8(w, (uint8_t)pf->framed);
     bw_wbuf_u32(w, (uint32_t)pf->n_recent);
     bw_wbuf_u32(w, (uint32_t)pf->pos_recent);
     bw_wbuf_f64(w, pf->recent_sum);
@@ -1645,8 +1681,10 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
 bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
 {
     uint8_t seas;
+    uint32_t tag = bw_rbuf_u32(r);
 
-    if (bw_rbuf_u32(r) != PF_STATE_TAG || bw_rbuf_u32(r) != (uint32_t)pf->n ||
+    if ((tag != PF_STATE_TAG && tag != PF_STATE_TAG_04) ||
+        bw_rbuf_u32(r) != (uint32_t)pf->n ||
         bw_rbuf_u32(r) != (uint32_t)pf->k) {
         return BW_ERR_CORRUPT;
     }
@@ -1675,6 +1713,10 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     pf->u_prev = bw_rbuf_finite(r);
     pf->yd_prev = bw_rbuf_finite(r);
     pf->u_ok = bw_rbuf_u8(r) != 0;
+    pf->framed = tag == PF_STATE_TAG ? (int)bw_rbuf_u8(r) : -1;
+    if (pf->framed > 3) {
+        r->err = BW_ERR_CORRUPT;
+    }
     if (!(pf->phi >= 0.0 && pf->phi <= AR_MAX) || pf->ar_uu < 0.0 ||
         pf->ar_w < 0.0) {
         r->err = BW_ERR_CORRUPT;
@@ -1696,5 +1738,10 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     bw__season_load(&pf->daily, r);
     bw__season_load(&pf->weekly, r);
     bw__block_load(&pf->block, r);
+    if (pf->framed < 0) { /* PF04 moved the frame when a profile was due */
+        int64_t age = pf->t_last - pf->t_first;
+        pf->framed = bw__season_active(&pf->daily, age) |
+                     bw__season_active(&pf->weekly, age) << 1;
+    }
     return r->err != BW_OK ? BW_ERR_CORRUPT : BW_OK;
 }

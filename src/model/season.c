@@ -106,7 +106,7 @@ static double shrink(const bw_season_t *s, int b)
 
 int bw__season_active(const bw_season_t *s, int64_t age_ms)
 {
-    return s->cfg->enabled && s->seen >= 2 &&
+    return s->cfg->enabled && s->seen >= 2 && s->wt_sum > 0.0 &&
            age_ms >= (int64_t)s->cfg->min_cycles * s->period_ms;
 }
 
@@ -124,7 +124,7 @@ double bw__season_value(const bw_season_t *s, int64_t t_ms, int64_t age_ms)
     return shrink(s, b) * (s->mean[b] - s->mean_sum / s->seen);
 }
 
-/* The first whole period seen: every bin's first deviation is its last
+/* The first whole period seen: every bin's first deviation is its mean
  * value against the mean of the whole period (the classical first-cycle
  * estimate), with the weight of one visit. */
 static void first_period(bw_season_t *s)
@@ -143,6 +143,23 @@ static void first_period(bw_season_t *s)
     }
 }
 
+/* A bin's latest value, the whole-period baseline's part. Until the first
+ * period is complete (no profile yet, wt_sum 0) it is the mean of the
+ * bin's values so far, wt[b] counting them: with several events per bin
+ * the first-period estimate is their mean, not one value's noise. */
+static void last_update(bw_season_t *s, int b, double y)
+{
+    double old = s->last[b];
+
+    if (s->wt_sum == 0.0) {
+        s->wt[b] += 1.0;
+        s->last[b] += (y - old) / s->wt[b];
+    } else {
+        s->last[b] = y;
+    }
+    s->last_sum += s->last[b] - old;
+}
+
 void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
                        double interval_ms)
 {
@@ -159,8 +176,7 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
         s->last_sum += y;
     }
     base = s->last_sum / s->seen;
-    s->last_sum += y - s->last[b];
-    s->last[b] = y;
+    last_update(s, b, y);
     r = y - base;
     if (s->t0 == INT64_MIN) {
         s->t0 = t_ms;

@@ -30,7 +30,8 @@ typedef struct {
 int bw__season_init(bw_season_t *s, const bw_season_cfg_t *cfg,
                     int64_t period_ms);
 void bw__season_free(bw_season_t *s);
-/** Whether the profile is applied at series age @p age_ms. */
+/** Whether the profile is applied at series age @p age_ms: its
+ * min_cycles have passed and its first period has been estimated. */
 int bw__season_active(const bw_season_t *s, int64_t age_ms);
 /** Seasonal component to subtract at @p t_ms (0 until trusted). */
 double bw__season_value(const bw_season_t *s, int64_t t_ms, int64_t age_ms);
