@@ -2,10 +2,11 @@
 # The fleet evaluation: generate seeds, replay them through bayeswatch with
 # one config, score each, and print the mean and spread over the seeds.
 # usage: bench/fleet/run.sh [--config FILE] [--threshold T] [--days D] SEED...
+#   (BW_BIN: the bayeswatch binary; default build/bayeswatch)
 #   (tune on seeds 1-5; report on 6-15: bench/fleet/run.sh $(seq 6 15))
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-bin=$root/build/bayeswatch
+bin=${BW_BIN:-$root/build/bayeswatch}
 cfg=$root/bench/fleet/fleet.yaml
 thr=0.99
 days=4

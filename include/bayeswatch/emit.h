@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "bayeswatch/buf.h"
-#include "bayeswatch/engine.h"
+#include "bayeswatch/event.h"
 #include "bayeswatch/ingest.h"
 
 /** Where a record came from, and when: lineage and freshness. */

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "bayeswatch/buf.h"
-#include "bayeswatch/engine.h"
+#include "bayeswatch/event.h"
 #include "bayeswatch/err.h"
 
 typedef enum { BW_FRAMING_CONFLUENT, BW_FRAMING_PLAIN } bw_framing_t;

@@ -25,7 +25,7 @@
 #include <stdio.h>
 
 #include "bayeswatch/config.h"
-#include "bayeswatch/engine.h"
+#include "bayeswatch/event.h"
 
 typedef struct bw_pipeline_s bw_pipeline_t;
 

@@ -9,6 +9,7 @@
 #include <avro.h>
 
 #include "avro_check.h"
+#include "avro_io.h"
 
 #define MAX_DEPTH 32
 
@@ -17,25 +18,16 @@ typedef struct {
     size_t left;
 } cursor_t;
 
-/* A zig-zag varint of at most 10 bytes. */
 static int read_long(cursor_t *c, int64_t *out)
 {
-    uint64_t v = 0;
+    const uint8_t *p = c->p;
 
-    for (int shift = 0; shift < 70; shift += 7) {
-        uint8_t b;
-        if (c->left == 0) {
-            return -1;
-        }
-        b = *c->p++;
-        c->left--;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
-            return 0;
-        }
+    if (bw__avro_get_long(&p, c->p + c->left, out) != 0) {
+        return -1;
     }
-    return -1;
+    c->left -= (size_t)(p - c->p);
+    c->p = p;
+    return 0;
 }
 
 static int skip(cursor_t *c, int64_t n)

@@ -1,8 +1,8 @@
 /*
  * Bounds-checked structural walk of Avro binary (see avro_check.c).
  */
-#ifndef BW_INGEST_AVRO_CHECK_H
-#define BW_INGEST_AVRO_CHECK_H
+#ifndef BW_AVRO_CHECK_H
+#define BW_AVRO_CHECK_H
 
 #include <stddef.h>
 #include <stdint.h>

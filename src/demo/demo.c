@@ -43,10 +43,8 @@ typedef struct {
     bw_demo_view_t view;
     FILE *devnull;
     long long produced;
-    int minute;                      /* current simulated minute */
-    int first_alert[DEMO_INCIDENTS]; /* live minute, -1 = not yet */
-    bool breached[DEMO_REGIONS];     /* SLO breach in progress */
-    long long false_alarms, live_scores;
+    int minute; /* current simulated minute */
+    bw_demo_judge_t judge;
     char err[512];
 } demo_t;
 
@@ -92,51 +90,35 @@ static void log_line(demo_t *d, int64_t t_ms, const char *fmt, ...)
     bw__demo_view_log(&d->view, line);
 }
 
-/* ---- detection bookkeeping ---- */
-
-static bool in_window(const bw_incident_t *in, int live_min)
-{
-    return live_min >= in->start &&
-           (in->duration < 0 ||
-            live_min < in->start + in->duration + DEMO_GRACE_MIN);
-}
-
-/* An alert (score, or threat at level high+) at live minute m: the
- * detection of an incident, or a false alarm. */
-static void classify(demo_t *d, int region, int metric, bool threat, int m)
-{
-    for (int i = 0; i < DEMO_INCIDENTS; i++) {
-        const bw_incident_t *in = &bw__demo_incidents[i];
-        bool match = in->region == region &&
-                     (threat ? in->threat : (in->metrics >> metric) & 1);
-        if (match && in_window(in, m)) {
-            if (d->first_alert[i] < 0) {
-                d->first_alert[i] = m;
-            }
-            return;
-        }
-    }
-    d->false_alarms++;
-}
+/* ---- alerts in the view's log ---- */
 
 /* A probabilistic SLO breach (P(rate > slo) >= the alert threshold) is
  * how a pooled rate alerts: one alert when it starts, as an alert manager
  * would fire it, resolved when the probability falls back. */
-static void slo_breach(demo_t *d, const bw_event_t *ev, const bw_score_t *sc,
-                       int r, int live)
+static void log_slo_breach(demo_t *d, const bw_event_t *ev,
+                           const bw_score_t *sc)
 {
-    bool breach = sc->p_slo >= d->cfg.engine.alert_threshold;
+    d->view.alerts++;
+    log_line(d, ev->time_ms,
+             "%-8s %-13s SLO BREACH P(rate > 1%%)=%.3f, rate %.2f%% (%g/%g)",
+             ev->region, ev->metric, sc->p_slo, 100 * sc->actual, ev->value,
+             ev->count);
+}
 
-    if (breach && !d->breached[r]) { /* an alert fires once per breach */
-        classify(d, r, M_ERRORS, false, live);
-        d->view.alerts++;
-        log_line(d, ev->time_ms,
-                 "%-8s %-13s SLO BREACH P(rate > 1%%)=%.3f, rate %.2f%% "
-                 "(%g/%g)",
-                 ev->region, ev->metric, sc->p_slo, 100 * sc->actual, ev->value,
-                 ev->count);
-    }
-    d->breached[r] = breach;
+static void log_alert(demo_t *d, const bw_event_t *ev, const bw_score_t *sc,
+                      int m)
+{
+    bool block = sc->p_collective > sc->p_anomaly; /* a run of events */
+
+    d->view.alerts++;
+    log_line(d, ev->time_ms, "%-8s %-13s %-10s P=%.3f  actual %.4g, typical %.4g%s",
+             ev->region, ev->metric, bw_direction_name(sc->direction),
+             bw_score_evidence(sc),
+             block           ? sc->block_mean
+             : m == M_ERRORS ? ev->value / ev->count
+                             : ev->value,
+             block ? sc->block_expected : sc->expected,
+             block ? " (block mean)" : "");
 }
 
 static void on_score(void *opaque, const bw_event_t *ev, const bw_score_t *sc)
@@ -144,7 +126,7 @@ static void on_score(void *opaque, const bw_event_t *ev, const bw_score_t *sc)
     demo_t *d = opaque;
     int r = name_index(bw__demo_regions, DEMO_REGIONS, ev->region);
     int m = name_index(bw__demo_metrics, DEMO_METRICS, ev->metric);
-    int live = live_minute(ev->time_ms);
+    int live = live_minute(ev->time_ms), raised;
 
     d->view.scores++;
     d->view.sim_ms = ev->time_ms;
@@ -160,23 +142,12 @@ static void on_score(void *opaque, const bw_event_t *ev, const bw_score_t *sc)
     if (live < 0) {
         return;
     }
-    d->live_scores++;
-    if (m == M_ERRORS) {
-        slo_breach(d, ev, sc, r, live);
+    raised = bw__demo_judge_score(&d->judge, r, m, live, sc);
+    if (raised & BW_JUDGE_SLO) {
+        log_slo_breach(d, ev, sc);
     }
-    if (sc->alert) {
-        bool block = sc->p_collective > sc->p_anomaly; /* a run of events */
-        d->view.alerts++;
-        classify(d, r, m, false, live);
-        log_line(d, ev->time_ms,
-                 "%-8s %-13s %-10s P=%.3f  actual %.4g, typical %.4g%s",
-                 ev->region, ev->metric, bw_direction_name(sc->direction),
-                 bw_score_evidence(sc),
-                 block           ? sc->block_mean
-                 : m == M_ERRORS ? ev->value / ev->count
-                                 : ev->value,
-                 block ? sc->block_expected : sc->expected,
-                 block ? " (block mean)" : "");
+    if (raised & BW_JUDGE_ALERT) {
+        log_alert(d, ev, sc, m);
     }
 }
 
@@ -192,8 +163,8 @@ static void on_threat(void *opaque, const bw_threat_rec_t *t)
     }
     d->view.r[r].threat = t->threat.probability;
     d->view.r[r].level = t->threat.level;
-    if (live >= 0 && t->threat.level >= BW_LEVEL_HIGH) {
-        classify(d, r, -1, true, live);
+    if (live >= 0 &&
+        bw__demo_judge_threat(&d->judge, r, live, t->threat.level)) {
         log_line(d, t->time_ms, "%-8s THREAT %s: %s, P=%.3f", t->entity,
                  t->rule->name, bw_level_name(t->threat.level),
                  t->threat.probability);
@@ -457,20 +428,20 @@ static void teardown(demo_t *d)
 static int print_incidents(demo_t *d)
 {
     FILE *out = d->o->out;
-    int detected = 0, injected = 0;
+    const bw_demo_judge_t *j = &d->judge;
+    int detected = bw__demo_judge_detected(j);
+    int injected = bw__demo_judge_injected(j);
 
     fprintf(out, "\ninjected incidents (live part, %d simulated hours):\n",
             d->o->hours);
     for (int i = 0; i < DEMO_INCIDENTS; i++) {
-        const bw_incident_t *in = &bw__demo_incidents[i];
-        if (in->start >= d->o->hours * 60) {
+        const bw_incident_t *in = &j->inc[i];
+        if (in->start >= j->live_min) {
             continue;
         }
-        injected++;
-        if (d->first_alert[i] >= 0) {
-            detected++;
+        if (j->first_alert[i] >= 0) {
             fprintf(out, "  detected  %-55s after %d min%s\n", in->name,
-                    d->first_alert[i] - in->start,
+                    j->first_alert[i] - in->start,
                     in->threat ? " (fused threat, level high+)" : "");
         } else {
             fprintf(out, "  MISSED    %s\n", in->name);
@@ -479,9 +450,9 @@ static int print_incidents(demo_t *d)
     fprintf(out,
             "%d of %d incidents detected; %lld false alarms in %lld scored "
             "live events (%.2f per 10,000)\n",
-            detected, injected, d->false_alarms, d->live_scores,
-            d->live_scores
-                ? 1e4 * (double)d->false_alarms / (double)d->live_scores
+            detected, injected, j->false_alarms, j->live_scores,
+            j->live_scores
+                ? 1e4 * (double)j->false_alarms / (double)j->live_scores
                 : 0.0);
     return detected == injected ? 0 : 1;
 }
@@ -534,9 +505,6 @@ int bw_demo_run(const bw_demo_opts_t *o, char *errstr, size_t n)
     d->view.ansi = !o->plain && isatty(fileno(o->out));
     d->view.phase = "learning one day of history";
     d->devnull = fopen("/dev/null", "w");
-    for (int i = 0; i < DEMO_INCIDENTS; i++) {
-        d->first_alert[i] = -1;
-    }
     bw__demo_gen_init(&d->gen, 2026, T0_MS);
     if (o->events != NULL) {
         fputs("timestamp,region,service,metric,value,count\n", o->events);
@@ -544,6 +512,8 @@ int bw_demo_run(const bw_demo_opts_t *o, char *errstr, size_t n)
     if ((rc = load_cfg(d)) != 0) {
         goto out;
     }
+    bw__demo_judge_init(&d->judge, d->gen.inc, o->hours * 60,
+                        d->cfg.engine.alert_threshold);
     rc = 2;
     if (d->view.ansi) {
         fputs("\033[2J", o->out);

@@ -19,27 +19,68 @@ extern const char *const bw__demo_regions[DEMO_REGIONS];
 extern const char *const bw__demo_metrics[DEMO_METRICS];
 
 typedef struct {
-    const char *name;
+    char name[96];
     int region;
     int metrics;  /* bit set of M_* */
     bool threat;  /* detected by a fused threat rather than a score */
     int start;    /* minutes after the start of the live part */
     int duration; /* minutes; -1 = lasts to the end */
+    /* while active, each affected metric's mean is multiplied by this
+     * (latency, auth failures, egress bytes; errors: the error rate) */
+    double factor[DEMO_METRICS];
 } bw_incident_t;
-extern const bw_incident_t bw__demo_incidents[DEMO_INCIDENTS];
 
 typedef struct {
     bw_rng_t rng;
     int64_t t0_ms; /* simulated time of minute 0 */
+    bw_incident_t inc[DEMO_INCIDENTS];
 } bw_demo_gen_t;
 
 typedef void (*bw_demo_emit_t)(void *arg, const bw_event_t *ev);
 
+/** The demo's generator with its shipped incidents (9-16 noise sds). */
 void bw__demo_gen_init(bw_demo_gen_t *g, uint64_t seed, int64_t t0_ms);
+/**
+ * @brief The same kinds of incident (a lasting latency regression, an
+ * error-rate burst, a security incident on auth failures and egress),
+ * each in a random region at a random time within @p live_min minutes,
+ * sized uniformly between @p sd_lo and @p sd_hi noise sds of each
+ * affected metric at the daily mean (Poisson sds for counts): a test of
+ * detection on the demo's telemetry with known truth.
+ */
+void bw__demo_gen_scenario(bw_demo_gen_t *g, uint64_t seed, int64_t t0_ms,
+                           int live_min, double sd_lo, double sd_hi);
 /** Emit the events of simulated minute @p minute (0 = first of history). */
 void bw__demo_gen_minute(bw_demo_gen_t *g, int minute, bw_demo_emit_t emit,
                          void *arg);
 bool bw__demo_incident_active(const bw_incident_t *in, int live_minute);
+
+/* ---- judge: alerts against the injected incidents (judge.c) ---- */
+
+typedef struct {
+    const bw_incident_t *inc;       /* borrowed: DEMO_INCIDENTS of them */
+    int live_min;                   /* length of the live part */
+    double threshold;               /* engine.alert_threshold */
+    int first_alert[DEMO_INCIDENTS]; /* live minute, -1 = not yet */
+    bool breached[DEMO_REGIONS];     /* SLO breach in progress */
+    long long false_alarms, live_scores;
+} bw_demo_judge_t;
+
+enum { BW_JUDGE_ALERT = 1, BW_JUDGE_SLO = 2 };
+
+void bw__demo_judge_init(bw_demo_judge_t *j, const bw_incident_t *inc,
+                         int live_min, double threshold);
+/** A score of @p region / @p metric at live minute @p live (>= 0): which
+ * alerts it raised (BW_JUDGE_*), each a detection or a false alarm. An SLO
+ * breach alerts once when it starts, as an alert manager fires it. */
+int bw__demo_judge_score(bw_demo_judge_t *j, int region, int metric, int live,
+                         const bw_score_t *sc);
+/** A fused threat at live minute @p live: level high+ alerts. */
+bool bw__demo_judge_threat(bw_demo_judge_t *j, int region, int live,
+                           int level);
+/** Incidents that started within the live part; of them, detected. */
+int bw__demo_judge_injected(const bw_demo_judge_t *j);
+int bw__demo_judge_detected(const bw_demo_judge_t *j);
 
 /* ---- view ---- */
 #define DEMO_LOG_LINES 8

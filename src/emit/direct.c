@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "avro_io.h"
 #include "direct.h"
 
 /* The layout written below: name:type, in schema order. */
@@ -83,16 +84,7 @@ bool bw__direct_score_fits(avro_schema_t schema)
 
 static void w_long(bw_wbuf_t *w, int64_t v)
 {
-    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-    uint8_t b[10];
-    size_t n = 0;
-
-    while (z > 0x7f) {
-        b[n++] = (uint8_t)((z & 0x7f) | 0x80);
-        z >>= 7;
-    }
-    b[n++] = (uint8_t)z;
-    bw_wbuf_bytes(w, b, n);
+    bw__avro_put_long(w, v);
 }
 
 static void w_str(bw_wbuf_t *w, const char *s)

@@ -9,7 +9,7 @@
 
 #include <avro.h>
 
-#include "../ingest/avro_io.h"
+#include "avro_io.h"
 #include "bayeswatch/buf.h"
 #include "bayeswatch/emit.h"
 #include "direct.h"

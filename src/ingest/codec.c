@@ -13,11 +13,10 @@
 
 #include "avro_check.h"
 #include "avro_io.h"
+#include "codec_int.h"
 #include "bayeswatch/ingest.h"
 #include "bayeswatch/timefmt.h"
 
-#define CONFLUENT_MAGIC 0
-#define FRAME_LEN BW__FRAME_LEN
 
 struct bw_codec_s {
     bw__avro_t avro; /* schema, reusable value, writer */
@@ -104,7 +103,7 @@ void bw_codec_destroy(bw_codec_t *c)
     bw_free(c);
 }
 
-void bw__codec_force_generic(struct bw_codec_s *c)
+void bw__codec_force_generic(bw_codec_t *c)
 {
     c->direct = false;
 }
@@ -128,19 +127,16 @@ static bw_err_t unframe(const bw_codec_t *c, const uint8_t *buf, size_t len,
         *body = buf, *blen = len;
         return BW_OK;
     }
-    if (len < FRAME_LEN || buf[0] != CONFLUENT_MAGIC) {
+    if (bw__avro_unframe(buf, len, &id, body, blen) != 0) {
         return fail(reason, BW_DLQ_UNDECODABLE, detail, n,
                     "not in the Confluent wire format (magic byte 0 + "
                     "4-byte schema id)");
     }
-    id = (int32_t)((uint32_t)buf[1] << 24 | (uint32_t)buf[2] << 16 |
-                   (uint32_t)buf[3] << 8 | buf[4]);
     if (id != c->avro.schema_id) {
         *reason = BW_DLQ_UNKNOWN_SCHEMA;
         snprintf(detail, n, "schema id %d, expected %d", id, c->avro.schema_id);
         return BW_ERR_PARSE;
     }
-    *body = buf + FRAME_LEN, *blen = len - FRAME_LEN;
     return BW_OK;
 }
 
@@ -247,29 +243,20 @@ typedef struct {
     const uint8_t *p, *end;
 } rd_t;
 
+/* The structure was checked first (bw__avro_check): reads cannot fail. */
 static int64_t rd_long(rd_t *r)
 {
-    uint64_t v = 0;
+    int64_t v = 0;
 
-    for (int shift = 0; shift < 70 && r->p < r->end; shift += 7) {
-        uint8_t b = *r->p++;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            break;
-        }
-    }
-    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+    bw__avro_get_long(&r->p, r->end, &v);
+    return v;
 }
 
 static double rd_double(rd_t *r)
 {
-    uint64_t u = 0;
-    double d;
+    double d = 0.0;
 
-    for (int i = 0; i < 8 && r->p < r->end; i++) {
-        u |= (uint64_t)*r->p++ << (8 * i);
-    }
-    memcpy(&d, &u, 8);
+    bw__avro_get_double(&r->p, r->end, &d);
     return d;
 }
 

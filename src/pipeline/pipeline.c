@@ -10,59 +10,16 @@
  * so its outputs are produced again in the next one. Rebalances are
  * cooperative (KIP-429): revoked partitions have their transaction
  * committed before they are given up; lost partitions abort it. Records
- * are scored inline or by stream threads (workers.c, records.c).
+ * are scored inline or by stream threads (workers.c, records.c);
+ * transactions and commits are txn.c's, logging and failure state
+ * status.c's. The files depend downwards only: pipeline.c -> workers.c ->
+ * records.c -> txn.c -> status.c.
  */
-#include <stdarg.h>
 #include <string.h>
-#include <time.h>
 
 #include "pipeline_int.h"
 
-#define TXN_TIMEOUT_MS 10000 /* one attempt of a transactional call */
-#define TXN_ATTEMPTS 30      /* retriable failures (5 min) before giving up */
 #define FLUSH_TIMEOUT_MS 10000
-
-int64_t bw__wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void bw__log(bw_pipeline_t *p, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    fprintf(p->log, "bayeswatch[%s]: %s\n", p->instance, line);
-    fflush(p->log);
-}
-
-bw_err_t bw__fatal(bw_pipeline_t *p, const char *what, const char *why)
-{
-    pthread_mutex_lock(&p->mu);
-    if (!atomic_load(&p->failed)) {
-        snprintf(p->fatal, sizeof(p->fatal), "%s: %s", what, why);
-        atomic_store(&p->failed, true);
-        bw__log(p, "fatal: %s", p->fatal);
-    }
-    pthread_mutex_unlock(&p->mu);
-    return BW_ERR_KAFKA;
-}
-
-void bw__request_abort(bw_pipeline_t *p, const char *why)
-{
-    pthread_mutex_lock(&p->mu);
-    if (!atomic_load(&p->abort_pending)) {
-        snprintf(p->abort_why, sizeof(p->abort_why), "%s", why);
-        atomic_store(&p->abort_pending, true);
-    }
-    pthread_mutex_unlock(&p->mu);
-}
 
 static bool failed(const bw_pipeline_t *p)
 {
@@ -140,214 +97,6 @@ static void drop_task(bw_pipeline_t *p, const char *topic, int32_t part)
     p->tasks[i] = p->tasks[--p->n_tasks];
 }
 
-/* ---- transactions and commits ----------------------------------------------
- */
-
-static bool is_fatal_error(bw_pipeline_t *p, rd_kafka_error_t *e,
-                           const char *what)
-{
-    if (!rd_kafka_error_is_fatal(e)) {
-        return false;
-    }
-    bw__fatal(p, what, rd_kafka_error_string(e));
-    return true;
-}
-
-bw_err_t bw__begin_txn(bw_pipeline_t *p)
-{
-    rd_kafka_error_t *e;
-
-    if (!p->eos || p->txn_open) {
-        return BW_OK;
-    }
-    e = rd_kafka_begin_transaction(p->producer);
-    if (e != NULL) {
-        bw__fatal(p, "begin transaction", rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-        return BW_ERR_KAFKA;
-    }
-    p->txn_open = true;
-    p->offsets_sent = false;
-    return BW_OK;
-}
-
-/* Offsets to commit: every task that moved since its last commit. */
-static rd_kafka_topic_partition_list_t *pending_offsets(bw_pipeline_t *p)
-{
-    rd_kafka_topic_partition_list_t *l =
-        rd_kafka_topic_partition_list_new(p->n_tasks > 0 ? p->n_tasks : 1);
-
-    for (int i = 0; i < p->n_tasks; i++) {
-        task_t *t = p->tasks[i];
-        if (t->next > t->committed) {
-            rd_kafka_topic_partition_list_add(l, t->topic, t->partition)
-                ->offset = t->next;
-        }
-    }
-    return l;
-}
-
-static void mark_committed(bw_pipeline_t *p)
-{
-    for (int i = 0; i < p->n_tasks; i++) {
-        p->tasks[i]->committed = p->tasks[i]->next;
-        p->tasks[i]->txn_first = -1;
-    }
-    p->commits++;
-}
-
-/* Abort, then seek every partition back to the first record of the
- * aborted transaction: its outputs will be produced again. */
-static bw_err_t abort_and_rewind(bw_pipeline_t *p, const char *why)
-{
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_error_t *e;
-    bw_err_t err = BW_OK;
-
-    bw__quiesce(p);
-    atomic_store(&p->abort_pending, false);
-    bw__log(p, "aborting the open transaction: %s", why);
-    for (int attempt = 0;; attempt++) {
-        e = rd_kafka_abort_transaction(p->producer, TXN_TIMEOUT_MS);
-        if (e == NULL || is_fatal_error(p, e, "abort transaction") ||
-            !rd_kafka_error_is_retriable(e) || attempt + 1 >= TXN_ATTEMPTS) {
-            break;
-        }
-        rd_kafka_error_destroy(e);
-    }
-    if (e != NULL) {
-        err = bw__fatal(p, "abort transaction", rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-    }
-    p->txn_open = false;
-    p->aborts++;
-    for (int i = 0; i < p->n_tasks; i++) {
-        task_t *t = p->tasks[i];
-        if (t->txn_first >= 0) {
-            rd_kafka_topic_partition_list_add(l, t->topic, t->partition)
-                ->offset = t->txn_first;
-            t->next = t->txn_first;
-            t->txn_first = -1;
-        }
-    }
-    if (err == BW_OK && l->cnt > 0) {
-        e = rd_kafka_seek_partitions(p->consumer, l, TXN_TIMEOUT_MS);
-        if (e != NULL) {
-            err = bw__fatal(p, "rewind after abort", rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-        }
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-    return err;
-}
-
-/* One attempt: offsets into the transaction (once), then commit. A
- * commit that timed out is still running inside librdkafka: the retry
- * calls commit_transaction alone, which resumes it (any other
- * transactional call would conflict with it). */
-static rd_kafka_error_t *try_commit_txn(bw_pipeline_t *p)
-{
-    rd_kafka_topic_partition_list_t *l = pending_offsets(p);
-    rd_kafka_error_t *e = NULL;
-
-    if (l->cnt > 0 && !p->offsets_sent) {
-        rd_kafka_consumer_group_metadata_t *md =
-            rd_kafka_consumer_group_metadata(p->consumer);
-        e = rd_kafka_send_offsets_to_transaction(p->producer, l, md,
-                                                 TXN_TIMEOUT_MS);
-        rd_kafka_consumer_group_metadata_destroy(md);
-        p->offsets_sent = e == NULL;
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-    if (e == NULL) {
-        e = rd_kafka_commit_transaction(p->producer, TXN_TIMEOUT_MS);
-    }
-    return e;
-}
-
-static bw_err_t commit_txn(bw_pipeline_t *p)
-{
-    rd_kafka_error_t *e = NULL;
-    char why[512];
-
-    if (!p->txn_open) {
-        return BW_OK;
-    }
-    for (int attempt = 0; attempt < TXN_ATTEMPTS; attempt++) {
-        e = try_commit_txn(p);
-        if (e == NULL) {
-            p->txn_open = false;
-            mark_committed(p);
-            return BW_OK;
-        }
-        if (is_fatal_error(p, e, "commit transaction")) {
-            rd_kafka_error_destroy(e);
-            return BW_ERR_KAFKA;
-        }
-        if (!rd_kafka_error_is_retriable(e)) {
-            break;
-        }
-        bw__log(p, "commit: %s (retrying)", rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-        e = NULL;
-    }
-    snprintf(why, sizeof(why), "%s",
-             e != NULL ? rd_kafka_error_string(e) : "commit timed out");
-    if (e != NULL) {
-        rd_kafka_error_destroy(e);
-    }
-    return abort_and_rewind(p, why);
-}
-
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
-                        void *opaque)
-{
-    bw_pipeline_t *p = opaque;
-
-    (void)rk;
-    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        if (atomic_fetch_add(&p->delivery_failures, 1) == 0) {
-            bw__log(p, "delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
-                    rd_kafka_err2str(m->err));
-        }
-    }
-}
-
-/* at_least_once: every output acknowledged, then the offsets. */
-static bw_err_t commit_alo(bw_pipeline_t *p)
-{
-    rd_kafka_topic_partition_list_t *l;
-    rd_kafka_resp_err_t e;
-
-    if (rd_kafka_flush(p->producer, FLUSH_TIMEOUT_MS) != 0) {
-        bw__log(p, "outputs not yet acknowledged; offsets not committed");
-        return BW_OK;
-    }
-    if (atomic_load(&p->delivery_failures) > 0) {
-        return bw__fatal(p, "delivery",
-                         "output records could not be delivered; their "
-                         "input offsets are not committed and will be "
-                         "reprocessed on restart");
-    }
-    l = pending_offsets(p);
-    e = l->cnt > 0 ? rd_kafka_commit(p->consumer, l, 0)
-                   : RD_KAFKA_RESP_ERR_NO_ERROR;
-    rd_kafka_topic_partition_list_destroy(l);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        bw__log(p, "offset commit: %s (retrying later)", rd_kafka_err2str(e));
-        return BW_OK;
-    }
-    mark_committed(p);
-    return BW_OK;
-}
-
-static bw_err_t commit(bw_pipeline_t *p)
-{
-    bw__quiesce(p); /* every output of the offsets is produced */
-    p->last_commit = bw__wall_ms();
-    return p->eos ? commit_txn(p) : commit_alo(p);
-}
-
 /* ---- rebalancing ---------------------------------------------------------
  */
 
@@ -387,10 +136,10 @@ static void revoke(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
          * broker aborts the open transaction */
     } else if (rd_kafka_assignment_lost(p->consumer)) {
         if (p->txn_open) {
-            abort_and_rewind(p, "partitions lost");
+            bw__abort_and_rewind(p, "partitions lost");
         }
     } else {
-        commit(p); /* a failure has aborted and rewound: nothing is lost */
+        bw__commit(p); /* a failure has aborted and rewound: nothing lost */
     }
     for (int i = 0; i < parts->cnt; i++) {
         drop_task(p, parts->elems[i].topic, parts->elems[i].partition);
@@ -554,7 +303,7 @@ static rd_kafka_t *client(bw_pipeline_t *p, bw_kafka_role_t role, char *errstr,
     if (role == BW_KAFKA_CONSUMER) {
         rd_kafka_conf_set_rebalance_cb(c, on_rebalance);
     } else {
-        rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
+        rd_kafka_conf_set_dr_msg_cb(c, bw__on_delivery);
     }
     rk = rd_kafka_new(role == BW_KAFKA_CONSUMER ? RD_KAFKA_CONSUMER
                                                 : RD_KAFKA_PRODUCER,
@@ -705,13 +454,14 @@ bw_err_t bw_pipeline_step(bw_pipeline_t *p, int timeout_ms, char *errstr,
             pthread_mutex_lock(&p->mu);
             snprintf(why, sizeof(why), "%s", p->abort_why);
             pthread_mutex_unlock(&p->mu);
-            err = abort_and_rewind(p, why);
+            err = bw__abort_and_rewind(p, why);
         }
         rd_kafka_poll(p->producer, 0);
         now = bw__wall_ms();
         if (err == BW_OK &&
             now - p->last_commit >= p->cfg->pipeline.commit_interval_ms) {
-            err = commit(p);
+            bw__quiesce(p); /* every output of the offsets is produced */
+            err = bw__commit(p);
         }
         if (err == BW_OK &&
             now - p->last_scan >= p->cfg->pipeline.stale_scan_ms) {
@@ -754,14 +504,15 @@ bw_err_t bw_pipeline_close(bw_pipeline_t *p, char *errstr, size_t n)
     }
     p->closed = true;
     if (!failed(p)) {
-        commit(p);
+        bw__quiesce(p);
+        bw__commit(p);
     }
     if (p->consumer != NULL && p->subscribed) {
         rd_kafka_consumer_close(p->consumer); /* revokes: commits */
     }
     bw__quiesce(p);
     if (!failed(p) && p->txn_open) {
-        commit(p);
+        bw__commit(p);
     }
     if (p->producer != NULL &&
         rd_kafka_flush(p->producer, FLUSH_TIMEOUT_MS) != 0) {

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 
 #include "bayeswatch/emit.h"
+#include "bayeswatch/engine.h"
 #include "bayeswatch/ingest.h"
 #include "kafka_conf.h"
 
@@ -92,13 +93,26 @@ struct bw_pipeline_s {
 };
 
 /* pipeline.c */
+/* status.c */
 void bw__log(bw_pipeline_t *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 bw_err_t bw__fatal(bw_pipeline_t *p, const char *what, const char *why);
 void bw__request_abort(bw_pipeline_t *p, const char *why);
 int64_t bw__wall_ms(void);
-/** Open a transaction if exactly_once and none is open (main thread). */
+
+/* txn.c (main thread; the stream threads quiesced) */
+/** Open a transaction if exactly_once and none is open. */
 bw_err_t bw__begin_txn(bw_pipeline_t *p);
+/** Commit the open transaction with the consumed offsets (exactly_once),
+ * or the acknowledged outputs' offsets (at_least_once); a commit that
+ * cannot complete aborts and rewinds. */
+bw_err_t bw__commit(bw_pipeline_t *p);
+/** Abort the open transaction and rewind each partition to its first
+ * record in it. */
+bw_err_t bw__abort_and_rewind(bw_pipeline_t *p, const char *why);
+/** The producer's delivery report: counts failures (at_least_once). */
+void bw__on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                     void *opaque);
 
 /* records.c */
 bw_err_t bw__worker_init(bw_worker_t *w, bw_pipeline_t *p, char *errstr,

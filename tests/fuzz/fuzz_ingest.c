@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/ingest/avro_io.h"
+#include "../../src/ingest/codec_int.h"
 #include "bayeswatch/ingest.h"
 #include "fuzz.h"
 

@@ -12,6 +12,7 @@
 #include <gsl/gsl_errno.h>
 
 #include "bayeswatch/emit.h"
+#include "bayeswatch/engine.h"
 
 #ifndef BW_SOURCE_DIR
 #error BW_SOURCE_DIR must be defined

@@ -1,0 +1,53 @@
+/*
+ * The stage's log, wall clock and failure state, shared by every file of
+ * the stage and by the stream threads (under the pipeline's mutex): a
+ * fatal error ends the stage with its first reason; an abort request
+ * (from a stream thread) is carried out by the main thread (txn.c).
+ */
+#include <stdarg.h>
+#include <time.h>
+
+#include "pipeline_int.h"
+
+int64_t bw__wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void bw__log(bw_pipeline_t *p, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(p->log, "bayeswatch[%s]: %s\n", p->instance, line);
+    fflush(p->log);
+}
+
+bw_err_t bw__fatal(bw_pipeline_t *p, const char *what, const char *why)
+{
+    pthread_mutex_lock(&p->mu);
+    if (!atomic_load(&p->failed)) {
+        snprintf(p->fatal, sizeof(p->fatal), "%s: %s", what, why);
+        atomic_store(&p->failed, true);
+        bw__log(p, "fatal: %s", p->fatal);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return BW_ERR_KAFKA;
+}
+
+void bw__request_abort(bw_pipeline_t *p, const char *why)
+{
+    pthread_mutex_lock(&p->mu);
+    if (!atomic_load(&p->abort_pending)) {
+        snprintf(p->abort_why, sizeof(p->abort_why), "%s", why);
+        atomic_store(&p->abort_pending, true);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+

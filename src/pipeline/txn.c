@@ -1,0 +1,223 @@
+/*
+ * Transactions and commits of the stage. exactly_once follows
+ * KIP-98/KIP-447 as librdkafka's examples/transactions.c does: a
+ * transaction is begun at the first record after a commit; at the commit
+ * interval the consumed offsets are sent with the consumer's group
+ * metadata and the transaction committed (a timed-out commit is resumed,
+ * retriable failures retried); an abortable error aborts it and rewinds
+ * each partition to the first record of the aborted transaction, so its
+ * outputs are produced again. at_least_once: outputs flushed and
+ * acknowledged, then the offsets committed. Callers quiesce the stream
+ * threads first (workers.c): every output of the offsets is produced.
+ */
+#include <string.h>
+
+#include "pipeline_int.h"
+
+#define TXN_TIMEOUT_MS 10000 /* one attempt of a transactional call */
+#define TXN_ATTEMPTS 30      /* retriable failures (5 min) before giving up */
+#define FLUSH_TIMEOUT_MS 10000
+
+static bool is_fatal_error(bw_pipeline_t *p, rd_kafka_error_t *e,
+                           const char *what)
+{
+    if (!rd_kafka_error_is_fatal(e)) {
+        return false;
+    }
+    bw__fatal(p, what, rd_kafka_error_string(e));
+    return true;
+}
+
+bw_err_t bw__begin_txn(bw_pipeline_t *p)
+{
+    rd_kafka_error_t *e;
+
+    if (!p->eos || p->txn_open) {
+        return BW_OK;
+    }
+    e = rd_kafka_begin_transaction(p->producer);
+    if (e != NULL) {
+        bw__fatal(p, "begin transaction", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        return BW_ERR_KAFKA;
+    }
+    p->txn_open = true;
+    p->offsets_sent = false;
+    return BW_OK;
+}
+
+/* Offsets to commit: every task that moved since its last commit. */
+static rd_kafka_topic_partition_list_t *pending_offsets(bw_pipeline_t *p)
+{
+    rd_kafka_topic_partition_list_t *l =
+        rd_kafka_topic_partition_list_new(p->n_tasks > 0 ? p->n_tasks : 1);
+
+    for (int i = 0; i < p->n_tasks; i++) {
+        task_t *t = p->tasks[i];
+        if (t->next > t->committed) {
+            rd_kafka_topic_partition_list_add(l, t->topic, t->partition)
+                ->offset = t->next;
+        }
+    }
+    return l;
+}
+
+static void mark_committed(bw_pipeline_t *p)
+{
+    for (int i = 0; i < p->n_tasks; i++) {
+        p->tasks[i]->committed = p->tasks[i]->next;
+        p->tasks[i]->txn_first = -1;
+    }
+    p->commits++;
+}
+
+/* Abort, then seek every partition back to the first record of the
+ * aborted transaction: its outputs will be produced again. */
+bw_err_t bw__abort_and_rewind(bw_pipeline_t *p, const char *why)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_error_t *e;
+    bw_err_t err = BW_OK;
+
+    atomic_store(&p->abort_pending, false);
+    bw__log(p, "aborting the open transaction: %s", why);
+    for (int attempt = 0;; attempt++) {
+        e = rd_kafka_abort_transaction(p->producer, TXN_TIMEOUT_MS);
+        if (e == NULL || is_fatal_error(p, e, "abort transaction") ||
+            !rd_kafka_error_is_retriable(e) || attempt + 1 >= TXN_ATTEMPTS) {
+            break;
+        }
+        rd_kafka_error_destroy(e);
+    }
+    if (e != NULL) {
+        err = bw__fatal(p, "abort transaction", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    p->txn_open = false;
+    p->aborts++;
+    for (int i = 0; i < p->n_tasks; i++) {
+        task_t *t = p->tasks[i];
+        if (t->txn_first >= 0) {
+            rd_kafka_topic_partition_list_add(l, t->topic, t->partition)
+                ->offset = t->txn_first;
+            t->next = t->txn_first;
+            t->txn_first = -1;
+        }
+    }
+    if (err == BW_OK && l->cnt > 0) {
+        e = rd_kafka_seek_partitions(p->consumer, l, TXN_TIMEOUT_MS);
+        if (e != NULL) {
+            err = bw__fatal(p, "rewind after abort", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return err;
+}
+
+/* One attempt: offsets into the transaction (once), then commit. A
+ * commit that timed out is still running inside librdkafka: the retry
+ * calls commit_transaction alone, which resumes it (any other
+ * transactional call would conflict with it). */
+static rd_kafka_error_t *try_commit_txn(bw_pipeline_t *p)
+{
+    rd_kafka_topic_partition_list_t *l = pending_offsets(p);
+    rd_kafka_error_t *e = NULL;
+
+    if (l->cnt > 0 && !p->offsets_sent) {
+        rd_kafka_consumer_group_metadata_t *md =
+            rd_kafka_consumer_group_metadata(p->consumer);
+        e = rd_kafka_send_offsets_to_transaction(p->producer, l, md,
+                                                 TXN_TIMEOUT_MS);
+        rd_kafka_consumer_group_metadata_destroy(md);
+        p->offsets_sent = e == NULL;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e == NULL) {
+        e = rd_kafka_commit_transaction(p->producer, TXN_TIMEOUT_MS);
+    }
+    return e;
+}
+
+static bw_err_t commit_txn(bw_pipeline_t *p)
+{
+    rd_kafka_error_t *e = NULL;
+    char why[512];
+
+    if (!p->txn_open) {
+        return BW_OK;
+    }
+    for (int attempt = 0; attempt < TXN_ATTEMPTS; attempt++) {
+        e = try_commit_txn(p);
+        if (e == NULL) {
+            p->txn_open = false;
+            mark_committed(p);
+            return BW_OK;
+        }
+        if (is_fatal_error(p, e, "commit transaction")) {
+            rd_kafka_error_destroy(e);
+            return BW_ERR_KAFKA;
+        }
+        if (!rd_kafka_error_is_retriable(e)) {
+            break;
+        }
+        bw__log(p, "commit: %s (retrying)", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        e = NULL;
+    }
+    snprintf(why, sizeof(why), "%s",
+             e != NULL ? rd_kafka_error_string(e) : "commit timed out");
+    if (e != NULL) {
+        rd_kafka_error_destroy(e);
+    }
+    return bw__abort_and_rewind(p, why);
+}
+
+void bw__on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                        void *opaque)
+{
+    bw_pipeline_t *p = opaque;
+
+    (void)rk;
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (atomic_fetch_add(&p->delivery_failures, 1) == 0) {
+            bw__log(p, "delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
+                    rd_kafka_err2str(m->err));
+        }
+    }
+}
+
+/* at_least_once: every output acknowledged, then the offsets. */
+static bw_err_t commit_alo(bw_pipeline_t *p)
+{
+    rd_kafka_topic_partition_list_t *l;
+    rd_kafka_resp_err_t e;
+
+    if (rd_kafka_flush(p->producer, FLUSH_TIMEOUT_MS) != 0) {
+        bw__log(p, "outputs not yet acknowledged; offsets not committed");
+        return BW_OK;
+    }
+    if (atomic_load(&p->delivery_failures) > 0) {
+        return bw__fatal(p, "delivery",
+                         "output records could not be delivered; their "
+                         "input offsets are not committed and will be "
+                         "reprocessed on restart");
+    }
+    l = pending_offsets(p);
+    e = l->cnt > 0 ? rd_kafka_commit(p->consumer, l, 0)
+                   : RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        bw__log(p, "offset commit: %s (retrying later)", rd_kafka_err2str(e));
+        return BW_OK;
+    }
+    mark_committed(p);
+    return BW_OK;
+}
+
+bw_err_t bw__commit(bw_pipeline_t *p)
+{
+    p->last_commit = bw__wall_ms();
+    return p->eos ? commit_txn(p) : commit_alo(p);
+}
+
