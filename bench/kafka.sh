@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The Kafka stage through a real broker (scripts/kafka.sh start first), all
-# in one run on the same broker:
-#   1. pass-through: consume -> produce of the same messages (the ceiling);
-#   2. bayeswatch run, exactly_once, default model: scores/s as a
-#      read_committed reader sees them, with 1 and 2 stream threads;
+# in one run on the same broker, each throughput configuration RUNS times
+# (default 5; median, min and max), every one timed the same way: a
+# read_committed reader (`kbench tail`) of its output topic, from the
+# first record visible to the N-th:
+#   1. pass-through: a transactional consume -> produce of the same records
+#      with the stage's commit interval (the ceiling, like for like);
+#   2. bayeswatch run, exactly_once, default model, 1 and 2 stream threads;
 #   3. the same under at_least_once;
 #   4. latency: events paced at RATE/s for 10 s into a running
 #      exactly_once stage; append -> readable by a read_committed reader,
@@ -15,14 +18,15 @@ build=${BUILD:-$root/build}
 brokers=${BW_KAFKA_BROKERS:-127.0.0.1:9092}
 n=${1:-200000}
 rate=${2:-5000}
+runs=${RUNS:-5}
+commit_ms=100 # the stage's default pipeline.commit_interval_ms
 tag=kb-$(date +%s)
 kb=$build/bench/kbench
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2> /dev/null || true; rm -rf "$dir"' EXIT
 
-"$build/tests/bw_topics" "$brokers" 4 $tag.in $tag.lat $tag.pt \
-    $tag.eos.s $tag.eos.t $tag.eos.d $tag.alo.s $tag.alo.t $tag.alo.d \
-    $tag.lat.s $tag.lat.t $tag.lat.d $tag.eos2t.s $tag.eos2t.t $tag.eos2t.d
+"$build/tests/bw_topics" "$brokers" 4 $tag.in $tag.lat $tag.lat.s $tag.lat.t \
+    $tag.lat.d
 
 config() { # NAME INPUT GUARANTEE THREADS
     cat > "$dir/$1.yaml" <<YAML
@@ -32,30 +36,61 @@ emit:
   scores: {topic: "$tag.$1.s"}
   threats: {topic: "$tag.$1.t"}
   dead_letters: {topic: "$tag.$1.d"}
-pipeline: {guarantee: $3, instance_id: "$1", threads: $4}
+pipeline: {guarantee: $3, instance_id: "$1", threads: $4,
+           commit_interval_ms: $commit_ms}
 YAML
 }
 
-stage_run() { # NAME: run the stage until the tail has seen N scores
+rate_of() { sed -n 's/.*: \([0-9]*\) records\/s.*/\1/p' "$1"; }
+
+stage_once() { # NAME GUARANTEE THREADS: one run on fresh outputs and group
+    config "$1" $tag.in "$2" "$3"
+    "$build/tests/bw_topics" "$brokers" 4 "$tag.$1.s" "$tag.$1.t" "$tag.$1.d"
     "$kb" tail "$brokers" "$tag.$1.s" "$n" > "$dir/$1.tail" &
-    local tail=$! pids=()
+    local tail=$! stage
     "$build/bayeswatch" run --config "$dir/$1.yaml" 2> "$dir/$1.log" &
-    pids+=($!)
+    stage=$!
     wait $tail
-    kill -TERM "${pids[@]}"
-    wait "${pids[@]}"
-    echo "$1: $(cat "$dir/$1.tail")"
+    kill -TERM $stage
+    wait $stage
+    rate_of "$dir/$1.tail"
+}
+
+pt_once() { # NAME
+    "$build/tests/bw_topics" "$brokers" 4 "$tag.$1"
+    "$kb" tail "$brokers" "$tag.$1" "$n" > "$dir/$1.tail" &
+    local tail=$!
+    "$kb" passthrough "$brokers" $tag.in "$tag.$1" "$n" $commit_ms
+    wait $tail
+    rate_of "$dir/$1.tail"
+}
+
+summary() { # LABEL RATES...: median (min-max) over the runs
+    local label=$1
+    shift
+    printf '%s\n' "$@" | sort -n | awk -v l="$label" -v r="$runs" '
+        {x[NR] = $1} END {
+            m = NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2
+            printf "%-40s median %7.0f records/s (min %.0f, max %.0f; %d runs)\n",
+                   l, m, x[1], x[NR], r }'
 }
 
 echo "== $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 "$kb" feed "$brokers" $tag.in "$n" 0
-"$kb" passthrough "$brokers" $tag.in $tag.pt "$n"
-config eos $tag.in exactly_once 1
-stage_run eos
-config eos2t $tag.in exactly_once 2
-stage_run eos2t
-config alo $tag.in at_least_once 1
-stage_run alo
+declare -A rates
+for i in $(seq "$runs"); do
+    rates[pt]+=" $(pt_once pt$i)"
+    rates[eos]+=" $(stage_once eos$i exactly_once 1)"
+    rates[eos2t]+=" $(stage_once eos2t$i exactly_once 2)"
+    rates[alo]+=" $(stage_once alo$i at_least_once 1)"
+done
+# shellcheck disable=SC2086
+{
+    summary "pass-through (transactional)" ${rates[pt]}
+    summary "bayeswatch exactly_once, 1 thread" ${rates[eos]}
+    summary "bayeswatch exactly_once, 2 threads" ${rates[eos2t]}
+    summary "bayeswatch at_least_once, 1 thread" ${rates[alo]}
+}
 
 config lat $tag.lat exactly_once 1
 m=$((rate * 10))

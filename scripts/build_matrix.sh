@@ -2,8 +2,10 @@
 # The compiler and build-type matrix of CI: builds bayeswatch with warnings as
 # errors as Debug and Release with gcc and as RelWithDebInfo with clang (the
 # RelWithDebInfo gcc build and the ASan build are scripts/test.sh's), and runs
-# the unit tests of each, so the optimiser's warnings and results are checked
-# wherever a packager may build.
+# the unit tests of each (installing into a staging prefix among them), so
+# the optimiser's warnings and results are checked wherever a packager may
+# build; the Release build is packaged as a .deb (CPack) whose dependencies
+# and unpacked program are checked.
 # usage: scripts/build_matrix.sh [BUILD_ROOT]   (default: build-matrix/)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +25,23 @@ run() { # NAME CC BUILD_TYPE
         { cat "$out/$1.log"; exit 1; }
     grep "tests passed" "$out/$1.log" >&2
 }
+deb() { # the Release build's .deb: Debian runtime dependencies, runs unpacked
+    local d=$out/gcc-release deb depends
+    rm -f "$d"/bayeswatch_*.deb
+    (cd "$d" && cpack -G DEB > /dev/null)
+    deb=$(ls "$d"/bayeswatch_*.deb)
+    depends=$(dpkg-deb -f "$deb" Depends)
+    for lib in librdkafka libavro libyaml libgsl libc6; do
+        echo "$depends" | grep -q "$lib" ||
+            { echo "deb: $lib missing from Depends: $depends" >&2; exit 1; }
+    done
+    rm -rf "$d/deb-root"
+    dpkg-deb -x "$deb" "$d/deb-root"
+    "$d/deb-root/usr/bin/bayeswatch" check-config \
+        "$d/deb-root/usr/share/bayeswatch/bayeswatch.yaml" > /dev/null
+    echo "deb: $(basename "$deb"), Depends: $depends" >&2
+}
 run gcc-debug gcc Debug
 run gcc-release gcc Release
+deb
 run clang-relwithdebinfo clang-14 RelWithDebInfo

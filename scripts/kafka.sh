@@ -5,6 +5,8 @@
 # under .cache/kafka-VERSION/libs.
 #
 # usage: scripts/kafka.sh start|stop|status|fetch
+#        scripts/kafka.sh restart   (stop, then start on the same data: a
+#                                    broker restart, topics and offsets kept)
 #        scripts/kafka.sh pause|resume   (SIGSTOP/SIGCONT the broker: an
 #                                         unresponsive broker, data kept)
 #        scripts/kafka.sh topic NAME [PARTITIONS]   (create; idempotent)
@@ -82,13 +84,16 @@ start() {
     fi
     fetch
     need_java
-    rm -rf "$dir"
-    write_config
-    local id
-    id=$(java -cp "$cp_" kafka.tools.StorageTool random-uuid 2> /dev/null)
-    java -cp "$cp_" -Dlog4j2.configurationFile="$dir/log4j2.properties" \
-        -Dbw.kafka.log="$dir/format.log" kafka.tools.StorageTool format \
-        -t "$id" -c "$dir/server.properties" > "$dir/format.out" 2>&1
+    if [ "${1:-}" != keep ]; then
+        rm -rf "$dir"
+        write_config
+        local id
+        id=$(java -cp "$cp_" kafka.tools.StorageTool random-uuid 2> /dev/null)
+        java -cp "$cp_" -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+            -Dbw.kafka.log="$dir/format.log" kafka.tools.StorageTool format \
+            -t "$id" -c "$dir/server.properties" > "$dir/format.out" 2>&1
+    fi
+    : > "$dir/broker.log"
     nohup java -Xms256m -Xmx768m -XX:+UseG1GC -cp "$cp_" \
         -Dlog4j2.configurationFile="$dir/log4j2.properties" \
         -Dbw.kafka.log="$dir/broker.log" \
@@ -140,6 +145,7 @@ case ${1:-} in
 topic) shift; topic "$@" ;;
 start) start ;;
 stop) stop ;;
+restart) stop && start keep ;;
 pause) running && kill -STOP "$(cat "$dir/pid")" ;;
 resume) running && kill -CONT "$(cat "$dir/pid")" ;;
 status) if running; then echo "kafka: running on 127.0.0.1:$port"; else echo "kafka: not running"; exit 1; fi ;;
