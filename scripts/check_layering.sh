@@ -20,8 +20,8 @@ if grep -rn '#include *<' src/model | grep -Ev "#include *<(($std)\.h|gsl/[a-z_]
     bad=1
 fi
 if grep -rn '#include *"' src/model |
-    grep -Ev '#include *"(bayeswatch/(err|buf|config|model|map|timefmt)\.h|[a-z_]+\.h)"'; then
-    echo "layering: src/model includes a stage header other than base (err, buf, map, timefmt), config, model" >&2
+    grep -Ev '#include *"(bayeswatch/(err|mem|hash|buf|config|model|map|timefmt)\.h|[a-z_]+\.h)"'; then
+    echo "layering: src/model includes a stage header other than base (err, mem, hash, buf, map, timefmt), config, model" >&2
     bad=1
 fi
 [ "$bad" -eq 0 ] && echo "layering: ok"

@@ -37,7 +37,7 @@ typedef enum {
 
 /** An input record that could not be scored. Bytes are borrowed. */
 typedef struct {
-    int reason;         /* bw_dlq_reason_t */
+    bw_dlq_reason_t reason;
     const char *detail; /* human-readable */
     const void *key;    /* NULL = the record had no key */
     size_t key_len;

@@ -1,5 +1,6 @@
 /*
- * bayeswatch - error codes, allocation hooks and small shared utilities.
+ * bayeswatch - error codes and assertions (allocation: mem.h; hashing and
+ * checksums: hash.h).
  *
  * One error enum for the whole project, generated from a single X-macro list
  * together with its names and messages so the three cannot drift (the same
@@ -49,19 +50,6 @@ const char *bw_err_name(bw_err_t err);
 bw_err_t bw_seterr(char *errstr, size_t errstr_size, bw_err_t err,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/*
- * Allocation goes through these wrappers so a test can make the Nth call
- * fail (bw_mem_fail_after) and exercise cleanup paths.
- */
-void *bw_malloc(size_t size);
-void *bw_calloc(size_t n, size_t size);
-void bw_free(void *ptr);
-char *bw_strdup(const char *s);
-/** @brief Make the allocation after @p n more successful ones fail; -1 off. */
-void bw_mem_fail_after(long n);
-/** Allocation calls made through bw_malloc/bw_calloc so far (tests). */
-unsigned long bw_mem_calls(void);
-
 /** @brief Bugs only: bad input never reaches an assertion. */
 #define BW_ASSERT(cond)                                                        \
     do {                                                                       \
@@ -70,12 +58,5 @@ unsigned long bw_mem_calls(void);
         }                                                                      \
     } while (0)
 _Noreturn void bw__assert_fail(const char *expr, const char *file, int line);
-
-/** @brief CRC-32 (IEEE 802.3, reflected, as zlib's crc32). */
-uint32_t bw_crc32(uint32_t crc, const void *buf, size_t len);
-
-/** @brief FNV-1a 64-bit hash of @p len bytes, chained through @p h. */
-uint64_t bw_hash64(uint64_t h, const void *buf, size_t len);
-#define BW_HASH64_INIT 0xcbf29ce484222325ULL
 
 #endif

@@ -86,7 +86,7 @@ typedef struct {
     double ess; /* after the update, before resampling */
     bool resampled;
     bool warmup;         /* fewer than cfg->warmup events seen */
-    int direction;       /* bw_direction_t */
+    bw_direction_t direction;
     double level;        /* posterior mean level after the update */
     double noise_sd;     /* posterior point estimate of the noise sd */
     double seasonal;     /* seasonal component applied to this event */
@@ -234,7 +234,7 @@ typedef struct {
 typedef struct {
     double probability; /* P(threat | evidence in window) */
     double score;       /* 100 * probability */
-    int level;          /* bw_level_t */
+    bw_level_t level;
     double llr;         /* total log-likelihood ratio */
     int n_contrib;
     bw_contrib_t contrib[BW_SIGNALS_MAX]; /* ranked by llr, descending */

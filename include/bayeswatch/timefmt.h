@@ -1,5 +1,6 @@
 /*
- * bayeswatch - timestamp parsing shared by replay and (later) ingest.
+ * bayeswatch - event times: parsing the replay's timestamps, the valid
+ * range every stage checks, and the robust interval estimate.
  *
  * Copyright (C) 2026 the bayeswatch authors. GPL-3.0-or-later.
  */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bayeswatch/buf.h"
+#include "bayeswatch/mem.h"
 
 static int wbuf_reserve(bw_wbuf_t *w, size_t n)
 {

@@ -2,10 +2,12 @@
  * CRC-32 (IEEE, reflected polynomial 0xEDB88320; Sarwate's table method,
  * O(n)) for state blobs, and FNV-1a 64 for hash tables and seeds.
  */
-#include "bayeswatch/err.h"
+#include <threads.h>
+
+#include "bayeswatch/hash.h"
 
 static uint32_t crc_table[256];
-static int crc_ready;
+static once_flag crc_once = ONCE_FLAG_INIT;
 
 static void crc_init(void)
 {
@@ -16,16 +18,13 @@ static void crc_init(void)
         }
         crc_table[i] = c;
     }
-    crc_ready = 1;
 }
 
 uint32_t bw_crc32(uint32_t crc, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
 
-    if (!crc_ready) {
-        crc_init();
-    }
+    call_once(&crc_once, crc_init); /* stream threads may race to it */
     crc = ~crc;
     for (size_t i = 0; i < len; i++) {
         crc = crc_table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "bayeswatch/map.h"
+#include "bayeswatch/mem.h"
+#include "bayeswatch/hash.h"
 
 typedef struct {
     char *key;

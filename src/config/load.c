@@ -14,6 +14,8 @@
 
 #include "bayeswatch/config.h"
 #include "keys.h"
+#include "bayeswatch/mem.h"
+#include "bayeswatch/hash.h"
 
 #define PATH_MAX_LEN 256
 #define MARKS_MAX 512

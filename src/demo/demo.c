@@ -21,6 +21,7 @@
 #include "bayeswatch/pipeline.h"
 #include "bayeswatch/schemas.h"
 #include "demo_int.h"
+#include "bayeswatch/mem.h"
 
 #define T0_MS 1795478400000LL /* 2026-11-24 00:00 UTC */
 #define POISON_EVERY_MIN 97   /* one malformed record per ~1.6 sim hours */
@@ -111,8 +112,9 @@ static void log_alert(demo_t *d, const bw_event_t *ev, const bw_score_t *sc,
     bool block = sc->p_collective > sc->p_anomaly; /* a run of events */
 
     d->view.alerts++;
-    log_line(d, ev->time_ms, "%-8s %-13s %-10s P=%.3f  actual %.4g, typical %.4g%s",
-             ev->region, ev->metric, bw_direction_name(sc->direction),
+    log_line(d, ev->time_ms,
+             "%-8s %-13s %-10s P=%.3f  actual %.4g, typical %.4g%s", ev->region,
+             ev->metric, bw_direction_name(sc->direction),
              bw_score_evidence(sc),
              block           ? sc->block_mean
              : m == M_ERRORS ? ev->value / ev->count
@@ -491,13 +493,13 @@ static int finish(demo_t *d)
     return print_incidents(d);
 }
 
-int bw_demo_run(const bw_demo_opts_t *o, char *errstr, size_t n)
+int bw_demo_run(const bw_demo_opts_t *o, char *errstr, size_t errstr_size)
 {
     demo_t *d = bw_calloc(1, sizeof(*d));
     int rc = 2;
 
     if (d == NULL) {
-        snprintf(errstr, n, "demo: out of memory");
+        snprintf(errstr, errstr_size, "demo: out of memory");
         return 2;
     }
     d->o = o;
@@ -530,7 +532,7 @@ int bw_demo_run(const bw_demo_opts_t *o, char *errstr, size_t n)
     rc = finish(d);
 out:
     if (rc == 2) {
-        snprintf(errstr, n, "%s", d->err[0] ? d->err : "demo failed");
+        snprintf(errstr, errstr_size, "%s", d->err[0] ? d->err : "demo failed");
     }
     teardown(d);
     bw_free(d);

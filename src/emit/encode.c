@@ -13,6 +13,7 @@
 #include "bayeswatch/buf.h"
 #include "bayeswatch/emit.h"
 #include "direct.h"
+#include "bayeswatch/mem.h"
 
 struct bw_encoder_s {
     bw_record_kind_t kind;

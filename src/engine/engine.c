@@ -15,6 +15,8 @@
 #include "bayeswatch/engine.h"
 #include "bayeswatch/map.h"
 #include "bayeswatch/timefmt.h"
+#include "bayeswatch/mem.h"
+#include "bayeswatch/hash.h"
 
 #define KEY_MAX 800
 #define NAME_LIMIT 255
@@ -347,7 +349,7 @@ static bw_err_t score_pooled(series_t *s, const bw_route_cfg_t *ro,
         out->abnormal_since = ho.own_warmup ? -1 : ho.own_since_ms;
         out->adopted = ho.own_adopted;
         out->baseline_z = ho.own_z;
-        out->direction = out->p_anomaly < 0.5 ? BW_DIR_NONE
+        out->direction = out->p_anomaly < 0.5  ? BW_DIR_NONE
                          : ho.own_ratio >= 1.0 ? BW_DIR_SHIFT_UP
                                                : BW_DIR_SHIFT_DOWN;
     }
@@ -364,13 +366,14 @@ static bw_err_t score_pooled(series_t *s, const bw_route_cfg_t *ro,
 }
 
 static bw_err_t check_event(const bw_event_t *ev, const bw_route_cfg_t *ro,
-                            char *errstr, size_t n)
+                            char *errstr, size_t errstr_size)
 {
     if (!isfinite(ev->value)) {
-        return bw_seterr(errstr, n, BW_ERR_RANGE, "value is not finite");
+        return bw_seterr(errstr, errstr_size, BW_ERR_RANGE,
+                         "value is not finite");
     }
     if (fabs(ev->value) > BW_MODEL_MAX_ABS) {
-        return bw_seterr(errstr, n, BW_ERR_RANGE,
+        return bw_seterr(errstr, errstr_size, BW_ERR_RANGE,
                          "value %g beyond the models' range (|value| <= %g)",
                          ev->value, BW_MODEL_MAX_ABS);
     }
@@ -378,14 +381,14 @@ static bw_err_t check_event(const bw_event_t *ev, const bw_route_cfg_t *ro,
         return BW_OK;
     }
     if (isnan(ev->count)) {
-        return bw_seterr(errstr, n, BW_ERR_INVAL,
+        return bw_seterr(errstr, errstr_size, BW_ERR_INVAL,
                          "metric %s is routed to pooled_count but the event "
                          "has no count",
                          ev->metric);
     }
     if (!isfinite(ev->count) || ev->count <= 0 || ev->value < 0 ||
         ev->value > ev->count) {
-        return bw_seterr(errstr, n, BW_ERR_RANGE,
+        return bw_seterr(errstr, errstr_size, BW_ERR_RANGE,
                          "need 0 <= value <= count and count > 0, got "
                          "value=%g count=%g",
                          ev->value, ev->count);
@@ -450,21 +453,21 @@ static void fuse(bw_engine_t *eng, const bw_event_t *ev, double z,
 }
 
 static bw_err_t lookup(bw_engine_t *eng, const bw_event_t *ev, series_t **s,
-                       char *errstr, size_t n)
+                       char *errstr, size_t errstr_size)
 {
     char key[KEY_MAX];
     bw_err_t err = BW_OK;
 
     if (strlen(ev->region) > NAME_LIMIT || strlen(ev->service) > NAME_LIMIT ||
         strlen(ev->metric) > NAME_LIMIT) {
-        return bw_seterr(errstr, n, BW_ERR_INVAL,
+        return bw_seterr(errstr, errstr_size, BW_ERR_INVAL,
                          "region, service or metric longer than %d bytes",
                          NAME_LIMIT);
     }
     bw_join(key, sizeof(key), '\x1f', ev->region, ev->service, ev->metric);
     *s = bw_map_get(eng->series, key);
     if (*s == NULL && (*s = new_series(eng, key, ev, &err)) == NULL) {
-        return bw_seterr(errstr, n, err,
+        return bw_seterr(errstr, errstr_size, err,
                          err == BW_ERR_FULL
                              ? "capacity reached (engine.max_series or "
                                "model.hier.max_regions)"
@@ -546,20 +549,20 @@ int64_t bw_engine_watermark(const bw_engine_t *eng)
 
 /* Copy of the event with absent names defaulted, or an error. */
 static bw_err_t normalise(const bw_event_t *in, bw_event_t *ev, char *errstr,
-                          size_t n)
+                          size_t errstr_size)
 {
     *ev = *in;
     ev->region = ev->region != NULL && *ev->region ? ev->region : "default";
     ev->service = ev->service != NULL && *ev->service ? ev->service : "default";
     ev->metric = ev->metric != NULL && *ev->metric ? ev->metric : "default";
     if (!bw_time_valid(ev->time_ms)) {
-        return bw_seterr(errstr, n, BW_ERR_RANGE,
+        return bw_seterr(errstr, errstr_size, BW_ERR_RANGE,
                          "timestamp %lld ms is outside 1970..9999",
                          (long long)ev->time_ms);
     }
     if (!bw_utf8_valid(ev->region) || !bw_utf8_valid(ev->service) ||
         !bw_utf8_valid(ev->metric)) {
-        return bw_seterr(errstr, n, BW_ERR_PARSE,
+        return bw_seterr(errstr, errstr_size, BW_ERR_PARSE,
                          "region, service or metric is not valid UTF-8");
     }
     return BW_OK;

@@ -16,7 +16,7 @@
 #include "codec_int.h"
 #include "bayeswatch/ingest.h"
 #include "bayeswatch/timefmt.h"
-
+#include "bayeswatch/mem.h"
 
 struct bw_codec_s {
     bw__avro_t avro; /* schema, reusable value, writer */

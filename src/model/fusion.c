@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "bayeswatch/model.h"
+#include "bayeswatch/mem.h"
 
 #define BUCKETS 16
 #define Z_CLIP 3.0
@@ -271,11 +272,11 @@ bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out)
     bool emit;
 
     for (int s = 0; s < r->n_signals; s++) {
-        lbf[s] = window_lbf(&fu->win[rule * BW_SIGNALS_MAX + s],
-                            &r->signals[s], now);
+        lbf[s] = window_lbf(&fu->win[rule * BW_SIGNALS_MAX + s], &r->signals[s],
+                            now);
     }
     bw_fusion_combine(fu->cfg, r, lbf, out);
-    emit = fu->last_score[rule] < 0.0 || out->level != fu->last_level[rule] ||
+    emit = fu->last_score[rule] < 0.0 || (int)out->level != fu->last_level[rule] ||
            fabs(out->score - fu->last_score[rule]) >= fu->cfg->emit_delta;
     if (emit) {
         fu->last_score[rule] = out->score;

@@ -39,6 +39,7 @@
 
 #include "bayeswatch/model.h"
 #include "ownrate.h"
+#include "bayeswatch/mem.h"
 
 #define HIER_STATE_TAG 0x48493032u /* "HI02" */
 #define LOGIT_LIM 30.0
@@ -199,9 +200,9 @@ static int alloc_counts(bw_hier_t *h)
  */
 static double beta_quantile_fast(double p, double a, double b)
 {
-    double x = gsl_sf_psi(a) - gsl_sf_psi(b) +
-               gsl_cdf_ugaussian_Pinv(p) *
-                   sqrt(gsl_sf_psi_1(a) + gsl_sf_psi_1(b));
+    double x =
+        gsl_sf_psi(a) - gsl_sf_psi(b) +
+        gsl_cdf_ugaussian_Pinv(p) * sqrt(gsl_sf_psi_1(a) + gsl_sf_psi_1(b));
     double lb = gsl_sf_lnbeta(a, b);
 
     for (int it = 0; it < 8 && isfinite(x) && isfinite(lb); it++) {
@@ -275,10 +276,10 @@ void bw_hier_destroy(bw_hier_t *h)
 
 size_t bw_hier_memory(const bw_hier_t *h)
 {
-    size_t counts = h->own != NULL
-                        ? (size_t)h->nr * (sizeof(bw_own_t) +
-                                           3 * sizeof(double) + 1)
-                        : 0;
+    size_t counts =
+        h->own != NULL
+            ? (size_t)h->nr * (sizeof(bw_own_t) + 3 * sizeof(double) + 1)
+            : 0;
 
     return sizeof(*h) + 3 * (size_t)h->nr * sizeof(double) +
            (size_t)h->npts * (8 * sizeof(double) + sizeof(int)) + counts;
@@ -833,9 +834,9 @@ static double loo_reweight(const bw_hier_t *h, int j, double *a, double *b)
     for (int i = 0; i < h->nact; i++) {
         int g = h->act[i];
         double al = h->ga[g], be = h->gb[g];
-        lw[i] = log(h->w[g]) - (gsl_sf_lnbeta(al + h->y[j],
-                                              be + h->n[j] - h->y[j]) -
-                                gsl_sf_lnbeta(al, be));
+        lw[i] = log(h->w[g]) -
+                (gsl_sf_lnbeta(al + h->y[j], be + h->n[j] - h->y[j]) -
+                 gsl_sf_lnbeta(al, be));
         mx = lw[i] > mx ? lw[i] : mx;
     }
     for (int i = 0; i < h->nact; i++) {
@@ -922,8 +923,8 @@ static bw_err_t scheduled_refit(bw_hier_t *h)
     }
     for (int j = 0; j < h->nr; j++) {
         if (h->lvalid[j]) {
-            h->lq[j] = beta_quantile(h->cfg->outlier_quantile, h->la[j],
-                                     h->lb[j]);
+            h->lq[j] =
+                beta_quantile(h->cfg->outlier_quantile, h->la[j], h->lb[j]);
         }
     }
     h->pop_sd = population_sd(h);
@@ -939,8 +940,8 @@ static bw_err_t scheduled_region(bw_hier_t *h, int j, double slo,
     double tail = (1.0 - h->cfg->credible_mass) / 2.0, a, b, k;
     /* A region's first event refits (it has no leave-one-out prior), so
      * the count of regions at the last refit is the current one. */
-    int due = h->since_refit >= (uint64_t)h->cfg->refresh_intervals *
-                                    (uint64_t)h->refit_regions;
+    int due = h->since_refit >=
+              (uint64_t)h->cfg->refresh_intervals * (uint64_t)h->refit_regions;
 
     if ((due || !h->lvalid[j]) && scheduled_refit(h) != BW_OK) {
         return BW_ERR_NOTFOUND;
@@ -1060,8 +1061,8 @@ bw_err_t bw_hier_set(bw_hier_t *h, int j, double value, double trials)
 }
 
 /* Region j's interval against its own baseline (ownrate.c). */
-static void own_evidence(bw_hier_t *h, int j, int64_t t_ms, double k,
-                         double n, bw_hier_out_t *out)
+static void own_evidence(bw_hier_t *h, int j, int64_t t_ms, double k, double n,
+                         bw_hier_out_t *out)
 {
     bw_own_out_t oo;
 

@@ -80,15 +80,16 @@
 #include "block.h"
 #include "season.h"
 #include "vecmath.h"
+#include "bayeswatch/mem.h"
 
 #define K_MAX 20
-#define LN_W 100.0 /* local noise: pairs' worth of the learned variance */
+#define LN_W 100.0    /* local noise: pairs' worth of the learned variance */
 #define SPIKE_NODES 1 /* spike sizes: spike_scale x 1 (x 4, x 16 ...) */
 #define N_ARRAYS 10
 #define BATCH_ARRAYS 21 /* per-particle scratch arrays of a step */
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
-#define PF_STATE_TAG 0x50463035u /* "PF05" */
+#define PF_STATE_TAG 0x50463035u    /* "PF05" */
 #define PF_STATE_TAG_04 0x50463034u /* "PF04": read, without `framed` */
 
 enum {
@@ -144,8 +145,8 @@ struct bw_pf_s {
     /* Derived from cfg at creation (not state). */
     double child_p[K_MAX], child_v[K_MAX], child_w[K_MAX];
     int child_kind[K_MAX];
-    double vbar; /* E[1/lambda] under the quadrature */
-    double stay; /* P(an abnormal episode goes on at the next event) */
+    double vbar;      /* E[1/lambda] under the quadrature */
+    double stay;      /* P(an abnormal episode goes on at the next event) */
     int j_enter;      /* the episode-start child, -1 without episodes */
     int j_shift;      /* the level-shift child, -1 without shifts */
     double eps_enter; /* share of normal particles proposed to enter */
@@ -705,7 +706,8 @@ static void episode_phase(bw_pf_t *pf, int64_t age)
     }
     pf->child_p[pf->j_enter] = on ? cfg->p_episode : 0.0;
     pf->child_p[pf->j_shift] =
-        on ? cfg->p_shift : (cfg->p_shift > 0.0 ? cfg->p_shift : cfg->p_episode);
+        on ? cfg->p_shift
+           : (cfg->p_shift > 0.0 ? cfg->p_shift : cfg->p_episode);
     pf->eps_enter = on ? fmin(2.0 / pf->n, 0.25) : 0.0;
 }
 
@@ -776,16 +778,15 @@ static batch_t batch_of(const bw_pf_ws_t *ws)
  * (1 - phi) of itself per event to the evidence: correlated noise is told
  * from a change by as much as it can be, no more.
  */
-static void ar_terms(const bw_pf_t *pf, const step_ctx_t *c,
-                     const batch_t *b)
+static void ar_terms(const bw_pf_t *pf, const step_ctx_t *c, const batch_t *b)
 {
     const double phi = c->phi, f = phi * (2.0 - phi), p2 = phi * phi;
 
     for (int i = 0; i < pf->n; i++) {
         double ab = pf->ab[i], x = ab != 0.0 ? pf->ma[i] : pf->m0[i];
         b->mu0[i] = b->a0[i] + phi * (c->y_prev - x);
-        b->s0[i] = ab != 0.0 ? b->r00[i] + p2 * pf->ca[i]
-                             : b->r00[i] - f * pf->c00[i];
+        b->s0[i] =
+            ab != 0.0 ? b->r00[i] + p2 * pf->ca[i] : b->r00[i] - f * pf->c00[i];
         b->g0[i] = ab != 0.0 ? b->r00[i] : b->r00[i] - phi * pf->c00[i];
         b->ra[i] = pf->ca[i] + c->q;
         b->rs[i] = b->ra[i] - f * pf->ca[i];
@@ -1079,8 +1080,7 @@ static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
  * along by resampling at the normal particles' weight (neutral drift),
  * holding P(abnormal) up on normal data.
  */
-static void update_abnormal(bw_pf_t *pf, const step_ctx_t *c,
-                            const batch_t *b)
+static void update_abnormal(bw_pf_t *pf, const step_ctx_t *c, const batch_t *b)
 {
     const double k2 = pf->cfg->shift_scale * pf->cfg->shift_scale;
     const double v = pf->vbar * c->kt;
@@ -1146,8 +1146,8 @@ static void update_level(bw_pf_t *pf, const step_ctx_t *ctx, const batch_t *b)
         sv[i] = b->s0[i] + b->cw[i];
         g[i] = b->g0[i] + b->cw[i];
     }
-    kalman_level(pf->n, ctx->y, pf->cfg->learn_scale ? 1.0 : 0.0, b->a0,
-                 b->mu0, r, sv, g, b->cv, pf->m0, pf->c00, pf->d);
+    kalman_level(pf->n, ctx->y, pf->cfg->learn_scale ? 1.0 : 0.0, b->a0, b->mu0,
+                 r, sv, g, b->cv, pf->m0, pf->c00, pf->d);
     for (int i = 0; i < pf->n; i++) {
         if (b->jump[i] != 0.0) {
             pf->m0[i] = ctx->y;
@@ -1453,8 +1453,7 @@ static void learn_season(bw_pf_t *pf, int64_t t_ms, double y, double sd,
            out->noise_factor;
     base = pf->interval > 0.0 ? pf->interval : 1.0;
     bw__season_update(&pf->daily, t_ms, y - sw,
-                      bw__season_active(&pf->daily, age) ? normal : warm,
-                      base);
+                      bw__season_active(&pf->daily, age) ? normal : warm, base);
     bw__season_update(&pf->weekly, t_ms, y - sd,
                       bw__season_active(&pf->weekly, age) ? normal : warm,
                       base);

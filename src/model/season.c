@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "season.h"
+#include "bayeswatch/mem.h"
 
 #define MODERATION 2.0 /* visits of the pooled variance in a bin's */
 

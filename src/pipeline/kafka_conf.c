@@ -46,46 +46,50 @@ void bw__kafka_instance(const bw_config_t *cfg, const char *override, char *out,
 }
 
 static bool set1(rd_kafka_conf_t *c, const char *k, const char *v, char *errstr,
-                 size_t n)
+                 size_t errstr_size)
 {
-    return rd_kafka_conf_set(c, k, v, errstr, n) == RD_KAFKA_CONF_OK;
+    return rd_kafka_conf_set(c, k, v, errstr, errstr_size) == RD_KAFKA_CONF_OK;
 }
 
 /* The properties bayeswatch sets itself, before the user's map. */
 static bool managed_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
                           bw_kafka_role_t role, const char *bootstrap,
-                          const char *instance, char *errstr, size_t n)
+                          const char *instance, char *errstr,
+                          size_t errstr_size)
 {
     char id[512];
-    bool ok = set1(c, "bootstrap.servers", bootstrap, errstr, n);
+    bool ok = set1(c, "bootstrap.servers", bootstrap, errstr, errstr_size);
 
     snprintf(id, sizeof(id), "bayeswatch-%s", instance);
-    ok = ok && set1(c, "client.id", id, errstr, n);
+    ok = ok && set1(c, "client.id", id, errstr, errstr_size);
     if (role == BW_KAFKA_CONSUMER) {
-        ok = ok && set1(c, "group.id", cfg->kafka.group_id, errstr, n) &&
-             set1(c, "enable.auto.commit", "false", errstr, n) &&
-             set1(c, "enable.auto.offset.store", "false", errstr, n) &&
-             set1(c, "auto.offset.reset", "earliest", errstr, n) &&
-             set1(c, "isolation.level", "read_committed", errstr, n) &&
-             set1(c, "partition.assignment.strategy", "cooperative-sticky",
-                  errstr, n);
+        ok =
+            ok &&
+            set1(c, "group.id", cfg->kafka.group_id, errstr, errstr_size) &&
+            set1(c, "enable.auto.commit", "false", errstr, errstr_size) &&
+            set1(c, "enable.auto.offset.store", "false", errstr, errstr_size) &&
+            set1(c, "auto.offset.reset", "earliest", errstr, errstr_size) &&
+            set1(c, "isolation.level", "read_committed", errstr, errstr_size) &&
+            set1(c, "partition.assignment.strategy", "cooperative-sticky",
+                 errstr, errstr_size);
         if (ok && cfg->pipeline.static_membership) {
-            ok = set1(c, "group.instance.id", instance, errstr, n);
+            ok = set1(c, "group.instance.id", instance, errstr, errstr_size);
         }
         return ok;
     }
-    ok = ok && set1(c, "enable.idempotence", "true", errstr, n);
+    ok = ok && set1(c, "enable.idempotence", "true", errstr, errstr_size);
     if (ok && cfg->pipeline.guarantee == BW_GUARANTEE_EXACTLY_ONCE) {
         snprintf(id, sizeof(id), "bayeswatch-%s-%s", cfg->kafka.group_id,
                  instance);
-        ok = set1(c, "transactional.id", id, errstr, n);
+        ok = set1(c, "transactional.id", id, errstr, errstr_size);
     }
     return ok;
 }
 
 /* The user's map; every problem reported at its line when diag is set. */
 static int user_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
-                      bw_kafka_role_t role, FILE *diag, char *errstr, size_t n)
+                      bw_kafka_role_t role, FILE *diag, char *errstr,
+                      size_t errstr_size)
 {
     const bw_kvmap_t *m =
         role == BW_KAFKA_CONSUMER ? &cfg->kafka.consumer : &cfg->kafka.producer;
@@ -110,7 +114,7 @@ static int user_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
             continue;
         }
         if (errors++ == 0) {
-            snprintf(errstr, n, "%s.%s: %s", path, kv->key, why);
+            snprintf(errstr, errstr_size, "%s.%s: %s", path, kv->key, why);
         }
         bw_config_report_kv(cfg, path, kv, why, diag);
     }
@@ -119,16 +123,17 @@ static int user_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
 
 rd_kafka_conf_t *bw__kafka_conf(const bw_config_t *cfg, bw_kafka_role_t role,
                                 const char *bootstrap, const char *instance,
-                                FILE *diag, char *errstr, size_t n)
+                                FILE *diag, char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *c = rd_kafka_conf_new();
 
     if (c == NULL) {
-        snprintf(errstr, n, "kafka: out of memory");
+        snprintf(errstr, errstr_size, "kafka: out of memory");
         return NULL;
     }
-    if (!managed_props(c, cfg, role, bootstrap, instance, errstr, n) ||
-        user_props(c, cfg, role, diag, errstr, n) != 0) {
+    if (!managed_props(c, cfg, role, bootstrap, instance, errstr,
+                       errstr_size) ||
+        user_props(c, cfg, role, diag, errstr, errstr_size) != 0) {
         rd_kafka_conf_destroy(c);
         return NULL;
     }

@@ -21,6 +21,6 @@ void bw__kafka_instance(const bw_config_t *cfg, const char *override, char *out,
  */
 rd_kafka_conf_t *bw__kafka_conf(const bw_config_t *cfg, bw_kafka_role_t role,
                                 const char *bootstrap, const char *instance,
-                                FILE *diag, char *errstr, size_t n);
+                                FILE *diag, char *errstr, size_t errstr_size);
 
 #endif

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "pipeline_int.h"
+#include "bayeswatch/mem.h"
 
 #define FLUSH_TIMEOUT_MS 10000
 
@@ -249,24 +250,25 @@ static void scan_stale(bw_pipeline_t *p, int64_t now)
 /* ---- life cycle ------------------------------------------------------------
  */
 
-static bw_err_t make_workers(bw_pipeline_t *p, char *errstr, size_t n)
+static bw_err_t make_workers(bw_pipeline_t *p, char *errstr, size_t errstr_size)
 {
     p->n_workers = p->cfg->pipeline.threads;
     if (p->n_workers > 1 &&
         (p->opts.observer.score != NULL || p->opts.observer.threat != NULL)) {
-        snprintf(errstr, n, "pipeline: observers need pipeline.threads: 1");
+        snprintf(errstr, errstr_size,
+                 "pipeline: observers need pipeline.threads: 1");
         return BW_ERR_CONFIG;
     }
     p->workers = bw_calloc((size_t)p->n_workers, sizeof(bw_worker_t));
     if (p->workers == NULL) {
-        snprintf(errstr, n, "pipeline: out of memory");
+        snprintf(errstr, errstr_size, "pipeline: out of memory");
         p->n_workers = 0;
         return BW_ERR_NOMEM;
     }
     for (int i = 0; i < p->n_workers; i++) {
         pthread_mutex_init(&p->workers[i].mu, NULL);
         pthread_cond_init(&p->workers[i].cv, NULL);
-        if (bw__worker_init(&p->workers[i], p, errstr, n) != BW_OK) {
+        if (bw__worker_init(&p->workers[i], p, errstr, errstr_size) != BW_OK) {
             return BW_ERR_CONFIG;
         }
     }
@@ -285,13 +287,13 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac,
 }
 
 static rd_kafka_t *client(bw_pipeline_t *p, bw_kafka_role_t role, char *errstr,
-                          size_t n)
+                          size_t errstr_size)
 {
     const char *boot = p->opts.bootstrap_servers != NULL
                            ? p->opts.bootstrap_servers
                            : p->cfg->kafka.bootstrap_servers;
-    rd_kafka_conf_t *c =
-        bw__kafka_conf(p->cfg, role, boot, p->instance, NULL, errstr, n);
+    rd_kafka_conf_t *c = bw__kafka_conf(p->cfg, role, boot, p->instance, NULL,
+                                        errstr, errstr_size);
     rd_kafka_t *rk;
 
     if (c == NULL) {
@@ -307,14 +309,14 @@ static rd_kafka_t *client(bw_pipeline_t *p, bw_kafka_role_t role, char *errstr,
     }
     rk = rd_kafka_new(role == BW_KAFKA_CONSUMER ? RD_KAFKA_CONSUMER
                                                 : RD_KAFKA_PRODUCER,
-                      c, errstr, n);
+                      c, errstr, errstr_size);
     if (rk == NULL) {
         rd_kafka_conf_destroy(c);
     }
     return rk;
 }
 
-static bw_err_t subscribe(bw_pipeline_t *p, char *errstr, size_t n)
+static bw_err_t subscribe(bw_pipeline_t *p, char *errstr, size_t errstr_size)
 {
     const bw_ingest_cfg_t *in = &p->cfg->ingest;
     rd_kafka_topic_partition_list_t *l =
@@ -329,14 +331,14 @@ static bw_err_t subscribe(bw_pipeline_t *p, char *errstr, size_t n)
     e = rd_kafka_subscribe(p->consumer, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(errstr, n, "subscribe: %s", rd_kafka_err2str(e));
+        snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(e));
         return BW_ERR_KAFKA;
     }
     p->subscribed = true;
     return BW_OK;
 }
 
-static bw_err_t init_txns(bw_pipeline_t *p, char *errstr, size_t n)
+static bw_err_t init_txns(bw_pipeline_t *p, char *errstr, size_t errstr_size)
 {
     rd_kafka_error_t *e;
 
@@ -345,7 +347,8 @@ static bw_err_t init_txns(bw_pipeline_t *p, char *errstr, size_t n)
     }
     e = rd_kafka_init_transactions(p->producer, 60000);
     if (e != NULL) {
-        snprintf(errstr, n, "init transactions: %s", rd_kafka_error_string(e));
+        snprintf(errstr, errstr_size, "init transactions: %s",
+                 rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         return BW_ERR_KAFKA;
     }
@@ -354,7 +357,8 @@ static bw_err_t init_txns(bw_pipeline_t *p, char *errstr, size_t n)
 
 /* The output topics' handles, made once so that producing a record does not
  * look its topic up by name. */
-static bw_err_t output_topics(bw_pipeline_t *p, char *errstr, size_t n)
+static bw_err_t output_topics(bw_pipeline_t *p, char *errstr,
+                              size_t errstr_size)
 {
     const bw_emit_cfg_t *em = &p->cfg->emit;
     const char *names[3] = {em->scores.topic, em->threats.topic,
@@ -363,8 +367,8 @@ static bw_err_t output_topics(bw_pipeline_t *p, char *errstr, size_t n)
     for (int i = 0; i < 3; i++) {
         p->out[i] = rd_kafka_topic_new(p->producer, names[i], NULL);
         if (p->out[i] == NULL) {
-            snprintf(errstr, n, "pipeline: output topic %s: %s", names[i],
-                     rd_kafka_err2str(rd_kafka_last_error()));
+            snprintf(errstr, errstr_size, "pipeline: output topic %s: %s",
+                     names[i], rd_kafka_err2str(rd_kafka_last_error()));
             return BW_ERR_KAFKA;
         }
     }
@@ -373,12 +377,12 @@ static bw_err_t output_topics(bw_pipeline_t *p, char *errstr, size_t n)
 
 bw_pipeline_t *bw_pipeline_new(const bw_config_t *cfg,
                                const bw_pipeline_opts_t *opts, char *errstr,
-                               size_t n)
+                               size_t errstr_size)
 {
     bw_pipeline_t *p = bw_calloc(1, sizeof(*p));
 
     if (p == NULL) {
-        snprintf(errstr, n, "pipeline: out of memory");
+        snprintf(errstr, errstr_size, "pipeline: out of memory");
         return NULL;
     }
     p->cfg = cfg;
@@ -393,16 +397,18 @@ bw_pipeline_t *bw_pipeline_new(const bw_config_t *cfg,
              (unsigned long long)cfg->hash);
     bw__kafka_instance(cfg, p->opts.instance_id, p->instance,
                        sizeof(p->instance));
-    if (make_workers(p, errstr, n) != BW_OK ||
-        (p->producer = client(p, BW_KAFKA_PRODUCER, errstr, n)) == NULL ||
-        output_topics(p, errstr, n) != BW_OK ||
-        init_txns(p, errstr, n) != BW_OK ||
-        (p->consumer = client(p, BW_KAFKA_CONSUMER, errstr, n)) == NULL) {
+    if (make_workers(p, errstr, errstr_size) != BW_OK ||
+        (p->producer = client(p, BW_KAFKA_PRODUCER, errstr, errstr_size)) ==
+            NULL ||
+        output_topics(p, errstr, errstr_size) != BW_OK ||
+        init_txns(p, errstr, errstr_size) != BW_OK ||
+        (p->consumer = client(p, BW_KAFKA_CONSUMER, errstr, errstr_size)) ==
+            NULL) {
         goto fail;
     }
     p->closed = false;
-    if (bw__workers_start(p, errstr, n) != BW_OK ||
-        subscribe(p, errstr, n) != BW_OK) {
+    if (bw__workers_start(p, errstr, errstr_size) != BW_OK ||
+        subscribe(p, errstr, errstr_size) != BW_OK) {
         goto fail;
     }
     p->last_commit = p->last_scan = p->last_stats = bw__wall_ms();
@@ -437,7 +443,7 @@ static void progress(bw_pipeline_t *p, int64_t now)
 }
 
 bw_err_t bw_pipeline_step(bw_pipeline_t *p, int timeout_ms, char *errstr,
-                          size_t n)
+                          size_t errstr_size)
 {
     rd_kafka_message_t *m;
     bw_err_t err = BW_OK;
@@ -473,29 +479,29 @@ bw_err_t bw_pipeline_step(bw_pipeline_t *p, int timeout_ms, char *errstr,
         }
     }
     if (failed(p)) {
-        snprintf(errstr, n, "%s", p->fatal);
+        snprintf(errstr, errstr_size, "%s", p->fatal);
         return BW_ERR_KAFKA;
     }
     return err;
 }
 
 bw_err_t bw_pipeline_run(bw_pipeline_t *p, volatile sig_atomic_t *stop,
-                         char *errstr, size_t n)
+                         char *errstr, size_t errstr_size)
 {
     bw_err_t err = BW_OK;
     int timeout = (int)p->cfg->pipeline.poll_timeout_ms;
 
     while (err == BW_OK && !*stop) {
-        err = bw_pipeline_step(p, timeout, errstr, n);
+        err = bw_pipeline_step(p, timeout, errstr, errstr_size);
     }
     if (err != BW_OK) {
         return err;
     }
     bw__log(p, "stopping: committing and leaving the group");
-    return bw_pipeline_close(p, errstr, n);
+    return bw_pipeline_close(p, errstr, errstr_size);
 }
 
-bw_err_t bw_pipeline_close(bw_pipeline_t *p, char *errstr, size_t n)
+bw_err_t bw_pipeline_close(bw_pipeline_t *p, char *errstr, size_t errstr_size)
 {
     bw_err_t err = BW_OK;
 
@@ -519,7 +525,7 @@ bw_err_t bw_pipeline_close(bw_pipeline_t *p, char *errstr, size_t n)
         bw__fatal(p, "close", "outputs not acknowledged before the timeout");
     }
     if (failed(p)) {
-        snprintf(errstr, n, "%s", p->fatal);
+        snprintf(errstr, errstr_size, "%s", p->fatal);
         err = BW_ERR_KAFKA;
     }
     return err;

@@ -111,12 +111,11 @@ bw_err_t bw__commit(bw_pipeline_t *p);
  * record in it. */
 bw_err_t bw__abort_and_rewind(bw_pipeline_t *p, const char *why);
 /** The producer's delivery report: counts failures (at_least_once). */
-void bw__on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
-                     void *opaque);
+void bw__on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 
 /* records.c */
 bw_err_t bw__worker_init(bw_worker_t *w, bw_pipeline_t *p, char *errstr,
-                         size_t n);
+                         size_t errstr_size);
 void bw__worker_free(bw_worker_t *w);
 /** Whether @p t_ms lies outside pipeline.max_ahead_ms / max_behind_ms of
  * the wall clock @p now_ms; if so, why, in @p detail. */
@@ -130,7 +129,7 @@ void bw__record(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m);
 void bw__stale_scan(bw_worker_t *w, task_t *t, int64_t now);
 
 /* workers.c */
-bw_err_t bw__workers_start(bw_pipeline_t *p, char *errstr, size_t n);
+bw_err_t bw__workers_start(bw_pipeline_t *p, char *errstr, size_t errstr_size);
 void bw__workers_stop(bw_pipeline_t *p);
 /** Hand record @p m (ownership passes) to its task's worker. */
 void bw__dispatch(bw_pipeline_t *p, task_t *t, rd_kafka_message_t *m);

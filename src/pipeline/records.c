@@ -15,7 +15,7 @@
 #define COUNT(x) atomic_fetch_add_explicit(&(x), 1, memory_order_relaxed)
 
 bw_err_t bw__worker_init(bw_worker_t *w, bw_pipeline_t *p, char *errstr,
-                         size_t n)
+                         size_t errstr_size)
 {
     const bw_emit_cfg_t *em = &p->cfg->emit;
     const bw_output_cfg_t *outs[3] = {&em->scores, &em->threats,
@@ -27,20 +27,20 @@ bw_err_t bw__worker_init(bw_worker_t *w, bw_pipeline_t *p, char *errstr,
                             bw_schema_dead_letter_len};
 
     w->p = p;
-    w->codec = bw_codec_new(bw_schema_metric_event, bw_schema_metric_event_len,
-                            p->cfg->ingest.format == BW_FORMAT_AVRO
-                                ? BW_FRAMING_CONFLUENT
-                                : BW_FRAMING_PLAIN,
-                            (int32_t)p->cfg->ingest.schema_id, errstr, n);
+    w->codec = bw_codec_new(
+        bw_schema_metric_event, bw_schema_metric_event_len,
+        p->cfg->ingest.format == BW_FORMAT_AVRO ? BW_FRAMING_CONFLUENT
+                                                : BW_FRAMING_PLAIN,
+        (int32_t)p->cfg->ingest.schema_id, errstr, errstr_size);
     if (w->codec == NULL) {
         return BW_ERR_CONFIG;
     }
     for (int i = 0; i < 3; i++) {
-        w->enc[i] = bw_encoder_new((bw_record_kind_t)i, schemas[i], lens[i],
-                                   outs[i]->format == BW_FORMAT_AVRO
-                                       ? BW_FRAMING_CONFLUENT
-                                       : BW_FRAMING_PLAIN,
-                                   (int32_t)outs[i]->schema_id, errstr, n);
+        w->enc[i] = bw_encoder_new(
+            (bw_record_kind_t)i, schemas[i], lens[i],
+            outs[i]->format == BW_FORMAT_AVRO ? BW_FRAMING_CONFLUENT
+                                              : BW_FRAMING_PLAIN,
+            (int32_t)outs[i]->schema_id, errstr, errstr_size);
         if (w->enc[i] == NULL) {
             return BW_ERR_CONFIG;
         }

@@ -41,7 +41,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-bw_err_t bw__workers_start(bw_pipeline_t *p, char *errstr, size_t n)
+bw_err_t bw__workers_start(bw_pipeline_t *p, char *errstr, size_t errstr_size)
 {
     if (p->n_workers == 1) {
         return BW_OK; /* records are processed inline */
@@ -49,7 +49,8 @@ bw_err_t bw__workers_start(bw_pipeline_t *p, char *errstr, size_t n)
     for (int i = 0; i < p->n_workers; i++) {
         bw_worker_t *w = &p->workers[i];
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-            snprintf(errstr, n, "pipeline: cannot start stream thread %d", i);
+            snprintf(errstr, errstr_size,
+                     "pipeline: cannot start stream thread %d", i);
             return BW_ERR_NOMEM;
         }
         w->running = true;

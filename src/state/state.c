@@ -5,6 +5,7 @@
 
 #include "bayeswatch/buf.h"
 #include "bayeswatch/state.h"
+#include "bayeswatch/hash.h"
 
 #define HDR_LEN 20
 static const uint8_t magic[4] = {'B', 'W', 'S', 'T'};

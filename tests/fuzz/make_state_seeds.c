@@ -9,6 +9,7 @@
 #include <gsl/gsl_errno.h>
 
 #include "bayeswatch/state.h"
+#include "bayeswatch/mem.h"
 
 static void put(const char *dir, const char *name, uint8_t sel,
                 const uint8_t *blob, size_t len)

@@ -9,6 +9,7 @@
 #include "bayeswatch/engine.h"
 #include "bayeswatch/state.h"
 #include "testutil.h"
+#include "bayeswatch/mem.h"
 
 #define N_EV 3000
 #define HALF 1700
@@ -253,8 +254,8 @@ static void del_fusion(void *o)
     bw_fusion_destroy(o);
 }
 
-static void every_allocation_fails(const char *name, ctor_fn ctor,
-                                   dtor_fn dtor, const bw_config_t *cfg)
+static void every_allocation_fails(const char *name, ctor_fn ctor, dtor_fn dtor,
+                                   const bw_config_t *cfg)
 {
     unsigned long before = bw_mem_calls(), calls;
     char errstr[256];

@@ -64,8 +64,8 @@ static void on_threat(void *opaque, const bw_threat_rec_t *rec)
     int high = rec->threat.level >= BW_LEVEL_HIGH;
 
     if (rec->time_ms >= w->from && rec->time_ms < w->to &&
-        rec->threat.level > w->max_level) {
-        w->max_level = rec->threat.level;
+        (int)rec->threat.level > w->max_level) {
+        w->max_level = (int)rec->threat.level;
     }
     if (rec->time_ms >= w->from && rec->time_ms < w->to && high &&
         !w->was_high) {
