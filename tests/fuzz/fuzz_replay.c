@@ -22,6 +22,10 @@ static const char cfg_yaml[] = "engine:\n"
                                "    - metric: \"*\"\n"
                                "      transform: log1p\n"
                                "model:\n"
+                               "  pf:\n" /* light models: the target is */
+                               "    particles: 8\n" /* the CSV path */
+                               "    recur_window: 64\n"
+                               "    daily: {bins: 24}\n"
                                "  hier:\n"
                                "    max_regions: 8\n"
                                "  fusion:\n"
