@@ -3,7 +3,8 @@
 # starting from tests/fuzz/corpus/TARGET:
 #   scripts/fuzz.sh [SECONDS] [TARGET...]  each for SECONDS (default 60)
 #   scripts/fuzz.sh --long [TARGET...]     each for at least 10M executions
-#                                          (JOBS parallel workers, default 2)
+# (JOBS parallel workers, default 2; built RelWithDebInfo with ASan+UBSan,
+# as libFuzzer is usually run: -O0 is several times slower).
 # Then the new inputs that reach new coverage are merged into the committed
 # corpus (libFuzzer -merge=1: only what adds coverage), so ctest replays
 # them on every build; commit tests/fuzz/corpus. Crashing inputs go to
@@ -33,7 +34,7 @@ if ! command -v clang-14 > /dev/null; then
 fi
 dir=$root/build-fuzz
 CC=clang-14 cmake -S "$root" -B "$dir" -DBW_FUZZ=ON -DBW_SANITIZE=ON \
-    -DBW_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug > /dev/null
+    -DBW_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
 cmake --build "$dir" -j "$(nproc)" --target \
     $(printf 'fuzz_%s ' "${targets[@]}") > /dev/null
 mkdir -p "$dir/crashes"
@@ -55,10 +56,13 @@ for t in "${targets[@]}"; do
         done
         wait || true
     else
-        echo "== fuzz_$t for ${secs}s"
-        "$bin" -max_total_time="$secs" -timeout=10 -print_final_stats=1 \
-            -artifact_prefix="$dir/crashes/$t-" "$work" \
-            "$root/tests/fuzz/corpus/$t" > "$logs/w1.log" 2>&1 || true
+        echo "== fuzz_$t for ${secs}s over $jobs workers"
+        for j in $(seq "$jobs"); do
+            "$bin" -max_total_time="$secs" -timeout=10 -seed="$j" \
+                -print_final_stats=1 -artifact_prefix="$dir/crashes/$t-" \
+                "$work" "$root/tests/fuzz/corpus/$t" > "$logs/w$j.log" 2>&1 &
+        done
+        wait || true
     fi
     execs=$(cat "$logs"/w*.log | sed -n 's/^stat::number_of_executed_units: *//p' |
         awk '{s += $1} END {print s + 0}')
