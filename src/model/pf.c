@@ -78,6 +78,7 @@
 #include "bayeswatch/model.h"
 #include "bayeswatch/timefmt.h"
 #include "block.h"
+#include "memory.h"
 #include "season.h"
 #include "vecmath.h"
 #include "bayeswatch/mem.h"
@@ -124,12 +125,10 @@ struct bw_pf_s {
     uint64_t events, late;
     bw_rng_t rng;
     bw_season_t daily, weekly;
-    bw_block_t block; /* collective anomalies: filter on block means */
-    float *recent;    /* ring of recent de-seasonalised values */
-    int n_recent, pos_recent;
-    double recent_sum; /* sum of recent[], refreshed exactly at each wrap */
-    double sd_last;    /* noise sd after the previous event */
-    double level_last; /* posterior mean level after the previous event */
+    bw_block_t block;    /* collective anomalies: filter on block means */
+    bw__memory_t recent; /* recent de-seasonalised values (memory.c) */
+    double sd_last;      /* noise sd after the previous event */
+    double level_last;   /* posterior mean level after the previous event */
     /* The current abnormal episode (P(abnormal) >= 1/2 at every event
      * since abn_since): its length in events, for adoption. */
     int64_t abn_since;
@@ -285,8 +284,7 @@ bw_pf_t *bw_pf_new(const bw_pf_cfg_t *cfg, uint64_t seed, char *errstr,
     pf->cfg = cfg;
     pf->n = cfg->particles;
     pf->mem = bw_malloc((size_t)(N_ARRAYS + 1) * pf->n * sizeof(double));
-    pf->recent = bw_calloc((size_t)cfg->recur_window + 1, sizeof(float));
-    if (pf->mem == NULL || pf->recent == NULL ||
+    if (pf->mem == NULL || bw__memory_init(&pf->recent, cfg->recur_window) ||
         bw__season_init(&pf->daily, &cfg->daily, DAY_MS) ||
         bw__season_init(&pf->weekly, &cfg->weekly, WEEK_MS)) {
         goto fail;
@@ -327,7 +325,7 @@ void bw_pf_destroy(bw_pf_t *pf)
     bw__block_free(&pf->block);
     bw__season_free(&pf->daily);
     bw__season_free(&pf->weekly);
-    bw_free(pf->recent);
+    bw__memory_free(&pf->recent);
     bw_free(pf->mem);
     bw_free(pf);
 }
@@ -384,84 +382,6 @@ uint64_t bw_pf_late(const bw_pf_t *pf)
 
 /* ---- recent values (the recurrent regime) ---- */
 
-/*
- * One pass over the memory of recent values serves both of its uses:
- *  - the recurrent regime's density at y: a box kernel of half-width h,
- *    count / (n 2h); -inf when fewer than recur_min_count recent values lie
- *    within h (only familiar values, not one stray earlier outlier, can be
- *    explained as a recurrent jump);
- *  - the local noise: pairs of consecutive values that both lie in the
- *    previous value's neighbourhood, and their summed squared differences.
- * O(window) per event, independent of the particles.
- */
-typedef struct {
-    float lo, hi;   /* the recurrent kernel at y */
-    float zlo, zhi; /* the current state's zone: not another state */
-    float alo, ahi; /* the previous value's neighbourhood */
-    float inv;      /* 1 / its half-width */
-    int count;      /* values in [lo, hi] */
-    int pairs;      /* consecutive pairs inside [alo, ahi] */
-    double ss;      /* their summed squared differences, times inv^2 */
-} mem_scan_t;
-
-/* Values v[0..m-1] in time order (one unbroken stretch of the ring). The
- * squared differences are summed in single precision in units of the
- * neighbourhood's half-width (r->inv = 1/half-width): inside it they are at
- * most 4, so nothing overflows, and a float lane holds twice the values of a
- * double one; the relative rounding of the sum is below 1e-5, far inside
- * the estimate's own sampling error. */
-BW_VECTOR_CLONES
-static void scan_stretch(const float *v, int m, mem_scan_t *r)
-{
-    const float lo = r->lo, hi = r->hi, alo = r->alo, ahi = r->ahi;
-    const float zlo = r->zlo, zhi = r->zhi, inv = r->inv;
-    int count = (v[m - 1] >= lo) & (v[m - 1] <= hi) &
-                ((v[m - 1] <= zlo) | (v[m - 1] >= zhi)),
-        pairs = 0;
-    float ss = 0.0f;
-
-    BW_SIMD_SUM(count, pairs, ss)
-    for (int i = 0; i < m - 1; i++) { /* branch-free: vectorises */
-        int in = (v[i] >= alo) & (v[i] <= ahi) & (v[i + 1] >= alo) &
-                 (v[i + 1] <= ahi);
-        float d = (v[i + 1] - v[i]) * inv;
-        count += (v[i] >= lo) & (v[i] <= hi) & ((v[i] <= zlo) | (v[i] >= zhi));
-        pairs += in;
-        ss += in ? d * d : 0.0f;
-    }
-    r->count += count;
-    r->pairs += pairs;
-    r->ss += ss;
-}
-
-/* The whole memory: when the ring is full and does not start at 0 it is two
- * stretches, joined by the pair (last slot, slot 0). */
-/* The memory less its newest @p skip values (the ongoing episode's). */
-static void scan_memory(const bw_pf_t *pf, int skip, mem_scan_t *r)
-{
-    const float *v = pf->recent;
-    int n = pf->n_recent, pos = pf->pos_recent, w = pf->cfg->recur_window;
-    int first = n < w ? 0 : pos, len = n - skip, head;
-
-    r->count = r->pairs = 0;
-    r->ss = 0.0;
-    if (len < 2) {
-        return;
-    }
-    head = len < w - first ? len : w - first; /* up to the ring's end */
-    scan_stretch(v + first, head, r);
-    if (head == len) {
-        return;
-    }
-    scan_stretch(v, len - head, r);
-    if (v[w - 1] >= r->alo && v[w - 1] <= r->ahi && v[0] >= r->alo &&
-        v[0] <= r->ahi) {
-        float d = (v[0] - v[w - 1]) * r->inv;
-        r->pairs++;
-        r->ss += d * d;
-    }
-}
-
 static int has_recur(const bw_pf_t *pf)
 {
     return pf->k > 0 && pf->child_kind[pf->k - 1] == CHILD_RECUR;
@@ -476,7 +396,7 @@ static double balloon(const bw_pf_t *pf, double x, double ref)
 }
 
 /* The local noise's variance factor from the scan (header comment). */
-static double local_factor(const bw_pf_t *pf, const mem_scan_t *r)
+static double local_factor(const bw_pf_t *pf, const bw__mem_scan_t *r)
 {
     double s2 = pf->sd_last * pf->sd_last, k;
 
@@ -494,13 +414,13 @@ static void memory_terms(const bw_pf_t *pf, double y, double *lrecur,
                          double *kt)
 {
     int local = pf->cfg->local_noise && pf->cfg->learn_scale;
-    int n = pf->n_recent, w = pf->cfg->recur_window;
+    int n = pf->recent.n;
     /* The ongoing episode's own values make nothing familiar. */
     int skip = pf->cfg->memory_normal_only
                    ? 0
                    : (pf->abn_run < (uint32_t)n ? (int)pf->abn_run : n);
     double h, ha, prev, g;
-    mem_scan_t r;
+    bw__mem_scan_t r;
 
     *lrecur = -INFINITY;
     *kt = 1.0;
@@ -508,8 +428,8 @@ static void memory_terms(const bw_pf_t *pf, double y, double *lrecur,
         return;
     }
     h = balloon(pf, y, pf->level_last);
-    prev = pf->recent[(pf->pos_recent + w - 1) % w];
-    ha = local ? balloon(pf, prev, pf->recent_sum / n) : -1.0;
+    prev = bw__memory_back(&pf->recent, 0);
+    ha = local ? balloon(pf, prev, pf->recent.sum / n) : -1.0;
     r.lo = (float)(y - h), r.hi = (float)(y + h);
     /* Values within recur_gap noise sds of the current level are the
      * current state's own spread, not another state to jump to. */
@@ -517,7 +437,7 @@ static void memory_terms(const bw_pf_t *pf, double y, double *lrecur,
     r.zlo = (float)(pf->level_last - g), r.zhi = (float)(pf->level_last + g);
     r.alo = (float)(prev - ha), r.ahi = (float)(prev + ha);
     r.inv = ha > 0.0 ? (float)(1.0 / ha) : 0.0f;
-    scan_memory(pf, skip, &r);
+    bw__memory_scan(&pf->recent, skip, &r);
     r.ss *= ha * ha;
     if (has_recur(pf) && h > 0.0 && r.count >= pf->cfg->recur_min_count &&
         (g == 0.0 || fabs(y - pf->level_last) > g)) {
@@ -525,38 +445,6 @@ static void memory_terms(const bw_pf_t *pf, double y, double *lrecur,
     }
     if (local) {
         *kt = local_factor(pf, &r);
-    }
-}
-
-/* Sum of the memory in slot order (the exact refresh of recent_sum). */
-static double memory_sum(const bw_pf_t *pf)
-{
-    double s = 0.0;
-
-    for (int i = 0; i < pf->n_recent; i++) {
-        s += pf->recent[i];
-    }
-    return s;
-}
-
-static void recent_push(bw_pf_t *pf, double y)
-{
-    int w = pf->cfg->recur_window;
-
-    if (w <= 0) {
-        return;
-    }
-    if (pf->n_recent == w) {
-        pf->recent_sum -= pf->recent[pf->pos_recent];
-    }
-    pf->recent[pf->pos_recent] = (float)y;
-    pf->recent_sum += pf->recent[pf->pos_recent];
-    pf->pos_recent = (pf->pos_recent + 1) % w;
-    if (pf->n_recent < w) {
-        pf->n_recent++;
-    }
-    if (pf->pos_recent == 0) { /* no drift from the running sum */
-        pf->recent_sum = memory_sum(pf);
     }
 }
 
@@ -618,7 +506,7 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
     out->noise_sd = s0;
     pf->sd_last = s0;
     pf->level_last = y;
-    recent_push(pf, y);
+    bw__memory_push(&pf->recent, y);
     out->p_value = 1.0;
     out->noise_factor = 1.0;
     out->ess = pf->n;
@@ -637,11 +525,9 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
  * change to a level the cycle visited yesterday is not familiar. */
 static void reframe_memory(bw_pf_t *pf, int64_t age, int which)
 {
-    int w = pf->cfg->recur_window;
     double step = pf->interval > 0.0 ? pf->interval : 0.0;
 
-    for (int k = 0; k < pf->n_recent; k++) {
-        int idx = ((pf->pos_recent - 1 - k) % w + w) % w;
+    for (int k = 0; k < pf->recent.n; k++) {
         int64_t t = pf->t_last - (int64_t)(k * step);
         double v = 0.0;
         if (which & 1) {
@@ -650,9 +536,9 @@ static void reframe_memory(bw_pf_t *pf, int64_t age, int which)
         if (which & 2) {
             v += bw__season_value(&pf->weekly, t, age);
         }
-        pf->recent[idx] = (float)(pf->recent[idx] - v);
+        bw__memory_shift_back(&pf->recent, k, v);
     }
-    pf->recent_sum = memory_sum(pf);
+    bw__memory_resum(&pf->recent);
 }
 
 static void reframe(bw_pf_t *pf, int64_t age, double sd, double sw)
@@ -669,7 +555,7 @@ static void reframe(bw_pf_t *pf, int64_t age, double sd, double sw)
         which |= 2;
     }
     pf->framed |= which;
-    if (which != 0 && pf->n_recent > 0) {
+    if (which != 0 && pf->recent.n > 0) {
         reframe_memory(pf, age, which);
     }
     if (shift == 0.0) {
@@ -1550,7 +1436,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     /* The memory of familiar values learns from normal values only: a
      * spike or an incident does not make its own level familiar. */
     if (!pf->cfg->memory_normal_only || out->p_anomaly < 0.5) {
-        recent_push(pf, c.y);
+        bw__memory_push(&pf->recent, c.y);
     }
     episode(pf, t_ms, out);
     if (cfg->learn_scale) {
@@ -1662,10 +1548,7 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw_wbuf_f64(w, pf->yd_prev);
     bw_wbuf_u8(w, (uint8_t)pf->u_ok);
     bw_wbuf_u8(w, (uint8_t)pf->framed);
-    bw_wbuf_u32(w, (uint32_t)pf->n_recent);
-    bw_wbuf_u32(w, (uint32_t)pf->pos_recent);
-    bw_wbuf_f64(w, pf->recent_sum);
-    bw_wbuf_f32s(w, pf->recent, (size_t)pf->n_recent);
+    bw__memory_save(&pf->recent, w);
     bw_wbuf_u64(w, pf->events);
     bw_wbuf_u64(w, pf->late);
     for (int i = 0; i < 4; i++) {
@@ -1720,12 +1603,7 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
         pf->ar_w < 0.0) {
         r->err = BW_ERR_CORRUPT;
     }
-    pf->n_recent = (int)bw_rbuf_u32_in(r, 0, (uint32_t)pf->cfg->recur_window);
-    pf->pos_recent = (int)bw_rbuf_u32_in(
-        r, 0,
-        (uint32_t)(pf->cfg->recur_window > 0 ? pf->cfg->recur_window - 1 : 0));
-    pf->recent_sum = bw_rbuf_finite(r);
-    bw_rbuf_f32s(r, pf->recent, (size_t)pf->n_recent);
+    bw__memory_load(&pf->recent, r);
     if (!(pf->quantum > 0.0)) {
         r->err = BW_ERR_CORRUPT;
     }

@@ -1,0 +1,143 @@
+/*
+ * The memory of recent values (memory.h): a ring buffer of floats with a
+ * running sum, and the one vectorised pass per event that both the
+ * recurrent regime's box-kernel density and the local noise's pair
+ * statistics need (pf.c, "recent values").
+ */
+#include "memory.h"
+#include "bayeswatch/mem.h"
+#include "vecmath.h"
+
+int bw__memory_init(bw__memory_t *m, int window)
+{
+    m->w = window;
+    m->n = m->pos = 0;
+    m->sum = 0.0;
+    m->v = bw_calloc((size_t)window + 1, sizeof(float));
+    return m->v == NULL ? -1 : 0;
+}
+
+void bw__memory_free(bw__memory_t *m)
+{
+    bw_free(m->v);
+    m->v = NULL;
+}
+
+void bw__memory_resum(bw__memory_t *m)
+{
+    double s = 0.0;
+
+    for (int i = 0; i < m->n; i++) {
+        s += m->v[i];
+    }
+    m->sum = s;
+}
+
+void bw__memory_push(bw__memory_t *m, double y)
+{
+    if (m->w <= 0) {
+        return;
+    }
+    if (m->n == m->w) {
+        m->sum -= m->v[m->pos];
+    }
+    m->v[m->pos] = (float)y;
+    m->sum += m->v[m->pos];
+    m->pos = (m->pos + 1) % m->w;
+    if (m->n < m->w) {
+        m->n++;
+    }
+    if (m->pos == 0) { /* no drift from the running sum */
+        bw__memory_resum(m);
+    }
+}
+
+static int back_index(const bw__memory_t *m, int k)
+{
+    return ((m->pos - 1 - k) % m->w + m->w) % m->w;
+}
+
+double bw__memory_back(const bw__memory_t *m, int k)
+{
+    return m->v[back_index(m, k)];
+}
+
+void bw__memory_shift_back(bw__memory_t *m, int k, double delta)
+{
+    int i = back_index(m, k);
+
+    m->v[i] = (float)(m->v[i] - delta);
+}
+
+/* Values v[0..m-1] in time order (one unbroken stretch of the ring). The
+ * squared differences are summed in single precision in units of the
+ * neighbourhood's half-width (r->inv = 1/half-width): inside it they are at
+ * most 4, so nothing overflows, and a float lane holds twice the values of a
+ * double one; the relative rounding of the sum is below 1e-5, far inside
+ * the estimate's own sampling error. */
+BW_VECTOR_CLONES
+static void scan_stretch(const float *v, int m, bw__mem_scan_t *r)
+{
+    const float lo = r->lo, hi = r->hi, alo = r->alo, ahi = r->ahi;
+    const float zlo = r->zlo, zhi = r->zhi, inv = r->inv;
+    int count = (v[m - 1] >= lo) & (v[m - 1] <= hi) &
+                ((v[m - 1] <= zlo) | (v[m - 1] >= zhi)),
+        pairs = 0;
+    float ss = 0.0f;
+
+    BW_SIMD_SUM(count, pairs, ss)
+    for (int i = 0; i < m - 1; i++) { /* branch-free: vectorises */
+        int in = (v[i] >= alo) & (v[i] <= ahi) & (v[i + 1] >= alo) &
+                 (v[i + 1] <= ahi);
+        float d = (v[i + 1] - v[i]) * inv;
+        count += (v[i] >= lo) & (v[i] <= hi) & ((v[i] <= zlo) | (v[i] >= zhi));
+        pairs += in;
+        ss += in ? d * d : 0.0f;
+    }
+    r->count += count;
+    r->pairs += pairs;
+    r->ss += ss;
+}
+
+/* The whole memory: when the ring is full and does not start at 0 it is two
+ * stretches, joined by the pair (last slot, slot 0). */
+void bw__memory_scan(const bw__memory_t *m, int skip, bw__mem_scan_t *r)
+{
+    const float *v = m->v;
+    int n = m->n, pos = m->pos, w = m->w;
+    int first = n < w ? 0 : pos, len = n - skip, head;
+
+    r->count = r->pairs = 0;
+    r->ss = 0.0;
+    if (len < 2) {
+        return;
+    }
+    head = len < w - first ? len : w - first; /* up to the ring's end */
+    scan_stretch(v + first, head, r);
+    if (head == len) {
+        return;
+    }
+    scan_stretch(v, len - head, r);
+    if (v[w - 1] >= r->alo && v[w - 1] <= r->ahi && v[0] >= r->alo &&
+        v[0] <= r->ahi) {
+        float d = (v[0] - v[w - 1]) * r->inv;
+        r->pairs++;
+        r->ss += d * d;
+    }
+}
+
+void bw__memory_save(const bw__memory_t *m, bw_wbuf_t *w)
+{
+    bw_wbuf_u32(w, (uint32_t)m->n);
+    bw_wbuf_u32(w, (uint32_t)m->pos);
+    bw_wbuf_f64(w, m->sum);
+    bw_wbuf_f32s(w, m->v, (size_t)m->n);
+}
+
+void bw__memory_load(bw__memory_t *m, bw_rbuf_t *r)
+{
+    m->n = (int)bw_rbuf_u32_in(r, 0, (uint32_t)m->w);
+    m->pos = (int)bw_rbuf_u32_in(r, 0, (uint32_t)(m->w > 0 ? m->w - 1 : 0));
+    m->sum = bw_rbuf_finite(r);
+    bw_rbuf_f32s(r, m->v, (size_t)m->n);
+}

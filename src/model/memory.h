@@ -1,0 +1,57 @@
+/*
+ * The memory of recent values (a ring of the last recur_window
+ * de-seasonalised values of a series) behind the filter's recurrent regime
+ * and its local noise: what pf.c asks of it is one scan per event, a push,
+ * and its state. Internal to src/model.
+ */
+#ifndef BW_MODEL_MEMORY_H
+#define BW_MODEL_MEMORY_H
+
+#include "bayeswatch/buf.h"
+
+typedef struct {
+    float *v;   /* the ring, w slots (+1 spare) */
+    int w;      /* its capacity: recur_window */
+    int n, pos; /* values held; the next slot */
+    double sum; /* sum of v[], refreshed exactly at each wrap */
+} bw__memory_t;
+
+/*
+ * One pass over the memory of recent values serves both of its uses:
+ *  - the recurrent regime's density at y: a box kernel of half-width h,
+ *    count / (n 2h); -inf when fewer than recur_min_count recent values lie
+ *    within h (only familiar values, not one stray earlier outlier, can be
+ *    explained as a recurrent jump);
+ *  - the local noise: pairs of consecutive values that both lie in the
+ *    previous value's neighbourhood, and their summed squared differences.
+ * O(window) per event, independent of the particles.
+ */
+typedef struct {
+    float lo, hi;   /* the recurrent kernel at y */
+    float zlo, zhi; /* the current state's zone: not another state */
+    float alo, ahi; /* the previous value's neighbourhood */
+    float inv;      /* 1 / its half-width */
+    int count;      /* values in [lo, hi] */
+    int pairs;      /* consecutive pairs inside [alo, ahi] */
+    double ss;      /* their summed squared differences, times inv^2 */
+} bw__mem_scan_t;
+
+/** Allocate a ring of @p window values; 0, or -1 out of memory. */
+int bw__memory_init(bw__memory_t *m, int window);
+void bw__memory_free(bw__memory_t *m);
+/** Append @p y, forgetting the oldest value when full. */
+void bw__memory_push(bw__memory_t *m, double y);
+/** The value @p k pushes back (0: the newest); the memory is not empty. */
+double bw__memory_back(const bw__memory_t *m, int k);
+/** Subtract @p delta from the value @p k pushes back (call resum after). */
+void bw__memory_shift_back(bw__memory_t *m, int k, double delta);
+/** Recompute the running sum exactly. */
+void bw__memory_resum(bw__memory_t *m);
+/** Count and pair statistics over the memory less its newest @p skip
+ * values (the ongoing episode's); r's bounds set by the caller. */
+void bw__memory_scan(const bw__memory_t *m, int skip, bw__mem_scan_t *r);
+void bw__memory_save(const bw__memory_t *m, bw_wbuf_t *w);
+/** Read what save wrote; a bad count or position sets r->err. */
+void bw__memory_load(bw__memory_t *m, bw_rbuf_t *r);
+
+#endif
