@@ -48,11 +48,14 @@
     1e-6 /* kappa-marginal mass left outside the rows, per side                \
           */
 
+typedef struct hier_type_s hier_type_t;
+
 struct bw_hier_s {
     const bw_hier_cfg_t *cfg;
     bw_hier_kind_t kind;
-    int nr;             /* max regions */
-    double *y, *n, *s2; /* per region: bad/sum, trials/weight, sum sq */
+    const hier_type_t *type; /* the kind's operations (end of file) */
+    int nr;                  /* max regions */
+    double *y, *n, *s2;      /* per region: bad/sum, trials/weight, sum sq */
     int64_t t_last;
     int have_time;
     /* grid (derived from the above by refresh) */
@@ -73,6 +76,38 @@ struct bw_hier_s {
     int refit_regions;    /* regions with data at the last refit */
     double pop_sd;
 };
+
+/* Conditional posterior of region j at grid point g: a mixture component. */
+typedef struct {
+    double a, b; /* count: Beta(a, b); normal: N(a, b) with b variance */
+    double shrink;
+    double q; /* population outlier threshold */
+    double pop_sd;
+} comp_t;
+
+/* What differs between the two kinds (their tables at the end). */
+struct hier_type_s {
+    size_t (*grid_points)(const bw_hier_cfg_t *cfg);
+    int (*alloc)(bw_hier_t *h); /* the kind's own parts, or NULL */
+    bw_err_t (*refresh)(bw_hier_t *h);
+    void (*population_quantiles)(bw_hier_t *h); /* after a refit, or NULL */
+    double (*pooled_var)(const bw_hier_t *h);
+    void (*component)(const bw_hier_t *h, int j, int g, double vpool,
+                      comp_t *c);
+    double (*comp_cdf)(const comp_t *c, double x);
+    void (*comp_moments)(const comp_t *c, double *m, double *v);
+    double (*comp_norm)(const comp_t *c);
+    void (*mix_term)(double ca, double cb, double cl, double x, double *F,
+                     double *f);
+    bool (*valid)(double value, double trials);
+    bool (*valid_interval)(double trials);
+    void (*add)(bw_hier_t *h, int j, double value, double trials);
+    bool unit_interval; /* the parameter is a rate in [0, 1] */
+    bool scheduled;     /* a scheduled population (refresh_intervals) */
+    bool own_baseline;  /* each region against itself (ownrate.c) */
+};
+
+static const hier_type_t *type_of(bw_hier_kind_t kind);
 
 static double clampd(double x, double lo, double hi)
 {
@@ -231,9 +266,9 @@ bw_hier_t *bw_hier_new(const bw_hier_cfg_t *cfg, bw_hier_kind_t kind,
     }
     h->cfg = cfg;
     h->kind = kind;
+    h->type = type_of(kind);
     h->nr = cfg->max_regions;
-    g = kind == BW_HIER_COUNT ? (size_t)cfg->grid * cfg->grid
-                              : 4 * (size_t)cfg->grid;
+    g = h->type->grid_points(cfg);
     h->npts = (int)g;
     h->y = bw_calloc(3 * (size_t)h->nr, sizeof(double));
     h->w = bw_calloc(8 * g, sizeof(double));
@@ -250,7 +285,7 @@ bw_hier_t *bw_hier_new(const bw_hier_cfg_t *cfg, bw_hier_kind_t kind,
     h->cb = h->ca + g;
     h->cl = h->cb + g;
     h->cw = h->cl + g;
-    if (kind == BW_HIER_COUNT && alloc_counts(h) != 0) {
+    if (h->type->alloc != NULL && h->type->alloc(h) != 0) {
         goto fail;
     }
     return h;
@@ -647,68 +682,99 @@ bw_err_t bw_hier_refresh(bw_hier_t *h)
     if (!any) {
         return BW_ERR_NOTFOUND;
     }
-    return h->kind == BW_HIER_COUNT ? bb_refresh(h) : nm_refresh(h);
+    return h->type->refresh(h);
 }
 
 /* ---- per-region posterior ---- */
 
-/* Conditional posterior of region j at grid point g: a mixture component. */
-typedef struct {
-    double a, b; /* count: Beta(a, b); normal: N(a, b) with b variance */
-    double shrink;
-    double q; /* population outlier threshold */
-    double pop_sd;
-} comp_t;
-
-static void component(const bw_hier_t *h, int j, int g, double vpool, comp_t *c)
+static void bb_component(const bw_hier_t *h, int j, int g, double vpool,
+                         comp_t *c)
 {
-    if (h->kind == BW_HIER_COUNT) {
-        double k = h->ga[g] + h->gb[g], mu = h->ga[g] / k;
-        c->a = h->ga[g] + h->y[j];
-        c->b = h->gb[g] + h->n[j] - h->y[j];
-        c->shrink = k / (k + h->n[j]);
-        c->q = h->gq[g];
-        c->pop_sd = sqrt(mu * (1.0 - mu) / (k + 1.0));
-    } else {
-        double yb, se2, tau2 = h->gb[g] * h->gb[g], B, vmu = 0.0;
-        nm_region(h, j, vpool, &yb, &se2);
-        B = tau2 > 0.0 ? se2 / (se2 + tau2) : 1.0;
-        for (int i = 0; i < h->nr; i++) {
-            double yi, si;
-            if (h->n[i] > 0.0) {
-                nm_region(h, i, vpool, &yi, &si);
-                vmu += 1.0 / (si + tau2);
-            }
-        }
-        vmu = 1.0 / vmu;
-        c->a = (1.0 - B) * yb + B * h->ga[g];
-        c->b = (1.0 - B) * se2 + B * B * vmu;
-        c->shrink = B;
-        c->q = h->ga[g] +
-               gsl_cdf_ugaussian_Pinv(h->cfg->outlier_quantile) * h->gb[g];
-        c->pop_sd = h->gb[g];
-    }
+    double k = h->ga[g] + h->gb[g], mu = h->ga[g] / k;
+
+    (void)vpool;
+    c->a = h->ga[g] + h->y[j];
+    c->b = h->gb[g] + h->n[j] - h->y[j];
+    c->shrink = k / (k + h->n[j]);
+    c->q = h->gq[g];
+    c->pop_sd = sqrt(mu * (1.0 - mu) / (k + 1.0));
 }
 
-static double comp_cdf(const bw_hier_t *h, const comp_t *c, double x)
+static void nm_component(const bw_hier_t *h, int j, int g, double vpool,
+                         comp_t *c)
 {
-    if (h->kind == BW_HIER_COUNT) {
-        return beta_cdf(x, c->a, c->b);
+    double yb, se2, tau2 = h->gb[g] * h->gb[g], B, vmu = 0.0;
+
+    nm_region(h, j, vpool, &yb, &se2);
+    B = tau2 > 0.0 ? se2 / (se2 + tau2) : 1.0;
+    for (int i = 0; i < h->nr; i++) {
+        double yi, si;
+        if (h->n[i] > 0.0) {
+            nm_region(h, i, vpool, &yi, &si);
+            vmu += 1.0 / (si + tau2);
+        }
     }
+    vmu = 1.0 / vmu;
+    c->a = (1.0 - B) * yb + B * h->ga[g];
+    c->b = (1.0 - B) * se2 + B * B * vmu;
+    c->shrink = B;
+    c->q =
+        h->ga[g] + gsl_cdf_ugaussian_Pinv(h->cfg->outlier_quantile) * h->gb[g];
+    c->pop_sd = h->gb[g];
+}
+
+static double bb_comp_cdf(const comp_t *c, double x)
+{
+    return beta_cdf(x, c->a, c->b);
+}
+
+static double nm_comp_cdf(const comp_t *c, double x)
+{
     return gsl_cdf_gaussian_P(x - c->a, sqrt(c->b));
 }
 
-static void comp_moments(const bw_hier_t *h, const comp_t *c, double *m,
-                         double *v)
+static void bb_comp_moments(const comp_t *c, double *m, double *v)
 {
-    if (h->kind == BW_HIER_COUNT) {
-        double s = c->a + c->b;
-        *m = c->a / s;
-        *v = c->a * c->b / (s * s * (s + 1.0));
-    } else {
-        *m = c->a;
-        *v = c->b;
-    }
+    double s = c->a + c->b;
+
+    *m = c->a / s;
+    *v = c->a * c->b / (s * s * (s + 1.0));
+}
+
+static void nm_comp_moments(const comp_t *c, double *m, double *v)
+{
+    *m = c->a;
+    *v = c->b;
+}
+
+/* A component's normaliser for the mixture density: log B(a, b) for a
+ * Beta, the sd for a normal. */
+static double bb_comp_norm(const comp_t *c)
+{
+    return gsl_sf_lnbeta(c->a, c->b);
+}
+
+static double nm_comp_norm(const comp_t *c)
+{
+    return sqrt(c->b);
+}
+
+/* One component's CDF and density at x (ca, cb, cl as stored). */
+static void bb_mix_term(double ca, double cb, double cl, double x, double *F,
+                        double *f)
+{
+    *F = beta_cdf(x, ca, cb);
+    *f = exp((ca - 1.0) * log(x) + (cb - 1.0) * log1p(-x) - cl);
+}
+
+static void nm_mix_term(double ca, double cb, double cl, double x, double *F,
+                        double *f)
+{
+    double z = (x - ca) / cl;
+
+    (void)cb;
+    *F = gsl_cdf_ugaussian_P(z);
+    *f = exp(-0.5 * z * z) / (cl * sqrt(2 * M_PI));
 }
 
 /* Mixture CDF and density at x from the precomputed components. */
@@ -717,16 +783,10 @@ static void mix_eval(const bw_hier_t *h, double x, double *F, double *f)
     double sf = 0.0, sd = 0.0;
 
     for (int a = 0; a < h->nact; a++) {
-        double ca = h->ca[a], cb = h->cb[a];
-        if (h->kind == BW_HIER_COUNT) {
-            sf += h->cw[a] * beta_cdf(x, ca, cb);
-            sd += h->cw[a] *
-                  exp((ca - 1.0) * log(x) + (cb - 1.0) * log1p(-x) - h->cl[a]);
-        } else {
-            double z = (x - ca) / h->cl[a];
-            sf += h->cw[a] * gsl_cdf_ugaussian_P(z);
-            sd += h->cw[a] * exp(-0.5 * z * z) / (h->cl[a] * sqrt(2 * M_PI));
-        }
+        double F1, f1;
+        h->type->mix_term(h->ca[a], h->cb[a], h->cl[a], x, &F1, &f1);
+        sf += h->cw[a] * F1;
+        sd += h->cw[a] * f1;
     }
     *F = sf;
     *f = sd;
@@ -741,22 +801,23 @@ static void mix_cdf(const void *ctx, double x, double *F, double *f)
 static double mixture_quantile(const bw_hier_t *h, double p, double mean,
                                double var)
 {
-    bool cnt = h->kind == BW_HIER_COUNT;
-    double lo = cnt ? 0.0 : mean - 40 * sqrt(var);
-    double hi = cnt ? 1.0 : mean + 40 * sqrt(var);
+    double lo = mean - 40 * sqrt(var), hi = mean + 40 * sqrt(var);
     double x = mean + gsl_cdf_ugaussian_Pinv(p) * sqrt(var);
 
-    if (cnt && var > 0.0 && var < mean * (1.0 - mean)) {
-        /* start at the quantile of the moment-matched Beta */
-        double k = mean * (1.0 - mean) / var - 1.0;
-        x = beta_quantile(p, mean * k, (1.0 - mean) * k);
+    if (h->type->unit_interval) {
+        lo = 0.0, hi = 1.0;
+        if (var > 0.0 && var < mean * (1.0 - mean)) {
+            /* start at the quantile of the moment-matched Beta */
+            double k = mean * (1.0 - mean) / var - 1.0;
+            x = beta_quantile(p, mean * k, (1.0 - mean) * k);
+        }
     }
     return solve_cdf(mix_cdf, h, p, x, lo, hi, 1e-8, 1e-300, 1e-14);
 }
 
 static double exceed(const bw_hier_t *h, const comp_t *c, double thr)
 {
-    return 1.0 - comp_cdf(h, c, thr);
+    return 1.0 - h->type->comp_cdf(c, thr);
 }
 
 /*
@@ -778,15 +839,15 @@ static double loo_outlier(bw_hier_t *h, int j)
         return 0.0; /* no population to compare with */
     }
     h->y[j] = h->n[j] = h->s2[j] = 0.0;
-    vpool = h->kind == BW_HIER_NORMAL ? pooled_within(h) : 0.0;
+    vpool = h->type->pooled_var(h);
     bw_hier_refresh(h);
     h->y[j] = yj, h->n[j] = nj, h->s2[j] = s2j;
-    if (h->kind == BW_HIER_COUNT) {
-        bb_quantiles(h);
+    if (h->type->population_quantiles != NULL) {
+        h->type->population_quantiles(h);
     }
     for (int a = 0; a < h->nact; a++) {
         comp_t c;
-        component(h, j, h->act[a], vpool, &c);
+        h->type->component(h, j, h->act[a], vpool, &c);
         po += h->w[h->act[a]] * exceed(h, &c, c.q);
     }
     return fmin(fmax(po, 0.0), 1.0);
@@ -968,7 +1029,7 @@ static bw_err_t scheduled_region(bw_hier_t *h, int j, double slo,
 
 bw_err_t bw_hier_region(bw_hier_t *h, int j, double slo, bw_hier_out_t *out)
 {
-    if (h->kind == BW_HIER_COUNT && h->cfg->refresh_intervals > 0) {
+    if (h->type->scheduled && h->cfg->refresh_intervals > 0) {
         memset(out, 0, sizeof(*out));
         if (j < 0 || j >= h->nr || h->n[j] <= 0.0) {
             return BW_ERR_NOTFOUND;
@@ -994,18 +1055,17 @@ static bw_err_t exact_region(bw_hier_t *h, int j, double slo,
     if (bw_hier_refresh(h) != BW_OK || h->nact == 0) {
         return BW_ERR_NOTFOUND;
     }
-    vpool = h->kind == BW_HIER_NORMAL ? pooled_within(h) : 0.0;
+    vpool = h->type->pooled_var(h);
     for (int a = 0; a < h->nact; a++) {
         int g = h->act[a];
         double w = h->w[g], cm, cv;
         comp_t c;
-        component(h, j, g, vpool, &c);
-        comp_moments(h, &c, &cm, &cv);
+        h->type->component(h, j, g, vpool, &c);
+        h->type->comp_moments(&c, &cm, &cv);
         h->ca[a] = c.a;
         h->cb[a] = c.b;
         h->cw[a] = w;
-        h->cl[a] =
-            h->kind == BW_HIER_COUNT ? gsl_sf_lnbeta(c.a, c.b) : sqrt(c.b);
+        h->cl[a] = h->type->comp_norm(&c);
         m += w * cm;
         m2 += w * (cv + cm * cm);
         sh += w * c.shrink;
@@ -1051,7 +1111,7 @@ bw_err_t bw_hier_set(bw_hier_t *h, int j, double value, double trials)
     if (j < 0 || j >= h->nr || !isfinite(value) || !isfinite(trials)) {
         return BW_ERR_RANGE;
     }
-    if (h->kind == BW_HIER_COUNT && (value < 0 || trials < value)) {
+    if (!h->type->valid(value, trials)) {
         return BW_ERR_RANGE;
     }
     h->y[j] = value;
@@ -1083,25 +1143,111 @@ bw_err_t bw_hier_observe(bw_hier_t *h, int j, int64_t t_ms, double value,
     if (j < 0 || j >= h->nr || !isfinite(value)) {
         return BW_ERR_RANGE;
     }
-    if (h->kind == BW_HIER_COUNT &&
-        !(isfinite(trials) && value >= 0 && trials >= value && trials > 0)) {
+    if (!h->type->valid(value, trials) || !h->type->valid_interval(trials)) {
         return BW_ERR_RANGE;
     }
     decay(h, t_ms);
-    if (h->kind == BW_HIER_COUNT) {
-        h->y[j] += value;
-        h->n[j] += trials;
-        h->since_refit++;
-    } else {
-        h->y[j] += value;
-        h->n[j] += 1.0;
-        h->s2[j] += value * value;
-    }
+    h->type->add(h, j, value, trials);
     err = bw_hier_region(h, j, slo, out);
-    if (err == BW_OK && h->kind == BW_HIER_COUNT) {
+    if (err == BW_OK && h->type->own_baseline) {
         own_evidence(h, j, t_ms, value, trials, out);
     }
     return err == BW_ERR_NOTFOUND ? BW_ERR_NUMERIC : err;
+}
+
+/* ---- the two kinds ---- */
+
+static size_t bb_grid_points(const bw_hier_cfg_t *cfg)
+{
+    return (size_t)cfg->grid * cfg->grid; /* logit(mu) x log(kappa) */
+}
+
+static size_t nm_grid_points(const bw_hier_cfg_t *cfg)
+{
+    return 4 * (size_t)cfg->grid; /* mu | tau rows */
+}
+
+static double bb_pooled_var(const bw_hier_t *h)
+{
+    (void)h;
+    return 0.0;
+}
+
+/* counts: 0 <= value <= trials; normal: any finite value (checked before) */
+static bool bb_valid(double value, double trials)
+{
+    return value >= 0 && trials >= value;
+}
+
+static bool nm_valid(double value, double trials)
+{
+    (void)value, (void)trials;
+    return true;
+}
+
+/* an observed interval: counts need its trials */
+static bool bb_valid_interval(double trials)
+{
+    return isfinite(trials) && trials > 0;
+}
+
+static bool nm_valid_interval(double trials)
+{
+    (void)trials;
+    return true;
+}
+
+static void bb_add(bw_hier_t *h, int j, double value, double trials)
+{
+    h->y[j] += value;
+    h->n[j] += trials;
+    h->since_refit++;
+}
+
+static void nm_add(bw_hier_t *h, int j, double value, double trials)
+{
+    (void)trials;
+    h->y[j] += value;
+    h->n[j] += 1.0;
+    h->s2[j] += value * value;
+}
+
+static const hier_type_t count_type = {
+    .grid_points = bb_grid_points,
+    .alloc = alloc_counts,
+    .refresh = bb_refresh,
+    .population_quantiles = bb_quantiles,
+    .pooled_var = bb_pooled_var,
+    .component = bb_component,
+    .comp_cdf = bb_comp_cdf,
+    .comp_moments = bb_comp_moments,
+    .comp_norm = bb_comp_norm,
+    .mix_term = bb_mix_term,
+    .valid = bb_valid,
+    .valid_interval = bb_valid_interval,
+    .add = bb_add,
+    .unit_interval = true,
+    .scheduled = true,
+    .own_baseline = true,
+};
+
+static const hier_type_t normal_type = {
+    .grid_points = nm_grid_points,
+    .refresh = nm_refresh,
+    .pooled_var = pooled_within,
+    .component = nm_component,
+    .comp_cdf = nm_comp_cdf,
+    .comp_moments = nm_comp_moments,
+    .comp_norm = nm_comp_norm,
+    .mix_term = nm_mix_term,
+    .valid = nm_valid,
+    .valid_interval = nm_valid_interval,
+    .add = nm_add,
+};
+
+static const hier_type_t *type_of(bw_hier_kind_t kind)
+{
+    return kind == BW_HIER_COUNT ? &count_type : &normal_type;
 }
 
 bw_err_t bw_hier_save(const bw_hier_t *h, bw_wbuf_t *w)
