@@ -1,6 +1,8 @@
 /*
  * bayeswatch - string-keyed open-addressing hash map (linear probing,
- * FNV-1a), fixed capacity chosen at creation: no rehash on the hot path.
+ * FNV-1a). It holds at most max_items keys (BW_ERR_FULL beyond) and starts
+ * small: the table doubles, rehashing every key, when it would pass load
+ * 1/2, so a new key can cost a rehash; lookups never do. No deletion.
  *
  * Copyright (C) 2026 the bayeswatch authors. GPL-3.0-or-later.
  */
