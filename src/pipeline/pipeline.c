@@ -196,6 +196,30 @@ static bool consumer_error_fatal(rd_kafka_resp_err_t e)
            e == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED;
 }
 
+/* The consumer's fatal error, said for an operator. A static member is
+ * fenced when another instance took its group.instance.id, or when its own
+ * session expired while the coordinator was unreachable (librdkafka treats
+ * both alike; issue #3437 upstream): either way a restart rejoins. */
+static const char *fatal_reason(bw_pipeline_t *p, const rd_kafka_message_t *m)
+{
+    char why[256];
+
+    if (m->err == RD_KAFKA_RESP_ERR__FATAL &&
+        rd_kafka_fatal_error(p->consumer, why, sizeof(why)) ==
+            RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID) {
+        snprintf(p->fatal_hint, sizeof(p->fatal_hint),
+                 "static member %s fenced: another instance uses this "
+                 "instance id, or this one's session expired while the "
+                 "broker was unreachable for longer than session.timeout.ms; "
+                 "exactly-once holds (the open transaction is aborted): "
+                 "restart it and it rejoins at once, or set "
+                 "pipeline.static_membership: false (%s)",
+                 p->instance, why);
+        return p->fatal_hint;
+    }
+    return rd_kafka_message_errstr(m);
+}
+
 static bw_err_t on_message(bw_pipeline_t *p, rd_kafka_message_t *m)
 {
     task_t *t;
@@ -203,7 +227,7 @@ static bw_err_t on_message(bw_pipeline_t *p, rd_kafka_message_t *m)
 
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (consumer_error_fatal(m->err)) {
-            err = bw__fatal(p, "consume", rd_kafka_message_errstr(m));
+            err = bw__fatal(p, "consume", fatal_reason(p, m));
         } else {
             bw__log(p, "consume: %s", rd_kafka_message_errstr(m));
             err = BW_OK;

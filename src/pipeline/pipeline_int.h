@@ -89,7 +89,8 @@ struct bw_pipeline_s {
     atomic_bool failed;        /* fatal: fatal[] says why */
     atomic_bool abort_pending; /* the open transaction must abort */
     char abort_why[256];
-    char fatal[512];
+    char fatal[1024];
+    char fatal_hint[768]; /* a fatal consumer error, explained */
 };
 
 /* pipeline.c */

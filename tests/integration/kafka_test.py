@@ -539,7 +539,10 @@ def test_broker_pause(env):
     one transactional call's 10 s timeout, so a commit times out and is
     resumed): the stage retries, loses nothing, and still scores each
     input exactly once."""
-    config = env.config(extra="model: {pf: {particles: 1024}}")
+    # dynamic membership: a static member whose session expires in the
+    # stall is fenced and exits (test_static_stall)
+    config = env.config(extra="""model: {pf: {particles: 1024}}
+pipeline: {static_membership: false}""")
     rows = synthetic_rows(8, 2000, seed=8)
     good, _ = env.feed(rows)
     stage = env.start(config, "p")
@@ -561,12 +564,48 @@ def test_broker_pause(env):
             print("  " + line)
 
 
+def test_static_stall(env):
+    """With static membership (the default), a broker stall longer than the
+    session timeout fences the member (librdkafka makes that fatal): the
+    stage exits 1 saying so and how to recover; restarted, it rejoins and
+    every input is still scored exactly once."""
+    config = env.config(extra="model: {pf: {particles: 1024}}")
+    rows = synthetic_rows(8, 2000, seed=9)
+    good, _ = env.feed(rows)
+    stage = env.start(config, "s")
+    env.wait_count("scores", good // 4, 120, [stage])
+    kafka_sh(env.src, "pause")
+    try:
+        time.sleep(15)  # more than the tests' 6 s session
+    finally:
+        kafka_sh(env.src, "resume")
+    try:
+        rc = stage.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        rc = None  # the session survived after all: nothing to recover
+    stage.log.seek(0)
+    log = stage.log.read()
+    if rc is not None:
+        check(rc == 1 and "fenced" in log and "restart it" in log,
+              f"fenced static member exits 1 saying how to recover:\n{log[-2000:]}")
+        stage = env.start(config, "s")
+    env.wait_count("scores", good, 300, [stage])
+    rc2, log2 = env.stop(stage)
+    check(rc2 == 0, f"exit {rc2}:\n{log2}")
+    exactly_once(env.decode("scores", env.tap("scores")), good)
+    print("static_stall: " + ("fenced after the stall, exit 1: " +
+          [x for x in log.splitlines() if "fatal" in x][0][:160] + "; "
+          if rc is not None else "the session survived the stall; ") +
+          f"restarted, each of {good} inputs scored once")
+
+
 TESTS = {"e2e": (test_e2e, 1), "exactly_once_kill": (test_exactly_once_kill, 4),
          "rebalance": (test_rebalance, 4),
          "at_least_once": (test_at_least_once, 2), "fenced": (test_fenced, 2),
          "stale_late": (test_stale_late, 1),
          "kill_restart": (test_kill_restart, 4),
-         "broker_pause": (test_broker_pause, 4)}
+         "broker_pause": (test_broker_pause, 4),
+         "static_stall": (test_static_stall, 4)}
 
 
 def main():
