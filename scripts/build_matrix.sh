@@ -14,6 +14,7 @@ out=${1:-$root/build-matrix}
 if ! command -v clang-14 > /dev/null; then
     SUDO=""
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+    $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
         --no-install-recommends clang-14 >&2
 fi
