@@ -29,6 +29,7 @@ jobs=${JOBS:-2}
 if ! command -v clang-14 > /dev/null; then
     SUDO=""
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+    $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clang-14 \
         libclang-rt-14-dev > /dev/null
 fi
