@@ -11,13 +11,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/build-matrix}
 "$root/scripts/deps.sh" test
-if ! command -v clang-14 > /dev/null; then
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-        --no-install-recommends clang-14 >&2
-fi
+"$root/scripts/deps.sh" clang
 run() { # NAME CC BUILD_TYPE
     echo "== $1 ($2, $3)" >&2
     CC=$2 "$root/scripts/build.sh" "$out/$1" -DCMAKE_BUILD_TYPE="$3" \

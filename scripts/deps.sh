@@ -2,13 +2,17 @@
 # Install bayeswatch's build dependencies from Debian's packages; with the
 # argument `test`, also what the tests need: a JRE and Maven for the Kafka
 # broker of the integration tests (scripts/kafka.sh), kcat, and fastavro
-# from PyPI (with pip from Debian if the interpreter has none). Idempotent.
-# usage: scripts/deps.sh [test]
+# from PyPI (with pip from Debian if the interpreter has none); with `clang`,
+# also clang-14 and its runtime (the compiler matrix, the fuzzers).
+# Idempotent.
+# usage: scripts/deps.sh [test|clang]
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config librdkafka-dev libavro-dev libyaml-dev
       libgsl-dev libcmocka-dev python3)
 if [ "${1:-}" = test ]; then
     pkgs+=(kcat openjdk-17-jre-headless maven)
+elif [ "${1:-}" = clang ]; then
+    pkgs+=(clang-14 libclang-rt-14-dev)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

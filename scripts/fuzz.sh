@@ -25,14 +25,7 @@ fi
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(config state replay ingest)
 jobs=${JOBS:-2}
-"$root/scripts/deps.sh"
-if ! command -v clang-14 > /dev/null; then
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clang-14 \
-        libclang-rt-14-dev > /dev/null
-fi
+"$root/scripts/deps.sh" clang
 dir=$root/build-fuzz
 CC=clang-14 cmake -S "$root" -B "$dir" -DBW_FUZZ=ON -DBW_SANITIZE=ON \
     -DBW_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null

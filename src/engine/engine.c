@@ -560,11 +560,6 @@ static bw_err_t normalise(const bw_event_t *in, bw_event_t *ev, char *errstr,
                          "timestamp %lld ms is outside 1970..9999",
                          (long long)ev->time_ms);
     }
-    if (!bw_utf8_valid(ev->region) || !bw_utf8_valid(ev->service) ||
-        !bw_utf8_valid(ev->metric)) {
-        return bw_seterr(errstr, errstr_size, BW_ERR_PARSE,
-                         "region, service or metric is not valid UTF-8");
-    }
     return BW_OK;
 }
 

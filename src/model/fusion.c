@@ -55,7 +55,7 @@ struct bw_fusion_s {
     int nwin;
     window_t *win; /* rule-major: rules * BW_SIGNALS_MAX */
     double *last_score;
-    int *last_level;
+    bw_level_t *last_level;
 };
 
 const char *bw_level_name(int level)
@@ -189,7 +189,7 @@ bw_fusion_t *bw_fusion_new(const bw_fusion_cfg_t *cfg, char *errstr,
     fu->nwin = rules * BW_SIGNALS_MAX;
     fu->win = bw_calloc((size_t)fu->nwin, sizeof(window_t));
     fu->last_score = bw_calloc((size_t)rules, sizeof(double));
-    fu->last_level = bw_calloc((size_t)rules, sizeof(int));
+    fu->last_level = bw_calloc((size_t)rules, sizeof(bw_level_t));
     if (fu->win == NULL || fu->last_score == NULL || fu->last_level == NULL) {
         goto fail;
     }
@@ -276,7 +276,7 @@ bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out)
                             now);
     }
     bw_fusion_combine(fu->cfg, r, lbf, out);
-    emit = fu->last_score[rule] < 0.0 || (int)out->level != fu->last_level[rule] ||
+    emit = fu->last_score[rule] < 0.0 || out->level != fu->last_level[rule] ||
            fabs(out->score - fu->last_score[rule]) >= fu->cfg->emit_delta;
     if (emit) {
         fu->last_score[rule] = out->score;
@@ -326,7 +326,7 @@ bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r)
     }
     for (int q = 0; q < rules; q++) {
         fu->last_score[q] = bw_rbuf_f64(r);
-        fu->last_level[q] = (int)bw_rbuf_u32_in(r, 0, BW_LEVEL_CRITICAL);
+        fu->last_level[q] = (bw_level_t)bw_rbuf_u32_in(r, 0, BW_LEVEL_CRITICAL);
     }
     return r->err != BW_OK ? BW_ERR_CORRUPT : BW_OK;
 }

@@ -52,8 +52,7 @@ typedef struct hier_type_s hier_type_t;
 
 struct bw_hier_s {
     const bw_hier_cfg_t *cfg;
-    bw_hier_kind_t kind;
-    const hier_type_t *type; /* the kind's operations (end of file) */
+    const hier_type_t *type; /* the kind and its operations (end of file) */
     int nr;                  /* max regions */
     double *y, *n, *s2;      /* per region: bad/sum, trials/weight, sum sq */
     int64_t t_last;
@@ -87,6 +86,7 @@ typedef struct {
 
 /* What differs between the two kinds (their tables at the end). */
 struct hier_type_s {
+    bw_hier_kind_t kind;
     size_t (*grid_points)(const bw_hier_cfg_t *cfg);
     int (*alloc)(bw_hier_t *h); /* the kind's own parts, or NULL */
     bw_err_t (*refresh)(bw_hier_t *h);
@@ -265,7 +265,6 @@ bw_hier_t *bw_hier_new(const bw_hier_cfg_t *cfg, bw_hier_kind_t kind,
         goto fail;
     }
     h->cfg = cfg;
-    h->kind = kind;
     h->type = type_of(kind);
     h->nr = cfg->max_regions;
     g = h->type->grid_points(cfg);
@@ -1213,6 +1212,7 @@ static void nm_add(bw_hier_t *h, int j, double value, double trials)
 }
 
 static const hier_type_t count_type = {
+    .kind = BW_HIER_COUNT,
     .grid_points = bb_grid_points,
     .alloc = alloc_counts,
     .refresh = bb_refresh,
@@ -1232,6 +1232,7 @@ static const hier_type_t count_type = {
 };
 
 static const hier_type_t normal_type = {
+    .kind = BW_HIER_NORMAL,
     .grid_points = nm_grid_points,
     .refresh = nm_refresh,
     .pooled_var = pooled_within,
@@ -1253,7 +1254,7 @@ static const hier_type_t *type_of(bw_hier_kind_t kind)
 bw_err_t bw_hier_save(const bw_hier_t *h, bw_wbuf_t *w)
 {
     bw_wbuf_u32(w, HIER_STATE_TAG);
-    bw_wbuf_u32(w, (uint32_t)h->kind);
+    bw_wbuf_u32(w, (uint32_t)h->type->kind);
     bw_wbuf_u32(w, (uint32_t)h->nr);
     bw_wbuf_f64s(w, h->y, 3 * (size_t)h->nr);
     bw_wbuf_i64(w, h->t_last);
@@ -1292,7 +1293,7 @@ static void load_schedule(bw_hier_t *h, bw_rbuf_t *r)
 bw_err_t bw_hier_load(bw_hier_t *h, bw_rbuf_t *r)
 {
     if (bw_rbuf_u32(r) != HIER_STATE_TAG ||
-        bw_rbuf_u32(r) != (uint32_t)h->kind ||
+        bw_rbuf_u32(r) != (uint32_t)h->type->kind ||
         bw_rbuf_u32(r) != (uint32_t)h->nr) {
         return BW_ERR_CORRUPT;
     }

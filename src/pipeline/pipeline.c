@@ -20,8 +20,6 @@
 #include "pipeline_int.h"
 #include "bayeswatch/mem.h"
 
-#define FLUSH_TIMEOUT_MS 10000
-
 static bool failed(const bw_pipeline_t *p)
 {
     return atomic_load(&((bw_pipeline_t *)p)->failed);

@@ -64,6 +64,9 @@ typedef struct bw_worker_s {
     int head, count;
 } bw_worker_t;
 
+#define FLUSH_TIMEOUT_MS 10000 /* outputs acknowledged, at a commit or close   \
+                                */
+
 struct bw_pipeline_s {
     const bw_config_t *cfg;
     bw_pipeline_opts_t opts;

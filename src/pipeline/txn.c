@@ -16,7 +16,6 @@
 
 #define TXN_TIMEOUT_MS 10000 /* one attempt of a transactional call */
 #define TXN_ATTEMPTS 30      /* retriable failures (5 min) before giving up */
-#define FLUSH_TIMEOUT_MS 10000
 
 static bool is_fatal_error(bw_pipeline_t *p, rd_kafka_error_t *e,
                            const char *what)
@@ -173,8 +172,7 @@ static bw_err_t commit_txn(bw_pipeline_t *p)
     return bw__abort_and_rewind(p, why);
 }
 
-void bw__on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
-                        void *opaque)
+void bw__on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     bw_pipeline_t *p = opaque;
 
@@ -220,4 +218,3 @@ bw_err_t bw__commit(bw_pipeline_t *p)
     p->last_commit = bw__wall_ms();
     return p->eos ? commit_txn(p) : commit_alo(p);
 }
-

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bayeswatch/buf.h"
 #include "bayeswatch/emit.h"
 #include "bayeswatch/engine.h"
 #include "bayeswatch/replay.h"
@@ -29,7 +30,7 @@ typedef struct {
     int col[C_N];
     uint64_t line;
     int64_t last_scan;
-    bw_wbuf_t json;   /* reused NDJSON buffer */
+    bw_wbuf_t buf;    /* reused: an NDJSON line, or a CSV field */
     char version[20]; /* config hash, hex */
     int entity_kind;
 } replay_t;
@@ -50,8 +51,8 @@ static bw_origin_t origin(const replay_t *rp, int64_t t_ms)
 
 static void flush_json(replay_t *rp, FILE *out)
 {
-    fwrite(rp->json.data, 1, rp->json.len, out);
-    rp->json.len = 0;
+    fwrite(rp->buf.data, 1, rp->buf.len, out);
+    rp->buf.len = 0;
 }
 
 #define SPLIT_QUOTE (-1) /* an unterminated or misplaced quote */
@@ -105,16 +106,14 @@ static int split(char *line, char **f, int max)
     }
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 static const char *split_error(int n)
 {
-    static char wide[64];
-
-    if (n == SPLIT_WIDE) {
-        snprintf(wide, sizeof(wide), "more than %d columns", MAX_COLS);
-        return wide;
-    }
-    return "malformed CSV (a quote not closed, or text after a closing "
-           "quote)";
+    return n == SPLIT_WIDE ? "more than " STR(MAX_COLS) " columns"
+                           : "malformed CSV (a quote not closed, or text "
+                             "after a closing quote)";
 }
 
 static void chomp(char *s)
@@ -250,25 +249,26 @@ static void write_score(FILE *out, const char *ts, const char *value,
     fputc('\n', out);
 }
 
-/* metric:llr;metric:llr... as one CSV field */
-static void contributors(FILE *out, const bw_threat_rec_t *rec)
+/* metric:llr;metric:llr... as one CSV field, built in @p buf (reused). */
+static void contributors(FILE *out, const bw_threat_rec_t *rec, bw_wbuf_t *buf)
 {
     const bw_threat_t *t = &rec->threat;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
+    char llr[32];
 
-    if (f == NULL) {
-        return;
-    }
+    buf->len = 0;
     for (int k = 0; k < t->n_contrib; k++) {
-        fprintf(f, "%s%s:%.4f", k ? ";" : "",
-                rec->rule->signals[t->contrib[k].signal].metric,
-                t->contrib[k].llr);
+        const char *metric = rec->rule->signals[t->contrib[k].signal].metric;
+        if (k > 0) {
+            bw_wbuf_u8(buf, ';');
+        }
+        bw_wbuf_bytes(buf, metric, strlen(metric));
+        snprintf(llr, sizeof(llr), ":%.4f", t->contrib[k].llr);
+        bw_wbuf_bytes(buf, llr, strlen(llr));
     }
-    fclose(f);
-    put_field(out, buf);
-    free(buf);
+    bw_wbuf_u8(buf, 0);
+    if (buf->err == BW_OK) {
+        put_field(out, (const char *)buf->data);
+    }
 }
 
 static void on_threat(void *opaque, const bw_threat_rec_t *rec)
@@ -279,7 +279,7 @@ static void on_threat(void *opaque, const bw_threat_rec_t *rec)
 
     if (rp->o->json) {
         bw_origin_t o = origin(rp, rec->time_ms);
-        bw_json_threat(rec, rp->entity_kind, &o, &rp->json);
+        bw_json_threat(rec, rp->entity_kind, &o, &rp->buf);
         flush_json(rp, out);
         rp->st->threats++;
         return;
@@ -290,7 +290,7 @@ static void on_threat(void *opaque, const bw_threat_rec_t *rec)
     put_sep_field(out, rec->rule->name);
     fprintf(out, ",%.9g,%.2f,%s,%.6g,", t->probability, t->score,
             bw_level_name(t->level), t->llr);
-    contributors(out, rec);
+    contributors(out, rec, &rp->buf);
     fputc('\n', out);
     rp->st->threats++;
 }
@@ -363,6 +363,12 @@ static int parse_row(replay_t *rp, char **f, int n, bw_event_t *ev)
     ev->region = field(f, n, rp->col[C_REGION], "default");
     ev->service = field(f, n, rp->col[C_SERVICE], "default");
     ev->metric = field(f, n, rp->col[C_METRIC], "default");
+    /* as the stage's codec refuses them (a dead letter there) */
+    if (!bw_utf8_valid(ev->region) || !bw_utf8_valid(ev->service) ||
+        !bw_utf8_valid(ev->metric)) {
+        bad_row(rp, "%s", "region, service or metric is not valid UTF-8");
+        return -1;
+    }
     return 0;
 }
 
@@ -398,7 +404,7 @@ static void process_line(replay_t *rp, bw_engine_t *eng, char *line)
     rp->st->scored += !sc.late;
     if (rp->o->json) {
         bw_origin_t o = origin(rp, ev.time_ms);
-        bw_json_score(&ev, &sc, &o, &rp->json);
+        bw_json_score(&ev, &sc, &o, &rp->buf);
         flush_json(rp, rp->o->out);
         return;
     }
@@ -479,7 +485,7 @@ bw_err_t bw_replay_run(const bw_config_t *cfg, const bw_replay_opts_t *o,
              (unsigned long long)cfg->hash);
     rp.entity_kind = cfg->model.fusion.entity;
     err = stream(&rp, eng, in);
-    bw_wbuf_free(&rp.json);
+    bw_wbuf_free(&rp.buf);
     bw_engine_stats(eng, &es);
     st->series = es.series + es.groups;
     fprintf(o->diag,

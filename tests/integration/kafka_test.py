@@ -534,6 +534,15 @@ def kafka_sh(src, what):
                    capture_output=True)
 
 
+def broker_stall(src, seconds):
+    """The broker stops answering for @p seconds (SIGSTOP, then SIGCONT)."""
+    kafka_sh(src, "pause")
+    try:
+        time.sleep(seconds)
+    finally:
+        kafka_sh(src, "resume")
+
+
 def test_broker_pause(env):
     """The broker stops answering for 25 s mid-stream (SIGSTOP; longer than
     one transactional call's 10 s timeout, so a commit times out and is
@@ -547,11 +556,7 @@ pipeline: {static_membership: false}""")
     good, _ = env.feed(rows)
     stage = env.start(config, "p")
     env.wait_count("scores", good // 4, 120, [stage])
-    kafka_sh(env.src, "pause")
-    try:
-        time.sleep(25)
-    finally:
-        kafka_sh(env.src, "resume")
+    broker_stall(env.src, 25)
     env.wait_count("scores", good, 300, [stage])
     rc, log = env.stop(stage)
     check(rc == 0, f"exit {rc}:\n{log}")
@@ -574,11 +579,7 @@ def test_static_stall(env):
     good, _ = env.feed(rows)
     stage = env.start(config, "s")
     env.wait_count("scores", good // 4, 120, [stage])
-    kafka_sh(env.src, "pause")
-    try:
-        time.sleep(15)  # more than the tests' 6 s session
-    finally:
-        kafka_sh(env.src, "resume")
+    broker_stall(env.src, 15)  # more than the tests' 6 s session
     try:
         rc = stage.wait(timeout=120)
     except subprocess.TimeoutExpired:
