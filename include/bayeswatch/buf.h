@@ -67,7 +67,8 @@ int64_t bw_rbuf_i64(bw_rbuf_t *r);
 double bw_rbuf_f64(bw_rbuf_t *r);
 void bw_rbuf_f64s(bw_rbuf_t *r, double *v, size_t n);
 void bw_rbuf_f32s(bw_rbuf_t *r, float *v, size_t n);
-/** @brief Read a u32 that must lie in [lo, hi]; else err=BW_ERR_CORRUPT. */
+/** @brief Read a u32 that must lie in [lo, hi]; else err=BW_ERR_CORRUPT
+ * and @p lo is returned (a count read with it never overruns). */
 uint32_t bw_rbuf_u32_in(bw_rbuf_t *r, uint32_t lo, uint32_t hi);
 /** @brief Read a finite double; NaN/Inf set err=BW_ERR_CORRUPT. */
 double bw_rbuf_finite(bw_rbuf_t *r);

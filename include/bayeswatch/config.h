@@ -58,30 +58,30 @@ typedef struct {
 /** model.pf: the robust regime-switching particle filter. */
 typedef struct {
     int particles;
-    double ess_threshold; /* resample when ESS < this * particles */
-    bool rao_blackwell;   /* integrate the Gaussian state analytically */
-    double t_dof;         /* Student-t degrees of freedom; 0 = Gaussian */
-    int t_nodes;          /* quadrature nodes of the t scale mixture */
-    double p_spike;       /* prior probability of a transient anomaly */
-    double p_shift;       /* prior probability of a level shift */
-    double spike_scale;   /* spike sd in units of the noise sd */
-    double shift_scale;   /* shift sd in units of the noise sd */
+    double ess_threshold;    /* resample when ESS < this * particles */
+    bool rao_blackwell;      /* integrate the Gaussian state analytically */
+    double t_dof;            /* Student-t degrees of freedom; 0 = Gaussian */
+    int t_nodes;             /* quadrature nodes of the t scale mixture */
+    double p_spike;          /* prior probability of a transient anomaly */
+    double p_shift;          /* prior probability of a level shift */
+    double spike_scale;      /* spike sd in units of the noise sd */
+    double shift_scale;      /* shift sd in units of the noise sd */
     double p_episode;        /* prior probability an abnormal episode starts */
     double episode_duration; /* mean length of an abnormal episode, events */
     double episode_min; /* an abnormal level this near the baseline ends it */
     double adopt_after_ms; /* an episode this old is the new normal; 0 never */
-    double p_recur;       /* prior probability of a jump to a familiar value */
-    int recur_window;     /* recent values remembered; 0 = no recur regime */
-    int recur_min_count;  /* recent values needed to call y familiar */
+    double p_recur;        /* prior probability of a jump to a familiar value */
+    int recur_window;      /* recent values remembered; 0 = no recur regime */
+    int recur_min_count;   /* recent values needed to call y familiar */
     double recur_bandwidth; /* familiarity radius, in noise sds */
     double recur_relative;  /* ... or this fraction of the excursion */
     double recur_gap; /* values this near the level are not another state */
     bool memory_normal_only; /* anomalous values are not remembered */
-    bool local_noise;   /* inflate the noise to the current state's spread */
-    bool ar_noise;      /* learn AR(1) correlation of the observation noise */
+    bool local_noise;    /* inflate the noise to the current state's spread */
+    bool ar_noise;       /* learn AR(1) correlation of the observation noise */
     double ar_half_life; /* events; forgetting of its estimate */
-    int block_size;     /* events per block of the collective model; 0 off */
-    double level_ratio; /* level innovation var / noise var per interval */
+    int block_size;      /* events per block of the collective model; 0 off */
+    double level_ratio;  /* level innovation var / noise var per interval */
     bool trend;
     double trend_ratio; /* trend innovation var / noise var per interval */
     bool learn_scale;   /* conjugate inverse-gamma noise variance */
@@ -161,6 +161,7 @@ typedef struct {
     double alert_threshold; /* p_anomaly at which an event is an alert */
     double stale_factor;    /* silent > this x usual interval: stale */
     double lateness_ms;     /* allowed lateness behind the watermark; 0 off */
+    double retire_after_ms; /* silent this long: series retired; 0 never */
     int n_routes;
     bw_route_cfg_t routes[BW_ROUTES_MAX];
 } bw_engine_cfg_t;
@@ -232,6 +233,14 @@ typedef struct {
 } bw_pipeline_cfg_t;
 
 typedef struct {
+    bool changelog;            /* state changelog on */
+    char topic[BW_TOPIC_MAX];  /* "" = GROUP_ID-model-state-changelog */
+    int replication_factor;    /* when created; -1 broker default */
+    char dir[256];             /* local checkpoints; "" none */
+    double restore_timeout_ms; /* a partition's restore gives up after */
+} bw_state_cfg_t;
+
+typedef struct {
     bw_engine_cfg_t engine;
     struct {
         bw_pf_cfg_t pf;
@@ -242,10 +251,18 @@ typedef struct {
     bw_ingest_cfg_t ingest;
     bw_emit_cfg_t emit;
     bw_pipeline_cfg_t pipeline;
+    bw_state_cfg_t state;
     /* FNV-1a of the effective engine and model sections: the config
      * version stamped on every record (transport settings do not change
      * scores, so they do not change the version). */
     uint64_t hash;
+    /* FNV-1a of each model section alone: the state version of that
+     * model kind. Saved state loads only under the same state version
+     * (decision settings such as engine.alert_threshold do not change
+     * it; see the README, "Running several instances"). */
+    struct {
+        uint64_t pf, hier, fusion;
+    } state_version;
     char source[256]; /* the file it was loaded from, for messages */
 } bw_config_t;
 

@@ -27,6 +27,7 @@ typedef struct {
     uint64_t events;   /* scored */
     uint64_t late;     /* out of order for the series, or beyond lateness */
     uint64_t rejected; /* value outside the model's domain */
+    uint64_t retired;  /* series retired (engine.retire_after_ms) */
     uint64_t series;
     uint64_t groups;
     uint64_t entities;
@@ -65,5 +66,61 @@ int bw_engine_stale_scan(bw_engine_t *eng, int64_t now_ms, bw_stale_cb_t cb,
 
 /** @brief The newest event time seen (the watermark), or -1. */
 int64_t bw_engine_watermark(const bw_engine_t *eng);
+
+/* ---- state: changelog records (src/engine/snapshot.c) ----
+ *
+ * A key is a series id (region, service and metric joined by 0x1f), or,
+ * starting with 0x1f, a pooled group, a fusion entity or the engine's own
+ * record (watermark). A value is a state envelope (state.h); NULL is a
+ * tombstone (the key was retired or its state discarded). */
+
+/** A record for the changelog; key and value borrowed for the call. */
+typedef void (*bw_change_cb_t)(void *opaque, const char *key, size_t key_len,
+                               const uint8_t *value, size_t len);
+
+/**
+ * @brief Pass every key changed since the last call to @p cb, once each
+ * (tombstones first), stamped with @p offset (the input offset after the
+ * last event the state reflects), and forget the changes.
+ * @returns BW_OK, or BW_ERR_NOMEM when a change could not be recorded or
+ * serialised: the caller must not commit (the changelog would miss it).
+ */
+bw_err_t bw_engine_changes(bw_engine_t *eng, int64_t offset, bw_change_cb_t cb,
+                           void *opaque, char *errstr, size_t errstr_size);
+
+/** @brief How many records bw_engine_changes would pass now. */
+size_t bw_engine_pending(const bw_engine_t *eng);
+
+/** @brief Every key's current record (a checkpoint), like
+ * bw_engine_changes but leaving the change list alone. */
+bw_err_t bw_engine_snapshot(bw_engine_t *eng, int64_t offset, bw_change_cb_t cb,
+                            void *opaque, char *errstr, size_t errstr_size);
+
+typedef struct {
+    uint64_t loaded;
+    uint64_t config_changed; /* written under another model config */
+    uint64_t corrupt;        /* failed a check; the key starts afresh */
+    int64_t offset; /* the largest input offset the records reflect; -1 */
+} bw_restore_stats_t;
+
+/**
+ * @brief Load one changelog record (the latest of its key) into an engine
+ * that has not scored an event yet. All or nothing: a record that fails
+ * any check (envelope, checksum, kind, sizes, finite values, ranges) or
+ * was written under another model config (the state version of its kind,
+ * config.h, or the series' route model and transform) changes nothing;
+ * its key starts from the prior and gets a tombstone at the next
+ * bw_engine_changes.
+ * @returns BW_OK, BW_ERR_VERSION (other config) or BW_ERR_CORRUPT /
+ * BW_ERR_NOMEM, with errstr set; @p st counts each outcome.
+ */
+bw_err_t bw_engine_restore(bw_engine_t *eng, const char *key, size_t key_len,
+                           const uint8_t *value, size_t len,
+                           bw_restore_stats_t *st, char *errstr,
+                           size_t errstr_size);
+
+/** @brief After the last bw_engine_restore: link pooled series to their
+ * groups. */
+bw_err_t bw_engine_restore_done(bw_engine_t *eng);
 
 #endif

@@ -44,9 +44,9 @@ typedef struct {
     double ess; /* series only; NAN pooled */
     bool resampled;
     bool warmup;
-    bool late;       /* out of order for its series: not absorbed */
+    bool late;                /* out of order for its series: not absorbed */
     bw_direction_t direction; /* series */
-    double noise_sd; /* series: model-scale noise sd */
+    double noise_sd;          /* series: model-scale noise sd */
     /* pooled models only (NAN otherwise) */
     double p_slo;     /* P(rate > route.slo) */
     double shrinkage; /* weight on the population */

@@ -12,6 +12,8 @@
 
 void *bw_malloc(size_t size);
 void *bw_calloc(size_t n, size_t size);
+/** @brief realloc(3); on failure @p ptr is untouched (still the caller's). */
+void *bw_realloc(void *ptr, size_t size);
 void bw_free(void *ptr);
 char *bw_strdup(const char *s);
 /** @brief Make the allocation after @p n more successful ones fail; -1 off. */

@@ -72,20 +72,20 @@ const char *bw_direction_name(int dir);
 
 /** Per-event output of the particle filter (model scale: transformed). */
 typedef struct {
-    double p_anomaly; /* P(spike, shift or abnormal episode | data to now) */
-    double p_spike;   /* P(transient anomaly | ...) */
-    double p_shift;   /* P(level shift or abnormal episode | ...) */
+    double p_anomaly;  /* P(spike, shift or abnormal episode | data to now) */
+    double p_spike;    /* P(transient anomaly | ...) */
+    double p_shift;    /* P(level shift or abnormal episode | ...) */
     double p_abnormal; /* P(in an abnormal episode | ...) (p_episode > 0) */
-    double p_recur;   /* P(jump to a recently seen value | ...): no anomaly */
-    double p_value;   /* two-sided predictive tail probability */
-    double surprise;  /* -log predictive density of the value */
-    double expected;  /* predictive mean (of the baseline: normal) */
-    double pred_sd;   /* its predictive sd */
-    double lower;     /* central 95% predictive interval */
+    double p_recur;    /* P(jump to a recently seen value | ...): no anomaly */
+    double p_value;    /* two-sided predictive tail probability */
+    double surprise;   /* -log predictive density of the value */
+    double expected;   /* predictive mean (of the baseline: normal) */
+    double pred_sd;    /* its predictive sd */
+    double lower;      /* central 95% predictive interval */
     double upper;
     double ess; /* after the update, before resampling */
     bool resampled;
-    bool warmup;         /* fewer than cfg->warmup events seen */
+    bool warmup; /* fewer than cfg->warmup events seen */
     bw_direction_t direction;
     double level;        /* posterior mean level after the update */
     double noise_sd;     /* posterior point estimate of the noise sd */
@@ -174,9 +174,9 @@ typedef struct {
     double n_eff;     /* the region's effective trials (or events) */
     /* Counts, bw_hier_observe only: the interval against the region's own
      * baseline (0 / NAN otherwise). */
-    double p_own;        /* P(rate has left its own baseline | data) */
-    double own_z;        /* (count - expected) / predictive sd */
-    double own_ratio;    /* rate multiplier in the episode (posterior) */
+    double p_own;         /* P(rate has left its own baseline | data) */
+    double own_z;         /* (count - expected) / predictive sd */
+    double own_ratio;     /* rate multiplier in the episode (posterior) */
     int64_t own_since_ms; /* episode start, -1 none */
     bool own_adopted;     /* an old episode became the baseline now */
     bool own_warmup;      /* too few intervals for the own evidence */
@@ -235,7 +235,7 @@ typedef struct {
     double probability; /* P(threat | evidence in window) */
     double score;       /* 100 * probability */
     bw_level_t level;
-    double llr;         /* total log-likelihood ratio */
+    double llr; /* total log-likelihood ratio */
     int n_contrib;
     bw_contrib_t contrib[BW_SIGNALS_MAX]; /* ranked by llr, descending */
 } bw_threat_t;

@@ -188,6 +188,7 @@ uint32_t bw_rbuf_u32_in(bw_rbuf_t *r, uint32_t lo, uint32_t hi)
 
     if (v < lo || v > hi) {
         r->err = BW_ERR_CORRUPT;
+        return lo; /* never an out-of-range size to whoever reads on */
     }
     return v;
 }

@@ -4,6 +4,7 @@
  * engine that sees few series holds a small table whatever its cap. No
  * deletion: series live as long as the engine.
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include "bayeswatch/map.h"
@@ -115,6 +116,43 @@ bw_err_t bw_map_put(bw_map_t *m, const char *key, void *value)
     m->slots[i].value = value;
     m->size++;
     return BW_OK;
+}
+
+/* Whether home slot h lies cyclically in (gap, j]: the key at j may then
+ * not move to the gap. */
+static bool between(size_t gap, size_t h, size_t j)
+{
+    return gap <= j ? (gap < h && h <= j) : (gap < h || h <= j);
+}
+
+void *bw_map_del(bw_map_t *m, const char *key)
+{
+    size_t gap = find(m, key), j = gap, mask = m->cap - 1;
+    void *value = m->slots[gap].value;
+
+    if (m->slots[gap].key == NULL) {
+        return NULL;
+    }
+    bw_free(m->slots[gap].key);
+    m->slots[gap].key = NULL;
+    m->slots[gap].value = NULL;
+    m->size--;
+    for (;;) {
+        size_t h;
+        j = (j + 1) & mask;
+        if (m->slots[j].key == NULL) {
+            return value;
+        }
+        h = bw_hash64(BW_HASH64_INIT, m->slots[j].key,
+                      strlen(m->slots[j].key)) &
+            mask;
+        if (!between(gap, h, j)) {
+            m->slots[gap] = m->slots[j];
+            m->slots[j].key = NULL;
+            m->slots[j].value = NULL;
+            gap = j;
+        }
+    }
 }
 
 size_t bw_map_size(const bw_map_t *m)

@@ -42,6 +42,11 @@ void *bw_calloc(size_t n, size_t size)
     return should_fail() ? NULL : calloc(n, size);
 }
 
+void *bw_realloc(void *ptr, size_t size)
+{
+    return should_fail() ? NULL : realloc(ptr, size);
+}
+
 void bw_free(void *ptr)
 {
     free(ptr);

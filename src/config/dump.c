@@ -156,3 +156,18 @@ void bw__config_dump_models(const bw_config_t *cfg, FILE *out)
         }
     }
 }
+
+void bw__config_dump_model(const bw_config_t *cfg, const char *name, FILE *out)
+{
+    for (const bw_key_t *k = bw__config_root; k->name != NULL; k++) {
+        if (strcmp(k->name, "model") != 0) {
+            continue;
+        }
+        for (const bw_key_t *m = k->sub; m->name != NULL; m++) {
+            if (strcmp(m->name, name) == 0) {
+                bw_key_t one[2] = {*m, {.name = NULL}};
+                dump_table(one, (const char *)cfg + k->off, 0, out, false);
+            }
+        }
+    }
+}

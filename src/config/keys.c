@@ -358,6 +358,10 @@ static const bw_key_t engine_keys[] = {
     K_DBL(EN, lateness_ms, 0, 1e12, "0",
           "events older than the newest event time seen minus this are "
           "rejected as late (dead letters); 0 = no limit"),
+    K_DBL(EN, retire_after_ms, 0, 1e13, "0",
+          "a series silent for this long (stream time) is retired: its "
+          "models are freed and its changelog key gets a tombstone; it "
+          "starts from the prior if it comes back; 0 = never"),
     K_LIST(EN, routes, n_routes, route_keys,
            "first matching route picks the model; none matching = series"),
     K_END,
@@ -456,6 +460,32 @@ static const bw_key_t pipeline_keys[] = {
 };
 #undef PI
 
+#define ST bw_state_cfg_t
+static const bw_key_t state_keys[] = {
+    K_BOOL(ST, changelog, "true",
+           "the Kafka stage keeps each partition's model state in a "
+           "compacted changelog topic, written in the output transaction and "
+           "restored on assignment: restarts, deploys and rebalances continue "
+           "the models instead of starting from the prior"),
+    K_STR(ST, topic, "", false,
+          "the changelog topic; empty = GROUP_ID-model-state-changelog. "
+          "Created at start-up if missing (compacted, as many partitions as "
+          "the input topic)"),
+    K_INT(ST, replication_factor, -1, 32, "-1",
+          "replication factor when the stage creates the changelog topic; "
+          "-1 = the broker's default"),
+    K_STR(ST, dir, "", false,
+          "directory for local checkpoints (one file per partition, written "
+          "on a clean stop or when a partition is given up): a restart "
+          "restores from local disk plus the changelog's tail; empty = "
+          "restore from the changelog alone"),
+    K_DBL(ST, restore_timeout_ms, 1000, 3600000, "300000",
+          "longest a partition's restore may take before the stage gives up "
+          "(exit 1)"),
+    K_END,
+};
+#undef ST
+
 const bw_key_t bw__config_root[] = {
     K_SEC(bw_config_t, engine, engine_keys, "routing of series to models"),
     K_SEC(bw_config_t, model, model_keys, "statistical models"),
@@ -464,5 +494,7 @@ const bw_key_t bw__config_root[] = {
     K_SEC(bw_config_t, emit, emit_keys, "output topics"),
     K_SEC(bw_config_t, pipeline, pipeline_keys,
           "the Kafka stage: guarantees, commits, timers"),
+    K_SEC(bw_config_t, state, state_keys,
+          "model state: changelog and local checkpoints (the Kafka stage)"),
     K_END,
 };

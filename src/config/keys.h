@@ -46,4 +46,8 @@ extern const bw_key_t bw__config_root[];
 /** dump-config of the sections that decide scores (engine, model): the
  * text the config version hashes. */
 void bw__config_dump_models(const bw_config_t *cfg, FILE *out);
+/** dump-config of one model section (model.NAME): what a state version of
+ * that model's kind hashes. */
+void bw__config_dump_model(const bw_config_t *cfg, const char *name,
+                           FILE *out);
 #endif

@@ -575,12 +575,30 @@ void bw_config_report_kv(const bw_config_t *cfg, const char *path,
 /* --- entry points -----------------------------------------------------------
  */
 
-static void finish(bw_config_t *cfg)
+/* FNV-1a of what @p dump prints (0 if it cannot be printed). */
+static uint64_t dump_hash(const bw_config_t *cfg, const char *model)
 {
     char *buf = NULL;
     size_t len = 0;
-    FILE *mem;
+    uint64_t h = 0;
+    FILE *mem = open_memstream(&buf, &len);
 
+    if (mem == NULL) {
+        return 0;
+    }
+    if (model == NULL) {
+        bw__config_dump_models(cfg, mem);
+    } else {
+        bw__config_dump_model(cfg, model, mem);
+    }
+    fclose(mem);
+    h = bw_hash64(BW_HASH64_INIT, buf, len);
+    free(buf);
+    return h;
+}
+
+static void finish(bw_config_t *cfg)
+{
     if (cfg->engine.n_routes == 0) {
         bw_route_cfg_t *r = &cfg->engine.routes[0];
         strcpy(r->region, "*");
@@ -591,14 +609,10 @@ static void finish(bw_config_t *cfg)
         r->slo = 0;
         cfg->engine.n_routes = 1;
     }
-    cfg->hash = 0;
-    mem = open_memstream(&buf, &len);
-    if (mem != NULL) {
-        bw__config_dump_models(cfg, mem);
-        fclose(mem);
-        cfg->hash = bw_hash64(BW_HASH64_INIT, buf, len);
-        free(buf);
-    }
+    cfg->hash = dump_hash(cfg, NULL);
+    cfg->state_version.pf = dump_hash(cfg, "pf");
+    cfg->state_version.hier = dump_hash(cfg, "hier");
+    cfg->state_version.fusion = dump_hash(cfg, "fusion");
 }
 
 bw_err_t bw_config_load_string(bw_config_t *cfg, const char *name,

@@ -4,53 +4,20 @@
  * engine.max_series) and live as long as the engine; the particle filter
  * workspace is allocated once. Each series' RNG seed is derived from the
  * configured seed and the series key, so output does not depend on how
- * series interleave.
+ * series interleave. Series silent for engine.retire_after_ms of stream
+ * time are retired (a pass every quarter of that, on stream time, so
+ * replay and the Kafka stage retire alike). Changed objects are tracked
+ * for the changelog (snapshot.c).
  */
 #include <fnmatch.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "bayeswatch/buf.h"
-#include "bayeswatch/engine.h"
-#include "bayeswatch/map.h"
-#include "bayeswatch/timefmt.h"
-#include "bayeswatch/mem.h"
 #include "bayeswatch/hash.h"
-
-#define KEY_MAX 800
-#define NAME_LIMIT 255
-
-typedef struct group_s {
-    bw_hier_t *h;
-    bw_map_t *regions; /* name -> index + 1 */
-    int n_regions;
-} group_t;
-
-typedef struct {
-    const bw_route_cfg_t *ro; /* the matching route, or default_route */
-    int route;                /* its index; -1 for default_route */
-    int64_t last_ms;          /* last event time (-1 none) */
-    double interval_ms;       /* usual gap between events, EWMA; 0 unknown */
-    bool stale;               /* reported stale, not yet resumed */
-    bw_pf_t *pf;
-    group_t *grp;
-    int region;
-} series_t;
-
-typedef struct {
-    bw_fusion_t *fu;
-} entity_t;
-
-struct bw_engine_s {
-    const bw_config_t *cfg;
-    int64_t watermark;
-    bw_pf_ws_t *ws;
-    bw_map_t *series;
-    bw_map_t *groups;
-    bw_map_t *entities;
-    bw_engine_stats_t st;
-};
+#include "bayeswatch/mem.h"
+#include "bayeswatch/timefmt.h"
+#include "engine_int.h"
 
 bw_engine_t *bw_engine_new(const bw_config_t *cfg, char *errstr,
                            size_t errstr_size)
@@ -62,7 +29,7 @@ bw_engine_t *bw_engine_new(const bw_config_t *cfg, char *errstr,
         goto fail;
     }
     eng->cfg = cfg;
-    eng->watermark = -1;
+    eng->watermark = eng->retire_mark = -1;
     eng->ws = bw_pf_ws_new(&cfg->model.pf);
     eng->series = bw_map_new(max);
     eng->groups = bw_map_new(max);
@@ -78,31 +45,43 @@ fail:
     return NULL;
 }
 
-static void free_series(const char *key, void *v, void *arg)
+void bw__free_series(const char *key, void *v, void *arg)
 {
     series_t *s = v;
 
     (void)key, (void)arg;
+    if (s == NULL) {
+        return;
+    }
     bw_pf_destroy(s->pf);
+    bw_free(s->o.key);
     bw_free(s);
 }
 
-static void free_group(const char *key, void *v, void *arg)
+void bw__free_group(const char *key, void *v, void *arg)
 {
     group_t *g = v;
 
     (void)key, (void)arg;
+    if (g == NULL) {
+        return;
+    }
     bw_hier_destroy(g->h);
     bw_map_destroy(g->regions);
+    bw_free(g->o.key);
     bw_free(g);
 }
 
-static void free_entity(const char *key, void *v, void *arg)
+void bw__free_entity(const char *key, void *v, void *arg)
 {
     entity_t *e = v;
 
     (void)key, (void)arg;
+    if (e == NULL) {
+        return;
+    }
     bw_fusion_destroy(e->fu);
+    bw_free(e->o.key);
     bw_free(e);
 }
 
@@ -112,14 +91,20 @@ void bw_engine_destroy(bw_engine_t *eng)
         return;
     }
     if (eng->series != NULL) {
-        bw_map_each(eng->series, free_series, NULL);
+        bw_map_each(eng->series, bw__free_series, NULL);
     }
     if (eng->groups != NULL) {
-        bw_map_each(eng->groups, free_group, NULL);
+        bw_map_each(eng->groups, bw__free_group, NULL);
     }
     if (eng->entities != NULL) {
-        bw_map_each(eng->entities, free_entity, NULL);
+        bw_map_each(eng->entities, bw__free_entity, NULL);
     }
+    for (size_t i = 0; i < eng->n_tombs; i++) {
+        bw_free(eng->tombs[i]);
+    }
+    bw_free(eng->tombs);
+    bw_free(eng->dirty);
+    bw_wbuf_free(&eng->snap);
     bw_map_destroy(eng->series);
     bw_map_destroy(eng->groups);
     bw_map_destroy(eng->entities);
@@ -138,116 +123,211 @@ void bw_engine_stats(const bw_engine_t *eng, bw_engine_stats_t *st)
 /* ---- routing and model creation ---- */
 
 /* Series matching no route get a plain per-series filter. */
-static const bw_route_cfg_t default_route = {.region = "*",
-                                             .service = "*",
-                                             .metric = "*",
-                                             .model = BW_MODEL_SERIES,
-                                             .transform = BW_TRANSFORM_NONE,
-                                             .slo = 0.0};
+const bw_route_cfg_t bw__default_route = {.region = "*",
+                                          .service = "*",
+                                          .metric = "*",
+                                          .model = BW_MODEL_SERIES,
+                                          .transform = BW_TRANSFORM_NONE,
+                                          .slo = 0.0};
 
-static int match_route(const bw_engine_cfg_t *ec, const bw_event_t *ev)
+int bw__match_route(const bw_engine_cfg_t *ec, const char *region,
+                    const char *service, const char *metric)
 {
     for (int r = 0; r < ec->n_routes; r++) {
         const bw_route_cfg_t *ro = &ec->routes[r];
-        if (fnmatch(ro->region, ev->region, 0) == 0 &&
-            fnmatch(ro->service, ev->service, 0) == 0 &&
-            fnmatch(ro->metric, ev->metric, 0) == 0) {
+        if (fnmatch(ro->region, region, 0) == 0 &&
+            fnmatch(ro->service, service, 0) == 0 &&
+            fnmatch(ro->metric, metric, 0) == 0) {
             return r;
         }
     }
     return -1;
 }
 
-static group_t *get_group(bw_engine_t *eng, int route, const bw_event_t *ev,
-                          bw_err_t *err)
+/* ---- change tracking ---- */
+
+void bw__mark(bw_engine_t *eng, obj_kind_t kind, obj_t *o, void *obj)
 {
+    if (o->dirty) {
+        return;
+    }
+    if (eng->n_dirty == eng->cap_dirty) {
+        size_t cap = eng->cap_dirty ? 2 * eng->cap_dirty : 64;
+        dirty_t *d = bw_realloc(eng->dirty, cap * sizeof(*d));
+        if (d == NULL) {
+            eng->track_err = BW_ERR_NOMEM;
+            return;
+        }
+        eng->dirty = d;
+        eng->cap_dirty = cap;
+    }
+    eng->dirty[eng->n_dirty++] = (dirty_t){kind, obj};
+    o->dirty = true;
+}
+
+void bw__tomb(bw_engine_t *eng, const char *key)
+{
+    char *k = bw_strdup(key);
+
+    if (k != NULL && eng->n_tombs == eng->cap_tombs) {
+        size_t cap = eng->cap_tombs ? 2 * eng->cap_tombs : 16;
+        char **t = bw_realloc(eng->tombs, cap * sizeof(*t));
+        if (t == NULL) {
+            bw_free(k);
+            k = NULL;
+        } else {
+            eng->tombs = t;
+            eng->cap_tombs = cap;
+        }
+    }
+    if (k == NULL) {
+        eng->track_err = BW_ERR_NOMEM;
+        return;
+    }
+    eng->tombs[eng->n_tombs++] = k;
+}
+
+/* Forget a dirty entry (the object is being freed). */
+static void unmark(bw_engine_t *eng, void *obj)
+{
+    for (size_t i = 0; i < eng->n_dirty; i++) {
+        if (eng->dirty[i].obj == obj) {
+            eng->dirty[i] = eng->dirty[--eng->n_dirty];
+            return;
+        }
+    }
+}
+
+/* A pooled group (not yet in the map) keyed "ROUTE US service US metric". */
+group_t *bw__group_new(bw_engine_t *eng, int route, const char *map_key)
+{
+    group_t *g = bw_calloc(1, sizeof(*g));
     char key[KEY_MAX];
-    group_t *g;
     int kind = eng->cfg->engine.routes[route].model; /* pooled: a real route */
 
-    snprintf(key, sizeof(key), "%d\x1f%s\x1f%s", route, ev->service,
-             ev->metric);
-    g = bw_map_get(eng->groups, key);
-    if (g != NULL) {
-        return g;
-    }
-    g = bw_calloc(1, sizeof(*g));
     if (g == NULL) {
-        *err = BW_ERR_NOMEM;
         return NULL;
     }
+    snprintf(key, sizeof(key), GROUP_PREFIX "%s", map_key);
+    g->route = route;
+    g->o.key = bw_strdup(key);
     g->h = bw_hier_new(&eng->cfg->model.hier,
                        kind == BW_MODEL_POOLED_COUNT ? BW_HIER_COUNT
                                                      : BW_HIER_NORMAL,
                        NULL, 0);
     g->regions = bw_map_new((size_t)eng->cfg->model.hier.max_regions);
-    if (g->h == NULL || g->regions == NULL ||
-        (*err = bw_map_put(eng->groups, key, g)) != BW_OK) {
-        free_group(NULL, g, NULL);
+    if (g->o.key == NULL || g->h == NULL || g->regions == NULL) {
+        bw__free_group(NULL, g, NULL);
+        return NULL;
+    }
+    return g;
+}
+
+static group_t *get_group(bw_engine_t *eng, int route, const char *service,
+                          const char *metric, bw_err_t *err)
+{
+    char key[KEY_MAX];
+    group_t *g;
+
+    snprintf(key, sizeof(key), "%d\x1f%s\x1f%s", route, service, metric);
+    g = bw_map_get(eng->groups, key);
+    if (g != NULL) {
+        return g;
+    }
+    g = bw__group_new(eng, route, key);
+    if (g == NULL || (*err = bw_map_put(eng->groups, key, g)) != BW_OK) {
+        bw__free_group(NULL, g, NULL);
         *err = *err != BW_OK ? *err : BW_ERR_NOMEM;
         return NULL;
     }
     eng->st.bytes += bw_hier_memory(g->h);
+    bw__mark(eng, OBJ_GROUP, &g->o, g);
     return g;
 }
 
-static bw_err_t join_group(bw_engine_t *eng, series_t *s, const bw_event_t *ev)
+/* Join a pooled series to its group, registering its region. */
+bw_err_t bw__link(bw_engine_t *eng, series_t *s)
 {
+    char buf[KEY_MAX], *region, *service, *metric;
     bw_err_t err = BW_OK;
-    group_t *g = get_group(eng, s->route, ev, &err);
+    group_t *g;
     intptr_t idx;
 
+    if (!bw__split_key(s->o.key, buf, sizeof(buf), &region, &service,
+                       &metric)) {
+        return BW_ERR_INVAL;
+    }
+    g = get_group(eng, s->route, service, metric, &err);
     if (g == NULL) {
         return err;
     }
-    idx = (intptr_t)bw_map_get(g->regions, ev->region);
+    idx = (intptr_t)bw_map_get(g->regions, region);
     if (idx == 0) {
         if (g->n_regions >= eng->cfg->model.hier.max_regions) {
             return BW_ERR_FULL;
         }
         idx = ++g->n_regions;
-        err = bw_map_put(g->regions, ev->region, (void *)idx);
+        err = bw_map_put(g->regions, region, (void *)idx);
         if (err != BW_OK) {
             return err;
         }
+        bw__mark(eng, OBJ_GROUP, &g->o, g);
     }
     s->grp = g;
     s->region = (int)idx - 1;
     return BW_OK;
 }
 
-static series_t *new_series(bw_engine_t *eng, const char *key,
-                            const bw_event_t *ev, bw_err_t *err)
+series_t *bw__series_new(bw_engine_t *eng, const char *key, const char *region,
+                         const char *service, const char *metric, bw_err_t *err)
 {
     series_t *s = bw_calloc(1, sizeof(*s));
     uint64_t seed;
 
-    if (s == NULL) {
-        *err = BW_ERR_NOMEM;
-        return NULL;
+    *err = BW_ERR_NOMEM;
+    if (s == NULL || (s->o.key = bw_strdup(key)) == NULL) {
+        goto fail;
     }
     s->last_ms = -1;
-    s->route = match_route(&eng->cfg->engine, ev);
-    s->ro = s->route >= 0 ? &eng->cfg->engine.routes[s->route] : &default_route;
+    s->route = bw__match_route(&eng->cfg->engine, region, service, metric);
+    s->ro =
+        s->route >= 0 ? &eng->cfg->engine.routes[s->route] : &bw__default_route;
     if (s->ro->model == BW_MODEL_SERIES) {
         seed = bw_hash64((uint64_t)eng->cfg->engine.seed ^ BW_HASH64_INIT, key,
                          strlen(key));
         s->pf = bw_pf_new(&eng->cfg->model.pf, seed, NULL, 0);
-        *err = s->pf != NULL ? BW_OK : BW_ERR_NOMEM;
-    } else {
-        *err = join_group(eng, s, ev);
+        if (s->pf == NULL) {
+            goto fail;
+        }
+    }
+    *err = BW_OK;
+    return s;
+fail:
+    bw__free_series(NULL, s, NULL);
+    return NULL;
+}
+
+static series_t *new_series(bw_engine_t *eng, const char *key,
+                            const bw_event_t *ev, bw_err_t *err)
+{
+    series_t *s =
+        bw__series_new(eng, key, ev->region, ev->service, ev->metric, err);
+
+    if (s == NULL) {
+        return NULL;
+    }
+    if (s->pf == NULL) {
+        *err = bw__link(eng, s);
     }
     if (*err == BW_OK) {
         *err = bw_map_put(eng->series, key, s);
     }
     if (*err != BW_OK) {
-        goto fail;
+        bw__free_series(NULL, s, NULL);
+        return NULL;
     }
     eng->st.bytes += sizeof(*s) + (s->pf ? bw_pf_memory(s->pf) : 0);
     return s;
-fail:
-    free_series(NULL, s, NULL);
-    return NULL;
 }
 
 /* ---- scoring ---- */
@@ -398,6 +478,24 @@ static bw_err_t check_event(const bw_event_t *ev, const bw_route_cfg_t *ro,
 
 /* ---- fusion ---- */
 
+entity_t *bw__entity_new(bw_engine_t *eng, const char *map_key)
+{
+    entity_t *e = bw_calloc(1, sizeof(*e));
+    char key[KEY_MAX];
+
+    if (e == NULL) {
+        return NULL;
+    }
+    snprintf(key, sizeof(key), ENTITY_PREFIX ENTITY_TAG "%s", map_key);
+    e->o.key = bw_strdup(key);
+    e->fu = bw_fusion_new(&eng->cfg->model.fusion, NULL, 0);
+    if (e->o.key == NULL || e->fu == NULL) {
+        bw__free_entity(NULL, e, NULL);
+        return NULL;
+    }
+    return e;
+}
+
 static entity_t *get_entity(bw_engine_t *eng, const char *key)
 {
     entity_t *e = bw_map_get(eng->entities, key);
@@ -405,13 +503,9 @@ static entity_t *get_entity(bw_engine_t *eng, const char *key)
     if (e != NULL) {
         return e;
     }
-    e = bw_calloc(1, sizeof(*e));
-    if (e == NULL) {
-        return NULL;
-    }
-    e->fu = bw_fusion_new(&eng->cfg->model.fusion, NULL, 0);
-    if (e->fu == NULL || bw_map_put(eng->entities, key, e) != BW_OK) {
-        free_entity(NULL, e, NULL);
+    e = bw__entity_new(eng, key);
+    if (e == NULL || bw_map_put(eng->entities, key, e) != BW_OK) {
+        bw__free_entity(NULL, e, NULL);
         return NULL;
     }
     eng->st.bytes += sizeof(*e);
@@ -441,6 +535,7 @@ static void fuse(bw_engine_t *eng, const bw_event_t *ev, double z,
                 return;
             }
             bw_fusion_observe(e->fu, r, s, ev->time_ms, z);
+            bw__mark(eng, OBJ_ENTITY, &e->o, e);
             if (bw_fusion_eval(e->fu, r, ev->time_ms, &rec.threat) &&
                 cb != NULL) {
                 rec.time_ms = ev->time_ms;
@@ -466,6 +561,9 @@ static bw_err_t lookup(bw_engine_t *eng, const bw_event_t *ev, series_t **s,
     }
     bw_join(key, sizeof(key), '\x1f', ev->region, ev->service, ev->metric);
     *s = bw_map_get(eng->series, key);
+    if (*s != NULL && (*s)->pf == NULL && (*s)->grp == NULL) {
+        err = bw__link(eng, *s); /* restored, not yet linked */
+    }
     if (*s == NULL && (*s = new_series(eng, key, ev, &err)) == NULL) {
         return bw_seterr(errstr, errstr_size, err,
                          err == BW_ERR_FULL
@@ -492,7 +590,81 @@ static void track_activity(bw_engine_t *eng, series_t *s, int64_t t_ms)
     s->stale = false;
     if (t_ms > eng->watermark) {
         eng->watermark = t_ms;
+        eng->meta_dirty = true;
     }
+}
+
+/* ---- retirement ---- */
+
+typedef struct {
+    bw_engine_t *eng;
+    int64_t before;
+    char **keys;
+    size_t n, cap;
+} retire_scan_t;
+
+static void find_idle(const char *key, void *v, void *arg)
+{
+    series_t *s = v;
+    retire_scan_t *rs = arg;
+
+    if (s->last_ms < 0 || s->last_ms >= rs->before) {
+        return;
+    }
+    if (rs->n == rs->cap) {
+        size_t cap = rs->cap ? 2 * rs->cap : 16;
+        char **k = bw_realloc(rs->keys, cap * sizeof(*k));
+        if (k == NULL) {
+            return; /* retired at a later pass */
+        }
+        rs->keys = k;
+        rs->cap = cap;
+    }
+    rs->keys[rs->n++] = (char *)key;
+}
+
+static void retire(bw_engine_t *eng, const char *key)
+{
+    series_t *s = bw_map_get(eng->series, key);
+
+    if (s->o.dirty) {
+        unmark(eng, s);
+    }
+    bw__tomb(eng, s->o.key);
+    eng->st.bytes -= sizeof(*s) + (s->pf ? bw_pf_memory(s->pf) : 0);
+    eng->st.retired++;
+    bw_map_del(eng->series, s->o.key);
+    bw__free_series(NULL, s, NULL);
+}
+
+/* Every quarter of engine.retire_after_ms of stream time: retire the
+ * series silent for longer than retire_after_ms. */
+static void retire_pass(bw_engine_t *eng)
+{
+    double after = eng->cfg->engine.retire_after_ms;
+    retire_scan_t rs = {eng, 0, NULL, 0, 0};
+
+    if (after <= 0 || eng->watermark < 0) {
+        return;
+    }
+    if (eng->retire_mark < 0) {
+        eng->retire_mark = eng->watermark;
+        return;
+    }
+    if ((double)(eng->watermark - eng->retire_mark) < after / 4) {
+        return;
+    }
+    eng->retire_mark = eng->watermark;
+    eng->meta_dirty = true;
+    rs.before = eng->watermark - (int64_t)after;
+    bw_map_each(eng->series, find_idle, &rs);
+    /* the keys are the map's own copies: deleting one frees only it */
+    for (size_t i = 0; i < rs.n; i++) {
+        char key[KEY_MAX];
+        snprintf(key, sizeof(key), "%s", rs.keys[i]);
+        retire(eng, key);
+    }
+    bw_free(rs.keys);
 }
 
 typedef struct {
@@ -616,9 +788,14 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
     out->score = 100.0 * bw_score_evidence(out);
     out->alert = !out->warmup && !out->late &&
                  bw_score_evidence(out) >= eng->cfg->engine.alert_threshold;
+    bw__mark(eng, OBJ_SERIES, &s->o, s);
+    if (s->grp != NULL) {
+        bw__mark(eng, OBJ_GROUP, &s->grp->o, s->grp);
+    }
     if (!out->late) {
         eng->st.events++;
         track_activity(eng, s, ev->time_ms);
+        retire_pass(eng);
         /* warm-up: the baseline is not yet a reference to deviate from */
         fuse(eng, ev, out->warmup ? NAN : out->baseline_z, cb, opaque);
     }

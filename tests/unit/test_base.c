@@ -125,6 +125,47 @@ static void test_map(void **state)
     bw_map_destroy(NULL);
 }
 
+/* Deletion against a reference (a presence array): random puts and
+ * deletes keep every lookup right, clusters included (a small table at
+ * load 1/2 probes long runs; backward shift must keep them reachable). */
+static void test_map_delete(void **state)
+{
+    enum { N = 300 };
+    bw_map_t *m = bw_map_new(N);
+    bool in[N] = {false};
+    uint64_t x = 12345;
+    char key[32];
+    size_t size = 0;
+
+    (void)state;
+    for (int step = 0; step < 20000; step++) {
+        int k;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+        k = (int)(x % N);
+        snprintf(key, sizeof(key), "k%d", k);
+        if ((x >> 32) % 3 != 0) {
+            assert_int_equal(bw_map_put(m, key, (void *)(intptr_t)(k + 1)),
+                             BW_OK);
+            size += !in[k];
+            in[k] = true;
+        } else {
+            void *v = bw_map_del(m, key);
+            assert_int_equal((intptr_t)v, in[k] ? k + 1 : 0);
+            size -= in[k];
+            in[k] = false;
+        }
+        if (step % 97 == 0) {
+            for (int j = 0; j < N; j++) {
+                snprintf(key, sizeof(key), "k%d", j);
+                assert_int_equal((intptr_t)bw_map_get(m, key),
+                                 in[j] ? j + 1 : 0);
+            }
+        }
+        assert_int_equal(bw_map_size(m), size);
+    }
+    bw_map_destroy(m);
+}
+
 static void test_time_parse(void **state)
 {
     static const struct {
@@ -174,6 +215,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_checksums),
         cmocka_unit_test(test_map),
+        cmocka_unit_test(test_map_delete),
         cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_utf8_well_formed),
         cmocka_unit_test(test_utf8_ill_formed),

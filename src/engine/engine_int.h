@@ -1,0 +1,110 @@
+/*
+ * The engine's internals, shared by engine.c (routing, scoring, fusion,
+ * retirement) and snapshot.c (changelog records: changed keys out, a
+ * partition's state in).
+ *
+ * Every model-holding object (series, pooled group, fusion entity) keeps
+ * its changelog key and a dirty flag; the engine keeps the list of dirty
+ * objects and of retired keys since the last bw_engine_changes().
+ */
+#ifndef BW_ENGINE_INT_H
+#define BW_ENGINE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bayeswatch/buf.h"
+#include "bayeswatch/engine.h"
+#include "bayeswatch/map.h"
+
+#define KEY_MAX 800
+#define NAME_LIMIT 255
+
+/* Changelog keys: a series' key is its id (region US service US metric,
+ * US = 0x1f); the others start with US, which no series key does. */
+#define GROUP_PREFIX "\x1fg\x1f"
+#define ENTITY_PREFIX "\x1f"
+#define ENTITY_TAG "e\x1f"
+#define META_KEY "\x1fm"
+#define PREFIX_LEN 3
+
+typedef enum { OBJ_SERIES, OBJ_GROUP, OBJ_ENTITY } obj_kind_t;
+
+typedef struct {
+    char *key; /* changelog key (owned) */
+    bool dirty;
+} obj_t;
+
+typedef struct group_s {
+    obj_t o;
+    int route;
+    bw_hier_t *h;
+    bw_map_t *regions; /* name -> index + 1 */
+    int n_regions;
+} group_t;
+
+typedef struct {
+    obj_t o;
+    const bw_route_cfg_t *ro; /* the matching route, or default_route */
+    int route;                /* its index; -1 for default_route */
+    int64_t last_ms;          /* last event time (-1 none) */
+    double interval_ms;       /* usual gap between events, EWMA; 0 unknown */
+    bool stale;               /* reported stale, not yet resumed */
+    bw_pf_t *pf;
+    group_t *grp; /* pooled; NULL until linked (after a restore) */
+    int region;
+} series_t;
+
+typedef struct {
+    obj_t o;
+    bw_fusion_t *fu;
+} entity_t;
+
+typedef struct {
+    obj_kind_t kind;
+    void *obj;
+} dirty_t;
+
+struct bw_engine_s {
+    const bw_config_t *cfg;
+    int64_t watermark;
+    int64_t retire_mark; /* stream time of the last retirement pass */
+    bool meta_dirty;
+    bw_pf_ws_t *ws;
+    bw_map_t *series;
+    bw_map_t *groups;
+    bw_map_t *entities;
+    bw_engine_stats_t st;
+    /* changes since the last bw_engine_changes */
+    dirty_t *dirty;
+    size_t n_dirty, cap_dirty;
+    char **tombs; /* retired or discarded keys (owned) */
+    size_t n_tombs, cap_tombs;
+    bw_err_t track_err; /* sticky: a change could not be recorded */
+    bw_wbuf_t snap;     /* reused by bw_engine_changes */
+};
+
+/* engine.c, for snapshot.c */
+extern const bw_route_cfg_t bw__default_route;
+int bw__match_route(const bw_engine_cfg_t *ec, const char *region,
+                    const char *service, const char *metric);
+/** A series for @p key (not yet in the map): its filter, if any, made;
+ * pooled series are linked to their group by bw__link. */
+series_t *bw__series_new(bw_engine_t *eng, const char *key, const char *region,
+                         const char *service, const char *metric,
+                         bw_err_t *err);
+bw_err_t bw__link(bw_engine_t *eng, series_t *s);
+group_t *bw__group_new(bw_engine_t *eng, int route, const char *map_key);
+entity_t *bw__entity_new(bw_engine_t *eng, const char *map_key);
+void bw__free_series(const char *key, void *v, void *arg);
+void bw__free_group(const char *key, void *v, void *arg);
+void bw__free_entity(const char *key, void *v, void *arg);
+/** Record that @p obj changed (once per bw_engine_changes). */
+void bw__mark(bw_engine_t *eng, obj_kind_t kind, obj_t *o, void *obj);
+/** Queue a tombstone for @p key. */
+void bw__tomb(bw_engine_t *eng, const char *key);
+/** Split "a US b US c" into its three parts (in @p buf). */
+bool bw__split_key(const char *key, char *buf, size_t n, char **a, char **b,
+                   char **c);
+
+#endif

@@ -1,0 +1,562 @@
+/*
+ * The engine's state as changelog records (the Kafka Streams state-store
+ * changelog, here one record per model-holding key): bw_engine_changes
+ * writes the keys changed since its last call, at most once each, with
+ * tombstones for retired keys; bw_engine_restore loads one record into an
+ * engine that has not scored yet. Each record is a state envelope
+ * (state.h) whose config version is the state version of its model kind
+ * (config.h): a record written under another model config is discarded,
+ * and its key starts from the prior (the rule in the README, "Running
+ * several instances"). Loads are all-or-nothing: a record is decoded into
+ * a new object, which replaces nothing until it has loaded completely.
+ *
+ * Bodies (little-endian):
+ *   series: u8 model, u8 transform, i64 last event time, f64 usual
+ *           interval, u8 stale, then the filter's snapshot (model series)
+ *   group:  u32 route, u32 regions, each u32 length + name (in index
+ *           order), then the hierarchy's snapshot
+ *   entity: the fusion snapshot
+ *   meta:   i64 watermark, i64 last retirement pass
+ */
+#include <string.h>
+
+#include "bayeswatch/mem.h"
+#include "bayeswatch/state.h"
+#include "engine_int.h"
+
+bool bw__split_key(const char *key, char *buf, size_t n, char **a, char **b,
+                   char **c)
+{
+    if (strlen(key) >= n) {
+        return false;
+    }
+    strcpy(buf, key);
+    *a = buf;
+    *b = strchr(*a, '\x1f');
+    if (*b == NULL) {
+        return false;
+    }
+    *(*b)++ = '\0';
+    *c = strchr(*b, '\x1f');
+    if (*c == NULL) {
+        return false;
+    }
+    *(*c)++ = '\0';
+    return strchr(*c, '\x1f') == NULL;
+}
+
+/* ---- out ---- */
+
+static uint64_t series_version(const bw_engine_t *eng, const series_t *s)
+{
+    return s->pf != NULL ? eng->cfg->state_version.pf
+                         : eng->cfg->state_version.hier;
+}
+
+static void body_series(bw_wbuf_t *w, const series_t *s)
+{
+    bw_wbuf_u8(w, (uint8_t)s->ro->model);
+    bw_wbuf_u8(w, (uint8_t)s->ro->transform);
+    bw_wbuf_i64(w, s->last_ms);
+    bw_wbuf_f64(w, s->interval_ms);
+    bw_wbuf_u8(w, (uint8_t)s->stale);
+    if (s->pf != NULL) {
+        bw_state_append_pf(s->pf, w);
+    }
+}
+
+typedef struct {
+    const char **names;
+} names_t;
+
+static void collect_name(const char *key, void *v, void *arg)
+{
+    names_t *nm = arg;
+
+    nm->names[(intptr_t)v - 1] = key;
+}
+
+static bw_err_t body_group(bw_wbuf_t *w, const group_t *g)
+{
+    const char *stack[64], **names = stack;
+    names_t nm;
+    bw_err_t err;
+
+    if (g->n_regions > 64 &&
+        (names = bw_calloc((size_t)g->n_regions, sizeof(*names))) == NULL) {
+        return BW_ERR_NOMEM;
+    }
+    nm.names = names;
+    bw_map_each(g->regions, collect_name, &nm);
+    bw_wbuf_u32(w, (uint32_t)g->route);
+    bw_wbuf_u32(w, (uint32_t)g->n_regions);
+    for (int i = 0; i < g->n_regions; i++) {
+        bw_wbuf_u32(w, (uint32_t)strlen(names[i]));
+        bw_wbuf_bytes(w, names[i], strlen(names[i]));
+    }
+    err = bw_state_append_hier(g->h, w);
+    if (names != stack) {
+        bw_free(names);
+    }
+    return err;
+}
+
+/* One object's record into eng->snap (reset first). */
+static bw_err_t record(bw_engine_t *eng, obj_kind_t kind, void *obj,
+                       int64_t offset)
+{
+    bw_wbuf_t *w = &eng->snap;
+    size_t start;
+    bw_err_t err = BW_OK;
+
+    w->len = 0;
+    w->err = BW_OK;
+    switch (kind) {
+    case OBJ_SERIES:
+        start = bw_envelope_begin(w, BW_REC_SERIES, series_version(eng, obj),
+                                  offset);
+        body_series(w, obj);
+        break;
+    case OBJ_GROUP:
+        start = bw_envelope_begin(w, BW_REC_GROUP, eng->cfg->state_version.hier,
+                                  offset);
+        err = body_group(w, obj);
+        break;
+    default:
+        start = bw_envelope_begin(w, BW_REC_ENTITY,
+                                  eng->cfg->state_version.fusion, offset);
+        err = bw_state_append_fusion(((entity_t *)obj)->fu, w);
+        break;
+    }
+    return err != BW_OK ? err : bw_envelope_end(w, start);
+}
+
+static bw_err_t meta_record(bw_engine_t *eng, int64_t offset)
+{
+    bw_wbuf_t *w = &eng->snap;
+    size_t start;
+
+    w->len = 0;
+    w->err = BW_OK;
+    start = bw_envelope_begin(w, BW_REC_META, 0, offset);
+    bw_wbuf_i64(w, eng->watermark);
+    bw_wbuf_i64(w, eng->retire_mark);
+    return bw_envelope_end(w, start);
+}
+
+static const obj_t *obj_of(const dirty_t *d)
+{
+    switch (d->kind) {
+    case OBJ_SERIES:
+        return &((series_t *)d->obj)->o;
+    case OBJ_GROUP:
+        return &((group_t *)d->obj)->o;
+    default:
+        return &((entity_t *)d->obj)->o;
+    }
+}
+
+size_t bw_engine_pending(const bw_engine_t *eng)
+{
+    return eng->n_dirty + eng->n_tombs + (eng->meta_dirty ? 1 : 0);
+}
+
+static bw_err_t emit_meta(bw_engine_t *eng, int64_t offset, bw_change_cb_t cb,
+                          void *opaque)
+{
+    bw_err_t err = meta_record(eng, offset);
+
+    if (err == BW_OK) {
+        cb(opaque, META_KEY, strlen(META_KEY), eng->snap.data, eng->snap.len);
+    }
+    return err;
+}
+
+bw_err_t bw_engine_changes(bw_engine_t *eng, int64_t offset, bw_change_cb_t cb,
+                           void *opaque, char *errstr, size_t errstr_size)
+{
+    bw_err_t err = eng->track_err;
+
+    if (err != BW_OK) {
+        return bw_seterr(errstr, errstr_size, err,
+                         "engine: a change could not be recorded (%s)",
+                         bw_strerror(err));
+    }
+    for (size_t i = 0; i < eng->n_tombs; i++) {
+        cb(opaque, eng->tombs[i], strlen(eng->tombs[i]), NULL, 0);
+        bw_free(eng->tombs[i]);
+    }
+    eng->n_tombs = 0;
+    for (size_t i = 0; i < eng->n_dirty && err == BW_OK; i++) {
+        obj_t *o = (obj_t *)obj_of(&eng->dirty[i]);
+        err = record(eng, eng->dirty[i].kind, eng->dirty[i].obj, offset);
+        if (err == BW_OK) {
+            cb(opaque, o->key, strlen(o->key), eng->snap.data, eng->snap.len);
+            o->dirty = false;
+        }
+    }
+    if (err == BW_OK && eng->meta_dirty) {
+        err = emit_meta(eng, offset, cb, opaque);
+        eng->meta_dirty = err != BW_OK;
+    }
+    if (err != BW_OK) {
+        return bw_seterr(errstr, errstr_size, err,
+                         "engine: cannot serialise state (%s)",
+                         bw_strerror(err));
+    }
+    eng->n_dirty = 0;
+    return BW_OK;
+}
+
+typedef struct {
+    bw_engine_t *eng;
+    obj_kind_t kind;
+    int64_t offset;
+    bw_change_cb_t cb;
+    void *opaque;
+    bw_err_t err;
+} snap_walk_t;
+
+static void snap_one(const char *key, void *v, void *arg)
+{
+    snap_walk_t *sw = arg;
+    const obj_t *o = v; /* every object starts with its obj_t */
+
+    (void)key;
+    if (sw->err != BW_OK) {
+        return;
+    }
+    sw->err = record(sw->eng, sw->kind, v, sw->offset);
+    if (sw->err == BW_OK) {
+        sw->cb(sw->opaque, o->key, strlen(o->key), sw->eng->snap.data,
+               sw->eng->snap.len);
+    }
+}
+
+bw_err_t bw_engine_snapshot(bw_engine_t *eng, int64_t offset, bw_change_cb_t cb,
+                            void *opaque, char *errstr, size_t errstr_size)
+{
+    snap_walk_t sw = {eng, OBJ_GROUP, offset, cb, opaque, BW_OK};
+
+    bw_map_each(eng->groups, snap_one, &sw);
+    sw.kind = OBJ_SERIES;
+    bw_map_each(eng->series, snap_one, &sw);
+    sw.kind = OBJ_ENTITY;
+    bw_map_each(eng->entities, snap_one, &sw);
+    if (sw.err == BW_OK) {
+        sw.err = emit_meta(eng, offset, cb, opaque);
+    }
+    if (sw.err != BW_OK) {
+        return bw_seterr(errstr, errstr_size, sw.err,
+                         "engine: cannot serialise state (%s)",
+                         bw_strerror(sw.err));
+    }
+    return BW_OK;
+}
+
+/* ---- in ---- */
+
+static bw_err_t corrupt(char *errstr, size_t n, const char *what)
+{
+    return bw_seterr(errstr, n, BW_ERR_CORRUPT, "changelog record: %s", what);
+}
+
+/* The rest of @p r as a framed snapshot. */
+static void rest(bw_rbuf_t *r, const uint8_t **p, size_t *n)
+{
+    *p = r->data + r->pos;
+    *n = r->len - r->pos;
+}
+
+static bw_err_t put_series(bw_engine_t *eng, series_t *s)
+{
+    series_t *old = bw_map_get(eng->series, s->o.key);
+    bw_err_t err;
+
+    if (old != NULL) { /* a later record of the same key */
+        bw_map_del(eng->series, s->o.key);
+        eng->st.bytes -= sizeof(*old) + (old->pf ? bw_pf_memory(old->pf) : 0);
+        bw__free_series(NULL, old, NULL);
+    }
+    err = bw_map_put(eng->series, s->o.key, s);
+    if (err == BW_OK) {
+        eng->st.bytes += sizeof(*s) + (s->pf ? bw_pf_memory(s->pf) : 0);
+    }
+    return err;
+}
+
+static bw_err_t load_series(bw_engine_t *eng, const char *key,
+                            const bw_envelope_t *env, char *errstr, size_t n)
+{
+    char buf[KEY_MAX], *region, *service, *metric;
+    bw_rbuf_t r;
+    series_t *s;
+    bw_err_t err;
+    int model, transform;
+    const uint8_t *blob;
+    size_t blen;
+
+    if (!bw__split_key(key, buf, sizeof(buf), &region, &service, &metric)) {
+        return corrupt(errstr, n,
+                       "series key is not REGION US SERVICE US "
+                       "METRIC");
+    }
+    s = bw__series_new(eng, key, region, service, metric, &err);
+    if (s == NULL) {
+        return bw_seterr(errstr, n, err, "changelog record: %s",
+                         bw_strerror(err));
+    }
+    bw_rbuf_init(&r, env->body, env->body_len);
+    model = bw_rbuf_u8(&r);
+    transform = bw_rbuf_u8(&r);
+    s->last_ms = bw_rbuf_i64(&r);
+    s->interval_ms = bw_rbuf_finite(&r);
+    s->stale = bw_rbuf_u8(&r) != 0;
+    if (r.err != BW_OK || s->interval_ms < 0 || s->last_ms < -1) {
+        err = corrupt(errstr, n, "series body");
+    } else if (model != s->ro->model || transform != s->ro->transform ||
+               env->config_version != series_version(eng, s)) {
+        err = bw_seterr(errstr, n, BW_ERR_VERSION,
+                        "changelog record: written under another model "
+                        "config (route or model section changed)");
+    } else if (s->pf != NULL) {
+        rest(&r, &blob, &blen);
+        err = bw_state_load_pf(s->pf, blob, blen, errstr, n);
+    } else if (r.pos != r.len) {
+        err = corrupt(errstr, n, "trailing bytes after a pooled series");
+    }
+    if (err == BW_OK) {
+        err = put_series(eng, s); /* pooled: linked by restore_done */
+    }
+    if (err != BW_OK) {
+        bw__free_series(NULL, s, NULL);
+    }
+    return err;
+}
+
+static bw_err_t read_regions(group_t *g, bw_rbuf_t *r, int max)
+{
+    uint32_t n = bw_rbuf_u32_in(r, 0, (uint32_t)max);
+    char name[NAME_LIMIT + 1];
+
+    for (uint32_t i = 0; i < n && r->err == BW_OK; i++) {
+        uint32_t len = bw_rbuf_u32_in(r, 1, NAME_LIMIT);
+        bw_rbuf_bytes(r, name, len);
+        if (r->err != BW_OK) {
+            break;
+        }
+        name[len] = '\0';
+        if (strlen(name) != len || bw_map_get(g->regions, name) != NULL ||
+            bw_map_put(g->regions, name, (void *)(intptr_t)(i + 1)) != BW_OK) {
+            return BW_ERR_CORRUPT;
+        }
+        g->n_regions = (int)i + 1;
+    }
+    return r->err;
+}
+
+static bw_err_t put_keyed(bw_map_t *m, const char *map_key, void *obj,
+                          void (*free_fn)(const char *, void *, void *))
+{
+    void *old = bw_map_get(m, map_key);
+
+    if (old != NULL) {
+        bw_map_del(m, map_key);
+        free_fn(NULL, old, NULL);
+    }
+    return bw_map_put(m, map_key, obj);
+}
+
+static bw_err_t load_group(bw_engine_t *eng, const char *key,
+                           const bw_envelope_t *env, char *errstr, size_t n)
+{
+    const char *map_key = key + PREFIX_LEN;
+    const bw_engine_cfg_t *ec = &eng->cfg->engine;
+    bw_rbuf_t r;
+    group_t *g = NULL;
+    uint32_t route;
+    const uint8_t *blob;
+    size_t blen;
+    bw_err_t err = BW_OK;
+
+    bw_rbuf_init(&r, env->body, env->body_len);
+    route = bw_rbuf_u32(&r);
+    if (r.err != BW_OK || (int)route < 0 || (int)route >= ec->n_routes ||
+        ec->routes[route].model == BW_MODEL_SERIES ||
+        env->config_version != eng->cfg->state_version.hier) {
+        return bw_seterr(errstr, n, BW_ERR_VERSION,
+                         "changelog record: pooled group written under "
+                         "another model config");
+    }
+    g = bw__group_new(eng, (int)route, map_key);
+    if (g == NULL) {
+        return bw_seterr(errstr, n, BW_ERR_NOMEM, "changelog record: %s",
+                         bw_strerror(BW_ERR_NOMEM));
+    }
+    if (read_regions(g, &r, eng->cfg->model.hier.max_regions) != BW_OK) {
+        err = corrupt(errstr, n, "pooled group regions");
+    } else {
+        rest(&r, &blob, &blen);
+        err = bw_state_load_hier(g->h, blob, blen, errstr, n);
+    }
+    if (err == BW_OK) {
+        err = put_keyed(eng->groups, map_key, g, bw__free_group);
+    }
+    if (err != BW_OK) {
+        bw__free_group(NULL, g, NULL);
+    } else {
+        eng->st.bytes += bw_hier_memory(g->h);
+    }
+    return err;
+}
+
+static bw_err_t load_entity(bw_engine_t *eng, const char *key,
+                            const bw_envelope_t *env, char *errstr, size_t n)
+{
+    const char *map_key = key + PREFIX_LEN;
+    entity_t *e;
+    bw_err_t err;
+
+    if (env->config_version != eng->cfg->state_version.fusion) {
+        return bw_seterr(errstr, n, BW_ERR_VERSION,
+                         "changelog record: fusion entity written under "
+                         "another model config");
+    }
+    e = bw__entity_new(eng, map_key);
+    if (e == NULL) {
+        return bw_seterr(errstr, n, BW_ERR_NOMEM, "changelog record: %s",
+                         bw_strerror(BW_ERR_NOMEM));
+    }
+    err = bw_state_load_fusion(e->fu, env->body, env->body_len, errstr, n);
+    if (err == BW_OK) {
+        err = put_keyed(eng->entities, map_key, e, bw__free_entity);
+    }
+    if (err != BW_OK) {
+        bw__free_entity(NULL, e, NULL);
+    } else {
+        eng->st.bytes += sizeof(*e);
+    }
+    return err;
+}
+
+static bw_err_t load_meta(bw_engine_t *eng, const bw_envelope_t *env,
+                          char *errstr, size_t n)
+{
+    bw_rbuf_t r;
+    int64_t mark, retire;
+
+    bw_rbuf_init(&r, env->body, env->body_len);
+    mark = bw_rbuf_i64(&r);
+    retire = bw_rbuf_i64(&r);
+    if (r.err != BW_OK || r.pos != r.len || mark < -1 || retire < -1) {
+        return corrupt(errstr, n, "engine meta");
+    }
+    eng->watermark = mark;
+    eng->retire_mark = retire;
+    return BW_OK;
+}
+
+/* The record kind a key's form names. */
+static int kind_of_key(const char *key)
+{
+    if (strcmp(key, META_KEY) == 0) {
+        return BW_REC_META;
+    }
+    if (strncmp(key, GROUP_PREFIX, PREFIX_LEN) == 0) {
+        return BW_REC_GROUP;
+    }
+    if (strncmp(key, ENTITY_PREFIX ENTITY_TAG, PREFIX_LEN) == 0) {
+        return BW_REC_ENTITY;
+    }
+    return key[0] != '\x1f' ? BW_REC_SERIES : 0;
+}
+
+static bw_err_t restore_one(bw_engine_t *eng, const char *key,
+                            const bw_envelope_t *env, char *errstr, size_t n)
+{
+    if ((int)env->kind != kind_of_key(key)) {
+        return corrupt(errstr, n, "record kind does not match its key");
+    }
+    switch (env->kind) {
+    case BW_REC_SERIES:
+        return load_series(eng, key, env, errstr, n);
+    case BW_REC_GROUP:
+        return load_group(eng, key, env, errstr, n);
+    case BW_REC_ENTITY:
+        return load_entity(eng, key, env, errstr, n);
+    default:
+        return load_meta(eng, env, errstr, n);
+    }
+}
+
+bw_err_t bw_engine_restore(bw_engine_t *eng, const char *key, size_t key_len,
+                           const uint8_t *value, size_t len,
+                           bw_restore_stats_t *st, char *errstr,
+                           size_t errstr_size)
+{
+    char k[KEY_MAX];
+    bw_envelope_t env;
+    bw_err_t err;
+
+    if (key_len == 0 || key_len >= sizeof(k) || memchr(key, 0, key_len)) {
+        err = corrupt(errstr, errstr_size, "bad key");
+        st->corrupt++;
+        return err;
+    }
+    memcpy(k, key, key_len);
+    k[key_len] = '\0';
+    err = bw_envelope_parse(value, len, &env, errstr, errstr_size);
+    if (err != BW_OK) { /* unreadable, or a newer format: starts afresh */
+        st->corrupt++;
+        bw__tomb(eng, k);
+        return err;
+    }
+    err = restore_one(eng, k, &env, errstr, errstr_size);
+    if (err == BW_OK) {
+        st->loaded++;
+        st->offset = env.offset > st->offset ? env.offset : st->offset;
+        return BW_OK;
+    }
+    if (err == BW_ERR_VERSION) {
+        st->config_changed++;
+    } else {
+        st->corrupt++;
+    }
+    bw__tomb(eng, k); /* the key starts from the prior; its old record goes */
+    return err;
+}
+
+typedef struct {
+    bw_engine_t *eng;
+    bw_err_t err;
+} link_walk_t;
+
+static void link_one(const char *key, void *v, void *arg)
+{
+    series_t *s = v;
+    link_walk_t *lw = arg;
+    bw_err_t err;
+
+    (void)key;
+    if (s->pf == NULL && s->grp == NULL) {
+        err = bw__link(lw->eng, s);
+        lw->err = lw->err != BW_OK ? lw->err : err;
+    }
+}
+
+bw_err_t bw_engine_restore_done(bw_engine_t *eng)
+{
+    link_walk_t lw = {eng, BW_OK};
+    size_t kept = 0;
+
+    bw_map_each(eng->series, link_one, &lw);
+    /* linking marks groups that gained a region; anything else restored
+     * is as the changelog holds it: nothing to write back */
+    for (size_t i = 0; i < eng->n_dirty; i++) {
+        if (eng->dirty[i].kind == OBJ_GROUP) {
+            eng->dirty[kept++] = eng->dirty[i];
+        }
+    }
+    eng->n_dirty = kept;
+    return lw.err;
+}

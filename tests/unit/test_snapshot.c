@@ -1,0 +1,514 @@
+/*
+ * The engine's changelog (snapshot.c): a run interrupted at any commit and
+ * restored from the compacted changelog alone goes on bit-identically to
+ * an uninterrupted run (series filters, pooled groups, fusion entities,
+ * watermark); only changed keys are written, at most once per call; a
+ * record from another model config or a corrupt one is discarded whole
+ * (the key starts afresh and gets a tombstone); retired series get
+ * tombstones; a failed load leaves a live model untouched.
+ */
+#include <gsl/gsl_errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bayeswatch/engine.h"
+#include "bayeswatch/hash.h"
+#include "bayeswatch/mem.h"
+#include "bayeswatch/state.h"
+#include "testutil.h"
+
+#define N_EV 2400 /* 3 regions x 3 metrics x 800 minutes */
+#define MAX_KEYS 64
+#define MAX_THREATS 4096
+
+static const char yaml[] =
+    "engine:\n"
+    "  routes:\n"
+    "    - metric: errors\n"
+    "      model: pooled_count\n"
+    "      slo: 0.01\n"
+    "    - metric: latency\n"
+    "      transform: log\n"
+    "    - metric: auth\n"
+    "      transform: log1p\n"
+    "model:\n"
+    "  pf:\n"
+    "    daily: {enabled: true, bins: 24, min_cycles: 1}\n"
+    "  fusion:\n"
+    "    window_ms: 900000\n"
+    "    rules:\n"
+    "      - name: r\n"
+    "        signals:\n"
+    "          - metric: latency\n"
+    "          - metric: auth\n";
+
+/* ---- a compacted topic: the latest value of each key ---- */
+typedef struct {
+    char key[256];
+    size_t klen;
+    uint8_t *v;
+    size_t len;
+} rec_t;
+
+typedef struct {
+    rec_t r[MAX_KEYS];
+    int n;
+    int writes; /* records in the last changes() call */
+    int tombs;  /* tombstones in it */
+    char seen[MAX_KEYS][256];
+    int n_seen; /* distinct keys in the last call */
+    bool dup;   /* a key twice in one call */
+} topic_t;
+
+static void on_change(void *opaque, const char *key, size_t klen,
+                      const uint8_t *v, size_t len)
+{
+    topic_t *t = opaque;
+    int i;
+
+    assert_true(klen < sizeof(t->r[0].key));
+    for (i = 0; i < t->n_seen; i++) {
+        if (memcmp(t->seen[i], key, klen) == 0 && t->seen[i][klen] == 0) {
+            t->dup = true;
+        }
+    }
+    memcpy(t->seen[t->n_seen], key, klen);
+    t->seen[t->n_seen++][klen] = '\0';
+    t->writes++;
+    t->tombs += v == NULL;
+    for (i = 0; i < t->n; i++) {
+        if (t->r[i].klen == klen && memcmp(t->r[i].key, key, klen) == 0) {
+            break;
+        }
+    }
+    if (v == NULL) { /* compaction drops the key */
+        if (i < t->n) {
+            free(t->r[i].v);
+            t->r[i] = t->r[--t->n];
+        }
+        return;
+    }
+    if (i == t->n) {
+        assert_true(t->n < MAX_KEYS);
+        memcpy(t->r[i].key, key, klen);
+        t->r[i].klen = klen;
+        t->r[i].v = NULL;
+        t->n++;
+    }
+    free(t->r[i].v);
+    t->r[i].v = malloc(len);
+    memcpy(t->r[i].v, v, len);
+    t->r[i].len = len;
+}
+
+static void commit(bw_engine_t *eng, topic_t *t, int64_t offset)
+{
+    char err[256];
+
+    t->writes = t->tombs = t->n_seen = 0;
+    t->dup = false;
+    if (bw_engine_changes(eng, offset, on_change, t, err, sizeof(err)) !=
+        BW_OK) {
+        fail_msg("changes: %s", err);
+    }
+    assert_false(t->dup);
+}
+
+static void topic_free(topic_t *t)
+{
+    for (int i = 0; i < t->n; i++) {
+        free(t->r[i].v);
+    }
+    t->n = 0;
+}
+
+/* ---- the workload and the outputs ---- */
+typedef struct {
+    bw_score_t sc[N_EV];
+    bw_err_t rc[N_EV];
+    int n_threats;
+    int64_t threat_t[MAX_THREATS];
+    bw_threat_t threat[MAX_THREATS];
+} outs_t;
+
+static void on_threat(void *opaque, const bw_threat_rec_t *rec)
+{
+    outs_t *o = opaque;
+
+    if (o->n_threats < MAX_THREATS) {
+        o->threat_t[o->n_threats] = rec->time_ms;
+        o->threat[o->n_threats++] = rec->threat;
+    }
+}
+
+static const char *regions[3] = {"eu", "us", "ap"};
+static const char *metrics[3] = {"latency", "errors", "auth"};
+
+/* Event i: deterministic pseudo-noise, an incident in "us" late on. */
+static bw_event_t event_at(int i)
+{
+    int minute = i / 9, r = (i / 3) % 3, m = i % 3;
+    uint64_t h = (uint64_t)i * 0x9e3779b97f4a7c15ULL;
+    double u = (double)((h >> 11) % 1000000) / 1e6 - 0.5;
+    bool incident = r == 1 && minute >= 220 && minute < 260;
+    bw_event_t ev = {.region = regions[r],
+                     .service = "api",
+                     .metric = metrics[m],
+                     .time_ms = 1700000000000LL + (int64_t)minute * 60000,
+                     .count = NAN};
+
+    switch (m) {
+    case 0:
+        ev.value = 100 * (1 + 0.2 * sin(minute / 30.0)) * (1 + 0.05 * u) *
+                   (incident ? 1.6 : 1.0);
+        break;
+    case 1:
+        ev.count = r == 2 ? 40 : 5000;
+        ev.value = floor(ev.count * (incident ? 0.02 : 0.002) * (1 + u));
+        break;
+    default:
+        ev.value = floor(3 + 2 * u + (incident ? 9 : 0));
+        break;
+    }
+    return ev;
+}
+
+static void run(bw_engine_t *eng, int from, int to, outs_t *o)
+{
+    char err[256];
+
+    for (int i = from; i < to; i++) {
+        bw_event_t ev = event_at(i);
+        o->rc[i] = bw_engine_process(eng, &ev, &o->sc[i], on_threat, o, err,
+                                     sizeof(err));
+    }
+}
+
+static bw_engine_t *restore(const bw_config_t *cfg, const topic_t *t,
+                            bw_restore_stats_t *st)
+{
+    char err[256];
+    bw_engine_t *eng = bw_engine_new(cfg, err, sizeof(err));
+
+    assert_non_null(eng);
+    memset(st, 0, sizeof(*st));
+    st->offset = -1;
+    for (int i = 0; i < t->n; i++) {
+        bw_engine_restore(eng, t->r[i].key, t->r[i].klen, t->r[i].v,
+                          t->r[i].len, st, err, sizeof(err));
+    }
+    assert_int_equal(bw_engine_restore_done(eng), BW_OK);
+    return eng;
+}
+
+/* The config, with @p line inserted after "  pf:\n" (NULL: as is). */
+static void load(bw_config_t *cfg, const char *line)
+{
+    char buf[4096];
+    const char *at = strstr(yaml, "  pf:\n") + 6;
+
+    snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(at - yaml), yaml,
+             line != NULL ? line : "", at);
+    assert_int_equal(bw_config_load_string(cfg, "t", buf, strlen(buf), stderr),
+                     BW_OK);
+}
+
+/* Interrupt after `cut` events (committing every 45 events, i.e. every 5
+ * minutes of data), restore from the changelog, go on: every score and
+ * threat equals the uninterrupted run's. */
+static void identity_at(const bw_config_t *cfg, const outs_t *ref, int cut)
+{
+    static outs_t o;
+    topic_t t = {0};
+    bw_restore_stats_t st;
+    char err[256];
+    bw_engine_t *eng = bw_engine_new(cfg, err, sizeof(err)), *eng2;
+    int threats_before;
+
+    memset(&o, 0, sizeof(o));
+    for (int i = 0; i < cut; i += 45) {
+        int end = i + 45 < cut ? i + 45 : cut;
+        run(eng, i, end, &o);
+        commit(eng, &t, end);
+    }
+    bw_engine_destroy(eng);
+    threats_before = o.n_threats;
+    eng2 = restore(cfg, &t, &st);
+    assert_int_equal(st.corrupt + st.config_changed, 0);
+    assert_int_equal(st.loaded, (uint64_t)t.n);
+    assert_int_equal(st.offset, cut);
+    run(eng2, cut, N_EV, &o);
+    for (int i = cut; i < N_EV; i++) {
+        assert_int_equal(o.rc[i], ref->rc[i]);
+        if (memcmp(&o.sc[i], &ref->sc[i], sizeof(o.sc[i])) != 0) {
+            fail_msg("cut %d: event %d differs (p %.17g vs %.17g)", cut, i,
+                     o.sc[i].p_anomaly, ref->sc[i].p_anomaly);
+        }
+    }
+    assert_int_equal(o.n_threats, ref->n_threats);
+    for (int i = threats_before; i < o.n_threats; i++) {
+        assert_int_equal(o.threat_t[i], ref->threat_t[i]);
+        assert_memory_equal(&o.threat[i], &ref->threat[i], sizeof(o.threat[i]));
+    }
+    bw_engine_destroy(eng2);
+    topic_free(&t);
+}
+
+static void test_restore_identity(void **state)
+{
+    static bw_config_t cfg;
+    static outs_t ref;
+    char err[256];
+    bw_engine_t *eng;
+    int alerts = 0, pooled = 0;
+    const int cuts[] = {9, 450, 1000, 1985, 2003, 2200};
+
+    (void)state;
+    load(&cfg, NULL);
+    eng = bw_engine_new(&cfg, err, sizeof(err));
+    memset(&ref, 0, sizeof(ref));
+    run(eng, 0, N_EV, &ref);
+    bw_engine_destroy(eng);
+    for (int i = 0; i < N_EV; i++) {
+        assert_int_equal(ref.rc[i], BW_OK);
+        alerts += ref.sc[i].alert;
+        pooled += ref.sc[i].model == BW_MODEL_POOLED_COUNT;
+    }
+    /* the workload exercises what the state must carry */
+    assert_true(alerts > 0);
+    assert_true(pooled > 0);
+    assert_true(ref.n_threats > 0);
+    for (size_t c = 0; c < sizeof(cuts) / sizeof(cuts[0]); c++) {
+        identity_at(&cfg, &ref, cuts[c]);
+    }
+}
+
+/* Only what changed, once per call; the meta record when stream time moved. */
+static void test_changes_are_minimal(void **state)
+{
+    static bw_config_t cfg;
+    static outs_t o;
+    topic_t t = {0};
+    char err[256];
+    bw_engine_t *eng;
+
+    (void)state;
+    load(&cfg, NULL);
+    eng = bw_engine_new(&cfg, err, sizeof(err));
+    run(eng, 0, 900, &o);
+    commit(eng, &t, 900);
+    /* 9 series, 1 group (errors), 3 entities, meta */
+    assert_int_equal(t.writes, 9 + 1 + 3 + 1);
+    assert_int_equal(bw_engine_pending(eng), 0);
+    commit(eng, &t, 900);
+    assert_int_equal(t.writes, 0);
+    run(eng, 900, 901, &o); /* eu latency: its series, entity, meta */
+    assert_int_equal(bw_engine_pending(eng), 3);
+    commit(eng, &t, 901);
+    assert_int_equal(t.writes, 3);
+    run(eng, 901, 902, &o); /* eu errors: series, group (same time) */
+    commit(eng, &t, 902);
+    assert_int_equal(t.writes, 2);
+    bw_engine_destroy(eng);
+    topic_free(&t);
+}
+
+/* A model config change discards that kind's state (with tombstones) and
+ * keeps the rest; a decision setting (alert threshold) keeps everything. */
+static void test_config_version_rule(void **state)
+{
+    static bw_config_t cfg, cfg_pf, cfg_thr;
+    static outs_t o;
+    topic_t t = {0};
+    bw_restore_stats_t st;
+    char err[256];
+    bw_engine_t *eng;
+
+    (void)state;
+    load(&cfg, NULL);
+    load(&cfg_pf, "    p_spike: 0.01\n");
+    load(&cfg_thr, NULL);
+    cfg_thr.engine.alert_threshold = 0.9; /* not part of any state version */
+    assert_int_not_equal(cfg_pf.state_version.pf, cfg.state_version.pf);
+    assert_int_equal(cfg_pf.state_version.hier, cfg.state_version.hier);
+    eng = bw_engine_new(&cfg, err, sizeof(err));
+    run(eng, 0, 900, &o);
+    commit(eng, &t, 900);
+    bw_engine_destroy(eng);
+
+    eng = restore(&cfg_thr, &t, &st);
+    assert_int_equal(st.loaded, 14);
+    assert_int_equal(st.config_changed + st.corrupt, 0);
+    bw_engine_destroy(eng);
+
+    eng = restore(&cfg_pf, &t, &st);
+    /* 6 filter series discarded; 3 pooled series, group, entities, meta kept */
+    assert_int_equal(st.config_changed, 6);
+    assert_int_equal(st.loaded, 8);
+    commit(eng, &t, 900);
+    assert_int_equal(t.tombs, 6);
+    bw_engine_destroy(eng);
+    topic_free(&t);
+}
+
+/* Corrupt records (each byte position flipped in turn for one record)
+ * are discarded whole: never a crash, never a half-loaded key. */
+static void test_corrupt_records(void **state)
+{
+    static bw_config_t cfg;
+    static outs_t o;
+    topic_t t = {0};
+    bw_restore_stats_t st;
+    char err[256];
+    bw_engine_t *eng;
+    int k;
+
+    (void)state;
+    load(&cfg, NULL);
+    eng = bw_engine_new(&cfg, err, sizeof(err));
+    run(eng, 0, 90, &o);
+    commit(eng, &t, 90);
+    bw_engine_destroy(eng);
+    for (k = 0; k < t.n && t.r[k].key[0] == '\x1f'; k++) {
+    }
+    assert_true(k < t.n); /* a series record */
+    for (size_t pos = 0; pos < t.r[k].len; pos += 7) {
+        t.r[k].v[pos] ^= 0x40;
+        eng = restore(&cfg, &t, &st);
+        assert_int_equal(st.corrupt, 1);
+        assert_int_equal(st.loaded, (uint64_t)t.n - 1);
+        bw_engine_destroy(eng);
+        t.r[k].v[pos] ^= 0x40;
+    }
+    /* truncated, and a key of the wrong form */
+    eng = bw_engine_new(&cfg, err, sizeof(err));
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(bw_engine_restore(eng, t.r[k].key, t.r[k].klen, t.r[k].v,
+                                       t.r[k].len / 2, &st, err, sizeof(err)),
+                     BW_ERR_CORRUPT);
+    assert_int_equal(bw_engine_restore(eng, "\x1fg\x1fnope", 7, t.r[k].v,
+                                       t.r[k].len, &st, err, sizeof(err)),
+                     BW_ERR_CORRUPT);
+    assert_non_null(strstr(err, "kind does not match"));
+    bw_engine_destroy(eng);
+    topic_free(&t);
+}
+
+/* A series silent for retire_after_ms of stream time is retired: its key
+ * gets a tombstone, and it starts afresh if it returns. */
+static void test_retirement(void **state)
+{
+    static bw_config_t cfg;
+    topic_t t = {0};
+    bw_engine_stats_t es;
+    bw_score_t sc;
+    char err[256];
+    bw_engine_t *eng;
+    bw_event_t a = {.region = "eu",
+                    .service = "api",
+                    .metric = "latency",
+                    .value = 100,
+                    .count = NAN};
+    bw_event_t b = a;
+
+    (void)state;
+    load(&cfg, NULL);
+    cfg.engine.retire_after_ms = 3600000; /* 1 h */
+    b.region = "us";
+    eng = bw_engine_new(&cfg, err, sizeof(err));
+    for (int m = 0; m < 240; m++) {
+        a.time_ms = b.time_ms = 1700000000000LL + m * 60000LL;
+        assert_int_equal(bw_engine_process(eng, &b, &sc, NULL, NULL, err, 256),
+                         BW_OK);
+        if (m < 30) { /* eu stops after 30 minutes */
+            assert_int_equal(
+                bw_engine_process(eng, &a, &sc, NULL, NULL, err, 256), BW_OK);
+        }
+    }
+    bw_engine_stats(eng, &es);
+    assert_int_equal(es.retired, 1);
+    assert_int_equal(es.series, 1);
+    commit(eng, &t, 240);
+    assert_int_equal(t.tombs, 1);
+    bw_engine_destroy(eng);
+    topic_free(&t);
+}
+
+/* All or nothing: a blob with a valid checksum but a value out of range
+ * late in its payload is refused, and the live model goes on exactly as
+ * its untouched twin. */
+static void test_load_all_or_nothing(void **state)
+{
+    bw_pf_cfg_t c = test_pf_cfg();
+    bw_pf_t *live, *twin, *other;
+    bw_pf_ws_t *ws;
+    uint8_t *blob = NULL;
+    size_t len;
+    bw_pf_out_t oa, ob;
+    double nan = NAN;
+    char err[256];
+    int refused = 0, late = 0, t = 300;
+
+    (void)state;
+    ws = bw_pf_ws_new(&c);
+    live = bw_pf_new(&c, 5, NULL, 0);
+    twin = bw_pf_new(&c, 5, NULL, 0);
+    other = bw_pf_new(&c, 9, NULL, 0);
+    for (t = 0; t < 300; t++) {
+        bw_pf_update(live, ws, t * 60000LL, sin(t) + 10, &oa);
+        bw_pf_update(twin, ws, t * 60000LL, sin(t) + 10, &ob);
+        bw_pf_update(other, ws, t * 60000LL, cos(t) * 3 + 50, &ob);
+    }
+    assert_int_equal(bw_state_save_pf(other, &blob, &len), BW_OK);
+    /* a NaN at each 8-byte position from the end back, checksum
+     * recomputed: every refusal leaves the live model as its twin */
+    for (size_t pos = len - 12; pos > 24 && refused < 40; pos -= 8) {
+        uint8_t save[8];
+        uint32_t crc;
+        memcpy(save, blob + pos, 8);
+        memcpy(blob + pos, &nan, sizeof(nan));
+        crc = bw_crc32(0, blob, len - 4);
+        for (int i = 0; i < 4; i++) {
+            blob[len - 4 + i] = (uint8_t)(crc >> (8 * i));
+        }
+        if (bw_state_load_pf(live, blob, len, err, sizeof(err)) != BW_OK) {
+            refused++;
+            late += pos > len / 2;
+            for (int k = 0; k < 3; k++, t++) {
+                bw_pf_update(live, ws, t * 60000LL, sin(t) + 10, &oa);
+                bw_pf_update(twin, ws, t * 60000LL, sin(t) + 10, &ob);
+                assert_memory_equal(&oa, &ob, sizeof(oa));
+            }
+        } else { /* a field where any bits are a value (a counter, the
+                    RNG): accepted; put the twin's state back */
+            uint8_t *tb = NULL;
+            size_t tl;
+            assert_int_equal(bw_state_save_pf(twin, &tb, &tl), BW_OK);
+            assert_int_equal(bw_state_load_pf(live, tb, tl, NULL, 0), BW_OK);
+            bw_free(tb);
+        }
+        memcpy(blob + pos, save, 8);
+    }
+    /* refusals late in the blob: past where the particles are written */
+    assert_true(late > 0);
+    bw_free(blob);
+    bw_pf_destroy(live);
+    bw_pf_destroy(twin);
+    bw_pf_destroy(other);
+    bw_pf_ws_destroy(ws);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_restore_identity),
+        cmocka_unit_test(test_changes_are_minimal),
+        cmocka_unit_test(test_config_version_rule),
+        cmocka_unit_test(test_corrupt_records),
+        cmocka_unit_test(test_retirement),
+        cmocka_unit_test(test_load_all_or_nothing),
+    };
+
+    gsl_set_error_handler_off();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
