@@ -555,6 +555,12 @@ static void cross_check(loader_t *ld, bw_config_t *cfg)
                      "kappa_max must exceed kappa_min");
     }
     cross_check_fusion(ld, &cfg->model.fusion);
+    if (cfg->state.changelog && cfg->ingest.n_topics > 1) {
+        cross_report(ld, "ingest.topics",
+                     "the state changelog serves one input topic (its "
+                     "partition p holds input partition p's state): run one "
+                     "group per input topic, or set state.changelog: false");
+    }
 }
 
 void bw_config_report_kv(const bw_config_t *cfg, const char *path,

@@ -668,7 +668,7 @@ static void retire_pass(bw_engine_t *eng)
 }
 
 typedef struct {
-    const bw_engine_t *eng;
+    bw_engine_t *eng;
     int64_t now;
     bw_stale_cb_t cb;
     void *opaque;
@@ -688,6 +688,7 @@ static void scan_one(const char *key, void *v, void *arg)
         return;
     }
     s->stale = true;
+    bw__mark(sc->eng, OBJ_SERIES, &s->o, s);
     sc->n++;
     if (sc->cb == NULL) {
         return;

@@ -489,6 +489,30 @@ static bw_err_t restore_one(bw_engine_t *eng, const char *key,
     }
 }
 
+/* Drop a restored key (a later tombstone in the changelog). */
+static void forget(bw_engine_t *eng, const char *key)
+{
+    switch (kind_of_key(key)) {
+    case BW_REC_SERIES: {
+        series_t *s = bw_map_del(eng->series, key);
+        if (s != NULL) {
+            eng->st.bytes -= sizeof(*s) + (s->pf ? bw_pf_memory(s->pf) : 0);
+        }
+        bw__free_series(NULL, s, NULL);
+        break;
+    }
+    case BW_REC_GROUP:
+        bw__free_group(NULL, bw_map_del(eng->groups, key + PREFIX_LEN), NULL);
+        break;
+    case BW_REC_ENTITY:
+        bw__free_entity(NULL, bw_map_del(eng->entities, key + PREFIX_LEN),
+                        NULL);
+        break;
+    default:
+        break;
+    }
+}
+
 bw_err_t bw_engine_restore(bw_engine_t *eng, const char *key, size_t key_len,
                            const uint8_t *value, size_t len,
                            bw_restore_stats_t *st, char *errstr,
@@ -505,6 +529,10 @@ bw_err_t bw_engine_restore(bw_engine_t *eng, const char *key, size_t key_len,
     }
     memcpy(k, key, key_len);
     k[key_len] = '\0';
+    if (value == NULL) { /* a tombstone: the key was retired */
+        forget(eng, k);
+        return BW_OK;
+    }
     err = bw_envelope_parse(value, len, &env, errstr, errstr_size);
     if (err != BW_OK) { /* unreadable, or a newer format: starts afresh */
         st->corrupt++;
@@ -549,6 +577,21 @@ bw_err_t bw_engine_restore_done(bw_engine_t *eng)
     link_walk_t lw = {eng, BW_OK};
     size_t kept = 0;
 
+    /* discarded keys that a later record restored keep their state */
+    for (size_t i = 0; i < eng->n_tombs; i++) {
+        const char *k = eng->tombs[i];
+        bool live = kind_of_key(k) == BW_REC_SERIES
+                        ? bw_map_get(eng->series, k) != NULL
+                    : kind_of_key(k) == BW_REC_GROUP
+                        ? bw_map_get(eng->groups, k + PREFIX_LEN) != NULL
+                    : kind_of_key(k) == BW_REC_ENTITY
+                        ? bw_map_get(eng->entities, k + PREFIX_LEN) != NULL
+                        : false;
+        if (live) {
+            bw_free(eng->tombs[i]);
+            eng->tombs[i--] = eng->tombs[--eng->n_tombs];
+        }
+    }
     bw_map_each(eng->series, link_one, &lw);
     /* linking marks groups that gained a region; anything else restored
      * is as the changelog holds it: nothing to write back */

@@ -62,6 +62,16 @@ static bool managed_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
 
     snprintf(id, sizeof(id), "bayeswatch-%s", instance);
     ok = ok && set1(c, "client.id", id, errstr, errstr_size);
+    if (role == BW_KAFKA_RESTORE) {
+        snprintf(id, sizeof(id), "%s-restore", cfg->kafka.group_id);
+        return ok && set1(c, "group.id", id, errstr, errstr_size) &&
+               set1(c, "enable.auto.commit", "false", errstr, errstr_size) &&
+               set1(c, "enable.auto.offset.store", "false", errstr,
+                    errstr_size) &&
+               set1(c, "enable.partition.eof", "true", errstr, errstr_size) &&
+               set1(c, "isolation.level", "read_committed", errstr,
+                    errstr_size);
+    }
     if (role == BW_KAFKA_CONSUMER) {
         ok =
             ok &&
@@ -91,12 +101,11 @@ static int user_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
                       bw_kafka_role_t role, FILE *diag, char *errstr,
                       size_t errstr_size)
 {
+    bool consumer = role != BW_KAFKA_PRODUCER;
     const bw_kvmap_t *m =
-        role == BW_KAFKA_CONSUMER ? &cfg->kafka.consumer : &cfg->kafka.producer;
-    const char *path =
-        role == BW_KAFKA_CONSUMER ? "kafka.consumer" : "kafka.producer";
-    const char *const *own =
-        role == BW_KAFKA_CONSUMER ? consumer_managed : producer_managed;
+        consumer ? &cfg->kafka.consumer : &cfg->kafka.producer;
+    const char *path = consumer ? "kafka.consumer" : "kafka.producer";
+    const char *const *own = consumer ? consumer_managed : producer_managed;
     char why[512];
     int errors = 0;
 
@@ -131,9 +140,14 @@ rd_kafka_conf_t *bw__kafka_conf(const bw_config_t *cfg, bw_kafka_role_t role,
         snprintf(errstr, errstr_size, "kafka: out of memory");
         return NULL;
     }
+    /* the restore consumer takes the user's consumer map (security,
+     * timeouts), then its own settings again: they are not negotiable */
     if (!managed_props(c, cfg, role, bootstrap, instance, errstr,
                        errstr_size) ||
-        user_props(c, cfg, role, diag, errstr, errstr_size) != 0) {
+        user_props(c, cfg, role, diag, errstr, errstr_size) != 0 ||
+        (role == BW_KAFKA_RESTORE &&
+         !managed_props(c, cfg, role, bootstrap, instance, errstr,
+                        errstr_size))) {
         rd_kafka_conf_destroy(c);
         return NULL;
     }

@@ -8,7 +8,11 @@
 
 #include "bayeswatch/pipeline.h"
 
-typedef enum { BW_KAFKA_CONSUMER, BW_KAFKA_PRODUCER } bw_kafka_role_t;
+typedef enum {
+    BW_KAFKA_CONSUMER,
+    BW_KAFKA_PRODUCER,
+    BW_KAFKA_RESTORE /* the changelog reader: no group, read_committed */
+} bw_kafka_role_t;
 
 /** The instance name: @p override, pipeline.instance_id, or the host name. */
 void bw__kafka_instance(const bw_config_t *cfg, const char *override, char *out,

@@ -99,18 +99,55 @@ static void drop_task(bw_pipeline_t *p, const char *topic, int32_t part)
 /* ---- rebalancing ---------------------------------------------------------
  */
 
+/* Restore the partitions new to this instance before any of their
+ * records is scored. Their committed offsets are read first: a read_committed
+ * consumer gets them only once they are stable (KIP-447), i.e. once a
+ * previous owner's transaction has ended, so the changelog read next holds
+ * every state that transaction committed. */
+static void restore_new(bw_pipeline_t *p,
+                        rd_kafka_topic_partition_list_t *fresh)
+{
+    rd_kafka_resp_err_t re;
+
+    if (!p->changelog || fresh->cnt == 0) {
+        return;
+    }
+    re = rd_kafka_committed(p->consumer, fresh,
+                            (int)p->cfg->state.restore_timeout_ms);
+    if (re != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        bw__log(p, "state: committed offsets: %s", rd_kafka_err2str(re));
+    }
+    for (int i = 0; i < fresh->cnt && !failed(p); i++) {
+        task_t *t = find_task(p, fresh->elems[i].topic,
+                              fresh->elems[i].partition, NULL);
+        if (bw__restore(p, t) == BW_OK) {
+            bw__log(p, "state: %s [%d] resumes at committed input offset %lld",
+                    t->topic, (int)t->partition,
+                    (long long)fresh->elems[i].offset);
+        }
+    }
+}
+
 static void assign(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
                    bool cooperative)
 {
     rd_kafka_error_t *e = NULL;
     rd_kafka_resp_err_t re = RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_topic_partition_list_t *fresh =
+        rd_kafka_topic_partition_list_new(parts->cnt > 0 ? parts->cnt : 1);
 
     for (int i = 0; i < parts->cnt; i++) {
-        if (add_task(p, parts->elems[i].topic, parts->elems[i].partition) ==
-            NULL) {
+        const char *topic = parts->elems[i].topic;
+        int32_t part = parts->elems[i].partition;
+        if (find_task(p, topic, part, NULL) == NULL) {
+            rd_kafka_topic_partition_list_add(fresh, topic, part);
+        }
+        if (add_task(p, topic, part) == NULL) {
             bw__fatal(p, "assign", "out of memory for a partition's models");
         }
     }
+    restore_new(p, fresh);
+    rd_kafka_topic_partition_list_destroy(fresh);
     if (cooperative) {
         e = rd_kafka_incremental_assign(p->consumer, parts);
     } else {
@@ -137,8 +174,14 @@ static void revoke(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
         if (p->txn_open) {
             bw__abort_and_rewind(p, "partitions lost");
         }
-    } else {
-        bw__commit(p); /* a failure has aborted and rewound: nothing lost */
+    } else if (bw__commit(p) == BW_OK) { /* a failure aborted, rewound */
+        for (int i = 0; i < parts->cnt; i++) {
+            task_t *t = find_task(p, parts->elems[i].topic,
+                                  parts->elems[i].partition, NULL);
+            if (t != NULL) {
+                bw__checkpoint_write(p, t);
+            }
+        }
     }
     for (int i = 0; i < parts->cnt; i++) {
         drop_task(p, parts->elems[i].topic, parts->elems[i].partition);
@@ -308,12 +351,16 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac,
     }
 }
 
+static const char *bootstrap(const bw_pipeline_t *p)
+{
+    return p->opts.bootstrap_servers != NULL ? p->opts.bootstrap_servers
+                                             : p->cfg->kafka.bootstrap_servers;
+}
+
 static rd_kafka_t *client(bw_pipeline_t *p, bw_kafka_role_t role, char *errstr,
                           size_t errstr_size)
 {
-    const char *boot = p->opts.bootstrap_servers != NULL
-                           ? p->opts.bootstrap_servers
-                           : p->cfg->kafka.bootstrap_servers;
+    const char *boot = bootstrap(p);
     rd_kafka_conf_t *c = bw__kafka_conf(p->cfg, role, boot, p->instance, NULL,
                                         errstr, errstr_size);
     rd_kafka_t *rk;
@@ -424,6 +471,7 @@ bw_pipeline_t *bw_pipeline_new(const bw_config_t *cfg,
             NULL ||
         output_topics(p, errstr, errstr_size) != BW_OK ||
         init_txns(p, errstr, errstr_size) != BW_OK ||
+        bw__changelog_open(p, bootstrap(p), errstr, errstr_size) != BW_OK ||
         (p->consumer = client(p, BW_KAFKA_CONSUMER, errstr, errstr_size)) ==
             NULL) {
         goto fail;
@@ -434,9 +482,12 @@ bw_pipeline_t *bw_pipeline_new(const bw_config_t *cfg,
         goto fail;
     }
     p->last_commit = p->last_scan = p->last_stats = bw__wall_ms();
-    bw__log(p, "started: %s, group %s, %d input topic(s), %d stream thread(s)",
+    bw__log(p,
+            "started: %s, group %s, %d input topic(s), %d stream thread(s), "
+            "state changelog %s",
             p->eos ? "exactly_once" : "at_least_once", cfg->kafka.group_id,
-            cfg->ingest.n_topics, p->n_workers);
+            cfg->ingest.n_topics, p->n_workers,
+            p->changelog ? p->cl_topic : "off");
     return p;
 fail:
     bw_pipeline_destroy(p);
@@ -590,6 +641,7 @@ void bw_pipeline_destroy(bw_pipeline_t *p)
             rd_kafka_topic_destroy(p->out[i]);
         }
     }
+    bw__changelog_close(p);
     if (p->producer != NULL) {
         rd_kafka_destroy(p->producer);
     }

@@ -39,6 +39,7 @@ typedef struct {
     int64_t txn_first;    /* first offset in the open transaction; -1 */
     int64_t mark;         /* the engine's watermark (event time) */
     int64_t wall_at_mark; /* wall clock when it last moved */
+    bool restore_failed;  /* its state is not the changelog's: not written */
 } task_t;
 
 typedef struct {
@@ -64,8 +65,9 @@ typedef struct bw_worker_s {
     int head, count;
 } bw_worker_t;
 
-#define FLUSH_TIMEOUT_MS 10000 /* outputs acknowledged, at a commit or close   \
-                                */
+#define FLUSH_TIMEOUT_MS                                                       \
+    10000 /* outputs acknowledged, at a commit or close                        \
+           */
 
 struct bw_pipeline_s {
     const bw_config_t *cfg;
@@ -94,6 +96,14 @@ struct bw_pipeline_s {
     char abort_why[256];
     char fatal[1024];
     char fatal_hint[768]; /* a fatal consumer error, explained */
+    /* the state changelog (changelog.c) */
+    bool changelog;
+    char cl_topic[BW_TOPIC_MAX];
+    rd_kafka_topic_t *cl_rkt;
+    rd_kafka_t *restorer; /* read_committed, assigned one partition at a time */
+    uint64_t cl_records, cl_bytes; /* changelog records and bytes produced */
+    uint64_t restores;
+    int64_t restore_ms;
 };
 
 /* pipeline.c */
@@ -103,6 +113,29 @@ void bw__log(bw_pipeline_t *p, const char *fmt, ...)
 bw_err_t bw__fatal(bw_pipeline_t *p, const char *what, const char *why);
 void bw__request_abort(bw_pipeline_t *p, const char *why);
 int64_t bw__wall_ms(void);
+/** A failed produce: abortable (the transaction is replayed) unless the
+ * producer has a fatal error or there is no transaction. */
+bw_err_t bw__produce_failed(bw_pipeline_t *p, rd_kafka_resp_err_t e);
+
+/* checkpoint.c (main thread) */
+/** Write @p t's state to state.dir (clean stop, partition given up). */
+void bw__checkpoint_write(bw_pipeline_t *p, task_t *t);
+/** Load @p t's local checkpoint into its (fresh) engine if it can be
+ * trusted; @p from is then the changelog offset to read on from.
+ * @returns BW_OK, or BW_ERR_NOTFOUND / BW_ERR_CORRUPT (not used; logged). */
+bw_err_t bw__checkpoint_load(bw_pipeline_t *p, task_t *t, int64_t *from,
+                             bw_restore_stats_t *rs);
+
+/* changelog.c (main thread; the stream threads quiesced) */
+/** Check or create the changelog topic; the restore consumer. No-op when
+ * state.changelog is off. */
+bw_err_t bw__changelog_open(bw_pipeline_t *p, const char *bootstrap,
+                            char *errstr, size_t errstr_size);
+void bw__changelog_close(bw_pipeline_t *p);
+/** Produce every partition's changed keys (in the open transaction). */
+bw_err_t bw__changelog_write(bw_pipeline_t *p);
+/** Restore @p t's fresh engine: checkpoint, then the changelog to its end. */
+bw_err_t bw__restore(bw_pipeline_t *p, task_t *t);
 
 /* txn.c (main thread; the stream threads quiesced) */
 /** Open a transaction if exactly_once and none is open. */

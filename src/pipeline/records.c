@@ -59,21 +59,6 @@ void bw__worker_free(bw_worker_t *w)
 
 /* ---- producing ---- */
 
-/* An error from producev: abortable (the transaction is replayed) unless
- * the producer has a fatal error or there is no transaction. */
-static bw_err_t produce_failed(bw_pipeline_t *p, rd_kafka_resp_err_t e)
-{
-    char fatal[256], why[300];
-
-    if (p->eos && rd_kafka_fatal_error(p->producer, fatal, sizeof(fatal)) ==
-                      RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(why, sizeof(why), "produce: %s", rd_kafka_err2str(e));
-        bw__request_abort(p, why);
-        return BW_ERR_KAFKA;
-    }
-    return bw__fatal(p, "produce", rd_kafka_err2str(e));
-}
-
 static bw_err_t produce(bw_pipeline_t *p, rd_kafka_topic_t *topic,
                         const void *key, size_t klen, const void *val,
                         size_t vlen, rd_kafka_headers_t *hdrs)
@@ -92,7 +77,7 @@ static bw_err_t produce(bw_pipeline_t *p, rd_kafka_topic_t *topic,
             if (hdrs != NULL) {
                 rd_kafka_headers_destroy(hdrs);
             }
-            return produce_failed(p, e);
+            return bw__produce_failed(p, e);
         }
         rd_kafka_poll(p->producer, 10); /* serve delivery reports */
     }

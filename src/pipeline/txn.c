@@ -70,6 +70,28 @@ static void mark_committed(bw_pipeline_t *p)
     p->commits++;
 }
 
+/* The models of a partition whose records were in an aborted transaction
+ * go back to the last commit with its offsets: a fresh engine restored from
+ * the changelog (read_committed: the aborted records are not in it).
+ * Without a changelog they keep what they absorbed (replayed records are
+ * then late for their series). */
+static bw_err_t rewind_state(bw_pipeline_t *p, task_t *t)
+{
+    char errstr[256];
+    bw_engine_t *eng;
+
+    if (!p->changelog) {
+        return BW_OK;
+    }
+    eng = bw_engine_new(p->cfg, errstr, sizeof(errstr));
+    if (eng == NULL) {
+        return bw__fatal(p, "rewind state", errstr);
+    }
+    bw_engine_destroy(t->eng);
+    t->eng = eng;
+    return bw__restore(p, t);
+}
+
 /* Abort, then seek every partition back to the first record of the
  * aborted transaction: its outputs will be produced again. */
 bw_err_t bw__abort_and_rewind(bw_pipeline_t *p, const char *why)
@@ -101,6 +123,9 @@ bw_err_t bw__abort_and_rewind(bw_pipeline_t *p, const char *why)
                 ->offset = t->txn_first;
             t->next = t->txn_first;
             t->txn_first = -1;
+            if (err == BW_OK) {
+                err = rewind_state(p, t);
+            }
         }
     }
     if (err == BW_OK && l->cnt > 0) {
@@ -215,6 +240,22 @@ static bw_err_t commit_alo(bw_pipeline_t *p)
 
 bw_err_t bw__commit(bw_pipeline_t *p)
 {
+    bw_err_t err;
+
     p->last_commit = bw__wall_ms();
+    if (p->eos && !p->txn_open) {
+        return BW_OK;
+    }
+    err = bw__changelog_write(p); /* state before offsets */
+    if (err != BW_OK) {
+        char why[256];
+        if (!atomic_load(&p->abort_pending)) {
+            return err; /* fatal */
+        }
+        pthread_mutex_lock(&p->mu);
+        snprintf(why, sizeof(why), "%s", p->abort_why);
+        pthread_mutex_unlock(&p->mu);
+        return bw__abort_and_rewind(p, why);
+    }
     return p->eos ? commit_txn(p) : commit_alo(p);
 }

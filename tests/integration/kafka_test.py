@@ -25,6 +25,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import fastavro
@@ -246,6 +247,36 @@ THREAT_FIELDS = ("entity_id", "rule", "probability", "score", "level",
                  "log_likelihood_ratio", "event_time")
 
 
+def equal_to_replay(env, got_s, got_t, rows, config, what=""):
+    """Scores (in input-offset order) and threats equal, field for field
+    (all but processed_at and the freshness lag), one uninterrupted replay
+    of @p rows: the input of one partition."""
+    want_s, want_t = replay_reference(env, rows, config)
+    got_s = sorted(got_s, key=lambda s: s["source_offset"])
+    check(len(got_s) == len(want_s),
+          f"{what}{len(got_s)} scores vs {len(want_s)}")
+    for g, w in zip(got_s, want_s):
+        for f in SCORE_FIELDS:
+            check(same(g[f], w[f]), f"{what}score {g['source_offset']} {f}: "
+                  f"{g[f]!r} != replay {w[f]!r}")
+    check(len(got_t) == len(want_t),
+          f"{what}{len(got_t)} threats vs {len(want_t)}")
+    for g, w in zip(got_t, want_t):
+        for f in THREAT_FIELDS:
+            check(same(g[f], w[f]), f"{what}threat {f}: {g[f]!r} != {w[f]!r}")
+
+
+def feed_live(env, rows, chunk, pause):
+    """Feed @p rows in chunks from a thread: a live stream."""
+    def run():
+        for i in range(0, len(rows), chunk):
+            env.feed(rows[i:i + chunk])
+            time.sleep(pause)
+    th = threading.Thread(target=run)
+    th.start()
+    return th
+
+
 def test_e2e(env):
     """Sample telemetry through one partition: every score and threat equals
     the replay of the same rows; poison records become dead letters with
@@ -262,25 +293,16 @@ def test_e2e(env):
     rc, log = env.stop(stage)
     check(rc == 0, f"stage exit {rc}:\n{log}")
 
-    want_s, want_t = replay_reference(env, rows, config)
     got_s = env.decode("scores", env.tap("scores"))
     got_t = env.decode("threats", env.tap("threats"))
-    got_s.sort(key=lambda s: s["source_offset"])
-    check(len(got_s) == len(want_s), f"{len(got_s)} scores vs {len(want_s)}")
-    for g, w in zip(got_s, want_s):
-        for f in SCORE_FIELDS:
-            check(same(g[f], w[f]), f"score {g['source_offset']} {f}: "
-                  f"{g[f]!r} != replay {w[f]!r}")
+    equal_to_replay(env, got_s, got_t, rows, config)
+    for g in got_s:
         check(g["freshness_lag_ms"] == g["processed_at"] - g["event_time"]
               and g["source_topic"] == env.topics["in"] and not g["stale"],
               "freshness / lineage fields")
     check(sum(g["p_collective"] is not None for g in got_s) > 0,
           "block-closing events carry p_collective")
-    check(len(want_t) > 0, "the sample's security incident gives threats")
-    check(len(got_t) == len(want_t), f"{len(got_t)} threats vs {len(want_t)}")
-    for g, w in zip(got_t, want_t):
-        for f in THREAT_FIELDS:
-            check(same(g[f], w[f]), f"threat {f}: {g[f]!r} != {w[f]!r}")
+    check(len(got_t) > 0, "the sample's security incident gives threats")
     alerts = sum(s["alert"] for s in got_s)
     check(alerts > 0, "the sample's incidents raise alerts")
 
@@ -427,7 +449,8 @@ def test_at_least_once(env):
     membership: every input of both topics scored, offsets committed after
     the acknowledgements; the JSON records carry the .avsc field names."""
     config = env.config(extra="""pipeline: {guarantee: at_least_once,
-           static_membership: true}""")
+           static_membership: true}
+state: {changelog: false}""")
     with open(config) as f:
         text = f.read()
     t_in, t_in2, t_sc = (env.topics[k] for k in ("in", "in2", "scores"))
@@ -600,13 +623,175 @@ def test_static_stall(env):
           f"restarted, each of {good} inputs scored once")
 
 
+def test_failover_kill(env):
+    """kill -9 at random points (5 times) while input streams in, restart
+    with the same instance id each time: every input is scored exactly once,
+    and the committed scores and threats equal, field for field, one
+    uninterrupted replay: each restart continued the models from the
+    changelog instead of starting from the prior."""
+    config = env.config(base=f"{env.src}/config/sample.yaml",
+                        extra="pipeline: {commit_interval_ms: 200}")
+    rows = sample_rows(env.src)
+    rng = random.Random(1105)
+    feeder = feed_live(env, rows, 200, 0.3)  # about 20 s of input
+    stage = env.start(config, "fo")
+    kills = []
+    for k in range(5):
+        wait_log(stage, r"resumes at committed input offset", 120)
+        time.sleep(rng.uniform(0.2, 1.5))
+        stage.kill()
+        stage.wait()
+        kills.append(len(env.tap("scores")))
+        stage = env.start(config, "fo")
+    feeder.join()
+    env.wait_count("scores", len(rows), 240, [stage])
+    rc, log = env.stop(stage)
+    check(rc == 0, f"stage exit {rc}:\n{log}")
+    check("restored" in log and "keys from" in log, "the restart restored")
+    got_s = env.decode("scores", env.tap("scores"))
+    exactly_once(got_s, len(rows))
+    check(len(set(kills)) == 5 and kills[-1] < len(rows),
+          f"the kills landed mid-stream (committed at each: {kills})")
+    equal_to_replay(env, got_s, env.decode("threats", env.tap("threats")),
+                    rows, config)
+    print(f"failover_kill: killed at {kills} committed scores of "
+          f"{len(rows)}; every score and threat equals one uninterrupted "
+          f"replay")
+
+
+def fleet_rows(src, copies):
+    """The sample telemetry for @p copies times as many regions."""
+    rows = []
+    for r in sample_rows(src):
+        for k in range(copies):
+            rows.append([r[0], f"r{k}-{r[1]}"] + r[2:])
+    return rows
+
+
+def by_partition(env, got_s, got_t, rows, config):
+    """Each partition's outputs against the replay of its own input (a
+    partition's models are its own: pooled groups pool its regions)."""
+    part_of = {}
+    for g in got_s:
+        part_of[g["region"]] = g["source_partition"]
+    check(len(set(part_of.values())) > 3, f"regions spread: {part_of}")
+    for part in sorted(set(part_of.values())):
+        regions = {r for r, p in part_of.items() if p == part}
+        mine = [g for g in got_s if g["source_partition"] == part]
+        threats = [t for t in got_t if t["entity_id"] in regions]
+        equal_to_replay(env, mine, threats,
+                        [r for r in rows if r[1] in regions], config,
+                        f"partition {part}: ")
+
+
+def test_failover_scale(env):
+    """Three instances on a 6-partition input: kill -9 one mid-stream and
+    restart it, then a rolling restart of all three, while input streams in.
+    Each input scored once; each partition's scores and threats equal one
+    uninterrupted replay of that partition's input."""
+    config = env.config(base=f"{env.src}/config/sample.yaml",
+                        extra="pipeline: {commit_interval_ms: 200}")
+    rows = fleet_rows(env.src, 4)
+    feeder = feed_live(env, rows, 1200, 0.25)
+    stages = {n: env.start(config, n) for n in ("a", "b", "c")}
+    for n in stages:
+        wait_log(stages[n], r"assigned [1-9][0-9]* partition", 120)
+    time.sleep(1.5)
+    stages["b"].kill()
+    stages["b"].wait()
+    stages["b"] = env.start(config, "b")
+    wait_log(stages["b"], r"resumes at committed input offset", 120)
+    for n in ("a", "b", "c"):
+        time.sleep(1.0)
+        rc, log = env.stop(stages[n])
+        check(rc == 0, f"{n} exit {rc}:\n{log}")
+        stages[n] = env.start(config, n)
+        wait_log(stages[n], r"resumes at committed input offset", 120)
+    feeder.join()
+    env.wait_count("scores", len(rows), 300, list(stages.values()))
+    logs = []
+    for n in stages:
+        rc, log = env.stop(stages[n])
+        check(rc == 0, f"{n} exit {rc}:\n{log}")
+        logs.append(log)
+    got_s = env.decode("scores", env.tap("scores"))
+    exactly_once(got_s, len(rows))
+    by_partition(env, got_s, env.decode("threats", env.tap("threats")), rows,
+                 config)
+    print(f"failover_scale: {len(rows)} inputs over 6 partitions, 3 "
+          f"instances, one kill -9 and a rolling restart: every partition "
+          f"equals its uninterrupted replay")
+
+
+def series_rows(t0, n, level, sd, seed, region="eu"):
+    rng = random.Random(seed)
+    return [[t0 + i * 300000, region, "api", "latency_ms",
+             f"{level + rng.gauss(0, sd):.4f}"] for i in range(n)]
+
+
+def test_warm_restart(env):
+    """A series with a week of history, a clean restart, then an incident
+    (+10 noise sds): the restarted stage is warm and alerts on it at once
+    (its models came back from the changelog). The same incident seen by a
+    stage without that history (what every restart was before the
+    changelog) is scored in warm-up: the test can tell the difference."""
+    week = 7 * 288
+    t0 = 1764000000000
+    history = series_rows(t0, week, 100, 3, 8)
+    incident = series_rows(t0 + week * 300000, 24, 130, 3, 9)
+    config = env.config(name="warm")
+    env.feed(history)
+    stage = env.start(config, "warm")
+    env.wait_count("scores", week, 180, [stage])
+    rc, log = env.stop(stage)
+    check(rc == 0, f"exit {rc}:\n{log}")
+    env.feed(incident)
+    stage = env.start(config, "warm")
+    env.wait_count("scores", week + 24, 180, [stage])
+    rc, log = env.stop(stage)
+    check(rc == 0 and "restored" in log, f"exit {rc}, restored:\n{log}")
+    on = [s for s in env.decode("scores", env.tap("scores"))
+          if s["source_offset"] >= week]
+
+    with open(config) as f:
+        text = f.read()
+    text = text.replace(f'group_id: "{env.tag}"', f'group_id: "{env.tag}-cold"')
+    text = text.replace(f'topics: ["{env.topics["in"]}"]',
+                        f'topics: ["{env.topics["in2"]}"]')
+    cold = f"{env.dir}/cold.yaml"
+    with open(cold, "w") as f:
+        f.write(text + "state: {changelog: false}\n")
+    env.feed(incident, topic="in2")
+    stage = env.start(cold, "cold")
+    env.wait_count("scores", week + 48, 180, [stage])
+    rc, log = env.stop(stage)
+    check(rc == 0, f"exit {rc}:\n{log}")
+    off = [s for s in env.decode("scores", env.tap("scores"))
+           if s["source_topic"] == env.topics["in2"]]
+
+    check(len(on) == 24 and len(off) == 24, "the incident scored twice")
+    warm = sum(not s["warmup"] for s in on)
+    alerts = sum(s["alert"] for s in on)
+    check(warm == 24, f"after the restart {24 - warm} of 24 events in warm-up")
+    check(alerts >= 22, f"{alerts} of 24 incident events alerted")
+    cold_warmup = sum(s["warmup"] for s in off)
+    check(cold_warmup == 24 and sum(s["alert"] for s in off) == 0,
+          f"without the history: {cold_warmup}/24 in warm-up")
+    print(f"warm_restart: {alerts}/24 incident events alerted right after "
+          f"a restart; without the history {cold_warmup}/24 in warm-up, "
+          f"no alert")
+
+
 TESTS = {"e2e": (test_e2e, 1), "exactly_once_kill": (test_exactly_once_kill, 4),
          "rebalance": (test_rebalance, 4),
          "at_least_once": (test_at_least_once, 2), "fenced": (test_fenced, 2),
          "stale_late": (test_stale_late, 1),
          "kill_restart": (test_kill_restart, 4),
          "broker_pause": (test_broker_pause, 4),
-         "static_stall": (test_static_stall, 4)}
+         "static_stall": (test_static_stall, 4),
+         "failover_kill": (test_failover_kill, 1),
+         "failover_scale": (test_failover_scale, 6),
+         "warm_restart": (test_warm_restart, 1)}
 
 
 def main():

@@ -1,0 +1,458 @@
+/*
+ * The state changelog: each partition's model state in a compacted topic,
+ * as Kafka Streams backs its state stores (KIP-98 transactions; KIP-447
+ * stable offsets).
+ *
+ *  - The topic (state.topic, default GROUP_ID-model-state-changelog) has
+ *    the input topic's partition count; changelog partition p serves input
+ *    partition p. It is created at start-up if missing (compacted, with
+ *    segments small enough for the cleaner to keep it near one record per
+ *    live key); a wrong partition count or cleanup policy is a start-up
+ *    error.
+ *  - At every commit, each partition's changed keys (bw_engine_changes:
+ *    at most one record per key, tombstones for retired keys) are produced
+ *    to its changelog partition inside the open transaction, before the
+ *    offsets: the committed changelog always equals the state that
+ *    produced the committed scores. at_least_once writes them before it
+ *    commits the offsets.
+ *  - On assignment, a partition waits for its committed input offset to be
+ *    stable (a previous owner's transaction finished), then restores: its
+ *    local checkpoint if one matches (checkpoint.c), then the changelog
+ *    partition read_committed to its end, record by record into a fresh
+ *    engine (bw_engine_restore: all or nothing per key), before its first
+ *    input record is scored. After an aborted transaction the partitions
+ *    in it are restored the same way: their models are back at the last
+ *    commit, as their input offsets are.
+ */
+#include <string.h>
+
+#include "bayeswatch/mem.h"
+#include "pipeline_int.h"
+
+#define ADMIN_TIMEOUT_MS 30000
+#define SEGMENT_BYTES "67108864" /* the cleaner compacts closed segments */
+#define SEGMENT_MS "600000"
+#define DIRTY_RATIO "0.1"
+
+/* ---- the topic ---- */
+
+static int partitions_of(const rd_kafka_metadata_t *md, const char *topic,
+                         rd_kafka_resp_err_t *err)
+{
+    for (int i = 0; i < md->topic_cnt; i++) {
+        if (strcmp(md->topics[i].topic, topic) == 0) {
+            *err = md->topics[i].err;
+            return md->topics[i].partition_cnt;
+        }
+    }
+    *err = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+    return 0;
+}
+
+/* Wait for one admin result event of @p type on @p q. */
+static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, int type)
+{
+    for (int waited = 0; waited < ADMIN_TIMEOUT_MS; waited += 500) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 500);
+        if (ev != NULL && rd_kafka_event_type(ev) == type) {
+            return ev;
+        }
+        if (ev != NULL) {
+            rd_kafka_event_destroy(ev);
+        }
+    }
+    return NULL;
+}
+
+static bw_err_t create_topic(bw_pipeline_t *p, int partitions, char *errstr,
+                             size_t n)
+{
+    char why[512];
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(
+        p->cl_topic, partitions, p->cfg->state.replication_factor, why,
+        sizeof(why));
+    rd_kafka_queue_t *q = rd_kafka_queue_new(p->producer);
+    rd_kafka_event_t *ev = NULL;
+    bw_err_t err = BW_ERR_KAFKA;
+
+    if (nt == NULL) {
+        snprintf(errstr, n, "state: changelog topic %s: %s", p->cl_topic, why);
+        goto out;
+    }
+    rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+    rd_kafka_NewTopic_set_config(nt, "segment.bytes", SEGMENT_BYTES);
+    rd_kafka_NewTopic_set_config(nt, "segment.ms", SEGMENT_MS);
+    rd_kafka_NewTopic_set_config(nt, "min.cleanable.dirty.ratio", DIRTY_RATIO);
+    rd_kafka_CreateTopics(p->producer, &nt, 1, NULL, q);
+    ev = admin_wait(q, RD_KAFKA_EVENT_CREATETOPICS_RESULT);
+    if (ev == NULL) {
+        snprintf(errstr, n, "state: creating changelog topic %s timed out",
+                 p->cl_topic);
+    } else {
+        size_t cnt;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(
+                rd_kafka_event_CreateTopics_result(ev), &cnt);
+        rd_kafka_resp_err_t e = rd_kafka_event_error(ev);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR && cnt == 1) {
+            e = rd_kafka_topic_result_error(res[0]);
+        }
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR ||
+            e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            err = BW_OK;
+            bw__log(p,
+                    "state: created changelog topic %s (%d partitions, "
+                    "compacted)",
+                    p->cl_topic, partitions);
+        } else {
+            snprintf(errstr, n, "state: cannot create changelog topic %s: %s",
+                     p->cl_topic,
+                     cnt == 1 && rd_kafka_topic_result_error_string(res[0])
+                         ? rd_kafka_topic_result_error_string(res[0])
+                         : rd_kafka_err2str(e));
+        }
+    }
+out:
+    if (ev != NULL) {
+        rd_kafka_event_destroy(ev);
+    }
+    if (nt != NULL) {
+        rd_kafka_NewTopic_destroy(nt);
+    }
+    rd_kafka_queue_destroy(q);
+    return err;
+}
+
+/* The topic's cleanup.policy, into @p out ("" if it cannot be read). */
+static bw_err_t cleanup_policy(bw_pipeline_t *p, char *out, size_t n,
+                               char *errstr, size_t en)
+{
+    rd_kafka_ConfigResource_t *res =
+        rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, p->cl_topic);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(p->producer);
+    rd_kafka_event_t *ev;
+    bw_err_t err = BW_ERR_KAFKA;
+
+    out[0] = '\0';
+    rd_kafka_DescribeConfigs(p->producer, &res, 1, NULL, q);
+    ev = admin_wait(q, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT);
+    if (ev == NULL || rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(errstr, en, "state: cannot describe changelog topic %s: %s",
+                 p->cl_topic,
+                 ev != NULL ? rd_kafka_event_error_string(ev) : "timed out");
+    } else {
+        size_t nr, nc;
+        const rd_kafka_ConfigResource_t **rs =
+            rd_kafka_DescribeConfigs_result_resources(
+                rd_kafka_event_DescribeConfigs_result(ev), &nr);
+        const rd_kafka_ConfigEntry_t **ce =
+            nr == 1 ? rd_kafka_ConfigResource_configs(rs[0], &nc) : NULL;
+        for (size_t i = 0; ce != NULL && i < nc; i++) {
+            if (strcmp(rd_kafka_ConfigEntry_name(ce[i]), "cleanup.policy") ==
+                    0 &&
+                rd_kafka_ConfigEntry_value(ce[i]) != NULL) {
+                snprintf(out, n, "%s", rd_kafka_ConfigEntry_value(ce[i]));
+            }
+        }
+        err = BW_OK;
+    }
+    if (ev != NULL) {
+        rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_ConfigResource_destroy(res);
+    rd_kafka_queue_destroy(q);
+    return err;
+}
+
+/* The topic exists with the input's partition count and compaction. */
+static bw_err_t ensure_topic(bw_pipeline_t *p, char *errstr, size_t n)
+{
+    const char *input = p->cfg->ingest.topics[0];
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_resp_err_t e;
+    char policy[128];
+    int in_parts, cl_parts;
+    bw_err_t err;
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        e = rd_kafka_metadata(p->producer, 1, NULL, &md, ADMIN_TIMEOUT_MS);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            snprintf(errstr, n, "state: cluster metadata: %s",
+                     rd_kafka_err2str(e));
+            return BW_ERR_KAFKA;
+        }
+        in_parts = partitions_of(md, input, &e);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR || in_parts <= 0) {
+            rd_kafka_metadata_destroy(md);
+            snprintf(errstr, n,
+                     "state: input topic %s not found (%s): the changelog "
+                     "needs its partition count; create it first",
+                     input, rd_kafka_err2str(e));
+            return BW_ERR_KAFKA;
+        }
+        cl_parts = partitions_of(md, p->cl_topic, &e);
+        rd_kafka_metadata_destroy(md);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            break;
+        }
+        if (attempt > 0 || create_topic(p, in_parts, errstr, n) != BW_OK) {
+            if (attempt > 0) {
+                snprintf(errstr, n, "state: changelog topic %s: %s",
+                         p->cl_topic, rd_kafka_err2str(e));
+            }
+            return BW_ERR_KAFKA;
+        }
+    }
+    if (cl_parts != in_parts) {
+        snprintf(errstr, n,
+                 "state: changelog topic %s has %d partitions, input topic "
+                 "%s has %d: they must match (changelog partition p holds "
+                 "input partition p's state); delete it or set state.topic",
+                 p->cl_topic, cl_parts, input, in_parts);
+        return BW_ERR_CONFIG;
+    }
+    err = cleanup_policy(p, policy, sizeof(policy), errstr, n);
+    if (err == BW_OK && strstr(policy, "compact") == NULL) {
+        snprintf(errstr, n,
+                 "state: changelog topic %s has cleanup.policy=%s: it must "
+                 "be compact (with delete, old state is lost; without "
+                 "compaction, restores grow with history)",
+                 p->cl_topic, policy[0] ? policy : "(unknown)");
+        err = BW_ERR_CONFIG;
+    }
+    return err;
+}
+
+static rd_kafka_t *restore_consumer(bw_pipeline_t *p, const char *boot,
+                                    char *errstr, size_t n)
+{
+    rd_kafka_conf_t *c = bw__kafka_conf(p->cfg, BW_KAFKA_RESTORE, boot,
+                                        p->instance, NULL, errstr, n);
+    rd_kafka_t *rk;
+
+    if (c == NULL) {
+        return NULL;
+    }
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr, n);
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(c);
+    }
+    return rk;
+}
+
+bw_err_t bw__changelog_open(bw_pipeline_t *p, const char *boot, char *errstr,
+                            size_t n)
+{
+    const bw_state_cfg_t *sc = &p->cfg->state;
+
+    if (!sc->changelog) {
+        return BW_OK;
+    }
+    if (sc->topic[0] != '\0') {
+        snprintf(p->cl_topic, sizeof(p->cl_topic), "%s", sc->topic);
+    } else {
+        snprintf(p->cl_topic, sizeof(p->cl_topic), "%s-model-state-changelog",
+                 p->cfg->kafka.group_id);
+    }
+    if (ensure_topic(p, errstr, n) != BW_OK) {
+        return BW_ERR_KAFKA;
+    }
+    p->cl_rkt = rd_kafka_topic_new(p->producer, p->cl_topic, NULL);
+    p->restorer = restore_consumer(p, boot, errstr, n);
+    if (p->cl_rkt == NULL || p->restorer == NULL) {
+        if (p->cl_rkt == NULL) {
+            snprintf(errstr, n, "state: changelog topic handle: %s",
+                     rd_kafka_err2str(rd_kafka_last_error()));
+        }
+        return BW_ERR_KAFKA;
+    }
+    p->changelog = true;
+    return BW_OK;
+}
+
+void bw__changelog_close(bw_pipeline_t *p)
+{
+    if (p->restorer != NULL) {
+        rd_kafka_consumer_close(p->restorer);
+        rd_kafka_destroy(p->restorer);
+        p->restorer = NULL;
+    }
+    if (p->cl_rkt != NULL) {
+        rd_kafka_topic_destroy(p->cl_rkt);
+        p->cl_rkt = NULL;
+    }
+}
+
+/* ---- writing ---- */
+
+typedef struct {
+    bw_pipeline_t *p;
+    int32_t partition;
+    bw_err_t err;
+} write_ctx_t;
+
+static void write_one(void *opaque, const char *key, size_t klen,
+                      const uint8_t *v, size_t len)
+{
+    write_ctx_t *wc = opaque;
+    bw_pipeline_t *p = wc->p;
+
+    while (wc->err == BW_OK) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            p->producer, RD_KAFKA_V_RKT(p->cl_rkt),
+            RD_KAFKA_V_PARTITION(wc->partition),
+            RD_KAFKA_V_KEY((void *)key, klen), RD_KAFKA_V_VALUE((void *)v, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            p->cl_records++;
+            p->cl_bytes += klen + len;
+            return;
+        }
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            wc->err = bw__produce_failed(p, e);
+            return;
+        }
+        rd_kafka_poll(p->producer, 10);
+    }
+}
+
+bw_err_t bw__changelog_write(bw_pipeline_t *p)
+{
+    char why[256];
+
+    if (!p->changelog) {
+        return BW_OK;
+    }
+    for (int i = 0; i < p->n_tasks; i++) {
+        task_t *t = p->tasks[i];
+        write_ctx_t wc = {p, t->partition, BW_OK};
+        if (t->restore_failed || bw_engine_pending(t->eng) == 0) {
+            continue;
+        }
+        if (bw_engine_changes(t->eng, t->next, write_one, &wc, why,
+                              sizeof(why)) != BW_OK) {
+            return bw__fatal(p, "state changelog", why);
+        }
+        if (wc.err != BW_OK) {
+            return wc.err; /* an abort was requested (or fatal) */
+        }
+    }
+    return BW_OK;
+}
+
+/* ---- restoring ---- */
+
+typedef struct {
+    uint64_t records, bytes, tombstones, skipped;
+    bw_restore_stats_t rs;
+} restore_count_t;
+
+static void apply(bw_pipeline_t *p, task_t *t, const rd_kafka_message_t *m,
+                  restore_count_t *c)
+{
+    char why[256];
+    bw_err_t err;
+
+    c->records++;
+    c->bytes += m->len + m->key_len;
+    if (m->key == NULL || m->key_len == 0) {
+        c->skipped++;
+        return;
+    }
+    c->tombstones += m->payload == NULL;
+    err = bw_engine_restore(t->eng, m->key, m->key_len, m->payload, m->len,
+                            &c->rs, why, sizeof(why));
+    if (err != BW_OK && err != BW_ERR_VERSION &&
+        c->rs.corrupt <= 3) { /* the first few, then counted */
+        bw__log(p,
+                "state: %s [%d] offset %lld: %s (that key starts from "
+                "the prior)",
+                p->cl_topic, (int)t->partition, (long long)m->offset, why);
+    }
+}
+
+/* Read the changelog partition from @p from to its read_committed end. */
+static bw_err_t read_to_end(bw_pipeline_t *p, task_t *t, int64_t from,
+                            restore_count_t *c)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    int64_t deadline =
+        bw__wall_ms() + (int64_t)p->cfg->state.restore_timeout_ms;
+    bw_err_t err = BW_OK;
+
+    rd_kafka_topic_partition_list_add(l, p->cl_topic, t->partition)->offset =
+        from;
+    if (rd_kafka_assign(p->restorer, l) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        err = bw__fatal(p, "state restore", "cannot assign the changelog");
+    }
+    while (err == BW_OK) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(p->restorer, 200);
+        if (m == NULL) {
+            if (bw__wall_ms() > deadline) {
+                err = bw__fatal(p, "state restore",
+                                "state.restore_timeout_ms passed before the "
+                                "changelog's end");
+            }
+            continue;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            rd_kafka_message_destroy(m);
+            break;
+        }
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            bw__log(p, "state restore: %s", rd_kafka_message_errstr(m));
+            if (m->err == RD_KAFKA_RESP_ERR__FATAL ||
+                m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+                err = bw__fatal(p, "state restore", rd_kafka_message_errstr(m));
+            }
+        } else {
+            apply(p, t, m, c);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_assign(p->restorer, NULL);
+    rd_kafka_topic_partition_list_destroy(l);
+    return err;
+}
+
+bw_err_t bw__restore(bw_pipeline_t *p, task_t *t)
+{
+    restore_count_t c = {0};
+    int64_t t0 = bw__wall_ms(), from = RD_KAFKA_OFFSET_BEGINNING;
+    bw_err_t err;
+    char why[256];
+
+    if (!p->changelog) {
+        return BW_OK;
+    }
+    c.rs.offset = -1;
+    bw__log(p, "state: restoring %s [%d] from %s", t->topic, (int)t->partition,
+            p->cl_topic);
+    if (bw__checkpoint_load(p, t, &from, &c.rs) == BW_OK) {
+        bw__log(p,
+                "state: %s [%d]: local checkpoint holds %llu keys; "
+                "reading the changelog from offset %lld",
+                t->topic, (int)t->partition, (unsigned long long)c.rs.loaded,
+                (long long)from);
+    }
+    err = read_to_end(p, t, from, &c);
+    if (err == BW_OK && bw_engine_restore_done(t->eng) != BW_OK) {
+        snprintf(why, sizeof(why), "pooled series could not be relinked");
+        err = bw__fatal(p, "state restore", why);
+    }
+    t->restore_failed = err != BW_OK;
+    p->restores++;
+    p->restore_ms += bw__wall_ms() - t0;
+    bw__log(p,
+            "state: restored %s [%d]: %llu keys from %llu records (%.1f MB, "
+            "%llu tombstones) in %.2f s; %llu written under another model "
+            "config and %llu unreadable start from the prior; state at input "
+            "offset %lld",
+            t->topic, (int)t->partition, (unsigned long long)c.rs.loaded,
+            (unsigned long long)c.records, (double)c.bytes / 1e6,
+            (unsigned long long)c.tombstones,
+            (double)(bw__wall_ms() - t0) / 1000.0,
+            (unsigned long long)c.rs.config_changed,
+            (unsigned long long)c.rs.corrupt, (long long)c.rs.offset);
+    return err;
+}

@@ -1,0 +1,255 @@
+/*
+ * Local checkpoints (state.dir): a partition's whole state written on a
+ * clean stop or when the partition is given up, so that the next restore
+ * reads local disk plus the changelog's tail instead of the whole
+ * changelog (Kafka Streams' .checkpoint files, which hold offsets next to a
+ * persistent store; here the file holds the records too).
+ *
+ * File STATE_DIR/TOPIC-PARTITION.ckpt, written to a temporary name, synced
+ * and renamed: "BWCK" | u32 version | i64 changelog offset (its end when
+ * written) | u32 records | each: u32 key length, key, u32 value length,
+ * value (a state envelope) | u32 CRC-32 of all preceding bytes.
+ *
+ * Trusted only if it reads back whole (magic, version, checksum), is
+ * younger than MAX_AGE (a tombstone later in the changelog may be
+ * compacted away after the topic's delete.retention.ms, one day by
+ * default) and its offset lies within the changelog partition's current
+ * offsets. Anything else means restoring from the changelog alone, with a
+ * log line: never a crash loop.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bayeswatch/buf.h"
+#include "bayeswatch/hash.h"
+#include "bayeswatch/mem.h"
+#include "pipeline_int.h"
+
+#define CKPT_VERSION 1
+#define MAX_AGE_S (12 * 3600)
+#define WATERMARK_TIMEOUT_MS 10000
+
+static void path_of(const bw_pipeline_t *p, const task_t *t, char *out,
+                    size_t n)
+{
+    snprintf(out, n, "%s/%s-%d.ckpt", p->cfg->state.dir, t->topic,
+             (int)t->partition);
+}
+
+typedef struct {
+    bw_wbuf_t w;
+    uint32_t n;
+} ckpt_buf_t;
+
+static void add_record(void *opaque, const char *key, size_t klen,
+                       const uint8_t *v, size_t len)
+{
+    ckpt_buf_t *cb = opaque;
+
+    bw_wbuf_u32(&cb->w, (uint32_t)klen);
+    bw_wbuf_bytes(&cb->w, key, klen);
+    bw_wbuf_u32(&cb->w, (uint32_t)len);
+    bw_wbuf_bytes(&cb->w, v, len);
+    cb->n++;
+}
+
+static bw_err_t write_file(const char *path, const bw_wbuf_t *w)
+{
+    char tmp[600];
+    FILE *f;
+    bool ok;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "wb");
+    if (f == NULL) {
+        return BW_ERR_IO;
+    }
+    ok = fwrite(w->data, 1, w->len, f) == w->len && fflush(f) == 0 &&
+         fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return BW_ERR_IO;
+    }
+    return BW_OK;
+}
+
+void bw__checkpoint_write(bw_pipeline_t *p, task_t *t)
+{
+    ckpt_buf_t cb = {{0}, 0};
+    int64_t lo, hi;
+    char path[512], why[256];
+    rd_kafka_resp_err_t e;
+
+    if (!p->changelog || p->cfg->state.dir[0] == '\0' || t->restore_failed ||
+        bw_engine_pending(t->eng) != 0) {
+        return; /* uncommitted changes: the changelog is the truth */
+    }
+    e = rd_kafka_query_watermark_offsets(p->producer, p->cl_topic, t->partition,
+                                         &lo, &hi, WATERMARK_TIMEOUT_MS);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        bw__log(p, "state: no checkpoint for %s [%d]: %s", t->topic,
+                (int)t->partition, rd_kafka_err2str(e));
+        return;
+    }
+    bw_wbuf_bytes(&cb.w, "BWCK", 4);
+    bw_wbuf_u32(&cb.w, CKPT_VERSION);
+    bw_wbuf_i64(&cb.w, hi);
+    bw_wbuf_u32(&cb.w, 0); /* record count, patched below */
+    if (bw_engine_snapshot(t->eng, t->next, add_record, &cb, why,
+                           sizeof(why)) == BW_OK &&
+        cb.w.err == BW_OK) {
+        for (int i = 0; i < 4; i++) {
+            cb.w.data[16 + i] = (uint8_t)(cb.n >> (8 * i));
+        }
+        bw_wbuf_u32(&cb.w, bw_crc32(0, cb.w.data, cb.w.len));
+    }
+    path_of(p, t, path, sizeof(path));
+    if (cb.w.err != BW_OK || write_file(path, &cb.w) != BW_OK) {
+        bw__log(p, "state: cannot write checkpoint %s: %s", path,
+                cb.w.err != BW_OK ? bw_strerror(cb.w.err) : strerror(errno));
+    } else {
+        bw__log(p, "state: checkpoint %s: %u keys at changelog offset %lld",
+                path, cb.n, (long long)hi);
+    }
+    bw_wbuf_free(&cb.w);
+}
+
+/* The whole file, or NULL. */
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf = NULL;
+    long n;
+
+    if (f == NULL) {
+        return NULL;
+    }
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 &&
+        fseek(f, 0, SEEK_SET) == 0 && (buf = bw_malloc((size_t)n)) != NULL &&
+        fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        bw_free(buf);
+        buf = NULL;
+    }
+    *len = buf != NULL ? (size_t)n : 0;
+    fclose(f);
+    return buf;
+}
+
+/* Magic, version, checksum, age; its offset. */
+static const char *check_file(const char *path, const uint8_t *buf, size_t len,
+                              int64_t *offset, uint32_t *n)
+{
+    struct stat sb;
+    bw_rbuf_t r;
+
+    if (len < 24 || memcmp(buf, "BWCK", 4) != 0) {
+        return "not a checkpoint";
+    }
+    bw_rbuf_init(&r, buf + len - 4, 4);
+    if (bw_rbuf_u32(&r) != bw_crc32(0, buf, len - 4)) {
+        return "checksum mismatch";
+    }
+    bw_rbuf_init(&r, buf + 4, len - 8);
+    if (bw_rbuf_u32(&r) != CKPT_VERSION) {
+        return "unknown version";
+    }
+    *offset = bw_rbuf_i64(&r);
+    *n = bw_rbuf_u32(&r);
+    if (stat(path, &sb) != 0 || time(NULL) - sb.st_mtime > MAX_AGE_S) {
+        return "older than 12 hours";
+    }
+    return NULL;
+}
+
+static bw_err_t load_records(bw_pipeline_t *p, task_t *t, const uint8_t *buf,
+                             size_t len, uint32_t n, bw_restore_stats_t *rs)
+{
+    bw_rbuf_t r;
+    char why[256];
+
+    bw_rbuf_init(&r, buf + 20, len - 24);
+    for (uint32_t i = 0; i < n && r.err == BW_OK; i++) {
+        uint32_t klen = bw_rbuf_u32(&r);
+        const uint8_t *key = r.data + r.pos;
+        uint32_t vlen;
+        if (klen > r.len - r.pos) {
+            r.err = BW_ERR_CORRUPT;
+            break;
+        }
+        r.pos += klen;
+        vlen = bw_rbuf_u32(&r);
+        if (vlen > r.len - r.pos || r.err != BW_OK) {
+            r.err = BW_ERR_CORRUPT;
+            break;
+        }
+        bw_engine_restore(t->eng, (const char *)key, klen, r.data + r.pos, vlen,
+                          rs, why, sizeof(why));
+        r.pos += vlen;
+    }
+    (void)p;
+    return r.err == BW_OK && r.pos == r.len ? BW_OK : BW_ERR_CORRUPT;
+}
+
+/* A fresh engine for @p t (after a checkpoint failed half-way). */
+static void reset_engine(bw_pipeline_t *p, task_t *t, bw_restore_stats_t *rs)
+{
+    char errstr[256];
+    bw_engine_t *eng = bw_engine_new(p->cfg, errstr, sizeof(errstr));
+
+    if (eng != NULL) {
+        bw_engine_destroy(t->eng);
+        t->eng = eng;
+    }
+    memset(rs, 0, sizeof(*rs));
+    rs->offset = -1;
+}
+
+bw_err_t bw__checkpoint_load(bw_pipeline_t *p, task_t *t, int64_t *from,
+                             bw_restore_stats_t *rs)
+{
+    char path[512];
+    const char *why;
+    uint8_t *buf;
+    size_t len = 0;
+    int64_t offset = 0, lo, hi;
+    uint32_t n = 0;
+    rd_kafka_resp_err_t e;
+
+    if (p->cfg->state.dir[0] == '\0') {
+        return BW_ERR_NOTFOUND;
+    }
+    path_of(p, t, path, sizeof(path));
+    buf = slurp(path, &len);
+    if (buf == NULL) {
+        return BW_ERR_NOTFOUND;
+    }
+    why = check_file(path, buf, len, &offset, &n);
+    if (why == NULL) {
+        e = rd_kafka_query_watermark_offsets(p->restorer, p->cl_topic,
+                                             t->partition, &lo, &hi,
+                                             WATERMARK_TIMEOUT_MS);
+        why = e != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(e)
+              : offset < lo || offset > hi
+                  ? "its offset is not in the changelog (a new topic?)"
+                  : NULL;
+    }
+    if (why == NULL && load_records(p, t, buf, len, n, rs) != BW_OK) {
+        why = "a record does not read back";
+        reset_engine(p, t, rs);
+    }
+    bw_free(buf);
+    if (why != NULL) {
+        bw__log(p,
+                "state: checkpoint %s not used (%s): restoring from the "
+                "changelog",
+                path, why);
+        return BW_ERR_CORRUPT;
+    }
+    *from = offset;
+    return BW_OK;
+}
