@@ -109,12 +109,13 @@ static void produce(rd_kafka_t *rk, const char *topic, const void *key,
     }
 }
 
+/* N events of SERIES series (regions r0.. with two metrics each), one
+ * event per series per minute. */
 static int feed(const char *brokers, const char *topic, long n, double rate,
-                long poison)
+                long poison, long series)
 {
-    static const char *const regions[8] = {"r0", "r1", "r2", "r3",
-                                           "r4", "r5", "r6", "r7"};
     static const char *const metrics[2] = {"latency_ms", "cpu"};
+    char region[32];
     rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, brokers, NULL);
     char err[256];
     bw_codec_t *c =
@@ -126,11 +127,12 @@ static int feed(const char *brokers, const char *topic, long n, double rate,
     long bad = 0;
 
     for (long i = 0; i < n; i++) {
-        bw_event_t ev = {.time_ms = 1764000000000LL + (i / 16) * 60000,
-                         .region = regions[i % 8],
+        bw_event_t ev = {.time_ms = 1764000000000LL + (i / series) * 60000,
+                         .region = region,
                          .service = "api",
-                         .metric = metrics[(i / 8) % 2],
+                         .metric = metrics[i % 2],
                          .count = NAN};
+        snprintf(region, sizeof(region), "r%ld", (i % series) / 2);
         x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 noise */
         ev.value = 100 + (double)(x % 1000) / 100.0;
         w.len = 0;
@@ -188,7 +190,8 @@ static rd_kafka_t *txn_producer(const char *brokers)
 static void commit_txn(rd_kafka_t *prod, rd_kafka_t *cons, bool again)
 {
     rd_kafka_topic_partition_list_t *pos = NULL;
-    rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(cons);
+    rd_kafka_consumer_group_metadata_t *md =
+        rd_kafka_consumer_group_metadata(cons);
     rd_kafka_error_t *e = NULL;
 
     rd_kafka_assignment(cons, &pos);
@@ -347,7 +350,8 @@ static int count(const char *brokers, const char *topic)
 
     cons = client(RD_KAFKA_CONSUMER, brokers, "kbench-count");
     rkt = rd_kafka_topic_new(cons, topic, NULL);
-    if (rd_kafka_metadata(cons, 0, rkt, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+    if (rd_kafka_metadata(cons, 0, rkt, &md, 10000) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
         md->topic_cnt != 1) {
         fprintf(stderr, "kbench: no metadata for %s\n", topic);
         return 1;
@@ -385,9 +389,12 @@ static int count(const char *brokers, const char *topic)
 
 int main(int argc, char **argv)
 {
-    if ((argc == 6 || argc == 7) && strcmp(argv[1], "feed") == 0) {
-        return feed(argv[2], argv[3], atol(argv[4]), atof(argv[5]),
-                    argc == 7 ? atol(argv[6]) : 0);
+    if ((argc >= 6 && argc <= 8) && strcmp(argv[1], "feed") == 0) {
+        long series = argc == 8 ? atol(argv[7]) : 16;
+        return series >= 2
+                   ? feed(argv[2], argv[3], atol(argv[4]), atof(argv[5]),
+                          argc >= 7 ? atol(argv[6]) : 0, series)
+                   : 64;
     }
     if (argc == 7 && strcmp(argv[1], "passthrough") == 0) {
         return passthrough(argv[2], argv[3], argv[4], atol(argv[5]),
@@ -401,7 +408,8 @@ int main(int argc, char **argv)
         return n > 0 && skip >= 0 && skip < n ? tail(argv[2], argv[3], n, skip)
                                               : 64;
     }
-    fprintf(stderr, "usage: kbench feed BROKERS TOPIC N RATE [POISON_EVERY]\n"
+    fprintf(stderr, "usage: kbench feed BROKERS TOPIC N RATE [POISON_EVERY "
+                    "[SERIES]]\n"
                     "       kbench passthrough BROKERS IN OUT N COMMIT_MS\n"
                     "       kbench tail BROKERS TOPIC N [SKIP]\n"
                     "       kbench count BROKERS TOPIC\n");

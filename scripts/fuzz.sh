@@ -10,7 +10,8 @@
 # them on every build; commit tests/fuzz/corpus. Crashing inputs go to
 # build-fuzz/crashes/ (commit them to the corpus once fixed). Prints, per
 # target, the executions and crashes.
-# Targets: config state replay ingest (framing + Avro).
+# Targets: config state replay ingest (framing + Avro) restore (a
+# partition's changelog, checksums fixed up so mutations reach the decoders).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 long=""
@@ -23,7 +24,7 @@ elif [[ "${1:-}" =~ ^[0-9]+$ ]]; then
     shift
 fi
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(config state replay ingest)
+[ ${#targets[@]} -gt 0 ] || targets=(config state replay ingest restore)
 jobs=${JOBS:-2}
 "$root/scripts/deps.sh" clang
 dir=$root/build-fuzz

@@ -117,6 +117,12 @@ static void print_stats(const bw_pipeline_t *p)
             (unsigned long long)st.dead_letters, (unsigned long long)st.late,
             (unsigned long long)st.commits, (unsigned long long)st.aborts,
             (unsigned long long)st.rebalances);
+    fprintf(stderr,
+            "bayeswatch: state: %llu changelog records (%.1f MB); %llu "
+            "partition restores in %.2f s\n",
+            (unsigned long long)st.changelog_records,
+            (double)st.changelog_bytes / 1e6, (unsigned long long)st.restores,
+            st.restore_s);
 }
 
 static int cmd_run(int argc, char **argv)

@@ -39,6 +39,10 @@ typedef struct {
     uint64_t commits;      /* transactions (or offset commits) completed */
     uint64_t aborts;       /* transactions aborted (input rewound) */
     uint64_t rebalances;   /* assignment changes */
+    uint64_t changelog_records; /* state records produced (incl. tombstones) */
+    uint64_t changelog_bytes;   /* their keys and values */
+    uint64_t restores;          /* partitions restored */
+    double restore_s;           /* time spent restoring */
     int partitions;        /* partitions assigned now */
 } bw_pipeline_stats_t;
 

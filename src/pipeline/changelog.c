@@ -418,6 +418,7 @@ static bw_err_t read_to_end(bw_pipeline_t *p, task_t *t, int64_t from,
 bw_err_t bw__restore(bw_pipeline_t *p, task_t *t)
 {
     restore_count_t c = {0};
+    bw_engine_stats_t es;
     int64_t t0 = bw__wall_ms(), from = RD_KAFKA_OFFSET_BEGINNING;
     bw_err_t err;
     char why[256];
@@ -443,12 +444,15 @@ bw_err_t bw__restore(bw_pipeline_t *p, task_t *t)
     t->restore_failed = err != BW_OK;
     p->restores++;
     p->restore_ms += bw__wall_ms() - t0;
+    bw_engine_stats(t->eng, &es);
     bw__log(p,
-            "state: restored %s [%d]: %llu keys from %llu records (%.1f MB, "
-            "%llu tombstones) in %.2f s; %llu written under another model "
-            "config and %llu unreadable start from the prior; state at input "
-            "offset %lld",
-            t->topic, (int)t->partition, (unsigned long long)c.rs.loaded,
+            "state: restored %s [%d]: %llu keys (%llu series, models %.1f MB) "
+            "from %llu records (%.1f MB, %llu tombstones) in %.2f s; %llu "
+            "written under another model config and %llu unreadable start "
+            "from the prior; state at input offset %lld",
+            t->topic, (int)t->partition,
+            (unsigned long long)(es.series + es.groups + es.entities),
+            (unsigned long long)es.series, (double)es.bytes / 1e6,
             (unsigned long long)c.records, (double)c.bytes / 1e6,
             (unsigned long long)c.tombstones,
             (double)(bw__wall_ms() - t0) / 1000.0,

@@ -511,6 +511,17 @@ static void progress(bw_pipeline_t *p, int64_t now)
             (unsigned long long)st.stale, (unsigned long long)st.dead_letters,
             st.partitions, (unsigned long long)st.commits,
             (unsigned long long)st.aborts);
+    if (p->changelog) {
+        bw__log(p,
+                "progress: state changelog %llu records, %.1f MB (%.0f "
+                "bytes per record); %llu partition restores, %.2f s",
+                (unsigned long long)st.changelog_records,
+                (double)st.changelog_bytes / 1e6,
+                st.changelog_records > 0
+                    ? (double)st.changelog_bytes / (double)st.changelog_records
+                    : 0.0,
+                (unsigned long long)st.restores, st.restore_s);
+    }
     p->stats_consumed = st.consumed;
     p->last_stats = now;
 }
@@ -621,6 +632,10 @@ void bw_pipeline_stats(const bw_pipeline_t *p, bw_pipeline_stats_t *st)
     st->commits = p->commits;
     st->aborts = p->aborts;
     st->rebalances = p->rebalances;
+    st->changelog_records = p->cl_records;
+    st->changelog_bytes = p->cl_bytes;
+    st->restores = p->restores;
+    st->restore_s = (double)p->restore_ms / 1000.0;
     st->partitions = p->n_tasks;
 }
 
