@@ -70,6 +70,11 @@ void bw_rbuf_f32s(bw_rbuf_t *r, float *v, size_t n);
 /** @brief Read a u32 that must lie in [lo, hi]; else err=BW_ERR_CORRUPT
  * and @p lo is returned (a count read with it never overruns). */
 uint32_t bw_rbuf_u32_in(bw_rbuf_t *r, uint32_t lo, uint32_t hi);
+/** @brief Read an event time (or a time / width index): @p none (the
+ * field's "no time yet") or 0..BW_TIME_MAX_MS; else err=BW_ERR_CORRUPT
+ * and @p none is returned (time differences of loaded state can then
+ * never overflow). */
+int64_t bw_rbuf_time(bw_rbuf_t *r, int64_t none);
 /** @brief Read a finite double; NaN/Inf set err=BW_ERR_CORRUPT. */
 double bw_rbuf_finite(bw_rbuf_t *r);
 

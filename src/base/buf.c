@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bayeswatch/buf.h"
+#include "bayeswatch/timefmt.h"
 #include "bayeswatch/mem.h"
 
 static int wbuf_reserve(bw_wbuf_t *w, size_t n)
@@ -189,6 +190,17 @@ uint32_t bw_rbuf_u32_in(bw_rbuf_t *r, uint32_t lo, uint32_t hi)
     if (v < lo || v > hi) {
         r->err = BW_ERR_CORRUPT;
         return lo; /* never an out-of-range size to whoever reads on */
+    }
+    return v;
+}
+
+int64_t bw_rbuf_time(bw_rbuf_t *r, int64_t none)
+{
+    int64_t v = bw_rbuf_i64(r);
+
+    if (v != none && !bw_time_valid(v)) {
+        r->err = BW_ERR_CORRUPT;
+        return none;
     }
     return v;
 }

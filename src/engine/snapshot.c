@@ -309,7 +309,7 @@ static bw_err_t load_series(bw_engine_t *eng, const char *key,
     bw_rbuf_init(&r, env->body, env->body_len);
     model = bw_rbuf_u8(&r);
     transform = bw_rbuf_u8(&r);
-    s->last_ms = bw_rbuf_i64(&r);
+    s->last_ms = bw_rbuf_time(&r, -1);
     s->interval_ms = bw_rbuf_finite(&r);
     s->stale = bw_rbuf_u8(&r) != 0;
     if (r.err != BW_OK || s->interval_ms < 0 || s->last_ms < -1) {
@@ -446,8 +446,8 @@ static bw_err_t load_meta(bw_engine_t *eng, const bw_envelope_t *env,
     int64_t mark, retire;
 
     bw_rbuf_init(&r, env->body, env->body_len);
-    mark = bw_rbuf_i64(&r);
-    retire = bw_rbuf_i64(&r);
+    mark = bw_rbuf_time(&r, -1);
+    retire = bw_rbuf_time(&r, -1);
     if (r.err != BW_OK || r.pos != r.len || mark < -1 || retire < -1) {
         return corrupt(errstr, n, "engine meta");
     }

@@ -315,7 +315,7 @@ bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r)
     }
     for (int i = 0; i < fu->nwin; i++) {
         for (int b = 0; b < BUCKETS; b++) {
-            fu->win[i].slot[b] = bw_rbuf_i64(r);
+            fu->win[i].slot[b] = bw_rbuf_time(r, -1);
             fu->win[i].n[b] = bw_rbuf_finite(r);
             fu->win[i].z[b] = bw_rbuf_finite(r);
             if (fu->win[i].n[b] < 0.0 ||

@@ -1300,7 +1300,7 @@ bw_err_t bw_hier_load(bw_hier_t *h, bw_rbuf_t *r)
     for (int j = 0; j < 3 * h->nr; j++) {
         h->y[j] = bw_rbuf_finite(r);
     }
-    h->t_last = bw_rbuf_i64(r);
+    h->t_last = bw_rbuf_time(r, 0);
     h->have_time = (int)bw_rbuf_u32_in(r, 0, 1);
     for (int j = 0; h->own != NULL && j < h->nr; j++) {
         bw__own_load(&h->own[j], r);

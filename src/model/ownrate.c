@@ -46,7 +46,7 @@
  * then double) is the baseline's own variation, which the forgetting and
  * the overdispersion absorb. The first DOWN_MULTS are drops. */
 #define DOWN_MULTS 3
-static const double MULTS[BW_OWN_MULTS] = {0.125, 0.25, 0.4, 2.5,  3.0, 4.0,
+static const double MULTS[BW_OWN_MULTS] = {0.125, 0.25, 0.4,  2.5,  3.0, 4.0,
                                            6.0,   8.0,  12.0, 16.0, 32.0};
 
 #define MAX_RATE 0.995
@@ -88,8 +88,7 @@ static double log_bb(double k, double n, double mu, double c)
 
 /* The predicted state probabilities: prior[0] normal, prior[1 + i]
  * abnormal at MULTS[i]. */
-static void predict(const bw_own_t *o, const bw_hier_cfg_t *cfg,
-                    double *prior)
+static void predict(const bw_own_t *o, const bw_hier_cfg_t *cfg, double *prior)
 {
     double stay = 1.0 - 1.0 / cfg->episode_duration, ab = 0.0;
     int up = cfg->own_direction != BW_DIRECTION_DOWN;
@@ -262,8 +261,8 @@ void bw__own_load(bw_own_t *o, bw_rbuf_t *r)
     o->rho_w = bw_rbuf_finite(r);
     o->p_normal = bw_rbuf_finite(r);
     bw_rbuf_f64s(r, o->p_ab, BW_OWN_MULTS);
-    o->t_last = bw_rbuf_i64(r);
-    o->since = bw_rbuf_i64(r);
+    o->t_last = bw_rbuf_time(r, INT64_MIN);
+    o->since = bw_rbuf_time(r, -1);
     o->seen = bw_rbuf_u64(r);
     sum = o->p_normal;
     for (int i = 0; i < BW_OWN_MULTS; i++) {

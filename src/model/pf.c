@@ -1579,14 +1579,14 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     bw_rbuf_f64s(r, pf->mem, (size_t)(N_ARRAYS + 1) * pf->n);
     pf->dof = bw_rbuf_finite(r);
     pf->s0sq = bw_rbuf_finite(r);
-    pf->t_first = bw_rbuf_i64(r);
-    pf->t_last = bw_rbuf_i64(r);
+    pf->t_first = bw_rbuf_time(r, 0);
+    pf->t_last = bw_rbuf_time(r, 0);
     pf->interval = bw_rbuf_finite(r);
     pf->quantum = bw_rbuf_f64(r);
     pf->y_prev = bw_rbuf_finite(r);
     pf->sd_last = bw_rbuf_finite(r);
     pf->level_last = bw_rbuf_finite(r);
-    pf->abn_since = bw_rbuf_i64(r);
+    pf->abn_since = bw_rbuf_time(r, -1);
     pf->abn_run = bw_rbuf_u32(r);
     pf->phi = bw_rbuf_finite(r);
     pf->ar_uu = bw_rbuf_finite(r);
@@ -1600,7 +1600,7 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
         r->err = BW_ERR_CORRUPT;
     }
     if (!(pf->phi >= 0.0 && pf->phi <= AR_MAX) || pf->ar_uu < 0.0 ||
-        pf->ar_w < 0.0) {
+        pf->ar_w < 0.0 || pf->t_first > pf->t_last) {
         r->err = BW_ERR_CORRUPT;
     }
     bw__memory_load(&pf->recent, r);

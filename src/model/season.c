@@ -244,7 +244,7 @@ void bw__season_load(bw_season_t *s, bw_rbuf_t *r)
     s->within = bw_rbuf_finite(r);
     s->updates = bw_rbuf_finite(r);
     s->seen = (int)bw_rbuf_u32_in(r, 0, (uint32_t)s->cfg->bins);
-    s->t0 = bw_rbuf_i64(r);
+    s->t0 = bw_rbuf_time(r, INT64_MIN);
     bw_rbuf_f32s(r, s->var, (size_t)s->cfg->bins);
     for (int b = 0; b < s->cfg->bins; b++) {
         if (!(s->var[b] >= 0.0f && isfinite(s->var[b]))) {
