@@ -86,10 +86,9 @@ done
     summary "changelog records per run" $recs
     summary "changelog MB per run" $bytes
 }
-echo "$on" "$off" | awk '{n = NF / 2; for (i = 1; i <= n; i++) r[i] = $i / $(i + n);
-    asort(r); m = n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2;
-    printf "on / off, run by run: median %.1f%% (min %.1f%%, max %.1f%%)\n",
-           100 * m, 100 * r[1], 100 * r[n] }'
+# shellcheck disable=SC2086
+summary "on / off, run by run (%)" $(echo "$on" "$off" | awk '{
+    n = NF / 2; for (i = 1; i <= n; i++) printf "%.1f\n", 100 * $i / $(i + n) }')
 
 # -- restore of one partition holding every series
 mkdir -p "$dir/ckpt"

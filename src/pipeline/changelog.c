@@ -25,6 +25,7 @@
  *    commit, as their input offsets are.
  */
 #include <string.h>
+#include <unistd.h>
 
 #include "bayeswatch/mem.h"
 #include "pipeline_int.h"
@@ -174,7 +175,8 @@ static bw_err_t ensure_topic(bw_pipeline_t *p, char *errstr, size_t n)
     int in_parts, cl_parts;
     bw_err_t err;
 
-    for (int attempt = 0; attempt < 2; attempt++) {
+    /* a topic just created shows in the metadata after a moment */
+    for (int attempt = 0; attempt < 60; attempt++) {
         e = rd_kafka_metadata(p->producer, 1, NULL, &md, ADMIN_TIMEOUT_MS);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
             snprintf(errstr, n, "state: cluster metadata: %s",
@@ -195,13 +197,15 @@ static bw_err_t ensure_topic(bw_pipeline_t *p, char *errstr, size_t n)
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
             break;
         }
-        if (attempt > 0 || create_topic(p, in_parts, errstr, n) != BW_OK) {
-            if (attempt > 0) {
-                snprintf(errstr, n, "state: changelog topic %s: %s",
-                         p->cl_topic, rd_kafka_err2str(e));
-            }
+        if (attempt == 0 && create_topic(p, in_parts, errstr, n) != BW_OK) {
             return BW_ERR_KAFKA;
         }
+        if (attempt == 59) {
+            snprintf(errstr, n, "state: changelog topic %s: %s", p->cl_topic,
+                     rd_kafka_err2str(e));
+            return BW_ERR_KAFKA;
+        }
+        usleep(500 * 1000);
     }
     if (cl_parts != in_parts) {
         snprintf(errstr, n,
@@ -283,6 +287,11 @@ void bw__changelog_close(bw_pipeline_t *p)
     }
 }
 
+int64_t bw__state_offset(const task_t *t)
+{
+    return t->next > t->state_offset ? t->next : t->state_offset;
+}
+
 /* ---- writing ---- */
 
 typedef struct {
@@ -329,7 +338,7 @@ bw_err_t bw__changelog_write(bw_pipeline_t *p)
         if (t->restore_failed || bw_engine_pending(t->eng) == 0) {
             continue;
         }
-        if (bw_engine_changes(t->eng, t->next, write_one, &wc, why,
+        if (bw_engine_changes(t->eng, bw__state_offset(t), write_one, &wc, why,
                               sizeof(why)) != BW_OK) {
             return bw__fatal(p, "state changelog", why);
         }
@@ -442,6 +451,7 @@ bw_err_t bw__restore(bw_pipeline_t *p, task_t *t)
         err = bw__fatal(p, "state restore", why);
     }
     t->restore_failed = err != BW_OK;
+    t->state_offset = c.rs.offset;
     p->restores++;
     p->restore_ms += bw__wall_ms() - t0;
     bw_engine_stats(t->eng, &es);

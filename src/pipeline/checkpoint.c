@@ -100,7 +100,7 @@ void bw__checkpoint_write(bw_pipeline_t *p, task_t *t)
     bw_wbuf_u32(&cb.w, CKPT_VERSION);
     bw_wbuf_i64(&cb.w, hi);
     bw_wbuf_u32(&cb.w, 0); /* record count, patched below */
-    if (bw_engine_snapshot(t->eng, t->next, add_record, &cb, why,
+    if (bw_engine_snapshot(t->eng, bw__state_offset(t), add_record, &cb, why,
                            sizeof(why)) == BW_OK &&
         cb.w.err == BW_OK) {
         for (int i = 0; i < 4; i++) {

@@ -75,7 +75,7 @@ static task_t *add_task(bw_pipeline_t *p, const char *topic, int32_t part)
     snprintf(t->topic, sizeof(t->topic), "%s", topic);
     t->partition = part;
     t->worker = least_loaded(p);
-    t->next = t->committed = t->txn_first = t->mark = -1;
+    t->next = t->committed = t->txn_first = t->mark = t->state_offset = -1;
     p->tasks[p->n_tasks++] = t;
     return t;
 }

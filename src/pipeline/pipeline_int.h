@@ -40,6 +40,7 @@ typedef struct {
     int64_t mark;         /* the engine's watermark (event time) */
     int64_t wall_at_mark; /* wall clock when it last moved */
     bool restore_failed;  /* its state is not the changelog's: not written */
+    int64_t state_offset; /* input offset its restored state reflects; -1 */
 } task_t;
 
 typedef struct {
@@ -135,6 +136,8 @@ void bw__changelog_close(bw_pipeline_t *p);
 /** Produce every partition's changed keys (in the open transaction). */
 bw_err_t bw__changelog_write(bw_pipeline_t *p);
 /** Restore @p t's fresh engine: checkpoint, then the changelog to its end. */
+/** The input offset @p t's state reflects (records processed or restored). */
+int64_t bw__state_offset(const task_t *t);
 bw_err_t bw__restore(bw_pipeline_t *p, task_t *t);
 
 /* txn.c (main thread; the stream threads quiesced) */
