@@ -11,7 +11,7 @@
 #      (state.dir); restore time, keys, records read per live key and
 #      bytes from the stage's log.
 # usage: bench/state.sh [SERIES] [EVENTS]   (default 5000 series, 200000
-#        events; RUNS=5)
+#        events; RUNS=5; COMMIT_MS=100, the commit interval)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$root/build}
@@ -33,7 +33,8 @@ emit:
   threats: {topic: "$tag.$1.t"}
   dead_letters: {topic: "$tag.$1.d"}
 engine: {max_series: 200000}
-pipeline: {instance_id: "$1", stats_interval_ms: 0}
+pipeline: {instance_id: "$1", stats_interval_ms: 0,
+           commit_interval_ms: ${COMMIT_MS:-100}}
 state: {changelog: $3, dir: "${4:-}"}
 YAML
 }
