@@ -31,6 +31,7 @@
 #include "pipeline_int.h"
 
 #define ADMIN_TIMEOUT_MS 30000
+#define WATERMARK_TIMEOUT_MS 10000
 #define SEGMENT_BYTES "67108864" /* the cleaner compacts closed segments */
 #define SEGMENT_MS "600000"
 #define DIRTY_RATIO "0.1"
@@ -387,8 +388,18 @@ static bw_err_t read_to_end(bw_pipeline_t *p, task_t *t, int64_t from,
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     int64_t deadline =
         bw__wall_ms() + (int64_t)p->cfg->state.restore_timeout_ms;
+    int64_t lo = 0, hi = 0;
     bw_err_t err = BW_OK;
 
+    /* nothing to read past @p from: no fetch round trip (a new
+     * partition's restore is then immediate) */
+    if (rd_kafka_query_watermark_offsets(p->restorer, p->cl_topic, t->partition,
+                                         &lo, &hi, WATERMARK_TIMEOUT_MS) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
+        (hi == lo || (from >= 0 && from >= hi))) {
+        rd_kafka_topic_partition_list_destroy(l);
+        return BW_OK;
+    }
     rd_kafka_topic_partition_list_add(l, p->cl_topic, t->partition)->offset =
         from;
     if (rd_kafka_assign(p->restorer, l) != RD_KAFKA_RESP_ERR_NO_ERROR) {
