@@ -27,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bayeswatch/map.h"
 #include "bayeswatch/mem.h"
 #include "pipeline_int.h"
 
@@ -357,18 +358,13 @@ typedef struct {
     bw_restore_stats_t rs;
 } restore_count_t;
 
+/* Load one record (the latest of its key) into @p t's engine. */
 static void apply(bw_pipeline_t *p, task_t *t, const rd_kafka_message_t *m,
                   restore_count_t *c)
 {
     char why[256];
     bw_err_t err;
 
-    c->records++;
-    c->bytes += m->len + m->key_len;
-    if (m->key == NULL || m->key_len == 0) {
-        c->skipped++;
-        return;
-    }
     c->tombstones += m->payload == NULL;
     err = bw_engine_restore(t->eng, m->key, m->key_len, m->payload, m->len,
                             &c->rs, why, sizeof(why));
@@ -381,11 +377,57 @@ static void apply(bw_pipeline_t *p, task_t *t, const rd_kafka_message_t *m,
     }
 }
 
+typedef struct {
+    bw_pipeline_t *p;
+    task_t *t;
+    restore_count_t *c;
+} apply_ctx_t;
+
+static void apply_latest(const char *key, void *v, void *arg)
+{
+    apply_ctx_t *ac = arg;
+
+    (void)key;
+    apply(ac->p, ac->t, v, ac->c);
+    rd_kafka_message_destroy(v);
+}
+
+/* Keep only the latest record of each key (a changelog the cleaner has
+ * not compacted yet holds older ones): each key is decoded once. */
+static void keep_latest(bw_pipeline_t *p, task_t *t, bw_map_t *latest,
+                        rd_kafka_message_t *m, restore_count_t *c)
+{
+    char key[1024];
+    rd_kafka_message_t *old;
+
+    c->records++;
+    c->bytes += m->len + m->key_len;
+    if (m->key == NULL || m->key_len == 0 || m->key_len >= sizeof(key) ||
+        memchr(m->key, 0, m->key_len) != NULL) {
+        c->skipped++;
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    memcpy(key, m->key, m->key_len);
+    key[m->key_len] = '\0';
+    old = bw_map_get(latest, key);
+    if (bw_map_put(latest, key, m) != BW_OK) {
+        apply(p, t, m, c); /* past the map's capacity: load it now */
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    if (old != NULL) {
+        rd_kafka_message_destroy(old);
+    }
+}
+
 /* Read the changelog partition from @p from to its read_committed end. */
 static bw_err_t read_to_end(bw_pipeline_t *p, task_t *t, int64_t from,
                             restore_count_t *c)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    bw_map_t *latest = NULL;
+    apply_ctx_t ac = {p, t, c};
     int64_t deadline =
         bw__wall_ms() + (int64_t)p->cfg->state.restore_timeout_ms;
     int64_t lo = 0, hi = 0;
@@ -402,7 +444,10 @@ static bw_err_t read_to_end(bw_pipeline_t *p, task_t *t, int64_t from,
     }
     rd_kafka_topic_partition_list_add(l, p->cl_topic, t->partition)->offset =
         from;
-    if (rd_kafka_assign(p->restorer, l) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    latest = bw_map_new(3 * (size_t)p->cfg->engine.max_series + 16);
+    if (latest == NULL) {
+        err = bw__fatal(p, "state restore", "out of memory");
+    } else if (rd_kafka_assign(p->restorer, l) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         err = bw__fatal(p, "state restore", "cannot assign the changelog");
     }
     while (err == BW_OK) {
@@ -426,12 +471,17 @@ static bw_err_t read_to_end(bw_pipeline_t *p, task_t *t, int64_t from,
                 err = bw__fatal(p, "state restore", rd_kafka_message_errstr(m));
             }
         } else {
-            apply(p, t, m, c);
+            keep_latest(p, t, latest, m, c);
+            continue; /* m is the map's (or loaded and freed) */
         }
         rd_kafka_message_destroy(m);
     }
     rd_kafka_assign(p->restorer, NULL);
     rd_kafka_topic_partition_list_destroy(l);
+    if (latest != NULL) {
+        bw_map_each(latest, apply_latest, &ac); /* frees every message */
+        bw_map_destroy(latest);
+    }
     return err;
 }
 
