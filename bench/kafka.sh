@@ -41,19 +41,13 @@ pipeline: {guarantee: $3, instance_id: "$1", threads: $4,
 YAML
 }
 
-rate_of() { sed -n 's/.*: \([0-9]*\) records\/s.*/\1/p' "$1"; }
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+unit=" records/s"
 
 stage_once() { # NAME GUARANTEE THREADS: one run on fresh outputs and group
     config "$1" $tag.in "$2" "$3"
-    "$build/tests/bw_topics" "$brokers" 4 "$tag.$1.s" "$tag.$1.t" "$tag.$1.d"
-    "$kb" tail "$brokers" "$tag.$1.s" "$n" > "$dir/$1.tail" &
-    local tail=$! stage
-    "$build/bayeswatch" run --config "$dir/$1.yaml" 2> "$dir/$1.log" &
-    stage=$!
-    wait $tail
-    kill -TERM $stage
-    wait $stage
-    rate_of "$dir/$1.tail"
+    time_stage "$1" 4
 }
 
 pt_once() { # NAME
@@ -63,16 +57,6 @@ pt_once() { # NAME
     "$kb" passthrough "$brokers" $tag.in "$tag.$1" "$n" $commit_ms
     wait $tail
     rate_of "$dir/$1.tail"
-}
-
-summary() { # LABEL RATES...: median (min-max) over the runs
-    local label=$1
-    shift
-    printf '%s\n' "$@" | sort -n | awk -v l="$label" -v r="$runs" '
-        {x[NR] = $1} END {
-            m = NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2
-            printf "%-40s median %7.0f records/s (min %.0f, max %.0f; %d runs)\n",
-                   l, m, x[1], x[NR], r }'
 }
 
 echo "== $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"

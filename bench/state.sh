@@ -39,30 +39,12 @@ state: {changelog: $3, dir: "${4:-}"}
 YAML
 }
 
-rate_of() { sed -n 's/.*: \([0-9]*\) records\/s.*/\1/p' "$1"; }
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 
 run_once() { # NAME INPUT CHANGELOG PARTITIONS: rate of one run
     config "$1" "$2" "$3"
-    "$build/tests/bw_topics" "$brokers" "$4" "$tag.$1.s" "$tag.$1.t" \
-        "$tag.$1.d"
-    "$kb" tail "$brokers" "$tag.$1.s" "$n" > "$dir/$1.tail" &
-    local tail=$! stage
-    "$build/bayeswatch" run --config "$dir/$1.yaml" 2> "$dir/$1.log" &
-    stage=$!
-    wait $tail
-    kill -TERM $stage
-    wait $stage
-    rate_of "$dir/$1.tail"
-}
-
-summary() { # LABEL VALUES...: median (min-max)
-    local label=$1
-    shift
-    printf '%s\n' "$@" | sort -n | awk -v l="$label" '
-        {x[NR] = $1} END {
-            m = NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2
-            printf "%-44s median %9.0f (min %.0f, max %.0f; %d runs)\n",
-                   l, m, x[1], x[NR], NR }'
+    time_stage "$1" "$4"
 }
 
 echo "== $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"

@@ -31,6 +31,10 @@ void bw_wbuf_f64s(bw_wbuf_t *w, const double *v, size_t n);
 /** Floats as their IEEE bits (u32), so a load restores them exactly. */
 void bw_wbuf_f32s(bw_wbuf_t *w, const float *v, size_t n);
 void bw_wbuf_free(bw_wbuf_t *w);
+/** @brief Overwrite the little-endian u32 / u64 written earlier at @p pos
+ * (a length or count known only once what follows it is written). */
+void bw_wbuf_patch_u32(bw_wbuf_t *w, size_t pos, uint32_t v);
+void bw_wbuf_patch_u64(bw_wbuf_t *w, size_t pos, uint64_t v);
 
 /**
  * @brief Join up to three strings with a separator into dst (capacity cap

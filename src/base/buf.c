@@ -100,6 +100,20 @@ void bw_wbuf_f32s(bw_wbuf_t *w, const float *v, size_t n)
     }
 }
 
+void bw_wbuf_patch_u32(bw_wbuf_t *w, size_t pos, uint32_t v)
+{
+    for (int i = 0; w->err == BW_OK && i < 4; i++) {
+        w->data[pos + i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+void bw_wbuf_patch_u64(bw_wbuf_t *w, size_t pos, uint64_t v)
+{
+    for (int i = 0; w->err == BW_OK && i < 8; i++) {
+        w->data[pos + i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
 void bw_wbuf_free(bw_wbuf_t *w)
 {
     bw_free(w->data);

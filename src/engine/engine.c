@@ -486,7 +486,7 @@ entity_t *bw__entity_new(bw_engine_t *eng, const char *map_key)
     if (e == NULL) {
         return NULL;
     }
-    snprintf(key, sizeof(key), ENTITY_PREFIX ENTITY_TAG "%s", map_key);
+    snprintf(key, sizeof(key), ENTITY_PREFIX "%s", map_key);
     e->o.key = bw_strdup(key);
     e->fu = bw_fusion_new(&eng->cfg->model.fusion, NULL, 0);
     if (e->o.key == NULL || e->fu == NULL) {

@@ -23,13 +23,16 @@
 /* Changelog keys: a series' key is its id (region US service US metric,
  * US = 0x1f); the others start with US, which no series key does. */
 #define GROUP_PREFIX "\x1fg\x1f"
-#define ENTITY_PREFIX "\x1f"
-#define ENTITY_TAG "e\x1f"
+#define ENTITY_PREFIX                                                          \
+    "\x1f"                                                                     \
+    "e\x1f"
 #define META_KEY "\x1fm"
-#define PREFIX_LEN 3
+#define PREFIX_LEN 3 /* of GROUP_PREFIX and ENTITY_PREFIX */
 
 typedef enum { OBJ_SERIES, OBJ_GROUP, OBJ_ENTITY } obj_kind_t;
 
+/* The first member of every model-holding object: a pointer to the
+ * object is a pointer to its obj_t. */
 typedef struct {
     char *key; /* changelog key (owned) */
     bool dirty;

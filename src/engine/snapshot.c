@@ -144,18 +144,6 @@ static bw_err_t meta_record(bw_engine_t *eng, int64_t offset)
     return bw_envelope_end(w, start);
 }
 
-static const obj_t *obj_of(const dirty_t *d)
-{
-    switch (d->kind) {
-    case OBJ_SERIES:
-        return &((series_t *)d->obj)->o;
-    case OBJ_GROUP:
-        return &((group_t *)d->obj)->o;
-    default:
-        return &((entity_t *)d->obj)->o;
-    }
-}
-
 size_t bw_engine_pending(const bw_engine_t *eng)
 {
     return eng->n_dirty + eng->n_tombs + (eng->meta_dirty ? 1 : 0);
@@ -188,7 +176,7 @@ bw_err_t bw_engine_changes(bw_engine_t *eng, int64_t offset, bw_change_cb_t cb,
     }
     eng->n_tombs = 0;
     for (size_t i = 0; i < eng->n_dirty && err == BW_OK; i++) {
-        obj_t *o = (obj_t *)obj_of(&eng->dirty[i]);
+        obj_t *o = eng->dirty[i].obj; /* obj_t first */
         err = record(eng, eng->dirty[i].kind, eng->dirty[i].obj, offset);
         if (err == BW_OK) {
             cb(opaque, o->key, strlen(o->key), eng->snap.data, eng->snap.len);
@@ -220,7 +208,7 @@ typedef struct {
 static void snap_one(const char *key, void *v, void *arg)
 {
     snap_walk_t *sw = arg;
-    const obj_t *o = v; /* every object starts with its obj_t */
+    const obj_t *o = v; /* obj_t first */
 
     (void)key;
     if (sw->err != BW_OK) {
@@ -465,7 +453,7 @@ static int kind_of_key(const char *key)
     if (strncmp(key, GROUP_PREFIX, PREFIX_LEN) == 0) {
         return BW_REC_GROUP;
     }
-    if (strncmp(key, ENTITY_PREFIX ENTITY_TAG, PREFIX_LEN) == 0) {
+    if (strncmp(key, ENTITY_PREFIX, PREFIX_LEN) == 0) {
         return BW_REC_ENTITY;
     }
     return key[0] != '\x1f' ? BW_REC_SERIES : 0;
@@ -489,27 +477,41 @@ static bw_err_t restore_one(bw_engine_t *eng, const char *key,
     }
 }
 
+/* The map holding a key's object, and its key there (NULL: the engine's
+ * own record, or no such form). */
+static bw_map_t *map_of(bw_engine_t *eng, const char *key, const char **mk)
+{
+    *mk = key + PREFIX_LEN;
+    switch (kind_of_key(key)) {
+    case BW_REC_SERIES:
+        *mk = key;
+        return eng->series;
+    case BW_REC_GROUP:
+        return eng->groups;
+    case BW_REC_ENTITY:
+        return eng->entities;
+    default:
+        return NULL;
+    }
+}
+
 /* Drop a restored key (a later tombstone in the changelog). */
 static void forget(bw_engine_t *eng, const char *key)
 {
-    switch (kind_of_key(key)) {
-    case BW_REC_SERIES: {
-        series_t *s = bw_map_del(eng->series, key);
+    const char *mk;
+    bw_map_t *m = map_of(eng, key, &mk);
+    void *obj = m != NULL ? bw_map_del(m, mk) : NULL;
+
+    if (m == eng->series) {
+        series_t *s = obj;
         if (s != NULL) {
             eng->st.bytes -= sizeof(*s) + (s->pf ? bw_pf_memory(s->pf) : 0);
         }
         bw__free_series(NULL, s, NULL);
-        break;
-    }
-    case BW_REC_GROUP:
-        bw__free_group(NULL, bw_map_del(eng->groups, key + PREFIX_LEN), NULL);
-        break;
-    case BW_REC_ENTITY:
-        bw__free_entity(NULL, bw_map_del(eng->entities, key + PREFIX_LEN),
-                        NULL);
-        break;
-    default:
-        break;
+    } else if (m == eng->groups) {
+        bw__free_group(NULL, obj, NULL);
+    } else if (m == eng->entities) {
+        bw__free_entity(NULL, obj, NULL);
     }
 }
 
@@ -579,15 +581,9 @@ bw_err_t bw_engine_restore_done(bw_engine_t *eng)
 
     /* discarded keys that a later record restored keep their state */
     for (size_t i = 0; i < eng->n_tombs; i++) {
-        const char *k = eng->tombs[i];
-        bool live = kind_of_key(k) == BW_REC_SERIES
-                        ? bw_map_get(eng->series, k) != NULL
-                    : kind_of_key(k) == BW_REC_GROUP
-                        ? bw_map_get(eng->groups, k + PREFIX_LEN) != NULL
-                    : kind_of_key(k) == BW_REC_ENTITY
-                        ? bw_map_get(eng->entities, k + PREFIX_LEN) != NULL
-                        : false;
-        if (live) {
+        const char *mk;
+        bw_map_t *m = map_of(eng, eng->tombs[i], &mk);
+        if (m != NULL && bw_map_get(m, mk) != NULL) {
             bw_free(eng->tombs[i]);
             eng->tombs[i--] = eng->tombs[--eng->n_tombs];
         }

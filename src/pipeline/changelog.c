@@ -354,7 +354,7 @@ bw_err_t bw__changelog_write(bw_pipeline_t *p)
 /* ---- restoring ---- */
 
 typedef struct {
-    uint64_t records, bytes, tombstones, skipped;
+    uint64_t records, bytes, tombstones;
     bw_restore_stats_t rs;
 } restore_count_t;
 
@@ -404,8 +404,7 @@ static void keep_latest(bw_pipeline_t *p, task_t *t, bw_map_t *latest,
     c->bytes += m->len + m->key_len;
     if (m->key == NULL || m->key_len == 0 || m->key_len >= sizeof(key) ||
         memchr(m->key, 0, m->key_len) != NULL) {
-        c->skipped++;
-        rd_kafka_message_destroy(m);
+        rd_kafka_message_destroy(m); /* not a state record: no key */
         return;
     }
     memcpy(key, m->key, m->key_len);

@@ -103,9 +103,7 @@ void bw__checkpoint_write(bw_pipeline_t *p, task_t *t)
     if (bw_engine_snapshot(t->eng, bw__state_offset(t), add_record, &cb, why,
                            sizeof(why)) == BW_OK &&
         cb.w.err == BW_OK) {
-        for (int i = 0; i < 4; i++) {
-            cb.w.data[16 + i] = (uint8_t)(cb.n >> (8 * i));
-        }
+        bw_wbuf_patch_u32(&cb.w, 16, cb.n);
         bw_wbuf_u32(&cb.w, bw_crc32(0, cb.w.data, cb.w.len));
     }
     path_of(p, t, path, sizeof(path));
@@ -166,8 +164,8 @@ static const char *check_file(const char *path, const uint8_t *buf, size_t len,
     return NULL;
 }
 
-static bw_err_t load_records(bw_pipeline_t *p, task_t *t, const uint8_t *buf,
-                             size_t len, uint32_t n, bw_restore_stats_t *rs)
+static bw_err_t load_records(task_t *t, const uint8_t *buf, size_t len,
+                             uint32_t n, bw_restore_stats_t *rs)
 {
     bw_rbuf_t r;
     char why[256];
@@ -191,7 +189,6 @@ static bw_err_t load_records(bw_pipeline_t *p, task_t *t, const uint8_t *buf,
                           rs, why, sizeof(why));
         r.pos += vlen;
     }
-    (void)p;
     return r.err == BW_OK && r.pos == r.len ? BW_OK : BW_ERR_CORRUPT;
 }
 
@@ -238,7 +235,7 @@ bw_err_t bw__checkpoint_load(bw_pipeline_t *p, task_t *t, int64_t *from,
                   ? "its offset is not in the changelog (a new topic?)"
                   : NULL;
     }
-    if (why == NULL && load_records(p, t, buf, len, n, rs) != BW_OK) {
+    if (why == NULL && load_records(t, buf, len, n, rs) != BW_OK) {
         why = "a record does not read back";
         reset_engine(p, t, rs);
     }

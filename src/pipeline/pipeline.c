@@ -539,12 +539,8 @@ bw_err_t bw_pipeline_step(bw_pipeline_t *p, int timeout_ms, char *errstr,
             err = on_message(p, m);
         }
         if (atomic_load(&p->abort_pending) && !failed(p)) {
-            char why[256];
             bw__quiesce(p);
-            pthread_mutex_lock(&p->mu);
-            snprintf(why, sizeof(why), "%s", p->abort_why);
-            pthread_mutex_unlock(&p->mu);
-            err = bw__abort_and_rewind(p, why);
+            err = bw__abort_pending(p);
         }
         rd_kafka_poll(p->producer, 0);
         now = bw__wall_ms();

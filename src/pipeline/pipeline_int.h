@@ -150,6 +150,9 @@ bw_err_t bw__commit(bw_pipeline_t *p);
 /** Abort the open transaction and rewind each partition to its first
  * record in it. */
 bw_err_t bw__abort_and_rewind(bw_pipeline_t *p, const char *why);
+/** Abort and rewind for the reason a stream thread requested
+ * (bw__request_abort). */
+bw_err_t bw__abort_pending(bw_pipeline_t *p);
 /** The producer's delivery report: counts failures (at_least_once). */
 void bw__on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 

@@ -139,6 +139,16 @@ bw_err_t bw__abort_and_rewind(bw_pipeline_t *p, const char *why)
     return err;
 }
 
+bw_err_t bw__abort_pending(bw_pipeline_t *p)
+{
+    char why[256];
+
+    pthread_mutex_lock(&p->mu);
+    snprintf(why, sizeof(why), "%s", p->abort_why);
+    pthread_mutex_unlock(&p->mu);
+    return bw__abort_and_rewind(p, why);
+}
+
 /* One attempt: offsets into the transaction (once), then commit. A
  * commit that timed out is still running inside librdkafka: the retry
  * calls commit_transaction alone, which resumes it (any other
@@ -248,14 +258,8 @@ bw_err_t bw__commit(bw_pipeline_t *p)
     }
     err = bw__changelog_write(p); /* state before offsets */
     if (err != BW_OK) {
-        char why[256];
-        if (!atomic_load(&p->abort_pending)) {
-            return err; /* fatal */
-        }
-        pthread_mutex_lock(&p->mu);
-        snprintf(why, sizeof(why), "%s", p->abort_why);
-        pthread_mutex_unlock(&p->mu);
-        return bw__abort_and_rewind(p, why);
+        return atomic_load(&p->abort_pending) ? bw__abort_pending(p)
+                                              : err; /* fatal */
     }
     return p->eos ? commit_txn(p) : commit_alo(p);
 }

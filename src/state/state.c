@@ -34,9 +34,7 @@ static bw_err_t append(const void *model, save_fn fn, bw_state_kind_t kind,
         return err != BW_OK ? err : w->err;
     }
     plen = w->len - start - HDR_LEN;
-    for (int i = 0; i < 8; i++) {
-        w->data[start + 12 + i] = (uint8_t)((uint64_t)plen >> (8 * i));
-    }
+    bw_wbuf_patch_u64(w, start + 12, (uint64_t)plen);
     bw_wbuf_u32(w, bw_crc32(0, w->data + start, w->len - start));
     return w->err;
 }
@@ -235,9 +233,7 @@ bw_err_t bw_envelope_end(bw_wbuf_t *w, size_t start)
         return w->err;
     }
     blen = (uint64_t)(w->len - start - ENV_HDR_LEN);
-    for (int i = 0; i < 8; i++) {
-        w->data[start + 28 + i] = (uint8_t)(blen >> (8 * i));
-    }
+    bw_wbuf_patch_u64(w, start + 28, blen);
     bw_wbuf_u32(w, bw_crc32(0, w->data + start, w->len - start));
     return w->err;
 }

@@ -14,24 +14,9 @@
 #include <gsl/gsl_errno.h>
 
 #include "bayeswatch/engine.h"
+#include "restore_config.h"
 #include "bayeswatch/hash.h"
 #include "fuzz.h"
-
-static const char yaml[] = "engine:\n"
-                           "  routes:\n"
-                           "    - metric: errors\n"
-                           "      model: pooled_count\n"
-                           "    - metric: cpu\n"
-                           "      model: pooled_normal\n"
-                           "model:\n"
-                           "  pf:\n"
-                           "    daily: {enabled: true, bins: 24}\n"
-                           "  fusion:\n"
-                           "    rules:\n"
-                           "      - name: r\n"
-                           "        signals:\n"
-                           "          - metric: latency\n"
-                           "          - metric: errors\n";
 
 static void put_crc(uint8_t *p, size_t len)
 {
@@ -93,7 +78,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     gsl_set_error_handler_off();
     if (!loaded) {
-        bw_config_load_string(&cfg, "fuzz", yaml, sizeof(yaml) - 1, NULL);
+        bw_config_load_string(&cfg, "fuzz", bw_fuzz_restore_yaml,
+                              sizeof(bw_fuzz_restore_yaml) - 1, NULL);
         loaded = true;
     }
     eng = bw_engine_new(&cfg, err, sizeof(err));

@@ -10,22 +10,7 @@
 #include <gsl/gsl_errno.h>
 
 #include "bayeswatch/engine.h"
-
-static const char yaml[] = "engine:\n"
-                           "  routes:\n"
-                           "    - metric: errors\n"
-                           "      model: pooled_count\n"
-                           "    - metric: cpu\n"
-                           "      model: pooled_normal\n"
-                           "model:\n"
-                           "  pf:\n"
-                           "    daily: {enabled: true, bins: 24}\n"
-                           "  fusion:\n"
-                           "    rules:\n"
-                           "      - name: r\n"
-                           "        signals:\n"
-                           "          - metric: latency\n"
-                           "          - metric: errors\n";
+#include "restore_config.h"
 
 static void put(void *opaque, const char *key, size_t klen, const uint8_t *v,
                 size_t len)
@@ -57,8 +42,9 @@ int main(int argc, char **argv)
         return 64;
     }
     gsl_set_error_handler_off();
-    if (bw_config_load_string(&cfg, "seed", yaml, sizeof(yaml) - 1, stderr) !=
-        BW_OK) {
+    if (bw_config_load_string(&cfg, "seed", bw_fuzz_restore_yaml,
+                              sizeof(bw_fuzz_restore_yaml) - 1,
+                              stderr) != BW_OK) {
         return 1;
     }
     eng = bw_engine_new(&cfg, err, sizeof(err));
