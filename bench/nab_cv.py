@@ -32,6 +32,7 @@ usage: bench/nab_cv.py --data DATA_DIR --labels LABELS_JSON \
 """
 
 import argparse
+import copy
 import csv
 import hashlib
 import importlib.util
@@ -43,6 +44,9 @@ import re
 import shutil
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pages  # noqa: E402  (bench/pages.py: the paging rule)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_GRID = "0.5,0.7,0.8,0.9,0.95,0.97,0.98,0.99,0.995,0.999"
@@ -189,6 +193,8 @@ class Evaluator:
         self.data = data
         self.labels = labels
         self.files = {}      # config -> {rel: FileRows}
+        self.pages = {}      # paged candidate -> (config, rearm ms)
+        self.times = {}      # rel -> event times (ms)
         self.raw = {}        # (config, thr, profile) -> {rel: per-file dict}
         self.nulls = {}
 
@@ -198,11 +204,47 @@ class Evaluator:
                                 strict=True)
         self.files[name] = {f.name: f for f in self.sc.load_corpus(ns)}
 
+    def add_pages(self, base, rearm_ms):
+        """A candidate that alerts like a pager on `base`'s scores."""
+        name = "%s@%gh" % (base, rearm_ms / 3.6e6)
+        self.pages[name] = (base, rearm_ms)
+        for rel in self.files[base]:
+            if rel not in self.times:
+                col = self.sc.read_csv_columns(
+                    os.path.join(self.data, rel), ["timestamp"])
+                self.times[rel] = [pages.ms(t) for t in col["timestamp"]]
+        return name
+
+    def hits(self, name, rel, thr):
+        """Per row: is it a detection at thr?  A paged candidate detects
+        only the first alert (score >= thr) after `rearm` without one."""
+        if thr is None:
+            return [False] * len(self.files[self.pages.get(name, (name,))[0]]
+                                 [rel].scores)
+        if name not in self.pages:
+            return [s >= thr for s in self.files[name][rel].scores]
+        base, rearm = self.pages[name]
+        return pages.page_hits(self.files[base][rel].scores, self.times[rel],
+                               thr, rearm)
+
+    def rows_at(self, name, thr):
+        """FileRows whose scores are this candidate's detections at thr,
+        scored at 0.5 (paged), or the config's own rows and thr."""
+        if name not in self.pages:
+            return list(self.files[name].values()), thr
+        base = self.pages[name][0]
+        out = []
+        for rel, f in self.files[base].items():
+            g = copy.copy(f)
+            g.scores = [1.0 if h else 0.0 for h in self.hits(name, rel, thr)]
+            out.append(g)
+        return out, 0.5
+
     def per_file(self, name, thr, prof):
         key = (name, thr, prof)
         if key not in self.raw:
-            rows = self.sc.score_at(list(self.files[name].values()), thr,
-                                    self.sc.PROFILES[prof])
+            fl, at = self.rows_at(name, thr)
+            rows = self.sc.score_at(fl, at, self.sc.PROFILES[prof])
             self.raw[key] = {r["file"]: r for r in rows}
         return self.raw[key]
 
@@ -272,6 +314,17 @@ class Cli:
             json.dump({r: labels[r] for r in rels}, fh, indent=1)
         return path
 
+    def run_at(self, ev, res_dirs, labels_path, name, thr, profiles):
+        """The scorer on one candidate at thr (paged: its detections)."""
+        if name not in ev.pages:
+            return self.run(labels_path, res_dirs[name], thr, profiles)
+        out = os.path.join(self.args.work, "paged", name, fthr(thr))
+        if not os.path.isdir(out):
+            base = ev.pages[name][0]
+            binarise(ev, res_dirs, {r: (name, thr) for r in ev.files[base]},
+                     sorted(ev.files[base]), out)
+        return self.run(labels_path, out, 0.5, profiles)
+
     def run(self, labels_path, results, thr, profiles, optimise=False):
         """Run the scorer; returns its JSON report ('profiles' per name)."""
         self.n += 1
@@ -305,18 +358,18 @@ def binarise(ev, res_dirs, choice_of, rels, out):
     shutil.rmtree(out, ignore_errors=True)
     for rel in rels:
         name, thr = choice_of[rel]
-        scores = ev.files[name][rel].scores
-        with open(os.path.join(res_dirs[name], rel), newline="") as fh:
+        hits = ev.hits(name, rel, thr)
+        src = res_dirs[ev.pages.get(name, (name,))[0]]
+        with open(os.path.join(src, rel), newline="") as fh:
             rows = list(csv.reader(fh))[1:]
         rows = [r for r in rows if r]
-        if len(rows) != len(scores):
+        if len(rows) != len(hits):
             die("row count changed in %s" % rel)
         os.makedirs(os.path.join(out, os.path.dirname(rel)), exist_ok=True)
         with open(os.path.join(out, rel), "w", newline="") as fh:
             w = csv.writer(fh, lineterminator="\n")
             w.writerow(["timestamp", "value", "anomaly_score"])
-            for r, s in zip(rows, scores):
-                hit = thr is not None and s >= thr
+            for r, hit in zip(rows, hits):
                 w.writerow([r[0], r[1], "1.0" if hit else "0.0"])
 
 
@@ -388,7 +441,7 @@ def print_report(rep, names, grid, ev, all_rels):
     if "grid_best" in full:
         row("full subset, best grid pair (development)",
             [full["grid_best"][p]["normalized"] for p in PROFILES])
-    for name in names:
+    for name in (n for n in names if n not in ev.pages):
         row("full subset, %s, scorer-optimised (dev.)" % name[:8],
             [full["optimised"][name][p]["normalized"] for p in PROFILES])
     print("  development = chosen on all files, NOT cross-validated")
@@ -435,6 +488,10 @@ def parse_args(argv):
                     help="comma-separated grid, or 'opt' for the scorer's "
                          "own optimisation on the training folds "
                          "(default %s)" % DEFAULT_GRID)
+    ap.add_argument("--rearm", default="",
+                    help="comma-separated hours: also score each config as "
+                         "pages (an alert counts only when no alert came in "
+                         "the previous HOURS; see README, Evaluation)")
     ap.add_argument("--work", default=os.path.join(ROOT, "build", "nab-cv"),
                     help="cache / scratch dir (default build/nab-cv)")
     ap.add_argument("--json", help="write the full report here")
@@ -502,6 +559,14 @@ def main(argv=None):
     ev = Evaluator(sc, args.data, args.labels)
     for name in names:
         ev.load(name, res_dirs[name])
+    try:
+        rearm = [float(h) for h in args.rearm.split(",") if h.strip()]
+    except ValueError:
+        die("bad --rearm %r" % args.rearm)
+    if rearm and grid is None:
+        die("--rearm needs a threshold grid (pages depend on the threshold)")
+    for name in list(names):
+        names += [ev.add_pages(name, h * 3.6e6) for h in rearm]
     nwin = {r: len(labels[r]) for r in rels}
     folds = make_folds(rels, nwin, args.folds, args.seed)
     fold_of = {r: j for j, fs in enumerate(folds) for r in fs}
@@ -525,7 +590,7 @@ def main(argv=None):
         for p in PROFILES:
             name, thr, tr = choose(ev, names, grid, train, p)
             te = ev.score(name, thr, test, p)
-            cl = cli.run(lab, res_dirs[name], thr, [p])[p]
+            cl = cli.run_at(ev, res_dirs, lab, name, thr, [p])[p]
             check("fold %d %s" % (j + 1, p), te, cl)
             te["normalized"] = cl["normalized"]
             fr["profiles"][p] = {"config": name, "threshold": thr,
@@ -556,7 +621,7 @@ def main(argv=None):
         full["grid_best"] = {}
         for p in PROFILES:
             name, thr, s = choose(ev, names, grid, rels, p)
-            cl = cli.run(all_labels, res_dirs[name], thr, [p])[p]
+            cl = cli.run_at(ev, res_dirs, all_labels, name, thr, [p])[p]
             check("full %s" % p, s, cl)
             s["normalized"] = cl["normalized"]
             full["grid_best"][p] = dict(s, config=name, threshold=thr)
@@ -565,6 +630,8 @@ def main(argv=None):
                         for name in names}
     full["optimised"] = {}
     for name in names:
+        if name in ev.pages:
+            continue
         cl = cli.run(all_labels, res_dirs[name], None, PROFILES,
                      optimise=True)
         full["optimised"][name] = {
