@@ -38,6 +38,7 @@ emit:
   dead_letters: {topic: "$tag.$1.d"}
 pipeline: {guarantee: $3, instance_id: "$1", threads: $4,
            commit_interval_ms: $commit_ms}
+obs: {listen: "127.0.0.1:0"}
 YAML
 }
 

@@ -36,6 +36,7 @@ engine: {max_series: 200000}
 pipeline: {instance_id: "$1", stats_interval_ms: 0,
            commit_interval_ms: ${COMMIT_MS:-100}}
 state: {changelog: $3, dir: "${4:-}"}
+obs: {listen: "127.0.0.1:0"}
 YAML
 }
 

@@ -26,7 +26,7 @@ deb() { # the Release build's .deb: Debian runtime dependencies, runs unpacked
     (cd "$d" && cpack -G DEB > /dev/null)
     deb=$(ls "$d"/bayeswatch_*.deb)
     depends=$(dpkg-deb -f "$deb" Depends)
-    for lib in librdkafka libavro libyaml libgsl libc6; do
+    for lib in librdkafka libavro libyaml libgsl libmicrohttpd libc6; do
         echo "$depends" | grep -q "$lib" ||
             { echo "deb: $lib missing from Depends: $depends" >&2; exit 1; }
     done

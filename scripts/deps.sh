@@ -8,7 +8,7 @@
 # usage: scripts/deps.sh [test|clang]
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config librdkafka-dev libavro-dev libyaml-dev
-      libgsl-dev libcmocka-dev python3)
+      libgsl-dev libmicrohttpd-dev libcmocka-dev python3)
 if [ "${1:-}" = test ]; then
     pkgs+=(kcat openjdk-17-jre-headless maven)
 elif [ "${1:-}" = clang ]; then

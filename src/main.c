@@ -5,7 +5,7 @@
  *   bayeswatch replay [--config FILE] [--threats FILE] [--stale FILE]
  *                     INPUT.csv
  *   bayeswatch demo [--config FILE] [--speed N] [--hours H] [--plain]
- *                   [--events FILE]
+ *                   [--events FILE] [--linger SECONDS]
  *   bayeswatch run [--config FILE] [--instance ID]
  *   bayeswatch check-config FILE
  *   bayeswatch dump-config [FILE]
@@ -13,15 +13,18 @@
  *
  * Copyright (C) 2026 the bayeswatch authors. GPL-3.0-or-later.
  */
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <gsl/gsl_errno.h>
 
 #include "bayeswatch/config.h"
 #include "bayeswatch/demo.h"
+#include "bayeswatch/obs.h"
 #include "bayeswatch/pipeline.h"
 #include "bayeswatch/replay.h"
 
@@ -44,11 +47,14 @@ static int usage(FILE *out, int code)
             "         [--format csv|json] INPUT.csv\n"
             "        score a CSV of metric events; scores to stdout\n"
             "  demo [--config FILE] [--speed N] [--hours H] [--plain]\n"
-            "       [--events FILE]\n"
+            "       [--events FILE] [--linger SECONDS]\n"
             "        no Kafka needed: synthetic telemetry with incidents\n"
             "        through the real stage on an in-process Kafka cluster,\n"
-            "        shown live; N simulated minutes per second (0 = as fast\n"
-            "        as possible, default 10), H live hours (default 6)\n"
+            "        shown live and in the web view (obs.listen); N simulated\n"
+            "        minutes per second (0 = as fast as possible, default\n"
+            "        10), H live hours (default 6); the web view stays up\n"
+            "        SECONDS after the summary (-1 = until Ctrl-C, the\n"
+            "        default at a terminal; 0 elsewhere)\n"
             "  run [--config FILE] [--instance ID]\n"
             "        the Kafka stage: consume metric events, produce scores,\n"
             "        threats, stale markers and dead letters (until SIGTERM)\n"
@@ -130,6 +136,7 @@ static int cmd_run(int argc, char **argv)
     static bw_config_t cfg; /* borrowed by the pipeline for its lifetime */
     const char *config = NULL;
     bw_pipeline_opts_t o = {0};
+    bw_obs_t *obs;
     bw_pipeline_t *p;
     char errstr[512];
     bw_err_t err;
@@ -148,14 +155,28 @@ static int cmd_run(int argc, char **argv)
         return rc;
     }
     trap_signals();
+    bw_log_setup((bw_log_level_t)cfg.obs.log_level,
+                 (bw_log_format_t)cfg.obs.log_format, NULL);
+    if ((obs = bw_obs_new(&cfg, false, errstr, sizeof(errstr))) == NULL) {
+        fprintf(stderr, "bayeswatch: error: %s\n", errstr);
+        return 1;
+    }
+    if (bw_obs_url(obs) != NULL) {
+        BW_LOG(BW_LOG_INFO, "obs", -1,
+               "serving /metrics, /healthz, /readyz and the web view at %s",
+               bw_obs_url(obs));
+    }
+    o.obs = obs;
     p = bw_pipeline_new(&cfg, &o, errstr, sizeof(errstr));
     if (p == NULL) {
         fprintf(stderr, "bayeswatch: error: %s\n", errstr);
+        bw_obs_destroy(obs);
         return 1;
     }
     err = bw_pipeline_run(p, &g_stop, errstr, sizeof(errstr));
     print_stats(p);
     bw_pipeline_destroy(p);
+    bw_obs_destroy(obs);
     if (err != BW_OK) {
         fprintf(stderr, "bayeswatch: error: %s\n", errstr);
         return 1;
@@ -165,7 +186,8 @@ static int cmd_run(int argc, char **argv)
 
 static int cmd_demo(int argc, char **argv)
 {
-    bw_demo_opts_t o = {.speed = 10, .hours = 6, .out = stdout};
+    bw_demo_opts_t o = {
+        .speed = 10, .hours = 6, .out = stdout, .linger_s = NAN};
     char errstr[512], *end;
     int rc;
 
@@ -184,6 +206,11 @@ static int cmd_demo(int argc, char **argv)
             }
         } else if (strcmp(argv[i], "--plain") == 0) {
             o.plain = true;
+        } else if (strcmp(argv[i], "--linger") == 0 && i + 1 < argc) {
+            o.linger_s = strtod(argv[++i], &end);
+            if (*end != '\0' || isnan(o.linger_s)) {
+                return usage(stderr, EX_USAGE);
+            }
         } else if (strcmp(argv[i], "--events") == 0 && i + 1 < argc) {
             if ((o.events = fopen(argv[++i], "w")) == NULL) {
                 perror(argv[i]);
@@ -192,6 +219,9 @@ static int cmd_demo(int argc, char **argv)
         } else {
             return usage(stderr, EX_USAGE);
         }
+    }
+    if (isnan(o.linger_s)) { /* at a terminal: until Ctrl-C */
+        o.linger_s = !o.plain && isatty(fileno(stdout)) ? -1 : 0;
     }
     rc = bw_demo_run(&o, errstr, sizeof(errstr));
     if (o.events != NULL && fclose(o.events) != 0) {

@@ -31,6 +31,14 @@ void bw_wbuf_f64s(bw_wbuf_t *w, const double *v, size_t n);
 /** Floats as their IEEE bits (u32), so a load restores them exactly. */
 void bw_wbuf_f32s(bw_wbuf_t *w, const float *v, size_t n);
 void bw_wbuf_free(bw_wbuf_t *w);
+/** @brief Append formatted text (no NUL counted in len; one is kept
+ * after it while capacity allows). */
+void bw_wbuf_printf(bw_wbuf_t *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/** @brief Append @p s (NULL = "") as a quoted JSON string: quotes,
+ * backslashes and control characters escaped, ill-formed UTF-8 as
+ * U+FFFD. */
+void bw_wbuf_json_str(bw_wbuf_t *w, const char *s);
 /** @brief Overwrite the little-endian u32 / u64 written earlier at @p pos
  * (a length or count known only once what follows it is written). */
 void bw_wbuf_patch_u32(bw_wbuf_t *w, size_t pos, uint32_t v);

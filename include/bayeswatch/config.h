@@ -240,6 +240,17 @@ typedef struct {
     double restore_timeout_ms; /* a partition's restore gives up after */
 } bw_state_cfg_t;
 
+/** obs: logs, metrics, health and the web view (src/obs/). */
+typedef struct {
+    char listen[128];      /* HOST:PORT of /metrics, /healthz, /; "" off */
+    int log_level;         /* bw_log_level_t (obs.h) */
+    int log_format;        /* bw_log_format_t (obs.h) */
+    int region_label_cap;  /* regions that get their own metric label */
+    int view_points;       /* web view: recent score points kept */
+    int view_series;       /* web view: series tracked */
+    double kafka_stats_ms; /* librdkafka statistics.interval.ms; 0 off */
+} bw_obs_cfg_t;
+
 typedef struct {
     bw_engine_cfg_t engine;
     struct {
@@ -252,6 +263,7 @@ typedef struct {
     bw_emit_cfg_t emit;
     bw_pipeline_cfg_t pipeline;
     bw_state_cfg_t state;
+    bw_obs_cfg_t obs;
     /* FNV-1a of the effective engine and model sections: the config
      * version stamped on every record (transport settings do not change
      * scores, so they do not change the version). */
@@ -291,6 +303,11 @@ void bw_config_dump(const bw_config_t *cfg, FILE *out);
  */
 void bw_config_report_kv(const bw_config_t *cfg, const char *path,
                          const bw_kv_t *kv, const char *msg, FILE *diag);
+
+/** @brief The first route whose globs match the series, or -1 (a plain
+ * per-series filter). */
+int bw_config_route(const bw_engine_cfg_t *ec, const char *region,
+                    const char *service, const char *metric);
 
 const char *bw_model_kind_name(int kind);
 const char *bw_format_name(int f);

@@ -19,6 +19,9 @@ typedef struct {
     bool plain;   /* no live view: alerts as lines (default off a tty) */
     FILE *out;
     FILE *events; /* if set, the generated events as replay CSV */
+    /* the web view (obs.listen; a free port if that one is taken) stays
+     * up this many seconds after the summary; < 0 until interrupted */
+    double linger_s;
 } bw_demo_opts_t;
 
 /**

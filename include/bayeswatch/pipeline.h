@@ -30,20 +30,20 @@
 typedef struct bw_pipeline_s bw_pipeline_t;
 
 typedef struct {
-    uint64_t consumed;     /* input records */
-    uint64_t scored;       /* score records produced */
-    uint64_t threats;      /* threat records produced */
-    uint64_t stale;        /* stale markers produced */
-    uint64_t dead_letters; /* dead letters produced */
-    uint64_t late;         /* of which reason late */
-    uint64_t commits;      /* transactions (or offset commits) completed */
-    uint64_t aborts;       /* transactions aborted (input rewound) */
-    uint64_t rebalances;   /* assignment changes */
+    uint64_t consumed;          /* input records */
+    uint64_t scored;            /* score records produced */
+    uint64_t threats;           /* threat records produced */
+    uint64_t stale;             /* stale markers produced */
+    uint64_t dead_letters;      /* dead letters produced */
+    uint64_t late;              /* of which reason late */
+    uint64_t commits;           /* transactions (or offset commits) completed */
+    uint64_t aborts;            /* transactions aborted (input rewound) */
+    uint64_t rebalances;        /* assignment changes */
     uint64_t changelog_records; /* state records produced (incl. tombstones) */
     uint64_t changelog_bytes;   /* their keys and values */
     uint64_t restores;          /* partitions restored */
     double restore_s;           /* time spent restoring */
-    int partitions;        /* partitions assigned now */
+    int partitions;             /* partitions assigned now */
 } bw_pipeline_stats_t;
 
 /** Optional observers (the demo's live view); called on the stage's
@@ -58,7 +58,9 @@ typedef struct {
     const char *bootstrap_servers; /* overrides kafka.bootstrap_servers */
     const char *instance_id;       /* overrides pipeline.instance_id */
     bw_pipeline_observer_t observer;
-    FILE *log; /* one line per notable event; NULL = stderr */
+    FILE *log; /* if set, the log sink's output (bw_log_setup) */
+    /* borrowed, may be NULL: fed with metrics, health, scores, threats */
+    struct bw_obs_s *obs;
 } bw_pipeline_opts_t;
 
 /**

@@ -2,6 +2,8 @@
  * Little-endian serialisation helpers for model state.
  */
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bayeswatch/buf.h"
@@ -44,6 +46,48 @@ void bw_wbuf_bytes(bw_wbuf_t *w, const void *p, size_t n)
     }
     memcpy(w->data + w->len, p, n);
     w->len += n;
+}
+
+void bw_wbuf_printf(bw_wbuf_t *w, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n <= 0 || wbuf_reserve(w, (size_t)n + 1) != 0) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf((char *)w->data + w->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    w->len += (size_t)n; /* the NUL stays past len */
+}
+
+void bw_wbuf_json_str(bw_wbuf_t *w, const char *s)
+{
+    char esc[8];
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    size_t n = strlen((const char *)p), step;
+
+    bw_wbuf_bytes(w, "\"", 1);
+    for (; n > 0; p += step, n -= step) {
+        step = bw_utf8_seq(p, n);
+        if (step == 0) { /* a byte outside any well-formed sequence: U+FFFD */
+            bw_wbuf_bytes(w, "\\ufffd", 6);
+            step = 1;
+        } else if (*p == '"' || *p == '\\') {
+            snprintf(esc, sizeof(esc), "\\%c", *p);
+            bw_wbuf_bytes(w, esc, 2);
+        } else if (*p < 0x20 || *p == 0x7F) {
+            snprintf(esc, sizeof(esc), "\\u%04x", *p);
+            bw_wbuf_bytes(w, esc, 6);
+        } else {
+            bw_wbuf_bytes(w, p, step);
+        }
+    }
+    bw_wbuf_bytes(w, "\"", 1);
 }
 
 void bw_wbuf_u64(bw_wbuf_t *w, uint64_t v)

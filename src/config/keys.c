@@ -486,6 +486,38 @@ static const bw_key_t state_keys[] = {
 };
 #undef ST
 
+static const char *const log_level_enum[] = {"error", "warn", "info", "debug",
+                                             NULL};
+static const char *const log_format_enum[] = {"plain", "json", NULL};
+
+#define OB bw_obs_cfg_t
+static const bw_key_t obs_keys[] = {
+    K_STR(OB, listen, "127.0.0.1:9464", false,
+          "HOST:PORT of the one HTTP listener: /metrics (Prometheus), "
+          "/healthz, /readyz and the web view at /; port 0 = any free port "
+          "(logged); empty = off"),
+    K_ENUM(OB, log_level, log_level_enum, "info",
+           "the least severe log level written: error, warn, info or debug"),
+    K_ENUM(OB, log_format, log_format_enum, "plain",
+           "plain text lines, or json: one object per line with time, "
+           "level, component, partition and message"),
+    K_INT(OB, region_label_cap, 0, 1000, "32",
+          "the first this many regions seen get their own `region` label on "
+          "the per-region metrics; later ones are counted as region=\"other\""),
+    K_INT(OB, view_points, 1000, 10000000, "200000",
+          "the web view keeps this many recent score points (all series "
+          "together; about 100 bytes each) for its series charts"),
+    K_INT(OB, view_series, 16, 1000000, "20000",
+          "series the web view tracks (latest score, freshness); later ones "
+          "are counted, not shown"),
+    K_DBL(OB, kafka_stats_ms, 0, 3600000, "5000",
+          "librdkafka statistics.interval.ms: how often consumer lag, broker "
+          "round-trip time and the producer's transaction state are "
+          "refreshed for /metrics; 0 = off"),
+    K_END,
+};
+#undef OB
+
 const bw_key_t bw__config_root[] = {
     K_SEC(bw_config_t, engine, engine_keys, "routing of series to models"),
     K_SEC(bw_config_t, model, model_keys, "statistical models"),
@@ -496,5 +528,7 @@ const bw_key_t bw__config_root[] = {
           "the Kafka stage: guarantees, commits, timers"),
     K_SEC(bw_config_t, state, state_keys,
           "model state: changelog and local checkpoints (the Kafka stage)"),
+    K_SEC(bw_config_t, obs, obs_keys,
+          "logs, metrics, health probes and the web view"),
     K_END,
 };

@@ -4,6 +4,7 @@
  * table. Every problem is reported (compiler style, 1-based), then one
  * cross-field pass runs.
  */
+#include <fnmatch.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdarg.h>
@@ -706,4 +707,18 @@ bw_err_t bw_config_load(bw_config_t *cfg, const char *path, FILE *diag)
     err = bw_config_load_string(cfg, path, buf, len, diag);
     free(buf);
     return err;
+}
+
+int bw_config_route(const bw_engine_cfg_t *ec, const char *region,
+                    const char *service, const char *metric)
+{
+    for (int r = 0; r < ec->n_routes; r++) {
+        const bw_route_cfg_t *ro = &ec->routes[r];
+        if (fnmatch(ro->region, region, 0) == 0 &&
+            fnmatch(ro->service, service, 0) == 0 &&
+            fnmatch(ro->metric, metric, 0) == 0) {
+            return r;
+        }
+    }
+    return -1;
 }

@@ -20,6 +20,7 @@
 #include "bayeswatch/ingest.h"
 #include "bayeswatch/pipeline.h"
 #include "bayeswatch/schemas.h"
+#include "bayeswatch/obs.h"
 #include "demo_int.h"
 #include "bayeswatch/mem.h"
 
@@ -38,6 +39,7 @@ typedef struct {
     rd_kafka_t *reader;     /* read_committed consumer of the outputs */
     long long committed[3]; /* scores, threats, dead letters read back */
     bw_pipeline_t *pipe;
+    bw_obs_t *obs; /* the web view and /metrics */
     bw_codec_t *codec;
     bw_wbuf_t buf;
     bw_demo_gen_t gen;
@@ -393,6 +395,17 @@ static int start_stage(demo_t *d)
         .log = d->view.ansi ? d->devnull : d->o->out,
     };
 
+    bw_log_setup((bw_log_level_t)d->cfg.obs.log_level,
+                 (bw_log_format_t)d->cfg.obs.log_format, po.log);
+    d->obs = bw_obs_new(&d->cfg, true, d->err, sizeof(d->err));
+    if (d->obs == NULL) {
+        return -1;
+    }
+    po.obs = d->obs;
+    if (bw_obs_url(d->obs) != NULL) {
+        bw__demo_view_url(&d->view, bw_obs_url(d->obs));
+    }
+
     d->codec = bw_codec_new(
         bw_schema_metric_event, bw_schema_metric_event_len,
         d->cfg.ingest.format == BW_FORMAT_AVRO ? BW_FRAMING_CONFLUENT
@@ -408,6 +421,7 @@ static int start_stage(demo_t *d)
 static void teardown(demo_t *d)
 {
     bw_pipeline_destroy(d->pipe);
+    bw_obs_destroy(d->obs);
     if (d->reader != NULL) {
         rd_kafka_consumer_close(d->reader);
         rd_kafka_destroy(d->reader);
@@ -493,6 +507,29 @@ static int finish(demo_t *d)
     return print_incidents(d);
 }
 
+/* Keep the web view up after the summary (obs.listen). */
+static void linger(demo_t *d)
+{
+    const char *url = bw_obs_url(d->obs);
+    int64_t until = mono_ms() + (int64_t)(d->o->linger_s * 1000.0);
+
+    if (url == NULL || d->o->linger_s == 0) {
+        return;
+    }
+    if (d->o->linger_s < 0) {
+        fprintf(d->o->out, "\nthe web view stays up at %s (Ctrl-C to exit)\n",
+                url);
+    } else {
+        fprintf(d->o->out, "\nthe web view stays up at %s for %.0f s\n", url,
+                d->o->linger_s);
+    }
+    fflush(d->o->out);
+    while (d->o->linger_s < 0 || mono_ms() < until) {
+        struct timespec ts = {0, 200 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int bw_demo_run(const bw_demo_opts_t *o, char *errstr, size_t errstr_size)
 {
     demo_t *d = bw_calloc(1, sizeof(*d));
@@ -530,6 +567,7 @@ int bw_demo_run(const bw_demo_opts_t *o, char *errstr, size_t errstr_size)
         goto out;
     }
     rc = finish(d);
+    linger(d);
 out:
     if (rc == 2) {
         snprintf(errstr, errstr_size, "%s", d->err[0] ? d->err : "demo failed");

@@ -58,9 +58,9 @@ bool bw__demo_incident_active(const bw_incident_t *in, int live_minute);
 /* ---- judge: alerts against the injected incidents (judge.c) ---- */
 
 typedef struct {
-    const bw_incident_t *inc;       /* borrowed: DEMO_INCIDENTS of them */
-    int live_min;                   /* length of the live part */
-    double threshold;               /* engine.alert_threshold */
+    const bw_incident_t *inc;        /* borrowed: DEMO_INCIDENTS of them */
+    int live_min;                    /* length of the live part */
+    double threshold;                /* engine.alert_threshold */
     int first_alert[DEMO_INCIDENTS]; /* live minute, -1 = not yet */
     bool breached[DEMO_REGIONS];     /* SLO breach in progress */
     long long false_alarms, live_scores;
@@ -76,8 +76,7 @@ void bw__demo_judge_init(bw_demo_judge_t *j, const bw_incident_t *inc,
 int bw__demo_judge_score(bw_demo_judge_t *j, int region, int metric, int live,
                          const bw_score_t *sc);
 /** A fused threat at live minute @p live: level high+ alerts. */
-bool bw__demo_judge_threat(bw_demo_judge_t *j, int region, int live,
-                           int level);
+bool bw__demo_judge_threat(bw_demo_judge_t *j, int region, int live, int level);
 /** Incidents that started within the live part; of them, detected. */
 int bw__demo_judge_injected(const bw_demo_judge_t *j);
 int bw__demo_judge_detected(const bw_demo_judge_t *j);
@@ -101,11 +100,14 @@ typedef struct {
     long long events, scores, threats, alerts, dead;
     int64_t sim_ms;
     const char *phase;
+    char url[160]; /* the web view, "" none */
     bool ansi;
     FILE *out;
 } bw_demo_view_t;
 
 void bw__demo_view_log(bw_demo_view_t *v, const char *line);
+/** The web view's address: printed now (plain) or in the header. */
+void bw__demo_view_url(bw_demo_view_t *v, const char *url);
 void bw__demo_view_render(const bw_demo_view_t *v);
 
 #endif

@@ -24,12 +24,26 @@ static const double err_rate[DEMO_REGIONS] = {0.003, 0.002, 0.004, 0.003};
 
 /* The shipped incidents: 9-16 noise sds, so that the demo shows them. */
 static const bw_incident_t shipped[DEMO_INCIDENTS] = {
-    {"latency regression in eu-west (+45%, lasting)", 2, 1 << M_LATENCY, false,
-     60, -1, {[M_LATENCY] = 1.45}},
-    {"error-rate burst in low-traffic ap-south (0.3% -> 8%)", 3, 1 << M_ERRORS,
-     false, 150, 40, {[M_ERRORS] = 80.0 / 3}},
-    {"account takeover + exfiltration in us-west", 1,
-     1 << M_AUTH | 1 << M_EGRESS, true, 240, 20,
+    {"latency regression in eu-west (+45%, lasting)",
+     2,
+     1 << M_LATENCY,
+     false,
+     60,
+     -1,
+     {[M_LATENCY] = 1.45}},
+    {"error-rate burst in low-traffic ap-south (0.3% -> 8%)",
+     3,
+     1 << M_ERRORS,
+     false,
+     150,
+     40,
+     {[M_ERRORS] = 80.0 / 3}},
+    {"account takeover + exfiltration in us-west",
+     1,
+     1 << M_AUTH | 1 << M_EGRESS,
+     true,
+     240,
+     20,
      {[M_AUTH] = 15, [M_EGRESS] = 5}},
 };
 
@@ -68,7 +82,8 @@ void bw__demo_gen_scenario(bw_demo_gen_t *g, uint64_t seed, int64_t t0_ms,
     }
     /* latency: log-normal noise of sd 0.04 */
     k = uniform(&r, sd_lo, sd_hi), reg = pick(&r, DEMO_REGIONS);
-    lat->region = reg, lat->start = 20 + pick(&r, live_min / 3), lat->duration = -1;
+    lat->region = reg, lat->start = 20 + pick(&r, live_min / 3),
+    lat->duration = -1;
     lat->factor[M_LATENCY] = exp(0.04 * k);
     snprintf(lat->name, sizeof(lat->name),
              "latency regression in %s (%.1f sds, lasting)",
@@ -77,8 +92,7 @@ void bw__demo_gen_scenario(bw_demo_gen_t *g, uint64_t seed, int64_t t0_ms,
     k = uniform(&r, sd_lo, sd_hi), reg = pick(&r, DEMO_REGIONS);
     err->region = reg, err->start = 20 + pick(&r, live_min / 2);
     err->duration = 40 + pick(&r, 50);
-    err->factor[M_ERRORS] =
-        1.0 + k / sqrt(traffic[reg] * 5 * err_rate[reg]);
+    err->factor[M_ERRORS] = 1.0 + k / sqrt(traffic[reg] * 5 * err_rate[reg]);
     snprintf(err->name, sizeof(err->name), "error-rate burst in %s (%.1f sds)",
              bw__demo_regions[reg], k);
     /* security: auth failures (Poisson) and egress (log-normal, sd 0.1) */
@@ -99,8 +113,7 @@ bool bw__demo_incident_active(const bw_incident_t *in, int live_minute)
 }
 
 /* The product of the active incidents' factors on a region's metric. */
-static double factor(const bw_demo_gen_t *g, int region, int metric,
-                     int minute)
+static double factor(const bw_demo_gen_t *g, int region, int metric, int minute)
 {
     double f = 1.0;
 
@@ -155,8 +168,8 @@ static void region_minute(bw_demo_gen_t *g, int reg, int minute,
 
     ev.service = "auth";
     ev.metric = bw__demo_metrics[M_AUTH];
-    ev.value = poisson(&g->rng, traffic[reg] / 500 * d *
-                                    factor(g, reg, M_AUTH, minute));
+    ev.value = poisson(&g->rng,
+                       traffic[reg] / 500 * d * factor(g, reg, M_AUTH, minute));
     emit(arg, &ev);
 
     ev.service = "edge";

@@ -11,9 +11,8 @@
 void bw__demo_judge_init(bw_demo_judge_t *j, const bw_incident_t *inc,
                          int live_min, double threshold)
 {
-    *j = (bw_demo_judge_t){.inc = inc,
-                           .live_min = live_min,
-                           .threshold = threshold};
+    *j = (bw_demo_judge_t){
+        .inc = inc, .live_min = live_min, .threshold = threshold};
     for (int i = 0; i < DEMO_INCIDENTS; i++) {
         j->first_alert[i] = -1;
     }
@@ -64,8 +63,7 @@ int bw__demo_judge_score(bw_demo_judge_t *j, int region, int metric, int live,
     return raised;
 }
 
-bool bw__demo_judge_threat(bw_demo_judge_t *j, int region, int live,
-                           int level)
+bool bw__demo_judge_threat(bw_demo_judge_t *j, int region, int live, int level)
 {
     if (level < BW_LEVEL_HIGH) {
         return false;

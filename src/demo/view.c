@@ -15,6 +15,15 @@
 static const char *const level_color[] = {"\033[32m", "\033[33m", "\033[31m",
                                           "\033[1;31m"};
 
+void bw__demo_view_url(bw_demo_view_t *v, const char *url)
+{
+    snprintf(v->url, sizeof(v->url), "%s", url);
+    if (!v->ansi) {
+        fprintf(v->out, "web view: %s\n", url);
+        fflush(v->out);
+    }
+}
+
 void bw__demo_view_log(bw_demo_view_t *v, const char *line)
 {
     if (!v->ansi) {
@@ -80,8 +89,9 @@ void bw__demo_view_render(const bw_demo_view_t *v)
     fprintf(out,
             " events %lld  scores %lld  threats %lld  alerts %lld  "
             "dead letters %lld  (exactly-once, in-process Kafka)\033[K\n"
-            "\033[K\n",
-            v->events, v->scores, v->threats, v->alerts, v->dead);
+            " web view: %s\033[K\n",
+            v->events, v->scores, v->threats, v->alerts, v->dead,
+            v->url[0] ? v->url : "off (obs.listen)");
     fprintf(out,
             "\033[2m %-9s %7s %-15s  %-6s %-15s  %-15s  %-15s  %s"
             "\033[0m\033[K\n",

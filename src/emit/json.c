@@ -29,28 +29,8 @@ static void key(bw_wbuf_t *w, const char *k, int *first)
 
 static void jstr(bw_wbuf_t *w, const char *k, const char *s, int *first)
 {
-    char esc[8];
-    const unsigned char *p = (const unsigned char *)(s ? s : "");
-    size_t n = strlen((const char *)p), step;
-
     key(w, k, first);
-    put(w, "\"");
-    for (; n > 0; p += step, n -= step) {
-        step = bw_utf8_seq(p, n);
-        if (step == 0) { /* a byte outside any well-formed sequence: U+FFFD */
-            put(w, "\\ufffd");
-            step = 1;
-        } else if (*p == '"' || *p == '\\') {
-            snprintf(esc, sizeof(esc), "\\%c", *p);
-            put(w, esc);
-        } else if (*p < 0x20 || *p == 0x7F) {
-            snprintf(esc, sizeof(esc), "\\u%04x", *p);
-            put(w, esc);
-        } else {
-            bw_wbuf_bytes(w, p, step);
-        }
-    }
-    put(w, "\"");
+    bw_wbuf_json_str(w, s);
 }
 
 static void jnum(bw_wbuf_t *w, const char *k, double v, int *first)

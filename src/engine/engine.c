@@ -9,7 +9,6 @@
  * replay and the Kafka stage retire alike). Changed objects are tracked
  * for the changelog (snapshot.c).
  */
-#include <fnmatch.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -129,20 +128,6 @@ const bw_route_cfg_t bw__default_route = {.region = "*",
                                           .model = BW_MODEL_SERIES,
                                           .transform = BW_TRANSFORM_NONE,
                                           .slo = 0.0};
-
-int bw__match_route(const bw_engine_cfg_t *ec, const char *region,
-                    const char *service, const char *metric)
-{
-    for (int r = 0; r < ec->n_routes; r++) {
-        const bw_route_cfg_t *ro = &ec->routes[r];
-        if (fnmatch(ro->region, region, 0) == 0 &&
-            fnmatch(ro->service, service, 0) == 0 &&
-            fnmatch(ro->metric, metric, 0) == 0) {
-            return r;
-        }
-    }
-    return -1;
-}
 
 /* ---- change tracking ---- */
 
@@ -289,7 +274,7 @@ series_t *bw__series_new(bw_engine_t *eng, const char *key, const char *region,
         goto fail;
     }
     s->last_ms = -1;
-    s->route = bw__match_route(&eng->cfg->engine, region, service, metric);
+    s->route = bw_config_route(&eng->cfg->engine, region, service, metric);
     s->ro =
         s->route >= 0 ? &eng->cfg->engine.routes[s->route] : &bw__default_route;
     if (s->ro->model == BW_MODEL_SERIES) {

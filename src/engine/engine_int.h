@@ -89,8 +89,6 @@ struct bw_engine_s {
 
 /* engine.c, for snapshot.c */
 extern const bw_route_cfg_t bw__default_route;
-int bw__match_route(const bw_engine_cfg_t *ec, const char *region,
-                    const char *service, const char *metric);
 /** A series for @p key (not yet in the map): its filter, if any, made;
  * pooled series are linked to their group by bw__link. */
 series_t *bw__series_new(bw_engine_t *eng, const char *key, const char *region,

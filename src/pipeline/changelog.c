@@ -370,10 +370,10 @@ static void apply(bw_pipeline_t *p, task_t *t, const rd_kafka_message_t *m,
                             &c->rs, why, sizeof(why));
     if (err != BW_OK && err != BW_ERR_VERSION &&
         c->rs.corrupt <= 3) { /* the first few, then counted */
-        bw__log(p,
-                "state: %s [%d] offset %lld: %s (that key starts from "
-                "the prior)",
-                p->cl_topic, (int)t->partition, (long long)m->offset, why);
+        bw__warn(p,
+                 "state: %s [%d] offset %lld: %s (that key starts from "
+                 "the prior)",
+                 p->cl_topic, (int)t->partition, (long long)m->offset, why);
     }
 }
 
@@ -464,13 +464,17 @@ static bw_err_t read_to_end(bw_pipeline_t *p, task_t *t, int64_t from,
             break;
         }
         if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            bw__log(p, "state restore: %s", rd_kafka_message_errstr(m));
+            bw__warn(p, "state restore: %s", rd_kafka_message_errstr(m));
             if (m->err == RD_KAFKA_RESP_ERR__FATAL ||
                 m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
                 err = bw__fatal(p, "state restore", rd_kafka_message_errstr(m));
             }
         } else {
             keep_latest(p, t, latest, m, c);
+            if ((++p->restore_read & 1023) == 0) { /* progress, liveness */
+                bw__health(p);
+                bw__metrics_publish(p, false);
+            }
             continue; /* m is the map's (or loaded and freed) */
         }
         rd_kafka_message_destroy(m);
@@ -496,6 +500,7 @@ bw_err_t bw__restore(bw_pipeline_t *p, task_t *t)
         return BW_OK;
     }
     c.rs.offset = -1;
+    p->restore_read = 0;
     bw__log(p, "state: restoring %s [%d] from %s", t->topic, (int)t->partition,
             p->cl_topic);
     if (bw__checkpoint_load(p, t, &from, &c.rs) == BW_OK) {

@@ -108,8 +108,8 @@ void bw__checkpoint_write(bw_pipeline_t *p, task_t *t)
     }
     path_of(p, t, path, sizeof(path));
     if (cb.w.err != BW_OK || write_file(path, &cb.w) != BW_OK) {
-        bw__log(p, "state: cannot write checkpoint %s: %s", path,
-                cb.w.err != BW_OK ? bw_strerror(cb.w.err) : strerror(errno));
+        bw__warn(p, "state: cannot write checkpoint %s: %s", path,
+                 cb.w.err != BW_OK ? bw_strerror(cb.w.err) : strerror(errno));
     } else {
         bw__log(p, "state: checkpoint %s: %u keys at changelog offset %lld",
                 path, cb.n, (long long)hi);
@@ -241,10 +241,10 @@ bw_err_t bw__checkpoint_load(bw_pipeline_t *p, task_t *t, int64_t *from,
     }
     bw_free(buf);
     if (why != NULL) {
-        bw__log(p,
-                "state: checkpoint %s not used (%s): restoring from the "
-                "changelog",
-                path, why);
+        bw__warn(p,
+                 "state: checkpoint %s not used (%s): restoring from the "
+                 "changelog",
+                 path, why);
         return BW_ERR_CORRUPT;
     }
     *from = offset;

@@ -112,10 +112,12 @@ static void restore_new(bw_pipeline_t *p,
     if (!p->changelog || fresh->cnt == 0) {
         return;
     }
+    p->restore_pending = fresh->cnt;
+    bw__health(p);
     re = rd_kafka_committed(p->consumer, fresh,
                             (int)p->cfg->state.restore_timeout_ms);
     if (re != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        bw__log(p, "state: committed offsets: %s", rd_kafka_err2str(re));
+        bw__warn(p, "state: committed offsets: %s", rd_kafka_err2str(re));
     }
     for (int i = 0; i < fresh->cnt && !failed(p); i++) {
         task_t *t = find_task(p, fresh->elems[i].topic,
@@ -125,7 +127,12 @@ static void restore_new(bw_pipeline_t *p,
                     t->topic, (int)t->partition,
                     (long long)fresh->elems[i].offset);
         }
+        p->restore_pending--;
+        bw__health(p);
     }
+    p->restore_pending = 0;
+    bw__health(p);
+    bw__metrics_publish(p, true);
 }
 
 static void assign(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
@@ -192,7 +199,7 @@ static void revoke(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
         rd_kafka_assign(p->consumer, NULL);
     }
     if (e != NULL) {
-        bw__log(p, "unassign: %s", rd_kafka_error_string(e));
+        bw__warn(p, "unassign: %s", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
     }
 }
@@ -226,7 +233,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         return;
     }
     /* transient (broker down, timeouts): librdkafka retries with backoff */
-    bw__log(p, "%s: %s (retrying)", rd_kafka_err2name(err), reason);
+    bw__warn(p, "%s: %s (retrying)", rd_kafka_err2name(err), reason);
 }
 
 static bool consumer_error_fatal(rd_kafka_resp_err_t e)
@@ -270,7 +277,7 @@ static bw_err_t on_message(bw_pipeline_t *p, rd_kafka_message_t *m)
         if (consumer_error_fatal(m->err)) {
             err = bw__fatal(p, "consume", fatal_reason(p, m));
         } else {
-            bw__log(p, "consume: %s", rd_kafka_message_errstr(m));
+            bw__warn(p, "consume: %s", rd_kafka_message_errstr(m));
             err = BW_OK;
         }
         rd_kafka_message_destroy(m);
@@ -296,6 +303,7 @@ static bw_err_t on_message(bw_pipeline_t *p, rd_kafka_message_t *m)
     }
     if (t->txn_first < 0) {
         t->txn_first = m->offset; /* an abort rewinds to here */
+        t->txn_first_ts = rd_kafka_message_timestamp(m, NULL);
     }
     bw__dispatch(p, t, m); /* m is the worker's now */
     return BW_OK;
@@ -333,6 +341,7 @@ static bw_err_t make_workers(bw_pipeline_t *p, char *errstr, size_t errstr_size)
     for (int i = 0; i < p->n_workers; i++) {
         pthread_mutex_init(&p->workers[i].mu, NULL);
         pthread_cond_init(&p->workers[i].cv, NULL);
+        bw__worker_metrics_init(&p->workers[i]);
         if (bw__worker_init(&p->workers[i], p, errstr, errstr_size) != BW_OK) {
             return BW_ERR_CONFIG;
         }
@@ -340,15 +349,34 @@ static bw_err_t make_workers(bw_pipeline_t *p, char *errstr, size_t errstr_size)
     return BW_OK;
 }
 
+/* librdkafka's own messages, into the same sink at their own level. */
 static void on_log(const rd_kafka_t *rk, int level, const char *fac,
                    const char *buf)
 {
-    bw_pipeline_t *p = rd_kafka_opaque(rk);
+    BW_LOG(bw_log_level_of_syslog(level), "rdkafka", -1, "%s: %s: %s",
+           rd_kafka_name(rk), fac, buf);
+}
 
-    (void)level;
-    if (p != NULL) {
-        bw__log(p, "%s: %s: %s", rd_kafka_name(rk), fac, buf);
+/* librdkafka statistics for /metrics (obs.kafka_stats_ms), unless the
+ * config sets statistics.interval.ms itself. */
+static bool stats_on(bw_pipeline_t *p, rd_kafka_conf_t *c, char *errstr,
+                     size_t errstr_size)
+{
+    char cur[32];
+    size_t n = sizeof(cur);
+
+    if (p->obs == NULL || p->cfg->obs.kafka_stats_ms <= 0) {
+        return true;
     }
+    rd_kafka_conf_set_stats_cb(c, bw__on_stats);
+    if (rd_kafka_conf_get(c, "statistics.interval.ms", cur, &n) ==
+            RD_KAFKA_CONF_OK &&
+        strcmp(cur, "0") != 0) {
+        return true;
+    }
+    snprintf(cur, sizeof(cur), "%.0f", p->cfg->obs.kafka_stats_ms);
+    return rd_kafka_conf_set(c, "statistics.interval.ms", cur, errstr,
+                             errstr_size) == RD_KAFKA_CONF_OK;
 }
 
 static const char *bootstrap(const bw_pipeline_t *p)
@@ -371,6 +399,10 @@ static rd_kafka_t *client(bw_pipeline_t *p, bw_kafka_role_t role, char *errstr,
     rd_kafka_conf_set_opaque(c, p);
     rd_kafka_conf_set_error_cb(c, on_error);
     rd_kafka_conf_set_log_cb(c, on_log);
+    if (!stats_on(p, c, errstr, errstr_size)) {
+        rd_kafka_conf_destroy(c);
+        return NULL;
+    }
     if (role == BW_KAFKA_CONSUMER) {
         rd_kafka_conf_set_rebalance_cb(c, on_rebalance);
     } else {
@@ -409,18 +441,16 @@ static bw_err_t subscribe(bw_pipeline_t *p, char *errstr, size_t errstr_size)
 
 static bw_err_t init_txns(bw_pipeline_t *p, char *errstr, size_t errstr_size)
 {
-    rd_kafka_error_t *e;
+    rd_kafka_error_t *e = NULL;
 
-    if (!p->eos) {
-        return BW_OK;
-    }
-    e = rd_kafka_init_transactions(p->producer, 60000);
-    if (e != NULL) {
+    if (p->eos &&
+        (e = rd_kafka_init_transactions(p->producer, 60000)) != NULL) {
         snprintf(errstr, errstr_size, "init transactions: %s",
                  rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         return BW_ERR_KAFKA;
     }
+    p->producer_ready = true;
     return BW_OK;
 }
 
@@ -459,13 +489,20 @@ bw_pipeline_t *bw_pipeline_new(const bw_config_t *cfg,
     if (opts != NULL) {
         p->opts = *opts;
     }
-    p->log = p->opts.log != NULL ? p->opts.log : stderr;
+    if (p->opts.log != NULL) {
+        bw_log_setup((bw_log_level_t)cfg->obs.log_level,
+                     (bw_log_format_t)cfg->obs.log_format, p->opts.log);
+    }
     p->eos = cfg->pipeline.guarantee == BW_GUARANTEE_EXACTLY_ONCE;
     p->closed = true; /* nothing to close until the clients exist */
     snprintf(p->version, sizeof(p->version), "%016llx",
              (unsigned long long)cfg->hash);
     bw__kafka_instance(cfg, p->opts.instance_id, p->instance,
                        sizeof(p->instance));
+    bw_log_instance(p->instance);
+    bw_log_config_secrets(cfg);
+    bw__metrics_init(p);
+    bw__health(p);
     if (make_workers(p, errstr, errstr_size) != BW_OK ||
         (p->producer = client(p, BW_KAFKA_PRODUCER, errstr, errstr_size)) ==
             NULL ||
@@ -482,6 +519,7 @@ bw_pipeline_t *bw_pipeline_new(const bw_config_t *cfg,
         goto fail;
     }
     p->last_commit = p->last_scan = p->last_stats = bw__wall_ms();
+    bw__health(p);
     bw__log(p,
             "started: %s, group %s, %d input topic(s), %d stream thread(s), "
             "state changelog %s",
@@ -557,6 +595,8 @@ bw_err_t bw_pipeline_step(bw_pipeline_t *p, int timeout_ms, char *errstr,
             now - p->last_stats >= p->cfg->pipeline.stats_interval_ms) {
             progress(p, now);
         }
+        bw__health(p);
+        bw__metrics_publish(p, false);
     }
     if (failed(p)) {
         snprintf(errstr, errstr_size, "%s", p->fatal);
@@ -593,6 +633,7 @@ bw_err_t bw_pipeline_close(bw_pipeline_t *p, char *errstr, size_t errstr_size)
         bw__quiesce(p);
         bw__commit(p);
     }
+    bw__metrics_publish(p, true); /* the final figures, partitions held */
     if (p->consumer != NULL && p->subscribed) {
         rd_kafka_consumer_close(p->consumer); /* revokes: commits */
     }
@@ -665,6 +706,7 @@ void bw_pipeline_destroy(bw_pipeline_t *p)
         pthread_cond_destroy(&p->workers[i].cv);
     }
     bw_free(p->workers);
+    bw__metrics_free(p);
     pthread_mutex_destroy(&p->mu);
     bw_free(p);
 }

@@ -22,6 +22,7 @@
 #include "bayeswatch/emit.h"
 #include "bayeswatch/engine.h"
 #include "bayeswatch/ingest.h"
+#include "bayeswatch/obs.h"
 #include "kafka_conf.h"
 
 #define MAX_TASKS 4096
@@ -41,7 +42,11 @@ typedef struct {
     int64_t wall_at_mark; /* wall clock when it last moved */
     bool restore_failed;  /* its state is not the changelog's: not written */
     int64_t state_offset; /* input offset its restored state reflects; -1 */
+    int64_t txn_first_ts; /* Kafka timestamp of its first record in txn */
+    _Atomic uint64_t consumed; /* records processed (metrics) */
 } task_t;
+
+#define N_DLQ (BW_DLQ_TIME_SKEW + 1)
 
 typedef struct {
     rd_kafka_message_t *m;
@@ -57,6 +62,12 @@ typedef struct bw_worker_s {
     const rd_kafka_message_t *cur; /* for the threat callback */
     bw_err_t cb_err;
     _Atomic uint64_t consumed, scored, threats, stale, dead_letters, late;
+    /* metrics (metrics.c): counted here, summed into each page */
+    _Atomic uint64_t dlq[N_DLQ], rule_threats[BW_RULES_MAX];
+    _Atomic uint64_t alerts, resampled, warmup;
+    bw_hist_t proc; /* seconds to decode, score and produce a record */
+    bw_hist_t ess;  /* ESS / particles of series scores */
+    double ess_min; /* since the last page (read while quiesced) */
     /* the thread and its queue (pipeline.threads > 1) */
     pthread_t thread;
     bool running, quit, busy;
@@ -73,7 +84,6 @@ typedef struct bw_worker_s {
 struct bw_pipeline_s {
     const bw_config_t *cfg;
     bw_pipeline_opts_t opts;
-    FILE *log;
     rd_kafka_t *consumer, *producer;
     rd_kafka_topic_t *out[3]; /* scores, threats, dead letters: made once */
     bool eos, txn_open, closed, subscribed;
@@ -105,15 +115,39 @@ struct bw_pipeline_s {
     uint64_t cl_records, cl_bytes; /* changelog records and bytes produced */
     uint64_t restores;
     int64_t restore_ms;
+    /* observability (metrics.c) */
+    bw_obs_t *obs;            /* borrowed from opts; NULL = none */
+    bw_wbuf_t page;           /* the metrics page, rebuilt in place */
+    int64_t last_page;        /* monotonic ms */
+    bw_hist_t commit_hist;    /* seconds per commit */
+    bw_hist_t e2c_hist;       /* record's Kafka timestamp to its commit */
+    bw_kstats_t *kstats;      /* consumer lag, rtt (under mu) */
+    bw_kstats_t *kstats_prod; /* the producer's (under mu) */
+    int64_t health_window_ms; /* half of max.poll.interval.ms */
+    int ready_state;          /* last published readiness; -1 none */
+    char txn_state[32];       /* the producer's, from its statistics */
+    char *stats_json;         /* a terminated copy of a statistics doc */
+    size_t stats_cap;
+    int restore_pending;   /* partitions still to restore */
+    uint64_t restore_read; /* changelog records read, this restore */
+    bool producer_ready;   /* transactions initialised (or none) */
 };
 
-/* pipeline.c */
 /* status.c */
-void bw__log(bw_pipeline_t *p, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* The stage's log lines go to the one sink (obs.h): info, warnings and
+ * errors; the level is checked before the arguments are formatted. */
+#define bw__logx(p, level, part, ...)                                          \
+    do {                                                                       \
+        (void)(p);                                                             \
+        BW_LOG((level), "pipeline", (part), __VA_ARGS__);                      \
+    } while (0)
+#define bw__log(p, ...) bw__logx(p, BW_LOG_INFO, -1, __VA_ARGS__)
+#define bw__warn(p, ...) bw__logx(p, BW_LOG_WARN, -1, __VA_ARGS__)
 bw_err_t bw__fatal(bw_pipeline_t *p, const char *what, const char *why);
 void bw__request_abort(bw_pipeline_t *p, const char *why);
 int64_t bw__wall_ms(void);
+/** Monotonic seconds: durations for /metrics. */
+double bw__mono_s(void);
 /** A failed produce: abortable (the transaction is replayed) unless the
  * producer has a fatal error or there is no transaction. */
 bw_err_t bw__produce_failed(bw_pipeline_t *p, rd_kafka_resp_err_t e);
@@ -139,6 +173,19 @@ bw_err_t bw__changelog_write(bw_pipeline_t *p);
 /** The input offset @p t's state reflects (records processed or restored). */
 int64_t bw__state_offset(const task_t *t);
 bw_err_t bw__restore(bw_pipeline_t *p, task_t *t);
+
+/* metrics.c (main thread) */
+/** Rebuild and publish the metrics page if a second has passed (or
+ * @p force); quiesces the stream threads. No-op without an obs handle. */
+void bw__metrics_publish(bw_pipeline_t *p, bool force);
+/** Readiness for /readyz, and the heartbeat for /healthz. */
+void bw__health(bw_pipeline_t *p);
+/** librdkafka statistics callback (both clients). */
+int bw__on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque);
+void bw__metrics_init(bw_pipeline_t *p);
+void bw__metrics_free(bw_pipeline_t *p);
+/** Per-worker histograms. */
+void bw__worker_metrics_init(bw_worker_t *w);
 
 /* txn.c (main thread; the stream threads quiesced) */
 /** Open a transaction if exactly_once and none is open. */

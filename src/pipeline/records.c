@@ -141,6 +141,8 @@ static void on_threat(void *opaque, const bw_threat_rec_t *t)
     }
     if (err == BW_OK) {
         COUNT(w->threats);
+        COUNT(w->rule_threats[t->rule - p->cfg->model.fusion.rules]);
+        bw_obs_threat(p->obs, t, o.processed_at);
         if (p->opts.observer.threat != NULL) {
             p->opts.observer.threat(p->opts.observer.opaque, t);
         }
@@ -188,6 +190,9 @@ static bw_err_t dead_letter(bw_worker_t *w, const rd_kafka_message_t *m,
         return bw__fatal(w->p, "encode dead letter", bw_strerror(err));
     }
     COUNT(w->dead_letters);
+    if (reason >= 0 && reason < N_DLQ) {
+        COUNT(w->dlq[reason]);
+    }
     if (reason == BW_DLQ_LATE) {
         COUNT(w->late);
     }
@@ -230,6 +235,25 @@ static int engine_reason(bw_err_t err, const bw_event_t *ev)
     return isfinite(ev->value) ? BW_DLQ_REJECTED : BW_DLQ_NON_FINITE;
 }
 
+/* What /metrics counts of a score (this worker's counters). */
+static void score_metrics(bw_worker_t *w, const bw_score_t *sc)
+{
+    if (sc->alert) {
+        COUNT(w->alerts);
+    }
+    if (sc->warmup) {
+        COUNT(w->warmup);
+    }
+    if (sc->model == BW_MODEL_SERIES && isfinite(sc->ess)) {
+        double r = sc->ess / (double)w->p->cfg->model.pf.particles;
+        bw_hist_observe(&w->ess, r);
+        w->ess_min = r < w->ess_min ? r : w->ess_min;
+        if (sc->resampled) {
+            COUNT(w->resampled);
+        }
+    }
+}
+
 static bw_err_t score(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
 {
     bw_pipeline_t *p = w->p;
@@ -263,6 +287,8 @@ static bw_err_t score(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
     err = emit_score(w, &ev, &sc, &o);
     if (err == BW_OK) {
         COUNT(w->scored);
+        score_metrics(w, &sc);
+        bw_obs_score(p->obs, &ev, &sc, o.processed_at);
         if (p->opts.observer.score != NULL) {
             p->opts.observer.score(p->opts.observer.opaque, &ev, &sc);
         }
@@ -272,11 +298,14 @@ static bw_err_t score(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
 
 void bw__record(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
 {
+    double t0 = bw__mono_s();
     int64_t mark;
 
     if (score(w, t, m) != BW_OK) {
         return; /* reported: an abort replays it, or the stage stops */
     }
+    bw_hist_observe(&w->proc, bw__mono_s() - t0);
+    COUNT(t->consumed);
     mark = bw_engine_watermark(t->eng);
     t->next = m->offset + 1;
     if (mark != t->mark) {
@@ -312,6 +341,7 @@ static void on_stale(void *opaque, const bw_stale_t *s)
     if (bw__begin_txn(c->w->p) == BW_OK &&
         emit_score(c->w, &ev, &sc, &o) == BW_OK) {
         COUNT(c->w->stale);
+        bw_obs_stale(c->w->p->obs, s);
     }
 }
 

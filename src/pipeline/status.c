@@ -4,7 +4,6 @@
  * fatal error ends the stage with its first reason; an abort request
  * (from a stream thread) is carried out by the main thread (txn.c).
  */
-#include <stdarg.h>
 #include <time.h>
 
 #include "pipeline_int.h"
@@ -17,16 +16,12 @@ int64_t bw__wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void bw__log(bw_pipeline_t *p, const char *fmt, ...)
+double bw__mono_s(void)
 {
-    char line[1024];
-    va_list ap;
+    struct timespec ts;
 
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    fprintf(p->log, "bayeswatch[%s]: %s\n", p->instance, line);
-    fflush(p->log);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 bw_err_t bw__fatal(bw_pipeline_t *p, const char *what, const char *why)
@@ -35,7 +30,7 @@ bw_err_t bw__fatal(bw_pipeline_t *p, const char *what, const char *why)
     if (!atomic_load(&p->failed)) {
         snprintf(p->fatal, sizeof(p->fatal), "%s: %s", what, why);
         atomic_store(&p->failed, true);
-        bw__log(p, "fatal: %s", p->fatal);
+        BW_LOG(BW_LOG_ERROR, "pipeline", -1, "fatal: %s", p->fatal);
     }
     pthread_mutex_unlock(&p->mu);
     return BW_ERR_KAFKA;

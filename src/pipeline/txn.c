@@ -63,9 +63,16 @@ static rd_kafka_topic_partition_list_t *pending_offsets(bw_pipeline_t *p)
 
 static void mark_committed(bw_pipeline_t *p)
 {
+    int64_t now = bw__wall_ms();
+
     for (int i = 0; i < p->n_tasks; i++) {
-        p->tasks[i]->committed = p->tasks[i]->next;
-        p->tasks[i]->txn_first = -1;
+        task_t *t = p->tasks[i];
+        if (t->txn_first >= 0 && t->txn_first_ts >= 0) {
+            bw_hist_observe(&p->e2c_hist,
+                            (double)(now - t->txn_first_ts) / 1000.0);
+        }
+        t->committed = t->next;
+        t->txn_first = -1;
     }
     p->commits++;
 }
@@ -101,7 +108,7 @@ bw_err_t bw__abort_and_rewind(bw_pipeline_t *p, const char *why)
     bw_err_t err = BW_OK;
 
     atomic_store(&p->abort_pending, false);
-    bw__log(p, "aborting the open transaction: %s", why);
+    bw__warn(p, "aborting the open transaction: %s", why);
     for (int attempt = 0;; attempt++) {
         e = rd_kafka_abort_transaction(p->producer, TXN_TIMEOUT_MS);
         if (e == NULL || is_fatal_error(p, e, "abort transaction") ||
@@ -195,7 +202,7 @@ static bw_err_t commit_txn(bw_pipeline_t *p)
         if (!rd_kafka_error_is_retriable(e)) {
             break;
         }
-        bw__log(p, "commit: %s (retrying)", rd_kafka_error_string(e));
+        bw__warn(p, "commit: %s (retrying)", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         e = NULL;
     }
@@ -214,8 +221,8 @@ void bw__on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     (void)rk;
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (atomic_fetch_add(&p->delivery_failures, 1) == 0) {
-            bw__log(p, "delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
-                    rd_kafka_err2str(m->err));
+            bw__warn(p, "delivery to %s failed: %s",
+                     rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
         }
     }
 }
@@ -227,7 +234,7 @@ static bw_err_t commit_alo(bw_pipeline_t *p)
     rd_kafka_resp_err_t e;
 
     if (rd_kafka_flush(p->producer, FLUSH_TIMEOUT_MS) != 0) {
-        bw__log(p, "outputs not yet acknowledged; offsets not committed");
+        bw__warn(p, "outputs not yet acknowledged; offsets not committed");
         return BW_OK;
     }
     if (atomic_load(&p->delivery_failures) > 0) {
@@ -241,7 +248,7 @@ static bw_err_t commit_alo(bw_pipeline_t *p)
                    : RD_KAFKA_RESP_ERR_NO_ERROR;
     rd_kafka_topic_partition_list_destroy(l);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        bw__log(p, "offset commit: %s (retrying later)", rd_kafka_err2str(e));
+        bw__warn(p, "offset commit: %s (retrying later)", rd_kafka_err2str(e));
         return BW_OK;
     }
     mark_committed(p);
@@ -250,6 +257,8 @@ static bw_err_t commit_alo(bw_pipeline_t *p)
 
 bw_err_t bw__commit(bw_pipeline_t *p)
 {
+    uint64_t commits = p->commits;
+    double t0 = bw__mono_s();
     bw_err_t err;
 
     p->last_commit = bw__wall_ms();
@@ -261,5 +270,9 @@ bw_err_t bw__commit(bw_pipeline_t *p)
         return atomic_load(&p->abort_pending) ? bw__abort_pending(p)
                                               : err; /* fatal */
     }
-    return p->eos ? commit_txn(p) : commit_alo(p);
+    err = p->eos ? commit_txn(p) : commit_alo(p);
+    if (p->commits > commits) {
+        bw_hist_observe(&p->commit_hist, bw__mono_s() - t0);
+    }
+    return err;
 }

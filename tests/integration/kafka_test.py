@@ -77,6 +77,8 @@ emit:
   dead_letters: {{topic: "{self.topics['dead_letters']}"}}
 {extra}
 """
+        if "\nobs:" not in text:  # several stages at once: any free port
+            text += 'obs: {listen: "127.0.0.1:0"}\n'
         path = f"{self.dir}/{name}.yaml"
         with open(path, "w") as f:
             f.write(text)

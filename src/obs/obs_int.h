@@ -1,0 +1,90 @@
+/*
+ * The obs handle's internals, shared by http.c (the listener and its
+ * routes) and view.c (the web view's store and its JSON).
+ *
+ * Locking: `mu` guards the store (series, points, threats) and the
+ * published metrics page; health and readiness are atomics and a small
+ * string under `mu`. The listener's thread and the stage's threads take
+ * `mu` for one record or one page at a time.
+ */
+#ifndef BW_OBS_INT_H
+#define BW_OBS_INT_H
+
+#include <pthread.h>
+
+#include "bayeswatch/map.h"
+#include "bayeswatch/obs.h"
+
+#define VIEW_TOP 12 /* contributors kept per threat */
+
+/* One series in the web view: its latest score and freshness. */
+typedef struct {
+    char region[BW_NAME_MAX], service[BW_NAME_MAX], metric[BW_NAME_MAX];
+    int model;
+    double slo;      /* the route's slo (pooled), 0 none */
+    int region_slot; /* per-region metric label slot; -1 = "other" */
+    int64_t last_event_ms, last_wall_ms;
+    int64_t abnormal_since;
+    double p, value, expected, lower, upper, p_slo, p_own, p_pop, p_block;
+    int direction;
+    bool alert, stale, warmup;
+} vseries_t;
+
+/* One score in the ring of recent points (the series charts). */
+typedef struct {
+    int64_t t;
+    uint32_t s; /* series index */
+    float value, expected, lower, upper, p, p_block, p_pop, count;
+    uint8_t direction, alert;
+} vpoint_t;
+
+typedef struct {
+    char entity[2 * BW_NAME_MAX + 2];
+    const bw_rule_cfg_t *rule;
+    int64_t time_ms, wall_ms;
+    double probability, llr;
+    int level;
+    int n;
+    struct {
+        const char *metric;
+        double llr, p;
+    } top[VIEW_TOP];
+} vthreat_t;
+
+struct bw_obs_s {
+    const bw_config_t *cfg;
+    pthread_mutex_t mu;
+    /* the listener (http.c) */
+    struct MHD_Daemon *daemon;
+    char url[160];
+    bw_wbuf_t page;                          /* the stage's published metrics */
+    _Atomic int64_t beat_ms, beat_window_ms; /* monotonic */
+    atomic_bool ready;
+    char not_ready[256];
+    /* the store (view.c) */
+    bw_map_t *index; /* "region/service/metric" -> vseries_t* */
+    vseries_t *series;
+    int n_series, cap_series;
+    uint64_t dropped; /* scores of series beyond the cap */
+    vpoint_t *ring;
+    size_t ring_cap, ring_head, ring_n;
+    bw_map_t *threat_index; /* "entity\x1frule" -> vthreat_t* */
+    vthreat_t *threats;
+    int n_threats, cap_threats;
+    char regions[1000][BW_NAME_MAX]; /* labelled regions, in order seen */
+    int n_regions;
+    uint64_t scores, alerts;
+};
+
+/* view.c */
+bw_err_t bw__view_init(bw_obs_t *obs, char *errstr, size_t errstr_size);
+void bw__view_free(bw_obs_t *obs);
+/** Add a pooled-count point with an slo to the error and allowed-error
+ * sums of the 1 h and 6 h windows before its series' latest event. */
+void bw__burn_add(const bw_obs_t *obs, const vpoint_t *pt, double err[2],
+                  double budget[2]);
+
+/* http.c */
+int64_t bw__mono_ms(void);
+
+#endif

@@ -1,0 +1,367 @@
+/*
+ * The web view's store: every tracked series' latest score and freshness,
+ * a ring of the most recent score points (all series together, for the
+ * series charts), and each entity's latest threat assessment. Fixed
+ * capacity, allocated at start-up (obs.view_series, obs.view_points);
+ * writers take the handle's lock for one record.
+ *
+ * It also answers what the dashboards ask of the store: per-region
+ * gauges (anomaly, threat, SLO-breach probability, error-budget burn
+ * rate, stale series) under obs.region_label_cap, and the JSON of the
+ * web view's three pages. Burn rate follows the multiwindow method of
+ * the Google SRE Workbook, ch. 5 ("Alerting on SLOs"): the error rate
+ * over a window divided by the SLO's error rate, over 1 h and 6 h of
+ * event time; 14.4 over 1 h spends 2% of a 30-day budget in that hour.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bayeswatch/mem.h"
+#include "obs_int.h"
+
+#define MAX_THREATS 4096
+#define HOUR_MS 3600000LL
+
+bw_err_t bw__view_init(bw_obs_t *obs, char *errstr, size_t errstr_size)
+{
+    const bw_obs_cfg_t *c = &obs->cfg->obs;
+
+    obs->cap_series = c->view_series;
+    obs->ring_cap = (size_t)c->view_points;
+    obs->cap_threats = MAX_THREATS;
+    obs->index = bw_map_new((size_t)obs->cap_series);
+    obs->threat_index = bw_map_new(MAX_THREATS);
+    obs->series = bw_calloc((size_t)obs->cap_series, sizeof(vseries_t));
+    obs->ring = bw_calloc(obs->ring_cap, sizeof(vpoint_t));
+    obs->threats = bw_calloc(MAX_THREATS, sizeof(vthreat_t));
+    if (obs->index == NULL || obs->threat_index == NULL ||
+        obs->series == NULL || obs->ring == NULL || obs->threats == NULL) {
+        snprintf(errstr, errstr_size, "obs: out of memory for the web view");
+        return BW_ERR_NOMEM;
+    }
+    return BW_OK;
+}
+
+void bw__view_free(bw_obs_t *obs)
+{
+    bw_map_destroy(obs->index);
+    bw_map_destroy(obs->threat_index);
+    bw_free(obs->series);
+    bw_free(obs->ring);
+    bw_free(obs->threats);
+}
+
+/* ---- feeding ---- */
+
+static int region_slot(bw_obs_t *obs, const char *region)
+{
+    for (int i = 0; i < obs->n_regions; i++) {
+        if (strcmp(obs->regions[i], region) == 0) {
+            return i;
+        }
+    }
+    if (obs->n_regions >= obs->cfg->obs.region_label_cap) {
+        return -1;
+    }
+    snprintf(obs->regions[obs->n_regions], BW_NAME_MAX, "%s", region);
+    return obs->n_regions++;
+}
+
+static const char *name_or_default(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? s : "default";
+}
+
+/* The series of @p ev, added if new and there is room (mu held). */
+static vseries_t *series_of(bw_obs_t *obs, const bw_event_t *ev)
+{
+    const char *r = name_or_default(ev->region),
+               *sv = name_or_default(ev->service),
+               *m = name_or_default(ev->metric);
+    char key[3 * BW_NAME_MAX + 3];
+    vseries_t *s;
+    int route;
+
+    bw_join(key, sizeof(key), '/', r, sv, m);
+    s = bw_map_get(obs->index, key);
+    if (s != NULL || obs->n_series >= obs->cap_series) {
+        return s;
+    }
+    s = &obs->series[obs->n_series];
+    if (bw_map_put(obs->index, key, s) != BW_OK) {
+        return NULL;
+    }
+    obs->n_series++;
+    snprintf(s->region, sizeof(s->region), "%s", r);
+    snprintf(s->service, sizeof(s->service), "%s", sv);
+    snprintf(s->metric, sizeof(s->metric), "%s", m);
+    route = bw_config_route(&obs->cfg->engine, r, sv, m);
+    s->slo = route >= 0 ? obs->cfg->engine.routes[route].slo : 0.0;
+    s->region_slot = region_slot(obs, r);
+    return s;
+}
+
+static void push_point(bw_obs_t *obs, uint32_t idx, const bw_event_t *ev,
+                       const bw_score_t *sc)
+{
+    vpoint_t *pt = &obs->ring[obs->ring_head];
+
+    pt->t = ev->time_ms;
+    pt->s = idx;
+    pt->value = (float)ev->value;
+    pt->count = (float)ev->count;
+    pt->expected = (float)sc->expected;
+    pt->lower = (float)sc->lower;
+    pt->upper = (float)sc->upper;
+    pt->p = (float)sc->p_anomaly;
+    pt->p_block = (float)sc->p_collective;
+    pt->p_pop = (float)(isnan(sc->p_own) ? sc->p_population : sc->p_own);
+    pt->direction = (uint8_t)sc->direction;
+    pt->alert = sc->alert;
+    obs->ring_head = (obs->ring_head + 1) % obs->ring_cap;
+    obs->ring_n += obs->ring_n < obs->ring_cap;
+}
+
+void bw_obs_score(bw_obs_t *obs, const bw_event_t *ev, const bw_score_t *sc,
+                  int64_t wall_ms)
+{
+    vseries_t *s;
+
+    if (obs == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&obs->mu);
+    obs->scores++;
+    obs->alerts += sc->alert;
+    if ((s = series_of(obs, ev)) == NULL) {
+        obs->dropped++;
+    } else {
+        s->model = sc->model;
+        s->last_event_ms = ev->time_ms;
+        s->last_wall_ms = wall_ms;
+        s->abnormal_since = sc->abnormal_since;
+        s->p = bw_score_evidence(sc);
+        s->value = sc->actual;
+        s->expected = sc->expected;
+        s->lower = sc->lower;
+        s->upper = sc->upper;
+        s->p_slo = sc->p_slo;
+        s->p_own = sc->p_own;
+        s->p_pop = sc->p_population;
+        s->p_block = sc->p_collective;
+        s->direction = sc->direction;
+        s->alert = sc->alert;
+        s->warmup = sc->warmup;
+        s->stale = false;
+        push_point(obs, (uint32_t)(s - obs->series), ev, sc);
+    }
+    pthread_mutex_unlock(&obs->mu);
+}
+
+void bw_obs_stale(bw_obs_t *obs, const bw_stale_t *st)
+{
+    bw_event_t ev = {
+        .region = st->region, .service = st->service, .metric = st->metric};
+    vseries_t *s;
+
+    if (obs == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&obs->mu);
+    if ((s = series_of(obs, &ev)) != NULL) {
+        s->stale = true;
+    }
+    pthread_mutex_unlock(&obs->mu);
+}
+
+static vthreat_t *threat_of(bw_obs_t *obs, const bw_threat_rec_t *t)
+{
+    char key[sizeof(((vthreat_t *)0)->entity) + BW_NAME_MAX + 2];
+    vthreat_t *v;
+
+    bw_join(key, sizeof(key), '\x1f', t->entity, t->rule->name, NULL);
+    v = bw_map_get(obs->threat_index, key);
+    if (v != NULL || obs->n_threats >= obs->cap_threats) {
+        return v;
+    }
+    v = &obs->threats[obs->n_threats];
+    if (bw_map_put(obs->threat_index, key, v) != BW_OK) {
+        return NULL;
+    }
+    obs->n_threats++;
+    snprintf(v->entity, sizeof(v->entity), "%s", t->entity);
+    v->rule = t->rule;
+    return v;
+}
+
+void bw_obs_threat(bw_obs_t *obs, const bw_threat_rec_t *t, int64_t wall_ms)
+{
+    vthreat_t *v;
+
+    if (obs == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&obs->mu);
+    if ((v = threat_of(obs, t)) != NULL) {
+        v->time_ms = t->time_ms;
+        v->wall_ms = wall_ms;
+        v->probability = t->threat.probability;
+        v->llr = t->threat.llr;
+        v->level = t->threat.level;
+        v->n = t->threat.n_contrib < VIEW_TOP ? t->threat.n_contrib : VIEW_TOP;
+        for (int i = 0; i < v->n; i++) {
+            const bw_contrib_t *c = &t->threat.contrib[i];
+            v->top[i].metric = t->rule->signals[c->signal].metric;
+            v->top[i].llr = c->llr;
+            v->top[i].p = c->p;
+        }
+    }
+    pthread_mutex_unlock(&obs->mu);
+}
+
+/* ---- per-region gauges ---- */
+
+typedef struct {
+    double p, threat, p_slo, stale;
+    double err[2], budget[2]; /* errors, allowed errors: 1 h, 6 h */
+} region_agg_t;
+
+/* The region slot (or the "other" slot, cap) an entity key belongs to. */
+static int entity_slot(const bw_obs_t *obs, const char *entity)
+{
+    size_t n = strcspn(entity, "/");
+
+    for (int i = 0; i < obs->n_regions; i++) {
+        if (strlen(obs->regions[i]) == n &&
+            strncmp(obs->regions[i], entity, n) == 0) {
+            return i;
+        }
+    }
+    return obs->n_regions;
+}
+
+void bw__burn_add(const bw_obs_t *obs, const vpoint_t *pt, double err[2],
+                  double budget[2])
+{
+    const vseries_t *s = &obs->series[pt->s];
+
+    if (!(s->slo > 0.0) || !(pt->count > 0.0f)) {
+        return;
+    }
+    for (int w = 0; w < 2; w++) {
+        if (s->last_event_ms - pt->t < (w == 0 ? 1 : 6) * HOUR_MS) {
+            err[w] += pt->value;
+            budget[w] += s->slo * pt->count;
+        }
+    }
+}
+
+static void burn_windows(const bw_obs_t *obs, region_agg_t *agg)
+{
+    for (size_t k = 0; k < obs->ring_n; k++) {
+        const vpoint_t *pt = &obs->ring[k];
+        int slot = obs->series[pt->s].region_slot;
+        region_agg_t *a = &agg[slot >= 0 ? slot : obs->n_regions];
+        bw__burn_add(obs, pt, a->err, a->budget);
+    }
+}
+
+static void aggregate(const bw_obs_t *obs, region_agg_t *agg)
+{
+    for (int i = 0; i < obs->n_series; i++) {
+        const vseries_t *s = &obs->series[i];
+        region_agg_t *a =
+            &agg[s->region_slot >= 0 ? s->region_slot : obs->n_regions];
+        if (s->stale) {
+            a->stale += 1;
+        } else if (!s->warmup && s->p > a->p) {
+            a->p = s->p;
+        }
+        if (s->p_slo > a->p_slo) {
+            a->p_slo = s->p_slo;
+        }
+    }
+    for (int i = 0; i < obs->n_threats; i++) {
+        region_agg_t *a = &agg[entity_slot(obs, obs->threats[i].entity)];
+        if (obs->threats[i].probability > a->threat) {
+            a->threat = obs->threats[i].probability;
+        }
+    }
+    burn_windows(obs, agg);
+}
+
+static void region_family(bw_wbuf_t *w, const bw_obs_t *obs,
+                          const region_agg_t *agg, const char *name,
+                          const char *help, size_t field)
+{
+    char lab[BW_NAME_MAX * 2 + 16], esc[BW_NAME_MAX * 2];
+
+    bw_prom_family(w, name, "gauge", help);
+    for (int i = 0; i <= obs->n_regions; i++) {
+        bw_prom_escape(esc, sizeof(esc),
+                       i < obs->n_regions ? obs->regions[i] : "other");
+        snprintf(lab, sizeof(lab), "region=\"%s\"", esc);
+        bw_prom_sample(w, name, lab,
+                       *(const double *)((const char *)&agg[i] + field));
+    }
+}
+
+static void burn_family(bw_wbuf_t *w, const bw_obs_t *obs,
+                        const region_agg_t *agg)
+{
+    const char *name = "bayeswatch_error_budget_burn_rate";
+    char lab[BW_NAME_MAX * 2 + 32], esc[BW_NAME_MAX * 2];
+
+    bw_prom_family(w, name, "gauge",
+                   "errors over the window divided by the errors the SLO "
+                   "allows in it (pooled counts with an slo); 1 = spending "
+                   "the budget exactly as fast as it accrues");
+    for (int i = 0; i <= obs->n_regions; i++) {
+        bw_prom_escape(esc, sizeof(esc),
+                       i < obs->n_regions ? obs->regions[i] : "other");
+        for (int k = 0; k < 2; k++) {
+            if (agg[i].budget[k] > 0.0) {
+                snprintf(lab, sizeof(lab), "region=\"%s\",window=\"%s\"", esc,
+                         k == 0 ? "1h" : "6h");
+                bw_prom_sample(w, name, lab, agg[i].err[k] / agg[i].budget[k]);
+            }
+        }
+    }
+}
+
+void bw_obs_view_metrics(bw_obs_t *obs, bw_wbuf_t *w)
+{
+    region_agg_t *agg;
+
+    pthread_mutex_lock(&obs->mu);
+    agg = bw_calloc((size_t)obs->n_regions + 1, sizeof(*agg));
+    if (agg != NULL) {
+        aggregate(obs, agg);
+        region_family(w, obs, agg, "bayeswatch_region_anomaly_probability",
+                      "the largest current anomaly probability among the "
+                      "region's fresh series out of warm-up",
+                      offsetof(region_agg_t, p));
+        region_family(w, obs, agg, "bayeswatch_region_threat_probability",
+                      "the largest current fused threat probability among "
+                      "the region's entities",
+                      offsetof(region_agg_t, threat));
+        region_family(w, obs, agg, "bayeswatch_slo_breach_probability",
+                      "the largest P(rate > slo) among the region's pooled "
+                      "series",
+                      offsetof(region_agg_t, p_slo));
+        region_family(w, obs, agg, "bayeswatch_region_stale_series",
+                      "series of the region whose input has gone silent",
+                      offsetof(region_agg_t, stale));
+        burn_family(w, obs, agg);
+        bw_free(agg);
+    }
+    bw_prom_family(w, "bayeswatch_view_series", "gauge",
+                   "series the web view tracks (obs.view_series caps it)");
+    bw_prom_sample(w, "bayeswatch_view_series", "", obs->n_series);
+    bw_prom_family(w, "bayeswatch_view_untracked_scores_total", "counter",
+                   "scores of series beyond obs.view_series");
+    bw_prom_sample(w, "bayeswatch_view_untracked_scores_total", "",
+                   (double)obs->dropped);
+    pthread_mutex_unlock(&obs->mu);
+}
