@@ -304,6 +304,11 @@ void bw_config_dump(const bw_config_t *cfg, FILE *out);
 void bw_config_report_kv(const bw_config_t *cfg, const char *path,
                          const bw_kv_t *kv, const char *msg, FILE *diag);
 
+/** @brief Whether a pass-through property names a secret (password,
+ * secret, token, credentials, private key): its value is never logged or
+ * dumped. */
+bool bw_config_key_is_secret(const char *key);
+
 /** @brief The first route whose globs match the series, or -1 (a plain
  * per-series filter). */
 int bw_config_route(const bw_engine_cfg_t *ec, const char *region,

@@ -76,12 +76,8 @@ bw_log_level_t bw_log_level_of_syslog(int severity);
  * ignored (they would blank ordinary words). */
 void bw_log_secret(const char *value);
 
-/** @brief Whether a property name names a secret (password, secret,
- * token, private key, credentials): its value is never logged. */
-bool bw_log_key_is_secret(const char *key);
-
 /** @brief Register every kafka.* pass-through value whose key names a
- * secret (bw_log_key_is_secret). */
+ * secret (bw_config_key_is_secret). */
 void bw_log_config_secrets(const bw_config_t *cfg);
 
 /** Lines written per level, and lines suppressed by the rate limit. */

@@ -113,7 +113,11 @@ static void dump_map(const bw_key_t *k, const void *base, int indent, FILE *out)
         fprintf(out, "%*s", indent + 2, "");
         dump_quoted(m->kv[i].key, out);
         fputs(": ", out);
-        dump_quoted(m->kv[i].value, out);
+        if (bw_config_key_is_secret(m->kv[i].key)) {
+            fputs("\"***\"  # a secret: not shown", out);
+        } else {
+            dump_quoted(m->kv[i].value, out);
+        }
         fputc('\n', out);
     }
 }
@@ -170,4 +174,25 @@ void bw__config_dump_model(const bw_config_t *cfg, const char *name, FILE *out)
             }
         }
     }
+}
+
+bool bw_config_key_is_secret(const char *key)
+{
+    static const char *const words[] = {
+        "password", "secret",  "token",  "credential",         "private",
+        "key.pem",  "passwd",  "apikey", "oauthbearer.config", "jaas",
+        "api.key"};
+    char low[256];
+    size_t n = 0;
+
+    for (; key[n] != '\0' && n + 1 < sizeof(low); n++) {
+        low[n] = (char)(key[n] >= 'A' && key[n] <= 'Z' ? key[n] + 32 : key[n]);
+    }
+    low[n] = '\0';
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (strstr(low, words[i]) != NULL) {
+            return true;
+        }
+    }
+    return false;
 }

@@ -79,27 +79,6 @@ bw_log_level_t bw_log_level_of_syslog(int severity)
 
 /* ---- secrets ---- */
 
-bool bw_log_key_is_secret(const char *key)
-{
-    static const char *const words[] = {
-        "password", "secret", "token",  "credential", "private",
-        "key.pem",  "passwd", "apikey", "api.key",    "oauthbearer.config",
-        "jaas"};
-    char low[256];
-    size_t n = 0;
-
-    for (; key[n] != '\0' && n + 1 < sizeof(low); n++) {
-        low[n] = (char)(key[n] >= 'A' && key[n] <= 'Z' ? key[n] + 32 : key[n]);
-    }
-    low[n] = '\0';
-    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
-        if (strstr(low, words[i]) != NULL) {
-            return true;
-        }
-    }
-    return false;
-}
-
 void bw_log_secret(const char *value)
 {
     if (value == NULL || strlen(value) < 4) {
@@ -122,7 +101,7 @@ void bw_log_secret(const char *value)
 static void kv_secrets(const bw_kvmap_t *m)
 {
     for (int i = 0; i < m->n; i++) {
-        if (bw_log_key_is_secret(m->kv[i].key)) {
+        if (bw_config_key_is_secret(m->kv[i].key)) {
             bw_log_secret(m->kv[i].value);
         }
     }

@@ -1,0 +1,473 @@
+/*
+ * obs: the log sink (levels, JSON lines, rate limit, secrets), the
+ * Prometheus text format (samples, escaping, histograms), librdkafka
+ * statistics, the web view's store (per-region labels under the cap,
+ * burn rates against a hand count, series points, episodes) and the
+ * listener's routes over a real socket.
+ */
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bayeswatch/config.h"
+#include "bayeswatch/obs.h"
+
+/* ---- helpers ---- */
+
+static char *slurp(FILE *f)
+{
+    long n;
+    char *s;
+
+    fflush(f);
+    n = ftell(f);
+    s = calloc(1, (size_t)n + 1);
+    rewind(f);
+    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+    return s;
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++) {
+        n++;
+    }
+    return n;
+}
+
+static void load(bw_config_t *cfg, const char *yaml)
+{
+    assert_int_equal(
+        bw_config_load_string(cfg, "test.yaml", yaml, strlen(yaml), stderr),
+        BW_OK);
+}
+
+/* ---- log ---- */
+
+static void test_log_levels_and_json(void **state)
+{
+    FILE *f = tmpfile();
+    char *out;
+
+    (void)state;
+    bw_log_setup(BW_LOG_INFO, BW_LOG_JSON, f);
+    bw_log_instance("i-1");
+    BW_LOG(BW_LOG_DEBUG, "test", -1, "not written %d", 1);
+    BW_LOG(BW_LOG_INFO, "test", 7, "quote \" and\nnewline");
+    assert_false(bw_log_enabled(BW_LOG_DEBUG));
+    assert_true(bw_log_enabled(BW_LOG_WARN));
+    out = slurp(f);
+    assert_null(strstr(out, "not written"));
+    assert_non_null(strstr(out, "\"level\":\"info\",\"component\":\"test\","
+                                "\"instance\":\"i-1\",\"partition\":7,"
+                                "\"msg\":\"quote \\\" and\\u000anewline\"}\n"));
+    free(out);
+    fclose(f);
+    bw_log_setup(BW_LOG_INFO, BW_LOG_PLAIN, NULL);
+}
+
+static void test_log_rate_limit(void **state)
+{
+    FILE *f = tmpfile();
+    bw_log_stats_t before, after;
+    char *out;
+
+    (void)state;
+    bw_log_setup(BW_LOG_INFO, BW_LOG_PLAIN, f);
+    bw_log_stats(&before);
+    for (int i = 0; i < 20; i++) {
+        BW_LOG(BW_LOG_WARN, "test", -1, "broker down %d", i);
+    }
+    for (int i = 0; i < 3; i++) {
+        BW_LOG(BW_LOG_INFO, "test", -1, "info lines are not limited %d", i);
+    }
+    bw_log_stats(&after);
+    out = slurp(f);
+    assert_int_equal(count(out, "broker down"), 5);
+    assert_int_equal(count(out, "info lines are not limited"), 3);
+    assert_int_equal(after.suppressed - before.suppressed, 15);
+    assert_int_equal(after.lines[BW_LOG_WARN] - before.lines[BW_LOG_WARN], 5);
+    assert_non_null(strstr(out, " warn  bayeswatch["));
+    free(out);
+    fclose(f);
+    bw_log_setup(BW_LOG_INFO, BW_LOG_PLAIN, NULL);
+}
+
+static void test_log_secrets(void **state)
+{
+    bw_config_t cfg;
+    FILE *f = tmpfile(), *dump = tmpfile();
+    char *out, *dumped;
+
+    (void)state;
+    load(&cfg, "kafka:\n"
+               "  producer:\n"
+               "    sasl.password: \"s3cr3t-Pa55\"\n"
+               "    ssl.key.password: \"k3y-pa55word\"\n"
+               "    sasl.username: \"svc-bayeswatch\"\n");
+    assert_true(bw_config_key_is_secret("sasl.password"));
+    assert_true(bw_config_key_is_secret("SSL.KEY.PASSWORD"));
+    assert_true(bw_config_key_is_secret("sasl.oauthbearer.client.secret"));
+    assert_false(bw_config_key_is_secret("sasl.username"));
+    bw_log_setup(BW_LOG_DEBUG, BW_LOG_PLAIN, f);
+    bw_log_config_secrets(&cfg);
+    BW_LOG(BW_LOG_DEBUG, "rdkafka", -1,
+           "conf: sasl.password=s3cr3t-Pa55 ssl.key.password=k3y-pa55word "
+           "user svc-bayeswatch; again s3cr3t-Pa55");
+    out = slurp(f);
+    assert_null(strstr(out, "s3cr3t"));
+    assert_null(strstr(out, "k3y-pa55"));
+    assert_int_equal(count(out, "***"), 3);
+    assert_non_null(strstr(out, "svc-bayeswatch"));
+    bw_config_dump(&cfg, dump);
+    dumped = slurp(dump);
+    assert_null(strstr(dumped, "s3cr3t"));
+    assert_null(strstr(dumped, "k3y-pa55"));
+    assert_non_null(strstr(dumped, "svc-bayeswatch"));
+    free(out);
+    free(dumped);
+    fclose(f);
+    fclose(dump);
+    bw_log_setup(BW_LOG_INFO, BW_LOG_PLAIN, NULL);
+}
+
+/* ---- Prometheus text ---- */
+
+static void test_prom_text(void **state)
+{
+    static const double bounds[] = {0.1, 1, 10};
+    bw_wbuf_t w = {0};
+    bw_hist_t h;
+    char esc[64];
+
+    (void)state;
+    bw_prom_escape(esc, sizeof(esc), "a\"b\\c\nd");
+    assert_string_equal(esc, "a\\\"b\\\\c\\nd");
+    bw_prom_family(&w, "x_total", "counter", "help text");
+    bw_prom_sample(&w, "x_total", "", 3);
+    bw_prom_sample(&w, "y", "k=\"v\"", 0.25);
+    bw_prom_sample(&w, "z", "", NAN);
+    bw_prom_sample(&w, "z", "", -INFINITY);
+    bw_hist_init(&h, bounds, 3);
+    bw_hist_observe(&h, 0.05);
+    bw_hist_observe(&h, 0.1); /* on a bound: le is inclusive */
+    bw_hist_observe(&h, 5);
+    bw_hist_observe(&h, 50);
+    bw_hist_write(&w, "d_seconds", "k=\"v\"", &h);
+    bw_wbuf_bytes(&w, "", 1);
+    assert_string_equal(
+        (char *)w.data,
+        "# HELP x_total help text\n# TYPE x_total counter\nx_total 3\n"
+        "y{k=\"v\"} 0.25\nz NaN\nz -Inf\n"
+        "d_seconds_bucket{k=\"v\",le=\"0.1\"} 2\n"
+        "d_seconds_bucket{k=\"v\",le=\"1\"} 2\n"
+        "d_seconds_bucket{k=\"v\",le=\"10\"} 3\n"
+        "d_seconds_bucket{k=\"v\",le=\"+Inf\"} 4\n"
+        "d_seconds_sum{k=\"v\"} 55.15\nd_seconds_count{k=\"v\"} 4\n");
+    bw_wbuf_free(&w);
+}
+
+/* ---- librdkafka statistics ---- */
+
+static const char stats_doc[] =
+    "{\"name\":\"rdkafka#consumer-1\",\"type\":\"consumer\",\"ts\":1,"
+    "\"brokers\":{\"localhost:9092/bootstrap\":{\"name\":\"x\",\"nodeid\":-1,"
+    "\"rtt\":{\"min\":0,\"avg\":0}},"
+    "\"127.0.0.1:9092/1\":{\"nodeid\":1,\"state\":\"UP\","
+    "\"rtt\":{\"min\":100,\"max\":900,\"avg\":2500,\"p99\":800},"
+    "\"toppars\":{\"in-0\":{\"topic\":\"in\",\"partition\":0}}}},"
+    "\"topics\":{\"in\":{\"topic\":\"in\",\"partitions\":{"
+    "\"0\":{\"partition\":0,\"consumer_lag\":42,\"lo\":[1,2]},"
+    "\"1\":{\"partition\":1,\"consumer_lag\":-1},"
+    "\"-1\":{\"partition\":-1,\"consumer_lag\":-1}}},"
+    "\"we\\\"ird\":{\"partitions\":{\"3\":{\"partition\":3,"
+    "\"consumer_lag\":7}}}},"
+    "\"cgrp\":{\"state\":\"up\",\"rebalance_cnt\":2},"
+    "\"eos\":{\"idemp_state\":\"Assigned\",\"txn_state\":\"InTransaction\"}}";
+
+static void test_kstats(void **state)
+{
+    bw_kstats_t *st = calloc(1, sizeof(*st));
+    char bad[sizeof(stats_doc)];
+
+    (void)state;
+    assert_int_equal(bw_kstats_parse(stats_doc, strlen(stats_doc), st),
+                     BW_OK);
+    assert_int_equal(st->n_parts, 3);
+    assert_string_equal(st->parts[0].topic, "in");
+    assert_int_equal(st->parts[0].partition, 0);
+    assert_int_equal(st->parts[0].lag, 42);
+    assert_int_equal(st->parts[1].lag, -1);
+    assert_string_equal(st->parts[2].topic, "we\"ird");
+    assert_int_equal(st->parts[2].lag, 7);
+    assert_int_equal(st->n_brokers, 1);
+    assert_string_equal(st->brokers[0].name, "127.0.0.1:9092/1");
+    assert_float_equal(st->brokers[0].rtt_s, 0.0025, 1e-12);
+    assert_string_equal(st->txn_state, "InTransaction");
+    /* every truncation: an error or a partial read, never a crash */
+    for (size_t n = 0; n < strlen(stats_doc); n++) {
+        memcpy(bad, stats_doc, n);
+        bad[n] = '\0';
+        assert_int_equal(bw_kstats_parse(bad, n, st), BW_ERR_PARSE);
+    }
+    free(st);
+}
+
+/* ---- the web view store ---- */
+
+static const char view_yaml[] =
+    "engine:\n"
+    "  routes:\n"
+    "    - {metric: errors, model: pooled_count, slo: 0.01}\n"
+    "obs: {listen: \"\", region_label_cap: 2, view_points: 1000}\n";
+
+static bw_score_t plain_score(double p, bool alert)
+{
+    bw_score_t sc = {.model = BW_MODEL_SERIES,
+                     .p_anomaly = p,
+                     .p_collective = NAN,
+                     .alert = alert,
+                     .expected = 10,
+                     .lower = 8,
+                     .upper = 12,
+                     .p_slo = NAN,
+                     .p_own = NAN,
+                     .p_population = NAN,
+                     .ess = 100,
+                     .abnormal_since = -1};
+    return sc;
+}
+
+static void feed(bw_obs_t *obs, const char *region, const char *metric,
+                 int64_t t, double value, double cnt, double p, bool alert)
+{
+    bw_event_t ev = {.time_ms = t,
+                     .region = region,
+                     .service = "api",
+                     .metric = metric,
+                     .value = value,
+                     .count = cnt};
+    bw_score_t sc = plain_score(p, alert);
+
+    sc.actual = cnt > 0 ? value / cnt : value;
+    bw_obs_score(obs, &ev, &sc, 1000);
+}
+
+static char *text(bw_wbuf_t *w)
+{
+    bw_wbuf_bytes(w, "", 1);
+    assert_int_equal(w->err, BW_OK);
+    return (char *)w->data;
+}
+
+static void test_view_metrics(void **state)
+{
+    static bw_config_t cfg;
+    char errstr[256];
+    bw_obs_t *obs;
+    bw_wbuf_t w = {0};
+    double err1 = 0, req1 = 0, want;
+    char line[128], *t;
+
+    (void)state;
+    load(&cfg, view_yaml);
+    obs = bw_obs_new(&cfg, false, errstr, sizeof(errstr));
+    assert_non_null(obs);
+    assert_null(bw_obs_url(obs));
+    /* 2 hours of one-minute error counts in r1; the burn rates by hand */
+    for (int m = 0; m < 120; m++) {
+        int64_t at = (int64_t)m * 60000;
+        double e = (double)(m % 7), n = 1000.0;
+        feed(obs, "r1", "errors", at, e, n, 0.01, false);
+        if (119 * 60000 - at < 3600000) {
+            err1 += e;
+            req1 += n;
+        }
+    }
+    feed(obs, "r2", "latency", 0, 5, NAN, 0.3, false);
+    feed(obs, "r3", "latency", 0, 5, NAN, 0.995, true); /* beyond the cap */
+    feed(obs, "r4", "latency", 0, 5, NAN, 0.7, false);  /* also "other" */
+    bw_obs_view_metrics(obs, &w);
+    t = text(&w);
+    assert_non_null(strstr(t, "bayeswatch_region_anomaly_probability{region="
+                              "\"r2\"} 0.3\n"));
+    assert_non_null(strstr(t, "bayeswatch_region_anomaly_probability{region="
+                              "\"other\"} 0.995\n"));
+    assert_null(strstr(t, "region=\"r3\""));
+    want = err1 / (0.01 * req1);
+    snprintf(line, sizeof(line),
+             "bayeswatch_error_budget_burn_rate{region=\"r1\",window=\"1h\"} "
+             "%.9g\n",
+             want);
+    assert_non_null(strstr(t, line));
+    assert_non_null(strstr(t, "bayeswatch_view_series 4\n"));
+    bw_wbuf_free(&w);
+    bw_obs_destroy(obs);
+}
+
+static void test_view_json(void **state)
+{
+    static bw_config_t cfg;
+    char errstr[256];
+    bw_obs_t *obs;
+    bw_wbuf_t w = {0};
+    char *t;
+
+    (void)state;
+    load(&cfg, view_yaml);
+    obs = bw_obs_new(&cfg, false, errstr, sizeof(errstr));
+    for (int i = 0; i < 30; i++) { /* an episode of 10 alerts, then quiet */
+        bool a = i >= 10 && i < 20;
+        feed(obs, "eu", "latency", (int64_t)i * 1000, i, NAN, a ? 1 : 0.01,
+             a);
+    }
+    for (int i = 0; i < 5; i++) { /* an ongoing one in another series */
+        feed(obs, "us", "latency", 40000 + i * 1000, i, NAN, 1, true);
+    }
+    assert_true(bw_obs_view_json(obs, "overview", NULL, 5000, &w));
+    t = text(&w);
+    assert_non_null(strstr(t, "\"episodes\":[{\"key\":\"us/api/latency\","
+                              "\"start\":40000,\"end\":44000,\"peak\":1,"
+                              "\"ongoing\":true},{\"key\":\"eu/api/latency\","
+                              "\"start\":10000,\"end\":19000,\"peak\":1,"
+                              "\"ongoing\":false}]"));
+    assert_non_null(strstr(t, "\"region\":\"eu\",\"service\":\"api\""));
+    w.len = 0;
+    assert_true(bw_obs_view_json(obs, "series", "eu/api/latency", 5000, &w));
+    t = text(&w);
+    assert_int_equal(count(t, "],["), 29); /* 30 points */
+    assert_non_null(strstr(t, "\"points\":[[0,0,10,8,12,0.01,null,null,"
+                              "\"none\",0]"));
+    w.len = 0;
+    assert_false(bw_obs_view_json(obs, "series", "no/such/series", 5000, &w));
+    assert_false(bw_obs_view_json(obs, "nothing", NULL, 5000, &w));
+    bw_wbuf_free(&w);
+    bw_obs_destroy(obs);
+}
+
+/* ---- the listener ---- */
+
+/* GET (or @p method) @p path from 127.0.0.1:@p port: the status code, and
+ * the whole response in @p out. */
+static int http(int port, const char *method, const char *path, char *out,
+                size_t n)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), code = -1;
+    char req[256];
+    size_t got = 0;
+    ssize_t r;
+
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\n\r\n", method, path);
+    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    while (got + 1 < n && (r = read(fd, out + got, n - 1 - got)) > 0) {
+        got += (size_t)r;
+    }
+    out[got] = '\0';
+    close(fd);
+    sscanf(out, "HTTP/1.%*d %d", &code);
+    return code;
+}
+
+static int port_of(const bw_obs_t *obs)
+{
+    const char *u = bw_obs_url(obs);
+
+    assert_non_null(u);
+    return atoi(strrchr(u, ':') + 1);
+}
+
+static void test_http_routes(void **state)
+{
+    static bw_config_t cfg;
+    static char buf[1 << 16];
+    char errstr[256];
+    bw_obs_t *obs, *other;
+    bw_wbuf_t page = {0};
+    int port;
+
+    (void)state;
+    load(&cfg, "obs: {listen: \"127.0.0.1:0\"}\n");
+    obs = bw_obs_new(&cfg, false, errstr, sizeof(errstr));
+    assert_non_null(obs);
+    port = port_of(obs);
+    assert_int_equal(http(port, "GET", "/healthz", buf, sizeof(buf)), 200);
+    assert_non_null(strstr(buf, "starting"));
+    assert_int_equal(http(port, "GET", "/readyz", buf, sizeof(buf)), 503);
+    bw_obs_set_ready(obs, true, NULL);
+    assert_int_equal(http(port, "GET", "/readyz", buf, sizeof(buf)), 200);
+    bw_obs_set_ready(obs, false, "restoring 2 partition(s)");
+    assert_int_equal(http(port, "GET", "/readyz", buf, sizeof(buf)), 503);
+    assert_non_null(strstr(buf, "restoring 2 partition(s)"));
+    { /* a heartbeat that goes quiet for longer than its window */
+        struct timespec ts, nap = {0, 60 * 1000000};
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        bw_obs_heartbeat(obs, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+                         30);
+        assert_int_equal(http(port, "GET", "/healthz", buf, sizeof(buf)),
+                         200);
+        nanosleep(&nap, NULL);
+        assert_int_equal(http(port, "GET", "/healthz", buf, sizeof(buf)),
+                         503);
+        assert_non_null(strstr(buf, "has not turned"));
+    }
+    bw_wbuf_printf(&page, "bayeswatch_test_total 5\n");
+    bw_obs_publish_metrics(obs, &page);
+    assert_int_equal(http(port, "GET", "/metrics", buf, sizeof(buf)), 200);
+    assert_non_null(strstr(buf, "text/plain; version=0.0.4"));
+    assert_non_null(strstr(buf, "\r\n\r\nbayeswatch_test_total 5\n"));
+    assert_non_null(strstr(buf, "bayeswatch_log_lines_total{level=\"warn\"}"));
+    assert_int_equal(http(port, "GET", "/", buf, sizeof(buf)), 200);
+    assert_non_null(strstr(buf, "<title>bayeswatch</title>"));
+    assert_int_equal(http(port, "GET", "/app.js", buf, sizeof(buf)), 200);
+    assert_int_equal(http(port, "GET", "/api/overview", buf, sizeof(buf)),
+                     200);
+    assert_int_equal(
+        http(port, "GET", "/api/series?key=a%2Fb%2Fc", buf, sizeof(buf)), 404);
+    assert_int_equal(http(port, "GET", "/nope", buf, sizeof(buf)), 404);
+    assert_int_equal(http(port, "POST", "/metrics", buf, sizeof(buf)), 405);
+    /* the same port again: an error, or (fallback) another port */
+    snprintf(cfg.obs.listen, sizeof(cfg.obs.listen), "127.0.0.1:%d", port);
+    assert_null(bw_obs_new(&cfg, false, errstr, sizeof(errstr)));
+    assert_non_null(strstr(errstr, "cannot listen on 127.0.0.1:"));
+    other = bw_obs_new(&cfg, true, errstr, sizeof(errstr));
+    assert_non_null(other);
+    assert_int_not_equal(port_of(other), port);
+    snprintf(cfg.obs.listen, sizeof(cfg.obs.listen), "no-port");
+    assert_null(bw_obs_new(&cfg, false, errstr, sizeof(errstr)));
+    assert_non_null(strstr(errstr, "expected HOST:PORT"));
+    bw_obs_destroy(other);
+    bw_obs_destroy(obs);
+    bw_wbuf_free(&page);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_log_levels_and_json),
+        cmocka_unit_test(test_log_rate_limit),
+        cmocka_unit_test(test_log_secrets),
+        cmocka_unit_test(test_prom_text),
+        cmocka_unit_test(test_kstats),
+        cmocka_unit_test(test_view_metrics),
+        cmocka_unit_test(test_view_json),
+        cmocka_unit_test(test_http_routes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
