@@ -135,7 +135,9 @@ typedef struct {
     struct {
         char topic[256];
         int32_t partition;
-        int64_t lag; /* consumer_lag; -1 unknown */
+        int64_t lag;       /* consumer_lag; -1 unknown */
+        int64_t hi_offset; /* high watermark; -1 unknown */
+        int64_t ls_offset; /* last stable offset (read_committed end) */
     } parts[BW_KSTATS_PARTS];
     int n_brokers;
     struct {
@@ -197,8 +199,9 @@ void bw_obs_threat(bw_obs_t *obs, const bw_threat_rec_t *t, int64_t wall_ms);
 void bw_obs_stale(bw_obs_t *obs, const bw_stale_t *st);
 
 /** @brief Render the web view store's metric families (per-region
- * gauges under obs.region_label_cap) into @p w. */
-void bw_obs_view_metrics(bw_obs_t *obs, bw_wbuf_t *w);
+ * gauges under obs.region_label_cap) into @p w; @p now_ms is the wall
+ * clock, for input ages. */
+void bw_obs_view_metrics(bw_obs_t *obs, int64_t now_ms, bw_wbuf_t *w);
 
 /** @brief The JSON a web view endpoint serves: "overview", "slo" or
  * "series" (with @p arg the series key `region/service/metric`).

@@ -132,7 +132,7 @@ static enum MHD_Result metrics(bw_obs_t *obs, struct MHD_Connection *c)
     pthread_mutex_lock(&obs->mu);
     bw_wbuf_bytes(&w, obs->page.data, obs->page.len);
     pthread_mutex_unlock(&obs->mu);
-    bw_obs_view_metrics(obs, &w);
+    bw_obs_view_metrics(obs, wall_ms(), &w);
     log_families(&w);
     ret = w.err == BW_OK ? reply(c, MHD_HTTP_OK, PROM_TYPE, w.data, w.len)
                          : reply(c, 500, "text/plain", "out of memory\n", 14);

@@ -1,10 +1,13 @@
 /*
  * The few figures /metrics takes from librdkafka's statistics JSON
- * (STATISTICS.md, emitted every statistics.interval.ms): consumer lag per
- * partition (topics.*.partitions.*.consumer_lag; -1 = unknown), each
- * broker's average round-trip time (brokers.*.rtt.avg, microseconds;
- * bootstrap entries, nodeid -1, skipped) and the transactional producer's
- * state (eos.txn_state).
+ * (STATISTICS.md, emitted every statistics.interval.ms): per partition the
+ * end offsets (hi_offset, ls_offset: the last stable offset) and
+ * consumer_lag (-1 unknown: librdkafka counts lag from the consumer's own
+ * committed offsets, which a transactional stage never commits itself),
+ * each broker's average round-trip time (brokers.*.rtt.avg, microseconds;
+ * bootstrap entries, nodeid -1, and logical ones such as the group
+ * coordinator's, skipped) and the transactional producer's state
+ * (eos.txn_state).
  *
  * A recursive-descent walk over the text with bounds checks on every
  * read (no tokens, no allocation): only the paths above are descended,
@@ -166,9 +169,10 @@ typedef struct {
     bw_kstats_t *st;
     const char *topic;
     int32_t partition;
-    int64_t lag;
+    int64_t lag, hi, ls;
     double rtt;
     int64_t nodeid;
+    bool logical;
 } ctx_t;
 
 static void partition_member(cur_t *c, const char *key, void *arg)
@@ -179,6 +183,10 @@ static void partition_member(cur_t *c, const char *key, void *arg)
         x->partition = (int32_t)number(c);
     } else if (strcmp(key, "consumer_lag") == 0) {
         x->lag = (int64_t)number(c);
+    } else if (strcmp(key, "hi_offset") == 0) {
+        x->hi = (int64_t)number(c);
+    } else if (strcmp(key, "ls_offset") == 0) {
+        x->ls = (int64_t)number(c);
     } else {
         skip(c);
     }
@@ -191,13 +199,15 @@ static void partitions_member(cur_t *c, const char *key, void *arg)
 
     (void)key;
     x->partition = -1;
-    x->lag = -1;
+    x->lag = x->hi = x->ls = -1;
     object(c, partition_member, x);
     if (!c->bad && x->partition >= 0 && st->n_parts < BW_KSTATS_PARTS) {
         snprintf(st->parts[st->n_parts].topic, sizeof(st->parts[0].topic), "%s",
                  x->topic);
         st->parts[st->n_parts].partition = x->partition;
         st->parts[st->n_parts].lag = x->lag;
+        st->parts[st->n_parts].hi_offset = x->hi;
+        st->parts[st->n_parts].ls_offset = x->ls;
         st->n_parts++;
     }
 }
@@ -232,8 +242,14 @@ static void broker_member(cur_t *c, const char *key, void *arg)
 {
     ctx_t *x = arg;
 
+    char source[16];
+
     if (strcmp(key, "nodeid") == 0) {
         x->nodeid = (int64_t)number(c);
+    } else if (strcmp(key, "source") == 0) {
+        str(c, source, sizeof(source));
+        x->logical = strcmp(source, "logical") == 0 ||
+                     strcmp(source, "internal") == 0;
     } else if (strcmp(key, "rtt") == 0) {
         object(c, rtt_member, x);
     } else {
@@ -248,8 +264,9 @@ static void brokers_member(cur_t *c, const char *key, void *arg)
 
     x->nodeid = -1;
     x->rtt = -1;
+    x->logical = false;
     object(c, broker_member, x);
-    if (!c->bad && x->nodeid >= 0 && x->rtt >= 0 &&
+    if (!c->bad && x->nodeid >= 0 && x->rtt >= 0 && !x->logical &&
         st->n_brokers < BW_KSTATS_BROKERS) {
         snprintf(st->brokers[st->n_brokers].name, sizeof(st->brokers[0].name),
                  "%s", key);

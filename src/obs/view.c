@@ -224,6 +224,7 @@ void bw_obs_threat(bw_obs_t *obs, const bw_threat_rec_t *t, int64_t wall_ms)
 
 typedef struct {
     double p, threat, p_slo, stale;
+    double newest_wall; /* arrival of the region's newest score, ms */
     double err[2], budget[2]; /* errors, allowed errors: 1 h, 6 h */
 } region_agg_t;
 
@@ -281,6 +282,9 @@ static void aggregate(const bw_obs_t *obs, region_agg_t *agg)
         if (s->p_slo > a->p_slo) {
             a->p_slo = s->p_slo;
         }
+        if ((double)s->last_wall_ms > a->newest_wall) {
+            a->newest_wall = (double)s->last_wall_ms;
+        }
     }
     for (int i = 0; i < obs->n_threats; i++) {
         region_agg_t *a = &agg[entity_slot(obs, obs->threats[i].entity)];
@@ -330,7 +334,7 @@ static void burn_family(bw_wbuf_t *w, const bw_obs_t *obs,
     }
 }
 
-void bw_obs_view_metrics(bw_obs_t *obs, bw_wbuf_t *w)
+void bw_obs_view_metrics(bw_obs_t *obs, int64_t now_ms, bw_wbuf_t *w)
 {
     region_agg_t *agg;
 
@@ -353,6 +357,16 @@ void bw_obs_view_metrics(bw_obs_t *obs, bw_wbuf_t *w)
         region_family(w, obs, agg, "bayeswatch_region_stale_series",
                       "series of the region whose input has gone silent",
                       offsetof(region_agg_t, stale));
+        for (int i = 0; i <= obs->n_regions; i++) {
+            agg[i].newest_wall = agg[i].newest_wall > 0
+                                     ? (double)(now_ms - agg[i].newest_wall) /
+                                           1000.0
+                                     : NAN;
+        }
+        region_family(w, obs, agg, "bayeswatch_region_input_age_seconds",
+                      "wall-clock seconds since the region's newest event "
+                      "was scored: how fresh its inputs are",
+                      offsetof(region_agg_t, newest_wall));
         burn_family(w, obs, agg);
         bw_free(agg);
     }

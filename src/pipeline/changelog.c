@@ -501,14 +501,14 @@ bw_err_t bw__restore(bw_pipeline_t *p, task_t *t)
     }
     c.rs.offset = -1;
     p->restore_read = 0;
-    bw__log(p, "state: restoring %s [%d] from %s", t->topic, (int)t->partition,
-            p->cl_topic);
+    bw__logx(p, BW_LOG_INFO, t->partition, "state: restoring %s [%d] from %s",
+             t->topic, (int)t->partition, p->cl_topic);
     if (bw__checkpoint_load(p, t, &from, &c.rs) == BW_OK) {
-        bw__log(p,
-                "state: %s [%d]: local checkpoint holds %llu keys; "
-                "reading the changelog from offset %lld",
-                t->topic, (int)t->partition, (unsigned long long)c.rs.loaded,
-                (long long)from);
+        bw__logx(p, BW_LOG_INFO, t->partition,
+                 "state: %s [%d]: local checkpoint holds %llu keys; "
+                 "reading the changelog from offset %lld",
+                 t->topic, (int)t->partition, (unsigned long long)c.rs.loaded,
+                 (long long)from);
     }
     err = read_to_end(p, t, from, &c);
     if (err == BW_OK && bw_engine_restore_done(t->eng) != BW_OK) {
@@ -520,18 +520,18 @@ bw_err_t bw__restore(bw_pipeline_t *p, task_t *t)
     p->restores++;
     p->restore_ms += bw__wall_ms() - t0;
     bw_engine_stats(t->eng, &es);
-    bw__log(p,
-            "state: restored %s [%d]: %llu keys (%llu series, models %.1f MB) "
-            "from %llu records (%.1f MB, %llu tombstones) in %.2f s; %llu "
-            "written under another model config and %llu unreadable start "
-            "from the prior; state at input offset %lld",
-            t->topic, (int)t->partition,
-            (unsigned long long)(es.series + es.groups + es.entities),
-            (unsigned long long)es.series, (double)es.bytes / 1e6,
-            (unsigned long long)c.records, (double)c.bytes / 1e6,
-            (unsigned long long)c.tombstones,
-            (double)(bw__wall_ms() - t0) / 1000.0,
-            (unsigned long long)c.rs.config_changed,
-            (unsigned long long)c.rs.corrupt, (long long)c.rs.offset);
+    bw__logx(p, BW_LOG_INFO, t->partition,
+             "state: restored %s [%d]: %llu keys (%llu series, models %.1f MB) "
+             "from %llu records (%.1f MB, %llu tombstones) in %.2f s; %llu "
+             "written under another model config and %llu unreadable start "
+             "from the prior; state at input offset %lld",
+             t->topic, (int)t->partition,
+             (unsigned long long)(es.series + es.groups + es.entities),
+             (unsigned long long)es.series, (double)es.bytes / 1e6,
+             (unsigned long long)c.records, (double)c.bytes / 1e6,
+             (unsigned long long)c.tombstones,
+             (double)(bw__wall_ms() - t0) / 1000.0,
+             (unsigned long long)c.rs.config_changed,
+             (unsigned long long)c.rs.corrupt, (long long)c.rs.offset);
     return err;
 }

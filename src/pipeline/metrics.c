@@ -227,6 +227,29 @@ static void txn_families(bw_pipeline_t *p, bw_wbuf_t *w,
                   &p->e2c_hist);
 }
 
+/* Lag of statistics partition @p i (mu held, workers quiesced): its end
+ * less this instance's position; librdkafka's own figure when it has one
+ * (it counts from the consumer's committed offsets, which a transactional
+ * stage does not commit itself). -1 unknown. */
+static int64_t lag_of(const bw_pipeline_t *p, int i)
+{
+    const bw_kstats_t *st = p->kstats;
+    int64_t end = st->parts[i].ls_offset >= 0 ? st->parts[i].ls_offset
+                                              : st->parts[i].hi_offset;
+
+    if (st->parts[i].lag >= 0) {
+        return st->parts[i].lag;
+    }
+    for (int k = 0; k < p->n_tasks; k++) {
+        const task_t *t = p->tasks[k];
+        if (t->partition == st->parts[i].partition &&
+            strcmp(t->topic, st->parts[i].topic) == 0 && end >= 0) {
+            return t->next >= 0 ? (end > t->next ? end - t->next : 0) : end;
+        }
+    }
+    return -1;
+}
+
 static void consumer_families(bw_pipeline_t *p, bw_wbuf_t *w,
                               const bw_pipeline_stats_t *st)
 {
@@ -238,13 +261,16 @@ static void consumer_families(bw_pipeline_t *p, bw_wbuf_t *w,
           "input partitions assigned to this instance", st->partitions);
     pthread_mutex_lock(&p->mu);
     bw_prom_family(w, "bayeswatch_consumer_lag", "gauge",
-                   "records behind the partition's end (librdkafka "
-                   "statistics; -1 unknown)");
+                   "records between this instance's position and the "
+                   "partition's end (read_committed: the last stable "
+                   "offset), per librdkafka's statistics");
     for (int i = 0; p->kstats != NULL && i < p->kstats->n_parts; i++) {
-        tp_label(lab, sizeof(lab), p->kstats->parts[i].topic,
-                 p->kstats->parts[i].partition);
-        bw_prom_sample(w, "bayeswatch_consumer_lag", lab,
-                       (double)p->kstats->parts[i].lag);
+        int64_t lag = lag_of(p, i);
+        if (lag >= 0) {
+            tp_label(lab, sizeof(lab), p->kstats->parts[i].topic,
+                     p->kstats->parts[i].partition);
+            bw_prom_sample(w, "bayeswatch_consumer_lag", lab, (double)lag);
+        }
     }
     bw_prom_family(w, "bayeswatch_broker_rtt_seconds", "gauge",
                    "average broker round-trip time (librdkafka statistics)");

@@ -410,8 +410,9 @@ def wait_log(p, pattern, timeout):
     deadline = time.time() + timeout
     while time.time() < deadline:
         p.log.seek(0)
-        if re.search(pattern, p.log.read()):
-            return
+        m = re.search(pattern, p.log.read())
+        if m:
+            return m.group(0)
         check(p.poll() is None, f"stage exited early: {p.returncode}")
         time.sleep(0.5)
     raise Failure(f"no /{pattern}/ in the log after {timeout}s")

@@ -188,9 +188,12 @@ static const char stats_doc[] =
     "\"rtt\":{\"min\":0,\"avg\":0}},"
     "\"127.0.0.1:9092/1\":{\"nodeid\":1,\"state\":\"UP\","
     "\"rtt\":{\"min\":100,\"max\":900,\"avg\":2500,\"p99\":800},"
-    "\"toppars\":{\"in-0\":{\"topic\":\"in\",\"partition\":0}}}},"
+    "\"toppars\":{\"in-0\":{\"topic\":\"in\",\"partition\":0}}},"
+    "\"GroupCoordinator\":{\"nodeid\":1,\"source\":\"logical\","
+    "\"rtt\":{\"avg\":1000}}},"
     "\"topics\":{\"in\":{\"topic\":\"in\",\"partitions\":{"
-    "\"0\":{\"partition\":0,\"consumer_lag\":42,\"lo\":[1,2]},"
+    "\"0\":{\"partition\":0,\"consumer_lag\":42,\"lo\":[1,2],"
+    "\"hi_offset\":100,\"ls_offset\":90},"
     "\"1\":{\"partition\":1,\"consumer_lag\":-1},"
     "\"-1\":{\"partition\":-1,\"consumer_lag\":-1}}},"
     "\"we\\\"ird\":{\"partitions\":{\"3\":{\"partition\":3,"
@@ -210,7 +213,10 @@ static void test_kstats(void **state)
     assert_string_equal(st->parts[0].topic, "in");
     assert_int_equal(st->parts[0].partition, 0);
     assert_int_equal(st->parts[0].lag, 42);
+    assert_int_equal(st->parts[0].hi_offset, 100);
+    assert_int_equal(st->parts[0].ls_offset, 90);
     assert_int_equal(st->parts[1].lag, -1);
+    assert_int_equal(st->parts[1].ls_offset, -1);
     assert_string_equal(st->parts[2].topic, "we\"ird");
     assert_int_equal(st->parts[2].lag, 7);
     assert_int_equal(st->n_brokers, 1);
@@ -300,7 +306,7 @@ static void test_view_metrics(void **state)
     feed(obs, "r2", "latency", 0, 5, NAN, 0.3, false);
     feed(obs, "r3", "latency", 0, 5, NAN, 0.995, true); /* beyond the cap */
     feed(obs, "r4", "latency", 0, 5, NAN, 0.7, false);  /* also "other" */
-    bw_obs_view_metrics(obs, &w);
+    bw_obs_view_metrics(obs, 61000, &w);
     t = text(&w);
     assert_non_null(strstr(t, "bayeswatch_region_anomaly_probability{region="
                               "\"r2\"} 0.3\n"));
@@ -314,6 +320,8 @@ static void test_view_metrics(void **state)
              want);
     assert_non_null(strstr(t, line));
     assert_non_null(strstr(t, "bayeswatch_view_series 4\n"));
+    assert_non_null(strstr(t, "bayeswatch_region_input_age_seconds{region="
+                              "\"r1\"} 60\n"));
     bw_wbuf_free(&w);
     bw_obs_destroy(obs);
 }
