@@ -36,6 +36,15 @@ deb() { # the Release build's .deb: Debian runtime dependencies, runs unpacked
         "$d/deb-root/usr/share/bayeswatch/bayeswatch.yaml" > /dev/null
     echo "deb: $(basename "$deb"), Depends: $depends" >&2
 }
+install_script() { # the Dockerfile's build: scripts/install.sh, staged
+    local stage=$out/staging
+    rm -rf "$stage"
+    DESTDIR=$stage "$root/scripts/install.sh" /usr "$out/install" 2>&1 | tail -1 >&2
+    "$stage/usr/bin/bayeswatch" check-config \
+        "$root/docker/bayeswatch.yaml" > /dev/null
+    "$stage/usr/bin/bayeswatch" version >&2
+}
+install_script
 run gcc-debug gcc Debug
 run gcc-release gcc Release
 deb

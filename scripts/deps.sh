@@ -10,7 +10,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config librdkafka-dev libavro-dev libyaml-dev
       libgsl-dev libmicrohttpd-dev libcmocka-dev python3)
 if [ "${1:-}" = test ]; then
-    pkgs+=(kcat openjdk-17-jre-headless maven)
+    pkgs+=(kcat openjdk-17-jre-headless maven prometheus chromium
+           chromium-driver)
 elif [ "${1:-}" = clang ]; then
     pkgs+=(clang-14 libclang-rt-14-dev)
 fi
@@ -28,6 +29,8 @@ if [ ${#missing[@]} -gt 0 ]; then
         --no-install-recommends "${missing[@]}" >&2
 fi
 [ "${1:-}" = test ] || exit 0
+# Debian's prometheus package starts its own server where it can; the
+# tests run their own on a free port.
 # fastavro (PyPI): the independent Avro implementation of the interop test.
 if ! python3 -c 'import fastavro' 2> /dev/null; then
     if ! python3 -m pip --version > /dev/null 2>&1; then
@@ -38,4 +41,10 @@ if ! python3 -c 'import fastavro' 2> /dev/null; then
     echo "deps: installing fastavro" >&2
     python3 -m pip install --quiet fastavro >&2 ||
         python3 -m pip install --quiet --break-system-packages fastavro >&2
+fi
+# PyYAML: the compose and provisioning files' check (tests/ops_static_test.py)
+if ! python3 -c 'import yaml' 2> /dev/null; then
+    echo "deps: installing PyYAML" >&2
+    python3 -m pip install --quiet pyyaml >&2 ||
+        python3 -m pip install --quiet --break-system-packages pyyaml >&2
 fi

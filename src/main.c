@@ -5,8 +5,9 @@
  *   bayeswatch replay [--config FILE] [--threats FILE] [--stale FILE]
  *                     INPUT.csv
  *   bayeswatch demo [--config FILE] [--speed N] [--hours H] [--plain]
- *                   [--events FILE] [--linger SECONDS]
+ *                   [--events FILE] [--linger SECONDS] [--feed BROKERS]
  *   bayeswatch run [--config FILE] [--instance ID]
+ *   bayeswatch probe [URL]
  *   bayeswatch check-config FILE
  *   bayeswatch dump-config [FILE]
  *   bayeswatch version
@@ -37,6 +38,8 @@
 #define BW_VERSION "0.1.0"
 #endif
 
+#define DEFAULT_PROBE "http://127.0.0.1:9464/healthz"
+
 static int usage(FILE *out, int code)
 {
     fprintf(out,
@@ -47,17 +50,20 @@ static int usage(FILE *out, int code)
             "         [--format csv|json] INPUT.csv\n"
             "        score a CSV of metric events; scores to stdout\n"
             "  demo [--config FILE] [--speed N] [--hours H] [--plain]\n"
-            "       [--events FILE] [--linger SECONDS]\n"
+            "       [--events FILE] [--linger SECONDS] [--feed BROKERS]\n"
             "        no Kafka needed: synthetic telemetry with incidents\n"
             "        through the real stage on an in-process Kafka cluster,\n"
             "        shown live and in the web view (obs.listen); N simulated\n"
             "        minutes per second (0 = as fast as possible, default\n"
             "        10), H live hours (default 6); the web view stays up\n"
             "        SECONDS after the summary (-1 = until Ctrl-C, the\n"
-            "        default at a terminal; 0 elsewhere)\n"
+            "        default at a terminal; 0 elsewhere); --feed: only\n"
+            "        produce the telemetry to a real cluster's ingest topic\n"
             "  run [--config FILE] [--instance ID]\n"
             "        the Kafka stage: consume metric events, produce scores,\n"
             "        threats, stale markers and dead letters (until SIGTERM)\n"
+            "  probe [URL]         GET URL (default " DEFAULT_PROBE ");\n"
+            "                      exit 0 on 200 (health checks)\n"
             "  check-config FILE   validate a config (exit 78 if invalid)\n"
             "  dump-config [FILE]  print the effective config with defaults\n"
             "  version             print the version\n");
@@ -206,6 +212,8 @@ static int cmd_demo(int argc, char **argv)
             }
         } else if (strcmp(argv[i], "--plain") == 0) {
             o.plain = true;
+        } else if (strcmp(argv[i], "--feed") == 0 && i + 1 < argc) {
+            o.feed_brokers = argv[++i];
         } else if (strcmp(argv[i], "--linger") == 0 && i + 1 < argc) {
             o.linger_s = strtod(argv[++i], &end);
             if (*end != '\0' || isnan(o.linger_s)) {
@@ -292,6 +300,16 @@ static int cmd_replay(int argc, char **argv)
     return rc == BW_OK ? 0 : (rc == BW_ERR_IO ? EX_NOINPUT : 1);
 }
 
+/* Exit 0 when @p url answers 200 (the container's HEALTHCHECK). */
+static int cmd_probe(const char *url)
+{
+    char body[256];
+    int code = bw_obs_probe(url, 3000, body, sizeof(body));
+
+    printf("%s: %d %s\n", url, code, body);
+    return code == 200 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     bw_config_t cfg;
@@ -324,6 +342,9 @@ int main(int argc, char **argv)
             bw_config_dump(&cfg, stdout);
         }
         return rc;
+    }
+    if (strcmp(argv[1], "probe") == 0 && argc <= 3) {
+        return cmd_probe(argc == 3 ? argv[2] : DEFAULT_PROBE);
     }
     if (strcmp(argv[1], "version") == 0) {
         printf("bayeswatch %s\n", BW_VERSION);

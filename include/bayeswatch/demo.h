@@ -22,6 +22,10 @@ typedef struct {
     /* the web view (obs.listen; a free port if that one is taken) stays
      * up this many seconds after the summary; < 0 until interrupted */
     double linger_s;
+    /* feed mode: produce the demo's telemetry (one day of history at once,
+     * then live at `speed`) to these brokers' ingest topic and nothing
+     * else: no mock cluster, no stage (docker/compose.yaml's feed) */
+    const char *feed_brokers;
 } bw_demo_opts_t;
 
 /**

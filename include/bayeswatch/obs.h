@@ -209,4 +209,11 @@ void bw_obs_view_metrics(bw_obs_t *obs, int64_t now_ms, bw_wbuf_t *w);
 bool bw_obs_view_json(bw_obs_t *obs, const char *what, const char *arg,
                       int64_t now_ms, bw_wbuf_t *w);
 
+/**
+ * @brief GET @p url (http:// only) within @p timeout_ms.
+ * @param out the first line of the body, or why there was none.
+ * @returns the HTTP status, or -1 (no connection, no answer, bad URL).
+ */
+int bw_obs_probe(const char *url, int timeout_ms, char *out, size_t out_size);
+
 #endif
