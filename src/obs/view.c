@@ -334,6 +334,16 @@ static void burn_family(bw_wbuf_t *w, const bw_obs_t *obs,
     }
 }
 
+static int warming(const bw_obs_t *obs)
+{
+    int n = 0;
+
+    for (int i = 0; i < obs->n_series; i++) {
+        n += obs->series[i].warmup && !obs->series[i].stale;
+    }
+    return n;
+}
+
 void bw_obs_view_metrics(bw_obs_t *obs, int64_t now_ms, bw_wbuf_t *w)
 {
     region_agg_t *agg;
@@ -373,6 +383,9 @@ void bw_obs_view_metrics(bw_obs_t *obs, int64_t now_ms, bw_wbuf_t *w)
     bw_prom_family(w, "bayeswatch_view_series", "gauge",
                    "series the web view tracks (obs.view_series caps it)");
     bw_prom_sample(w, "bayeswatch_view_series", "", obs->n_series);
+    bw_prom_family(w, "bayeswatch_warmup_series", "gauge",
+                   "tracked series still in warm-up (not alerting yet)");
+    bw_prom_sample(w, "bayeswatch_warmup_series", "", warming(obs));
     bw_prom_family(w, "bayeswatch_view_untracked_scores_total", "counter",
                    "scores of series beyond obs.view_series");
     bw_prom_sample(w, "bayeswatch_view_untracked_scores_total", "",

@@ -320,6 +320,7 @@ static void test_view_metrics(void **state)
              want);
     assert_non_null(strstr(t, line));
     assert_non_null(strstr(t, "bayeswatch_view_series 4\n"));
+    assert_non_null(strstr(t, "bayeswatch_warmup_series 0\n"));
     assert_non_null(strstr(t, "bayeswatch_region_input_age_seconds{region="
                               "\"r1\"} 60\n"));
     bw_wbuf_free(&w);
