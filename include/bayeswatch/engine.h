@@ -32,6 +32,7 @@ typedef struct {
     uint64_t groups;
     uint64_t entities;
     uint64_t bytes; /* heap held by models */
+    uint64_t series_by_model[BW_MODEL_POOLED_NORMAL + 1]; /* bw_model_kind_t */
 } bw_engine_stats_t;
 
 /**

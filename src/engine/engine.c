@@ -111,12 +111,23 @@ void bw_engine_destroy(bw_engine_t *eng)
     bw_free(eng);
 }
 
+static void count_model(const char *key, void *v, void *arg)
+{
+    const series_t *s = v;
+    bw_engine_stats_t *st = arg;
+
+    (void)key;
+    st->series_by_model[s->ro->model]++;
+}
+
 void bw_engine_stats(const bw_engine_t *eng, bw_engine_stats_t *st)
 {
     *st = eng->st;
     st->series = bw_map_size(eng->series);
     st->groups = bw_map_size(eng->groups);
     st->entities = bw_map_size(eng->entities);
+    memset(st->series_by_model, 0, sizeof(st->series_by_model));
+    bw_map_each(eng->series, count_model, st); /* O(series) */
 }
 
 /* ---- routing and model creation ---- */

@@ -248,8 +248,8 @@ static void broker_member(cur_t *c, const char *key, void *arg)
         x->nodeid = (int64_t)number(c);
     } else if (strcmp(key, "source") == 0) {
         str(c, source, sizeof(source));
-        x->logical = strcmp(source, "logical") == 0 ||
-                     strcmp(source, "internal") == 0;
+        x->logical =
+            strcmp(source, "logical") == 0 || strcmp(source, "internal") == 0;
     } else if (strcmp(key, "rtt") == 0) {
         object(c, rtt_member, x);
     } else {

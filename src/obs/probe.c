@@ -89,9 +89,9 @@ int bw_obs_probe(const char *url, int timeout_ms, char *out, size_t out_size)
         if (sscanf(resp, "HTTP/1.%*d %d", &code) != 1) {
             code = -1;
         }
-        snprintf(out, out_size, "%s", strstr(resp, "\r\n\r\n") != NULL
-                                          ? strstr(resp, "\r\n\r\n") + 4
-                                          : "");
+        snprintf(out, out_size, "%s",
+                 strstr(resp, "\r\n\r\n") != NULL ? strstr(resp, "\r\n\r\n") + 4
+                                                  : "");
         out[strcspn(out, "\n")] = '\0';
     } else {
         snprintf(out, out_size, "no answer from %s:%s", host, port);

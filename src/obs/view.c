@@ -224,7 +224,7 @@ void bw_obs_threat(bw_obs_t *obs, const bw_threat_rec_t *t, int64_t wall_ms)
 
 typedef struct {
     double p, threat, p_slo, stale;
-    double newest_wall; /* arrival of the region's newest score, ms */
+    double newest_wall;       /* arrival of the region's newest score, ms */
     double err[2], budget[2]; /* errors, allowed errors: 1 h, 6 h */
 } region_agg_t;
 
@@ -368,10 +368,10 @@ void bw_obs_view_metrics(bw_obs_t *obs, int64_t now_ms, bw_wbuf_t *w)
                       "series of the region whose input has gone silent",
                       offsetof(region_agg_t, stale));
         for (int i = 0; i <= obs->n_regions; i++) {
-            agg[i].newest_wall = agg[i].newest_wall > 0
-                                     ? (double)(now_ms - agg[i].newest_wall) /
-                                           1000.0
-                                     : NAN;
+            agg[i].newest_wall =
+                agg[i].newest_wall > 0
+                    ? (double)(now_ms - agg[i].newest_wall) / 1000.0
+                    : NAN;
         }
         region_family(w, obs, agg, "bayeswatch_region_input_age_seconds",
                       "wall-clock seconds since the region's newest event "

@@ -305,6 +305,9 @@ static void model_families(bw_pipeline_t *p, bw_wbuf_t *w)
         sum.entities += es.entities;
         sum.bytes += es.bytes;
         sum.retired += es.retired;
+        for (int m = 0; m <= BW_MODEL_POOLED_NORMAL; m++) {
+            sum.series_by_model[m] += es.series_by_model[m];
+        }
     }
     bw_hist_init(&proc, proc_bounds, NB(proc_bounds));
     bw_hist_init(&ess, ess_bounds, NB(ess_bounds));
@@ -320,6 +323,14 @@ static void model_families(bw_pipeline_t *p, bw_wbuf_t *w)
     bw_prom_family(w, "bayeswatch_event_processing_seconds", "histogram",
                    "time to decode, score and produce one input record");
     bw_hist_write(w, "bayeswatch_event_processing_seconds", "", &proc);
+    bw_prom_family(w, "bayeswatch_series", "gauge",
+                   "series held, by the model their route gives them");
+    for (int m = 0; m <= BW_MODEL_POOLED_NORMAL; m++) {
+        char lab[48];
+        snprintf(lab, sizeof(lab), "model=\"%s\"", bw_model_kind_name(m));
+        bw_prom_sample(w, "bayeswatch_series", lab,
+                       (double)sum.series_by_model[m]);
+    }
     bw_prom_family(w, "bayeswatch_model_objects", "gauge",
                    "models held, by kind");
     bw_prom_sample(w, "bayeswatch_model_objects", "kind=\"series\"",
