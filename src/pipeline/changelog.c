@@ -289,11 +289,6 @@ void bw__changelog_close(bw_pipeline_t *p)
     }
 }
 
-int64_t bw__state_offset(const task_t *t)
-{
-    return t->next > t->state_offset ? t->next : t->state_offset;
-}
-
 /* ---- writing ---- */
 
 typedef struct {
@@ -471,9 +466,8 @@ static bw_err_t read_to_end(bw_pipeline_t *p, task_t *t, int64_t from,
             }
         } else {
             keep_latest(p, t, latest, m, c);
-            if ((++p->restore_read & 1023) == 0) { /* progress, liveness */
-                bw__health(p);
-                bw__metrics_publish(p, false);
+            if ((++p->restore_read & 1023) == 0) {
+                bw__health(p); /* a long restore is not a stalled loop */
             }
             continue; /* m is the map's (or loaded and freed) */
         }

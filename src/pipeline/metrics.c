@@ -4,10 +4,11 @@
  * Counters are counted where they happen (stream threads: relaxed
  * atomics and lock-free histograms per worker; the main thread: plain
  * fields) and summed into one page by the main thread at most once a
- * second, with the stream threads quiesced (so engine statistics and the
- * per-page ESS minimum are read race-free). The page is handed to the
- * listener (obs.h), which never reads the stage's state itself.
- * Consumer lag, broker round-trip times and the producer's transaction
+ * second, with the stream threads quiesced by the caller (so engine
+ * statistics and the per-page ESS minimum are read race-free). Also the
+ * stage's totals (bw_pipeline_stats), which the page and the log share. The
+ * page is handed to the listener (obs.h), which never reads the stage's state
+ * itself. Consumer lag, broker round-trip times and the producer's transaction
  * state come from librdkafka's statistics (statistics.interval.ms =
  * obs.kafka_stats_ms), parsed by bw_kstats_parse.
  *
@@ -369,7 +370,7 @@ static void state_families(bw_pipeline_t *p, bw_wbuf_t *w,
           "partitions of the current assignment not yet restored",
           p->restore_pending);
     gauge(w, "bayeswatch_restore_records_read",
-          "changelog records read by the restore in progress (0 when none)",
+          "changelog records read by the latest partition restore",
           (double)p->restore_read);
     counter(w, "bayeswatch_changelog_records_total",
             "state changelog records produced (tombstones included)",
@@ -398,17 +399,20 @@ static void build_info(bw_pipeline_t *p, bw_wbuf_t *w)
     bw_prom_sample(w, "bayeswatch_build_info", lab, 1);
 }
 
-void bw__metrics_publish(bw_pipeline_t *p, bool force)
+bool bw__metrics_due(const bw_pipeline_t *p)
 {
-    int64_t now = mono_ms();
+    return p->obs != NULL && mono_ms() - p->last_page >= PAGE_MS;
+}
+
+void bw__metrics_publish(bw_pipeline_t *p)
+{
     bw_pipeline_stats_t st;
     bw_wbuf_t *w = &p->page;
 
-    if (p->obs == NULL || (!force && now - p->last_page < PAGE_MS)) {
+    if (p->obs == NULL) {
         return;
     }
-    p->last_page = now;
-    bw__quiesce(p);
+    p->last_page = mono_ms();
     bw_pipeline_stats(p, &st);
     w->len = 0;
     w->err = BW_OK;
@@ -422,6 +426,28 @@ void bw__metrics_publish(bw_pipeline_t *p, bool force)
     if (w->err == BW_OK) {
         bw_obs_publish_metrics(p->obs, w);
     }
+}
+
+void bw_pipeline_stats(const bw_pipeline_t *p, bw_pipeline_stats_t *st)
+{
+    memset(st, 0, sizeof(*st));
+    for (int i = 0; i < p->n_workers; i++) {
+        bw_worker_t *w = &p->workers[i];
+        st->consumed += LOADR(w->consumed);
+        st->scored += LOADR(w->scored);
+        st->threats += LOADR(w->threats);
+        st->stale += LOADR(w->stale);
+        st->dead_letters += LOADR(w->dead_letters);
+        st->late += LOADR(w->late);
+    }
+    st->commits = p->commits;
+    st->aborts = p->aborts;
+    st->rebalances = p->rebalances;
+    st->changelog_records = p->cl_records;
+    st->changelog_bytes = p->cl_bytes;
+    st->restores = p->restores;
+    st->restore_s = (double)p->restore_ms / 1000.0;
+    st->partitions = p->n_tasks;
 }
 
 /* ---- health ---- */

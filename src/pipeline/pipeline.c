@@ -96,6 +96,15 @@ static void drop_task(bw_pipeline_t *p, const char *topic, int32_t part)
     p->tasks[i] = p->tasks[--p->n_tasks];
 }
 
+/* The metrics page, rebuilt when due (or now) with the workers quiesced. */
+static void publish(bw_pipeline_t *p, bool force)
+{
+    if (p->obs != NULL && (force || bw__metrics_due(p))) {
+        bw__quiesce(p);
+        bw__metrics_publish(p);
+    }
+}
+
 /* ---- rebalancing ---------------------------------------------------------
  */
 
@@ -132,7 +141,7 @@ static void restore_new(bw_pipeline_t *p,
     }
     p->restore_pending = 0;
     bw__health(p);
-    bw__metrics_publish(p, true);
+    publish(p, true);
 }
 
 static void assign(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
@@ -596,7 +605,7 @@ bw_err_t bw_pipeline_step(bw_pipeline_t *p, int timeout_ms, char *errstr,
             progress(p, now);
         }
         bw__health(p);
-        bw__metrics_publish(p, false);
+        publish(p, false);
     }
     if (failed(p)) {
         snprintf(errstr, errstr_size, "%s", p->fatal);
@@ -633,7 +642,7 @@ bw_err_t bw_pipeline_close(bw_pipeline_t *p, char *errstr, size_t errstr_size)
         bw__quiesce(p);
         bw__commit(p);
     }
-    bw__metrics_publish(p, true); /* the final figures, partitions held */
+    publish(p, true); /* the final figures, partitions held */
     if (p->consumer != NULL && p->subscribed) {
         rd_kafka_consumer_close(p->consumer); /* revokes: commits */
     }
@@ -650,30 +659,6 @@ bw_err_t bw_pipeline_close(bw_pipeline_t *p, char *errstr, size_t errstr_size)
         err = BW_ERR_KAFKA;
     }
     return err;
-}
-
-#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
-
-void bw_pipeline_stats(const bw_pipeline_t *p, bw_pipeline_stats_t *st)
-{
-    memset(st, 0, sizeof(*st));
-    for (int i = 0; i < p->n_workers; i++) {
-        bw_worker_t *w = &p->workers[i];
-        st->consumed += LOAD(w->consumed);
-        st->scored += LOAD(w->scored);
-        st->threats += LOAD(w->threats);
-        st->stale += LOAD(w->stale);
-        st->dead_letters += LOAD(w->dead_letters);
-        st->late += LOAD(w->late);
-    }
-    st->commits = p->commits;
-    st->aborts = p->aborts;
-    st->rebalances = p->rebalances;
-    st->changelog_records = p->cl_records;
-    st->changelog_bytes = p->cl_bytes;
-    st->restores = p->restores;
-    st->restore_s = (double)p->restore_ms / 1000.0;
-    st->partitions = p->n_tasks;
 }
 
 void bw_pipeline_destroy(bw_pipeline_t *p)

@@ -48,6 +48,12 @@ typedef struct {
 
 #define N_DLQ (BW_DLQ_TIME_SKEW + 1)
 
+/** The input offset @p t's state reflects (records processed or restored). */
+static inline int64_t bw__state_offset(const task_t *t)
+{
+    return t->next > t->state_offset ? t->next : t->state_offset;
+}
+
 typedef struct {
     rd_kafka_message_t *m;
     task_t *t;
@@ -170,14 +176,15 @@ void bw__changelog_close(bw_pipeline_t *p);
 /** Produce every partition's changed keys (in the open transaction). */
 bw_err_t bw__changelog_write(bw_pipeline_t *p);
 /** Restore @p t's fresh engine: checkpoint, then the changelog to its end. */
-/** The input offset @p t's state reflects (records processed or restored). */
-int64_t bw__state_offset(const task_t *t);
+
 bw_err_t bw__restore(bw_pipeline_t *p, task_t *t);
 
 /* metrics.c (main thread) */
-/** Rebuild and publish the metrics page if a second has passed (or
- * @p force); quiesces the stream threads. No-op without an obs handle. */
-void bw__metrics_publish(bw_pipeline_t *p, bool force);
+/** Whether a second has passed since the last metrics page. */
+bool bw__metrics_due(const bw_pipeline_t *p);
+/** Rebuild and publish the metrics page (stream threads quiesced by the
+ * caller). No-op without an obs handle. */
+void bw__metrics_publish(bw_pipeline_t *p);
 /** Readiness for /readyz, and the heartbeat for /healthz. */
 void bw__health(bw_pipeline_t *p);
 /** librdkafka statistics callback (both clients). */
