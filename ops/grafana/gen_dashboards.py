@@ -137,11 +137,19 @@ def model_health():
               [(f"sum(rate(bayeswatch_warmup_scores_total{{{SEL}}}[5m])) / "
                 f"sum(rate(bayeswatch_records_scored_total{{{SEL}}}[5m]))",
                 "warm-up")], 12, 16, unit="percentunit", maxv=1),
-        panel(7, "Alerting share of scored events (calibration: compare "
-                 "with the evaluation's base rate)",
-              [(f"sum(rate(bayeswatch_alerts_total{{{SEL}}}[1h])) / "
-                f"sum(rate(bayeswatch_records_scored_total{{{SEL}}}[1h]))",
-                "alerting share")], 0, 24, unit="percentunit"),
+        panel(7, "Calibration: share of events at or below predictive "
+                 "tail probability q (calibrated: q)",
+              [(f'sum(rate(bayeswatch_predictive_pvalue_bucket{{{SEL},'
+                f'le="{q}"}}[1h])) / sum(rate('
+                f'bayeswatch_predictive_pvalue_count{{{SEL}}}[1h]))',
+                f"q = {q}") for q in ("0.01", "0.05", "0.1")]
+              + [(f"sum(rate(bayeswatch_alerts_total{{{SEL}}}[1h])) / "
+                  f"sum(rate(bayeswatch_records_scored_total{{{SEL}}}[1h]))",
+                  "alerting share")], 0, 24, unit="percentunit",
+              desc="The probability integral transform of the predictive: "
+                   "on normal data a calibrated model puts a share q of "
+                   "events at or below tail probability q. Far above q: "
+                   "predictions too narrow, or an incident in progress."),
         panel(8, "Models held and their memory",
               [(f"sum by (kind) (bayeswatch_model_objects{{{SEL}}})",
                 "{{kind}}")], 12, 24),
@@ -161,6 +169,10 @@ def model_health():
         panel(12, "Ready (restored and producer initialised)",
               [(f"bayeswatch_ready{{{SEL}}}", "{{instance}}")], 12, 40,
               maxv=1),
+        panel(13, "Stale series and series in warm-up",
+              [(f"sum(bayeswatch_region_stale_series{{{SEL}}})", "stale"),
+               (f"sum(bayeswatch_warmup_series{{{SEL}}})", "warm-up")],
+              0, 48),
     ]
     return dashboard("bayeswatch-model-health", "bayeswatch / model health",
                      p, ["debugging"])

@@ -34,6 +34,7 @@ static const double commit_bounds[] = {
 static const double e2c_bounds[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
                                     2.5,  5,     10,   30,  60,   300};
 static const double ess_bounds[] = {0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1};
+static const double pit_bounds[] = {0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1};
 
 #define NB(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -46,6 +47,7 @@ void bw__worker_metrics_init(bw_worker_t *w)
 {
     bw_hist_init(&w->proc, proc_bounds, NB(proc_bounds));
     bw_hist_init(&w->ess, ess_bounds, NB(ess_bounds));
+    bw_hist_init(&w->pit, pit_bounds, NB(pit_bounds));
     w->ess_min = INFINITY;
 }
 
@@ -295,7 +297,7 @@ static void consumer_families(bw_pipeline_t *p, bw_wbuf_t *w,
 static void model_families(bw_pipeline_t *p, bw_wbuf_t *w)
 {
     bw_engine_stats_t es, sum = {0};
-    bw_hist_t proc, ess;
+    bw_hist_t proc, ess, pit;
     double ess_min = INFINITY;
     uint64_t resampled = 0, warm = 0;
 
@@ -312,10 +314,12 @@ static void model_families(bw_pipeline_t *p, bw_wbuf_t *w)
     }
     bw_hist_init(&proc, proc_bounds, NB(proc_bounds));
     bw_hist_init(&ess, ess_bounds, NB(ess_bounds));
+    bw_hist_init(&pit, pit_bounds, NB(pit_bounds));
     for (int i = 0; i < p->n_workers; i++) {
         bw_worker_t *wk = &p->workers[i];
         bw_hist_add(&proc, &wk->proc);
         bw_hist_add(&ess, &wk->ess);
+        bw_hist_add(&pit, &wk->pit);
         ess_min = wk->ess_min < ess_min ? wk->ess_min : ess_min;
         wk->ess_min = INFINITY;
         resampled += LOADR(wk->resampled);
@@ -349,6 +353,13 @@ static void model_families(bw_pipeline_t *p, bw_wbuf_t *w)
                    "particle filter effective sample size / particles, per "
                    "series score");
     bw_hist_write(w, "bayeswatch_ess_ratio", "", &ess);
+    bw_prom_family(w, "bayeswatch_predictive_pvalue", "histogram",
+                   "the two-sided predictive tail probability of each series "
+                   "score out of warm-up: for a calibrated model on normal "
+                   "data a share q of them lies at or below q (a share far "
+                   "above 0.01 at le=0.01 means over-confident predictions "
+                   "or many anomalies)");
+    bw_hist_write(w, "bayeswatch_predictive_pvalue", "", &pit);
     gauge(w, "bayeswatch_ess_ratio_min",
           "the smallest ESS / particles since the previous page (1 when no "
           "series was scored)",

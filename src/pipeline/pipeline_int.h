@@ -73,6 +73,7 @@ typedef struct bw_worker_s {
     _Atomic uint64_t alerts, resampled, warmup;
     bw_hist_t proc; /* seconds to decode, score and produce a record */
     bw_hist_t ess;  /* ESS / particles of series scores */
+    bw_hist_t pit;  /* predictive tail probability of series scores */
     double ess_min; /* since the last page (read while quiesced) */
     /* the thread and its queue (pipeline.threads > 1) */
     pthread_t thread;

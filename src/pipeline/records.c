@@ -251,6 +251,9 @@ static void score_metrics(bw_worker_t *w, const bw_score_t *sc)
         if (sc->resampled) {
             COUNT(w->resampled);
         }
+        if (!sc->warmup && isfinite(sc->p_value)) {
+            bw_hist_observe(&w->pit, sc->p_value);
+        }
     }
 }
 
