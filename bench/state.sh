@@ -11,7 +11,8 @@
 #      (state.dir); restore time, keys, records read per live key and
 #      bytes from the stage's log.
 # usage: bench/state.sh [SERIES] [EVENTS]   (default 5000 series, 200000
-#        events; RUNS=5; COMMIT_MS=100, the commit interval)
+#        events; RUNS=5; COMMIT_MS=100, the commit interval; FLUSH_MS=10000,
+#        state.flush_interval_ms)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$root/build}
@@ -35,7 +36,8 @@ emit:
 engine: {max_series: 200000}
 pipeline: {instance_id: "$1", stats_interval_ms: 0,
            commit_interval_ms: ${COMMIT_MS:-100}}
-state: {changelog: $3, dir: "${4:-}"}
+state: {changelog: $3, dir: "${4:-}",
+        flush_interval_ms: ${FLUSH_MS:-10000}}
 obs: {listen: "127.0.0.1:0"}
 YAML
 }

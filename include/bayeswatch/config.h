@@ -238,6 +238,8 @@ typedef struct {
     int replication_factor;    /* when created; -1 broker default */
     char dir[256];             /* local checkpoints; "" none */
     double restore_timeout_ms; /* a partition's restore gives up after */
+    double flush_interval_ms;  /* changed state written this often; 0 =
+                                  at every commit */
 } bw_state_cfg_t;
 
 /** obs: logs, metrics, health and the web view (src/obs/). */

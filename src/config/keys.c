@@ -479,6 +479,13 @@ static const bw_key_t state_keys[] = {
           "on a clean stop or when a partition is given up): a restart "
           "restores from local disk plus the changelog's tail; empty = "
           "restore from the changelog alone"),
+    K_DBL(ST, flush_interval_ms, 0, 3600000, "10000",
+          "how often a partition's changed state is written to the "
+          "changelog, in the transaction of a commit; 0 = at every commit. "
+          "Between flushes a crash restores the last flush and replays the "
+          "input since it (deterministic, outputs not produced again), so a "
+          "restore reads at most this much input; clean stops, rebalances, "
+          "stale markers and time-skew dead letters always flush"),
     K_DBL(ST, restore_timeout_ms, 1000, 3600000, "300000",
           "longest a partition's restore may take before the stage gives up "
           "(exit 1)"),

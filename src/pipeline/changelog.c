@@ -322,8 +322,33 @@ static void write_one(void *opaque, const char *key, size_t klen,
     }
 }
 
+/* Whether @p t's state is written at this commit: its first, then every
+ * state.flush_interval_ms, and whenever a wall-clock decision (a stale
+ * marker, a time-skew dead letter) changed it: a replay could not repeat
+ * that decision, so the state after it must be in the changelog. */
+static bool flush_due(const bw_pipeline_t *p, const task_t *t, int64_t now)
+{
+    return p->flush_all || t->force_flush || t->flushed_at < 0 ||
+           (double)(now - t->flushed_at) >= p->cfg->state.flush_interval_ms;
+}
+
+bool bw__changelog_due(const bw_pipeline_t *p)
+{
+    int64_t now = bw__wall_ms();
+
+    for (int i = 0; p->changelog && i < p->n_tasks; i++) {
+        const task_t *t = p->tasks[i];
+        if (!t->restore_failed && flush_due(p, t, now) &&
+            bw_engine_pending(t->eng) > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 bw_err_t bw__changelog_write(bw_pipeline_t *p)
 {
+    int64_t now = bw__wall_ms();
     char why[256];
 
     if (!p->changelog) {
@@ -332,9 +357,12 @@ bw_err_t bw__changelog_write(bw_pipeline_t *p)
     for (int i = 0; i < p->n_tasks; i++) {
         task_t *t = p->tasks[i];
         write_ctx_t wc = {p, t->partition, BW_OK};
-        if (t->restore_failed || bw_engine_pending(t->eng) == 0) {
-            continue;
+        if (t->restore_failed || !flush_due(p, t, now) ||
+            bw_engine_pending(t->eng) == 0) {
+            continue; /* nothing changed: a first flush stays due */
         }
+        t->flushed_at = now;
+        t->force_flush = false;
         if (bw_engine_changes(t->eng, bw__state_offset(t), write_one, &wc, why,
                               sizeof(why)) != BW_OK) {
             return bw__fatal(p, "state changelog", why);
@@ -482,9 +510,94 @@ static bw_err_t read_to_end(bw_pipeline_t *p, task_t *t, int64_t from,
     return err;
 }
 
-bw_err_t bw__restore(bw_pipeline_t *p, task_t *t)
+/* ---- replaying the input since the last flush ---- */
+
+/* Poll the restore consumer for the next record of its assignment; NULL
+ * at the partition's end or on a fatal error (err set). */
+static rd_kafka_message_t *next_input(bw_pipeline_t *p, int64_t deadline,
+                                      bw_err_t *err)
+{
+    for (;;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(p->restorer, 200);
+        if (m == NULL) {
+            if (bw__wall_ms() > deadline) {
+                *err = bw__fatal(p, "state replay",
+                                 "state.restore_timeout_ms passed before the "
+                                 "committed input offset");
+                return NULL;
+            }
+            continue;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            return m;
+        }
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            bw__warn(p, "state replay: %s", rd_kafka_message_errstr(m));
+        }
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
+            m->err == RD_KAFKA_RESP_ERR__FATAL ||
+            m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                *err = bw__fatal(p, "state replay", rd_kafka_message_errstr(m));
+            }
+            rd_kafka_message_destroy(m);
+            return NULL;
+        }
+        rd_kafka_message_destroy(m);
+    }
+}
+
+/* The input records [from, upto) of @p t, scored again into its engine as
+ * they were the first time (bw__replay_record: no outputs), so its models
+ * reach the committed input offset. The records are the same (offsets are
+ * immutable) and scoring is deterministic (the RNG is model state; the
+ * wall-clock decisions force a flush, so none lies in the range).
+ * @returns the records replayed, or -1 with err set. */
+static int64_t replay(bw_pipeline_t *p, task_t *t, int64_t from, int64_t upto,
+                      bw_err_t *err)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    int64_t deadline =
+        bw__wall_ms() + (int64_t)p->cfg->state.restore_timeout_ms;
+    int64_t n = 0, last = from - 1, lo = -1, hi = -1;
+    rd_kafka_message_t *m;
+
+    if (rd_kafka_query_watermark_offsets(p->restorer, t->topic, t->partition,
+                                         &lo, &hi, WATERMARK_TIMEOUT_MS) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
+        lo > from) {
+        bw__logx(p, BW_LOG_WARN, t->partition,
+                 "state: %s [%d]: input offsets %lld..%lld are no longer in "
+                 "the topic (retention): their effect on the models is lost",
+                 t->topic, (int)t->partition, (long long)from,
+                 (long long)(lo - 1));
+    }
+
+    rd_kafka_topic_partition_list_add(l, t->topic, t->partition)->offset = from;
+    if (rd_kafka_assign(p->restorer, l) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        *err = bw__fatal(p, "state replay", "cannot assign the input");
+    }
+    while (*err == BW_OK && last + 1 < upto &&
+           (m = next_input(p, deadline, err)) != NULL) {
+        if (m->offset < upto) {
+            bw__replay_record(&p->workers[0], t, m);
+            n++;
+            if ((n & 1023) == 0) {
+                bw__health(p);
+            }
+        }
+        last = m->offset;
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_assign(p->restorer, NULL);
+    rd_kafka_topic_partition_list_destroy(l);
+    return *err == BW_OK ? n : -1;
+}
+
+bw_err_t bw__restore(bw_pipeline_t *p, task_t *t, int64_t upto)
 {
     restore_count_t c = {0};
+    int64_t replayed = 0;
     bw_engine_stats_t es;
     int64_t t0 = bw__wall_ms(), from = RD_KAFKA_OFFSET_BEGINNING;
     bw_err_t err;
@@ -509,21 +622,28 @@ bw_err_t bw__restore(bw_pipeline_t *p, task_t *t)
         snprintf(why, sizeof(why), "pooled series could not be relinked");
         err = bw__fatal(p, "state restore", why);
     }
+    if (err == BW_OK && c.rs.offset >= 0 && upto > c.rs.offset) {
+        replayed = replay(p, t, c.rs.offset, upto, &err);
+        c.rs.offset = upto; /* the models have seen every record before it */
+        p->replayed += replayed > 0 ? (uint64_t)replayed : 0;
+    }
     t->restore_failed = err != BW_OK;
     t->state_offset = c.rs.offset;
+    t->flushed_at = -1; /* the first commit after a restore flushes */
     p->restores++;
     p->restore_ms += bw__wall_ms() - t0;
     bw_engine_stats(t->eng, &es);
     bw__logx(p, BW_LOG_INFO, t->partition,
              "state: restored %s [%d]: %llu keys (%llu series, models %.1f MB) "
-             "from %llu records (%.1f MB, %llu tombstones) in %.2f s; %llu "
+             "from %llu records (%.1f MB, %llu tombstones) and %lld input "
+             "records replayed in %.2f s; %llu "
              "written under another model config and %llu unreadable start "
              "from the prior; state at input offset %lld",
              t->topic, (int)t->partition,
              (unsigned long long)(es.series + es.groups + es.entities),
              (unsigned long long)es.series, (double)es.bytes / 1e6,
              (unsigned long long)c.records, (double)c.bytes / 1e6,
-             (unsigned long long)c.tombstones,
+             (unsigned long long)c.tombstones, (long long)replayed,
              (double)(bw__wall_ms() - t0) / 1000.0,
              (unsigned long long)c.rs.config_changed,
              (unsigned long long)c.rs.corrupt, (long long)c.rs.offset);

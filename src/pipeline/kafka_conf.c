@@ -70,6 +70,7 @@ static bool managed_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
                     errstr_size) &&
                set1(c, "enable.partition.eof", "true", errstr, errstr_size) &&
                set1(c, "fetch.wait.max.ms", "10", errstr, errstr_size) &&
+               set1(c, "auto.offset.reset", "earliest", errstr, errstr_size) &&
                set1(c, "isolation.level", "read_committed", errstr,
                     errstr_size);
     }

@@ -375,6 +375,10 @@ static void state_families(bw_pipeline_t *p, bw_wbuf_t *w,
 {
     counter(w, "bayeswatch_restores_total", "partitions restored",
             (double)st->restores);
+    counter(w, "bayeswatch_restore_replayed_records_total",
+            "input records replayed by restores (those since the last "
+            "state flush)",
+            (double)p->replayed);
     counter(w, "bayeswatch_restore_seconds_total",
             "time spent restoring partitions", st->restore_s);
     gauge(w, "bayeswatch_restore_partitions_pending",

@@ -76,6 +76,7 @@ static task_t *add_task(bw_pipeline_t *p, const char *topic, int32_t part)
     t->partition = part;
     t->worker = least_loaded(p);
     t->next = t->committed = t->txn_first = t->mark = t->state_offset = -1;
+    t->flushed_at = -1;
     p->tasks[p->n_tasks++] = t;
     return t;
 }
@@ -94,6 +95,18 @@ static void drop_task(bw_pipeline_t *p, const char *topic, int32_t part)
     bw_engine_destroy(t->eng);
     bw_free(t);
     p->tasks[i] = p->tasks[--p->n_tasks];
+}
+
+/* A commit that writes every partition's changed state (a clean stop, a
+ * revocation): the changelog then needs no replay. */
+static bw_err_t flush_commit(bw_pipeline_t *p)
+{
+    bw_err_t err;
+
+    p->flush_all = true;
+    err = bw__commit(p);
+    p->flush_all = false;
+    return err;
 }
 
 /* The metrics page, rebuilt when due (or now) with the workers quiesced. */
@@ -128,10 +141,11 @@ static void restore_new(bw_pipeline_t *p,
     if (re != RD_KAFKA_RESP_ERR_NO_ERROR) {
         bw__warn(p, "state: committed offsets: %s", rd_kafka_err2str(re));
     }
+    bw__quiesce(p); /* a replay uses worker 0's codec */
     for (int i = 0; i < fresh->cnt && !failed(p); i++) {
         task_t *t = find_task(p, fresh->elems[i].topic,
                               fresh->elems[i].partition, NULL);
-        if (bw__restore(p, t) == BW_OK) {
+        if (bw__restore(p, t, fresh->elems[i].offset) == BW_OK) {
             bw__log(p, "state: %s [%d] resumes at committed input offset %lld",
                     t->topic, (int)t->partition,
                     (long long)fresh->elems[i].offset);
@@ -190,7 +204,7 @@ static void revoke(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
         if (p->txn_open) {
             bw__abort_and_rewind(p, "partitions lost");
         }
-    } else if (bw__commit(p) == BW_OK) { /* a failure aborted, rewound */
+    } else if (flush_commit(p) == BW_OK) { /* a failure aborted, rewound */
         for (int i = 0; i < parts->cnt; i++) {
             task_t *t = find_task(p, parts->elems[i].topic,
                                   parts->elems[i].partition, NULL);
@@ -640,7 +654,7 @@ bw_err_t bw_pipeline_close(bw_pipeline_t *p, char *errstr, size_t errstr_size)
     p->closed = true;
     if (!failed(p)) {
         bw__quiesce(p);
-        bw__commit(p);
+        flush_commit(p);
     }
     publish(p, true); /* the final figures, partitions held */
     if (p->consumer != NULL && p->subscribed) {
@@ -648,7 +662,7 @@ bw_err_t bw_pipeline_close(bw_pipeline_t *p, char *errstr, size_t errstr_size)
     }
     bw__quiesce(p);
     if (!failed(p) && p->txn_open) {
-        bw__commit(p);
+        flush_commit(p);
     }
     if (p->producer != NULL &&
         rd_kafka_flush(p->producer, FLUSH_TIMEOUT_MS) != 0) {

@@ -43,6 +43,8 @@ typedef struct {
     bool restore_failed;  /* its state is not the changelog's: not written */
     int64_t state_offset; /* input offset its restored state reflects; -1 */
     int64_t txn_first_ts; /* Kafka timestamp of its first record in txn */
+    int64_t flushed_at;   /* wall ms of its last state flush; -1 never */
+    bool force_flush;     /* a wall-clock decision changed it: flush */
     _Atomic uint64_t consumed; /* records processed (metrics) */
 } task_t;
 
@@ -122,6 +124,8 @@ struct bw_pipeline_s {
     uint64_t cl_records, cl_bytes; /* changelog records and bytes produced */
     uint64_t restores;
     int64_t restore_ms;
+    uint64_t replayed; /* input records replayed by restores */
+    bool flush_all;    /* the next commit flushes every partition's state */
     /* observability (metrics.c) */
     bw_obs_t *obs;            /* borrowed from opts; NULL = none */
     bw_wbuf_t page;           /* the metrics page, rebuilt in place */
@@ -174,11 +178,16 @@ bw_err_t bw__checkpoint_load(bw_pipeline_t *p, task_t *t, int64_t *from,
 bw_err_t bw__changelog_open(bw_pipeline_t *p, const char *bootstrap,
                             char *errstr, size_t errstr_size);
 void bw__changelog_close(bw_pipeline_t *p);
-/** Produce every partition's changed keys (in the open transaction). */
+/** Produce the changed keys of each partition whose flush is due
+ * (state.flush_interval_ms, a forced flush, p->flush_all), in the open
+ * transaction. */
 bw_err_t bw__changelog_write(bw_pipeline_t *p);
-/** Restore @p t's fresh engine: checkpoint, then the changelog to its end. */
-
-bw_err_t bw__restore(bw_pipeline_t *p, task_t *t);
+/** Whether some partition has changed state whose flush is due. */
+bool bw__changelog_due(const bw_pipeline_t *p);
+/** Restore @p t's fresh engine: checkpoint, then the changelog to its end,
+ * then the input from the state's offset up to @p upto (the committed
+ * input offset; -1 none) replayed without outputs. */
+bw_err_t bw__restore(bw_pipeline_t *p, task_t *t, int64_t upto);
 
 /* metrics.c (main thread) */
 /** Whether a second has passed since the last metrics page. */
@@ -222,6 +231,9 @@ bool bw__time_skew(const bw_pipeline_cfg_t *c, int64_t t_ms, int64_t now_ms,
 /** Decode, score and produce one record of task @p t; failures are
  * reported through bw__fatal / bw__request_abort. */
 void bw__record(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m);
+/** Replay record @p m into @p t's engine as bw__record scored it, with
+ * no output (a restore's tail; main thread, workers quiesced). */
+void bw__replay_record(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m);
 /** Stale markers for the silent series of @p t at wall time @p now (main
  * thread, workers quiesced: it may open a transaction). */
 void bw__stale_scan(bw_worker_t *w, task_t *t, int64_t now);

@@ -273,6 +273,7 @@ static bw_err_t score(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
     }
     if (bw__time_skew(&p->cfg->pipeline, ev.time_ms, bw__wall_ms(), detail,
                       sizeof(detail))) {
+        t->force_flush = true; /* a wall-clock decision: see flush_due */
         return dead_letter(w, m, BW_DLQ_TIME_SKEW, detail);
     }
     w->cur = m;
@@ -318,6 +319,24 @@ void bw__record(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
     COUNT(w->consumed);
 }
 
+void bw__replay_record(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
+{
+    bw_event_t ev;
+    bw_score_t sc;
+    bw_dlq_reason_t reason;
+    char detail[256];
+
+    if (bw_codec_decode(w->codec, m->payload, m->len, &ev, &reason, detail,
+                        sizeof(detail)) == BW_OK) {
+        /* no time-skew check: a record it refused forced a flush, so none
+         * is replayed; the engine's own refusals repeat by themselves */
+        bw_engine_process(t->eng, &ev, &sc, NULL, NULL, detail, sizeof(detail));
+    }
+    t->next = m->offset + 1 > t->next ? m->offset + 1 : t->next;
+    t->mark = bw_engine_watermark(t->eng);
+    t->wall_at_mark = bw__wall_ms();
+}
+
 /* ---- stale series ---- */
 
 typedef struct {
@@ -354,8 +373,9 @@ void bw__stale_scan(bw_worker_t *w, task_t *t, int64_t now)
 {
     stale_ctx_t c = {w, t};
 
-    if (t->mark >= 0) {
+    if (t->mark >= 0 &&
         bw_engine_stale_scan(t->eng, t->mark + (now - t->wall_at_mark),
-                             on_stale, &c);
+                             on_stale, &c) > 0) {
+        t->force_flush = true; /* a wall-clock decision: see flush_due */
     }
 }

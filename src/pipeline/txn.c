@@ -96,7 +96,7 @@ static bw_err_t rewind_state(bw_pipeline_t *p, task_t *t)
     }
     bw_engine_destroy(t->eng);
     t->eng = eng;
-    return bw__restore(p, t);
+    return bw__restore(p, t, t->next); /* to the last commit */
 }
 
 /* Abort, then seek every partition back to the first record of the
@@ -263,7 +263,11 @@ bw_err_t bw__commit(bw_pipeline_t *p)
 
     p->last_commit = bw__wall_ms();
     if (p->eos && !p->txn_open) {
-        return BW_OK;
+        /* nothing consumed since the last commit; state that was not
+         * flushed then and is due now gets a transaction of its own */
+        if (!bw__changelog_due(p) || bw__begin_txn(p) != BW_OK) {
+            return BW_OK;
+        }
     }
     err = bw__changelog_write(p); /* state before offsets */
     if (err != BW_OK) {

@@ -170,7 +170,10 @@ emit:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if os.environ.get("BW_KEEP_LOGS"):
+            print(f"logs kept in {self.dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def wire(v):
