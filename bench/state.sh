@@ -9,7 +9,9 @@
 #      then stops; a second start restores the partition from the changelog
 #      (no local checkpoint), then a third from its local checkpoint
 #      (state.dir); restore time, keys, records read per live key and
-#      bytes from the stage's log.
+#      bytes from the stage's log;
+#   3. restore after kill -9 KILL_AFTER (15) seconds into a run of the same
+#      input: the last flush plus the input since it, replayed.
 # usage: bench/state.sh [SERIES] [EVENTS]   (default 5000 series, 200000
 #        events; RUNS=5; COMMIT_MS=100, the commit interval; FLUSH_MS=10000,
 #        state.flush_interval_ms)
@@ -88,8 +90,8 @@ wait $tail
 kill -TERM $stage
 wait $stage
 grep 'state: .* changelog records' "$dir/rs1.log"
-restore() { # LOG: start, wait for the restore line, stop
-    "$build/bayeswatch" run --config "$dir/rs.yaml" 2> "$1" &
+restore() { # LOG [NAME]: start, wait for the restore line, stop
+    "$build/bayeswatch" run --config "$dir/${2:-rs}.yaml" 2> "$1" &
     local stage=$!
     for _ in $(seq 600); do
         grep -q 'state: restored' "$1" && break
@@ -115,3 +117,14 @@ wait $stage
 grep -m1 'state: checkpoint' "$dir/rs3.log" | sed 's/^[^:]*: //'
 echo "restore from the local checkpoint:"
 restore "$dir/rs4.log"
+
+# -- restore after kill -9: the last flush, then the input since it replayed
+config kr $tag.in1 true
+"$build/tests/bw_topics" "$brokers" 1 $tag.kr.s $tag.kr.t $tag.kr.d
+"$build/bayeswatch" run --config "$dir/kr.yaml" 2> "$dir/kr1.log" &
+stage=$!
+sleep "${KILL_AFTER:-15}"
+kill -KILL $stage
+wait $stage || true
+echo "restore after kill -9 (${KILL_AFTER:-15} s into the run):"
+restore "$dir/kr2.log" kr

@@ -83,6 +83,51 @@ static void test_pf_identity(void **state)
     bw_pf_ws_destroy(ws);
 }
 
+/* The previous particle-filter format, PF04, is read: a PF05 blob turned
+ * into its PF04 form (tag "PF04", no `framed` byte after `u_ok`; the
+ * layout of both is spelled out here, so a change to either fails this
+ * test) loads, and the model goes on exactly as the PF05 one does (the
+ * frame flags PF04 lacked are derived from the profiles' age). */
+static void test_pf_reads_pf04(void **state)
+{
+    bw_pf_cfg_t c = test_pf_cfg();
+    static bw_pf_out_t a[N_EV], b[N_EV];
+    bw_pf_t *pf = NULL, *old = NULL;
+    bw_pf_ws_t *ws = NULL;
+    bw_wbuf_t w = {0};
+    bw_rbuf_t r;
+    size_t at;
+
+    (void)state;
+    c.daily.enabled = true; /* a profile in use: framed = 1 by HALF */
+    c.block_size = 0;       /* no nested filter (it would be PF04 too) */
+    ws = bw_pf_ws_new(&c);
+    pf = bw_pf_new(&c, 5, NULL, 0);
+    run_pf(&c, pf, ws, 0, HALF, a);
+    assert_int_equal(bw_pf_save(pf, &w), BW_OK);
+    /* header 21 bytes, 11 arrays of n doubles, 16 8-byte scalars and a u32,
+     * then u_ok */
+    at = 21 + 8 * 11 * (size_t)c.particles + 16 * 8 + 4 + 1;
+    assert_true(at < w.len);
+    assert_int_equal(w.data[at], 1); /* framed: the daily frame moved */
+    memmove(w.data + at, w.data + at + 1, w.len - at - 1);
+    w.len--;
+    memcpy(w.data, "\x34\x30\x46\x50", 4); /* "PF04", little-endian */
+    old = bw_pf_new(&c, 99, NULL, 0);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_pf_load(old, &r), BW_OK);
+    assert_int_equal(r.pos, w.len);
+    memset(b, 0, sizeof(b));
+    memcpy(b, a, sizeof(a[0]) * HALF);
+    run_pf(&c, pf, ws, HALF, N_EV, a);
+    run_pf(&c, old, ws, HALF, N_EV, b);
+    assert_memory_equal(a, b, sizeof(a));
+    bw_wbuf_free(&w);
+    bw_pf_destroy(pf);
+    bw_pf_destroy(old);
+    bw_pf_ws_destroy(ws);
+}
+
 static void test_rejects_bad_blobs(void **state)
 {
     bw_pf_cfg_t c = test_pf_cfg(), c2;
@@ -300,6 +345,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pf_identity),
+        cmocka_unit_test(test_pf_reads_pf04),
         cmocka_unit_test(test_rejects_bad_blobs),
         cmocka_unit_test(test_hier_identity),
         cmocka_unit_test(test_fusion_identity),
