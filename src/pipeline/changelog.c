@@ -36,6 +36,7 @@
 #define SEGMENT_BYTES "67108864" /* the cleaner compacts closed segments */
 #define SEGMENT_MS "600000"
 #define DIRTY_RATIO "0.1"
+#define INPUT_WAIT_ATTEMPTS 20 /* 10 s for a new input topic to show */
 
 /* ---- the topic ---- */
 
@@ -175,6 +176,7 @@ static bw_err_t ensure_topic(bw_pipeline_t *p, char *errstr, size_t n)
     rd_kafka_resp_err_t e;
     char policy[128];
     int in_parts, cl_parts;
+    bool created = false;
     bw_err_t err;
 
     /* a topic just created shows in the metadata after a moment */
@@ -186,6 +188,14 @@ static bw_err_t ensure_topic(bw_pipeline_t *p, char *errstr, size_t n)
             return BW_ERR_KAFKA;
         }
         in_parts = partitions_of(md, input, &e);
+        if ((e != RD_KAFKA_RESP_ERR_NO_ERROR || in_parts <= 0) &&
+            attempt < INPUT_WAIT_ATTEMPTS) {
+            /* a topic created a moment ago is not in every broker's
+             * metadata yet */
+            rd_kafka_metadata_destroy(md);
+            usleep(500 * 1000);
+            continue;
+        }
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR || in_parts <= 0) {
             rd_kafka_metadata_destroy(md);
             snprintf(errstr, n,
@@ -199,9 +209,10 @@ static bw_err_t ensure_topic(bw_pipeline_t *p, char *errstr, size_t n)
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
             break;
         }
-        if (attempt == 0 && create_topic(p, in_parts, errstr, n) != BW_OK) {
+        if (!created && create_topic(p, in_parts, errstr, n) != BW_OK) {
             return BW_ERR_KAFKA;
         }
+        created = true;
         if (attempt == 59) {
             snprintf(errstr, n, "state: changelog topic %s: %s", p->cl_topic,
                      rd_kafka_err2str(e));

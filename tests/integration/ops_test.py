@@ -39,6 +39,8 @@ def get(url, timeout=5):
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+    except (urllib.error.URLError, OSError) as e:
+        return 0, str(e)
 
 
 def stage_url(proc, timeout=60):
@@ -199,9 +201,13 @@ def test_metrics(env):
     stage = env.start(config, "metrics")
     url = stage_url(stage)
     end = time.time() + 60
-    while get(url + "readyz")[0] != 200 and time.time() < end:
+    while get(url + "readyz")[0] != 200 and time.time() < end and \
+            stage.poll() is None:
         time.sleep(0.2)
-    check(get(url + "readyz")[0] == 200, "never ready")
+    if get(url + "readyz")[0] != 200:
+        stage.log.seek(0)
+        raise kt.Failure("never ready: " + get(url + "readyz")[1] + "\n" +
+                         stage.log.read()[-3000:])
     check(get(url + "healthz")[0] == 200, "not healthy")
     rows = kt.sample_rows(env.src)
     good, bad = env.feed(rows, poison=500)
