@@ -103,7 +103,21 @@ int main(int argc, char **argv)
     l = rd_kafka_topic_partition_list_new(n);
     for (int p = 0; p < n; p++) {
         int64_t lo = 0;
-        rd_kafka_query_watermark_offsets(rk, argv[2], p, &lo, &end[p], 10000);
+        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+        /* a busy broker may time a query out: retry, and never take an
+         * unanswered query for an empty partition */
+        for (int attempt = 0; attempt < 6 && e != RD_KAFKA_RESP_ERR_NO_ERROR;
+             attempt++) {
+            e = rd_kafka_query_watermark_offsets(rk, argv[2], p, &lo, &end[p],
+                                                 10000);
+        }
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "bw_tap: %s [%d] end offsets: %s\n", argv[2], p,
+                    rd_kafka_err2str(e));
+            rd_kafka_topic_partition_list_destroy(l);
+            rd_kafka_destroy(rk);
+            return 1;
+        }
         rd_kafka_topic_partition_list_add(l, argv[2], p)->offset =
             RD_KAFKA_OFFSET_BEGINNING;
         open += end[p] > lo;
