@@ -6,7 +6,9 @@
 # first record visible to the N-th:
 #   1. pass-through: a transactional consume -> produce of the same records
 #      with the stage's commit interval (the ceiling, like for like);
-#   2. bayeswatch run, exactly_once, default model, 1 and 2 stream threads;
+#   2. bayeswatch run, exactly_once, default model, 1 and 2 stream threads
+#      (1 thread also with obs.listen off: what /metrics and the web view's
+#      store cost);
 #   3. the same under at_least_once;
 #   4. latency: events paced at RATE/s for 10 s into a running
 #      exactly_once stage; append -> readable by a read_committed reader,
@@ -28,7 +30,7 @@ trap 'kill $(jobs -p) 2> /dev/null || true; rm -rf "$dir"' EXIT
 "$build/tests/bw_topics" "$brokers" 4 $tag.in $tag.lat $tag.lat.s $tag.lat.t \
     $tag.lat.d
 
-config() { # NAME INPUT GUARANTEE THREADS
+config() { # NAME INPUT GUARANTEE THREADS [OBS_LISTEN]
     cat > "$dir/$1.yaml" <<YAML
 kafka: {bootstrap_servers: "$brokers", group_id: "$tag-$1"}
 ingest: {topics: ["$2"]}
@@ -38,7 +40,7 @@ emit:
   dead_letters: {topic: "$tag.$1.d"}
 pipeline: {guarantee: $3, instance_id: "$1", threads: $4,
            commit_interval_ms: $commit_ms}
-obs: {listen: "127.0.0.1:0"}
+obs: {listen: "${5-127.0.0.1:0}"}
 YAML
 }
 
@@ -46,8 +48,9 @@ YAML
 . "$root/bench/lib.sh"
 unit=" records/s"
 
-stage_once() { # NAME GUARANTEE THREADS: one run on fresh outputs and group
-    config "$1" $tag.in "$2" "$3"
+stage_once() { # NAME GUARANTEE THREADS [OBS_LISTEN]: one run on fresh
+    #             outputs and group
+    config "$1" $tag.in "$2" "$3" "${4-127.0.0.1:0}"
     time_stage "$1" 4
 }
 
@@ -66,6 +69,7 @@ declare -A rates
 for i in $(seq "$runs"); do
     rates[pt]+=" $(pt_once pt$i)"
     rates[eos]+=" $(stage_once eos$i exactly_once 1)"
+    rates[eosnoobs]+=" $(stage_once eosnoobs$i exactly_once 1 '')"
     rates[eos2t]+=" $(stage_once eos2t$i exactly_once 2)"
     rates[alo]+=" $(stage_once alo$i at_least_once 1)"
 done
@@ -73,6 +77,7 @@ done
 {
     summary "pass-through (transactional)" ${rates[pt]}
     summary "bayeswatch exactly_once, 1 thread" ${rates[eos]}
+    summary "  the same, obs.listen off (no metrics, view)" ${rates[eosnoobs]}
     summary "bayeswatch exactly_once, 2 threads" ${rates[eos2t]}
     summary "bayeswatch at_least_once, 1 thread" ${rates[alo]}
 }

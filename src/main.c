@@ -172,7 +172,7 @@ static int cmd_run(int argc, char **argv)
                "serving /metrics, /healthz, /readyz and the web view at %s",
                bw_obs_url(obs));
     }
-    o.obs = obs;
+    o.obs = bw_obs_url(obs) != NULL ? obs : NULL; /* no listener: no feed */
     p = bw_pipeline_new(&cfg, &o, errstr, sizeof(errstr));
     if (p == NULL) {
         fprintf(stderr, "bayeswatch: error: %s\n", errstr);
