@@ -99,6 +99,11 @@ void bw_prom_family(bw_wbuf_t *w, const char *name, const char *type,
 void bw_prom_sample(bw_wbuf_t *w, const char *name, const char *labels,
                     double v);
 
+/** @brief One sample with one label, `name{label="value"} v`, the value
+ * escaped. */
+void bw_prom_sample1(bw_wbuf_t *w, const char *name, const char *label,
+                     const char *value, double v);
+
 /** @brief Escape a label value (backslash, quote, newline) into @p dst. */
 void bw_prom_escape(char *dst, size_t cap, const char *v);
 

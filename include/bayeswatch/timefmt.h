@@ -48,6 +48,14 @@ static inline double bw_interval_update(double interval, double gap,
     return interval + alpha * (g - interval);
 }
 
+/** @brief The wall clock (CLOCK_REALTIME), epoch milliseconds. */
+int64_t bw_wall_ms(void);
+
+/** @brief A monotonic clock for durations and timeouts: milliseconds and
+ * seconds since an arbitrary start. */
+int64_t bw_mono_ms(void);
+double bw_mono_s(void);
+
 /** @brief Parse a whole string as a finite double. */
 bw_err_t bw_parse_double(const char *s, double *out);
 

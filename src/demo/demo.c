@@ -23,6 +23,7 @@
 #include "bayeswatch/obs.h"
 #include "demo_int.h"
 #include "bayeswatch/mem.h"
+#include "bayeswatch/timefmt.h"
 
 #define T0_MS 1795478400000LL /* 2026-11-24 00:00 UTC */
 #define POISON_EVERY_MIN 97   /* one malformed record per ~1.6 sim hours */
@@ -47,18 +48,10 @@ typedef struct {
     FILE *devnull;
     long long produced;
     long long failed; /* feed: deliveries that failed */
-    int minute; /* current simulated minute */
+    int minute;       /* current simulated minute */
     bw_demo_judge_t judge;
     char err[512];
 } demo_t;
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Position of @p s in @p names, or -1. */
 static int name_index(const char *const *names, int n, const char *s)
@@ -294,16 +287,16 @@ static int step(demo_t *d, int timeout_ms)
 /* Let the stage consume everything produced so far. */
 static int drain(demo_t *d)
 {
-    int64_t last = mono_ms();
+    int64_t last = bw_mono_ms();
 
     rd_kafka_flush(d->gen_rk, 10000);
     while (d->view.events < d->produced) {
         if (step(d, 50) != 0) {
             return -1;
         }
-        if (mono_ms() - last >= RENDER_MS) {
+        if (bw_mono_ms() - last >= RENDER_MS) {
             bw__demo_view_render(&d->view);
-            last = mono_ms();
+            last = bw_mono_ms();
         }
     }
     return 0;
@@ -312,7 +305,7 @@ static int drain(demo_t *d)
 static int live(demo_t *d)
 {
     int end = DEMO_HISTORY_MIN + d->o->hours * 60;
-    int64_t start = mono_ms(), last = 0;
+    int64_t start = bw_mono_ms(), last = 0;
 
     d->view.phase = "live: incidents are injected";
     while (d->minute < end) {
@@ -320,13 +313,13 @@ static int live(demo_t *d)
                           ? start + (int64_t)((d->minute - DEMO_HISTORY_MIN) *
                                               1000.0 / d->o->speed)
                           : 0;
-        while (mono_ms() < due) {
+        while (bw_mono_ms() < due) {
             if (step(d, 10) != 0) {
                 return -1;
             }
-            if (mono_ms() - last >= RENDER_MS) {
+            if (bw_mono_ms() - last >= RENDER_MS) {
                 bw__demo_view_render(&d->view);
-                last = mono_ms();
+                last = bw_mono_ms();
             }
         }
         produce_minute(d);
@@ -388,6 +381,17 @@ static int start_cluster(demo_t *d)
     return 0;
 }
 
+/* The generator's encoder for the ingest topic's format. */
+static int make_codec(demo_t *d)
+{
+    d->codec = bw_codec_new(
+        bw_schema_metric_event, bw_schema_metric_event_len,
+        d->cfg.ingest.format == BW_FORMAT_AVRO ? BW_FRAMING_CONFLUENT
+                                               : BW_FRAMING_PLAIN,
+        (int32_t)d->cfg.ingest.schema_id, d->err, sizeof(d->err));
+    return d->codec != NULL ? 0 : -1;
+}
+
 static int start_stage(demo_t *d)
 {
     bw_pipeline_opts_t po = {
@@ -407,12 +411,7 @@ static int start_stage(demo_t *d)
         bw__demo_view_url(&d->view, bw_obs_url(d->obs));
     }
 
-    d->codec = bw_codec_new(
-        bw_schema_metric_event, bw_schema_metric_event_len,
-        d->cfg.ingest.format == BW_FORMAT_AVRO ? BW_FRAMING_CONFLUENT
-                                               : BW_FRAMING_PLAIN,
-        (int32_t)d->cfg.ingest.schema_id, d->err, sizeof(d->err));
-    if (d->codec == NULL) {
+    if (make_codec(d) != 0) {
         return -1;
     }
     d->pipe = bw_pipeline_new(&d->cfg, &po, d->err, sizeof(d->err));
@@ -512,7 +511,7 @@ static int finish(demo_t *d)
 static void linger(demo_t *d)
 {
     const char *url = bw_obs_url(d->obs);
-    int64_t until = mono_ms() + (int64_t)(d->o->linger_s * 1000.0);
+    int64_t until = bw_mono_ms() + (int64_t)(d->o->linger_s * 1000.0);
 
     if (url == NULL || d->o->linger_s == 0) {
         return;
@@ -525,7 +524,7 @@ static void linger(demo_t *d)
                 d->o->linger_s);
     }
     fflush(d->o->out);
-    while (d->o->linger_s < 0 || mono_ms() < until) {
+    while (d->o->linger_s < 0 || bw_mono_ms() < until) {
         struct timespec ts = {0, 200 * 1000000};
         nanosleep(&ts, NULL);
     }
@@ -558,27 +557,24 @@ static int feed(demo_t *d)
         rd_kafka_conf_destroy(c);
         return 2;
     }
-    d->codec = bw_codec_new(
-        bw_schema_metric_event, bw_schema_metric_event_len,
-        d->cfg.ingest.format == BW_FORMAT_AVRO ? BW_FRAMING_CONFLUENT
-                                               : BW_FRAMING_PLAIN,
-        (int32_t)d->cfg.ingest.schema_id, d->err, sizeof(d->err));
-    if (d->codec == NULL) {
+    if (make_codec(d) != 0) {
         return 2;
     }
-    fprintf(d->o->out, "feeding %s on %s: one day of history, then %d live "
+    fprintf(d->o->out,
+            "feeding %s on %s: one day of history, then %d live "
             "hours at %g simulated minutes per second\n",
             d->cfg.ingest.topics[0], d->o->feed_brokers, d->o->hours,
             d->o->speed);
     while (d->minute < DEMO_HISTORY_MIN) {
         produce_minute(d);
     }
-    for (start = mono_ms(); d->minute < end && d->failed == 0;) {
-        int64_t due = start + (int64_t)((d->minute - DEMO_HISTORY_MIN) *
-                                        1000.0 / (d->o->speed > 0 ? d->o->speed
-                                                                  : 1e9));
-        rd_kafka_poll(d->gen_rk, (int)(due > mono_ms() ? due - mono_ms() : 0));
-        if (mono_ms() >= due) {
+    for (start = bw_mono_ms(); d->minute < end && d->failed == 0;) {
+        int64_t due =
+            start + (int64_t)((d->minute - DEMO_HISTORY_MIN) * 1000.0 /
+                              (d->o->speed > 0 ? d->o->speed : 1e9));
+        rd_kafka_poll(d->gen_rk,
+                      (int)(due > bw_mono_ms() ? due - bw_mono_ms() : 0));
+        if (bw_mono_ms() >= due) {
             produce_minute(d);
         }
     }

@@ -18,32 +18,16 @@
 #include <netdb.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bayeswatch/mem.h"
+#include "bayeswatch/timefmt.h"
 #include "obs_int.h"
 
 extern const char bw_web_index[], bw_web_app_js[], bw_web_app_css[];
 extern const size_t bw_web_index_len, bw_web_app_js_len, bw_web_app_css_len;
 
 #define PROM_TYPE "text/plain; version=0.0.4; charset=utf-8"
-
-int64_t bw__mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the stage's side ---- */
 
@@ -108,15 +92,13 @@ static void log_families(bw_wbuf_t *w)
 {
     static const char *const lv[] = {"error", "warn", "info", "debug"};
     bw_log_stats_t st;
-    char lab[32];
 
     bw_log_stats(&st);
     bw_prom_family(w, "bayeswatch_log_lines_total", "counter",
                    "log lines written, by level");
     for (int i = 0; i < 4; i++) {
-        snprintf(lab, sizeof(lab), "level=\"%s\"", lv[i]);
-        bw_prom_sample(w, "bayeswatch_log_lines_total", lab,
-                       (double)st.lines[i]);
+        bw_prom_sample1(w, "bayeswatch_log_lines_total", "level", lv[i],
+                        (double)st.lines[i]);
     }
     bw_prom_family(w, "bayeswatch_log_suppressed_total", "counter",
                    "repeated warnings and errors not written (rate limit)");
@@ -132,7 +114,7 @@ static enum MHD_Result metrics(bw_obs_t *obs, struct MHD_Connection *c)
     pthread_mutex_lock(&obs->mu);
     bw_wbuf_bytes(&w, obs->page.data, obs->page.len);
     pthread_mutex_unlock(&obs->mu);
-    bw_obs_view_metrics(obs, wall_ms(), &w);
+    bw_obs_view_metrics(obs, bw_wall_ms(), &w);
     log_families(&w);
     ret = w.err == BW_OK ? reply(c, MHD_HTTP_OK, PROM_TYPE, w.data, w.len)
                          : reply(c, 500, "text/plain", "out of memory\n", 14);
@@ -145,7 +127,7 @@ static enum MHD_Result healthz(bw_obs_t *obs, struct MHD_Connection *c)
     char body[160];
     int64_t beat = atomic_load(&obs->beat_ms),
             window = atomic_load(&obs->beat_window_ms),
-            idle = bw__mono_ms() - beat;
+            idle = bw_mono_ms() - beat;
     int n;
 
     if (beat == 0 || idle <= window) {
@@ -185,7 +167,7 @@ static enum MHD_Result api(bw_obs_t *obs, struct MHD_Connection *c,
     bw_wbuf_t w = {0};
     enum MHD_Result ret;
 
-    if (!bw_obs_view_json(obs, what, key, wall_ms(), &w)) {
+    if (!bw_obs_view_json(obs, what, key, bw_wall_ms(), &w)) {
         ret = reply(c, MHD_HTTP_NOT_FOUND, "application/json",
                     "{\"error\":\"not found\"}", 21);
     } else if (w.err != BW_OK) {

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "bayeswatch/obs.h"
+#include "bayeswatch/timefmt.h"
 
 #define BURST 5
 #define WINDOW_MS 10000
@@ -128,14 +129,6 @@ static void blank_secrets(char *s)
 
 /* ---- rate limit ---- */
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static site_t *site_of(const char *fmt)
 {
     size_t h = ((uintptr_t)fmt >> 3) % SITES;
@@ -155,7 +148,7 @@ static site_t *site_of(const char *fmt)
 static bool admit(const char *fmt, uint64_t *reported)
 {
     site_t *s = site_of(fmt);
-    int64_t now = mono_ms();
+    int64_t now = bw_mono_ms();
 
     *reported = 0;
     if (now - s->window_start >= WINDOW_MS) {
@@ -177,14 +170,14 @@ static bool admit(const char *fmt, uint64_t *reported)
 
 static void iso_now(char *out, size_t n)
 {
-    struct timespec ts;
+    int64_t ms = bw_wall_ms();
+    time_t secs = (time_t)(ms / 1000);
     struct tm tm;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+    gmtime_r(&secs, &tm);
+    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             ts.tv_nsec / 1000000);
+             (int)(ms % 1000));
 }
 
 /* One line into g.line (g.mu held), written with one fwrite. */

@@ -84,7 +84,4 @@ void bw__view_free(bw_obs_t *obs);
 void bw__burn_add(const bw_obs_t *obs, const vpoint_t *pt, double err[2],
                   double budget[2]);
 
-/* http.c */
-int64_t bw__mono_ms(void);
-
 #endif

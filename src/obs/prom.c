@@ -61,6 +61,16 @@ void bw_prom_sample(bw_wbuf_t *w, const char *name, const char *labels,
     value(w, v);
 }
 
+void bw_prom_sample1(bw_wbuf_t *w, const char *name, const char *label,
+                     const char *value, double v)
+{
+    char esc[512], lab[600];
+
+    bw_prom_escape(esc, sizeof(esc), value);
+    snprintf(lab, sizeof(lab), "%s=\"%s\"", label, esc);
+    bw_prom_sample(w, name, lab, v);
+}
+
 void bw_hist_init(bw_hist_t *h, const double *bounds, int n)
 {
     memset(h, 0, sizeof(*h));

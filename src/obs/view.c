@@ -299,15 +299,11 @@ static void region_family(bw_wbuf_t *w, const bw_obs_t *obs,
                           const region_agg_t *agg, const char *name,
                           const char *help, size_t field)
 {
-    char lab[BW_NAME_MAX * 2 + 16], esc[BW_NAME_MAX * 2];
-
     bw_prom_family(w, name, "gauge", help);
     for (int i = 0; i <= obs->n_regions; i++) {
-        bw_prom_escape(esc, sizeof(esc),
-                       i < obs->n_regions ? obs->regions[i] : "other");
-        snprintf(lab, sizeof(lab), "region=\"%s\"", esc);
-        bw_prom_sample(w, name, lab,
-                       *(const double *)((const char *)&agg[i] + field));
+        bw_prom_sample1(w, name, "region",
+                        i < obs->n_regions ? obs->regions[i] : "other",
+                        *(const double *)((const char *)&agg[i] + field));
     }
 }
 

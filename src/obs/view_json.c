@@ -26,8 +26,10 @@
 #define MAX_EPISODES 50
 #define EPISODE_RING 1024
 
-static void jnum(bw_wbuf_t *w, double v)
+/* @p before (a separator or key), then @p v, or null when not finite. */
+static void jnum(bw_wbuf_t *w, const char *before, double v)
 {
+    bw_wbuf_printf(w, "%s", before);
     if (isfinite(v)) {
         bw_wbuf_printf(w, "%.6g", v);
     } else {
@@ -96,8 +98,7 @@ static void cells_json(bw_obs_t *obs, int64_t now, bw_wbuf_t *w)
         bw_wbuf_json_str(w, c->top->service);
         bw_wbuf_printf(w, ",\"top\":");
         jkey(w, c->top);
-        bw_wbuf_printf(w, ",\"p\":");
-        jnum(w, c->p);
+        jnum(w, ",\"p\":", c->p);
         bw_wbuf_printf(w,
                        ",\"age_s\":%.1f,\"series\":%d,\"alerts\":%d,"
                        "\"stale\":%d}",
@@ -114,15 +115,11 @@ static void series_json(bw_wbuf_t *w, const vseries_t *s, int64_t now)
     bw_wbuf_printf(w, "{\"key\":");
     jkey(w, s);
     bw_wbuf_printf(w, ",\"model\":\"%s\",\"p\":", bw_model_kind_name(s->model));
-    jnum(w, s->p);
-    bw_wbuf_printf(w, ",\"value\":");
-    jnum(w, s->value);
-    bw_wbuf_printf(w, ",\"expected\":");
-    jnum(w, s->expected);
-    bw_wbuf_printf(w, ",\"lower\":");
-    jnum(w, s->lower);
-    bw_wbuf_printf(w, ",\"upper\":");
-    jnum(w, s->upper);
+    jnum(w, "", s->p);
+    jnum(w, ",\"value\":", s->value);
+    jnum(w, ",\"expected\":", s->expected);
+    jnum(w, ",\"lower\":", s->lower);
+    jnum(w, ",\"upper\":", s->upper);
     bw_wbuf_printf(w,
                    ",\"direction\":\"%s\",\"alert\":%s,\"warmup\":%s,"
                    "\"stale\":%s,\"abnormal_since\":%lld,\"last_event\":%lld,"
@@ -195,19 +192,16 @@ static void threats_json(bw_obs_t *obs, bw_wbuf_t *w)
         bw_wbuf_json_str(w, v[i]->entity);
         bw_wbuf_printf(w, ",\"rule\":");
         bw_wbuf_json_str(w, v[i]->rule->name);
-        bw_wbuf_printf(w, ",\"probability\":");
-        jnum(w, v[i]->probability);
+        jnum(w, ",\"probability\":", v[i]->probability);
         bw_wbuf_printf(w, ",\"level\":\"%s\",\"time\":%lld,\"llr\":",
                        bw_level_name(v[i]->level), (long long)v[i]->time_ms);
-        jnum(w, v[i]->llr);
+        jnum(w, "", v[i]->llr);
         bw_wbuf_printf(w, ",\"contributors\":[");
         for (int k = 0; k < v[i]->n; k++) {
             bw_wbuf_printf(w, "%s{\"metric\":", k ? "," : "");
             bw_wbuf_json_str(w, v[i]->top[k].metric);
-            bw_wbuf_printf(w, ",\"llr\":");
-            jnum(w, v[i]->top[k].llr);
-            bw_wbuf_printf(w, ",\"p\":");
-            jnum(w, v[i]->top[k].p);
+            jnum(w, ",\"llr\":", v[i]->top[k].llr);
+            jnum(w, ",\"p\":", v[i]->top[k].p);
             bw_wbuf_printf(w, "}");
         }
         bw_wbuf_printf(w, "]}");
@@ -310,19 +304,13 @@ static void overview(bw_obs_t *obs, int64_t now, bw_wbuf_t *w)
 static void point_json(bw_wbuf_t *w, const vpoint_t *pt, bool first)
 {
     bw_wbuf_printf(w, "%s[%lld,", first ? "" : ",", (long long)pt->t);
-    jnum(w, pt->value);
-    bw_wbuf_printf(w, ",");
-    jnum(w, pt->expected);
-    bw_wbuf_printf(w, ",");
-    jnum(w, pt->lower);
-    bw_wbuf_printf(w, ",");
-    jnum(w, pt->upper);
-    bw_wbuf_printf(w, ",");
-    jnum(w, pt->p);
-    bw_wbuf_printf(w, ",");
-    jnum(w, pt->p_block);
-    bw_wbuf_printf(w, ",");
-    jnum(w, pt->p_pop);
+    jnum(w, "", pt->value);
+    jnum(w, ",", pt->expected);
+    jnum(w, ",", pt->lower);
+    jnum(w, ",", pt->upper);
+    jnum(w, ",", pt->p);
+    jnum(w, ",", pt->p_block);
+    jnum(w, ",", pt->p_pop);
     bw_wbuf_printf(w, ",\"%s\",%d]", bw_direction_name(pt->direction),
                    pt->alert);
 }
@@ -399,12 +387,10 @@ static void slo_json(bw_obs_t *obs, bw_wbuf_t *w)
         bw_wbuf_printf(w, "%s{\"key\":", m++ ? "," : "");
         jkey(w, s);
         bw_wbuf_printf(w, ",\"slo\":%g,\"p_breach\":", s->slo);
-        jnum(w, s->p_slo);
-        bw_wbuf_printf(w, ",\"rate\":");
-        jnum(w, s->value);
+        jnum(w, "", s->p_slo);
+        jnum(w, ",\"rate\":", s->value);
         for (int win = 0; win < 2; win++) {
-            bw_wbuf_printf(w, ",\"burn_%s\":", win ? "6h" : "1h");
-            jnum(w,
+            jnum(w, win ? ",\"burn_6h\":" : ",\"burn_1h\":",
                  b[i].budget[win] > 0 ? b[i].err[win] / b[i].budget[win] : NAN);
         }
         bw_wbuf_printf(w, ",\"risk\":\"%s\"}", risk_of(&b[i]));

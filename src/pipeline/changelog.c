@@ -345,7 +345,7 @@ static bool flush_due(const bw_pipeline_t *p, const task_t *t, int64_t now)
 
 bool bw__changelog_due(const bw_pipeline_t *p)
 {
-    int64_t now = bw__wall_ms();
+    int64_t now = bw_wall_ms();
 
     for (int i = 0; p->changelog && i < p->n_tasks; i++) {
         const task_t *t = p->tasks[i];
@@ -359,7 +359,7 @@ bool bw__changelog_due(const bw_pipeline_t *p)
 
 bw_err_t bw__changelog_write(bw_pipeline_t *p)
 {
-    int64_t now = bw__wall_ms();
+    int64_t now = bw_wall_ms();
     char why[256];
 
     if (!p->changelog) {
@@ -461,8 +461,7 @@ static bw_err_t read_to_end(bw_pipeline_t *p, task_t *t, int64_t from,
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     bw_map_t *latest = NULL;
     apply_ctx_t ac = {p, t, c};
-    int64_t deadline =
-        bw__wall_ms() + (int64_t)p->cfg->state.restore_timeout_ms;
+    int64_t deadline = bw_wall_ms() + (int64_t)p->cfg->state.restore_timeout_ms;
     int64_t lo = 0, hi = 0;
     bw_err_t err = BW_OK;
 
@@ -486,7 +485,7 @@ static bw_err_t read_to_end(bw_pipeline_t *p, task_t *t, int64_t from,
     while (err == BW_OK) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(p->restorer, 200);
         if (m == NULL) {
-            if (bw__wall_ms() > deadline) {
+            if (bw_wall_ms() > deadline) {
                 err = bw__fatal(p, "state restore",
                                 "state.restore_timeout_ms passed before the "
                                 "changelog's end");
@@ -531,7 +530,7 @@ static rd_kafka_message_t *next_input(bw_pipeline_t *p, int64_t deadline,
     for (;;) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(p->restorer, 200);
         if (m == NULL) {
-            if (bw__wall_ms() > deadline) {
+            if (bw_wall_ms() > deadline) {
                 *err = bw__fatal(p, "state replay",
                                  "state.restore_timeout_ms passed before the "
                                  "committed input offset");
@@ -568,8 +567,7 @@ static int64_t replay(bw_pipeline_t *p, task_t *t, int64_t from, int64_t upto,
                       bw_err_t *err)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    int64_t deadline =
-        bw__wall_ms() + (int64_t)p->cfg->state.restore_timeout_ms;
+    int64_t deadline = bw_wall_ms() + (int64_t)p->cfg->state.restore_timeout_ms;
     int64_t n = 0, last = from - 1, lo = -1, hi = -1;
     rd_kafka_message_t *m;
 
@@ -610,7 +608,7 @@ bw_err_t bw__restore(bw_pipeline_t *p, task_t *t, int64_t upto)
     restore_count_t c = {0};
     int64_t replayed = 0;
     bw_engine_stats_t es;
-    int64_t t0 = bw__wall_ms(), from = RD_KAFKA_OFFSET_BEGINNING;
+    int64_t t0 = bw_wall_ms(), from = RD_KAFKA_OFFSET_BEGINNING;
     bw_err_t err;
     char why[256];
 
@@ -642,7 +640,7 @@ bw_err_t bw__restore(bw_pipeline_t *p, task_t *t, int64_t upto)
     t->state_offset = c.rs.offset;
     t->flushed_at = -1; /* the first commit after a restore flushes */
     p->restores++;
-    p->restore_ms += bw__wall_ms() - t0;
+    p->restore_ms += bw_wall_ms() - t0;
     bw_engine_stats(t->eng, &es);
     bw__logx(p, BW_LOG_INFO, t->partition,
              "state: restored %s [%d]: %llu keys (%llu series, models %.1f MB) "
@@ -655,7 +653,7 @@ bw_err_t bw__restore(bw_pipeline_t *p, task_t *t, int64_t upto)
              (unsigned long long)es.series, (double)es.bytes / 1e6,
              (unsigned long long)c.records, (double)c.bytes / 1e6,
              (unsigned long long)c.tombstones, (long long)replayed,
-             (double)(bw__wall_ms() - t0) / 1000.0,
+             (double)(bw_wall_ms() - t0) / 1000.0,
              (unsigned long long)c.rs.config_changed,
              (unsigned long long)c.rs.corrupt, (long long)c.rs.offset);
     return err;

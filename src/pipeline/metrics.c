@@ -38,11 +38,6 @@ static const double pit_bounds[] = {0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1};
 
 #define NB(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-static int64_t mono_ms(void)
-{
-    return (int64_t)(bw__mono_s() * 1000.0);
-}
-
 void bw__worker_metrics_init(bw_worker_t *w)
 {
     bw_hist_init(&w->proc, proc_bounds, NB(proc_bounds));
@@ -168,8 +163,8 @@ static void stage_families(bw_pipeline_t *p, bw_wbuf_t *w,
     bw_prom_family(w, "bayeswatch_dead_letters_total", "counter",
                    "input records sent to the dead-letter topic, by reason");
     for (int r = 0; r < N_DLQ; r++) {
-        snprintf(lab, sizeof(lab), "reason=\"%s\"", bw_dlq_reason_name(r));
-        bw_prom_sample(w, "bayeswatch_dead_letters_total", lab, (double)dlq[r]);
+        bw_prom_sample1(w, "bayeswatch_dead_letters_total", "reason",
+                        bw_dlq_reason_name(r), (double)dlq[r]);
     }
     counter(w, "bayeswatch_late_records_total",
             "records out of order for their series or past the allowed "
@@ -195,7 +190,6 @@ static void stage_families(bw_pipeline_t *p, bw_wbuf_t *w,
 static void threat_families(bw_pipeline_t *p, bw_wbuf_t *w)
 {
     const bw_fusion_cfg_t *fc = &p->cfg->model.fusion;
-    char lab[BW_NAME_MAX * 2 + 16], esc[BW_NAME_MAX * 2];
 
     bw_prom_family(w, "bayeswatch_threat_assessments_total", "counter",
                    "threat records produced, by fusion rule");
@@ -204,10 +198,8 @@ static void threat_families(bw_pipeline_t *p, bw_wbuf_t *w)
         for (int i = 0; i < p->n_workers; i++) {
             n += LOADR(p->workers[i].rule_threats[r]);
         }
-        bw_prom_escape(esc, sizeof(esc), fc->rules[r].name);
-        snprintf(lab, sizeof(lab), "rule=\"%s\"", esc);
-        bw_prom_sample(w, "bayeswatch_threat_assessments_total", lab,
-                       (double)n);
+        bw_prom_sample1(w, "bayeswatch_threat_assessments_total", "rule",
+                        fc->rules[r].name, (double)n);
     }
 }
 
@@ -256,7 +248,7 @@ static int64_t lag_of(const bw_pipeline_t *p, int i)
 static void consumer_families(bw_pipeline_t *p, bw_wbuf_t *w,
                               const bw_pipeline_stats_t *st)
 {
-    char lab[600], esc[300];
+    char lab[600];
 
     counter(w, "bayeswatch_rebalances_total",
             "partition assignments and revocations", (double)st->rebalances);
@@ -278,18 +270,16 @@ static void consumer_families(bw_pipeline_t *p, bw_wbuf_t *w,
     bw_prom_family(w, "bayeswatch_broker_rtt_seconds", "gauge",
                    "average broker round-trip time (librdkafka statistics)");
     for (int i = 0; p->kstats != NULL && i < p->kstats->n_brokers; i++) {
-        bw_prom_escape(esc, sizeof(esc), p->kstats->brokers[i].name);
-        snprintf(lab, sizeof(lab), "broker=\"%s\"", esc);
-        bw_prom_sample(w, "bayeswatch_broker_rtt_seconds", lab,
-                       p->kstats->brokers[i].rtt_s);
+        bw_prom_sample1(w, "bayeswatch_broker_rtt_seconds", "broker",
+                        p->kstats->brokers[i].name,
+                        p->kstats->brokers[i].rtt_s);
     }
     bw_prom_family(w, "bayeswatch_producer_transaction_state", "gauge",
                    "1 for the transactional producer's current state "
                    "(librdkafka statistics)");
     if (p->txn_state[0] != '\0') {
-        bw_prom_escape(esc, sizeof(esc), p->txn_state);
-        snprintf(lab, sizeof(lab), "state=\"%s\"", esc);
-        bw_prom_sample(w, "bayeswatch_producer_transaction_state", lab, 1);
+        bw_prom_sample1(w, "bayeswatch_producer_transaction_state", "state",
+                        p->txn_state, 1);
     }
     pthread_mutex_unlock(&p->mu);
 }
@@ -331,10 +321,8 @@ static void model_families(bw_pipeline_t *p, bw_wbuf_t *w)
     bw_prom_family(w, "bayeswatch_series", "gauge",
                    "series held, by the model their route gives them");
     for (int m = 0; m <= BW_MODEL_POOLED_NORMAL; m++) {
-        char lab[48];
-        snprintf(lab, sizeof(lab), "model=\"%s\"", bw_model_kind_name(m));
-        bw_prom_sample(w, "bayeswatch_series", lab,
-                       (double)sum.series_by_model[m]);
+        bw_prom_sample1(w, "bayeswatch_series", "model", bw_model_kind_name(m),
+                        (double)sum.series_by_model[m]);
     }
     bw_prom_family(w, "bayeswatch_model_objects", "gauge",
                    "models held, by kind");
@@ -416,7 +404,7 @@ static void build_info(bw_pipeline_t *p, bw_wbuf_t *w)
 
 bool bw__metrics_due(const bw_pipeline_t *p)
 {
-    return p->obs != NULL && mono_ms() - p->last_page >= PAGE_MS;
+    return p->obs != NULL && bw_mono_ms() - p->last_page >= PAGE_MS;
 }
 
 void bw__metrics_publish(bw_pipeline_t *p)
@@ -427,7 +415,7 @@ void bw__metrics_publish(bw_pipeline_t *p)
     if (p->obs == NULL) {
         return;
     }
-    p->last_page = mono_ms();
+    p->last_page = bw_mono_ms();
     bw_pipeline_stats(p, &st);
     w->len = 0;
     w->err = BW_OK;
@@ -475,7 +463,7 @@ void bw__health(bw_pipeline_t *p)
     if (p->obs == NULL) {
         return;
     }
-    bw_obs_heartbeat(p->obs, mono_ms(), p->health_window_ms);
+    bw_obs_heartbeat(p->obs, bw_mono_ms(), p->health_window_ms);
     if (state == p->ready_state && state != 1) {
         return; /* unchanged: no lock taken */
     }

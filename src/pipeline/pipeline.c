@@ -541,7 +541,7 @@ bw_pipeline_t *bw_pipeline_new(const bw_config_t *cfg,
         subscribe(p, errstr, errstr_size) != BW_OK) {
         goto fail;
     }
-    p->last_commit = p->last_scan = p->last_stats = bw__wall_ms();
+    p->last_commit = p->last_scan = p->last_stats = bw_wall_ms();
     bw__health(p);
     bw__log(p,
             "started: %s, group %s, %d input topic(s), %d stream thread(s), "
@@ -604,7 +604,7 @@ bw_err_t bw_pipeline_step(bw_pipeline_t *p, int timeout_ms, char *errstr,
             err = bw__abort_pending(p);
         }
         rd_kafka_poll(p->producer, 0);
-        now = bw__wall_ms();
+        now = bw_wall_ms();
         if (err == BW_OK &&
             now - p->last_commit >= p->cfg->pipeline.commit_interval_ms) {
             bw__quiesce(p); /* every output of the offsets is produced */

@@ -23,6 +23,7 @@
 #include "bayeswatch/engine.h"
 #include "bayeswatch/ingest.h"
 #include "bayeswatch/obs.h"
+#include "bayeswatch/timefmt.h"
 #include "kafka_conf.h"
 
 #define MAX_TASKS 4096
@@ -156,9 +157,6 @@ struct bw_pipeline_s {
 #define bw__warn(p, ...) bw__logx(p, BW_LOG_WARN, -1, __VA_ARGS__)
 bw_err_t bw__fatal(bw_pipeline_t *p, const char *what, const char *why);
 void bw__request_abort(bw_pipeline_t *p, const char *why);
-int64_t bw__wall_ms(void);
-/** Monotonic seconds: durations for /metrics. */
-double bw__mono_s(void);
 /** A failed produce: abortable (the transaction is replayed) unless the
  * producer has a fatal error or there is no transaction. */
 bw_err_t bw__produce_failed(bw_pipeline_t *p, rd_kafka_resp_err_t e);

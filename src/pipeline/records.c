@@ -89,7 +89,7 @@ static bw_origin_t origin_of(const bw_pipeline_t *p,
     int64_t ts = m != NULL ? rd_kafka_message_timestamp(m, NULL) : -1;
     bw_origin_t o = {
         .source_timestamp = ts >= 0 ? ts : event_time,
-        .processed_at = bw__wall_ms(),
+        .processed_at = bw_wall_ms(),
         .stale = false,
         .config_version = p->version,
         .source_topic = m != NULL ? rd_kafka_topic_name(m->rkt) : "",
@@ -271,7 +271,7 @@ static bw_err_t score(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
     if (err != BW_OK) {
         return dead_letter(w, m, reason, detail);
     }
-    if (bw__time_skew(&p->cfg->pipeline, ev.time_ms, bw__wall_ms(), detail,
+    if (bw__time_skew(&p->cfg->pipeline, ev.time_ms, bw_wall_ms(), detail,
                       sizeof(detail))) {
         t->force_flush = true; /* a wall-clock decision: see flush_due */
         return dead_letter(w, m, BW_DLQ_TIME_SKEW, detail);
@@ -302,19 +302,19 @@ static bw_err_t score(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
 
 void bw__record(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
 {
-    double t0 = bw__mono_s();
+    double t0 = bw_mono_s();
     int64_t mark;
 
     if (score(w, t, m) != BW_OK) {
         return; /* reported: an abort replays it, or the stage stops */
     }
-    bw_hist_observe(&w->proc, bw__mono_s() - t0);
+    bw_hist_observe(&w->proc, bw_mono_s() - t0);
     COUNT(t->consumed);
     mark = bw_engine_watermark(t->eng);
     t->next = m->offset + 1;
     if (mark != t->mark) {
         t->mark = mark;
-        t->wall_at_mark = bw__wall_ms();
+        t->wall_at_mark = bw_wall_ms();
     }
     COUNT(w->consumed);
 }
@@ -334,7 +334,7 @@ void bw__replay_record(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
     }
     t->next = m->offset + 1 > t->next ? m->offset + 1 : t->next;
     t->mark = bw_engine_watermark(t->eng);
-    t->wall_at_mark = bw__wall_ms();
+    t->wall_at_mark = bw_wall_ms();
 }
 
 /* ---- stale series ---- */

@@ -4,25 +4,8 @@
  * fatal error ends the stage with its first reason; an abort request
  * (from a stream thread) is carried out by the main thread (txn.c).
  */
-#include <time.h>
 
 #include "pipeline_int.h"
-
-int64_t bw__wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-double bw__mono_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 bw_err_t bw__fatal(bw_pipeline_t *p, const char *what, const char *why)
 {

@@ -63,7 +63,7 @@ static rd_kafka_topic_partition_list_t *pending_offsets(bw_pipeline_t *p)
 
 static void mark_committed(bw_pipeline_t *p)
 {
-    int64_t now = bw__wall_ms();
+    int64_t now = bw_wall_ms();
 
     for (int i = 0; i < p->n_tasks; i++) {
         task_t *t = p->tasks[i];
@@ -258,10 +258,10 @@ static bw_err_t commit_alo(bw_pipeline_t *p)
 bw_err_t bw__commit(bw_pipeline_t *p)
 {
     uint64_t commits = p->commits;
-    double t0 = bw__mono_s();
+    double t0 = bw_mono_s();
     bw_err_t err;
 
-    p->last_commit = bw__wall_ms();
+    p->last_commit = bw_wall_ms();
     if (p->eos && !p->txn_open) {
         /* nothing consumed since the last commit; state that was not
          * flushed then and is due now gets a transaction of its own */
@@ -276,7 +276,7 @@ bw_err_t bw__commit(bw_pipeline_t *p)
     }
     err = p->eos ? commit_txn(p) : commit_alo(p);
     if (p->commits > commits) {
-        bw_hist_observe(&p->commit_hist, bw__mono_s() - t0);
+        bw_hist_observe(&p->commit_hist, bw_mono_s() - t0);
     }
     return err;
 }

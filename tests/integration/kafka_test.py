@@ -842,9 +842,11 @@ TESTS = {"e2e": (test_e2e, 1), "exactly_once_kill": (test_exactly_once_kill, 4),
          "checkpoint": (test_checkpoint, 1)}
 
 
-def main():
+def run_main(tests):
+    """Run the test named by argv[3] from @p tests (name -> (function,
+    input partitions)) in a fresh environment; the process exit code."""
     build, src, name = sys.argv[1], sys.argv[2], sys.argv[3]
-    fn, partitions = TESTS[name]
+    fn, partitions = tests[name]
     env = Env(build, src, name, partitions)
     try:
         fn(env)
@@ -854,6 +856,10 @@ def main():
     finally:
         env.close()
     return 0
+
+
+def main():
+    return run_main(TESTS)
 
 
 if __name__ == "__main__":

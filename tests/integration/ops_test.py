@@ -26,6 +26,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import yaml
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kafka_test as kt  # noqa: E402  (the broker environment)
 
@@ -128,30 +130,11 @@ scrape_configs:
 
 
 def rule_exprs(src):
-    """(name, expr) of every rule in ops/prometheus/rules.yml (a small
-    reader for the file's own layout: `- alert:`/`- record:` then
-    `expr:` either inline or as a `|` block)."""
-    rules, name, block = [], None, None
+    """(name, expr) of every rule in ops/prometheus/rules.yml."""
     with open(os.path.join(src, "ops/prometheus/rules.yml")) as fh:
-        for line in fh:
-            m = re.match(r"\s*- (alert|record): (\S+)", line)
-            if m:
-                name = m.group(2)
-                continue
-            m = re.match(r"(\s*)expr: (.*)", line)
-            if m and name:
-                if m.group(2).strip() == "|":
-                    block = (len(m.group(1)), [])
-                else:
-                    rules.append((name, m.group(2).strip()))
-                continue
-            if block is not None:
-                if line.strip() and len(line) - len(line.lstrip()) > block[0]:
-                    block[1].append(line.strip())
-                    continue
-                rules.append((name, " ".join(block[1])))
-                block = None
-    return rules
+        groups = yaml.safe_load(fh)["groups"]
+    return [(r.get("alert") or r["record"], r["expr"])
+            for g in groups for r in g["rules"]]
 
 
 def check_prometheus(env, url):
@@ -263,19 +246,5 @@ def test_metrics(env):
 TESTS = {"metrics": (test_metrics, 1)}
 
 
-def main():
-    build, src, name = sys.argv[1], sys.argv[2], sys.argv[3]
-    fn, partitions = TESTS[name]
-    env = kt.Env(build, src, name, partitions)
-    try:
-        fn(env)
-    except kt.Failure as e:
-        print(f"FAIL {name}: {e}", file=sys.stderr)
-        return 1
-    finally:
-        env.close()
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(kt.run_main(TESTS))
