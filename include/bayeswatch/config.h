@@ -138,6 +138,7 @@ typedef struct {
 typedef struct {
     int entity; /* bw_entity_kind_t */
     double window_ms;
+    double baseline_ms; /* horizon of a signal's own reference; 0 off */
     double prior;       /* prior threat probability per entity and window */
     double correlation; /* 0 independent .. 1 fully redundant signals */
     double emit_delta;  /* emit when score moves this much (0-100 points) */

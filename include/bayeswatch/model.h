@@ -91,6 +91,7 @@ typedef struct {
     double noise_sd;     /* posterior point estimate of the noise sd */
     double seasonal;     /* seasonal component applied to this event */
     double noise_factor; /* local noise: variance factor applied (>= 1) */
+    int frame; /* profiles in the baseline's frame: bit 0 daily, 1 weekly */
     /* The abnormal episode: its first event's time while P(abnormal) has
      * been >= 1/2 at every event since (-1 otherwise); adopted on the event
      * where an episode older than cfg->adopt_after_ms became the new normal. */
@@ -255,6 +256,13 @@ void bw_fusion_combine(const bw_fusion_cfg_t *cfg, const bw_rule_cfg_t *rule,
  */
 double bw_fusion_lbf(const bw_signal_cfg_t *sig, double n, double zsum);
 
+/**
+ * @brief Log Bayes factor that a signal is elevated, from a statistic @p s
+ * that is N(0, 1) under the baseline and N(@p mu, 1) when elevated (prior
+ * on the mean N(mu, (mu/2)^2); see fusion.c). NAN when mu <= 0.
+ */
+double bw_fusion_lbf_std(const bw_signal_cfg_t *sig, double s, double mu);
+
 /** Sliding-window evidence of one entity for every rule. */
 typedef struct bw_fusion_s bw_fusion_t;
 
@@ -265,6 +273,19 @@ void bw_fusion_destroy(bw_fusion_t *fu);
  * standardised deviation from the baseline prediction (NAN: none). */
 void bw_fusion_observe(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
                        double z);
+/** One scored event as the fusion window learns from it. */
+typedef struct {
+    double z;  /* standardised deviation from the baseline (NAN: none) */
+    double x;  /* de-seasonalised value, model scale (NAN: none) */
+    double sd; /* the filter's predictive sd, model scale */
+    int frame; /* what x is de-seasonalised by (bw_pf_out_t.frame): a
+                  change restarts the signal's reference */
+} bw_fusion_obs_t;
+
+/** @brief As bw_fusion_observe, with the value from which the signal's
+ * own reference is learnt (cfg->baseline_ms). */
+void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
+                             const bw_fusion_obs_t *ob);
 /**
  * @brief Evaluate a rule at @p t_ms.
  * @returns true when the caller should emit (score moved by emit_delta or

@@ -295,6 +295,9 @@ static const bw_key_t rule_keys[] = {
 static const bw_key_t fusion_keys[] = {
     K_ENUM(FU, entity, entity_enum, "region", "what a threat is about"),
     K_DBL(FU, window_ms, 1, 1e12, "600000", "sliding evidence window"),
+    K_DBL(FU, baseline_ms, 0, 1e13, "7200000",
+          "horizon of each signal's reference, learnt from data that has "
+          "left the window (0: judge against the filter's own baseline)"),
     K_DBL(FU, prior, 1e-12, 0.5, "0.001",
           "prior threat probability per entity and window"),
     K_DBL(FU, correlation, 0, 1, "0.3",

@@ -367,7 +367,8 @@ static void clear_score(bw_score_t *out, int model)
 }
 
 static bw_err_t score_series(bw_engine_t *eng, series_t *s, int tr,
-                             const bw_event_t *ev, double y, bw_score_t *out)
+                             const bw_event_t *ev, double y, bw_score_t *out,
+                             bw_fusion_obs_t *fin)
 {
     bw_pf_out_t po;
     bw_err_t err = bw_pf_update(s->pf, eng->ws, ev->time_ms, y, &po);
@@ -394,6 +395,9 @@ static bw_err_t score_series(bw_engine_t *eng, series_t *s, int tr,
     out->abnormal_since = po.since_ms;
     out->adopted = po.adopted;
     out->baseline_z = po.pred_sd > 0.0 ? (y - po.expected) / po.pred_sd : NAN;
+    fin->x = y - po.seasonal;
+    fin->sd = po.pred_sd;
+    fin->frame = po.frame;
     if (po.block_closed) {
         out->p_collective = po.p_collective;
         out->block_mean = untransform(tr, po.block_mean);
@@ -403,7 +407,8 @@ static bw_err_t score_series(bw_engine_t *eng, series_t *s, int tr,
 }
 
 static bw_err_t score_pooled(series_t *s, const bw_route_cfg_t *ro,
-                             const bw_event_t *ev, double y, bw_score_t *out)
+                             const bw_event_t *ev, double y, bw_score_t *out,
+                             bw_fusion_obs_t *fin)
 {
     bw_hier_out_t ho;
     bool count = ro->model == BW_MODEL_POOLED_COUNT;
@@ -425,6 +430,8 @@ static bw_err_t score_pooled(series_t *s, const bw_route_cfg_t *ro,
         out->abnormal_since = ho.own_warmup ? -1 : ho.own_since_ms;
         out->adopted = ho.own_adopted;
         out->baseline_z = ho.own_z;
+        fin->x = ho.own_z; /* already against the region's own baseline */
+        fin->sd = 1.0;
         out->direction = out->p_anomaly < 0.5  ? BW_DIR_NONE
                          : ho.own_ratio >= 1.0 ? BW_DIR_SHIFT_UP
                                                : BW_DIR_SHIFT_DOWN;
@@ -508,7 +515,7 @@ static entity_t *get_entity(bw_engine_t *eng, const char *key)
     return e;
 }
 
-static void fuse(bw_engine_t *eng, const bw_event_t *ev, double z,
+static void fuse(bw_engine_t *eng, const bw_event_t *ev, const bw_fusion_obs_t *in,
                  bw_threat_cb_t cb, void *opaque)
 {
     const bw_fusion_cfg_t *fc = &eng->cfg->model.fusion;
@@ -530,7 +537,7 @@ static void fuse(bw_engine_t *eng, const bw_event_t *ev, double z,
             if (e == NULL && (e = get_entity(eng, key)) == NULL) {
                 return;
             }
-            bw_fusion_observe(e->fu, r, s, ev->time_ms, z);
+            bw_fusion_observe_value(e->fu, r, s, ev->time_ms, in);
             bw__mark(eng, OBJ_ENTITY, &e->o, e);
             if (bw_fusion_eval(e->fu, r, ev->time_ms, &rec.threat) &&
                 cb != NULL) {
@@ -739,6 +746,7 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
     const bw_route_cfg_t *ro;
     series_t *s = NULL;
     double y = 0.0;
+    bw_fusion_obs_t fin = {NAN, NAN, NAN, 0};
     bw_event_t evn, *ev = &evn;
     bw_err_t err = normalise(in, &evn, errstr, errstr_size);
 
@@ -775,8 +783,8 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
     if (ro->model == BW_MODEL_POOLED_COUNT) {
         y = ev->value;
     }
-    err = s->pf != NULL ? score_series(eng, s, ro->transform, ev, y, out)
-                        : score_pooled(s, ro, ev, y, out);
+    err = s->pf != NULL ? score_series(eng, s, ro->transform, ev, y, out, &fin)
+                        : score_pooled(s, ro, ev, y, out, &fin);
     if (err != BW_OK) {
         bw_seterr(errstr, errstr_size, err, "model rejected the event: %s",
                   bw_strerror(err));
@@ -794,7 +802,8 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
         track_activity(eng, s, ev->time_ms);
         retire_pass(eng);
         /* warm-up: the baseline is not yet a reference to deviate from */
-        fuse(eng, ev, out->warmup ? NAN : out->baseline_z, cb, opaque);
+        fin.z = out->warmup ? NAN : out->baseline_z;
+        fuse(eng, ev, &fin, cb, opaque);
     }
     return BW_OK;
 reject:

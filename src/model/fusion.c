@@ -29,6 +29,28 @@
  * (1 - rho)^(k-1): rho = 0 is naive Bayes, rho = 1 keeps only the strongest
  * signal. The posterior is logistic(logit(prior) + sum of weighted log LR).
  *
+ * The baseline a signal is judged against must not follow the elevation
+ * it is meant to detect. A series' own filter does: its level's random walk
+ * takes in a 0.8-sd rise within about ten events, after which z is back
+ * near 0 and the evidence stops growing. So once a signal has history, the
+ * window is judged against a reference that the window cannot move: an
+ * exponentially weighted mean and variance (horizon `baseline_ms`) of the
+ * signal's de-seasonalised values x = y - seasonal from the buckets that
+ * have LEFT the window, each bucket weighted by the posterior that it was
+ * not elevated (at least ADOPT_FLOOR, so a lasting change becomes the
+ * reference within a few horizons). The window mean's deviation D from it
+ * is standardised by an empirical null, S = D sqrt(n / (phi var)), where
+ * phi = E[n D^2 / var] over past unelevated windows (>= 1) absorbs what an
+ * iid model misses: autocorrelation, slow drift, the reference's own
+ * error. Under the null S ~ N(0, 1); elevated by m sds per event, its mean
+ * is mu = m sqrt(n / phi), prior N(mu, (mu/2)^2), so
+ *   log lambda = -log(1 + v)/2 + S^2/2 - (S - mu)^2 / (2 (1 + v)),
+ *   v = (mu/2)^2
+ * (the same conjugate normal-mean Bayes factor, for one standardised
+ * statistic: the two-window test of Basseville & Nikiforov, Detection of
+ * Abrupt Changes, 1993, sec. 2.2, with an empirical null). Until the
+ * reference holds REF_MIN events the innovation form above is used.
+ *
  * The window keeps, per signal, the count and the sum of z in each of
  * BUCKETS time buckets of window/BUCKETS; O(1) memory and time per event,
  * the window edge resolved to one bucket.
@@ -42,13 +64,32 @@
 
 #define BUCKETS 16
 #define Z_CLIP 3.0
-#define FUSION_STATE_TAG 0x46553032u /* "FU02" */
+#define FUSION_STATE_TAG 0x46553033u /* "FU03" */
+#define FUSION_STATE_TAG_V2 0x46553032u /* "FU02": window only */
+#define REF_MIN 30.0     /* reference events before it is used */
+#define PHI_PRIOR_W 16.0 /* pseudo-samples of phi = 1 (iid) */
+#define ADOPT_FLOOR 0.25 /* least weight of an elevated bucket */
+#define SD_FLOOR 0.5     /* reference sd >= this x the filter's */
 
 typedef struct {
     int64_t slot[BUCKETS]; /* bucket index (time / width) held, -1 empty */
     double n[BUCKETS];     /* events */
     double z[BUCKETS];     /* sum of their clipped z */
+    double nx[BUCKETS];    /* events with a value x */
+    double x[BUCKETS];     /* sum of x - shift */
+    double x2[BUCKETS];    /* sum of (x - shift)^2 */
+    double sd2[BUCKETS];   /* sum of the filter's predictive variance */
+    /* the reference: EW sums over buckets that left the window */
+    double shift;          /* first x seen (NAN: none yet) */
+    int frame;             /* bw_fusion_obs_t.frame of the reference */
+    double r0, r1, r2, rv; /* weight, sum x, sum x^2, sum sd^2 */
+    double p0, p1;         /* null samples of n D^2 / var: weight, sum */
+    double p_elev;         /* P(elevated) of the last complete window */
 } window_t;
+
+typedef struct {
+    double n, z, nx, x, x2; /* window sums */
+} wsum_t;
 
 struct bw_fusion_s {
     const bw_fusion_cfg_t *cfg;
@@ -197,6 +238,7 @@ bw_fusion_t *bw_fusion_new(const bw_fusion_cfg_t *cfg, char *errstr,
         for (int b = 0; b < BUCKETS; b++) {
             fu->win[w].slot[b] = -1;
         }
+        fu->win[w].shift = NAN;
     }
     for (int r = 0; r < rules; r++) {
         fu->last_score[r] = -1.0;
@@ -226,9 +268,126 @@ static int64_t slot_of(const bw_fusion_cfg_t *cfg, int64_t t_ms)
     return (int64_t)floor((double)t_ms / width);
 }
 
-void bw_fusion_observe(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
-                       double z)
+/* Window sums over the buckets in (now - BUCKETS, now]. */
+static wsum_t window_sum(const window_t *w, int64_t now_slot)
 {
+    wsum_t t = {0};
+
+    for (int b = 0; b < BUCKETS; b++) {
+        if (w->slot[b] > now_slot - BUCKETS && w->slot[b] <= now_slot) {
+            t.n += w->n[b];
+            t.z += w->z[b];
+            t.nx += w->nx[b];
+            t.x += w->x[b];
+            t.x2 += w->x2[b];
+        }
+    }
+    return t;
+}
+
+static bool ref_warm(const window_t *w) { return w->r0 >= REF_MIN; }
+
+/* The reference's mean (about shift) and per-event variance, floored at
+ * SD_FLOOR^2 times the filter's mean predictive variance. */
+static void ref_moments(const window_t *w, double *mean, double *var)
+{
+    double m = w->r1 / w->r0;
+
+    *mean = m;
+    *var = fmax(w->r2 / w->r0 - m * m, SD_FLOOR * SD_FLOOR * w->rv / w->r0);
+}
+
+static double phi_of(const window_t *w)
+{
+    return fmax(1.0, (w->p1 + PHI_PRIOR_W) / (w->p0 + PHI_PRIOR_W));
+}
+
+double bw_fusion_lbf_std(const bw_signal_cfg_t *sig, double s, double mu)
+{
+    double v = 0.25 * mu * mu, up, down, mx;
+
+    if (!isfinite(s) || !(mu > 0.0)) {
+        return NAN;
+    }
+    up = -0.5 * log1p(v) + 0.5 * s * s - (s - mu) * (s - mu) / (2.0 * (1 + v));
+    down =
+        -0.5 * log1p(v) + 0.5 * s * s - (s + mu) * (s + mu) / (2.0 * (1 + v));
+    if (sig->direction == BW_DIRECTION_UP) {
+        return up;
+    }
+    if (sig->direction == BW_DIRECTION_DOWN) {
+        return down;
+    }
+    mx = fmax(up, down);
+    return mx + log(0.5 * (exp(up - mx) + exp(down - mx)));
+}
+
+/* The evidence of window sums @p t: against the reference once it is warm,
+ * else from the filter's innovations; NAN without events. */
+static double sum_lbf(const window_t *w, const bw_signal_cfg_t *sig,
+                      const wsum_t *t)
+{
+    double mean, var, phi;
+
+    if (!(t->nx > 0.0) || !ref_warm(w)) {
+        return bw_fusion_lbf(sig, t->n, t->z);
+    }
+    ref_moments(w, &mean, &var);
+    phi = phi_of(w);
+    return bw_fusion_lbf_std(sig,
+                             (t->x / t->nx - mean) * sqrt(t->nx / (phi * var)),
+                             sig->elevation * sqrt(t->nx / phi));
+}
+
+/* A new bucket starts at @p slot in place of bucket @p b: sample the null
+ * statistic of the window that just closed, then fold the evicted bucket
+ * into the reference. */
+static void roll(const bw_fusion_cfg_t *cfg, const bw_signal_cfg_t *sig,
+                 window_t *w, int b, int64_t slot)
+{
+    double decay = exp(-(cfg->window_ms / BUCKETS) / cfg->baseline_ms);
+    wsum_t t = window_sum(w, slot - 1);
+    double lbf = sum_lbf(w, sig, &t), keep;
+
+    if (!isnan(lbf)) {
+        double q = cfg->prior * sig->detection +
+                   (1.0 - cfg->prior) * sig->false_alarm;
+        w->p_elev = 1.0 / (1.0 + exp(-(log(q) - log1p(-q) + lbf)));
+    }
+    if (ref_warm(w) && t.nx > 0.0) {
+        double mean, var, d;
+        ref_moments(w, &mean, &var);
+        d = t.x / t.nx - mean;
+        w->p0 = decay * w->p0 + (1.0 - w->p_elev);
+        w->p1 = decay * w->p1 + (1.0 - w->p_elev) * t.nx * d * d / var;
+    }
+    if (w->slot[b] >= 0 && w->slot[b] <= slot - BUCKETS) {
+        keep = fmax(1.0 - w->p_elev, ADOPT_FLOOR);
+        w->r0 = decay * w->r0 + keep * w->nx[b];
+        w->r1 = decay * w->r1 + keep * w->x[b];
+        w->r2 = decay * w->r2 + keep * w->x2[b];
+        w->rv = decay * w->rv + keep * w->sd2[b];
+    }
+    w->slot[b] = slot;
+    w->n[b] = w->z[b] = w->nx[b] = w->x[b] = w->x2[b] = w->sd2[b] = 0.0;
+}
+
+/* The values' frame changed (a profile began to apply): what was learnt
+ * in the old frame is no reference for the new one. */
+static void ref_restart(window_t *w, int frame)
+{
+    w->shift = NAN;
+    w->frame = frame;
+    w->r0 = w->r1 = w->r2 = w->rv = w->p0 = w->p1 = 0.0;
+    for (int b = 0; b < BUCKETS; b++) {
+        w->nx[b] = w->x[b] = w->x2[b] = w->sd2[b] = 0.0;
+    }
+}
+
+void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
+                             const bw_fusion_obs_t *ob)
+{
+    double z = ob->z, x = ob->x, sd = ob->sd;
     window_t *w;
     int64_t slot = slot_of(fu->cfg, t_ms);
     int b = (int)(((slot % BUCKETS) + BUCKETS) % BUCKETS);
@@ -242,26 +401,46 @@ void bw_fusion_observe(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
         if (w->slot[b] > slot) {
             return; /* older than the window: no evidence left to update */
         }
-        w->slot[b] = slot;
-        w->n[b] = w->z[b] = 0.0;
+        roll(fu->cfg, &fu->cfg->rules[rule].signals[sig], w, b, slot);
     }
     w->n[b] += 1.0;
     w->z[b] += fmin(fmax(z, -Z_CLIP), Z_CLIP);
+    if (fu->cfg->baseline_ms > 0.0 && isfinite(x) && isfinite(sd)) {
+        if (ob->frame != w->frame) {
+            ref_restart(w, ob->frame);
+        }
+        if (isnan(w->shift)) {
+            w->shift = x;
+        }
+        x -= w->shift;
+        if (ref_warm(w)) { /* one spike is not a sustained elevation */
+            double mean, var;
+            ref_moments(w, &mean, &var);
+            x = fmin(fmax(x, mean - Z_CLIP * sqrt(var)),
+                     mean + Z_CLIP * sqrt(var));
+        }
+        w->nx[b] += 1.0;
+        w->x[b] += x;
+        w->x2[b] += x * x;
+        w->sd2[b] += sd * sd;
+    }
+}
+
+void bw_fusion_observe(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
+                       double z)
+{
+    bw_fusion_obs_t ob = {z, NAN, NAN, 0};
+
+    bw_fusion_observe_value(fu, rule, sig, t_ms, &ob);
 }
 
 /* The window's log Bayes factor of elevation, NAN without events. */
 static double window_lbf(const window_t *w, const bw_signal_cfg_t *sig,
                          int64_t now_slot)
 {
-    double n = 0.0, z = 0.0;
+    wsum_t t = window_sum(w, now_slot);
 
-    for (int b = 0; b < BUCKETS; b++) {
-        if (w->slot[b] > now_slot - BUCKETS && w->slot[b] <= now_slot) {
-            n += w->n[b];
-            z += w->z[b];
-        }
-    }
-    return bw_fusion_lbf(sig, n, z);
+    return sum_lbf(w, sig, &t);
 }
 
 bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out)
@@ -292,11 +471,25 @@ bw_err_t bw_fusion_save(const bw_fusion_t *fu, bw_wbuf_t *w)
     bw_wbuf_u32(w, FUSION_STATE_TAG);
     bw_wbuf_u32(w, (uint32_t)fu->nwin);
     for (int i = 0; i < fu->nwin; i++) {
+        const window_t *win = &fu->win[i];
         for (int b = 0; b < BUCKETS; b++) {
-            bw_wbuf_i64(w, fu->win[i].slot[b]);
-            bw_wbuf_f64(w, fu->win[i].n[b]);
-            bw_wbuf_f64(w, fu->win[i].z[b]);
+            bw_wbuf_i64(w, win->slot[b]);
+            bw_wbuf_f64(w, win->n[b]);
+            bw_wbuf_f64(w, win->z[b]);
+            bw_wbuf_f64(w, win->nx[b]);
+            bw_wbuf_f64(w, win->x[b]);
+            bw_wbuf_f64(w, win->x2[b]);
+            bw_wbuf_f64(w, win->sd2[b]);
         }
+        bw_wbuf_f64(w, win->shift);
+        bw_wbuf_u32(w, (uint32_t)win->frame);
+        bw_wbuf_f64(w, win->r0);
+        bw_wbuf_f64(w, win->r1);
+        bw_wbuf_f64(w, win->r2);
+        bw_wbuf_f64(w, win->rv);
+        bw_wbuf_f64(w, win->p0);
+        bw_wbuf_f64(w, win->p1);
+        bw_wbuf_f64(w, win->p_elev);
     }
     for (int r = 0; r < rules; r++) {
         bw_wbuf_f64(w, fu->last_score[r]);
@@ -305,28 +498,80 @@ bw_err_t bw_fusion_save(const bw_fusion_t *fu, bw_wbuf_t *w)
     return w->err;
 }
 
+static bool bucket_ok(const window_t *w, int b)
+{
+    return w->n[b] >= 0.0 && fabs(w->z[b]) <= Z_CLIP * w->n[b] &&
+           w->nx[b] >= 0.0 && w->nx[b] <= w->n[b] && w->x2[b] >= 0.0 &&
+           w->sd2[b] >= 0.0;
+}
+
+/* One window into @p w (validated by the caller's bw_rbuf error and
+ * bucket_ok); the previous format (v2) has no values or reference. */
+static bool load_window(bw_rbuf_t *r, window_t *w, bool v2)
+{
+    bool ok = true;
+
+    memset(w, 0, sizeof(*w));
+    w->shift = NAN;
+    for (int b = 0; b < BUCKETS; b++) {
+        w->slot[b] = bw_rbuf_time(r, -1);
+        w->n[b] = bw_rbuf_finite(r);
+        w->z[b] = bw_rbuf_finite(r);
+        if (!v2) {
+            w->nx[b] = bw_rbuf_finite(r);
+            w->x[b] = bw_rbuf_finite(r);
+            w->x2[b] = bw_rbuf_finite(r);
+            w->sd2[b] = bw_rbuf_finite(r);
+        }
+        ok = ok && bucket_ok(w, b);
+    }
+    if (!v2) {
+        w->shift = bw_rbuf_f64(r); /* NAN until a value was seen */
+        w->frame = (int)bw_rbuf_u32_in(r, 0, 3);
+        w->r0 = bw_rbuf_finite(r);
+        w->r1 = bw_rbuf_finite(r);
+        w->r2 = bw_rbuf_finite(r);
+        w->rv = bw_rbuf_finite(r);
+        w->p0 = bw_rbuf_finite(r);
+        w->p1 = bw_rbuf_finite(r);
+        w->p_elev = bw_rbuf_finite(r);
+        ok = ok && !isinf(w->shift) && w->r0 >= 0.0 && w->r2 >= 0.0 &&
+             w->rv >= 0.0 && w->p0 >= 0.0 && w->p1 >= 0.0 &&
+             w->p_elev >= 0.0 && w->p_elev <= 1.0;
+    }
+    return ok;
+}
+
 bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r)
 {
     int rules = fu->nwin / BW_SIGNALS_MAX;
+    uint32_t tag = bw_rbuf_u32(r);
+    window_t *tmp = NULL;
+    bw_err_t err = BW_ERR_CORRUPT;
 
-    if (bw_rbuf_u32(r) != FUSION_STATE_TAG ||
+    if ((tag != FUSION_STATE_TAG && tag != FUSION_STATE_TAG_V2) ||
         bw_rbuf_u32(r) != (uint32_t)fu->nwin) {
         return BW_ERR_CORRUPT;
     }
+    /* all or nothing: the windows go live only once all are valid */
+    tmp = bw_calloc((size_t)fu->nwin, sizeof(window_t));
+    if (tmp == NULL) {
+        return BW_ERR_NOMEM;
+    }
     for (int i = 0; i < fu->nwin; i++) {
-        for (int b = 0; b < BUCKETS; b++) {
-            fu->win[i].slot[b] = bw_rbuf_time(r, -1);
-            fu->win[i].n[b] = bw_rbuf_finite(r);
-            fu->win[i].z[b] = bw_rbuf_finite(r);
-            if (fu->win[i].n[b] < 0.0 ||
-                fabs(fu->win[i].z[b]) > Z_CLIP * fu->win[i].n[b]) {
-                r->err = BW_ERR_CORRUPT;
-            }
+        if (!load_window(r, &tmp[i], tag == FUSION_STATE_TAG_V2)) {
+            goto done;
         }
     }
     for (int q = 0; q < rules; q++) {
         fu->last_score[q] = bw_rbuf_f64(r);
         fu->last_level[q] = (bw_level_t)bw_rbuf_u32_in(r, 0, BW_LEVEL_CRITICAL);
     }
-    return r->err != BW_OK ? BW_ERR_CORRUPT : BW_OK;
+    if (r->err == BW_OK) {
+        memcpy(fu->win, tmp, (size_t)fu->nwin * sizeof(window_t));
+        err = BW_OK;
+    }
+done:
+    bw_free(tmp);
+    return err;
 }

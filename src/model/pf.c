@@ -1449,6 +1449,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
         }
     }
     out->seasonal = sd + sw;
+    out->frame = pf->framed;
     out->expected += sd + sw;
     out->lower += sd + sw;
     out->upper += sd + sw;

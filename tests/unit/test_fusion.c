@@ -81,6 +81,96 @@ static void test_lbf_matches_integration(void **state)
     assert_true(isnan(bw_fusion_lbf(up, 0, 0.0)));
 }
 
+/* The Bayes factor of one standardised statistic s ~ N(d, 1), against
+ * d = 0, over the prior d ~ N(mu, (mu/2)^2), by the trapezoid rule on +-12
+ * prior sds (20,001 points): the reference for bw_fusion_lbf_std. */
+static double lbf_std_numeric(double st, double mu)
+{
+    double s = mu / 2.0, lo = mu - 12 * s, h = 24 * s / 20000, acc = 0.0;
+
+    for (int k = 0; k <= 20000; k++) {
+        double d = lo + k * h;
+        double l = -0.5 * (st - d) * (st - d) + 0.5 * st * st -
+                   0.5 * (d - mu) * (d - mu) / (s * s) -
+                   log(s * sqrt(2 * M_PI));
+        acc += (k == 0 || k == 20000 ? 0.5 : 1.0) * exp(l);
+    }
+    return log(acc * h);
+}
+
+static void test_lbf_std_matches_integration(void **state)
+{
+    bw_fusion_cfg_t c = fusion_cfg();
+    const bw_signal_cfg_t *up = &c.rules[0].signals[0];
+    const bw_signal_cfg_t *both = &c.rules[0].signals[1];
+    const double st[] = {-3.0, -1.0, 0.0, 0.5, 2.0, 4.5, 9.0};
+    const double mu[] = {0.5, 2.0, 6.0};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++) {
+        for (size_t j = 0; j < sizeof(mu) / sizeof(mu[0]); j++) {
+            double u = lbf_std_numeric(st[i], mu[j]);
+            double d = lbf_std_numeric(-st[i], mu[j]);
+            assert_float_equal(bw_fusion_lbf_std(up, st[i], mu[j]), u, 1e-6);
+            assert_float_equal(bw_fusion_lbf_std(both, st[i], mu[j]),
+                               log(0.5 * (exp(u) + exp(d))), 1e-6);
+        }
+    }
+    assert_true(isnan(bw_fusion_lbf_std(up, 1.0, 0.0)));
+    assert_true(isnan(bw_fusion_lbf_std(up, NAN, 1.0)));
+}
+
+/*
+ * The signal's own reference, against a baseline that follows: x is N(0,
+ * 1) for 600 one-minute events, then 0.8 higher for 40, while z (the
+ * deviation from a baseline that follows, gain 0.1) decays back to 0.
+ * From z alone the evidence stops growing near 0.8/0.1 = 8 summed sds;
+ * against the reference it keeps growing. Also: the reference restarts
+ * when the frame changes (no evidence from the old frame's values).
+ */
+static void test_reference_does_not_follow(void **state)
+{
+    bw_fusion_cfg_t c = fusion_cfg();
+    bw_fusion_t *fu, *fz;
+    bw_threat_t a, b;
+    bw_rng_t rng;
+    double base = 0.0;
+    const int64_t step = 60000;
+
+    (void)state;
+    c.window_ms = 30 * 60000.0;
+    c.baseline_ms = 2 * 3600000.0;
+    fu = bw_fusion_new(&c, NULL, 0);
+    fz = bw_fusion_new(&c, NULL, 0);
+    assert_non_null(fu);
+    assert_non_null(fz);
+    bw_rng_seed(&rng, 12);
+    for (int t = 0; t < 640; t++) {
+        double x = bw_rng_gauss(&rng) + (t >= 600 ? 0.8 : 0.0);
+        bw_fusion_obs_t ob = {x - base, x, 1.0, 0};
+        base += 0.1 * (x - base);
+        bw_fusion_observe_value(fu, 0, 0, t * step, &ob);
+        bw_fusion_observe(fz, 0, 0, t * step, ob.z);
+    }
+    bw_fusion_eval(fu, 0, 639 * step, &a);
+    bw_fusion_eval(fz, 0, 639 * step, &b);
+    print_message("0.8 sd for 40 events: log BF %.2f against the reference, "
+                  "%.2f from z\n",
+                  a.contrib[0].lbf, b.contrib[0].lbf);
+    assert_true(a.contrib[0].lbf > 5.0);
+    assert_true(b.contrib[0].lbf < a.contrib[0].lbf - 3.0);
+    {   /* a new frame: the values jump by 50, the reference restarts */
+        bw_fusion_obs_t ob = {0.0, 50.0, 1.0, 1};
+        for (int t = 640; t < 660; t++) {
+            bw_fusion_observe_value(fu, 0, 0, t * step, &ob);
+        }
+        bw_fusion_eval(fu, 0, 659 * step, &a);
+        assert_true(a.contrib[0].lbf < 1.0);
+    }
+    bw_fusion_destroy(fu);
+    bw_fusion_destroy(fz);
+}
+
 /*
  * By hand: signal 0 with lambda = 99 (log 4.595): LR = (0.9*99 + 0.1) /
  * (0.1*99 + 0.9) = 89.2 / 10.8. Signal 1 overwhelming (lambda -> inf):
@@ -209,6 +299,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lbf_matches_integration),
+        cmocka_unit_test(test_lbf_std_matches_integration),
+        cmocka_unit_test(test_reference_does_not_follow),
         cmocka_unit_test(test_hand_computed),
         cmocka_unit_test(test_no_information),
         cmocka_unit_test(test_monotone),

@@ -220,6 +220,57 @@ static void test_hier_identity(void **state)
     bw_hier_destroy(h2);
 }
 
+/* The previous fusion format, FU02 (windows of z sums only), is read: an
+ * FU03 blob of z-only observations turned into its FU02 form (per window
+ * 16 buckets of slot, n, z then nx, x, x2, sd2, followed by shift, frame
+ * and 7 reference doubles; FU02 has the first three per bucket and no
+ * reference) loads, and the window goes on exactly as the FU03 one. */
+static void test_fusion_reads_fu02(void **state)
+{
+    bw_config_t cfg;
+    bw_fusion_t *f1, *f2;
+    bw_wbuf_t w = {0}, old = {0};
+    bw_rbuf_t r;
+    bw_threat_t a, b;
+    size_t at = 8;
+    const int nwin = 1 * BW_SIGNALS_MAX;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    cfg.model.fusion.n_rules = 1;
+    cfg.model.fusion.rules[0].n_signals = 2;
+    f1 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
+    f2 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
+    for (int t = 0; t < 40; t++) {
+        bw_fusion_observe(f1, 0, t % 2, t * 10000, (t % 5) / 5.0);
+    }
+    assert_int_equal(bw_fusion_save(f1, &w), BW_OK);
+    bw_wbuf_u32(&old, 0x46553032u); /* "FU02" */
+    bw_wbuf_u32(&old, (uint32_t)nwin);
+    for (int i = 0; i < nwin; i++) {
+        for (int k = 0; k < 16; k++) {
+            bw_wbuf_bytes(&old, w.data + at, 24);
+            at += 56;
+        }
+        at += 8 + 4 + 7 * 8;
+    }
+    bw_wbuf_bytes(&old, w.data + at, w.len - at);
+    bw_rbuf_init(&r, old.data, old.len);
+    assert_int_equal(bw_fusion_load(f2, &r), BW_OK);
+    assert_int_equal(r.pos, old.len);
+    for (int t = 40; t < 120; t++) {
+        bw_fusion_observe(f1, 0, t % 2, t * 10000, (t % 3) / 3.0);
+        bw_fusion_observe(f2, 0, t % 2, t * 10000, (t % 3) / 3.0);
+        assert_int_equal(bw_fusion_eval(f1, 0, t * 10000, &a),
+                         bw_fusion_eval(f2, 0, t * 10000, &b));
+        assert_memory_equal(&a, &b, sizeof(a));
+    }
+    bw_wbuf_free(&w);
+    bw_wbuf_free(&old);
+    bw_fusion_destroy(f1);
+    bw_fusion_destroy(f2);
+}
+
 static void test_fusion_identity(void **state)
 {
     bw_config_t cfg;
@@ -236,12 +287,17 @@ static void test_fusion_identity(void **state)
     cfg.model.fusion.rules[0].signals[1].detection = 0.9;
     f1 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
     f2 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
-    for (int t = 0; t < 100; t++) {
+    for (int t = 0; t < 1200; t++) {
         bool e1, e2;
-        bw_fusion_observe(f1, 0, t % 2, t * 10000, (t % 7) / 7.0);
-        bw_fusion_observe(f2, 0, t % 2, t * 10000, (t % 7) / 7.0);
+        /* values too: the signals' references are state (frame 1 from
+         * event 300 on restarts them) */
+        bw_fusion_obs_t ob = {(t % 7) / 7.0, 3.0 + (t % 5) / 5.0, 0.3,
+                              t >= 300};
+        bw_fusion_observe_value(f1, 0, t % 2, t * 10000, &ob);
+        bw_fusion_observe_value(f2, 0, t % 2, t * 10000, &ob);
         e1 = bw_fusion_eval(f1, 0, t * 10000, &a);
-        if (t == 50) {
+        if (t == 250 || t == 900) {
+            bw_free(blob);
             assert_int_equal(bw_state_save_fusion(f2, &blob, &len), BW_OK);
             bw_fusion_destroy(f2);
             f2 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
@@ -349,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_rejects_bad_blobs),
         cmocka_unit_test(test_hier_identity),
         cmocka_unit_test(test_fusion_identity),
+        cmocka_unit_test(test_fusion_reads_fu02),
         cmocka_unit_test(test_allocation_failures),
     };
 
