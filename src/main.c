@@ -3,6 +3,7 @@
  * libraries.
  *
  *   bayeswatch replay [--config FILE] [--threats FILE] [--stale FILE]
+ *                     [--alerts FILE]
  *                     INPUT.csv
  *   bayeswatch demo [--config FILE] [--speed N] [--hours H] [--plain]
  *                   [--events FILE] [--linger SECONDS] [--feed BROKERS]
@@ -47,7 +48,7 @@ static int usage(FILE *out, int code)
             "\n"
             "commands:\n"
             "  replay [--config FILE] [--threats FILE] [--stale FILE]\n"
-            "         [--format csv|json] INPUT.csv\n"
+            "         [--alerts FILE] [--format csv|json] INPUT.csv\n"
             "        score a CSV of metric events; scores to stdout\n"
             "  demo [--config FILE] [--speed N] [--hours H] [--plain]\n"
             "       [--events FILE] [--linger SECONDS] [--feed BROKERS]\n"
@@ -241,9 +242,29 @@ static int cmd_demo(int argc, char **argv)
     return rc;
 }
 
+/* An optional output file of replay: NULL path, NULL stream. */
+static int open_out(const char *path, FILE **f)
+{
+    if (path != NULL && (*f = fopen(path, "w")) == NULL) {
+        perror(path);
+        return -1;
+    }
+    return 0;
+}
+
+static int close_out(const char *path, FILE *f)
+{
+    if (f != NULL && fclose(f) != 0) {
+        perror(path);
+        return -1;
+    }
+    return 0;
+}
+
 static int cmd_replay(int argc, char **argv)
 {
     const char *config = NULL, *threats = NULL, *stale = NULL, *input = NULL;
+    const char *alerts = NULL;
     bw_replay_opts_t o = {.out = stdout, .diag = stderr};
     bw_replay_stats_t st;
     bw_config_t cfg;
@@ -256,6 +277,8 @@ static int cmd_replay(int argc, char **argv)
             threats = argv[++i];
         } else if (strcmp(argv[i], "--stale") == 0 && i + 1 < argc) {
             stale = argv[++i];
+        } else if (strcmp(argv[i], "--alerts") == 0 && i + 1 < argc) {
+            alerts = argv[++i];
         } else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
             const char *fmt = argv[++i];
             if (strcmp(fmt, "json") != 0 && strcmp(fmt, "csv") != 0) {
@@ -276,28 +299,23 @@ static int cmd_replay(int argc, char **argv)
     if ((rc = load_config(&cfg, config)) != 0) {
         return rc;
     }
-    if (threats != NULL && (o.threats = fopen(threats, "w")) == NULL) {
-        perror(threats);
-        return EX_IOERR;
-    }
-    if (stale != NULL && (o.stale = fopen(stale, "w")) == NULL) {
-        perror(stale);
-        return EX_IOERR;
+    if (open_out(threats, &o.threats) != 0 || open_out(stale, &o.stale) != 0 ||
+        open_out(alerts, &o.alerts) != 0) {
+        rc = EX_IOERR;
+        goto done;
     }
     o.input = input;
     rc = bw_replay_run(&cfg, &o, &st);
-    if (o.stale != NULL && fclose(o.stale) != 0) {
-        perror(stale);
-        rc = EX_IOERR;
-    }
-    if (o.threats != NULL && fclose(o.threats) != 0) {
-        perror(threats);
+    rc = rc == BW_OK ? 0 : (rc == BW_ERR_IO ? EX_NOINPUT : 1);
+done:
+    if ((close_out(stale, o.stale) | close_out(threats, o.threats) |
+         close_out(alerts, o.alerts)) != 0) {
         rc = EX_IOERR;
     }
     if (fflush(stdout) != 0) {
         return EX_IOERR;
     }
-    return rc == BW_OK ? 0 : (rc == BW_ERR_IO ? EX_NOINPUT : 1);
+    return rc;
 }
 
 /* Exit 0 when @p url answers 200 (the container's HEALTHCHECK). */

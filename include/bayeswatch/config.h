@@ -207,11 +207,23 @@ typedef struct {
     int64_t schema_id; /* written in the Confluent header */
 } bw_output_cfg_t;
 
+typedef enum { BW_SIEM_ECS, BW_SIEM_OCSF } bw_siem_format_t;
+
+/** emit.alerts: SIEM-shaped alert documents (src/emit/siem.c). */
+typedef struct {
+    char topic[BW_TOPIC_MAX]; /* empty: no alert topic */
+    int format;               /* bw_siem_format_t */
+    bool scores;              /* anomaly scores at engine.alert_threshold */
+    bool slo;                 /* SLO breaches: p_slo at the threshold */
+    int threat_level;         /* bw_level_t: threats at or above */
+} bw_alerts_cfg_t;
+
 /** emit: the output topics. */
 typedef struct {
     bw_output_cfg_t scores;
     bw_output_cfg_t threats;
     bw_output_cfg_t dead_letters;
+    bw_alerts_cfg_t alerts;
 } bw_emit_cfg_t;
 
 typedef enum {

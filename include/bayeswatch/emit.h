@@ -88,4 +88,33 @@ bw_err_t bw_json_threat(const bw_threat_rec_t *t, int entity_kind,
 bw_err_t bw_json_dead_letter(const bw_dead_letter_t *d, const bw_origin_t *o,
                              bw_wbuf_t *w);
 
+/* ---- SIEM alerts (src/emit/siem.c) ---- */
+
+typedef enum {
+    BW_ALERT_ANOMALY, /* a score at engine.alert_threshold */
+    BW_ALERT_SLO,     /* p_slo at engine.alert_threshold */
+    BW_ALERT_THREAT   /* a threat at emit.alerts.threat_level or above */
+} bw_alert_kind_t;
+
+/** @brief The alerts a score raises: a mask of 1 << bw_alert_kind_t. */
+int bw_siem_score_alerts(const bw_alerts_cfg_t *cfg, double threshold,
+                         const bw_score_t *sc);
+
+/**
+ * @brief The deterministic id of an alert (32 hex digits and a NUL): the
+ * same source record, rule and subject give the same id, so at-least-once
+ * sinks can drop duplicates.
+ */
+void bw_alert_id(const bw_origin_t *o, const char *rule, const char *subject,
+                 char out[33]);
+
+/** @brief Append an ECS or OCSF (bw_siem_format_t) alert document for
+ * score @p sc of event @p ev (one JSON object, no newline). */
+bw_err_t bw_siem_score(int format, bw_alert_kind_t kind, const bw_event_t *ev,
+                       const bw_score_t *sc, const bw_origin_t *o,
+                       bw_wbuf_t *w);
+/** @brief The same for a threat record. */
+bw_err_t bw_siem_threat(int format, const bw_threat_rec_t *t, int entity_kind,
+                        const bw_origin_t *o, bw_wbuf_t *w);
+
 #endif

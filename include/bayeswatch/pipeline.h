@@ -33,6 +33,7 @@ typedef struct {
     uint64_t consumed;          /* input records */
     uint64_t scored;            /* score records produced */
     uint64_t threats;           /* threat records produced */
+    uint64_t siem_alerts;       /* SIEM alert documents produced */
     uint64_t stale;             /* stale markers produced */
     uint64_t dead_letters;      /* dead letters produced */
     uint64_t late;              /* of which reason late */

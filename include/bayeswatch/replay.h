@@ -18,6 +18,8 @@ typedef struct {
     FILE *out;         /* scores */
     FILE *threats;     /* fused threats, or NULL */
     FILE *stale;       /* stale-series markers, or NULL */
+    FILE *alerts;      /* SIEM alert documents (emit.alerts.format), NDJSON,
+                          or NULL */
     FILE *diag;        /* per-row errors and the summary */
     int json;          /* 1: NDJSON records (schemas' field names), not CSV */
 } bw_replay_opts_t;
@@ -29,6 +31,7 @@ typedef struct {
     uint64_t late;    /* out of order for their series, or beyond lateness */
     uint64_t stale;   /* stale markers written */
     uint64_t threats; /* threat rows written */
+    uint64_t alerts;  /* SIEM alert documents written */
     uint64_t series;
 } bw_replay_stats_t;
 

@@ -7,6 +7,7 @@
 #ifndef BAYESWATCH_TIMEFMT_H
 #define BAYESWATCH_TIMEFMT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "bayeswatch/err.h"
@@ -47,6 +48,10 @@ static inline double bw_interval_update(double interval, double gap,
                              : (gap > interval * 4.0 ? interval * 4.0 : gap);
     return interval + alpha * (g - interval);
 }
+
+/** @brief @p ms (bw_time_valid) as RFC 3339 UTC with milliseconds,
+ * "2024-03-05T14:32:00.000Z", into @p out (at least 25 bytes). */
+void bw_time_format(int64_t ms, char *out, size_t size);
 
 /** @brief The wall clock (CLOCK_REALTIME), epoch milliseconds. */
 int64_t bw_wall_ms(void);

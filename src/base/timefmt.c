@@ -1,10 +1,12 @@
 /*
- * Timestamp and number parsing. Civil dates to days since the epoch by
- * Howard Hinnant's days_from_civil algorithm (O(1), no time zone tables).
+ * Timestamp and number parsing and formatting. Civil dates to days since
+ * the epoch and back by Howard Hinnant's days_from_civil and
+ * civil_from_days algorithms (O(1), no time zone tables).
  */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,6 +24,34 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
     doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
     doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    int64_t era;
+    unsigned doe, yoe, doy, mp;
+
+    z += 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = (unsigned)(z - era * 146097);
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+void bw_time_format(int64_t ms, char *out, size_t size)
+{
+    int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+    int64_t rem = ms - days * 86400000, y;
+    unsigned m, d;
+
+    civil_from_days(days, &y, &m, &d);
+    snprintf(out, size, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", (long long)y,
+             m, d, (int)(rem / 3600000), (int)(rem / 60000 % 60),
+             (int)(rem / 1000 % 60), (int)(rem % 1000));
 }
 
 static int days_in_month(int y, int m)

@@ -414,11 +414,34 @@ static const bw_key_t threats_keys[] =
 static const bw_key_t dead_keys[] = OUTPUT_KEYS(
     "bayeswatch.dead-letters", "4", "input records that could not be scored");
 
+static const char *const siem_enum[] = {"ecs", "ocsf", NULL};
+static const char *const level_enum[] = {"low", "moderate", "high", "critical",
+                                         NULL};
+
+#define AL bw_alerts_cfg_t
+static const bw_key_t alerts_keys[] = {
+    K_STR(AL, topic, "", false,
+          "topic of SIEM alert documents (JSON), written in the same "
+          "transaction as the scores; empty: none"),
+    K_ENUM(AL, format, siem_enum, "ecs",
+           "ecs: Elastic Common Schema; ocsf: OCSF Detection Finding (2004)"),
+    K_BOOL(AL, scores, "true",
+           "an alert for every score at or above engine.alert_threshold"),
+    K_BOOL(AL, slo, "true",
+           "an alert for every pooled record whose p_slo is at or above "
+           "engine.alert_threshold"),
+    K_ENUM(AL, threat_level, level_enum, "high",
+           "an alert for every threat record at or above this level"),
+    K_END,
+};
+#undef AL
+
 #define EM bw_emit_cfg_t
 static const bw_key_t emit_keys[] = {
     K_SEC(EM, scores, scores_keys, "schemas/anomaly_score.avsc"),
     K_SEC(EM, threats, threats_keys, "schemas/threat_score.avsc"),
     K_SEC(EM, dead_letters, dead_keys, "schemas/dead_letter.avsc"),
+    K_SEC(EM, alerts, alerts_keys, "SIEM alerts (ECS or OCSF JSON)"),
     K_END,
 };
 #undef EM

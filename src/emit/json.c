@@ -10,56 +10,7 @@
 
 #include "bayeswatch/buf.h"
 #include "bayeswatch/emit.h"
-
-static void put(bw_wbuf_t *w, const char *s)
-{
-    bw_wbuf_bytes(w, s, strlen(s));
-}
-
-static void key(bw_wbuf_t *w, const char *k, int *first)
-{
-    if (!*first) {
-        put(w, ",");
-    }
-    *first = 0;
-    put(w, "\"");
-    put(w, k);
-    put(w, "\":");
-}
-
-static void jstr(bw_wbuf_t *w, const char *k, const char *s, int *first)
-{
-    key(w, k, first);
-    bw_wbuf_json_str(w, s);
-}
-
-static void jnum(bw_wbuf_t *w, const char *k, double v, int *first)
-{
-    char buf[40];
-
-    key(w, k, first);
-    if (!isfinite(v)) {
-        put(w, "null");
-        return;
-    }
-    snprintf(buf, sizeof(buf), "%.17g", v);
-    put(w, buf);
-}
-
-static void jint(bw_wbuf_t *w, const char *k, int64_t v, int *first)
-{
-    char buf[32];
-
-    key(w, k, first);
-    snprintf(buf, sizeof(buf), "%lld", (long long)v);
-    put(w, buf);
-}
-
-static void jbool(bw_wbuf_t *w, const char *k, bool v, int *first)
-{
-    key(w, k, first);
-    put(w, v ? "true" : "false");
-}
+#include "jsonw.h"
 
 /* Freshness and lineage; `stale` here too when @p with_stale (the threat
  * schema's order; the score schema has it earlier). */

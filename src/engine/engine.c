@@ -515,8 +515,8 @@ static entity_t *get_entity(bw_engine_t *eng, const char *key)
     return e;
 }
 
-static void fuse(bw_engine_t *eng, const bw_event_t *ev, const bw_fusion_obs_t *in,
-                 bw_threat_cb_t cb, void *opaque)
+static void fuse(bw_engine_t *eng, const bw_event_t *ev,
+                 const bw_fusion_obs_t *in, bw_threat_cb_t cb, void *opaque)
 {
     const bw_fusion_cfg_t *fc = &eng->cfg->model.fusion;
     char key[KEY_MAX];

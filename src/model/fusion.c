@@ -64,12 +64,12 @@
 
 #define BUCKETS 16
 #define Z_CLIP 3.0
-#define FUSION_STATE_TAG 0x46553033u /* "FU03" */
+#define FUSION_STATE_TAG 0x46553033u    /* "FU03" */
 #define FUSION_STATE_TAG_V2 0x46553032u /* "FU02": window only */
-#define REF_MIN 30.0     /* reference events before it is used */
-#define PHI_PRIOR_W 16.0 /* pseudo-samples of phi = 1 (iid) */
-#define ADOPT_FLOOR 0.25 /* least weight of an elevated bucket */
-#define SD_FLOOR 0.5     /* reference sd >= this x the filter's */
+#define REF_MIN 30.0                    /* reference events before it is used */
+#define PHI_PRIOR_W 16.0                /* pseudo-samples of phi = 1 (iid) */
+#define ADOPT_FLOOR 0.25                /* least weight of an elevated bucket */
+#define SD_FLOOR 0.5 /* reference sd >= this x the filter's */
 
 typedef struct {
     int64_t slot[BUCKETS]; /* bucket index (time / width) held, -1 empty */
@@ -285,7 +285,10 @@ static wsum_t window_sum(const window_t *w, int64_t now_slot)
     return t;
 }
 
-static bool ref_warm(const window_t *w) { return w->r0 >= REF_MIN; }
+static bool ref_warm(const window_t *w)
+{
+    return w->r0 >= REF_MIN;
+}
 
 /* The reference's mean (about shift) and per-event variance, floored at
  * SD_FLOOR^2 times the filter's mean predictive variance. */
@@ -350,8 +353,8 @@ static void roll(const bw_fusion_cfg_t *cfg, const bw_signal_cfg_t *sig,
     double lbf = sum_lbf(w, sig, &t), keep;
 
     if (!isnan(lbf)) {
-        double q = cfg->prior * sig->detection +
-                   (1.0 - cfg->prior) * sig->false_alarm;
+        double q =
+            cfg->prior * sig->detection + (1.0 - cfg->prior) * sig->false_alarm;
         w->p_elev = 1.0 / (1.0 + exp(-(log(q) - log1p(-q) + lbf)));
     }
     if (ref_warm(w) && t.nx > 0.0) {
@@ -536,8 +539,8 @@ static bool load_window(bw_rbuf_t *r, window_t *w, bool v2)
         w->p1 = bw_rbuf_finite(r);
         w->p_elev = bw_rbuf_finite(r);
         ok = ok && !isinf(w->shift) && w->r0 >= 0.0 && w->r2 >= 0.0 &&
-             w->rv >= 0.0 && w->p0 >= 0.0 && w->p1 >= 0.0 &&
-             w->p_elev >= 0.0 && w->p_elev <= 1.0;
+             w->rv >= 0.0 && w->p0 >= 0.0 && w->p1 >= 0.0 && w->p_elev >= 0.0 &&
+             w->p_elev <= 1.0;
     }
     return ok;
 }

@@ -182,6 +182,8 @@ static void stage_families(bw_pipeline_t *p, bw_wbuf_t *w,
                    (double)st->threats);
     bw_prom_sample(w, "bayeswatch_output_records_total",
                    "output=\"dead_letters\"", (double)st->dead_letters);
+    bw_prom_sample(w, "bayeswatch_output_records_total", "output=\"alerts\"",
+                   (double)st->siem_alerts);
     counter(w, "bayeswatch_stale_markers_total",
             "stale-series markers produced (once per silence)",
             (double)st->stale);
@@ -439,6 +441,7 @@ void bw_pipeline_stats(const bw_pipeline_t *p, bw_pipeline_stats_t *st)
         st->consumed += LOADR(w->consumed);
         st->scored += LOADR(w->scored);
         st->threats += LOADR(w->threats);
+        st->siem_alerts += LOADR(w->siem_alerts);
         st->stale += LOADR(w->stale);
         st->dead_letters += LOADR(w->dead_letters);
         st->late += LOADR(w->late);

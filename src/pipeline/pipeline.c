@@ -483,10 +483,13 @@ static bw_err_t output_topics(bw_pipeline_t *p, char *errstr,
                               size_t errstr_size)
 {
     const bw_emit_cfg_t *em = &p->cfg->emit;
-    const char *names[3] = {em->scores.topic, em->threats.topic,
-                            em->dead_letters.topic};
+    const char *names[OUT_TOPICS] = {em->scores.topic, em->threats.topic,
+                                     em->dead_letters.topic, em->alerts.topic};
 
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < OUT_TOPICS; i++) {
+        if (names[i][0] == '\0') {
+            continue; /* an optional topic that is off */
+        }
         p->out[i] = rd_kafka_topic_new(p->producer, names[i], NULL);
         if (p->out[i] == NULL) {
             snprintf(errstr, errstr_size, "pipeline: output topic %s: %s",
@@ -687,7 +690,7 @@ void bw_pipeline_destroy(bw_pipeline_t *p)
     if (p->consumer != NULL) {
         rd_kafka_destroy(p->consumer);
     }
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < OUT_TOPICS; i++) {
         if (p->out[i] != NULL) {
             rd_kafka_topic_destroy(p->out[i]);
         }

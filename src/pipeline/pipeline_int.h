@@ -31,6 +31,9 @@
 #define BATCH 64       /* records a worker takes per lock */
 
 /* One input partition: its models and its offsets. */
+#define OUT_ALERTS 3
+#define OUT_TOPICS 4
+
 typedef struct {
     char topic[BW_TOPIC_MAX];
     int32_t partition;
@@ -70,7 +73,8 @@ typedef struct bw_worker_s {
     bw_wbuf_t buf;
     const rd_kafka_message_t *cur; /* for the threat callback */
     bw_err_t cb_err;
-    _Atomic uint64_t consumed, scored, threats, stale, dead_letters, late;
+    _Atomic uint64_t consumed, scored, threats, siem_alerts, stale,
+        dead_letters, late;
     /* metrics (metrics.c): counted here, summed into each page */
     _Atomic uint64_t dlq[N_DLQ], rule_threats[BW_RULES_MAX];
     _Atomic uint64_t alerts, resampled, warmup;
@@ -95,7 +99,9 @@ struct bw_pipeline_s {
     const bw_config_t *cfg;
     bw_pipeline_opts_t opts;
     rd_kafka_t *consumer, *producer;
-    rd_kafka_topic_t *out[3]; /* scores, threats, dead letters: made once */
+    /* scores, threats, dead letters (bw_record_kind_t), then the SIEM
+     * alerts (OUT_ALERTS; NULL without emit.alerts.topic): made once */
+    rd_kafka_topic_t *out[OUT_TOPICS];
     bool eos, txn_open, closed, subscribed;
     bool offsets_sent; /* the open transaction has its offsets */
     int64_t last_commit, last_scan, last_stats;

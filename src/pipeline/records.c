@@ -99,6 +99,36 @@ static bw_origin_t origin_of(const bw_pipeline_t *p,
     return o;
 }
 
+/* The SIEM alerts a score raises, on the alert topic (emit.alerts), keyed
+ * like the score. */
+static bw_err_t emit_score_alerts(bw_worker_t *w, const bw_event_t *ev,
+                                  const bw_score_t *sc, const bw_origin_t *o,
+                                  const char *key, size_t key_len)
+{
+    const bw_config_t *cfg = w->p->cfg;
+    int mask = w->p->out[OUT_ALERTS] == NULL
+                   ? 0
+                   : bw_siem_score_alerts(&cfg->emit.alerts,
+                                          cfg->engine.alert_threshold, sc);
+    bw_err_t err = BW_OK;
+
+    for (int k = BW_ALERT_ANOMALY; k <= BW_ALERT_SLO && err == BW_OK; k++) {
+        if (!(mask & (1 << k))) {
+            continue;
+        }
+        w->buf.len = 0;
+        err = bw_siem_score(cfg->emit.alerts.format, (bw_alert_kind_t)k, ev, sc,
+                            o, &w->buf);
+        err = err != BW_OK ? bw__fatal(w->p, "encode alert", bw_strerror(err))
+                           : produce(w->p, w->p->out[OUT_ALERTS], key, key_len,
+                                     w->buf.data, w->buf.len, NULL);
+        if (err == BW_OK) {
+            COUNT(w->siem_alerts);
+        }
+    }
+    return err;
+}
+
 static bw_err_t emit_score(bw_worker_t *w, const bw_event_t *ev,
                            const bw_score_t *sc, const bw_origin_t *o)
 {
@@ -116,8 +146,9 @@ static bw_err_t emit_score(bw_worker_t *w, const bw_event_t *ev,
     if (err != BW_OK) {
         return bw__fatal(w->p, "encode score", bw_strerror(err));
     }
-    return produce(w->p, w->p->out[BW_RECORD_SCORE], key, key_len, w->buf.data,
-                   w->buf.len, NULL);
+    err = produce(w->p, w->p->out[BW_RECORD_SCORE], key, key_len, w->buf.data,
+                  w->buf.len, NULL);
+    return err != BW_OK ? err : emit_score_alerts(w, ev, sc, o, key, key_len);
 }
 
 static void on_threat(void *opaque, const bw_threat_rec_t *t)
@@ -138,6 +169,19 @@ static void on_threat(void *opaque, const bw_threat_rec_t *t)
                       w->buf.data, w->buf.len, NULL);
     } else {
         err = bw__fatal(p, "encode threat", bw_strerror(err));
+    }
+    if (err == BW_OK && p->out[OUT_ALERTS] != NULL &&
+        (int)t->threat.level >= p->cfg->emit.alerts.threat_level) {
+        w->buf.len = 0;
+        err =
+            bw_siem_threat(p->cfg->emit.alerts.format, t, entity, &o, &w->buf);
+        err = err != BW_OK
+                  ? bw__fatal(p, "encode alert", bw_strerror(err))
+                  : produce(p, p->out[OUT_ALERTS], t->entity, strlen(t->entity),
+                            w->buf.data, w->buf.len, NULL);
+        if (err == BW_OK) {
+            COUNT(w->siem_alerts);
+        }
     }
     if (err == BW_OK) {
         COUNT(w->threats);

@@ -26,6 +26,7 @@ static const char *const col_names[C_N] = {"timestamp", "value",  "region",
 
 typedef struct {
     const bw_replay_opts_t *o;
+    const bw_config_t *cfg;
     bw_replay_stats_t *st;
     int col[C_N];
     uint64_t line;
@@ -271,12 +272,52 @@ static void contributors(FILE *out, const bw_threat_rec_t *rec, bw_wbuf_t *buf)
     }
 }
 
+/* The SIEM alert documents of a score (emit.alerts), one per line. */
+static void score_alerts(replay_t *rp, const bw_event_t *ev,
+                         const bw_score_t *sc)
+{
+    const bw_alerts_cfg_t *al = &rp->cfg->emit.alerts;
+    int mask =
+        rp->o->alerts == NULL
+            ? 0
+            : bw_siem_score_alerts(al, rp->cfg->engine.alert_threshold, sc);
+
+    for (int k = BW_ALERT_ANOMALY; k <= BW_ALERT_SLO; k++) {
+        if (mask & (1 << k)) {
+            bw_origin_t o = origin(rp, ev->time_ms);
+            bw_siem_score(al->format, (bw_alert_kind_t)k, ev, sc, &o, &rp->buf);
+            bw_wbuf_bytes(&rp->buf, "\n", 1);
+            flush_json(rp, rp->o->alerts);
+            rp->st->alerts++;
+        }
+    }
+}
+
+static void threat_alert(replay_t *rp, const bw_threat_rec_t *rec)
+{
+    const bw_alerts_cfg_t *al = &rp->cfg->emit.alerts;
+    bw_origin_t o = origin(rp, rec->time_ms);
+
+    if ((int)rec->threat.level >= al->threat_level) {
+        bw_siem_threat(al->format, rec, rp->entity_kind, &o, &rp->buf);
+        bw_wbuf_bytes(&rp->buf, "\n", 1);
+        flush_json(rp, rp->o->alerts);
+        rp->st->alerts++;
+    }
+}
+
 static void on_threat(void *opaque, const bw_threat_rec_t *rec)
 {
     replay_t *rp = opaque;
     FILE *out = rp->o->threats;
     const bw_threat_t *t = &rec->threat;
 
+    if (rp->o->alerts != NULL) {
+        threat_alert(rp, rec);
+    }
+    if (out == NULL) {
+        return;
+    }
     if (rp->o->json) {
         bw_origin_t o = origin(rp, rec->time_ms);
         bw_json_threat(rec, rp->entity_kind, &o, &rp->buf);
@@ -388,7 +429,8 @@ static void process_line(replay_t *rp, bw_engine_t *eng, char *line)
     if (parse_row(rp, f, n, &ev) != 0) {
         return;
     }
-    err = bw_engine_process(eng, &ev, &sc, rp->o->threats ? on_threat : NULL,
+    err = bw_engine_process(eng, &ev, &sc,
+                            rp->o->threats || rp->o->alerts ? on_threat : NULL,
                             rp, errstr, sizeof(errstr));
     if (err == BW_ERR_LATE) { /* beyond engine.lateness_ms: reported, no row */
         fprintf(rp->o->diag, "%s:%llu: late: %s\n", rp->o->input,
@@ -402,6 +444,7 @@ static void process_line(replay_t *rp, bw_engine_t *eng, char *line)
     }
     rp->st->late += sc.late;
     rp->st->scored += !sc.late;
+    score_alerts(rp, &ev, &sc);
     if (rp->o->json) {
         bw_origin_t o = origin(rp, ev.time_ms);
         bw_json_score(&ev, &sc, &o, &rp->buf);
@@ -457,7 +500,7 @@ out:
 bw_err_t bw_replay_run(const bw_config_t *cfg, const bw_replay_opts_t *o,
                        bw_replay_stats_t *st)
 {
-    replay_t rp = {.o = o, .st = st, .last_scan = -1};
+    replay_t rp = {.o = o, .cfg = cfg, .st = st, .last_scan = -1};
     char errstr[256];
     bw_engine_t *eng = NULL;
     bw_engine_stats_t es;

@@ -30,6 +30,10 @@ import time
 
 import fastavro
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                ".."))
+import siem_test  # noqa: E402  (the shipped field lists' validators)
+
 BROKERS = os.environ.get("BW_KAFKA_BROKERS", "127.0.0.1:9092")
 SCHEMA_IDS = {"scores": 2, "threats": 3, "dead_letters": 4}
 
@@ -51,7 +55,8 @@ class Env:
         self.tag = f"{name}-{os.getpid()}-{int(time.time() * 1000) % 10**8}"
         self.dir = tempfile.mkdtemp(prefix=f"bw-{name}-")
         self.topics = {k: f"{self.tag}.{k}" for k in
-                       ("in", "in2", "scores", "threats", "dead_letters")}
+                       ("in", "in2", "scores", "threats", "dead_letters",
+                        "alerts")}
         self.procs = []
         self.schemas = {}
         subprocess.run([f"{build}/tests/bw_topics", BROKERS, str(partitions)]
@@ -75,6 +80,7 @@ emit:
   scores: {{topic: "{self.topics['scores']}"}}
   threats: {{topic: "{self.topics['threats']}"}}
   dead_letters: {{topic: "{self.topics['dead_letters']}"}}
+  alerts: {{topic: "{self.topics['alerts']}"}}
 {extra}
 """
         if "\nobs:" not in text:  # several stages at once: any free port
@@ -194,14 +200,18 @@ def sample_rows(src):
     return rows
 
 
-def synthetic_rows(n_regions, n_steps, seed):
+def synthetic_rows(n_regions, n_steps, seed, shift_at=None):
+    """Latency of N regions; with @p shift_at, region r0 is 40 higher (8
+    sds) for 60 steps from that step."""
     rng = random.Random(seed)
     t0 = 1764000000000
     rows = []
     for i in range(n_steps):
         for k in range(n_regions):
+            up = 40 if shift_at is not None and k == 0 and \
+                shift_at <= i < shift_at + 60 else 0
             rows.append([t0 + i * 60000, f"r{k}", "api", "latency_ms",
-                         f"{100 + rng.gauss(0, 5):.4f}"])
+                         f"{100 + up + rng.gauss(0, 5):.4f}"])
     return rows
 
 
@@ -339,8 +349,41 @@ def test_e2e(env):
                 "dead_letters": len(dls)}[what]
         check(out.returncode == 0 and n == want,
               f"kcat read {n} {what} records, wanted {want}")
+    n_siem = check_siem_alerts(env, got_s, got_t, "ecs")
     print(f"e2e: {len(got_s)} scores ({alerts} alerts) and {len(got_t)} "
-          f"threats equal to replay; {len(dls)} dead letters {dict(reasons)}")
+          f"threats equal to replay; {len(dls)} dead letters {dict(reasons)}; "
+          f"{n_siem} ECS alerts")
+
+
+def check_siem_alerts(env, scores, threats, fmt, threshold=0.99):
+    """The alert topic, in the same transactions: one valid document per
+    score at the threshold (and per SLO breach), per threat at level high
+    or above; each at its source record; ids unique."""
+    docs = [json.loads(r["value"]) for r in env.tap("alerts")]
+    ecs_spec, ocsf_spec = siem_test.load_specs(env.src)
+    kinds = collections.Counter()
+    for d in docs:
+        if fmt == "ecs":
+            errs = siem_test.validate_ecs(d, ecs_spec)
+            extra, uid = d["bayeswatch"], d["event"]["id"]
+        else:
+            errs = siem_test.validate_ocsf(d, ocsf_spec)
+            extra, uid = d["unmapped"], d["finding_info"]["uid"]
+        check(not errs, f"{fmt} alert invalid: {errs}")
+        kinds[extra["alert_kind"]] += 1
+        d["_id"], d["_src"] = uid, extra["source"]
+    want = collections.Counter(
+        anomaly=sum(s["alert"] for s in scores),
+        slo_breach=sum(s["p_slo_breach"] is not None
+                       and s["p_slo_breach"] >= threshold
+                       and not s["warmup"] for s in scores),
+        threat=sum(t["level"] in ("high", "critical") for t in threats))
+    check(+kinds == +want, f"alerts {dict(kinds)}, wanted {dict(want)}")
+    at = {(s["source_partition"], s["source_offset"]) for s in scores}
+    check(all((d["_src"]["partition"], d["_src"]["offset"]) in at
+              for d in docs), "every alert at a scored source record")
+    check(len({d["_id"] for d in docs}) == len(docs), "alert ids unique")
+    return len(docs)
 
 
 def test_exactly_once_kill(env):
@@ -463,9 +506,12 @@ state: {changelog: false}""")
     text = text.replace(f'topics: ["{t_in}"]', f'topics: ["{t_in}", "{t_in2}"]')
     text = text.replace(f'scores: {{topic: "{t_sc}"}}',
                         f'scores: {{topic: "{t_sc}", format: json}}')
+    t_al = env.topics["alerts"]
+    text = text.replace(f'alerts: {{topic: "{t_al}"}}',
+                        f'alerts: {{topic: "{t_al}", format: ocsf}}')
     with open(config, "w") as f:
         f.write(text)
-    good1, _ = env.feed(synthetic_rows(4, 1500, seed=5))
+    good1, _ = env.feed(synthetic_rows(4, 1500, seed=5, shift_at=1200))
     good2, _ = env.feed(synthetic_rows(4, 1500, seed=55), topic="in2")
     good = good1 + good2
     stage = env.start(config, "alo")
@@ -483,8 +529,10 @@ state: {changelog: false}""")
     topics = collections.Counter(s["source_topic"] for s in scores)
     check(set(topics) == {env.topics["in"], env.topics["in2"]},
           f"both input topics scored: {dict(topics)}")
+    n_siem = check_siem_alerts(env, scores, [], "ocsf")
+    check(n_siem > 0, "the latency shift raises OCSF alerts")
     print(f"at_least_once: {len(scores)} JSON scores for {good} inputs "
-          f"from two topics")
+          f"from two topics; {n_siem} OCSF alerts")
 
 
 def test_fenced(env):

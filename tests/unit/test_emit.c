@@ -17,6 +17,7 @@
 #include "bayeswatch/emit.h"
 #include "bayeswatch/model.h"
 #include "bayeswatch/schemas.h"
+#include "bayeswatch/timefmt.h"
 
 static double maybe_nan(bw_rng_t *r, double v)
 {
@@ -141,7 +142,8 @@ static void test_json_utf8(void **state)
     bw_rng_seed(&r, 11);
     memset(&sc, 0, sizeof(sc));
     sc.p_anomaly = 0.5;
-    ev.region = "a\xff" "b\"\x01\xc3\xa9\xed\xa0\x80";
+    ev.region = "a\xff"
+                "b\"\x01\xc3\xa9\xed\xa0\x80";
     ev.service = "s";
     ev.metric = "m";
     bw_json_score(&ev, &sc, &o, &w);
@@ -168,12 +170,77 @@ static void test_json_utf8(void **state)
     bw_wbuf_free(&w);
 }
 
+/* RFC 3339 formatting: hand-checked instants (the epoch, a leap day, the
+ * last millisecond representable), then the parser as the reference for
+ * 20,000 random instants over the valid range. */
+static void test_time_format(void **state)
+{
+    char buf[40];
+    uint64_t x = 88172645463325252ULL;
+
+    (void)state;
+    bw_time_format(0, buf, sizeof(buf));
+    assert_string_equal(buf, "1970-01-01T00:00:00.000Z");
+    bw_time_format(INT64_C(1709251199999), buf, sizeof(buf));
+    assert_string_equal(buf, "2024-02-29T23:59:59.999Z");
+    bw_time_format(BW_TIME_MAX_MS, buf, sizeof(buf));
+    assert_string_equal(buf, "9999-12-31T23:59:59.999Z");
+    for (int i = 0; i < 20000; i++) {
+        int64_t ms, back;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+        ms = (int64_t)(x % (uint64_t)BW_TIME_MAX_MS);
+        bw_time_format(ms, buf, sizeof(buf));
+        assert_int_equal(bw_time_parse(buf, &back), BW_OK);
+        assert_true(back == ms);
+    }
+}
+
+/* Alert ids: the same source record, rule and subject give the same id
+ * whenever it is processed; any coordinate, the rule or the subject
+ * changes it. */
+static void test_alert_id(void **state)
+{
+    bw_origin_t o = {.source_timestamp = 5,
+                     .processed_at = 1000,
+                     .config_version = "v",
+                     .source_topic = "metrics",
+                     .source_partition = 3,
+                     .source_offset = 42};
+    char a[33], b[33];
+
+    (void)state;
+    bw_alert_id(&o, "anomaly:cpu", "eu/api/cpu", a);
+    assert_int_equal(strlen(a), 32);
+    o.processed_at = 99999; /* re-processed later: the same id */
+    o.source_timestamp = 7;
+    bw_alert_id(&o, "anomaly:cpu", "eu/api/cpu", b);
+    assert_string_equal(a, b);
+    o.source_offset = 43;
+    bw_alert_id(&o, "anomaly:cpu", "eu/api/cpu", b);
+    assert_string_not_equal(a, b);
+    o.source_offset = 42;
+    o.source_partition = 4;
+    bw_alert_id(&o, "anomaly:cpu", "eu/api/cpu", b);
+    assert_string_not_equal(a, b);
+    o.source_partition = 3;
+    o.source_topic = "metrics2";
+    bw_alert_id(&o, "anomaly:cpu", "eu/api/cpu", b);
+    assert_string_not_equal(a, b);
+    o.source_topic = "metrics";
+    bw_alert_id(&o, "slo_breach:cpu", "eu/api/cpu", b);
+    assert_string_not_equal(a, b);
+    bw_alert_id(&o, "anomaly:cpu", "eu/api/cpu2", b);
+    assert_string_not_equal(a, b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_direct_equals_generic),
         cmocka_unit_test(test_layout_check),
         cmocka_unit_test(test_json_utf8),
+        cmocka_unit_test(test_time_format),
+        cmocka_unit_test(test_alert_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -159,7 +159,7 @@ static void test_reference_does_not_follow(void **state)
                   a.contrib[0].lbf, b.contrib[0].lbf);
     assert_true(a.contrib[0].lbf > 5.0);
     assert_true(b.contrib[0].lbf < a.contrib[0].lbf - 3.0);
-    {   /* a new frame: the values jump by 50, the reference restarts */
+    { /* a new frame: the values jump by 50, the reference restarts */
         bw_fusion_obs_t ob = {0.0, 50.0, 1.0, 1};
         for (int t = 640; t < 660; t++) {
             bw_fusion_observe_value(fu, 0, 0, t * step, &ob);

@@ -52,8 +52,8 @@ static const char yaml[] =
     "          - {metric: egress_bytes, detection: 0.7, false_alarm: 0.02}\n";
 
 typedef struct {
-    int max_level;    /* highest level seen in the watched span */
-    int high_starts;  /* times the level rose to high or above */
+    int max_level;   /* highest level seen in the watched span */
+    int high_starts; /* times the level rose to high or above */
     int was_high;
     int64_t from, to; /* the watched span */
 } watch_t;
@@ -157,10 +157,9 @@ static void test_weak_signals_fuse(void **state)
     (void)state;
     for (int r = 0; r < runs; r++) {
         double f = 1.5 + 0.5 * (r % 5) / 4.0; /* 1.5 .. 2 */
-        all += entity_run(10 + r, 7, f, 40, HISTORY + 60, &hs) >=
-               BW_LEVEL_HIGH;
-        single += entity_run(100 + r, 1 << (r % 3), f, 40, HISTORY + 60,
-                             &hs) >= BW_LEVEL_HIGH;
+        all += entity_run(10 + r, 7, f, 40, HISTORY + 60, &hs) >= BW_LEVEL_HIGH;
+        single += entity_run(100 + r, 1 << (r % 3), f, 40, HISTORY + 60, &hs) >=
+                  BW_LEVEL_HIGH;
         strong += entity_run(200 + r, 1 << (r % 3), 4.0, 30, HISTORY + 60,
                              &hs) >= BW_LEVEL_HIGH;
     }
