@@ -185,6 +185,7 @@ typedef struct {
     char group_id[BW_NAME_MAX * 2];
     bw_kvmap_t consumer; /* passed to the consumer as written */
     bw_kvmap_t producer; /* passed to the producer as written */
+    bool allow_insecure; /* TLS without certificate verification allowed */
 } bw_kafka_cfg_t;
 
 typedef enum {

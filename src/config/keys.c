@@ -380,6 +380,9 @@ static const bw_key_t kafka_keys[] = {
           "extra librdkafka consumer properties, passed through as written"),
     K_MAP(KA, producer,
           "extra librdkafka producer properties, passed through as written"),
+    K_BOOL(KA, allow_insecure, "false",
+           "allow enable.ssl.certificate.verification: false under "
+           "security.protocol ssl or sasl_ssl (refused otherwise)"),
     K_END,
 };
 #undef KA

@@ -3,7 +3,15 @@
  * properties bayeswatch manages (offsets, transactions, idempotence,
  * assignment strategy default), then kafka.consumer / kafka.producer as
  * written. Property names and meanings: librdkafka CONFIGURATION.md.
+ *
+ * A value written `${file:PATH}` is read from PATH (a secret kept out of
+ * the config file; one trailing newline dropped). Refused at the
+ * property's line: TLS without certificate verification unless
+ * kafka.allow_insecure, and a SASL mechanism or TLS that this librdkafka
+ * build lacks (its builtin.features).
  */
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -98,6 +106,146 @@ static bool managed_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
     return ok;
 }
 
+#define FILE_REF "${file:"
+
+/* @p kv's value, or for `${file:PATH}` PATH's contents, into @p out;
+ * false with @p why set when the file cannot be read or is too long. */
+static bool resolve(const bw_kv_t *kv, char *out, size_t n, char *why,
+                    size_t why_size)
+{
+    size_t len = strlen(kv->value), got;
+    char path[512];
+    FILE *f;
+
+    if (strncmp(kv->value, FILE_REF, strlen(FILE_REF)) != 0 ||
+        kv->value[len - 1] != '}') {
+        snprintf(out, n, "%s", kv->value);
+        return true;
+    }
+    snprintf(path, sizeof(path), "%.*s", (int)(len - strlen(FILE_REF) - 1),
+             kv->value + strlen(FILE_REF));
+    if ((f = fopen(path, "r")) == NULL) {
+        snprintf(why, why_size, "cannot read %s: %s", path, strerror(errno));
+        return false;
+    }
+    got = fread(out, 1, n, f);
+    fclose(f);
+    if (got == n) {
+        snprintf(why, why_size, "%s: longer than %zu bytes", path, n - 1);
+        return false;
+    }
+    out[got] = '\0';
+    if (got > 0 && out[got - 1] == '\n') {
+        out[--got] = '\0';
+    }
+    if (got > 0 && out[got - 1] == '\r') {
+        out[--got] = '\0';
+    }
+    return true;
+}
+
+/* The builtin.features a property value needs, or NULL. */
+static const char *needs_feature(const char *key, const char *value)
+{
+    static const char *const mech[][2] = {
+        {"GSSAPI", "sasl_gssapi"},           {"PLAIN", "sasl_plain"},
+        {"SCRAM-SHA-256", "sasl_scram"},     {"SCRAM-SHA-512", "sasl_scram"},
+        {"OAUTHBEARER", "sasl_oauthbearer"},
+    };
+
+    if (strcmp(key, "sasl.mechanism") == 0 ||
+        strcmp(key, "sasl.mechanisms") == 0) {
+        for (size_t i = 0; i < sizeof(mech) / sizeof(mech[0]); i++) {
+            if (strcmp(value, mech[i][0]) == 0) {
+                return mech[i][1];
+            }
+        }
+    }
+    if (strcmp(key, "security.protocol") == 0 &&
+        (strcmp(value, "ssl") == 0 || strcmp(value, "sasl_ssl") == 0)) {
+        return "ssl";
+    }
+    if (strcmp(key, "sasl.oauthbearer.method") == 0 &&
+        strcmp(value, "oidc") == 0) {
+        return "oidc";
+    }
+    return NULL;
+}
+
+static bool has_feature(rd_kafka_conf_t *c, const char *feature)
+{
+    char list[512], *tok, *save = NULL;
+    size_t n = sizeof(list);
+
+    if (rd_kafka_conf_get(c, "builtin.features", list, &n) !=
+        RD_KAFKA_CONF_OK) {
+        return false;
+    }
+    for (tok = strtok_r(list, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (strcmp(tok, feature) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* One property of the user's map onto @p c; false with @p why set. */
+static bool user_prop(rd_kafka_conf_t *c, const bw_kv_t *kv,
+                      const char *const *own, char *why, size_t why_size)
+{
+    char value[4096];
+    const char *feature;
+
+    if (managed(own, kv->key)) {
+        snprintf(why, why_size, "%s",
+                 strcmp(kv->key, "isolation.level") == 0
+                     ? "set by bayeswatch (read_committed: the stage "
+                       "reads only committed records, or its "
+                       "exactly-once guarantee is void); remove it here"
+                     : "set by bayeswatch (kafka.bootstrap_servers, "
+                       "kafka.group_id, pipeline.*); remove it here");
+        return false;
+    }
+    if (!resolve(kv, value, sizeof(value), why, why_size)) {
+        return false;
+    }
+    if ((feature = needs_feature(kv->key, value)) != NULL &&
+        !has_feature(c, feature)) {
+        snprintf(why, why_size,
+                 "%s needs the librdkafka feature \"%s\", which this build "
+                 "(%s) lacks (builtin.features)",
+                 value, feature, rd_kafka_version_str());
+        return false;
+    }
+    return set1(c, kv->key, value, why, why_size);
+}
+
+/* TLS that does not verify the broker's certificate, without
+ * kafka.allow_insecure: the property's index in @p m, else -1. */
+static int insecure_tls(rd_kafka_conf_t *c, const bw_config_t *cfg,
+                        const bw_kvmap_t *m)
+{
+    char proto[32] = "", verify[16] = "";
+    size_t n1 = sizeof(proto), n2 = sizeof(verify);
+
+    if (cfg->kafka.allow_insecure ||
+        rd_kafka_conf_get(c, "security.protocol", proto, &n1) !=
+            RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_get(c, "enable.ssl.certificate.verification", verify,
+                          &n2) != RD_KAFKA_CONF_OK ||
+        (strcmp(proto, "ssl") != 0 && strcmp(proto, "sasl_ssl") != 0) ||
+        strcmp(verify, "false") != 0) {
+        return -1;
+    }
+    for (int i = 0; i < m->n; i++) {
+        if (strcmp(m->kv[i].key, "enable.ssl.certificate.verification") == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
 /* The user's map; every problem reported at its line when diag is set. */
 static int user_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
                       bw_kafka_role_t role, FILE *diag, char *errstr,
@@ -112,22 +260,25 @@ static int user_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
     int errors = 0;
 
     for (int i = 0; i < m->n; i++) {
-        const bw_kv_t *kv = &m->kv[i];
-        if (managed(own, kv->key)) {
-            snprintf(why, sizeof(why), "%s",
-                     strcmp(kv->key, "isolation.level") == 0
-                         ? "set by bayeswatch (read_committed: the stage "
-                           "reads only committed records, or its "
-                           "exactly-once guarantee is void); remove it here"
-                         : "set by bayeswatch (kafka.bootstrap_servers, "
-                           "kafka.group_id, pipeline.*); remove it here");
-        } else if (set1(c, kv->key, kv->value, why, sizeof(why))) {
+        if (user_prop(c, &m->kv[i], own, why, sizeof(why))) {
             continue;
         }
         if (errors++ == 0) {
-            snprintf(errstr, errstr_size, "%s.%s: %s", path, kv->key, why);
+            snprintf(errstr, errstr_size, "%s.%s: %s", path, m->kv[i].key, why);
         }
-        bw_config_report_kv(cfg, path, kv, why, diag);
+        bw_config_report_kv(cfg, path, &m->kv[i], why, diag);
+    }
+    if (errors == 0) {
+        int i = insecure_tls(c, cfg, m);
+        if (i >= 0) {
+            snprintf(why, sizeof(why),
+                     "TLS without certificate verification is refused "
+                     "under security.protocol ssl or sasl_ssl; set "
+                     "kafka.allow_insecure: true to allow it");
+            snprintf(errstr, errstr_size, "%s.%s: %s", path, m->kv[i].key, why);
+            bw_config_report_kv(cfg, path, &m->kv[i], why, diag);
+            errors++;
+        }
     }
     return errors;
 }
