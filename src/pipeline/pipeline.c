@@ -671,6 +671,9 @@ bw_err_t bw_pipeline_close(bw_pipeline_t *p, char *errstr, size_t errstr_size)
         rd_kafka_flush(p->producer, FLUSH_TIMEOUT_MS) != 0) {
         bw__fatal(p, "close", "outputs not acknowledged before the timeout");
     }
+    if (!failed(p) && atomic_load(&p->delivery_failures) > 0) {
+        bw__fatal(p, "close", "output records could not be delivered");
+    }
     if (failed(p)) {
         snprintf(errstr, errstr_size, "%s", p->fatal);
         err = BW_ERR_KAFKA;

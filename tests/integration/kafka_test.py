@@ -516,6 +516,7 @@ state: {changelog: false}""")
     good = good1 + good2
     stage = env.start(config, "alo")
     env.wait_count("scores", good, 120, [stage])
+    env.wait_count("alerts", 1, 60, [stage])  # the shift's
     rc, log = env.stop(stage)
     check(rc == 0, f"exit {rc}:\n{log}")
     scores = [json.loads(r["value"]) for r in env.tap("scores")]
