@@ -104,12 +104,18 @@ int main(int argc, char **argv)
     for (int p = 0; p < n; p++) {
         int64_t lo = 0;
         rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
-        /* a busy broker may time a query out: retry, and never take an
-         * unanswered query for an empty partition */
-        for (int attempt = 0; attempt < 6 && e != RD_KAFKA_RESP_ERR_NO_ERROR;
+        /* a busy broker may time a query out, and a broker just resumed
+         * may not have served the partition's metadata yet ("Unknown
+         * partition", at once): retry, with a pause for the latter, and
+         * never take an unanswered query for an empty partition */
+        for (int attempt = 0; attempt < 20 && e != RD_KAFKA_RESP_ERR_NO_ERROR;
              attempt++) {
             e = rd_kafka_query_watermark_offsets(rk, argv[2], p, &lo, &end[p],
                                                  10000);
+            if (e != RD_KAFKA_RESP_ERR_NO_ERROR &&
+                e != RD_KAFKA_RESP_ERR__TIMED_OUT) {
+                rd_kafka_poll(rk, 500); /* metadata refreshes meanwhile */
+            }
         }
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
             fprintf(stderr, "bw_tap: %s [%d] end offsets: %s\n", argv[2], p,
