@@ -359,7 +359,17 @@ def check_siem_alerts(env, scores, threats, fmt, threshold=0.99):
     """The alert topic, in the same transactions: one valid document per
     score at the threshold (and per SLO breach), per threat at level high
     or above; each at its source record; ids unique."""
-    docs = [json.loads(r["value"]) for r in env.tap("alerts")]
+    want = collections.Counter(
+        anomaly=sum(s["alert"] for s in scores),
+        slo_breach=sum(s["p_slo_breach"] is not None
+                       and s["p_slo_breach"] >= threshold
+                       and not s["warmup"] for s in scores),
+        threat=sum(t["level"] in ("high", "critical") for t in threats))
+    for _ in range(10):  # a reader under load has once come back empty
+        docs = [json.loads(r["value"]) for r in env.tap("alerts")]
+        if len(docs) >= sum(want.values()):
+            break
+        time.sleep(1)
     ecs_spec, ocsf_spec = siem_test.load_specs(env.src)
     kinds = collections.Counter()
     for d in docs:
@@ -372,12 +382,6 @@ def check_siem_alerts(env, scores, threats, fmt, threshold=0.99):
         check(not errs, f"{fmt} alert invalid: {errs}")
         kinds[extra["alert_kind"]] += 1
         d["_id"], d["_src"] = uid, extra["source"]
-    want = collections.Counter(
-        anomaly=sum(s["alert"] for s in scores),
-        slo_breach=sum(s["p_slo_breach"] is not None
-                       and s["p_slo_breach"] >= threshold
-                       and not s["warmup"] for s in scores),
-        threat=sum(t["level"] in ("high", "critical") for t in threats))
     check(+kinds == +want, f"alerts {dict(kinds)}, wanted {dict(want)}")
     at = {(s["source_partition"], s["source_offset"]) for s in scores}
     check(all((d["_src"]["partition"], d["_src"]["offset"]) in at
