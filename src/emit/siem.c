@@ -98,23 +98,28 @@ static void close_obj(bw_wbuf_t *w)
     put(w, "}");
 }
 
+/* A one-string array under key @p k. */
+static void jstr1(bw_wbuf_t *w, const char *k, const char *s, int *first)
+{
+    int f;
+
+    jopen(w, k, "[", first, &f);
+    jitem(w, &f);
+    bw_wbuf_json_str(w, s);
+    put(w, "]");
+}
+
 /* ---- ECS ---- */
 
 static void ecs_event(bw_wbuf_t *w, const alert_t *a, int *first)
 {
-    int f, g;
+    int f;
 
     jopen(w, "event", "{", first, &f);
     jstr(w, "kind", "alert", &f);
-    jopen(w, "category", "[", &f, &g);
-    jitem(w, &g);
-    bw_wbuf_json_str(w, a->kind == BW_ALERT_THREAT ? "intrusion_detection"
-                                                   : "host");
-    put(w, "]");
-    jopen(w, "type", "[", &f, &g);
-    jitem(w, &g);
-    bw_wbuf_json_str(w, "info");
-    put(w, "]");
+    jstr1(w, "category",
+          a->kind == BW_ALERT_THREAT ? "intrusion_detection" : "host", &f);
+    jstr1(w, "type", "info", &f);
     jstr(w, "id", a->id, &f);
     jstr(w, "module", PRODUCT, &f);
     jstr(w, "dataset", PRODUCT ".alerts", &f);
@@ -277,10 +282,7 @@ static void ocsf_finding_info(bw_wbuf_t *w, const alert_t *a, int *first)
     jint(w, "created_time", a->o->processed_at, &f);
     jint(w, "first_seen_time", a->since_ms >= 0 ? a->since_ms : a->time_ms, &f);
     jint(w, "last_seen_time", a->time_ms, &f);
-    jopen(w, "types", "[", &f, &g);
-    jitem(w, &g);
-    bw_wbuf_json_str(w, kind_names[a->kind]);
-    put(w, "]");
+    jstr1(w, "types", kind_names[a->kind], &f);
     jopen(w, "analytic", "{", &f, &g);
     jstr(w, "name", a->rule, &g);
     jint(w, "type_id", 3, &g); /* Statistical */

@@ -105,9 +105,24 @@ const char *bw_level_name(int level)
     return (level >= 0 && level <= 3) ? names[level] : "?";
 }
 
+/* The log Bayes factor in the signal's direction from those of a rise and
+ * a fall: "both" averages the two Bayes factors. */
+static double by_direction(const bw_signal_cfg_t *sig, double up, double down)
+{
+    double mx = fmax(up, down);
+
+    if (sig->direction == BW_DIRECTION_UP) {
+        return up;
+    }
+    if (sig->direction == BW_DIRECTION_DOWN) {
+        return down;
+    }
+    return mx + log(0.5 * (exp(up - mx) + exp(down - mx)));
+}
+
 double bw_fusion_lbf(const bw_signal_cfg_t *sig, double n, double zsum)
 {
-    double m = sig->elevation, v = 0.25 * m * m, up, down, mx;
+    double m = sig->elevation, v = 0.25 * m * m, up, down;
 
     if (!(n > 0.0)) {
         return NAN;
@@ -118,14 +133,7 @@ double bw_fusion_lbf(const bw_signal_cfg_t *sig, double n, double zsum)
     down = -0.5 * log1p(n * v) +
            (-zsum + m / v) * (-zsum + m / v) / (2.0 * (n + 1.0 / v)) -
            m * m / (2.0 * v);
-    if (sig->direction == BW_DIRECTION_UP) {
-        return up;
-    }
-    if (sig->direction == BW_DIRECTION_DOWN) {
-        return down;
-    }
-    mx = fmax(up, down);
-    return mx + log(0.5 * (exp(up - mx) + exp(down - mx)));
+    return by_direction(sig, up, down);
 }
 
 /* log LR_s from log lambda (header), without overflow. */
@@ -307,7 +315,7 @@ static double phi_of(const window_t *w)
 
 double bw_fusion_lbf_std(const bw_signal_cfg_t *sig, double s, double mu)
 {
-    double v = 0.25 * mu * mu, up, down, mx;
+    double v = 0.25 * mu * mu, up, down;
 
     if (!isfinite(s) || !(mu > 0.0)) {
         return NAN;
@@ -315,14 +323,7 @@ double bw_fusion_lbf_std(const bw_signal_cfg_t *sig, double s, double mu)
     up = -0.5 * log1p(v) + 0.5 * s * s - (s - mu) * (s - mu) / (2.0 * (1 + v));
     down =
         -0.5 * log1p(v) + 0.5 * s * s - (s + mu) * (s + mu) / (2.0 * (1 + v));
-    if (sig->direction == BW_DIRECTION_UP) {
-        return up;
-    }
-    if (sig->direction == BW_DIRECTION_DOWN) {
-        return down;
-    }
-    mx = fmax(up, down);
-    return mx + log(0.5 * (exp(up - mx) + exp(down - mx)));
+    return by_direction(sig, up, down);
 }
 
 /* The evidence of window sums @p t: against the reference once it is warm,
