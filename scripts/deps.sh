@@ -42,6 +42,15 @@ if ! python3 -c 'import fastavro' 2> /dev/null; then
     python3 -m pip install --quiet fastavro >&2 ||
         python3 -m pip install --quiet --break-system-packages fastavro >&2
 fi
+# confluent-kafka (PyPI): its wheel bundles a librdkafka >= 2.6.1, which the
+# SCRAM tests run the stage with (tests/integration/secure_test.py); also
+# the Python client of the interop tests.
+if ! python3 -c 'import confluent_kafka' 2> /dev/null; then
+    echo "deps: installing confluent-kafka" >&2
+    python3 -m pip install --quiet confluent-kafka >&2 ||
+        python3 -m pip install --quiet --break-system-packages \
+            confluent-kafka >&2
+fi
 # PyYAML: the compose and provisioning files' check (tests/ops_static_test.py)
 if ! python3 -c 'import yaml' 2> /dev/null; then
     echo "deps: installing PyYAML" >&2

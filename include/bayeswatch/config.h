@@ -183,6 +183,7 @@ typedef struct {
 typedef struct {
     char bootstrap_servers[512];
     char group_id[BW_NAME_MAX * 2];
+    bw_kvmap_t client;   /* passed to every client, before the two below */
     bw_kvmap_t consumer; /* passed to the consumer as written */
     bw_kvmap_t producer; /* passed to the producer as written */
     bool allow_insecure; /* TLS without certificate verification allowed */

@@ -376,6 +376,10 @@ static const bw_key_t kafka_keys[] = {
     K_STRNE(KA, bootstrap_servers, "127.0.0.1:9092",
             "brokers to bootstrap from (host:port, comma separated)"),
     K_STRNE(KA, group_id, "bayeswatch", "consumer group of the stage"),
+    K_MAP(KA, client,
+          "librdkafka properties for every client (consumer, producer, state "
+          "restore), e.g. security.protocol, sasl.*, ssl.*; kafka.consumer "
+          "and kafka.producer override them"),
     K_MAP(KA, consumer,
           "extra librdkafka consumer properties, passed through as written"),
     K_MAP(KA, producer,

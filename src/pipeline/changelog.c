@@ -109,11 +109,17 @@ static bw_err_t create_topic(bw_pipeline_t *p, int partitions, char *errstr,
                     "compacted)",
                     p->cl_topic, partitions);
         } else {
-            snprintf(errstr, n, "state: cannot create changelog topic %s: %s",
+            snprintf(errstr, n, "state: cannot create changelog topic %s: %s%s",
                      p->cl_topic,
                      cnt == 1 && rd_kafka_topic_result_error_string(res[0])
                          ? rd_kafka_topic_result_error_string(res[0])
-                         : rd_kafka_err2str(e));
+                         : rd_kafka_err2str(e),
+                     e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+                         ? " (allow this principal Create on it, or create "
+                           "it yourself: compacted, the input's partition "
+                           "count; the stage also needs Read, Write and "
+                           "DescribeConfigs on it; README, Security)"
+                         : "");
         }
     }
 out:
@@ -199,9 +205,11 @@ static bw_err_t ensure_topic(bw_pipeline_t *p, char *errstr, size_t n)
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR || in_parts <= 0) {
             rd_kafka_metadata_destroy(md);
             snprintf(errstr, n,
-                     "state: input topic %s not found (%s): the changelog "
-                     "needs its partition count; create it first",
-                     input, rd_kafka_err2str(e));
+                     "state: input topic %s not found (%s): create it "
+                     "first, or allow this principal Read on Topic %s "
+                     "(unauthorized topics are not shown); the changelog "
+                     "needs its partition count",
+                     input, rd_kafka_err2str(e), input);
             return BW_ERR_KAFKA;
         }
         cl_parts = partitions_of(md, p->cl_topic, &e);
@@ -250,6 +258,7 @@ static rd_kafka_t *restore_consumer(bw_pipeline_t *p, const char *boot,
     if (c == NULL) {
         return NULL;
     }
+    rd_kafka_conf_set_opaque(c, p); /* bw__ssl_verify's */
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr, n);
     if (rk == NULL) {
         rd_kafka_conf_destroy(c);
@@ -326,7 +335,7 @@ static void write_one(void *opaque, const char *key, size_t klen,
             return;
         }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            wc->err = bw__produce_failed(p, e);
+            wc->err = bw__produce_failed(p, e, p->cl_topic);
             return;
         }
         rd_kafka_poll(p->producer, 10);

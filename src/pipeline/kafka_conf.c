@@ -1,8 +1,9 @@
 /*
  * librdkafka client configurations built from bayeswatch's config: the
  * properties bayeswatch manages (offsets, transactions, idempotence,
- * assignment strategy default), then kafka.consumer / kafka.producer as
- * written. Property names and meanings: librdkafka CONFIGURATION.md.
+ * assignment strategy default), then kafka.client (every client), then
+ * kafka.consumer / kafka.producer as written. Property names and meanings:
+ * librdkafka CONFIGURATION.md.
  *
  * A value written `${file:PATH}` is read from PATH (a secret kept out of
  * the config file; one trailing newline dropped). Refused at the
@@ -29,6 +30,17 @@ static const char *const consumer_managed[] = {"bootstrap.servers",
 static const char *const producer_managed[] = {
     "bootstrap.servers", "metadata.broker.list", "transactional.id",
     "enable.idempotence", NULL};
+
+static const char *const client_managed[] = {"bootstrap.servers",
+                                             "metadata.broker.list",
+                                             "group.id",
+                                             "enable.auto.commit",
+                                             "enable.auto.offset.store",
+                                             "group.instance.id",
+                                             "isolation.level",
+                                             "transactional.id",
+                                             "enable.idempotence",
+                                             NULL};
 
 static bool managed(const char *const *list, const char *key)
 {
@@ -222,7 +234,8 @@ static bool user_prop(rd_kafka_conf_t *c, const bw_kv_t *kv,
 }
 
 /* TLS that does not verify the broker's certificate, without
- * kafka.allow_insecure: the property's index in @p m, else -1. */
+ * kafka.allow_insecure: the property's index in @p m, else -1 (also when
+ * @p m does not set it). */
 static int insecure_tls(rd_kafka_conf_t *c, const bw_config_t *cfg,
                         const bw_kvmap_t *m)
 {
@@ -246,18 +259,14 @@ static int insecure_tls(rd_kafka_conf_t *c, const bw_config_t *cfg,
     return -1;
 }
 
-/* The user's map; every problem reported at its line when diag is set. */
-static int user_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
-                      bw_kafka_role_t role, FILE *diag, char *errstr,
-                      size_t errstr_size)
+/* One user map @p m (config path @p path) onto @p c; every problem
+ * reported at its line when diag is set; the number of problems. */
+static int map_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
+                     const bw_kvmap_t *m, const char *path,
+                     const char *const *own, FILE *diag, char *errstr,
+                     size_t errstr_size, int errors)
 {
-    bool consumer = role != BW_KAFKA_PRODUCER;
-    const bw_kvmap_t *m =
-        consumer ? &cfg->kafka.consumer : &cfg->kafka.producer;
-    const char *path = consumer ? "kafka.consumer" : "kafka.producer";
-    const char *const *own = consumer ? consumer_managed : producer_managed;
     char why[512];
-    int errors = 0;
 
     for (int i = 0; i < m->n; i++) {
         if (user_prop(c, &m->kv[i], own, why, sizeof(why))) {
@@ -268,16 +277,42 @@ static int user_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
         }
         bw_config_report_kv(cfg, path, &m->kv[i], why, diag);
     }
-    if (errors == 0) {
-        int i = insecure_tls(c, cfg, m);
+    return errors;
+}
+
+/* kafka.client, then the role's own map; TLS without verification is
+ * reported at the line that turned it off (the role's map first). */
+static int user_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
+                      bw_kafka_role_t role, FILE *diag, char *errstr,
+                      size_t errstr_size)
+{
+    bool consumer = role != BW_KAFKA_PRODUCER;
+    const bw_kvmap_t *maps[2] = {&cfg->kafka.client,
+                                 consumer ? &cfg->kafka.consumer
+                                          : &cfg->kafka.producer};
+    const char *paths[2] = {"kafka.client",
+                            consumer ? "kafka.consumer" : "kafka.producer"};
+    const char *const *own = consumer ? consumer_managed : producer_managed;
+    /* kafka.client's problems are said once, with the consumer's */
+    FILE *diags[2] = {role == BW_KAFKA_PRODUCER ? NULL : diag, diag};
+    int errors = map_props(c, cfg, maps[0], paths[0], client_managed, diags[0],
+                           errstr, errstr_size, 0);
+
+    errors = map_props(c, cfg, maps[1], paths[1], own, diag, errstr,
+                       errstr_size, errors);
+    for (int k = 1; k >= 0; k--) {
+        int i = insecure_tls(c, cfg, maps[k]);
         if (i >= 0) {
-            snprintf(why, sizeof(why),
-                     "TLS without certificate verification is refused "
-                     "under security.protocol ssl or sasl_ssl; set "
-                     "kafka.allow_insecure: true to allow it");
-            snprintf(errstr, errstr_size, "%s.%s: %s", path, m->kv[i].key, why);
-            bw_config_report_kv(cfg, path, &m->kv[i], why, diag);
-            errors++;
+            const char *why = "TLS without certificate verification is "
+                              "refused under security.protocol ssl or "
+                              "sasl_ssl; set kafka.allow_insecure: true to "
+                              "allow it";
+            if (errors++ == 0) {
+                snprintf(errstr, errstr_size, "%s.%s: %s", paths[k],
+                         maps[k]->kv[i].key, why);
+            }
+            bw_config_report_kv(cfg, paths[k], &maps[k]->kv[i], why, diags[k]);
+            break;
         }
     }
     return errors;
@@ -303,6 +338,9 @@ rd_kafka_conf_t *bw__kafka_conf(const bw_config_t *cfg, bw_kafka_role_t role,
                         errstr_size))) {
         rd_kafka_conf_destroy(c);
         return NULL;
+    }
+    if (has_feature(c, "ssl")) {
+        rd_kafka_conf_set_ssl_cert_verify_cb(c, bw__ssl_verify);
     }
     return c;
 }

@@ -18,6 +18,12 @@ typedef enum {
 void bw__kafka_instance(const bw_config_t *cfg, const char *override, char *out,
                         size_t n);
 
+/** librdkafka ssl.certificate.verify_cb (security.c): OpenSSL's verdict,
+ * with its reason in words. */
+int bw__ssl_verify(rd_kafka_t *rk, const char *broker_name, int32_t broker_id,
+                   int *x509_error, int depth, const char *buf, size_t size,
+                   char *errstr, size_t errstr_size, void *opaque);
+
 /**
  * @brief A client configuration: managed properties, then the user's map.
  * @param diag  problems with the map are also reported here at their line.

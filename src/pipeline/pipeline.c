@@ -20,6 +20,8 @@
 #include "pipeline_int.h"
 #include "bayeswatch/mem.h"
 
+#define INIT_TXN_S 60 /* longest wait for the transaction coordinator */
+
 static bool failed(const bw_pipeline_t *p)
 {
     return atomic_load(&((bw_pipeline_t *)p)->failed);
@@ -248,11 +250,16 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     bw_pipeline_t *p = opaque;
-    char buf[512];
+    char buf[512], why[1024];
 
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        rd_kafka_fatal_error(rk, buf, sizeof(buf));
-        bw__fatal(p, rd_kafka_name(rk), buf);
+        rd_kafka_resp_err_t e = rd_kafka_fatal_error(rk, buf, sizeof(buf));
+        bw__fatal(p, rd_kafka_name(rk),
+                  bw__denied(p, e, "Write", "?", why, sizeof(why)) ? why : buf);
+        return;
+    }
+    if (bw__security_failure(p, rk, err, reason, buf, sizeof(buf))) {
+        bw__fatal(p, "kafka security", buf);
         return;
     }
     /* transient (broker down, timeouts): librdkafka retries with backoff */
@@ -286,6 +293,11 @@ static const char *fatal_reason(bw_pipeline_t *p, const rd_kafka_message_t *m)
                  "restart it and it rejoins at once, or set "
                  "pipeline.static_membership: false (%s)",
                  p->instance, why);
+        return p->fatal_hint;
+    }
+    if (bw__denied(p, m->err, "Read",
+                   m->rkt != NULL ? rd_kafka_topic_name(m->rkt) : "?",
+                   p->fatal_hint, sizeof(p->fatal_hint))) {
         return p->fatal_hint;
     }
     return rd_kafka_message_errstr(m);
@@ -462,15 +474,37 @@ static bw_err_t subscribe(bw_pipeline_t *p, char *errstr, size_t errstr_size)
     return BW_OK;
 }
 
+/* The producer's transactional id, in slices of a second (a call that
+ * timed out resumes), serving its error callback in between: a refused
+ * login or certificate ends the start-up at once, with its reason. */
 static bw_err_t init_txns(bw_pipeline_t *p, char *errstr, size_t errstr_size)
 {
     rd_kafka_error_t *e = NULL;
+    char why[512];
 
-    if (p->eos &&
-        (e = rd_kafka_init_transactions(p->producer, 60000)) != NULL) {
-        snprintf(errstr, errstr_size, "init transactions: %s",
-                 rd_kafka_error_string(e));
+    for (int s = 1; p->eos; s++) {
+        e = rd_kafka_init_transactions(p->producer, 1000);
+        rd_kafka_poll(p->producer, 0);
+        if (e == NULL || failed(p) || s >= INIT_TXN_S ||
+            rd_kafka_error_code(e) != RD_KAFKA_RESP_ERR__TIMED_OUT) {
+            break;
+        }
         rd_kafka_error_destroy(e);
+        e = NULL;
+    }
+    if (failed(p)) {
+        snprintf(errstr, errstr_size, "%s", p->fatal);
+    } else if (e != NULL) {
+        snprintf(errstr, errstr_size, "init transactions: %s",
+                 bw__denied(p, rd_kafka_error_code(e), "Write", NULL, why,
+                            sizeof(why))
+                     ? why
+                     : rd_kafka_error_string(e));
+    }
+    if (e != NULL) {
+        rd_kafka_error_destroy(e);
+    }
+    if (failed(p) || e != NULL) {
         return BW_ERR_KAFKA;
     }
     p->producer_ready = true;

@@ -123,6 +123,7 @@ struct bw_pipeline_s {
     char abort_why[256];
     char fatal[1024];
     char fatal_hint[768]; /* a fatal consumer error, explained */
+    char tls_why[384];    /* the last certificate rejected, in words (mu) */
     /* the state changelog (changelog.c) */
     bool changelog;
     char cl_topic[BW_TOPIC_MAX];
@@ -165,7 +166,8 @@ bw_err_t bw__fatal(bw_pipeline_t *p, const char *what, const char *why);
 void bw__request_abort(bw_pipeline_t *p, const char *why);
 /** A failed produce: abortable (the transaction is replayed) unless the
  * producer has a fatal error or there is no transaction. */
-bw_err_t bw__produce_failed(bw_pipeline_t *p, rd_kafka_resp_err_t e);
+bw_err_t bw__produce_failed(bw_pipeline_t *p, rd_kafka_resp_err_t e,
+                            const char *topic);
 
 /* checkpoint.c (main thread) */
 /** Write @p t's state to state.dir (clean stop, partition given up). */
@@ -241,6 +243,18 @@ void bw__replay_record(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m);
 /** Stale markers for the silent series of @p t at wall time @p now (main
  * thread, workers quiesced: it may open a transaction). */
 void bw__stale_scan(bw_worker_t *w, task_t *t, int64_t now);
+
+/* security.c */
+/** Whether client error @p err (@p reason) is an authentication or
+ * certificate failure, which retrying cannot heal; if so, the operator's
+ * message in @p out. */
+bool bw__security_failure(bw_pipeline_t *p, rd_kafka_t *rk, int err,
+                          const char *reason, char *out, size_t n);
+/** Whether @p err is an authorization failure; if so, a message naming
+ * the operation @p op, the resource (@p topic for a topic) and the ACL
+ * that is missing, in @p out. */
+bool bw__denied(const bw_pipeline_t *p, rd_kafka_resp_err_t err, const char *op,
+                const char *topic, char *out, size_t n);
 
 /* workers.c */
 bw_err_t bw__workers_start(bw_pipeline_t *p, char *errstr, size_t errstr_size);

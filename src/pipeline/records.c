@@ -77,7 +77,7 @@ static bw_err_t produce(bw_pipeline_t *p, rd_kafka_topic_t *topic,
             if (hdrs != NULL) {
                 rd_kafka_headers_destroy(hdrs);
             }
-            return bw__produce_failed(p, e);
+            return bw__produce_failed(p, e, rd_kafka_topic_name(topic));
         }
         rd_kafka_poll(p->producer, 10); /* serve delivery reports */
     }

@@ -29,10 +29,14 @@ void bw__request_abort(bw_pipeline_t *p, const char *why)
     pthread_mutex_unlock(&p->mu);
 }
 
-bw_err_t bw__produce_failed(bw_pipeline_t *p, rd_kafka_resp_err_t e)
+bw_err_t bw__produce_failed(bw_pipeline_t *p, rd_kafka_resp_err_t e,
+                            const char *topic)
 {
-    char fatal[256], why[300];
+    char fatal[256], why[1024];
 
+    if (bw__denied(p, e, "Write", topic, why, sizeof(why))) {
+        return bw__fatal(p, "produce", why); /* an abort cannot heal it */
+    }
     if (p->eos && rd_kafka_fatal_error(p->producer, fatal, sizeof(fatal)) ==
                       RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(why, sizeof(why), "produce: %s", rd_kafka_err2str(e));

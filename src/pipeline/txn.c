@@ -217,8 +217,13 @@ static bw_err_t commit_txn(bw_pipeline_t *p)
 void bw__on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     bw_pipeline_t *p = opaque;
+    char why[512];
 
     (void)rk;
+    if (bw__denied(p, m->err, "Write", rd_kafka_topic_name(m->rkt), why,
+                   sizeof(why))) {
+        bw__fatal(p, "produce", why);
+    }
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (atomic_fetch_add(&p->delivery_failures, 1) == 0) {
             bw__warn(p, "delivery to %s failed: %s",

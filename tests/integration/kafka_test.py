@@ -62,18 +62,24 @@ class Env:
         subprocess.run([f"{build}/tests/bw_topics", BROKERS, str(partitions)]
                        + list(self.topics.values()), check=True)
 
-    def config(self, name="stage", extra="", base=None, session=True):
+    def config(self, name="stage", extra="", base=None, session=True,
+               brokers=BROKERS, client=None):
         """A config: BASE's model sections plus this test's topics; with
-        @p session, a 6 s group session (else librdkafka's 45 s default)."""
+        @p session, a 6 s group session (else librdkafka's 45 s default);
+        @p client: kafka.client properties (security), bootstrapping from
+        @p brokers."""
         text = open(base).read() if base else ""
+        client = "".join(f'\n    {k}: "{v}"' for k, v in
+                         (client or {}).items()) or " {}"
         consumer = """
   consumer:
     session.timeout.ms: 6000
     heartbeat.interval.ms: 1000""" if session else ""
         text += f"""
 kafka:
-  bootstrap_servers: "{BROKERS}"
-  group_id: "{self.tag}"{consumer}
+  bootstrap_servers: "{brokers}"
+  group_id: "{self.tag}"
+  client:{client}{consumer}
 ingest:
   topics: ["{self.topics['in']}"]
 emit:
@@ -103,11 +109,13 @@ emit:
                              text=True).stdout.split()
         return int(out[0]), int(out[1])
 
-    def start(self, config, instance):
+    def start(self, config, instance, env=None):
         log = open(f"{self.dir}/{instance}-{len(self.procs)}.log", "w+")
         p = subprocess.Popen([f"{self.build}/bayeswatch", "run", "--config",
                               config, "--instance", instance],
-                             stdout=log, stderr=subprocess.STDOUT)
+                             stdout=log, stderr=subprocess.STDOUT,
+                             env=None if env is None else {**os.environ,
+                                                           **env})
         p.log = log
         self.procs.append(p)
         return p
