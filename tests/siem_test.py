@@ -257,6 +257,58 @@ def load_specs(src):
         return ecs, json.load(f)
 
 
+def smt_key(doc, conf):
+    """The record key the Elasticsearch sink's transforms make from an
+    alert document: ValueToKey (top-level fields), then ExtractField$Key
+    (a dotted path under field.syntax.version V2, KIP-821)."""
+    chain = conf["transforms"].split(",")
+    key = None
+    for name in chain:
+        t = f"transforms.{name}."
+        kind = conf[t + "type"].rsplit(".", 1)[1]
+        if kind == "ValueToKey":
+            key = {f: doc[f] for f in conf[t + "fields"].split(",")}
+        elif kind == "ExtractField$Key":
+            path = conf[t + "field"]
+            if conf.get(t + "field.syntax.version") == "V2":
+                for part in path.split("."):
+                    key = key[part]
+            else:
+                key = key[path]
+        else:
+            raise AssertionError(f"unexpected transform {kind}")
+    return key
+
+
+def check_connectors(src, ecs):
+    """The shipped Kafka Connect sink configs (config/siem/): what a SIEM
+    needs from them holds on the documents this build writes."""
+    def load(name):
+        with open(os.path.join(src, "config/siem", name)) as f:
+            return json.load(f)["config"]
+    sp, es = load("splunk-sink.json"), load("elasticsearch-sink.json")
+    for c in (sp, es):
+        assert c["topics"] == "bayeswatch.alerts"
+        assert c["consumer.override.isolation.level"] == "read_committed"
+        assert c["errors.tolerance"] == "none"
+        for k, v in c.items():  # secrets through a config provider only
+            if "token" in k or "password" in k:
+                assert v.startswith("${file:"), k
+    assert sp["connector.class"] == "com.splunk.kafka.connect.SplunkSinkConnector"
+    assert sp["splunk.hec.ack.enabled"] == "true"
+    assert sp["splunk.sourcetypes"] == "_json"
+    assert sp["splunk.hec.raw"] == "false"
+    assert sp["splunk.hec.json.event.formatted"] == "false"
+    assert sp["value.converter"].endswith("StringConverter")
+    assert sp["splunk.hec.ssl.validate.certs"] == "true"
+    assert es["key.ignore"] == "false" and es["write.method"] == "upsert"
+    ids = [smt_key(d, es) for d in ecs]
+    assert ids == [d["event"]["id"] for d in ecs], "the sink's _id is not event.id"
+    assert len(set(ids)) == len(ids)
+    print(f"connectors: Splunk HEC (_json, acks) and Elasticsearch "
+          f"(_id = event.id for all {len(ids)} documents) configs check")
+
+
 def main():
     global BIN, SRC
     BIN, SRC = os.path.abspath(sys.argv[1]), sys.argv[2]
@@ -315,6 +367,7 @@ def main():
         del bad["finding_info"]["uid"]
         bad["metadata"]["product"]["vendor"] = "x"
         assert len(validate_ocsf(bad, ocsf_spec)) == 3
+        check_connectors(SRC, ecs)
         print(f"{len(ecs)} ECS and {len(ocsf)} OCSF documents valid; "
               f"{len(again)} replayed with the same ids")
 
