@@ -8,7 +8,8 @@
 # usage: scripts/deps.sh [test|clang]
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config librdkafka-dev libavro-dev libyaml-dev
-      libgsl-dev libmicrohttpd-dev libcmocka-dev python3)
+      libgsl-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev
+      libcmocka-dev python3)
 if [ "${1:-}" = test ]; then
     pkgs+=(kcat openjdk-17-jre-headless maven prometheus chromium
            chromium-driver)
@@ -45,11 +46,11 @@ fi
 # confluent-kafka (PyPI): its wheel bundles a librdkafka >= 2.6.1, which the
 # SCRAM tests run the stage with (tests/integration/secure_test.py); also
 # the Python client of the interop tests.
-if ! python3 -c 'import confluent_kafka' 2> /dev/null; then
+if ! python3 -c 'import confluent_kafka.schema_registry.avro' 2> /dev/null; then
     echo "deps: installing confluent-kafka" >&2
-    python3 -m pip install --quiet confluent-kafka >&2 ||
+    python3 -m pip install --quiet 'confluent-kafka[avro,schemaregistry]' >&2 ||
         python3 -m pip install --quiet --break-system-packages \
-            confluent-kafka >&2
+            'confluent-kafka[avro,schemaregistry]' >&2
 fi
 # PyYAML: the compose and provisioning files' check (tests/ops_static_test.py)
 if ! python3 -c 'import yaml' 2> /dev/null; then

@@ -147,7 +147,8 @@ def check_dockerfile(src):
         cm = fh.read()
     libs = {"RDKAFKA": "librdkafka1", "AVRO": "libavro23",
             "YAML": "libyaml-0-2", "GSL": "libgsl27",
-            "MHD": "libmicrohttpd12"}
+            "MHD": "libmicrohttpd12", "CURL": "libcurl4",
+            "JANSSON": "libjansson4"}
     for var, pkg in libs.items():
         if "pkg_check_modules(%s " % var in cm and pkg not in text:
             fail("the runtime image lacks %s (the build links %s)"

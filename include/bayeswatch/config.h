@@ -203,6 +203,16 @@ typedef struct {
     int64_t schema_id; /* Confluent schema id of the metric-event schema */
 } bw_ingest_cfg_t;
 
+/** registry: a Confluent-compatible schema registry (src/registry/). */
+typedef struct {
+    char url[512];         /* base URL; "" = fixed schema ids */
+    char username[256];    /* HTTP basic auth; "" = none */
+    char password[512];    /* or ${file:PATH} */
+    char ca_location[512]; /* CA bundle for https; "" = the system's */
+    double timeout_ms;     /* one request */
+    double backoff_max_ms; /* longest pause between tries while down */
+} bw_registry_cfg_t;
+
 typedef struct {
     char topic[BW_TOPIC_MAX];
     int format;        /* bw_format_t */
@@ -278,6 +288,7 @@ typedef struct {
     bw_kafka_cfg_t kafka;
     bw_ingest_cfg_t ingest;
     bw_emit_cfg_t emit;
+    bw_registry_cfg_t registry;
     bw_pipeline_cfg_t pipeline;
     bw_state_cfg_t state;
     bw_obs_cfg_t obs;
@@ -325,6 +336,15 @@ void bw_config_report_kv(const bw_config_t *cfg, const char *path,
  * secret, token, credentials, private key): its value is never logged or
  * dumped. */
 bool bw_config_key_is_secret(const char *key);
+
+/**
+ * @brief @p value, or for `"${file:PATH}"` PATH's contents (one trailing
+ * newline dropped), into @p out.
+ * @returns false with @p why set when the file cannot be read or does not
+ * fit.
+ */
+bool bw_config_secret(const char *value, char *out, size_t n, char *why,
+                      size_t why_size);
 
 /** @brief The first route whose globs match the series, or -1 (a plain
  * per-series filter). */

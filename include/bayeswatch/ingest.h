@@ -56,9 +56,31 @@ bw_codec_t *bw_codec_new(const char *schema_json, size_t len,
 void bw_codec_destroy(bw_codec_t *c);
 
 /**
+ * Where writer schemas come from (a schema registry): the Avro JSON of
+ * schema id @p id in *json (owned by @p ctx, valid while the codec lives).
+ * Returns BW_OK; BW_ERR_NOTFOUND (no such schema: its records are dead
+ * letters, unknown_schema); BW_ERR_IO (not available now: the record is
+ * not decided); anything else makes its records dead letters too.
+ */
+typedef bw_err_t (*bw_schema_lookup_fn)(void *ctx, int32_t id,
+                                        const char **json, char *errstr,
+                                        size_t errstr_size);
+
+/**
+ * @brief Decode Confluent-framed records by their writer schema: any
+ * schema id is looked up with @p fn and resolved against the codec's
+ * schema (Avro schema resolution, with aliases and reader defaults; see
+ * src/ingest/resolve.c); the schema_id given to bw_codec_new is no longer
+ * required. Resolved writers are kept per codec (up to 32 ids).
+ */
+void bw_codec_set_lookup(bw_codec_t *c, bw_schema_lookup_fn fn, void *ctx);
+
+/**
  * @brief Decode one record value into @p ev.
  * @remark ev's strings point into the codec: valid until the next call.
- * @returns BW_OK, or BW_ERR_PARSE with *reason and a human detail.
+ * @returns BW_OK; BW_ERR_PARSE with *reason and a human detail (a dead
+ * letter); BW_ERR_IO (with detail) when the record's writer schema cannot
+ * be had now: not a dead letter, try the record again later.
  */
 bw_err_t bw_codec_decode(bw_codec_t *c, const void *buf, size_t len,
                          bw_event_t *ev, bw_dlq_reason_t *reason, char *detail,

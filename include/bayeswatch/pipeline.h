@@ -39,6 +39,7 @@ typedef struct {
     uint64_t late;              /* of which reason late */
     uint64_t commits;           /* transactions (or offset commits) completed */
     uint64_t aborts;            /* transactions aborted (input rewound) */
+    uint64_t schema_waits;      /* records that waited for the registry */
     uint64_t rebalances;        /* assignment changes */
     uint64_t changelog_records; /* state records produced (incl. tombstones) */
     uint64_t changelog_bytes;   /* their keys and values */

@@ -138,6 +138,10 @@ static void dump_table(const bw_key_t *tbl, const void *base, int indent,
             dump_strlist(k, base, out);
         } else if (k->type == BW_KT_MAP) {
             dump_map(k, base, indent, out);
+        } else if (k->type == BW_KT_STRING &&
+                   bw_config_key_is_secret(k->name) &&
+                   ((const char *)base + k->off)[0] != '\0') {
+            fprintf(out, " \"***\"  # a secret: not shown\n");
         } else {
             fputc(' ', out);
             dump_scalar(k, base, out);
@@ -179,8 +183,8 @@ void bw__config_dump_model(const bw_config_t *cfg, const char *name, FILE *out)
 bool bw_config_key_is_secret(const char *key)
 {
     static const char *const words[] = {
-        "password", "secret",  "token",  "credential",         "private",
-        "key.pem",  "passwd",  "apikey", "oauthbearer.config", "jaas",
+        "password", "secret", "token",  "credential",         "private",
+        "key.pem",  "passwd", "apikey", "oauthbearer.config", "jaas",
         "api.key"};
     char low[256];
     size_t n = 0;

@@ -400,7 +400,8 @@ static const bw_key_t ingest_keys[] = {
            "avro_plain: bare Avro binary"),
     K_I64(IN, schema_id, 0, 2147483647, "1",
           "schema id expected in the Confluent header; others are dead "
-          "letters (unknown_schema)"),
+          "letters (unknown_schema); with registry.url, every id is looked "
+          "up instead"),
     K_END,
 };
 #undef IN
@@ -411,7 +412,8 @@ static const bw_key_t ingest_keys[] = {
             K_ENUM(bw_output_cfg_t, format, format_enum, "avro",               \
                    "avro (Confluent framing), avro_plain or json"),            \
             K_I64(bw_output_cfg_t, schema_id, 0, 2147483647, id_,              \
-                  "schema id written in the Confluent header"),                \
+                  "schema id written in the Confluent header (with "           \
+                  "registry.url: the registry's id instead)"),                 \
             K_END,                                                             \
     }
 static const bw_key_t scores_keys[] =
@@ -558,12 +560,38 @@ static const bw_key_t obs_keys[] = {
 };
 #undef OB
 
+#define RG bw_registry_cfg_t
+static const bw_key_t registry_keys[] = {
+    K_STR(RG, url, "", false,
+          "base URL of a Confluent-compatible schema registry (e.g. "
+          "http://host:8080/apis/ccompat/v7 for Apicurio); set: the output "
+          "schemas are registered under TOPIC-value and their ids written, "
+          "and each input record's writer schema is fetched by its id and "
+          "resolved against schemas/metric_event.avsc; empty: the fixed "
+          "schema_id settings"),
+    K_STR(RG, username, "", false, "HTTP basic-auth user; empty: none"),
+    K_STR(RG, password, "", false,
+          "HTTP basic-auth password, or \"${file:PATH}\""),
+    K_STR(RG, ca_location, "", false,
+          "CA certificates (PEM file) to verify an https registry; empty: "
+          "the system's"),
+    K_DBL(RG, timeout_ms, 100, 600000, "5000", "timeout of one request"),
+    K_DBL(RG, backoff_max_ms, 100, 3600000, "30000",
+          "while the registry cannot be reached, records with a schema id "
+          "not yet cached wait (their partition paused, the others go on) "
+          "and the fetch is retried after 0.5 s, doubling up to this"),
+    K_END,
+};
+#undef RG
+
 const bw_key_t bw__config_root[] = {
     K_SEC(bw_config_t, engine, engine_keys, "routing of series to models"),
     K_SEC(bw_config_t, model, model_keys, "statistical models"),
     K_SEC(bw_config_t, kafka, kafka_keys, "Kafka clients (librdkafka)"),
     K_SEC(bw_config_t, ingest, ingest_keys, "input topics"),
     K_SEC(bw_config_t, emit, emit_keys, "output topics"),
+    K_SEC(bw_config_t, registry, registry_keys,
+          "schema registry (Confluent-compatible REST API)"),
     K_SEC(bw_config_t, pipeline, pipeline_keys,
           "the Kafka stage: guarantees, commits, timers"),
     K_SEC(bw_config_t, state, state_keys,

@@ -1,8 +1,11 @@
 /*
  * Metric-event codec: Confluent framing plus Avro binary. Every payload is
- * first checked structurally (avro_check.c); then the shipped layout is
- * read directly (Avro 1.11 binary encoding), any other layout with
- * Avro-C's generic values (one value per codec, reset per message).
+ * first checked structurally (avro_check.c) against the schema it was
+ * written with; then the shipped layout is read directly (Avro 1.11
+ * binary encoding), any other layout with Avro-C's generic values (one
+ * value per codec, reset per message). With a schema lookup (a registry),
+ * each schema id's writer schema is resolved against ours once
+ * (resolve.c) and kept.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -14,9 +17,12 @@
 #include "avro_check.h"
 #include "avro_io.h"
 #include "codec_int.h"
+#include "resolve.h"
 #include "bayeswatch/ingest.h"
 #include "bayeswatch/timefmt.h"
 #include "bayeswatch/mem.h"
+
+#define WRITERS_MAX 32 /* writer schemas kept per codec */
 
 struct bw_codec_s {
     bw__avro_t avro; /* schema, reusable value, writer */
@@ -24,6 +30,11 @@ struct bw_codec_s {
     bw_framing_t framing;
     bool direct;     /* the shipped layout: read it without Avro-C values */
     bw_wbuf_t names; /* direct reads: region, service, metric, NUL-ended */
+    char *json;      /* our schema's text (the reader of resolutions) */
+    bw_schema_lookup_fn lookup; /* NULL: the one configured schema id */
+    void *lookup_ctx;
+    bw__writer_t writers[WRITERS_MAX];
+    int n_writers, next_evict;
 };
 
 const char *bw_dlq_reason_name(int reason)
@@ -67,6 +78,12 @@ bw_codec_t *bw_codec_new(const char *schema_json, size_t len,
         return NULL;
     }
     c->framing = framing;
+    if ((c->json = bw_malloc(len + 1)) == NULL) {
+        bw_seterr(errstr, errstr_size, BW_ERR_NOMEM, "ingest: out of memory");
+        goto fail;
+    }
+    memcpy(c->json, schema_json, len);
+    c->json[len] = '\0';
     if (bw__avro_init(&c->avro, schema_json, len,
                       framing == BW_FRAMING_CONFLUENT, schema_id, "ingest",
                       errstr, errstr_size) != BW_OK) {
@@ -100,7 +117,17 @@ void bw_codec_destroy(bw_codec_t *c)
     }
     bw__avro_free(&c->avro);
     bw_wbuf_free(&c->names);
+    for (int i = 0; i < c->n_writers; i++) {
+        bw__writer_free(&c->writers[i]);
+    }
+    bw_free(c->json);
     bw_free(c);
+}
+
+void bw_codec_set_lookup(bw_codec_t *c, bw_schema_lookup_fn fn, void *ctx)
+{
+    c->lookup = fn;
+    c->lookup_ctx = ctx;
 }
 
 void bw__codec_force_generic(bw_codec_t *c)
@@ -118,11 +145,12 @@ static bw_err_t fail(bw_dlq_reason_t *reason, bw_dlq_reason_t r, char *detail,
 
 /* Strip and check the Confluent frame; *body / *blen: the Avro payload. */
 static bw_err_t unframe(const bw_codec_t *c, const uint8_t *buf, size_t len,
-                        const uint8_t **body, size_t *blen,
+                        int32_t *id_out, const uint8_t **body, size_t *blen,
                         bw_dlq_reason_t *reason, char *detail, size_t n)
 {
-    int32_t id;
+    int32_t id = -1;
 
+    *id_out = -1;
     if (c->framing == BW_FRAMING_PLAIN) {
         *body = buf, *blen = len;
         return BW_OK;
@@ -132,7 +160,8 @@ static bw_err_t unframe(const bw_codec_t *c, const uint8_t *buf, size_t len,
                     "not in the Confluent wire format (magic byte 0 + "
                     "4-byte schema id)");
     }
-    if (id != c->avro.schema_id) {
+    *id_out = id;
+    if (c->lookup == NULL && id != c->avro.schema_id) {
         *reason = BW_DLQ_UNKNOWN_SCHEMA;
         snprintf(detail, n, "schema id %d, expected %d", id, c->avro.schema_id);
         return BW_ERR_PARSE;
@@ -152,22 +181,25 @@ static int get_string(avro_value_t *rec, const char *name, const char **out)
 static bw_err_t check_event(const bw_event_t *ev, bool has_count,
                             bw_dlq_reason_t *reason, char *detail, size_t n);
 
-/* Fill ev from the decoded record; checks values, not framing. */
-static bw_err_t extract(bw_codec_t *c, bw_event_t *ev, bw_dlq_reason_t *reason,
-                        char *detail, size_t n)
+/* Fill ev from the decoded record @p rec; checks values, not framing. A
+ * record resolved from a writer without `count` lacks it: its default,
+ * null. */
+static bw_err_t extract(avro_value_t *rec, bw_event_t *ev,
+                        bw_dlq_reason_t *reason, char *detail, size_t n)
 {
     avro_value_t f, branch;
     int disc = 0;
+    bool has_count = avro_value_get_by_name(rec, "count", &f, NULL) == 0;
 
-    if (avro_value_get_by_name(&c->avro.value, "event_time", &f, NULL) != 0 ||
+    if (avro_value_get_by_name(rec, "event_time", &f, NULL) != 0 ||
         avro_value_get_long(&f, &ev->time_ms) != 0 ||
-        get_string(&c->avro.value, "region", &ev->region) ||
-        get_string(&c->avro.value, "service", &ev->service) ||
-        get_string(&c->avro.value, "metric", &ev->metric) ||
-        avro_value_get_by_name(&c->avro.value, "value", &f, NULL) != 0 ||
+        get_string(rec, "region", &ev->region) ||
+        get_string(rec, "service", &ev->service) ||
+        get_string(rec, "metric", &ev->metric) ||
+        avro_value_get_by_name(rec, "value", &f, NULL) != 0 ||
         avro_value_get_double(&f, &ev->value) != 0 ||
-        avro_value_get_by_name(&c->avro.value, "count", &f, NULL) != 0 ||
-        avro_value_get_discriminant(&f, &disc) != 0) {
+        (has_count && (avro_value_get_by_name(rec, "count", &f, NULL) != 0 ||
+                       avro_value_get_discriminant(&f, &disc) != 0))) {
         return fail(reason, BW_DLQ_WRONG_SCHEMA, detail, n, avro_strerror());
     }
     ev->count = NAN;
@@ -300,6 +332,49 @@ static bw_err_t read_direct(bw_codec_t *c, const uint8_t *body, size_t len,
     return check_event(ev, has_count, reason, detail, n);
 }
 
+/* The resolved writer of schema id @p id: kept, or looked up and made. */
+static bw_err_t writer(bw_codec_t *c, int32_t id, bw__writer_t **out,
+                       bw_dlq_reason_t *reason, char *detail, size_t n)
+{
+    const char *json = NULL;
+    bw__writer_t *w = NULL;
+    bw_err_t err;
+
+    for (int i = 0; i < c->n_writers && w == NULL; i++) {
+        w = c->writers[i].id == id ? &c->writers[i] : NULL;
+    }
+    if (w == NULL) {
+        err = c->lookup(c->lookup_ctx, id, &json, detail, n);
+        if (err == BW_ERR_IO) {
+            return err; /* undecided: not a dead letter */
+        }
+        if (err != BW_OK) {
+            *reason = BW_DLQ_UNKNOWN_SCHEMA;
+            return BW_ERR_PARSE;
+        }
+        if (c->n_writers < WRITERS_MAX) {
+            w = &c->writers[c->n_writers++];
+        } else {
+            w = &c->writers[c->next_evict];
+            c->next_evict = (c->next_evict + 1) % WRITERS_MAX;
+            bw__writer_free(w);
+        }
+        if (bw__writer_init(w, id, json, c->json) != BW_OK) {
+            return fail(reason, BW_DLQ_WRONG_SCHEMA, detail, n,
+                        "out of memory");
+        }
+        w->direct = w->status == BW_OK && direct_fits(w->writer);
+    }
+    if (w->status != BW_OK) {
+        *reason = BW_DLQ_WRONG_SCHEMA;
+        snprintf(detail, n, "schema id %d cannot be read as a metric event: %s",
+                 id, w->why);
+        return BW_ERR_PARSE;
+    }
+    *out = w;
+    return BW_OK;
+}
+
 bw_err_t bw_codec_decode(bw_codec_t *c, const void *buf, size_t len,
                          bw_event_t *ev, bw_dlq_reason_t *reason, char *detail,
                          size_t detail_size)
@@ -307,32 +382,45 @@ bw_err_t bw_codec_decode(bw_codec_t *c, const void *buf, size_t len,
     const uint8_t *body;
     size_t blen;
     long used;
+    int32_t id;
+    bw__writer_t *w = NULL;
+    avro_schema_t schema = c->avro.schema;
+    avro_value_t *dest = &c->avro.value;
+    bool direct = c->direct;
     bw_err_t err =
-        unframe(c, buf, len, &body, &blen, reason, detail, detail_size);
+        unframe(c, buf, len, &id, &body, &blen, reason, detail, detail_size);
 
+    if (err == BW_OK && c->lookup != NULL && id >= 0) {
+        err = writer(c, id, &w, reason, detail, detail_size);
+    }
     if (err != BW_OK) {
         return err;
     }
+    if (w != NULL) {
+        schema = w->writer, direct = w->direct;
+        dest = w->direct ? dest : &w->rw;
+    }
     /* Check the structure first: Avro-C trusts length prefixes. */
-    used = bw__avro_check(c->avro.schema, body, blen);
+    used = bw__avro_check(schema, body, blen);
     if (used < 0) {
         return fail(reason, BW_DLQ_UNDECODABLE, detail, detail_size,
-                    "not a well-formed record of the metric event schema");
+                    "not a well-formed record of its writer schema");
     }
     if ((size_t)used != blen) {
         return fail(reason, BW_DLQ_WRONG_SCHEMA, detail, detail_size,
                     "the payload is longer than one record");
     }
-    if (c->direct) {
+    if (direct) {
         return read_direct(c, body, blen, ev, reason, detail, detail_size);
     }
-    avro_value_reset(&c->avro.value);
+    avro_value_reset(dest);
     avro_reader_memory_set_source(c->reader, (const char *)body, (int64_t)blen);
-    if (avro_value_read(c->reader, &c->avro.value) != 0) {
-        return fail(reason, BW_DLQ_UNDECODABLE, detail, detail_size,
-                    avro_strerror());
+    if (avro_value_read(c->reader, dest) != 0) {
+        return fail(reason, w ? BW_DLQ_WRONG_SCHEMA : BW_DLQ_UNDECODABLE,
+                    detail, detail_size, avro_strerror());
     }
-    return extract(c, ev, reason, detail, detail_size);
+    return extract(w && !w->direct ? &w->out : dest, ev, reason, detail,
+                   detail_size);
 }
 
 static int set_string(avro_value_t *rec, const char *name, const char *s)

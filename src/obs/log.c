@@ -110,6 +110,9 @@ static void kv_secrets(const bw_kvmap_t *m)
 
 void bw_log_config_secrets(const bw_config_t *cfg)
 {
+    if (cfg->registry.password[0] != '\0') {
+        bw_log_secret(cfg->registry.password);
+    }
     kv_secrets(&cfg->kafka.client);
     kv_secrets(&cfg->kafka.consumer);
     kv_secrets(&cfg->kafka.producer);

@@ -118,44 +118,6 @@ static bool managed_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
     return ok;
 }
 
-#define FILE_REF "${file:"
-
-/* @p kv's value, or for `${file:PATH}` PATH's contents, into @p out;
- * false with @p why set when the file cannot be read or is too long. */
-static bool resolve(const bw_kv_t *kv, char *out, size_t n, char *why,
-                    size_t why_size)
-{
-    size_t len = strlen(kv->value), got;
-    char path[512];
-    FILE *f;
-
-    if (strncmp(kv->value, FILE_REF, strlen(FILE_REF)) != 0 ||
-        kv->value[len - 1] != '}') {
-        snprintf(out, n, "%s", kv->value);
-        return true;
-    }
-    snprintf(path, sizeof(path), "%.*s", (int)(len - strlen(FILE_REF) - 1),
-             kv->value + strlen(FILE_REF));
-    if ((f = fopen(path, "r")) == NULL) {
-        snprintf(why, why_size, "cannot read %s: %s", path, strerror(errno));
-        return false;
-    }
-    got = fread(out, 1, n, f);
-    fclose(f);
-    if (got == n) {
-        snprintf(why, why_size, "%s: longer than %zu bytes", path, n - 1);
-        return false;
-    }
-    out[got] = '\0';
-    if (got > 0 && out[got - 1] == '\n') {
-        out[--got] = '\0';
-    }
-    if (got > 0 && out[got - 1] == '\r') {
-        out[--got] = '\0';
-    }
-    return true;
-}
-
 /* The builtin.features a property value needs, or NULL. */
 static const char *needs_feature(const char *key, const char *value)
 {
@@ -219,7 +181,7 @@ static bool user_prop(rd_kafka_conf_t *c, const bw_kv_t *kv,
                        "kafka.group_id, pipeline.*); remove it here");
         return false;
     }
-    if (!resolve(kv, value, sizeof(value), why, why_size)) {
+    if (!bw_config_secret(kv->value, value, sizeof(value), why, why_size)) {
         return false;
     }
     if ((feature = needs_feature(kv->key, value)) != NULL &&

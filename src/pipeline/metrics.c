@@ -214,6 +214,10 @@ static void txn_families(bw_pipeline_t *p, bw_wbuf_t *w,
     counter(w, "bayeswatch_transactions_aborted_total",
             "transactions aborted (their input rewound and replayed)",
             (double)st->aborts);
+    counter(w, "bayeswatch_schema_waits_total",
+            "times a partition paused for a writer schema the registry "
+            "could not give (registry.url): the record is tried again",
+            (double)st->schema_waits);
     bw_prom_family(w, "bayeswatch_commit_duration_seconds", "histogram",
                    "time to commit a transaction (state, offsets, commit)");
     bw_hist_write(w, "bayeswatch_commit_duration_seconds", "", &p->commit_hist);
@@ -448,6 +452,7 @@ void bw_pipeline_stats(const bw_pipeline_t *p, bw_pipeline_stats_t *st)
     }
     st->commits = p->commits;
     st->aborts = p->aborts;
+    st->schema_waits = atomic_load(&p->schema_waits);
     st->rebalances = p->rebalances;
     st->changelog_records = p->cl_records;
     st->changelog_bytes = p->cl_bytes;

@@ -331,6 +331,10 @@ static bw_err_t on_message(bw_pipeline_t *p, rd_kafka_message_t *m)
     }
     p->last = t;
     p->last_rkt = m->rkt;
+    if (atomic_load(&t->wait_state) != WAIT_NONE) {
+        rd_kafka_message_destroy(m); /* it comes again after the wait */
+        return BW_OK;
+    }
     err = bw__begin_txn(p);
     if (err != BW_OK) {
         rd_kafka_message_destroy(m);
@@ -563,7 +567,8 @@ bw_pipeline_t *bw_pipeline_new(const bw_config_t *cfg,
     bw_log_config_secrets(cfg);
     bw__metrics_init(p);
     bw__health(p);
-    if (make_workers(p, errstr, errstr_size) != BW_OK ||
+    if (bw__registry_open(p, errstr, errstr_size) != BW_OK ||
+        make_workers(p, errstr, errstr_size) != BW_OK ||
         (p->producer = client(p, BW_KAFKA_PRODUCER, errstr, errstr_size)) ==
             NULL ||
         output_topics(p, errstr, errstr_size) != BW_OK ||
@@ -646,6 +651,9 @@ bw_err_t bw_pipeline_step(bw_pipeline_t *p, int timeout_ms, char *errstr,
             now - p->last_commit >= p->cfg->pipeline.commit_interval_ms) {
             bw__quiesce(p); /* every output of the offsets is produced */
             err = bw__commit(p);
+        }
+        if (err == BW_OK && p->registry != NULL) {
+            err = bw__schema_waits(p, now);
         }
         if (err == BW_OK &&
             now - p->last_scan >= p->cfg->pipeline.stale_scan_ms) {
@@ -750,6 +758,7 @@ void bw_pipeline_destroy(bw_pipeline_t *p)
         pthread_cond_destroy(&p->workers[i].cv);
     }
     bw_free(p->workers);
+    bw_registry_destroy(p->registry);
     bw__metrics_free(p);
     pthread_mutex_destroy(&p->mu);
     bw_free(p);

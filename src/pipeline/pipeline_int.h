@@ -23,6 +23,7 @@
 #include "bayeswatch/engine.h"
 #include "bayeswatch/ingest.h"
 #include "bayeswatch/obs.h"
+#include "bayeswatch/registry.h"
 #include "bayeswatch/timefmt.h"
 #include "kafka_conf.h"
 
@@ -50,7 +51,17 @@ typedef struct {
     int64_t flushed_at;   /* wall ms of its last state flush; -1 never */
     bool force_flush;     /* a wall-clock decision changed it: flush */
     _Atomic uint64_t consumed; /* records processed (metrics) */
+    /* waiting for a writer schema the registry cannot give now: the
+     * worker sets waiting_at (the record's offset), then wait_state
+     * WAIT_ASKED; the main thread pauses and seeks the partition
+     * (WAIT_PAUSED) and resumes it at wait_until; records of a waiting
+     * task are dropped unprocessed (they come again) */
+    _Atomic int wait_state;
+    int64_t waiting_at;
+    int64_t wait_until; /* wall ms */
 } task_t;
+
+enum { WAIT_NONE, WAIT_ASKED, WAIT_PAUSED };
 
 #define N_DLQ (BW_DLQ_TIME_SKEW + 1)
 
@@ -99,6 +110,9 @@ struct bw_pipeline_s {
     const bw_config_t *cfg;
     bw_pipeline_opts_t opts;
     rd_kafka_t *consumer, *producer;
+    bw_registry_t *registry; /* NULL without registry.url */
+    int32_t schema_ids[3];   /* written on scores, threats, dead letters */
+    _Atomic uint64_t schema_waits; /* records that waited for the registry */
     /* scores, threats, dead letters (bw_record_kind_t), then the SIEM
      * alerts (OUT_ALERTS; NULL without emit.alerts.topic): made once */
     rd_kafka_topic_t *out[OUT_TOPICS];
@@ -243,6 +257,20 @@ void bw__replay_record(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m);
 /** Stale markers for the silent series of @p t at wall time @p now (main
  * thread, workers quiesced: it may open a transaction). */
 void bw__stale_scan(bw_worker_t *w, task_t *t, int64_t now);
+
+/* registry.c */
+/** The registry client (registry.url set): output schemas registered,
+ * their ids in p->schema_ids (else the configured ids). */
+bw_err_t bw__registry_open(bw_pipeline_t *p, char *errstr, size_t errstr_size);
+/** bw_schema_lookup_fn over p->registry (ctx: the pipeline). */
+bw_err_t bw__registry_lookup(void *ctx, int32_t id, const char **json,
+                             char *errstr, size_t errstr_size);
+/** A worker: record @p m of @p t waits for its writer schema (why). */
+void bw__schema_wait(bw_pipeline_t *p, task_t *t, const rd_kafka_message_t *m,
+                     const char *why);
+/** Main thread: pause and rewind the partitions that wait, resume those
+ * whose wait is over (workers quiesced first). */
+bw_err_t bw__schema_waits(bw_pipeline_t *p, int64_t now);
 
 /* security.c */
 /** Whether client error @p err (@p reason) is an authentication or

@@ -6,6 +6,7 @@
  */
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bayeswatch/buf.h"
 #include "bayeswatch/schemas.h"
@@ -35,12 +36,15 @@ bw_err_t bw__worker_init(bw_worker_t *w, bw_pipeline_t *p, char *errstr,
     if (w->codec == NULL) {
         return BW_ERR_CONFIG;
     }
+    if (p->registry != NULL) {
+        bw_codec_set_lookup(w->codec, bw__registry_lookup, p);
+    }
     for (int i = 0; i < 3; i++) {
-        w->enc[i] = bw_encoder_new(
-            (bw_record_kind_t)i, schemas[i], lens[i],
-            outs[i]->format == BW_FORMAT_AVRO ? BW_FRAMING_CONFLUENT
-                                              : BW_FRAMING_PLAIN,
-            (int32_t)outs[i]->schema_id, errstr, errstr_size);
+        w->enc[i] = bw_encoder_new((bw_record_kind_t)i, schemas[i], lens[i],
+                                   outs[i]->format == BW_FORMAT_AVRO
+                                       ? BW_FRAMING_CONFLUENT
+                                       : BW_FRAMING_PLAIN,
+                                   p->schema_ids[i], errstr, errstr_size);
         if (w->enc[i] == NULL) {
             return BW_ERR_CONFIG;
         }
@@ -312,6 +316,10 @@ static bw_err_t score(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
 
     err = bw_codec_decode(w->codec, m->payload, m->len, &ev, &reason, detail,
                           sizeof(detail));
+    if (err == BW_ERR_IO) {
+        bw__schema_wait(p, t, m, detail); /* undecided: not a dead letter */
+        return err;
+    }
     if (err != BW_OK) {
         return dead_letter(w, m, reason, detail);
     }
@@ -349,6 +357,9 @@ void bw__record(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
     double t0 = bw_mono_s();
     int64_t mark;
 
+    if (atomic_load(&t->wait_state) != WAIT_NONE) {
+        return; /* queued before its partition paused: it comes again */
+    }
     if (score(w, t, m) != BW_OK) {
         return; /* reported: an abort replays it, or the stage stops */
     }
@@ -369,9 +380,20 @@ void bw__replay_record(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
     bw_score_t sc;
     bw_dlq_reason_t reason;
     char detail[256];
+    bw_err_t err;
+    double waited = 0;
 
-    if (bw_codec_decode(w->codec, m->payload, m->len, &ev, &reason, detail,
-                        sizeof(detail)) == BW_OK) {
+    /* the restore must see what was scored: it waits for the registry */
+    while ((err = bw_codec_decode(w->codec, m->payload, m->len, &ev, &reason,
+                                  detail, sizeof(detail))) == BW_ERR_IO &&
+           waited < w->p->cfg->state.restore_timeout_ms) {
+        usleep(500 * 1000);
+        waited += 500;
+    }
+    if (err == BW_ERR_IO) {
+        bw__fatal(w->p, "state replay", detail);
+    }
+    if (err == BW_OK) {
         /* no time-skew check: a record it refused forced a flush, so none
          * is replayed; the engine's own refusals repeat by themselves */
         bw_engine_process(t->eng, &ev, &sc, NULL, NULL, detail, sizeof(detail));

@@ -205,6 +205,150 @@ static void test_dead_letter_reasons(void **state)
     bw_codec_destroy(c);
 }
 
+/* ---- writer schemas from a registry (resolve.c) ---- */
+
+#define F(n, t) "{\"name\":\"" n "\",\"type\":" t "}"
+#define REC(fields)                                                            \
+    "{\"type\":\"record\",\"name\":\"MetricEvent\",\"namespace\":"             \
+    "\"io.bayeswatch\",\"fields\":[" fields "]}"
+
+/* A producer's evolution: metric renamed (the old name kept as an alias),
+ * value an int, a new field, count and labels dropped (both have
+ * defaults in ours). */
+static const char *const w_evolved =
+    REC(F("event_time", "\"long\"") "," F("region", "\"string\"") "," F(
+        "service",
+        "\"string\"") ","
+                      "{\"name\":\"metric_name\",\"type\":\"string\","
+                      "\"aliases\":[\"metric\"]}," F("value", "\"int\"") "," F(
+                          "host", "\"string\""));
+/* event_time an int (promoted to long), fields in another order. */
+static const char *const w_promoted =
+    REC(F("value", "\"double\"") "," F("event_time", "\"int\"") "," F(
+        "region",
+        "\"string\"") "," F("service",
+                            "\"string\"") "," F("metric",
+                                                "\"string\"") "," F("count",
+                                                                    "[\"null\","
+                                                                    "\"double\""
+                                                                    "]"));
+static const char *const w_no_region =
+    REC(F("event_time", "\"long\"") "," F("service", "\"string\"") "," F(
+        "metric", "\"string\"") "," F("value", "\"double\""));
+static const char *const w_string_value =
+    REC(F("event_time", "\"long\"") "," F("region", "\"string\"") "," F(
+        "service", "\"string\"") "," F("metric",
+                                       "\"string\"") "," F("value",
+                                                           "\"string\""));
+
+static char *ours;
+
+static bw_err_t lookup(void *ctx, int32_t id, const char **json, char *errstr,
+                       size_t n)
+{
+    int *calls = ctx;
+
+    (*calls)++;
+    switch (id) {
+    case 42:
+        *json = ours;
+        return BW_OK;
+    case 11:
+        *json = w_evolved;
+        return BW_OK;
+    case 12:
+        *json = w_promoted;
+        return BW_OK;
+    case 13:
+        *json = w_no_region;
+        return BW_OK;
+    case 14:
+        *json = w_string_value;
+        return BW_OK;
+    case 98:
+        snprintf(errstr, n, "registry unreachable");
+        return BW_ERR_IO;
+    default:
+        snprintf(errstr, n, "schema id %d not found", id);
+        return BW_ERR_NOTFOUND;
+    }
+}
+
+static size_t frame(uint8_t *p, int32_t id)
+{
+    p[0] = 0, p[1] = (uint8_t)(id >> 24), p[2] = (uint8_t)(id >> 16);
+    p[3] = (uint8_t)(id >> 8), p[4] = (uint8_t)id;
+    return 5;
+}
+
+static void test_writer_schemas(void **state)
+{
+    bw_codec_t *c = codec(BW_FRAMING_CONFLUENT);
+    uint8_t buf[256];
+    size_t n, len;
+    int calls = 0;
+    bw_event_t ev;
+    bw_dlq_reason_t why;
+    char detail[256];
+
+    (void)state;
+    ours = schema(&len);
+    bw_codec_set_lookup(c, lookup, &calls);
+    /* our own schema under the registry's id: the direct path */
+    n = hand_encoded(buf, 1);
+    assert_int_equal(bw_codec_decode(c, buf, n, &ev, &why, detail, 256), BW_OK);
+    assert_float_equal(ev.count, 1200.0, 0);
+    /* the evolved writer */
+    n = frame(buf, 11);
+    n += put_long(buf + n, INT64_C(1767225600123));
+    n += put_string(buf + n, "eu");
+    n += put_string(buf + n, "api");
+    n += put_string(buf + n, "cpu");
+    n += put_long(buf + n, 7); /* an int */
+    n += put_string(buf + n, "h1");
+    for (int k = 0; k < 2; k++) { /* the second time from the codec's cache */
+        assert_int_equal(bw_codec_decode(c, buf, n, &ev, &why, detail, 256),
+                         BW_OK);
+        assert_int_equal(ev.time_ms, INT64_C(1767225600123));
+        assert_string_equal(ev.region, "eu");
+        assert_string_equal(ev.metric, "cpu");
+        assert_float_equal(ev.value, 7.0, 0);
+        assert_true(isnan(ev.count));
+    }
+    assert_int_equal(calls, 2);
+    /* int -> long, another field order */
+    n = frame(buf, 12);
+    n += put_double(buf + n, 2.5);
+    n += put_long(buf + n, 86400000);
+    n += put_string(buf + n, "us");
+    n += put_string(buf + n, "auth");
+    n += put_string(buf + n, "errors");
+    n += put_long(buf + n, 1);
+    n += put_double(buf + n, 40.0);
+    assert_int_equal(bw_codec_decode(c, buf, n, &ev, &why, detail, 256), BW_OK);
+    assert_int_equal(ev.time_ms, 86400000);
+    assert_string_equal(ev.service, "auth");
+    assert_float_equal(ev.value, 2.5, 0);
+    assert_float_equal(ev.count, 40.0, 0);
+    /* incompatible writers, unknown ids: dead letters with the reason */
+    frame(buf, 13);
+    expect(c, buf, 5, BW_DLQ_WRONG_SCHEMA);
+    assert_int_equal(bw_codec_decode(c, buf, 5, &ev, &why, detail, 256),
+                     BW_ERR_PARSE);
+    assert_non_null(strstr(detail, "lacks field region"));
+    frame(buf, 14);
+    expect(c, buf, 5, BW_DLQ_WRONG_SCHEMA);
+    frame(buf, 99);
+    expect(c, buf, 5, BW_DLQ_UNKNOWN_SCHEMA);
+    /* a registry that cannot be reached decides nothing */
+    frame(buf, 98);
+    assert_int_equal(bw_codec_decode(c, buf, 5, &ev, &why, detail, 256),
+                     BW_ERR_IO);
+    assert_non_null(strstr(detail, "unreachable"));
+    bw_codec_destroy(c);
+    free(ours);
+}
+
 static void test_bad_schema(void **state)
 {
     char err[256];
@@ -226,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_dead_letter_reasons),
         cmocka_unit_test(test_bad_schema),
+        cmocka_unit_test(test_writer_schemas),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
