@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Apicurio Registry 3.x (Apache-2.0) on loopback, for the schema-registry
 # integration tests: its Confluent-compatible API at
-# http://127.0.0.1:PORT/apis/ccompat/v7, in-memory storage (H2), no auth.
+# http://127.0.0.1:PORT/apis/ccompat/v7 and over TLS at
+# https://localhost:PORT+2/apis/ccompat/v7 (a throwaway CA made by openssl
+# at each start: DIR/tls/ca.pem; the certificate names DNS:localhost
+# only), in-memory storage (H2), no auth.
 # The server is the Quarkus application that Apicurio publishes on Maven
 # Central (io.apicurio:apicurio-registry-app, classifier `all`, a tar.gz),
 # checked against Maven Central's SHA-1 and cached, git-ignored, under
@@ -10,7 +13,8 @@
 #
 # usage: scripts/registry.sh start|stop|status|fetch|pause|resume
 #        (pause/resume: SIGSTOP/SIGCONT, an unresponsive registry)
-# env:   BW_REGISTRY_PORT (8081; management/health on PORT+1),
+# env:   BW_REGISTRY_PORT (8081; management/health on PORT+1 over https,
+#        the API over https on PORT+2),
 #        BW_REGISTRY_DIR (build/registry: log, pid)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,6 +62,22 @@ fetch() {
     touch "$app/.complete"
 }
 
+# A CA and a server certificate for localhost under $dir/tls.
+write_tls() {
+    local t=$dir/tls
+    mkdir -p "$t"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3 \
+        -subj "/CN=bayeswatch registry test CA" -keyout "$t/ca.key" \
+        -out "$t/ca.pem" 2> /dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$t/server.key" -out "$t/server.csr" 2> /dev/null
+    printf 'basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost\n' \
+        > "$t/server.ext"
+    openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" \
+        -CAcreateserial -days 3 -extfile "$t/server.ext" \
+        -out "$t/server.crt" 2> /dev/null
+}
+
 running() {
     [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2> /dev/null
 }
@@ -71,9 +91,14 @@ start() {
     local java
     java=$(java21)
     mkdir -p "$dir"
+    write_tls
     : > "$dir/registry.log"
     nohup "$java" -Xms64m -Xmx512m -XX:+UseSerialGC \
         -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$port" \
+        -Dquarkus.http.ssl-port=$((port + 2)) \
+        -Dquarkus.http.insecure-requests=enabled \
+        -Dquarkus.tls.key-store.pem.0.cert="$dir/tls/server.crt" \
+        -Dquarkus.tls.key-store.pem.0.key="$dir/tls/server.key" \
         -Dquarkus.management.host=127.0.0.1 \
         -Dquarkus.management.port=$((port + 1)) \
         -Dapicurio.storage.kind=sql -Dapicurio.storage.sql.kind=h2 \
@@ -83,8 +108,10 @@ start() {
         -jar "$app/quarkus-run.jar" > "$dir/registry.log" 2>&1 &
     echo $! > "$dir/pid"
     for _ in $(seq 240); do
-        if curl -sf "http://127.0.0.1:$((port + 1))/health/ready" \
-            > /dev/null 2>&1 &&
+        # with TLS configured, the management interface serves https
+        if curl -sf --cacert "$dir/tls/ca.pem" \
+            --resolve "localhost:$((port + 1)):127.0.0.1" \
+            "https://localhost:$((port + 1))/health/ready" > /dev/null 2>&1 &&
             curl -sf "http://127.0.0.1:$port/apis/ccompat/v7/subjects" \
                 > /dev/null 2>&1; then
             echo "registry: Apicurio $version ready on" \

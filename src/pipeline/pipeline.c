@@ -479,18 +479,22 @@ static bw_err_t subscribe(bw_pipeline_t *p, char *errstr, size_t errstr_size)
 }
 
 /* The producer's transactional id, in slices of a second (a call that
- * timed out resumes), serving its error callback in between: a refused
- * login or certificate ends the start-up at once, with its reason. */
+ * timed out resumes; a retriable error, e.g. the coordinator still
+ * loading, is tried again), serving its error callback in between: a
+ * refused login or certificate ends the start-up at once, with its
+ * reason. */
 static bw_err_t init_txns(bw_pipeline_t *p, char *errstr, size_t errstr_size)
 {
     rd_kafka_error_t *e = NULL;
     char why[512];
+    int64_t deadline = bw_mono_ms() + INIT_TXN_S * 1000;
 
-    for (int s = 1; p->eos; s++) {
+    while (p->eos) {
         e = rd_kafka_init_transactions(p->producer, 1000);
-        rd_kafka_poll(p->producer, 0);
-        if (e == NULL || failed(p) || s >= INIT_TXN_S ||
-            rd_kafka_error_code(e) != RD_KAFKA_RESP_ERR__TIMED_OUT) {
+        rd_kafka_poll(p->producer,
+                      e != NULL && rd_kafka_error_is_retriable(e) ? 100 : 0);
+        if (e == NULL || failed(p) || bw_mono_ms() >= deadline ||
+            !rd_kafka_error_is_retriable(e)) {
             break;
         }
         rd_kafka_error_destroy(e);

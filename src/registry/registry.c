@@ -176,7 +176,7 @@ static void error_message(bw_registry_t *r, long status, char *out, size_t n)
 static long request(bw_registry_t *r, const char *path, const char *post,
                     char *why, size_t n)
 {
-    char url[1024];
+    char url[1024], detail[CURL_ERROR_SIZE] = "";
     long status = 0;
     CURLcode rc;
 
@@ -190,6 +190,7 @@ static long request(bw_registry_t *r, const char *path, const char *post,
     curl_easy_setopt(r->curl, CURLOPT_TIMEOUT_MS, r->timeout_ms);
     curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(r->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(r->curl, CURLOPT_ERRORBUFFER, detail);
     if (r->userpwd[0] != '\0') {
         curl_easy_setopt(r->curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
         curl_easy_setopt(r->curl, CURLOPT_USERPWD, r->userpwd);
@@ -202,7 +203,8 @@ static long request(bw_registry_t *r, const char *path, const char *post,
     }
     rc = curl_easy_perform(r->curl);
     if (rc != CURLE_OK) {
-        snprintf(why, n, "%s: %s", url, curl_easy_strerror(rc));
+        snprintf(why, n, "%s: %s", url,
+                 detail[0] ? detail : curl_easy_strerror(rc));
         return 0;
     }
     curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);

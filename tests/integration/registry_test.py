@@ -4,7 +4,7 @@
 and the real broker (scripts/kafka.sh).
 
 usage: registry_test.py BUILD_DIR SOURCE_DIR TEST
-tests: evolution, down
+tests: evolution, down, tls_auth
 env:   BW_KAFKA_BROKERS (127.0.0.1:9092), BW_REGISTRY_URL
        (http://127.0.0.1:8081/apis/ccompat/v7)
 
@@ -13,9 +13,13 @@ same registry (interop), and by hand (fastavro + the Confluent frame) where
 a test needs a schema id the stage has not seen. Outputs are decoded with
 the schema the registry returns for the id in their frame.
 """
+import base64
+import http.server
 import io
 import json
+import threading
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -37,7 +41,7 @@ REG = os.environ.get("BW_REGISTRY_URL",
 CT = "application/vnd.schemaregistry.v1+json"
 
 
-def http(method, path, body=None):
+def rest(method, path, body=None):
     req = urllib.request.Request(
         REG + path, method=method, headers={"Content-Type": CT},
         data=None if body is None else json.dumps(body).encode())
@@ -46,7 +50,7 @@ def http(method, path, body=None):
 
 
 def register(subject, schema):
-    return http("POST", f"/subjects/{subject}/versions",
+    return rest("POST", f"/subjects/{subject}/versions",
                 {"schema": json.dumps(schema)})["id"]
 
 
@@ -97,9 +101,9 @@ def decode_registered(env, what):
     """Output records of @p what: each framed with the id the registry
     holds for TOPIC-value, decoded with the schema fetched by that id."""
     subject = f"{env.topics[what]}-value"
-    latest = http("GET", f"/subjects/{subject}/versions/latest")
+    latest = rest("GET", f"/subjects/{subject}/versions/latest")
     schema = fastavro.parse_schema(json.loads(
-        http("GET", f"/schemas/ids/{latest['id']}")["schema"]))
+        rest("GET", f"/schemas/ids/{latest['id']}")["schema"]))
     out = []
     for r in env.tap(what):
         v = r["value"]
@@ -246,7 +250,124 @@ def test_down(env):
           f"{said!r}")
 
 
-TESTS = {"evolution": (test_evolution, 1), "down": (test_down, 2)}
+def reg_dir(env):
+    return os.environ.get("BW_REGISTRY_DIR") or f"{env.src}/build/registry"
+
+
+class AuthProxy(http.server.ThreadingHTTPServer):
+    """HTTP basic auth in front of the registry (Apicurio's own needs an
+    OIDC server): 401 without the right credentials, else forwarded."""
+
+    def __init__(self, user, password):
+        want = "Basic " + base64.b64encode(
+            f"{user}:{password}".encode()).decode()
+        self.seen = []
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_any(self):
+                self.server.seen.append(self.headers.get("Authorization"))
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else None
+                if self.headers.get("Authorization") != want:
+                    out, code = b'{"error_code":401,"message":"Unauthorized"}', 401
+                else:
+                    base = REG.split("/apis/")[0]
+                    req = urllib.request.Request(
+                        base + self.path, data=body, method=self.command,
+                        headers={"Content-Type": CT})
+                    try:
+                        with urllib.request.urlopen(req, timeout=10) as r:
+                            out, code = r.read(), r.status
+                    except urllib.error.HTTPError as e:
+                        out, code = e.read(), e.code
+                self.send_response(code)
+                self.send_header("Content-Type", CT)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+            do_GET = do_POST = do_any
+
+        super().__init__(("127.0.0.1", 0), H)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def refused_at_start(env, name, extra, pattern):
+    p = env.start(env.config(name=name, extra=extra), name)
+    try:
+        p.wait(60)
+    except subprocess.TimeoutExpired:
+        pass
+    rc, log = env.stop(p)
+    last = log.strip().splitlines()[-1] if log.strip() else ""
+    check(rc != 0 and re.search(pattern, last),
+          f"{name}: exit {rc}, last line {last!r}, wanted {pattern!r}")
+    return last
+
+
+def test_tls_auth(env):
+    """https with registry.ca_location; without it, or by a name the
+    certificate does not carry, a clear start-up error. Basic auth with
+    the password from a file; a wrong one is a clear start-up error and
+    is not printed."""
+    src = env.src
+    port = int(REG.split(":")[2].split("/")[0]) + 2
+    ca = f"{reg_dir(env)}/tls/ca.pem"
+    https = f"https://localhost:{port}/apis/ccompat/v7"
+    rows = [r for r in kt.sample_rows(src) if len(r) == 5][:200]
+    topic = env.topics["in"]
+    sid = register(f"{topic}-value", ours(src))
+    produce(topic, [(0, frame(sid, ours(src), rec_of(r, "ours")))
+                    for r in rows])
+    config = env.config(base=f"{src}/config/sample.yaml", extra=f"""
+registry: {{url: "{https}", ca_location: "{ca}", timeout_ms: 2000}}""")
+    stage = env.start(config, "tls")
+    env.wait_count("scores", len(rows), 120, [stage])
+    rc, log = env.stop(stage)
+    check(rc == 0 and "has schema id" in log, f"https: exit {rc}\n{log[-2000:]}")
+    no_ca = refused_at_start(env, "no_ca", f'registry: {{url: "{https}"}}',
+                             r"registry: .*https://localhost.*certificate "
+                             r"problem")
+    wrong_name = refused_at_start(
+        env, "wrong_name", f'registry: {{url: "https://127.0.0.1:{port}'
+        f'/apis/ccompat/v7", ca_location: "{ca}"}}',
+        r"registry: .*127\.0\.0\.1.*(does not match|no alternative)")
+
+    proxy = AuthProxy("bw", "s3cret-registry")
+    url = f"http://127.0.0.1:{proxy.server_address[1]}/apis/ccompat/v7"
+    pw = f"{env.dir}/registry.password"
+    with open(pw, "w") as f:
+        f.write("s3cret-registry\n")
+    ok = env.config(name="auth", base=f"{src}/config/sample.yaml", extra=f"""
+registry: {{url: "{url}", username: bw, password: "${{file:{pw}}}"}}""")
+    stage = env.start(ok, "auth")
+    sv = {**ours(src), "fields": ours(src)["fields"] + [
+        {"name": "zone", "type": "string", "default": "z"}]}
+    vid = register(f"{topic}-v2", sv)  # a new id: fetched through the proxy
+    more = [r for r in kt.sample_rows(src) if len(r) == 5][200:300]
+    produce(topic, [(0, frame(vid, sv, {**rec_of(r, "ours"), "zone": "a"}))
+                    for r in more])
+    env.wait_count("scores", len(rows) + len(more), 120, [stage])
+    rc, log = env.stop(stage)
+    check(rc == 0 and "s3cret" not in log and "has schema id" in log,
+          f"basic auth: exit {rc}\n{log[-2000:]}")
+    check(all(a is not None for a in proxy.seen), "every request authorised")
+    with open(pw, "w") as f:
+        f.write("wrong-pass\n")
+    bad = refused_at_start(env, "auth_bad", f"""
+registry: {{url: "{url}", username: bw, password: "${{file:{pw}}}"}}""",
+                           r"registry: .*HTTP 401")
+    check("wrong-pass" not in bad, "the password is not printed")
+    proxy.shutdown()
+    print(f"tls_auth: {len(rows)} scored over https with ca_location and "
+          f"through basic auth; refused: "
+          f"{[x.split('versions: ')[-1] for x in (no_ca, wrong_name, bad)]}")
+
+
+TESTS = {"evolution": (test_evolution, 1), "down": (test_down, 2),
+         "tls_auth": (test_tls_auth, 1)}
 
 if __name__ == "__main__":
     sys.exit(kt.run_main(TESTS))
