@@ -40,6 +40,8 @@ libs=$root/.cache/kafka-$version/libs
 port=${BW_KAFKA_PORT:-9092}
 dir=${BW_KAFKA_DIR:-$root/build/kafka}
 cp_="$libs/*"
+# shellcheck source=scripts/service_lib.sh
+. "$root/scripts/service_lib.sh"
 
 need_java() {
     if ! command -v java > /dev/null || ! command -v mvn > /dev/null; then
@@ -58,26 +60,6 @@ fetch() {
     mvn -q -B -f "$root/scripts/kafka/pom.xml" dependency:copy-dependencies \
         -DoutputDirectory="$libs" -DincludeScope=runtime >&2
     touch "$libs/.complete"
-}
-
-# A CA (NAME-ca.pem/.key) with subject CN.
-make_ca() {
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj "/CN=$2" \
-        -keyout "$tls/$1.key" -out "$tls/$1.pem" 2> /dev/null
-}
-
-# A certificate NAME.crt/.key with CN and optional SAN, signed by the CA.
-make_cert() {
-    local name=$1 cn=$2 san=${3:-}
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=$cn" \
-        -keyout "$tls/$name.key" -out "$tls/$name.csr" 2> /dev/null
-    {
-        echo "basicConstraints=CA:FALSE"
-        [ -z "$san" ] || echo "subjectAltName=$san"
-    } > "$tls/$name.ext"
-    openssl x509 -req -in "$tls/$name.csr" -CA "$tls/ca.pem" \
-        -CAkey "$tls/ca.key" -CAcreateserial -days 3 -extfile "$tls/$name.ext" \
-        -out "$tls/$name.crt" 2> /dev/null
 }
 
 write_tls() {
@@ -148,10 +130,6 @@ secret() {
     cat "$dir/secrets/$1.password"
 }
 
-running() {
-    [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2> /dev/null
-}
-
 start() {
     if running; then
         echo "kafka: already running (pid $(cat "$dir/pid"))"
@@ -195,23 +173,6 @@ start() {
     return 1
 }
 
-stop() {
-    if ! running; then
-        echo "kafka: not running"
-        return 0
-    fi
-    local pid
-    pid=$(cat "$dir/pid")
-    kill "$pid"
-    for _ in $(seq 60); do
-        kill -0 "$pid" 2> /dev/null || break
-        sleep 0.5
-    done
-    kill -9 "$pid" 2> /dev/null || true
-    rm -f "$dir/pid"
-    echo "kafka: stopped"
-}
-
 topic() {
     local name=${1:?topic name} parts=${2:-4}
     java -cp "$cp_" -Dlog4j2.configurationFile="$dir/log4j2.properties" \
@@ -230,8 +191,8 @@ case ${1:-} in
 topic) shift; topic "$@" ;;
 acl) shift; acl "$@" ;;
 start) start ;;
-stop) stop ;;
-restart) stop && start keep ;;
+stop) stop_service kafka ;;
+restart) stop_service kafka && start keep ;;
 pause) running && kill -STOP "$(cat "$dir/pid")" ;;
 resume) running && kill -CONT "$(cat "$dir/pid")" ;;
 status) if running; then echo "kafka: running on 127.0.0.1:$port"; else echo "kafka: not running"; exit 1; fi ;;

@@ -24,6 +24,8 @@ base=https://repo1.maven.org/maven2/io/apicurio/apicurio-registry-app
 app=$root/.cache/apicurio-$version
 port=${BW_REGISTRY_PORT:-8081}
 dir=${BW_REGISTRY_DIR:-$root/build/registry}
+# shellcheck source=scripts/service_lib.sh
+. "$root/scripts/service_lib.sh"
 
 java21() {
     local j
@@ -64,22 +66,10 @@ fetch() {
 
 # A CA and a server certificate for localhost under $dir/tls.
 write_tls() {
-    local t=$dir/tls
-    mkdir -p "$t"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3 \
-        -subj "/CN=bayeswatch registry test CA" -keyout "$t/ca.key" \
-        -out "$t/ca.pem" 2> /dev/null
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
-        -keyout "$t/server.key" -out "$t/server.csr" 2> /dev/null
-    printf 'basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost\n' \
-        > "$t/server.ext"
-    openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" \
-        -CAcreateserial -days 3 -extfile "$t/server.ext" \
-        -out "$t/server.crt" 2> /dev/null
-}
-
-running() {
-    [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2> /dev/null
+    tls=$dir/tls
+    mkdir -p "$tls"
+    make_ca ca "bayeswatch registry test CA"
+    make_cert server localhost "DNS:localhost"
 }
 
 start() {
@@ -129,27 +119,10 @@ start() {
     return 1
 }
 
-stop() {
-    if ! running; then
-        echo "registry: not running"
-        return 0
-    fi
-    local pid
-    pid=$(cat "$dir/pid")
-    kill -CONT "$pid" 2> /dev/null || true
-    kill "$pid"
-    for _ in $(seq 60); do
-        kill -0 "$pid" 2> /dev/null || break
-        sleep 0.5
-    done
-    kill -9 "$pid" 2> /dev/null || true
-    rm -f "$dir/pid"
-    echo "registry: stopped"
-}
 
 case ${1:-} in
 start) start ;;
-stop) stop ;;
+stop) stop_service registry ;;
 fetch) fetch ;;
 pause) running && kill -STOP "$(cat "$dir/pid")" ;;
 resume) running && kill -CONT "$(cat "$dir/pid")" ;;

@@ -385,7 +385,7 @@ bw_err_t bw_codec_decode(bw_codec_t *c, const void *buf, size_t len,
     int32_t id;
     bw__writer_t *w = NULL;
     avro_schema_t schema = c->avro.schema;
-    avro_value_t *dest = &c->avro.value;
+    avro_value_t *into = &c->avro.value, *rec = &c->avro.value;
     bool direct = c->direct;
     bw_err_t err =
         unframe(c, buf, len, &id, &body, &blen, reason, detail, detail_size);
@@ -396,9 +396,9 @@ bw_err_t bw_codec_decode(bw_codec_t *c, const void *buf, size_t len,
     if (err != BW_OK) {
         return err;
     }
-    if (w != NULL) {
+    if (w != NULL) { /* read through the resolver into the reduced reader */
         schema = w->writer, direct = w->direct;
-        dest = w->direct ? dest : &w->rw;
+        into = &w->rw, rec = &w->out;
     }
     /* Check the structure first: Avro-C trusts length prefixes. */
     used = bw__avro_check(schema, body, blen);
@@ -413,14 +413,13 @@ bw_err_t bw_codec_decode(bw_codec_t *c, const void *buf, size_t len,
     if (direct) {
         return read_direct(c, body, blen, ev, reason, detail, detail_size);
     }
-    avro_value_reset(dest);
+    avro_value_reset(into);
     avro_reader_memory_set_source(c->reader, (const char *)body, (int64_t)blen);
-    if (avro_value_read(c->reader, dest) != 0) {
+    if (avro_value_read(c->reader, into) != 0) {
         return fail(reason, w ? BW_DLQ_WRONG_SCHEMA : BW_DLQ_UNDECODABLE,
                     detail, detail_size, avro_strerror());
     }
-    return extract(w && !w->direct ? &w->out : dest, ev, reason, detail,
-                   detail_size);
+    return extract(rec, ev, reason, detail, detail_size);
 }
 
 static int set_string(avro_value_t *rec, const char *name, const char *s)

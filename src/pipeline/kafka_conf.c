@@ -31,18 +31,7 @@ static const char *const producer_managed[] = {
     "bootstrap.servers", "metadata.broker.list", "transactional.id",
     "enable.idempotence", NULL};
 
-static const char *const client_managed[] = {"bootstrap.servers",
-                                             "metadata.broker.list",
-                                             "group.id",
-                                             "enable.auto.commit",
-                                             "enable.auto.offset.store",
-                                             "group.instance.id",
-                                             "isolation.level",
-                                             "transactional.id",
-                                             "enable.idempotence",
-                                             NULL};
-
-static bool managed(const char *const *list, const char *key)
+static bool listed(const char *const *list, const char *key)
 {
     for (int i = 0; list[i] != NULL; i++) {
         if (strcmp(list[i], key) == 0) {
@@ -50,6 +39,16 @@ static bool managed(const char *const *list, const char *key)
         }
     }
     return false;
+}
+
+/* Whose managed properties a map may not set: kafka.consumer the
+ * consumer's, kafka.producer the producer's, kafka.client both. */
+enum { OWN_CONSUMER = 1, OWN_PRODUCER = 2 };
+
+static bool managed(int own, const char *key)
+{
+    return ((own & OWN_CONSUMER) && listed(consumer_managed, key)) ||
+           ((own & OWN_PRODUCER) && listed(producer_managed, key));
 }
 
 void bw__kafka_instance(const bw_config_t *cfg, const char *override, char *out,
@@ -165,8 +164,8 @@ static bool has_feature(rd_kafka_conf_t *c, const char *feature)
 }
 
 /* One property of the user's map onto @p c; false with @p why set. */
-static bool user_prop(rd_kafka_conf_t *c, const bw_kv_t *kv,
-                      const char *const *own, char *why, size_t why_size)
+static bool user_prop(rd_kafka_conf_t *c, const bw_kv_t *kv, int own, char *why,
+                      size_t why_size)
 {
     char value[4096];
     const char *feature;
@@ -224,9 +223,8 @@ static int insecure_tls(rd_kafka_conf_t *c, const bw_config_t *cfg,
 /* One user map @p m (config path @p path) onto @p c; every problem
  * reported at its line when diag is set; the number of problems. */
 static int map_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
-                     const bw_kvmap_t *m, const char *path,
-                     const char *const *own, FILE *diag, char *errstr,
-                     size_t errstr_size, int errors)
+                     const bw_kvmap_t *m, const char *path, int own, FILE *diag,
+                     char *errstr, size_t errstr_size, int errors)
 {
     char why[512];
 
@@ -254,11 +252,12 @@ static int user_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
                                           : &cfg->kafka.producer};
     const char *paths[2] = {"kafka.client",
                             consumer ? "kafka.consumer" : "kafka.producer"};
-    const char *const *own = consumer ? consumer_managed : producer_managed;
+    int own = consumer ? OWN_CONSUMER : OWN_PRODUCER;
     /* kafka.client's problems are said once, with the consumer's */
     FILE *diags[2] = {role == BW_KAFKA_PRODUCER ? NULL : diag, diag};
-    int errors = map_props(c, cfg, maps[0], paths[0], client_managed, diags[0],
-                           errstr, errstr_size, 0);
+    int errors =
+        map_props(c, cfg, maps[0], paths[0], OWN_CONSUMER | OWN_PRODUCER,
+                  diags[0], errstr, errstr_size, 0);
 
     errors = map_props(c, cfg, maps[1], paths[1], own, diag, errstr,
                        errstr_size, errors);

@@ -380,7 +380,7 @@ static void wait_until(bw_registry_t *r, int64_t until)
 }
 
 /* While the registry is down: GET /config after each backoff until it
- * answers (any HTTP status below 500 means it is back). */
+ * answers (any HTTP status below 500 means it is back: outcome). */
 static void *probe_loop(void *arg)
 {
     bw_registry_t *r = arg;
@@ -393,8 +393,7 @@ static void *probe_loop(void *arg)
         } else if (bw_mono_ms() < r->down_until) {
             wait_until(r, r->down_until);
         } else {
-            long status = request(r, "/config", NULL, why, sizeof(why));
-            outcome(r, status == 404 ? 200 : status);
+            outcome(r, request(r, "/config", NULL, why, sizeof(why)));
         }
     }
     pthread_mutex_unlock(&r->mu);

@@ -17,12 +17,12 @@ import base64
 import http.server
 import io
 import json
-import threading
 import os
 import re
 import struct
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request

@@ -25,10 +25,9 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 
 import kafka_test as kt
-from kafka_test import check, Failure  # noqa: F401
+from kafka_test import check
 
 PORT = int(kt.BROKERS.rsplit(":", 1)[1])
 SASL = f"localhost:{PORT + 2}"
