@@ -90,7 +90,8 @@
 #define BATCH_ARRAYS 21 /* per-particle scratch arrays of a step */
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
-#define PF_STATE_TAG 0x50463035u    /* "PF05" */
+#define PF_STATE_TAG 0x50463036u    /* "PF06" */
+#define PF_STATE_TAG_05 0x50463035u /* "PF05": read, without `held_since` */
 #define PF_STATE_TAG_04 0x50463034u /* "PF04": read, without `framed` */
 
 enum {
@@ -133,6 +134,9 @@ struct bw_pf_s {
      * since abn_since): its length in events, for adoption. */
     int64_t abn_since;
     uint32_t abn_run;
+    /* The start of the last adopted episode (-1 none): the profiles learn
+     * nothing from the change until a period of theirs has passed since. */
+    int64_t held_since;
     /* AR(1) observation noise: the coefficient, its forgotten moment
      * sums from normal events, and the previous value and residual. */
     double phi, ar_uu, ar_u1, ar_w, u_prev, yd_prev, lvl_pred;
@@ -498,6 +502,7 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
     pf->t_first = pf->t_last = t_ms;
     pf->abn_since = -1;
     pf->abn_run = 0;
+    pf->held_since = -1;
     pf->yd_prev = y;
     out->since_ms = -1;
     pf->events = 1;
@@ -1310,6 +1315,7 @@ static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
          * reported again as a sustained one. */
         bw__pf_shift(pf->block.pf, adopt(pf));
         out->adopted = true;
+        pf->held_since = pf->abn_since;
         pf->abn_run = 0;
         pf->abn_since = -1;
     }
@@ -1324,11 +1330,36 @@ static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
  * can be abnormal with respect to it: until then an abnormal episode (a
  * daily swing the level cannot follow) teaches it too, else the bins of
  * the swing would never be learned.
+ *
+ * Adoption makes a lasting change the new normal *level*; whether the daily
+ * (weekly) shape changed too can only be seen once the change has been
+ * through every phase. So a profile learns nothing from the values of its
+ * first period counted from the adopted episode's start (held_since): a
+ * day without its usual pattern, adopted after adopt_after_ms, would
+ * otherwise print into its bins and make the next day's normal pattern
+ * read as a shift. A new pattern is learned from its second period on.
+ * Only a profile that had applied for a full period when the episode began
+ * holds: in its first applied period a profile is still being checked
+ * against its own predictions, and an episode there is as likely its own
+ * error, which it must go on learning to correct (test_quality: holding
+ * there doubled the false alarms of the following day).
  */
+static double season_gain(const bw_pf_t *pf, const bw_season_t *s,
+                          int64_t t_ms, double normal, double warm)
+{
+    if (!bw__season_active(s, t_ms - pf->t_first)) {
+        return warm;
+    }
+    if (pf->held_since >= 0 && t_ms - pf->held_since < s->period_ms &&
+        bw__season_active(s, pf->held_since - pf->t_first - s->period_ms)) {
+        return 0.0;
+    }
+    return normal;
+}
+
 static void learn_season(bw_pf_t *pf, int64_t t_ms, double y, double sd,
                          double sw, const bw_pf_out_t *out)
 {
-    int64_t age = t_ms - pf->t_first;
     double base, normal, warm;
 
     if (!pf->cfg->daily.enabled && !pf->cfg->weekly.enabled) {
@@ -1339,10 +1370,9 @@ static void learn_season(bw_pf_t *pf, int64_t t_ms, double y, double sd,
            out->noise_factor;
     base = pf->interval > 0.0 ? pf->interval : 1.0;
     bw__season_update(&pf->daily, t_ms, y - sw,
-                      bw__season_active(&pf->daily, age) ? normal : warm, base);
+                      season_gain(pf, &pf->daily, t_ms, normal, warm), base);
     bw__season_update(&pf->weekly, t_ms, y - sd,
-                      bw__season_active(&pf->weekly, age) ? normal : warm,
-                      base);
+                      season_gain(pf, &pf->weekly, t_ms, normal, warm), base);
 }
 
 /*
@@ -1541,6 +1571,7 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw_wbuf_f64(w, pf->level_last);
     bw_wbuf_i64(w, pf->abn_since);
     bw_wbuf_u32(w, pf->abn_run);
+    bw_wbuf_i64(w, pf->held_since);
     bw_wbuf_f64(w, pf->phi);
     bw_wbuf_f64(w, pf->ar_uu);
     bw_wbuf_f64(w, pf->ar_u1);
@@ -1566,7 +1597,8 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     uint8_t seas;
     uint32_t tag = bw_rbuf_u32(r);
 
-    if ((tag != PF_STATE_TAG && tag != PF_STATE_TAG_04) ||
+    if ((tag != PF_STATE_TAG && tag != PF_STATE_TAG_05 &&
+         tag != PF_STATE_TAG_04) ||
         bw_rbuf_u32(r) != (uint32_t)pf->n ||
         bw_rbuf_u32(r) != (uint32_t)pf->k) {
         return BW_ERR_CORRUPT;
@@ -1589,6 +1621,7 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     pf->level_last = bw_rbuf_finite(r);
     pf->abn_since = bw_rbuf_time(r, -1);
     pf->abn_run = bw_rbuf_u32(r);
+    pf->held_since = tag == PF_STATE_TAG ? bw_rbuf_time(r, -1) : -1;
     pf->phi = bw_rbuf_finite(r);
     pf->ar_uu = bw_rbuf_finite(r);
     pf->ar_u1 = bw_rbuf_finite(r);
@@ -1596,7 +1629,7 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     pf->u_prev = bw_rbuf_finite(r);
     pf->yd_prev = bw_rbuf_finite(r);
     pf->u_ok = bw_rbuf_u8(r) != 0;
-    pf->framed = tag == PF_STATE_TAG ? (int)bw_rbuf_u8(r) : -1;
+    pf->framed = tag != PF_STATE_TAG_04 ? (int)bw_rbuf_u8(r) : -1;
     if (pf->framed > 3) {
         r->err = BW_ERR_CORRUPT;
     }

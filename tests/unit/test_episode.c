@@ -11,7 +11,8 @@
  *    own): the share of their events flagged, with episodes against
  *    without; isolated spikes are flagged once; false alarms stay rare.
  *  - Adoption: a change that outlasts adopt_after_ms becomes the new normal,
- *    once, and is not reported after that.
+ *    once, and is not reported after that; an adopted day without its daily
+ *    pattern does not teach the profile (the next days are not flagged).
  *  - State: a run split by save/load inside an episode is bit-identical.
  */
 #include <gsl/gsl_errno.h>
@@ -396,6 +397,80 @@ static void test_lasting_change_is_adopted(void **state)
     bw_pf_destroy(pf);
 }
 
+/*
+ * A day without its daily pattern (5-minute data, high from 09:00 to 18:00,
+ * on day 8 flat at the low level all day, as NAB's art_daily_nojump): the
+ * missing high phase is flagged from its onset until the episode is
+ * adopted, and the adopted change teaches the daily profile nothing for a
+ * day from the episode's start, so the next days' normal high phases are
+ * not flagged (before the hold the profile learned the flat afternoon and
+ * the next day's afternoon read as a shift up). A run split by save/load
+ * during the hold is bit-identical.
+ */
+#define DAY5 288
+static double square_day(int t, noise_t *nz, int missing_day)
+{
+    int ph = t % DAY5, hi = ph >= 108 && ph < 216; /* 09:00-18:00 */
+
+    if (t / DAY5 == missing_day) {
+        hi = 0;
+    }
+    return (hi ? 80.0 : 20.0) + noise_next(nz);
+}
+
+static void test_missing_day_does_not_teach_profile(void **state)
+{
+    bw_config_t cfg;
+    bw_pf_t *pf, *copy;
+    bw_pf_ws_t *ws;
+    noise_t nz = {.family = FAM_GAUSS};
+    const int day = 8, onset = day * DAY5 + 108;
+    int adopted_at = -1, flagged_missing = 0, flagged_after = 0;
+    bw_wbuf_t w = {0};
+    bw_rbuf_t rd;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    cfg.model.pf.daily.bins = DAY5;
+    pf = bw_pf_new(&cfg.model.pf, 21, NULL, 0);
+    copy = bw_pf_new(&cfg.model.pf, 22, NULL, 0);
+    ws = bw_pf_ws_new(&cfg.model.pf);
+    bw_rng_seed(&nz.rng, 17);
+    for (int t = 0; t < 11 * DAY5; t++) {
+        bw_pf_out_t out, oc;
+        double y = square_day(t, &nz, day);
+        int64_t ts = (int64_t)t * 300000;
+        bw_pf_update(pf, ws, ts, y, &out);
+        if (copy != NULL && adopted_at >= 0) {
+            bw_pf_update(copy, ws, ts, y, &oc);
+            assert_memory_equal(&out, &oc, sizeof(out));
+        }
+        if (out.adopted && adopted_at < 0) {
+            adopted_at = t; /* split the run inside the hold */
+            assert_int_equal(bw_pf_save(pf, &w), BW_OK);
+            bw_rbuf_init(&rd, w.data, w.len);
+            assert_int_equal(bw_pf_load(copy, &rd), BW_OK);
+        }
+        if (t >= onset + 3 && adopted_at < 0) {
+            flagged_missing += out.p_anomaly >= 0.99;
+        }
+        if (t >= (day + 1) * DAY5) {
+            flagged_after += out.p_anomaly >= 0.99;
+        }
+    }
+    print_message("missing high phase: adopted at +%d events, flagged %d of "
+                  "%d before; the next two days: %d events flagged\n",
+                  adopted_at - onset, flagged_missing, adopted_at - onset - 3,
+                  flagged_after);
+    assert_true(adopted_at > onset);
+    assert_true(flagged_missing >= (adopted_at - onset - 3) * 9 / 10);
+    assert_true(flagged_after <= 2);
+    bw_wbuf_free(&w);
+    bw_pf_ws_destroy(ws);
+    bw_pf_destroy(pf);
+    bw_pf_destroy(copy);
+}
+
 static void test_state_identity_inside_episode(void **state)
 {
     bw_config_t cfg = episode_cfg();
@@ -439,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_episodes_keep_sustained_shifts_flagged),
         cmocka_unit_test(test_spike_flagged_once),
         cmocka_unit_test(test_lasting_change_is_adopted),
+        cmocka_unit_test(test_missing_day_does_not_teach_profile),
         cmocka_unit_test(test_state_identity_inside_episode),
     };
 

@@ -83,12 +83,35 @@ static void test_pf_identity(void **state)
     bw_pf_ws_destroy(ws);
 }
 
-/* The previous particle-filter format, PF04, is read: a PF05 blob turned
- * into its PF04 form (tag "PF04", no `framed` byte after `u_ok`; the
- * layout of both is spelled out here, so a change to either fails this
- * test) loads, and the model goes on exactly as the PF05 one does (the
- * frame flags PF04 lacked are derived from the profiles' age). */
-static void test_pf_reads_pf04(void **state)
+/* Earlier particle-filter formats are read. A PF06 blob is turned into its
+ * PF05 form (tag "PF05", no `held_since` after `abn_run`) or its PF04 form
+ * (also no `framed` byte after `u_ok`); the layouts are spelled out here,
+ * so a change to any of them fails this test. Each loads, and the model
+ * goes on exactly as the PF06 one does (no episode was adopted, so PF05's
+ * missing hold is none; the frame flags PF04 lacked are derived from the
+ * profiles' age). */
+static void old_pf_format(bw_wbuf_t *w, int particles, int version)
+{
+    /* header 21 bytes, 11 arrays of n doubles, 10 8-byte scalars and the
+     * u32 abn_run, then held_since; 6 more 8-byte scalars, u_ok, framed */
+    size_t held = 21 + 8 * 11 * (size_t)particles + 10 * 8 + 4;
+    size_t framed = held + 8 + 6 * 8 + 1;
+
+    assert_true(framed < w->len);
+    assert_int_equal(w->data[framed], 1); /* the daily frame moved */
+    if (version == 4) {
+        memmove(w->data + framed, w->data + framed + 1, w->len - framed - 1);
+        w->len--;
+    }
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(w->data[held + i], 0xff); /* held_since -1 */
+    }
+    memmove(w->data + held, w->data + held + 8, w->len - held - 8);
+    w->len -= 8;
+    w->data[0] = (uint8_t)('0' + version); /* "PF0v", little-endian */
+}
+
+static void pf_reads_old(int version)
 {
     bw_pf_cfg_t c = test_pf_cfg();
     static bw_pf_out_t a[N_EV], b[N_EV];
@@ -96,23 +119,15 @@ static void test_pf_reads_pf04(void **state)
     bw_pf_ws_t *ws = NULL;
     bw_wbuf_t w = {0};
     bw_rbuf_t r;
-    size_t at;
 
-    (void)state;
     c.daily.enabled = true; /* a profile in use: framed = 1 by HALF */
-    c.block_size = 0;       /* no nested filter (it would be PF04 too) */
+    c.block_size = 0;       /* no nested filter (it would be old too) */
     ws = bw_pf_ws_new(&c);
     pf = bw_pf_new(&c, 5, NULL, 0);
     run_pf(&c, pf, ws, 0, HALF, a);
     assert_int_equal(bw_pf_save(pf, &w), BW_OK);
-    /* header 21 bytes, 11 arrays of n doubles, 16 8-byte scalars and a u32,
-     * then u_ok */
-    at = 21 + 8 * 11 * (size_t)c.particles + 16 * 8 + 4 + 1;
-    assert_true(at < w.len);
-    assert_int_equal(w.data[at], 1); /* framed: the daily frame moved */
-    memmove(w.data + at, w.data + at + 1, w.len - at - 1);
-    w.len--;
-    memcpy(w.data, "\x34\x30\x46\x50", 4); /* "PF04", little-endian */
+    assert_memory_equal(w.data, "\x36\x30\x46\x50", 4); /* "PF06" */
+    old_pf_format(&w, c.particles, version);
     old = bw_pf_new(&c, 99, NULL, 0);
     bw_rbuf_init(&r, w.data, w.len);
     assert_int_equal(bw_pf_load(old, &r), BW_OK);
@@ -126,6 +141,18 @@ static void test_pf_reads_pf04(void **state)
     bw_pf_destroy(pf);
     bw_pf_destroy(old);
     bw_pf_ws_destroy(ws);
+}
+
+static void test_pf_reads_pf05(void **state)
+{
+    (void)state;
+    pf_reads_old(5);
+}
+
+static void test_pf_reads_pf04(void **state)
+{
+    (void)state;
+    pf_reads_old(4);
 }
 
 static void test_rejects_bad_blobs(void **state)
@@ -401,6 +428,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pf_identity),
+        cmocka_unit_test(test_pf_reads_pf05),
         cmocka_unit_test(test_pf_reads_pf04),
         cmocka_unit_test(test_rejects_bad_blobs),
         cmocka_unit_test(test_hier_identity),
