@@ -1344,8 +1344,8 @@ static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
  * error, which it must go on learning to correct (test_quality: holding
  * there doubled the false alarms of the following day).
  */
-static double season_gain(const bw_pf_t *pf, const bw_season_t *s,
-                          int64_t t_ms, double normal, double warm)
+static double season_gain(const bw_pf_t *pf, const bw_season_t *s, int64_t t_ms,
+                          double normal, double warm)
 {
     if (!bw__season_active(s, t_ms - pf->t_first)) {
         return warm;
