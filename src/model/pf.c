@@ -137,6 +137,12 @@ struct bw_pf_s {
     /* The start of the last adopted episode (-1 none): the profiles learn
      * nothing from the change until a period of theirs has passed since. */
     int64_t held_since;
+    /* Before a profile applies: the change the series is in (see
+     * track_excursion; -1 none), and the level it left. */
+    int64_t exc_since;
+    double exc_level, exc_far; /* exc_far: NAN until the first event after */
+    uint32_t calm;       /* events since the level last moved or was flagged */
+    uint32_t exc_events; /* events of the excursion so far */
     /* AR(1) observation noise: the coefficient, its forgotten moment
      * sums from normal events, and the previous value and residual. */
     double phi, ar_uu, ar_u1, ar_w, u_prev, yd_prev, lvl_pred;
@@ -503,6 +509,7 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
     pf->abn_since = -1;
     pf->abn_run = 0;
     pf->held_since = -1;
+    pf->exc_since = -1;
     pf->yd_prev = y;
     out->since_ms = -1;
     pf->events = 1;
@@ -1322,6 +1329,102 @@ static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
 }
 
 /*
+ * Before a profile applies the filter has no baseline to hold a change
+ * against (changes are onset-only, episode_phase), yet the values of those
+ * first periods are what the profile is first estimated from: a 75-minute
+ * dip on day 2 would be predicted again on day 3 and the normal values
+ * there read as a shift (the fleet: three quarters of its false-alarm rows
+ * in runs of 5 or more). So the change is followed here:
+ *  - an event flagged (p_anomaly >= 1/2, after warm-up) after EXC_CALM
+ *    events in which the level settled (no flag, no step of episode_min
+ *    noise sds; a level that just jumped, e.g. at a burst's first event, is
+ *    no normal to measure from) starts an excursion from the level the
+ *    filter had before it; the level at the next event is where it went;
+ *  - it lasts while the level stays episode_min noise sds or more from the
+ *    level it left and nearer the one it went to; a spike ends it within a
+ *    few events (the level stays, or decays back);
+ *  - its values teach a profile that does not apply yet nothing; if it
+ *    came back they never do (an incident), if it lasted adopt_after_ms it
+ *    is the new normal, as an adopted episode, and they are released to the
+ *    profiles then (release_excursion).
+ * Cost: a false excursion (a flag the daily cycle then carried away and
+ * back) leaves its hours out of the first estimate, which the other
+ * periods' visits fill. Nothing of this applies to the first period, whose
+ * estimate is the mean of all its values (season.c).
+ */
+#define EXC_CALM 12 /* events of a settled level before an excursion counts */
+
+/* A change that lasted adopt_after_ms is the new normal: the values it held
+ * back (all but the current event's, which learn_season takes) teach the
+ * profiles that do not apply yet now, oldest first, with the weight of
+ * normal values. They are read back from the memory of recent values (in
+ * the frame without the young profiles, which is what those learn), at the
+ * series' usual interval; with memory_normal_only the memory skips events
+ * and nothing is released. */
+static void release_excursion(bw_pf_t *pf, int64_t t_ms, int64_t age)
+{
+    int n = pf->exc_events < (uint32_t)pf->recent.n ? (int)pf->exc_events
+                                                    : pf->recent.n;
+    double step = pf->interval > 0.0 ? pf->interval : 0.0;
+    int daily = !bw__season_active(&pf->daily, age);
+    int weekly = !bw__season_active(&pf->weekly, age);
+
+    if (pf->cfg->memory_normal_only) {
+        return;
+    }
+    for (int k = n - 1; k >= 1; k--) {
+        int64_t t = t_ms - (int64_t)(k * step);
+        double v = bw__memory_back(&pf->recent, k);
+        if (daily) {
+            bw__season_learn_late(&pf->daily, t, v, 1.0, step);
+        }
+        if (weekly) {
+            bw__season_learn_late(&pf->weekly, t, v, 1.0, step);
+        }
+    }
+}
+static void track_excursion(bw_pf_t *pf, int64_t t_ms, double before,
+                            const bw_pf_out_t *out)
+{
+    const bw_pf_cfg_t *cfg = pf->cfg;
+    int64_t age = t_ms - pf->t_first;
+    int young = (cfg->daily.enabled && !bw__season_active(&pf->daily, age)) ||
+                (cfg->weekly.enabled && !bw__season_active(&pf->weekly, age));
+    uint32_t calm = pf->calm;
+    int moved = out->p_anomaly >= 0.5 ||
+                fabs(out->level - before) >= cfg->episode_min * out->noise_sd;
+
+    pf->calm = moved ? 0 : calm + (calm < UINT32_MAX);
+
+    if (!young || cfg->p_episode <= 0.0) {
+        pf->exc_since = -1;
+        return;
+    }
+    if (pf->exc_since < 0) {
+        if (out->p_anomaly >= 0.5 && calm >= EXC_CALM &&
+            pf->events > (uint64_t)cfg->warmup) {
+            pf->exc_since = t_ms;
+            pf->exc_level = before;
+            pf->exc_far = NAN;
+            pf->exc_events = 1;
+        }
+        return;
+    }
+    pf->exc_events += pf->exc_events < UINT32_MAX;
+    if (isnan(pf->exc_far)) {
+        pf->exc_far = out->level;
+    }
+    if (fabs(out->level - pf->exc_level) < cfg->episode_min * out->noise_sd ||
+        fabs(out->level - pf->exc_level) < fabs(out->level - pf->exc_far)) {
+        pf->exc_since = -1; /* it came back: its values stay out */
+    } else if (cfg->adopt_after_ms > 0.0 &&
+               (double)(t_ms - pf->exc_since) >= cfg->adopt_after_ms) {
+        release_excursion(pf, t_ms, age);
+        pf->exc_since = -1;
+    }
+}
+
+/*
  * Only the normal regime teaches the seasonal profile: not anomalies, not
  * jumps between familiar states (bursts would print into it). Each value
  * weighs by its precision, 1 / the local noise factor: a bin's mean is a
@@ -1348,7 +1451,7 @@ static double season_gain(const bw_pf_t *pf, const bw_season_t *s, int64_t t_ms,
                           double normal, double warm)
 {
     if (!bw__season_active(s, t_ms - pf->t_first)) {
-        return warm;
+        return pf->exc_since >= 0 ? 0.0 : warm;
     }
     if (pf->held_since >= 0 && t_ms - pf->held_since < s->period_ms &&
         bw__season_active(s, pf->held_since - pf->t_first - s->period_ms)) {
@@ -1484,6 +1587,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     out->lower += sd + sw;
     out->upper += sd + sw;
     summarise_posterior(pf, ws->tmp + 3 * (size_t)pf->n, out);
+    track_excursion(pf, t_ms, pf->level_last, out);
     pf->sd_last = out->noise_sd;
     pf->level_last = out->level;
     learn_season(pf, t_ms, y, sd, sw, out);
@@ -1572,6 +1676,11 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw_wbuf_i64(w, pf->abn_since);
     bw_wbuf_u32(w, pf->abn_run);
     bw_wbuf_i64(w, pf->held_since);
+    bw_wbuf_i64(w, pf->exc_since);
+    bw_wbuf_f64(w, pf->exc_level);
+    bw_wbuf_f64(w, pf->exc_far);
+    bw_wbuf_u32(w, pf->calm);
+    bw_wbuf_u32(w, pf->exc_events);
     bw_wbuf_f64(w, pf->phi);
     bw_wbuf_f64(w, pf->ar_uu);
     bw_wbuf_f64(w, pf->ar_u1);
@@ -1621,7 +1730,18 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     pf->level_last = bw_rbuf_finite(r);
     pf->abn_since = bw_rbuf_time(r, -1);
     pf->abn_run = bw_rbuf_u32(r);
-    pf->held_since = tag == PF_STATE_TAG ? bw_rbuf_time(r, -1) : -1;
+    pf->held_since = pf->exc_since = -1;
+    pf->exc_level = 0.0;
+    pf->exc_far = NAN;
+    pf->calm = pf->exc_events = 0;
+    if (tag == PF_STATE_TAG) {
+        pf->held_since = bw_rbuf_time(r, -1);
+        pf->exc_since = bw_rbuf_time(r, -1);
+        pf->exc_level = bw_rbuf_finite(r);
+        pf->exc_far = bw_rbuf_f64(r);
+        pf->calm = bw_rbuf_u32(r);
+        pf->exc_events = bw_rbuf_u32(r);
+    }
     pf->phi = bw_rbuf_finite(r);
     pf->ar_uu = bw_rbuf_finite(r);
     pf->ar_u1 = bw_rbuf_finite(r);

@@ -161,11 +161,43 @@ static void last_update(bw_season_t *s, int b, double y)
     s->last_sum += s->last[b] - old;
 }
 
+/* The bin's mean learns the deviation r with weight gain (exponentially
+ * forgotten over half_life visits), and the bin's and the pooled
+ * within-bin variances learn from its change. */
+static void learn_bin(bw_season_t *s, int b, double r, double gain,
+                      double interval_ms)
+{
+    double visits, alpha, old, g, beta;
+    int first;
+
+    visits = (double)s->period_ms / (interval_ms * s->cfg->bins);
+    visits = visits > 1.0 ? visits : 1.0;
+    alpha = 1.0 - exp2(-1.0 / (s->cfg->half_life * visits));
+    old = s->mean[b];
+    first = !(s->wt[b] > 0.0);
+    s->wt_sum -= s->wt[b];
+    s->wt[b] = s->wt[b] * (1.0 - alpha) + gain;
+    s->wt_sum += s->wt[b];
+    g = s->wt[b] > 0.0 ? gain / s->wt[b] : 0.0;
+    s->mean[b] = old + g * (r - old);
+    s->mean_sum += s->mean[b] - old;
+    s->mean_sq += s->mean[b] * s->mean[b] - old * old;
+
+    if (first) {
+        return; /* no earlier estimate of this bin to deviate from */
+    }
+    s->var[b] += (float)(g * ((r - old) * (r - old) - s->var[b]));
+    s->updates += gain;
+    beta = 1.0 / fmin(fmax(s->updates, 1.0),
+                      s->cfg->bins * s->cfg->half_life * visits);
+    s->within += gain * beta * ((r - old) * (r - old) - s->within);
+}
+
 void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
                        double interval_ms)
 {
-    double visits, alpha, base, r, old, g, beta;
-    int b, first;
+    double base, r;
+    int b;
 
     if (!s->cfg->enabled) {
         return;
@@ -190,28 +222,17 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
         base = s->last_sum / s->seen;
         r = y - base;
     }
+    learn_bin(s, b, r, gain, interval_ms);
+}
 
-    visits = (double)s->period_ms / (interval_ms * s->cfg->bins);
-    visits = visits > 1.0 ? visits : 1.0;
-    alpha = 1.0 - exp2(-1.0 / (s->cfg->half_life * visits));
-    old = s->mean[b];
-    first = !(s->wt[b] > 0.0);
-    s->wt_sum -= s->wt[b];
-    s->wt[b] = s->wt[b] * (1.0 - alpha) + gain;
-    s->wt_sum += s->wt[b];
-    g = s->wt[b] > 0.0 ? gain / s->wt[b] : 0.0;
-    s->mean[b] = old + g * (r - old);
-    s->mean_sum += s->mean[b] - old;
-    s->mean_sq += s->mean[b] * s->mean[b] - old * old;
-
-    if (first) {
-        return; /* no earlier estimate of this bin to deviate from */
+void bw__season_learn_late(bw_season_t *s, int64_t t_ms, double y, double gain,
+                           double interval_ms)
+{
+    if (!s->cfg->enabled || s->seen == 0 || s->wt_sum == 0.0 ||
+        isnan(s->last[bin_of(s, t_ms)])) {
+        return;
     }
-    s->var[b] += (float)(g * ((r - old) * (r - old) - s->var[b]));
-    s->updates += gain;
-    beta = 1.0 / fmin(fmax(s->updates, 1.0),
-                      s->cfg->bins * s->cfg->half_life * visits);
-    s->within += gain * beta * ((r - old) * (r - old) - s->within);
+    learn_bin(s, bin_of(s, t_ms), y - s->last_sum / s->seen, gain, interval_ms);
 }
 
 void bw__season_save(const bw_season_t *s, bw_wbuf_t *w)

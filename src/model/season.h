@@ -38,6 +38,11 @@ double bw__season_value(const bw_season_t *s, int64_t t_ms, int64_t age_ms);
 /** Learn from @p y (with other seasonal parts removed) at @p t_ms. */
 void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
                        double interval_ms);
+/** Learn from @p y, seen at @p t_ms and held back until now: the bin's
+ * mean only (against today's baseline); the baseline of latest values was
+ * updated when it came. Nothing during the first period. */
+void bw__season_learn_late(bw_season_t *s, int64_t t_ms, double y, double gain,
+                           double interval_ms);
 void bw__season_save(const bw_season_t *s, bw_wbuf_t *w);
 void bw__season_load(bw_season_t *s, bw_rbuf_t *r);
 size_t bw__season_memory(const bw_season_t *s);

@@ -12,7 +12,8 @@
  *    without; isolated spikes are flagged once; false alarms stay rare.
  *  - Adoption: a change that outlasts adopt_after_ms becomes the new normal,
  *    once, and is not reported after that; an adopted day without its daily
- *    pattern does not teach the profile (the next days are not flagged).
+ *    pattern does not teach the profile (the next days are not flagged);
+ *    nor does a dip before the profile applies.
  *  - State: a run split by save/load inside an episode is bit-identical.
  */
 #include <gsl/gsl_errno.h>
@@ -471,6 +472,56 @@ static void test_missing_day_does_not_teach_profile(void **state)
     bw_pf_destroy(copy);
 }
 
+/*
+ * A dip before the daily profile applies (one-minute data, a daily sine of
+ * 8 noise sds, 17 sds down for 75 minutes on day 2, as the fleet's
+ * level_dip): its onset is found (p >= 1/2; changes are onset-only then,
+ * and the daily trough the day before makes it partly familiar: p 0.77
+ * here), and its values do not teach the profile, so day 3, the profile's first, does
+ * not read the same hour's normal values as a shift up (without the
+ * excursion guard: the profile predicted the dip again and day 3 was
+ * flagged for about an hour).
+ */
+#define DAY1 1440
+static void test_young_dip_does_not_teach_profile(void **state)
+{
+    bw_config_t cfg;
+    bw_pf_t *pf;
+    bw_pf_ws_t *ws;
+    noise_t nz = {.family = FAM_GAUSS};
+    const int dip = DAY1 + 600, len = 75;
+    int day3 = 0, day3_other = 0;
+    double onset = 0.0;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    cfg.model.pf.daily.bins = 288;
+    pf = bw_pf_new(&cfg.model.pf, 31, NULL, 0);
+    ws = bw_pf_ws_new(&cfg.model.pf);
+    bw_rng_seed(&nz.rng, 23);
+    for (int t = 0; t < 3 * DAY1; t++) {
+        bw_pf_out_t out;
+        double y = 40.0 + 8.0 * sin(2 * M_PI * t / DAY1) + noise_next(&nz) +
+                   (t >= dip && t < dip + len ? -17.0 : 0.0);
+        bw_pf_update(pf, ws, (int64_t)t * 60000, y, &out);
+        if (t >= dip && t < dip + 3) {
+            onset = fmax(onset, out.p_anomaly);
+        }
+        if (t >= 2 * DAY1) {
+            int same = t >= dip + DAY1 - 30 && t < dip + DAY1 + len + 30;
+            day3 += same && out.p_anomaly >= 0.99;
+            day3_other += !same && out.p_anomaly >= 0.99;
+        }
+    }
+    print_message("young dip: onset p %.3f; day 3: %d events "
+                  "flagged in the dip's hours, %d elsewhere\n",
+                  onset, day3, day3_other);
+    assert_true(onset >= 0.5); /* what starts the excursion */
+    assert_true(day3 <= 2);
+    bw_pf_ws_destroy(ws);
+    bw_pf_destroy(pf);
+}
+
 static void test_state_identity_inside_episode(void **state)
 {
     bw_config_t cfg = episode_cfg();
@@ -515,6 +566,7 @@ int main(void)
         cmocka_unit_test(test_spike_flagged_once),
         cmocka_unit_test(test_lasting_change_is_adopted),
         cmocka_unit_test(test_missing_day_does_not_teach_profile),
+        cmocka_unit_test(test_young_dip_does_not_teach_profile),
         cmocka_unit_test(test_state_identity_inside_episode),
     };
 

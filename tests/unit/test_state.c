@@ -84,18 +84,21 @@ static void test_pf_identity(void **state)
 }
 
 /* Earlier particle-filter formats are read. A PF06 blob is turned into its
- * PF05 form (tag "PF05", no `held_since` after `abn_run`) or its PF04 form
- * (also no `framed` byte after `u_ok`); the layouts are spelled out here,
- * so a change to any of them fails this test. Each loads, and the model
- * goes on exactly as the PF06 one does (no episode was adopted, so PF05's
- * missing hold is none; the frame flags PF04 lacked are derived from the
+ * PF05 form (tag "PF05", no profile hold and pre-profile excursion after
+ * `abn_run`) or its PF04 form (also no `framed` byte after `u_ok`); the
+ * layouts are spelled out here, so a change to any of them fails this
+ * test. Each loads, and the model goes on exactly as the PF06 one does (no
+ * episode was adopted and the profile applies, so PF05's missing hold and
+ * excursion are none; the frame flags PF04 lacked are derived from the
  * profiles' age). */
+#define PF06_EXTRA (8 + 8 + 8 + 8 + 4 + 4) /* held, excursion, calm, count */
 static void old_pf_format(bw_wbuf_t *w, int particles, int version)
 {
     /* header 21 bytes, 11 arrays of n doubles, 10 8-byte scalars and the
-     * u32 abn_run, then held_since; 6 more 8-byte scalars, u_ok, framed */
+     * u32 abn_run, then held_since, exc_since, exc_level, exc_far, calm
+     * and exc_events; 6 more 8-byte scalars, u_ok, framed */
     size_t held = 21 + 8 * 11 * (size_t)particles + 10 * 8 + 4;
-    size_t framed = held + 8 + 6 * 8 + 1;
+    size_t framed = held + PF06_EXTRA + 6 * 8 + 1;
 
     assert_true(framed < w->len);
     assert_int_equal(w->data[framed], 1); /* the daily frame moved */
@@ -103,11 +106,12 @@ static void old_pf_format(bw_wbuf_t *w, int particles, int version)
         memmove(w->data + framed, w->data + framed + 1, w->len - framed - 1);
         w->len--;
     }
-    for (int i = 0; i < 8; i++) {
-        assert_int_equal(w->data[held + i], 0xff); /* held_since -1 */
+    for (int i = 0; i < 16; i++) {
+        assert_int_equal(w->data[held + i], 0xff); /* held, exc_since -1 */
     }
-    memmove(w->data + held, w->data + held + 8, w->len - held - 8);
-    w->len -= 8;
+    memmove(w->data + held, w->data + held + PF06_EXTRA,
+            w->len - held - PF06_EXTRA);
+    w->len -= PF06_EXTRA;
     w->data[0] = (uint8_t)('0' + version); /* "PF0v", little-endian */
 }
 
