@@ -1298,6 +1298,35 @@ void bw__pf_shift(bw_pf_t *pf, double delta)
 }
 
 /*
+ * The profiles' baselines (each bin's latest value) learn only from normal
+ * values, so an abnormal episode left them where they were. Adopted, the
+ * change is the level from its start: its values (all but the current
+ * event's, which learn_season takes) become the latest values of their
+ * bins, read back from the memory of recent values with each profile's
+ * component at their time added back. Without this the next period's
+ * deviations would all be measured from a baseline of the old level.
+ */
+static void catch_up_profiles(bw_pf_t *pf, int64_t t_ms, int events)
+{
+    int64_t age = t_ms - pf->t_first;
+    double step = pf->interval > 0.0 ? pf->interval : 0.0;
+    int n = events < pf->recent.n ? events : pf->recent.n;
+
+    if (pf->cfg->memory_normal_only ||
+        (!pf->cfg->daily.enabled && !pf->cfg->weekly.enabled)) {
+        return;
+    }
+    for (int k = n - 1; k >= 1; k--) {
+        int64_t t = t_ms - (int64_t)(k * step);
+        double v = bw__memory_back(&pf->recent, k);
+        double vd = bw__season_value(&pf->daily, t, age);
+        double vw = bw__season_value(&pf->weekly, t, age);
+        bw__season_catch_up(&pf->daily, t, v + vd);
+        bw__season_catch_up(&pf->weekly, t, v + vw);
+    }
+}
+
+/*
  * The episode the series is in: it starts at the first event with
  * P(abnormal) >= 1/2 and lasts while that holds. One that has lasted
  * adopt_after_ms is adopted as the new normal (adopt): a configured
@@ -1323,6 +1352,7 @@ static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
         bw__pf_shift(pf->block.pf, adopt(pf));
         out->adopted = true;
         pf->held_since = pf->abn_since;
+        catch_up_profiles(pf, t_ms, (int)pf->abn_run);
         pf->abn_run = 0;
         pf->abn_since = -1;
     }
@@ -1447,23 +1477,26 @@ static void track_excursion(bw_pf_t *pf, int64_t t_ms, double before,
  * error, which it must go on learning to correct (test_quality: holding
  * there doubled the false alarms of the following day).
  */
-static double season_gain(const bw_pf_t *pf, const bw_season_t *s, int64_t t_ms,
-                          double normal, double warm)
+static void learn_profile(const bw_pf_t *pf, bw_season_t *s, int64_t t_ms,
+                          double y, double normal, double warm)
 {
+    double base = pf->interval > 0.0 ? pf->interval : 1.0, gain = normal;
+
     if (!bw__season_active(s, t_ms - pf->t_first)) {
-        return pf->exc_since >= 0 ? 0.0 : warm;
+        gain = pf->exc_since >= 0 ? 0.0 : warm;
+    } else if (pf->held_since >= 0 && t_ms - pf->held_since < s->period_ms &&
+               bw__season_active(s,
+                                 pf->held_since - pf->t_first - s->period_ms)) {
+        bw__season_update(s, t_ms, y, 0.0, normal, base); /* level only */
+        return;
     }
-    if (pf->held_since >= 0 && t_ms - pf->held_since < s->period_ms &&
-        bw__season_active(s, pf->held_since - pf->t_first - s->period_ms)) {
-        return 0.0;
-    }
-    return normal;
+    bw__season_update(s, t_ms, y, gain, gain, base);
 }
 
 static void learn_season(bw_pf_t *pf, int64_t t_ms, double y, double sd,
                          double sw, const bw_pf_out_t *out)
 {
-    double base, normal, warm;
+    double normal, warm;
 
     if (!pf->cfg->daily.enabled && !pf->cfg->weekly.enabled) {
         return;
@@ -1471,11 +1504,8 @@ static void learn_season(bw_pf_t *pf, int64_t t_ms, double y, double sd,
     normal = fmax(1.0 - out->p_anomaly - out->p_recur, 0.0) / out->noise_factor;
     warm = fmax(1.0 - out->p_anomaly + out->p_abnormal - out->p_recur, 0.0) /
            out->noise_factor;
-    base = pf->interval > 0.0 ? pf->interval : 1.0;
-    bw__season_update(&pf->daily, t_ms, y - sw,
-                      season_gain(pf, &pf->daily, t_ms, normal, warm), base);
-    bw__season_update(&pf->weekly, t_ms, y - sd,
-                      season_gain(pf, &pf->weekly, t_ms, normal, warm), base);
+    learn_profile(pf, &pf->daily, t_ms, y - sw, normal, warm);
+    learn_profile(pf, &pf->weekly, t_ms, y - sd, normal, warm);
 }
 
 /*

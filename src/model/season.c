@@ -144,19 +144,23 @@ static void first_period(bw_season_t *s)
     }
 }
 
-/* A bin's latest value, the whole-period baseline's part. Until the first
- * period is complete (no profile yet, wt_sum 0) it is the mean of the
- * bin's values so far, wt[b] counting them: with several events per bin
- * the first-period estimate is their mean, not one value's noise. */
-static void last_update(bw_season_t *s, int b, double y)
+/* A bin's latest value, the whole-period baseline's part, learning with
+ * the value's weight as the bin's mean does: an anomaly or an abnormal
+ * episode moves neither (else a held-out incident would still bias every
+ * deviation of the next period through the baseline). Until the first
+ * period is complete (no profile yet, wt_sum 0) it is the weighted mean of
+ * the bin's values so far, wt[b] summing their weights: with several
+ * events per bin the first-period estimate is their mean, not one value's
+ * noise. */
+static void last_update(bw_season_t *s, int b, double y, double gain)
 {
-    double old = s->last[b];
+    double old = s->last[b], g = gain < 1.0 ? gain : 1.0;
 
     if (s->wt_sum == 0.0) {
-        s->wt[b] += 1.0;
-        s->last[b] += (y - old) / s->wt[b];
+        s->wt[b] += g;
+        s->last[b] += s->wt[b] > 0.0 ? g * (y - old) / s->wt[b] : 0.0;
     } else {
-        s->last[b] = y;
+        s->last[b] += g * (y - old);
     }
     s->last_sum += s->last[b] - old;
 }
@@ -194,7 +198,7 @@ static void learn_bin(bw_season_t *s, int b, double r, double gain,
 }
 
 void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
-                       double interval_ms)
+                       double gain_last, double interval_ms)
 {
     double base, r;
     int b;
@@ -209,7 +213,7 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
         s->last_sum += y;
     }
     base = s->last_sum / s->seen;
-    last_update(s, b, y);
+    last_update(s, b, y, gain_last);
     r = y - base;
     if (s->t0 == INT64_MIN) {
         s->t0 = t_ms;
@@ -228,11 +232,33 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
 void bw__season_learn_late(bw_season_t *s, int64_t t_ms, double y, double gain,
                            double interval_ms)
 {
-    if (!s->cfg->enabled || s->seen == 0 || s->wt_sum == 0.0 ||
-        isnan(s->last[bin_of(s, t_ms)])) {
+    int b;
+
+    if (!s->cfg->enabled || s->seen == 0) {
         return;
     }
-    learn_bin(s, bin_of(s, t_ms), y - s->last_sum / s->seen, gain, interval_ms);
+    b = bin_of(s, t_ms);
+    if (isnan(s->last[b])) {
+        return;
+    }
+    last_update(s, b, y, gain);
+    if (s->wt_sum == 0.0) {
+        return; /* the first period: its estimate is the bins' means */
+    }
+    learn_bin(s, b, y - s->last_sum / s->seen, gain, interval_ms);
+}
+
+void bw__season_catch_up(bw_season_t *s, int64_t t_ms, double y)
+{
+    int b;
+
+    if (!s->cfg->enabled || s->seen == 0) {
+        return;
+    }
+    b = bin_of(s, t_ms);
+    if (!isnan(s->last[b])) {
+        last_update(s, b, y, 1.0);
+    }
 }
 
 void bw__season_save(const bw_season_t *s, bw_wbuf_t *w)

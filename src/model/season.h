@@ -35,14 +35,20 @@ void bw__season_free(bw_season_t *s);
 int bw__season_active(const bw_season_t *s, int64_t age_ms);
 /** Seasonal component to subtract at @p t_ms (0 until trusted). */
 double bw__season_value(const bw_season_t *s, int64_t t_ms, int64_t age_ms);
-/** Learn from @p y (with other seasonal parts removed) at @p t_ms. */
+/** Learn from @p y (with other seasonal parts removed) at @p t_ms: the
+ * bin's mean with weight @p gain, the baseline's latest value of the bin
+ * with weight @p gain_last (both 0 for an anomaly; they differ while an
+ * adopted change is held out of the shape but is the level). */
 void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
-                       double interval_ms);
+                       double gain_last, double interval_ms);
 /** Learn from @p y, seen at @p t_ms and held back until now: the bin's
- * mean only (against today's baseline); the baseline of latest values was
- * updated when it came. Nothing during the first period. */
+ * latest value and mean (against today's baseline; in the first period
+ * its mean of values only). */
 void bw__season_learn_late(bw_season_t *s, int64_t t_ms, double y, double gain,
                            double interval_ms);
+/** The baseline's latest value of @p t_ms's bin becomes @p y (a value held
+ * back that turned out to be the new level: an adopted change). */
+void bw__season_catch_up(bw_season_t *s, int64_t t_ms, double y);
 void bw__season_save(const bw_season_t *s, bw_wbuf_t *w);
 void bw__season_load(bw_season_t *s, bw_rbuf_t *r);
 size_t bw__season_memory(const bw_season_t *s);

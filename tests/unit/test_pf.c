@@ -746,7 +746,8 @@ static void test_profile_learns_full_amplitude(void **state)
     assert_int_equal(bw__season_init(&s, &cfg.model.pf.daily, 86400000LL), 0);
     bw_rng_seed(&rng, 31);
     for (int t = 0; t < 2 * 288; t++) {
-        bw__season_update(&s, t * step, square_day(t, &rng), 1.0, step);
+        bw__season_update(&s, t * step, square_day(t, &rng), 1.0, 1.0,
+                          step);
     }
     day = bw__season_value(&s, (2 * 288 + 150) * step, 2 * 86400000LL);
     night = bw__season_value(&s, (2 * 288 + 30) * step, 2 * 86400000LL);
