@@ -553,6 +553,40 @@ static void reframe_memory(bw_pf_t *pf, int64_t age, int which)
     bw__memory_resum(&pf->recent);
 }
 
+/*
+ * An excursion (track_excursion) still going on when the daily profile
+ * starts to apply is an abnormal episode from its start. The filter had
+ * followed it (changes were onset-only), so its level would otherwise
+ * become the baseline: the rest of the incident would not be flagged
+ * (test_episode: 1 of 57 events), and where the old level is not familiar
+ * the return to normal would read as an abnormal drop until adopted. Each
+ * particle keeps its level as the abnormal one and takes the level the
+ * excursion left, in the new frame, as its baseline; the episode counts
+ * from the excursion's start (adoption, and the memory's skip). Only an
+ * excursion converts: an onset the filter did not flag (p < 1/2) started
+ * none, and stays in the baseline.
+ */
+static void excursion_to_episode(bw_pf_t *pf, double shift)
+{
+    const double base = pf->exc_level - shift;
+    const double gap = pf->cfg->episode_min * pf->sd_last;
+    double level = 0.0;
+
+    for (int i = 0; i < pf->n; i++) {
+        pf->ma[i] = pf->m0[i];
+        pf->ca[i] = pf->c00[i];
+        pf->ab[i] = fabs(pf->ma[i] - base) >= gap ? 1.0 : 0.0;
+        if (pf->ab[i] != 0.0) {
+            pf->m0[i] = base;
+        }
+        level += pf->wlin[i] * pf->m0[i];
+    }
+    pf->level_last = level;
+    pf->abn_since = pf->exc_since;
+    pf->abn_run = pf->exc_events;
+    pf->exc_since = -1;
+}
+
 static void reframe(bw_pf_t *pf, int64_t age, double sd, double sw)
 {
     double shift = 0.0;
@@ -570,7 +604,7 @@ static void reframe(bw_pf_t *pf, int64_t age, double sd, double sw)
     if (which != 0 && pf->recent.n > 0) {
         reframe_memory(pf, age, which);
     }
-    if (shift == 0.0) {
+    if (which == 0 || (shift == 0.0 && pf->exc_since < 0)) {
         return;
     }
     /* The noise's autocorrelation was measured against a model without the
@@ -584,6 +618,9 @@ static void reframe(bw_pf_t *pf, int64_t age, double sd, double sw)
     }
     pf->level_last -= shift;
     pf->yd_prev -= shift;
+    if ((which & 1) && pf->exc_since >= 0 && pf->j_enter >= 0) {
+        excursion_to_episode(pf, shift);
+    }
 }
 
 /*
