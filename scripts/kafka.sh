@@ -156,21 +156,15 @@ start() {
         -Dbw.kafka.log="$dir/broker.log" \
         kafka.Kafka "$dir/server.properties" > "$dir/stdout.log" 2>&1 &
     echo $! > "$dir/pid"
-    for _ in $(seq 120); do
-        if grep -q "Kafka Server started" "$dir/broker.log" 2> /dev/null &&
-            (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null; then
-            echo "kafka: $version ready on 127.0.0.1:$port (pid $(cat "$dir/pid"))"
-            return 0
-        fi
-        if ! running; then
-            echo "kafka: broker exited; see $dir/broker.log" >&2
-            tail -n 20 "$dir/stdout.log" >&2 || true
-            return 1
-        fi
-        sleep 0.5
-    done
-    echo "kafka: not ready after 60 s; see $dir/broker.log" >&2
-    return 1
+    wait_ready "kafka: broker" 60 "$dir/broker.log" "$dir/stdout.log" \
+        broker_up || return 1
+    echo "kafka: $version ready on 127.0.0.1:$port (pid $(cat "$dir/pid"))"
+}
+
+# The broker has logged its start and accepts connections.
+broker_up() {
+    grep -q "Kafka Server started" "$dir/broker.log" 2> /dev/null &&
+        (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null
 }
 
 topic() {

@@ -97,26 +97,20 @@ start() {
         -Dapicurio.datasource.jdbc.min-size=2 \
         -jar "$app/quarkus-run.jar" > "$dir/registry.log" 2>&1 &
     echo $! > "$dir/pid"
-    for _ in $(seq 240); do
-        # with TLS configured, the management interface serves https
-        if curl -sf --cacert "$dir/tls/ca.pem" \
-            --resolve "localhost:$((port + 1)):127.0.0.1" \
-            "https://localhost:$((port + 1))/health/ready" > /dev/null 2>&1 &&
-            curl -sf "http://127.0.0.1:$port/apis/ccompat/v7/subjects" \
-                > /dev/null 2>&1; then
-            echo "registry: Apicurio $version ready on" \
-                "http://127.0.0.1:$port/apis/ccompat/v7 (pid $(cat "$dir/pid"))"
-            return 0
-        fi
-        if ! running; then
-            echo "registry: exited; see $dir/registry.log" >&2
-            tail -n 20 "$dir/registry.log" >&2 || true
-            return 1
-        fi
-        sleep 0.5
-    done
-    echo "registry: not ready after 120 s; see $dir/registry.log" >&2
-    return 1
+    wait_ready "registry:" 120 "$dir/registry.log" "$dir/registry.log" \
+        registry_up || return 1
+    echo "registry: Apicurio $version ready on" \
+        "http://127.0.0.1:$port/apis/ccompat/v7 (pid $(cat "$dir/pid"))"
+}
+
+# Ready (with TLS configured the management interface serves https) and
+# serving the Confluent-compatible API.
+registry_up() {
+    curl -sf --cacert "$dir/tls/ca.pem" \
+        --resolve "localhost:$((port + 1)):127.0.0.1" \
+        "https://localhost:$((port + 1))/health/ready" > /dev/null 2>&1 &&
+        curl -sf "http://127.0.0.1:$port/apis/ccompat/v7/subjects" \
+            > /dev/null 2>&1
 }
 
 

@@ -27,6 +27,26 @@ stop_service() {
     echo "$1: stopped"
 }
 
+# Poll CHECK (a command) every 0.5 s until it succeeds (0), the service
+# exits (1: LOG's tail shown) or SECONDS pass (1); messages name WHO and
+# point at SEE. usage: wait_ready WHO SECONDS SEE LOG CHECK
+wait_ready() {
+    local who=$1 secs=$2 see=$3 log=$4 check=$5
+    for _ in $(seq $((secs * 2))); do
+        if "$check"; then
+            return 0
+        fi
+        if ! running; then
+            echo "$who exited; see $see" >&2
+            tail -n 20 "$log" >&2 || true
+            return 1
+        fi
+        sleep 0.5
+    done
+    echo "$who not ready after $secs s; see $see" >&2
+    return 1
+}
+
 # A throwaway CA: $tls/NAME.pem and .key, subject CN. usage: make_ca NAME CN
 make_ca() {
     openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj "/CN=$2" \
