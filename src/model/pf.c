@@ -1335,19 +1335,29 @@ void bw__pf_shift(bw_pf_t *pf, double delta)
 }
 
 /*
- * The profiles' baselines (each bin's latest value) learn only from normal
- * values, so an abnormal episode left them where they were. Adopted, the
- * change is the level from its start: its values (all but the current
- * event's, which learn_season takes) become the latest values of their
- * bins, read back from the memory of recent values with each profile's
- * component at their time added back. Without this the next period's
- * deviations would all be measured from a baseline of the old level.
+ * Values held back from the profiles, given to them now: those of the last
+ * `events` events but the current one (learn_season takes it), oldest
+ * first, read back from the memory of recent values at the series' usual
+ * interval, each with the profile's own component at its time added back
+ * (what bw__season_update is given). With memory_normal_only the memory
+ * skips events and nothing is given.
+ *  - HELD_ADOPTED: the profiles' baselines (each bin's latest value) learn
+ *    only from normal values, so an abnormal episode left them where they
+ *    were. Adopted, the change is the level from its start: its values
+ *    become the latest values of their bins. Without this the next
+ *    period's deviations would all be measured from a baseline of the old
+ *    level.
+ *  - HELD_EXCURSION: a change before a profile applies that lasted
+ *    adopt_after_ms is the new normal: its values teach the profiles that
+ *    do not apply yet, with the weight of normal values (track_excursion).
  */
-static void catch_up_profiles(bw_pf_t *pf, int64_t t_ms, int events)
+enum { HELD_ADOPTED, HELD_EXCURSION };
+static void give_held(bw_pf_t *pf, int64_t t_ms, uint32_t events, int why)
 {
+    bw_season_t *const prof[2] = {&pf->daily, &pf->weekly};
     int64_t age = t_ms - pf->t_first;
     double step = pf->interval > 0.0 ? pf->interval : 0.0;
-    int n = events < pf->recent.n ? events : pf->recent.n;
+    int n = events < (uint32_t)pf->recent.n ? (int)events : pf->recent.n;
 
     if (pf->cfg->memory_normal_only ||
         (!pf->cfg->daily.enabled && !pf->cfg->weekly.enabled)) {
@@ -1356,10 +1366,14 @@ static void catch_up_profiles(bw_pf_t *pf, int64_t t_ms, int events)
     for (int k = n - 1; k >= 1; k--) {
         int64_t t = t_ms - (int64_t)(k * step);
         double v = bw__memory_back(&pf->recent, k);
-        double vd = bw__season_value(&pf->daily, t, age);
-        double vw = bw__season_value(&pf->weekly, t, age);
-        bw__season_catch_up(&pf->daily, t, v + vd);
-        bw__season_catch_up(&pf->weekly, t, v + vw);
+        for (int p = 0; p < 2; p++) {
+            double x = v + bw__season_value(prof[p], t, age);
+            if (why == HELD_ADOPTED) {
+                bw__season_catch_up(prof[p], t, x);
+            } else if (!bw__season_active(prof[p], age)) {
+                bw__season_learn_late(prof[p], t, x, 1.0, step);
+            }
+        }
     }
 }
 
@@ -1389,7 +1403,7 @@ static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
         bw__pf_shift(pf->block.pf, adopt(pf));
         out->adopted = true;
         pf->held_since = pf->abn_since;
-        catch_up_profiles(pf, t_ms, (int)pf->abn_run);
+        give_held(pf, t_ms, pf->abn_run, HELD_ADOPTED);
         pf->abn_run = 0;
         pf->abn_since = -1;
     }
@@ -1413,7 +1427,7 @@ static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
  *  - its values teach a profile that does not apply yet nothing; if it
  *    came back they never do (an incident), if it lasted adopt_after_ms it
  *    is the new normal, as an adopted episode, and they are released to the
- *    profiles then (release_excursion).
+ *    profiles then (give_held).
  * Cost: a false excursion (a flag the daily cycle then carried away and
  * back) leaves its hours out of the first estimate, which the other
  * periods' visits fill. Nothing of this applies to the first period, whose
@@ -1421,35 +1435,6 @@ static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
  */
 #define EXC_CALM 12 /* events of a settled level before an excursion counts */
 
-/* A change that lasted adopt_after_ms is the new normal: the values it held
- * back (all but the current event's, which learn_season takes) teach the
- * profiles that do not apply yet now, oldest first, with the weight of
- * normal values. They are read back from the memory of recent values (in
- * the frame without the young profiles, which is what those learn), at the
- * series' usual interval; with memory_normal_only the memory skips events
- * and nothing is released. */
-static void release_excursion(bw_pf_t *pf, int64_t t_ms, int64_t age)
-{
-    int n = pf->exc_events < (uint32_t)pf->recent.n ? (int)pf->exc_events
-                                                    : pf->recent.n;
-    double step = pf->interval > 0.0 ? pf->interval : 0.0;
-    int daily = !bw__season_active(&pf->daily, age);
-    int weekly = !bw__season_active(&pf->weekly, age);
-
-    if (pf->cfg->memory_normal_only) {
-        return;
-    }
-    for (int k = n - 1; k >= 1; k--) {
-        int64_t t = t_ms - (int64_t)(k * step);
-        double v = bw__memory_back(&pf->recent, k);
-        if (daily) {
-            bw__season_learn_late(&pf->daily, t, v, 1.0, step);
-        }
-        if (weekly) {
-            bw__season_learn_late(&pf->weekly, t, v, 1.0, step);
-        }
-    }
-}
 static void track_excursion(bw_pf_t *pf, int64_t t_ms, double before,
                             const bw_pf_out_t *out)
 {
@@ -1486,7 +1471,7 @@ static void track_excursion(bw_pf_t *pf, int64_t t_ms, double before,
         pf->exc_since = -1; /* it came back: its values stay out */
     } else if (cfg->adopt_after_ms > 0.0 &&
                (double)(t_ms - pf->exc_since) >= cfg->adopt_after_ms) {
-        release_excursion(pf, t_ms, age);
+        give_held(pf, t_ms, pf->exc_events, HELD_EXCURSION);
         pf->exc_since = -1;
     }
 }

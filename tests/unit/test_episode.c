@@ -526,7 +526,7 @@ static void test_young_dip_does_not_teach_profile(void **state)
  * A lasting shift on a seasonal series with a settled profile (the square
  * day above, 10 noise sds up from day 8, 09:30, for good): flagged until
  * adopted, once; the adopted change becomes the level of the profile's
- * baseline from its start (catch_up_profiles), and the next two days are
+ * baseline from its start (give_held), and the next two days are
  * not flagged. (At this size the baseline's catch-up is not what keeps
  * them quiet, the hold is; test_quality is where leaving the baseline at
  * the old level shows: 13.5 false alarms per 10,000 events without the
