@@ -419,36 +419,55 @@ static double square_day(int t, noise_t *nz, int missing_day)
     return (hi ? 80.0 : 20.0) + noise_next(nz);
 }
 
+/* The seasonal tests' filter: the defaults with a daily profile of `bins`
+ * bins, its workspace and Gaussian noise. */
+typedef struct {
+    bw_config_t cfg;
+    bw_pf_t *pf;
+    bw_pf_ws_t *ws;
+    noise_t nz;
+} daily_t;
+
+static void daily_open(daily_t *d, int bins, uint64_t seed, uint64_t noise_seed)
+{
+    bw_config_defaults(&d->cfg);
+    d->cfg.model.pf.daily.bins = bins;
+    d->pf = bw_pf_new(&d->cfg.model.pf, seed, NULL, 0);
+    d->ws = bw_pf_ws_new(&d->cfg.model.pf);
+    d->nz = (noise_t){.family = FAM_GAUSS};
+    bw_rng_seed(&d->nz.rng, noise_seed);
+}
+
+static void daily_close(daily_t *d)
+{
+    bw_pf_ws_destroy(d->ws);
+    bw_pf_destroy(d->pf);
+}
+
 static void test_missing_day_does_not_teach_profile(void **state)
 {
-    bw_config_t cfg;
-    bw_pf_t *pf, *copy;
-    bw_pf_ws_t *ws;
-    noise_t nz = {.family = FAM_GAUSS};
+    daily_t d;
+    bw_pf_t *copy;
     const int day = 8, onset = day * DAY5 + 108;
     int adopted_at = -1, flagged_missing = 0, flagged_after = 0;
     bw_wbuf_t w = {0};
     bw_rbuf_t rd;
 
     (void)state;
-    bw_config_defaults(&cfg);
-    cfg.model.pf.daily.bins = DAY5;
-    pf = bw_pf_new(&cfg.model.pf, 21, NULL, 0);
-    copy = bw_pf_new(&cfg.model.pf, 22, NULL, 0);
-    ws = bw_pf_ws_new(&cfg.model.pf);
-    bw_rng_seed(&nz.rng, 17);
+    daily_open(&d, DAY5, 21, 17);
+    copy = bw_pf_new(&d.cfg.model.pf, 22, NULL, 0);
     for (int t = 0; t < 11 * DAY5; t++) {
         bw_pf_out_t out, oc;
-        double y = square_day(t, &nz, day);
+        double y = square_day(t, &d.nz, day);
         int64_t ts = (int64_t)t * 300000;
-        bw_pf_update(pf, ws, ts, y, &out);
+        bw_pf_update(d.pf, d.ws, ts, y, &out);
         if (copy != NULL && adopted_at >= 0) {
-            bw_pf_update(copy, ws, ts, y, &oc);
+            bw_pf_update(copy, d.ws, ts, y, &oc);
             assert_memory_equal(&out, &oc, sizeof(out));
         }
         if (out.adopted && adopted_at < 0) {
             adopted_at = t; /* split the run inside the hold */
-            assert_int_equal(bw_pf_save(pf, &w), BW_OK);
+            assert_int_equal(bw_pf_save(d.pf, &w), BW_OK);
             bw_rbuf_init(&rd, w.data, w.len);
             assert_int_equal(bw_pf_load(copy, &rd), BW_OK);
         }
@@ -467,8 +486,7 @@ static void test_missing_day_does_not_teach_profile(void **state)
     assert_true(flagged_missing >= (adopted_at - onset - 3) * 9 / 10);
     assert_true(flagged_after <= 2);
     bw_wbuf_free(&w);
-    bw_pf_ws_destroy(ws);
-    bw_pf_destroy(pf);
+    daily_close(&d);
     bw_pf_destroy(copy);
 }
 
@@ -477,33 +495,32 @@ static void test_missing_day_does_not_teach_profile(void **state)
  * 8 noise sds, 17 sds down for 75 minutes on day 2, as the fleet's
  * level_dip): its onset is found (p >= 1/2; changes are onset-only then,
  * and the daily trough the day before makes it partly familiar: p 0.77
- * here), and its values do not teach the profile, so day 3, the profile's first, does
- * not read the same hour's normal values as a shift up (without the
- * excursion guard: the profile predicted the dip again and day 3 was
- * flagged for about an hour).
+ * here), and its values do not teach the profile, so day 3, the
+ * profile's first, does not read the same hour's normal values as a shift
+ * up (without the excursion guard: the profile predicted the dip again and
+ * day 3 was flagged for about an hour).
  */
 #define DAY1 1440
+/* One-minute data: 40 with a daily sine of 8 noise sds. */
+static double sine_day(int t, noise_t *nz)
+{
+    return 40.0 + 8.0 * sin(2 * M_PI * t / DAY1) + noise_next(nz);
+}
+
 static void test_young_dip_does_not_teach_profile(void **state)
 {
-    bw_config_t cfg;
-    bw_pf_t *pf;
-    bw_pf_ws_t *ws;
-    noise_t nz = {.family = FAM_GAUSS};
+    daily_t d;
     const int dip = DAY1 + 600, len = 75;
     int day3 = 0, day3_other = 0;
     double onset = 0.0;
 
     (void)state;
-    bw_config_defaults(&cfg);
-    cfg.model.pf.daily.bins = 288;
-    pf = bw_pf_new(&cfg.model.pf, 31, NULL, 0);
-    ws = bw_pf_ws_new(&cfg.model.pf);
-    bw_rng_seed(&nz.rng, 23);
+    daily_open(&d, 288, 31, 23);
     for (int t = 0; t < 3 * DAY1; t++) {
         bw_pf_out_t out;
-        double y = 40.0 + 8.0 * sin(2 * M_PI * t / DAY1) + noise_next(&nz) +
-                   (t >= dip && t < dip + len ? -17.0 : 0.0);
-        bw_pf_update(pf, ws, (int64_t)t * 60000, y, &out);
+        double y =
+            sine_day(t, &d.nz) + (t >= dip && t < dip + len ? -17.0 : 0.0);
+        bw_pf_update(d.pf, d.ws, (int64_t)t * 60000, y, &out);
         if (t >= dip && t < dip + 3) {
             onset = fmax(onset, out.p_anomaly);
         }
@@ -518,8 +535,7 @@ static void test_young_dip_does_not_teach_profile(void **state)
                   onset, day3, day3_other);
     assert_true(onset >= 0.5); /* what starts the excursion */
     assert_true(day3 <= 2);
-    bw_pf_ws_destroy(ws);
-    bw_pf_destroy(pf);
+    daily_close(&d);
 }
 
 /*
@@ -534,23 +550,16 @@ static void test_young_dip_does_not_teach_profile(void **state)
  */
 static void test_seasonal_shift_is_adopted_cleanly(void **state)
 {
-    bw_config_t cfg;
-    bw_pf_t *pf;
-    bw_pf_ws_t *ws;
-    noise_t nz = {.family = FAM_GAUSS};
+    daily_t d;
     const int day = 8, onset = day * DAY5 + 114;
     int adopted = 0, flagged_after = 0;
 
     (void)state;
-    bw_config_defaults(&cfg);
-    cfg.model.pf.daily.bins = DAY5;
-    pf = bw_pf_new(&cfg.model.pf, 41, NULL, 0);
-    ws = bw_pf_ws_new(&cfg.model.pf);
-    bw_rng_seed(&nz.rng, 19);
+    daily_open(&d, DAY5, 41, 19);
     for (int t = 0; t < 11 * DAY5; t++) {
         bw_pf_out_t out;
-        double y = square_day(t, &nz, -1) + (t >= onset ? 10.0 : 0.0);
-        bw_pf_update(pf, ws, (int64_t)t * 300000, y, &out);
+        double y = square_day(t, &d.nz, -1) + (t >= onset ? 10.0 : 0.0);
+        bw_pf_update(d.pf, d.ws, (int64_t)t * 300000, y, &out);
         adopted += out.adopted;
         if (t >= (day + 1) * DAY5) {
             flagged_after += out.p_anomaly >= 0.99;
@@ -561,8 +570,7 @@ static void test_seasonal_shift_is_adopted_cleanly(void **state)
                   adopted, flagged_after);
     assert_int_equal(adopted, 1);
     assert_true(flagged_after <= 2);
-    bw_pf_ws_destroy(ws);
-    bw_pf_destroy(pf);
+    daily_close(&d);
 }
 
 /*
@@ -577,25 +585,17 @@ static void test_seasonal_shift_is_adopted_cleanly(void **state)
  */
 static void test_excursion_across_profile_start(void **state)
 {
-    bw_config_t cfg;
-    bw_pf_t *pf;
-    bw_pf_ws_t *ws;
-    noise_t nz = {.family = FAM_GAUSS};
+    daily_t d;
     const int start = 2 * DAY1 - 30, end = 2 * DAY1 + 60;
     int during = 0, after = 0;
     int64_t since = -1;
 
     (void)state;
-    bw_config_defaults(&cfg);
-    cfg.model.pf.daily.bins = 288;
-    pf = bw_pf_new(&cfg.model.pf, 37, NULL, 0);
-    ws = bw_pf_ws_new(&cfg.model.pf);
-    bw_rng_seed(&nz.rng, 29);
+    daily_open(&d, 288, 37, 29);
     for (int t = 0; t < 2 * DAY1 + 420; t++) {
         bw_pf_out_t out;
-        double y = 40.0 + 8.0 * sin(2 * M_PI * t / DAY1) + noise_next(&nz) +
-                   (t >= start && t < end ? 16.0 : 0.0);
-        bw_pf_update(pf, ws, (int64_t)t * 60000, y, &out);
+        double y = sine_day(t, &d.nz) + (t >= start && t < end ? 16.0 : 0.0);
+        bw_pf_update(d.pf, d.ws, (int64_t)t * 60000, y, &out);
         if (t >= 2 * DAY1 + 3 && t < end) {
             during += out.p_anomaly >= 0.99;
             if (t == 2 * DAY1 + 3) {
@@ -615,8 +615,7 @@ static void test_excursion_across_profile_start(void **state)
     assert_true(since >= (int64_t)start * 60000 &&
                 since <= (int64_t)(start + 3) * 60000);
     assert_true(after <= 2);
-    bw_pf_ws_destroy(ws);
-    bw_pf_destroy(pf);
+    daily_close(&d);
 }
 
 static void test_state_identity_inside_episode(void **state)
