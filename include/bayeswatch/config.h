@@ -76,6 +76,7 @@ typedef struct {
     double recur_bandwidth; /* familiarity radius, in noise sds */
     double recur_relative;  /* ... or this fraction of the excursion */
     double recur_gap; /* values this near the level are not another state */
+    int recur_visit;  /* events a jump must behave like earlier stays */
     bool memory_normal_only; /* anomalous values are not remembered */
     bool local_noise;    /* inflate the noise to the current state's spread */
     bool ar_noise;       /* learn AR(1) correlation of the observation noise */

@@ -164,6 +164,12 @@ static const bw_key_t pf_keys[] = {
           "level are the current state's own spread, not another state: "
           "they do not make a value familiar, and a value that near is no "
           "recurrent jump (0: every remembered value counts)"),
+    K_INT(PF, recur_visit, 0, 1000, "8",
+          "a jump to a familiar value must last as the series' earlier "
+          "stays there did: for this many events after it, each further "
+          "event at the new level has the chance, read from the memory, "
+          "that a remembered value near it was followed by one on its side "
+          "(scattered tail values were not, a state was); 0 = off"),
     K_BOOL(PF, memory_normal_only, "false",
            "remember only values that are not anomalous (p_anomaly < 0.5): "
            "a spike or an incident does not make its own level familiar; "

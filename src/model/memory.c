@@ -80,22 +80,29 @@ static void scan_stretch(const float *v, int m, bw__mem_scan_t *r)
 {
     const float lo = r->lo, hi = r->hi, alo = r->alo, ahi = r->ahi;
     const float zlo = r->zlo, zhi = r->zhi, inv = r->inv;
+    const float dlo = r->dlo, dhi = r->dhi;
     int count = (v[m - 1] >= lo) & (v[m - 1] <= hi) &
                 ((v[m - 1] <= zlo) | (v[m - 1] >= zhi)),
-        pairs = 0;
+        near = (v[m - 1] >= lo) & (v[m - 1] <= hi), pairs = 0, dwell = 0;
     float ss = 0.0f;
 
-    BW_SIMD_SUM(count, pairs, ss)
+    BW_SIMD_SUM(count, near, pairs, dwell, ss)
     for (int i = 0; i < m - 1; i++) { /* branch-free: vectorises */
         int in = (v[i] >= alo) & (v[i] <= ahi) & (v[i + 1] >= alo) &
                  (v[i + 1] <= ahi);
+        int k0 = (v[i] >= lo) & (v[i] <= hi);
+        int k1 = (v[i + 1] >= dlo) & (v[i + 1] <= dhi);
         float d = (v[i + 1] - v[i]) * inv;
-        count += (v[i] >= lo) & (v[i] <= hi) & ((v[i] <= zlo) | (v[i] >= zhi));
+        count += k0 & ((v[i] <= zlo) | (v[i] >= zhi));
+        near += k0;
+        dwell += k0 & k1;
         pairs += in;
         ss += in ? d * d : 0.0f;
     }
     r->count += count;
+    r->near += near;
     r->pairs += pairs;
+    r->dwell += dwell;
     r->ss += ss;
 }
 
@@ -107,7 +114,7 @@ void bw__memory_scan(const bw__memory_t *m, int skip, bw__mem_scan_t *r)
     int n = m->n, pos = m->pos, w = m->w;
     int first = n < w ? 0 : pos, len = n - skip, head;
 
-    r->count = r->pairs = 0;
+    r->count = r->near = r->pairs = r->dwell = 0;
     r->ss = 0.0;
     if (len < 2) {
         return;
@@ -124,6 +131,28 @@ void bw__memory_scan(const bw__memory_t *m, int skip, bw__mem_scan_t *r)
         r->pairs++;
         r->ss += d * d;
     }
+    r->dwell += v[w - 1] >= r->lo && v[w - 1] <= r->hi && v[0] >= r->dlo &&
+                v[0] <= r->dhi;
+}
+
+static int in_kernel(const bw__mem_scan_t *r, double x)
+{
+    return x >= r->lo && x <= r->hi;
+}
+
+void bw__memory_unscan(const bw__memory_t *m, int skip, int e,
+                       bw__mem_scan_t *r)
+{
+    for (int k = skip; k < skip + e && k < m->n; k++) {
+        double x = bw__memory_back(m, k);
+        r->near -= in_kernel(r, x);
+        if (k + 1 < m->n) { /* the pair (older value, x) */
+            r->dwell -= in_kernel(r, bw__memory_back(m, k + 1)) &
+                        (x >= r->dlo && x <= r->dhi);
+        }
+    }
+    r->near = r->near > 0 ? r->near : 0; /* a scan of < 2 values counted 0 */
+    r->dwell = r->dwell > 0 ? r->dwell : 0;
 }
 
 void bw__memory_save(const bw__memory_t *m, bw_wbuf_t *w)

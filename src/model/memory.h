@@ -17,13 +17,15 @@ typedef struct {
 } bw__memory_t;
 
 /*
- * One pass over the memory of recent values serves both of its uses:
+ * One pass over the memory of recent values serves all of its uses:
  *  - the recurrent regime's density at y: a box kernel of half-width h,
  *    count / (n 2h); -inf when fewer than recur_min_count recent values lie
  *    within h (only familiar values, not one stray earlier outlier, can be
  *    explained as a recurrent jump);
  *  - the local noise: pairs of consecutive values that both lie in the
- *    previous value's neighbourhood, and their summed squared differences.
+ *    previous value's neighbourhood, and their summed squared differences;
+ *  - a visit's chance to go on (pf.c, visit_stay): the values in the kernel
+ *    (the zone included) and how many were followed by one in [dlo, dhi].
  * O(window) per event, independent of the particles.
  */
 typedef struct {
@@ -33,6 +35,9 @@ typedef struct {
     float inv;      /* 1 / its half-width */
     int count;      /* values in [lo, hi] */
     int pairs;      /* consecutive pairs inside [alo, ahi] */
+    float dlo, dhi; /* where a value goes on a visit to y's state */
+    int near;       /* values in [lo, hi], the current state's zone too */
+    int dwell;      /* of those, followed by a value in [dlo, dhi] */
     double ss;      /* their summed squared differences, times inv^2 */
 } bw__mem_scan_t;
 
@@ -50,6 +55,10 @@ void bw__memory_resum(bw__memory_t *m);
 /** Count and pair statistics over the memory less its newest @p skip
  * values (the ongoing episode's); r's bounds set by the caller. */
 void bw__memory_scan(const bw__memory_t *m, int skip, bw__mem_scan_t *r);
+/** Take the @p e values before the newest @p skip out of the scan's near
+ * and dwell counts (the pairs they end included). */
+void bw__memory_unscan(const bw__memory_t *m, int skip, int e,
+                       bw__mem_scan_t *r);
 void bw__memory_save(const bw__memory_t *m, bw_wbuf_t *w);
 /** Read what save wrote; a bad count or position sets r->err. */
 void bw__memory_load(bw__memory_t *m, bw_rbuf_t *r);

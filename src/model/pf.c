@@ -17,7 +17,14 @@
  * probabilities (1 - p_spike - p_shift, p_spike, p_shift). A fourth,
  * recurrent regime (prior p_recur) restarts the level at y with the density
  * of recently seen values near y: a jump between familiar states (idle <->
- * busy), not an anomaly.
+ * busy), not an anomaly. A jump is a return to a known state only if it
+ * lasts as the series' earlier stays near y did: for recur_visit events
+ * after it, each further event at the new level costs the particle the
+ * chance that a remembered value near y was followed by another in that
+ * state (visit_stay: a sojourn read from the memory, cf. the
+ * explicit-duration semi-Markov models of Yu 2010). Heavy-tailed noise's
+ * scattered extremes make a level "familiar" but were never stayed at, so
+ * a lasting change there stays an abnormal episode.
  *
  * Local noise (state-specific noise without a state label). A bursty series
  * learns sigma mostly in its quiet state, and its busy state's own spread
@@ -87,10 +94,11 @@
 #define LN_W 100.0    /* local noise: pairs' worth of the learned variance */
 #define SPIKE_NODES 1 /* spike sizes: spike_scale x 1 (x 4, x 16 ...) */
 #define N_ARRAYS 10
-#define BATCH_ARRAYS 21 /* per-particle scratch arrays of a step */
+#define BATCH_ARRAYS 22 /* per-particle scratch arrays of a step */
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
-#define PF_STATE_TAG 0x50463036u    /* "PF06" */
+#define PF_STATE_TAG 0x50463037u    /* "PF07" */
+#define PF_STATE_TAG_06 0x50463036u /* "PF06": read, without `vis` */
 #define PF_STATE_TAG_05 0x50463035u /* "PF05": read, without `held_since` */
 #define PF_STATE_TAG_04 0x50463034u /* "PF04": read, without `framed` */
 
@@ -116,6 +124,11 @@ struct bw_pf_s {
      * episode (0 otherwise; a double so the loops vectorise), and the
      * abnormal level's mean and variance (noise units) during it. */
     double *ab, *ma, *ca;
+    /* The age (1..recur_visit) of the particle's visit to a level it
+     * jumped to (recurrent regime); 0 when it is not on one. A double so
+     * the loops vectorise; resampled with the particle, saved apart from
+     * the arrays above (after them in the blob since PF07). */
+    double *vis;
     double *wlin; /* exp(logw), normalised: cached, saved for bit-identity */
     double dof;   /* shared: degrees of freedom of sigma^2's posterior */
     double s0sq;  /* known sigma^2 when !learn_scale */
@@ -293,7 +306,7 @@ bw_pf_t *bw_pf_new(const bw_pf_cfg_t *cfg, uint64_t seed, char *errstr,
     }
     pf->cfg = cfg;
     pf->n = cfg->particles;
-    pf->mem = bw_malloc((size_t)(N_ARRAYS + 1) * pf->n * sizeof(double));
+    pf->mem = bw_malloc((size_t)(N_ARRAYS + 2) * pf->n * sizeof(double));
     if (pf->mem == NULL || bw__memory_init(&pf->recent, cfg->recur_window) ||
         bw__season_init(&pf->daily, &cfg->daily, DAY_MS) ||
         bw__season_init(&pf->weekly, &cfg->weekly, WEEK_MS)) {
@@ -307,6 +320,8 @@ bw_pf_t *bw_pf_new(const bw_pf_cfg_t *cfg, uint64_t seed, char *errstr,
         *arrays[a] = pf->mem + (size_t)a * pf->n;
     }
     pf->wlin = pf->mem + (size_t)N_ARRAYS * pf->n;
+    pf->vis = pf->mem + (size_t)(N_ARRAYS + 1) * pf->n;
+    memset(pf->vis, 0, (size_t)pf->n * sizeof(double)); /* checked on load */
     if (setup_children(pf) != 0) {
         bw_pf_destroy(pf);
         bw_seterr(errstr, errstr_size, BW_ERR_NUMERIC,
@@ -374,7 +389,7 @@ void bw_pf_ws_destroy(bw_pf_ws_t *ws)
 
 size_t bw_pf_memory(const bw_pf_t *pf)
 {
-    return sizeof(*pf) + (size_t)(N_ARRAYS + 1) * pf->n * sizeof(double) +
+    return sizeof(*pf) + (size_t)(N_ARRAYS + 2) * pf->n * sizeof(double) +
            (size_t)(pf->cfg->recur_window + 1) * sizeof(float) +
            bw__season_memory(&pf->daily) + bw__season_memory(&pf->weekly) +
            bw__block_memory(&pf->block);
@@ -417,11 +432,22 @@ static double local_factor(const bw_pf_t *pf, const bw__mem_scan_t *r)
     return k > 1.0 ? k : 1.0;
 }
 
+/* The chance that a visit to y's state goes on for another event: of the
+ * remembered values near y (the kernel), the share followed by a value
+ * nearer y than the level the series jumped from, Laplace-smoothed. The
+ * newest recur_visit values before the skipped episode are left out: they
+ * are the visit being judged, and would vouch for themselves. */
+static double visit_stay(const bw_pf_t *pf, int skip, bw__mem_scan_t *r)
+{
+    bw__memory_unscan(&pf->recent, skip, pf->cfg->recur_visit, r);
+    return (r->dwell + 1.0) / (r->near + 2.0);
+}
+
 /* The step's terms from the memory: the recurrent child's log density at y
- * (its kernel is centred on y, with the excursion from the current level)
- * and the local noise factor. */
+ * (its kernel is centred on y, with the excursion from the current level),
+ * the local noise factor and a visit's chance to go on (visit_stay). */
 static void memory_terms(const bw_pf_t *pf, double y, double *lrecur,
-                         double *kt)
+                         double *kt, double *pstay)
 {
     int local = pf->cfg->local_noise && pf->cfg->learn_scale;
     int n = pf->recent.n;
@@ -429,11 +455,12 @@ static void memory_terms(const bw_pf_t *pf, double y, double *lrecur,
     int skip = pf->cfg->memory_normal_only
                    ? 0
                    : (pf->abn_run < (uint32_t)n ? (int)pf->abn_run : n);
-    double h, ha, prev, g;
+    double h, ha, prev, g, hs;
     bw__mem_scan_t r;
 
     *lrecur = -INFINITY;
     *kt = 1.0;
+    *pstay = 1.0;
     if (n - skip < 16 || (!has_recur(pf) && !local)) {
         return;
     }
@@ -447,6 +474,10 @@ static void memory_terms(const bw_pf_t *pf, double y, double *lrecur,
     r.zlo = (float)(pf->level_last - g), r.zhi = (float)(pf->level_last + g);
     r.alo = (float)(prev - ha), r.ahi = (float)(prev + ha);
     r.inv = ha > 0.0 ? (float)(1.0 / ha) : 0.0f;
+    /* A stay at y's state: the next value within the state's own spread
+     * (the zone's width) of y, or within half the jump from the level. */
+    hs = fmax(g, 0.5 * fabs(y - pf->level_last));
+    r.dlo = (float)(y - hs), r.dhi = (float)(y + hs);
     bw__memory_scan(&pf->recent, skip, &r);
     r.ss *= ha * ha;
     if (has_recur(pf) && h > 0.0 && r.count >= pf->cfg->recur_min_count &&
@@ -455,6 +486,9 @@ static void memory_terms(const bw_pf_t *pf, double y, double *lrecur,
     }
     if (local) {
         *kt = local_factor(pf, &r);
+    }
+    if (has_recur(pf) && pf->cfg->recur_visit > 0) {
+        *pstay = visit_stay(pf, skip, &r);
     }
 }
 
@@ -497,6 +531,7 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
         pf->c11[i] = cfg->trend ? cfg->init_level_var : 0.0;
         pf->d[i] = pf->dof * pf->s0sq;
         pf->ab[i] = 0.0;
+        pf->vis[i] = 0.0;
         pf->ma[i] = y;
         pf->ca[i] = cfg->init_level_var;
         pf->logw[i] = -log((double)pf->n);
@@ -664,6 +699,7 @@ typedef struct {
     double kdof;   /* log-density constant for the current dof */
     double q, qt;  /* innovation variance ratios scaled by dt */
     double lrecur; /* log density of recent values at y */
+    double pstay;  /* a visit to y's state goes on (visit_stay) */
     double kt;     /* local noise: observation variance factor */
     double phi;    /* AR(1) noise coefficient over this gap */
     double y_prev; /* the previous de-seasonalised value */
@@ -684,6 +720,7 @@ typedef struct {
      * stay child's variance rs and covariance ga. With phi = 0: mu0 = a0,
      * s0 = g0 = r00, rs = ga = ra. */
     double *mu0, *s0, *g0, *rs, *ga;
+    double *vf; /* prior factor of the normal children: a visit goes on */
 } batch_t;
 
 static batch_t batch_of(const bw_pf_ws_t *ws)
@@ -694,7 +731,7 @@ static batch_t batch_of(const bw_pf_ws_t *ws)
                  p + 5 * n,  p + 6 * n,  p + 7 * n,  p + 8 * n,  p + 9 * n,
                  p + 10 * n, p + 11 * n, p + 12 * n, p + 13 * n, p + 14 * n,
                  p + 15 * n, p + 16 * n, p + 17 * n, p + 18 * n, p + 19 * n,
-                 p + 20 * n};
+                 p + 20 * n, p + 21 * n};
 
     return b;
 }
@@ -755,6 +792,7 @@ static void batch_predict(const bw_pf_t *pf, const step_ctx_t *c,
         b->e2[i] = e * e;
         b->ea2[i] = ea * ea;
         b->mult[i] = 1.0 - pf->ab[i] * pf->stay;
+        b->vf[i] = pf->vis[i] != 0.0 ? c->pstay : 1.0;
     }
 }
 
@@ -888,6 +926,11 @@ static void batch_children(const bw_pf_t *pf, const step_ctx_t *c,
                 p[i] = pj * pf->ab[i] / sqrt(b->rs[i] + cw) *
                        exp(b->m[i] - p[i] - h[i]);
             }
+        } else if (kind == CHILD_NORMAL) { /* the visit's cost */
+            for (int i = 0; i < n; i++) {
+                p[i] = pj * b->mult[i] * b->vf[i] / sqrt(b->s0[i] + cw) *
+                       exp(b->m[i] - p[i] - h[i]);
+            }
         } else {
             for (int i = 0; i < n; i++) {
                 p[i] = pj * b->mult[i] / sqrt(b->s0[i] + cw) *
@@ -969,6 +1012,19 @@ static void correct_weights(bw_pf_t *pf, double *w)
     }
 }
 
+/* A recurrent jump starts a visit (age 1); each normal event on it ages it,
+ * until it has lasted recur_visit events; any other child ends it. */
+static double visit_age(const bw_pf_t *pf, double age, int kind)
+{
+    if (kind == CHILD_RECUR) {
+        return pf->cfg->recur_visit > 0 ? 1.0 : 0.0;
+    }
+    if (kind != CHILD_NORMAL || age == 0.0) {
+        return 0.0;
+    }
+    return age + 1.0 > pf->cfg->recur_visit ? 0.0 : age + 1.0;
+}
+
 static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
                           double kt)
 {
@@ -982,6 +1038,7 @@ static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
             corrected = 1;
         }
         b->jump[i] = pf->child_kind[j] == CHILD_RECUR;
+        pf->vis[i] = visit_age(pf, pf->vis[i], pf->child_kind[j]);
         b->draw[i] = pf->child_kind[j] == CHILD_ENTER  ? DRAW_ENTER
                      : pf->child_kind[j] == CHILD_STAY ? DRAW_STAY
                                                        : DRAW_NORMAL;
@@ -1613,7 +1670,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     }
     c.phi = pf->phi > 0.0 && c.dt > 0.0 ? pow(pf->phi, c.dt) : 0.0;
     c.y_prev = pf->yd_prev;
-    memory_terms(pf, c.y, &c.lrecur, &c.kt);
+    memory_terms(pf, c.y, &c.lrecur, &c.kt, &c.pstay);
 
     filter(pf, ws, &c, out);
     learn_ar(pf, c.y, out);
@@ -1658,12 +1715,13 @@ double bw_pf_ess(const bw_pf_t *pf)
 
 void bw_pf_resample(bw_pf_t *pf, bw_pf_ws_t *ws)
 {
+    /* logw's slot carries vis: every array but the weights is copied */
     double *src[N_ARRAYS] = {pf->m0, pf->m1, pf->c00, pf->c01, pf->c11,
-                             pf->d,  pf->ab, pf->ma,  pf->ca,  pf->logw};
+                             pf->d,  pf->ab, pf->ma,  pf->ca,  pf->vis};
     int n = pf->n;
 
     bw_resample_systematic(pf->logw, n, bw_rng_uniform(&pf->rng), ws->idx);
-    for (int a = 0; a < N_ARRAYS - 1; a++) {
+    for (int a = 0; a < N_ARRAYS; a++) {
         double *t = ws->tmp + (size_t)a * n;
         for (int i = 0; i < n; i++) {
             t[i] = src[a][ws->idx[i]];
@@ -1716,6 +1774,7 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw_wbuf_u32(w, (uint32_t)pf->cfg->daily.bins);
     bw_wbuf_u32(w, (uint32_t)pf->cfg->weekly.bins);
     bw_wbuf_f64s(w, pf->mem, (size_t)(N_ARRAYS + 1) * pf->n);
+    bw_wbuf_f64s(w, pf->vis, (size_t)pf->n);
     bw_wbuf_f64(w, pf->dof);
     bw_wbuf_f64(w, pf->s0sq);
     bw_wbuf_i64(w, pf->t_first);
@@ -1758,8 +1817,8 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     uint8_t seas;
     uint32_t tag = bw_rbuf_u32(r);
 
-    if ((tag != PF_STATE_TAG && tag != PF_STATE_TAG_05 &&
-         tag != PF_STATE_TAG_04) ||
+    if ((tag != PF_STATE_TAG && tag != PF_STATE_TAG_06 &&
+         tag != PF_STATE_TAG_05 && tag != PF_STATE_TAG_04) ||
         bw_rbuf_u32(r) != (uint32_t)pf->n ||
         bw_rbuf_u32(r) != (uint32_t)pf->k) {
         return BW_ERR_CORRUPT;
@@ -1771,6 +1830,15 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
         return BW_ERR_CORRUPT;
     }
     bw_rbuf_f64s(r, pf->mem, (size_t)(N_ARRAYS + 1) * pf->n);
+    memset(pf->vis, 0, (size_t)pf->n * sizeof(double));
+    if (tag == PF_STATE_TAG) {
+        bw_rbuf_f64s(r, pf->vis, (size_t)pf->n);
+        for (int i = 0; i < pf->n; i++) {
+            if (!(pf->vis[i] >= 0.0 && pf->vis[i] <= pf->cfg->recur_visit)) {
+                r->err = BW_ERR_CORRUPT;
+            }
+        }
+    }
     pf->dof = bw_rbuf_finite(r);
     pf->s0sq = bw_rbuf_finite(r);
     pf->t_first = bw_rbuf_time(r, 0);
@@ -1786,7 +1854,7 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     pf->exc_level = 0.0;
     pf->exc_far = NAN;
     pf->calm = pf->exc_events = 0;
-    if (tag == PF_STATE_TAG) {
+    if (tag == PF_STATE_TAG || tag == PF_STATE_TAG_06) {
         pf->held_since = bw_rbuf_time(r, -1);
         pf->exc_since = bw_rbuf_time(r, -1);
         pf->exc_level = bw_rbuf_finite(r);

@@ -14,6 +14,7 @@
 #include <gsl/gsl_randist.h>
 
 #include "../../src/model/block.h"
+#include "../../src/model/memory.h"
 #include "../../src/model/season.h"
 #include "testutil.h"
 
@@ -220,11 +221,10 @@ static void test_learned_scale_matches_conjugate_dlm(void **state)
  * + noise exactly, written out here: F = diag(1, phi), Q = s2 diag(q, 1).
  * The first value fixes level + noise = y0 with the level's variance c0.
  */
-static void kalman_ar(const double *y, int n, double q, double phi,
-                      double s2, double c0, double *m, double *v)
+static void kalman_ar(const double *y, int n, double q, double phi, double s2,
+                      double c0, double *m, double *v)
 {
-    double x0 = y[0], x1 = 0.0, p00 = c0 * s2, p01 = -c0 * s2,
-           p11 = c0 * s2;
+    double x0 = y[0], x1 = 0.0, p00 = c0 * s2, p01 = -c0 * s2, p11 = c0 * s2;
 
     m[0] = x0, v[0] = p00;
     for (int t = 1; t < n; t++) {
@@ -746,8 +746,7 @@ static void test_profile_learns_full_amplitude(void **state)
     assert_int_equal(bw__season_init(&s, &cfg.model.pf.daily, 86400000LL), 0);
     bw_rng_seed(&rng, 31);
     for (int t = 0; t < 2 * 288; t++) {
-        bw__season_update(&s, t * step, square_day(t, &rng), 1.0, 1.0,
-                          step);
+        bw__season_update(&s, t * step, square_day(t, &rng), 1.0, 1.0, step);
     }
     day = bw__season_value(&s, (2 * 288 + 150) * step, 2 * 86400000LL);
     night = bw__season_value(&s, (2 * 288 + 30) * step, 2 * 86400000LL);
@@ -984,6 +983,55 @@ static void test_sustained_run_is_collective(void **state)
     assert_int_equal(ep.false_alarms, 0);
 }
 
+/* The memory scan's visit statistics (near, dwell) after unscan, against a
+ * direct count over the values in time order: rings full and not, wrapped
+ * at every position, with skipped and left-out newest values. */
+static void test_memory_visit_counts(void **state)
+{
+    enum { W = 37 };
+    bw_rng_t rng;
+
+    (void)state;
+    bw_rng_seed(&rng, 12);
+    for (int trial = 0; trial < 400; trial++) {
+        bw__memory_t m;
+        bw__mem_scan_t r = {0};
+        float seq[3 * W];
+        int pushes = 2 + (int)(bw_rng_uniform(&rng) * 3 * W), len, kept;
+        int skip = (int)(bw_rng_uniform(&rng) * 6), e;
+        int near = 0, dwell = 0;
+
+        assert_int_equal(bw__memory_init(&m, W), 0);
+        for (int i = 0; i < pushes; i++) {
+            seq[i] = (float)(bw_rng_uniform(&rng) * 10.0);
+            bw__memory_push(&m, seq[i]);
+        }
+        len = pushes < W ? pushes : W; /* held, oldest first at pushes-len */
+        skip = skip < len ? skip : len - 1;
+        e = (int)(bw_rng_uniform(&rng) * 10);
+        r.lo = 3.0f, r.hi = 6.0f, r.dlo = 2.0f, r.dhi = 7.5f;
+        r.zlo = r.zhi = -1.0f, r.alo = r.ahi = -1.0f, r.inv = 0.0f;
+        bw__memory_scan(&m, skip, &r);
+        bw__memory_unscan(&m, skip, e, &r);
+        kept = len - skip - e;
+        for (int i = 0; i < kept; i++) {
+            float v = seq[pushes - len + i];
+            int in = v >= r.lo && v <= r.hi;
+            near += in;
+            if (i + 1 < kept) {
+                float n = seq[pushes - len + i + 1];
+                dwell += in && n >= r.dlo && n <= r.dhi;
+            }
+        }
+        if (len - skip < 2) { /* the scan counts nothing below two values */
+            near = dwell = 0;
+        }
+        assert_int_equal(r.near, near);
+        assert_int_equal(r.dwell, dwell);
+        bw__memory_free(&m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1005,6 +1053,7 @@ int main(void)
         cmocka_unit_test(test_job_on_some_days_is_not_seasonal),
         cmocka_unit_test(test_sustained_run_is_collective),
         cmocka_unit_test(test_reported_spike_is_not_collective),
+        cmocka_unit_test(test_memory_visit_counts),
     };
 
     gsl_set_error_handler_off();

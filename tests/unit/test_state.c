@@ -83,23 +83,35 @@ static void test_pf_identity(void **state)
     bw_pf_ws_destroy(ws);
 }
 
-/* Earlier particle-filter formats are read. A PF06 blob is turned into its
- * PF05 form (tag "PF05", no profile hold and pre-profile excursion after
+/* Earlier particle-filter formats are read. A PF07 blob is turned into its
+ * PF06 form (tag "PF06", no visit ages after the 11 particle arrays), its
+ * PF05 form (also no profile hold and pre-profile excursion after
  * `abn_run`) or its PF04 form (also no `framed` byte after `u_ok`); the
  * layouts are spelled out here, so a change to any of them fails this
- * test. Each loads, and the model goes on exactly as the PF06 one does (no
- * episode was adopted and the profile applies, so PF05's missing hold and
- * excursion are none; the frame flags PF04 lacked are derived from the
- * profiles' age). */
+ * test. Each loads, and the model goes on exactly as the PF07 one does (no
+ * particle is on a visit at the cut, no episode was adopted and the
+ * profile applies, so the missing visits, hold and excursion are none; the
+ * frame flags PF04 lacked are derived from the profiles' age). */
 #define PF06_EXTRA (8 + 8 + 8 + 8 + 4 + 4) /* held, excursion, calm, count */
 static void old_pf_format(bw_wbuf_t *w, int particles, int version)
 {
-    /* header 21 bytes, 11 arrays of n doubles, 10 8-byte scalars and the
+    /* header 21 bytes, 11 arrays of n doubles, the n visit ages (PF07), 10
+     * 8-byte scalars and the
      * u32 abn_run, then held_since, exc_since, exc_level, exc_far, calm
      * and exc_events; 6 more 8-byte scalars, u_ok, framed */
-    size_t held = 21 + 8 * 11 * (size_t)particles + 10 * 8 + 4;
+    size_t vis = 21 + 8 * 11 * (size_t)particles, nv = 8 * (size_t)particles;
+    size_t held = vis + 10 * 8 + 4;
     size_t framed = held + PF06_EXTRA + 6 * 8 + 1;
 
+    for (size_t i = 0; i < nv; i++) {
+        assert_int_equal(w->data[vis + i], 0); /* no particle on a visit */
+    }
+    memmove(w->data + vis, w->data + vis + nv, w->len - vis - nv);
+    w->len -= nv;
+    w->data[0] = (uint8_t)('0' + version); /* "PF0v", little-endian */
+    if (version == 6) {
+        return;
+    }
     assert_true(framed < w->len);
     assert_int_equal(w->data[framed], 1); /* the daily frame moved */
     if (version == 4) {
@@ -112,7 +124,6 @@ static void old_pf_format(bw_wbuf_t *w, int particles, int version)
     memmove(w->data + held, w->data + held + PF06_EXTRA,
             w->len - held - PF06_EXTRA);
     w->len -= PF06_EXTRA;
-    w->data[0] = (uint8_t)('0' + version); /* "PF0v", little-endian */
 }
 
 static void pf_reads_old(int version)
@@ -130,7 +141,7 @@ static void pf_reads_old(int version)
     pf = bw_pf_new(&c, 5, NULL, 0);
     run_pf(&c, pf, ws, 0, HALF, a);
     assert_int_equal(bw_pf_save(pf, &w), BW_OK);
-    assert_memory_equal(w.data, "\x36\x30\x46\x50", 4); /* "PF06" */
+    assert_memory_equal(w.data, "\x37\x30\x46\x50", 4); /* "PF07" */
     old_pf_format(&w, c.particles, version);
     old = bw_pf_new(&c, 99, NULL, 0);
     bw_rbuf_init(&r, w.data, w.len);
@@ -145,6 +156,12 @@ static void pf_reads_old(int version)
     bw_pf_destroy(pf);
     bw_pf_destroy(old);
     bw_pf_ws_destroy(ws);
+}
+
+static void test_pf_reads_pf06(void **state)
+{
+    (void)state;
+    pf_reads_old(6);
 }
 
 static void test_pf_reads_pf05(void **state)
@@ -432,6 +449,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pf_identity),
+        cmocka_unit_test(test_pf_reads_pf06),
         cmocka_unit_test(test_pf_reads_pf05),
         cmocka_unit_test(test_pf_reads_pf04),
         cmocka_unit_test(test_rejects_bad_blobs),
