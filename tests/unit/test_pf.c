@@ -996,7 +996,7 @@ static void test_memory_visit_counts(void **state)
     for (int trial = 0; trial < 400; trial++) {
         bw__memory_t m;
         bw__mem_scan_t r = {0};
-        float seq[3 * W];
+        float seq[3 * W + 2];
         int pushes = 2 + (int)(bw_rng_uniform(&rng) * 3 * W), len, kept;
         int skip = (int)(bw_rng_uniform(&rng) * 6), e;
         int near = 0, dwell = 0;
