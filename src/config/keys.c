@@ -168,8 +168,9 @@ static const bw_key_t pf_keys[] = {
           "a jump to a familiar value must last as the series' earlier "
           "stays there did: for this many events after it, each further "
           "event at the new level has the chance, read from the memory, "
-          "that a remembered value near it was followed by one on its side "
-          "(scattered tail values were not, a state was); 0 = off"),
+          "that a remembered value near it was followed by one within "
+          "recur_gap noise sds of it or half the jump (scattered tail "
+          "values were not, a state's were); 0 = off"),
     K_BOOL(PF, memory_normal_only, "false",
            "remember only values that are not anomalous (p_anomaly < 0.5): "
            "a spike or an incident does not make its own level familiar; "

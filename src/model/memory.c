@@ -140,19 +140,24 @@ static int in_kernel(const bw__mem_scan_t *r, double x)
     return x >= r->lo && x <= r->hi;
 }
 
+static int in_stay(const bw__mem_scan_t *r, double x)
+{
+    return x >= r->dlo && x <= r->dhi;
+}
+
 void bw__memory_unscan(const bw__memory_t *m, int skip, int e,
                        bw__mem_scan_t *r)
 {
+    if (m->n - skip < 2) { /* the scan counted nothing */
+        return;
+    }
     for (int k = skip; k < skip + e && k < m->n; k++) {
         double x = bw__memory_back(m, k);
         r->near -= in_kernel(r, x);
         if (k + 1 < m->n) { /* the pair (older value, x) */
-            r->dwell -= in_kernel(r, bw__memory_back(m, k + 1)) &
-                        (x >= r->dlo && x <= r->dhi);
+            r->dwell -= in_kernel(r, bw__memory_back(m, k + 1)) & in_stay(r, x);
         }
     }
-    r->near = r->near > 0 ? r->near : 0; /* a scan of < 2 values counted 0 */
-    r->dwell = r->dwell > 0 ? r->dwell : 0;
 }
 
 void bw__memory_save(const bw__memory_t *m, bw_wbuf_t *w)

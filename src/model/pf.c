@@ -433,8 +433,8 @@ static double local_factor(const bw_pf_t *pf, const bw__mem_scan_t *r)
 }
 
 /* The chance that a visit to y's state goes on for another event: of the
- * remembered values near y (the kernel), the share followed by a value
- * nearer y than the level the series jumped from, Laplace-smoothed. The
+ * remembered values near y (the kernel), the share followed by a value in
+ * the stay range (memory_terms), Laplace-smoothed. The
  * newest recur_visit values before the skipped episode are left out: they
  * are the visit being judged, and would vouch for themselves. */
 static double visit_stay(const bw_pf_t *pf, int skip, bw__mem_scan_t *r)
