@@ -158,6 +158,18 @@ def episodes(times):
     return n
 
 
+def episode_spans(times):
+    """[(first minute, rows)] of the episodes in sorted flag times."""
+    out = []
+    for t in times:
+        if out and t - out[-1][2] <= EPISODE_GAP:
+            out[-1][1] += 1
+            out[-1][2] = t
+        else:
+            out.append([t, 1, t])
+    return [(a, n) for a, n, _ in out]
+
+
 def in_any(t, ivs):
     for a, b in ivs:
         if a <= t < b:
@@ -353,7 +365,9 @@ def main():
         ne = episodes(fa_t)
         fa_series.append({"region": key[0], "service": key[1], "metric": key[2],
                           "low_traffic": low_of.get(key, False),
-                          "flagged_rows": len(fa_t), "episodes": ne})
+                          "flagged_rows": len(fa_t), "episodes": ne,
+                          "episode_list": [{"start_min": a, "rows": n}
+                                           for a, n in episode_spans(fa_t)]})
         m = fa_by_metric.setdefault(key[2], {"episodes": 0, "rows": 0, "series": 0})
         m["episodes"] += ne
         m["rows"] += len(fa_t)
