@@ -5,11 +5,21 @@
  * (headers as name=value;...; "-" when none). The integration tests
  * decode the values with fastavro.
  *
- *   bw_tap BROKERS TOPIC [read_committed|read_uncommitted]
+ *   bw_tap BROKERS TOPIC [read_committed|read_uncommitted [SETTLE_S]]
+ *
+ * A read_committed consumer's end is the last stable offset: records of a
+ * transaction whose commit marker is not yet written (markers are written
+ * asynchronously after the commit returns) are not visible yet. With
+ * SETTLE_S > 0 a partition whose end comes short of the high watermark
+ * taken at start stays open for up to SETTLE_S seconds without progress;
+ * if it is still short then, each such partition is reported and the exit
+ * status is 3 (records stuck behind an open transaction). SETTLE_S 0 (the
+ * default) takes the end as it is (a read while a stage is running).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -51,6 +61,29 @@ static void headers(const rd_kafka_message_t *m)
     }
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Each partition still short of its end offset, to stderr. */
+static void report_short(const char *topic, const int64_t *end,
+                         const int64_t *at, int n, double settle)
+{
+    for (int p = 0; p < n; p++) {
+        if (end[p] >= 0) {
+            fprintf(stderr,
+                    "bw_tap: %s [%d]: read_committed end %lld short of the "
+                    "high watermark %lld after %.0f s without progress (a "
+                    "transaction still open?)\n",
+                    topic, p, (long long)at[p], (long long)end[p], settle);
+        }
+    }
+}
+
 static int partitions(rd_kafka_t *rk, const char *topic)
 {
     const struct rd_kafka_metadata *md = NULL;
@@ -74,8 +107,10 @@ int main(int argc, char **argv)
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_t *rk;
     rd_kafka_topic_partition_list_t *l;
-    int64_t end[MAX_PARTS];
-    int n, open = 0;
+    int64_t end[MAX_PARTS], at[MAX_PARTS];
+    int n, open = 0, shorts = 0;
+    int committed = argc <= 3 || strcmp(argv[3], "read_uncommitted") != 0;
+    double settle = argc > 4 ? atof(argv[4]) : 0.0, last;
 
     if (argc < 3) {
         fprintf(stderr, "usage: bw_tap BROKERS TOPIC [isolation]\n");
@@ -130,15 +165,30 @@ int main(int argc, char **argv)
     }
     rd_kafka_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
+    for (int p = 0; p < n; p++) {
+        at[p] = -1;
+    }
+    last = now_s();
     while (open > 0) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 10000);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 1000);
+        int p;
+
         if (m == NULL) {
-            fprintf(stderr, "bw_tap: timed out with %d partitions open\n",
-                    open);
-            break;
+            if (shorts == open && now_s() - last >= settle) {
+                report_short(argv[2], end, at, n, settle);
+                break;
+            }
+            if (now_s() - last >= 10.0 && shorts < open) {
+                fprintf(stderr, "bw_tap: timed out with %d partitions open\n",
+                        open);
+                break;
+            }
+            continue;
         }
+        last = now_s();
+        p = m->partition;
         if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            printf("%d %lld ", (int)m->partition, (long long)m->offset);
+            printf("%d %lld ", p, (long long)m->offset);
             hex(m->key, m->key_len);
             fputc(' ', stdout);
             hex(m->payload, m->len);
@@ -147,17 +197,24 @@ int main(int argc, char **argv)
             fputc('\n', stdout);
         }
         /* a transaction's commit marker may be the last offset: the
-         * partition EOF event ends such a partition */
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
-            (m->err == 0 && m->offset + 1 >= end[m->partition])) {
-            if (end[m->partition] >= 0) {
-                end[m->partition] = -1;
-                open--;
-            }
+         * partition EOF event ends such a partition; an EOF short of the
+         * end (read_committed: a marker not yet written) ends it only
+         * without SETTLE_S */
+        if (p >= 0 && p < n && end[p] >= 0 &&
+            m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && committed &&
+            settle > 0.0 && m->offset < end[p]) {
+            shorts += at[p] < 0;
+            at[p] = m->offset;
+        } else if (p >= 0 && p < n && end[p] >= 0 &&
+                   (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
+                    (m->err == 0 && m->offset + 1 >= end[p]))) {
+            shorts -= at[p] >= 0;
+            end[p] = -1;
+            open--;
         }
         rd_kafka_message_destroy(m);
     }
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
-    return open > 0;
+    return open == 0 ? 0 : shorts == open ? 3 : 1;
 }

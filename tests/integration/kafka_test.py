@@ -8,7 +8,9 @@ env:   BW_KAFKA_BROKERS (default 127.0.0.1:9092)
 
 Outputs are read back with bw_tap (a read_committed consumer) and decoded
 with fastavro from the .avsc files in schemas/ alone; kcat must read them
-too.
+too. A read after the stages stopped waits (SETTLE_S) for the commit
+markers of their last transactions and fails naming any partition whose
+records stay behind an open transaction.
 """
 import collections
 import csv
@@ -35,6 +37,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import siem_test  # noqa: E402  (the shipped field lists' validators)
 
 BROKERS = os.environ.get("BW_KAFKA_BROKERS", "127.0.0.1:9092")
+SETTLE_S = 15  # seconds a final read waits for commit markers (Env.tap)
 SCHEMA_IDS = {"scores": 2, "threats": 3, "dead_letters": 4}
 
 
@@ -127,9 +130,14 @@ emit:
         p.log.seek(0)
         return rc, p.log.read()
 
-    def tap(self, what, isolation="read_committed"):
+    def tap(self, what, isolation="read_committed", settle=SETTLE_S):
+        """Every record of an output topic. A read after the stages have
+        stopped waits up to @p settle seconds for the commit markers of
+        their last transactions (written asynchronously after the commit
+        returns) and fails, naming the partitions, if records stay behind
+        an open transaction; a read while a stage runs passes settle=0."""
         out = subprocess.run([f"{self.build}/tests/bw_tap", BROKERS,
-                              self.topics[what], isolation],
+                              self.topics[what], isolation, str(settle)],
                              capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
             raise Failure(f"bw_tap {what}: {out.stderr.strip()}")
@@ -168,7 +176,7 @@ emit:
     def wait_count(self, what, n, timeout, procs=()):
         deadline = time.time() + timeout
         while time.time() < deadline:
-            got = len(self.tap(what))
+            got = len(self.tap(what, settle=0))
             if got >= n:
                 return got
             for p in procs:
@@ -412,7 +420,7 @@ pipeline: {commit_interval_ms: 1000, threads: 2}""")
     env.wait_count("scores", good // 4, 120, [stage])
     stage.kill()
     stage.wait()
-    partial = len(env.tap("scores"))
+    partial = len(env.tap("scores", settle=0))
     stage = env.start(config, "k")
     env.wait_count("scores", good, 240, [stage])
     rc, log = env.stop(stage)
@@ -596,7 +604,7 @@ pipeline: {{stale_scan_ms: 200, max_behind_ms: {behind}}}""")
     env.wait_count("dead_letters", 3, 60, [stage])
     deadline = time.time() + 30
     while time.time() < deadline:
-        stale = [s for s in env.decode("scores", env.tap("scores"))
+        stale = [s for s in env.decode("scores", env.tap("scores", settle=0))
                  if s["stale"]]
         if stale:
             break
@@ -708,7 +716,7 @@ def test_failover_kill(env):
         time.sleep(rng.uniform(0.2, 1.5))
         stage.kill()
         stage.wait()
-        kills.append(len(env.tap("scores")))
+        kills.append(len(env.tap("scores", settle=0)))
         stage = env.start(config, "fo")
     feeder.join()
     env.wait_count("scores", len(rows), 240, [stage])
@@ -784,8 +792,13 @@ def test_failover_scale(env):
         logs.append(log)
     got_s = env.decode("scores", env.tap("scores"))
     exactly_once(got_s, len(rows))
-    by_partition(env, got_s, env.decode("threats", env.tap("threats")), rows,
-                 config)
+    recs_t = env.tap("threats")
+    try:
+        by_partition(env, got_s, env.decode("threats", recs_t), rows, config)
+    except Failure as e:
+        per = collections.Counter(r["partition"] for r in recs_t)
+        raise Failure(f"{e} (threat records read: {len(recs_t)}, by threat "
+                      f"partition {dict(sorted(per.items()))})")
     print(f"failover_scale: {len(rows)} inputs over 6 partitions, 3 "
           f"instances, one kill -9 and a rolling restart: every partition "
           f"equals its uninterrupted replay")
