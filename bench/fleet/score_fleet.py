@@ -149,15 +149,6 @@ def first_high(seq, a, b):
     return None
 
 
-def episodes(times):
-    n, last = 0, None
-    for t in times:
-        if last is None or t - last > EPISODE_GAP:
-            n += 1
-        last = t
-    return n
-
-
 def episode_spans(times):
     """[(first minute, rows)] of the episodes in sorted flag times."""
     out = []
@@ -168,6 +159,10 @@ def episode_spans(times):
         else:
             out.append([t, 1, t])
     return [(a, n) for a, n, _ in out]
+
+
+def episodes(times):
+    return len(episode_spans(times))
 
 
 def in_any(t, ivs):

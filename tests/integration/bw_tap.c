@@ -200,14 +200,14 @@ int main(int argc, char **argv)
          * partition EOF event ends such a partition; an EOF short of the
          * end (read_committed: a marker not yet written) ends it only
          * without SETTLE_S */
-        if (p >= 0 && p < n && end[p] >= 0 &&
-            m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && committed &&
-            settle > 0.0 && m->offset < end[p]) {
+        if (p < 0 || p >= n || end[p] < 0) {
+            /* not one of ours, or already ended */
+        } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && committed &&
+                   settle > 0.0 && m->offset < end[p]) {
             shorts += at[p] < 0;
             at[p] = m->offset;
-        } else if (p >= 0 && p < n && end[p] >= 0 &&
-                   (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
-                    (m->err == 0 && m->offset + 1 >= end[p]))) {
+        } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
+                   (m->err == 0 && m->offset + 1 >= end[p])) {
             shorts -= at[p] >= 0;
             end[p] = -1;
             open--;
