@@ -113,7 +113,8 @@ int main(int argc, char **argv)
     double settle = argc > 4 ? atof(argv[4]) : 0.0, last;
 
     if (argc < 3) {
-        fprintf(stderr, "usage: bw_tap BROKERS TOPIC [isolation]\n");
+        fprintf(stderr, "usage: bw_tap BROKERS TOPIC "
+                        "[read_committed|read_uncommitted [SETTLE_S]]\n");
         return 2;
     }
     if (rd_kafka_conf_set(conf, "bootstrap.servers", argv[1], errstr,
