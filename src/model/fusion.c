@@ -42,8 +42,14 @@
  * is standardised by an empirical null, S = D sqrt(n / (phi var)), where
  * phi = E[n D^2 / var] over past unelevated windows (>= 1) absorbs what an
  * iid model misses: autocorrelation, slow drift, the reference's own
- * error. Under the null S ~ N(0, 1); elevated by m sds per event, its mean
- * is mu = m sqrt(n / phi), prior N(mu, (mu/2)^2), so
+ * error. phi is the structure of the noise, which changes slowly, so it
+ * remembers PHI_SPAN reference horizons (a day at the default): with the
+ * reference's own horizon, the soft null weights of a sustained elevation
+ * (each window only moderately likely to be elevated, so each counted a
+ * little as null) inflated phi within the hour and the evidence of an
+ * attack still in progress faded. Under the null S ~ N(0, 1); elevated by
+ * m sds per event, its mean is mu = m sqrt(n / phi), prior
+ * N(mu, (mu/2)^2), so
  *   log lambda = -log(1 + v)/2 + S^2/2 - (S - mu)^2 / (2 (1 + v)),
  *   v = (mu/2)^2
  * (the same conjugate normal-mean Bayes factor, for one standardised
@@ -68,8 +74,9 @@
 #define FUSION_STATE_TAG_V2 0x46553032u /* "FU02": window only */
 #define REF_MIN 30.0                    /* reference events before it is used */
 #define PHI_PRIOR_W 16.0                /* pseudo-samples of phi = 1 (iid) */
-#define ADOPT_FLOOR 0.25                /* least weight of an elevated bucket */
-#define SD_FLOOR 0.5 /* reference sd >= this x the filter's */
+#define PHI_SPAN 12.0    /* phi's horizon in reference horizons (baseline_ms) */
+#define ADOPT_FLOOR 0.25 /* least weight of an elevated bucket */
+#define SD_FLOOR 0.5     /* reference sd >= this x the filter's */
 
 typedef struct {
     int64_t slot[BUCKETS]; /* bucket index (time / width) held, -1 empty */
@@ -349,7 +356,9 @@ static double sum_lbf(const window_t *w, const bw_signal_cfg_t *sig,
 static void roll(const bw_fusion_cfg_t *cfg, const bw_signal_cfg_t *sig,
                  window_t *w, int b, int64_t slot)
 {
-    double decay = exp(-(cfg->window_ms / BUCKETS) / cfg->baseline_ms);
+    double width = cfg->window_ms / BUCKETS;
+    double decay = exp(-width / cfg->baseline_ms);
+    double phi_decay = exp(-width / (PHI_SPAN * cfg->baseline_ms));
     wsum_t t = window_sum(w, slot - 1);
     double lbf = sum_lbf(w, sig, &t), keep;
 
@@ -362,8 +371,8 @@ static void roll(const bw_fusion_cfg_t *cfg, const bw_signal_cfg_t *sig,
         double mean, var, d;
         ref_moments(w, &mean, &var);
         d = t.x / t.nx - mean;
-        w->p0 = decay * w->p0 + (1.0 - w->p_elev);
-        w->p1 = decay * w->p1 + (1.0 - w->p_elev) * t.nx * d * d / var;
+        w->p0 = phi_decay * w->p0 + (1.0 - w->p_elev);
+        w->p1 = phi_decay * w->p1 + (1.0 - w->p_elev) * t.nx * d * d / var;
     }
     if (w->slot[b] >= 0 && w->slot[b] <= slot - BUCKETS) {
         keep = fmax(1.0 - w->p_elev, ADOPT_FLOOR);

@@ -8,6 +8,10 @@
  *    events fuse to level high or above.
  *  - Any one raised alone by as much stays below high, and so does any one
  *    raised 4x for 30 events.
+ *  - All three raised 1.5-2x for 150 events stay at high or above, once
+ *    the first window has filled, on at least 90% of the events (the share
+ *    the issue asks of a series' sustained shift): the evidence of an
+ *    attack still in progress must not fade.
  *  - Clean entities: the rate of false high per entity-day.
  *  - The same clean entities with autocorrelated egress (AR(1), 0.8), the
  *    noise an iid model would read as evidence: the fusion's reference
@@ -15,8 +19,11 @@
  * Measured: 20 of 20 three-signal incidents reach high (12 of 20 before
  * the signals had their own reference: a series' baseline follows a 0.8-sd
  * rise within about ten events); 0 of 20 single signals (1.5-2x or 4x);
- * 0 false high in 60 clean entity-days, iid or AR(1). Asserted: all
- * three-signal incidents reach high, no single signal does, and at most
+ * 0 false high in 60 clean entity-days, iid or AR(1); 95.6% of the
+ * sustained attacks' events at high (77.4% while phi, the empirical null's
+ * dispersion, had the reference's 2-hour memory). Asserted: all
+ * three-signal incidents reach high, no single signal does, the sustained
+ * attacks average at least 90% of their events at high, and at most
  * 2 false highs in each set of clean entity-days.
  */
 #include <gsl/gsl_errno.h>
@@ -95,9 +102,13 @@ static double poisson(bw_rng_t *r, double lambda)
  */
 static double egress_ar; /* AR(1) coefficient of egress's log noise */
 
+/* share of the raised span after the first window (30 events) at high+ */
+static double cover_share;
+
 static int entity_run(uint64_t seed, int raised, double factor, int len,
                       int minutes, int *high_starts)
 {
+    int cover_n = 0, cover_high = 0;
     bw_config_t cfg;
     bw_engine_t *eng;
     bw_rng_t rng;
@@ -143,7 +154,12 @@ static int entity_run(uint64_t seed, int raised, double factor, int len,
                                                err, sizeof(err)),
                              BW_OK);
         }
+        if (raised && t >= HISTORY + 30 && t < HISTORY + len) {
+            cover_n++;
+            cover_high += w.was_high;
+        }
     }
+    cover_share = cover_n > 0 ? (double)cover_high / cover_n : NAN;
     bw_engine_destroy(eng);
     *high_starts = w.high_starts;
     return w.max_level;
@@ -170,6 +186,26 @@ static void test_weak_signals_fuse(void **state)
     assert_int_equal(all, runs);
     assert_int_equal(single, 0);
     assert_int_equal(strong, 0);
+}
+
+static void test_sustained_attack_stays_high(void **state)
+{
+    int hs;
+    double sum = 0.0, lo = 1.0;
+    const int runs = 20;
+
+    (void)state;
+    for (int r = 0; r < runs; r++) {
+        double f = 1.5 + 0.5 * (r % 5) / 4.0;
+        entity_run(300 + r, 7, f, 150, HISTORY + 170, &hs);
+        sum += cover_share;
+        lo = fmin(lo, cover_share);
+    }
+    print_message("three signals 1.5-2x for 150 events: share of the events "
+                  "after the first window at high or above: mean %.3f, "
+                  "least %.3f\n",
+                  sum / runs, lo);
+    assert_true(sum / runs >= 0.9);
 }
 
 static int clean_highs(double ar, uint64_t seed0, int entities, int days)
@@ -209,6 +245,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_weak_signals_fuse),
         cmocka_unit_test(test_false_high_rate),
+        cmocka_unit_test(test_sustained_attack_stays_high),
     };
 
     gsl_set_error_handler_off();
