@@ -231,14 +231,17 @@ def check_ecs(docs, spec):
         assert ev["severity"] in (2, 3, 4, 5)
         assert is_date(ev["created"]) and d["rule"]["name"]
         assert d["observer"]["product"] == "bayeswatch"
-        if bw["alert_kind"] == "threat":
-            llr = [c["log_likelihood_ratio"] for c in bw["contributors"]]
-            assert llr and llr == sorted(llr, reverse=True), bw
-        else:
-            assert d["service"]["name"] in ("api", "auth")
         t = int(datetime.datetime.strptime(
             d["@timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
                 tzinfo=datetime.timezone.utc).timestamp() * 1000)
+        if bw["alert_kind"] == "threat":
+            llr = [c["log_likelihood_ratio"] for c in bw["contributors"]]
+            assert llr and llr == sorted(llr, reverse=True), bw
+            # an alerting level is above low: it has a start, by then
+            assert 0 <= bw["elevated_since"] <= t, bw
+            assert is_date(ev["start"]), ev
+        else:
+            assert d["service"]["name"] in ("api", "auth")
         kinds.setdefault(bw["alert_kind"], []).append(
             (minute(t), d["cloud"]["region"], bw.get("metric")))
     return kinds

@@ -239,6 +239,10 @@ typedef struct {
     double llr; /* total log-likelihood ratio */
     int n_contrib;
     bw_contrib_t contrib[BW_SIGNALS_MAX]; /* ranked by llr, descending */
+    /* event time at which the level rose from low, moderate or above at
+     * every evaluation since; -1 while low (bw_fusion_eval; the pure
+     * bw_fusion_combine leaves it -1) */
+    int64_t since_ms;
 } bw_threat_t;
 
 /**

@@ -229,7 +229,9 @@ bw_err_t bw_encode_threat(bw_encoder_t *e, const bw_threat_rec_t *t,
         set_dbl(r, "score", t->threat.score) ||
         set_enum(r, "level", t->threat.level) ||
         set_dbl(r, "log_likelihood_ratio", t->threat.llr) ||
-        set_contributors(r, t) || set_origin(r, t->time_ms, o)) {
+        set_contributors(r, t) ||
+        set_opt_long(r, "elevated_since", t->threat.since_ms) ||
+        set_origin(r, t->time_ms, o)) {
         return BW_ERR_INVAL;
     }
     return bw__avro_write(&e->avro, w);

@@ -102,6 +102,11 @@ bw_err_t bw_json_threat(const bw_threat_rec_t *t, int entity_kind,
         put(w, "}");
     }
     put(w, "]");
+    if (t->threat.since_ms >= 0) {
+        jint(w, "elevated_since", t->threat.since_ms, &first);
+    } else {
+        jnum(w, "elevated_since", NAN, &first);
+    }
     jorigin(w, t->time_ms, o, true, &first);
     put(w, "}\n");
     return w->err;

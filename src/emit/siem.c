@@ -176,7 +176,8 @@ static void extras(bw_wbuf_t *w, const alert_t *a, const char *name, int *first)
         jnum(w, "lower", a->lower, &f);
         jnum(w, "upper", a->upper, &f);
     }
-    jint(w, "abnormal_since", a->since_ms, &f);
+    jint(w, a->threat != NULL ? "elevated_since" : "abnormal_since",
+         a->since_ms, &f);
     jstr(w, "config_version", a->o->config_version, &f);
     jopen(w, "source", "{", &f, &g);
     jstr(w, "topic", a->o->source_topic, &g);
@@ -393,7 +394,7 @@ bw_err_t bw_siem_threat(int format, const bw_threat_rec_t *t, int entity_kind,
                  .subject = t->entity,
                  .region = region,
                  .time_ms = t->time_ms,
-                 .since_ms = -1,
+                 .since_ms = t->threat.since_ms,
                  .p = t->threat.probability,
                  .score = t->threat.score,
                  .severity = (int)t->threat.level + 2,

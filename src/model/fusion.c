@@ -70,7 +70,8 @@
 
 #define BUCKETS 16
 #define Z_CLIP 3.0
-#define FUSION_STATE_TAG 0x46553033u    /* "FU03" */
+#define FUSION_STATE_TAG 0x46553034u    /* "FU04" */
+#define FUSION_STATE_TAG_V3 0x46553033u /* "FU03": no level start */
 #define FUSION_STATE_TAG_V2 0x46553032u /* "FU02": window only */
 #define REF_MIN 30.0                    /* reference events before it is used */
 #define PHI_PRIOR_W 16.0                /* pseudo-samples of phi = 1 (iid) */
@@ -104,6 +105,7 @@ struct bw_fusion_s {
     window_t *win; /* rule-major: rules * BW_SIGNALS_MAX */
     double *last_score;
     bw_level_t *last_level;
+    int64_t *since; /* per rule: bw_threat_t.since_ms of the last eval */
 };
 
 const char *bw_level_name(int level)
@@ -226,6 +228,7 @@ void bw_fusion_combine(const bw_fusion_cfg_t *cfg, const bw_rule_cfg_t *rule,
     qsort(out->contrib, (size_t)n, sizeof(bw_contrib_t), by_llr);
     out->n_contrib = n;
     out->llr = total;
+    out->since_ms = -1;
     logit = log(cfg->prior) - log1p(-cfg->prior) + total;
     out->probability = 1.0 / (1.0 + exp(-logit));
     out->score = 100.0 * out->probability;
@@ -246,7 +249,9 @@ bw_fusion_t *bw_fusion_new(const bw_fusion_cfg_t *cfg, char *errstr,
     fu->win = bw_calloc((size_t)fu->nwin, sizeof(window_t));
     fu->last_score = bw_calloc((size_t)rules, sizeof(double));
     fu->last_level = bw_calloc((size_t)rules, sizeof(bw_level_t));
-    if (fu->win == NULL || fu->last_score == NULL || fu->last_level == NULL) {
+    fu->since = bw_calloc((size_t)rules, sizeof(int64_t));
+    if (fu->win == NULL || fu->last_score == NULL || fu->last_level == NULL ||
+        fu->since == NULL) {
         goto fail;
     }
     for (int w = 0; w < fu->nwin; w++) {
@@ -257,6 +262,7 @@ bw_fusion_t *bw_fusion_new(const bw_fusion_cfg_t *cfg, char *errstr,
     }
     for (int r = 0; r < rules; r++) {
         fu->last_score[r] = -1.0;
+        fu->since[r] = -1;
     }
     return fu;
 fail:
@@ -273,6 +279,7 @@ void bw_fusion_destroy(bw_fusion_t *fu)
     bw_free(fu->win);
     bw_free(fu->last_score);
     bw_free(fu->last_level);
+    bw_free(fu->since);
     bw_free(fu);
 }
 
@@ -468,6 +475,12 @@ bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out)
                             now);
     }
     bw_fusion_combine(fu->cfg, r, lbf, out);
+    if (out->level == BW_LEVEL_LOW) {
+        fu->since[rule] = -1;
+    } else if (fu->since[rule] < 0) {
+        fu->since[rule] = t_ms;
+    }
+    out->since_ms = fu->since[rule];
     emit = fu->last_score[rule] < 0.0 || out->level != fu->last_level[rule] ||
            fabs(out->score - fu->last_score[rule]) >= fu->cfg->emit_delta;
     if (emit) {
@@ -507,6 +520,7 @@ bw_err_t bw_fusion_save(const bw_fusion_t *fu, bw_wbuf_t *w)
     for (int r = 0; r < rules; r++) {
         bw_wbuf_f64(w, fu->last_score[r]);
         bw_wbuf_u32(w, (uint32_t)fu->last_level[r]);
+        bw_wbuf_i64(w, fu->since[r]);
     }
     return w->err;
 }
@@ -555,21 +569,39 @@ static bool load_window(bw_rbuf_t *r, window_t *w, bool v2)
     return ok;
 }
 
+/* Per rule: the last emission and the level's start (v4; -1 before). */
+typedef struct {
+    double score;
+    bw_level_t level;
+    int64_t since;
+} rule_state_t;
+
+static void load_rule(bw_rbuf_t *r, rule_state_t *q, bool has_since)
+{
+    q->score = bw_rbuf_f64(r);
+    q->level = (bw_level_t)bw_rbuf_u32_in(r, 0, BW_LEVEL_CRITICAL);
+    q->since = has_since ? bw_rbuf_time(r, -1) : -1;
+}
+
 bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r)
 {
     int rules = fu->nwin / BW_SIGNALS_MAX;
     uint32_t tag = bw_rbuf_u32(r);
     window_t *tmp = NULL;
+    rule_state_t *rs = NULL;
     bw_err_t err = BW_ERR_CORRUPT;
 
-    if ((tag != FUSION_STATE_TAG && tag != FUSION_STATE_TAG_V2) ||
+    if ((tag != FUSION_STATE_TAG && tag != FUSION_STATE_TAG_V3 &&
+         tag != FUSION_STATE_TAG_V2) ||
         bw_rbuf_u32(r) != (uint32_t)fu->nwin) {
         return BW_ERR_CORRUPT;
     }
-    /* all or nothing: the windows go live only once all are valid */
+    /* all or nothing: the state goes live only once all of it is valid */
     tmp = bw_calloc((size_t)fu->nwin, sizeof(window_t));
-    if (tmp == NULL) {
-        return BW_ERR_NOMEM;
+    rs = bw_calloc((size_t)rules, sizeof(rule_state_t));
+    if (tmp == NULL || rs == NULL) {
+        err = BW_ERR_NOMEM;
+        goto done;
     }
     for (int i = 0; i < fu->nwin; i++) {
         if (!load_window(r, &tmp[i], tag == FUSION_STATE_TAG_V2)) {
@@ -577,14 +609,19 @@ bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r)
         }
     }
     for (int q = 0; q < rules; q++) {
-        fu->last_score[q] = bw_rbuf_f64(r);
-        fu->last_level[q] = (bw_level_t)bw_rbuf_u32_in(r, 0, BW_LEVEL_CRITICAL);
+        load_rule(r, &rs[q], tag == FUSION_STATE_TAG);
     }
     if (r->err == BW_OK) {
         memcpy(fu->win, tmp, (size_t)fu->nwin * sizeof(window_t));
+        for (int q = 0; q < rules; q++) {
+            fu->last_score[q] = rs[q].score;
+            fu->last_level[q] = rs[q].level;
+            fu->since[q] = rs[q].since;
+        }
         err = BW_OK;
     }
 done:
     bw_free(tmp);
+    bw_free(rs);
     return err;
 }

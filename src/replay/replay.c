@@ -332,6 +332,10 @@ static void on_threat(void *opaque, const bw_threat_rec_t *rec)
     fprintf(out, ",%.9g,%.2f,%s,%.6g,", t->probability, t->score,
             bw_level_name(t->level), t->llr);
     contributors(out, rec, &rp->buf);
+    fputc(',', out);
+    if (t->since_ms >= 0) {
+        fprintf(out, "%lld", (long long)t->since_ms);
+    }
     fputc('\n', out);
     rp->st->threats++;
 }
@@ -476,7 +480,7 @@ static bw_err_t stream(replay_t *rp, bw_engine_t *eng, FILE *in)
     }
     if (rp->o->threats != NULL && !rp->o->json) {
         fputs("timestamp,entity,rule,probability,score,level,llr,"
-              "contributors\n",
+              "contributors,elevated_since\n",
               rp->o->threats);
     }
     if (rp->o->stale != NULL) {

@@ -275,7 +275,7 @@ SCORE_FIELDS = ("entity_id", "model", "probability", "score", "alert",
                 "adopted", "baseline_z", "warmup", "event_time",
                 "config_version")
 THREAT_FIELDS = ("entity_id", "rule", "probability", "score", "level",
-                 "log_likelihood_ratio", "event_time")
+                 "log_likelihood_ratio", "elevated_since", "event_time")
 
 
 def equal_to_replay(env, got_s, got_t, rows, config, what=""):

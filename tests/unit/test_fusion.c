@@ -295,6 +295,45 @@ static void test_window_and_emission(void **state)
     bw_fusion_destroy(fu);
 }
 
+/* The level's start: -1 while low; the first evaluation at moderate or
+ * above, kept through moderate -> high -> moderate; -1 again once low, and
+ * a new start on the next rise. */
+static void test_level_start(void **state)
+{
+    bw_fusion_cfg_t c = fusion_cfg();
+    bw_fusion_t *fu;
+    bw_threat_t t;
+    int64_t first = -1;
+    int rises = 0, prev = BW_LEVEL_LOW, top = BW_LEVEL_LOW;
+
+    (void)state;
+    c.window_ms = 160000;
+    fu = bw_fusion_new(&c, NULL, 0);
+    assert_non_null(fu);
+    for (int64_t ms = 0; ms < 1200000; ms += 10000) {
+        int on = (ms >= 100000 && ms < 300000) || (ms >= 700000 && ms < 800000);
+        bw_fusion_observe(fu, 0, 0, ms, on ? 2.0 : 0.0);
+        bw_fusion_observe(fu, 0, 1, ms, on ? 2.0 : 0.0);
+        bw_fusion_eval(fu, 0, ms, &t);
+        if (t.level == BW_LEVEL_LOW) {
+            assert_int_equal(t.since_ms, -1);
+        } else if (prev == BW_LEVEL_LOW) {
+            assert_int_equal(t.since_ms, ms); /* a rise starts here */
+            first = ms;
+            rises++;
+        } else {
+            assert_int_equal(t.since_ms, first); /* and is kept */
+        }
+        top = (int)t.level > top ? (int)t.level : top;
+        prev = (int)t.level;
+    }
+    assert_int_equal(rises, 2);
+    assert_true(top >= BW_LEVEL_HIGH);
+    bw_fusion_combine(&c, &c.rules[0], (const double[]){9.0, 9.0}, &t);
+    assert_int_equal(t.since_ms, -1); /* pure: no history */
+    bw_fusion_destroy(fu);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -306,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_monotone),
         cmocka_unit_test(test_correlation_discount),
         cmocka_unit_test(test_window_and_emission),
+        cmocka_unit_test(test_level_start),
     };
 
     gsl_set_error_handler_off();

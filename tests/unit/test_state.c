@@ -268,15 +268,16 @@ static void test_hier_identity(void **state)
     bw_hier_destroy(h2);
 }
 
-/* The previous fusion format, FU02 (windows of z sums only), is read: an
- * FU03 blob of z-only observations turned into its FU02 form (per window
- * 16 buckets of slot, n, z then nx, x, x2, sd2, followed by shift, frame
- * and 7 reference doubles; FU02 has the first three per bucket and no
- * reference) loads, and the window goes on exactly as the FU03 one. */
+/* The previous fusion formats are read. FU03 is FU04 without each rule's
+ * level start (its last 8 bytes); FU02 (windows of z sums only) is an
+ * FU03 blob of z-only observations with, per window, only the first three
+ * of the 16 buckets' slot, n, z, nx, x, x2, sd2 and no shift, frame or 7
+ * reference doubles. Both load, and the window goes on exactly as the
+ * FU04 one (the level below moderate throughout: no start to lose). */
 static void test_fusion_reads_fu02(void **state)
 {
     bw_config_t cfg;
-    bw_fusion_t *f1, *f2;
+    bw_fusion_t *f1, *f2, *f3;
     bw_wbuf_t w = {0}, old = {0};
     bw_rbuf_t r;
     bw_threat_t a, b;
@@ -289,6 +290,7 @@ static void test_fusion_reads_fu02(void **state)
     cfg.model.fusion.rules[0].n_signals = 2;
     f1 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
     f2 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
+    f3 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
     for (int t = 0; t < 40; t++) {
         bw_fusion_observe(f1, 0, t % 2, t * 10000, (t % 5) / 5.0);
     }
@@ -302,21 +304,32 @@ static void test_fusion_reads_fu02(void **state)
         }
         at += 8 + 4 + 7 * 8;
     }
-    bw_wbuf_bytes(&old, w.data + at, w.len - at);
+    bw_wbuf_bytes(&old, w.data + at, w.len - at - 8);
     bw_rbuf_init(&r, old.data, old.len);
     assert_int_equal(bw_fusion_load(f2, &r), BW_OK);
+    assert_int_equal(r.pos, old.len);
+    old.len = 0;
+    bw_wbuf_u32(&old, 0x46553033u); /* "FU03" */
+    bw_wbuf_bytes(&old, w.data + 4, w.len - 4 - 8);
+    bw_rbuf_init(&r, old.data, old.len);
+    assert_int_equal(bw_fusion_load(f3, &r), BW_OK);
     assert_int_equal(r.pos, old.len);
     for (int t = 40; t < 120; t++) {
         bw_fusion_observe(f1, 0, t % 2, t * 10000, (t % 3) / 3.0);
         bw_fusion_observe(f2, 0, t % 2, t * 10000, (t % 3) / 3.0);
+        bw_fusion_observe(f3, 0, t % 2, t * 10000, (t % 3) / 3.0);
         assert_int_equal(bw_fusion_eval(f1, 0, t * 10000, &a),
                          bw_fusion_eval(f2, 0, t * 10000, &b));
         assert_memory_equal(&a, &b, sizeof(a));
+        bw_fusion_eval(f3, 0, t * 10000, &b);
+        assert_memory_equal(&a, &b, sizeof(a));
+        assert_int_equal(a.since_ms, -1);
     }
     bw_wbuf_free(&w);
     bw_wbuf_free(&old);
     bw_fusion_destroy(f1);
     bw_fusion_destroy(f2);
+    bw_fusion_destroy(f3);
 }
 
 static void test_fusion_identity(void **state)
