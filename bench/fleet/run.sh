@@ -52,6 +52,8 @@ for s in seeds:
         "coverage": sum(cov) / len(cov),
         "fa": j["false_alarms"]["per_series_day"],
         "threat_tp": t["found"] / t["total"] if t["total"] else float("nan"),
+        "threat_high": sum(i["high_share"] for i in t["incidents"])
+        / len(t["incidents"]) if t["incidents"] else float("nan"),
         "decoy_fp": t["decoy_false_positives"] / t["decoy_total"]
         if t["decoy_total"] else float("nan"),
         "false_high": t["false_high_per_entity_day"],

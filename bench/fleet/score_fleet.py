@@ -18,8 +18,9 @@ warm-up. Reported:
               series); delay = first flag - start; coverage = flagged
               fraction of the involved events in [start, end)
   threats     security incident found if its region's level reaches high or
-              critical in [start, end + 5 min); a decoy is a false positive
-              if its region does so in [start, end + 30 min)
+              critical in [start, end + 5 min); high_share = the fraction
+              of its minutes in [start, end) at high or above; a decoy is
+              a false positive if its region does so in [start, end + 30 min)
   false alarms  flagged events after the warm-up outside every truth interval
               of their series (incidents and decoys extended by 30 min, gaps
               by 30 min, benign changes 6 h from the change); consecutive
@@ -149,6 +150,20 @@ def first_high(seq, a, b):
     return None
 
 
+def high_share(seq, a, b):
+    """Share of the minutes in [a, b) at which the level is high+: how much
+    of an attack the threat score kept answering "high" for."""
+    a, b = int(a), int(b)
+    if not seq or b <= a:
+        return 0.0
+    ts = [t for t, _ in seq]
+    hi = 0
+    for m in range(a, b):
+        k = bisect.bisect_right(ts, m) - 1
+        hi += k >= 0 and seq[k][1] >= HIGH
+    return hi / (b - a)
+
+
 def episode_spans(times):
     """[(first minute, rows)] of the episodes in sorted flag times."""
     out = []
@@ -267,7 +282,9 @@ def main():
                 t = first_high(levels.get(i["region"]), i["_a"], i["_b"] + DETECT_SLACK)
                 tp.append({"id": i["id"], "region": i["region"], "start": i["start"],
                            "minutes": i["_b"] - i["_a"], "found": t is not None,
-                           "delay_min": None if t is None else t - i["_a"]})
+                           "delay_min": None if t is None else t - i["_a"],
+                           "high_share": high_share(levels.get(i["region"]),
+                                                    i["_a"], i["_b"])})
             elif i["kind"] == "decoy":
                 t = first_high(levels.get(i["region"]), i["_a"], i["_b"] + TAIL)
                 fp.append({"id": i["id"], "region": i["region"], "start": i["start"],
@@ -454,10 +471,11 @@ def main():
         w("\nthreats (level high+ in [start, end+%d min); decoys: in [start, end+%d min))\n"
           % (DETECT_SLACK, TAIL))
         for r in threat["incidents"]:
-            w("  %-4s security %-12s %s %4d min: %s%s\n" % (
+            w("  %-4s security %-12s %s %4d min: %s%s, high+ for %.0f%% of it\n" % (
                 r["id"], r["region"], r["start"][5:16], r["minutes"],
                 "found" if r["found"] else "MISSED",
-                "" if r["delay_min"] is None else " after %g min" % r["delay_min"]))
+                "" if r["delay_min"] is None else " after %g min" % r["delay_min"],
+                100.0 * r["high_share"]))
         for r in threat["decoys"]:
             w("  %-4s decoy    %-12s %s: %s\n" % (
                 r["id"], r["region"], r["start"][5:16],
