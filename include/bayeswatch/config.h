@@ -144,6 +144,7 @@ typedef struct {
     double correlation; /* 0 independent .. 1 fully redundant signals */
     double emit_delta;  /* emit when score moves this much (0-100 points) */
     double band_moderate, band_high, band_critical;
+    double level_hold; /* a level is kept while P >= this x its band */
     int n_rules;
     bw_rule_cfg_t rules[BW_RULES_MAX];
 } bw_fusion_cfg_t;

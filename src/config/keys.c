@@ -316,6 +316,10 @@ static const bw_key_t fusion_keys[] = {
     K_DBL(FU, band_high, 0, 1, "0.5", "probability at which level is high"),
     K_DBL(FU, band_critical, 0, 1, "0.8",
           "probability at which level is critical"),
+    K_DBL(FU, level_hold, 0.01, 1, "0.25",
+          "a level, once reached, is kept until the probability falls below "
+          "this fraction of its band (hysteresis, so that a level does not "
+          "flap while the evidence hovers at its band); 1 = none"),
     K_LIST(FU, rules, n_rules, rule_keys, "threat rules"),
     K_END,
 };

@@ -192,6 +192,25 @@ static int by_llr(const void *a, const void *b)
     return x->signal - y->signal;
 }
 
+/* The level with hysteresis: the band level of @p p, or a level up to
+ * @p prev that p still holds at level_hold times its band (a level is
+ * left only when the probability has clearly fallen, not as it hovers at
+ * the band: a Schmitt trigger on the posterior; the probability itself is
+ * unchanged). */
+static bw_level_t held_level(const bw_fusion_cfg_t *cfg, double p,
+                             bw_level_t now, bw_level_t prev)
+{
+    const double band[] = {0.0, cfg->band_moderate, cfg->band_high,
+                           cfg->band_critical};
+
+    for (int l = (int)prev; l > (int)now; l--) {
+        if (p >= cfg->level_hold * band[l]) {
+            return (bw_level_t)l;
+        }
+    }
+    return now;
+}
+
 static int level_of(const bw_fusion_cfg_t *cfg, double p)
 {
     if (p >= cfg->band_critical) {
@@ -475,6 +494,10 @@ bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out)
                             now);
     }
     bw_fusion_combine(fu->cfg, r, lbf, out);
+    if (fu->last_score[rule] >= 0.0) { /* the level emitted last is current */
+        out->level = held_level(fu->cfg, out->probability, out->level,
+                                fu->last_level[rule]);
+    }
     if (out->level == BW_LEVEL_LOW) {
         fu->since[rule] = -1;
     } else if (fu->since[rule] < 0) {

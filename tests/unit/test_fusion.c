@@ -334,6 +334,64 @@ static void test_level_start(void **state)
     bw_fusion_destroy(fu);
 }
 
+static int band_level(const bw_fusion_cfg_t *c, double p)
+{
+    return p >= c->band_critical   ? 3
+           : p >= c->band_high     ? 2
+           : p >= c->band_moderate ? 1
+                                   : 0;
+}
+
+static double band_of(const bw_fusion_cfg_t *c, int level)
+{
+    const double b[] = {0.0, c->band_moderate, c->band_high, c->band_critical};
+    return b[level];
+}
+
+/* Hysteresis (level_hold): the level is never below the probability's
+ * band; above it only while it was there at the previous evaluation and
+ * the probability is still at least level_hold times the level's band;
+ * with level_hold 1 it is the band. Evidence that rises, then leaves the
+ * window a bucket at a time, crosses the bands down slowly. */
+static void test_level_hold(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        bw_fusion_cfg_t c = fusion_cfg();
+        bw_fusion_t *fu;
+        bw_threat_t t;
+        int prev = 0, held = 0, top = 0;
+
+        c.window_ms = 160000;
+        c.level_hold = k == 0 ? 0.25 : 1.0;
+        fu = bw_fusion_new(&c, NULL, 0);
+        assert_non_null(fu);
+        for (int64_t ms = 0; ms < 600000; ms += 10000) {
+            double z = ms >= 100000 && ms < 260000 ? 1.0 + ms / 1e5 : 0.0;
+            int band;
+            bw_fusion_observe(fu, 0, 0, ms, z);
+            bw_fusion_observe(fu, 0, 1, ms, z);
+            bw_fusion_eval(fu, 0, ms, &t);
+            band = band_level(&c, t.probability);
+            assert_true((int)t.level >= band);
+            if ((int)t.level > band) {
+                assert_true((int)t.level <= prev);
+                assert_true(t.probability >=
+                            c.level_hold * band_of(&c, (int)t.level));
+                held++;
+            }
+            top = (int)t.level > top ? (int)t.level : top;
+            prev = (int)t.level;
+        }
+        print_message("level_hold %.2f: %d evaluations held above their "
+                      "band; highest level %d\n",
+                      c.level_hold, held, top);
+        assert_true(top >= BW_LEVEL_HIGH);
+        assert_true(k == 0 ? held > 0 : held == 0);
+        bw_fusion_destroy(fu);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -346,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_correlation_discount),
         cmocka_unit_test(test_window_and_emission),
         cmocka_unit_test(test_level_start),
+        cmocka_unit_test(test_level_hold),
     };
 
     gsl_set_error_handler_off();
