@@ -42,6 +42,7 @@ typedef struct {
     char entity[2 * BW_NAME_MAX + 2];
     const bw_rule_cfg_t *rule;
     int64_t time_ms, wall_ms;
+    int64_t since_ms; /* bw_threat_t.since_ms */
     double probability, llr;
     int level;
     int n;

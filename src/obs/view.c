@@ -209,6 +209,7 @@ void bw_obs_threat(bw_obs_t *obs, const bw_threat_rec_t *t, int64_t wall_ms)
         v->probability = t->threat.probability;
         v->llr = t->threat.llr;
         v->level = t->threat.level;
+        v->since_ms = t->threat.since_ms;
         v->n = t->threat.n_contrib < VIEW_TOP ? t->threat.n_contrib : VIEW_TOP;
         for (int i = 0; i < v->n; i++) {
             const bw_contrib_t *c = &t->threat.contrib[i];

@@ -193,8 +193,11 @@ static void threats_json(bw_obs_t *obs, bw_wbuf_t *w)
         bw_wbuf_printf(w, ",\"rule\":");
         bw_wbuf_json_str(w, v[i]->rule->name);
         jnum(w, ",\"probability\":", v[i]->probability);
-        bw_wbuf_printf(w, ",\"level\":\"%s\",\"time\":%lld,\"llr\":",
-                       bw_level_name(v[i]->level), (long long)v[i]->time_ms);
+        bw_wbuf_printf(w,
+                       ",\"level\":\"%s\",\"time\":%lld,\"since\":%lld,"
+                       "\"llr\":",
+                       bw_level_name(v[i]->level), (long long)v[i]->time_ms,
+                       (long long)v[i]->since_ms);
         jnum(w, "", v[i]->llr);
         bw_wbuf_printf(w, ",\"contributors\":[");
         for (int k = 0; k < v[i]->n; k++) {

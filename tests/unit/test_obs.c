@@ -207,8 +207,7 @@ static void test_kstats(void **state)
     char bad[sizeof(stats_doc)];
 
     (void)state;
-    assert_int_equal(bw_kstats_parse(stats_doc, strlen(stats_doc), st),
-                     BW_OK);
+    assert_int_equal(bw_kstats_parse(stats_doc, strlen(stats_doc), st), BW_OK);
     assert_int_equal(st->n_parts, 3);
     assert_string_equal(st->parts[0].topic, "in");
     assert_int_equal(st->parts[0].partition, 0);
@@ -340,14 +339,27 @@ static void test_view_json(void **state)
     obs = bw_obs_new(&cfg, false, errstr, sizeof(errstr));
     for (int i = 0; i < 30; i++) { /* an episode of 10 alerts, then quiet */
         bool a = i >= 10 && i < 20;
-        feed(obs, "eu", "latency", (int64_t)i * 1000, i, NAN, a ? 1 : 0.01,
-             a);
+        feed(obs, "eu", "latency", (int64_t)i * 1000, i, NAN, a ? 1 : 0.01, a);
     }
     for (int i = 0; i < 5; i++) { /* an ongoing one in another series */
         feed(obs, "us", "latency", 40000 + i * 1000, i, NAN, 1, true);
     }
+    { /* a threat at high since 42 s */
+        static bw_rule_cfg_t rule = {.name = "exfil", .n_signals = 1};
+        bw_threat_rec_t rec = {.time_ms = 50000, .entity = "eu", .rule = &rule};
+        strcpy(rule.signals[0].metric, "auth_failures");
+        rec.threat.probability = 0.7;
+        rec.threat.level = BW_LEVEL_HIGH;
+        rec.threat.since_ms = 42000;
+        rec.threat.n_contrib = 1;
+        rec.threat.contrib[0].llr = 3.0;
+        bw_obs_threat(obs, &rec, 5000);
+    }
     assert_true(bw_obs_view_json(obs, "overview", NULL, 5000, &w));
     t = text(&w);
+    assert_non_null(strstr(t, "\"rule\":\"exfil\",\"probability\":0.7,"
+                              "\"level\":\"high\",\"time\":50000,"
+                              "\"since\":42000"));
     assert_non_null(strstr(t, "\"episodes\":[{\"key\":\"us/api/latency\","
                               "\"start\":40000,\"end\":44000,\"peak\":1,"
                               "\"ongoing\":true},{\"key\":\"eu/api/latency\","
@@ -429,11 +441,9 @@ static void test_http_routes(void **state)
         clock_gettime(CLOCK_MONOTONIC, &ts);
         bw_obs_heartbeat(obs, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
                          30);
-        assert_int_equal(http(port, "GET", "/healthz", buf, sizeof(buf)),
-                         200);
+        assert_int_equal(http(port, "GET", "/healthz", buf, sizeof(buf)), 200);
         nanosleep(&nap, NULL);
-        assert_int_equal(http(port, "GET", "/healthz", buf, sizeof(buf)),
-                         503);
+        assert_int_equal(http(port, "GET", "/healthz", buf, sizeof(buf)), 503);
         assert_non_null(strstr(buf, "has not turned"));
     }
     bw_wbuf_printf(&page, "bayeswatch_test_total 5\n");
@@ -445,8 +455,7 @@ static void test_http_routes(void **state)
     assert_int_equal(http(port, "GET", "/", buf, sizeof(buf)), 200);
     assert_non_null(strstr(buf, "<title>bayeswatch</title>"));
     assert_int_equal(http(port, "GET", "/app.js", buf, sizeof(buf)), 200);
-    assert_int_equal(http(port, "GET", "/api/overview", buf, sizeof(buf)),
-                     200);
+    assert_int_equal(http(port, "GET", "/api/overview", buf, sizeof(buf)), 200);
     assert_int_equal(
         http(port, "GET", "/api/series?key=a%2Fb%2Fc", buf, sizeof(buf)), 404);
     assert_int_equal(http(port, "GET", "/nope", buf, sizeof(buf)), 404);

@@ -93,8 +93,9 @@ function drawThreats(o) {
     el("td", {}, el("span", { class: "badge " + (LEVEL_CLASS[t.level] || ""), text: t.level })),
     el("td", { class: "num", text: pct(t.probability) }),
     el("td", { text: t.contributors.map(c => c.metric + " " + c.llr.toFixed(2)).join(", ") }),
+    el("td", { text: t.since >= 0 ? when(t.since) : "–" }),
     el("td", { text: when(t.time) })));
-  $("threats").tBodies[0].replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 6, class: "muted", text: "none above 5%" }))]));
+  $("threats").tBodies[0].replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 7, class: "muted", text: "none above 5%" }))]));
 }
 
 function drawTop(o) {
