@@ -12,6 +12,16 @@
 #include "bayeswatch/emit.h"
 #include "jsonw.h"
 
+/* An event time, or null when there is none (< 0). */
+static void jtime_opt(bw_wbuf_t *w, const char *k, int64_t t, int *first)
+{
+    if (t >= 0) {
+        jint(w, k, t, first);
+    } else {
+        jnum(w, k, NAN, first);
+    }
+}
+
 /* Freshness and lineage; `stale` here too when @p with_stale (the threat
  * schema's order; the score schema has it earlier). */
 static void jorigin(bw_wbuf_t *w, int64_t t, const bw_origin_t *o,
@@ -61,11 +71,7 @@ bw_err_t bw_json_score(const bw_event_t *ev, const bw_score_t *sc,
     jnum(w, "block_typical", sc->block_expected, &first);
     jnum(w, "p_own", sc->p_own, &first);
     jnum(w, "p_population", sc->p_population, &first);
-    if (sc->abnormal_since >= 0) {
-        jint(w, "abnormal_since", sc->abnormal_since, &first);
-    } else {
-        jnum(w, "abnormal_since", NAN, &first);
-    }
+    jtime_opt(w, "abnormal_since", sc->abnormal_since, &first);
     jbool(w, "adopted", sc->adopted, &first);
     jnum(w, "baseline_z", sc->baseline_z, &first);
     jbool(w, "warmup", sc->warmup, &first);
@@ -102,11 +108,7 @@ bw_err_t bw_json_threat(const bw_threat_rec_t *t, int entity_kind,
         put(w, "}");
     }
     put(w, "]");
-    if (t->threat.since_ms >= 0) {
-        jint(w, "elevated_since", t->threat.since_ms, &first);
-    } else {
-        jnum(w, "elevated_since", NAN, &first);
-    }
+    jtime_opt(w, "elevated_since", t->threat.since_ms, &first);
     jorigin(w, t->time_ms, o, true, &first);
     put(w, "}\n");
     return w->err;

@@ -99,13 +99,19 @@ typedef struct {
     double n, z, nx, x, x2; /* window sums */
 } wsum_t;
 
+/* Per rule: the last emission (score -1 before the first) and the level's
+ * start (bw_threat_t.since_ms of the last evaluation). */
+typedef struct {
+    double score;
+    bw_level_t level;
+    int64_t since;
+} rule_state_t;
+
 struct bw_fusion_s {
     const bw_fusion_cfg_t *cfg;
     int nwin;
-    window_t *win; /* rule-major: rules * BW_SIGNALS_MAX */
-    double *last_score;
-    bw_level_t *last_level;
-    int64_t *since; /* per rule: bw_threat_t.since_ms of the last eval */
+    window_t *win;    /* rule-major: rules * BW_SIGNALS_MAX */
+    rule_state_t *rs; /* per rule */
 };
 
 const char *bw_level_name(int level)
@@ -192,6 +198,15 @@ static int by_llr(const void *a, const void *b)
     return x->signal - y->signal;
 }
 
+/* The probability at which @p level begins (low: 0). */
+static double band_of(const bw_fusion_cfg_t *cfg, int level)
+{
+    const double band[] = {0.0, cfg->band_moderate, cfg->band_high,
+                           cfg->band_critical};
+
+    return band[level];
+}
+
 /* The level with hysteresis: the band level of @p p, or a level up to
  * @p prev that p still holds at level_hold times its band (a level is
  * left only when the probability has clearly fallen, not as it hovers at
@@ -200,26 +215,23 @@ static int by_llr(const void *a, const void *b)
 static bw_level_t held_level(const bw_fusion_cfg_t *cfg, double p,
                              bw_level_t now, bw_level_t prev)
 {
-    const double band[] = {0.0, cfg->band_moderate, cfg->band_high,
-                           cfg->band_critical};
-
     for (int l = (int)prev; l > (int)now; l--) {
-        if (p >= cfg->level_hold * band[l]) {
+        if (p >= cfg->level_hold * band_of(cfg, l)) {
             return (bw_level_t)l;
         }
     }
     return now;
 }
 
-static int level_of(const bw_fusion_cfg_t *cfg, double p)
+/* The highest level whose band @p p reaches. */
+static bw_level_t level_of(const bw_fusion_cfg_t *cfg, double p)
 {
-    if (p >= cfg->band_critical) {
-        return BW_LEVEL_CRITICAL;
+    int l = BW_LEVEL_CRITICAL;
+
+    while (l > BW_LEVEL_LOW && !(p >= band_of(cfg, l))) {
+        l--;
     }
-    if (p >= cfg->band_high) {
-        return BW_LEVEL_HIGH;
-    }
-    return p >= cfg->band_moderate ? BW_LEVEL_MODERATE : BW_LEVEL_LOW;
+    return (bw_level_t)l;
 }
 
 void bw_fusion_combine(const bw_fusion_cfg_t *cfg, const bw_rule_cfg_t *rule,
@@ -266,11 +278,8 @@ bw_fusion_t *bw_fusion_new(const bw_fusion_cfg_t *cfg, char *errstr,
     fu->cfg = cfg;
     fu->nwin = rules * BW_SIGNALS_MAX;
     fu->win = bw_calloc((size_t)fu->nwin, sizeof(window_t));
-    fu->last_score = bw_calloc((size_t)rules, sizeof(double));
-    fu->last_level = bw_calloc((size_t)rules, sizeof(bw_level_t));
-    fu->since = bw_calloc((size_t)rules, sizeof(int64_t));
-    if (fu->win == NULL || fu->last_score == NULL || fu->last_level == NULL ||
-        fu->since == NULL) {
+    fu->rs = bw_calloc((size_t)rules, sizeof(rule_state_t));
+    if (fu->win == NULL || fu->rs == NULL) {
         goto fail;
     }
     for (int w = 0; w < fu->nwin; w++) {
@@ -280,8 +289,8 @@ bw_fusion_t *bw_fusion_new(const bw_fusion_cfg_t *cfg, char *errstr,
         fu->win[w].shift = NAN;
     }
     for (int r = 0; r < rules; r++) {
-        fu->last_score[r] = -1.0;
-        fu->since[r] = -1;
+        fu->rs[r].score = -1.0;
+        fu->rs[r].since = -1;
     }
     return fu;
 fail:
@@ -296,9 +305,7 @@ void bw_fusion_destroy(bw_fusion_t *fu)
         return;
     }
     bw_free(fu->win);
-    bw_free(fu->last_score);
-    bw_free(fu->last_level);
-    bw_free(fu->since);
+    bw_free(fu->rs);
     bw_free(fu);
 }
 
@@ -487,6 +494,7 @@ bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out)
     const bw_rule_cfg_t *r = &fu->cfg->rules[rule];
     double lbf[BW_SIGNALS_MAX];
     int64_t now = slot_of(fu->cfg, t_ms);
+    rule_state_t *st = &fu->rs[rule];
     bool emit;
 
     for (int s = 0; s < r->n_signals; s++) {
@@ -494,21 +502,21 @@ bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out)
                             now);
     }
     bw_fusion_combine(fu->cfg, r, lbf, out);
-    if (fu->last_score[rule] >= 0.0) { /* the level emitted last is current */
-        out->level = held_level(fu->cfg, out->probability, out->level,
-                                fu->last_level[rule]);
+    if (st->score >= 0.0) { /* the level emitted last is current */
+        out->level =
+            held_level(fu->cfg, out->probability, out->level, st->level);
     }
     if (out->level == BW_LEVEL_LOW) {
-        fu->since[rule] = -1;
-    } else if (fu->since[rule] < 0) {
-        fu->since[rule] = t_ms;
+        st->since = -1;
+    } else if (st->since < 0) {
+        st->since = t_ms;
     }
-    out->since_ms = fu->since[rule];
-    emit = fu->last_score[rule] < 0.0 || out->level != fu->last_level[rule] ||
-           fabs(out->score - fu->last_score[rule]) >= fu->cfg->emit_delta;
+    out->since_ms = st->since;
+    emit = st->score < 0.0 || out->level != st->level ||
+           fabs(out->score - st->score) >= fu->cfg->emit_delta;
     if (emit) {
-        fu->last_score[rule] = out->score;
-        fu->last_level[rule] = out->level;
+        st->score = out->score;
+        st->level = out->level;
     }
     return emit;
 }
@@ -541,9 +549,9 @@ bw_err_t bw_fusion_save(const bw_fusion_t *fu, bw_wbuf_t *w)
         bw_wbuf_f64(w, win->p_elev);
     }
     for (int r = 0; r < rules; r++) {
-        bw_wbuf_f64(w, fu->last_score[r]);
-        bw_wbuf_u32(w, (uint32_t)fu->last_level[r]);
-        bw_wbuf_i64(w, fu->since[r]);
+        bw_wbuf_f64(w, fu->rs[r].score);
+        bw_wbuf_u32(w, (uint32_t)fu->rs[r].level);
+        bw_wbuf_i64(w, fu->rs[r].since);
     }
     return w->err;
 }
@@ -592,13 +600,7 @@ static bool load_window(bw_rbuf_t *r, window_t *w, bool v2)
     return ok;
 }
 
-/* Per rule: the last emission and the level's start (v4; -1 before). */
-typedef struct {
-    double score;
-    bw_level_t level;
-    int64_t since;
-} rule_state_t;
-
+/* One rule's state; before v4 (FU04) no level start: -1. */
 static void load_rule(bw_rbuf_t *r, rule_state_t *q, bool has_since)
 {
     q->score = bw_rbuf_f64(r);
@@ -636,11 +638,7 @@ bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r)
     }
     if (r->err == BW_OK) {
         memcpy(fu->win, tmp, (size_t)fu->nwin * sizeof(window_t));
-        for (int q = 0; q < rules; q++) {
-            fu->last_score[q] = rs[q].score;
-            fu->last_level[q] = rs[q].level;
-            fu->since[q] = rs[q].since;
-        }
+        memcpy(fu->rs, rs, (size_t)rules * sizeof(rule_state_t));
         err = BW_OK;
     }
 done:
