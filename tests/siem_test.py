@@ -16,6 +16,7 @@ the SLO, a weak three-signal security incident) is replayed with
   - ids: unique, the same for the same record in both formats, and the
     same when the records are replayed (a replay of the first part of the
     input gives byte-identical documents for it);
+  - every line is one JSON document, also with --threats written beside;
   - the validators reject a wrong document (they can fail).
 usage: siem_test.py BAYESWATCH_BIN SOURCE_DIR
 """
@@ -107,7 +108,10 @@ def replay(workdir, fmt, name):
     with open(cfg, "w") as f:
         f.write(CONFIG % fmt)
     out = os.path.join(workdir, name)
+    # with a threats CSV next to them: alerts must stay whole NDJSON
+    # lines (a shared scratch buffer once leaked CSV bytes into them)
     subprocess.run([BIN, "replay", "--config", cfg, "--alerts", out,
+                    "--threats", os.path.join(workdir, f"{name}.threats"),
                     "events.csv"], check=True, cwd=workdir,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(out) as f:

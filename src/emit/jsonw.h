@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "bayeswatch/buf.h"
+#include "bayeswatch/numfmt.h"
 
 static inline void put(bw_wbuf_t *w, const char *s)
 {
@@ -44,24 +45,22 @@ static inline void jstr(bw_wbuf_t *w, const char *k, const char *s, int *first)
 
 static inline void jnum(bw_wbuf_t *w, const char *k, double v, int *first)
 {
-    char buf[40];
+    char buf[BW_NUMFMT_MAX];
 
     key(w, k, first);
     if (!isfinite(v)) {
         put(w, "null");
         return;
     }
-    snprintf(buf, sizeof(buf), "%.17g", v);
-    put(w, buf);
+    bw_wbuf_bytes(w, buf, bw_fmt_g(buf, v, 17));
 }
 
 static inline void jint(bw_wbuf_t *w, const char *k, int64_t v, int *first)
 {
-    char buf[32];
+    char buf[BW_NUMFMT_MAX];
 
     key(w, k, first);
-    snprintf(buf, sizeof(buf), "%lld", (long long)v);
-    put(w, buf);
+    bw_wbuf_bytes(w, buf, bw_fmt_i64(buf, v));
 }
 
 static inline void jbool(bw_wbuf_t *w, const char *k, bool v, int *first)

@@ -13,6 +13,7 @@
 #include "bayeswatch/buf.h"
 #include "bayeswatch/emit.h"
 #include "bayeswatch/engine.h"
+#include "bayeswatch/numfmt.h"
 #include "bayeswatch/replay.h"
 #include "bayeswatch/timefmt.h"
 
@@ -31,7 +32,8 @@ typedef struct {
     int col[C_N];
     uint64_t line;
     int64_t last_scan;
-    bw_wbuf_t buf;    /* reused: an NDJSON line, or a CSV field */
+    bw_wbuf_t buf;    /* reused: an NDJSON line or a CSV row */
+    bw_wbuf_t field;  /* reused: a CSV field built before quoting */
     char version[20]; /* config hash, hex */
     int entity_kind;
 } replay_t;
@@ -50,7 +52,7 @@ static bw_origin_t origin(const replay_t *rp, int64_t t_ms)
     return o;
 }
 
-static void flush_json(replay_t *rp, FILE *out)
+static void flush_buf(replay_t *rp, FILE *out)
 {
     fwrite(rp->buf.data, 1, rp->buf.len, out);
     rp->buf.len = 0;
@@ -165,38 +167,63 @@ static void bad_row(replay_t *rp, const char *fmt, const char *arg)
     rp->st->bad++;
 }
 
+/* Output rows are built in a reused buffer and written with one fwrite. */
+static void put_str(bw_wbuf_t *w, const char *v)
+{
+    bw_wbuf_bytes(w, v, strlen(v));
+}
+
 /* One output field per RFC 4180: quoted (quotes doubled) when it holds a
  * comma, a quote or a line break, as is otherwise. */
-static void put_field(FILE *out, const char *v)
+static void put_field(bw_wbuf_t *w, const char *v)
 {
     if (strpbrk(v, ",\"\r\n") == NULL) {
-        fputs(v, out);
+        put_str(w, v);
         return;
     }
-    fputc('"', out);
+    bw_wbuf_u8(w, '"');
     for (; *v != '\0'; v++) {
         if (*v == '"') {
-            fputc('"', out);
+            bw_wbuf_u8(w, '"');
         }
-        fputc(*v, out);
+        bw_wbuf_u8(w, (uint8_t)*v);
     }
-    fputc('"', out);
+    bw_wbuf_u8(w, '"');
 }
 
 /* put_field after a separator */
-static void put_sep_field(FILE *out, const char *v)
+static void put_sep_field(bw_wbuf_t *w, const char *v)
 {
-    fputc(',', out);
-    put_field(out, v);
+    bw_wbuf_u8(w, ',');
+    put_field(w, v);
 }
 
-static void put_num(FILE *out, double v)
+/* ",%.{prec}{style}" with style 'g' or 'f', or a bare separator for NaN */
+static void put_dbl(bw_wbuf_t *w, double v, char style, int prec)
 {
-    if (isnan(v)) {
-        fputc(',', out);
-    } else {
-        fprintf(out, ",%.9g", v);
+    char num[BW_NUMFMT_MAX + 1];
+    size_t n = 0;
+
+    num[0] = ',';
+    if (!isnan(v)) {
+        n = style == 'f' ? bw_fmt_f(num + 1, v, prec)
+                         : bw_fmt_g(num + 1, v, prec);
     }
+    bw_wbuf_bytes(w, num, n + 1);
+}
+
+static void put_num(bw_wbuf_t *w, double v)
+{
+    put_dbl(w, v, 'g', 9);
+}
+
+/* ",%lld" */
+static void put_int(bw_wbuf_t *w, int64_t v)
+{
+    char num[BW_NUMFMT_MAX + 1];
+
+    num[0] = ',';
+    bw_wbuf_bytes(w, num, 1 + bw_fmt_i64(num + 1, v));
 }
 
 static void write_header(FILE *out)
@@ -209,66 +236,77 @@ static void write_header(FILE *out)
           out);
 }
 
-static void write_score(FILE *out, const char *ts, const char *value,
-                        const bw_event_t *ev, const bw_score_t *s)
+/* The score's fields after the event's own (timestamp, value). */
+static void score_fields(bw_wbuf_t *w, const bw_event_t *ev,
+                         const bw_score_t *s)
 {
-    put_field(out, ts);
-    put_sep_field(out, value);
-    fprintf(out, ",%.9g", bw_score_evidence(s));
-    put_sep_field(out, ev->region);
-    put_sep_field(out, ev->service);
-    put_sep_field(out, ev->metric);
-    fprintf(out, ",%s", bw_model_kind_name(s->model));
-    fprintf(out, ",%.2f", s->score);
-    put_num(out, s->p_value);
-    put_num(out, s->expected);
-    put_num(out, s->lower);
-    put_num(out, s->upper);
-    put_num(out, s->ess);
-    fprintf(out, ",%d", s->resampled);
-    put_num(out, s->surprise);
-    fprintf(out, ",%s,%d,%d,%d", bw_direction_name(s->direction), s->alert,
-            s->warmup, s->late);
-    put_num(out, s->actual);
-    put_num(out, s->p_slo);
-    put_num(out, s->shrinkage);
-    put_num(out, s->pop_mean);
-    put_num(out, s->pop_z);
-    put_num(out, s->p_anomaly);
-    put_num(out, s->p_collective);
-    put_num(out, s->block_mean);
-    put_num(out, s->block_expected);
-    put_num(out, s->p_own);
-    put_num(out, s->p_population);
-    if (s->abnormal_since >= 0) {
-        fprintf(out, ",%lld", (long long)s->abnormal_since);
-    } else {
-        fputc(',', out);
+    const double tail[] = {s->actual,       s->p_slo,       s->shrinkage,
+                           s->pop_mean,     s->pop_z,       s->p_anomaly,
+                           s->p_collective, s->block_mean,  s->block_expected,
+                           s->p_own,        s->p_population};
+
+    put_num(w, bw_score_evidence(s));
+    put_sep_field(w, ev->region);
+    put_sep_field(w, ev->service);
+    put_sep_field(w, ev->metric);
+    bw_wbuf_u8(w, ',');
+    put_str(w, bw_model_kind_name(s->model));
+    put_dbl(w, s->score, 'f', 2);
+    put_num(w, s->p_value);
+    put_num(w, s->expected);
+    put_num(w, s->lower);
+    put_num(w, s->upper);
+    put_num(w, s->ess);
+    put_int(w, s->resampled);
+    put_num(w, s->surprise);
+    bw_wbuf_u8(w, ',');
+    put_str(w, bw_direction_name(s->direction));
+    put_int(w, s->alert);
+    put_int(w, s->warmup);
+    put_int(w, s->late);
+    for (size_t i = 0; i < sizeof(tail) / sizeof(tail[0]); i++) {
+        put_num(w, tail[i]);
     }
-    fprintf(out, ",%d", s->adopted);
-    put_num(out, s->baseline_z);
-    fputc('\n', out);
+    if (s->abnormal_since >= 0) {
+        put_int(w, s->abnormal_since);
+    } else {
+        bw_wbuf_u8(w, ',');
+    }
+    put_int(w, s->adopted);
+    put_num(w, s->baseline_z);
+    bw_wbuf_u8(w, '\n');
 }
 
-/* metric:llr;metric:llr... as one CSV field, built in @p buf (reused). */
-static void contributors(FILE *out, const bw_threat_rec_t *rec, bw_wbuf_t *buf)
+static void write_score(replay_t *rp, const char *ts, const char *value,
+                        const bw_event_t *ev, const bw_score_t *s)
+{
+    put_field(&rp->buf, ts);
+    put_sep_field(&rp->buf, value);
+    score_fields(&rp->buf, ev, s);
+    flush_buf(rp, rp->o->out);
+}
+
+/* metric:llr;metric:llr... as one CSV field: built in @p tmp (reused),
+ * then appended to @p w quoted as it needs. */
+static void contributors(bw_wbuf_t *w, const bw_threat_rec_t *rec,
+                         bw_wbuf_t *tmp)
 {
     const bw_threat_t *t = &rec->threat;
-    char llr[32];
+    char llr[BW_NUMFMT_MAX + 1];
 
-    buf->len = 0;
+    tmp->len = 0;
     for (int k = 0; k < t->n_contrib; k++) {
         const char *metric = rec->rule->signals[t->contrib[k].signal].metric;
         if (k > 0) {
-            bw_wbuf_u8(buf, ';');
+            bw_wbuf_u8(tmp, ';');
         }
-        bw_wbuf_bytes(buf, metric, strlen(metric));
-        snprintf(llr, sizeof(llr), ":%.4f", t->contrib[k].llr);
-        bw_wbuf_bytes(buf, llr, strlen(llr));
+        put_str(tmp, metric);
+        llr[0] = ':';
+        bw_wbuf_bytes(tmp, llr, 1 + bw_fmt_f(llr + 1, t->contrib[k].llr, 4));
     }
-    bw_wbuf_u8(buf, 0);
-    if (buf->err == BW_OK) {
-        put_field(out, (const char *)buf->data);
+    bw_wbuf_u8(tmp, 0);
+    if (tmp->err == BW_OK) {
+        put_field(w, (const char *)tmp->data);
     }
 }
 
@@ -287,7 +325,7 @@ static void score_alerts(replay_t *rp, const bw_event_t *ev,
             bw_origin_t o = origin(rp, ev->time_ms);
             bw_siem_score(al->format, (bw_alert_kind_t)k, ev, sc, &o, &rp->buf);
             bw_wbuf_bytes(&rp->buf, "\n", 1);
-            flush_json(rp, rp->o->alerts);
+            flush_buf(rp, rp->o->alerts);
             rp->st->alerts++;
         }
     }
@@ -301,7 +339,7 @@ static void threat_alert(replay_t *rp, const bw_threat_rec_t *rec)
     if ((int)rec->threat.level >= al->threat_level) {
         bw_siem_threat(al->format, rec, rp->entity_kind, &o, &rp->buf);
         bw_wbuf_bytes(&rp->buf, "\n", 1);
-        flush_json(rp, rp->o->alerts);
+        flush_buf(rp, rp->o->alerts);
         rp->st->alerts++;
     }
 }
@@ -311,6 +349,8 @@ static void on_threat(void *opaque, const bw_threat_rec_t *rec)
     replay_t *rp = opaque;
     FILE *out = rp->o->threats;
     const bw_threat_t *t = &rec->threat;
+    bw_wbuf_t *w = &rp->buf;
+    char ms[BW_NUMFMT_MAX];
 
     if (rp->o->alerts != NULL) {
         threat_alert(rp, rec);
@@ -321,36 +361,46 @@ static void on_threat(void *opaque, const bw_threat_rec_t *rec)
     if (rp->o->json) {
         bw_origin_t o = origin(rp, rec->time_ms);
         bw_json_threat(rec, rp->entity_kind, &o, &rp->buf);
-        flush_json(rp, out);
+        flush_buf(rp, out);
         rp->st->threats++;
         return;
     }
 
-    fprintf(out, "%lld", (long long)rec->time_ms);
-    put_sep_field(out, rec->entity);
-    put_sep_field(out, rec->rule->name);
-    fprintf(out, ",%.9g,%.2f,%s,%.6g,", t->probability, t->score,
-            bw_level_name(t->level), t->llr);
-    contributors(out, rec, &rp->buf);
-    fputc(',', out);
+    bw_wbuf_bytes(w, ms, bw_fmt_i64(ms, rec->time_ms));
+    put_sep_field(w, rec->entity);
+    put_sep_field(w, rec->rule->name);
+    put_num(w, t->probability);
+    put_dbl(w, t->score, 'f', 2);
+    bw_wbuf_u8(w, ',');
+    put_str(w, bw_level_name(t->level));
+    put_dbl(w, t->llr, 'g', 6);
+    bw_wbuf_u8(w, ',');
+    contributors(w, rec, &rp->field);
     if (t->since_ms >= 0) {
-        fprintf(out, "%lld", (long long)t->since_ms);
+        put_int(w, t->since_ms);
+    } else {
+        bw_wbuf_u8(w, ',');
     }
-    fputc('\n', out);
+    bw_wbuf_u8(w, '\n');
+    flush_buf(rp, out);
     rp->st->threats++;
 }
 
 static void on_stale(void *opaque, const bw_stale_t *st)
 {
     replay_t *rp = opaque;
+    bw_wbuf_t *w = &rp->buf;
+    char ms[BW_NUMFMT_MAX];
 
-    fprintf(rp->o->stale, "%lld",
-            (long long)(st->last_event_ms + st->silent_ms));
-    put_sep_field(rp->o->stale, st->region);
-    put_sep_field(rp->o->stale, st->service);
-    put_sep_field(rp->o->stale, st->metric);
-    fprintf(rp->o->stale, ",%lld,%lld,%.0f\n", (long long)st->last_event_ms,
-            (long long)st->silent_ms, st->interval_ms);
+    bw_wbuf_bytes(w, ms, bw_fmt_i64(ms, st->last_event_ms + st->silent_ms));
+    put_sep_field(w, st->region);
+    put_sep_field(w, st->service);
+    put_sep_field(w, st->metric);
+    put_int(w, st->last_event_ms);
+    put_int(w, st->silent_ms);
+    put_dbl(w, st->interval_ms, 'f', 0);
+    bw_wbuf_u8(w, '\n');
+    flush_buf(rp, rp->o->stale);
     rp->st->stale++;
 }
 
@@ -452,10 +502,10 @@ static void process_line(replay_t *rp, bw_engine_t *eng, char *line)
     if (rp->o->json) {
         bw_origin_t o = origin(rp, ev.time_ms);
         bw_json_score(&ev, &sc, &o, &rp->buf);
-        flush_json(rp, rp->o->out);
+        flush_buf(rp, rp->o->out);
         return;
     }
-    write_score(rp->o->out, f[rp->col[C_TIME]], f[rp->col[C_VALUE]], &ev, &sc);
+    write_score(rp, f[rp->col[C_TIME]], f[rp->col[C_VALUE]], &ev, &sc);
 }
 
 static bw_err_t stream(replay_t *rp, bw_engine_t *eng, FILE *in)
@@ -533,6 +583,7 @@ bw_err_t bw_replay_run(const bw_config_t *cfg, const bw_replay_opts_t *o,
     rp.entity_kind = cfg->model.fusion.entity;
     err = stream(&rp, eng, in);
     bw_wbuf_free(&rp.buf);
+    bw_wbuf_free(&rp.field);
     bw_engine_stats(eng, &es);
     st->series = es.series + es.groups;
     fprintf(o->diag,

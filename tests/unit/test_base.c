@@ -3,8 +3,11 @@
  * table 3-7 (well-formed byte sequences) and its examples of ill-formed
  * ones; CRC-32 and FNV-1a 64 against their published check values; the
  * hash map (growth, capacity, overwrite, iteration); timestamp parsing
- * against hand-computed epochs and impossible dates.
+ * against hand-computed epochs and impossible dates; the number formatter
+ * against snprintf on edge values and random doubles (fixed seed).
  */
+#include <float.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +20,7 @@
 #include "bayeswatch/buf.h"
 #include "bayeswatch/hash.h"
 #include "bayeswatch/map.h"
+#include "bayeswatch/numfmt.h"
 #include "bayeswatch/timefmt.h"
 
 static void test_utf8_well_formed(void **state)
@@ -210,6 +214,108 @@ static void test_time_parse(void **state)
     }
 }
 
+/* splitmix64: the test's own deterministic stream */
+static uint64_t next_u64(uint64_t *x)
+{
+    uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
+
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+static double next_unit(uint64_t *x)
+{
+    return (double)(next_u64(x) >> 11) * 0x1.0p-53;
+}
+
+/* bw_fmt_g and bw_fmt_f write what snprintf writes, at every precision */
+static void check_fmt(double v)
+{
+    char want[BW_NUMFMT_MAX], got[BW_NUMFMT_MAX];
+    size_t n;
+
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(want, sizeof(want), "%.*g", prec, v);
+        n = bw_fmt_g(got, v, prec);
+        if (strcmp(want, got) != 0 || n != strlen(want)) {
+            fail_msg("%%.%dg of %a: printf \"%s\", bw_fmt_g \"%s\"", prec, v,
+                     want, got);
+        }
+    }
+    for (int dec = 0; dec <= 9; dec++) {
+        if (fabs(v) >= 1e30) {
+            break; /* printf's own path; long text */
+        }
+        snprintf(want, sizeof(want), "%.*f", dec, v);
+        n = bw_fmt_f(got, v, dec);
+        if (strcmp(want, got) != 0 || n != strlen(want)) {
+            fail_msg("%%.%df of %a: printf \"%s\", bw_fmt_f \"%s\"", dec, v,
+                     want, got);
+        }
+    }
+}
+
+static void test_numfmt_edges(void **state)
+{
+    /* clang-format off */
+    static const double fixed[] = {
+        0.0, -0.0, 1.0, -1.0, 0.5, 1.5, 2.5, -2.5, 0.125, 0.0001, 0.00001,
+        9.9999999995e-5, 99999.5, 999999999.5, 1234567895.0, 144.52, 0.1,
+        0.3, 1e-300, 5e-324, DBL_MIN, DBL_MAX, -DBL_MAX, 1e16, 1e17, 1e21,
+        1e22, 123456789012345678.0, 0.005, 0.015, 0.025, 1.005, 2.675,
+        HUGE_VAL, -HUGE_VAL, 4503599627370496.5, 9007199254740993.0
+    };
+    /* clang-format on */
+    char got[BW_NUMFMT_MAX], want[BW_NUMFMT_MAX];
+    int64_t ints[] = {
+        0, 7, -7, 10, 9223372036854775807LL, INT64_MIN, 1767225600000LL};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        check_fmt(fixed[i]);
+    }
+    for (int k = -25; k <= 25; k++) { /* powers of ten and neighbours */
+        double p = pow(10.0, k);
+
+        check_fmt(p);
+        check_fmt(nextafter(p, 0.0));
+        check_fmt(nextafter(p, HUGE_VAL));
+        check_fmt(-p);
+    }
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        snprintf(want, sizeof(want), "%lld", (long long)ints[i]);
+        bw_fmt_i64(got, ints[i]);
+        assert_string_equal(got, want);
+    }
+}
+
+static void test_numfmt_random(void **state)
+{
+    uint64_t x = 20261203;
+    double v;
+
+    (void)state;
+    for (int i = 0; i < 20000; i++) {
+        uint64_t bits = next_u64(&x);
+
+        memcpy(&v, &bits, sizeof(v)); /* any double */
+        if (isfinite(v)) {
+            check_fmt(v);
+        }
+        /* magnitudes telemetry has, log-uniform over 1e-16..1e22 */
+        v = pow(10.0, -16.0 + 38.0 * next_unit(&x));
+        check_fmt(next_u64(&x) & 1 ? v : -v);
+        /* decimal readings (144.52, 0.0035), their halves (ties) and
+         * integers */
+        v = (double)(next_u64(&x) % 100000000) /
+            pow(10.0, (int)(next_u64(&x) % 12));
+        check_fmt(v);
+        check_fmt(v / 2.0);
+        check_fmt((double)(int64_t)(next_u64(&x) >> 8));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -219,6 +325,8 @@ int main(void)
         cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_utf8_well_formed),
         cmocka_unit_test(test_utf8_ill_formed),
+        cmocka_unit_test(test_numfmt_edges),
+        cmocka_unit_test(test_numfmt_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
