@@ -7,8 +7,8 @@
  *     N = round(m * 2^e * 10^s),   s = prec - 1 - k,   k = floor(log10 |v|)
  * which is one 128-bit integer division (or a shift), m * 5^s * 2^(e+s)
  * with the negative powers in the denominator, exact whenever both fit in
- * 126 bits (at 9 digits, |v| from about 1e-30 to 1e25). k from log10 can be one
- * off near a power of ten, and rounding can carry into a new digit
+ * 126 bits (at 9 digits, |v| from about 1e-30 to 1e25). k from the binary
+ * exponent can be one off, and rounding can carry into a new digit
  * (9.9999999995 -> 10.0000000), so N is recomputed with k +- 1 until the exact
  * value has at least prec digits and its rounding at most prec: this is the
  * exponent X of C11 7.21.6.1's %g rule, which then picks the f or e style and
@@ -173,10 +173,14 @@ static void split(double v, uint64_t *m, int *e)
 static int digits_of(double v, int prec, char *d, int *x)
 {
     uint64_t m, n64;
-    int e, k = (int)floor(log10(v));
+    int e, k;
     u128 n = 0, t = 0, lo = pow_u128(10, prec - 1), hi = lo * 10;
 
     split(v, &m, &e);
+    /* log10 v from log2 v ~ e + 52 + (m / 2^52 - 1), which is at most 0.09
+     * low: k is right or one low, and the loop below corrects it */
+    k = (int)floor((e + 52 + ((double)m * 0x1.0p-52 - 1.0)) *
+                   0.30102999566398119521);
     for (int tries = 0;; tries++) {
         if (tries == 3 || !scaled_round(m, e, prec - 1 - k, &n, &t)) {
             return 0;
