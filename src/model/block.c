@@ -24,7 +24,9 @@
  * p_collective on the event that closes the block, except when the point
  * model reported an anomaly (p_anomaly >= 0.5) in this block or the
  * previous one: that deviation is already reported at its event, and a
- * level shift moves the next block's mean as well.
+ * level shift moves the next block's mean as well. When a seasonal profile
+ * starts to apply, the series' filter moves this model's frame with its
+ * own (pf.c, reframe_block), as it does at an adoption (bw__pf_shift).
  *
  * Cost: one filter step per m events and O(1) per event; memory: one
  * filter without seasonal profiles and with a memory m times shorter.

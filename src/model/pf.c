@@ -567,15 +567,18 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
  * `framed`: a profile that became active by age before it had an
  * estimate must still move the frame when its estimate arrives. */
 /* The memory of recent values moves with the frame: each value less the
- * newly applied profiles at its time (k events back, at the series' usual
- * interval), so that familiarity is judged without the cycle: a lasting
- * change to a level the cycle visited yesterday is not familiar. */
-static void reframe_memory(bw_pf_t *pf, int64_t age, int which)
+ * newly applied profiles at its time (k values back, at @p mp's usual
+ * interval; the profiles are @p pf's), so that familiarity is judged
+ * without the cycle: a lasting change to a level the cycle visited
+ * yesterday is not familiar. @p mp is the filter itself or its block
+ * model, whose values are block means of the same de-seasonalised values. */
+static void reframe_memory(bw_pf_t *mp, const bw_pf_t *pf, int64_t age,
+                           int which)
 {
-    double step = pf->interval > 0.0 ? pf->interval : 0.0;
+    double step = mp->interval > 0.0 ? mp->interval : 0.0;
 
-    for (int k = 0; k < pf->recent.n; k++) {
-        int64_t t = pf->t_last - (int64_t)(k * step);
+    for (int k = 0; k < mp->recent.n; k++) {
+        int64_t t = mp->t_last - (int64_t)(k * step);
         double v = 0.0;
         if (which & 1) {
             v += bw__season_value(&pf->daily, t, age);
@@ -583,9 +586,29 @@ static void reframe_memory(bw_pf_t *pf, int64_t age, int which)
         if (which & 2) {
             v += bw__season_value(&pf->weekly, t, age);
         }
-        bw__memory_shift_back(&pf->recent, k, v);
+        bw__memory_shift_back(&mp->recent, k, v);
     }
-    bw__memory_resum(&pf->recent);
+    bw__memory_resum(&mp->recent);
+}
+
+/* The block model filters block means of the de-seasonalised values, so
+ * its frame moves with the filter's: its level, its memory and the open
+ * block's sum (values of the old frame, re-expressed at this phase).
+ * Without this, the first block with the profile applied is a step of the
+ * profile's size, reported as a sustained anomaly of every series with a
+ * cycle at the moment its profile starts to apply. */
+static void reframe_block(bw_pf_t *pf, int64_t age, int which, double shift)
+{
+    bw_block_t *b = &pf->block;
+
+    if (b->pf == NULL) {
+        return;
+    }
+    if (b->pf->recent.n > 0) {
+        reframe_memory(b->pf, pf, age, which);
+    }
+    bw__pf_shift(b->pf, -shift);
+    b->sum -= shift * b->n;
 }
 
 /*
@@ -637,7 +660,10 @@ static void reframe(bw_pf_t *pf, int64_t age, double sd, double sw)
     }
     pf->framed |= which;
     if (which != 0 && pf->recent.n > 0) {
-        reframe_memory(pf, age, which);
+        reframe_memory(pf, pf, age, which);
+    }
+    if (which != 0) {
+        reframe_block(pf, age, which, shift);
     }
     if (which == 0 || (shift == 0.0 && pf->exc_since < 0)) {
         return;
