@@ -23,8 +23,12 @@
  * posterior probability that the block mean is anomalous is reported as
  * p_collective on the event that closes the block, except when the point
  * model reported an anomaly (p_anomaly >= 0.5) in this block or the
- * previous one: that deviation is already reported at its event, and a
- * level shift moves the next block's mean as well. When a seasonal profile
+ * previous one and holds the changes it reports (abnormal episodes): that
+ * deviation is already reported at its events, and a level shift moves
+ * the next block's mean as well. Before the point model's episodes apply
+ * (the first days, when its changes are onset-only) a flagged onset is
+ * all it says of a change, which it then follows; the block's sustained
+ * deviation is reported then, flag or not. When a seasonal profile
  * starts to apply, the series' filter moves this model's frame with its
  * own (pf.c, reframe_block), as it does at an adoption (bw__pf_shift).
  *
@@ -75,11 +79,11 @@ void bw__block_free(bw_block_t *b)
 
 /* The block closes: filter its mean and report. */
 static void close_block(bw_block_t *b, bw_pf_ws_t *ws, int64_t t_ms,
-                        bw_pf_out_t *out)
+                        bool point_holds, bw_pf_out_t *out)
 {
     bw_pf_out_t bo;
     double mean = b->sum / b->size;
-    bool reported = fmax(b->p_max, b->p_prev) >= 0.5;
+    bool reported = point_holds && fmax(b->p_max, b->p_prev) >= 0.5;
 
     b->p_prev = b->p_max;
     b->p_max = 0.0;
@@ -99,7 +103,7 @@ static void close_block(bw_block_t *b, bw_pf_ws_t *ws, int64_t t_ms,
 }
 
 void bw__block_add(bw_block_t *b, bw_pf_ws_t *ws, int64_t t_ms, double v,
-                   bw_pf_out_t *out)
+                   bool point_holds, bw_pf_out_t *out)
 {
     if (b->pf == NULL) {
         return;
@@ -107,7 +111,7 @@ void bw__block_add(bw_block_t *b, bw_pf_ws_t *ws, int64_t t_ms, double v,
     b->sum += v;
     b->p_max = fmax(b->p_max, out->p_anomaly);
     if (++b->n == b->size) {
-        close_block(b, ws, t_ms, out);
+        close_block(b, ws, t_ms, point_holds, out);
     }
 }
 

@@ -5,6 +5,7 @@
 #ifndef BW_MODEL_BLOCK_H
 #define BW_MODEL_BLOCK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "bayeswatch/buf.h"
@@ -28,9 +29,11 @@ int bw__block_init(bw_block_t *b, const bw_pf_cfg_t *parent, uint64_t seed,
 void bw__block_free(bw_block_t *b);
 /** Add one event (its cleaned, de-seasonalised value @p v and the point
  * model's output in @p out); when it closes a block, fill out->p_collective,
- * out->block_mean and out->block_expected. */
+ * out->block_mean and out->block_expected. @p point_holds: the point model
+ * holds the changes it flags (its abnormal episodes apply), so a flag in
+ * this block or the previous one has reported the block's deviation. */
 void bw__block_add(bw_block_t *b, bw_pf_ws_t *ws, int64_t t_ms, double v,
-                   bw_pf_out_t *out);
+                   bool point_holds, bw_pf_out_t *out);
 void bw__block_save(const bw_block_t *b, bw_wbuf_t *w);
 void bw__block_load(bw_block_t *b, bw_rbuf_t *r);
 size_t bw__block_memory(const bw_block_t *b);

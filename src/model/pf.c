@@ -692,10 +692,15 @@ static void reframe(bw_pf_t *pf, int64_t age, double sd, double sw)
  * onset-only level shifts (prior p_episode when p_shift is 0), as without
  * episodes.
  */
+static int episodes_on(const bw_pf_t *pf, int64_t age)
+{
+    return !pf->cfg->daily.enabled || bw__season_active(&pf->daily, age);
+}
+
 static void episode_phase(bw_pf_t *pf, int64_t age)
 {
     const bw_pf_cfg_t *cfg = pf->cfg;
-    int on = !cfg->daily.enabled || bw__season_active(&pf->daily, age);
+    int on = episodes_on(pf, age);
 
     if (pf->j_enter < 0) {
         return;
@@ -1666,7 +1671,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     }
     if (pf->events == 0) {
         first_event(pf, t_ms, y, out);
-        bw__block_add(&pf->block, ws, t_ms, y, out);
+        bw__block_add(&pf->block, ws, t_ms, y, true, out);
         return BW_OK;
     }
     if (t_ms < pf->t_last) {
@@ -1729,8 +1734,12 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     pf->t_last = t_ms;
     pf->events++;
     out->warmup = pf->events <= (uint64_t)cfg->warmup;
+    /* With abnormal episodes configured but not yet applying (the first
+     * days), the filter reports a change only at its onset and then
+     * follows it: the block model is then the one that sees it last. */
     bw__block_add(&pf->block, ws, t_ms,
-                  c.y - out->p_anomaly * (y - out->expected), out);
+                  c.y - out->p_anomaly * (y - out->expected),
+                  pf->j_enter < 0 || episodes_on(pf, age), out);
     return BW_OK;
 }
 
