@@ -70,40 +70,21 @@ static u128 pow_u128(unsigned base, int s)
 /* 5^s, from a table while it fits in 64 bits */
 static u128 pow5(int s)
 {
-    static const uint64_t table[28] = {UINT64_C(1),
-                                       UINT64_C(5),
-                                       UINT64_C(25),
-                                       UINT64_C(125),
-                                       UINT64_C(625),
-                                       UINT64_C(3125),
-                                       UINT64_C(15625),
-                                       UINT64_C(78125),
-                                       UINT64_C(390625),
-                                       UINT64_C(1953125),
-                                       UINT64_C(9765625),
-                                       UINT64_C(48828125),
-                                       UINT64_C(244140625),
-                                       UINT64_C(1220703125),
-                                       UINT64_C(6103515625),
-                                       UINT64_C(30517578125),
-                                       UINT64_C(152587890625),
-                                       UINT64_C(762939453125),
-                                       UINT64_C(3814697265625),
-                                       UINT64_C(19073486328125),
-                                       UINT64_C(95367431640625),
-                                       UINT64_C(476837158203125),
-                                       UINT64_C(2384185791015625),
-                                       UINT64_C(11920928955078125),
-                                       UINT64_C(59604644775390625),
-                                       UINT64_C(298023223876953125),
-                                       UINT64_C(1490116119384765625),
-                                       UINT64_C(7450580596923828125)};
+    /* clang-format off */
+    static const uint64_t table[28] = {
+        1u, 5u, 25u, 125u, 625u, 3125u, 15625u, 78125u, 390625u, 1953125u,
+        9765625u, 48828125u, 244140625u, 1220703125u, 6103515625u,
+        30517578125u, 152587890625u, 762939453125u, 3814697265625u,
+        19073486328125u, 95367431640625u, 476837158203125u, 2384185791015625u,
+        11920928955078125u, 59604644775390625u, 298023223876953125u,
+        1490116119384765625u, 7450580596923828125u
+    };
+    /* clang-format on */
 
     return s < 28 ? table[s] : pow_u128(5, s);
 }
 
-/* Upper bounds of the bit lengths of 5^s and 10^s (log2 5 < 2378 / 1024,
- * log2 10 < 3402 / 1024). */
+/* An upper bound of the bit length of 5^s (log2 5 < 2378 / 1024). */
 static int pow5_bits(int s)
 {
     return s * 2378 / 1024 + 1;
@@ -174,7 +155,7 @@ static int digits_of(double v, int prec, char *d, int *x)
 {
     uint64_t m, n64;
     int e, k;
-    u128 n = 0, t = 0, lo = pow_u128(10, prec - 1), hi = lo * 10;
+    u128 n = 0, t = 0, lo = pow5(prec - 1) << (prec - 1), hi = lo * 10;
 
     split(v, &m, &e);
     /* log10 v from log2 v ~ e + 52 + (m / 2^52 - 1), which is at most 0.09

@@ -226,6 +226,17 @@ static void put_int(bw_wbuf_t *w, int64_t v)
     bw_wbuf_bytes(w, num, 1 + bw_fmt_i64(num + 1, v));
 }
 
+/* An event time after a separator, or a bare separator when there is none
+ * (< 0). */
+static void put_time_opt(bw_wbuf_t *w, int64_t t)
+{
+    if (t >= 0) {
+        put_int(w, t);
+    } else {
+        bw_wbuf_u8(w, ',');
+    }
+}
+
 static void write_header(FILE *out)
 {
     fputs("timestamp,value,anomaly_score,region,service,metric,model,score,"
@@ -249,8 +260,7 @@ static void score_fields(bw_wbuf_t *w, const bw_event_t *ev,
     put_sep_field(w, ev->region);
     put_sep_field(w, ev->service);
     put_sep_field(w, ev->metric);
-    bw_wbuf_u8(w, ',');
-    put_str(w, bw_model_kind_name(s->model));
+    put_sep_field(w, bw_model_kind_name(s->model));
     put_dbl(w, s->score, 'f', 2);
     put_num(w, s->p_value);
     put_num(w, s->expected);
@@ -259,19 +269,14 @@ static void score_fields(bw_wbuf_t *w, const bw_event_t *ev,
     put_num(w, s->ess);
     put_int(w, s->resampled);
     put_num(w, s->surprise);
-    bw_wbuf_u8(w, ',');
-    put_str(w, bw_direction_name(s->direction));
+    put_sep_field(w, bw_direction_name(s->direction));
     put_int(w, s->alert);
     put_int(w, s->warmup);
     put_int(w, s->late);
     for (size_t i = 0; i < sizeof(tail) / sizeof(tail[0]); i++) {
         put_num(w, tail[i]);
     }
-    if (s->abnormal_since >= 0) {
-        put_int(w, s->abnormal_since);
-    } else {
-        bw_wbuf_u8(w, ',');
-    }
+    put_time_opt(w, s->abnormal_since);
     put_int(w, s->adopted);
     put_num(w, s->baseline_z);
     bw_wbuf_u8(w, '\n');
@@ -371,16 +376,11 @@ static void on_threat(void *opaque, const bw_threat_rec_t *rec)
     put_sep_field(w, rec->rule->name);
     put_num(w, t->probability);
     put_dbl(w, t->score, 'f', 2);
-    bw_wbuf_u8(w, ',');
-    put_str(w, bw_level_name(t->level));
+    put_sep_field(w, bw_level_name(t->level));
     put_dbl(w, t->llr, 'g', 6);
     bw_wbuf_u8(w, ',');
     contributors(w, rec, &rp->field);
-    if (t->since_ms >= 0) {
-        put_int(w, t->since_ms);
-    } else {
-        bw_wbuf_u8(w, ',');
-    }
+    put_time_opt(w, t->since_ms);
     bw_wbuf_u8(w, '\n');
     flush_buf(rp, out);
     rp->st->threats++;
