@@ -658,7 +658,7 @@ static void excursion_to_episode(bw_pf_t *pf, double shift)
  * restart from it with the weight of the pairs it used (at most what
  * their forgetting keeps), and learn_ar goes on from there. Zeroed
  * instead, the correlated noise of the next half hour read as level
- * changes (test_profile_start_keeps_ar: 19 of 3,600 events flagged; the
+ * changes (test_profile_start_remeasures_ar: 19 of 3,600 events flagged; the
  * fleet's AR(1) series at 00:09-00:14 of day 3), and the old estimate
  * kept instead is the cycle's (test_quality: false alarms 6.5 -> 9.0 per
  * 10,000 on white noise). Spikes in the memory pull r toward -1/2, phi

@@ -728,17 +728,17 @@ static void test_profile_start_moves_block_model(void **state)
 /*
  * AR(1) noise across the profile's start. When the daily profile starts to
  * apply, the noise's autocorrelation is measured again against the model
- * that has it (a cycle the level lagged read as correlation). Until the new
- * estimate has its AR_MIN pairs the filter must go on with the old one: set
- * to 0 there, the correlated noise of the next half hour read as level
- * changes (the fleet: AR(1) CPU, latency and egress series flagged at
- * 00:09-00:14 of day 3, up to 134 rows; held-out seeds, 8 episodes).
- * One-minute data, a daily sine of 8 noise sds, AR(1) noise with phi 0.8
- * and unit variance, 10 noise seeds; no incident, so nothing may be
- * flagged in the 6 hours after the profile starts (events flagged: 19 of
- * 3,600 with the reset to 0, 0 with the old estimate kept).
+ * that has it (a cycle the level lagged read as correlation), from the
+ * remembered values in the new frame (pf.c, ar_from_memory). Set to 0
+ * there until 30 new pairs were in, the correlated noise of the next half
+ * hour read as level changes (the fleet: AR(1) CPU, latency and egress
+ * series flagged from 00:09-00:14 of day 3, up to 134 rows; held-out
+ * seeds, 8 episodes). One-minute data, a daily sine of 8 noise sds, AR(1)
+ * noise with phi 0.8 and unit variance, 10 noise seeds; no incident, so
+ * nothing may be flagged in the 6 hours after the profile starts (events
+ * flagged: 19 of 3,600 with the reset to 0, 0 re-measured).
  */
-static void test_profile_start_keeps_ar(void **state)
+static void test_profile_start_remeasures_ar(void **state)
 {
     const double phi = 0.8;
     int flagged = 0;
@@ -859,7 +859,7 @@ int main(void)
         cmocka_unit_test(test_seasonal_shift_is_adopted_cleanly),
         cmocka_unit_test(test_excursion_across_profile_start),
         cmocka_unit_test(test_profile_start_moves_block_model),
-        cmocka_unit_test(test_profile_start_keeps_ar),
+        cmocka_unit_test(test_profile_start_remeasures_ar),
         cmocka_unit_test(test_day2_shift_reported_by_blocks),
         cmocka_unit_test(test_state_identity_inside_episode),
     };
