@@ -43,5 +43,7 @@ void bw__pf_shift(bw_pf_t *pf, double delta);
 /** Fix the AR(1) noise coefficient (tests; with cfg->ar_noise false it
  * stays fixed). */
 void bw__pf_set_ar(bw_pf_t *pf, double phi);
+/** The AR(1) noise coefficient in use (tests). */
+double bw__pf_ar(const bw_pf_t *pf);
 
 #endif

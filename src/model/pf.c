@@ -654,12 +654,17 @@ static void excursion_to_episode(bw_pf_t *pf, double shift)
  * values, which reframe_memory has just put in the new frame. With a
  * slowly moving level the first differences d_t of AR(1) noise have lag-1
  * autocorrelation r = -(1 - phi) / 2 whatever the level (differencing
- * removes it): phi = 1 + 2 r, clamped as in learn_ar. The moment sums
- * restart from it with the weight of the pairs it used (at most what
+ * removes it): phi = 1 + 2 r, clamped as in learn_ar. The values are the
+ * in-sample residuals of the profile's bins (estimated from them), so the
+ * estimate is low (phi 0.5 reads as 0.39, 0.8 as 0.58:
+ * test_profile_start_ar_estimate), the side of the zero it replaces; read
+ * from the values before the move it is unbiased, but the cycle's own
+ * steps then count as correlation (5-minute data: NAB CV -1.5). The moment
+ * sums restart from it with the weight of the pairs it used (at most what
  * their forgetting keeps), and learn_ar goes on from there. Zeroed
  * instead, the correlated noise of the next half hour read as level
- * changes (test_profile_start_remeasures_ar: 19 of 3,600 events flagged; the
- * fleet's AR(1) series at 00:09-00:14 of day 3), and the old estimate
+ * changes (test_profile_start_remeasures_ar: 19 of 3,600 events flagged;
+ * the fleet's AR(1) series at 00:09-00:14 of day 3), and the old estimate
  * kept instead is the cycle's (test_quality: false alarms 6.5 -> 9.0 per
  * 10,000 on white noise). Spikes in the memory pull r toward -1/2, phi
  * toward 0: the side that was there before.
@@ -1448,6 +1453,11 @@ static double adopt(bw_pf_t *pf)
 void bw__pf_set_ar(bw_pf_t *pf, double phi)
 {
     pf->phi = phi;
+}
+
+double bw__pf_ar(const bw_pf_t *pf)
+{
+    return pf->phi;
 }
 
 void bw__pf_shift(bw_pf_t *pf, double delta)
