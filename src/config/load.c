@@ -257,13 +257,19 @@ static const bw_key_t *find_key(const bw_key_t *tbl, const char *name,
 static void unknown_key(loader_t *ld, const bw_key_t *tbl, yaml_node_t *kn,
                         const char *path)
 {
-    char valid[512];
+    char valid[1024];
     size_t used = 0;
 
     valid[0] = '\0';
-    for (int i = 0; tbl[i].name != NULL && used < sizeof(valid); i++) {
-        used += (size_t)snprintf(valid + used, sizeof(valid) - used, "%s%s",
-                                 i ? ", " : "", tbl[i].name);
+    for (int i = 0; tbl[i].name != NULL; i++) {
+        size_t room = sizeof(valid) - used - 5; /* room for ", ..." */
+        int n =
+            snprintf(valid + used, room, "%s%s", i ? ", " : "", tbl[i].name);
+        if (n < 0 || (size_t)n >= room) { /* never cut a name in half */
+            memcpy(valid + used, ", ...", 6);
+            break;
+        }
+        used += (size_t)n;
     }
     report(ld, kn, path, "unknown key \"%s\" (valid: %s)", scalar(kn), valid);
 }
