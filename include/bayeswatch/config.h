@@ -77,7 +77,9 @@ typedef struct {
     double recur_relative;  /* ... or this fraction of the excursion */
     double recur_gap; /* values this near the level are not another state */
     int recur_visit;  /* events a jump must behave like earlier stays */
-    bool memory_normal_only; /* anomalous values are not remembered */
+    double recur_spike_prior; /* P(a phase holds a recurring spike); 0 off */
+    int recur_spike_width;    /* bins either side of the phase */
+    bool memory_normal_only;  /* anomalous values are not remembered */
     bool local_noise;    /* inflate the noise to the current state's spread */
     bool ar_noise;       /* learn AR(1) correlation of the observation noise */
     double ar_half_life; /* events; forgetting of its estimate */

@@ -164,6 +164,15 @@ static const bw_key_t pf_keys[] = {
           "level are the current state's own spread, not another state: "
           "they do not make a value familiar, and a value that near is no "
           "recurrent jump (0: every remembered value counts)"),
+    K_DBL(PF, recur_spike_prior, 0, 0.5, "0.00001",
+          "prior probability that a time of day holds a recurring spike (a "
+          "daily job): a spike of about the size earlier days showed within "
+          "recur_spike_width bins of its phase is then usual, not an "
+          "anomaly (a Bayes factor over the days, model section); 0 = off"),
+    K_INT(PF, recur_spike_width, 0, 1000, "3",
+          "daily profile bins either side of an event's phase where "
+          "earlier days' spikes count as recurring (3 of 288: +- 15 "
+          "minutes)"),
     K_INT(PF, recur_visit, 0, 1000, "8",
           "a jump to a familiar value must last as the series' earlier "
           "stays there did: for this many events after it, each further "

@@ -86,6 +86,7 @@
 #include "bayeswatch/timefmt.h"
 #include "block.h"
 #include "memory.h"
+#include "phase.h"
 #include "season.h"
 #include "vecmath.h"
 #include "bayeswatch/mem.h"
@@ -99,7 +100,8 @@
 #define BATCH_ARRAYS 22 /* per-particle scratch arrays of a step */
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
-#define PF_STATE_TAG 0x50463037u    /* "PF07" */
+#define PF_STATE_TAG 0x50463038u    /* "PF08" */
+#define PF_STATE_TAG_07 0x50463037u /* "PF07": read, without `phase` */
 #define PF_STATE_TAG_06 0x50463036u /* "PF06": read, without `vis` */
 #define PF_STATE_TAG_05 0x50463035u /* "PF05": read, without `held_since` */
 #define PF_STATE_TAG_04 0x50463034u /* "PF04": read, without `framed` */
@@ -141,6 +143,7 @@ struct bw_pf_s {
     uint64_t events, late;
     bw_rng_t rng;
     bw_season_t daily, weekly;
+    bw__phase_t phase;   /* recurring spikes by time of day (phase.c) */
     bw_block_t block;    /* collective anomalies: filter on block means */
     bw__memory_t recent; /* recent de-seasonalised values (memory.c) */
     double sd_last;      /* noise sd after the previous event */
@@ -311,7 +314,10 @@ bw_pf_t *bw_pf_new(const bw_pf_cfg_t *cfg, uint64_t seed, char *errstr,
     pf->mem = bw_malloc((size_t)(N_ARRAYS + 2) * pf->n * sizeof(double));
     if (pf->mem == NULL || bw__memory_init(&pf->recent, cfg->recur_window) ||
         bw__season_init(&pf->daily, &cfg->daily, DAY_MS) ||
-        bw__season_init(&pf->weekly, &cfg->weekly, WEEK_MS)) {
+        bw__season_init(&pf->weekly, &cfg->weekly, WEEK_MS) ||
+        bw__phase_init(&pf->phase, cfg->daily.bins, cfg->recur_spike_width,
+                       cfg->p_spike > 0.0 ? cfg->recur_spike_prior : 0.0,
+                       cfg->daily.half_life)) {
         goto fail;
     }
     arrays[0] = &pf->m0, arrays[1] = &pf->m1, arrays[2] = &pf->c00;
@@ -352,6 +358,7 @@ void bw_pf_destroy(bw_pf_t *pf)
     bw__block_free(&pf->block);
     bw__season_free(&pf->daily);
     bw__season_free(&pf->weekly);
+    bw__phase_free(&pf->phase);
     bw__memory_free(&pf->recent);
     bw_free(pf->mem);
     bw_free(pf);
@@ -394,7 +401,7 @@ size_t bw_pf_memory(const bw_pf_t *pf)
     return sizeof(*pf) + (size_t)(N_ARRAYS + 2) * pf->n * sizeof(double) +
            (size_t)(pf->cfg->recur_window + 1) * sizeof(float) +
            bw__season_memory(&pf->daily) + bw__season_memory(&pf->weekly) +
-           bw__block_memory(&pf->block);
+           bw__phase_memory(&pf->phase) + bw__block_memory(&pf->block);
 }
 
 uint64_t bw_pf_events(const bw_pf_t *pf)
@@ -774,13 +781,15 @@ static double time_step(bw_pf_t *pf, int64_t t_ms)
 typedef struct {
     double dt;
     double y;
-    double kdof;   /* log-density constant for the current dof */
-    double q, qt;  /* innovation variance ratios scaled by dt */
-    double lrecur; /* log density of recent values at y */
-    double pstay;  /* a visit to y's state goes on (visit_stay) */
-    double kt;     /* local noise: observation variance factor */
-    double phi;    /* AR(1) noise coefficient over this gap */
-    double y_prev; /* the previous de-seasonalised value */
+    double kdof;       /* log-density constant for the current dof */
+    double q, qt;      /* innovation variance ratios scaled by dt */
+    double lrecur;     /* log density of recent values at y */
+    double pstay;      /* a visit to y's state goes on (visit_stay) */
+    double kt;         /* local noise: observation variance factor */
+    double phi;        /* AR(1) noise coefficient over this gap */
+    double y_prev;     /* the previous de-seasonalised value */
+    double spike_mult; /* spike children's prior / p_spike (phase.c) */
+    double norm_mult;  /* normal children's prior / theirs */
 } step_ctx_t;
 
 /* Per-particle scratch of one step, arrays of ws->cap (structure of
@@ -991,9 +1000,12 @@ static void batch_children(const bw_pf_t *pf, const step_ctx_t *c,
     }
     for (int j = 0; j < pf->k; j++) {
         const double cw = pf->child_w[j] + pf->child_v[j] * c->kt;
-        const double pj = pf->child_p[j];
+        const int kind = pf->child_kind[j];
+        const double pj =
+            pf->child_p[j] * (kind == CHILD_SPIKE    ? c->spike_mult
+                              : kind == CHILD_NORMAL ? c->norm_mult
+                                                     : 1.0);
         double *p = ws->ll + (size_t)j * ws->cap;
-        int kind = pf->child_kind[j];
         if (kind == CHILD_RECUR) {
             for (int i = 0; i < n; i++) {
                 p[i] = pj * b->mult[i] * b->g[i] *
@@ -1638,6 +1650,47 @@ static void track_excursion(bw_pf_t *pf, int64_t t_ms, double before,
  * error, which it must go on learning to correct (test_quality: holding
  * there doubled the false alarms of the following day).
  */
+/*
+ * The spike regime's prior for this event from the recurring spikes at its
+ * time of day (phase.c); the normal children give up what it gains.
+ * Returns the share of a spike that is usual here (0: none).
+ */
+static double phase_prior(const bw_pf_t *pf, int64_t t_ms, step_ctx_t *c)
+{
+    const bw_pf_cfg_t *cfg = pf->cfg;
+    bw__phase_at_t at = {c->y, pf->level_last, pf->sd_last,
+                         cfg->recur_bandwidth, cfg->recur_relative};
+    double anomalous, pr, p_norm;
+
+    c->spike_mult = c->norm_mult = 1.0;
+    if (pf->phase.bin == NULL) {
+        return 0.0;
+    }
+    pr = bw__phase_spike_prior(&pf->phase, t_ms, pf->interval, cfg->p_spike,
+                               &at, &anomalous);
+    p_norm = 1.0 - cfg->p_spike - cfg->p_shift - cfg->p_episode -
+             (cfg->recur_window > 0 ? cfg->p_recur : 0.0);
+    c->spike_mult = pr / cfg->p_spike;
+    c->norm_mult = (p_norm - (pr - cfg->p_spike)) / p_norm;
+    return 1.0 - anomalous;
+}
+
+/* A spike usual at this time of day (P = usual) is reported as normal; the
+ * model learnt from the event as from any spike (the profile, the noise and
+ * the block model leave it out). */
+static void report_usual(bw_pf_out_t *out, double usual)
+{
+    if (!(usual > 0.0)) {
+        return;
+    }
+    out->p_anomaly = fmax(out->p_anomaly - usual, 0.0);
+    out->p_spike = fmax(out->p_spike - usual, 0.0);
+    if (out->p_anomaly < 0.5 &&
+        (out->direction == BW_DIR_SPIKE || out->direction == BW_DIR_DIP)) {
+        out->direction = BW_DIR_NONE;
+    }
+}
+
 static void learn_profile(const bw_pf_t *pf, bw_season_t *s, int64_t t_ms,
                           double y, double normal, double warm)
 {
@@ -1712,7 +1765,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
 {
     const bw_pf_cfg_t *cfg = pf->cfg;
     step_ctx_t c;
-    double sd, sw;
+    double sd, sw, usual, spike;
     int64_t age;
 
     memset(out, 0, sizeof(*out));
@@ -1753,8 +1806,11 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     c.phi = pf->phi > 0.0 && c.dt > 0.0 ? pow(pf->phi, c.dt) : 0.0;
     c.y_prev = pf->yd_prev;
     memory_terms(pf, c.y, &c.lrecur, &c.kt, &c.pstay);
+    usual = phase_prior(pf, t_ms, &c);
 
     filter(pf, ws, &c, out);
+    spike = out->p_spike;
+    bw__phase_learn(&pf->phase, t_ms, c.y, out->p_anomaly, pf->interval);
     learn_ar(pf, c.y, out);
     out->noise_factor = c.kt;
     /* The memory of familiar values learns from normal values only: a
@@ -1791,6 +1847,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     bw__block_add(&pf->block, ws, t_ms,
                   c.y - out->p_anomaly * (y - out->expected),
                   pf->j_enter < 0 || episodes_on(pf, age), out);
+    report_usual(out, spike * usual);
     return BW_OK;
 }
 
@@ -1895,6 +1952,7 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw__season_save(&pf->daily, w);
     bw__season_save(&pf->weekly, w);
     bw__block_save(&pf->block, w);
+    bw__phase_save(&pf->phase, w);
     return w->err;
 }
 
@@ -1903,8 +1961,9 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     uint8_t seas;
     uint32_t tag = bw_rbuf_u32(r);
 
-    if ((tag != PF_STATE_TAG && tag != PF_STATE_TAG_06 &&
-         tag != PF_STATE_TAG_05 && tag != PF_STATE_TAG_04) ||
+    if ((tag != PF_STATE_TAG && tag != PF_STATE_TAG_07 &&
+         tag != PF_STATE_TAG_06 && tag != PF_STATE_TAG_05 &&
+         tag != PF_STATE_TAG_04) ||
         bw_rbuf_u32(r) != (uint32_t)pf->n ||
         bw_rbuf_u32(r) != (uint32_t)pf->k) {
         return BW_ERR_CORRUPT;
@@ -1917,7 +1976,7 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     }
     bw_rbuf_f64s(r, pf->mem, (size_t)(N_ARRAYS + 1) * pf->n);
     memset(pf->vis, 0, (size_t)pf->n * sizeof(double));
-    if (tag == PF_STATE_TAG) {
+    if (tag == PF_STATE_TAG || tag == PF_STATE_TAG_07) {
         bw_rbuf_f64s(r, pf->vis, (size_t)pf->n);
         for (int i = 0; i < pf->n; i++) {
             if (!(pf->vis[i] >= 0.0 && pf->vis[i] <= pf->cfg->recur_visit)) {
@@ -1940,7 +1999,8 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     pf->exc_level = 0.0;
     pf->exc_far = NAN;
     pf->calm = pf->exc_events = 0;
-    if (tag == PF_STATE_TAG || tag == PF_STATE_TAG_06) {
+    if (tag == PF_STATE_TAG || tag == PF_STATE_TAG_07 ||
+        tag == PF_STATE_TAG_06) {
         pf->held_since = bw_rbuf_time(r, -1);
         pf->exc_since = bw_rbuf_time(r, -1);
         pf->exc_level = bw_rbuf_finite(r);
@@ -1975,6 +2035,9 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     bw__season_load(&pf->daily, r);
     bw__season_load(&pf->weekly, r);
     bw__block_load(&pf->block, r);
+    if (tag == PF_STATE_TAG) { /* before PF08 nothing recurred yet */
+        bw__phase_load(&pf->phase, r);
+    }
     if (pf->framed < 0) { /* PF04 moved the frame when a profile was due */
         int64_t age = pf->t_last - pf->t_first;
         pf->framed = bw__season_active(&pf->daily, age) |

@@ -103,12 +103,15 @@ static void old_pf_format(bw_wbuf_t *w, int particles, int version)
     size_t held = vis + 10 * 8 + 4;
     size_t framed = held + PF06_EXTRA + 6 * 8 + 1;
 
+    w->data[0] = (uint8_t)('0' + version); /* "PF0v", little-endian */
+    if (version == 7) {
+        return; /* PF08 added the recurring spikes, off here */
+    }
     for (size_t i = 0; i < nv; i++) {
         assert_int_equal(w->data[vis + i], 0); /* no particle on a visit */
     }
     memmove(w->data + vis, w->data + vis + nv, w->len - vis - nv);
     w->len -= nv;
-    w->data[0] = (uint8_t)('0' + version); /* "PF0v", little-endian */
     if (version == 6) {
         return;
     }
@@ -135,13 +138,14 @@ static void pf_reads_old(int version)
     bw_wbuf_t w = {0};
     bw_rbuf_t r;
 
-    c.daily.enabled = true; /* a profile in use: framed = 1 by HALF */
-    c.block_size = 0;       /* no nested filter (it would be old too) */
+    c.daily.enabled = true;    /* a profile in use: framed = 1 by HALF */
+    c.block_size = 0;          /* no nested filter (it would be old too) */
+    c.recur_spike_prior = 0.0; /* no recurring spikes (PF08) to leave out */
     ws = bw_pf_ws_new(&c);
     pf = bw_pf_new(&c, 5, NULL, 0);
     run_pf(&c, pf, ws, 0, HALF, a);
     assert_int_equal(bw_pf_save(pf, &w), BW_OK);
-    assert_memory_equal(w.data, "\x37\x30\x46\x50", 4); /* "PF07" */
+    assert_memory_equal(w.data, "\x38\x30\x46\x50", 4); /* "PF08" */
     old_pf_format(&w, c.particles, version);
     old = bw_pf_new(&c, 99, NULL, 0);
     bw_rbuf_init(&r, w.data, w.len);
@@ -156,6 +160,12 @@ static void pf_reads_old(int version)
     bw_pf_destroy(pf);
     bw_pf_destroy(old);
     bw_pf_ws_destroy(ws);
+}
+
+static void test_pf_reads_pf07(void **state)
+{
+    (void)state;
+    pf_reads_old(7);
 }
 
 static void test_pf_reads_pf06(void **state)
@@ -462,6 +472,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pf_identity),
+        cmocka_unit_test(test_pf_reads_pf07),
         cmocka_unit_test(test_pf_reads_pf06),
         cmocka_unit_test(test_pf_reads_pf05),
         cmocka_unit_test(test_pf_reads_pf04),

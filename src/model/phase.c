@@ -1,0 +1,234 @@
+/*
+ * Recurring spikes by time of day: a nightly job's burst is usual at its
+ * hour, not an anomaly, once earlier days have shown it there.
+ *
+ * A Bayesian test per phase window (the event's phase bin +- width bins)
+ * between two hypotheses about the spikes seen there on earlier days:
+ *   H0: nothing recurs; a spike falls in the window by chance, with
+ *       q0 = 1 - (1 - r)^e per day (r the series' own per-event spike
+ *       rate, at least p_spike; e the window's events per day);
+ *   H1: a job recurs there, on a day with chance rho ~ Beta(3, 1).
+ * With k of n earlier days showing a spike of about this event's size in
+ * the window, the Bayes factor is the Beta-Binomial marginal over the
+ * Binomial one, B(k + 3, n - k + 1) / B(3, 1) / (q0^k (1 - q0)^(n - k))
+ * (the binomial coefficients cancel), and the prior odds of H1 are
+ * prior / (1 - prior). The spike regime then has the prior
+ *   p = (1 - P(H1)) p_spike + P(H1) E[rho | k, n] / e,
+ * of which (1 - P(H1)) p_spike / p is an anomaly: a spike explained by the
+ * job is usual. Only spikes of about this size count (the recurrent
+ * regime's familiarity radius around the spike seen there): a job whose
+ * burst comes out twice as large, or a dip at its hour, is still anomalous.
+ *
+ * Evidence per bin: the largest spike probability of each day's visit,
+ * counted from the next day on (a cluster of spikes within one day is not
+ * a recurrence), exponentially forgotten with the daily profile's
+ * half-life, which also weights the days n. Per bin PH_FIELDS floats.
+ * O(width) per event.
+ */
+#include <math.h>
+#include <string.h>
+
+#include <gsl/gsl_sf_gamma.h>
+
+#include "phase.h"
+#include "bayeswatch/mem.h"
+
+#define DAY_MS 86400000.0
+#define PH_FIELDS 4 /* earlier days' evidence, this visit's, its day, y */
+#define PH_OLD 0
+#define PH_NEW 1
+#define PH_DAY 2      /* day of the bin's latest visit; -1 never */
+#define PH_Y 3        /* value of the bin's latest likely spike */
+#define PH_A 3.0      /* Beta(PH_A, 1): a job's chance per day */
+#define PH_MIN_K 0.05 /* less evidence than this: nothing recurs */
+#define PH_MAX_P 0.5  /* cap on the spike prior */
+
+int bw__phase_init(bw__phase_t *p, int bins, int width, double prior,
+                   double half_life)
+{
+    memset(p, 0, sizeof(*p));
+    p->t0 = INT64_MIN;
+    p->bins = bins;
+    p->width = width;
+    p->prior = prior;
+    p->half_life = half_life;
+    if (!(prior > 0.0) || bins <= 0) {
+        p->prior = 0.0;
+        return 0;
+    }
+    p->bin = bw_calloc((size_t)bins * PH_FIELDS, sizeof(float));
+    if (p->bin == NULL) {
+        return -1;
+    }
+    for (int b = 0; b < bins; b++) {
+        p->bin[b * PH_FIELDS + PH_DAY] = -1.0f;
+    }
+    return 0;
+}
+
+void bw__phase_free(bw__phase_t *p)
+{
+    bw_free(p->bin);
+    p->bin = NULL;
+}
+
+size_t bw__phase_memory(const bw__phase_t *p)
+{
+    return p->bin != NULL ? (size_t)p->bins * PH_FIELDS * sizeof(float) : 0;
+}
+
+double bw__phase_posterior(double k, double n, double q0, double prior)
+{
+    double lbf = gsl_sf_lnbeta(k + PH_A, n - k + 1.0) -
+                 gsl_sf_lnbeta(PH_A, 1.0) -
+                 (k * log(q0) + (n - k) * log1p(-q0));
+    double lo = log(prior) - log1p(-prior) + lbf;
+
+    return lo > 0.0 ? 1.0 / (1.0 + exp(-lo)) : exp(lo) / (1.0 + exp(lo));
+}
+
+static double days(const bw__phase_t *p, int64_t t_ms)
+{
+    return (double)(t_ms - p->t0) / DAY_MS;
+}
+
+static int bin_of(const bw__phase_t *p, int64_t t_ms)
+{
+    int64_t ph = t_ms % (int64_t)DAY_MS;
+
+    if (ph < 0) {
+        ph += (int64_t)DAY_MS;
+    }
+    return (int)((double)ph / DAY_MS * p->bins);
+}
+
+/* Bin b's evidence from earlier days, forgotten to day @p now: its latest
+ * visit counts once it is over half a day old. */
+static double earlier(const float *e, double now, double dec)
+{
+    double old = e[PH_OLD];
+
+    if (e[PH_DAY] < 0.0f) {
+        return 0.0;
+    }
+    if (now - e[PH_DAY] > 0.5) {
+        old += e[PH_NEW];
+    }
+    return old > 0.0 ? old * pow(dec, now - e[PH_DAY]) : 0.0;
+}
+
+/* Earlier days' spikes near at->y in the window around bin b. */
+static double evidence(const bw__phase_t *p, int b, double now, double dec,
+                       const bw__phase_at_t *at)
+{
+    double k = 0.0;
+
+    for (int j = -p->width; j <= p->width; j++) {
+        const float *e =
+            p->bin + ((b + j) % p->bins + p->bins) % p->bins * PH_FIELDS;
+        double v = e[PH_Y];
+        double h =
+            fmax(at->bandwidth * at->sd, at->relative * fabs(v - at->level));
+        if (fabs(at->y - v) <= h) {
+            k += earlier(e, now, dec);
+        }
+    }
+    return k;
+}
+
+double bw__phase_spike_prior(const bw__phase_t *p, int64_t t_ms,
+                             double interval_ms, double p0,
+                             const bw__phase_at_t *at, double *anomalous)
+{
+    double now, dec, n, k, e, q0, h1, rho, pr;
+
+    *anomalous = 1.0;
+    if (p->bin == NULL || p->t0 == INT64_MIN || !(interval_ms > 0.0)) {
+        return p0;
+    }
+    now = days(p, t_ms);
+    if (now < 1.0) {
+        return p0;
+    }
+    dec = exp2(-1.0 / p->half_life);
+    k = evidence(p, bin_of(p, t_ms), now, dec, at);
+    if (k < PH_MIN_K) {
+        return p0;
+    }
+    /* earlier days, each weighted as its evidence is (a day ago: dec) */
+    n = dec * (1.0 - pow(dec, floor(now))) / (1.0 - dec);
+    k = fmin(k, n);
+    e = fmax((2 * p->width + 1) * DAY_MS / p->bins / interval_ms, 1.0);
+    q0 = -expm1(e * log1p(-fmax(p0, fmin(p->rate, PH_MAX_P))));
+    h1 = bw__phase_posterior(k, n, q0, p->prior);
+    rho = (k + PH_A) / (n + PH_A + 1.0);
+    pr = fmin((1.0 - h1) * p0 + h1 * rho / e, PH_MAX_P);
+    if (!(pr > p0)) {
+        return p0;
+    }
+    *anomalous = (1.0 - h1) * p0 / pr;
+    return pr;
+}
+
+void bw__phase_learn(bw__phase_t *p, int64_t t_ms, double y, double p_anomaly,
+                     double interval_ms)
+{
+    double now;
+    float *e;
+
+    if (p->bin == NULL) {
+        return;
+    }
+    if (p->t0 == INT64_MIN) {
+        p->t0 = t_ms;
+    }
+    if (interval_ms > 0.0) {
+        double a = fmin(interval_ms / (DAY_MS * p->half_life), 1.0);
+        p->rate += a * (p_anomaly - p->rate);
+    }
+    e = p->bin + (size_t)bin_of(p, t_ms) * PH_FIELDS;
+    now = days(p, t_ms);
+    if (e[PH_DAY] < 0.0f || now - e[PH_DAY] > 0.5) { /* a new visit */
+        if (e[PH_DAY] >= 0.0f) {
+            e[PH_OLD] = (float)((e[PH_OLD] + e[PH_NEW]) *
+                                exp2(-(now - e[PH_DAY]) / p->half_life));
+        }
+        e[PH_NEW] = 0.0f;
+        e[PH_DAY] = (float)now;
+    }
+    if (p_anomaly > 0.5 && p_anomaly > e[PH_NEW]) {
+        e[PH_Y] = (float)y;
+    }
+    e[PH_NEW] = fmaxf(e[PH_NEW], (float)p_anomaly);
+}
+
+void bw__phase_save(const bw__phase_t *p, bw_wbuf_t *w)
+{
+    if (p->bin == NULL) {
+        return;
+    }
+    bw_wbuf_f64(w, p->rate);
+    bw_wbuf_i64(w, p->t0);
+    bw_wbuf_f32s(w, p->bin, (size_t)p->bins * PH_FIELDS);
+}
+
+void bw__phase_load(bw__phase_t *p, bw_rbuf_t *r)
+{
+    if (p->bin == NULL) {
+        return;
+    }
+    p->rate = bw_rbuf_finite(r);
+    p->t0 = bw_rbuf_time(r, INT64_MIN);
+    bw_rbuf_f32s(r, p->bin, (size_t)p->bins * PH_FIELDS);
+    if (!(p->rate >= 0.0 && p->rate <= 1.0)) {
+        r->err = BW_ERR_CORRUPT;
+    }
+    for (int b = 0; b < p->bins; b++) {
+        const float *e = p->bin + (size_t)b * PH_FIELDS;
+        if (!(e[PH_OLD] >= 0.0f && e[PH_NEW] >= 0.0f && e[PH_NEW] <= 1.0f &&
+              e[PH_DAY] >= -1.0f && isfinite(e[PH_OLD]) &&
+              isfinite(e[PH_DAY]) && isfinite(e[PH_Y]))) {
+            r->err = BW_ERR_CORRUPT;
+        }
+    }
+}

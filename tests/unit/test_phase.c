@@ -1,0 +1,261 @@
+/*
+ * Recurring spikes by time of day (model.pf.recur_spike_prior, phase.c).
+ *  - Exact: the posterior of a recurring spike at a phase, P(H1 | k of n
+ *    days), against numerical integration of the Beta(3, 1)-Binomial
+ *    marginal (GSL QAGS), for whole and forgotten (fractional) counts.
+ *  - Known truth: a daily job's spike at 03:05 (5-minute data, Gaussian
+ *    noise) is flagged on its first day and is usual (p < 1/2) from its
+ *    fourth; a spike at another hour, a dip at the job's hour and a job
+ *    twice its usual size are still flagged. Spikes at random hours are
+ *    flagged as often as with the model off.
+ *  - State: a run split by save/load after the job became usual is
+ *    bit-identical to the run in one piece.
+ */
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_integration.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+
+#include "testutil.h"
+#include "bayeswatch/buf.h"
+#include "../../src/model/phase.h"
+
+#define STEP_MS (5 * 60 * 1000LL)
+#define PER_DAY 288
+#define DAYS 10
+#define N_EV (DAYS * PER_DAY)
+#define JOB_BIN 37 /* 03:05 */
+#define SIZE 15.0  /* noise sds */
+#define SEEDS 5
+
+/* ---- the posterior against quadrature ----------------------------------- */
+
+typedef struct {
+    double k, n;
+} kn_t;
+
+static double h1_integrand(double rho, void *arg)
+{
+    const kn_t *a = arg;
+
+    return 3.0 * rho * rho * pow(rho, a->k) * pow(1.0 - rho, a->n - a->k);
+}
+
+static double posterior_by_quadrature(double k, double n, double q0,
+                                      double prior)
+{
+    gsl_integration_workspace *ws = gsl_integration_workspace_alloc(1000);
+    kn_t a = {k, n};
+    gsl_function f = {h1_integrand, &a};
+    double m1, err, m0 = pow(q0, k) * pow(1.0 - q0, n - k);
+
+    assert_non_null(ws);
+    assert_int_equal(
+        gsl_integration_qags(&f, 0.0, 1.0, 0.0, 1e-12, 1000, ws, &m1, &err),
+        GSL_SUCCESS);
+    gsl_integration_workspace_free(ws);
+    return prior * m1 / (prior * m1 + (1.0 - prior) * m0);
+}
+
+static void test_posterior_vs_quadrature(void **state)
+{
+    static const double cases[][4] = {
+        {0, 1, 0.0345, 1e-4}, {1, 1, 0.0345, 1e-4},  {2, 2, 0.0345, 1e-4},
+        {3, 3, 0.0345, 1e-4}, {1, 5, 0.11, 1e-4},    {2.5, 4.7, 0.16, 1e-3},
+        {0.3, 10, 0.5, 0.01}, {6.2, 6.2, 0.2, 1e-4}, {4, 9.5, 0.0345, 0.3},
+    };
+
+    (void)state;
+    gsl_set_error_handler_off();
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const double *c = cases[i];
+        double got = bw__phase_posterior(c[0], c[1], c[2], c[3]);
+        double want = posterior_by_quadrature(c[0], c[1], c[2], c[3]);
+        print_message("k %.1f n %.1f q0 %.4f prior %g: P(H1) %.6g (quadrature "
+                      "%.6g)\n",
+                      c[0], c[1], c[2], c[3], got, want);
+        assert_true(fabs(got - want) <= 1e-9 * want + 1e-15);
+    }
+}
+
+/* ---- known truth --------------------------------------------------------- */
+
+/* 5-minute Gaussian noise around 100 (sd 1) with spikes: what[t] is the
+ * spike's size in noise sds at event t, 0 for none. */
+static void series(uint64_t seed, const double *what, double *y)
+{
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+
+    gsl_rng_set(r, seed);
+    for (int t = 0; t < N_EV; t++) {
+        y[t] = 100.0 + gsl_ran_gaussian(r, 1.0) + what[t];
+    }
+    gsl_rng_free(r);
+}
+
+static bw_pf_cfg_t phase_cfg(double prior)
+{
+    bw_pf_cfg_t c = test_pf_cfg();
+
+    c.daily.enabled = true; /* the shipped default */
+    c.recur_spike_prior = prior;
+    return c;
+}
+
+static void run(const bw_pf_cfg_t *c, uint64_t seed, const double *y, int from,
+                int to, bw_pf_t *pf, bw_pf_out_t *out)
+{
+    bw_pf_ws_t *ws = bw_pf_ws_new(c);
+
+    (void)seed;
+    assert_non_null(ws);
+    for (int t = from; t < to; t++) {
+        assert_int_equal(
+            bw_pf_update(pf, ws, (int64_t)t * STEP_MS, y[t], &out[t]), BW_OK);
+    }
+    bw_pf_ws_destroy(ws);
+}
+
+static void run_all(const bw_pf_cfg_t *c, uint64_t seed, const double *y,
+                    bw_pf_out_t *out)
+{
+    bw_pf_t *pf = bw_pf_new(c, seed, NULL, 0);
+
+    assert_non_null(pf);
+    run(c, seed, y, 0, N_EV, pf, out);
+    bw_pf_destroy(pf);
+}
+
+/* The job at 03:05 on days 0-7 (its size within +-3%); day 8 a dip at
+ * its hour; day 9 the job twice its size; day 7 also a spike at 15:00. */
+static void job(uint64_t seed, double *what)
+{
+    memset(what, 0, sizeof(double) * N_EV);
+    for (int d = 0; d < DAYS; d++) {
+        double wobble =
+            0.03 * ((double)((seed * 7 + (uint64_t)d * 13) % 21) - 10.0) / 10.0;
+        what[d * PER_DAY + JOB_BIN] = SIZE * (1.0 + wobble);
+    }
+    what[8 * PER_DAY + JOB_BIN] = -SIZE;
+    what[9 * PER_DAY + JOB_BIN] = 2.0 * SIZE;
+    what[7 * PER_DAY + 180] = 25.0; /* not the job's height */
+}
+
+static void test_daily_job_is_usual(void **state)
+{
+    static double what[N_EV], y[N_EV];
+    static bw_pf_out_t out[N_EV];
+    bw_pf_cfg_t c = phase_cfg(1e-5);
+
+    (void)state;
+    for (uint64_t s = 1; s <= SEEDS; s++) {
+        job(s, what);
+        series(100 + s, what, y);
+        run_all(&c, s, y, out);
+        print_message("seed %d: the job's p_anomaly by day:", (int)s);
+        for (int d = 0; d < DAYS; d++) {
+            print_message(" %.3f", out[d * PER_DAY + JOB_BIN].p_anomaly);
+        }
+        print_message("; 15:00 on day 7: %.3f\n",
+                      out[7 * PER_DAY + 180].p_anomaly);
+        {
+            bw_pf_cfg_t c0 = phase_cfg(0.0);
+            static bw_pf_out_t o0[N_EV];
+            run_all(&c0, s, y, o0);
+            print_message("  off:");
+            for (int d = 0; d < DAYS; d++) {
+                print_message(" %.3f", o0[d * PER_DAY + JOB_BIN].p_anomaly);
+            }
+            print_message("\n");
+        }
+        assert_true(out[JOB_BIN].p_anomaly >= 0.99);
+        assert_true(out[PER_DAY + JOB_BIN].p_anomaly >= 0.99);
+        for (int d = 5; d < 8; d++) {
+            const bw_pf_out_t *o = &out[d * PER_DAY + JOB_BIN];
+            assert_true(o->p_anomaly < 0.5);
+            assert_int_equal(o->direction, BW_DIR_NONE);
+        }
+        assert_true(out[7 * PER_DAY + 180].p_anomaly >= 0.99);
+        assert_true(out[8 * PER_DAY + JOB_BIN].p_anomaly >= 0.99);
+        assert_true(out[9 * PER_DAY + JOB_BIN].p_anomaly >= 0.99);
+    }
+}
+
+/* Four spikes a day at random times: nothing recurs, so as many are
+ * flagged as with the model off. */
+static void test_random_spikes_stay_anomalies(void **state)
+{
+    static double what[N_EV], y[N_EV];
+    static bw_pf_out_t on[N_EV], off[N_EV];
+    bw_pf_cfg_t c_on = phase_cfg(1e-5), c_off = phase_cfg(0.0);
+    int n_on = 0, n_off = 0, spikes = 0;
+
+    (void)state;
+    for (uint64_t s = 1; s <= SEEDS; s++) {
+        gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+        gsl_rng_set(r, 500 + s);
+        memset(what, 0, sizeof(what));
+        for (int d = 0; d < DAYS; d++) {
+            for (int j = 0; j < 4; j++) {
+                what[d * PER_DAY + (int)gsl_rng_uniform_int(r, PER_DAY)] =
+                    gsl_ran_flat(r, 8.0, 40.0);
+            }
+        }
+        gsl_rng_free(r);
+        series(200 + s, what, y);
+        run_all(&c_on, s, y, on);
+        run_all(&c_off, s, y, off);
+        for (int t = PER_DAY; t < N_EV; t++) {
+            if (what[t] > 0.0) {
+                spikes++;
+                n_on += on[t].p_anomaly >= 0.99;
+                n_off += off[t].p_anomaly >= 0.99;
+            }
+        }
+    }
+    print_message("random spikes after day 1 flagged: %d of %d on, %d off\n",
+                  n_on, spikes, n_off);
+    assert_int_equal(n_on, n_off);
+}
+
+static void test_state_round_trip(void **state)
+{
+    static double what[N_EV], y[N_EV];
+    static bw_pf_out_t a[N_EV], b[N_EV];
+    bw_pf_cfg_t c = phase_cfg(1e-5);
+    const int half = 5 * PER_DAY + 100;
+    bw_pf_t *first, *second;
+    bw_wbuf_t w = {0};
+    bw_rbuf_t r;
+
+    (void)state;
+    job(3, what);
+    series(103, what, y);
+    run_all(&c, 3, y, a);
+    first = bw_pf_new(&c, 3, NULL, 0);
+    second = bw_pf_new(&c, 77, NULL, 0);
+    assert_non_null(first);
+    assert_non_null(second);
+    run(&c, 3, y, 0, half, first, b);
+    assert_int_equal(bw_pf_save(first, &w), BW_OK);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_pf_load(second, &r), BW_OK);
+    assert_int_equal(r.pos, w.len);
+    run(&c, 3, y, half, N_EV, second, b);
+    assert_true(a[6 * PER_DAY + JOB_BIN].p_anomaly < 0.5); /* it mattered */
+    assert_memory_equal(a, b, sizeof(a));
+    bw_pf_destroy(first);
+    bw_pf_destroy(second);
+    bw_wbuf_free(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_posterior_vs_quadrature),
+        cmocka_unit_test(test_daily_job_is_usual),
+        cmocka_unit_test(test_random_spikes_stay_anomalies),
+        cmocka_unit_test(test_state_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
