@@ -42,6 +42,7 @@
 #define PH_A 3.0      /* Beta(PH_A, 1): a job's chance per day */
 #define PH_MIN_K 0.05 /* less evidence than this: nothing recurs */
 #define PH_MAX_P 0.5  /* cap on the spike prior */
+#define PH_RUN_MAX 3  /* a longer excursion is an episode, not a spike */
 
 int bw__phase_init(bw__phase_t *p, int bins, int width, double prior,
                    double half_life)
@@ -117,23 +118,17 @@ static double earlier(const float *e, double now, double dec)
     return old > 0.0 ? old * pow(dec, now - e[PH_DAY]) : 0.0;
 }
 
-/* Earlier days' spikes near at->y in the window around bin b. */
+/* Earlier days' spikes in bin b's window (the bin holds each day's
+ * largest, credited to every bin within width of the spike), if of about
+ * at->y's size. */
 static double evidence(const bw__phase_t *p, int b, double now, double dec,
                        const bw__phase_at_t *at)
 {
-    double k = 0.0;
+    const float *e = p->bin + (size_t)b * PH_FIELDS;
+    double v = e[PH_Y];
+    double h = fmax(at->bandwidth * at->sd, at->relative * fabs(v - at->level));
 
-    for (int j = -p->width; j <= p->width; j++) {
-        const float *e =
-            p->bin + ((b + j) % p->bins + p->bins) % p->bins * PH_FIELDS;
-        double v = e[PH_Y];
-        double h =
-            fmax(at->bandwidth * at->sd, at->relative * fabs(v - at->level));
-        if (fabs(at->y - v) <= h) {
-            k += earlier(e, now, dec);
-        }
-    }
-    return k;
+    return fabs(at->y - v) <= h ? earlier(e, now, dec) : 0.0;
 }
 
 double bw__phase_spike_prior(const bw__phase_t *p, int64_t t_ms,
@@ -170,25 +165,12 @@ double bw__phase_spike_prior(const bw__phase_t *p, int64_t t_ms,
     return pr;
 }
 
-void bw__phase_learn(bw__phase_t *p, int64_t t_ms, double y, double p_anomaly,
-                     double interval_ms)
+/* Bin e's evidence of day @p now: a visit more than half a day after the
+ * last starts a new day (the last one's goes to the earlier days). */
+static void credit(const bw__phase_t *p, float *e, double now, double y,
+                   double pr)
 {
-    double now;
-    float *e;
-
-    if (p->bin == NULL) {
-        return;
-    }
-    if (p->t0 == INT64_MIN) {
-        p->t0 = t_ms;
-    }
-    if (interval_ms > 0.0) {
-        double a = fmin(interval_ms / (DAY_MS * p->half_life), 1.0);
-        p->rate += a * (p_anomaly - p->rate);
-    }
-    e = p->bin + (size_t)bin_of(p, t_ms) * PH_FIELDS;
-    now = days(p, t_ms);
-    if (e[PH_DAY] < 0.0f || now - e[PH_DAY] > 0.5) { /* a new visit */
+    if (e[PH_DAY] < 0.0f || now - e[PH_DAY] > 0.5) {
         if (e[PH_DAY] >= 0.0f) {
             e[PH_OLD] = (float)((e[PH_OLD] + e[PH_NEW]) *
                                 exp2(-(now - e[PH_DAY]) / p->half_life));
@@ -196,10 +178,54 @@ void bw__phase_learn(bw__phase_t *p, int64_t t_ms, double y, double p_anomaly,
         e[PH_NEW] = 0.0f;
         e[PH_DAY] = (float)now;
     }
-    if (p_anomaly > 0.5 && p_anomaly > e[PH_NEW]) {
+    if (pr > e[PH_NEW]) {
+        e[PH_NEW] = (float)pr;
         e[PH_Y] = (float)y;
     }
-    e[PH_NEW] = fmaxf(e[PH_NEW], (float)p_anomaly);
+}
+
+/* A short excursion that has ended: its most anomalous event is a spike of
+ * its day in every bin within width of its phase. */
+static void credit_run(bw__phase_t *p)
+{
+    int b = bin_of(p, p->run_t);
+    double now = days(p, p->run_t);
+
+    for (int j = -p->width; j <= p->width; j++) {
+        int bb = ((b + j) % p->bins + p->bins) % p->bins;
+        credit(p, p->bin + (size_t)bb * PH_FIELDS, now, p->run_y, p->run_p);
+    }
+}
+
+void bw__phase_learn(bw__phase_t *p, int64_t t_ms, double y, double p_anomaly,
+                     double interval_ms)
+{
+    double spike = 0.0;
+
+    if (p->bin == NULL) {
+        return;
+    }
+    if (p->t0 == INT64_MIN) {
+        p->t0 = t_ms;
+    }
+    if (p_anomaly >= 0.5) { /* an excursion goes on */
+        if (p->run_len == 0 || p_anomaly > p->run_p) {
+            p->run_p = p_anomaly;
+            p->run_y = y;
+            p->run_t = t_ms;
+        }
+        p->run_len = p->run_len < PH_RUN_MAX + 1 ? p->run_len + 1 : p->run_len;
+    } else {
+        if (p->run_len > 0 && p->run_len <= PH_RUN_MAX) {
+            credit_run(p);
+            spike = p->run_p;
+        }
+        p->run_len = 0;
+    }
+    if (interval_ms > 0.0) {
+        double a = fmin(interval_ms / (DAY_MS * p->half_life), 1.0);
+        p->rate += a * (spike - p->rate);
+    }
 }
 
 void bw__phase_save(const bw__phase_t *p, bw_wbuf_t *w)
@@ -209,6 +235,10 @@ void bw__phase_save(const bw__phase_t *p, bw_wbuf_t *w)
     }
     bw_wbuf_f64(w, p->rate);
     bw_wbuf_i64(w, p->t0);
+    bw_wbuf_u32(w, (uint32_t)p->run_len);
+    bw_wbuf_f64(w, p->run_p);
+    bw_wbuf_f64(w, p->run_y);
+    bw_wbuf_i64(w, p->run_t);
     bw_wbuf_f32s(w, p->bin, (size_t)p->bins * PH_FIELDS);
 }
 
@@ -219,6 +249,10 @@ void bw__phase_load(bw__phase_t *p, bw_rbuf_t *r)
     }
     p->rate = bw_rbuf_finite(r);
     p->t0 = bw_rbuf_time(r, INT64_MIN);
+    p->run_len = (int)bw_rbuf_u32_in(r, 0, PH_RUN_MAX + 1);
+    p->run_p = bw_rbuf_finite(r);
+    p->run_y = bw_rbuf_finite(r);
+    p->run_t = bw_rbuf_time(r, INT64_MIN);
     bw_rbuf_f32s(r, p->bin, (size_t)p->bins * PH_FIELDS);
     if (!(p->rate >= 0.0 && p->rate <= 1.0)) {
         r->err = BW_ERR_CORRUPT;

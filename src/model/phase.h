@@ -17,6 +17,9 @@ typedef struct {
     double half_life; /* forgetting, in days */
     double rate;      /* per-event spike probability, forgotten */
     int64_t t0;       /* first event's time; INT64_MIN before it */
+    int run_len;      /* events of the current excursion (p >= 1/2) */
+    double run_p, run_y; /* its most anomalous event: probability, value */
+    int64_t run_t;       /* ... and time */
 } bw__phase_t;
 
 /* What an event's prior needs beyond its time: its (de-seasonalised)
@@ -43,9 +46,10 @@ double bw__phase_posterior(double k, double n, double q0, double prior);
 double bw__phase_spike_prior(const bw__phase_t *p, int64_t t_ms,
                              double interval_ms, double p0,
                              const bw__phase_at_t *at, double *anomalous);
-/** Learn that the event at @p t_ms (value @p y) was anomalous with
- * probability @p p_anomaly (a spike, or the onset of an episode: the
- * filter cannot yet tell a one-event excursion from either). */
+/** Learn from the event at @p t_ms (value @p y, anomalous with
+ * probability @p p_anomaly): an excursion of at most 3 events (p >= 1/2)
+ * counts as its day's spike once it has ended (a longer one is an
+ * episode, not a spike). */
 void bw__phase_learn(bw__phase_t *p, int64_t t_ms, double y, double p_anomaly,
                      double interval_ms);
 void bw__phase_save(const bw__phase_t *p, bw_wbuf_t *w);
