@@ -1628,29 +1628,6 @@ static void track_excursion(bw_pf_t *pf, int64_t t_ms, double before,
 }
 
 /*
- * Only the normal regime teaches the seasonal profile: not anomalies, not
- * jumps between familiar states (bursts would print into it). Each value
- * weighs by its precision, 1 / the local noise factor: a bin's mean is a
- * weighted least-squares estimate, and a busy state's values are that much
- * noisier. A profile that does not apply yet predicts nothing, so no value
- * can be abnormal with respect to it: until then an abnormal episode (a
- * daily swing the level cannot follow) teaches it too, else the bins of
- * the swing would never be learned.
- *
- * Adoption makes a lasting change the new normal *level*; whether the daily
- * (weekly) shape changed too can only be seen once the change has been
- * through every phase. So a profile learns nothing from the values of its
- * first period counted from the adopted episode's start (held_since): a
- * day without its usual pattern, adopted after adopt_after_ms, would
- * otherwise print into its bins and make the next day's normal pattern
- * read as a shift. A new pattern is learned from its second period on.
- * Only a profile that had applied for a full period when the episode began
- * holds: in its first applied period a profile is still being checked
- * against its own predictions, and an episode there is as likely its own
- * error, which it must go on learning to correct (test_quality: holding
- * there doubled the false alarms of the following day).
- */
-/*
  * The spike regime's prior for this event from the recurring spikes at its
  * time of day (phase.c); the normal children give up what it gains.
  * Returns the share of a spike that is usual here (0: none).
@@ -1691,6 +1668,29 @@ static void report_usual(bw_pf_out_t *out, double usual)
     }
 }
 
+/*
+ * Only the normal regime teaches the seasonal profile: not anomalies, not
+ * jumps between familiar states (bursts would print into it). Each value
+ * weighs by its precision, 1 / the local noise factor: a bin's mean is a
+ * weighted least-squares estimate, and a busy state's values are that much
+ * noisier. A profile that does not apply yet predicts nothing, so no value
+ * can be abnormal with respect to it: until then an abnormal episode (a
+ * daily swing the level cannot follow) teaches it too, else the bins of
+ * the swing would never be learned.
+ *
+ * Adoption makes a lasting change the new normal *level*; whether the daily
+ * (weekly) shape changed too can only be seen once the change has been
+ * through every phase. So a profile learns nothing from the values of its
+ * first period counted from the adopted episode's start (held_since): a
+ * day without its usual pattern, adopted after adopt_after_ms, would
+ * otherwise print into its bins and make the next day's normal pattern
+ * read as a shift. A new pattern is learned from its second period on.
+ * Only a profile that had applied for a full period when the episode began
+ * holds: in its first applied period a profile is still being checked
+ * against its own predictions, and an episode there is as likely its own
+ * error, which it must go on learning to correct (test_quality: holding
+ * there doubled the false alarms of the following day).
+ */
 static void learn_profile(const bw_pf_t *pf, bw_season_t *s, int64_t t_ms,
                           double y, double normal, double warm)
 {
