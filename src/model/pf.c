@@ -173,6 +173,7 @@ struct bw_pf_s {
     double child_p[K_MAX], child_v[K_MAX], child_w[K_MAX];
     int child_kind[K_MAX];
     double vbar;      /* E[1/lambda] under the quadrature */
+    double p_norm;    /* the normal children's prior, together */
     double stay;      /* P(an abnormal episode goes on at the next event) */
     int j_enter;      /* the episode-start child, -1 without episodes */
     int j_shift;      /* the level-shift child, -1 without shifts */
@@ -240,6 +241,8 @@ static int setup_children(bw_pf_t *pf)
     double p_norm = 1.0 - cfg->p_spike - cfg->p_shift - cfg->p_episode -
                     (cfg->recur_window > 0 ? cfg->p_recur : 0.0);
     int nn = t_nodes(cfg, lambda, omega), k = 0;
+
+    pf->p_norm = p_norm;
 
     if (nn < 0) {
         return -1;
@@ -1637,7 +1640,7 @@ static double phase_prior(const bw_pf_t *pf, int64_t t_ms, step_ctx_t *c)
     const bw_pf_cfg_t *cfg = pf->cfg;
     bw__phase_at_t at = {c->y, pf->level_last, pf->sd_last,
                          cfg->recur_bandwidth, cfg->recur_relative};
-    double anomalous, pr, p_norm;
+    double anomalous, pr;
 
     c->spike_mult = c->norm_mult = 1.0;
     if (pf->phase.bin == NULL) {
@@ -1645,10 +1648,8 @@ static double phase_prior(const bw_pf_t *pf, int64_t t_ms, step_ctx_t *c)
     }
     pr = bw__phase_spike_prior(&pf->phase, t_ms, pf->interval, cfg->p_spike,
                                &at, &anomalous);
-    p_norm = 1.0 - cfg->p_spike - cfg->p_shift - cfg->p_episode -
-             (cfg->recur_window > 0 ? cfg->p_recur : 0.0);
     c->spike_mult = pr / cfg->p_spike;
-    c->norm_mult = (p_norm - (pr - cfg->p_spike)) / p_norm;
+    c->norm_mult = (pf->p_norm - (pr - cfg->p_spike)) / pf->p_norm;
     return 1.0 - anomalous;
 }
 

@@ -5,8 +5,8 @@
  * A Bayesian test per phase window (the event's phase bin +- width bins)
  * between two hypotheses about the spikes seen there on earlier days:
  *   H0: nothing recurs; a spike falls in the window by chance, with
- *       q0 = 1 - (1 - r)^e per day (r the series' own per-event spike
- *       rate, at least p_spike; e the window's events per day);
+ *       q0 = 1 - (1 - r)^e per day (r the series' own rate of spikes per
+ *       event, at least p_spike; e the window's events per day);
  *   H1: a job recurs there, on a day with chance rho ~ Beta(3, 1).
  * With k of n earlier days showing a spike of about this event's size in
  * the window, the Bayes factor is the Beta-Binomial marginal over the
@@ -19,11 +19,15 @@
  * regime's familiarity radius around the spike seen there): a job whose
  * burst comes out twice as large, or a dip at its hour, is still anomalous.
  *
- * Evidence per bin: the largest spike probability of each day's visit,
- * counted from the next day on (a cluster of spikes within one day is not
- * a recurrence), exponentially forgotten with the daily profile's
- * half-life, which also weights the days n. Per bin PH_FIELDS floats.
- * O(width) per event.
+ * A spike, for this count, is an excursion of at most PH_RUN_MAX events at
+ * p >= 1/2 that has ended (a longer one is an episode: a daily shift is a
+ * change, not a job). Once over, its largest probability is credited to
+ * every bin within width of its phase as that day's evidence (each bin
+ * keeps its day's largest, with the spike's value), counted from the next
+ * day on (a cluster of spikes within one day is not a recurrence) and
+ * exponentially forgotten with the daily profile's half-life, which also
+ * weights the days n. Per bin PH_FIELDS floats; O(1) per event, O(width)
+ * per spike credited.
  */
 #include <math.h>
 #include <string.h>
@@ -31,6 +35,7 @@
 #include <gsl/gsl_sf_gamma.h>
 
 #include "phase.h"
+#include "season.h"
 #include "bayeswatch/mem.h"
 
 #define DAY_MS 86400000.0
@@ -95,12 +100,7 @@ static double days(const bw__phase_t *p, int64_t t_ms)
 
 static int bin_of(const bw__phase_t *p, int64_t t_ms)
 {
-    int64_t ph = t_ms % (int64_t)DAY_MS;
-
-    if (ph < 0) {
-        ph += (int64_t)DAY_MS;
-    }
-    return (int)((double)ph / DAY_MS * p->bins);
+    return bw__phase_bin(t_ms, (int64_t)DAY_MS, p->bins);
 }
 
 /* Bin b's evidence from earlier days, forgotten to day @p now: its latest

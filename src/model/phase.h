@@ -15,7 +15,7 @@ typedef struct {
     int width;        /* neighbourhood: bins either side */
     double prior;     /* P(a phase window holds a recurring spike); 0 = off */
     double half_life; /* forgetting, in days */
-    double rate;      /* per-event spike probability, forgotten */
+    double rate;      /* spikes (ended short excursions) per event, forgotten */
     int64_t t0;       /* first event's time; INT64_MIN before it */
     int run_len;      /* events of the current excursion (p >= 1/2) */
     double run_p, run_y; /* its most anomalous event: probability, value */

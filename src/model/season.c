@@ -81,12 +81,7 @@ size_t bw__season_memory(const bw_season_t *s)
 
 static int bin_of(const bw_season_t *s, int64_t t_ms)
 {
-    int64_t ph = t_ms % s->period_ms;
-
-    if (ph < 0) {
-        ph += s->period_ms;
-    }
-    return (int)((double)ph / (double)s->period_ms * s->cfg->bins);
+    return bw__phase_bin(t_ms, s->period_ms, s->cfg->bins);
 }
 
 /* Bin b's empirical-Bayes shrinkage factor (header comment). */

@@ -27,6 +27,18 @@ typedef struct {
     int64_t t0; /* first value's time; INT64_MIN before it */
 } bw_season_t;
 
+/** The bin of @p t_ms's phase in a period of @p period_ms cut into
+ * @p bins (also the recurring spikes' bins, phase.c). */
+static inline int bw__phase_bin(int64_t t_ms, int64_t period_ms, int bins)
+{
+    int64_t ph = t_ms % period_ms;
+
+    if (ph < 0) {
+        ph += period_ms;
+    }
+    return (int)((double)ph / (double)period_ms * bins);
+}
+
 int bw__season_init(bw_season_t *s, const bw_season_cfg_t *cfg,
                     int64_t period_ms);
 void bw__season_free(bw_season_t *s);

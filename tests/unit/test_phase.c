@@ -105,12 +105,11 @@ static bw_pf_cfg_t phase_cfg(double prior)
     return c;
 }
 
-static void run(const bw_pf_cfg_t *c, uint64_t seed, const double *y, int from,
-                int to, bw_pf_t *pf, bw_pf_out_t *out)
+static void run(const bw_pf_cfg_t *c, const double *y, int from, int to,
+                bw_pf_t *pf, bw_pf_out_t *out)
 {
     bw_pf_ws_t *ws = bw_pf_ws_new(c);
 
-    (void)seed;
     assert_non_null(ws);
     for (int t = from; t < to; t++) {
         assert_int_equal(
@@ -125,7 +124,7 @@ static void run_all(const bw_pf_cfg_t *c, uint64_t seed, const double *y,
     bw_pf_t *pf = bw_pf_new(c, seed, NULL, 0);
 
     assert_non_null(pf);
-    run(c, seed, y, 0, N_EV, pf, out);
+    run(c, y, 0, N_EV, pf, out);
     bw_pf_destroy(pf);
 }
 
@@ -283,12 +282,12 @@ static void test_state_round_trip(void **state)
     second = bw_pf_new(&c, 77, NULL, 0);
     assert_non_null(first);
     assert_non_null(second);
-    run(&c, 3, y, 0, half, first, b);
+    run(&c, y, 0, half, first, b);
     assert_int_equal(bw_pf_save(first, &w), BW_OK);
     bw_rbuf_init(&r, w.data, w.len);
     assert_int_equal(bw_pf_load(second, &r), BW_OK);
     assert_int_equal(r.pos, w.len);
-    run(&c, 3, y, half, N_EV, second, b);
+    run(&c, y, half, N_EV, second, b);
     assert_true(a[6 * PER_DAY + JOB_BIN].p_anomaly < 0.5); /* it mattered */
     assert_memory_equal(a, b, sizeof(a));
     bw_pf_destroy(first);
