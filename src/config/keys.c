@@ -97,20 +97,24 @@ const char *bw_transform_name(int t)
 }
 
 /* Daily and weekly profiles share keys; only the defaults differ. */
-#define SEASON_KEYS(on, nbins, hl)                                             \
+#define SEASON_KEYS(on, nbins, cycles, hl)                                     \
     {                                                                          \
         K_BOOL(bw_season_cfg_t, enabled, on, "learn this seasonal profile"),   \
             K_INT(bw_season_cfg_t, bins, 4, 4096, nbins,                       \
                   "phase bins per period"),                                    \
-            K_INT(bw_season_cfg_t, min_cycles, 1, 1000, "2",                   \
+            K_INT(bw_season_cfg_t, min_cycles, 1, 1000, cycles,                \
                   "periods a bin must see before its estimate is applied"),    \
             K_DBL(bw_season_cfg_t, half_life, 0.5, 1e6, hl,                    \
                   "forgetting half-life of each bin's mean, in periods"),      \
             K_END,                                                             \
     }
 
-static const bw_key_t season_keys[] = SEASON_KEYS("true", "288", "7");
-static const bw_key_t weekly_keys[] = SEASON_KEYS("false", "168", "4");
+static const bw_key_t season_keys[] = SEASON_KEYS("true", "288", "2", "7");
+/* Weekly: three weeks before it applies. After two, each hourly bin has
+ * seen two days, and two bursts on two Mondays' evenings are a "pattern";
+ * the third visit is the first that can disagree with a pair (README,
+ * the weekly profile). */
+static const bw_key_t weekly_keys[] = SEASON_KEYS("true", "168", "3", "4");
 
 #define PF bw_pf_cfg_t
 static const bw_key_t pf_keys[] = {

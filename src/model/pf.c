@@ -100,7 +100,8 @@
 #define BATCH_ARRAYS 22 /* per-particle scratch arrays of a step */
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
-#define PF_STATE_TAG 0x50463038u    /* "PF08" */
+#define PF_STATE_TAG 0x50463039u    /* "PF09" */
+#define PF_STATE_TAG_08 0x50463038u /* "PF08": read, visits from weights */
 #define PF_STATE_TAG_07 0x50463037u /* "PF07": read, without `phase` */
 #define PF_STATE_TAG_06 0x50463036u /* "PF06": read, without `vis` */
 #define PF_STATE_TAG_05 0x50463035u /* "PF05": read, without `held_since` */
@@ -1712,6 +1713,7 @@ static void learn_season(bw_pf_t *pf, int64_t t_ms, double y, double sd,
                          double sw, const bw_pf_out_t *out)
 {
     double normal, warm;
+    int64_t age;
 
     if (!pf->cfg->daily.enabled && !pf->cfg->weekly.enabled) {
         return;
@@ -1719,8 +1721,11 @@ static void learn_season(bw_pf_t *pf, int64_t t_ms, double y, double sd,
     normal = fmax(1.0 - out->p_anomaly - out->p_recur, 0.0) / out->noise_factor;
     warm = fmax(1.0 - out->p_anomaly + out->p_abnormal - out->p_recur, 0.0) /
            out->noise_factor;
-    learn_profile(pf, &pf->daily, t_ms, y - sw, normal, warm);
-    learn_profile(pf, &pf->weekly, t_ms, y - sd, normal, warm);
+    age = t_ms - pf->t_first;
+    learn_profile(pf, &pf->daily, t_ms, y - sw, normal,
+                  bw__season_active(&pf->weekly, age) ? normal : warm);
+    learn_profile(pf, &pf->weekly, t_ms, y - sd, normal,
+                  bw__season_active(&pf->daily, age) ? normal : warm);
 }
 
 /*
@@ -1962,9 +1967,9 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     uint8_t seas;
     uint32_t tag = bw_rbuf_u32(r);
 
-    if ((tag != PF_STATE_TAG && tag != PF_STATE_TAG_07 &&
-         tag != PF_STATE_TAG_06 && tag != PF_STATE_TAG_05 &&
-         tag != PF_STATE_TAG_04) ||
+    if ((tag != PF_STATE_TAG && tag != PF_STATE_TAG_08 &&
+         tag != PF_STATE_TAG_07 && tag != PF_STATE_TAG_06 &&
+         tag != PF_STATE_TAG_05 && tag != PF_STATE_TAG_04) ||
         bw_rbuf_u32(r) != (uint32_t)pf->n ||
         bw_rbuf_u32(r) != (uint32_t)pf->k) {
         return BW_ERR_CORRUPT;
@@ -1977,7 +1982,8 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     }
     bw_rbuf_f64s(r, pf->mem, (size_t)(N_ARRAYS + 1) * pf->n);
     memset(pf->vis, 0, (size_t)pf->n * sizeof(double));
-    if (tag == PF_STATE_TAG || tag == PF_STATE_TAG_07) {
+    if (tag == PF_STATE_TAG || tag == PF_STATE_TAG_08 ||
+        tag == PF_STATE_TAG_07) {
         bw_rbuf_f64s(r, pf->vis, (size_t)pf->n);
         for (int i = 0; i < pf->n; i++) {
             if (!(pf->vis[i] >= 0.0 && pf->vis[i] <= pf->cfg->recur_visit)) {
@@ -2000,8 +2006,8 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     pf->exc_level = 0.0;
     pf->exc_far = NAN;
     pf->calm = pf->exc_events = 0;
-    if (tag == PF_STATE_TAG || tag == PF_STATE_TAG_07 ||
-        tag == PF_STATE_TAG_06) {
+    if (tag == PF_STATE_TAG || tag == PF_STATE_TAG_08 ||
+        tag == PF_STATE_TAG_07 || tag == PF_STATE_TAG_06) {
         pf->held_since = bw_rbuf_time(r, -1);
         pf->exc_since = bw_rbuf_time(r, -1);
         pf->exc_level = bw_rbuf_finite(r);
@@ -2033,10 +2039,10 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     for (int i = 0; i < 4; i++) {
         pf->rng.s[i] = bw_rbuf_u64(r);
     }
-    bw__season_load(&pf->daily, r);
-    bw__season_load(&pf->weekly, r);
+    bw__season_load(&pf->daily, r, tag == PF_STATE_TAG);
+    bw__season_load(&pf->weekly, r, tag == PF_STATE_TAG);
     bw__block_load(&pf->block, r);
-    if (tag == PF_STATE_TAG) { /* before PF08 nothing recurred yet */
+    if (tag == PF_STATE_TAG || tag == PF_STATE_TAG_08) { /* PF07: no phase */
         bw__phase_load(&pf->phase, r);
     }
     if (pf->framed < 0) { /* PF04 moved the frame when a profile was due */

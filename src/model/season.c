@@ -22,12 +22,20 @@
  *    so does a single bin whose values disagree from day to day (a job
  *    that runs on some days only): one burst no longer prints a daily
  *    expectation of the burst into the profile.
- *  - se_b^2 is the bin's variance over its effective count. The variance
- *    is the squared deviations of its values from its running mean, from
- *    the second visit on (a first visit has no mean to deviate from), moderated
- *    toward the pooled within-bin variance with the weight of MODERATION
- *    visits (a moderated variance, Smyth 2004): two visits say little.
- * Memory 3 doubles and a float per bin; O(1) time per event.
+ *  - se_b^2 is the bin's variance over its effective count of visits. A
+ *    visit is the consecutive events of one bin in one period (one event
+ *    for 5-minute data and 288 bins, five for 1-minute data, twelve for a
+ *    weekly profile's hourly bins on 5-minute data), and its mean is one
+ *    observation: the events of a visit are not independent evidence (a
+ *    series that wanders for hours without any weekly pattern gave each
+ *    hourly bin a dozen "independent" values a week, so its weekly
+ *    profile of wander was not shrunk). The variance is the squared
+ *    deviations of a visit's mean from the bin's mean before it, from the
+ *    second visit on (a first visit has no mean to deviate from), moderated
+ *    toward the pooled variance with the weight of MODERATION visits (a
+ *    moderated variance, Smyth 2004): two visits say little. With one event
+ *    per visit this is the per-event estimate.
+ * Memory 4 doubles and a float per bin; O(1) time per event.
  */
 #include <math.h>
 #include <string.h>
@@ -46,17 +54,19 @@ int bw__season_init(bw_season_t *s, const bw_season_cfg_t *cfg,
     if (!cfg->enabled) {
         return 0;
     }
-    s->mean = bw_calloc(3 * (size_t)cfg->bins, sizeof(double));
+    s->mean = bw_calloc(4 * (size_t)cfg->bins, sizeof(double));
     if (s->mean == NULL) {
         return -1;
     }
     s->wt = s->mean + cfg->bins;
     s->last = s->wt + cfg->bins;
+    s->nvis = s->last + cfg->bins;
     s->var = bw_calloc((size_t)cfg->bins, sizeof(float));
     if (s->var == NULL) {
         bw__season_free(s);
         return -1;
     }
+    s->visit.bin = -1;
     for (int b = 0; b < cfg->bins; b++) {
         s->last[b] = NAN; /* never seen */
     }
@@ -68,14 +78,14 @@ void bw__season_free(bw_season_t *s)
 {
     bw_free(s->mean);
     bw_free(s->var);
-    s->mean = s->wt = s->last = NULL;
+    s->mean = s->wt = s->last = s->nvis = NULL;
     s->var = NULL;
 }
 
 size_t bw__season_memory(const bw_season_t *s)
 {
     return s->cfg->enabled
-               ? (size_t)s->cfg->bins * (3 * sizeof(double) + sizeof(float))
+               ? (size_t)s->cfg->bins * (4 * sizeof(double) + sizeof(float))
                : 0;
 }
 
@@ -84,12 +94,20 @@ static int bin_of(const bw_season_t *s, int64_t t_ms)
     return bw__phase_bin(t_ms, s->period_ms, s->cfg->bins);
 }
 
+/* Events per visit of a bin at this sampling interval (at least 1). */
+static double per_visit(const bw_season_t *s, double interval_ms)
+{
+    double v = (double)s->period_ms / (interval_ms * s->cfg->bins);
+
+    return v > 1.0 ? v : 1.0;
+}
+
 /* Bin b's empirical-Bayes shrinkage factor (header comment). */
 static double shrink(const bw_season_t *s, int b)
 {
     double mbar = s->mean_sum / s->seen;
     double var = s->mean_sq / s->seen - mbar * mbar;
-    double wbar = s->wt_sum / s->seen, w = s->wt[b];
+    double wbar = s->nvis_sum / s->seen, w = s->nvis[b];
     double tau2 = var - s->within / (wbar > 1.0 ? wbar : 1.0);
     double vb = (w * s->var[b] + MODERATION * s->within) / (w + MODERATION);
     double se2 = vb / (w > 1.0 ? w : 1.0);
@@ -132,8 +150,9 @@ static void first_period(bw_season_t *s)
             continue;
         }
         s->mean[b] = s->last[b] - base;
-        s->wt[b] = 1.0;
+        s->wt[b] = s->nvis[b] = 1.0;
         s->wt_sum += 1.0;
+        s->nvis_sum += 1.0;
         s->mean_sum += s->mean[b];
         s->mean_sq += s->mean[b] * s->mean[b];
     }
@@ -160,20 +179,54 @@ static void last_update(bw_season_t *s, int b, double y, double gain)
     s->last_sum += s->last[b] - old;
 }
 
-/* The bin's mean learns the deviation r with weight gain (exponentially
- * forgotten over half_life visits), and the bin's and the pooled
- * within-bin variances learn from its change. */
-static void learn_bin(bw_season_t *s, int b, double r, double gain,
-                      double interval_ms)
+/* The end of visit v of @p per events: the bin's count of visits learns
+ * its weight (the events' gains in visits, forgotten over half_life
+ * periods), and the bin's and the pooled variances learn its mean's
+ * deviation from the bin's mean before it. */
+static void visit_close(bw_season_t *s, bw__visit_t *v, double per)
 {
-    double visits, alpha, old, g, beta;
-    int first;
+    double alpha = 1.0 - exp2(-1.0 / s->cfg->half_life), gv, g, d, beta;
+    int b = v->bin;
 
-    visits = (double)s->period_ms / (interval_ms * s->cfg->bins);
-    visits = visits > 1.0 ? visits : 1.0;
-    alpha = 1.0 - exp2(-1.0 / (s->cfg->half_life * visits));
+    if (b < 0) {
+        return;
+    }
+    v->bin = -1;
+    gv = v->w / per;
+    s->nvis_sum -= s->nvis[b];
+    s->nvis[b] = s->nvis[b] * (1.0 - alpha) + gv;
+    s->nvis_sum += s->nvis[b];
+    if (isnan(v->old) || !(gv > 0.0) || !(s->nvis[b] > 0.0)) {
+        return; /* no earlier estimate of this bin to deviate from */
+    }
+    g = gv / s->nvis[b];
+    d = v->sum / v->w - v->old;
+    s->var[b] += (float)(g * (d * d - s->var[b]));
+    s->updates += gv;
+    beta = 1.0 / fmin(fmax(s->updates, 1.0), s->cfg->bins * s->cfg->half_life);
+    s->within += gv * beta * (d * d - s->within);
+}
+
+/* The bin's mean learns the deviation r with weight gain (exponentially
+ * forgotten over half_life periods' events) and visit v accumulates it;
+ * the visit ends with the bin's last event of the period (@p last: the
+ * next event, expected an interval on, falls in another bin; half an
+ * interval more, so that a timestamp a millisecond early still counts). */
+static void learn_bin(bw_season_t *s, bw__visit_t *v, int b, double r,
+                      double gain, double interval_ms, int last)
+{
+    double per = per_visit(s, interval_ms), alpha, old, g;
+
+    if (v->bin != b) {
+        visit_close(s, v, per);
+        v->bin = b;
+        v->sum = v->w = 0.0;
+        v->old = s->wt[b] > 0.0 ? s->mean[b] : NAN;
+    }
+    v->sum += gain * r;
+    v->w += gain;
+    alpha = 1.0 - exp2(-1.0 / (s->cfg->half_life * per));
     old = s->mean[b];
-    first = !(s->wt[b] > 0.0);
     s->wt_sum -= s->wt[b];
     s->wt[b] = s->wt[b] * (1.0 - alpha) + gain;
     s->wt_sum += s->wt[b];
@@ -181,15 +234,9 @@ static void learn_bin(bw_season_t *s, int b, double r, double gain,
     s->mean[b] = old + g * (r - old);
     s->mean_sum += s->mean[b] - old;
     s->mean_sq += s->mean[b] * s->mean[b] - old * old;
-
-    if (first) {
-        return; /* no earlier estimate of this bin to deviate from */
+    if (last) {
+        visit_close(s, v, per);
     }
-    s->var[b] += (float)(g * ((r - old) * (r - old) - s->var[b]));
-    s->updates += gain;
-    beta = 1.0 / fmin(fmax(s->updates, 1.0),
-                      s->cfg->bins * s->cfg->half_life * visits);
-    s->within += gain * beta * ((r - old) * (r - old) - s->within);
 }
 
 void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
@@ -221,12 +268,14 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
         base = s->last_sum / s->seen;
         r = y - base;
     }
-    learn_bin(s, b, r, gain, interval_ms);
+    learn_bin(s, &s->visit, b, r, gain, interval_ms,
+              bin_of(s, t_ms + (int64_t)(1.5 * interval_ms)) != b);
 }
 
 void bw__season_learn_late(bw_season_t *s, int64_t t_ms, double y, double gain,
                            double interval_ms)
 {
+    bw__visit_t one = {-1, 0.0, 0.0, NAN}; /* a visit of its own */
     int b;
 
     if (!s->cfg->enabled || s->seen == 0) {
@@ -240,7 +289,7 @@ void bw__season_learn_late(bw_season_t *s, int64_t t_ms, double y, double gain,
     if (s->wt_sum == 0.0) {
         return; /* the first period: its estimate is the bins' means */
     }
-    learn_bin(s, b, y - s->last_sum / s->seen, gain, interval_ms);
+    learn_bin(s, &one, b, y - s->last_sum / s->seen, gain, interval_ms, 1);
 }
 
 void bw__season_catch_up(bw_season_t *s, int64_t t_ms, double y)
@@ -271,9 +320,15 @@ void bw__season_save(const bw_season_t *s, bw_wbuf_t *w)
     bw_wbuf_u32(w, (uint32_t)s->seen);
     bw_wbuf_i64(w, s->t0);
     bw_wbuf_f32s(w, s->var, (size_t)s->cfg->bins);
+    bw_wbuf_f64s(w, s->nvis, (size_t)s->cfg->bins);
+    bw_wbuf_f64(w, s->nvis_sum);
+    bw_wbuf_u32(w, (uint32_t)(s->visit.bin + 1));
+    bw_wbuf_f64(w, s->visit.sum);
+    bw_wbuf_f64(w, s->visit.w);
+    bw_wbuf_f64(w, s->visit.old);
 }
 
-void bw__season_load(bw_season_t *s, bw_rbuf_t *r)
+void bw__season_load(bw_season_t *s, bw_rbuf_t *r, int visits)
 {
     if (!s->cfg->enabled) {
         return;
@@ -288,9 +343,27 @@ void bw__season_load(bw_season_t *s, bw_rbuf_t *r)
     s->seen = (int)bw_rbuf_u32_in(r, 0, (uint32_t)s->cfg->bins);
     s->t0 = bw_rbuf_time(r, INT64_MIN);
     bw_rbuf_f32s(r, s->var, (size_t)s->cfg->bins);
+    if (visits) {
+        bw_rbuf_f64s(r, s->nvis, (size_t)s->cfg->bins);
+        s->nvis_sum = bw_rbuf_finite(r);
+        s->visit.bin = (int)bw_rbuf_u32_in(r, 0, (uint32_t)s->cfg->bins) - 1;
+        s->visit.sum = bw_rbuf_finite(r);
+        s->visit.w = bw_rbuf_finite(r);
+        s->visit.old = bw_rbuf_f64(r);
+    } else { /* before PF09 every event counted as a visit */
+        for (int b = 0; b < s->cfg->bins; b++) {
+            s->nvis[b] = s->wt[b];
+        }
+        s->nvis_sum = s->wt_sum;
+        s->visit.bin = -1;
+    }
     for (int b = 0; b < s->cfg->bins; b++) {
-        if (!(s->var[b] >= 0.0f && isfinite(s->var[b]))) {
+        if (!(s->var[b] >= 0.0f && isfinite(s->var[b]) && s->nvis[b] >= 0.0 &&
+              isfinite(s->nvis[b]))) {
             r->err = BW_ERR_CORRUPT;
         }
+    }
+    if (isinf(s->visit.old)) {
+        r->err = BW_ERR_CORRUPT;
     }
 }

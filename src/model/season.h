@@ -10,21 +10,33 @@
 #include "bayeswatch/buf.h"
 #include "bayeswatch/config.h"
 
+/* A visit of the profile's bins being accumulated: the consecutive events
+ * of one bin in one period (season.c, the empirical-Bayes shrinkage). */
+typedef struct {
+    int bin;    /* -1: none open */
+    double sum; /* sum of gain * deviation */
+    double w;   /* sum of gain */
+    double old; /* the bin's mean before the visit; NAN: its first visit */
+} bw__visit_t;
+
 typedef struct {
     const bw_season_cfg_t *cfg;
     int64_t period_ms;
     double *mean;    /* per bin: forgetting mean of the de-trended value */
     double *wt;      /* per bin: forgetting weight (0 = never seen) */
     double *last;    /* per bin: last de-seasonalised value (baseline) */
-    float *var;      /* per bin: forgetting variance around mean[] */
+    double *nvis;    /* per bin: forgetting count of visits */
+    float *var;      /* per bin: forgetting variance of visit means */
     double last_sum; /* sum of last[] over seen bins */
     double mean_sum; /* sum of mean[] over seen bins */
     double mean_sq;  /* sum of mean[]^2 over seen bins */
     double wt_sum;
-    double within; /* within-bin residual variance */
-    double updates;
-    int seen;   /* bins seen at least once */
-    int64_t t0; /* first value's time; INT64_MIN before it */
+    double nvis_sum;   /* sum of nvis[] over seen bins */
+    double within;     /* pooled variance of a visit's mean around its bin's */
+    double updates;    /* visits the pooled variance has learned from */
+    bw__visit_t visit; /* the open visit */
+    int seen;          /* bins seen at least once */
+    int64_t t0;        /* first value's time; INT64_MIN before it */
 } bw_season_t;
 
 /** The bin of @p t_ms's phase in a period of @p period_ms cut into
@@ -62,7 +74,9 @@ void bw__season_learn_late(bw_season_t *s, int64_t t_ms, double y, double gain,
  * back that turned out to be the new level: an adopted change). */
 void bw__season_catch_up(bw_season_t *s, int64_t t_ms, double y);
 void bw__season_save(const bw_season_t *s, bw_wbuf_t *w);
-void bw__season_load(bw_season_t *s, bw_rbuf_t *r);
+/** Read a profile saved by bw__season_save. @p visits: the blob holds the
+ * visit counts (PF09 on); an older one's are taken from its weights. */
+void bw__season_load(bw_season_t *s, bw_rbuf_t *r, int visits);
 size_t bw__season_memory(const bw_season_t *s);
 
 #endif

@@ -83,7 +83,13 @@ static void test_pf_identity(void **state)
     bw_pf_ws_destroy(ws);
 }
 
-/* Earlier particle-filter formats are read. A PF07 blob is turned into its
+/* Earlier particle-filter formats are read. A PF09 blob (daily profile
+ * only) is turned into its PF08 form (the profile's visit counts, their
+ * sum and the open visit gone from its end: with one event per visit,
+ * 5-minute data and 288 bins, the counts PF08 derives from the weights are
+ * the same and no visit is open between events), and that PF08 blob
+ * (PF08 as the tag says when the recurring spikes are off) into the forms
+ * below. A PF07 blob is turned into its
  * PF06 form (tag "PF06", no visit ages after the 11 particle arrays), its
  * PF05 form (also no profile hold and pre-profile excursion after
  * `abn_run`) or its PF04 form (also no `framed` byte after `u_ok`); the
@@ -93,8 +99,11 @@ static void test_pf_identity(void **state)
  * profile applies, so the missing visits, hold and excursion are none; the
  * frame flags PF04 lacked are derived from the profiles' age). */
 #define PF06_EXTRA (8 + 8 + 8 + 8 + 4 + 4) /* held, excursion, calm, count */
-static void old_pf_format(bw_wbuf_t *w, int particles, int version)
+static void old_pf_format(bw_wbuf_t *w, int particles, int bins, int version)
 {
+    /* the daily profile's PF09 tail: bins doubles, a double, a u32 (the
+     * open visit's bin + 1) and three doubles; nothing after it here */
+    size_t pf09 = 8 * (size_t)bins + 8 + 4 + 3 * 8;
     /* header 21 bytes, 11 arrays of n doubles, the n visit ages (PF07), 10
      * 8-byte scalars and the
      * u32 abn_run, then held_since, exc_since, exc_level, exc_far, calm
@@ -104,8 +113,13 @@ static void old_pf_format(bw_wbuf_t *w, int particles, int version)
     size_t framed = held + PF06_EXTRA + 6 * 8 + 1;
 
     w->data[0] = (uint8_t)('0' + version); /* "PF0v", little-endian */
-    if (version == 7) {
-        return; /* PF08 added the recurring spikes, off here */
+    assert_true(w->len > pf09);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(w->data[w->len - 28 + i], 0); /* no open visit */
+    }
+    w->len -= pf09;
+    if (version >= 7) {
+        return; /* PF07 lacks only the recurring spikes, off here */
     }
     for (size_t i = 0; i < nv; i++) {
         assert_int_equal(w->data[vis + i], 0); /* no particle on a visit */
@@ -139,14 +153,15 @@ static void pf_reads_old(int version)
     bw_rbuf_t r;
 
     c.daily.enabled = true;    /* a profile in use: framed = 1 by HALF */
+    c.weekly.enabled = false;  /* one profile in the layout below */
     c.block_size = 0;          /* no nested filter (it would be old too) */
     c.recur_spike_prior = 0.0; /* no recurring spikes (PF08) to leave out */
     ws = bw_pf_ws_new(&c);
     pf = bw_pf_new(&c, 5, NULL, 0);
     run_pf(&c, pf, ws, 0, HALF, a);
     assert_int_equal(bw_pf_save(pf, &w), BW_OK);
-    assert_memory_equal(w.data, "\x38\x30\x46\x50", 4); /* "PF08" */
-    old_pf_format(&w, c.particles, version);
+    assert_memory_equal(w.data, "\x39\x30\x46\x50", 4); /* "PF09" */
+    old_pf_format(&w, c.particles, c.daily.bins, version);
     old = bw_pf_new(&c, 99, NULL, 0);
     bw_rbuf_init(&r, w.data, w.len);
     assert_int_equal(bw_pf_load(old, &r), BW_OK);
@@ -160,6 +175,12 @@ static void pf_reads_old(int version)
     bw_pf_destroy(pf);
     bw_pf_destroy(old);
     bw_pf_ws_destroy(ws);
+}
+
+static void test_pf_reads_pf08(void **state)
+{
+    (void)state;
+    pf_reads_old(8);
 }
 
 static void test_pf_reads_pf07(void **state)
@@ -472,6 +493,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pf_identity),
+        cmocka_unit_test(test_pf_reads_pf08),
         cmocka_unit_test(test_pf_reads_pf07),
         cmocka_unit_test(test_pf_reads_pf06),
         cmocka_unit_test(test_pf_reads_pf05),
