@@ -1510,6 +1510,7 @@ enum { HELD_ADOPTED, HELD_EXCURSION };
 static void give_held(bw_pf_t *pf, int64_t t_ms, uint32_t events, int why)
 {
     bw_season_t *const prof[2] = {&pf->daily, &pf->weekly};
+    bw__visit_t late[2] = {BW__VISIT_NONE, BW__VISIT_NONE};
     int64_t age = t_ms - pf->t_first;
     double step = pf->interval > 0.0 ? pf->interval : 0.0;
     int n = events < (uint32_t)pf->recent.n ? (int)events : pf->recent.n;
@@ -1526,9 +1527,12 @@ static void give_held(bw_pf_t *pf, int64_t t_ms, uint32_t events, int why)
             if (why == HELD_ADOPTED) {
                 bw__season_catch_up(prof[p], t, x);
             } else if (!bw__season_active(prof[p], age)) {
-                bw__season_learn_late(prof[p], t, x, 1.0, step);
+                bw__season_learn_late(prof[p], &late[p], t, x, 1.0, step);
             }
         }
+    }
+    for (int p = 0; p < 2; p++) {
+        bw__season_late_done(prof[p], &late[p], step);
     }
 }
 
@@ -1713,7 +1717,6 @@ static void learn_season(bw_pf_t *pf, int64_t t_ms, double y, double sd,
                          double sw, const bw_pf_out_t *out)
 {
     double normal, warm;
-    int64_t age;
 
     if (!pf->cfg->daily.enabled && !pf->cfg->weekly.enabled) {
         return;
@@ -1721,11 +1724,8 @@ static void learn_season(bw_pf_t *pf, int64_t t_ms, double y, double sd,
     normal = fmax(1.0 - out->p_anomaly - out->p_recur, 0.0) / out->noise_factor;
     warm = fmax(1.0 - out->p_anomaly + out->p_abnormal - out->p_recur, 0.0) /
            out->noise_factor;
-    age = t_ms - pf->t_first;
-    learn_profile(pf, &pf->daily, t_ms, y - sw, normal,
-                  bw__season_active(&pf->weekly, age) ? normal : warm);
-    learn_profile(pf, &pf->weekly, t_ms, y - sd, normal,
-                  bw__season_active(&pf->daily, age) ? normal : warm);
+    learn_profile(pf, &pf->daily, t_ms, y - sw, normal, warm);
+    learn_profile(pf, &pf->weekly, t_ms, y - sd, normal, warm);
 }
 
 /*

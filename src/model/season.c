@@ -145,6 +145,8 @@ static void first_period(bw_season_t *s)
 {
     double base = s->last_sum / s->seen;
 
+    s->nvis_sum = 0.0;
+    s->visit.bin = -1;
     for (int b = 0; b < s->cfg->bins; b++) {
         if (isnan(s->last[b])) {
             continue;
@@ -200,7 +202,7 @@ static void visit_close(bw_season_t *s, bw__visit_t *v, double per)
         return; /* no earlier estimate of this bin to deviate from */
     }
     g = gv / s->nvis[b];
-    d = v->sum / v->w - v->old;
+    d = v->mean - v->old;
     s->var[b] += (float)(g * (d * d - s->var[b]));
     s->updates += gv;
     beta = 1.0 / fmin(fmax(s->updates, 1.0), s->cfg->bins * s->cfg->half_life);
@@ -208,23 +210,26 @@ static void visit_close(bw_season_t *s, bw__visit_t *v, double per)
 }
 
 /* The bin's mean learns the deviation r with weight gain (exponentially
- * forgotten over half_life periods' events) and visit v accumulates it;
- * the visit ends with the bin's last event of the period (@p last: the
- * next event, expected an interval on, falls in another bin; half an
- * interval more, so that a timestamp a millisecond early still counts). */
+ * forgotten over half_life periods' events) and visit v accumulates it.
+ * A visit ends when an event of another bin comes, or at once where a bin
+ * holds one event per period (under 1.5 at this interval): a visit is
+ * never split by an interval estimate that is off, and with one event per
+ * visit the estimate is exactly the per-event one. */
 static void learn_bin(bw_season_t *s, bw__visit_t *v, int b, double r,
-                      double gain, double interval_ms, int last)
+                      double gain, double interval_ms)
 {
     double per = per_visit(s, interval_ms), alpha, old, g;
 
     if (v->bin != b) {
         visit_close(s, v, per);
         v->bin = b;
-        v->sum = v->w = 0.0;
+        v->mean = v->w = 0.0;
         v->old = s->wt[b] > 0.0 ? s->mean[b] : NAN;
     }
-    v->sum += gain * r;
     v->w += gain;
+    if (v->w > 0.0) { /* a running mean: exactly r for one event */
+        v->mean += gain / v->w * (r - v->mean);
+    }
     alpha = 1.0 - exp2(-1.0 / (s->cfg->half_life * per));
     old = s->mean[b];
     s->wt_sum -= s->wt[b];
@@ -234,7 +239,7 @@ static void learn_bin(bw_season_t *s, bw__visit_t *v, int b, double r,
     s->mean[b] = old + g * (r - old);
     s->mean_sum += s->mean[b] - old;
     s->mean_sq += s->mean[b] * s->mean[b] - old * old;
-    if (last) {
+    if (per < 1.5) {
         visit_close(s, v, per);
     }
 }
@@ -268,14 +273,12 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
         base = s->last_sum / s->seen;
         r = y - base;
     }
-    learn_bin(s, &s->visit, b, r, gain, interval_ms,
-              bin_of(s, t_ms + (int64_t)(1.5 * interval_ms)) != b);
+    learn_bin(s, &s->visit, b, r, gain, interval_ms);
 }
 
-void bw__season_learn_late(bw_season_t *s, int64_t t_ms, double y, double gain,
-                           double interval_ms)
+void bw__season_learn_late(bw_season_t *s, bw__visit_t *v, int64_t t_ms,
+                           double y, double gain, double interval_ms)
 {
-    bw__visit_t one = {-1, 0.0, 0.0, NAN}; /* a visit of its own */
     int b;
 
     if (!s->cfg->enabled || s->seen == 0) {
@@ -289,7 +292,14 @@ void bw__season_learn_late(bw_season_t *s, int64_t t_ms, double y, double gain,
     if (s->wt_sum == 0.0) {
         return; /* the first period: its estimate is the bins' means */
     }
-    learn_bin(s, &one, b, y - s->last_sum / s->seen, gain, interval_ms, 1);
+    learn_bin(s, v, b, y - s->last_sum / s->seen, gain, interval_ms);
+}
+
+void bw__season_late_done(bw_season_t *s, bw__visit_t *v, double interval_ms)
+{
+    if (s->cfg->enabled) {
+        visit_close(s, v, per_visit(s, interval_ms));
+    }
 }
 
 void bw__season_catch_up(bw_season_t *s, int64_t t_ms, double y)
@@ -323,7 +333,7 @@ void bw__season_save(const bw_season_t *s, bw_wbuf_t *w)
     bw_wbuf_f64s(w, s->nvis, (size_t)s->cfg->bins);
     bw_wbuf_f64(w, s->nvis_sum);
     bw_wbuf_u32(w, (uint32_t)(s->visit.bin + 1));
-    bw_wbuf_f64(w, s->visit.sum);
+    bw_wbuf_f64(w, s->visit.mean);
     bw_wbuf_f64(w, s->visit.w);
     bw_wbuf_f64(w, s->visit.old);
 }
@@ -347,7 +357,7 @@ void bw__season_load(bw_season_t *s, bw_rbuf_t *r, int visits)
         bw_rbuf_f64s(r, s->nvis, (size_t)s->cfg->bins);
         s->nvis_sum = bw_rbuf_finite(r);
         s->visit.bin = (int)bw_rbuf_u32_in(r, 0, (uint32_t)s->cfg->bins) - 1;
-        s->visit.sum = bw_rbuf_finite(r);
+        s->visit.mean = bw_rbuf_finite(r);
         s->visit.w = bw_rbuf_finite(r);
         s->visit.old = bw_rbuf_f64(r);
     } else { /* before PF09 every event counted as a visit */
@@ -363,7 +373,7 @@ void bw__season_load(bw_season_t *s, bw_rbuf_t *r, int visits)
             r->err = BW_ERR_CORRUPT;
         }
     }
-    if (isinf(s->visit.old)) {
+    if (isinf(s->visit.old) || !(s->visit.w >= 0.0) || !(s->nvis_sum >= 0.0)) {
         r->err = BW_ERR_CORRUPT;
     }
 }

@@ -13,11 +13,15 @@
 /* A visit of the profile's bins being accumulated: the consecutive events
  * of one bin in one period (season.c, the empirical-Bayes shrinkage). */
 typedef struct {
-    int bin;    /* -1: none open */
-    double sum; /* sum of gain * deviation */
-    double w;   /* sum of gain */
-    double old; /* the bin's mean before the visit; NAN: its first visit */
+    int bin;     /* -1: none open */
+    double mean; /* gain-weighted mean of the deviations so far */
+    double w;    /* sum of gain */
+    double old;  /* the bin's mean before the visit; NAN: its first visit */
 } bw__visit_t;
+#define BW__VISIT_NONE                                                         \
+    {                                                                          \
+        -1, 0.0, 0.0, NAN                                                      \
+    }
 
 typedef struct {
     const bw_season_cfg_t *cfg;
@@ -68,8 +72,11 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
 /** Learn from @p y, seen at @p t_ms and held back until now: the bin's
  * latest value and mean (against today's baseline; in the first period
  * its mean of values only). */
-void bw__season_learn_late(bw_season_t *s, int64_t t_ms, double y, double gain,
-                           double interval_ms);
+void bw__season_learn_late(bw_season_t *s, bw__visit_t *v, int64_t t_ms,
+                           double y, double gain, double interval_ms);
+/** End the visit @p v of values learned late (bw__season_learn_late's
+ * consecutive values of one bin share it). */
+void bw__season_late_done(bw_season_t *s, bw__visit_t *v, double interval_ms);
 /** The baseline's latest value of @p t_ms's bin becomes @p y (a value held
  * back that turned out to be the new level: an adopted change). */
 void bw__season_catch_up(bw_season_t *s, int64_t t_ms, double y);
