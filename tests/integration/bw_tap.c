@@ -7,7 +7,8 @@
  *
  *   bw_tap BROKERS TOPIC [read_committed|read_uncommitted [SETTLE_S]]
  *
- * A read_committed consumer's end is the last stable offset: records of a
+ * The end offsets are the high watermarks (asked read_uncommitted). A
+ * read_committed consumer's end is the last stable offset: records of a
  * transaction whose commit marker is not yet written (markers are written
  * asynchronously after the commit returns) are not visible yet. With
  * SETTLE_S > 0 a partition whose end comes short of the high watermark
@@ -101,11 +102,35 @@ static int partitions(rd_kafka_t *rk, const char *topic)
     return n;
 }
 
+/* A handle for the end offsets: read_uncommitted, so that they are the
+ * high watermarks. (A read_committed ListOffsets answers the last stable
+ * offset: a partition whose first transaction were still open would read
+ * as empty and be skipped without a word.) */
+static rd_kafka_t *watermark_handle(const char *brokers, char *errstr,
+                                    size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk = NULL;
+
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr,
+                          errstr_size) ||
+        rd_kafka_conf_set(conf, "isolation.level", "read_uncommitted", errstr,
+                          errstr_size) ||
+        (rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size)) ==
+            NULL) {
+        if (rk == NULL) {
+            rd_kafka_conf_destroy(conf);
+        }
+        return NULL;
+    }
+    return rk;
+}
+
 int main(int argc, char **argv)
 {
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_t *rk;
+    rd_kafka_t *rk, *wk;
     rd_kafka_topic_partition_list_t *l;
     int64_t end[MAX_PARTS], at[MAX_PARTS];
     int n, open = 0, shorts = 0;
@@ -130,9 +155,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "bw_tap: %s\n", errstr);
         return 1;
     }
-    n = partitions(rk, argv[2]);
+    wk = watermark_handle(argv[1], errstr, sizeof(errstr));
+    if (wk == NULL) {
+        fprintf(stderr, "bw_tap: %s\n", errstr);
+        rd_kafka_destroy(rk);
+        return 1;
+    }
+    n = partitions(wk, argv[2]);
     if (n <= 0 || n > MAX_PARTS) {
         fprintf(stderr, "bw_tap: no topic %s\n", argv[2]);
+        rd_kafka_destroy(wk);
         rd_kafka_destroy(rk);
         return 1;
     }
@@ -146,17 +178,21 @@ int main(int argc, char **argv)
          * never take an unanswered query for an empty partition */
         for (int attempt = 0; attempt < 20 && e != RD_KAFKA_RESP_ERR_NO_ERROR;
              attempt++) {
-            e = rd_kafka_query_watermark_offsets(rk, argv[2], p, &lo, &end[p],
+            e = rd_kafka_query_watermark_offsets(wk, argv[2], p, &lo, &end[p],
                                                  10000);
+            if (e == RD_KAFKA_RESP_ERR_NO_ERROR && (lo < 0 || end[p] < lo)) {
+                e = RD_KAFKA_RESP_ERR__BAD_MSG; /* no offsets: ask again */
+            }
             if (e != RD_KAFKA_RESP_ERR_NO_ERROR &&
                 e != RD_KAFKA_RESP_ERR__TIMED_OUT) {
-                rd_kafka_poll(rk, 500); /* metadata refreshes meanwhile */
+                rd_kafka_poll(wk, 500); /* metadata refreshes meanwhile */
             }
         }
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
             fprintf(stderr, "bw_tap: %s [%d] end offsets: %s\n", argv[2], p,
                     rd_kafka_err2str(e));
             rd_kafka_topic_partition_list_destroy(l);
+            rd_kafka_destroy(wk);
             rd_kafka_destroy(rk);
             return 1;
         }
@@ -164,6 +200,7 @@ int main(int argc, char **argv)
             RD_KAFKA_OFFSET_BEGINNING;
         open += end[p] > lo;
     }
+    rd_kafka_destroy(wk);
     rd_kafka_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     for (int p = 0; p < n; p++) {

@@ -818,8 +818,11 @@ def test_failover_scale(env):
         by_partition(env, got_s, env.decode("threats", recs_t), rows, config)
     except Failure as e:
         per = collections.Counter(r["partition"] for r in recs_t)
+        raw = collections.Counter(
+            r["partition"] for r in env.tap("threats", "read_uncommitted"))
         raise Failure(f"{e} (threat records read: {len(recs_t)}, by threat "
-                      f"partition {dict(sorted(per.items()))})")
+                      f"partition {dict(sorted(per.items()))}; read "
+                      f"uncommitted {dict(sorted(raw.items()))})")
     print(f"failover_scale: {len(rows)} inputs over 6 partitions, 3 "
           f"instances, one kill -9 and a rolling restart: every partition "
           f"equals its uninterrupted replay")
