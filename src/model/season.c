@@ -51,6 +51,7 @@ int bw__season_init(bw_season_t *s, const bw_season_cfg_t *cfg,
     memset(s, 0, sizeof(*s));
     s->cfg = cfg;
     s->period_ms = period_ms;
+    s->alpha = 1.0 - exp2(-1.0 / cfg->half_life);
     if (!cfg->enabled) {
         return 0;
     }
@@ -187,7 +188,7 @@ static void last_update(bw_season_t *s, int b, double y, double gain)
  * deviation from the bin's mean before it. */
 static void visit_close(bw_season_t *s, bw__visit_t *v, double per)
 {
-    double alpha = 1.0 - exp2(-1.0 / s->cfg->half_life), gv, g, d, beta;
+    double gv, g, d, beta;
     int b = v->bin;
 
     if (b < 0) {
@@ -196,7 +197,7 @@ static void visit_close(bw_season_t *s, bw__visit_t *v, double per)
     v->bin = -1;
     gv = v->w / per;
     s->nvis_sum -= s->nvis[b];
-    s->nvis[b] = s->nvis[b] * (1.0 - alpha) + gv;
+    s->nvis[b] = s->nvis[b] * (1.0 - s->alpha) + gv;
     s->nvis_sum += s->nvis[b];
     if (isnan(v->old) || !(gv > 0.0) || !(s->nvis[b] > 0.0)) {
         return; /* no earlier estimate of this bin to deviate from */

@@ -26,6 +26,7 @@ typedef struct {
 typedef struct {
     const bw_season_cfg_t *cfg;
     int64_t period_ms;
+    double alpha;    /* a visit count's forgetting per visit (from cfg) */
     double *mean;    /* per bin: forgetting mean of the de-trended value */
     double *wt;      /* per bin: forgetting weight (0 = never seen) */
     double *last;    /* per bin: last de-seasonalised value (baseline) */
