@@ -4,8 +4,10 @@
  *                  web view store's per-region families, the log's counts
  *   GET /healthz   200 while the poll loop turns (a heartbeat within its
  *                  window: half of max.poll.interval.ms), else 503
- *   GET /readyz    200 once every assigned partition is restored and the
- *                  producer is initialised, else 503 with the reason
+ *   GET /readyz    200 once the producer is initialised, the group has
+ *                  given this member its assignment (possibly empty) and
+ *                  every assigned partition is restored, else 503 with the
+ *                  reason
  *   GET /          the web view (embedded; no external fetch), its
  *                  /app.js and /app.css, and its JSON under /api/
  * Read-only: any other method is 405. The socket is bound here (so a

@@ -388,9 +388,9 @@ static void state_families(bw_pipeline_t *p, bw_wbuf_t *w,
             "state changelog bytes produced (keys and values)",
             (double)st->changelog_bytes);
     gauge(w, "bayeswatch_ready",
-          "1 when every assigned partition is restored and the producer "
-          "is initialised",
-          p->producer_ready && p->restore_pending == 0);
+          "1 when the producer is initialised, the group has given this "
+          "member its assignment and every assigned partition is restored",
+          p->producer_ready && p->joined && p->restore_pending == 0);
 }
 
 static void build_info(bw_pipeline_t *p, bw_wbuf_t *w)
@@ -463,22 +463,31 @@ void bw_pipeline_stats(const bw_pipeline_t *p, bw_pipeline_stats_t *st)
 
 /* ---- health ---- */
 
+/* Readiness, in the order its conditions are met. */
+enum { NOT_INIT, NOT_JOINED, NOT_RESTORED, READY };
+
 void bw__health(bw_pipeline_t *p)
 {
     char why[128];
-    int state = !p->producer_ready ? 0 : p->restore_pending > 0 ? 1 : 2;
+    int state = !p->producer_ready   ? NOT_INIT
+                : !p->joined         ? NOT_JOINED
+                : p->restore_pending ? NOT_RESTORED
+                                     : READY;
 
     if (p->obs == NULL) {
         return;
     }
     bw_obs_heartbeat(p->obs, bw_mono_ms(), p->health_window_ms);
-    if (state == p->ready_state && state != 1) {
+    if (state == p->ready_state && state != NOT_RESTORED) {
         return; /* unchanged: no lock taken */
     }
     p->ready_state = state;
-    if (state == 0) {
+    if (state == NOT_INIT) {
         bw_obs_set_ready(p->obs, false, "the producer is initialising");
-    } else if (state == 1) {
+    } else if (state == NOT_JOINED) {
+        bw_obs_set_ready(p->obs, false,
+                         "joining the consumer group (no assignment yet)");
+    } else if (state == NOT_RESTORED) {
         snprintf(why, sizeof(why), "restoring %d partition(s)",
                  p->restore_pending);
         bw_obs_set_ready(p->obs, false, why);

@@ -237,6 +237,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
     p->rebalances++;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        p->joined = true; /* also with no partitions: the join is done */
         assign(p, parts, coop);
     } else {
         revoke(p, parts, coop);

@@ -164,6 +164,8 @@ struct bw_pipeline_s {
     int restore_pending;   /* partitions still to restore */
     uint64_t restore_read; /* changelog records read, this restore */
     bool producer_ready;   /* transactions initialised (or none) */
+    bool joined;           /* the group has given this member an assignment
+                              (possibly empty): until then not ready */
 };
 
 /* status.c */
