@@ -72,10 +72,11 @@ static double now_s(void)
 
 /* Each partition still short of its end offset, to stderr. */
 static void report_short(const char *topic, const int64_t *end,
-                         const int64_t *at, int n, double settle)
+                         const int64_t *at, const char *done, int n,
+                         double settle)
 {
     for (int p = 0; p < n; p++) {
-        if (end[p] >= 0) {
+        if (!done[p]) {
             fprintf(stderr,
                     "bw_tap: %s [%d]: read_committed end %lld short of the "
                     "high watermark %lld after %.0f s without progress (a "
@@ -133,6 +134,7 @@ int main(int argc, char **argv)
     rd_kafka_t *rk, *wk;
     rd_kafka_topic_partition_list_t *l;
     int64_t end[MAX_PARTS], at[MAX_PARTS];
+    char done[MAX_PARTS]; /* a partition read to its end, or empty */
     int n, open = 0, shorts = 0;
     int committed = argc <= 3 || strcmp(argv[3], "read_uncommitted") != 0;
     double settle = argc > 4 ? atof(argv[4]) : 0.0, last;
@@ -181,7 +183,7 @@ int main(int argc, char **argv)
             e = rd_kafka_query_watermark_offsets(wk, argv[2], p, &lo, &end[p],
                                                  10000);
             if (e == RD_KAFKA_RESP_ERR_NO_ERROR && (lo < 0 || end[p] < lo)) {
-                e = RD_KAFKA_RESP_ERR__BAD_MSG; /* no offsets: ask again */
+                e = RD_KAFKA_RESP_ERR__NO_OFFSET; /* none given: ask again */
             }
             if (e != RD_KAFKA_RESP_ERR_NO_ERROR &&
                 e != RD_KAFKA_RESP_ERR__TIMED_OUT) {
@@ -198,7 +200,10 @@ int main(int argc, char **argv)
         }
         rd_kafka_topic_partition_list_add(l, argv[2], p)->offset =
             RD_KAFKA_OFFSET_BEGINNING;
-        open += end[p] > lo;
+        /* an empty partition is done at once: its EOF event must not
+         * count as the end of another */
+        done[p] = end[p] <= lo;
+        open += !done[p];
     }
     rd_kafka_destroy(wk);
     rd_kafka_assign(rk, l);
@@ -213,7 +218,7 @@ int main(int argc, char **argv)
 
         if (m == NULL) {
             if (shorts == open && now_s() - last >= settle) {
-                report_short(argv[2], end, at, n, settle);
+                report_short(argv[2], end, at, done, n, settle);
                 break;
             }
             if (now_s() - last >= 10.0 && shorts < open) {
@@ -223,9 +228,14 @@ int main(int argc, char **argv)
             }
             continue;
         }
-        last = now_s();
         p = m->partition;
-        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (p < 0 || p >= n || done[p]) {
+            /* not one of ours, or already ended: no progress */
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        last = now_s();
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->offset < end[p]) {
             printf("%d %lld ", p, (long long)m->offset);
             hex(m->key, m->key_len);
             fputc(' ', stdout);
@@ -238,16 +248,14 @@ int main(int argc, char **argv)
          * partition EOF event ends such a partition; an EOF short of the
          * end (read_committed: a marker not yet written) ends it only
          * without SETTLE_S */
-        if (p < 0 || p >= n || end[p] < 0) {
-            /* not one of ours, or already ended */
-        } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && committed &&
-                   settle > 0.0 && m->offset < end[p]) {
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && committed &&
+            settle > 0.0 && m->offset < end[p]) {
             shorts += at[p] < 0;
             at[p] = m->offset;
         } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
                    (m->err == 0 && m->offset + 1 >= end[p])) {
             shorts -= at[p] >= 0;
-            end[p] = -1;
+            done[p] = 1;
             open--;
         }
         rd_kafka_message_destroy(m);
