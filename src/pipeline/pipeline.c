@@ -240,6 +240,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         p->joined = true; /* also with no partitions: the join is done */
         assign(p, parts, coop);
     } else {
+        /* lost (session or poll interval expired): not ready until the
+         * group has assigned again */
+        p->joined = p->joined && !rd_kafka_assignment_lost(rk);
         revoke(p, parts, coop);
     }
     bw__log(p, "%s %d partition(s); %d assigned",
