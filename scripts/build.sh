@@ -10,5 +10,9 @@ gen=()
 if command -v ninja > /dev/null; then gen=(-G Ninja); fi
 if [ ! -f "$dir/CMakeCache.txt" ]; then
     cmake -S "$root" -B "$dir" "${gen[@]}" -DBW_WERROR=ON "$@" > /dev/null
+elif [ $# -gt 0 ]; then
+    # an existing build directory takes the settings given now (e.g. the
+    # ASan build's flags after they change)
+    cmake -S "$root" -B "$dir" "$@" > /dev/null
 fi
 cmake --build "$dir" -j "$(nproc)"
