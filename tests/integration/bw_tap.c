@@ -103,25 +103,27 @@ static int partitions(rd_kafka_t *rk, const char *topic)
     return n;
 }
 
-/* A handle for the end offsets: read_uncommitted, so that they are the
- * high watermarks. (A read_committed ListOffsets answers the last stable
- * offset: a partition whose first transaction were still open would read
- * as empty and be skipped without a word.) */
-static rd_kafka_t *watermark_handle(const char *brokers, char *errstr,
-                                    size_t errstr_size)
+/* A consumer at @p isolation. The end offsets are asked with a
+ * read_uncommitted one, so that they are the high watermarks (a
+ * read_committed ListOffsets answers the last stable offset: a partition
+ * whose first transaction were still open would read as empty and be
+ * skipped without a word). */
+static rd_kafka_t *consumer(const char *brokers, const char *isolation,
+                            char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_t *rk = NULL;
 
     if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr,
                           errstr_size) ||
-        rd_kafka_conf_set(conf, "isolation.level", "read_uncommitted", errstr,
+        rd_kafka_conf_set(conf, "group.id", "bw_tap", errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
+                          errstr_size) ||
+        rd_kafka_conf_set(conf, "isolation.level", isolation, errstr,
                           errstr_size) ||
         (rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size)) ==
             NULL) {
-        if (rk == NULL) {
-            rd_kafka_conf_destroy(conf);
-        }
+        rd_kafka_conf_destroy(conf); /* no handle took it */
         return NULL;
     }
     return rk;
@@ -130,7 +132,6 @@ static rd_kafka_t *watermark_handle(const char *brokers, char *errstr,
 int main(int argc, char **argv)
 {
     char errstr[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_t *rk, *wk;
     rd_kafka_topic_partition_list_t *l;
     int64_t end[MAX_PARTS], at[MAX_PARTS];
@@ -144,20 +145,13 @@ int main(int argc, char **argv)
                         "[read_committed|read_uncommitted [SETTLE_S]]\n");
         return 2;
     }
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", argv[1], errstr,
-                          sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "group.id", "bw_tap", errstr, sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
-                          sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "isolation.level",
-                          argc > 3 ? argv[3] : "read_committed", errstr,
-                          sizeof(errstr)) ||
-        (rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr))) ==
-            NULL) {
+    rk = consumer(argv[1], argc > 3 ? argv[3] : "read_committed", errstr,
+                  sizeof(errstr));
+    if (rk == NULL) {
         fprintf(stderr, "bw_tap: %s\n", errstr);
         return 1;
     }
-    wk = watermark_handle(argv[1], errstr, sizeof(errstr));
+    wk = consumer(argv[1], "read_uncommitted", errstr, sizeof(errstr));
     if (wk == NULL) {
         fprintf(stderr, "bw_tap: %s\n", errstr);
         rd_kafka_destroy(rk);
