@@ -364,6 +364,18 @@ static void model_families(bw_pipeline_t *p, bw_wbuf_t *w)
             "scores of series still in warm-up (not alerting)", (double)warm);
 }
 
+/* Readiness, in the order its conditions are met (/readyz and the
+ * bayeswatch_ready gauge). */
+enum { NOT_INIT, NOT_JOINED, NOT_RESTORED, READY };
+
+static int readiness(const bw_pipeline_t *p)
+{
+    return !p->producer_ready   ? NOT_INIT
+           : !p->joined         ? NOT_JOINED
+           : p->restore_pending ? NOT_RESTORED
+                                : READY;
+}
+
 static void state_families(bw_pipeline_t *p, bw_wbuf_t *w,
                            const bw_pipeline_stats_t *st)
 {
@@ -390,7 +402,7 @@ static void state_families(bw_pipeline_t *p, bw_wbuf_t *w,
     gauge(w, "bayeswatch_ready",
           "1 when the producer is initialised, the group has given this "
           "member its assignment and every assigned partition is restored",
-          p->producer_ready && p->joined && p->restore_pending == 0);
+          readiness(p) == READY);
 }
 
 static void build_info(bw_pipeline_t *p, bw_wbuf_t *w)
@@ -463,16 +475,10 @@ void bw_pipeline_stats(const bw_pipeline_t *p, bw_pipeline_stats_t *st)
 
 /* ---- health ---- */
 
-/* Readiness, in the order its conditions are met. */
-enum { NOT_INIT, NOT_JOINED, NOT_RESTORED, READY };
-
 void bw__health(bw_pipeline_t *p)
 {
     char why[128];
-    int state = !p->producer_ready   ? NOT_INIT
-                : !p->joined         ? NOT_JOINED
-                : p->restore_pending ? NOT_RESTORED
-                                     : READY;
+    int state = readiness(p);
 
     if (p->obs == NULL) {
         return;
