@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The fleet evaluation: generate seeds, replay them through bayeswatch with
 # one config, score each, and print the mean and spread over the seeds.
-# usage: bench/fleet/run.sh [--config FILE] [--threshold T] [--days D] SEED...
+# usage: bench/fleet/run.sh [--config FILE] [--threshold T] [--days D]
+#                           [--generator main|alt] SEED...
+#   (--generator alt: gen_fleet_alt.py, the independently written second
+#    generator, a held-out check only: never tune on it)
 #   (BW_BIN: the bayeswatch binary; default build/bayeswatch)
 #   (tune on seeds 1-5; report on 6-15: bench/fleet/run.sh $(seq 6 15))
 set -euo pipefail
@@ -10,11 +13,19 @@ bin=${BW_BIN:-$root/build/bayeswatch}
 cfg=$root/bench/fleet/fleet.yaml
 thr=0.99
 days=4
+gen=gen_fleet.py
 while [ $# -gt 0 ]; do
     case $1 in
     --config) cfg=$2; shift 2 ;;
     --threshold) thr=$2; shift 2 ;;
     --days) days=$2; shift 2 ;;
+    --generator)
+        case $2 in
+        main) gen=gen_fleet.py ;;
+        alt) gen=gen_fleet_alt.py ;;
+        *) echo "unknown generator: $2" >&2; exit 64 ;;
+        esac
+        shift 2 ;;
     *) break ;;
     esac
 done
@@ -25,7 +36,7 @@ mkdir -p "$out"
 for s in "$@"; do
     d=$out/seed$s
     mkdir -p "$d"
-    python3 "$root/bench/fleet/gen_fleet.py" --seed "$s" --days "$days" \
+    python3 "$root/bench/fleet/$gen" --seed "$s" --days "$days" \
         --out "$d" > /dev/null
     t0=$(date +%s%N)
     "$bin" replay --config "$cfg" --threats "$d/threats.csv" \
