@@ -92,6 +92,11 @@ typedef struct {
     double seasonal;     /* seasonal component applied to this event */
     double noise_factor; /* local noise: variance factor applied (>= 1) */
     int frame; /* profiles in the baseline's frame: bit 0 daily, 1 weekly */
+    /* The daily profile's estimate at this phase while it does not apply
+     * yet (its first period done, before min_cycles; NAN otherwise): one
+     * day of data is no profile for the filter, but it is the best
+     * reference the threat fusion has on the second day. */
+    double provisional;
     /* The abnormal episode: its first event's time while P(abnormal) has
      * been >= 1/2 at every event since (-1 otherwise); adopted on the event
      * where an episode older than cfg->adopt_after_ms became the new normal. */
@@ -277,13 +282,17 @@ void bw_fusion_destroy(bw_fusion_t *fu);
  * standardised deviation from the baseline prediction (NAN: none). */
 void bw_fusion_observe(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
                        double z);
+/** bw_fusion_obs_t.frame of values less bw_pf_out_t.provisional. */
+#define BW_FRAME_EARLY 4
+
 /** One scored event as the fusion window learns from it. */
 typedef struct {
     double z;  /* standardised deviation from the baseline (NAN: none) */
     double x;  /* de-seasonalised value, model scale (NAN: none) */
     double sd; /* the filter's predictive sd, model scale */
-    int frame; /* what x is de-seasonalised by (bw_pf_out_t.frame): a
-                  change restarts the signal's reference */
+    int frame; /* what x is de-seasonalised by (bw_pf_out_t.frame, or
+                  BW_FRAME_EARLY for its provisional profile): a change
+                  restarts the signal's reference */
 } bw_fusion_obs_t;
 
 /** @brief As bw_fusion_observe, with the value from which the signal's

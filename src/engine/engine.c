@@ -398,6 +398,10 @@ static bw_err_t score_series(bw_engine_t *eng, series_t *s, int tr,
     fin->x = y - po.seasonal;
     fin->sd = po.pred_sd;
     fin->frame = po.frame;
+    if (po.frame == 0 && isfinite(po.provisional)) {
+        fin->x = y - po.provisional;
+        fin->frame = BW_FRAME_EARLY;
+    }
     if (po.block_closed) {
         out->p_collective = po.p_collective;
         out->block_mean = untransform(tr, po.block_mean);

@@ -35,10 +35,13 @@
  * near 0 and the evidence stops growing. So once a signal has history, the
  * window is judged against a reference that the window cannot move: an
  * exponentially weighted mean and variance (horizon `baseline_ms`) of the
- * signal's de-seasonalised values x = y - seasonal from the buckets that
- * have LEFT the window, each bucket weighted by the posterior that it was
- * not elevated (at least ADOPT_FLOOR, so a lasting change becomes the
- * reference within a few horizons). The window mean's deviation D from it
+ * signal's de-seasonalised values x = y - seasonal (on a series' second
+ * day, before its daily profile applies, y less the first day's profile as
+ * it stood before the current visit: engine.c, BW_FRAME_EARLY; without it
+ * a reference two hours old lies on another part of the daily cycle) from
+ * the buckets that have LEFT the window, each bucket weighted by the posterior
+ * that it was not elevated (at least ADOPT_FLOOR, so a lasting change becomes
+ * the reference within a few horizons). The window mean's deviation D from it
  * is standardised by an empirical null, S = D sqrt(n / (phi var)), where
  * phi = E[n D^2 / var] over past unelevated windows (>= 1) absorbs what an
  * iid model misses: autocorrelation, slow drift, the reference's own
@@ -418,7 +421,8 @@ static void roll(const bw_fusion_cfg_t *cfg, const bw_signal_cfg_t *sig,
     w->n[b] = w->z[b] = w->nx[b] = w->x[b] = w->x2[b] = w->sd2[b] = 0.0;
 }
 
-/* The values' frame changed (a profile began to apply): what was learnt
+/* The values' frame changed (a profile began to apply, or the first day's
+ * provisional one): what was learnt
  * in the old frame is no reference for the new one. */
 static void ref_restart(window_t *w, int frame)
 {
@@ -585,7 +589,7 @@ static bool load_window(bw_rbuf_t *r, window_t *w, bool v2)
     }
     if (!v2) {
         w->shift = bw_rbuf_f64(r); /* NAN until a value was seen */
-        w->frame = (int)bw_rbuf_u32_in(r, 0, 3);
+        w->frame = (int)bw_rbuf_u32_in(r, 0, 7);
         w->r0 = bw_rbuf_finite(r);
         w->r1 = bw_rbuf_finite(r);
         w->r2 = bw_rbuf_finite(r);

@@ -1776,6 +1776,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
 
     memset(out, 0, sizeof(*out));
     out->since_ms = -1;
+    out->provisional = NAN;
     if (!isfinite(y) || fabs(y) > BW_MODEL_MAX_ABS) {
         return BW_ERR_RANGE;
     }
@@ -1792,6 +1793,9 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     sd = bw__season_value(&pf->daily, t_ms, age);
     sw = bw__season_value(&pf->weekly, t_ms, age);
     reframe(pf, age, sd, sw);
+    if (!(pf->framed & 1)) {
+        out->provisional = bw__season_early(&pf->daily, t_ms);
+    }
     episode_phase(pf, age);
     c.dt = time_step(pf, t_ms);
     c.y = y - sd - sw;

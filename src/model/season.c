@@ -139,6 +139,26 @@ double bw__season_value(const bw_season_t *s, int64_t t_ms, int64_t age_ms)
     return shrink(s, b) * (s->mean[b] - s->mean_sum / s->seen);
 }
 
+/* The bin's mean as it stood when the visit in progress began: the
+ * visit's own values are what the estimate is about to be judged on, so
+ * they must not be in it (a profile read while it learns from the values
+ * it predicts passes any test of its predictions). */
+double bw__season_early(const bw_season_t *s, int64_t t_ms)
+{
+    double m;
+    int b;
+
+    if (!s->cfg->enabled || s->seen < 2 || !(s->wt_sum > 0.0)) {
+        return NAN;
+    }
+    b = bin_of(s, t_ms);
+    if (!(s->wt[b] > 0.0)) {
+        return NAN;
+    }
+    m = s->visit.bin == b && !isnan(s->visit.old) ? s->visit.old : s->mean[b];
+    return shrink(s, b) * (m - s->mean_sum / s->seen);
+}
+
 /* The first whole period seen: every bin's first deviation is its mean
  * value against the mean of the whole period (the classical first-cycle
  * estimate), with the weight of one visit. */
