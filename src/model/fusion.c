@@ -421,14 +421,31 @@ static void roll(const bw_fusion_cfg_t *cfg, const bw_signal_cfg_t *sig,
     w->n[b] = w->z[b] = w->nx[b] = w->x[b] = w->x2[b] = w->sd2[b] = 0.0;
 }
 
-/* The values' frame changed (a profile began to apply, or the first day's
- * provisional one): what was learnt
- * in the old frame is no reference for the new one. */
+/* How far a frame has come: raw values (0), less the first day's
+ * provisional profile (BW_FRAME_EARLY), less an applied daily or weekly
+ * profile (1, 2), less both (3). A series' frame only moves forward. */
+static int frame_rank(int frame)
+{
+    return frame == 0 ? 0 : frame == BW_FRAME_EARLY ? 1 : frame == 3 ? 3 : 2;
+}
+
+/* The values' frame moved on (the first day's provisional profile, or a
+ * profile began to apply): what was learnt in the old frame is no
+ * reference for the new one. phi, the noise's structure, is the series'
+ * own and is kept, but with at most its prior's weight: the old frame's
+ * windows also held what the new frame takes out (on the first day, the
+ * daily cycle), and its own null windows soon outweigh them. Without it
+ * phi restarts at 1 (iid), and AR(1) noise read as elevation in the first
+ * hours of the new frame. */
 static void ref_restart(window_t *w, int frame)
 {
+    double keep = w->p0 > PHI_PRIOR_W ? PHI_PRIOR_W / w->p0 : 1.0;
+
     w->shift = NAN;
     w->frame = frame;
-    w->r0 = w->r1 = w->r2 = w->rv = w->p0 = w->p1 = 0.0;
+    w->r0 = w->r1 = w->r2 = w->rv = 0.0;
+    w->p0 *= keep;
+    w->p1 *= keep;
     for (int b = 0; b < BUCKETS; b++) {
         w->nx[b] = w->x[b] = w->x2[b] = w->sd2[b] = 0.0;
     }
@@ -455,7 +472,13 @@ void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
     }
     w->n[b] += 1.0;
     w->z[b] += fmin(fmax(z, -Z_CLIP), Z_CLIP);
-    if (fu->cfg->baseline_ms > 0.0 && isfinite(x) && isfinite(sd)) {
+    /* Several series of one entity may share a signal (entity: region),
+     * and each moves its frame at its own age: the newest frame seen is the
+     * window's, and values of an older one add no reference (they would
+     * restart it at every event). */
+    if (fu->cfg->baseline_ms > 0.0 && isfinite(x) && isfinite(sd) &&
+        (ob->frame == w->frame ||
+         frame_rank(ob->frame) > frame_rank(w->frame))) {
         if (ob->frame != w->frame) {
             ref_restart(w, ob->frame);
         }
@@ -589,7 +612,7 @@ static bool load_window(bw_rbuf_t *r, window_t *w, bool v2)
     }
     if (!v2) {
         w->shift = bw_rbuf_f64(r); /* NAN until a value was seen */
-        w->frame = (int)bw_rbuf_u32_in(r, 0, 7);
+        w->frame = (int)bw_rbuf_u32_in(r, 0, BW_FRAME_EARLY);
         w->r0 = bw_rbuf_finite(r);
         w->r1 = bw_rbuf_finite(r);
         w->r2 = bw_rbuf_finite(r);

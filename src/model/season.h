@@ -64,10 +64,11 @@ void bw__season_free(bw_season_t *s);
 int bw__season_active(const bw_season_t *s, int64_t age_ms);
 /** Seasonal component to subtract at @p t_ms (0 until trusted). */
 double bw__season_value(const bw_season_t *s, int64_t t_ms, int64_t age_ms);
-/** The profile's estimate at @p t_ms before it applies (its first period
- * done, min_cycles not yet passed), as it stood before the visit now in
- * progress: NAN without a first period. Read by no model state; the
- * threat fusion's reference uses it (bw_pf_out_t.provisional). */
+/** The profile's estimate at @p t_ms whether or not it applies yet, as it
+ * stood before the visit now in progress: NAN until a first period is
+ * done; for a bin that period did not see, its neighbours' values. Read
+ * by no model state; the threat fusion's reference uses it on the second
+ * day (bw_pf_out_t.provisional). */
 double bw__season_early(const bw_season_t *s, int64_t t_ms);
 /** Learn from @p y (with other seasonal parts removed) at @p t_ms: the
  * bin's mean with weight @p gain, the baseline's latest value of the bin
