@@ -93,8 +93,9 @@ typedef struct {
     double noise_factor; /* local noise: variance factor applied (>= 1) */
     int frame; /* profiles in the baseline's frame: bit 0 daily, 1 weekly */
     /* The daily profile's estimate at this phase while it does not apply
-     * yet (its first period done, before min_cycles; NAN otherwise), as it
-     * stood before the visit of this event's bin began: one day of data is
+     * yet (its first period done, before min_cycles; NAN otherwise;
+     * INFINITY where the first day missed this bin), as it stood before
+     * the visit of this event's bin began: one day of data is
      * no profile for the filter, but it is the best reference the threat
      * fusion has on the second day. */
     double provisional;

@@ -398,8 +398,10 @@ static bw_err_t score_series(bw_engine_t *eng, series_t *s, int tr,
     fin->x = y - po.seasonal;
     fin->sd = po.pred_sd;
     fin->frame = po.frame;
-    if (po.frame == 0 && isfinite(po.provisional)) {
-        fin->x = y - po.provisional;
+    if (po.frame == 0 && !isnan(po.provisional)) {
+        /* no value where the first day missed the bin: no reference then,
+         * and no restart (the frame stays) */
+        fin->x = isfinite(po.provisional) ? y - po.provisional : NAN;
         fin->frame = BW_FRAME_EARLY;
     }
     if (po.block_closed) {

@@ -473,12 +473,16 @@ void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
     w->n[b] += 1.0;
     w->z[b] += fmin(fmax(z, -Z_CLIP), Z_CLIP);
     /* Several series of one entity may share a signal (entity: region),
-     * and each moves its frame at its own age: the newest frame seen is the
-     * window's, and values of an older one add no reference (they would
-     * restart it at every event). */
+     * and each moves its frame at its own age: a frame further on takes
+     * the window over, and values of one not as far add no reference
+     * while the window's own frame is fed (they would restart it at every
+     * event). After a whole window without a value in its frame (that
+     * series retired, or restarted at frame 0), the values that still
+     * come take it over. */
     if (fu->cfg->baseline_ms > 0.0 && isfinite(x) && isfinite(sd) &&
         (ob->frame == w->frame ||
-         frame_rank(ob->frame) > frame_rank(w->frame))) {
+         frame_rank(ob->frame) > frame_rank(w->frame) ||
+         window_sum(w, slot).nx == 0.0)) {
         if (ob->frame != w->frame) {
             ref_restart(w, ob->frame);
         }

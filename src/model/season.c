@@ -139,43 +139,17 @@ double bw__season_value(const bw_season_t *s, int64_t t_ms, int64_t age_ms)
     return shrink(s, b) * (s->mean[b] - s->mean_sum / s->seen);
 }
 
-/* A bin the first period did not see (a gap in it): the value linearly
- * interpolated between the nearest bins on either side that it did see,
- * each with its own shrinkage (0, the profile's mean, if there is none). */
-static double gap_value(const bw_season_t *s, int b)
-{
-    int n = s->cfg->bins, lo = -1, hi = -1, dl = 0, dh = 0;
-    double vl, vh;
-
-    for (int d = 1; d < n && (lo < 0 || hi < 0); d++) {
-        int l = ((b - d) % n + n) % n, h = (b + d) % n;
-        if (lo < 0 && s->wt[l] > 0.0 && l != s->visit.bin) {
-            lo = l;
-            dl = d;
-        }
-        if (hi < 0 && s->wt[h] > 0.0 && h != s->visit.bin) {
-            hi = h;
-            dh = d;
-        }
-    }
-    if (lo < 0 || hi < 0) {
-        return 0.0;
-    }
-    vl = shrink(s, lo) * (s->mean[lo] - s->mean_sum / s->seen);
-    vh = shrink(s, hi) * (s->mean[hi] - s->mean_sum / s->seen);
-    return (dh * vl + dl * vh) / (dl + dh);
-}
-
 /* The bin's shrunk deviation (as bw__season_value) from its mean as it
  * stood when the visit in progress began: the visit's own values are what
  * the estimate is about to be judged on, so they must not be in it (a
  * profile read while it learns from the values it predicts passes any
  * test of its predictions). A bin the first period did not see (a gap)
- * reads its neighbours' (gap_value), not NAN: its reader would take that
- * for the end of the profile. Left in: the centring (mean_sum) has the
- * visit's share, 1/seen of it; and where a bin holds under 1.5 events per
- * period its visits close at once (learn_bin), so a second event in one
- * bin and period reads a mean that has learnt the first. */
+ * has no estimate of its own, and its neighbours' would be another phase's
+ * or would have learnt today's values (an attack there would move them):
+ * INFINITY says so, apart from NAN (no profile at all). Left in: the centring
+ * (mean_sum) has the visit's share, 1/seen of it; and where a bin holds
+ * under 1.5 events per period its visits close at once (learn_bin), so a second
+ * event in one bin and period reads a mean that has learnt the first. */
 double bw__season_early(const bw_season_t *s, int64_t t_ms)
 {
     double m;
@@ -191,7 +165,7 @@ double bw__season_early(const bw_season_t *s, int64_t t_ms)
         m = s->wt[b] > 0.0 ? s->mean[b] : NAN;
     }
     if (isnan(m)) {
-        return gap_value(s, b);
+        return INFINITY; /* a bin the first period missed */
     }
     return shrink(s, b) * (m - s->mean_sum / s->seen);
 }

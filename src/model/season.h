@@ -66,9 +66,9 @@ int bw__season_active(const bw_season_t *s, int64_t age_ms);
 double bw__season_value(const bw_season_t *s, int64_t t_ms, int64_t age_ms);
 /** The profile's estimate at @p t_ms whether or not it applies yet, as it
  * stood before the visit now in progress: NAN until a first period is
- * done; for a bin that period did not see, its neighbours' values. Read
- * by no model state; the threat fusion's reference uses it on the second
- * day (bw_pf_out_t.provisional). */
+ * done; INFINITY for a bin that period did not see. Read by no model
+ * state; the threat fusion's reference uses it on the second day
+ * (bw_pf_out_t.provisional). */
 double bw__season_early(const bw_season_t *s, int64_t t_ms);
 /** Learn from @p y (with other seasonal parts removed) at @p t_ms: the
  * bin's mean with weight @p gain, the baseline's latest value of the bin
