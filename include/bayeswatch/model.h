@@ -95,9 +95,9 @@ typedef struct {
     /* The daily profile's estimate at this phase while it does not apply
      * yet (its first period done, before min_cycles; NAN otherwise;
      * INFINITY where the first day missed this bin), as it stood before
-     * the visit of this event's bin began: one day of data is
-     * no profile for the filter, but it is the best reference the threat
-     * fusion has on the second day. */
+     * the visit of this event's bin began: one day of data is no profile
+     * for the filter, but it is the best reference the threat fusion has
+     * on the second day. */
     double provisional;
     /* The abnormal episode: its first event's time while P(abnormal) has
      * been >= 1/2 at every event since (-1 otherwise); adopted on the event

@@ -39,53 +39,36 @@
 #define STEP_MS 60000
 #define HISTORY 1440 /* a day of history before anything happens */
 
-static const char yaml[] =
-    "engine:\n"
-    "  routes:\n"
-    "    - metric: auth_failures\n"
-    "      transform: log1p\n"
-    "    - metric: waf_hits\n"
-    "      transform: log1p\n"
-    "    - metric: egress_bytes\n"
-    "      transform: log\n"
-    "model:\n"
-    "  pf:\n"
-    "    daily: {enabled: false}\n"
-    "  fusion:\n"
-    "    window_ms: 1800000\n"
-    "    prior: 0.01\n"
-    "    correlation: 0.3\n"
-    "    rules:\n"
-    "      - name: stuffing\n"
-    "        signals:\n"
-    "          - {metric: auth_failures, detection: 0.85, false_alarm: 0.02}\n"
-    "          - {metric: waf_hits, detection: 0.8, false_alarm: 0.02}\n"
-    "          - {metric: egress_bytes, detection: 0.7, false_alarm: 0.02}\n";
+/* The entities' config, with the daily profile given by @p daily. */
+#define CONF(daily)                                                            \
+    "engine:\n"                                                                \
+    "  routes:\n"                                                              \
+    "    - metric: auth_failures\n"                                            \
+    "      transform: log1p\n"                                                 \
+    "    - metric: waf_hits\n"                                                 \
+    "      transform: log1p\n"                                                 \
+    "    - metric: egress_bytes\n"                                             \
+    "      transform: log\n"                                                   \
+    "model:\n"                                                                 \
+    "  pf:\n"                                                                  \
+    "    daily: {" daily "}\n"                                                 \
+    "  fusion:\n"                                                              \
+    "    window_ms: 1800000\n"                                                 \
+    "    prior: 0.01\n"                                                        \
+    "    correlation: 0.3\n"                                                   \
+    "    rules:\n"                                                             \
+    "      - name: stuffing\n"                                                 \
+    "        signals:\n"                                                       \
+    "          - {metric: auth_failures, detection: 0.85, false_alarm: "       \
+    "0.02}\n"                                                                  \
+    "          - {metric: waf_hits, detection: 0.8, false_alarm: 0.02}\n"      \
+    "          - {metric: egress_bytes, detection: 0.7, false_alarm: 0.02}\n"
+
+static const char yaml[] = CONF("enabled: false");
 
 /* The same with the daily profile on (5-minute bins): the second day's
  * signals are judged against the first day's profile (day2 below). */
-static const char yaml_daily[] =
-    "engine:\n"
-    "  routes:\n"
-    "    - metric: auth_failures\n"
-    "      transform: log1p\n"
-    "    - metric: waf_hits\n"
-    "      transform: log1p\n"
-    "    - metric: egress_bytes\n"
-    "      transform: log\n"
-    "model:\n"
-    "  pf:\n"
-    "    daily: {enabled: true, bins: 288}\n"
-    "  fusion:\n"
-    "    window_ms: 1800000\n"
-    "    prior: 0.01\n"
-    "    correlation: 0.3\n"
-    "    rules:\n"
-    "      - name: stuffing\n"
-    "        signals:\n"
-    "          - {metric: auth_failures, detection: 0.85, false_alarm: 0.02}\n"
-    "          - {metric: waf_hits, detection: 0.8, false_alarm: 0.02}\n"
-    "          - {metric: egress_bytes, detection: 0.7, false_alarm: 0.02}\n";
+static const char yaml_daily[] = CONF("enabled: true, bins: 288");
 
 typedef struct {
     int max_level;   /* highest level seen in the watched span */
