@@ -24,6 +24,7 @@
 #define BW_ROUTES_MAX 32
 #define BW_RULES_MAX 16
 #define BW_SIGNALS_MAX 8
+#define BW_SPANS_MAX 8 /* model.fusion.spans */
 #define BW_TOPICS_MAX 16
 #define BW_TOPIC_MAX 250 /* Kafka's topic name limit is 249 */
 #define BW_KV_MAX 64
@@ -141,6 +142,7 @@ typedef struct {
 typedef struct {
     int entity; /* bw_entity_kind_t */
     double window_ms;
+    int spans;          /* evidence spans: 1..BW_SPANS_MAX windows */
     double baseline_ms; /* horizon of a signal's own reference; 0 off */
     double prior;       /* prior threat probability per entity and window */
     double correlation; /* 0 independent .. 1 fully redundant signals */

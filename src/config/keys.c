@@ -315,6 +315,11 @@ static const bw_key_t rule_keys[] = {
 static const bw_key_t fusion_keys[] = {
     K_ENUM(FU, entity, entity_enum, "region", "what a threat is about"),
     K_DBL(FU, window_ms, 1, 1e12, "600000", "sliding evidence window"),
+    K_INT(FU, spans, 1, BW_SPANS_MAX, "4",
+          "a signal's elevation is judged over its last 1, 2, ... spans "
+          "windows (a Bayes factor averaged over when it began), so the "
+          "evidence of a lasting elevation goes on growing after one window; "
+          "1 = the last window only"),
     K_DBL(FU, baseline_ms, 0, 1e13, "7200000",
           "horizon of each signal's reference, learnt from data that has "
           "left the window (0: judge against the filter's own baseline)"),

@@ -60,8 +60,25 @@
  * Abrupt Changes, 1993, sec. 2.2, with an empirical null). Until the
  * reference holds REF_MIN events the innovation form above is used.
  *
+ * Spans. One window's evidence stops growing once an elevation has
+ * lasted a window, so a long attack's posterior hovers at the band. The
+ * evidence that an elevation is in progress averages the Bayes factors of
+ * "elevated over the last a + 1 windows", a < `spans` (the prior on when
+ * it began: half on the last window, the rest spread evenly), against the
+ * null or an elevation that has already ended (elevated over windows
+ * e + 1 .. a only, prior q: the signal's prior rate of elevation):
+ *   lambda = sum_a pi_a lambda(0..a) / ((1 - q) + q mean_{e<a}
+ *            lambda(e+1..a))
+ * (spans_lbf). A mixture of Bayes factors against one null is one, and
+ * the ended elevations only lower it, so lambda's null expectation is at
+ * most 1 / (1 - q) (test_spans_null_bound). Each span length has its
+ * own empirical null phi (a longer span's mean carries more drift), and
+ * the buckets older than the window stay in the ring for the longer spans
+ * after they have gone into the reference.
+ *
  * The window keeps, per signal, the count and the sum of z in each of
- * BUCKETS time buckets of window/BUCKETS; O(1) memory and time per event,
+ * BUCKETS time buckets of window/BUCKETS (times `spans` for the longer
+ * spans); O(spans^2) time per evaluation (kept until the window changes),
  * the window edge resolved to one bucket.
  */
 #include <math.h>
@@ -73,7 +90,8 @@
 
 #define BUCKETS 16
 #define Z_CLIP 3.0
-#define FUSION_STATE_TAG 0x46553034u    /* "FU04" */
+#define FUSION_STATE_TAG 0x46553035u    /* "FU05" */
+#define FUSION_STATE_TAG_V4 0x46553034u /* "FU04": one span, no ref_slot */
 #define FUSION_STATE_TAG_V3 0x46553033u /* "FU03": no level start */
 #define FUSION_STATE_TAG_V2 0x46553032u /* "FU02": window only */
 #define REF_MIN 30.0                    /* reference events before it is used */
@@ -83,19 +101,28 @@
 #define SD_FLOOR 0.5     /* reference sd >= this x the filter's */
 
 typedef struct {
-    int64_t slot[BUCKETS]; /* bucket index (time / width) held, -1 empty */
-    double n[BUCKETS];     /* events */
-    double z[BUCKETS];     /* sum of their clipped z */
-    double nx[BUCKETS];    /* events with a value x */
-    double x[BUCKETS];     /* sum of x - shift */
-    double x2[BUCKETS];    /* sum of (x - shift)^2 */
-    double sd2[BUCKETS];   /* sum of the filter's predictive variance */
+    int64_t slot; /* bucket index (time / width) held, -1 empty */
+    double n;     /* events */
+    double z;     /* sum of their clipped z */
+    double nx;    /* events with a value x */
+    double x;     /* sum of x - shift */
+    double x2;    /* sum of (x - shift)^2 */
+    double sd2;   /* sum of the filter's predictive variance */
+} bucket_t;
+
+typedef struct {
+    bucket_t *bk;     /* BUCKETS * spans, a ring by slot (owned by fu) */
+    int64_t ref_slot; /* newest slot folded into the reference, -1 none */
     /* the reference: EW sums over buckets that left the window */
     double shift;          /* first x seen (NAN: none yet) */
     int frame;             /* bw_fusion_obs_t.frame of the reference */
     double r0, r1, r2, rv; /* weight, sum x, sum x^2, sum sd^2 */
-    double p0, p1;         /* null samples of n D^2 / var: weight, sum */
-    double p_elev;         /* P(elevated) of the last complete window */
+    /* per span: null samples of n D^2 / var: weight, sum */
+    double p0[BW_SPANS_MAX], p1[BW_SPANS_MAX];
+    double p_elev; /* P(elevated) of the last complete window */
+    /* the last evaluation, kept until the window changes (not state) */
+    int64_t lbf_slot; /* its slot, -1 none */
+    double lbf;
 } window_t;
 
 typedef struct {
@@ -113,7 +140,9 @@ typedef struct {
 struct bw_fusion_s {
     const bw_fusion_cfg_t *cfg;
     int nwin;
+    int nb;           /* buckets per window: BUCKETS * cfg->spans */
     window_t *win;    /* rule-major: rules * BW_SIGNALS_MAX */
+    bucket_t *pool;   /* the windows' buckets, nwin * nb */
     rule_state_t *rs; /* per rule */
 };
 
@@ -169,12 +198,18 @@ static double signal_llr(const bw_signal_cfg_t *s, double lbf)
     }
 }
 
+/* A signal's prior probability of being elevated in a window. */
+static double prior_q(const bw_fusion_cfg_t *cfg, const bw_signal_cfg_t *sig)
+{
+    return cfg->prior * sig->detection + (1.0 - cfg->prior) * sig->false_alarm;
+}
+
 /* P(the signal is elevated | window), at the prior rate of elevation that
  * the rule implies, prior d + (1 - prior) f. */
 static double signal_p(const bw_fusion_cfg_t *cfg, const bw_signal_cfg_t *s,
                        double lbf)
 {
-    double q = cfg->prior * s->detection + (1.0 - cfg->prior) * s->false_alarm;
+    double q = prior_q(cfg, s);
     double lo = log(q) - log1p(-q) + lbf;
 
     return 1.0 / (1.0 + exp(-lo));
@@ -280,15 +315,20 @@ bw_fusion_t *bw_fusion_new(const bw_fusion_cfg_t *cfg, char *errstr,
     }
     fu->cfg = cfg;
     fu->nwin = rules * BW_SIGNALS_MAX;
+    fu->nb = BUCKETS * (cfg->spans >= 1 ? cfg->spans : 1);
     fu->win = bw_calloc((size_t)fu->nwin, sizeof(window_t));
+    fu->pool = bw_calloc((size_t)fu->nwin * (size_t)fu->nb, sizeof(bucket_t));
     fu->rs = bw_calloc((size_t)rules, sizeof(rule_state_t));
-    if (fu->win == NULL || fu->rs == NULL) {
+    if (fu->win == NULL || fu->pool == NULL || fu->rs == NULL) {
         goto fail;
     }
     for (int w = 0; w < fu->nwin; w++) {
-        for (int b = 0; b < BUCKETS; b++) {
-            fu->win[w].slot[b] = -1;
+        fu->win[w].bk = fu->pool + (size_t)w * (size_t)fu->nb;
+        for (int b = 0; b < fu->nb; b++) {
+            fu->win[w].bk[b].slot = -1;
         }
+        fu->win[w].ref_slot = -1;
+        fu->win[w].lbf_slot = -1;
         fu->win[w].shift = NAN;
     }
     for (int r = 0; r < rules; r++) {
@@ -308,6 +348,7 @@ void bw_fusion_destroy(bw_fusion_t *fu)
         return;
     }
     bw_free(fu->win);
+    bw_free(fu->pool);
     bw_free(fu->rs);
     bw_free(fu);
 }
@@ -319,21 +360,50 @@ static int64_t slot_of(const bw_fusion_cfg_t *cfg, int64_t t_ms)
     return (int64_t)floor((double)t_ms / width);
 }
 
+static void add_bucket(wsum_t *t, const bucket_t *k)
+{
+    t->n += k->n;
+    t->z += k->z;
+    t->nx += k->nx;
+    t->x += k->x;
+    t->x2 += k->x2;
+}
+
 /* Window sums over the buckets in (now - BUCKETS, now]. */
-static wsum_t window_sum(const window_t *w, int64_t now_slot)
+static wsum_t window_sum(const bw_fusion_t *fu, const window_t *w,
+                         int64_t now_slot)
 {
     wsum_t t = {0};
 
-    for (int b = 0; b < BUCKETS; b++) {
-        if (w->slot[b] > now_slot - BUCKETS && w->slot[b] <= now_slot) {
-            t.n += w->n[b];
-            t.z += w->z[b];
-            t.nx += w->nx[b];
-            t.x += w->x[b];
-            t.x2 += w->x2[b];
+    for (int b = 0; b < fu->nb; b++) {
+        if (w->bk[b].slot > now_slot - BUCKETS && w->bk[b].slot <= now_slot) {
+            add_bucket(&t, &w->bk[b]);
         }
     }
     return t;
+}
+
+/* The sums of each span: t[j] over the buckets in (now - (j + 1) BUCKETS,
+ * now], j < cfg->spans. */
+static void span_sums(const bw_fusion_t *fu, const window_t *w,
+                      int64_t now_slot, wsum_t *t)
+{
+    int spans = fu->nb / BUCKETS;
+
+    memset(t, 0, (size_t)spans * sizeof(*t));
+    for (int b = 0; b < fu->nb; b++) {
+        int64_t age = now_slot - w->bk[b].slot;
+        if (w->bk[b].slot >= 0 && age >= 0 && age < fu->nb) {
+            add_bucket(&t[age / BUCKETS], &w->bk[b]);
+        }
+    }
+    for (int j = 1; j < spans; j++) {
+        t[j].n += t[j - 1].n;
+        t[j].z += t[j - 1].z;
+        t[j].nx += t[j - 1].nx;
+        t[j].x += t[j - 1].x;
+        t[j].x2 += t[j - 1].x2;
+    }
 }
 
 static bool ref_warm(const window_t *w)
@@ -351,9 +421,9 @@ static void ref_moments(const window_t *w, double *mean, double *var)
     *var = fmax(w->r2 / w->r0 - m * m, SD_FLOOR * SD_FLOOR * w->rv / w->r0);
 }
 
-static double phi_of(const window_t *w)
+static double phi_of(const window_t *w, int span)
 {
-    return fmax(1.0, (w->p1 + PHI_PRIOR_W) / (w->p0 + PHI_PRIOR_W));
+    return fmax(1.0, (w->p1[span] + PHI_PRIOR_W) / (w->p0[span] + PHI_PRIOR_W));
 }
 
 double bw_fusion_lbf_std(const bw_signal_cfg_t *sig, double s, double mu)
@@ -369,10 +439,11 @@ double bw_fusion_lbf_std(const bw_signal_cfg_t *sig, double s, double mu)
     return by_direction(sig, up, down);
 }
 
-/* The evidence of window sums @p t: against the reference once it is warm,
- * else from the filter's innovations; NAN without events. */
+/* The evidence of the sums @p t of span @p span: against the reference
+ * once it is warm, else from the filter's innovations; NAN without
+ * events. */
 static double sum_lbf(const window_t *w, const bw_signal_cfg_t *sig,
-                      const wsum_t *t)
+                      const wsum_t *t, int span)
 {
     double mean, var, phi;
 
@@ -380,45 +451,121 @@ static double sum_lbf(const window_t *w, const bw_signal_cfg_t *sig,
         return bw_fusion_lbf(sig, t->n, t->z);
     }
     ref_moments(w, &mean, &var);
-    phi = phi_of(w);
+    phi = phi_of(w, span);
     return bw_fusion_lbf_std(sig,
                              (t->x / t->nx - mean) * sqrt(t->nx / (phi * var)),
                              sig->elevation * sqrt(t->nx / phi));
 }
 
-/* A new bucket starts at @p slot in place of bucket @p b: sample the null
- * statistic of the window that just closed, then fold the evicted bucket
- * into the reference. */
-static void roll(const bw_fusion_cfg_t *cfg, const bw_signal_cfg_t *sig,
-                 window_t *w, int b, int64_t slot)
+/* log(exp(a) + exp(b)), either may be -INFINITY. */
+static double log_add(double a, double b)
 {
-    double width = cfg->window_ms / BUCKETS;
-    double decay = exp(-width / cfg->baseline_ms);
-    double phi_decay = exp(-width / (PHI_SPAN * cfg->baseline_ms));
-    wsum_t t = window_sum(w, slot - 1);
-    double lbf = sum_lbf(w, sig, &t), keep;
+    double mx = fmax(a, b);
 
+    return isinf(mx) && mx < 0.0 ? mx : mx + log(exp(a - mx) + exp(b - mx));
+}
+
+/* The prior that an elevation in progress began @p a windows before the
+ * last (of @p spans): half on the last window, so that a new elevation's
+ * evidence is discounted by at most log 2 against the last window's test
+ * alone, and half spread evenly over the earlier starts. */
+static double start_prior(int spans, int a)
+{
+    return spans == 1 ? 1.0 : a == 0 ? 0.5 : 0.5 / (spans - 1);
+}
+
+/* The evidence that an elevation is in progress, from the sums @p t of
+ * the spans (t[j]: the last j + 1 windows):
+ *   lambda = mean_a lambda(0, a) / ((1 - q) + q mean_{e<a} lambda(e, a)),
+ * lambda(e, a) the Bayes factor of "elevated from a windows ago until e
+ * windows ago" (sum_lbf over that part of the ring, phi of its length)
+ * against the baseline, q the signal's prior of elevation (prior_q). The
+ * numerator averages over when the elevation began (uniform, to the
+ * resolution of a window), so the evidence of a lasting elevation goes on
+ * growing after one window; the denominator's elevations that have ended
+ * are the alternative that keeps an elevation over from reading as one
+ * in progress (without them, a span's mean stays high for spans - 1
+ * windows after the end). One span: the last window's Bayes factor. NAN
+ * while the last window has no events. */
+static double spans_lbf(const bw_fusion_t *fu, const window_t *w,
+                        const bw_signal_cfg_t *sig, const wsum_t *t)
+{
+    int spans = fu->nb / BUCKETS, pairs = spans * (spans - 1) / 2;
+    double q = prior_q(fu->cfg, sig), num = -INFINITY, den = -INFINITY;
+
+    if (isnan(sum_lbf(w, sig, &t[0], 0))) {
+        return NAN;
+    }
+    for (int a = 0; a < spans; a++) {
+        double l = sum_lbf(w, sig, &t[a], a) + log(start_prior(spans, a));
+        num = log_add(num, isnan(l) ? -INFINITY : l);
+        for (int e = 0; e < a; e++) {
+            wsum_t d = {t[a].n - t[e].n, t[a].z - t[e].z, t[a].nx - t[e].nx,
+                        t[a].x - t[e].x, t[a].x2 - t[e].x2};
+            double le = sum_lbf(w, sig, &d, a - e - 1);
+            den = log_add(den, isnan(le) ? 0.0 : le);
+        }
+    }
+    if (pairs == 0) {
+        return num;
+    }
+    den = log_add(log1p(-q), log(q) + den - log((double)pairs));
+    return num - den;
+}
+
+/* The buckets that have left the window by @p slot, oldest first, go
+ * into the reference, each weighted by the posterior that the window
+ * they were last in was not elevated (at least ADOPT_FLOOR). They stay in
+ * the ring for the longer spans. */
+static void fold_aged(const bw_fusion_t *fu, window_t *w, int64_t slot)
+{
+    double decay = exp(-(fu->cfg->window_ms / BUCKETS) / fu->cfg->baseline_ms);
+    double keep = fmax(1.0 - w->p_elev, ADOPT_FLOOR);
+
+    for (int k = 0; k < fu->nb; k++) {
+        const bucket_t *q = &w->bk[((slot + 1 + k) % fu->nb + fu->nb) % fu->nb];
+        if (q->slot > w->ref_slot && q->slot <= slot - BUCKETS) {
+            w->r0 = decay * w->r0 + keep * q->nx;
+            w->r1 = decay * w->r1 + keep * q->x;
+            w->r2 = decay * w->r2 + keep * q->x2;
+            w->rv = decay * w->rv + keep * q->sd2;
+        }
+    }
+    w->ref_slot = slot - BUCKETS > w->ref_slot ? slot - BUCKETS : w->ref_slot;
+}
+
+/* A new bucket starts at @p slot in place of bucket @p b: sample each
+ * span's null statistic of the window that just closed, then fold the
+ * buckets that left the window into the reference. */
+static void roll(const bw_fusion_t *fu, const bw_signal_cfg_t *sig, window_t *w,
+                 int b, int64_t slot)
+{
+    const bw_fusion_cfg_t *cfg = fu->cfg;
+    double width = cfg->window_ms / BUCKETS;
+    double phi_decay = exp(-width / (PHI_SPAN * cfg->baseline_ms));
+    wsum_t t[BW_SPANS_MAX];
+    double lbf;
+
+    span_sums(fu, w, slot - 1, t);
+    lbf = spans_lbf(fu, w, sig, t);
     if (!isnan(lbf)) {
-        double q =
-            cfg->prior * sig->detection + (1.0 - cfg->prior) * sig->false_alarm;
+        double q = prior_q(cfg, sig);
         w->p_elev = 1.0 / (1.0 + exp(-(log(q) - log1p(-q) + lbf)));
     }
-    if (ref_warm(w) && t.nx > 0.0) {
+    for (int j = 0; ref_warm(w) && j < fu->nb / BUCKETS; j++) {
         double mean, var, d;
+        if (!(t[j].nx > 0.0)) {
+            continue;
+        }
         ref_moments(w, &mean, &var);
-        d = t.x / t.nx - mean;
-        w->p0 = phi_decay * w->p0 + (1.0 - w->p_elev);
-        w->p1 = phi_decay * w->p1 + (1.0 - w->p_elev) * t.nx * d * d / var;
+        d = t[j].x / t[j].nx - mean;
+        w->p0[j] = phi_decay * w->p0[j] + (1.0 - w->p_elev);
+        w->p1[j] =
+            phi_decay * w->p1[j] + (1.0 - w->p_elev) * t[j].nx * d * d / var;
     }
-    if (w->slot[b] >= 0 && w->slot[b] <= slot - BUCKETS) {
-        keep = fmax(1.0 - w->p_elev, ADOPT_FLOOR);
-        w->r0 = decay * w->r0 + keep * w->nx[b];
-        w->r1 = decay * w->r1 + keep * w->x[b];
-        w->r2 = decay * w->r2 + keep * w->x2[b];
-        w->rv = decay * w->rv + keep * w->sd2[b];
-    }
-    w->slot[b] = slot;
-    w->n[b] = w->z[b] = w->nx[b] = w->x[b] = w->x2[b] = w->sd2[b] = 0.0;
+    fold_aged(fu, w, slot);
+    memset(&w->bk[b], 0, sizeof(bucket_t));
+    w->bk[b].slot = slot;
 }
 
 /* How far a frame has come: raw values (0), less the first day's
@@ -437,17 +584,19 @@ static int frame_rank(int frame)
  * daily cycle), and its own null windows soon outweigh them. Without it
  * phi restarts at 1 (iid), and AR(1) noise read as elevation in the first
  * hours of the new frame. */
-static void ref_restart(window_t *w, int frame)
+static void ref_restart(const bw_fusion_t *fu, window_t *w, int frame)
 {
-    double keep = w->p0 > PHI_PRIOR_W ? PHI_PRIOR_W / w->p0 : 1.0;
-
     w->shift = NAN;
     w->frame = frame;
     w->r0 = w->r1 = w->r2 = w->rv = 0.0;
-    w->p0 *= keep;
-    w->p1 *= keep;
-    for (int b = 0; b < BUCKETS; b++) {
-        w->nx[b] = w->x[b] = w->x2[b] = w->sd2[b] = 0.0;
+    for (int j = 0; j < BW_SPANS_MAX; j++) {
+        double keep = w->p0[j] > PHI_PRIOR_W ? PHI_PRIOR_W / w->p0[j] : 1.0;
+        w->p0[j] *= keep;
+        w->p1[j] *= keep;
+    }
+    for (int b = 0; b < fu->nb; b++) {
+        bucket_t *q = &w->bk[b];
+        q->nx = q->x = q->x2 = q->sd2 = 0.0;
     }
 }
 
@@ -457,21 +606,24 @@ void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
     double z = ob->z, x = ob->x, sd = ob->sd;
     window_t *w;
     int64_t slot = slot_of(fu->cfg, t_ms);
-    int b = (int)(((slot % BUCKETS) + BUCKETS) % BUCKETS);
+    int b = (int)(((slot % fu->nb) + fu->nb) % fu->nb);
+    bucket_t *q;
 
     if (rule < 0 || rule >= fu->cfg->n_rules || sig < 0 ||
         sig >= BW_SIGNALS_MAX || !isfinite(z)) {
         return;
     }
     w = &fu->win[rule * BW_SIGNALS_MAX + sig];
-    if (w->slot[b] != slot) {
-        if (w->slot[b] > slot) {
+    q = &w->bk[b];
+    w->lbf_slot = -1;
+    if (q->slot != slot) {
+        if (q->slot > slot || slot <= w->ref_slot) {
             return; /* older than the window: no evidence left to update */
         }
-        roll(fu->cfg, &fu->cfg->rules[rule].signals[sig], w, b, slot);
+        roll(fu, &fu->cfg->rules[rule].signals[sig], w, b, slot);
     }
-    w->n[b] += 1.0;
-    w->z[b] += fmin(fmax(z, -Z_CLIP), Z_CLIP);
+    q->n += 1.0;
+    q->z += fmin(fmax(z, -Z_CLIP), Z_CLIP);
     /* Several series of one entity may share a signal (entity: region),
      * and each moves its frame at its own age: a frame further on takes
      * the window over, and values of one not as far add no reference
@@ -482,9 +634,9 @@ void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
     if (fu->cfg->baseline_ms > 0.0 && isfinite(x) && isfinite(sd) &&
         (ob->frame == w->frame ||
          frame_rank(ob->frame) > frame_rank(w->frame) ||
-         window_sum(w, slot).nx == 0.0)) {
+         window_sum(fu, w, slot).nx == 0.0)) {
         if (ob->frame != w->frame) {
-            ref_restart(w, ob->frame);
+            ref_restart(fu, w, ob->frame);
         }
         if (isnan(w->shift)) {
             w->shift = x;
@@ -496,10 +648,10 @@ void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
             x = fmin(fmax(x, mean - Z_CLIP * sqrt(var)),
                      mean + Z_CLIP * sqrt(var));
         }
-        w->nx[b] += 1.0;
-        w->x[b] += x;
-        w->x2[b] += x * x;
-        w->sd2[b] += sd * sd;
+        q->nx += 1.0;
+        q->x += x;
+        q->x2 += x * x;
+        q->sd2 += sd * sd;
     }
 }
 
@@ -511,13 +663,20 @@ void bw_fusion_observe(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
     bw_fusion_observe_value(fu, rule, sig, t_ms, &ob);
 }
 
-/* The window's log Bayes factor of elevation, NAN without events. */
-static double window_lbf(const window_t *w, const bw_signal_cfg_t *sig,
-                         int64_t now_slot)
+/* The signal's log Bayes factor of elevation, NAN without events in the
+ * window; kept until the window changes (the other signals' events
+ * evaluate the rule too). */
+static double window_lbf(const bw_fusion_t *fu, window_t *w,
+                         const bw_signal_cfg_t *sig, int64_t now_slot)
 {
-    wsum_t t = window_sum(w, now_slot);
+    wsum_t t[BW_SPANS_MAX];
 
-    return sum_lbf(w, sig, &t);
+    if (w->lbf_slot != now_slot) {
+        span_sums(fu, w, now_slot, t);
+        w->lbf = spans_lbf(fu, w, sig, t);
+        w->lbf_slot = now_slot;
+    }
+    return w->lbf;
 }
 
 bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out)
@@ -529,8 +688,8 @@ bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out)
     bool emit;
 
     for (int s = 0; s < r->n_signals; s++) {
-        lbf[s] = window_lbf(&fu->win[rule * BW_SIGNALS_MAX + s], &r->signals[s],
-                            now);
+        lbf[s] = window_lbf(fu, &fu->win[rule * BW_SIGNALS_MAX + s],
+                            &r->signals[s], now);
     }
     bw_fusion_combine(fu->cfg, r, lbf, out);
     if (st->score >= 0.0) { /* the level emitted last is current */
@@ -552,32 +711,42 @@ bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out)
     return emit;
 }
 
+static void save_window(const bw_fusion_t *fu, const window_t *win,
+                        bw_wbuf_t *w)
+{
+    for (int b = 0; b < fu->nb; b++) {
+        const bucket_t *q = &win->bk[b];
+        bw_wbuf_i64(w, q->slot);
+        bw_wbuf_f64(w, q->n);
+        bw_wbuf_f64(w, q->z);
+        bw_wbuf_f64(w, q->nx);
+        bw_wbuf_f64(w, q->x);
+        bw_wbuf_f64(w, q->x2);
+        bw_wbuf_f64(w, q->sd2);
+    }
+    bw_wbuf_i64(w, win->ref_slot);
+    bw_wbuf_f64(w, win->shift);
+    bw_wbuf_u32(w, (uint32_t)win->frame);
+    bw_wbuf_f64(w, win->r0);
+    bw_wbuf_f64(w, win->r1);
+    bw_wbuf_f64(w, win->r2);
+    bw_wbuf_f64(w, win->rv);
+    for (int j = 0; j < fu->nb / BUCKETS; j++) {
+        bw_wbuf_f64(w, win->p0[j]);
+        bw_wbuf_f64(w, win->p1[j]);
+    }
+    bw_wbuf_f64(w, win->p_elev);
+}
+
 bw_err_t bw_fusion_save(const bw_fusion_t *fu, bw_wbuf_t *w)
 {
     int rules = fu->nwin / BW_SIGNALS_MAX;
 
     bw_wbuf_u32(w, FUSION_STATE_TAG);
     bw_wbuf_u32(w, (uint32_t)fu->nwin);
+    bw_wbuf_u32(w, (uint32_t)(fu->nb / BUCKETS));
     for (int i = 0; i < fu->nwin; i++) {
-        const window_t *win = &fu->win[i];
-        for (int b = 0; b < BUCKETS; b++) {
-            bw_wbuf_i64(w, win->slot[b]);
-            bw_wbuf_f64(w, win->n[b]);
-            bw_wbuf_f64(w, win->z[b]);
-            bw_wbuf_f64(w, win->nx[b]);
-            bw_wbuf_f64(w, win->x[b]);
-            bw_wbuf_f64(w, win->x2[b]);
-            bw_wbuf_f64(w, win->sd2[b]);
-        }
-        bw_wbuf_f64(w, win->shift);
-        bw_wbuf_u32(w, (uint32_t)win->frame);
-        bw_wbuf_f64(w, win->r0);
-        bw_wbuf_f64(w, win->r1);
-        bw_wbuf_f64(w, win->r2);
-        bw_wbuf_f64(w, win->rv);
-        bw_wbuf_f64(w, win->p0);
-        bw_wbuf_f64(w, win->p1);
-        bw_wbuf_f64(w, win->p_elev);
+        save_window(fu, &fu->win[i], w);
     }
     for (int r = 0; r < rules; r++) {
         bw_wbuf_f64(w, fu->rs[r].score);
@@ -587,48 +756,87 @@ bw_err_t bw_fusion_save(const bw_fusion_t *fu, bw_wbuf_t *w)
     return w->err;
 }
 
-static bool bucket_ok(const window_t *w, int b)
+static bool bucket_ok(const bucket_t *q)
 {
-    return w->n[b] >= 0.0 && fabs(w->z[b]) <= Z_CLIP * w->n[b] &&
-           w->nx[b] >= 0.0 && w->nx[b] <= w->n[b] && w->x2[b] >= 0.0 &&
-           w->sd2[b] >= 0.0;
+    return q->n >= 0.0 && fabs(q->z) <= Z_CLIP * q->n && q->nx >= 0.0 &&
+           q->nx <= q->n && q->x2 >= 0.0 && q->sd2 >= 0.0;
 }
 
+/* A saved bucket goes to its place in this build's ring unless a newer
+ * one holds it (a ring of fewer spans than the saved one keeps the
+ * newest). */
+static void place_bucket(const bw_fusion_t *fu, window_t *w, const bucket_t *q)
+{
+    bucket_t *d;
+
+    if (q->slot < 0) {
+        return;
+    }
+    d = &w->bk[q->slot % fu->nb];
+    if (d->slot < q->slot) {
+        *d = *q;
+    }
+}
+
+/* The format a blob was written in: its version (2-5) and spans. */
+typedef struct {
+    int version;
+    int spans;
+} blob_fmt_t;
+
 /* One window into @p w (validated by the caller's bw_rbuf error and
- * bucket_ok); the previous format (v2) has no values or reference. */
-static bool load_window(bw_rbuf_t *r, window_t *w, bool v2)
+ * bucket_ok). Before v5 a window has one span of BUCKETS buckets, folded
+ * into the reference only as they left the ring (ref_slot -1: none of
+ * them is in it yet); v2 has no values or reference. A saved window of
+ * other spans than this build's keeps the spans both have. */
+static bool load_window(const bw_fusion_t *fu, bw_rbuf_t *r, window_t *w,
+                        blob_fmt_t f)
 {
     bool ok = true;
+    bucket_t *bk = w->bk;
 
     memset(w, 0, sizeof(*w));
+    w->bk = bk;
+    w->ref_slot = -1;
+    w->lbf_slot = -1;
     w->shift = NAN;
-    for (int b = 0; b < BUCKETS; b++) {
-        w->slot[b] = bw_rbuf_time(r, -1);
-        w->n[b] = bw_rbuf_finite(r);
-        w->z[b] = bw_rbuf_finite(r);
-        if (!v2) {
-            w->nx[b] = bw_rbuf_finite(r);
-            w->x[b] = bw_rbuf_finite(r);
-            w->x2[b] = bw_rbuf_finite(r);
-            w->sd2[b] = bw_rbuf_finite(r);
+    for (int b = 0; b < BUCKETS * f.spans; b++) {
+        bucket_t q = {0};
+        q.slot = bw_rbuf_time(r, -1);
+        q.n = bw_rbuf_finite(r);
+        q.z = bw_rbuf_finite(r);
+        if (f.version > 2) {
+            q.nx = bw_rbuf_finite(r);
+            q.x = bw_rbuf_finite(r);
+            q.x2 = bw_rbuf_finite(r);
+            q.sd2 = bw_rbuf_finite(r);
         }
-        ok = ok && bucket_ok(w, b);
+        ok = ok && bucket_ok(&q);
+        place_bucket(fu, w, &q);
     }
-    if (!v2) {
-        w->shift = bw_rbuf_f64(r); /* NAN until a value was seen */
-        w->frame = (int)bw_rbuf_u32_in(r, 0, BW_FRAME_EARLY);
-        w->r0 = bw_rbuf_finite(r);
-        w->r1 = bw_rbuf_finite(r);
-        w->r2 = bw_rbuf_finite(r);
-        w->rv = bw_rbuf_finite(r);
-        w->p0 = bw_rbuf_finite(r);
-        w->p1 = bw_rbuf_finite(r);
-        w->p_elev = bw_rbuf_finite(r);
-        ok = ok && !isinf(w->shift) && w->r0 >= 0.0 && w->r2 >= 0.0 &&
-             w->rv >= 0.0 && w->p0 >= 0.0 && w->p1 >= 0.0 && w->p_elev >= 0.0 &&
-             w->p_elev <= 1.0;
+    if (f.version == 2) {
+        return ok;
     }
-    return ok;
+    if (f.version >= 5) {
+        w->ref_slot = bw_rbuf_time(r, -1);
+    }
+    w->shift = bw_rbuf_f64(r); /* NAN until a value was seen */
+    w->frame = (int)bw_rbuf_u32_in(r, 0, BW_FRAME_EARLY);
+    w->r0 = bw_rbuf_finite(r);
+    w->r1 = bw_rbuf_finite(r);
+    w->r2 = bw_rbuf_finite(r);
+    w->rv = bw_rbuf_finite(r);
+    for (int j = 0; j < f.spans; j++) {
+        double p0 = bw_rbuf_finite(r), p1 = bw_rbuf_finite(r);
+        ok = ok && p0 >= 0.0 && p1 >= 0.0;
+        if (j < fu->nb / BUCKETS) {
+            w->p0[j] = p0;
+            w->p1[j] = p1;
+        }
+    }
+    w->p_elev = bw_rbuf_finite(r);
+    return ok && !isinf(w->shift) && w->r0 >= 0.0 && w->r2 >= 0.0 &&
+           w->rv >= 0.0 && w->p_elev >= 0.0 && w->p_elev <= 1.0;
 }
 
 /* One rule's state; before v4 (FU04) no level start: -1. */
@@ -639,41 +847,75 @@ static void load_rule(bw_rbuf_t *r, rule_state_t *q, bool has_since)
     q->since = has_since ? bw_rbuf_time(r, -1) : -1;
 }
 
+/* The blob's format from its header, or version 0 if it is none of ours
+ * (or holds another number of windows). */
+static blob_fmt_t read_header(const bw_fusion_t *fu, bw_rbuf_t *r)
+{
+    uint32_t tag = bw_rbuf_u32(r);
+    blob_fmt_t f = {0, 1};
+
+    f.version = tag == FUSION_STATE_TAG      ? 5
+                : tag == FUSION_STATE_TAG_V4 ? 4
+                : tag == FUSION_STATE_TAG_V3 ? 3
+                : tag == FUSION_STATE_TAG_V2 ? 2
+                                             : 0;
+    if (bw_rbuf_u32(r) != (uint32_t)fu->nwin) {
+        f.version = 0;
+    }
+    if (f.version >= 5) {
+        f.spans = (int)bw_rbuf_u32_in(r, 1, BW_SPANS_MAX);
+    }
+    if (r->err != BW_OK) {
+        f.version = 0;
+    }
+    return f;
+}
+
 bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r)
 {
     int rules = fu->nwin / BW_SIGNALS_MAX;
-    uint32_t tag = bw_rbuf_u32(r);
+    size_t nbk = (size_t)fu->nwin * (size_t)fu->nb;
+    blob_fmt_t f = read_header(fu, r);
     window_t *tmp = NULL;
+    bucket_t *pool = NULL;
     rule_state_t *rs = NULL;
     bw_err_t err = BW_ERR_CORRUPT;
 
-    if ((tag != FUSION_STATE_TAG && tag != FUSION_STATE_TAG_V3 &&
-         tag != FUSION_STATE_TAG_V2) ||
-        bw_rbuf_u32(r) != (uint32_t)fu->nwin) {
+    if (f.version == 0) {
         return BW_ERR_CORRUPT;
     }
     /* all or nothing: the state goes live only once all of it is valid */
     tmp = bw_calloc((size_t)fu->nwin, sizeof(window_t));
+    pool = bw_calloc(nbk, sizeof(bucket_t));
     rs = bw_calloc((size_t)rules, sizeof(rule_state_t));
-    if (tmp == NULL || rs == NULL) {
+    if (tmp == NULL || pool == NULL || rs == NULL) {
         err = BW_ERR_NOMEM;
         goto done;
     }
+    for (size_t k = 0; k < nbk; k++) {
+        pool[k].slot = -1;
+    }
     for (int i = 0; i < fu->nwin; i++) {
-        if (!load_window(r, &tmp[i], tag == FUSION_STATE_TAG_V2)) {
+        tmp[i].bk = pool + (size_t)i * (size_t)fu->nb;
+        if (!load_window(fu, r, &tmp[i], f)) {
             goto done;
         }
     }
     for (int q = 0; q < rules; q++) {
-        load_rule(r, &rs[q], tag == FUSION_STATE_TAG);
+        load_rule(r, &rs[q], f.version >= 4);
     }
     if (r->err == BW_OK) {
+        memcpy(fu->pool, pool, nbk * sizeof(bucket_t));
+        for (int i = 0; i < fu->nwin; i++) {
+            tmp[i].bk = fu->win[i].bk;
+        }
         memcpy(fu->win, tmp, (size_t)fu->nwin * sizeof(window_t));
         memcpy(fu->rs, rs, (size_t)rules * sizeof(rule_state_t));
         err = BW_OK;
     }
 done:
     bw_free(tmp);
+    bw_free(pool);
     bw_free(rs);
     return err;
 }

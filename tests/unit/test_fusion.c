@@ -329,11 +329,13 @@ static void test_correlation_discount(void **state)
 static void test_window_and_emission(void **state)
 {
     bw_fusion_cfg_t c = fusion_cfg();
-    bw_fusion_t *fu = bw_fusion_new(&c, NULL, 0);
+    bw_fusion_t *fu;
     const bw_signal_cfg_t *sig = &c.rules[0].signals[0];
     bw_threat_t t;
 
     (void)state;
+    c.spans = 1; /* the last window alone (test_spans_*: more) */
+    fu = bw_fusion_new(&c, NULL, 0);
     c.window_ms = 160000;                          /* 16 buckets of 10 s */
     assert_true(bw_fusion_eval(fu, 0, 0, &t));     /* first assessment emits */
     assert_false(bw_fusion_eval(fu, 0, 1000, &t)); /* nothing changed */
@@ -352,6 +354,135 @@ static void test_window_and_emission(void **state)
     bw_fusion_eval(fu, 0, 400000, &t);
     assert_int_equal(t.n_contrib, 0);
     bw_fusion_destroy(fu);
+}
+
+/* Signal 0's log Bayes factor in @p t (NAN if it has none). */
+static double lbf_of(const bw_threat_t *t)
+{
+    for (int k = 0; k < t->n_contrib; k++) {
+        if (t->contrib[k].signal == 0) {
+            return t->contrib[k].lbf;
+        }
+    }
+    return NAN;
+}
+
+/* Spans, by hand: 48 innovations in 3 windows of 16 (sums Z0 newest, Z1,
+ * Z2), against the mixture written out from bw_fusion_lbf:
+ *   num = 1/2 l(16, Z0) + 1/4 l(32, Z0 + Z1) + 1/4 l(48, Z0 + Z1 + Z2)
+ *   den = (1 - q) + q (l(16, Z1) + l(32, Z1 + Z2) + l(16, Z2)) / 3
+ * (l the Bayes factor, q = prior d + (1 - prior) f), so the span sums, the
+ * ended elevations and the priors are each checked. */
+static void test_spans_by_hand(void **state)
+{
+    bw_fusion_cfg_t c = fusion_cfg();
+    const bw_signal_cfg_t *sig = &c.rules[0].signals[0];
+    double z[3] = {0.0, 0.0, 0.0}, q, num, den;
+    bw_fusion_t *fu;
+    bw_threat_t t;
+
+    (void)state;
+    c.spans = 3;
+    c.window_ms = 160000; /* 16 buckets of 10 s */
+    fu = bw_fusion_new(&c, NULL, 0);
+    for (int k = 0; k < 48; k++) {
+        double v = 0.9 * sin(0.7 * k) + (k < 16 ? 0.1 : k < 32 ? 0.8 : 0.3);
+        bw_fusion_observe(fu, 0, 0, k * 10000, v);
+        z[2 - k / 16] += v;
+    }
+    bw_fusion_eval(fu, 0, 47 * 10000, &t);
+    q = c.prior * sig->detection + (1.0 - c.prior) * sig->false_alarm;
+    num = 0.5 * exp(bw_fusion_lbf(sig, 16, z[0])) +
+          0.25 * exp(bw_fusion_lbf(sig, 32, z[0] + z[1])) +
+          0.25 * exp(bw_fusion_lbf(sig, 48, z[0] + z[1] + z[2]));
+    den = (1.0 - q) + q *
+                          (exp(bw_fusion_lbf(sig, 16, z[1])) +
+                           exp(bw_fusion_lbf(sig, 32, z[1] + z[2])) +
+                           exp(bw_fusion_lbf(sig, 16, z[2]))) /
+                          3.0;
+    print_message("spans by hand: %.15f against %.15f\n", lbf_of(&t),
+                  log(num) - log(den));
+    assert_float_equal(lbf_of(&t), log(num) - log(den), 1e-9);
+    bw_fusion_destroy(fu);
+}
+
+/* Signal 0's evidence after @p n innovations: @p up of +0.6 then n - up
+ * of 0, 16 to a window (window_ms 160 s, one every 10 s). */
+static double run_spans(int spans, int up, int n)
+{
+    bw_fusion_cfg_t c = fusion_cfg();
+    bw_fusion_t *fu;
+    bw_threat_t t;
+
+    c.spans = spans;
+    c.window_ms = 160000;
+    fu = bw_fusion_new(&c, NULL, 0);
+    for (int k = 0; k < n; k++) {
+        bw_fusion_observe(fu, 0, 0, k * 10000, k < up ? 0.6 : 0.0);
+    }
+    bw_fusion_eval(fu, 0, (n - 1) * 10000, &t);
+    bw_fusion_destroy(fu);
+    return lbf_of(&t);
+}
+
+/* A lasting elevation's evidence goes on growing past one window with
+ * spans (the last window alone stays where one window puts it), and an
+ * elevation that has ended is not one in progress: after one window back
+ * at the baseline the evidence is against it. The growth is bounded: that
+ * the elevation is still going on rests on the last window, against the
+ * alternative that it ended there (prior q), so it is about log(1/q) plus
+ * the last window's evidence, not the whole span's (log lambda 9.6 for
+ * the 64 events alone). Measured (innovations of +0.6 sd, 16 to a window):
+ * 1.82 after one window, 4.86 after four, one span 1.82 both; -0.44 one
+ * window after the end. */
+static void test_spans_grow_and_end(void **state)
+{
+    double one = run_spans(4, 16, 16), four = run_spans(4, 64, 64);
+    double single = run_spans(1, 64, 64), ended = run_spans(4, 64, 80);
+
+    (void)state;
+    print_message("spans 4: %.2f after one window, %.2f after four (one "
+                  "span: %.2f); one window after the end %.2f\n",
+                  one, four, single, ended);
+    assert_float_equal(single, run_spans(1, 16, 16), 1e-12);
+    assert_float_equal(one, single, 1e-12); /* no older data: one window */
+    assert_true(four > single + 2.0);
+    assert_true(ended < 0.0);
+}
+
+/* Under the null (iid N(0, 1) innovations) the evidence is a Bayes
+ * factor divided by at least 1 - q, so by Markov's inequality
+ * P(lambda >= 20) <= 1 / (20 (1 - q)) = 0.0555 (q = 0.099). 4,000 runs
+ * of four windows, read at the end: the share must stay under the bound
+ * plus 3 Monte Carlo sds (0.0108). */
+static void test_spans_null_bound(void **state)
+{
+    bw_fusion_cfg_t c = fusion_cfg();
+    const bw_signal_cfg_t *sig = &c.rules[0].signals[0];
+    const int runs = 4000;
+    double q = c.prior * sig->detection + (1.0 - c.prior) * sig->false_alarm;
+    double bound = 1.0 / (20.0 * (1.0 - q)), share;
+    int over = 0;
+    bw_rng_t rng;
+
+    (void)state;
+    c.spans = 4;
+    c.window_ms = 160000;
+    bw_rng_seed(&rng, 11);
+    for (int r = 0; r < runs; r++) {
+        bw_fusion_t *fu = bw_fusion_new(&c, NULL, 0);
+        bw_threat_t t;
+        for (int k = 0; k < 64; k++) {
+            bw_fusion_observe(fu, 0, 0, k * 10000, bw_rng_gauss(&rng));
+        }
+        bw_fusion_eval(fu, 0, 63 * 10000, &t);
+        over += lbf_of(&t) >= log(20.0);
+        bw_fusion_destroy(fu);
+    }
+    share = (double)over / runs;
+    print_message("null: lambda >= 20 in %d of %d (bound %.4f)\n", over, runs,
+                  bound);
+    assert_true(share <= bound + 3.0 * sqrt(bound * (1.0 - bound) / runs));
 }
 
 /* The level's start: -1 while low; the first evaluation at moderate or
@@ -463,6 +594,9 @@ int main(void)
         cmocka_unit_test(test_monotone),
         cmocka_unit_test(test_correlation_discount),
         cmocka_unit_test(test_window_and_emission),
+        cmocka_unit_test(test_spans_by_hand),
+        cmocka_unit_test(test_spans_grow_and_end),
+        cmocka_unit_test(test_spans_null_bound),
         cmocka_unit_test(test_level_start),
         cmocka_unit_test(test_level_hold),
     };

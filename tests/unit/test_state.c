@@ -299,68 +299,138 @@ static void test_hier_identity(void **state)
     bw_hier_destroy(h2);
 }
 
-/* The previous fusion formats are read. FU03 is FU04 without each rule's
- * level start (its last 8 bytes); FU02 (windows of z sums only) is an
- * FU03 blob of z-only observations with, per window, only the first three
- * of the 16 buckets' slot, n, z, nx, x, x2, sd2 and no shift, frame or 7
- * reference doubles. Both load, and the window goes on exactly as the
- * FU04 one (the level below moderate throughout: no start to lose). */
+/* The previous fusion formats are read, written here from an FU05 blob of
+ * one span (bytes: tag, windows, spans; per window 16 buckets of slot, n,
+ * z, nx, x, x2, sd2, then ref_slot, shift, frame, 4 reference doubles,
+ * phi's two, p_elev; per rule score, level, start). FU04 is that without
+ * the spans count and ref_slot; FU03 is FU04 without each rule's level
+ * start (its last 8 bytes); FU02 (windows of z sums only) keeps only the
+ * buckets' slot, n, z. All load, and the window goes on exactly as the
+ * FU05 one (the level below moderate throughout: no start to lose). */
 static void test_fusion_reads_fu02(void **state)
 {
     bw_config_t cfg;
-    bw_fusion_t *f1, *f2, *f3;
-    bw_wbuf_t w = {0}, old = {0};
+    bw_fusion_t *f1, *fo[3];
+    bw_wbuf_t w = {0}, v4 = {0}, old = {0};
     bw_rbuf_t r;
     bw_threat_t a, b;
-    size_t at = 8;
+    size_t at = 12;
     const int nwin = 1 * BW_SIGNALS_MAX;
 
     (void)state;
     bw_config_defaults(&cfg);
+    cfg.model.fusion.spans = 1;
     cfg.model.fusion.n_rules = 1;
     cfg.model.fusion.rules[0].n_signals = 2;
+    for (int k = 0; k < 2; k++) { /* defaults are the YAML loader's */
+        cfg.model.fusion.rules[0].signals[k].detection = 0.9;
+        cfg.model.fusion.rules[0].signals[k].false_alarm = 0.02;
+        cfg.model.fusion.rules[0].signals[k].elevation = 1.0;
+    }
     f1 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
-    f2 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
-    f3 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
+    for (int k = 0; k < 3; k++) {
+        fo[k] = bw_fusion_new(&cfg.model.fusion, NULL, 0);
+    }
     for (int t = 0; t < 40; t++) {
         bw_fusion_observe(f1, 0, t % 2, t * 10000, (t % 5) / 5.0);
     }
     assert_int_equal(bw_fusion_save(f1, &w), BW_OK);
+    bw_wbuf_u32(&v4, 0x46553034u); /* "FU04" */
+    bw_wbuf_u32(&v4, (uint32_t)nwin);
     bw_wbuf_u32(&old, 0x46553032u); /* "FU02" */
     bw_wbuf_u32(&old, (uint32_t)nwin);
     for (int i = 0; i < nwin; i++) {
         for (int k = 0; k < 16; k++) {
+            bw_wbuf_bytes(&v4, w.data + at, 56);
             bw_wbuf_bytes(&old, w.data + at, 24);
             at += 56;
         }
-        at += 8 + 4 + 7 * 8;
+        bw_wbuf_bytes(&v4, w.data + at + 8, 8 + 4 + 7 * 8);
+        at += 8 + 8 + 4 + 7 * 8;
     }
+    bw_wbuf_bytes(&v4, w.data + at, w.len - at);
     bw_wbuf_bytes(&old, w.data + at, w.len - at - 8);
+    bw_rbuf_init(&r, v4.data, v4.len);
+    assert_int_equal(bw_fusion_load(fo[0], &r), BW_OK);
+    assert_int_equal(r.pos, v4.len);
     bw_rbuf_init(&r, old.data, old.len);
-    assert_int_equal(bw_fusion_load(f2, &r), BW_OK);
+    assert_int_equal(bw_fusion_load(fo[1], &r), BW_OK);
     assert_int_equal(r.pos, old.len);
     old.len = 0;
     bw_wbuf_u32(&old, 0x46553033u); /* "FU03" */
-    bw_wbuf_bytes(&old, w.data + 4, w.len - 4 - 8);
+    bw_wbuf_bytes(&old, v4.data + 4, v4.len - 4 - 8);
     bw_rbuf_init(&r, old.data, old.len);
-    assert_int_equal(bw_fusion_load(f3, &r), BW_OK);
+    assert_int_equal(bw_fusion_load(fo[2], &r), BW_OK);
     assert_int_equal(r.pos, old.len);
     for (int t = 40; t < 120; t++) {
         bw_fusion_observe(f1, 0, t % 2, t * 10000, (t % 3) / 3.0);
-        bw_fusion_observe(f2, 0, t % 2, t * 10000, (t % 3) / 3.0);
-        bw_fusion_observe(f3, 0, t % 2, t * 10000, (t % 3) / 3.0);
-        assert_int_equal(bw_fusion_eval(f1, 0, t * 10000, &a),
-                         bw_fusion_eval(f2, 0, t * 10000, &b));
-        assert_memory_equal(&a, &b, sizeof(a));
-        bw_fusion_eval(f3, 0, t * 10000, &b);
-        assert_memory_equal(&a, &b, sizeof(a));
+        bool e = bw_fusion_eval(f1, 0, t * 10000, &a);
+        for (int k = 0; k < 3; k++) {
+            bw_fusion_observe(fo[k], 0, t % 2, t * 10000, (t % 3) / 3.0);
+            assert_int_equal(e, bw_fusion_eval(fo[k], 0, t * 10000, &b));
+            assert_memory_equal(&a, &b, sizeof(a));
+        }
+        assert_int_equal(a.n_contrib, 2);
         assert_int_equal(a.since_ms, -1);
     }
     bw_wbuf_free(&w);
+    bw_wbuf_free(&v4);
     bw_wbuf_free(&old);
     bw_fusion_destroy(f1);
-    bw_fusion_destroy(f2);
-    bw_fusion_destroy(f3);
+    for (int k = 0; k < 3; k++) {
+        bw_fusion_destroy(fo[k]);
+    }
+}
+
+/* A blob written with other spans than the config's (an operator changed
+ * model.fusion.spans) loads: the buckets both rings hold and the spans
+ * both have are kept, the rest start empty. Saved with 4 spans and read
+ * with 1 (and back), the newest window's evidence is the same. */
+static void test_fusion_spans_change(void **state)
+{
+    bw_config_t c4, c1;
+    bw_fusion_t *f4, *f1, *g4;
+    bw_wbuf_t w = {0}, w1 = {0};
+    bw_rbuf_t r;
+    bw_threat_t a, b;
+
+    (void)state;
+    bw_config_defaults(&c4);
+    c4.model.fusion.n_rules = 1;
+    c4.model.fusion.rules[0].n_signals = 2;
+    for (int k = 0; k < 2; k++) {
+        bw_signal_cfg_t *sg = &c4.model.fusion.rules[0].signals[k];
+        sg->detection = 0.9;
+        sg->false_alarm = 0.02;
+        sg->elevation = 1.0;
+    }
+    c1 = c4;
+    c1.model.fusion.spans = 1;
+    f4 = bw_fusion_new(&c4.model.fusion, NULL, 0);
+    f1 = bw_fusion_new(&c1.model.fusion, NULL, 0);
+    g4 = bw_fusion_new(&c4.model.fusion, NULL, 0);
+    for (int t = 0; t < 400; t++) {
+        bw_fusion_observe(f4, 0, t % 2, t * 10000, (t % 5) / 5.0);
+    }
+    assert_int_equal(bw_fusion_save(f4, &w), BW_OK);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_fusion_load(f1, &r), BW_OK);
+    assert_int_equal(r.pos, w.len);
+    assert_int_equal(bw_fusion_save(f1, &w1), BW_OK);
+    bw_rbuf_init(&r, w1.data, w1.len);
+    assert_int_equal(bw_fusion_load(g4, &r), BW_OK);
+    bw_fusion_eval(f1, 0, 399 * 10000, &a);
+    bw_fusion_eval(g4, 0, 399 * 10000, &b);
+    assert_int_equal(a.n_contrib, 2);
+    assert_int_equal(b.n_contrib, 2);
+    for (int k = 0; k < 2; k++) {
+        assert_float_equal(a.contrib[k].lbf, b.contrib[k].lbf, 1e-12);
+    }
+    bw_wbuf_free(&w);
+    bw_wbuf_free(&w1);
+    bw_fusion_destroy(f4);
+    bw_fusion_destroy(f1);
+    bw_fusion_destroy(g4);
 }
 
 static void test_fusion_identity(void **state)
@@ -502,6 +572,7 @@ int main(void)
         cmocka_unit_test(test_hier_identity),
         cmocka_unit_test(test_fusion_identity),
         cmocka_unit_test(test_fusion_reads_fu02),
+        cmocka_unit_test(test_fusion_spans_change),
         cmocka_unit_test(test_allocation_failures),
     };
 

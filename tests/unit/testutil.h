@@ -15,6 +15,22 @@
 #include "bayeswatch/config.h"
 #include "bayeswatch/model.h"
 
+/* cmocka's assert_float_equal casts its arguments to float (and, being a
+ * macro, only the first term of an expression): tolerances below about
+ * 1e-7 relative were never checked. This one compares doubles, with the
+ * values in the message. */
+static inline void bw_assert_near(double a, double b, double eps,
+                                  const char *file, int line)
+{
+    if (!(fabs(a - b) <= eps)) {
+        print_error("%.17g != %.17g (tolerance %g)\n", a, b, eps);
+        _fail(file, line);
+    }
+}
+#undef assert_float_equal
+#define assert_float_equal(a, b, eps)                                          \
+    bw_assert_near((double)(a), (double)(b), (double)(eps), __FILE__, __LINE__)
+
 /* A pf config with every default, seasonality off. */
 static inline bw_pf_cfg_t test_pf_cfg(void)
 {
@@ -61,8 +77,8 @@ static inline void pf_vs_exact(const bw_pf_cfg_t *c, const double *y, int n,
         assert_non_null(pf);
         assert_non_null(ws);
         for (int t = 0; t < n; t++) {
-            assert_int_equal(bw_pf_update(pf, ws, (int64_t)t * 1000, y[t], &out),
-                             BW_OK);
+            assert_int_equal(
+                bw_pf_update(pf, ws, (int64_t)t * 1000, y[t], &out), BW_OK);
             est[r][t] = out.p_anomaly;
         }
         assert_float_equal(est[r][1], exact[1], 1e-12);
