@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "bayeswatch/buf.h"
@@ -16,6 +17,10 @@ static int wbuf_reserve(bw_wbuf_t *w, size_t n)
     uint8_t *p;
 
     if (w->err != BW_OK) {
+        return -1;
+    }
+    if (n > SIZE_MAX / 2 - w->len) { /* the doubling below would wrap */
+        w->err = BW_ERR_NOMEM;
         return -1;
     }
     if (w->len + n <= w->cap) {

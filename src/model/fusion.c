@@ -111,7 +111,8 @@ typedef struct {
 } bucket_t;
 
 typedef struct {
-    bucket_t *bk;     /* BUCKETS * spans, a ring by slot (owned by fu) */
+    bucket_t *bk;     /* BUCKETS * spans, a ring by slot (owned by fu);
+                         NULL for a signal the rule does not have */
     int64_t ref_slot; /* newest slot folded into the reference, -1 none */
     /* the reference: EW sums over buckets that left the window */
     double shift;          /* first x seen (NAN: none yet) */
@@ -142,7 +143,8 @@ struct bw_fusion_s {
     int nwin;
     int nb;           /* buckets per window: BUCKETS * cfg->spans */
     window_t *win;    /* rule-major: rules * BW_SIGNALS_MAX */
-    bucket_t *pool;   /* the windows' buckets, nwin * nb */
+    bucket_t *pool;   /* the buckets of the rules' signals, nb each */
+    size_t npool;     /* buckets in pool */
     rule_state_t *rs; /* per rule */
 };
 
@@ -304,6 +306,34 @@ void bw_fusion_combine(const bw_fusion_cfg_t *cfg, const bw_rule_cfg_t *rule,
     out->level = level_of(cfg, out->probability);
 }
 
+/* Whether window @p w (rule-major) is a signal of its rule. */
+static bool in_use(const bw_fusion_cfg_t *cfg, int w)
+{
+    int r = w / BW_SIGNALS_MAX;
+
+    return r < cfg->n_rules && w % BW_SIGNALS_MAX < cfg->rules[r].n_signals;
+}
+
+/* Point the windows in use at their buckets in @p pool (laid out as
+ * fu->pool), the others at NULL. */
+static void share_pool(const bw_fusion_t *fu, window_t *win, bucket_t *pool)
+{
+    size_t at = 0;
+
+    for (int w = 0; w < fu->nwin; w++) {
+        win[w].bk = in_use(fu->cfg, w) ? pool + at : NULL;
+        at += in_use(fu->cfg, w) ? (size_t)fu->nb : 0;
+    }
+}
+
+static void empty_pool(bucket_t *pool, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        memset(&pool[k], 0, sizeof(bucket_t));
+        pool[k].slot = -1;
+    }
+}
+
 bw_fusion_t *bw_fusion_new(const bw_fusion_cfg_t *cfg, char *errstr,
                            size_t errstr_size)
 {
@@ -316,17 +346,18 @@ bw_fusion_t *bw_fusion_new(const bw_fusion_cfg_t *cfg, char *errstr,
     fu->cfg = cfg;
     fu->nwin = rules * BW_SIGNALS_MAX;
     fu->nb = BUCKETS * (cfg->spans >= 1 ? cfg->spans : 1);
+    for (int w = 0; w < fu->nwin; w++) {
+        fu->npool += in_use(cfg, w) ? (size_t)fu->nb : 0;
+    }
     fu->win = bw_calloc((size_t)fu->nwin, sizeof(window_t));
-    fu->pool = bw_calloc((size_t)fu->nwin * (size_t)fu->nb, sizeof(bucket_t));
+    fu->pool = bw_calloc(fu->npool > 0 ? fu->npool : 1, sizeof(bucket_t));
     fu->rs = bw_calloc((size_t)rules, sizeof(rule_state_t));
     if (fu->win == NULL || fu->pool == NULL || fu->rs == NULL) {
         goto fail;
     }
+    empty_pool(fu->pool, fu->npool);
+    share_pool(fu, fu->win, fu->pool);
     for (int w = 0; w < fu->nwin; w++) {
-        fu->win[w].bk = fu->pool + (size_t)w * (size_t)fu->nb;
-        for (int b = 0; b < fu->nb; b++) {
-            fu->win[w].bk[b].slot = -1;
-        }
         fu->win[w].ref_slot = -1;
         fu->win[w].lbf_slot = -1;
         fu->win[w].shift = NAN;
@@ -614,6 +645,9 @@ void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
         return;
     }
     w = &fu->win[rule * BW_SIGNALS_MAX + sig];
+    if (w->bk == NULL) {
+        return; /* not a signal of the rule */
+    }
     q = &w->bk[b];
     w->lbf_slot = -1;
     if (q->slot != slot) {
@@ -714,7 +748,10 @@ bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out)
 static void save_window(const bw_fusion_t *fu, const window_t *win,
                         bw_wbuf_t *w)
 {
-    for (int b = 0; b < fu->nb; b++) {
+    int nb = win->bk != NULL ? fu->nb : 0;
+
+    bw_wbuf_u32(w, (uint32_t)nb);
+    for (int b = 0; b < nb; b++) {
         const bucket_t *q = &win->bk[b];
         bw_wbuf_i64(w, q->slot);
         bw_wbuf_f64(w, q->n);
@@ -769,7 +806,7 @@ static void place_bucket(const bw_fusion_t *fu, window_t *w, const bucket_t *q)
 {
     bucket_t *d;
 
-    if (q->slot < 0) {
+    if (q->slot < 0 || w->bk == NULL) {
         return;
     }
     d = &w->bk[q->slot % fu->nb];
@@ -800,7 +837,14 @@ static bool load_window(const bw_fusion_t *fu, bw_rbuf_t *r, window_t *w,
     w->ref_slot = -1;
     w->lbf_slot = -1;
     w->shift = NAN;
-    for (int b = 0; b < BUCKETS * f.spans; b++) {
+    int nb = BUCKETS; /* before v5: every window has one span */
+
+    if (f.version >= 5) {
+        nb = (int)bw_rbuf_u32(r);
+        ok = nb == 0 || nb == BUCKETS * f.spans;
+        nb = ok ? nb : 0;
+    }
+    for (int b = 0; b < nb; b++) {
         bucket_t q = {0};
         q.slot = bw_rbuf_time(r, -1);
         q.n = bw_rbuf_finite(r);
@@ -874,7 +918,6 @@ static blob_fmt_t read_header(const bw_fusion_t *fu, bw_rbuf_t *r)
 bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r)
 {
     int rules = fu->nwin / BW_SIGNALS_MAX;
-    size_t nbk = (size_t)fu->nwin * (size_t)fu->nb;
     blob_fmt_t f = read_header(fu, r);
     window_t *tmp = NULL;
     bucket_t *pool = NULL;
@@ -886,17 +929,15 @@ bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r)
     }
     /* all or nothing: the state goes live only once all of it is valid */
     tmp = bw_calloc((size_t)fu->nwin, sizeof(window_t));
-    pool = bw_calloc(nbk, sizeof(bucket_t));
+    pool = bw_calloc(fu->npool > 0 ? fu->npool : 1, sizeof(bucket_t));
     rs = bw_calloc((size_t)rules, sizeof(rule_state_t));
     if (tmp == NULL || pool == NULL || rs == NULL) {
         err = BW_ERR_NOMEM;
         goto done;
     }
-    for (size_t k = 0; k < nbk; k++) {
-        pool[k].slot = -1;
-    }
+    empty_pool(pool, fu->npool);
+    share_pool(fu, tmp, pool);
     for (int i = 0; i < fu->nwin; i++) {
-        tmp[i].bk = pool + (size_t)i * (size_t)fu->nb;
         if (!load_window(fu, r, &tmp[i], f)) {
             goto done;
         }
@@ -905,10 +946,8 @@ bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r)
         load_rule(r, &rs[q], f.version >= 4);
     }
     if (r->err == BW_OK) {
-        memcpy(fu->pool, pool, nbk * sizeof(bucket_t));
-        for (int i = 0; i < fu->nwin; i++) {
-            tmp[i].bk = fu->win[i].bk;
-        }
+        memcpy(fu->pool, pool, fu->npool * sizeof(bucket_t));
+        share_pool(fu, tmp, fu->pool);
         memcpy(fu->win, tmp, (size_t)fu->nwin * sizeof(window_t));
         memcpy(fu->rs, rs, (size_t)rules * sizeof(rule_state_t));
         err = BW_OK;

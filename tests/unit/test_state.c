@@ -300,13 +300,16 @@ static void test_hier_identity(void **state)
 }
 
 /* The previous fusion formats are read, written here from an FU05 blob of
- * one span (bytes: tag, windows, spans; per window 16 buckets of slot, n,
- * z, nx, x, x2, sd2, then ref_slot, shift, frame, 4 reference doubles,
- * phi's two, p_elev; per rule score, level, start). FU04 is that without
- * the spans count and ref_slot; FU03 is FU04 without each rule's level
- * start (its last 8 bytes); FU02 (windows of z sums only) keeps only the
- * buckets' slot, n, z. All load, and the window goes on exactly as the
- * FU05 one (the level below moderate throughout: no start to lose). */
+ * one span (bytes: tag, windows, spans; per window the count of its
+ * buckets (16, or 0 for a signal the rule does not have), each bucket's
+ * slot, n, z, nx, x, x2, sd2, then ref_slot, shift, frame, 4 reference
+ * doubles, phi's two, p_elev; per rule score, level, start). FU04 is that
+ * without the spans count, the bucket counts and ref_slot, and with 16
+ * buckets (empty ones for the signals not there) in every window; FU03 is
+ * FU04 without each rule's level start (its last 8 bytes); FU02 (windows
+ * of z sums only) keeps only the buckets' slot, n, z. All load, and the
+ * window goes on exactly as the FU05 one (the level below moderate
+ * throughout: no start to lose). */
 static void test_fusion_reads_fu02(void **state)
 {
     bw_config_t cfg;
@@ -316,6 +319,7 @@ static void test_fusion_reads_fu02(void **state)
     bw_threat_t a, b;
     size_t at = 12;
     const int nwin = 1 * BW_SIGNALS_MAX;
+    const double zero[6] = {0};
 
     (void)state;
     bw_config_defaults(&cfg);
@@ -340,7 +344,20 @@ static void test_fusion_reads_fu02(void **state)
     bw_wbuf_u32(&old, 0x46553032u); /* "FU02" */
     bw_wbuf_u32(&old, (uint32_t)nwin);
     for (int i = 0; i < nwin; i++) {
+        uint32_t nb = 0;
+        for (int k = 3; k >= 0; k--) { /* little-endian */
+            nb = nb << 8 | w.data[at + (size_t)k];
+        }
+        at += 4;
+        assert_true(nb == (i < 2 ? 16u : 0u));
         for (int k = 0; k < 16; k++) {
+            if (nb == 0) {
+                bw_wbuf_i64(&v4, -1);
+                bw_wbuf_bytes(&v4, zero, sizeof(zero));
+                bw_wbuf_i64(&old, -1);
+                bw_wbuf_bytes(&old, zero, 16);
+                continue;
+            }
             bw_wbuf_bytes(&v4, w.data + at, 56);
             bw_wbuf_bytes(&old, w.data + at, 24);
             at += 56;
@@ -431,6 +448,67 @@ static void test_fusion_spans_change(void **state)
     bw_fusion_destroy(f4);
     bw_fusion_destroy(f1);
     bw_fusion_destroy(g4);
+}
+
+/* A fusion payload with a bad header or bucket count is refused whole
+ * (the checksum around it catches flipped bits; these are a writer's
+ * errors): spans 0 or above BW_SPANS_MAX, a window's bucket count neither
+ * 0 nor 16 x spans, a truncation. The live windows are untouched. And a
+ * write buffer asked for more than memory can hold fails cleanly (its
+ * capacity doubling once wrapped and never ended). */
+static void test_fusion_rejects_bad(void **state)
+{
+    bw_config_t cfg;
+    bw_fusion_t *f, *g;
+    bw_wbuf_t w = {0}, big = {0};
+    bw_rbuf_t r;
+    bw_threat_t a, b;
+    uint8_t *bad;
+    double before;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    cfg.model.fusion.n_rules = 1;
+    cfg.model.fusion.rules[0].n_signals = 1;
+    cfg.model.fusion.rules[0].signals[0].detection = 0.9;
+    cfg.model.fusion.rules[0].signals[0].false_alarm = 0.02;
+    cfg.model.fusion.rules[0].signals[0].elevation = 1.0;
+    f = bw_fusion_new(&cfg.model.fusion, NULL, 0);
+    g = bw_fusion_new(&cfg.model.fusion, NULL, 0);
+    for (int t = 0; t < 100; t++) {
+        bw_fusion_observe(f, 0, 0, t * 10000, 1.0);
+        bw_fusion_observe(g, 0, 0, t * 10000, 0.5);
+    }
+    bw_fusion_eval(g, 0, 99 * 10000, &b);
+    before = b.contrib[0].lbf;
+    assert_int_equal(bw_fusion_save(f, &w), BW_OK);
+    bad = bw_malloc(w.len);
+    assert_non_null(bad);
+    for (int c = 0; c < 4; c++) {
+        static const size_t at[] = {8, 8, 12, 12};
+        static const uint8_t v[] = {0, BW_SPANS_MAX + 1, 15, 1};
+        memcpy(bad, w.data, w.len);
+        bad[at[c]] = v[c];
+        bw_rbuf_init(&r, bad, w.len);
+        assert_int_equal(bw_fusion_load(g, &r), BW_ERR_CORRUPT);
+    }
+    bw_rbuf_init(&r, w.data, w.len - 3);
+    assert_int_not_equal(bw_fusion_load(g, &r), BW_OK);
+    bw_fusion_eval(g, 0, 99 * 10000, &b);
+    assert_float_equal(b.contrib[0].lbf, before, 0.0);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_fusion_load(g, &r), BW_OK);
+    bw_fusion_eval(f, 0, 99 * 10000, &a);
+    bw_fusion_eval(g, 0, 99 * 10000, &b);
+    assert_memory_equal(&a, &b, sizeof(a));
+    bw_wbuf_u32(&big, 1);
+    bw_wbuf_bytes(&big, bad, SIZE_MAX - 8);
+    assert_int_equal(big.err, BW_ERR_NOMEM);
+    bw_free(bad);
+    bw_wbuf_free(&w);
+    bw_wbuf_free(&big);
+    bw_fusion_destroy(f);
+    bw_fusion_destroy(g);
 }
 
 static void test_fusion_identity(void **state)
@@ -573,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_fusion_identity),
         cmocka_unit_test(test_fusion_reads_fu02),
         cmocka_unit_test(test_fusion_spans_change),
+        cmocka_unit_test(test_fusion_rejects_bad),
         cmocka_unit_test(test_allocation_failures),
     };
 
