@@ -470,30 +470,54 @@ double bw_fusion_lbf_std(const bw_signal_cfg_t *sig, double s, double mu)
     return by_direction(sig, up, down);
 }
 
-/* The evidence of the sums @p t of span @p span: against the reference
- * once it is warm, else from the filter's innovations; NAN without
- * events. */
-static double sum_lbf(const window_t *w, const bw_signal_cfg_t *sig,
-                      const wsum_t *t, int span)
-{
-    double mean, var, phi;
+/* The reference as the spans read it: warm, its mean and variance. */
+typedef struct {
+    bool warm;
+    double mean, var;
+} ref_t;
 
-    if (!(t->nx > 0.0) || !ref_warm(w)) {
-        return bw_fusion_lbf(sig, t->n, t->z);
+static ref_t ref_of(const window_t *w)
+{
+    ref_t r = {ref_warm(w), 0.0, 0.0};
+
+    if (r.warm) {
+        ref_moments(w, &r.mean, &r.var);
     }
-    ref_moments(w, &mean, &var);
-    phi = phi_of(w, span);
-    return bw_fusion_lbf_std(sig,
-                             (t->x / t->nx - mean) * sqrt(t->nx / (phi * var)),
-                             sig->elevation * sqrt(t->nx / phi));
+    return r;
 }
 
-/* log(exp(a) + exp(b)), either may be -INFINITY. */
-static double log_add(double a, double b)
+/* The evidence of the sums @p t of span @p span: against the reference
+ * @p ref once it is warm, else from the filter's innovations; NAN without
+ * events. */
+static double sum_lbf(const window_t *w, const ref_t *ref,
+                      const bw_signal_cfg_t *sig, const wsum_t *t, int span)
 {
-    double mx = fmax(a, b);
+    double phi;
 
-    return isinf(mx) && mx < 0.0 ? mx : mx + log(exp(a - mx) + exp(b - mx));
+    if (!(t->nx > 0.0) || !ref->warm) {
+        return bw_fusion_lbf(sig, t->n, t->z);
+    }
+    phi = phi_of(w, span);
+    return bw_fusion_lbf_std(
+        sig, (t->x / t->nx - ref->mean) * sqrt(t->nx / (phi * ref->var)),
+        sig->elevation * sqrt(t->nx / phi));
+}
+
+/* log sum exp(l[0..n)), NAN terms left out; -INFINITY if none. */
+static double log_sum_exp(const double *l, int n)
+{
+    double mx = -INFINITY, acc = 0.0;
+
+    for (int k = 0; k < n; k++) {
+        mx = isnan(l[k]) ? mx : fmax(mx, l[k]);
+    }
+    if (isinf(mx)) {
+        return mx;
+    }
+    for (int k = 0; k < n; k++) {
+        acc += isnan(l[k]) ? 0.0 : exp(l[k] - mx);
+    }
+    return mx + log(acc);
 }
 
 /* The prior that an elevation in progress began @p a windows before the
@@ -521,27 +545,30 @@ static double start_prior(int spans, int a)
 static double spans_lbf(const bw_fusion_t *fu, const window_t *w,
                         const bw_signal_cfg_t *sig, const wsum_t *t)
 {
-    int spans = fu->nb / BUCKETS, pairs = spans * (spans - 1) / 2;
-    double q = prior_q(fu->cfg, sig), num = -INFINITY, den = -INFINITY;
+    const int spans = fu->nb / BUCKETS, pairs = spans * (spans - 1) / 2;
+    const ref_t ref = ref_of(w);
+    double q = prior_q(fu->cfg, sig), num[BW_SPANS_MAX],
+           den[BW_SPANS_MAX * BW_SPANS_MAX / 2];
+    int k = 0;
 
-    if (isnan(sum_lbf(w, sig, &t[0], 0))) {
-        return NAN;
-    }
     for (int a = 0; a < spans; a++) {
-        double l = sum_lbf(w, sig, &t[a], a) + log(start_prior(spans, a));
-        num = log_add(num, isnan(l) ? -INFINITY : l);
+        num[a] = sum_lbf(w, &ref, sig, &t[a], a) + log(start_prior(spans, a));
+        if (a == 0 && isnan(num[0])) {
+            return NAN;
+        }
         for (int e = 0; e < a; e++) {
             wsum_t d = {t[a].n - t[e].n, t[a].z - t[e].z, t[a].nx - t[e].nx,
                         t[a].x - t[e].x, t[a].x2 - t[e].x2};
-            double le = sum_lbf(w, sig, &d, a - e - 1);
-            den = log_add(den, isnan(le) ? 0.0 : le);
+            double le = sum_lbf(w, &ref, sig, &d, a - e - 1);
+            den[k++] = isnan(le) ? 0.0 : le; /* no data: no evidence */
         }
     }
     if (pairs == 0) {
-        return num;
+        return num[0];
     }
-    den = log_add(log1p(-q), log(q) + den - log((double)pairs));
-    return num - den;
+    den[0] = log(q) + log_sum_exp(den, pairs) - log(pairs);
+    den[1] = log1p(-q);
+    return log_sum_exp(num, spans) - log_sum_exp(den, 2);
 }
 
 /* The buckets that have left the window by @p slot, oldest first, go
@@ -552,17 +579,23 @@ static void fold_aged(const bw_fusion_t *fu, window_t *w, int64_t slot)
 {
     double decay = exp(-(fu->cfg->window_ms / BUCKETS) / fu->cfg->baseline_ms);
     double keep = fmax(1.0 - w->p_elev, ADOPT_FLOOR);
+    int64_t lo = w->ref_slot + 1, hi = slot - BUCKETS;
+    /* the slots to fold, oldest first: usually one, read directly; after
+     * a gap longer than the ring, its positions in slot order */
+    bool direct = hi - lo < fu->nb;
 
-    for (int k = 0; k < fu->nb; k++) {
-        const bucket_t *q = &w->bk[((slot + 1 + k) % fu->nb + fu->nb) % fu->nb];
-        if (q->slot > w->ref_slot && q->slot <= slot - BUCKETS) {
+    for (int64_t k = direct ? lo : 0; direct ? k <= hi : k < fu->nb; k++) {
+        const bucket_t *q =
+            &w->bk[direct ? k % fu->nb
+                          : ((slot + 1 + k) % fu->nb + fu->nb) % fu->nb];
+        if (q->slot >= lo && q->slot <= hi && (!direct || q->slot == k)) {
             w->r0 = decay * w->r0 + keep * q->nx;
             w->r1 = decay * w->r1 + keep * q->x;
             w->r2 = decay * w->r2 + keep * q->x2;
             w->rv = decay * w->rv + keep * q->sd2;
         }
     }
-    w->ref_slot = slot - BUCKETS > w->ref_slot ? slot - BUCKETS : w->ref_slot;
+    w->ref_slot = hi > w->ref_slot ? hi : w->ref_slot;
 }
 
 /* A new bucket starts at @p slot in place of bucket @p b: sample each
@@ -578,7 +611,8 @@ static void roll(const bw_fusion_t *fu, const bw_signal_cfg_t *sig, window_t *w,
     double lbf;
 
     span_sums(fu, w, slot - 1, t);
-    lbf = spans_lbf(fu, w, sig, t);
+    /* the evaluation after the window's last event is usually this one */
+    lbf = w->lbf_slot == slot - 1 ? w->lbf : spans_lbf(fu, w, sig, t);
     if (!isnan(lbf)) {
         double q = prior_q(cfg, sig);
         w->p_elev = 1.0 / (1.0 + exp(-(log(q) - log1p(-q) + lbf)));
@@ -649,13 +683,13 @@ void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
         return; /* not a signal of the rule */
     }
     q = &w->bk[b];
-    w->lbf_slot = -1;
     if (q->slot != slot) {
         if (q->slot > slot || slot <= w->ref_slot) {
             return; /* older than the window: no evidence left to update */
         }
         roll(fu, &fu->cfg->rules[rule].signals[sig], w, b, slot);
     }
+    w->lbf_slot = -1;
     q->n += 1.0;
     q->z += fmin(fmax(z, -Z_CLIP), Z_CLIP);
     /* Several series of one entity may share a signal (entity: region),
