@@ -70,7 +70,7 @@
  *   lambda = sum_a pi_a lambda(0..a) / ((1 - q) + q mean_{e<a}
  *            lambda(e+1..a))
  * (spans_lbf). A mixture of Bayes factors against one null is one, and
- * the ended elevations only lower it, so lambda's null expectation is at
+ * the denominator is at least 1 - q, so lambda's null expectation is at
  * most 1 / (1 - q) (test_spans_null_bound). Each span length has its
  * own empirical null phi (a longer span's mean carries more drift), and
  * the buckets older than the window stay in the ring for the longer spans
@@ -85,8 +85,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bayeswatch/model.h"
 #include "bayeswatch/mem.h"
+#include "bayeswatch/model.h"
+#include "bayeswatch/timefmt.h"
 
 #define BUCKETS 16
 #define Z_CLIP 3.0
@@ -121,9 +122,11 @@ typedef struct {
     /* per span: null samples of n D^2 / var: weight, sum */
     double p0[BW_SPANS_MAX], p1[BW_SPANS_MAX];
     double p_elev; /* P(elevated) of the last complete window */
-    /* the last evaluation, kept until the window changes (not state) */
-    int64_t lbf_slot; /* its slot, -1 none */
-    double lbf;
+    /* derived, not state: the newest slot the ring holds (-1 none), and
+     * the last evaluation, kept until the window changes */
+    int64_t top;
+    int64_t lbf_slot;  /* its slot, -1 none */
+    double lbf, pnull; /* spans_lbf's evidence and P(no elevation) */
 } window_t;
 
 typedef struct {
@@ -345,7 +348,9 @@ bw_fusion_t *bw_fusion_new(const bw_fusion_cfg_t *cfg, char *errstr,
     }
     fu->cfg = cfg;
     fu->nwin = rules * BW_SIGNALS_MAX;
-    fu->nb = BUCKETS * (cfg->spans >= 1 ? cfg->spans : 1);
+    fu->nb = BUCKETS * (cfg->spans < 1              ? 1
+                        : cfg->spans > BW_SPANS_MAX ? BW_SPANS_MAX
+                                                    : cfg->spans);
     for (int w = 0; w < fu->nwin; w++) {
         fu->npool += in_use(cfg, w) ? (size_t)fu->nb : 0;
     }
@@ -359,6 +364,7 @@ bw_fusion_t *bw_fusion_new(const bw_fusion_cfg_t *cfg, char *errstr,
     share_pool(fu, fu->win, fu->pool);
     for (int w = 0; w < fu->nwin; w++) {
         fu->win[w].ref_slot = -1;
+        fu->win[w].top = -1;
         fu->win[w].lbf_slot = -1;
         fu->win[w].shift = NAN;
     }
@@ -531,26 +537,32 @@ static double start_prior(int spans, int a)
 
 /* The evidence that an elevation is in progress, from the sums @p t of
  * the spans (t[j]: the last j + 1 windows):
- *   lambda = mean_a lambda(0, a) / ((1 - q) + q mean_{e<a} lambda(e, a)),
- * lambda(e, a) the Bayes factor of "elevated from a windows ago until e
- * windows ago" (sum_lbf over that part of the ring, phi of its length)
- * against the baseline, q the signal's prior of elevation (prior_q). The
- * numerator averages over when the elevation began (uniform, to the
- * resolution of a window), so the evidence of a lasting elevation goes on
- * growing after one window; the denominator's elevations that have ended
- * are the alternative that keeps an elevation over from reading as one
- * in progress (without them, a span's mean stays high for spans - 1
- * windows after the end). One span: the last window's Bayes factor. NAN
- * while the last window has no events. */
+ *   lambda = sum_a pi_a lambda(0..a) / ((1 - q) + q mean_{e<a}
+ *            lambda(e+1..a)),
+ * lambda(e+1..a) the Bayes factor of "elevated over windows e + 1 .. a"
+ * (0 the last; sum_lbf over that part of the ring, phi of its length)
+ * against the baseline, pi_a = start_prior, q the signal's prior of
+ * elevation (prior_q). The numerator averages over when the elevation
+ * began, so the evidence of a lasting elevation goes on growing after one
+ * window; the denominator's elevations that have ended are the
+ * alternative that keeps an elevation over from reading as one in
+ * progress (without them, a span's mean stays high for spans - 1 windows
+ * after the end). One span: the last window's Bayes factor. NAN while the
+ * last window has no events. @p pnull: the posterior that none of the
+ * spans' windows was elevated (prior (1 - q)^2 against q for one in
+ * progress and (1 - q) q for one that ended; with one span, 1 - P(elevated
+ * now)), the weight of the longer spans' null samples of phi. */
 static double spans_lbf(const bw_fusion_t *fu, const window_t *w,
-                        const bw_signal_cfg_t *sig, const wsum_t *t)
+                        const bw_signal_cfg_t *sig, const wsum_t *t,
+                        double *pnull)
 {
     const int spans = fu->nb / BUCKETS, pairs = spans * (spans - 1) / 2;
     const ref_t ref = ref_of(w);
     double q = prior_q(fu->cfg, sig), num[BW_SPANS_MAX],
-           den[BW_SPANS_MAX * BW_SPANS_MAX / 2];
+           den[BW_SPANS_MAX * BW_SPANS_MAX / 2], lnum, lend, z[3];
     int k = 0;
 
+    *pnull = NAN;
     for (int a = 0; a < spans; a++) {
         num[a] = sum_lbf(w, &ref, sig, &t[a], a) + log(start_prior(spans, a));
         if (a == 0 && isnan(num[0])) {
@@ -564,43 +576,50 @@ static double spans_lbf(const bw_fusion_t *fu, const window_t *w,
         }
     }
     if (pairs == 0) {
+        *pnull = 1.0 / (1.0 + exp(log(q) - log1p(-q) + num[0]));
         return num[0];
     }
-    den[0] = log(q) + log_sum_exp(den, pairs) - log(pairs);
+    lnum = log_sum_exp(num, spans);
+    lend = log_sum_exp(den, pairs) - log(pairs);
+    z[0] = log(q) + lnum;
+    z[1] = log1p(-q) + log(q) + lend;
+    z[2] = 2.0 * log1p(-q);
+    *pnull = exp(z[2] - log_sum_exp(z, 3));
+    den[0] = log(q) + lend;
     den[1] = log1p(-q);
-    return log_sum_exp(num, spans) - log_sum_exp(den, 2);
+    return lnum - log_sum_exp(den, 2);
 }
 
 /* The buckets that have left the window by @p slot, oldest first, go
  * into the reference, each weighted by the posterior that the window
  * they were last in was not elevated (at least ADOPT_FLOOR). They stay in
- * the ring for the longer spans. */
+ * the ring for the longer spans. The ring holds slots (top - nb, top], so
+ * the slots to fold are read directly, in order, also after a gap. */
 static void fold_aged(const bw_fusion_t *fu, window_t *w, int64_t slot)
 {
     double decay = exp(-(fu->cfg->window_ms / BUCKETS) / fu->cfg->baseline_ms);
     double keep = fmax(1.0 - w->p_elev, ADOPT_FLOOR);
-    int64_t lo = w->ref_slot + 1, hi = slot - BUCKETS;
-    /* the slots to fold, oldest first: usually one, read directly; after
-     * a gap longer than the ring, its positions in slot order */
-    bool direct = hi - lo < fu->nb;
+    int64_t hi = slot - BUCKETS < w->top ? slot - BUCKETS : w->top;
+    int64_t lo = w->top - fu->nb + 1 > w->ref_slot + 1 ? w->top - fu->nb + 1
+                                                       : w->ref_slot + 1;
 
-    for (int64_t k = direct ? lo : 0; direct ? k <= hi : k < fu->nb; k++) {
-        const bucket_t *q =
-            &w->bk[direct ? k % fu->nb
-                          : ((slot + 1 + k) % fu->nb + fu->nb) % fu->nb];
-        if (q->slot >= lo && q->slot <= hi && (!direct || q->slot == k)) {
+    for (int64_t s = lo; s <= hi; s++) {
+        const bucket_t *q = &w->bk[s % fu->nb];
+        if (q->slot == s) {
             w->r0 = decay * w->r0 + keep * q->nx;
             w->r1 = decay * w->r1 + keep * q->x;
             w->r2 = decay * w->r2 + keep * q->x2;
             w->rv = decay * w->rv + keep * q->sd2;
         }
     }
-    w->ref_slot = hi > w->ref_slot ? hi : w->ref_slot;
+    w->ref_slot = slot - BUCKETS > w->ref_slot ? slot - BUCKETS : w->ref_slot;
 }
 
 /* A new bucket starts at @p slot in place of bucket @p b: sample each
  * span's null statistic of the window that just closed, then fold the
- * buckets that left the window into the reference. */
+ * buckets that left the window into the reference. A late event's new
+ * bucket (older than the newest: its window closed long ago) changes only
+ * the bucket. */
 static void roll(const bw_fusion_t *fu, const bw_signal_cfg_t *sig, window_t *w,
                  int b, int64_t slot)
 {
@@ -608,27 +627,39 @@ static void roll(const bw_fusion_t *fu, const bw_signal_cfg_t *sig, window_t *w,
     double width = cfg->window_ms / BUCKETS;
     double phi_decay = exp(-width / (PHI_SPAN * cfg->baseline_ms));
     wsum_t t[BW_SPANS_MAX];
-    double lbf;
+    double lbf, pnull;
 
+    if (slot < w->top) {
+        goto reset;
+    }
     span_sums(fu, w, slot - 1, t);
     /* the evaluation after the window's last event is usually this one */
-    lbf = w->lbf_slot == slot - 1 ? w->lbf : spans_lbf(fu, w, sig, t);
+    if (w->lbf_slot == slot - 1) {
+        lbf = w->lbf;
+        pnull = w->pnull;
+    } else {
+        lbf = spans_lbf(fu, w, sig, t, &pnull);
+    }
     if (!isnan(lbf)) {
         double q = prior_q(cfg, sig);
         w->p_elev = 1.0 / (1.0 + exp(-(log(q) - log1p(-q) + lbf)));
     }
     for (int j = 0; ref_warm(w) && j < fu->nb / BUCKETS; j++) {
+        /* the last window's sample by P(not elevated now), as with one
+         * span; a longer span's by P(none of its windows was) */
+        double wt = j == 0 || isnan(pnull) ? 1.0 - w->p_elev : pnull;
         double mean, var, d;
         if (!(t[j].nx > 0.0)) {
             continue;
         }
         ref_moments(w, &mean, &var);
         d = t[j].x / t[j].nx - mean;
-        w->p0[j] = phi_decay * w->p0[j] + (1.0 - w->p_elev);
-        w->p1[j] =
-            phi_decay * w->p1[j] + (1.0 - w->p_elev) * t[j].nx * d * d / var;
+        w->p0[j] = phi_decay * w->p0[j] + wt;
+        w->p1[j] = phi_decay * w->p1[j] + wt * t[j].nx * d * d / var;
     }
     fold_aged(fu, w, slot);
+    w->top = slot;
+reset:
     memset(&w->bk[b], 0, sizeof(bucket_t));
     w->bk[b].slot = slot;
 }
@@ -683,10 +714,10 @@ void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
         return; /* not a signal of the rule */
     }
     q = &w->bk[b];
+    if (q->slot > slot || slot <= w->ref_slot) {
+        return; /* older than the window: no evidence left to update */
+    }
     if (q->slot != slot) {
-        if (q->slot > slot || slot <= w->ref_slot) {
-            return; /* older than the window: no evidence left to update */
-        }
         roll(fu, &fu->cfg->rules[rule].signals[sig], w, b, slot);
     }
     w->lbf_slot = -1;
@@ -741,7 +772,7 @@ static double window_lbf(const bw_fusion_t *fu, window_t *w,
 
     if (w->lbf_slot != now_slot) {
         span_sums(fu, w, now_slot, t);
-        w->lbf = spans_lbf(fu, w, sig, t);
+        w->lbf = spans_lbf(fu, w, sig, t, &w->pnull);
         w->lbf_slot = now_slot;
     }
     return w->lbf;
@@ -863,16 +894,15 @@ typedef struct {
 static bool load_window(const bw_fusion_t *fu, bw_rbuf_t *r, window_t *w,
                         blob_fmt_t f)
 {
-    bool ok = true;
+    const int64_t max_slot = slot_of(fu->cfg, BW_TIME_MAX_MS);
     bucket_t *bk = w->bk;
+    int nb = BUCKETS; /* before v5: every window has one span */
+    bool ok = true;
 
     memset(w, 0, sizeof(*w));
     w->bk = bk;
-    w->ref_slot = -1;
-    w->lbf_slot = -1;
+    w->ref_slot = w->top = w->lbf_slot = -1;
     w->shift = NAN;
-    int nb = BUCKETS; /* before v5: every window has one span */
-
     if (f.version >= 5) {
         nb = (int)bw_rbuf_u32(r);
         ok = nb == 0 || nb == BUCKETS * f.spans;
@@ -889,14 +919,16 @@ static bool load_window(const bw_fusion_t *fu, bw_rbuf_t *r, window_t *w,
             q.x2 = bw_rbuf_finite(r);
             q.sd2 = bw_rbuf_finite(r);
         }
-        ok = ok && bucket_ok(&q);
+        ok = ok && bucket_ok(&q) && q.slot <= max_slot;
+        w->top = q.slot > w->top ? q.slot : w->top;
         place_bucket(fu, w, &q);
     }
     if (f.version == 2) {
         return ok;
     }
-    if (f.version >= 5) {
+    if (f.version >= 5) { /* a roll leaves it a window behind the newest */
         w->ref_slot = bw_rbuf_time(r, -1);
+        ok = ok && (w->ref_slot == -1 || w->ref_slot <= w->top - BUCKETS);
     }
     w->shift = bw_rbuf_f64(r); /* NAN until a value was seen */
     w->frame = (int)bw_rbuf_u32_in(r, 0, BW_FRAME_EARLY);
