@@ -558,8 +558,8 @@ static double spans_lbf(const bw_fusion_t *fu, const window_t *w,
 {
     const int spans = fu->nb / BUCKETS, pairs = spans * (spans - 1) / 2;
     const ref_t ref = ref_of(w);
-    double q = prior_q(fu->cfg, sig), num[BW_SPANS_MAX],
-           den[BW_SPANS_MAX * BW_SPANS_MAX / 2], lnum, lend, z[3];
+    double q = prior_q(fu->cfg, sig), num[BW_SPANS_MAX] = {0},
+           den[BW_SPANS_MAX * BW_SPANS_MAX / 2] = {0}, lnum, lend, z[3];
     int k = 0;
 
     *pnull = NAN;
