@@ -590,29 +590,66 @@ static double spans_lbf(const bw_fusion_t *fu, const window_t *w,
     return lnum - log_sum_exp(den, 2);
 }
 
-/* The buckets that have left the window by @p slot, oldest first, go
- * into the reference, each weighted by the posterior that the window
- * they were last in was not elevated (at least ADOPT_FLOOR). They stay in
- * the ring for the longer spans. The ring holds slots (top - nb, top], so
- * the slots to fold are read directly, in order, also after a gap. */
-static void fold_aged(const bw_fusion_t *fu, window_t *w, int64_t slot)
+/* One bucket into the reference, weighted by the posterior that the
+ * window it was last in was not elevated (at least ADOPT_FLOOR). */
+static void fold_one(const bw_fusion_t *fu, window_t *w, const bucket_t *q)
 {
     double decay = exp(-(fu->cfg->window_ms / BUCKETS) / fu->cfg->baseline_ms);
     double keep = fmax(1.0 - w->p_elev, ADOPT_FLOOR);
+
+    w->r0 = decay * w->r0 + keep * q->nx;
+    w->r1 = decay * w->r1 + keep * q->x;
+    w->r2 = decay * w->r2 + keep * q->x2;
+    w->rv = decay * w->rv + keep * q->sd2;
+}
+
+/* The buckets that have left the window by @p slot go into the reference,
+ * oldest first. They stay in the ring for the longer spans. The slots not
+ * yet folded lie in (ref_slot, top], at most a ring's width (a roll leaves
+ * ref_slot a window behind top; a load folds what an older format left),
+ * so they are read directly, in order, also after a gap; a position still
+ * holding an older slot is skipped by the slot check. */
+static void fold_aged(const bw_fusion_t *fu, window_t *w, int64_t slot)
+{
     int64_t hi = slot - BUCKETS < w->top ? slot - BUCKETS : w->top;
     int64_t lo = w->top - fu->nb + 1 > w->ref_slot + 1 ? w->top - fu->nb + 1
                                                        : w->ref_slot + 1;
 
     for (int64_t s = lo; s <= hi; s++) {
-        const bucket_t *q = &w->bk[s % fu->nb];
-        if (q->slot == s) {
-            w->r0 = decay * w->r0 + keep * q->nx;
-            w->r1 = decay * w->r1 + keep * q->x;
-            w->r2 = decay * w->r2 + keep * q->x2;
-            w->rv = decay * w->rv + keep * q->sd2;
+        if (w->bk[s % fu->nb].slot == s) {
+            fold_one(fu, w, &w->bk[s % fu->nb]);
         }
     }
     w->ref_slot = slot - BUCKETS > w->ref_slot ? slot - BUCKETS : w->ref_slot;
+}
+
+/* After a load from a format before v5, which folded a bucket only when a
+ * newer one took its place: the held buckets already a window behind the
+ * newest go into the reference now, oldest first, as fold_aged would
+ * have put them (else those older than the ring's width never would). */
+static void fold_loaded(const bw_fusion_t *fu, window_t *w)
+{
+    int64_t prev = -1;
+
+    if (w->bk == NULL) {
+        return;
+    }
+    for (;;) { /* the next older slot to fold: at most nb passes */
+        const bucket_t *next = NULL;
+        for (int b = 0; b < fu->nb; b++) {
+            const bucket_t *q = &w->bk[b];
+            if (q->slot > prev && q->slot <= w->top - BUCKETS &&
+                (next == NULL || q->slot < next->slot)) {
+                next = q;
+            }
+        }
+        if (next == NULL) {
+            break;
+        }
+        fold_one(fu, w, next);
+        prev = next->slot;
+    }
+    w->ref_slot = w->top - BUCKETS > -1 ? w->top - BUCKETS : -1;
 }
 
 /* A new bucket starts at @p slot in place of bucket @p b: sample each
@@ -924,6 +961,7 @@ static bool load_window(const bw_fusion_t *fu, bw_rbuf_t *r, window_t *w,
         place_bucket(fu, w, &q);
     }
     if (f.version == 2) {
+        fold_loaded(fu, w); /* no values: only ref_slot moves */
         return ok;
     }
     if (f.version >= 5) { /* a roll leaves it a window behind the newest */
@@ -945,6 +983,9 @@ static bool load_window(const bw_fusion_t *fu, bw_rbuf_t *r, window_t *w,
         }
     }
     w->p_elev = bw_rbuf_finite(r);
+    if (f.version < 5) {
+        fold_loaded(fu, w);
+    }
     return ok && !isinf(w->shift) && w->r0 >= 0.0 && w->r2 >= 0.0 &&
            w->rv >= 0.0 && w->p_elev >= 0.0 && w->p_elev <= 1.0;
 }
