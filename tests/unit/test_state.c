@@ -399,6 +399,70 @@ static void test_fusion_reads_fu02(void **state)
     }
 }
 
+/* An FU04 state folded a bucket only when a newer one took its place, so
+ * its ring can hold buckets older than the newest by more than the new
+ * ring's width (here slots 0-3 and 12-15 beside 100-107, after a gap).
+ * Loaded, they go into the reference at once: 160 values at 0 make it
+ * warm, and values at +3 (innovations 0) then read as elevated against
+ * it. Left out of it, the reference stays cold, the innovations judge,
+ * and the evidence is against elevation. Measured: log BF 357 (-4.17
+ * without the fold at load). */
+static void test_fusion_fu04_folds_held(void **state)
+{
+    bw_config_t cfg;
+    bw_fusion_t *f;
+    bw_wbuf_t w = {0};
+    bw_rbuf_t r;
+    bw_threat_t t;
+    const double width = 600000.0 / 16;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    cfg.model.fusion.n_rules = 1;
+    cfg.model.fusion.rules[0].n_signals = 1;
+    cfg.model.fusion.rules[0].signals[0].detection = 0.9;
+    cfg.model.fusion.rules[0].signals[0].false_alarm = 0.02;
+    cfg.model.fusion.rules[0].signals[0].elevation = 1.0;
+    f = bw_fusion_new(&cfg.model.fusion, NULL, 0);
+    bw_wbuf_u32(&w, 0x46553034u); /* "FU04" */
+    bw_wbuf_u32(&w, BW_SIGNALS_MAX);
+    for (int i = 0; i < BW_SIGNALS_MAX; i++) {
+        for (int p = 0; p < 16; p++) {
+            bool held = i == 0;
+            int64_t slot = p >= 4 && p < 12 ? 96 + p : p;
+            bw_wbuf_i64(&w, held ? slot : -1);
+            bw_wbuf_f64(&w, held ? 20.0 : 0.0); /* n */
+            bw_wbuf_f64(&w, 0.0);               /* z */
+            bw_wbuf_f64(&w, held ? 20.0 : 0.0); /* nx */
+            bw_wbuf_f64(&w, 0.0);               /* x */
+            bw_wbuf_f64(&w, held ? 20.0 : 0.0); /* x2 */
+            bw_wbuf_f64(&w, held ? 20.0 : 0.0); /* sd2 */
+        }
+        bw_wbuf_f64(&w, i == 0 ? 0.0 : NAN); /* shift */
+        bw_wbuf_u32(&w, 0);                  /* frame */
+        for (int k = 0; k < 7; k++) {        /* reference, phi, p_elev */
+            bw_wbuf_f64(&w, 0.0);
+        }
+    }
+    bw_wbuf_f64(&w, -1.0); /* the rule: score, level, start */
+    bw_wbuf_u32(&w, 0);
+    bw_wbuf_i64(&w, -1);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_fusion_load(f, &r), BW_OK);
+    assert_int_equal(r.pos, w.len);
+    for (int slot = 108; slot < 116; slot++) {
+        for (int k = 0; k < 20; k++) {
+            bw_fusion_obs_t ob = {0.0, 3.0, 1.0, 0};
+            bw_fusion_observe_value(f, 0, 0, (int64_t)(slot * width) + k, &ob);
+        }
+    }
+    bw_fusion_eval(f, 0, (int64_t)(115 * width), &t);
+    print_message("FU04 with held buckets: log BF %.2f\n", t.contrib[0].lbf);
+    assert_true(t.contrib[0].lbf > 5.0);
+    bw_wbuf_free(&w);
+    bw_fusion_destroy(f);
+}
+
 /* A blob written with other spans than the config's (an operator changed
  * model.fusion.spans) loads: the buckets both rings hold and the spans
  * both have are kept, the rest start empty. Saved with 4 spans and read
@@ -659,6 +723,7 @@ int main(void)
         cmocka_unit_test(test_fusion_identity),
         cmocka_unit_test(test_fusion_reads_fu02),
         cmocka_unit_test(test_fusion_spans_change),
+        cmocka_unit_test(test_fusion_fu04_folds_held),
         cmocka_unit_test(test_fusion_rejects_bad),
         cmocka_unit_test(test_allocation_failures),
     };
