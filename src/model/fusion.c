@@ -406,31 +406,15 @@ static void add_bucket(wsum_t *t, const bucket_t *k)
     t->x2 += k->x2;
 }
 
-/* Window sums over the buckets in (now - BUCKETS, now]. */
-static wsum_t window_sum(const bw_fusion_t *fu, const window_t *w,
-                         int64_t now_slot)
-{
-    wsum_t t = {0};
-
-    for (int b = 0; b < fu->nb; b++) {
-        if (w->bk[b].slot > now_slot - BUCKETS && w->bk[b].slot <= now_slot) {
-            add_bucket(&t, &w->bk[b]);
-        }
-    }
-    return t;
-}
-
-/* The sums of each span: t[j] over the buckets in (now - (j + 1) BUCKETS,
- * now], j < cfg->spans. */
+/* The sums of the first @p spans spans: t[j] over the buckets in
+ * (now - (j + 1) BUCKETS, now]; t[0] is the window's. */
 static void span_sums(const bw_fusion_t *fu, const window_t *w,
-                      int64_t now_slot, wsum_t *t)
+                      int64_t now_slot, wsum_t *t, int spans)
 {
-    int spans = fu->nb / BUCKETS;
-
     memset(t, 0, (size_t)spans * sizeof(*t));
     for (int b = 0; b < fu->nb; b++) {
         int64_t age = now_slot - w->bk[b].slot;
-        if (w->bk[b].slot >= 0 && age >= 0 && age < fu->nb) {
+        if (w->bk[b].slot >= 0 && age >= 0 && age < spans * BUCKETS) {
             add_bucket(&t[age / BUCKETS], &w->bk[b]);
         }
     }
@@ -441,6 +425,16 @@ static void span_sums(const bw_fusion_t *fu, const window_t *w,
         t[j].x += t[j - 1].x;
         t[j].x2 += t[j - 1].x2;
     }
+}
+
+/* The events with a value in the window ending at @p now_slot. */
+static double window_nx(const bw_fusion_t *fu, const window_t *w,
+                        int64_t now_slot)
+{
+    wsum_t t;
+
+    span_sums(fu, w, now_slot, &t, 1);
+    return t.nx;
 }
 
 static bool ref_warm(const window_t *w)
@@ -665,11 +659,12 @@ static void roll(const bw_fusion_t *fu, const bw_signal_cfg_t *sig, window_t *w,
     double phi_decay = exp(-width / (PHI_SPAN * cfg->baseline_ms));
     wsum_t t[BW_SPANS_MAX];
     double lbf, pnull;
+    ref_t ref;
 
     if (slot < w->top) {
         goto reset;
     }
-    span_sums(fu, w, slot - 1, t);
+    span_sums(fu, w, slot - 1, t, fu->nb / BUCKETS);
     /* the evaluation after the window's last event is usually this one */
     if (w->lbf_slot == slot - 1) {
         lbf = w->lbf;
@@ -681,16 +676,16 @@ static void roll(const bw_fusion_t *fu, const bw_signal_cfg_t *sig, window_t *w,
         double q = prior_q(cfg, sig);
         w->p_elev = 1.0 / (1.0 + exp(-(log(q) - log1p(-q) + lbf)));
     }
-    for (int j = 0; ref_warm(w) && j < fu->nb / BUCKETS; j++) {
+    ref = ref_of(w);
+    for (int j = 0; ref.warm && j < fu->nb / BUCKETS; j++) {
         /* the last window's sample by P(not elevated now), as with one
          * span; a longer span's by P(none of its windows was) */
         double wt = j == 0 || isnan(pnull) ? 1.0 - w->p_elev : pnull;
-        double mean, var, d;
+        double d, var = ref.var;
         if (!(t[j].nx > 0.0)) {
             continue;
         }
-        ref_moments(w, &mean, &var);
-        d = t[j].x / t[j].nx - mean;
+        d = t[j].x / t[j].nx - ref.mean;
         w->p0[j] = phi_decay * w->p0[j] + wt;
         w->p1[j] = phi_decay * w->p1[j] + wt * t[j].nx * d * d / var;
     }
@@ -770,7 +765,7 @@ void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
     if (fu->cfg->baseline_ms > 0.0 && isfinite(x) && isfinite(sd) &&
         (ob->frame == w->frame ||
          frame_rank(ob->frame) > frame_rank(w->frame) ||
-         window_sum(fu, w, slot).nx == 0.0)) {
+         window_nx(fu, w, slot) == 0.0)) {
         if (ob->frame != w->frame) {
             ref_restart(fu, w, ob->frame);
         }
@@ -808,7 +803,7 @@ static double window_lbf(const bw_fusion_t *fu, window_t *w,
     wsum_t t[BW_SPANS_MAX];
 
     if (w->lbf_slot != now_slot) {
-        span_sums(fu, w, now_slot, t);
+        span_sums(fu, w, now_slot, t, fu->nb / BUCKETS);
         w->lbf = spans_lbf(fu, w, sig, t, &w->pnull);
         w->lbf_slot = now_slot;
     }

@@ -299,6 +299,23 @@ static void test_hier_identity(void **state)
     bw_hier_destroy(h2);
 }
 
+/* Defaults with one rule of @p signals signals and @p spans spans. The
+ * signals' detection, false alarm and elevation are set here: their
+ * defaults are the YAML loader's, not bw_config_defaults'. */
+static void fusion_test_cfg(bw_config_t *cfg, int signals, int spans)
+{
+    bw_config_defaults(cfg);
+    cfg->model.fusion.spans = spans;
+    cfg->model.fusion.n_rules = 1;
+    cfg->model.fusion.rules[0].n_signals = signals;
+    for (int k = 0; k < signals; k++) {
+        bw_signal_cfg_t *sg = &cfg->model.fusion.rules[0].signals[k];
+        sg->detection = 0.9;
+        sg->false_alarm = 0.02;
+        sg->elevation = 1.0;
+    }
+}
+
 /* The previous fusion formats are read, written here from an FU05 blob of
  * one span (bytes: tag, windows, spans; per window the count of its
  * buckets (16, or 0 for a signal the rule does not have), each bucket's
@@ -322,15 +339,7 @@ static void test_fusion_reads_fu02(void **state)
     const double zero[6] = {0};
 
     (void)state;
-    bw_config_defaults(&cfg);
-    cfg.model.fusion.spans = 1;
-    cfg.model.fusion.n_rules = 1;
-    cfg.model.fusion.rules[0].n_signals = 2;
-    for (int k = 0; k < 2; k++) { /* defaults are the YAML loader's */
-        cfg.model.fusion.rules[0].signals[k].detection = 0.9;
-        cfg.model.fusion.rules[0].signals[k].false_alarm = 0.02;
-        cfg.model.fusion.rules[0].signals[k].elevation = 1.0;
-    }
+    fusion_test_cfg(&cfg, 2, 1);
     f1 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
     for (int k = 0; k < 3; k++) {
         fo[k] = bw_fusion_new(&cfg.model.fusion, NULL, 0);
@@ -417,12 +426,7 @@ static void test_fusion_fu04_folds_held(void **state)
     const double width = 600000.0 / 16;
 
     (void)state;
-    bw_config_defaults(&cfg);
-    cfg.model.fusion.n_rules = 1;
-    cfg.model.fusion.rules[0].n_signals = 1;
-    cfg.model.fusion.rules[0].signals[0].detection = 0.9;
-    cfg.model.fusion.rules[0].signals[0].false_alarm = 0.02;
-    cfg.model.fusion.rules[0].signals[0].elevation = 1.0;
+    fusion_test_cfg(&cfg, 1, 4);
     f = bw_fusion_new(&cfg.model.fusion, NULL, 0);
     bw_wbuf_u32(&w, 0x46553034u); /* "FU04" */
     bw_wbuf_u32(&w, BW_SIGNALS_MAX);
@@ -478,15 +482,7 @@ static void test_fusion_spans_change(void **state)
     bw_threat_t a, b;
 
     (void)state;
-    bw_config_defaults(&c4);
-    c4.model.fusion.n_rules = 1;
-    c4.model.fusion.rules[0].n_signals = 2;
-    for (int k = 0; k < 2; k++) {
-        bw_signal_cfg_t *sg = &c4.model.fusion.rules[0].signals[k];
-        sg->detection = 0.9;
-        sg->false_alarm = 0.02;
-        sg->elevation = 1.0;
-    }
+    fusion_test_cfg(&c4, 2, 4);
     c1 = c4;
     c1.model.fusion.spans = 1;
     f4 = bw_fusion_new(&c4.model.fusion, NULL, 0);
@@ -539,12 +535,7 @@ static void test_fusion_rejects_bad(void **state)
     double before;
 
     (void)state;
-    bw_config_defaults(&cfg);
-    cfg.model.fusion.n_rules = 1;
-    cfg.model.fusion.rules[0].n_signals = 1;
-    cfg.model.fusion.rules[0].signals[0].detection = 0.9;
-    cfg.model.fusion.rules[0].signals[0].false_alarm = 0.02;
-    cfg.model.fusion.rules[0].signals[0].elevation = 1.0;
+    fusion_test_cfg(&cfg, 1, 4);
     f = bw_fusion_new(&cfg.model.fusion, NULL, 0);
     g = bw_fusion_new(&cfg.model.fusion, NULL, 0);
     for (int t = 0; t < 100; t++) {
