@@ -97,8 +97,12 @@ typedef struct {
      * INFINITY where the first day missed this bin), as it stood before
      * the visit of this event's bin began: one day of data is no profile
      * for the filter, but it is the best reference the threat fusion has
-     * on the second day. */
+     * on the second day. At the event where the daily profile starts to
+     * apply, its last such estimate is kept in provisional_last (NAN at
+     * every other event), so the fusion can carry its reference into the
+     * new frame. */
     double provisional;
+    double provisional_last;
     /* The abnormal episode: its first event's time while P(abnormal) has
      * been >= 1/2 at every event since (-1 otherwise); adopted on the event
      * where an episode older than cfg->adopt_after_ms became the new normal. */
@@ -294,7 +298,13 @@ typedef struct {
     double sd; /* the filter's predictive sd, model scale */
     int frame; /* what x is de-seasonalised by (bw_pf_out_t.frame, or
                   BW_FRAME_EARLY for its provisional profile): a change
-                  restarts the signal's reference */
+                  restarts the signal's reference, unless... */
+    /* ... at the event where the frame moves on, the same value in the
+     * frame before is given (x_prev, in frame_prev): the reference then
+     * carries over, re-expressed by their difference. Only a move from
+     * BW_FRAME_EARLY carries (0: none). */
+    double x_prev;
+    int frame_prev;
 } bw_fusion_obs_t;
 
 /** @brief As bw_fusion_observe, with the value from which the signal's

@@ -403,6 +403,11 @@ static bw_err_t score_series(bw_engine_t *eng, series_t *s, int tr,
          * and no restart (the frame stays) */
         fin->x = isfinite(po.provisional) ? y - po.provisional : NAN;
         fin->frame = BW_FRAME_EARLY;
+    } else if (isfinite(po.provisional_last)) {
+        /* the profile applies from this event: the value as the frame
+         * before had it, so the fusion's reference carries over */
+        fin->x_prev = y - po.provisional_last;
+        fin->frame_prev = BW_FRAME_EARLY;
     }
     if (po.block_closed) {
         out->p_collective = po.p_collective;
@@ -752,7 +757,7 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
     const bw_route_cfg_t *ro;
     series_t *s = NULL;
     double y = 0.0;
-    bw_fusion_obs_t fin = {NAN, NAN, NAN, 0};
+    bw_fusion_obs_t fin = {NAN, NAN, NAN, 0, NAN, 0};
     bw_event_t evn, *ev = &evn;
     bw_err_t err = normalise(in, &evn, errstr, errstr_size);
 

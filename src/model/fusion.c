@@ -712,20 +712,52 @@ static int frame_rank(int frame)
  * daily cycle), and its own null windows soon outweigh them. Without it
  * phi restarts at 1 (iid), and AR(1) noise read as elevation in the first
  * hours of the new frame. */
-static void ref_restart(const bw_fusion_t *fu, window_t *w, int frame)
+static void phi_to_prior_weight(window_t *w)
 {
-    w->shift = NAN;
-    w->frame = frame;
-    w->r0 = w->r1 = w->r2 = w->rv = 0.0;
     for (int j = 0; j < BW_SPANS_MAX; j++) {
         double keep = w->p0[j] > PHI_PRIOR_W ? PHI_PRIOR_W / w->p0[j] : 1.0;
         w->p0[j] *= keep;
         w->p1[j] *= keep;
     }
+}
+
+static void ref_restart(const bw_fusion_t *fu, window_t *w, int frame)
+{
+    w->shift = NAN;
+    w->frame = frame;
+    w->r0 = w->r1 = w->r2 = w->rv = 0.0;
+    phi_to_prior_weight(w);
     for (int b = 0; b < fu->nb; b++) {
         bucket_t *q = &w->bk[b];
         q->nx = q->x = q->x2 = q->sd2 = 0.0;
     }
+}
+
+/* The frame moves on from the second day's provisional profile to the
+ * daily profile (both are the same first days' cycle, the second with one
+ * more period in its bins), and this event's value is given in both: the
+ * reference and the window's buckets carry over, their origin moved by the
+ * difference, x - shift the same in both frames at this phase. Restarted
+ * here instead, a signal has only the filter's innovations (which follow
+ * an elevation) for the new reference's first REF_MIN events, and an
+ * attack in progress at midnight lost its evidence (fleet seed 10). The
+ * profiles differ from phase to phase by about a day's noise in a bin's
+ * mean, which the reference's variance already holds, and the
+ * reference learns the new frame over its horizon; phi, measured partly
+ * on the provisional profile's errors, keeps at most its prior's weight
+ * as in a restart. Any other move
+ * restarts (ref_restart): from raw values the cycle itself goes. */
+static void ref_move(const bw_fusion_t *fu, window_t *w,
+                     const bw_fusion_obs_t *ob)
+{
+    if (w->frame == BW_FRAME_EARLY && ob->frame_prev == BW_FRAME_EARLY &&
+        isfinite(ob->x_prev) && !isnan(w->shift)) {
+        w->shift += ob->x - ob->x_prev;
+        w->frame = ob->frame;
+        phi_to_prior_weight(w);
+        return;
+    }
+    ref_restart(fu, w, ob->frame);
 }
 
 void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
@@ -767,7 +799,7 @@ void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
          frame_rank(ob->frame) > frame_rank(w->frame) ||
          window_nx(fu, w, slot) == 0.0)) {
         if (ob->frame != w->frame) {
-            ref_restart(fu, w, ob->frame);
+            ref_move(fu, w, ob);
         }
         if (isnan(w->shift)) {
             w->shift = x;
@@ -789,7 +821,7 @@ void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
 void bw_fusion_observe(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
                        double z)
 {
-    bw_fusion_obs_t ob = {z, NAN, NAN, 0};
+    bw_fusion_obs_t ob = {z, NAN, NAN, 0, NAN, 0};
 
     bw_fusion_observe_value(fu, rule, sig, t_ms, &ob);
 }

@@ -1771,12 +1771,12 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
 {
     const bw_pf_cfg_t *cfg = pf->cfg;
     step_ctx_t c;
-    double sd, sw, usual, spike;
+    double sd, sw, usual, spike, early;
     int64_t age;
 
     memset(out, 0, sizeof(*out));
     out->since_ms = -1;
-    out->provisional = NAN;
+    out->provisional = out->provisional_last = NAN;
     if (!isfinite(y) || fabs(y) > BW_MODEL_MAX_ABS) {
         return BW_ERR_RANGE;
     }
@@ -1792,9 +1792,12 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     age = t_ms - pf->t_first;
     sd = bw__season_value(&pf->daily, t_ms, age);
     sw = bw__season_value(&pf->weekly, t_ms, age);
+    early = (pf->framed & 1) ? NAN : bw__season_early(&pf->daily, t_ms);
     reframe(pf, age, sd, sw);
     if (!(pf->framed & 1)) {
-        out->provisional = bw__season_early(&pf->daily, t_ms);
+        out->provisional = early;
+    } else {
+        out->provisional_last = early; /* NAN unless it applies from now */
     }
     episode_phase(pf, age);
     c.dt = time_step(pf, t_ms);

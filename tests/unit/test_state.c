@@ -456,7 +456,7 @@ static void test_fusion_fu04_folds_held(void **state)
     assert_int_equal(r.pos, w.len);
     for (int slot = 108; slot < 116; slot++) {
         for (int k = 0; k < 20; k++) {
-            bw_fusion_obs_t ob = {0.0, 3.0, 1.0, 0};
+            bw_fusion_obs_t ob = {0.0, 3.0, 1.0, 0, NAN, 0};
             bw_fusion_observe_value(f, 0, 0, (int64_t)(slot * width) + k, &ob);
         }
     }
@@ -594,8 +594,8 @@ static void test_fusion_identity(void **state)
         bool e1, e2;
         /* values too: the signals' references are state (frame 1 from
          * event 300 on restarts them) */
-        bw_fusion_obs_t ob = {(t % 7) / 7.0, 3.0 + (t % 5) / 5.0, 0.3,
-                              t >= 300};
+        bw_fusion_obs_t ob = {
+            (t % 7) / 7.0, 3.0 + (t % 5) / 5.0, 0.3, t >= 300, NAN, 0};
         bw_fusion_observe_value(f1, 0, t % 2, t * 10000, &ob);
         bw_fusion_observe_value(f2, 0, t % 2, t * 10000, &ob);
         e1 = bw_fusion_eval(f1, 0, t * 10000, &a);

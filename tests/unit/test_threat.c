@@ -334,6 +334,48 @@ static void test_day2_against_first_day(void **state)
     assert_true(clean <= 2);
 }
 
+/*
+ * The daily profile starts to apply (min_cycles: 2, at midnight of day 3)
+ * while an attack is in progress: three signals 1.5-2x for 90 events from
+ * 23:40 on day 2, on the daily cycle of test_day2_against_first_day. The
+ * signals' values move from the first day's provisional profile to the
+ * profile at midnight; the fusion's reference carries over (fusion.c,
+ * ref_move) rather than restarting, which left the attack only the
+ * filter's innovations, which follow it. Measured: 20 of 20 reach high,
+ * and every event after the first window is at high or above (restarted
+ * at the move: 19 of 20 reach high, in the 20 minutes before midnight,
+ * and 0.5% of those events are at high). Asserted: all reach high and
+ * the mean share is at least 90%, as for
+ * test_sustained_attack_stays_high.
+ */
+static void test_attack_across_profile_start(void **state)
+{
+    int reach = 0, hs;
+    double sum = 0.0, lo = 1.0;
+    const int runs = 20;
+
+    (void)state;
+    cycle_amp = 0.5;
+    conf = yaml_daily;
+    attack_at = HISTORY + 1420;
+    for (int r = 0; r < runs; r++) {
+        double f = 1.5 + 0.5 * (r % 5) / 4.0;
+        reach += entity_run(900 + r, 7, f, 90, attack_at + 105, &hs) >=
+                 BW_LEVEL_HIGH;
+        sum += cover_share;
+        lo = fmin(lo, cover_share);
+    }
+    attack_at = HISTORY;
+    cycle_amp = 0.0;
+    conf = yaml;
+    print_message("attack across the profile's start (23:40 on day 2, 90 "
+                  "events): %d of %d reach high; share at high or above "
+                  "after the first window: mean %.3f, least %.3f\n",
+                  reach, runs, sum / runs, lo);
+    assert_int_equal(reach, runs);
+    assert_true(sum / runs >= 0.9);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_false_high_rate),
         cmocka_unit_test(test_sustained_attack_stays_high),
         cmocka_unit_test(test_day2_against_first_day),
+        cmocka_unit_test(test_attack_across_profile_start),
     };
 
     gsl_set_error_handler_off();
