@@ -98,9 +98,9 @@ typedef struct {
      * the visit of this event's bin began: one day of data is no profile
      * for the filter, but it is the best reference the threat fusion has
      * on the second day. At the event where the daily profile starts to
-     * apply, its last such estimate is kept in provisional_last (NAN at
-     * every other event), so the fusion can carry its reference into the
-     * new frame. */
+     * apply to values that no profile applied to before, this estimate is
+     * given in provisional_last (NAN at every other event), so the fusion
+     * can carry its reference into the new frame. */
     double provisional;
     double provisional_last;
     /* The abnormal episode: its first event's time while P(abnormal) has
@@ -301,10 +301,12 @@ typedef struct {
                   restarts the signal's reference, unless... */
     /* ... at the event where the frame moves on, the same value in the
      * frame before is given (x_prev, in frame_prev): the reference then
-     * carries over, re-expressed by their difference. Only a move from
-     * BW_FRAME_EARLY carries (0: none). */
+     * carries over, re-expressed by their difference, if it was learnt
+     * from this source's values alone. Only a move from BW_FRAME_EARLY
+     * carries (0: none). */
     double x_prev;
     int frame_prev;
+    uint32_t src; /* the series the value is from (0: unknown) */
 } bw_fusion_obs_t;
 
 /** @brief As bw_fusion_observe, with the value from which the signal's

@@ -285,6 +285,7 @@ series_t *bw__series_new(bw_engine_t *eng, const char *key, const char *region,
         goto fail;
     }
     s->last_ms = -1;
+    s->src = (uint32_t)bw_hash64(BW_HASH64_INIT, key, strlen(key)) | 1u;
     s->route = bw_config_route(&eng->cfg->engine, region, service, metric);
     s->ro =
         s->route >= 0 ? &eng->cfg->engine.routes[s->route] : &bw__default_route;
@@ -757,7 +758,7 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
     const bw_route_cfg_t *ro;
     series_t *s = NULL;
     double y = 0.0;
-    bw_fusion_obs_t fin = {NAN, NAN, NAN, 0, NAN, 0};
+    bw_fusion_obs_t fin = {NAN, NAN, NAN, 0, NAN, 0, 0};
     bw_event_t evn, *ev = &evn;
     bw_err_t err = normalise(in, &evn, errstr, errstr_size);
 
@@ -814,6 +815,7 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
         retire_pass(eng);
         /* warm-up: the baseline is not yet a reference to deviate from */
         fin.z = out->warmup ? NAN : out->baseline_z;
+        fin.src = s->src;
         fuse(eng, ev, &fin, cb, opaque);
     }
     return BW_OK;

@@ -56,6 +56,7 @@ typedef struct {
     bw_pf_t *pf;
     group_t *grp; /* pooled; NULL until linked (after a restore) */
     int region;
+    uint32_t src; /* bw_fusion_obs_t.src: a hash of the key, never 0 */
 } series_t;
 
 typedef struct {

@@ -91,7 +91,8 @@
 
 #define BUCKETS 16
 #define Z_CLIP 3.0
-#define FUSION_STATE_TAG 0x46553035u    /* "FU05" */
+#define FUSION_STATE_TAG 0x46553036u    /* "FU06" */
+#define FUSION_STATE_TAG_V5 0x46553035u /* "FU05": no source of the frame */
 #define FUSION_STATE_TAG_V4 0x46553034u /* "FU04": one span, no ref_slot */
 #define FUSION_STATE_TAG_V3 0x46553033u /* "FU03": no level start */
 #define FUSION_STATE_TAG_V2 0x46553032u /* "FU02": window only */
@@ -118,6 +119,8 @@ typedef struct {
     /* the reference: EW sums over buckets that left the window */
     double shift;          /* first x seen (NAN: none yet) */
     int frame;             /* bw_fusion_obs_t.frame of the reference */
+    uint32_t src;          /* the source of its values in this frame */
+    uint32_t mixed;        /* 1: more than one source, or not known */
     double r0, r1, r2, rv; /* weight, sum x, sum x^2, sum sd^2 */
     /* per span: null samples of n D^2 / var: weight, sum */
     double p0[BW_SPANS_MAX], p1[BW_SPANS_MAX];
@@ -725,6 +728,8 @@ static void ref_restart(const bw_fusion_t *fu, window_t *w, int frame)
 {
     w->shift = NAN;
     w->frame = frame;
+    w->src = 0;
+    w->mixed = 0;
     w->r0 = w->r1 = w->r2 = w->rv = 0.0;
     phi_to_prior_weight(w);
     for (int b = 0; b < fu->nb; b++) {
@@ -733,25 +738,42 @@ static void ref_restart(const bw_fusion_t *fu, window_t *w, int frame)
     }
 }
 
+/* Whose values the reference of the window's frame holds: one source
+ * (a series), or a mix that a move of one of them must not carry. */
+static void note_source(window_t *w, uint32_t src)
+{
+    if (w->src == 0 && !w->mixed) {
+        w->src = src;
+    } else if (w->src != src) {
+        w->mixed = 1;
+    }
+}
+
 /* The frame moves on from the second day's provisional profile to the
- * daily profile (both are the same first days' cycle, the second with one
- * more period in its bins), and this event's value is given in both: the
+ * daily profile (both are the first days' cycle, the second with one more
+ * period in its bins), and this event's value is given in both: the
  * reference and the window's buckets carry over, their origin moved by the
- * difference, x - shift the same in both frames at this phase. Restarted
- * here instead, a signal has only the filter's innovations (which follow
- * an elevation) for the new reference's first REF_MIN events, and an
- * attack in progress at midnight lost its evidence (fleet seed 10). The
- * profiles differ from phase to phase by about a day's noise in a bin's
- * mean, which the reference's variance already holds, and the
- * reference learns the new frame over its horizon; phi, measured partly
- * on the provisional profile's errors, keeps at most its prior's weight
- * as in a restart. Any other move
- * restarts (ref_restart): from raw values the cycle itself goes. */
+ * difference, so that x - shift is the same in both frames at this phase
+ * (the engine's difference is 0 unless the move falls inside a bin's visit
+ * already begun: both then read the same bin mean). Restarted here
+ * instead, a signal has only the filter's innovations (which follow an
+ * elevation) for the new reference's first REF_MIN events, and an attack
+ * in progress at midnight lost its evidence (fleet seed 10). The profiles
+ * differ from phase to phase by about a day's noise in a bin's mean, which
+ * the reference's variance already holds, and the reference learns the new
+ * frame over its horizon; phi, measured partly on the provisional
+ * profile's errors, keeps at most its prior's weight as in a restart.
+ * Only a reference learnt from the moving series alone carries: where
+ * several series share the signal, it holds their mixed levels, and after
+ * the move only the mover's values come in (the others' rank lower) and
+ * would read as a shift from the mix. Any other move restarts
+ * (ref_restart): from raw values the cycle itself goes. */
 static void ref_move(const bw_fusion_t *fu, window_t *w,
                      const bw_fusion_obs_t *ob)
 {
     if (w->frame == BW_FRAME_EARLY && ob->frame_prev == BW_FRAME_EARLY &&
-        isfinite(ob->x_prev) && !isnan(w->shift)) {
+        isfinite(ob->x_prev) && !isnan(w->shift) && ob->src != 0 &&
+        w->src == ob->src && !w->mixed) {
         w->shift += ob->x - ob->x_prev;
         w->frame = ob->frame;
         phi_to_prior_weight(w);
@@ -804,6 +826,7 @@ void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
         if (isnan(w->shift)) {
             w->shift = x;
         }
+        note_source(w, ob->src);
         x -= w->shift;
         if (ref_warm(w)) { /* one spike is not a sustained elevation */
             double mean, var;
@@ -821,7 +844,7 @@ void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
 void bw_fusion_observe(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
                        double z)
 {
-    bw_fusion_obs_t ob = {z, NAN, NAN, 0, NAN, 0};
+    bw_fusion_obs_t ob = {z, NAN, NAN, 0, NAN, 0, 0};
 
     bw_fusion_observe_value(fu, rule, sig, t_ms, &ob);
 }
@@ -893,6 +916,8 @@ static void save_window(const bw_fusion_t *fu, const window_t *win,
     bw_wbuf_i64(w, win->ref_slot);
     bw_wbuf_f64(w, win->shift);
     bw_wbuf_u32(w, (uint32_t)win->frame);
+    bw_wbuf_u32(w, win->src);
+    bw_wbuf_u32(w, win->mixed);
     bw_wbuf_f64(w, win->r0);
     bw_wbuf_f64(w, win->r1);
     bw_wbuf_f64(w, win->r2);
@@ -944,7 +969,7 @@ static void place_bucket(const bw_fusion_t *fu, window_t *w, const bucket_t *q)
     }
 }
 
-/* The format a blob was written in: its version (2-5) and spans. */
+/* The format a blob was written in: its version (2-6) and spans. */
 typedef struct {
     int version;
     int spans;
@@ -997,6 +1022,12 @@ static bool load_window(const bw_fusion_t *fu, bw_rbuf_t *r, window_t *w,
     }
     w->shift = bw_rbuf_f64(r); /* NAN until a value was seen */
     w->frame = (int)bw_rbuf_u32_in(r, 0, BW_FRAME_EARLY);
+    if (f.version >= 6) {
+        w->src = bw_rbuf_u32(r);
+        w->mixed = bw_rbuf_u32_in(r, 0, 1);
+    } else {
+        w->mixed = 1; /* not known: its frame's move restarts it */
+    }
     w->r0 = bw_rbuf_finite(r);
     w->r1 = bw_rbuf_finite(r);
     w->r2 = bw_rbuf_finite(r);
@@ -1032,7 +1063,8 @@ static blob_fmt_t read_header(const bw_fusion_t *fu, bw_rbuf_t *r)
     uint32_t tag = bw_rbuf_u32(r);
     blob_fmt_t f = {0, 1};
 
-    f.version = tag == FUSION_STATE_TAG      ? 5
+    f.version = tag == FUSION_STATE_TAG      ? 6
+                : tag == FUSION_STATE_TAG_V5 ? 5
                 : tag == FUSION_STATE_TAG_V4 ? 4
                 : tag == FUSION_STATE_TAG_V3 ? 3
                 : tag == FUSION_STATE_TAG_V2 ? 2

@@ -1773,6 +1773,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     step_ctx_t c;
     double sd, sw, usual, spike, early;
     int64_t age;
+    int was;
 
     memset(out, 0, sizeof(*out));
     out->since_ms = -1;
@@ -1792,12 +1793,13 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     age = t_ms - pf->t_first;
     sd = bw__season_value(&pf->daily, t_ms, age);
     sw = bw__season_value(&pf->weekly, t_ms, age);
-    early = (pf->framed & 1) ? NAN : bw__season_early(&pf->daily, t_ms);
+    was = pf->framed;
+    early = (was & 1) ? NAN : bw__season_early(&pf->daily, t_ms);
     reframe(pf, age, sd, sw);
     if (!(pf->framed & 1)) {
         out->provisional = early;
-    } else {
-        out->provisional_last = early; /* NAN unless it applies from now */
+    } else if (was == 0) { /* the values' frame was the provisional one */
+        out->provisional_last = early;
     }
     episode_phase(pf, age);
     c.dt = time_step(pf, t_ms);

@@ -316,22 +316,23 @@ static void fusion_test_cfg(bw_config_t *cfg, int signals, int spans)
     }
 }
 
-/* The previous fusion formats are read, written here from an FU05 blob of
+/* The previous fusion formats are read, written here from an FU06 blob of
  * one span (bytes: tag, windows, spans; per window the count of its
  * buckets (16, or 0 for a signal the rule does not have), each bucket's
- * slot, n, z, nx, x, x2, sd2, then ref_slot, shift, frame, 4 reference
- * doubles, phi's two, p_elev; per rule score, level, start). FU04 is that
- * without the spans count, the bucket counts and ref_slot, and with 16
- * buckets (empty ones for the signals not there) in every window; FU03 is
- * FU04 without each rule's level start (its last 8 bytes); FU02 (windows
- * of z sums only) keeps only the buckets' slot, n, z. All load, and the
- * window goes on exactly as the FU05 one (the level below moderate
- * throughout: no start to lose). */
+ * slot, n, z, nx, x, x2, sd2, then ref_slot, shift, frame, the frame's
+ * source and mixed flag, 4 reference doubles, phi's two, p_elev; per rule
+ * score, level, start). FU05 is that without the source and flag; FU04
+ * is FU05 without the spans count, the bucket counts and ref_slot, and
+ * with 16 buckets (empty ones for the signals not there) in every
+ * window; FU03 is FU04 without each rule's level start (its last 8
+ * bytes); FU02 (windows of z sums only) keeps only the buckets' slot, n,
+ * z. All load, and the window goes on exactly as the FU06 one (the level
+ * below moderate throughout: no start to lose). */
 static void test_fusion_reads_fu02(void **state)
 {
     bw_config_t cfg;
-    bw_fusion_t *f1, *fo[3];
-    bw_wbuf_t w = {0}, v4 = {0}, old = {0};
+    bw_fusion_t *f1, *fo[4];
+    bw_wbuf_t w = {0}, v4 = {0}, v5 = {0}, old = {0};
     bw_rbuf_t r;
     bw_threat_t a, b;
     size_t at = 12;
@@ -341,13 +342,15 @@ static void test_fusion_reads_fu02(void **state)
     (void)state;
     fusion_test_cfg(&cfg, 2, 1);
     f1 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         fo[k] = bw_fusion_new(&cfg.model.fusion, NULL, 0);
     }
     for (int t = 0; t < 40; t++) {
         bw_fusion_observe(f1, 0, t % 2, t * 10000, (t % 5) / 5.0);
     }
     assert_int_equal(bw_fusion_save(f1, &w), BW_OK);
+    bw_wbuf_bytes(&v5, w.data, 12);
+    v5.data[0] = 0x35;             /* "FU05" */
     bw_wbuf_u32(&v4, 0x46553034u); /* "FU04" */
     bw_wbuf_u32(&v4, (uint32_t)nwin);
     bw_wbuf_u32(&old, 0x46553032u); /* "FU02" */
@@ -357,6 +360,8 @@ static void test_fusion_reads_fu02(void **state)
         for (int k = 3; k >= 0; k--) { /* little-endian */
             nb = nb << 8 | w.data[at + (size_t)k];
         }
+        bw_wbuf_bytes(&v5, w.data + at, 4 + nb * 56 + 8 + 12);
+        bw_wbuf_bytes(&v5, w.data + at + 4 + nb * 56 + 8 + 12 + 8, 7 * 8);
         at += 4;
         assert_true(nb == (i < 2 ? 16u : 0u));
         for (int k = 0; k < 16; k++) {
@@ -371,9 +376,14 @@ static void test_fusion_reads_fu02(void **state)
             bw_wbuf_bytes(&old, w.data + at, 24);
             at += 56;
         }
-        bw_wbuf_bytes(&v4, w.data + at + 8, 8 + 4 + 7 * 8);
-        at += 8 + 8 + 4 + 7 * 8;
+        bw_wbuf_bytes(&v4, w.data + at + 8, 8 + 4);
+        bw_wbuf_bytes(&v4, w.data + at + 8 + 8 + 4 + 8, 7 * 8);
+        at += 8 + 8 + 4 + 8 + 7 * 8;
     }
+    bw_wbuf_bytes(&v5, w.data + at, w.len - at);
+    bw_rbuf_init(&r, v5.data, v5.len);
+    assert_int_equal(bw_fusion_load(fo[3], &r), BW_OK);
+    assert_int_equal(r.pos, v5.len);
     bw_wbuf_bytes(&v4, w.data + at, w.len - at);
     bw_wbuf_bytes(&old, w.data + at, w.len - at - 8);
     bw_rbuf_init(&r, v4.data, v4.len);
@@ -391,7 +401,7 @@ static void test_fusion_reads_fu02(void **state)
     for (int t = 40; t < 120; t++) {
         bw_fusion_observe(f1, 0, t % 2, t * 10000, (t % 3) / 3.0);
         bool e = bw_fusion_eval(f1, 0, t * 10000, &a);
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 4; k++) {
             bw_fusion_observe(fo[k], 0, t % 2, t * 10000, (t % 3) / 3.0);
             assert_int_equal(e, bw_fusion_eval(fo[k], 0, t * 10000, &b));
             assert_memory_equal(&a, &b, sizeof(a));
@@ -401,9 +411,10 @@ static void test_fusion_reads_fu02(void **state)
     }
     bw_wbuf_free(&w);
     bw_wbuf_free(&v4);
+    bw_wbuf_free(&v5);
     bw_wbuf_free(&old);
     bw_fusion_destroy(f1);
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         bw_fusion_destroy(fo[k]);
     }
 }
@@ -456,7 +467,7 @@ static void test_fusion_fu04_folds_held(void **state)
     assert_int_equal(r.pos, w.len);
     for (int slot = 108; slot < 116; slot++) {
         for (int k = 0; k < 20; k++) {
-            bw_fusion_obs_t ob = {0.0, 3.0, 1.0, 0, NAN, 0};
+            bw_fusion_obs_t ob = {0.0, 3.0, 1.0, 0, NAN, 0, 0};
             bw_fusion_observe_value(f, 0, 0, (int64_t)(slot * width) + k, &ob);
         }
     }
@@ -595,7 +606,7 @@ static void test_fusion_identity(void **state)
         /* values too: the signals' references are state (frame 1 from
          * event 300 on restarts them) */
         bw_fusion_obs_t ob = {
-            (t % 7) / 7.0, 3.0 + (t % 5) / 5.0, 0.3, t >= 300, NAN, 0};
+            (t % 7) / 7.0, 3.0 + (t % 5) / 5.0, 0.3, t >= 300, NAN, 0, 0};
         bw_fusion_observe_value(f1, 0, t % 2, t * 10000, &ob);
         bw_fusion_observe_value(f2, 0, t % 2, t * 10000, &ob);
         e1 = bw_fusion_eval(f1, 0, t * 10000, &a);
