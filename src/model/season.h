@@ -87,6 +87,9 @@ void bw__season_late_done(bw_season_t *s, bw__visit_t *v, double interval_ms);
 /** The baseline's latest value of @p t_ms's bin becomes @p y (a value held
  * back that turned out to be the new level: an adopted change). */
 void bw__season_catch_up(bw_season_t *s, int64_t t_ms, double y);
+/** Every bin's latest value moves by @p delta: the level under the profile
+ * moved (an adopted change), its shape did not. */
+void bw__season_shift_level(bw_season_t *s, double delta);
 void bw__season_save(const bw_season_t *s, bw_wbuf_t *w);
 /** Read a profile saved by bw__season_save. @p visits: the blob holds the
  * visit counts (PF09 on); an older one's are taken from its weights. */
