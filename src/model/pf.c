@@ -1450,19 +1450,23 @@ static void learn_ar(bw_pf_t *pf, double y, const bw_pf_out_t *out)
 }
 
 /* Every particle in an abnormal episode takes its abnormal level as its
- * baseline: the change is the new normal. */
-static double adopt(bw_pf_t *pf)
+ * baseline: the change is the new normal. Returns the filter's mean move
+ * (all particles' weight); @p step is the change's size, the mean move of
+ * the particles in the episode (0: none). */
+static double adopt(bw_pf_t *pf, double *step)
 {
-    double moved = 0.0;
+    double moved = 0.0, w = 0.0;
 
     for (int i = 0; i < pf->n; i++) {
         if (pf->ab[i] != 0.0) {
             moved += pf->wlin[i] * (pf->ma[i] - pf->m0[i]);
+            w += pf->wlin[i];
             pf->m0[i] = pf->ma[i];
             pf->c00[i] = pf->ca[i];
             pf->ab[i] = 0.0;
         }
     }
+    *step = w > 0.0 ? moved / w : 0.0;
     return moved;
 }
 
@@ -1557,13 +1561,16 @@ static bool profile_held(const bw_pf_t *pf, const bw_season_t *s, int64_t t_ms)
  * profile's first day) then read 20% below `expected`, a drop, at once.
  * A held profile learns no shape for a period, while its latest values
  * catch up by themselves; one that does not apply yet predicts nothing.
+ * The shift is the change's size (adopt's step): the profile learnt
+ * almost none of the episode's values, whatever share of the particles
+ * was in it.
  */
 static void shift_learning(bw_pf_t *pf, bw_season_t *s, int64_t t_ms,
-                           double moved)
+                           double step)
 {
     if (bw__season_active(s, t_ms - pf->t_first) &&
         !profile_held(pf, s, t_ms)) {
-        bw__season_shift_level(s, moved);
+        bw__season_shift_level(s, step);
     }
 }
 
@@ -1591,12 +1598,12 @@ static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
         /* The block model's baseline moves with it: the change is not
          * reported again as a sustained one; so do the baselines of the
          * profiles that learn from it at once (shift_learning). */
-        double moved = adopt(pf);
+        double step, moved = adopt(pf, &step);
         bw__pf_shift(pf->block.pf, moved);
         out->adopted = true;
         pf->held_since = pf->abn_since;
-        shift_learning(pf, &pf->daily, t_ms, moved);
-        shift_learning(pf, &pf->weekly, t_ms, moved);
+        shift_learning(pf, &pf->daily, t_ms, step);
+        shift_learning(pf, &pf->weekly, t_ms, step);
         give_held(pf, t_ms, pf->abn_run, HELD_ADOPTED);
         pf->abn_run = 0;
         pf->abn_since = -1;

@@ -362,9 +362,9 @@ void bw__season_shift_level(bw_season_t *s, double delta)
     for (int b = 0; b < s->cfg->bins; b++) {
         if (!isnan(s->last[b])) {
             s->last[b] += delta;
+            s->last_sum += delta;
         }
     }
-    s->last_sum += delta * s->seen;
 }
 
 void bw__season_save(const bw_season_t *s, bw_wbuf_t *w)
