@@ -347,13 +347,8 @@ void bw__season_catch_up(bw_season_t *s, int64_t t_ms, double y)
     }
 }
 
-/* The baseline is the mean of the bins' latest values, and a bin learns
- * its value's deviation from it: moved for the bins an adopted episode
- * visited only (catch_up), it would lag the new level by the share of the
- * period the episode did not cover, and the next visits of the other bins
- * would learn that lag as their shape, on top of the level the filter has
- * already moved (the demo's lasting latency regression, adopted after 4
- * hours, then read 20% below `expected` as a drop). */
+/* The baseline (the mean of the bins' latest values) moves with a level
+ * the filter adopted; the bins' shape stays (why: pf.c, shift_learning). */
 void bw__season_shift_level(bw_season_t *s, double delta)
 {
     if (!s->cfg->enabled || s->seen == 0 || !isfinite(delta)) {

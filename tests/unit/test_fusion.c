@@ -32,6 +32,28 @@ static bw_fusion_cfg_t fusion_cfg(void)
     return cfg.model.fusion;
 }
 
+/* fusion_cfg with a 30-minute window and a 2-hour reference: the tests of
+ * a signal's own reference. */
+static bw_fusion_cfg_t reference_cfg(void)
+{
+    bw_fusion_cfg_t c = fusion_cfg();
+
+    c.window_ms = 30 * 60000.0;
+    c.baseline_ms = 2 * 3600000.0;
+    return c;
+}
+
+/* Signal 0's log Bayes factor in @p t (NAN if it has none). */
+static double lbf_of(const bw_threat_t *t)
+{
+    for (int k = 0; k < t->n_contrib; k++) {
+        if (t->contrib[k].signal == 0) {
+            return t->contrib[k].lbf;
+        }
+    }
+    return NAN;
+}
+
 /* The Bayes factor of a mean shift by numerical integration over the
  * shift (trapezoid on +-12 prior sds, 20,001 points), from the individual
  * deviations: the reference for the closed form from (n, sum). */
@@ -130,7 +152,7 @@ static void test_lbf_std_matches_integration(void **state)
  */
 static void test_reference_does_not_follow(void **state)
 {
-    bw_fusion_cfg_t c = fusion_cfg();
+    bw_fusion_cfg_t c = reference_cfg();
     bw_fusion_t *fu, *fz;
     bw_threat_t a, b;
     bw_rng_t rng;
@@ -138,8 +160,6 @@ static void test_reference_does_not_follow(void **state)
     const int64_t step = 60000;
 
     (void)state;
-    c.window_ms = 30 * 60000.0;
-    c.baseline_ms = 2 * 3600000.0;
     fu = bw_fusion_new(&c, NULL, 0);
     fz = bw_fusion_new(&c, NULL, 0);
     assert_non_null(fu);
@@ -205,14 +225,12 @@ static void feed(bw_fusion_t *fu, bw_rng_t *rng, int t0, int n, int frame,
  */
 static void test_frames_move_forward(void **state)
 {
-    bw_fusion_cfg_t c = fusion_cfg();
+    bw_fusion_cfg_t c = reference_cfg();
     bw_fusion_t *fu;
     bw_threat_t a, b;
     bw_rng_t rng;
 
     (void)state;
-    c.window_ms = 30 * 60000.0;
-    c.baseline_ms = 2 * 3600000.0;
     fu = bw_fusion_new(&c, NULL, 0);
     assert_non_null(fu);
     bw_rng_seed(&rng, 21);
@@ -262,22 +280,19 @@ static void feed_move(bw_fusion_t *fu, bw_rng_t *rng, int carry, int one_frame)
  */
 static void test_frame_move_carries(void **state)
 {
-    bw_fusion_cfg_t c = fusion_cfg();
-    bw_threat_t a, b, r;
+    bw_fusion_cfg_t c = reference_cfg();
     double lbf[3];
-    bw_threat_t *out[3] = {&a, &b, &r};
 
     (void)state;
-    c.window_ms = 30 * 60000.0;
-    c.baseline_ms = 2 * 3600000.0;
     for (int k = 0; k < 3; k++) {
         bw_fusion_t *fu = bw_fusion_new(&c, NULL, 0);
+        bw_threat_t t;
         bw_rng_t rng;
         assert_non_null(fu);
         bw_rng_seed(&rng, 33); /* the same values in all three */
         feed_move(fu, &rng, k == 0, k == 1);
-        bw_fusion_eval(fu, 0, 839 * 60000, out[k]);
-        lbf[k] = out[k]->contrib[0].lbf;
+        bw_fusion_eval(fu, 0, 839 * 60000, &t);
+        lbf[k] = lbf_of(&t);
         bw_fusion_destroy(fu);
     }
     print_message("rise across the frame move: log BF %.2f carried, %.2f in "
@@ -300,14 +315,12 @@ static void test_frame_move_carries(void **state)
  */
 static void test_frame_move_mixed_restarts(void **state)
 {
-    bw_fusion_cfg_t c = fusion_cfg();
+    bw_fusion_cfg_t c = reference_cfg();
     bw_fusion_t *fu;
     bw_rng_t rng;
     double top = -INFINITY;
 
     (void)state;
-    c.window_ms = 30 * 60000.0;
-    c.baseline_ms = 2 * 3600000.0;
     fu = bw_fusion_new(&c, NULL, 0);
     assert_non_null(fu);
     bw_rng_seed(&rng, 41);
@@ -331,7 +344,7 @@ static void test_frame_move_mixed_restarts(void **state)
         if (t >= 840) {
             bw_threat_t a;
             bw_fusion_eval(fu, 0, (int64_t)t * 60000 + 1, &a);
-            top = fmax(top, a.contrib[0].lbf);
+            top = fmax(top, lbf_of(&a));
         }
     }
     print_message("shared signal, one series' profile applies: largest log "
@@ -465,17 +478,6 @@ static void test_window_and_emission(void **state)
     bw_fusion_eval(fu, 0, 400000, &t);
     assert_int_equal(t.n_contrib, 0);
     bw_fusion_destroy(fu);
-}
-
-/* Signal 0's log Bayes factor in @p t (NAN if it has none). */
-static double lbf_of(const bw_threat_t *t)
-{
-    for (int k = 0; k < t->n_contrib; k++) {
-        if (t->contrib[k].signal == 0) {
-            return t->contrib[k].lbf;
-        }
-    }
-    return NAN;
 }
 
 /* Spans, by hand: 48 innovations in 3 windows of 16 (sums Z0 newest, Z1,
@@ -615,12 +617,10 @@ static void test_spans_null_bound(void **state)
  * it, as elevated in every seed. Measured: mean -2.02, least 14.3. */
 static void test_gap_longer_than_ring(void **state)
 {
-    bw_fusion_cfg_t c = fusion_cfg();
+    bw_fusion_cfg_t c = reference_cfg();
     double mean0 = 0.0, least1 = INFINITY;
 
     (void)state;
-    c.window_ms = 30 * 60000.0;
-    c.baseline_ms = 2 * 3600000.0;
     for (int r = 0; r < 20; r++) {
         bw_fusion_t *fu = bw_fusion_new(&c, NULL, 0);
         bw_threat_t t;
