@@ -130,6 +130,12 @@ typedef struct {
     int64_t top;
     int64_t lbf_slot;  /* its slot, -1 none */
     double lbf, pnull; /* spans_lbf's evidence and P(no elevation) */
+    /* the ended elevations' term of spans_lbf (log mean of their Bayes
+     * factors), at den_slot (-1 none): it reads only the buckets older
+     * than the last window, the reference and phi, which change at a
+     * roll, a frame's move or an event that old, not at every event */
+    int64_t den_slot;
+    double lend;
 } window_t;
 
 typedef struct {
@@ -368,7 +374,7 @@ bw_fusion_t *bw_fusion_new(const bw_fusion_cfg_t *cfg, char *errstr,
     for (int w = 0; w < fu->nwin; w++) {
         fu->win[w].ref_slot = -1;
         fu->win[w].top = -1;
-        fu->win[w].lbf_slot = -1;
+        fu->win[w].lbf_slot = fu->win[w].den_slot = -1;
         fu->win[w].shift = NAN;
     }
     for (int r = 0; r < rules; r++) {
@@ -400,6 +406,15 @@ static int64_t slot_of(const bw_fusion_cfg_t *cfg, int64_t t_ms)
     return (int64_t)floor((double)t_ms / width);
 }
 
+static void add_sum(wsum_t *t, const wsum_t *k)
+{
+    t->n += k->n;
+    t->z += k->z;
+    t->nx += k->nx;
+    t->x += k->x;
+    t->x2 += k->x2;
+}
+
 static void add_bucket(wsum_t *t, const bucket_t *k)
 {
     t->n += k->n;
@@ -410,9 +425,10 @@ static void add_bucket(wsum_t *t, const bucket_t *k)
 }
 
 /* The sums of the first @p spans spans: t[j] over the buckets in
- * (now - (j + 1) BUCKETS, now]; t[0] is the window's. */
+ * (now - (j + 1) BUCKETS, now]; t[0] is the window's. With @p per, also
+ * each window's own: per[j] over (now - (j + 1) BUCKETS, now - j BUCKETS]. */
 static void span_sums(const bw_fusion_t *fu, const window_t *w,
-                      int64_t now_slot, wsum_t *t, int spans)
+                      int64_t now_slot, wsum_t *t, wsum_t *per, int spans)
 {
     memset(t, 0, (size_t)spans * sizeof(*t));
     for (int b = 0; b < fu->nb; b++) {
@@ -420,6 +436,9 @@ static void span_sums(const bw_fusion_t *fu, const window_t *w,
         if (w->bk[b].slot >= 0 && age >= 0 && age < spans * BUCKETS) {
             add_bucket(&t[age / BUCKETS], &w->bk[b]);
         }
+    }
+    if (per != NULL) {
+        memcpy(per, t, (size_t)spans * sizeof(*t));
     }
     for (int j = 1; j < spans; j++) {
         t[j].n += t[j - 1].n;
@@ -436,7 +455,7 @@ static double window_nx(const bw_fusion_t *fu, const window_t *w,
 {
     wsum_t t;
 
-    span_sums(fu, w, now_slot, &t, 1);
+    span_sums(fu, w, now_slot, &t, NULL, 1);
     return t.nx;
 }
 
@@ -549,9 +568,9 @@ static double start_prior(int spans, int a)
  * spans' windows was elevated (prior (1 - q)^2 against q for one in
  * progress and (1 - q) q for one that ended; with one span, 1 - P(elevated
  * now)), the weight of the longer spans' null samples of phi. */
-static double spans_lbf(const bw_fusion_t *fu, const window_t *w,
+static double spans_lbf(const bw_fusion_t *fu, window_t *w,
                         const bw_signal_cfg_t *sig, const wsum_t *t,
-                        double *pnull)
+                        const wsum_t *per, int64_t now_slot, double *pnull)
 {
     const int spans = fu->nb / BUCKETS, pairs = spans * (spans - 1) / 2;
     const ref_t ref = ref_of(w);
@@ -565,10 +584,16 @@ static double spans_lbf(const bw_fusion_t *fu, const window_t *w,
         if (a == 0 && isnan(num[0])) {
             return NAN;
         }
-        for (int e = 0; e < a; e++) {
-            wsum_t d = {t[a].n - t[e].n, t[a].z - t[e].z, t[a].nx - t[e].nx,
-                        t[a].x - t[e].x, t[a].x2 - t[e].x2};
-            double le = sum_lbf(w, &ref, sig, &d, a - e - 1);
+        for (int e = 0; e < a && w->den_slot != now_slot; e++) {
+            /* summed over its windows, not t[a] - t[e]: the cached term
+             * must not hold the last window's values even in its rounding
+             * (a restored state, which has no cache, recomputes it) */
+            wsum_t d = {0};
+            double le;
+            for (int j = e + 1; j <= a; j++) {
+                add_sum(&d, &per[j]);
+            }
+            le = sum_lbf(w, &ref, sig, &d, a - e - 1);
             den[k++] = isnan(le) ? 0.0 : le; /* no data: no evidence */
         }
     }
@@ -577,7 +602,11 @@ static double spans_lbf(const bw_fusion_t *fu, const window_t *w,
         return num[0];
     }
     lnum = log_sum_exp(num, spans);
-    lend = log_sum_exp(den, pairs) - log(pairs);
+    if (w->den_slot != now_slot) {
+        w->lend = log_sum_exp(den, pairs) - log(pairs);
+        w->den_slot = now_slot;
+    }
+    lend = w->lend;
     z[0] = log(q) + lnum;
     z[1] = log1p(-q) + log(q) + lend;
     z[2] = 2.0 * log1p(-q);
@@ -660,20 +689,20 @@ static void roll(const bw_fusion_t *fu, const bw_signal_cfg_t *sig, window_t *w,
     const bw_fusion_cfg_t *cfg = fu->cfg;
     double width = cfg->window_ms / BUCKETS;
     double phi_decay = exp(-width / (PHI_SPAN * cfg->baseline_ms));
-    wsum_t t[BW_SPANS_MAX];
+    wsum_t t[BW_SPANS_MAX], per[BW_SPANS_MAX];
     double lbf, pnull;
     ref_t ref;
 
     if (slot < w->top) {
         goto reset;
     }
-    span_sums(fu, w, slot - 1, t, fu->nb / BUCKETS);
+    span_sums(fu, w, slot - 1, t, per, fu->nb / BUCKETS);
     /* the evaluation after the window's last event is usually this one */
     if (w->lbf_slot == slot - 1) {
         lbf = w->lbf;
         pnull = w->pnull;
     } else {
-        lbf = spans_lbf(fu, w, sig, t, &pnull);
+        lbf = spans_lbf(fu, w, sig, t, per, slot - 1, &pnull);
     }
     if (!isnan(lbf)) {
         double q = prior_q(cfg, sig);
@@ -805,8 +834,12 @@ void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
     }
     if (q->slot != slot) {
         roll(fu, &fu->cfg->rules[rule].signals[sig], w, b, slot);
+        w->den_slot = -1;
     }
     w->lbf_slot = -1;
+    if (slot <= w->den_slot - BUCKETS) { /* older than the last window */
+        w->den_slot = -1;
+    }
     q->n += 1.0;
     q->z += fmin(fmax(z, -Z_CLIP), Z_CLIP);
     /* Several series of one entity may share a signal (entity: region),
@@ -822,6 +855,7 @@ void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
          window_nx(fu, w, slot) == 0.0)) {
         if (ob->frame != w->frame) {
             ref_move(fu, w, ob);
+            w->den_slot = -1;
         }
         if (isnan(w->shift)) {
             w->shift = x;
@@ -855,11 +889,11 @@ void bw_fusion_observe(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
 static double window_lbf(const bw_fusion_t *fu, window_t *w,
                          const bw_signal_cfg_t *sig, int64_t now_slot)
 {
-    wsum_t t[BW_SPANS_MAX];
+    wsum_t t[BW_SPANS_MAX], per[BW_SPANS_MAX];
 
     if (w->lbf_slot != now_slot) {
-        span_sums(fu, w, now_slot, t, fu->nb / BUCKETS);
-        w->lbf = spans_lbf(fu, w, sig, t, &w->pnull);
+        span_sums(fu, w, now_slot, t, per, fu->nb / BUCKETS);
+        w->lbf = spans_lbf(fu, w, sig, t, per, now_slot, &w->pnull);
         w->lbf_slot = now_slot;
     }
     return w->lbf;
@@ -990,7 +1024,7 @@ static bool load_window(const bw_fusion_t *fu, bw_rbuf_t *r, window_t *w,
 
     memset(w, 0, sizeof(*w));
     w->bk = bk;
-    w->ref_slot = w->top = w->lbf_slot = -1;
+    w->ref_slot = w->top = w->lbf_slot = w->den_slot = -1;
     w->shift = NAN;
     if (f.version >= 5) {
         nb = (int)bw_rbuf_u32(r);

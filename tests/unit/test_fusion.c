@@ -211,6 +211,61 @@ static void feed(bw_fusion_t *fu, bw_rng_t *rng, int t0, int n, int frame,
 }
 
 /*
+ * What the fusion keeps between events to save work (each signal's
+ * evaluation; the ended elevations' term, which reads only buckets older
+ * than the last window) is never stale: after every event the rule's
+ * evaluation equals, bit for bit, that of a copy restored from the saved
+ * state, which holds no such cache. Two signals, irregular one-minute
+ * events with late ones (a minute late, inside the window; 40 minutes
+ * late, older than the window: dropped), silences of one signal of half
+ * an hour while the other goes on, each ended by a value 8 minutes older
+ * than that signal's last (in its window, but in the ended elevations'
+ * part of the evaluation at the other's time), and a move to a new frame
+ * half-way.
+ */
+static void test_cache_matches_restored(void **state)
+{
+    bw_fusion_cfg_t c = reference_cfg();
+    bw_fusion_t *fu = bw_fusion_new(&c, NULL, 0);
+    bw_rng_t rng;
+    int64_t now = 0, last0 = 0;
+
+    (void)state;
+    assert_non_null(fu);
+    bw_rng_seed(&rng, 5);
+    for (int k = 0; k < 1500; k++) {
+        bw_fusion_t *cp = bw_fusion_new(&c, NULL, 0);
+        bw_wbuf_t w = {0};
+        bw_rbuf_t r;
+        bw_threat_t a, b;
+        int sig = k % 150 >= 100 && k % 150 < 130 ? 1 : k % 2;
+        int frame = k < 899 ? 0 : 1; /* moved by a late value */
+        bw_fusion_obs_t ob = {0.0, 0.0, 1.0, frame, NAN, 0, 0};
+        int64_t t;
+
+        now += (int64_t)(20000 + 80000 * bw_rng_uniform(&rng));
+        t = k % 7 == 3 ? now - 60000 : k % 11 == 5 ? now - 2400000 : now;
+        t = k % 150 == 130 ? last0 - 480000 : t; /* after its silence */
+        last0 = sig == 0 && t > last0 ? t : last0;
+        ob.x = bw_rng_gauss(&rng) + (k > 600 && k < 700 ? 1.5 : 0.0) +
+               (frame ? 40.0 : 0.0);
+        ob.z = ob.x - (frame ? 40.0 : 0.0);
+        bw_fusion_observe_value(fu, 0, sig, t, &ob);
+        bw_fusion_eval(fu, 0, now, &a);
+        assert_non_null(cp);
+        assert_int_equal(bw_fusion_save(fu, &w), BW_OK);
+        bw_rbuf_init(&r, w.data, w.len);
+        assert_int_equal(bw_fusion_load(cp, &r), BW_OK);
+        bw_fusion_eval(cp, 0, now, &b);
+        assert_memory_equal(&a.llr, &b.llr, sizeof(double));
+        assert_memory_equal(&a.probability, &b.probability, sizeof(double));
+        bw_wbuf_free(&w);
+        bw_fusion_destroy(cp);
+    }
+    bw_fusion_destroy(fu);
+}
+
+/*
  * Two series of one entity share a signal and move their frames at
  * different ages. While the one further on (frame 1) is fed, the other's
  * raw values (frame 0) add nothing to the reference and do not restart
@@ -752,6 +807,7 @@ int main(void)
         cmocka_unit_test(test_lbf_std_matches_integration),
         cmocka_unit_test(test_reference_does_not_follow),
         cmocka_unit_test(test_frames_move_forward),
+        cmocka_unit_test(test_cache_matches_restored),
         cmocka_unit_test(test_frame_move_carries),
         cmocka_unit_test(test_frame_move_mixed_restarts),
         cmocka_unit_test(test_hand_computed),
