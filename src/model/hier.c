@@ -28,6 +28,7 @@
  * mixture CDF, started from a moment-matched Beta/normal.
  * Cost per event O(G^2 J) (counts) or O(G J) (normal); memory O(G^2 + J).
  */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -131,6 +132,70 @@ static double beta_cdf(double x, double a, double b)
         return gsl_cdf_gaussian_P(x - m, sqrt(v));
     }
     return clampd(r.val, 0.0, 1.0);
+}
+
+/* A Beta(a, b) posterior with its log normaliser ln B(a, b), taken once
+ * for the several incomplete beta functions of one region's output. */
+typedef struct {
+    double a, b, lb;
+} beta_t;
+
+static beta_t beta_of(double a, double b)
+{
+    beta_t B = {a, b, gsl_sf_lnbeta(a, b)};
+
+    return B;
+}
+
+/* The continued fraction of I_x(a, b) by the modified Lentz method
+ * (Numerical Recipes in C, 2nd ed., sec. 6.4, betacf), to 2 DBL_EPSILON
+ * as GSL's; NAN if 512 terms (GSL's limit) do not converge. */
+static double beta_cf(double a, double b, double x)
+{
+    const double tiny = 1e-300, eps = 2.0 * DBL_EPSILON;
+    double c = 1.0, d = 1.0 - (a + b) * x / (a + 1.0), h;
+
+    d = 1.0 / (fabs(d) < tiny ? tiny : d);
+    h = d;
+    for (int m = 1; m <= 512; m++) {
+        double m2 = 2.0 * m, del;
+        double aa = m * (b - m) * x / ((a - 1.0 + m2) * (a + m2));
+        d = 1.0 + aa * d;
+        c = 1.0 + aa / c;
+        d = 1.0 / (fabs(d) < tiny ? tiny : d);
+        c = fabs(c) < tiny ? tiny : c;
+        h *= d * c;
+        aa = -(a + m) * (a + b + m) * x / ((a + m2) * (a + 1.0 + m2));
+        d = 1.0 + aa * d;
+        c = 1.0 + aa / c;
+        d = 1.0 / (fabs(d) < tiny ? tiny : d);
+        c = fabs(c) < tiny ? tiny : c;
+        del = d * c;
+        h *= del;
+        if (fabs(del - 1.0) < eps) {
+            return h;
+        }
+    }
+    return NAN;
+}
+
+/* I_x(a, b) with B's normaliser: the prefactor x^a (1 - x)^b / B(a, b)
+ * times the continued fraction, or 1 less that of I_{1-x}(b, a) above
+ * (a + 1) / (a + b + 2), where the fraction converges faster (as GSL's
+ * gsl_sf_beta_inc, which takes ln B(a, b) anew at every call); beta_cdf
+ * where it does not converge. */
+static double beta_cdf_of(const beta_t *B, double x)
+{
+    double a = B->a, b = B->b, lf, r;
+
+    if (x <= 0.0 || x >= 1.0 || !isfinite(B->lb)) {
+        return beta_cdf(x, a, b);
+    }
+    lf = a * log(x) + b * log1p(-x) - B->lb;
+    r = x < (a + 1.0) / (a + b + 2.0)
+            ? exp(lf) * beta_cf(a, b, x) / a
+            : 1.0 - exp(lf) * beta_cf(b, a, 1.0 - x) / b;
+    return isfinite(r) ? clampd(r, 0.0, 1.0) : beta_cdf(x, a, b);
 }
 
 /*
@@ -242,14 +307,14 @@ static int alloc_counts(bw_hier_t *h)
  * itself is inexact, at a = b = 3e7). Falls back to the bracketed solver
  * when a step misbehaves or it has not converged.
  */
-static double beta_quantile_fast(double p, double a, double b)
+static double beta_quantile_fast(double p, const beta_t *B)
 {
+    const double a = B->a, b = B->b, lb = B->lb;
     double sd = sqrt(gsl_sf_psi_1(a) + gsl_sf_psi_1(b));
     double x = gsl_sf_psi(a) - gsl_sf_psi(b) + gsl_cdf_ugaussian_Pinv(p) * sd;
-    double lb = gsl_sf_lnbeta(a, b);
 
     for (int it = 0; it < 8 && isfinite(x) && isfinite(lb); it++) {
-        double th = 1.0 / (1.0 + exp(-x)), F = beta_cdf(th, a, b);
+        double th = 1.0 / (1.0 + exp(-x)), F = beta_cdf_of(B, th);
         double lf = a * log(th) + b * log1p(-th) - lb; /* pdf x th(1-th) */
         double r = (F - p) / exp(lf), den, step;
         if (!isfinite(r) || fabs(r) > 2.0) {
@@ -1008,6 +1073,7 @@ static bw_err_t scheduled_region(bw_hier_t *h, int j, double slo,
                                  bw_hier_out_t *out)
 {
     double tail = (1.0 - h->cfg->credible_mass) / 2.0, a, b, k;
+    beta_t B;
     /* A region's first event refits (it has no leave-one-out prior), so
      * the count of regions at the last refit is the current one. */
     int due = h->since_refit >=
@@ -1023,13 +1089,14 @@ static bw_err_t scheduled_region(bw_hier_t *h, int j, double slo,
     k = h->la[j] + h->lb[j];
     a = h->la[j] + h->y[j];
     b = h->lb[j] + h->n[j] - h->y[j];
+    B = beta_of(a, b);
     out->mean = a / (a + b);
-    out->lower = beta_quantile_fast(tail, a, b);
-    out->upper = beta_quantile_fast(1.0 - tail, a, b);
+    out->lower = beta_quantile_fast(tail, &B);
+    out->upper = beta_quantile_fast(1.0 - tail, &B);
     out->raw = h->y[j] / h->n[j];
     out->shrinkage = k / (k + h->n[j]);
-    out->p_slo = slo > 0.0 ? 1.0 - beta_cdf(slo, a, b) : NAN;
-    out->p_outlier = h->lvalid[j] ? 1.0 - beta_cdf(h->lq[j], a, b) : 0.0;
+    out->p_slo = slo > 0.0 ? 1.0 - beta_cdf_of(&B, slo) : NAN;
+    out->p_outlier = h->lvalid[j] ? 1.0 - beta_cdf_of(&B, h->lq[j]) : 0.0;
     out->pop_mean = h->pop_mean;
     out->pop_z = h->pop_sd > 0.0 ? (out->mean - h->pop_mean) / h->pop_sd : 0.0;
     out->n_eff = h->n[j];

@@ -297,9 +297,53 @@ static void test_normal_vs_integration(void **state)
     bw_hier_destroy(h);
 }
 
+/*
+ * The scheduled output's Beta posterior against GSL: a region without a
+ * population (fewer than three) has Beta(1/2 + y, 1/2 + n - y), whose
+ * credible bounds (our Halley steps on our continued fraction with the
+ * normaliser taken once) and P(rate > slo) must be GSL's
+ * gsl_cdf_beta_Pinv and gsl_cdf_beta_Q, from 0 of 10 to 25,000 of 10^6.
+ */
+static void test_scheduled_beta_vs_gsl(void **state)
+{
+    bw_hier_cfg_t cfg = hier_cfg();
+    const double ys[] = {0, 1, 3, 40, 900, 25000}, ns[] = {10, 100, 1e4, 1e6};
+    const double slos[] = {0.01, 0.3};
+    double tail = (1.0 - cfg.credible_mass) / 2.0, worst_q = 0.0, worst_p = 0.0;
+    bw_hier_t *h;
+
+    (void)state;
+    cfg.refresh_intervals = 32;
+    h = bw_hier_new(&cfg, BW_HIER_COUNT, NULL, 0);
+    assert_non_null(h);
+    for (int i = 0; i < 6; i++) {
+        for (int k = 0; k < 4; k++) {
+            for (int s = 0; s < 2 && ys[i] <= ns[k]; s++) {
+                double a = 0.5 + ys[i], b = 0.5 + ns[k] - ys[i];
+                double lo = gsl_cdf_beta_Pinv(tail, a, b);
+                double hi = gsl_cdf_beta_Pinv(1.0 - tail, a, b);
+                double q = gsl_cdf_beta_Q(slos[s], a, b);
+                bw_hier_out_t out;
+                assert_int_equal(bw_hier_set(h, 0, ys[i], ns[k]), BW_OK);
+                assert_int_equal(bw_hier_region(h, 0, slos[s], &out), BW_OK);
+                worst_q = fmax(worst_q, fabs(out.lower - lo) / lo);
+                worst_q = fmax(worst_q, fabs(out.upper - hi) / hi);
+                worst_p = fmax(worst_p, fabs(out.p_slo - q));
+            }
+        }
+    }
+    print_message("largest relative error of a bound %.2e, absolute of "
+                  "P(rate > slo) %.2e\n",
+                  worst_q, worst_p);
+    assert_true(worst_q < 1e-7);
+    assert_true(worst_p < 1e-12);
+    bw_hier_destroy(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scheduled_beta_vs_gsl),
         cmocka_unit_test(test_rats_vs_numerical_integration),
         cmocka_unit_test(test_rats_shrinkage_direction),
         cmocka_unit_test(test_small_and_large_regions),
