@@ -78,8 +78,9 @@
  *
  * The window keeps, per signal, the count and the sum of z in each of
  * BUCKETS time buckets of window/BUCKETS (times `spans` for the longer
- * spans); O(spans^2) time per evaluation (kept until the window changes),
- * the window edge resolved to one bucket.
+ * spans); O(spans^2) time per evaluation (kept until the window changes;
+ * the ended elevations' part until a roll, see spans_lbf), the window
+ * edge resolved to one bucket.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -584,17 +585,19 @@ static double spans_lbf(const bw_fusion_t *fu, window_t *w,
         if (a == 0 && isnan(num[0])) {
             return NAN;
         }
-        for (int e = 0; e < a && w->den_slot != now_slot; e++) {
-            /* summed over its windows, not t[a] - t[e]: the cached term
-             * must not hold the last window's values even in its rounding
-             * (a restored state, which has no cache, recomputes it) */
+        if (w->den_slot != now_slot) {
+            /* windows e + 1 .. a, summed window by window from the oldest,
+             * not t[a] - t[e]: the cached term must not hold
+             * the last window's values even in its rounding (a restored
+             * state, which has no cache, recomputes it) */
             wsum_t d = {0};
-            double le;
-            for (int j = e + 1; j <= a; j++) {
-                add_sum(&d, &per[j]);
+            for (int e = a - 1; e >= 0; e--) {
+                double le;
+                add_sum(&d, &per[e + 1]);
+                le = sum_lbf(w, &ref, sig, &d, a - e - 1);
+                den[k + e] = isnan(le) ? 0.0 : le; /* no data: no evidence */
             }
-            le = sum_lbf(w, &ref, sig, &d, a - e - 1);
-            den[k++] = isnan(le) ? 0.0 : le; /* no data: no evidence */
+            k += a;
         }
     }
     if (pairs == 0) {

@@ -265,6 +265,80 @@ static void test_cache_matches_restored(void **state)
     bw_fusion_destroy(fu);
 }
 
+/* The rule's evaluation of @p fu at @p now equals a restored copy's, bit
+ * for bit. */
+static void assert_as_restored(bw_fusion_t *fu, const bw_fusion_cfg_t *c,
+                               int64_t now)
+{
+    bw_fusion_t *cp = bw_fusion_new(c, NULL, 0);
+    bw_wbuf_t w = {0};
+    bw_rbuf_t r;
+    bw_threat_t a, b;
+
+    assert_non_null(cp);
+    bw_fusion_eval(fu, 0, now, &a);
+    assert_int_equal(bw_fusion_save(fu, &w), BW_OK);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_fusion_load(cp, &r), BW_OK);
+    bw_fusion_eval(cp, 0, now, &b);
+    assert_memory_equal(&a.llr, &b.llr, sizeof(double));
+    assert_memory_equal(&a.probability, &b.probability, sizeof(double));
+    bw_wbuf_free(&w);
+    bw_fusion_destroy(cp);
+}
+
+/*
+ * The three events that must clear the ended elevations' cached term,
+ * each right after an evaluation at the same slot cached it (buckets of
+ * 112.5 s): a value older than the last window (signal 0, silent since
+ * minute 599, gets one for minute 582 while signal 1 is at minute 620),
+ * a value that moves the frame in a bucket that already holds values,
+ * and a signal's first value of a slot the rule was already evaluated at
+ * (the roll folds buckets into the reference and samples phi). The
+ * first two fail if their clearing is left out; at a roll the window's
+ * own evaluation of the slot that closed replaces the cached term before
+ * the roll changes anything, so the clearing there is a safeguard that
+ * this cannot fail without.
+ */
+static void test_cache_cleared(void **state)
+{
+    bw_fusion_cfg_t c = reference_cfg();
+    bw_fusion_t *fu = bw_fusion_new(&c, NULL, 0);
+    bw_rng_t rng;
+    const int64_t min = 60000;
+
+    (void)state;
+    assert_non_null(fu);
+    bw_rng_seed(&rng, 9);
+    for (int m = 0; m < 621; m++) {
+        for (int s = 0; s < 2; s++) {
+            bw_fusion_obs_t ob = {0.0, bw_rng_gauss(&rng), 1.0, 0, NAN, 0, 0};
+            if (s == 0 && m >= 600) {
+                continue;
+            }
+            bw_fusion_observe_value(fu, 0, s, m * min, &ob);
+        }
+    }
+    assert_as_restored(fu, &c, 620 * min);
+    { /* an old value */
+        bw_fusion_obs_t ob = {0.0, 6.0, 1.0, 0, NAN, 0, 0};
+        bw_fusion_observe_value(fu, 0, 0, 582 * min, &ob);
+        assert_as_restored(fu, &c, 620 * min);
+    }
+    { /* a new frame, in the same slot */
+        bw_fusion_obs_t ob = {0.0, 50.0, 1.0, 1, NAN, 0, 0};
+        bw_fusion_observe_value(fu, 0, 1, 620 * min + 30000, &ob);
+        assert_as_restored(fu, &c, 620 * min + 30000);
+    }
+    { /* signal 0 back, in a slot already evaluated */
+        bw_fusion_obs_t ob = {0.0, 0.5, 1.0, 0, NAN, 0, 0};
+        assert_as_restored(fu, &c, 621 * min);
+        bw_fusion_observe_value(fu, 0, 0, 621 * min, &ob);
+        assert_as_restored(fu, &c, 621 * min);
+    }
+    bw_fusion_destroy(fu);
+}
+
 /*
  * Two series of one entity share a signal and move their frames at
  * different ages. While the one further on (frame 1) is fed, the other's
@@ -808,6 +882,7 @@ int main(void)
         cmocka_unit_test(test_reference_does_not_follow),
         cmocka_unit_test(test_frames_move_forward),
         cmocka_unit_test(test_cache_matches_restored),
+        cmocka_unit_test(test_cache_cleared),
         cmocka_unit_test(test_frame_move_carries),
         cmocka_unit_test(test_frame_move_mixed_restarts),
         cmocka_unit_test(test_hand_computed),

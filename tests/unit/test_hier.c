@@ -335,7 +335,7 @@ static void test_scheduled_beta_vs_gsl(void **state)
     print_message("largest relative error of a bound %.2e, absolute of "
                   "P(rate > slo) %.2e\n",
                   worst_q, worst_p);
-    assert_true(worst_q < 1e-7);
+    assert_true(worst_q < 1e-10);
     assert_true(worst_p < 1e-12);
     bw_hier_destroy(h);
 }
