@@ -159,6 +159,7 @@ struct bw_fusion_s {
     bucket_t *pool;   /* the buckets of the rules' signals, nb each */
     size_t npool;     /* buckets in pool */
     rule_state_t *rs; /* per rule */
+    double lstart[BW_SPANS_MAX]; /* log start_prior, per span */
 };
 
 const char *bw_level_name(int level)
@@ -184,16 +185,15 @@ static double by_direction(const bw_signal_cfg_t *sig, double up, double down)
 
 double bw_fusion_lbf(const bw_signal_cfg_t *sig, double n, double zsum)
 {
-    double m = sig->elevation, v = 0.25 * m * m, up, down;
+    double m = sig->elevation, v = 0.25 * m * m, c, up, down;
 
     if (!(n > 0.0)) {
         return NAN;
     }
-    up = -0.5 * log1p(n * v) +
-         (zsum + m / v) * (zsum + m / v) / (2.0 * (n + 1.0 / v)) -
+    c = -0.5 * log1p(n * v);
+    up = c + (zsum + m / v) * (zsum + m / v) / (2.0 * (n + 1.0 / v)) -
          m * m / (2.0 * v);
-    down = -0.5 * log1p(n * v) +
-           (-zsum + m / v) * (-zsum + m / v) / (2.0 * (n + 1.0 / v)) -
+    down = c + (-zsum + m / v) * (-zsum + m / v) / (2.0 * (n + 1.0 / v)) -
            m * m / (2.0 * v);
     return by_direction(sig, up, down);
 }
@@ -347,6 +347,15 @@ static void empty_pool(bucket_t *pool, size_t n)
     }
 }
 
+/* The prior that an elevation in progress began @p a windows before the
+ * last (of @p spans): half on the last window, so that a new elevation's
+ * evidence is discounted by at most log 2 against the last window's test
+ * alone, and half spread evenly over the earlier starts. */
+static double start_prior(int spans, int a)
+{
+    return spans == 1 ? 1.0 : a == 0 ? 0.5 : 0.5 / (spans - 1);
+}
+
 bw_fusion_t *bw_fusion_new(const bw_fusion_cfg_t *cfg, char *errstr,
                            size_t errstr_size)
 {
@@ -363,6 +372,9 @@ bw_fusion_t *bw_fusion_new(const bw_fusion_cfg_t *cfg, char *errstr,
                                                     : cfg->spans);
     for (int w = 0; w < fu->nwin; w++) {
         fu->npool += in_use(cfg, w) ? (size_t)fu->nb : 0;
+    }
+    for (int a = 0; a < fu->nb / BUCKETS; a++) {
+        fu->lstart[a] = log(start_prior(fu->nb / BUCKETS, a));
     }
     fu->win = bw_calloc((size_t)fu->nwin, sizeof(window_t));
     fu->pool = bw_calloc(fu->npool > 0 ? fu->npool : 1, sizeof(bucket_t));
@@ -482,14 +494,14 @@ static double phi_of(const window_t *w, int span)
 
 double bw_fusion_lbf_std(const bw_signal_cfg_t *sig, double s, double mu)
 {
-    double v = 0.25 * mu * mu, up, down;
+    double v = 0.25 * mu * mu, c, up, down;
 
     if (!isfinite(s) || !(mu > 0.0)) {
         return NAN;
     }
-    up = -0.5 * log1p(v) + 0.5 * s * s - (s - mu) * (s - mu) / (2.0 * (1 + v));
-    down =
-        -0.5 * log1p(v) + 0.5 * s * s - (s + mu) * (s + mu) / (2.0 * (1 + v));
+    c = -0.5 * log1p(v); /* once: libm calls are not merged */
+    up = c + 0.5 * s * s - (s - mu) * (s - mu) / (2.0 * (1 + v));
+    down = c + 0.5 * s * s - (s + mu) * (s + mu) / (2.0 * (1 + v));
     return by_direction(sig, up, down);
 }
 
@@ -543,15 +555,6 @@ static double log_sum_exp(const double *l, int n)
     return mx + log(acc);
 }
 
-/* The prior that an elevation in progress began @p a windows before the
- * last (of @p spans): half on the last window, so that a new elevation's
- * evidence is discounted by at most log 2 against the last window's test
- * alone, and half spread evenly over the earlier starts. */
-static double start_prior(int spans, int a)
-{
-    return spans == 1 ? 1.0 : a == 0 ? 0.5 : 0.5 / (spans - 1);
-}
-
 /* The evidence that an elevation is in progress, from the sums @p t of
  * the spans (t[j]: the last j + 1 windows):
  *   lambda = sum_a pi_a lambda(0..a) / ((1 - q) + q mean_{e<a}
@@ -581,7 +584,7 @@ static double spans_lbf(const bw_fusion_t *fu, window_t *w,
 
     *pnull = NAN;
     for (int a = 0; a < spans; a++) {
-        num[a] = sum_lbf(w, &ref, sig, &t[a], a) + log(start_prior(spans, a));
+        num[a] = sum_lbf(w, &ref, sig, &t[a], a) + fu->lstart[a];
         if (a == 0 && isnan(num[0])) {
             return NAN;
         }
