@@ -100,7 +100,8 @@
 #define BATCH_ARRAYS 22 /* per-particle scratch arrays of a step */
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
-#define PF_STATE_TAG 0x50463039u    /* "PF09" */
+#define PF_STATE_TAG 0x50463130u    /* "PF10" */
+#define PF_STATE_TAG_09 0x50463039u /* "PF09": read, without `abn_gap` */
 #define PF_STATE_TAG_08 0x50463038u /* "PF08": read, visits from weights */
 #define PF_STATE_TAG_07 0x50463037u /* "PF07": read, without `phase` */
 #define PF_STATE_TAG_06 0x50463036u /* "PF06": read, without `vis` */
@@ -153,6 +154,7 @@ struct bw_pf_s {
      * since abn_since): its length in events, for adoption. */
     int64_t abn_since;
     uint32_t abn_run;
+    uint32_t abn_gap; /* events below 1/2 since its last abnormal one */
     /* The start of the last adopted episode (-1 none): the profiles learn
      * nothing from the change until a period of theirs has passed since. */
     int64_t held_since;
@@ -556,6 +558,7 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
     pf->t_first = pf->t_last = t_ms;
     pf->abn_since = -1;
     pf->abn_run = 0;
+    pf->abn_gap = 0;
     pf->held_since = -1;
     pf->exc_since = -1;
     pf->yd_prev = y;
@@ -655,6 +658,7 @@ static void excursion_to_episode(bw_pf_t *pf, double shift)
     pf->level_last = level;
     pf->abn_since = pf->exc_since;
     pf->abn_run = pf->exc_events;
+    pf->abn_gap = 0;
     pf->exc_since = -1;
 }
 
@@ -1576,19 +1580,31 @@ static void shift_learning(bw_pf_t *pf, bw_season_t *s, int64_t t_ms,
 
 /*
  * The episode the series is in: it starts at the first event with
- * P(abnormal) >= 1/2 and lasts while that holds. One that has lasted
- * adopt_after_ms is adopted as the new normal (adopt): a configured
- * horizon, since nothing in the data tells a lasting incident from a
- * permanent change before the series returns.
+ * P(abnormal) >= 1/2 and lasts while that holds, or falls below for at most
+ * EPISODE_GAP events in a row. One that has lasted adopt_after_ms is
+ * adopted as the new normal (adopt): a configured horizon, since nothing in
+ * the data tells a lasting incident from a permanent change before the
+ * series returns. The gap: one heavy-tailed value inside an episode (a
+ * spike away from the abnormal level, or one that lands near the baseline)
+ * takes P(abnormal) below 1/2 for an event or two; ended there, the episode
+ * began again at the next event with its adoption clock restarted, and was
+ * held abnormal for that much longer than a lasting change should be.
  */
+#define EPISODE_GAP 3
 static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
 {
     if (out->p_abnormal < 0.5) {
-        pf->abn_run = 0;
-        pf->abn_since = -1;
         out->since_ms = -1;
+        if (pf->abn_run > 0 && ++pf->abn_gap <= EPISODE_GAP) {
+            pf->abn_run++; /* its values are the episode's stretch */
+            return;
+        }
+        pf->abn_run = 0;
+        pf->abn_gap = 0;
+        pf->abn_since = -1;
         return;
     }
+    pf->abn_gap = 0;
     if (pf->abn_run++ == 0) {
         pf->abn_since = t_ms;
     }
@@ -2008,6 +2024,7 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw__season_save(&pf->weekly, w);
     bw__block_save(&pf->block, w);
     bw__phase_save(&pf->phase, w);
+    bw_wbuf_u32(w, pf->abn_gap);
     return w->err;
 }
 
@@ -2016,9 +2033,11 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     uint8_t seas;
     uint32_t tag = bw_rbuf_u32(r);
 
-    if ((tag != PF_STATE_TAG && tag != PF_STATE_TAG_08 &&
-         tag != PF_STATE_TAG_07 && tag != PF_STATE_TAG_06 &&
-         tag != PF_STATE_TAG_05 && tag != PF_STATE_TAG_04) ||
+    int v09 = tag == PF_STATE_TAG || tag == PF_STATE_TAG_09; /* PF09 on */
+
+    if ((!v09 && tag != PF_STATE_TAG_08 && tag != PF_STATE_TAG_07 &&
+         tag != PF_STATE_TAG_06 && tag != PF_STATE_TAG_05 &&
+         tag != PF_STATE_TAG_04) ||
         bw_rbuf_u32(r) != (uint32_t)pf->n ||
         bw_rbuf_u32(r) != (uint32_t)pf->k) {
         return BW_ERR_CORRUPT;
@@ -2031,8 +2050,7 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     }
     bw_rbuf_f64s(r, pf->mem, (size_t)(N_ARRAYS + 1) * pf->n);
     memset(pf->vis, 0, (size_t)pf->n * sizeof(double));
-    if (tag == PF_STATE_TAG || tag == PF_STATE_TAG_08 ||
-        tag == PF_STATE_TAG_07) {
+    if (v09 || tag == PF_STATE_TAG_08 || tag == PF_STATE_TAG_07) {
         bw_rbuf_f64s(r, pf->vis, (size_t)pf->n);
         for (int i = 0; i < pf->n; i++) {
             if (!(pf->vis[i] >= 0.0 && pf->vis[i] <= pf->cfg->recur_visit)) {
@@ -2051,12 +2069,13 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     pf->level_last = bw_rbuf_finite(r);
     pf->abn_since = bw_rbuf_time(r, -1);
     pf->abn_run = bw_rbuf_u32(r);
+    pf->abn_gap = 0;
     pf->held_since = pf->exc_since = -1;
     pf->exc_level = 0.0;
     pf->exc_far = NAN;
     pf->calm = pf->exc_events = 0;
-    if (tag == PF_STATE_TAG || tag == PF_STATE_TAG_08 ||
-        tag == PF_STATE_TAG_07 || tag == PF_STATE_TAG_06) {
+    if (v09 || tag == PF_STATE_TAG_08 || tag == PF_STATE_TAG_07 ||
+        tag == PF_STATE_TAG_06) {
         pf->held_since = bw_rbuf_time(r, -1);
         pf->exc_since = bw_rbuf_time(r, -1);
         pf->exc_level = bw_rbuf_finite(r);
@@ -2088,11 +2107,14 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     for (int i = 0; i < 4; i++) {
         pf->rng.s[i] = bw_rbuf_u64(r);
     }
-    bw__season_load(&pf->daily, r, tag == PF_STATE_TAG);
-    bw__season_load(&pf->weekly, r, tag == PF_STATE_TAG);
+    bw__season_load(&pf->daily, r, v09);
+    bw__season_load(&pf->weekly, r, v09);
     bw__block_load(&pf->block, r);
-    if (tag == PF_STATE_TAG || tag == PF_STATE_TAG_08) { /* PF07: no phase */
+    if (v09 || tag == PF_STATE_TAG_08) { /* PF07: no phase */
         bw__phase_load(&pf->phase, r);
+    }
+    if (tag == PF_STATE_TAG) { /* PF09: no gap in the episode */
+        pf->abn_gap = bw_rbuf_u32_in(r, 0, pf->abn_run > 0 ? EPISODE_GAP : 0);
     }
     if (pf->framed < 0) { /* PF04 moved the frame when a profile was due */
         int64_t age = pf->t_last - pf->t_first;

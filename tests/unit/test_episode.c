@@ -23,11 +23,11 @@
 
 #define STEP_MS 1000
 #define REPS 16
-/* The shift grid's floors on the flagged share: measured 0.875 / 0.728 /
- * 0.895 less three Monte Carlo standard errors (0.085 / 0.085 / 0.039,
+/* The shift grid's floors on the flagged share: measured 0.875 / 0.856 /
+ * 0.895 less three Monte Carlo standard errors (0.085 / 0.057 / 0.039,
  * shift_share), rounded down. */
 #define FLOOR_GAUSS 0.62
-#define FLOOR_T3 0.47
+#define FLOOR_T3 0.68
 #define FLOOR_AR1 0.77
 
 /* ---- exhaustive enumeration ------------------------------------------------
@@ -301,25 +301,27 @@ static void shift_grid(const bw_config_t *cfg, shift_stats_t *st)
 }
 
 /*
- * The episode regime (the defaults) against the onset model (onset_cfg), on
- * the same data. Measured (flagged share of the events from the allowed
- * delay to the end; Gaussian / t(3) / AR(1)): onset model 0.0% / 0.4% /
- * 0.0%, episodes 87.5% / 72.8% / 89.5% (standard errors 8.5 / 8.5 / 3.9
- * points over the 18 runs of each family), with 1 / 2 / 6 of 18 onsets
- * later than allowed. By amplitude (3 / 4 / 6 sds): Gaussian 66.5% / 95.0%
- * / 99.8%, t(3) 75.6% / 47.9% / 94.5%, AR(1) 75.4% / 92.4% / 99.8%. The
- * issue's target (90% of those events, onsets within 3-10 events) is
- * reached for no family yet: a 3-sd shift sits at episode_min (3 sds),
- * where an episode is told from noise only barely, t(3) noise hides a
- * shift in its tails, and correlated noise adds only (1 - phi) of a shift
- * per event to the evidence. The grid is small for the runs' spread (a run
- * is mostly flagged or mostly not): three runs of each sign per cell (54
- * per family) measured 91.8% / 59.8% / 86.5%, and on AR(1) noise 8
- * false-alarm episodes (87 events), all in one run, after a 3-sd shift of
- * 180 events ended (README, Evaluation). Asserted: the shares are at least
- * the floors above (measured less three standard errors), the episode
- * regime flags at least five times the share the onset model does in every
- * family (plus 100 events), and raises at most one false-alarm episode on
+ * The episode regime (the defaults) against the onset model (onset_cfg),
+ * on the same data. Measured (flagged share of the events from the
+ * allowed delay to the end; Gaussian / t(3) / AR(1)): onset model 0.0% /
+ * 0.4% / 0.0%, episodes 87.5% / 85.6% / 89.5% (standard errors 8.5 / 5.7
+ * / 3.9 points over the 18 runs of each family; t(3) 72.8% before the
+ * episode's gap, when one tail value inside an episode ended it), with 1
+ * / 2 / 6 of 18 onsets later than allowed. By amplitude (3 / 4 / 6 sds):
+ * Gaussian 66.5% / 95.0% / 99.8%, t(3) 83.7% / 73.9% / 98.8%, AR(1) 75.4%
+ * / 92.4% / 99.8%. The issue's target (90% of those events, onsets within
+ * 3-10 events) is reached for no family yet: a 3-sd shift sits at
+ * episode_min (3 sds), where an episode is told from noise only barely,
+ * t(3) noise hides a shift in its tails, and correlated noise adds only
+ * (1 - phi) of a shift per event to the evidence. The grid is small for
+ * the runs' spread (a run is mostly flagged or mostly not): three runs of
+ * each sign per cell (54 per family) measured 91.8% / 74.9% / 86.5% (t(3)
+ * 59.8% before the gap), and on AR(1) noise 8 false-alarm episodes (87
+ * events), all in one run, after a 3-sd shift of 180 events ended
+ * (README, Evaluation). Asserted: the shares are at least the floors
+ * above (measured less three standard errors), the episode regime flags
+ * at least five times the share the onset model does in every family
+ * (plus 100 events), and raises at most one false-alarm episode on
  * Gaussian and on AR(1) noise in 16,110 events each (measured 0 and 0);
  * t(3) noise's extreme values are spikes to both models.
  */
@@ -512,6 +514,69 @@ static void test_lasting_change_is_adopted(void **state)
     assert_true(flagged_after <= 2);
     bw_pf_ws_destroy(ws);
     bw_pf_destroy(pf);
+}
+
+/*
+ * One heavy-tailed value inside an episode does not end it. Gaussian noise
+ * (sd 2, level 50, one-minute data), a 12-sd rise from event 600 lasting
+ * twice the adoption horizon, and 60 events into it one value back at the
+ * baseline (a 6-sd outlier of the abnormal level toward normal), in 8 runs.
+ * The outlier takes P(abnormal) below 1/2 for an event or two; the episode
+ * survives such a gap (EPISODE_GAP), so `since_ms` after it is the
+ * episode's first event again and the change is adopted once, a horizon
+ * after that event (measured: the episode from +1, two events below 1/2
+ * after the outlier, adopted at +241 in every run; horizon 240). Without
+ * the gap (EPISODE_GAP 0) the outlier ended the episode, and ten events
+ * later the series was in none: the check there fails.
+ */
+static void test_outlier_inside_episode_keeps_its_start(void **state)
+{
+    bw_config_t cfg = episode_cfg();
+    bw_pf_ws_t *ws = bw_pf_ws_new(&cfg.model.pf);
+    const int start = 600, horizon = (int)(cfg.model.pf.adopt_after_ms / 60000);
+    int dipped = 0;
+
+    (void)state;
+    for (uint64_t seed = 1; seed <= 8; seed++) {
+        bw_pf_t *pf = bw_pf_new(&cfg.model.pf, seed, NULL, 0);
+        noise_t nz = {.family = FAM_GAUSS};
+        int64_t since = -1;
+        int at = -1, adopted = 0, dip = 0;
+
+        bw_rng_seed(&nz.rng, 40 + seed);
+        for (int t = 0; t < start + 2 * horizon; t++) {
+            bw_pf_out_t out;
+            double y = 50.0 + 2.0 * noise_next(&nz) + (t >= start ? 24.0 : 0.0);
+            if (t == start + 60) {
+                y = 50.0;
+            }
+            bw_pf_update(pf, ws, (int64_t)t * 60000, y, &out);
+            if (t == start + 59) {
+                since = out.since_ms; /* the episode's start, before */
+                assert_true(since >= 0);
+            }
+            if (t > start + 59 && t < start + 70) {
+                dip += out.p_abnormal < 0.5;
+            }
+            if (t == start + 70) { /* after: the same episode */
+                assert_int_equal(out.since_ms, since);
+            }
+            if (out.adopted) {
+                adopted++;
+                at = t;
+            }
+        }
+        dipped += dip > 0;
+        print_message("seed %d: episode from +%d, %d events below 1/2 after "
+                      "the outlier, adopted at +%d\n",
+                      (int)seed, (int)(since / 60000) - start, dip, at - start);
+        assert_int_equal(adopted, 1);
+        assert_int_equal((int64_t)at * 60000 - since, (int64_t)horizon * 60000);
+        bw_pf_destroy(pf);
+    }
+    /* the outlier must have made a gap, or the test shows nothing */
+    assert_int_equal(dipped, 8);
+    bw_pf_ws_destroy(ws);
 }
 
 /*
@@ -971,7 +1036,12 @@ static void test_day2_shift_reported_by_blocks(void **state)
     assert_true(found >= 18);
 }
 
-static void test_state_identity_inside_episode(void **state)
+/* A run cut by save/load at @p cut and continued from the loaded copy
+ * gives bit-identical output. A 5-sd rise from event 700, and four values
+ * back at the baseline from event 740: a gap in the episode that outlasts
+ * EPISODE_GAP, so a copy that lost the gap's count would go on with the
+ * episode where the original ends it. */
+static void identity_run(int cut, bool in_gap)
 {
     bw_config_t cfg = episode_cfg();
     bw_pf_t *a = bw_pf_new(&cfg.model.pf, 11, NULL, 0);
@@ -982,14 +1052,18 @@ static void test_state_identity_inside_episode(void **state)
     bw_rbuf_t rd;
     bool saved = false;
 
-    (void)state;
     bw_rng_seed(&nz.rng, 13);
     for (int t = 0; t < 900; t++) {
         bw_pf_out_t oa, ob;
         double y = 50.0 + 2.0 * noise_next(&nz) + (t >= 700 ? 10.0 : 0.0);
+        if (t >= 740 && t < 744) {
+            y = 50.0;
+        }
         bw_pf_update(a, ws, (int64_t)t * 60000, y, &oa);
-        if (t == 720) { /* inside the episode */
-            assert_true(oa.p_abnormal >= 0.5);
+        if (t == cut) {
+            /* in the episode, or in its gap (no episode reported) */
+            assert_true(in_gap ? oa.p_abnormal < 0.5 && oa.since_ms < 0
+                               : oa.p_abnormal >= 0.5);
             assert_int_equal(bw_pf_save(a, &w), BW_OK);
             bw_rbuf_init(&rd, w.data, w.len);
             assert_int_equal(bw_pf_load(b, &rd), BW_OK);
@@ -1007,6 +1081,13 @@ static void test_state_identity_inside_episode(void **state)
     bw_pf_destroy(b);
 }
 
+static void test_state_identity_inside_episode(void **state)
+{
+    (void)state;
+    identity_run(720, false);
+    identity_run(741, true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1015,6 +1096,7 @@ int main(void)
         cmocka_unit_test(test_shift_onto_tail_values_stays_flagged),
         cmocka_unit_test(test_spike_flagged_once),
         cmocka_unit_test(test_lasting_change_is_adopted),
+        cmocka_unit_test(test_outlier_inside_episode_keeps_its_start),
         cmocka_unit_test(test_missing_day_does_not_teach_profile),
         cmocka_unit_test(test_adopted_on_profile_first_day),
         cmocka_unit_test(test_young_dip_does_not_teach_profile),

@@ -83,8 +83,10 @@ static void test_pf_identity(void **state)
     bw_pf_ws_destroy(ws);
 }
 
-/* Earlier particle-filter formats are read. A PF09 blob (daily profile
- * only) is turned into its PF08 form (the profile's visit counts, their
+/* Earlier particle-filter formats are read. A PF10 blob is turned into its
+ * PF09 form (the episode's gap, a u32 at the end, gone: no episode at the
+ * cut), a PF09 blob (daily profile
+ * only) into its PF08 form (the profile's visit counts, their
  * sum and the open visit gone from its end: with one event per visit,
  * 5-minute data and 288 bins, the counts PF08 derives from the weights are
  * the same and no visit is open between events), and that PF08 blob
@@ -113,7 +115,15 @@ static void old_pf_format(bw_wbuf_t *w, int particles, int bins, int version)
     size_t framed = held + PF06_EXTRA + 6 * 8 + 1;
 
     w->data[0] = (uint8_t)('0' + version); /* "PF0v", little-endian */
-    assert_true(w->len > pf09);
+    w->data[1] = (uint8_t)'0';
+    assert_true(w->len > pf09 + 4);
+    for (int i = 1; i <= 4; i++) {
+        assert_int_equal(w->data[w->len - i], 0); /* no gap in an episode */
+    }
+    w->len -= 4;
+    if (version == 9) {
+        return;
+    }
     for (int i = 0; i < 4; i++) {
         assert_int_equal(w->data[w->len - 28 + i], 0); /* no open visit */
     }
@@ -160,7 +170,7 @@ static void pf_reads_old(int version)
     pf = bw_pf_new(&c, 5, NULL, 0);
     run_pf(&c, pf, ws, 0, HALF, a);
     assert_int_equal(bw_pf_save(pf, &w), BW_OK);
-    assert_memory_equal(w.data, "\x39\x30\x46\x50", 4); /* "PF09" */
+    assert_memory_equal(w.data, "\x30\x31\x46\x50", 4); /* "PF10" */
     old_pf_format(&w, c.particles, c.daily.bins, version);
     old = bw_pf_new(&c, 99, NULL, 0);
     bw_rbuf_init(&r, w.data, w.len);
@@ -175,6 +185,12 @@ static void pf_reads_old(int version)
     bw_pf_destroy(pf);
     bw_pf_destroy(old);
     bw_pf_ws_destroy(ws);
+}
+
+static void test_pf_reads_pf09(void **state)
+{
+    (void)state;
+    pf_reads_old(9);
 }
 
 static void test_pf_reads_pf08(void **state)
@@ -715,6 +731,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pf_identity),
+        cmocka_unit_test(test_pf_reads_pf09),
         cmocka_unit_test(test_pf_reads_pf08),
         cmocka_unit_test(test_pf_reads_pf07),
         cmocka_unit_test(test_pf_reads_pf06),
