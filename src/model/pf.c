@@ -154,7 +154,8 @@ struct bw_pf_s {
      * since abn_since): its length in events, for adoption. */
     int64_t abn_since;
     uint32_t abn_run;
-    uint32_t abn_gap; /* events below 1/2 since its last abnormal one */
+    uint32_t abn_gap;  /* events below 1/2 since its last abnormal one */
+    uint32_t abn_calm; /* events at or above 1/2 since its last gap */
     /* The start of the last adopted episode (-1 none): the profiles learn
      * nothing from the change until a period of theirs has passed since. */
     int64_t held_since;
@@ -558,7 +559,7 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
     pf->t_first = pf->t_last = t_ms;
     pf->abn_since = -1;
     pf->abn_run = 0;
-    pf->abn_gap = 0;
+    pf->abn_gap = pf->abn_calm = 0;
     pf->held_since = -1;
     pf->exc_since = -1;
     pf->yd_prev = y;
@@ -659,6 +660,7 @@ static void excursion_to_episode(bw_pf_t *pf, double shift)
     pf->abn_since = pf->exc_since;
     pf->abn_run = pf->exc_events;
     pf->abn_gap = 0;
+    pf->abn_calm = pf->exc_events;
     pf->exc_since = -1;
 }
 
@@ -1509,7 +1511,8 @@ void bw__pf_shift(bw_pf_t *pf, double delta)
  *    were. Adopted, the change is the level from its start: its values
  *    become the latest values of their bins. Without this the next
  *    period's deviations would all be measured from a baseline of the old
- *    level.
+ *    level. (The values of the episode's gaps are given too: each is one
+ *    bin's latest value, 1/bins of the baseline, README.)
  *  - HELD_EXCURSION: a change before a profile applies that lasted
  *    adopt_after_ms is the new normal: its values teach the profiles that
  *    do not apply yet, with the weight of normal values (track_excursion).
@@ -1581,20 +1584,25 @@ static void shift_learning(bw_pf_t *pf, bw_season_t *s, int64_t t_ms,
 /*
  * The episode the series is in: it starts at the first event with
  * P(abnormal) >= 1/2 and lasts while that holds, or falls below for at most
- * EPISODE_GAP events in a row. One that has lasted adopt_after_ms is
- * adopted as the new normal (adopt): a configured horizon, since nothing in
- * the data tells a lasting incident from a permanent change before the
- * series returns. The gap: one heavy-tailed value inside an episode (a
- * spike away from the abnormal level, or one that lands near the baseline)
- * takes P(abnormal) below 1/2 for an event or two; ended there, the episode
- * began again at the next event with its adoption clock restarted, and was
- * held abnormal for that much longer than a lasting change should be.
+ * EPISODE_GAP events in a row (a gap). One that has lasted adopt_after_ms
+ * is adopted as the new normal (adopt): a configured horizon, since nothing
+ * in the data tells a lasting incident from a permanent change before the
+ * series returns. The horizon counts from the episode's first event,
+ * through its gaps; adoption waits until EPISODE_GAP + 1 events in a row
+ * since the last gap were abnormal, so it never moves the level to
+ * particles that re-entered the episode an event ago. The gap: one
+ * heavy-tailed value inside an episode (a spike away from the abnormal
+ * level, or one that lands near the baseline) takes P(abnormal) below 1/2
+ * for an event or two; ended there, the episode began again at the next
+ * event with its adoption clock restarted, and was held abnormal for that
+ * much longer than a lasting change should be.
  */
 #define EPISODE_GAP 3
 static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
 {
     if (out->p_abnormal < 0.5) {
         out->since_ms = -1;
+        pf->abn_calm = 0;
         if (pf->abn_run > 0 && ++pf->abn_gap <= EPISODE_GAP) {
             pf->abn_run++; /* its values are the episode's stretch */
             return;
@@ -1605,11 +1613,12 @@ static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
         return;
     }
     pf->abn_gap = 0;
+    pf->abn_calm++;
     if (pf->abn_run++ == 0) {
         pf->abn_since = t_ms;
     }
     out->since_ms = pf->abn_since;
-    if (pf->cfg->adopt_after_ms > 0.0 &&
+    if (pf->cfg->adopt_after_ms > 0.0 && pf->abn_calm > EPISODE_GAP &&
         (double)(t_ms - pf->abn_since) >= pf->cfg->adopt_after_ms) {
         /* The block model's baseline moves with it: the change is not
          * reported again as a sustained one; so do the baselines of the
@@ -1622,6 +1631,7 @@ static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
         shift_learning(pf, &pf->weekly, t_ms, step);
         give_held(pf, t_ms, pf->abn_run, HELD_ADOPTED);
         pf->abn_run = 0;
+        pf->abn_calm = 0;
         pf->abn_since = -1;
     }
 }
@@ -2025,6 +2035,7 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw__block_save(&pf->block, w);
     bw__phase_save(&pf->phase, w);
     bw_wbuf_u32(w, pf->abn_gap);
+    bw_wbuf_u32(w, pf->abn_calm);
     return w->err;
 }
 
@@ -2070,6 +2081,7 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     pf->abn_since = bw_rbuf_time(r, -1);
     pf->abn_run = bw_rbuf_u32(r);
     pf->abn_gap = 0;
+    pf->abn_calm = pf->abn_run; /* PF09: no gap, so calm since the start */
     pf->held_since = pf->exc_since = -1;
     pf->exc_level = 0.0;
     pf->exc_far = NAN;
@@ -2115,6 +2127,7 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     }
     if (tag == PF_STATE_TAG) { /* PF09: no gap in the episode */
         pf->abn_gap = bw_rbuf_u32_in(r, 0, pf->abn_run > 0 ? EPISODE_GAP : 0);
+        pf->abn_calm = bw_rbuf_u32_in(r, 0, pf->abn_gap > 0 ? 0 : pf->abn_run);
     }
     if (pf->framed < 0) { /* PF04 moved the frame when a profile was due */
         int64_t age = pf->t_last - pf->t_first;

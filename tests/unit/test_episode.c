@@ -24,11 +24,14 @@
 #define STEP_MS 1000
 #define REPS 16
 /* The shift grid's floors on the flagged share: measured 0.875 / 0.856 /
- * 0.895 less three Monte Carlo standard errors (0.085 / 0.057 / 0.039,
- * shift_share), rounded down. */
-#define FLOOR_GAUSS 0.62
-#define FLOOR_T3 0.68
-#define FLOOR_AR1 0.77
+ * 0.895 less three Monte Carlo standard errors (0.081 / 0.059 / 0.032,
+ * shift_share), rounded down. The runs' spread is wide (a run is mostly
+ * flagged or mostly not), so the floors guard against a collapse, not a
+ * few points: the episode's gap, which lifted t(3) from 0.728, has its own
+ * test (test_outlier_inside_episode_keeps_its_start). */
+#define FLOOR_GAUSS 0.63
+#define FLOOR_T3 0.67
+#define FLOOR_AR1 0.79
 
 /* ---- exhaustive enumeration ------------------------------------------------
  */
@@ -223,17 +226,20 @@ static bw_config_t onset_cfg(void)
 
 typedef struct {
     int runs, late, covered, span, false_alarms, normal_events;
-    int fa_episodes;   /* runs of consecutive false alarms */
-    double cc, ss, cs; /* sums of covered^2, span^2, covered*span per run */
+    int fa_episodes;                 /* runs of consecutive false alarms */
     int amp_covered[3], amp_span[3]; /* by amplitude (3, 4, 6 sds) */
+    /* by cell of the grid (amplitude x length): runs, and the sums of
+     * covered, span, covered^2, span^2 and covered*span over them */
+    int n[9];
+    double c[9], s[9], cc[9], ss[9], cs[9];
 } shift_stats_t;
 
 /* One run: 800 normal events, then a shift of @p amp sds for @p len events,
  * then 200 normal events. Counts onset delays beyond @p max_delay, flagged
- * events in [onset + max_delay, end) (also under amplitude index @p ai),
- * false alarms outside. */
+ * events in [onset + max_delay, end) (also under the grid's cell @p cell,
+ * amplitude index cell / 3), false alarms outside. */
 static void shift_run(const bw_config_t *cfgp, int family, double amp, int len,
-                      int max_delay, uint64_t seed, shift_stats_t *st, int ai)
+                      int max_delay, uint64_t seed, shift_stats_t *st, int cell)
 {
     bw_config_t cfg = *cfgp;
     bw_pf_t *pf = bw_pf_new(&cfg.model.pf, seed, NULL, 0);
@@ -271,11 +277,14 @@ static void shift_run(const bw_config_t *cfgp, int family, double amp, int len,
     st->late += first < 0 || first - start >= max_delay;
     st->covered += covered;
     st->span += span;
-    st->amp_covered[ai] += covered;
-    st->amp_span[ai] += span;
-    st->cc += (double)covered * covered;
-    st->ss += (double)span * span;
-    st->cs += (double)covered * span;
+    st->amp_covered[cell / 3] += covered;
+    st->amp_span[cell / 3] += span;
+    st->n[cell]++;
+    st->c[cell] += covered;
+    st->s[cell] += span;
+    st->cc[cell] += (double)covered * covered;
+    st->ss[cell] += (double)span * span;
+    st->cs[cell] += (double)covered * span;
     bw_pf_ws_destroy(ws);
     bw_pf_destroy(pf);
 }
@@ -293,7 +302,7 @@ static void shift_grid(const bw_config_t *cfg, shift_stats_t *st)
             for (int l = 0; l < 3; l++) {
                 for (int sgn = -1; sgn <= 1; sgn += 2) {
                     shift_run(cfg, f, sgn * amps[a], lens[l], delays[a], seed++,
-                              &st[f], a);
+                              &st[f], 3 * a + l);
                 }
             }
         }
@@ -304,38 +313,51 @@ static void shift_grid(const bw_config_t *cfg, shift_stats_t *st)
  * The episode regime (the defaults) against the onset model (onset_cfg),
  * on the same data. Measured (flagged share of the events from the
  * allowed delay to the end; Gaussian / t(3) / AR(1)): onset model 0.0% /
- * 0.4% / 0.0%, episodes 87.5% / 85.6% / 89.5% (standard errors 8.5 / 5.7
- * / 3.9 points over the 18 runs of each family; t(3) 72.8% before the
- * episode's gap, when one tail value inside an episode ended it), with 1
- * / 2 / 6 of 18 onsets later than allowed. By amplitude (3 / 4 / 6 sds):
- * Gaussian 66.5% / 95.0% / 99.8%, t(3) 83.7% / 73.9% / 98.8%, AR(1) 75.4%
- * / 92.4% / 99.8%. The issue's target (90% of those events, onsets within
- * 3-10 events) is reached for no family yet: a 3-sd shift sits at
- * episode_min (3 sds), where an episode is told from noise only barely,
- * t(3) noise hides a shift in its tails, and correlated noise adds only
- * (1 - phi) of a shift per event to the evidence. The grid is small for
- * the runs' spread (a run is mostly flagged or mostly not): three runs of
- * each sign per cell (54 per family) measured 91.8% / 74.9% / 86.5% (t(3)
- * 59.8% before the gap), and on AR(1) noise 8 false-alarm episodes (87
- * events), all in one run, after a 3-sd shift of 180 events ended
- * (README, Evaluation). Asserted: the shares are at least the floors
- * above (measured less three standard errors), the episode regime flags
- * at least five times the share the onset model does in every family
- * (plus 100 events), and raises at most one false-alarm episode on
- * Gaussian and on AR(1) noise in 16,110 events each (measured 0 and 0);
- * t(3) noise's extreme values are spikes to both models.
+ * 0.4% / 0.0%, episodes 87.5% / 85.6% / 89.5% (standard errors 8.1 / 5.9
+ * / 3.2 points over the 18 runs of each family, within the grid's cells;
+ * t(3) 72.8% before the episode's gap, when one tail value inside an
+ * episode ended it), with 1 / 2 / 6 of 18 onsets later than allowed. By
+ * amplitude (3 / 4 / 6 sds): Gaussian 66.5% / 95.0% / 99.8%, t(3) 83.7% /
+ * 73.9% / 98.8%, AR(1) 75.4% / 92.4% / 99.8%. The issue's target (90% of
+ * those events, onsets within 3-10 events) is reached for no family yet:
+ * a 3-sd shift sits at episode_min (3 sds), where an episode is told from
+ * noise only barely, t(3) noise hides a shift in its tails, and
+ * correlated noise adds only (1 - phi) of a shift per event to the
+ * evidence. The grid is small for the runs' spread (a run is mostly
+ * flagged or mostly not): three runs of each sign per cell (54 per
+ * family) measured 91.8% / 74.9% / 86.5% (t(3) 59.8% before the gap), and
+ * on AR(1) noise 8 false-alarm episodes (87 events), all in one run,
+ * after a 3-sd shift of 180 events ended (README, Evaluation). Asserted:
+ * the shares are at least the floors above (measured less three standard
+ * errors), the episode regime flags at least five times the share the
+ * onset model does in every family (plus 100 events), and raises at most
+ * one false-alarm episode on Gaussian and on AR(1) noise in 16,110 events
+ * each (measured 0 and 0); t(3) noise's extreme values are spikes to both
+ * models.
  */
 /* The pooled flagged share of a family's shifted events and its Monte Carlo
- * standard error: the runs are the independent units, so the ratio
- * estimator's linearised variance over them (Cochran 1977, 6.3). */
+ * standard error. The grid is a fixed design, so the error is that of a
+ * stratified ratio (Cochran 1977, 6.3 and 5.7): within each cell
+ * (amplitude x length) the runs are the independent units and the ratio's
+ * linearised variance is taken over them; the cells' variances are summed
+ * with the squares of their shares of the events. The spread between
+ * cells (66% at 3 sds against 99.8% at 6) is design, not noise. */
 static double shift_share(const shift_stats_t *st, double *se)
 {
-    double r = (double)st->covered / st->span,
-           sbar = (double)st->span / st->runs;
-    double v = (st->cc - 2.0 * r * st->cs + r * r * st->ss) /
-               ((double)st->runs * (st->runs - 1) * sbar * sbar);
+    double r = (double)st->covered / st->span, v = 0.0;
 
-    *se = sqrt(v > 0.0 ? v : 0.0);
+    for (int h = 0; h < 9; h++) {
+        double rh, sbar, vh;
+        if (st->n[h] < 2) {
+            continue;
+        }
+        rh = st->c[h] / st->s[h];
+        sbar = st->s[h] / st->n[h];
+        vh = (st->cc[h] - 2.0 * rh * st->cs[h] + rh * rh * st->ss[h]) /
+             ((double)st->n[h] * (st->n[h] - 1) * sbar * sbar);
+        v += (st->s[h] / st->span) * (st->s[h] / st->span) * fmax(vh, 0.0);
+    }
+    *se = sqrt(v);
     return r;
 }
 
@@ -576,6 +598,57 @@ static void test_outlier_inside_episode_keeps_its_start(void **state)
     }
     /* the outlier must have made a gap, or the test shows nothing */
     assert_int_equal(dipped, 8);
+    bw_pf_ws_destroy(ws);
+}
+
+/*
+ * Adoption waits for EPISODE_GAP + 1 abnormal events in a row after a gap.
+ * The same 12-sd rise, with two values back at the baseline at the
+ * horizon's end (+239, +240), in 8 runs: the episode resumes after the gap
+ * with its adoption clock already past the horizon, and is adopted on its
+ * fourth abnormal event after it, not on the first, where the particles
+ * that carry the episode had re-entered it an event before (measured: in
+ * every run it resumed at +242 and was adopted at +245; adopted at the
+ * resumption itself, before the wait).
+ */
+static void test_no_adoption_as_a_gap_ends(void **state)
+{
+    bw_config_t cfg = episode_cfg();
+    bw_pf_ws_t *ws = bw_pf_ws_new(&cfg.model.pf);
+    const int start = 600, horizon = (int)(cfg.model.pf.adopt_after_ms / 60000);
+
+    (void)state;
+    for (uint64_t seed = 1; seed <= 8; seed++) {
+        bw_pf_t *pf = bw_pf_new(&cfg.model.pf, seed, NULL, 0);
+        noise_t nz = {.family = FAM_GAUSS};
+        int at = -1, adopted = 0, resumed = -1, gap = 0;
+
+        bw_rng_seed(&nz.rng, 60 + seed);
+        for (int t = 0; t < start + 2 * horizon; t++) {
+            bw_pf_out_t out;
+            double y = 50.0 + 2.0 * noise_next(&nz) + (t >= start ? 24.0 : 0.0);
+            if (t == start + horizon - 1 || t == start + horizon) {
+                y = 50.0;
+            }
+            bw_pf_update(pf, ws, (int64_t)t * 60000, y, &out);
+            gap +=
+                t >= start + horizon - 1 && out.p_abnormal < 0.5 && resumed < 0;
+            if (gap > 0 && resumed < 0 && out.p_abnormal >= 0.5) {
+                resumed = t;
+            }
+            if (out.adopted) {
+                adopted++;
+                at = t;
+            }
+        }
+        print_message("seed %d: %d events below 1/2, resumed at +%d, adopted "
+                      "at +%d\n",
+                      (int)seed, gap, resumed - start, at - start);
+        assert_int_equal(adopted, 1);
+        assert_true(gap > 0 && resumed > 0);
+        assert_true(at - resumed >= 3); /* EPISODE_GAP */
+        bw_pf_destroy(pf);
+    }
     bw_pf_ws_destroy(ws);
 }
 
@@ -1050,7 +1123,7 @@ static void identity_run(int cut, bool in_gap)
     noise_t nz = {.family = FAM_GAUSS};
     bw_wbuf_t w = {0};
     bw_rbuf_t rd;
-    bool saved = false;
+    bool saved = false, resumed = false;
 
     bw_rng_seed(&nz.rng, 13);
     for (int t = 0; t < 900; t++) {
@@ -1060,6 +1133,14 @@ static void identity_run(int cut, bool in_gap)
             y = 50.0;
         }
         bw_pf_update(a, ws, (int64_t)t * 60000, y, &oa);
+        if (t >= 740 && t < 744) { /* the gap, longer than EPISODE_GAP */
+            assert_true(oa.p_abnormal < 0.5);
+        }
+        if (t >= 744 && oa.since_ms >= 0 && !resumed) {
+            /* the episode after it is a new one */
+            assert_true(oa.since_ms >= (int64_t)744 * 60000);
+            resumed = true;
+        }
         if (t == cut) {
             /* in the episode, or in its gap (no episode reported) */
             assert_true(in_gap ? oa.p_abnormal < 0.5 && oa.since_ms < 0
@@ -1075,6 +1156,7 @@ static void identity_run(int cut, bool in_gap)
             assert_memory_equal(&oa, &ob, sizeof(oa));
         }
     }
+    assert_true(resumed);
     bw_wbuf_free(&w);
     bw_pf_ws_destroy(ws);
     bw_pf_destroy(a);
@@ -1097,6 +1179,7 @@ int main(void)
         cmocka_unit_test(test_spike_flagged_once),
         cmocka_unit_test(test_lasting_change_is_adopted),
         cmocka_unit_test(test_outlier_inside_episode_keeps_its_start),
+        cmocka_unit_test(test_no_adoption_as_a_gap_ends),
         cmocka_unit_test(test_missing_day_does_not_teach_profile),
         cmocka_unit_test(test_adopted_on_profile_first_day),
         cmocka_unit_test(test_young_dip_does_not_teach_profile),

@@ -84,8 +84,8 @@ static void test_pf_identity(void **state)
 }
 
 /* Earlier particle-filter formats are read. A PF10 blob is turned into its
- * PF09 form (the episode's gap, a u32 at the end, gone: no episode at the
- * cut), a PF09 blob (daily profile
+ * PF09 form (the episode's gap and calm counts, two u32 at the end, gone:
+ * no episode at the cut), a PF09 blob (daily profile
  * only) into its PF08 form (the profile's visit counts, their
  * sum and the open visit gone from its end: with one event per visit,
  * 5-minute data and 288 bins, the counts PF08 derives from the weights are
@@ -116,11 +116,11 @@ static void old_pf_format(bw_wbuf_t *w, int particles, int bins, int version)
 
     w->data[0] = (uint8_t)('0' + version); /* "PF0v", little-endian */
     w->data[1] = (uint8_t)'0';
-    assert_true(w->len > pf09 + 4);
-    for (int i = 1; i <= 4; i++) {
-        assert_int_equal(w->data[w->len - i], 0); /* no gap in an episode */
+    assert_true(w->len > pf09 + 8);
+    for (int i = 1; i <= 8; i++) { /* no episode: gap and calm counts 0 */
+        assert_int_equal(w->data[w->len - i], 0);
     }
-    w->len -= 4;
+    w->len -= 8;
     if (version == 9) {
         return;
     }
@@ -279,6 +279,44 @@ static void test_rejects_bad_blobs(void **state)
     bw_free(blob);
     bw_pf_ws_destroy(ws);
     bw_pf_destroy(pf);
+}
+
+/* The episode's gap and calm counts (the PF10 tail, two u32) are checked
+ * on load: outside an episode both must be 0, and a gap is at most
+ * EPISODE_GAP (3) events. */
+static void test_pf_rejects_bad_gap(void **state)
+{
+    bw_pf_cfg_t c = test_pf_cfg();
+    bw_pf_t *pf = bw_pf_new(&c, 1, NULL, 0), *other = bw_pf_new(&c, 1, NULL, 0);
+    bw_pf_ws_t *ws = bw_pf_ws_new(&c);
+    bw_pf_out_t out;
+    bw_wbuf_t w = {0};
+    const uint32_t bad[][2] = {{1, 0}, {0, 1}, {4, 0}};
+
+    (void)state;
+    for (int t = 0; t < 10; t++) {
+        bw_pf_update(pf, ws, t * 1000, t, &out);
+    }
+    assert_int_equal(bw_pf_save(pf, &w), BW_OK);
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        bw_rbuf_t r;
+        for (int i = 0; i < 4; i++) { /* little-endian u32s */
+            w.data[w.len - 8 + i] = (uint8_t)(bad[k][0] >> (8 * i));
+            w.data[w.len - 4 + i] = (uint8_t)(bad[k][1] >> (8 * i));
+        }
+        bw_rbuf_init(&r, w.data, w.len);
+        assert_int_equal(bw_pf_load(other, &r), BW_ERR_CORRUPT);
+    }
+    memset(w.data + w.len - 8, 0, 8);
+    {
+        bw_rbuf_t r;
+        bw_rbuf_init(&r, w.data, w.len);
+        assert_int_equal(bw_pf_load(other, &r), BW_OK);
+    }
+    bw_wbuf_free(&w);
+    bw_pf_ws_destroy(ws);
+    bw_pf_destroy(pf);
+    bw_pf_destroy(other);
 }
 
 static void test_hier_identity(void **state)
@@ -738,6 +776,7 @@ int main(void)
         cmocka_unit_test(test_pf_reads_pf05),
         cmocka_unit_test(test_pf_reads_pf04),
         cmocka_unit_test(test_rejects_bad_blobs),
+        cmocka_unit_test(test_pf_rejects_bad_gap),
         cmocka_unit_test(test_hier_identity),
         cmocka_unit_test(test_fusion_identity),
         cmocka_unit_test(test_fusion_reads_fu02),
