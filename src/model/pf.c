@@ -101,7 +101,7 @@
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
 #define PF_STATE_TAG 0x50463130u    /* "PF10" */
-#define PF_STATE_TAG_09 0x50463039u /* "PF09": read, without `abn_gap` */
+#define PF_STATE_TAG_09 0x50463039u /* "PF09": read, no gap counts */
 #define PF_STATE_TAG_08 0x50463038u /* "PF08": read, visits from weights */
 #define PF_STATE_TAG_07 0x50463037u /* "PF07": read, without `phase` */
 #define PF_STATE_TAG_06 0x50463036u /* "PF06": read, without `vis` */

@@ -210,6 +210,28 @@ static void feed(bw_fusion_t *fu, bw_rng_t *rng, int t0, int n, int frame,
     }
 }
 
+/* The rule's evaluation of @p fu at @p now equals a restored copy's, bit
+ * for bit. */
+static void assert_as_restored(bw_fusion_t *fu, const bw_fusion_cfg_t *c,
+                               int64_t now)
+{
+    bw_fusion_t *cp = bw_fusion_new(c, NULL, 0);
+    bw_wbuf_t w = {0};
+    bw_rbuf_t r;
+    bw_threat_t a, b;
+
+    assert_non_null(cp);
+    bw_fusion_eval(fu, 0, now, &a);
+    assert_int_equal(bw_fusion_save(fu, &w), BW_OK);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_fusion_load(cp, &r), BW_OK);
+    bw_fusion_eval(cp, 0, now, &b);
+    assert_memory_equal(&a.llr, &b.llr, sizeof(double));
+    assert_memory_equal(&a.probability, &b.probability, sizeof(double));
+    bw_wbuf_free(&w);
+    bw_fusion_destroy(cp);
+}
+
 /*
  * What the fusion keeps between events to save work (each signal's
  * evaluation; the ended elevations' term, which reads only buckets older
@@ -234,10 +256,6 @@ static void test_cache_matches_restored(void **state)
     assert_non_null(fu);
     bw_rng_seed(&rng, 5);
     for (int k = 0; k < 1500; k++) {
-        bw_fusion_t *cp = bw_fusion_new(&c, NULL, 0);
-        bw_wbuf_t w = {0};
-        bw_rbuf_t r;
-        bw_threat_t a, b;
         int sig = k % 150 >= 100 && k % 150 < 130 ? 1 : k % 2;
         int frame = k < 899 ? 0 : 1; /* moved by a late value */
         bw_fusion_obs_t ob = {0.0, 0.0, 1.0, frame, NAN, 0, 0};
@@ -251,40 +269,9 @@ static void test_cache_matches_restored(void **state)
                (frame ? 40.0 : 0.0);
         ob.z = ob.x - (frame ? 40.0 : 0.0);
         bw_fusion_observe_value(fu, 0, sig, t, &ob);
-        bw_fusion_eval(fu, 0, now, &a);
-        assert_non_null(cp);
-        assert_int_equal(bw_fusion_save(fu, &w), BW_OK);
-        bw_rbuf_init(&r, w.data, w.len);
-        assert_int_equal(bw_fusion_load(cp, &r), BW_OK);
-        bw_fusion_eval(cp, 0, now, &b);
-        assert_memory_equal(&a.llr, &b.llr, sizeof(double));
-        assert_memory_equal(&a.probability, &b.probability, sizeof(double));
-        bw_wbuf_free(&w);
-        bw_fusion_destroy(cp);
+        assert_as_restored(fu, &c, now);
     }
     bw_fusion_destroy(fu);
-}
-
-/* The rule's evaluation of @p fu at @p now equals a restored copy's, bit
- * for bit. */
-static void assert_as_restored(bw_fusion_t *fu, const bw_fusion_cfg_t *c,
-                               int64_t now)
-{
-    bw_fusion_t *cp = bw_fusion_new(c, NULL, 0);
-    bw_wbuf_t w = {0};
-    bw_rbuf_t r;
-    bw_threat_t a, b;
-
-    assert_non_null(cp);
-    bw_fusion_eval(fu, 0, now, &a);
-    assert_int_equal(bw_fusion_save(fu, &w), BW_OK);
-    bw_rbuf_init(&r, w.data, w.len);
-    assert_int_equal(bw_fusion_load(cp, &r), BW_OK);
-    bw_fusion_eval(cp, 0, now, &b);
-    assert_memory_equal(&a.llr, &b.llr, sizeof(double));
-    assert_memory_equal(&a.probability, &b.probability, sizeof(double));
-    bw_wbuf_free(&w);
-    bw_fusion_destroy(cp);
 }
 
 /*
