@@ -93,7 +93,7 @@
 
 #define K_MAX 20
 #define LN_W 100.0    /* local noise: pairs' worth of the learned variance */
-#define SPIKE_NODES 1 /* spike sizes: spike_scale x 1 (x 4, x 16 ...) */
+#define SPIKE_NODES 1 /* spike children: sizes spike_scale x 1 (x 4 ...) */
 #define N_ARRAYS 10
 #define AR_MAX 0.95     /* AR(1) noise: the coefficient's bound */
 #define AR_MIN 30.0     /* ... and the pairs' weight it needs */
@@ -259,11 +259,12 @@ static int setup_children(bw_pf_t *pf)
         pf->child_w[k++] = 0.0;
         pf->vbar += omega[j] / lambda[j];
     }
-    /* A spike's size is log-uniform over [1, 16] spike_scale noise sds (a
-     * scale mixture, three children spaced by 4): its tail is far heavier
-     * than the t noise's, so the larger a lone deviation the surer it is a
-     * spike (a single Gaussian spike child is lighter-tailed than t noise:
-     * a 50-sd value would read as noise). */
+    /* A spike is Gaussian with sd spike_scale noise sds (SPIKE_NODES
+     * children spaced by 4 would make its size a scale mixture; one ships).
+     * The t noise is a finite Gauss-Laguerre mixture, so its tail is that
+     * of its widest node (sd 1.46 noise scales at t_dof 4, t_nodes 3):
+     * beyond a few of those the larger a lone deviation, the surer it is a
+     * spike. */
     for (int m = 0; m < SPIKE_NODES && cfg->p_spike > 0.0; m++) {
         double sc = cfg->spike_scale * (1 << (2 * m));
         pf->child_kind[k] = CHILD_SPIKE;
