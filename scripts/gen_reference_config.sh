@@ -14,8 +14,9 @@ cat <<'HDR'
 # Sections mirror src/: engine -> src/engine, model.pf -> src/model/pf.c,
 # model.hier -> src/model/hier.c, model.fusion -> src/model/fusion.c,
 # ingest -> src/ingest, emit -> src/emit, pipeline -> src/pipeline (the
-# Kafka stage); kafka.consumer / kafka.producer are librdkafka properties
-# (its CONFIGURATION.md), passed through as written and checked by
+# Kafka stage), state -> src/state, registry -> src/registry, obs ->
+# src/obs; kafka.client / kafka.consumer / kafka.producer are librdkafka
+# properties (its CONFIGURATION.md), passed through as written and checked by
 # librdkafka at load time (`check-config` reports them at their line).
 # Only `true`/`false` are booleans. Unknown keys, wrong types, out-of-range
 # values, unknown enum values and duplicate keys are errors reported as

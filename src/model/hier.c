@@ -26,7 +26,9 @@
  * Counts and sums are exponentially forgotten (half_life_ms) at each event,
  * so the model tracks change. Mixture quantiles: Newton's method on the
  * mixture CDF, started from a moment-matched Beta/normal.
- * Cost per event O(G^2 J) (counts) or O(G J) (normal); memory O(G^2 + J).
+ * Cost: counts O(G^2 J) per refit of the grid, once every refresh_intervals
+ * intervals per region, and a conjugate Beta update per event in between;
+ * normal O(G J) per event; memory O(G^2 + J).
  */
 #include <float.h>
 #include <math.h>

@@ -13,8 +13,9 @@
  *   e_t ~ N(0, sigma^2 k_spike^2)                  regime spike (transient),
  *   lambda_t ~ Gamma(nu/2, nu/2), i.e. Student-t noise, represented by a
  *   generalised Gauss-Laguerre quadrature of the scale mixture.
- * The regime r_t in {normal, spike, shift} is i.i.d. with prior
- * probabilities (1 - p_spike - p_shift, p_spike, p_shift). A fourth,
+ * From the normal state the regime r_t in {normal, spike, shift, enter}
+ * is i.i.d. with prior probabilities (1 - p_spike - p_shift - p_episode -
+ * p_recur, p_spike, p_shift, p_episode). A fifth,
  * recurrent regime (prior p_recur) restarts the level at y with the density
  * of recently seen values near y: a jump between familiar states (idle <->
  * busy), not an anomaly. A jump is a return to a known state only if it
@@ -25,6 +26,21 @@
  * explicit-duration semi-Markov models of Yu 2010). Heavy-tailed noise's
  * scattered extremes make a level "familiar" but were never stayed at, so
  * a lasting change there stays an abnormal episode.
+ *
+ * Abnormal episodes (enter; a sticky two-state Markov switch, cf.
+ * Hamilton 1989): the series moves to an abnormal level with a Kalman
+ * filter of its own (ma, ca: from the baseline's prediction widened by
+ * shift_scale), while the baseline is only predicted, so an episode's
+ * values teach it nothing and every event of the episode is scored
+ * against what normal would be. An episode goes on with probability
+ * stay = 1 - 1/episode_duration per event (its other children are the
+ * normal state's, times 1 - stay) and ends when its level comes within
+ * episode_min noise sds of the baseline (update_abnormal). A few normal
+ * particles are forced to enter at every event, with importance weights
+ * that keep the filter exact in expectation (draw_one). The record is in
+ * an episode while P(abnormal) >= 1/2, through gaps of up to EPISODE_GAP
+ * events; one that has lasted adopt_after_ms becomes the new normal
+ * (episode()).
  *
  * Local noise (state-specific noise without a state label). A bursty series
  * learns sigma mostly in its quiet state, and its busy state's own spread
@@ -53,7 +69,8 @@
  * one-step predictive is then Student-t with n degrees of freedom.
  *
  * Each particle carries only its discrete history. At each event every
- * particle enumerates its K children (t nodes + spike + shift), which gives
+ * particle enumerates its K children (t nodes, spike, shift, enter, stay,
+ * recurrent jump: those that are on), which gives
  * the exact incremental weight (the optimal proposal for discrete latent
  * variables, Fearnhead & Clifford 2003) and the Rao-Blackwellised regime
  * posterior: P(anomalous | y_1:t) sums over children, not over samples.
@@ -65,7 +82,8 @@
  * moved into the new frame (reframe), otherwise the first value with the
  * profile applied reads as a jump of the size of the profile.
  *
- * Cost O(N K) per event, memory O(N) (7 doubles per particle) plus the
+ * Cost O(N K) per event, memory O(N) (N_ARRAYS + 2 = 12 doubles per
+ * particle) plus the memory of recent values and the
  * seasonal profiles. The step runs as loops over particles (structure of
  * arrays) that GCC vectorises with glibc's vector exp/log/log1p
  * (vecmath.h); the likelihood is factored so that a particle costs one log,
