@@ -103,9 +103,11 @@ typedef struct {
      * can carry its reference into the new frame. */
     double provisional;
     double provisional_last;
-    /* The abnormal episode: its first event's time while P(abnormal) has
-     * been >= 1/2 at every event since (-1 otherwise); adopted on the event
-     * where an episode older than cfg->adopt_after_ms became the new normal. */
+    /* The abnormal episode: its first event's time on an event with
+     * P(abnormal) >= 1/2 (-1 otherwise, also on the up to 3 events of a gap
+     * below 1/2 that the episode survives); adopted on the event where an
+     * episode older than cfg->adopt_after_ms, abnormal on its last 4
+     * events, became the new normal. */
     int64_t since_ms;
     bool adopted;
     /* Collective anomalies (block.c), on the event that closes a block of

@@ -39,8 +39,10 @@
  * particles are forced to enter at every event, with importance weights
  * that keep the filter exact in expectation (draw_one). The record is in
  * an episode while P(abnormal) >= 1/2, through gaps of up to EPISODE_GAP
- * events; one that has lasted adopt_after_ms becomes the new normal
- * (episode()).
+ * events; one that has lasted adopt_after_ms, and is abnormal on its last
+ * EPISODE_GAP + 1 events, becomes the new normal (episode()). An episode
+ * that keeps dipping below 1/2 more often than that is held abnormal, not
+ * adopted, for as long as it flickers.
  *
  * Local noise (state-specific noise without a state label). A bursty series
  * learns sigma mostly in its quiet state, and its busy state's own spread
@@ -109,9 +111,15 @@
 #include "vecmath.h"
 #include "bayeswatch/mem.h"
 
-#define K_MAX 20
 #define LN_W 100.0    /* local noise: pairs' worth of the learned variance */
 #define SPIKE_NODES 1 /* spike children: sizes spike_scale x 1 (x 4 ...) */
+/* the noise sd's least value whatever scale_floor (which may be 0): a zero
+ * sd on a constant series made the t terms 0/0 */
+#define SD_MIN 1e-100
+#define T_NODES_MAX 16 /* t scale nodes at most (keys.c's bound on t_nodes) */
+/* children per particle at most: t nodes, spikes, shift, enter, stay and
+ * the recurrent jump */
+#define K_MAX (T_NODES_MAX + SPIKE_NODES + 4)
 #define N_ARRAYS 10
 #define AR_MAX 0.95     /* AR(1) noise: the coefficient's bound */
 #define AR_MIN 30.0     /* ... and the pairs' weight it needs */
@@ -168,12 +176,13 @@ struct bw_pf_s {
     bw__memory_t recent; /* recent de-seasonalised values (memory.c) */
     double sd_last;      /* noise sd after the previous event */
     double level_last;   /* posterior mean level after the previous event */
-    /* The current abnormal episode (P(abnormal) >= 1/2 at every event
-     * since abn_since): its length in events, for adoption. */
+    /* The current abnormal episode (from abn_since, P(abnormal) >= 1/2 at
+     * every event but gaps of up to EPISODE_GAP): its length in events,
+     * gaps included (saturating), for adoption and the memory's skip. */
     int64_t abn_since;
     uint32_t abn_run;
     uint32_t abn_gap;  /* events below 1/2 since its last abnormal one */
-    uint32_t abn_calm; /* events at or above 1/2 since its last gap */
+    uint32_t abn_calm; /* events at or above 1/2 since its last gap (sat.) */
     /* The start of the last adopted episode (-1 none): the profiles learn
      * nothing from the change until a period of theirs has passed since. */
     int64_t held_since;
@@ -235,6 +244,9 @@ static int t_nodes(const bw_pf_cfg_t *cfg, double *lambda, double *omega)
         lambda[0] = omega[0] = 1.0;
         return 1;
     }
+    if (n < 1 || n > T_NODES_MAX) {
+        return -1;
+    }
     /* Gamma(nu/2, rate nu/2): weight x^(nu/2 - 1) exp(-(nu/2) x) on [0, inf).
      */
     w = gsl_integration_fixed_alloc(gsl_integration_fixed_laguerre, (size_t)n,
@@ -259,7 +271,7 @@ static int t_nodes(const bw_pf_cfg_t *cfg, double *lambda, double *omega)
 static int setup_children(bw_pf_t *pf)
 {
     const bw_pf_cfg_t *cfg = pf->cfg;
-    double lambda[16], omega[16];
+    double lambda[T_NODES_MAX], omega[T_NODES_MAX];
     double p_norm = 1.0 - cfg->p_spike - cfg->p_shift - cfg->p_episode -
                     (cfg->recur_window > 0 ? cfg->p_recur : 0.0);
     int nn = t_nodes(cfg, lambda, omega), k = 0;
@@ -359,7 +371,7 @@ bw_pf_t *bw_pf_new(const bw_pf_cfg_t *cfg, uint64_t seed, char *errstr,
     if (setup_children(pf) != 0) {
         bw_pf_destroy(pf);
         bw_seterr(errstr, errstr_size, BW_ERR_NUMERIC,
-                  "model.pf: cannot build t quadrature");
+                  "model.pf: cannot build the t quadrature (t_nodes 1..16)");
         return NULL;
     }
     bw_rng_seed(&pf->rng, seed);
@@ -551,7 +563,8 @@ static void sample_state(bw_pf_t *pf, int i, double scale)
 static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
 {
     const bw_pf_cfg_t *cfg = pf->cfg;
-    double s0 = fmax(cfg->scale_prior * fabs(y), cfg->scale_floor);
+    double s0 =
+        fmax(fmax(cfg->scale_prior * fabs(y), cfg->scale_floor), SD_MIN);
 
     if (!cfg->learn_scale) {
         s0 = cfg->scale_prior;
@@ -655,14 +668,15 @@ static void reframe_block(bw_pf_t *pf, int64_t age, int which, double shift)
  * (test_episode: 1 of 57 events), and where the old level is not familiar
  * the return to normal would read as an abnormal drop until adopted. Each
  * particle keeps its level as the abnormal one and takes the level the
- * excursion left, in the new frame, as its baseline; the episode counts
+ * excursion left, in the new frame (less the profiles at the phase where
+ * the excursion began, @p profile_then), as its baseline; the episode counts
  * from the excursion's start (adoption, and the memory's skip). Only an
  * excursion converts: an onset the filter did not flag (p < 1/2) started
  * none, and stays in the baseline.
  */
-static void excursion_to_episode(bw_pf_t *pf, double shift)
+static void excursion_to_episode(bw_pf_t *pf, double profile_then)
 {
-    const double base = pf->exc_level - shift;
+    const double base = pf->exc_level - profile_then;
     const double gap = pf->cfg->episode_min * pf->sd_last;
     double level = 0.0;
 
@@ -763,7 +777,13 @@ static void reframe(bw_pf_t *pf, int64_t age, double sd, double sw)
     pf->level_last -= shift;
     pf->yd_prev -= shift;
     if ((which & 1) && pf->exc_since >= 0 && pf->j_enter >= 0) {
-        excursion_to_episode(pf, shift);
+        /* the level it left, in the new frame: less the profiles at the
+         * excursion's start, not at this event's phase */
+        double then = bw__season_value(&pf->daily, pf->exc_since, age);
+        if (which & 2) {
+            then += bw__season_value(&pf->weekly, pf->exc_since, age);
+        }
+        excursion_to_episode(pf, then);
     }
 }
 
@@ -1623,7 +1643,8 @@ static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
         out->since_ms = -1;
         pf->abn_calm = 0;
         if (pf->abn_run > 0 && ++pf->abn_gap <= EPISODE_GAP) {
-            pf->abn_run++; /* its values are the episode's stretch */
+            /* its values are the episode's stretch */
+            pf->abn_run += pf->abn_run < UINT32_MAX;
             return;
         }
         pf->abn_run = 0;
@@ -1632,10 +1653,11 @@ static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
         return;
     }
     pf->abn_gap = 0;
-    pf->abn_calm++;
-    if (pf->abn_run++ == 0) {
+    pf->abn_calm += pf->abn_calm < UINT32_MAX;
+    if (pf->abn_run == 0) {
         pf->abn_since = t_ms;
     }
+    pf->abn_run += pf->abn_run < UINT32_MAX;
     out->since_ms = pf->abn_since;
     if (pf->cfg->adopt_after_ms > 0.0 && pf->abn_calm > EPISODE_GAP &&
         (double)(t_ms - pf->abn_since) >= pf->cfg->adopt_after_ms) {
@@ -1644,6 +1666,11 @@ static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
          * profiles that learn from it at once (shift_learning). */
         double step, moved = adopt(pf, &step);
         bw__pf_shift(pf->block.pf, moved);
+        /* and the open block's inputs so far (the old baseline's, an
+         * episode's values being taken out), as reframe_block does */
+        if (pf->block.pf != NULL) {
+            pf->block.sum += moved * pf->block.n;
+        }
         out->adopted = true;
         pf->held_since = pf->abn_since;
         shift_learning(pf, &pf->daily, t_ms, step);
@@ -1699,8 +1726,9 @@ static void track_excursion(bw_pf_t *pf, int64_t t_ms, double before,
         return;
     }
     if (pf->exc_since < 0) {
+        /* pf->events counts the events before this one */
         if (out->p_anomaly >= 0.5 && calm >= EXC_CALM &&
-            pf->events > (uint64_t)cfg->warmup) {
+            pf->events >= (uint64_t)cfg->warmup) {
             pf->exc_since = t_ms;
             pf->exc_level = before;
             pf->exc_far = NAN;
@@ -1830,9 +1858,10 @@ static double noise_floor(bw_pf_t *pf, double y)
     }
     pf->y_prev = y;
     if (!isfinite(pf->quantum)) {
-        return pf->cfg->scale_floor;
+        return fmax(pf->cfg->scale_floor, SD_MIN);
     }
-    return fmax(pf->cfg->scale_floor, pf->cfg->resolution_floor * pf->quantum);
+    return fmax(fmax(pf->cfg->scale_floor, SD_MIN),
+                pf->cfg->resolution_floor * pf->quantum);
 }
 
 /* Level mean, noise sd and ESS from the normalised weights w[], one pass. */
@@ -2058,6 +2087,25 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     return w->err;
 }
 
+/* The particles as loaded could have come from this filter: finite levels
+ * and variances, a positive noise statistic (learn_scale), 0/1 episode
+ * flags, log weights that are not NaN or +inf (-inf is a weight of 0, which
+ * a forced proposal can give) and their linear weights in [0, 1]. */
+static int particles_valid(const bw_pf_t *pf)
+{
+    for (int i = 0; i < pf->n; i++) {
+        double fin = pf->m0[i] + pf->m1[i] + pf->c00[i] + pf->c01[i] +
+                     pf->c11[i] + pf->ma[i] + pf->ca[i] + pf->d[i];
+        if (!isfinite(fin) || !(pf->ab[i] == 0.0 || pf->ab[i] == 1.0) ||
+            isnan(pf->logw[i]) || pf->logw[i] == INFINITY ||
+            !(pf->wlin[i] >= 0.0 && pf->wlin[i] <= 1.0) ||
+            (pf->cfg->learn_scale && !(pf->d[i] > 0.0))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
 {
     uint8_t seas;
@@ -2135,6 +2183,12 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     }
     pf->events = bw_rbuf_u64(r);
     pf->late = bw_rbuf_u64(r);
+    /* a filter that has seen no event holds its zeroed start */
+    if (pf->events > 0 &&
+        (!(pf->dof > 0.0) || !(pf->s0sq > 0.0) || !particles_valid(pf) ||
+         (pf->abn_run > 0) != (pf->abn_since >= 0))) {
+        r->err = BW_ERR_CORRUPT;
+    }
     for (int i = 0; i < 4; i++) {
         pf->rng.s[i] = bw_rbuf_u64(r);
     }

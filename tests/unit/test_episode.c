@@ -539,6 +539,46 @@ static void test_lasting_change_is_adopted(void **state)
 }
 
 /*
+ * Adoption inside an open block: the block model's inputs so far were the
+ * old baseline's (an episode's values are taken out of them), and its
+ * level moves with the filter's at adoption, so its open block must move
+ * too (as reframe_block does), or the block closing after the adoption
+ * mixes the two levels. A 6-sd rise from event 609, adopted late in a
+ * block: the first block mean after it (12 values of sd 2: sd 0.58)
+ * lies near the new level 62 (measured 61.55; 50.29 unmoved).
+ */
+static void test_adoption_moves_open_block(void **state)
+{
+    bw_config_t cfg = episode_cfg();
+    bw_pf_t *pf = bw_pf_new(&cfg.model.pf, 3, NULL, 0);
+    bw_pf_ws_t *ws = bw_pf_ws_new(&cfg.model.pf);
+    noise_t nz = {.family = FAM_GAUSS};
+    const int start = 609;
+    int at = -1;
+    double block_after = NAN;
+
+    (void)state;
+    bw_rng_seed(&nz.rng, 9);
+    for (int t = 0; t < start + 400 && isnan(block_after); t++) {
+        bw_pf_out_t out;
+        double y = 50.0 + 2.0 * noise_next(&nz) + (t >= start ? 12.0 : 0.0);
+        bw_pf_update(pf, ws, (int64_t)t * 60000, y, &out);
+        if (out.adopted) {
+            at = t;
+        } else if (at >= 0 && out.block_closed) {
+            block_after = out.block_mean;
+        }
+    }
+    print_message("adopted at +%d; the first block mean after it %.2f (the "
+                  "level 62)\n",
+                  at - start, block_after);
+    assert_true(at >= 0);
+    assert_true(fabs(block_after - 62.0) < 2.0);
+    bw_pf_ws_destroy(ws);
+    bw_pf_destroy(pf);
+}
+
+/*
  * One heavy-tailed value inside an episode does not end it. Gaussian noise
  * (sd 2, level 50, one-minute data), a 12-sd rise from event 600 lasting
  * twice the adoption horizon, and 60 events into it one value back at the
@@ -936,6 +976,49 @@ static void test_excursion_across_profile_start(void **state)
 }
 
 /*
+ * The same, begun where the profile is far from its value at the phase
+ * where it starts to apply: 24 sds up from 21:30 on day 2 (profile -4.9
+ * sds there) to 00:45 on day 3 (the profile applies at 00:00, +0). The
+ * baseline the conversion gives the episode is the level the rise left
+ * less the profile at 21:30, the phase where it began, so `expected`
+ * says what normal would be. Taken less the profile at 00:00 instead, it
+ * lay 4.9 sds low (measured: expected up to 5.79 sds from normal; 0.76
+ * with the fix).
+ */
+static void test_excursion_baseline_from_its_phase(void **state)
+{
+    daily_t d;
+    const int start = 2 * DAY1 - 150, end = 2 * DAY1 + 45;
+    int during = 0, after = 0;
+    double worst = 0.0;
+
+    (void)state;
+    daily_open(&d, 288, 37, 29);
+    for (int t = 0; t < 2 * DAY1 + 420; t++) {
+        bw_pf_out_t out;
+        double normal = 40.0 + 8.0 * sin(2 * M_PI * t / DAY1);
+        double y = sine_day(t, &d.nz) + (t >= start && t < end ? 24.0 : 0.0);
+        bw_pf_update(d.pf, d.ws, (int64_t)t * 60000, y, &out);
+        if (t >= 2 * DAY1 + 3 && t < end) {
+            during += out.p_anomaly >= 0.99;
+            worst = fmax(worst, fabs(out.expected - normal));
+        }
+        if (t >= end + 3) {
+            after += out.p_anomaly >= 0.99;
+        }
+    }
+    print_message("rise from 21:30 across the profile's start: flagged %d "
+                  "of %d events after it applies, expected at most %.2f "
+                  "noise sds from normal; %d flagged in the 6 hours after "
+                  "it ended\n",
+                  during, end - 2 * DAY1 - 3, worst, after);
+    assert_true(during >= (end - 2 * DAY1 - 3) * 9 / 10);
+    assert_true(worst < 2.0);
+    assert_true(after <= 2);
+    daily_close(&d);
+}
+
+/*
  * The block model (block.c) filters block means of the de-seasonalised
  * values, so when the daily profile starts to apply its frame must move
  * with the filter's. A daily cosine of 8 noise sds is at its peak at
@@ -1178,6 +1261,7 @@ int main(void)
         cmocka_unit_test(test_shift_onto_tail_values_stays_flagged),
         cmocka_unit_test(test_spike_flagged_once),
         cmocka_unit_test(test_lasting_change_is_adopted),
+        cmocka_unit_test(test_adoption_moves_open_block),
         cmocka_unit_test(test_outlier_inside_episode_keeps_its_start),
         cmocka_unit_test(test_no_adoption_as_a_gap_ends),
         cmocka_unit_test(test_missing_day_does_not_teach_profile),
@@ -1185,6 +1269,7 @@ int main(void)
         cmocka_unit_test(test_young_dip_does_not_teach_profile),
         cmocka_unit_test(test_seasonal_shift_is_adopted_cleanly),
         cmocka_unit_test(test_excursion_across_profile_start),
+        cmocka_unit_test(test_excursion_baseline_from_its_phase),
         cmocka_unit_test(test_profile_start_moves_block_model),
         cmocka_unit_test(test_profile_start_remeasures_ar),
         cmocka_unit_test(test_profile_start_ar_estimate),

@@ -1117,6 +1117,75 @@ static void test_sustained_run_is_collective(void **state)
     assert_int_equal(ep.false_alarms, 0);
 }
 
+
+/* The most children a particle can have: t_nodes at its bound (16) with
+ * spikes, episodes and the recurrent jump on. The workspace and the
+ * children's tables are sized for it (the ASan build checks the step's
+ * writes); a t_nodes beyond the bound is refused, not written past. */
+static void test_most_children(void **state)
+{
+    bw_pf_cfg_t c = test_pf_cfg();
+    bw_pf_t *pf;
+    bw_pf_ws_t *ws;
+    bw_pf_out_t out;
+    bw_rng_t rng;
+    char err[128] = "";
+
+    (void)state;
+    c.t_nodes = 16;
+    pf = bw_pf_new(&c, 1, NULL, 0);
+    ws = bw_pf_ws_new(&c);
+    assert_non_null(pf);
+    assert_non_null(ws);
+    bw_rng_seed(&rng, 3);
+    for (int t = 0; t < 400; t++) {
+        double y = 50.0 + bw_rng_gauss(&rng) + (t >= 300 ? 12.0 : 0.0);
+        assert_int_equal(bw_pf_update(pf, ws, (int64_t)t * 60000, y, &out),
+                         BW_OK);
+        assert_true(isfinite(out.p_anomaly) && isfinite(out.expected));
+    }
+    assert_true(out.p_anomaly >= 0.99); /* the shift is an episode */
+    bw_pf_ws_destroy(ws);
+    bw_pf_destroy(pf);
+    c.t_nodes = 17;
+    assert_null(bw_pf_new(&c, 1, err, sizeof(err)));
+    assert_non_null(strstr(err, "t_nodes"));
+}
+
+/* scale_floor 0 is allowed: a counter that stays at 0 (then moves) keeps
+ * a positive noise sd (SD_MIN), so no 0/0 reaches the weights, and its
+ * state saves and loads. */
+static void test_zero_floor_constant_series(void **state)
+{
+    bw_pf_cfg_t c = test_pf_cfg();
+    bw_pf_t *pf = NULL, *copy = NULL;
+    bw_pf_ws_t *ws;
+    bw_pf_out_t out;
+    bw_wbuf_t w = {0};
+    bw_rbuf_t r;
+
+    (void)state;
+    c.scale_floor = 0.0;
+    pf = bw_pf_new(&c, 1, NULL, 0);
+    copy = bw_pf_new(&c, 2, NULL, 0);
+    ws = bw_pf_ws_new(&c);
+    assert_non_null(pf);
+    for (int t = 0; t < 300; t++) {
+        double y = t < 250 ? 0.0 : 3.0;
+        assert_int_equal(bw_pf_update(pf, ws, (int64_t)t * 60000, y, &out),
+                         BW_OK);
+        assert_true(isfinite(out.p_anomaly) && isfinite(out.noise_sd) &&
+                    out.noise_sd > 0.0);
+    }
+    assert_int_equal(bw_pf_save(pf, &w), BW_OK);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_pf_load(copy, &r), BW_OK);
+    bw_wbuf_free(&w);
+    bw_pf_ws_destroy(ws);
+    bw_pf_destroy(copy);
+    bw_pf_destroy(pf);
+}
+
 /* The memory scan's visit statistics (near, dwell) after unscan, against a
  * direct count over the values in time order: rings full and not, wrapped
  * at every position, with skipped and left-out newest values. */
@@ -1190,6 +1259,8 @@ int main(void)
         cmocka_unit_test(test_sustained_run_is_collective),
         cmocka_unit_test(test_reported_spike_is_not_collective),
         cmocka_unit_test(test_memory_visit_counts),
+        cmocka_unit_test(test_most_children),
+        cmocka_unit_test(test_zero_floor_constant_series),
     };
 
     gsl_set_error_handler_off();

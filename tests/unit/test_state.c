@@ -319,6 +319,66 @@ static void test_pf_rejects_bad_gap(void **state)
     bw_pf_destroy(other);
 }
 
+/* Little-endian double at byte @p off of @p buf (the state's encoding). */
+static void put_f64_le(uint8_t *buf, size_t off, double v)
+{
+    uint64_t u;
+
+    memcpy(&u, &v, sizeof(u));
+    for (int i = 0; i < 8; i++) {
+        buf[off + (size_t)i] = (uint8_t)(u >> (8 * i));
+    }
+}
+
+/* A pf blob whose particles could not have come from a filter is refused:
+ * NaN levels, a zero noise statistic (its t terms would be 0/0), an
+ * episode flag that is neither 0 nor 1, a NaN log weight, a linear
+ * weight above 1. The payload (bw_pf_save) is a tag and five header
+ * fields (21 bytes), then the particle arrays m0 m1 c00 c01 c11 d ab ma
+ * ca logw wlin, n doubles each. */
+static void test_pf_rejects_bad_particles(void **state)
+{
+    bw_pf_cfg_t c = test_pf_cfg();
+    bw_pf_t *pf = bw_pf_new(&c, 1, NULL, 0), *other = bw_pf_new(&c, 1, NULL, 0);
+    bw_pf_ws_t *ws = bw_pf_ws_new(&c);
+    bw_pf_out_t out;
+    bw_wbuf_t w = {0};
+    const struct {
+        int array, particle;
+        double v;
+    } bad[] = {
+        {0, 0, NAN}, {5, 3, 0.0}, {6, 1, 0.5}, {9, 2, NAN}, {10, 0, 2.0}};
+    uint8_t *copy;
+
+    (void)state;
+    for (int t = 0; t < 50; t++) {
+        bw_pf_update(pf, ws, t * 1000, t % 7, &out);
+    }
+    assert_int_equal(bw_pf_save(pf, &w), BW_OK);
+    copy = bw_malloc(w.len);
+    assert_non_null(copy);
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        bw_rbuf_t r;
+        memcpy(copy, w.data, w.len);
+        put_f64_le(copy,
+                   21 + 8 * ((size_t)bad[k].array * (size_t)c.particles +
+                             (size_t)bad[k].particle),
+                   bad[k].v);
+        bw_rbuf_init(&r, copy, w.len);
+        assert_int_equal(bw_pf_load(other, &r), BW_ERR_CORRUPT);
+    }
+    {
+        bw_rbuf_t r;
+        bw_rbuf_init(&r, w.data, w.len);
+        assert_int_equal(bw_pf_load(other, &r), BW_OK);
+    }
+    bw_free(copy);
+    bw_wbuf_free(&w);
+    bw_pf_ws_destroy(ws);
+    bw_pf_destroy(pf);
+    bw_pf_destroy(other);
+}
+
 static void test_hier_identity(void **state)
 {
     bw_config_t cfg;
@@ -777,6 +837,7 @@ int main(void)
         cmocka_unit_test(test_pf_reads_pf04),
         cmocka_unit_test(test_rejects_bad_blobs),
         cmocka_unit_test(test_pf_rejects_bad_gap),
+        cmocka_unit_test(test_pf_rejects_bad_particles),
         cmocka_unit_test(test_hier_identity),
         cmocka_unit_test(test_fusion_identity),
         cmocka_unit_test(test_fusion_reads_fu02),
