@@ -25,6 +25,7 @@
 #define BW_RULES_MAX 16
 #define BW_SIGNALS_MAX 8
 #define BW_SPANS_MAX 8 /* model.fusion.spans */
+#define BW_T_NODES_MAX 16 /* model.pf.t_nodes */
 #define BW_TOPICS_MAX 16
 #define BW_TOPIC_MAX 250 /* Kafka's topic name limit is 249 */
 #define BW_KV_MAX 64

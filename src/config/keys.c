@@ -125,7 +125,7 @@ static const bw_key_t pf_keys[] = {
            "integrate level/trend analytically (Kalman per particle)"),
     K_DBL(PF, t_dof, 0, 1000, "4",
           "Student-t dof of the observation noise; 0 = Gaussian"),
-    K_INT(PF, t_nodes, 1, 16, "3",
+    K_INT(PF, t_nodes, 1, BW_T_NODES_MAX, "3",
           "Gauss-Laguerre nodes of the t scale mixture"),
     K_DBL(PF, p_spike, 0, 0.5, "0.005",
           "prior probability that an event is a transient anomaly"),

@@ -116,7 +116,7 @@
 /* the noise sd's least value whatever scale_floor (which may be 0): a zero
  * sd on a constant series made the t terms 0/0 */
 #define SD_MIN 1e-100
-#define T_NODES_MAX 16 /* t scale nodes at most (keys.c's bound on t_nodes) */
+#define T_NODES_MAX BW_T_NODES_MAX /* t scale nodes at most */
 /* children per particle at most: t nodes, spikes, shift, enter, stay and
  * the recurrent jump */
 #define K_MAX (T_NODES_MAX + SPIKE_NODES + 4)
