@@ -62,6 +62,11 @@ size_t bw_utf8_seq(const unsigned char *p, size_t n);
 /** @brief Whether the NUL-terminated string s is well-formed UTF-8. */
 bool bw_utf8_valid(const char *s);
 
+/** @brief Whether s holds a C0 control character (U+0001-U+001F) or DEL:
+ * never part of a region, service or metric name (0x1F separates the
+ * parts of the engine's keys). */
+bool bw_has_control(const char *s);
+
 /** Reader over borrowed bytes; any overrun sets err=BW_ERR_CORRUPT. */
 typedef struct {
     const uint8_t *data;

@@ -342,6 +342,16 @@ size_t bw_utf8_seq(const unsigned char *p, size_t n)
     return len;
 }
 
+bool bw_has_control(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p != 0; p++) {
+        if (*p < 0x20 || *p == 0x7F) {
+            return true;
+        }
+    }
+    return false;
+}
+
 bool bw_utf8_valid(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;

@@ -488,6 +488,13 @@ static bw_err_t check_event(const bw_event_t *ev, const bw_route_cfg_t *ro,
                          "value=%g count=%g",
                          ev->value, ev->count);
     }
+    /* a count near DBL_MAX would overflow the group's trial totals (and
+     * lgamma of them) for every region, for good */
+    if (ev->count > BW_MODEL_MAX_ABS) {
+        return bw_seterr(errstr, errstr_size, BW_ERR_RANGE,
+                         "count %g beyond the models' range (count <= %g)",
+                         ev->count, BW_MODEL_MAX_ABS);
+    }
     return BW_OK;
 }
 

@@ -161,6 +161,12 @@ static bw_err_t unframe(const bw_codec_t *c, const uint8_t *buf, size_t len,
                     "4-byte schema id)");
     }
     *id_out = id;
+    if (c->lookup != NULL && id < 0) { /* no registry gives one */
+        *reason = BW_DLQ_UNKNOWN_SCHEMA;
+        snprintf(detail, n, "schema id %d (registry ids are not negative)",
+                 id);
+        return BW_ERR_PARSE;
+    }
     if (c->lookup == NULL && id != c->avro.schema_id) {
         *reason = BW_DLQ_UNKNOWN_SCHEMA;
         snprintf(detail, n, "schema id %d, expected %d", id, c->avro.schema_id);
@@ -169,16 +175,22 @@ static bw_err_t unframe(const bw_codec_t *c, const uint8_t *buf, size_t len,
     return BW_OK;
 }
 
-static int get_string(avro_value_t *rec, const char *name, const char **out)
+/* *nul is set if the string holds a NUL byte before its end. */
+static int get_string(avro_value_t *rec, const char *name, const char **out,
+                      bool *nul)
 {
     avro_value_t f;
-    size_t size;
+    size_t size = 0;
 
-    return avro_value_get_by_name(rec, name, &f, NULL) != 0 ||
-           avro_value_get_string(&f, out, &size) != 0;
+    if (avro_value_get_by_name(rec, name, &f, NULL) != 0 ||
+        avro_value_get_string(&f, out, &size) != 0) {
+        return 1;
+    }
+    *nul |= size > 0 && strlen(*out) + 1 != size;
+    return 0;
 }
 
-static bw_err_t check_event(const bw_event_t *ev, bool has_count,
+static bw_err_t check_event(const bw_event_t *ev, bool has_count, bool nul,
                             bw_dlq_reason_t *reason, char *detail, size_t n);
 
 /* Fill ev from the decoded record @p rec; checks values, not framing. A
@@ -190,12 +202,13 @@ static bw_err_t extract(avro_value_t *rec, bw_event_t *ev,
     avro_value_t f, branch;
     int disc = 0;
     bool has_count = avro_value_get_by_name(rec, "count", &f, NULL) == 0;
+    bool nul = false;
 
     if (avro_value_get_by_name(rec, "event_time", &f, NULL) != 0 ||
         avro_value_get_long(&f, &ev->time_ms) != 0 ||
-        get_string(rec, "region", &ev->region) ||
-        get_string(rec, "service", &ev->service) ||
-        get_string(rec, "metric", &ev->metric) ||
+        get_string(rec, "region", &ev->region, &nul) ||
+        get_string(rec, "service", &ev->service, &nul) ||
+        get_string(rec, "metric", &ev->metric, &nul) ||
         avro_value_get_by_name(rec, "value", &f, NULL) != 0 ||
         avro_value_get_double(&f, &ev->value) != 0 ||
         (has_count && (avro_value_get_by_name(rec, "count", &f, NULL) != 0 ||
@@ -207,11 +220,12 @@ static bw_err_t extract(avro_value_t *rec, bw_event_t *ev,
                       avro_value_get_double(&branch, &ev->count) != 0)) {
         return fail(reason, BW_DLQ_WRONG_SCHEMA, detail, n, avro_strerror());
     }
-    return check_event(ev, disc == 1, reason, detail, n);
+    return check_event(ev, disc == 1, nul, reason, detail, n);
 }
 
-/* The checks on decoded values, whichever path decoded them. */
-static bw_err_t check_event(const bw_event_t *ev, bool has_count,
+/* The checks on decoded values, whichever path decoded them; @p nul: a
+ * name held a NUL byte (it would have been cut short there). */
+static bw_err_t check_event(const bw_event_t *ev, bool has_count, bool nul,
                             bw_dlq_reason_t *reason, char *detail, size_t n)
 {
     int disc = has_count;
@@ -224,6 +238,12 @@ static bw_err_t check_event(const bw_event_t *ev, bool has_count,
         !bw_utf8_valid(ev->metric)) {
         return fail(reason, BW_DLQ_INVALID_UTF8, detail, n,
                     "region, service or metric is not valid UTF-8");
+    }
+    if (nul || bw_has_control(ev->region) || bw_has_control(ev->service) ||
+        bw_has_control(ev->metric)) {
+        return fail(reason, BW_DLQ_REJECTED, detail, n,
+                    "region, service or metric holds a control character "
+                    "(U+0000-U+001F or U+007F)");
     }
     if (!isfinite(ev->value) || (disc == 1 && !isfinite(ev->count))) {
         return fail(reason, BW_DLQ_NON_FINITE, detail, n,
@@ -292,8 +312,9 @@ static double rd_double(rd_t *r)
     return d;
 }
 
-/* Copy a string into c->names; returns its offset there. */
-static size_t rd_string(rd_t *r, bw_codec_t *c)
+/* Copy a string into c->names; returns its offset there. *nul is set if
+ * it holds a NUL byte. */
+static size_t rd_string(rd_t *r, bw_codec_t *c, bool *nul)
 {
     int64_t n = rd_long(r);
     size_t off = c->names.len;
@@ -301,6 +322,7 @@ static size_t rd_string(rd_t *r, bw_codec_t *c)
     if (n < 0 || n > r->end - r->p) {
         n = 0; /* cannot happen after bw__avro_check */
     }
+    *nul |= n > 0 && memchr(r->p, 0, (size_t)n) != NULL;
     bw_wbuf_bytes(&c->names, r->p, (size_t)n);
     bw_wbuf_u8(&c->names, 0);
     r->p += n;
@@ -313,13 +335,13 @@ static bw_err_t read_direct(bw_codec_t *c, const uint8_t *body, size_t len,
 {
     rd_t r = {body, body + len};
     size_t reg, svc, met;
-    bool has_count;
+    bool has_count, nul = false;
 
     c->names.len = 0;
     ev->time_ms = rd_long(&r);
-    reg = rd_string(&r, c);
-    svc = rd_string(&r, c);
-    met = rd_string(&r, c);
+    reg = rd_string(&r, c, &nul);
+    svc = rd_string(&r, c, &nul);
+    met = rd_string(&r, c, &nul);
     ev->value = rd_double(&r);
     has_count = rd_long(&r) == 1;
     ev->count = has_count ? rd_double(&r) : NAN;
@@ -329,7 +351,7 @@ static bw_err_t read_direct(bw_codec_t *c, const uint8_t *body, size_t len,
     ev->region = (const char *)c->names.data + reg;
     ev->service = (const char *)c->names.data + svc;
     ev->metric = (const char *)c->names.data + met;
-    return check_event(ev, has_count, reason, detail, n);
+    return check_event(ev, has_count, nul, reason, detail, n);
 }
 
 /* The resolved writer of schema id @p id: kept, or looked up and made. */

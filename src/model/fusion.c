@@ -198,19 +198,22 @@ double bw_fusion_lbf(const bw_signal_cfg_t *sig, double n, double zsum)
     return by_direction(sig, up, down);
 }
 
-/* log LR_s from log lambda (header), without overflow. */
+/* log LR_s from log lambda (header), without overflow; at least
+ * -LLR_FLOOR: with detection 1 a signal at its baseline (lambda 0) gave
+ * log 0 = -inf, and -inf times a correlation weight of 0 a NaN score. */
+#define LLR_FLOOR 700.0
 static double signal_llr(const bw_signal_cfg_t *s, double lbf)
 {
-    double d = s->detection, f = s->false_alarm;
+    double d = s->detection, f = s->false_alarm, v;
 
     if (lbf > 0.0) { /* divide through by lambda */
         double il = exp(-lbf);
-        return log((d + (1.0 - d) * il) / (f + (1.0 - f) * il));
-    }
-    {
+        v = log((d + (1.0 - d) * il) / (f + (1.0 - f) * il));
+    } else {
         double l = exp(lbf);
-        return log((d * l + 1.0 - d) / (f * l + 1.0 - f));
+        v = log((d * l + 1.0 - d) / (f * l + 1.0 - f));
     }
+    return fmax(v, -LLR_FLOOR);
 }
 
 /* A signal's prior probability of being elevated in a window. */

@@ -44,6 +44,7 @@
 #include "ownrate.h"
 #include "bayeswatch/mem.h"
 
+#define DECAYED 1e-9 /* a region's trials or weight below this: gone */
 #define HIER_STATE_TAG 0x48493032u /* "HI02" */
 #define LOGIT_LIM 30.0
 #define ACTIVE_W 1e-9
@@ -885,8 +886,15 @@ static void mix_cdf(const void *ctx, double x, double *F, double *f)
 static double mixture_quantile(const bw_hier_t *h, double p, double mean,
                                double var)
 {
-    double lo = mean - 40 * sqrt(var), hi = mean + 40 * sqrt(var);
-    double x = mean + gsl_cdf_ugaussian_Pinv(p) * sqrt(var);
+    double lo, hi, x;
+
+    /* no spread (one event, or m2 - m^2 rounded below 0): a point mass;
+     * sqrt of it made the interval NaN */
+    if (!(var > 0.0)) {
+        return mean;
+    }
+    lo = mean - 40 * sqrt(var), hi = mean + 40 * sqrt(var);
+    x = mean + gsl_cdf_ugaussian_Pinv(p) * sqrt(var);
 
     if (h->type->unit_interval) {
         lo = 0.0, hi = 1.0;
@@ -1188,6 +1196,15 @@ static void decay(bw_hier_t *h, int64_t t_ms)
     f = exp2(-(double)(t_ms - h->t_last) / h->cfg->half_life_ms);
     for (int j = 0; j < 3 * h->nr; j++) {
         h->y[j] *= f;
+    }
+    /* A region whose weight has decayed to nothing has left the group:
+     * kept "active" with n a denormal, its standard error vpool / n was
+     * inf and every grid point's likelihood -inf, so every event of the
+     * group failed (a region silent for ~1000 half-lives). */
+    for (int j = 0; j < h->nr; j++) {
+        if (h->n[j] < DECAYED) {
+            h->y[j] = h->n[j] = h->s2[j] = 0.0;
+        }
     }
     h->t_last = t_ms;
 }

@@ -52,6 +52,7 @@ static const double MULTS[BW_OWN_MULTS] = {0.125, 0.25, 0.4,  2.5,  3.0, 4.0,
 #define MAX_RATE 0.995
 #define MAX_RHO 0.5
 #define WARM_RHO 5 /* intervals before the dispersion is estimated */
+#define AB_FLOOR 1e-300 /* least baseline counts a0, b0 (a normal double) */
 
 void bw__own_init(bw_own_t *o)
 {
@@ -150,8 +151,11 @@ static void learn(bw_own_t *o, double k, double n, double m, double f,
 {
     double w = o->p_normal, v = n * m * (1.0 - m);
 
-    o->a0 = f * o->a0 + w * k;
-    o->b0 = f * o->b0 + w * (n - k);
+    /* floored (defensive, from review; not reproduced: a test of ~1200
+     * half-lives without errors kept them positive): at 0, lnbeta(0, .)
+     * would be NaN, and the load refuses 0 */
+    o->a0 = fmax(f * o->a0 + w * k, AB_FLOOR);
+    o->b0 = fmax(f * o->b0 + w * (n - k), AB_FLOOR);
     o->rho_w *= f;
     if (dispersion && n > 1.0 && v > 0.0 && w > 0.0) {
         double e = (k - n * m) * (k - n * m) / v - 1.0;

@@ -37,6 +37,7 @@
  *    per visit this is the per-event estimate.
  * Memory 4 doubles and a float per bin; O(1) time per event.
  */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -235,10 +236,12 @@ static void visit_close(bw_season_t *s, bw__visit_t *v, double per)
     }
     g = gv / s->nvis[b];
     d = v->mean - v->old;
-    s->var[b] += (float)(g * (d * d - s->var[b]));
+    /* in double, stored clamped: d^2 above FLT_MAX (|d| > 1.8e19, within
+     * the models' range) made the float inf, then inf - inf NaN */
+    s->var[b] = (float)fmin(s->var[b] + g * (d * d - s->var[b]), FLT_MAX);
     s->updates += gv;
     beta = 1.0 / fmin(fmax(s->updates, 1.0), s->cfg->bins * s->cfg->half_life);
-    s->within += gv * beta * (d * d - s->within);
+    s->within += fmin(gv * beta, 1.0) * (d * d - s->within);
 }
 
 /* The bin's mean learns the deviation r with weight gain (exponentially

@@ -217,10 +217,19 @@ static rd_kafka_headers_t *dead_letter_headers(const rd_kafka_message_t *m,
 
 /* The dead letter carries the original bytes; headers repeat the reason
  * and the coordinates for readers that do not decode Avro (kcat -J). */
+/* A dead letter copies at most this much of the record's key and value:
+ * the Avro writer's buffer is 64 KiB, and a larger record (up to the
+ * broker's message size) made the encoding fail, which stopped the stage
+ * at the same offset after every restart. The whole record stays at its
+ * source coordinates, which the dead letter names. */
+#define DLQ_VALUE_MAX 57344
+#define DLQ_KEY_MAX 4096
+
 static bw_err_t dead_letter(bw_worker_t *w, const rd_kafka_message_t *m,
                             int reason, const char *detail)
 {
     const bw_output_cfg_t *out = &w->p->cfg->emit.dead_letters;
+    char cut[512];
     bw_dead_letter_t d = {.reason = reason,
                           .detail = detail,
                           .key = m->key,
@@ -229,6 +238,16 @@ static bw_err_t dead_letter(bw_worker_t *w, const rd_kafka_message_t *m,
                           .value_len = m->len};
     bw_origin_t o = origin_of(w->p, m, 0);
     bw_err_t err;
+
+    if (d.key_len > DLQ_KEY_MAX || d.value_len > DLQ_VALUE_MAX) {
+        d.key_len = d.key_len > DLQ_KEY_MAX ? DLQ_KEY_MAX : d.key_len;
+        d.value_len = d.value_len > DLQ_VALUE_MAX ? DLQ_VALUE_MAX : d.value_len;
+        snprintf(cut, sizeof(cut),
+                 "%s (original_key and original_value: their first %zu and "
+                 "%zu of %zu and %zu bytes)",
+                 detail, d.key_len, d.value_len, m->key_len, m->len);
+        d.detail = cut;
+    }
 
     w->buf.len = 0;
     err = out->format == BW_FORMAT_JSON

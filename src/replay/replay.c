@@ -464,6 +464,12 @@ static int parse_row(replay_t *rp, char **f, int n, bw_event_t *ev)
         bad_row(rp, "%s", "region, service or metric is not valid UTF-8");
         return -1;
     }
+    if (bw_has_control(ev->region) || bw_has_control(ev->service) ||
+        bw_has_control(ev->metric)) {
+        bad_row(rp, "%s",
+                "region, service or metric holds a control character");
+        return -1;
+    }
     return 0;
 }
 
@@ -512,6 +518,7 @@ static bw_err_t stream(replay_t *rp, bw_engine_t *eng, FILE *in)
 {
     char *line = NULL;
     size_t cap = 0;
+    ssize_t got;
     bw_err_t err = BW_OK;
 
     rp->line = 1;
@@ -538,8 +545,13 @@ static bw_err_t stream(replay_t *rp, bw_engine_t *eng, FILE *in)
               "interval_ms\n",
               rp->o->stale);
     }
-    while (getline(&line, &cap, in) >= 0) {
+    while ((got = getline(&line, &cap, in)) >= 0) {
         rp->line++;
+        if (memchr(line, 0, (size_t)got) != NULL) { /* the rest would be lost */
+            rp->st->rows++;
+            bad_row(rp, "%s", "the line holds a NUL byte");
+            continue;
+        }
         chomp(line);
         if (line[0] != '\0') {
             process_line(rp, eng, line);

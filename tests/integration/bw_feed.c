@@ -40,7 +40,7 @@ static int send1(rd_kafka_t *rk, const char *topic, const char *key,
 }
 
 /* Bad record number k: garbage, unknown schema id, NaN, absurd time,
- * truncated. */
+ * truncated, 100 KB of garbage (more than a dead letter copies). */
 static int poison(rd_kafka_t *rk, const char *topic, bw_codec_t *c,
                   const bw_event_t *good, int k, bw_wbuf_t *w)
 {
@@ -48,9 +48,14 @@ static int poison(rd_kafka_t *rk, const char *topic, bw_codec_t *c,
     bw_event_t ev = *good;
 
     w->len = 0;
-    switch (k % 5) {
+    switch (k % 6) {
     case 0:
         return send1(rk, topic, "poison", garbage, sizeof(garbage) - 1);
+    case 5:
+        for (int i = 0; i < 100000; i++) {
+            bw_wbuf_u8(w, 0x01);
+        }
+        break;
     case 1:
         bw_codec_encode(c, &ev, w);
         w->data[4] ^= 0x7f; /* schema id */
@@ -63,7 +68,7 @@ static int poison(rd_kafka_t *rk, const char *topic, bw_codec_t *c,
         ev.time_ms = 400000000000000LL; /* year ~14645 */
         bw_codec_encode(c, &ev, w);
         break;
-    default:
+    case 4:
         bw_codec_encode(c, &ev, w);
         w->len /= 2;
         break;

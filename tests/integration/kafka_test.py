@@ -354,6 +354,9 @@ def test_e2e(env):
               "the record after a poison record was scored")
     check(any(d["original_value"] == b"not avro at all" for d in dls),
           "original bytes kept")
+    check(any(len(d["original_value"]) == 57344 and "first 6 and 57344 of 6 "
+              "and 100000 bytes" in d["detail"] for d in dls),
+          "a 100 KB record's dead letter keeps its first 56 KiB and says so")
 
     for what in ("scores", "threats", "dead_letters"):
         out = subprocess.run(["kcat", "-C", "-b", BROKERS, "-t",

@@ -76,6 +76,17 @@ static void test_boundary(void **state)
     assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, err, 256),
                      BW_OK);
     assert_int_equal(sc.model, BW_MODEL_POOLED_COUNT);
+    /* a count near DBL_MAX is refused before it reaches the group's totals
+     * (it overflowed them, and every later event of the group was refused) */
+    ev.value = 0, ev.count = 1e308;
+    assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, err, 256),
+                     BW_ERR_RANGE);
+    assert_non_null(strstr(err, "count 1e+308 beyond"));
+    ev.value = 2, ev.count = 30, ev.time_ms = 2050;
+    assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, err, 256),
+                     BW_OK);
+    assert_true(isfinite(sc.expected));
+    ev.time_ms = 2000;
     /* beyond the models' range: rejected, and the series is not poisoned
      * (one 1e300 used to leave it predicting 1e300 for ever) */
     ev.metric = "cpu";
@@ -114,8 +125,8 @@ static void test_boundary(void **state)
     assert_true(sc.late);
     bw_engine_stats(eng, &st);
     assert_int_equal(st.late, 1);
-    assert_int_equal(st.rejected, 6);
-    assert_int_equal(st.events, 5);
+    assert_int_equal(st.rejected, 7);
+    assert_int_equal(st.events, 6);
     bw_engine_destroy(eng);
 }
 

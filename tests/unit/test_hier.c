@@ -225,6 +225,39 @@ static void test_forgetting(void **state)
     bw_hier_destroy(h);
 }
 
+/* A region silent for longer than the forgetting can hold leaves the
+ * group: the others go on being scored. Kept with its weight a denormal,
+ * its standard error was inf, every grid point's likelihood -inf, and
+ * every event of the group failed after ~1000 half-lives. The first
+ * event's interval is its mean (no spread), not NaN. */
+static void test_silent_region_leaves(void **state)
+{
+    bw_hier_cfg_t cfg = hier_cfg();
+    bw_hier_t *h;
+    bw_hier_out_t out;
+    bw_rng_t rng;
+
+    (void)state;
+    cfg.half_life_ms = 60000;
+    h = bw_hier_new(&cfg, BW_HIER_NORMAL, NULL, 0);
+    bw_rng_seed(&rng, 4);
+    for (int t = 0; t < 1300; t++) {
+        int64_t ms = (int64_t)t * 60000;
+        assert_int_equal(
+            bw_hier_observe(h, 0, ms, 10.0 + bw_rng_gauss(&rng), 0, 0, &out),
+            BW_OK);
+        assert_true(isfinite(out.mean) && isfinite(out.lower) &&
+                    isfinite(out.upper));
+        if (t < 5) {
+            assert_int_equal(bw_hier_observe(h, 1, ms,
+                                             12.0 + bw_rng_gauss(&rng), 0, 0,
+                                             &out),
+                             BW_OK);
+        }
+    }
+    bw_hier_destroy(h);
+}
+
 /*
  * Normal hierarchy vs 1-D numerical integration over tau (adaptive QAGS,
  * independent of the model's grid): regions' means with known standard
@@ -348,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_rats_shrinkage_direction),
         cmocka_unit_test(test_small_and_large_regions),
         cmocka_unit_test(test_forgetting),
+        cmocka_unit_test(test_silent_region_leaves),
         cmocka_unit_test(test_normal_vs_integration),
     };
 

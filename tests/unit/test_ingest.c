@@ -199,6 +199,33 @@ static void test_dead_letter_reasons(void **state)
     ev.region = "r", ev.service = "\xed\xa0\x80"; /* a surrogate */
     bw_codec_encode(c, &ev, &w);
     expect(c, w.data, w.len, BW_DLQ_INVALID_UTF8);
+    /* control characters: 0x1f separates the parts of the engine's keys,
+     * so "a\x1fb"/"c" and "a"/"b\x1fc" would share one model */
+    w.len = 0;
+    ev.service = "b\x1f" "c";
+    bw_codec_encode(c, &ev, &w);
+    expect(c, w.data, w.len, BW_DLQ_REJECTED);
+    w.len = 0;
+    ev.service = "api\x7f";
+    bw_codec_encode(c, &ev, &w);
+    expect(c, w.data, w.len, BW_DLQ_REJECTED);
+    ev.service = "api";
+    {
+        /* a NUL inside a name: "eu\0x" would be read as "eu" */
+        uint8_t nb[64];
+        size_t k = 0;
+        nb[k++] = 0, nb[k++] = 0, nb[k++] = 0, nb[k++] = 0, nb[k++] = 42;
+        k += put_long(nb + k, INT64_C(1767225600123));
+        k += put_long(nb + k, 4);
+        memcpy(nb + k, "eu\0x", 4);
+        k += 4;
+        k += put_string(nb + k, "api");
+        k += put_string(nb + k, "errors");
+        k += put_double(nb + k, 3.0);
+        k += put_long(nb + k, 0); /* no count */
+        k += put_long(nb + k, 0); /* no labels */
+        expect(c, nb, k, BW_DLQ_REJECTED);
+    }
     assert_string_equal(bw_dlq_reason_name(BW_DLQ_LATE), "late");
     assert_string_equal(bw_dlq_reason_name(BW_DLQ_TIME_SKEW), "time_skew");
     bw_wbuf_free(&w);
@@ -340,6 +367,10 @@ static void test_writer_schemas(void **state)
     expect(c, buf, 5, BW_DLQ_WRONG_SCHEMA);
     frame(buf, 99);
     expect(c, buf, 5, BW_DLQ_UNKNOWN_SCHEMA);
+    /* a negative id is no registry's: not decoded with the reader schema */
+    n = hand_encoded(buf, 1);
+    buf[1] = 0x80;
+    expect(c, buf, n, BW_DLQ_UNKNOWN_SCHEMA);
     /* a registry that cannot be reached decides nothing */
     frame(buf, 98);
     assert_int_equal(bw_codec_decode(c, buf, 5, &ev, &why, detail, 256),

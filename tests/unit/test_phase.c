@@ -79,6 +79,12 @@ static void test_posterior_vs_quadrature(void **state)
                       c[0], c[1], c[2], c[3], got, want);
         assert_true(fabs(got - want) <= 1e-9 * want + 1e-15);
     }
+    /* q0 = 1 (a high p_spike on fast data) with k = n: 0 log 0 is 0, not
+     * the NaN that 0 * log1p(-1) gave */
+    {
+        double got = bw__phase_posterior(5.0, 5.0, 1.0, 1e-4);
+        assert_true(got >= 0.0 && got <= 1.0);
+    }
 }
 
 /* ---- known truth --------------------------------------------------------- */
