@@ -25,7 +25,7 @@
 #include "bayeswatch/registry.h"
 #include "bayeswatch/timefmt.h"
 
-#define CACHE_MAX 256              /* schema ids remembered */
+#define MISS_MAX 256               /* unknown schema ids remembered */
 #define NOTFOUND_TTL_MS 60000      /* an unknown id is asked again after */
 #define BACKOFF_MIN_MS 500.0       /* first pause while unreachable */
 #define BODY_MAX (4 * 1024 * 1024) /* longest response accepted */
@@ -50,8 +50,13 @@ struct bw_registry_s {
     long timeout_ms;
     double backoff_max, backoff; /* ms; backoff 0 while reachable */
     int64_t down_until;          /* bw_mono_ms; no request before it */
-    entry_t cache[CACHE_MAX];
-    int n_cache, next_evict;
+    /* Found schemas are kept for the registry's life: their text is
+     * handed out (bw_registry_schema) and must stay valid, and an id's
+     * schema never changes. Unknown ids are remembered up to MISS_MAX,
+     * the oldest such entry reused first; evicting found schemas among
+     * them freed text a codec was still reading. */
+    entry_t *cache;
+    int n_cache, cap, n_miss, next_evict;
     bw_wbuf_t body; /* the last response */
 };
 
@@ -138,6 +143,7 @@ void bw_registry_destroy(bw_registry_t *r)
     for (int i = 0; i < r->n_cache; i++) {
         bw_free(r->cache[i].schema);
     }
+    bw_free(r->cache);
     curl_slist_free_all(r->headers);
     if (r->curl != NULL) {
         curl_easy_cleanup(r->curl);
@@ -284,25 +290,56 @@ static entry_t *cached(bw_registry_t *r, int32_t id)
     return NULL;
 }
 
-/* Remember the answer for @p id: the schema text (copied) or NULL. */
+/* The oldest-reused entry of an unknown id, to hold another (r->mu held;
+ * n_miss > 0). */
+static entry_t *reuse_miss(bw_registry_t *r)
+{
+    for (int k = 0; k < r->n_cache; k++) {
+        int i = (r->next_evict + k) % r->n_cache;
+        if (r->cache[i].schema == NULL) {
+            r->next_evict = (i + 1) % r->n_cache;
+            return &r->cache[i];
+        }
+    }
+    return NULL; /* cannot happen while n_miss > 0 */
+}
+
+/* A new entry (r->mu held); NULL when out of memory. */
+static entry_t *new_entry(bw_registry_t *r, bool miss)
+{
+    entry_t *e;
+
+    if (miss && r->n_miss >= MISS_MAX) {
+        return reuse_miss(r);
+    }
+    if (r->n_cache == r->cap) {
+        int cap = r->cap > 0 ? 2 * r->cap : 16;
+        entry_t *c = bw_realloc(r->cache, (size_t)cap * sizeof(*c));
+        if (c == NULL) {
+            return NULL;
+        }
+        r->cache = c, r->cap = cap;
+    }
+    e = &r->cache[r->n_cache++];
+    e->schema = NULL;
+    r->n_miss++; /* until it holds a schema */
+    return e;
+}
+
+/* Remember the answer for @p id: the schema text (copied) or NULL.
+ * Returns the entry, NULL when out of memory. */
 static entry_t *remember(bw_registry_t *r, int32_t id, const char *schema)
 {
     entry_t *e = cached(r, id);
 
-    if (e == NULL) {
-        if (r->n_cache < CACHE_MAX) {
-            e = &r->cache[r->n_cache++];
-        } else { /* full: round robin */
-            e = &r->cache[r->next_evict];
-            r->next_evict = (r->next_evict + 1) % CACHE_MAX;
-        }
-        bw_free(e->schema);
-        e->schema = NULL;
+    if (e == NULL && (e = new_entry(r, schema == NULL)) == NULL) {
+        return NULL;
     }
     e->id = id;
     e->checked = bw_mono_ms();
-    if (schema != NULL && e->schema == NULL) {
-        e->schema = bw_strdup(schema);
+    if (schema != NULL && e->schema == NULL &&
+        (e->schema = bw_strdup(schema)) != NULL) {
+        r->n_miss--;
     }
     return e;
 }
@@ -331,8 +368,9 @@ static bw_err_t fetch(bw_registry_t *r, int32_t id, char *why, size_t n)
                  text == NULL ? "no schema in the answer" : "not Avro");
         remember(r, id, NULL);
         err = BW_ERR_NOTFOUND;
-    } else if (remember(r, id, text)->schema == NULL) {
-        err = BW_ERR_NOMEM;
+    } else {
+        entry_t *e = remember(r, id, text);
+        err = e != NULL && e->schema != NULL ? BW_OK : BW_ERR_NOMEM;
     }
     json_decref(root);
     return err;
