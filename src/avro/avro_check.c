@@ -4,7 +4,8 @@
  * checking it against the input, so a 3-byte prefix can ask for gigabytes;
  * this walk (Avro 1.11 specification, "Binary Encoding") checks every
  * length, union index, enum index and block count against the bytes that
- * remain, and bounds the nesting depth. O(size of the input).
+ * remain, bounds the nesting depth, and bounds the items of all arrays and
+ * maps together by the input's size. O(size of the input).
  */
 #include <avro.h>
 
@@ -16,6 +17,11 @@
 typedef struct {
     const uint8_t *p;
     size_t left;
+    /* array and map items the datum may still hold: items can take 0
+     * bytes (null, an empty record), so a per-block check against the
+     * bytes left let blocks of them cost quadratic time; one budget of the
+     * input's length + 1 for the whole datum keeps the walk linear */
+    uint64_t items;
 } cursor_t;
 
 static int read_long(cursor_t *c, int64_t *out)
@@ -59,9 +65,10 @@ static int walk_blocks(avro_schema_t items, int is_map, cursor_t *c, int depth)
             }
             count = -count;
         }
-        if ((uint64_t)count > c->left + 1) { /* items take >= 0 bytes */
+        if ((uint64_t)count > c->left + 1 || (uint64_t)count > c->items) {
             return -1;
         }
+        c->items -= (uint64_t)count;
         for (int64_t i = 0; i < count; i++) {
             int64_t klen;
             if (is_map && (read_long(c, &klen) != 0 || skip(c, klen) != 0)) {
@@ -128,7 +135,7 @@ static int walk(avro_schema_t s, cursor_t *c, int depth)
 
 long bw__avro_check(avro_schema_t schema, const uint8_t *buf, size_t len)
 {
-    cursor_t c = {buf, len};
+    cursor_t c = {buf, len, (uint64_t)len + 1};
 
     if (walk(schema, &c, 0) != 0) {
         return -1;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "bayeswatch/ingest.h"
+#include "../../src/avro/avro_check.h"
 #include "testutil.h"
 
 #ifndef BW_SOURCE_DIR
@@ -380,6 +381,35 @@ static void test_writer_schemas(void **state)
     free(ours);
 }
 
+/* Arrays of zero-byte items (null here) cannot make the structure check
+ * quadratic: 300 blocks, each claiming as many nulls as bytes remain + 1
+ * (2,600 down to 2,002; 2,000 bytes of padding after the array), passed
+ * the per-block check and cost about 690,000 item visits for 2,601 bytes.
+ * The datum's item budget (its length + 1) refuses them at the second
+ * block. An array within the budget passes. */
+static void test_check_items_budget(void **state)
+{
+    enum { B = 300, P = 2000, L = 2 * B + 1 + P };
+    avro_schema_t s = NULL;
+    static uint8_t buf[L];
+    size_t n = 0;
+
+    (void)state;
+    assert_int_equal(avro_schema_from_json_literal(
+                         "{\"type\":\"array\",\"items\":\"null\"}", &s),
+                     0);
+    for (int k = 0; k < B; k++) {
+        n += put_long(buf + n, L - 2 * (k + 1) + 1); /* 2 bytes each */
+    }
+    buf[n++] = 0; /* end of the array; then the padding */
+    assert_int_equal(n, 2 * B + 1);
+    assert_int_equal(bw__avro_check(s, buf, L), -1);
+    n = put_long(buf, 2); /* two nulls in a block, then the end */
+    buf[n++] = 0;
+    assert_int_equal(bw__avro_check(s, buf, n), (long)n);
+    avro_schema_decref(s);
+}
+
 static void test_bad_schema(void **state)
 {
     char err[256];
@@ -401,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_dead_letter_reasons),
         cmocka_unit_test(test_bad_schema),
+        cmocka_unit_test(test_check_items_budget),
         cmocka_unit_test(test_writer_schemas),
     };
 
