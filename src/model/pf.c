@@ -1768,6 +1768,10 @@ static double phase_prior(const bw_pf_t *pf, int64_t t_ms, step_ctx_t *c)
     }
     pr = bw__phase_spike_prior(&pf->phase, t_ms, pf->interval, cfg->p_spike,
                                &at, &anomalous);
+    /* the spike children gain only what the normal ones can give (a
+     * guard from review: the config allows p_norm near 0, and a gain past
+     * it would leave them a negative prior; not reproduced in a test) */
+    pr = fmin(pr, cfg->p_spike + 0.99 * pf->p_norm);
     c->spike_mult = pr / cfg->p_spike;
     c->norm_mult = (pf->p_norm - (pr - cfg->p_spike)) / pf->p_norm;
     return 1.0 - anomalous;
