@@ -1387,8 +1387,9 @@ static void load_schedule(bw_hier_t *h, bw_rbuf_t *r)
     h->pop_sd = bw_rbuf_finite(r);
     for (int j = 0; j < h->nr; j++) {
         if (h->lvalid[j] > 1 ||
-            (h->lvalid[j] && !(h->la[j] > 0.0 && h->lb[j] > 0.0 &&
-                               h->lq[j] >= 0.0 && h->lq[j] <= 1.0))) {
+            (h->lvalid[j] &&
+             !(h->la[j] > 0.0 && h->lb[j] > 0.0 && isfinite(h->la[j]) &&
+               isfinite(h->lb[j]) && h->lq[j] >= 0.0 && h->lq[j] <= 1.0))) {
             r->err = BW_ERR_CORRUPT;
         }
     }
@@ -1403,6 +1404,15 @@ bw_err_t bw_hier_load(bw_hier_t *h, bw_rbuf_t *r)
     }
     for (int j = 0; j < 3 * h->nr; j++) {
         h->y[j] = bw_rbuf_finite(r);
+    }
+    /* statistics a group could hold: no negative weight or sum of
+     * squares, counts within their trials (a count above them made the
+     * pooled logit the log of a negative, every grid point NaN) */
+    for (int j = 0; j < h->nr; j++) {
+        if (!(h->n[j] >= 0.0) || !(h->s2[j] >= 0.0) ||
+            !h->type->valid(h->y[j], h->n[j])) {
+            r->err = BW_ERR_CORRUPT;
+        }
     }
     h->t_last = bw_rbuf_time(r, 0);
     h->have_time = (int)bw_rbuf_u32_in(r, 0, 1);

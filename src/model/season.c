@@ -390,6 +390,8 @@ void bw__season_save(const bw_season_t *s, bw_wbuf_t *w)
 
 void bw__season_load(bw_season_t *s, bw_rbuf_t *r, int visits)
 {
+    int seen = 0;
+
     if (!s->cfg->enabled) {
         return;
     }
@@ -418,10 +420,17 @@ void bw__season_load(bw_season_t *s, bw_rbuf_t *r, int visits)
         s->visit.bin = -1;
     }
     for (int b = 0; b < s->cfg->bins; b++) {
+        /* a NaN mean (or an infinite last value) would make every value
+         * of the profile NaN, and the filter's input with it */
+        seen += !isnan(s->last[b]);
         if (!(s->var[b] >= 0.0f && isfinite(s->var[b]) && s->nvis[b] >= 0.0 &&
-              isfinite(s->nvis[b]))) {
+              isfinite(s->nvis[b]) && isfinite(s->mean[b]) &&
+              s->wt[b] >= 0.0 && isfinite(s->wt[b]) && !isinf(s->last[b]))) {
             r->err = BW_ERR_CORRUPT;
         }
+    }
+    if (seen != s->seen) { /* the bins with a last value */
+        r->err = BW_ERR_CORRUPT;
     }
     if (isinf(s->visit.old) || !(s->visit.w >= 0.0) || !(s->nvis_sum >= 0.0)) {
         r->err = BW_ERR_CORRUPT;

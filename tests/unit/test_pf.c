@@ -14,6 +14,7 @@
 #include <gsl/gsl_randist.h>
 
 #include "../../src/model/block.h"
+#include "bayeswatch/mem.h"
 #include "../../src/model/memory.h"
 #include "../../src/model/season.h"
 #include "testutil.h"
@@ -760,6 +761,54 @@ static void test_profile_learns_full_amplitude(void **state)
     bw__season_free(&s);
 }
 
+/* A profile's blob is refused when it holds what no profile could: a
+ * NaN bin mean (every value of the profile would be NaN, and the
+ * filter's input with it), or a count of seen bins that is not the number
+ * of bins with a last value. Layout: mean, wt, last (bins doubles each),
+ * six sums, then seen (u32). */
+static void test_profile_load_checks(void **state)
+{
+    bw_config_t cfg;
+    bw_season_t s, t;
+    bw_rng_t rng;
+    bw_wbuf_t w = {0};
+    const int64_t step = 300000;
+    const int bins = 288;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    assert_int_equal(bw__season_init(&s, &cfg.model.pf.daily, 86400000LL), 0);
+    assert_int_equal(bw__season_init(&t, &cfg.model.pf.daily, 86400000LL), 0);
+    bw_rng_seed(&rng, 32);
+    for (int k = 0; k < 288 + 100; k++) {
+        bw__season_update(&s, k * step, square_day(k, &rng), 1.0, 1.0, step);
+    }
+    bw__season_save(&s, &w);
+    for (int k = 0; k < 3; k++) {
+        uint8_t *copy = bw_malloc(w.len);
+        bw_rbuf_t r;
+        double nan = NAN;
+        uint64_t u;
+        assert_non_null(copy);
+        memcpy(copy, w.data, w.len);
+        if (k == 1) { /* mean[5] = NaN */
+            memcpy(&u, &nan, 8);
+            for (int i = 0; i < 8; i++) {
+                copy[8 * 5 + i] = (uint8_t)(u >> (8 * i));
+            }
+        } else if (k == 2) { /* seen, one less */
+            copy[8 * (3 * bins + 6)] -= 1;
+        }
+        bw_rbuf_init(&r, copy, w.len);
+        bw__season_load(&t, &r, 1);
+        assert_int_equal(r.err, k == 0 ? BW_OK : BW_ERR_CORRUPT);
+        bw_free(copy);
+    }
+    bw_wbuf_free(&w);
+    bw__season_free(&t);
+    bw__season_free(&s);
+}
+
 /*
  * The daily profile starts to apply after min_cycles (2) days. The filter
  * tracked the raw level until then; without moving its particles into the
@@ -1261,6 +1310,7 @@ int main(void)
         cmocka_unit_test(test_memory_visit_counts),
         cmocka_unit_test(test_most_children),
         cmocka_unit_test(test_zero_floor_constant_series),
+        cmocka_unit_test(test_profile_load_checks),
     };
 
     gsl_set_error_handler_off();

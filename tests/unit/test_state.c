@@ -379,6 +379,54 @@ static void test_pf_rejects_bad_particles(void **state)
     bw_pf_destroy(other);
 }
 
+/* A pooled group's blob whose statistics no group could hold is refused:
+ * a count above its trials (the pooled logit would take the log of a
+ * negative: every grid point NaN, every event refused), a negative
+ * weight. The payload is a tag, the kind and the region slots (12
+ * bytes), then y, n and s2, one double per slot each. */
+static void test_hier_rejects_bad_stats(void **state)
+{
+    bw_config_t cfg;
+    bw_hier_t *h, *other;
+    bw_hier_out_t out;
+    bw_wbuf_t w = {0};
+    uint8_t *copy;
+    int nr;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    h = bw_hier_new(&cfg.model.hier, BW_HIER_COUNT, NULL, 0);
+    other = bw_hier_new(&cfg.model.hier, BW_HIER_COUNT, NULL, 0);
+    for (int t = 0; t < 20; t++) {
+        bw_hier_observe(h, t % 3, (int64_t)t * 60000, 2, 1000, 0, &out);
+    }
+    assert_int_equal(bw_hier_save(h, &w), BW_OK);
+    nr = (int)(w.data[8] | w.data[9] << 8 | w.data[10] << 16 |
+               (uint32_t)w.data[11] << 24);
+    copy = bw_malloc(w.len);
+    assert_non_null(copy);
+    for (int k = 0; k < 2; k++) {
+        bw_rbuf_t r;
+        memcpy(copy, w.data, w.len);
+        if (k == 0) {
+            put_f64_le(copy, 12, 1e9); /* y[0]: above its trials */
+        } else {
+            put_f64_le(copy, 12 + 8 * ((size_t)nr + 1), -1.0); /* n[1] */
+        }
+        bw_rbuf_init(&r, copy, w.len);
+        assert_int_equal(bw_hier_load(other, &r), BW_ERR_CORRUPT);
+    }
+    {
+        bw_rbuf_t r;
+        bw_rbuf_init(&r, w.data, w.len);
+        assert_int_equal(bw_hier_load(other, &r), BW_OK);
+    }
+    bw_free(copy);
+    bw_wbuf_free(&w);
+    bw_hier_destroy(h);
+    bw_hier_destroy(other);
+}
+
 static void test_hier_identity(void **state)
 {
     bw_config_t cfg;
@@ -838,6 +886,7 @@ int main(void)
         cmocka_unit_test(test_rejects_bad_blobs),
         cmocka_unit_test(test_pf_rejects_bad_gap),
         cmocka_unit_test(test_pf_rejects_bad_particles),
+        cmocka_unit_test(test_hier_rejects_bad_stats),
         cmocka_unit_test(test_hier_identity),
         cmocka_unit_test(test_fusion_identity),
         cmocka_unit_test(test_fusion_reads_fu02),
