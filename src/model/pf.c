@@ -116,10 +116,9 @@
 /* the noise sd's least value whatever scale_floor (which may be 0): a zero
  * sd on a constant series made the t terms 0/0 */
 #define SD_MIN 1e-100
-#define T_NODES_MAX BW_T_NODES_MAX /* t scale nodes at most */
 /* children per particle at most: t nodes, spikes, shift, enter, stay and
  * the recurrent jump */
-#define K_MAX (T_NODES_MAX + SPIKE_NODES + 4)
+#define K_MAX (BW_T_NODES_MAX + SPIKE_NODES + 4)
 #define N_ARRAYS 10
 #define AR_MAX 0.95     /* AR(1) noise: the coefficient's bound */
 #define AR_MIN 30.0     /* ... and the pairs' weight it needs */
@@ -244,7 +243,7 @@ static int t_nodes(const bw_pf_cfg_t *cfg, double *lambda, double *omega)
         lambda[0] = omega[0] = 1.0;
         return 1;
     }
-    if (n < 1 || n > T_NODES_MAX) {
+    if (n < 1 || n > BW_T_NODES_MAX) {
         return -1;
     }
     /* Gamma(nu/2, rate nu/2): weight x^(nu/2 - 1) exp(-(nu/2) x) on [0, inf).
@@ -271,7 +270,7 @@ static int t_nodes(const bw_pf_cfg_t *cfg, double *lambda, double *omega)
 static int setup_children(bw_pf_t *pf)
 {
     const bw_pf_cfg_t *cfg = pf->cfg;
-    double lambda[T_NODES_MAX], omega[T_NODES_MAX];
+    double lambda[BW_T_NODES_MAX], omega[BW_T_NODES_MAX];
     double p_norm = 1.0 - cfg->p_spike - cfg->p_shift - cfg->p_episode -
                     (cfg->recur_window > 0 ? cfg->p_recur : 0.0);
     int nn = t_nodes(cfg, lambda, omega), k = 0;
@@ -371,7 +370,8 @@ bw_pf_t *bw_pf_new(const bw_pf_cfg_t *cfg, uint64_t seed, char *errstr,
     if (setup_children(pf) != 0) {
         bw_pf_destroy(pf);
         bw_seterr(errstr, errstr_size, BW_ERR_NUMERIC,
-                  "model.pf: cannot build the t quadrature (t_nodes 1..16)");
+                  "model.pf: cannot build the t quadrature (t_nodes 1..%d)",
+                  BW_T_NODES_MAX);
         return NULL;
     }
     bw_rng_seed(&pf->rng, seed);

@@ -787,15 +787,10 @@ static void test_profile_load_checks(void **state)
     for (int k = 0; k < 3; k++) {
         uint8_t *copy = bw_malloc(w.len);
         bw_rbuf_t r;
-        double nan = NAN;
-        uint64_t u;
         assert_non_null(copy);
         memcpy(copy, w.data, w.len);
-        if (k == 1) { /* mean[5] = NaN */
-            memcpy(&u, &nan, 8);
-            for (int i = 0; i < 8; i++) {
-                copy[8 * 5 + i] = (uint8_t)(u >> (8 * i));
-            }
+        if (k == 1) {
+            put_f64_le(copy, 8 * 5, NAN); /* mean[5] */
         } else if (k == 2) { /* seen, one less */
             copy[8 * (3 * bins + 6)] -= 1;
         }

@@ -319,15 +319,34 @@ static void test_pf_rejects_bad_gap(void **state)
     bw_pf_destroy(other);
 }
 
-/* Little-endian double at byte @p off of @p buf (the state's encoding). */
-static void put_f64_le(uint8_t *buf, size_t off, double v)
-{
-    uint64_t u;
+typedef bw_err_t (*load_fn_t)(void *model, bw_rbuf_t *r);
 
-    memcpy(&u, &v, sizeof(u));
-    for (int i = 0; i < 8; i++) {
-        buf[off + (size_t)i] = (uint8_t)(u >> (8 * i));
-    }
+static bw_err_t load_pf(void *model, bw_rbuf_t *r)
+{
+    return bw_pf_load(model, r);
+}
+
+static bw_err_t load_hier(void *model, bw_rbuf_t *r)
+{
+    return bw_hier_load(model, r);
+}
+
+/* Load the blob @p w into @p model with its double at byte @p off
+ * replaced by @p v. */
+static bw_err_t load_patched(const bw_wbuf_t *w, size_t off, double v,
+                             load_fn_t load, void *model)
+{
+    uint8_t *copy = bw_malloc(w->len);
+    bw_rbuf_t r;
+    bw_err_t err;
+
+    assert_non_null(copy);
+    memcpy(copy, w->data, w->len);
+    put_f64_le(copy, off, v);
+    bw_rbuf_init(&r, copy, w->len);
+    err = load(model, &r);
+    bw_free(copy);
+    return err;
 }
 
 /* A pf blob whose particles could not have come from a filter is refused:
@@ -348,31 +367,21 @@ static void test_pf_rejects_bad_particles(void **state)
         double v;
     } bad[] = {
         {0, 0, NAN}, {5, 3, 0.0}, {6, 1, 0.5}, {9, 2, NAN}, {10, 0, 2.0}};
-    uint8_t *copy;
+    bw_rbuf_t r;
 
     (void)state;
     for (int t = 0; t < 50; t++) {
         bw_pf_update(pf, ws, t * 1000, t % 7, &out);
     }
     assert_int_equal(bw_pf_save(pf, &w), BW_OK);
-    copy = bw_malloc(w.len);
-    assert_non_null(copy);
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
-        bw_rbuf_t r;
-        memcpy(copy, w.data, w.len);
-        put_f64_le(copy,
-                   21 + 8 * ((size_t)bad[k].array * (size_t)c.particles +
-                             (size_t)bad[k].particle),
-                   bad[k].v);
-        bw_rbuf_init(&r, copy, w.len);
-        assert_int_equal(bw_pf_load(other, &r), BW_ERR_CORRUPT);
+        size_t off = 21 + 8 * ((size_t)bad[k].array * (size_t)c.particles +
+                               (size_t)bad[k].particle);
+        assert_int_equal(load_patched(&w, off, bad[k].v, load_pf, other),
+                         BW_ERR_CORRUPT);
     }
-    {
-        bw_rbuf_t r;
-        bw_rbuf_init(&r, w.data, w.len);
-        assert_int_equal(bw_pf_load(other, &r), BW_OK);
-    }
-    bw_free(copy);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_pf_load(other, &r), BW_OK);
     bw_wbuf_free(&w);
     bw_pf_ws_destroy(ws);
     bw_pf_destroy(pf);
@@ -390,7 +399,7 @@ static void test_hier_rejects_bad_stats(void **state)
     bw_hier_t *h, *other;
     bw_hier_out_t out;
     bw_wbuf_t w = {0};
-    uint8_t *copy;
+    bw_rbuf_t r;
     int nr;
 
     (void)state;
@@ -403,25 +412,14 @@ static void test_hier_rejects_bad_stats(void **state)
     assert_int_equal(bw_hier_save(h, &w), BW_OK);
     nr = (int)(w.data[8] | w.data[9] << 8 | w.data[10] << 16 |
                (uint32_t)w.data[11] << 24);
-    copy = bw_malloc(w.len);
-    assert_non_null(copy);
-    for (int k = 0; k < 2; k++) {
-        bw_rbuf_t r;
-        memcpy(copy, w.data, w.len);
-        if (k == 0) {
-            put_f64_le(copy, 12, 1e9); /* y[0]: above its trials */
-        } else {
-            put_f64_le(copy, 12 + 8 * ((size_t)nr + 1), -1.0); /* n[1] */
-        }
-        bw_rbuf_init(&r, copy, w.len);
-        assert_int_equal(bw_hier_load(other, &r), BW_ERR_CORRUPT);
-    }
-    {
-        bw_rbuf_t r;
-        bw_rbuf_init(&r, w.data, w.len);
-        assert_int_equal(bw_hier_load(other, &r), BW_OK);
-    }
-    bw_free(copy);
+    /* y[0] above its trials; n[1] negative */
+    assert_int_equal(load_patched(&w, 12, 1e9, load_hier, other),
+                     BW_ERR_CORRUPT);
+    assert_int_equal(
+        load_patched(&w, 12 + 8 * ((size_t)nr + 1), -1.0, load_hier, other),
+        BW_ERR_CORRUPT);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_hier_load(other, &r), BW_OK);
     bw_wbuf_free(&w);
     bw_hier_destroy(h);
     bw_hier_destroy(other);

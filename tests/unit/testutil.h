@@ -42,6 +42,18 @@ static inline bw_pf_cfg_t test_pf_cfg(void)
     return cfg.model.pf;
 }
 
+/* Little-endian double at byte @p off of @p buf (the state's encoding):
+ * tests that patch a saved blob. */
+static inline void put_f64_le(uint8_t *buf, size_t off, double v)
+{
+    uint64_t u;
+
+    memcpy(&u, &v, sizeof(u));
+    for (int i = 0; i < 8; i++) {
+        buf[off + (size_t)i] = (uint8_t)(u >> (8 * i));
+    }
+}
+
 /* Mean and standard error of x[0..n). */
 static inline void mean_se(const double *x, int n, double *mean, double *se)
 {
