@@ -53,6 +53,15 @@ size_t bw_join(char *dst, size_t cap, char sep, const char *a, const char *b,
                const char *c);
 
 /**
+ * @brief bw_join for ids that must name one tuple of parts: a part's
+ * separator bytes and '%' are percent-encoded (RFC 3986: "/" -> "%2F",
+ * "%" -> "%25"), so "a/b" + "c" and "a" + "b/c" differ. Parts without either
+ * byte join as with bw_join. Needs 3 bytes per input byte at worst.
+ */
+size_t bw_join_esc(char *dst, size_t cap, char sep, const char *a,
+                   const char *b, const char *c);
+
+/**
  * @brief Length of the well-formed UTF-8 sequence at p (at most n bytes),
  * or 0 if it is not one (RFC 3629: no overlongs, no surrogates, nothing
  * above U+10FFFF, no truncation). An ASCII byte is a sequence of 1.

@@ -289,20 +289,62 @@ static size_t join_part(char *dst, size_t pos, size_t cap, const char *s)
     return pos + n;
 }
 
-size_t bw_join(char *dst, size_t cap, char sep, const char *a, const char *b,
-               const char *c)
+/* A part with its separator and '%' written as %XX (RFC 3986's
+ * percent-encoding), so that the joined id names one tuple of parts. */
+static size_t join_part_esc(char *dst, size_t pos, size_t cap, const char *s,
+                            char sep)
 {
-    const char *parts[3] = {a, b, c};
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch != (unsigned char)sep && ch != '%') {
+            if (pos + 1 > cap - 1) {
+                break;
+            }
+            dst[pos++] = (char)ch;
+            continue;
+        }
+        if (pos + 3 > cap - 1) {
+            break;
+        }
+        dst[pos++] = '%';
+        dst[pos++] = hex[ch >> 4];
+        dst[pos++] = hex[ch & 15];
+    }
+    return pos;
+}
+
+static size_t join_parts(char *dst, size_t cap, char sep, bool esc,
+                         const char *const parts[3])
+{
     size_t pos = 0;
 
     for (int i = 0; i < 3 && parts[i] != NULL; i++) {
         if (i > 0 && pos < cap - 1) {
             dst[pos++] = sep;
         }
-        pos = join_part(dst, pos, cap, parts[i]);
+        pos = esc ? join_part_esc(dst, pos, cap, parts[i], sep)
+                  : join_part(dst, pos, cap, parts[i]);
     }
     dst[pos] = '\0';
     return pos;
+}
+
+size_t bw_join(char *dst, size_t cap, char sep, const char *a, const char *b,
+               const char *c)
+{
+    const char *const parts[3] = {a, b, c};
+
+    return join_parts(dst, cap, sep, false, parts);
+}
+
+size_t bw_join_esc(char *dst, size_t cap, char sep, const char *a,
+                   const char *b, const char *c)
+{
+    const char *const parts[3] = {a, b, c};
+
+    return join_parts(dst, cap, sep, true, parts);
 }
 
 /* ---- UTF-8 (RFC 3629, table 3-7 of the Unicode standard) ---- */

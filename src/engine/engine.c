@@ -544,8 +544,8 @@ static void fuse(bw_engine_t *eng, const bw_event_t *ev,
     if (fc->n_rules == 0) {
         return; /* nothing to fuse: skip the entity key */
     }
-    bw_join(key, sizeof(key), '/', ev->region,
-            fc->entity == BW_ENTITY_REGION ? NULL : ev->service, NULL);
+    bw_join_esc(key, sizeof(key), '/', ev->region,
+                fc->entity == BW_ENTITY_REGION ? NULL : ev->service, NULL);
     for (int r = 0; r < fc->n_rules; r++) {
         const bw_rule_cfg_t *rule = &fc->rules[r];
         for (int s = 0; s < rule->n_signals; s++) {

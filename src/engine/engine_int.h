@@ -17,7 +17,8 @@
 #include "bayeswatch/engine.h"
 #include "bayeswatch/map.h"
 
-#define KEY_MAX 800
+/* a key: prefix + three names, each up to 3x when percent-encoded */
+#define KEY_MAX (3 * 3 * NAME_LIMIT + 16)
 #define NAME_LIMIT 255
 
 /* Changelog keys: a series' key is its id (region US service US metric,

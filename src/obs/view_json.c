@@ -80,7 +80,7 @@ static void cells_json(bw_obs_t *obs, int64_t now, bw_wbuf_t *w)
         const vseries_t *s = &obs->series[i];
         char key[2 * BW_NAME_MAX + 2];
         cell_t *c;
-        bw_join(key, sizeof(key), '/', s->region, s->service, NULL);
+        bw_join(key, sizeof(key), '\x1f', s->region, s->service, NULL);
         if ((c = bw_map_get(idx, key)) == NULL && n < MAX_CELLS &&
             bw_map_put(idx, key, &cells[n]) == BW_OK) {
             c = &cells[n++];

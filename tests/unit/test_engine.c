@@ -231,11 +231,81 @@ static void test_join_equals_snprintf(void **state)
     assert_string_equal(got, "only");
 }
 
+static char entity_seen[4][64];
+static int n_entity_seen;
+
+static void on_entity(void *opaque, const bw_threat_rec_t *rec)
+{
+    (void)opaque;
+    if (n_entity_seen < 4) {
+        snprintf(entity_seen[n_entity_seen++], 64, "%s", rec->entity);
+    }
+}
+
+/* A name may hold the id's separator: "a/b" + "c" and "a" + "b/c" are two
+ * entities with two fusion states and two ids (%-encoded), not one. */
+static void test_entity_ids_are_unambiguous(void **state)
+{
+    static const char yaml[] = "model:\n"
+                               "  fusion:\n"
+                               "    entity: region_service\n"
+                               "    rules:\n"
+                               "      - name: r\n"
+                               "        signals:\n"
+                               "          - metric: auth\n";
+    bw_config_t cfg;
+    bw_engine_t *eng;
+    bw_engine_stats_t st;
+    bw_score_t sc;
+    bw_event_t a = {.time_ms = 1000, .region = "a/b", .service = "c",
+                    .metric = "auth", .value = 1.0, .count = NAN};
+    bw_event_t b = a;
+
+    (void)state;
+    b.region = "a";
+    b.service = "b/c";
+    assert_int_equal(
+        bw_config_load_string(&cfg, "t", yaml, sizeof(yaml) - 1, stderr), BW_OK);
+    eng = bw_engine_new(&cfg, NULL, 0);
+    assert_non_null(eng);
+    assert_int_equal(
+        bw_engine_process(eng, &a, &sc, on_entity, NULL, NULL, 0), BW_OK);
+    assert_int_equal(
+        bw_engine_process(eng, &b, &sc, on_entity, NULL, NULL, 0), BW_OK);
+    bw_engine_stats(eng, &st);
+    assert_int_equal(st.entities, 2);
+    assert_int_equal(n_entity_seen, 2);
+    assert_string_equal(entity_seen[0], "a%2Fb/c");
+    assert_string_equal(entity_seen[1], "a/b%2Fc");
+    bw_engine_destroy(eng);
+}
+
+/* bw_join_esc: names without '/' or '%' join as bw_join; truncation never
+ * leaves half an escape. */
+static void test_join_esc(void **state)
+{
+    char got[16];
+
+    (void)state;
+    bw_join_esc(got, sizeof(got), '/', "eu-west", "api", NULL);
+    assert_string_equal(got, "eu-west/api");
+    bw_join_esc(got, sizeof(got), '/', "5%", "a/b", NULL);
+    assert_string_equal(got, "5%25/a%2Fb");
+    for (size_t cap = 1; cap <= 6; cap++) {
+        size_t n = bw_join_esc(got, cap, '/', "x//", NULL, NULL);
+        const char *want[] = {"", "x", "x", "x", "x%2F", "x%2F"};
+        assert_string_equal(got, want[cap - 1]);
+        assert_int_equal(n, strlen(want[cap - 1]));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_boundary),
         cmocka_unit_test(test_join_equals_snprintf),
+        cmocka_unit_test(test_join_esc),
+        cmocka_unit_test(test_entity_ids_are_unambiguous),
         cmocka_unit_test(test_stale_and_lateness),
     };
 
