@@ -4,6 +4,9 @@
  * recurrent regime's box-kernel density and the local noise's pair
  * statistics need (pf.c, "recent values").
  */
+#include <math.h>
+#include <stdbool.h>
+
 #include "memory.h"
 #include "bayeswatch/mem.h"
 #include "vecmath.h"
@@ -168,10 +171,32 @@ void bw__memory_save(const bw__memory_t *m, bw_wbuf_t *w)
     bw_wbuf_f32s(w, m->v, (size_t)m->n);
 }
 
+/* What push can leave: finite values, a ring still filling written up to
+ * n, and a running sum equal to the values' (to its rounding drift). */
+static bool memory_consistent(const bw__memory_t *m)
+{
+    double s = 0.0, a = 0.0;
+
+    if (m->n < m->w && m->pos != m->n) {
+        return false;
+    }
+    for (int i = 0; i < m->n; i++) {
+        if (!isfinite(m->v[i])) {
+            return false;
+        }
+        s += m->v[i];
+        a += fabs(m->v[i]);
+    }
+    return fabs(m->sum - s) <= 1e-6 * a + 1e-300;
+}
+
 void bw__memory_load(bw__memory_t *m, bw_rbuf_t *r)
 {
     m->n = (int)bw_rbuf_u32_in(r, 0, (uint32_t)m->w);
     m->pos = (int)bw_rbuf_u32_in(r, 0, (uint32_t)(m->w > 0 ? m->w - 1 : 0));
     m->sum = bw_rbuf_finite(r);
     bw_rbuf_f32s(r, m->v, (size_t)m->n);
+    if (r->err == BW_OK && !memory_consistent(m)) {
+        r->err = BW_ERR_CORRUPT;
+    }
 }

@@ -257,7 +257,8 @@ void bw__phase_load(bw__phase_t *p, bw_rbuf_t *r)
     p->run_y = bw_rbuf_finite(r);
     p->run_t = bw_rbuf_time(r, INT64_MIN);
     bw_rbuf_f32s(r, p->bin, (size_t)p->bins * PH_FIELDS);
-    if (!(p->rate >= 0.0 && p->rate <= 1.0)) {
+    if (!(p->rate >= 0.0 && p->rate <= 1.0 && p->run_p >= 0.0 &&
+          p->run_p <= 1.0)) {
         r->err = BW_ERR_CORRUPT;
     }
     for (int b = 0; b < p->bins; b++) {

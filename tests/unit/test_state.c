@@ -388,6 +388,64 @@ static void test_pf_rejects_bad_particles(void **state)
     bw_pf_destroy(other);
 }
 
+/* The memory of recent values in a pf blob: its header (u32 n, u32 pos,
+ * f64 sum) found by its contents, 50 values of t % 7 summing to 147. */
+static size_t find_memory(const bw_wbuf_t *w)
+{
+    for (size_t off = 0; off + 16 <= w->len; off++) {
+        uint32_t n, pos;
+        double sum;
+        memcpy(&n, w->data + off, 4);
+        memcpy(&pos, w->data + off + 4, 4);
+        memcpy(&sum, w->data + off + 8, 8);
+        if (n == 50 && pos == 50 && sum == 147.0) {
+            return off;
+        }
+    }
+    fail_msg("no memory header in the blob");
+    return 0;
+}
+
+/* A memory no push could leave is refused: a NaN value (every kernel
+ * count NaN), a running sum that is not its values', a ring still filling
+ * whose write position is not its count. */
+static void test_pf_rejects_bad_memory(void **state)
+{
+    bw_pf_cfg_t c = test_pf_cfg();
+    bw_pf_t *pf = bw_pf_new(&c, 1, NULL, 0), *other = bw_pf_new(&c, 1, NULL, 0);
+    bw_pf_ws_t *ws = bw_pf_ws_new(&c);
+    bw_pf_out_t out;
+    bw_wbuf_t w = {0};
+    uint8_t *copy;
+    bw_rbuf_t r;
+    size_t off;
+
+    (void)state;
+    for (int t = 0; t < 50; t++) {
+        bw_pf_update(pf, ws, t * 1000, t % 7, &out);
+    }
+    assert_int_equal(bw_pf_save(pf, &w), BW_OK);
+    off = find_memory(&w);
+    /* the double's high half is the float NaN 0x7ff80000 */
+    assert_int_equal(load_patched(&w, off + 16 + 4 * 10, NAN, load_pf, other),
+                     BW_ERR_CORRUPT);
+    assert_int_equal(load_patched(&w, off + 8, 148.0, load_pf, other),
+                     BW_ERR_CORRUPT);
+    copy = bw_malloc(w.len);
+    assert_non_null(copy);
+    memcpy(copy, w.data, w.len);
+    copy[off + 4] = 49;
+    bw_rbuf_init(&r, copy, w.len);
+    assert_int_equal(bw_pf_load(other, &r), BW_ERR_CORRUPT);
+    bw_free(copy);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_pf_load(other, &r), BW_OK);
+    bw_wbuf_free(&w);
+    bw_pf_ws_destroy(ws);
+    bw_pf_destroy(pf);
+    bw_pf_destroy(other);
+}
+
 /* A pooled group's blob whose statistics no group could hold is refused:
  * a count above its trials (the pooled logit would take the log of a
  * negative: every grid point NaN, every event refused), a negative
@@ -884,6 +942,7 @@ int main(void)
         cmocka_unit_test(test_rejects_bad_blobs),
         cmocka_unit_test(test_pf_rejects_bad_gap),
         cmocka_unit_test(test_pf_rejects_bad_particles),
+        cmocka_unit_test(test_pf_rejects_bad_memory),
         cmocka_unit_test(test_hier_rejects_bad_stats),
         cmocka_unit_test(test_hier_identity),
         cmocka_unit_test(test_fusion_identity),
