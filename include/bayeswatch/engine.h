@@ -28,6 +28,8 @@ typedef struct {
     uint64_t late;     /* out of order for the series, or beyond lateness */
     uint64_t rejected; /* value outside the model's domain */
     uint64_t retired;  /* series retired (engine.retire_after_ms) */
+    uint64_t retired_groups;   /* pooled groups retired with their series */
+    uint64_t retired_entities; /* fusion entities retired likewise */
     uint64_t series;
     uint64_t groups;
     uint64_t entities;

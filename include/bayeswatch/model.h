@@ -223,6 +223,8 @@ bw_err_t bw_hier_refresh(bw_hier_t *h);
  * or of mu and tau (normal). */
 void bw_hier_hyper(const bw_hier_t *h, double *pop_mean, double *spread);
 size_t bw_hier_memory(const bw_hier_t *h);
+/** @brief The newest event time the group has seen, -1 if none. */
+int64_t bw_hier_last_ms(const bw_hier_t *h);
 bw_err_t bw_hier_save(const bw_hier_t *h, bw_wbuf_t *w);
 bw_err_t bw_hier_load(bw_hier_t *h, bw_rbuf_t *r);
 
@@ -321,6 +323,10 @@ void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
  * the level changed since the last emission).
  */
 bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out);
+/** @brief The newest event time observed (saved with the state; for a
+ * state saved before FU07, the end of the newest bucket it holds), -1 if
+ * none: the entity's last activity, by which the engine retires it. */
+int64_t bw_fusion_last_ms(const bw_fusion_t *fu);
 bw_err_t bw_fusion_save(const bw_fusion_t *fu, bw_wbuf_t *w);
 bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r);
 

@@ -625,14 +625,8 @@ typedef struct {
     size_t n, cap;
 } retire_scan_t;
 
-static void find_idle(const char *key, void *v, void *arg)
+static void add_key(retire_scan_t *rs, const char *key)
 {
-    series_t *s = v;
-    retire_scan_t *rs = arg;
-
-    if (s->last_ms < 0 || s->last_ms >= rs->before) {
-        return;
-    }
     if (rs->n == rs->cap) {
         size_t cap = rs->cap ? 2 * rs->cap : 16;
         char **k = bw_realloc(rs->keys, cap * sizeof(*k));
@@ -643,6 +637,16 @@ static void find_idle(const char *key, void *v, void *arg)
         rs->cap = cap;
     }
     rs->keys[rs->n++] = (char *)key;
+}
+
+static void find_idle(const char *key, void *v, void *arg)
+{
+    series_t *s = v;
+    retire_scan_t *rs = arg;
+
+    if (s->last_ms >= 0 && s->last_ms < rs->before) {
+        add_key(rs, key);
+    }
 }
 
 static void retire(bw_engine_t *eng, const char *key)
@@ -659,12 +663,96 @@ static void retire(bw_engine_t *eng, const char *key)
     bw__free_series(NULL, s, NULL);
 }
 
+/* A fusion entity or pooled group silent since before rs->before (its
+ * last activity read from its own state, so a restore retires it alike);
+ * a group only once no series is linked to it. */
+static void find_idle_entity(const char *key, void *v, void *arg)
+{
+    entity_t *e = v;
+    retire_scan_t *rs = arg;
+
+    int64_t last = bw_fusion_last_ms(e->fu);
+
+    if (last >= 0 && last < rs->before) {
+        add_key(rs, key);
+    }
+}
+
+static void mark_linked(const char *key, void *v, void *arg)
+{
+    series_t *s = v;
+
+    (void)key, (void)arg;
+    if (s->grp != NULL) {
+        s->grp->linked = true;
+    }
+}
+
+static void find_idle_group(const char *key, void *v, void *arg)
+{
+    group_t *g = v;
+    retire_scan_t *rs = arg;
+
+    if (!g->linked && bw_hier_last_ms(g->h) < rs->before) {
+        add_key(rs, key);
+    }
+    g->linked = false;
+}
+
+static void retire_entity(bw_engine_t *eng, const char *key)
+{
+    entity_t *e = bw_map_get(eng->entities, key);
+
+    if (e->o.dirty) {
+        unmark(eng, e);
+    }
+    bw__tomb(eng, e->o.key);
+    eng->st.bytes -= sizeof(*e);
+    eng->st.retired_entities++;
+    bw_map_del(eng->entities, key);
+    bw__free_entity(NULL, e, NULL);
+}
+
+static void retire_group(bw_engine_t *eng, const char *key)
+{
+    group_t *g = bw_map_get(eng->groups, key);
+
+    if (g->o.dirty) {
+        unmark(eng, g);
+    }
+    bw__tomb(eng, g->o.key);
+    eng->st.bytes -= bw_hier_memory(g->h);
+    eng->st.retired_groups++;
+    bw_map_del(eng->groups, key);
+    bw__free_group(NULL, g, NULL);
+}
+
+/* Retire what @p find collects from @p map (the keys are the map's own
+ * copies: each is copied before its entry is deleted). */
+static void retire_from(bw_engine_t *eng, bw_map_t *map,
+                        void (*find)(const char *, void *, void *),
+                        void (*retire_one)(bw_engine_t *, const char *),
+                        int64_t before)
+{
+    retire_scan_t rs = {eng, before, NULL, 0, 0};
+
+    bw_map_each(map, find, &rs);
+    for (size_t i = 0; i < rs.n; i++) {
+        char key[KEY_MAX];
+        snprintf(key, sizeof(key), "%s", rs.keys[i]);
+        retire_one(eng, key);
+    }
+    bw_free(rs.keys);
+}
+
 /* Every quarter of engine.retire_after_ms of stream time: retire the
- * series silent for longer than retire_after_ms. */
+ * series silent for longer than retire_after_ms, then the fusion entities
+ * and the pooled groups no longer in use (their state would otherwise be
+ * held for ever as services come and go, up to engine.max_series). */
 static void retire_pass(bw_engine_t *eng)
 {
     double after = eng->cfg->engine.retire_after_ms;
-    retire_scan_t rs = {eng, 0, NULL, 0, 0};
+    int64_t before;
 
     if (after <= 0 || eng->watermark < 0) {
         return;
@@ -678,15 +766,11 @@ static void retire_pass(bw_engine_t *eng)
     }
     eng->retire_mark = eng->watermark;
     eng->meta_dirty = true;
-    rs.before = eng->watermark - (int64_t)after;
-    bw_map_each(eng->series, find_idle, &rs);
-    /* the keys are the map's own copies: deleting one frees only it */
-    for (size_t i = 0; i < rs.n; i++) {
-        char key[KEY_MAX];
-        snprintf(key, sizeof(key), "%s", rs.keys[i]);
-        retire(eng, key);
-    }
-    bw_free(rs.keys);
+    before = eng->watermark - (int64_t)after;
+    retire_from(eng, eng->series, find_idle, retire, before);
+    retire_from(eng, eng->entities, find_idle_entity, retire_entity, before);
+    bw_map_each(eng->series, mark_linked, NULL);
+    retire_from(eng, eng->groups, find_idle_group, retire_group, before);
 }
 
 typedef struct {

@@ -45,6 +45,7 @@ typedef struct group_s {
     bw_hier_t *h;
     bw_map_t *regions; /* name -> index + 1 */
     int n_regions;
+    bool linked; /* a series links to it (a retirement pass's mark) */
 } group_t;
 
 typedef struct {

@@ -92,7 +92,8 @@
 
 #define BUCKETS 16
 #define Z_CLIP 3.0
-#define FUSION_STATE_TAG 0x46553036u    /* "FU06" */
+#define FUSION_STATE_TAG 0x46553037u    /* "FU07" */
+#define FUSION_STATE_TAG_V6 0x46553036u /* "FU06": no last event time */
 #define FUSION_STATE_TAG_V5 0x46553035u /* "FU05": no source of the frame */
 #define FUSION_STATE_TAG_V4 0x46553034u /* "FU04": one span, no ref_slot */
 #define FUSION_STATE_TAG_V3 0x46553033u /* "FU03": no level start */
@@ -160,6 +161,7 @@ struct bw_fusion_s {
     size_t npool;     /* buckets in pool */
     rule_state_t *rs; /* per rule */
     double lstart[BW_SPANS_MAX]; /* log start_prior, per span */
+    int64_t last_ms;             /* newest event time observed, -1 none */
 };
 
 const char *bw_level_name(int level)
@@ -369,6 +371,7 @@ bw_fusion_t *bw_fusion_new(const bw_fusion_cfg_t *cfg, char *errstr,
         goto fail;
     }
     fu->cfg = cfg;
+    fu->last_ms = -1;
     fu->nwin = rules * BW_SIGNALS_MAX;
     fu->nb = BUCKETS * (cfg->spans < 1              ? 1
                         : cfg->spans > BW_SPANS_MAX ? BW_SPANS_MAX
@@ -829,6 +832,7 @@ void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
     int b = (int)(((slot % fu->nb) + fu->nb) % fu->nb);
     bucket_t *q;
 
+    fu->last_ms = t_ms > fu->last_ms ? t_ms : fu->last_ms;
     if (rule < 0 || rule >= fu->cfg->n_rules || sig < 0 ||
         sig >= BW_SIGNALS_MAX || !isfinite(z)) {
         return;
@@ -972,6 +976,26 @@ static void save_window(const bw_fusion_t *fu, const window_t *win,
     bw_wbuf_f64(w, win->p_elev);
 }
 
+int64_t bw_fusion_last_ms(const bw_fusion_t *fu)
+{
+    return fu->last_ms;
+}
+
+/* Before v7 the last event time was not saved: the end of the newest
+ * bucket held stands for it (-1 if none). */
+static int64_t last_from_buckets(const bw_fusion_t *fu, const window_t *win)
+{
+    int64_t top = -1;
+
+    for (int w = 0; w < fu->nwin; w++) {
+        top = win[w].bk != NULL && win[w].top > top ? win[w].top : top;
+    }
+    if (top < 0) {
+        return -1;
+    }
+    return (int64_t)ceil((double)(top + 1) * (fu->cfg->window_ms / BUCKETS));
+}
+
 bw_err_t bw_fusion_save(const bw_fusion_t *fu, bw_wbuf_t *w)
 {
     int rules = fu->nwin / BW_SIGNALS_MAX;
@@ -987,6 +1011,7 @@ bw_err_t bw_fusion_save(const bw_fusion_t *fu, bw_wbuf_t *w)
         bw_wbuf_u32(w, (uint32_t)fu->rs[r].level);
         bw_wbuf_i64(w, fu->rs[r].since);
     }
+    bw_wbuf_i64(w, fu->last_ms);
     return w->err;
 }
 
@@ -1012,7 +1037,7 @@ static void place_bucket(const bw_fusion_t *fu, window_t *w, const bucket_t *q)
     }
 }
 
-/* The format a blob was written in: its version (2-6) and spans. */
+/* The format a blob was written in: its version (2-7) and spans. */
 typedef struct {
     int version;
     int spans;
@@ -1106,7 +1131,8 @@ static blob_fmt_t read_header(const bw_fusion_t *fu, bw_rbuf_t *r)
     uint32_t tag = bw_rbuf_u32(r);
     blob_fmt_t f = {0, 1};
 
-    f.version = tag == FUSION_STATE_TAG      ? 6
+    f.version = tag == FUSION_STATE_TAG      ? 7
+                : tag == FUSION_STATE_TAG_V6 ? 6
                 : tag == FUSION_STATE_TAG_V5 ? 5
                 : tag == FUSION_STATE_TAG_V4 ? 4
                 : tag == FUSION_STATE_TAG_V3 ? 3
@@ -1131,6 +1157,7 @@ bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r)
     window_t *tmp = NULL;
     bucket_t *pool = NULL;
     rule_state_t *rs = NULL;
+    int64_t last;
     bw_err_t err = BW_ERR_CORRUPT;
 
     if (f.version == 0) {
@@ -1154,7 +1181,9 @@ bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r)
     for (int q = 0; q < rules; q++) {
         load_rule(r, &rs[q], f.version >= 4);
     }
+    last = f.version >= 7 ? bw_rbuf_time(r, -1) : last_from_buckets(fu, tmp);
     if (r->err == BW_OK) {
+        fu->last_ms = last;
         memcpy(fu->pool, pool, fu->npool * sizeof(bucket_t));
         share_pool(fu, tmp, fu->pool);
         memcpy(fu->win, tmp, (size_t)fu->nwin * sizeof(window_t));

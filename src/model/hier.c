@@ -405,6 +405,11 @@ size_t bw_hier_memory(const bw_hier_t *h)
            (size_t)h->npts * (8 * sizeof(double) + sizeof(int)) + counts;
 }
 
+int64_t bw_hier_last_ms(const bw_hier_t *h)
+{
+    return h->have_time ? h->t_last : -1;
+}
+
 void bw_hier_hyper(const bw_hier_t *h, double *pop_mean, double *spread)
 {
     *pop_mean = h->pop_mean;

@@ -304,6 +304,8 @@ static void model_families(bw_pipeline_t *p, bw_wbuf_t *w)
         sum.entities += es.entities;
         sum.bytes += es.bytes;
         sum.retired += es.retired;
+        sum.retired_groups += es.retired_groups;
+        sum.retired_entities += es.retired_entities;
         for (int m = 0; m <= BW_MODEL_POOLED_NORMAL; m++) {
             sum.series_by_model[m] += es.series_by_model[m];
         }
@@ -343,6 +345,15 @@ static void model_families(bw_pipeline_t *p, bw_wbuf_t *w)
     counter(w, "bayeswatch_series_retired_total",
             "series retired after engine.retire_after_ms of silence",
             (double)sum.retired);
+    bw_prom_family(w, "bayeswatch_model_objects_retired_total", "counter",
+                   "models retired after engine.retire_after_ms of silence, "
+                   "by kind");
+    bw_prom_sample(w, "bayeswatch_model_objects_retired_total",
+                   "kind=\"series\"", (double)sum.retired);
+    bw_prom_sample(w, "bayeswatch_model_objects_retired_total",
+                   "kind=\"pooled_group\"", (double)sum.retired_groups);
+    bw_prom_sample(w, "bayeswatch_model_objects_retired_total",
+                   "kind=\"fusion_entity\"", (double)sum.retired_entities);
     bw_prom_family(w, "bayeswatch_ess_ratio", "histogram",
                    "particle filter effective sample size / particles, per "
                    "series score");

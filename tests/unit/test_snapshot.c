@@ -395,7 +395,8 @@ static void test_corrupt_records(void **state)
 }
 
 /* A series silent for retire_after_ms of stream time is retired: its key
- * gets a tombstone, and it starts afresh if it returns. */
+ * gets a tombstone, and it starts afresh if it returns. So are the fusion
+ * entity and the pooled group it leaves without events or series. */
 static void test_retirement(void **state)
 {
     static bw_config_t cfg;
@@ -409,27 +410,36 @@ static void test_retirement(void **state)
                     .metric = "latency",
                     .value = 100,
                     .count = NAN};
-    bw_event_t b = a;
+    bw_event_t b = a, e = a;
 
     (void)state;
     load(&cfg, NULL);
     cfg.engine.retire_after_ms = 3600000; /* 1 h */
     b.region = "us";
+    e.metric = "errors"; /* pooled: eu alone in its group */
+    e.value = 1;
+    e.count = 100;
     eng = bw_engine_new(&cfg, err, sizeof(err));
     for (int m = 0; m < 240; m++) {
-        a.time_ms = b.time_ms = 1700000000000LL + m * 60000LL;
+        a.time_ms = b.time_ms = e.time_ms = 1700000000000LL + m * 60000LL;
         assert_int_equal(bw_engine_process(eng, &b, &sc, NULL, NULL, err, 256),
                          BW_OK);
         if (m < 30) { /* eu stops after 30 minutes */
             assert_int_equal(
                 bw_engine_process(eng, &a, &sc, NULL, NULL, err, 256), BW_OK);
+            assert_int_equal(
+                bw_engine_process(eng, &e, &sc, NULL, NULL, err, 256), BW_OK);
         }
     }
     bw_engine_stats(eng, &es);
-    assert_int_equal(es.retired, 1);
+    assert_int_equal(es.retired, 2);
     assert_int_equal(es.series, 1);
+    assert_int_equal(es.retired_entities, 1); /* eu's; us's stays */
+    assert_int_equal(es.entities, 1);
+    assert_int_equal(es.retired_groups, 1);
+    assert_int_equal(es.groups, 0);
     commit(eng, &t, 240);
-    assert_int_equal(t.tombs, 1);
+    assert_int_equal(t.tombs, 4);
     bw_engine_destroy(eng);
     topic_free(&t);
 }

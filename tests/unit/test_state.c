@@ -534,7 +534,8 @@ static void fusion_test_cfg(bw_config_t *cfg, int signals, int spans)
     }
 }
 
-/* The previous fusion formats are read, written here from an FU06 blob of
+/* The previous fusion formats are read, written here from an FU07 blob
+ * less its last 8 bytes (the last event time), which is FU06, of
  * one span (bytes: tag, windows, spans; per window the count of its
  * buckets (16, or 0 for a signal the rule does not have), each bucket's
  * slot, n, z, nx, x, x2, sd2, then ref_slot, shift, frame, the frame's
@@ -549,7 +550,7 @@ static void fusion_test_cfg(bw_config_t *cfg, int signals, int spans)
 static void test_fusion_reads_fu02(void **state)
 {
     bw_config_t cfg;
-    bw_fusion_t *f1, *fo[4];
+    bw_fusion_t *f1, *fo[5];
     bw_wbuf_t w = {0}, v4 = {0}, v5 = {0}, old = {0};
     bw_rbuf_t r;
     bw_threat_t a, b;
@@ -560,13 +561,22 @@ static void test_fusion_reads_fu02(void **state)
     (void)state;
     fusion_test_cfg(&cfg, 2, 1);
     f1 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 5; k++) {
         fo[k] = bw_fusion_new(&cfg.model.fusion, NULL, 0);
     }
     for (int t = 0; t < 40; t++) {
         bw_fusion_observe(f1, 0, t % 2, t * 10000, (t % 5) / 5.0);
     }
     assert_int_equal(bw_fusion_save(f1, &w), BW_OK);
+    assert_int_equal(w.data[0], 0x37); /* "FU07" */
+    w.len -= 8;
+    w.data[0] = 0x36; /* "FU06" */
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_fusion_load(fo[4], &r), BW_OK);
+    assert_int_equal(r.pos, w.len);
+    /* FU06's last event time: the end of its newest bucket (37.5 s) */
+    assert_int_equal(bw_fusion_last_ms(f1), 390000);
+    assert_int_equal(bw_fusion_last_ms(fo[4]), 412500);
     bw_wbuf_bytes(&v5, w.data, 12);
     v5.data[0] = 0x35;             /* "FU05" */
     bw_wbuf_u32(&v4, 0x46553034u); /* "FU04" */
@@ -619,7 +629,7 @@ static void test_fusion_reads_fu02(void **state)
     for (int t = 40; t < 120; t++) {
         bw_fusion_observe(f1, 0, t % 2, t * 10000, (t % 3) / 3.0);
         bool e = bw_fusion_eval(f1, 0, t * 10000, &a);
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 5; k++) {
             bw_fusion_observe(fo[k], 0, t % 2, t * 10000, (t % 3) / 3.0);
             assert_int_equal(e, bw_fusion_eval(fo[k], 0, t * 10000, &b));
             assert_memory_equal(&a, &b, sizeof(a));
@@ -632,7 +642,7 @@ static void test_fusion_reads_fu02(void **state)
     bw_wbuf_free(&v5);
     bw_wbuf_free(&old);
     bw_fusion_destroy(f1);
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 5; k++) {
         bw_fusion_destroy(fo[k]);
     }
 }
