@@ -392,8 +392,9 @@ static const bw_key_t engine_keys[] = {
           "rejected as late (dead letters); 0 = no limit"),
     K_DBL(EN, retire_after_ms, 0, 1e13, "0",
           "a series silent for this long (stream time) is retired: its "
-          "models are freed and its changelog key gets a tombstone; it "
-          "starts from the prior if it comes back; 0 = never"),
+          "models are freed and its changelog key gets a tombstone (so "
+          "are fusion entities and pooled groups nothing feeds any more); "
+          "it starts from the prior if it comes back; 0 = never"),
     K_LIST(EN, routes, n_routes, route_keys,
            "first matching route picks the model; none matching = series"),
     K_END,

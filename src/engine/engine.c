@@ -569,6 +569,15 @@ static void fuse(bw_engine_t *eng, const bw_event_t *ev,
     }
 }
 
+static const bw_route_cfg_t *route_of(const bw_engine_t *eng,
+                                      const bw_event_t *ev)
+{
+    int route = bw_config_route(&eng->cfg->engine, ev->region, ev->service,
+                                ev->metric);
+
+    return route >= 0 ? &eng->cfg->engine.routes[route] : &bw__default_route;
+}
+
 static bw_err_t lookup(bw_engine_t *eng, const bw_event_t *ev, series_t **s,
                        char *errstr, size_t errstr_size)
 {
@@ -583,8 +592,10 @@ static bw_err_t lookup(bw_engine_t *eng, const bw_event_t *ev, series_t **s,
     }
     bw_join(key, sizeof(key), '\x1f', ev->region, ev->service, ev->metric);
     *s = bw_map_get(eng->series, key);
-    if (*s != NULL && (*s)->pf == NULL && (*s)->grp == NULL) {
-        err = bw__link(eng, *s); /* restored, not yet linked */
+    if (*s != NULL && (*s)->pf == NULL && (*s)->grp == NULL &&
+        (err = bw__link(eng, *s)) != BW_OK) { /* restored, not yet linked */
+        return bw_seterr(errstr, errstr_size, err,
+                         "cannot join the pooled group: %s", bw_strerror(err));
     }
     if (*s == NULL && (*s = new_series(eng, key, ev, &err)) == NULL) {
         return bw_seterr(errstr, errstr_size, err,
@@ -865,12 +876,9 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
                          (long long)(eng->watermark - ev->time_ms),
                          eng->cfg->engine.lateness_ms);
     }
-    err = lookup(eng, ev, &s, errstr, errstr_size);
-
-    if (err != BW_OK) {
-        return err;
-    }
-    ro = s->ro;
+    /* the event is checked against its route before any model is made
+     * for it: a refused event leaves no series behind */
+    ro = route_of(eng, ev);
     clear_score(out, ro->model);
     out->actual = ev->value;
     if ((err = check_event(ev, ro, errstr, errstr_size)) != BW_OK) {
@@ -885,6 +893,9 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
     }
     if (ro->model == BW_MODEL_POOLED_COUNT) {
         y = ev->value;
+    }
+    if ((err = lookup(eng, ev, &s, errstr, errstr_size)) != BW_OK) {
+        return err;
     }
     err = s->pf != NULL ? score_series(eng, s, ro->transform, ev, y, out, &fin)
                         : score_pooled(s, ro, ev, y, out, &fin);

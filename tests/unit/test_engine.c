@@ -231,6 +231,47 @@ static void test_join_equals_snprintf(void **state)
     assert_string_equal(got, "only");
 }
 
+/* A refused event leaves no model behind: three series whose only
+ * events are outside their transform's domain do not fill max_series. */
+static void test_refused_events_make_no_series(void **state)
+{
+    bw_config_t cfg;
+    bw_engine_t *eng;
+    bw_engine_stats_t st;
+    bw_score_t sc;
+    const char *regions[] = {"a", "b", "c"};
+    bw_event_t ev = {.time_ms = 1000, .service = "s", .metric = "latency",
+                     .value = -1.0, .count = NAN};
+
+    (void)state;
+    load(&cfg);
+    cfg.engine.max_series = 3;
+    eng = bw_engine_new(&cfg, NULL, 0);
+    assert_non_null(eng);
+    for (int i = 0; i < 3; i++) {
+        ev.region = regions[i];
+        assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, NULL, 0),
+                         BW_ERR_RANGE);
+    }
+    bw_engine_stats(eng, &st);
+    assert_int_equal(st.series, 0);
+    ev.region = "d";
+    ev.value = 5.0;
+    assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, NULL, 0),
+                     BW_OK);
+    /* a pooled count refused takes no region slot and makes no group */
+    ev.metric = "errors";
+    ev.value = 5.0;
+    ev.count = 1.0;
+    assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, NULL, 0),
+                     BW_ERR_RANGE);
+    bw_engine_stats(eng, &st);
+    assert_int_equal(st.series, 1);
+    assert_int_equal(st.groups, 0);
+    assert_int_equal(st.rejected, 4);
+    bw_engine_destroy(eng);
+}
+
 static char entity_seen[4][64];
 static int n_entity_seen;
 
@@ -305,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_boundary),
         cmocka_unit_test(test_join_equals_snprintf),
         cmocka_unit_test(test_join_esc),
+        cmocka_unit_test(test_refused_events_make_no_series),
         cmocka_unit_test(test_entity_ids_are_unambiguous),
         cmocka_unit_test(test_stale_and_lateness),
     };
