@@ -538,6 +538,7 @@ bw_err_t bw_engine_restore(bw_engine_t *eng, const char *key, size_t key_len,
     err = bw_envelope_parse(value, len, &env, errstr, errstr_size);
     if (err != BW_OK) { /* unreadable, or a newer format: starts afresh */
         st->corrupt++;
+        forget(eng, k); /* an older record's state, restored before it */
         bw__tomb(eng, k);
         return err;
     }
@@ -552,13 +553,18 @@ bw_err_t bw_engine_restore(bw_engine_t *eng, const char *key, size_t key_len,
     } else {
         st->corrupt++;
     }
-    bw__tomb(eng, k); /* the key starts from the prior; its old record goes */
+    /* the key starts from the prior, not from an older record's state
+     * restored before this one; its old record goes */
+    forget(eng, k);
+    bw__tomb(eng, k);
     return err;
 }
 
 typedef struct {
     bw_engine_t *eng;
-    bw_err_t err;
+    bw_err_t err;  /* out of memory: the restore fails */
+    char **unlinked; /* series that cannot join their group (map keys) */
+    size_t n, cap;
 } link_walk_t;
 
 static void link_one(const char *key, void *v, void *arg)
@@ -567,16 +573,43 @@ static void link_one(const char *key, void *v, void *arg)
     link_walk_t *lw = arg;
     bw_err_t err;
 
-    (void)key;
-    if (s->pf == NULL && s->grp == NULL) {
-        err = bw__link(lw->eng, s);
-        lw->err = lw->err != BW_OK ? lw->err : err;
+    if (s->pf != NULL || s->grp != NULL || lw->err != BW_OK) {
+        return;
     }
+    err = bw__link(lw->eng, s);
+    if (err == BW_OK) {
+        return;
+    }
+    if (lw->n == lw->cap) {
+        size_t cap = lw->cap ? 2 * lw->cap : 16;
+        char **k = bw_realloc(lw->unlinked, cap * sizeof(*k));
+        if (k == NULL) {
+            lw->err = BW_ERR_NOMEM;
+            return;
+        }
+        lw->unlinked = k;
+        lw->cap = cap;
+    }
+    lw->unlinked[lw->n++] = (char *)key;
+}
+
+/* A series whose group is full or cannot be made (max_series or
+ * max_regions lowered since it was saved) starts afresh, as a series whose
+ * record cannot be read does: one key is lost, not the whole restore. */
+static void drop_unlinked(bw_engine_t *eng, link_walk_t *lw)
+{
+    for (size_t i = 0; i < lw->n; i++) {
+        char key[KEY_MAX];
+        snprintf(key, sizeof(key), "%s", lw->unlinked[i]);
+        forget(eng, key);
+        bw__tomb(eng, key);
+    }
+    bw_free(lw->unlinked);
 }
 
 bw_err_t bw_engine_restore_done(bw_engine_t *eng)
 {
-    link_walk_t lw = {eng, BW_OK};
+    link_walk_t lw = {eng, BW_OK, NULL, 0, 0};
     size_t kept = 0;
 
     /* discarded keys that a later record restored keep their state */
@@ -589,6 +622,7 @@ bw_err_t bw_engine_restore_done(bw_engine_t *eng)
         }
     }
     bw_map_each(eng->series, link_one, &lw);
+    drop_unlinked(eng, &lw);
     /* linking marks groups that gained a region; anything else restored
      * is as the changelog holds it: nothing to write back */
     for (size_t i = 0; i < eng->n_dirty; i++) {

@@ -357,7 +357,8 @@ static void test_corrupt_records(void **state)
 {
     static bw_config_t cfg;
     static outs_t o;
-    topic_t t = {0};
+    topic_t t = {0}, t2 = {0};
+    bw_engine_stats_t es;
     bw_restore_stats_t st;
     char err[256];
     bw_engine_t *eng;
@@ -380,6 +381,26 @@ static void test_corrupt_records(void **state)
         bw_engine_destroy(eng);
         t.r[k].v[pos] ^= 0x40;
     }
+    /* a newer record of a key that cannot be read drops the older state
+     * restored before it: the key starts from the prior */
+    eng = bw_engine_new(&cfg, err, sizeof(err));
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(bw_engine_restore(eng, t.r[k].key, t.r[k].klen, t.r[k].v,
+                                       t.r[k].len, &st, err, sizeof(err)),
+                     BW_OK);
+    t.r[k].v[t.r[k].len / 2] ^= 0x40;
+    assert_int_not_equal(bw_engine_restore(eng, t.r[k].key, t.r[k].klen,
+                                           t.r[k].v, t.r[k].len, &st, err,
+                                           sizeof(err)),
+                         BW_OK);
+    t.r[k].v[t.r[k].len / 2] ^= 0x40;
+    assert_int_equal(bw_engine_restore_done(eng), BW_OK);
+    bw_engine_stats(eng, &es);
+    assert_int_equal(es.series, 0);
+    commit(eng, &t2, 90);
+    assert_int_equal(t2.tombs, 1);
+    bw_engine_destroy(eng);
+    topic_free(&t2);
     /* truncated, and a key of the wrong form */
     eng = bw_engine_new(&cfg, err, sizeof(err));
     memset(&st, 0, sizeof(st));
@@ -442,6 +463,65 @@ static void test_retirement(void **state)
     assert_int_equal(t.tombs, 4);
     bw_engine_destroy(eng);
     topic_free(&t);
+}
+
+/* A restored pooled series whose group cannot be made (the groups map
+ * full: engine.max_series lowered, which no state version covers) starts
+ * afresh with a tombstone; the rest of the restore stands. */
+static void test_unlinkable_series_starts_afresh(void **state)
+{
+    static bw_config_t cfg, small;
+    topic_t t = {0}, t2 = {0};
+    bw_restore_stats_t st = {0};
+    bw_engine_stats_t es;
+    bw_score_t sc;
+    char err[256];
+    bw_engine_t *eng;
+    bw_event_t e = {.region = "eu", .metric = "errors", .value = 1,
+                    .count = 100};
+    int grp = -1, ser = -1;
+
+    (void)state;
+    load(&cfg, NULL);
+    load(&small, NULL);
+    small.engine.max_series = 1;
+    eng = bw_engine_new(&cfg, err, sizeof(err));
+    for (int m = 0; m < 10; m++) {
+        e.time_ms = 1700000000000LL + m * 60000LL;
+        e.service = "s1";
+        assert_int_equal(bw_engine_process(eng, &e, &sc, NULL, NULL, err, 256),
+                         BW_OK);
+        e.service = "s2";
+        assert_int_equal(bw_engine_process(eng, &e, &sc, NULL, NULL, err, 256),
+                         BW_OK);
+    }
+    commit(eng, &t, 20);
+    bw_engine_destroy(eng);
+    for (int k = 0; k < t.n; k++) { /* s1's group, s2's series */
+        grp = strstr(t.r[k].key, "\x1fg\x1f") && strstr(t.r[k].key, "s1")
+                  ? k
+                  : grp;
+        ser = t.r[k].key[0] != '\x1f' && strstr(t.r[k].key, "s2") ? k : ser;
+    }
+    assert_true(grp >= 0 && ser >= 0);
+    eng = bw_engine_new(&small, err, sizeof(err));
+    assert_int_equal(bw_engine_restore(eng, t.r[grp].key, t.r[grp].klen,
+                                       t.r[grp].v, t.r[grp].len, &st, err,
+                                       sizeof(err)),
+                     BW_OK);
+    assert_int_equal(bw_engine_restore(eng, t.r[ser].key, t.r[ser].klen,
+                                       t.r[ser].v, t.r[ser].len, &st, err,
+                                       sizeof(err)),
+                     BW_OK);
+    assert_int_equal(bw_engine_restore_done(eng), BW_OK);
+    bw_engine_stats(eng, &es);
+    assert_int_equal(es.series, 0);
+    assert_int_equal(es.groups, 1);
+    commit(eng, &t2, 20);
+    assert_int_equal(t2.tombs, 1);
+    bw_engine_destroy(eng);
+    topic_free(&t);
+    topic_free(&t2);
 }
 
 /* All or nothing: a blob with a valid checksum but a value out of range
@@ -563,6 +643,7 @@ int main(void)
         cmocka_unit_test(test_config_version_rule),
         cmocka_unit_test(test_corrupt_records),
         cmocka_unit_test(test_retirement),
+        cmocka_unit_test(test_unlinkable_series_starts_afresh),
         cmocka_unit_test(test_load_all_or_nothing),
         cmocka_unit_test(test_fresh_models_round_trip),
     };
