@@ -91,6 +91,12 @@ typedef void (*bw_change_cb_t)(void *opaque, const char *key, size_t key_len,
 bw_err_t bw_engine_changes(bw_engine_t *eng, int64_t offset, bw_change_cb_t cb,
                            void *opaque, char *errstr, size_t errstr_size);
 
+/** @brief Stop recording changes and tombstones (on by default): for a
+ * caller that never calls bw_engine_changes (replay, a stage without a
+ * changelog), whose change list would otherwise grow with every new or
+ * retired key. bw_engine_snapshot still writes every key. */
+void bw_engine_untracked(bw_engine_t *eng);
+
 /** @brief How many records bw_engine_changes would pass now. */
 size_t bw_engine_pending(const bw_engine_t *eng);
 

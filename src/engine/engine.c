@@ -142,9 +142,14 @@ const bw_route_cfg_t bw__default_route = {.region = "*",
 
 /* ---- change tracking ---- */
 
+void bw_engine_untracked(bw_engine_t *eng)
+{
+    eng->untracked = true;
+}
+
 void bw__mark(bw_engine_t *eng, obj_kind_t kind, obj_t *o, void *obj)
 {
-    if (o->dirty) {
+    if (o->dirty || eng->untracked) {
         return;
     }
     if (eng->n_dirty == eng->cap_dirty) {
@@ -163,8 +168,12 @@ void bw__mark(bw_engine_t *eng, obj_kind_t kind, obj_t *o, void *obj)
 
 void bw__tomb(bw_engine_t *eng, const char *key)
 {
-    char *k = bw_strdup(key);
+    char *k;
 
+    if (eng->untracked) {
+        return;
+    }
+    k = bw_strdup(key);
     if (k != NULL && eng->n_tombs == eng->cap_tombs) {
         size_t cap = eng->cap_tombs ? 2 * eng->cap_tombs : 16;
         char **t = bw_realloc(eng->tombs, cap * sizeof(*t));

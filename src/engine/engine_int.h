@@ -76,6 +76,7 @@ struct bw_engine_s {
     int64_t watermark;
     int64_t retire_mark; /* stream time of the last retirement pass */
     bool meta_dirty;
+    bool untracked; /* bw_engine_untracked: no change list, no tombstones */
     bw_pf_ws_t *ws;
     bw_map_t *series;
     bw_map_t *groups;

@@ -146,6 +146,9 @@ static bw_err_t meta_record(bw_engine_t *eng, int64_t offset)
 
 size_t bw_engine_pending(const bw_engine_t *eng)
 {
+    if (eng->untracked) {
+        return 0;
+    }
     return eng->n_dirty + eng->n_tombs + (eng->meta_dirty ? 1 : 0);
 }
 

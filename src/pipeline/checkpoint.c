@@ -199,6 +199,9 @@ static void reset_engine(bw_pipeline_t *p, task_t *t, bw_restore_stats_t *rs)
     bw_engine_t *eng = bw_engine_new(p->cfg, errstr, sizeof(errstr));
 
     if (eng != NULL) {
+        if (!p->changelog) {
+            bw_engine_untracked(eng);
+        }
         bw_engine_destroy(t->eng);
         t->eng = eng;
     }

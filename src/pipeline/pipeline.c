@@ -74,6 +74,9 @@ static task_t *add_task(bw_pipeline_t *p, const char *topic, int32_t part)
         bw_free(t);
         return NULL;
     }
+    if (!p->changelog) {
+        bw_engine_untracked(t->eng); /* nothing drains the change list */
+    }
     snprintf(t->topic, sizeof(t->topic), "%s", topic);
     t->partition = part;
     t->worker = least_loaded(p);

@@ -590,6 +590,7 @@ bw_err_t bw_replay_run(const bw_config_t *cfg, const bw_replay_opts_t *o,
         err = BW_ERR_NOMEM;
         goto out;
     }
+    bw_engine_untracked(eng); /* no changelog to write */
     snprintf(rp.version, sizeof(rp.version), "%016llx",
              (unsigned long long)cfg->hash);
     rp.entity_kind = cfg->model.fusion.entity;

@@ -465,6 +465,35 @@ static void test_retirement(void **state)
     topic_free(&t);
 }
 
+/* An untracked engine (replay, no changelog) keeps no change list and no
+ * tombstones, however many keys come and go, and still snapshots whole. */
+static void test_untracked(void **state)
+{
+    static bw_config_t cfg;
+    static outs_t o;
+    topic_t t = {0};
+    char err[256];
+    bw_engine_t *eng;
+
+    (void)state;
+    load(&cfg, NULL);
+    cfg.engine.retire_after_ms = 600000;
+    eng = bw_engine_new(&cfg, err, sizeof(err));
+    bw_engine_untracked(eng);
+    run(eng, 0, 900, &o);
+    assert_int_equal(bw_engine_pending(eng), 0);
+    commit(eng, &t, 900); /* the engine's own record at most */
+    assert_true(t.writes <= 1);
+    assert_int_equal(t.tombs, 0);
+    topic_free(&t);
+    assert_int_equal(bw_engine_snapshot(eng, 900, on_change, &t, err,
+                                        sizeof(err)),
+                     BW_OK);
+    assert_true(t.n >= 9);
+    bw_engine_destroy(eng);
+    topic_free(&t);
+}
+
 /* A restored pooled series whose group cannot be made (the groups map
  * full: engine.max_series lowered, which no state version covers) starts
  * afresh with a tombstone; the rest of the restore stands. */
@@ -643,6 +672,7 @@ int main(void)
         cmocka_unit_test(test_config_version_rule),
         cmocka_unit_test(test_corrupt_records),
         cmocka_unit_test(test_retirement),
+        cmocka_unit_test(test_untracked),
         cmocka_unit_test(test_unlinkable_series_starts_afresh),
         cmocka_unit_test(test_load_all_or_nothing),
         cmocka_unit_test(test_fresh_models_round_trip),
