@@ -271,11 +271,12 @@ bw_err_t bw__link(bw_engine_t *eng, series_t *s)
         if (g->n_regions >= eng->cfg->model.hier.max_regions) {
             return BW_ERR_FULL;
         }
-        idx = ++g->n_regions;
+        idx = g->n_regions + 1;
         err = bw_map_put(g->regions, region, (void *)idx);
         if (err != BW_OK) {
-            return err;
+            return err; /* no slot taken: the names stay 1..n_regions */
         }
+        g->n_regions++;
         bw__mark(eng, OBJ_GROUP, &g->o, g);
     }
     s->grp = g;
