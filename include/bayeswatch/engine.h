@@ -97,6 +97,11 @@ bw_err_t bw_engine_changes(bw_engine_t *eng, int64_t offset, bw_change_cb_t cb,
  * retired key. bw_engine_snapshot still writes every key. */
 void bw_engine_untracked(bw_engine_t *eng);
 
+/** @brief Make the next bw_engine_changes write the engine's own record
+ * (stamped with its offset) even if no model changed: the caller's input
+ * position moved past records that a restore must not replay. */
+void bw_engine_touch(bw_engine_t *eng);
+
 /** @brief How many records bw_engine_changes would pass now. */
 size_t bw_engine_pending(const bw_engine_t *eng);
 

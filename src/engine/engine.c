@@ -142,6 +142,11 @@ const bw_route_cfg_t bw__default_route = {.region = "*",
 
 /* ---- change tracking ---- */
 
+void bw_engine_touch(bw_engine_t *eng)
+{
+    eng->meta_dirty = true;
+}
+
 void bw_engine_untracked(bw_engine_t *eng)
 {
     eng->untracked = true;

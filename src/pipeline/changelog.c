@@ -383,6 +383,7 @@ bw_err_t bw__changelog_write(bw_pipeline_t *p)
         }
         t->flushed_at = now;
         t->force_flush = false;
+        t->txn_touched = true;
         if (bw_engine_changes(t->eng, bw__state_offset(t), write_one, &wc, why,
                               sizeof(why)) != BW_OK) {
             return bw__fatal(p, "state changelog", why);

@@ -50,6 +50,8 @@ typedef struct {
     int64_t txn_first_ts; /* Kafka timestamp of its first record in txn */
     int64_t flushed_at;   /* wall ms of its last state flush; -1 never */
     bool force_flush;     /* a wall-clock decision changed it: flush */
+    bool txn_touched; /* state records or stale markers in the open
+                         transaction (an abort rewinds its state too) */
     _Atomic uint64_t consumed; /* records processed (metrics) */
     /* waiting for a writer schema the registry cannot give now: the
      * worker sets waiting_at (the record's offset), then wait_state

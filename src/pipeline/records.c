@@ -344,7 +344,11 @@ static bw_err_t score(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
     }
     if (bw__time_skew(&p->cfg->pipeline, ev.time_ms, bw_wall_ms(), detail,
                       sizeof(detail))) {
-        t->force_flush = true; /* a wall-clock decision: see flush_due */
+        /* a wall-clock decision (see flush_due); the engine's own record
+         * then moves the changelog's offset past the record even if no
+         * model changed, so a restore never replays it */
+        t->force_flush = true;
+        bw_engine_touch(t->eng);
         return dead_letter(w, m, BW_DLQ_TIME_SKEW, detail);
     }
     w->cur = m;
@@ -445,6 +449,7 @@ static void on_stale(void *opaque, const bw_stale_t *s)
     o.source_topic = c->t->topic;
     o.source_partition = c->t->partition;
     bw_stale_score(&sc, BW_MODEL_SERIES);
+    c->t->txn_touched = true; /* its stale flag is set: see the abort */
     if (bw__begin_txn(c->w->p) == BW_OK &&
         emit_score(c->w, &ev, &sc, &o) == BW_OK) {
         COUNT(c->w->stale);

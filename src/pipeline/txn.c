@@ -73,6 +73,7 @@ static void mark_committed(bw_pipeline_t *p)
         }
         t->committed = t->next;
         t->txn_first = -1;
+        t->txn_touched = false;
     }
     p->commits++;
 }
@@ -125,14 +126,19 @@ bw_err_t bw__abort_and_rewind(bw_pipeline_t *p, const char *why)
     p->aborts++;
     for (int i = 0; i < p->n_tasks; i++) {
         task_t *t = p->tasks[i];
+        bool rewind = t->txn_first >= 0 || t->txn_touched;
         if (t->txn_first >= 0) {
             rd_kafka_topic_partition_list_add(l, t->topic, t->partition)
                 ->offset = t->txn_first;
             t->next = t->txn_first;
             t->txn_first = -1;
-            if (err == BW_OK) {
-                err = rewind_state(p, t);
-            }
+        }
+        /* a partition with no input in the transaction may still have
+         * had its changes or stale markers in it: its engine counts them
+         * written, so it goes back to the changelog as well */
+        t->txn_touched = false;
+        if (rewind && err == BW_OK) {
+            err = rewind_state(p, t);
         }
     }
     if (err == BW_OK && l->cnt > 0) {

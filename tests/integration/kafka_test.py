@@ -630,6 +630,42 @@ pipeline: {{stale_scan_ms: 200, max_behind_ms: {behind}}}""")
           "; ".join(f"{d['reason']} -> {d['detail']}" for d in dls))
 
 
+def test_skew_restart(env):
+    """A record refused for time skew, read after the last state flush,
+    is not replayed into the models at the next start. The stage reads
+    only a record dated in the year 3000 and stops: no model changed, but
+    the changelog's offset must still move past it, or the restore that
+    follows replays it without the skew check, the watermark jumps ~1000
+    years, and every later event is dead-lettered as late."""
+    t0 = 1764000000000
+    behind = int(time.time() * 1000) - t0 + 30 * 86400000  # t0 + 30 days
+    config = env.config(extra=f"""engine: {{lateness_ms: 600000}}
+pipeline: {{max_behind_ms: {behind}}}""")
+    first, _ = env.feed([[t0 + i * 60000, "r0", "api", "a", 100 + i % 3]
+                         for i in range(40)])
+    stage = env.start(config, "sk")
+    env.wait_count("scores", first, 120, [stage])
+    rc, log = env.stop(stage)
+    check(rc == 0, f"exit {rc}:\n{log}")
+    env.feed([[32503680000000, "r0", "api", "a", 1]])  # year 3000
+    stage = env.start(config, "sk")
+    env.wait_count("dead_letters", 1, 60, [stage])
+    rc, log = env.stop(stage)
+    check(rc == 0, f"exit {rc}:\n{log}")
+    second, _ = env.feed([[t0 + i * 60000, "r0", "api", "a", 100 + i % 3]
+                          for i in range(40, 60)])
+    stage = env.start(config, "sk")
+    env.wait_count("scores", first + second, 120, [stage])
+    rc, log = env.stop(stage)
+    check(rc == 0, f"exit {rc}:\n{log}")
+    dls = env.decode("dead_letters", env.tap("dead_letters"))
+    check([d["reason"] for d in dls] == ["time_skew"],
+          f"one time_skew dead letter, no late ones: {dls}")
+    exactly_once(env.decode("scores", env.tap("scores")), first + second)
+    print(f"skew_restart: a skewed record after the last flush moved the "
+          f"changelog past it; {second} later events scored, none late")
+
+
 def kafka_sh(src, what):
     subprocess.run([f"{src}/scripts/kafka.sh", what], check=True,
                    capture_output=True)
@@ -934,6 +970,7 @@ TESTS = {"e2e": (test_e2e, 1), "exactly_once_kill": (test_exactly_once_kill, 4),
          "rebalance": (test_rebalance, 4),
          "at_least_once": (test_at_least_once, 2), "fenced": (test_fenced, 2),
          "stale_late": (test_stale_late, 1),
+         "skew_restart": (test_skew_restart, 1),
          "kill_restart": (test_kill_restart, 4),
          "broker_pause": (test_broker_pause, 4),
          "static_stall": (test_static_stall, 4),
