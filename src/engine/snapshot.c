@@ -18,8 +18,10 @@
  *   entity: the fusion snapshot
  *   meta:   i64 watermark, i64 last retirement pass
  */
+#include <stdlib.h>
 #include <string.h>
 
+#include "bayeswatch/hash.h"
 #include "bayeswatch/mem.h"
 #include "bayeswatch/state.h"
 #include "engine_int.h"
@@ -51,6 +53,23 @@ static uint64_t series_version(const bw_engine_t *eng, const series_t *s)
 {
     return s->pf != NULL ? eng->cfg->state_version.pf
                          : eng->cfg->state_version.hier;
+}
+
+/* A pooled group's statistics are on its route's scale: a pooled_normal
+ * route's transform is part of their version (none keeps the model
+ * section's own, as before it was). */
+static uint64_t group_version(const bw_engine_t *eng, int route)
+{
+    const bw_route_cfg_t *ro = &eng->cfg->engine.routes[route];
+    uint64_t v = eng->cfg->state_version.hier;
+    uint32_t tr;
+
+    if (ro->model != BW_MODEL_POOLED_NORMAL ||
+        ro->transform == BW_TRANSFORM_NONE) {
+        return v;
+    }
+    tr = (uint32_t)ro->transform;
+    return bw_hash64(v, &tr, sizeof(tr));
 }
 
 static void body_series(bw_wbuf_t *w, const series_t *s)
@@ -118,7 +137,8 @@ static bw_err_t record(bw_engine_t *eng, obj_kind_t kind, void *obj,
         body_series(w, obj);
         break;
     case OBJ_GROUP:
-        start = bw_envelope_begin(w, BW_REC_GROUP, eng->cfg->state_version.hier,
+        start = bw_envelope_begin(w, BW_REC_GROUP,
+                                  group_version(eng, ((group_t *)obj)->route),
                                   offset);
         err = body_group(w, obj);
         break;
@@ -372,9 +392,11 @@ static bw_err_t load_group(bw_engine_t *eng, const char *key,
 
     bw_rbuf_init(&r, env->body, env->body_len);
     route = bw_rbuf_u32(&r);
+    /* the key names the route too ("ROUTE US service US metric") */
     if (r.err != BW_OK || (int)route < 0 || (int)route >= ec->n_routes ||
         ec->routes[route].model == BW_MODEL_SERIES ||
-        env->config_version != eng->cfg->state_version.hier) {
+        strtol(map_key, NULL, 10) != (long)route ||
+        env->config_version != group_version(eng, (int)route)) {
         return bw_seterr(errstr, n, BW_ERR_VERSION,
                          "changelog record: pooled group written under "
                          "another model config");

@@ -465,6 +465,51 @@ static void test_retirement(void **state)
     topic_free(&t);
 }
 
+/* A pooled_normal group's statistics are on its route's scale: restored
+ * under another transform the group starts afresh with its series (its
+ * sums of raw values would otherwise pool with log values). */
+static void test_group_transform_version(void **state)
+{
+    static bw_config_t raw, logged;
+    topic_t t = {0};
+    bw_restore_stats_t st;
+    bw_engine_stats_t es;
+    bw_score_t sc;
+    char err[256];
+    bw_engine_t *eng;
+    bw_event_t e = {.region = "eu", .service = "api", .metric = "errors",
+                    .count = NAN};
+
+    (void)state;
+    load(&raw, NULL);
+    load(&logged, NULL);
+    assert_string_equal(raw.engine.routes[0].metric, "errors");
+    raw.engine.routes[0].model = logged.engine.routes[0].model =
+        BW_MODEL_POOLED_NORMAL;
+    raw.engine.routes[0].transform = BW_TRANSFORM_NONE;
+    logged.engine.routes[0].transform = BW_TRANSFORM_LOG;
+    eng = bw_engine_new(&raw, err, sizeof(err));
+    for (int m = 0; m < 10; m++) {
+        e.time_ms = 1700000000000LL + m * 60000LL;
+        e.value = 5 + m % 3;
+        assert_int_equal(bw_engine_process(eng, &e, &sc, NULL, NULL, err, 256),
+                         BW_OK);
+    }
+    commit(eng, &t, 10);
+    bw_engine_destroy(eng);
+    eng = restore(&logged, &t, &st);
+    assert_int_equal(st.config_changed, 2); /* the series and its group */
+    bw_engine_stats(eng, &es);
+    assert_int_equal(es.groups, 0);
+    bw_engine_destroy(eng);
+    eng = restore(&raw, &t, &st);
+    assert_int_equal(st.config_changed, 0);
+    bw_engine_stats(eng, &es);
+    assert_int_equal(es.groups, 1);
+    bw_engine_destroy(eng);
+    topic_free(&t);
+}
+
 /* An untracked engine (replay, no changelog) keeps no change list and no
  * tombstones, however many keys come and go, and still snapshots whole. */
 static void test_untracked(void **state)
@@ -673,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_records),
         cmocka_unit_test(test_retirement),
         cmocka_unit_test(test_untracked),
+        cmocka_unit_test(test_group_transform_version),
         cmocka_unit_test(test_unlinkable_series_starts_afresh),
         cmocka_unit_test(test_load_all_or_nothing),
         cmocka_unit_test(test_fresh_models_round_trip),
