@@ -27,7 +27,9 @@ bw_err_t bw_map_put(bw_map_t *m, const char *key, void *value);
  * call from inside bw_map_each. */
 void *bw_map_del(bw_map_t *m, const char *key);
 size_t bw_map_size(const bw_map_t *m);
-/** @brief Visit every key and value in slot order (deterministic). */
+/** @brief Visit every key and value in slot order: the same for the same
+ * history of puts and deletes, but not across a rebuild (a restored map
+ * may order colliding keys differently); sort where order is output. */
 void bw_map_each(const bw_map_t *m,
                  void (*fn)(const char *key, void *value, void *arg),
                  void *arg);

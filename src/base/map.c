@@ -1,8 +1,9 @@
 /*
  * Open addressing with linear probing (Knuth, TAOCP vol. 3, 6.4,
  * algorithm L); the table doubles when it would pass load 1/2, so an
- * engine that sees few series holds a small table whatever its cap. No
- * deletion: series live as long as the engine.
+ * engine that sees few series holds a small table whatever its cap.
+ * Deletion backward-shifts the entries after the gap (algorithm R), so no
+ * tombstones are left to slow lookups.
  */
 #include <stdbool.h>
 #include <string.h>
