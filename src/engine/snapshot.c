@@ -307,10 +307,12 @@ static bw_err_t load_series(bw_engine_t *eng, const char *key,
     const uint8_t *blob;
     size_t blen;
 
-    if (!bw__split_key(key, buf, sizeof(buf), &region, &service, &metric)) {
+    if (!bw__split_key(key, buf, sizeof(buf), &region, &service, &metric) ||
+        strlen(region) > NAME_LIMIT || strlen(service) > NAME_LIMIT ||
+        strlen(metric) > NAME_LIMIT) {
         return corrupt(errstr, n,
                        "series key is not REGION US SERVICE US "
-                       "METRIC");
+                       "METRIC (each at most 255 bytes)");
     }
     s = bw__series_new(eng, key, region, service, metric, &err);
     if (s == NULL) {
