@@ -30,15 +30,27 @@ static void print_double(double v, FILE *out)
     fputs(buf, out);
 }
 
-/* A YAML double-quoted scalar. */
+/* A YAML double-quoted scalar (control characters as escapes, so that
+ * the dump loads back: a PEM's line breaks in a Kafka property). */
 static void dump_quoted(const char *s, FILE *out)
 {
     fputc('"', out);
     for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
         if (*s == '"' || *s == '\\') {
             fputc('\\', out);
+            fputc(*s, out);
+        } else if (*s == '\n') {
+            fputs("\\n", out);
+        } else if (*s == '\t') {
+            fputs("\\t", out);
+        } else if (*s == '\r') {
+            fputs("\\r", out);
+        } else if (c < 0x20 || c == 0x7f) {
+            fprintf(out, "\\x%02x", c);
+        } else {
+            fputc(*s, out);
         }
-        fputc(*s, out);
     }
     fputc('"', out);
 }

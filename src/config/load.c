@@ -6,6 +6,7 @@
  */
 #include <fnmatch.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdbool.h>
 #include <stdarg.h>
 #include <math.h>
@@ -87,9 +88,43 @@ static const char *node_kind(const yaml_node_t *n)
     }
 }
 
+/* A scalar's text; "?" for a sequence or mapping (a key written as one,
+ * named in the error that refuses it). */
 static const char *scalar(const yaml_node_t *n)
 {
-    return (const char *)n->data.scalar.value;
+    return n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value
+                                       : "?";
+}
+
+/* YAML's null (plain ~, null, Null, NULL or nothing): a string key given
+ * it is empty, not the text "~". */
+static bool is_null(const yaml_node_t *n)
+{
+    static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
+
+    if (n->type != YAML_SCALAR_NODE ||
+        n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+        return false;
+    }
+    for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++) {
+        if (strcmp(scalar(n), nulls[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The first control character in @p s (C0 or DEL), except those in
+ * @p allowed; NULL if none. */
+static const char *control_char(const char *s, const char *allowed)
+{
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c < 0x20 || c == 0x7f) && strchr(allowed, *s) == NULL) {
+            return s;
+        }
+    }
+    return NULL;
 }
 
 /* --- scalar conversion, shared by the loader and the defaults pass ------ */
@@ -183,8 +218,25 @@ static int store_scalar(const bw_key_t *k, void *base, const char *s,
         snprintf(why, why_n, "expected one of %s, got \"%s\"", range, s);
         return -1;
     case BW_KT_STRING:
+        /* names, paths, topics and ids end up in logs, keys and
+         * transactional ids: one line each */
+        if (control_char(s, "") != NULL) {
+            snprintf(why, why_n,
+                     "control character 0x%02x in a string (written as an "
+                     "escape in a double-quoted string?)",
+                     (unsigned char)*control_char(s, ""));
+            return -1;
+        }
         if (strlen(s) >= k->size ||
             ((k->required || k->min > 0) && s[0] == '\0')) {
+            /* a secret's value is never echoed, not even its start */
+            if (bw_config_key_is_secret(k->name)) {
+                snprintf(why, why_n,
+                         "expected non-empty string of at most %zu "
+                         "characters (the value is a secret: not shown)",
+                         k->size - 1);
+                return -1;
+            }
             snprintf(why, why_n,
                      "expected non-empty string of at most %zu characters, "
                      "got \"%.40s\"",
@@ -391,6 +443,13 @@ static void map_entry(loader_t *ld, yaml_node_t *kn, yaml_node_t *vn,
                sizeof(kv->key) - 1, sizeof(kv->value) - 1);
         return;
     }
+    /* a property's value may hold a PEM's line breaks and tabs, no other
+     * control character; its name none */
+    if (control_char(scalar(kn), "") != NULL ||
+        control_char(scalar(vn), "\n\r\t") != NULL) {
+        report(ld, vn, kpath, "control character in a property name or value");
+        return;
+    }
     for (int i = 0; i < m->n; i++) {
         if (strcmp(m->kv[i].key, scalar(kn)) == 0) {
             report(ld, kn, kpath, "duplicate key (first at line %d)",
@@ -435,7 +494,9 @@ static void walk_value(loader_t *ld, const bw_key_t *k, void *base,
         if (k->type == BW_KT_STRING || k->type == BW_KT_ENUM) {
             plain = true;
         }
-        if (store_scalar(k, base, scalar(vn), plain, why, sizeof(why)) != 0) {
+        const char *s = k->type == BW_KT_STRING && is_null(vn) ? ""
+                                                               : scalar(vn);
+        if (store_scalar(k, base, s, plain, why, sizeof(why)) != 0) {
             report(ld, vn, path, "%s", why);
         }
         remember(ld, path, vn);
@@ -501,19 +562,57 @@ static void walk_mapping(loader_t *ld, const bw_key_t *tbl, void *base,
 /* --- cross-field checks -----------------------------------------------------
  */
 
-static void cross_report(loader_t *ld, const char *path, const char *msg)
+/* The mark of @p path, or else of the first key set beside it in its
+ * section (a rule between keys broken by the one the user did write), or
+ * -1. */
+static int cross_mark(const loader_t *ld, const char *path)
 {
+    const char *dot = strrchr(path, '.');
+    size_t parent = dot != NULL ? (size_t)(dot - path) + 1 : 0;
+
     for (int i = 0; i < ld->n_marks; i++) {
         if (strcmp(ld->marks[i].path, path) == 0) {
-            ld->errors++;
-            if (ld->diag != NULL) {
-                fprintf(ld->diag, "%s:%d:%d: error: %s: %s\n", ld->name,
-                        ld->marks[i].line, ld->marks[i].col, path, msg);
-            }
-            return;
+            return i;
         }
     }
-    report(ld, NULL, path, "%s", msg);
+    for (int i = 0; parent > 0 && i < ld->n_marks; i++) {
+        if (strncmp(ld->marks[i].path, path, parent) == 0 &&
+            strchr(ld->marks[i].path + parent, '.') == NULL) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void cross_report(loader_t *ld, const char *path, const char *msg)
+{
+    int i = cross_mark(ld, path);
+
+    if (i < 0) {
+        report(ld, NULL, path, "%s", msg);
+        return;
+    }
+    ld->errors++;
+    if (ld->diag != NULL) {
+        fprintf(ld->diag, "%s:%d:%d: error: %s: %s\n", ld->name,
+                ld->marks[i].line, ld->marks[i].col, path, msg);
+    }
+}
+
+/* HOST:PORT or [V6]:PORT, the port 0-65535 (0: any free one); empty is
+ * off, checked by the caller. */
+static bool listen_valid(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    char *end;
+    unsigned long port;
+
+    if (colon == NULL || colon == s || colon[1] == '\0' ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
+        return false;
+    }
+    port = strtoul(colon + 1, &end, 10);
+    return port <= 65535 && !(s[0] == '[' && colon[-1] != ']');
 }
 
 static void cross_check_fusion(loader_t *ld, const bw_fusion_cfg_t *fu)
@@ -562,6 +661,11 @@ static void cross_check(loader_t *ld, bw_config_t *cfg)
                      "kappa_max must exceed kappa_min");
     }
     cross_check_fusion(ld, &cfg->model.fusion);
+    if (cfg->obs.listen[0] != '\0' && !listen_valid(cfg->obs.listen)) {
+        cross_report(ld, "obs.listen",
+                     "expected HOST:PORT or [IPV6]:PORT with a port of at "
+                     "most 65535 (or empty: off)");
+    }
     if (cfg->state.changelog && cfg->ingest.n_topics > 1) {
         cross_report(ld, "ingest.topics",
                      "the state changelog serves one input topic (its "
@@ -628,6 +732,52 @@ static void finish(bw_config_t *cfg)
     cfg->state_version.fusion = dump_hash(cfg, "fusion");
 }
 
+/* libyaml's error at its position: a reader error (bad UTF-8, a control
+ * character) sets only the byte offset, from which the line is counted. */
+static void yaml_error(const yaml_parser_t *parser, const char *name,
+                       const char *yaml, size_t len, FILE *diag)
+{
+    size_t line = parser->problem_mark.line + 1;
+    size_t col = parser->problem_mark.column + 1;
+
+    if (parser->error == YAML_READER_ERROR) {
+        line = col = 1;
+        for (size_t i = 0; i < parser->problem_offset && i < len; i++) {
+            line += yaml[i] == '\n';
+            col = yaml[i] == '\n' ? 1 : col + 1;
+        }
+    }
+    if (diag != NULL) {
+        fprintf(diag, "%s:%zu:%zu: error: YAML: %s\n", name, line, col,
+                parser->problem ? parser->problem : "syntax error");
+    }
+}
+
+/* A config is one YAML document: a second one ("---") would be silently
+ * ignored, so it is refused. */
+static bool one_document(yaml_parser_t *parser, const char *name,
+                         const char *yaml, size_t len, FILE *diag)
+{
+    yaml_document_t next;
+    yaml_node_t *root;
+    bool ok;
+
+    if (!yaml_parser_load(parser, &next)) {
+        yaml_error(parser, name, yaml, len, diag);
+        return false;
+    }
+    root = yaml_document_get_root_node(&next);
+    ok = root == NULL;
+    if (!ok && diag != NULL) {
+        fprintf(diag,
+                "%s:%zu:%zu: error: a second YAML document; a config file "
+                "holds one\n",
+                name, next.start_mark.line + 1, next.start_mark.column + 1);
+    }
+    yaml_document_delete(&next);
+    return ok;
+}
+
 bw_err_t bw_config_load_string(bw_config_t *cfg, const char *name,
                                const char *yaml, size_t len, FILE *diag)
 {
@@ -650,16 +800,15 @@ bw_err_t bw_config_load_string(bw_config_t *cfg, const char *name,
     ld->doc = &doc;
     yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        if (diag != NULL) {
-            fprintf(diag, "%s:%zu:%zu: error: YAML: %s\n", name,
-                    parser.problem_mark.line + 1,
-                    parser.problem_mark.column + 1,
-                    parser.problem ? parser.problem : "syntax error");
-        }
+        yaml_error(&parser, name, yaml, len, diag);
         err = BW_ERR_CONFIG;
         goto out;
     }
     have_doc = 1;
+    if (!one_document(&parser, name, yaml, len, diag)) {
+        err = BW_ERR_CONFIG;
+        goto out;
+    }
     root = yaml_document_get_root_node(&doc);
     if (root != NULL &&
         !(root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)) {
@@ -677,21 +826,36 @@ out:
     return err;
 }
 
+#define CONFIG_MAX_BYTES (16u << 20)
+
 bw_err_t bw_config_load(bw_config_t *cfg, const char *path, FILE *diag)
 {
     FILE *f = fopen(path, "rb");
     char *buf = NULL;
     size_t len = 0, cap = 0;
     bw_err_t err;
+    struct stat st;
 
-    if (f == NULL) {
+    if (f == NULL || fstat(fileno(f), &st) != 0 || S_ISDIR(st.st_mode)) {
         if (diag != NULL) {
             fprintf(diag, "%s: error: cannot open: %s\n", path,
-                    strerror(errno));
+                    f == NULL ? strerror(errno) : "a directory");
+        }
+        if (f != NULL) {
+            fclose(f);
         }
         return BW_ERR_IO;
     }
     for (;;) {
+        if (len > CONFIG_MAX_BYTES) {
+            if (diag != NULL) {
+                fprintf(diag, "%s: error: larger than %u bytes\n", path,
+                        CONFIG_MAX_BYTES);
+            }
+            free(buf);
+            fclose(f);
+            return BW_ERR_CONFIG;
+        }
         if (len == cap) {
             char *nb;
             cap = cap ? cap * 2 : 4096;
@@ -708,6 +872,15 @@ bw_err_t bw_config_load(bw_config_t *cfg, const char *path, FILE *diag)
             break;
         }
         len += n;
+    }
+    if (ferror(f)) {
+        if (diag != NULL) {
+            fprintf(diag, "%s: error: cannot read: %s\n", path,
+                    strerror(errno));
+        }
+        free(buf);
+        fclose(f);
+        return BW_ERR_IO;
     }
     fclose(f);
     err = bw_config_load_string(cfg, path, buf, len, diag);

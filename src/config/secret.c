@@ -30,6 +30,9 @@ bool bw_config_secret(const char *value, char *out, size_t n, char *why,
         return false;
     }
     got = fread(out, 1, n, f);
+    if (got == n && out[n - 1] == '\n' && fgetc(f) == EOF) {
+        got--; /* n - 1 bytes and the newline dropped below: they fit */
+    }
     fclose(f);
     if (got == n) {
         snprintf(why, why_size, "%s: longer than %zu bytes", path, n - 1);

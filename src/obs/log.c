@@ -99,11 +99,25 @@ void bw_log_secret(const char *value)
     pthread_mutex_unlock(&g.mu);
 }
 
+/* A secret as written and, for `${file:PATH}`, as PATH holds it (what
+ * the clients are given, and so what a library's message could quote). */
+static void secret_value(const char *v)
+{
+    char out[4096], why[256];
+
+    bw_log_secret(v);
+    if (bw_config_secret(v, out, sizeof(out), why, sizeof(why)) &&
+        out[0] != '\0' && strcmp(out, v) != 0) {
+        bw_log_secret(out);
+    }
+    memset(out, 0, sizeof(out));
+}
+
 static void kv_secrets(const bw_kvmap_t *m)
 {
     for (int i = 0; i < m->n; i++) {
         if (bw_config_key_is_secret(m->kv[i].key)) {
-            bw_log_secret(m->kv[i].value);
+            secret_value(m->kv[i].value);
         }
     }
 }
@@ -111,7 +125,7 @@ static void kv_secrets(const bw_kvmap_t *m)
 void bw_log_config_secrets(const bw_config_t *cfg)
 {
     if (cfg->registry.password[0] != '\0') {
-        bw_log_secret(cfg->registry.password);
+        secret_value(cfg->registry.password);
     }
     kv_secrets(&cfg->kafka.client);
     kv_secrets(&cfg->kafka.consumer);

@@ -7,6 +7,8 @@
  * message change (then review the diff).
  */
 #include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -150,6 +152,69 @@ static void test_dump_round_trip(void **state)
     free(d2);
 }
 
+/* A Kafka property's PEM (line breaks, a tab) dumps as escapes and loads
+ * back the same; YAML's null in a string key is the empty string. */
+static void test_dump_escapes_and_null(void **state)
+{
+    static const char yaml[] =
+        "kafka:\n"
+        "  client:\n"
+        "    ssl.certificate.pem: \"-----BEGIN-----\\nAB\\tCD\\r\\n-----END-----\"\n"
+        "registry:\n"
+        "  password: ~\n";
+    bw_config_t a, b;
+    char *d = NULL;
+    size_t l = 0;
+    FILE *f;
+
+    (void)state;
+    assert_int_equal(bw_config_load_string(&a, "t", yaml, sizeof(yaml) - 1,
+                                           stderr),
+                     BW_OK);
+    assert_string_equal(a.registry.password, "");
+    assert_string_equal(a.kafka.client.kv[0].value,
+                        "-----BEGIN-----\nAB\tCD\r\n-----END-----");
+    f = open_memstream(&d, &l);
+    bw_config_dump(&a, f);
+    fclose(f);
+    assert_null(strchr(strstr(d, "ssl.certificate.pem"), '\t'));
+    assert_int_equal(bw_config_load_string(&b, "<dump>", d, l, stderr), BW_OK);
+    assert_string_equal(b.kafka.client.kv[0].value, a.kafka.client.kv[0].value);
+    free(d);
+}
+
+/* A secret file of exactly the buffer's room and a trailing newline fits
+ * (the newline is dropped); one byte more does not. */
+static void test_secret_file_fits(void **state)
+{
+    char path[] = "/tmp/bw_secret_XXXXXX", ref[64], out[16], why[256];
+    int fd = mkstemp(path);
+
+    (void)state;
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "0123456789abcde\n", 16), 16);
+    close(fd);
+    snprintf(ref, sizeof(ref), "${file:%s}", path);
+    assert_true(bw_config_secret(ref, out, sizeof(out), why, sizeof(why)));
+    assert_string_equal(out, "0123456789abcde");
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_int_equal(write(fd, "0123456789abcdef\n", 17), 17);
+    close(fd);
+    assert_false(bw_config_secret(ref, out, sizeof(out), why, sizeof(why)));
+    unlink(path);
+}
+
+/* A directory is not a config (fread of one fails: it read as empty, all
+ * defaults, "ok"). */
+static void test_directory_refused(void **state)
+{
+    bw_config_t c;
+
+    (void)state;
+    assert_int_equal(bw_config_load(&c, BW_SOURCE_DIR "/config", NULL),
+                     BW_ERR_IO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +222,9 @@ int main(void)
         cmocka_unit_test(test_shipped_configs_load),
         cmocka_unit_test(test_reference_is_dump_of_defaults),
         cmocka_unit_test(test_dump_round_trip),
+        cmocka_unit_test(test_dump_escapes_and_null),
+        cmocka_unit_test(test_directory_refused),
+        cmocka_unit_test(test_secret_file_fits),
     };
 
     gsl_set_error_handler_off();

@@ -144,6 +144,35 @@ static void test_log_secrets(void **state)
     bw_log_setup(BW_LOG_INFO, BW_LOG_PLAIN, NULL);
 }
 
+/* A secret kept in a file (`${file:PATH}`) is blanked in log lines as its
+ * contents, which is what the clients are given. */
+static void test_log_file_secret(void **state)
+{
+    char path[] = "/tmp/bw_secret_XXXXXX", yaml[256];
+    int fd = mkstemp(path);
+    bw_config_t cfg;
+    FILE *f = tmpfile();
+    char *out;
+
+    (void)state;
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "f1le-s3cret\n", 12), 12);
+    close(fd);
+    snprintf(yaml, sizeof(yaml),
+             "kafka:\n  client:\n    sasl.password: \"${file:%s}\"\n", path);
+    load(&cfg, yaml);
+    bw_log_setup(BW_LOG_DEBUG, BW_LOG_PLAIN, f);
+    bw_log_config_secrets(&cfg);
+    BW_LOG(BW_LOG_WARN, "rdkafka", -1, "auth failed with f1le-s3cret");
+    out = slurp(f);
+    assert_null(strstr(out, "f1le-s3cret"));
+    assert_non_null(strstr(out, "auth failed with ***"));
+    free(out);
+    fclose(f);
+    unlink(path);
+    bw_log_setup(BW_LOG_INFO, BW_LOG_PLAIN, NULL);
+}
+
 /* ---- Prometheus text ---- */
 
 static void test_prom_text(void **state)
@@ -481,6 +510,7 @@ int main(void)
         cmocka_unit_test(test_log_levels_and_json),
         cmocka_unit_test(test_log_rate_limit),
         cmocka_unit_test(test_log_secrets),
+        cmocka_unit_test(test_log_file_secret),
         cmocka_unit_test(test_prom_text),
         cmocka_unit_test(test_kstats),
         cmocka_unit_test(test_view_metrics),
