@@ -84,7 +84,11 @@ static inline double bw_score_evidence(const bw_score_t *s)
 /** A fused threat assessment, reported when it changes. */
 typedef struct {
     int64_t time_ms;
-    const char *entity;        /* borrowed for the callback */
+    const char *entity;        /* borrowed for the callback: the region,
+                                  or region/service; '/' and '%' inside a
+                                  name %-encoded (bw_join_esc) */
+    const char *region;        /* the entity's names as they came, */
+    const char *service;       /* NULL for a region entity (borrowed) */
     const bw_rule_cfg_t *rule; /* names of the rule and its signals */
     bw_threat_t threat;
 } bw_threat_rec_t;

@@ -387,12 +387,10 @@ bw_err_t bw_siem_score(int format, bw_alert_kind_t kind, const bw_event_t *ev,
 bw_err_t bw_siem_threat(int format, const bw_threat_rec_t *t, int entity_kind,
                         const bw_origin_t *o, bw_wbuf_t *w)
 {
-    char region[320];
-    const char *slash = strchr(t->entity, '/');
     alert_t a = {.kind = BW_ALERT_THREAT,
                  .rule = t->rule->name,
                  .subject = t->entity,
-                 .region = region,
+                 .region = t->region,
                  .time_ms = t->time_ms,
                  .since_ms = t->threat.since_ms,
                  .p = t->threat.probability,
@@ -405,12 +403,8 @@ bw_err_t bw_siem_threat(int format, const bw_threat_rec_t *t, int entity_kind,
                  .threat = t,
                  .o = o};
 
-    snprintf(region, sizeof(region), "%.*s",
-             slash != NULL ? (int)(slash - t->entity) : (int)strlen(t->entity),
-             t->entity);
-    a.service = entity_kind == BW_ENTITY_REGION_SERVICE && slash != NULL
-                    ? slash + 1
-                    : NULL;
+    (void)entity_kind; /* the record carries its names */
+    a.service = t->service;
     snprintf(a.msg, sizeof(a.msg),
              "threat %s on %s: P = %.4f, level %s, led by %s", t->rule->name,
              t->entity, a.p, bw_level_name((int)t->threat.level),

@@ -577,6 +577,9 @@ static void fuse(bw_engine_t *eng, const bw_event_t *ev,
                 cb != NULL) {
                 rec.time_ms = ev->time_ms;
                 rec.entity = key;
+                rec.region = ev->region;
+                rec.service =
+                    fc->entity == BW_ENTITY_REGION ? NULL : ev->service;
                 rec.rule = rule;
                 cb(opaque, &rec);
             }

@@ -16,10 +16,14 @@
 #include "bayeswatch/obs.h"
 
 #define VIEW_TOP 12 /* contributors kept per threat */
+/* an event's name, whole (the engine refuses longer than 255 bytes) */
+#define VNAME 256
+/* a series' id, region/service/metric with '/' and '%' %-encoded */
+#define VKEY (3 * 3 * (VNAME - 1) + 3)
 
 /* One series in the web view: its latest score and freshness. */
 typedef struct {
-    char region[BW_NAME_MAX], service[BW_NAME_MAX], metric[BW_NAME_MAX];
+    char region[VNAME], service[VNAME], metric[VNAME];
     int model;
     double slo;      /* the route's slo (pooled), 0 none */
     int region_slot; /* per-region metric label slot; -1 = "other" */
@@ -39,7 +43,8 @@ typedef struct {
 } vpoint_t;
 
 typedef struct {
-    char entity[2 * BW_NAME_MAX + 2];
+    char entity[VKEY];
+    char region[VNAME]; /* the entity's region, as it came */
     const bw_rule_cfg_t *rule;
     int64_t time_ms, wall_ms;
     int64_t since_ms; /* bw_threat_t.since_ms */
@@ -72,7 +77,7 @@ struct bw_obs_s {
     bw_map_t *threat_index; /* "entity\x1frule" -> vthreat_t* */
     vthreat_t *threats;
     int n_threats, cap_threats;
-    char regions[1000][BW_NAME_MAX]; /* labelled regions, in order seen */
+    char regions[1000][VNAME]; /* labelled regions, in order seen */
     int n_regions;
     uint64_t scores, alerts;
 };

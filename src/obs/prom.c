@@ -64,7 +64,7 @@ void bw_prom_sample(bw_wbuf_t *w, const char *name, const char *labels,
 void bw_prom_sample1(bw_wbuf_t *w, const char *name, const char *label,
                      const char *value, double v)
 {
-    char esc[512], lab[600];
+    char esc[2 * 256 + 8], lab[2 * 256 + 96];
 
     bw_prom_escape(esc, sizeof(esc), value);
     snprintf(lab, sizeof(lab), "%s=\"%s\"", label, esc);

@@ -64,7 +64,7 @@ static int region_slot(bw_obs_t *obs, const char *region)
     if (obs->n_regions >= obs->cfg->obs.region_label_cap) {
         return -1;
     }
-    snprintf(obs->regions[obs->n_regions], BW_NAME_MAX, "%s", region);
+    snprintf(obs->regions[obs->n_regions], VNAME, "%s", region);
     return obs->n_regions++;
 }
 
@@ -79,11 +79,11 @@ static vseries_t *series_of(bw_obs_t *obs, const bw_event_t *ev)
     const char *r = name_or_default(ev->region),
                *sv = name_or_default(ev->service),
                *m = name_or_default(ev->metric);
-    char key[3 * BW_NAME_MAX + 3];
+    char key[VKEY];
     vseries_t *s;
     int route;
 
-    bw_join(key, sizeof(key), '/', r, sv, m);
+    bw_join_esc(key, sizeof(key), '/', r, sv, m);
     s = bw_map_get(obs->index, key);
     if (s != NULL || obs->n_series >= obs->cap_series) {
         return s;
@@ -177,7 +177,7 @@ void bw_obs_stale(bw_obs_t *obs, const bw_stale_t *st)
 
 static vthreat_t *threat_of(bw_obs_t *obs, const bw_threat_rec_t *t)
 {
-    char key[sizeof(((vthreat_t *)0)->entity) + BW_NAME_MAX + 2];
+    char key[VKEY + BW_NAME_MAX + 2];
     vthreat_t *v;
 
     bw_join(key, sizeof(key), '\x1f', t->entity, t->rule->name, NULL);
@@ -191,6 +191,8 @@ static vthreat_t *threat_of(bw_obs_t *obs, const bw_threat_rec_t *t)
     }
     obs->n_threats++;
     snprintf(v->entity, sizeof(v->entity), "%s", t->entity);
+    snprintf(v->region, sizeof(v->region), "%s",
+             t->region != NULL ? t->region : t->entity);
     v->rule = t->rule;
     return v;
 }
@@ -229,14 +231,11 @@ typedef struct {
     double err[2], budget[2]; /* errors, allowed errors: 1 h, 6 h */
 } region_agg_t;
 
-/* The region slot (or the "other" slot, cap) an entity key belongs to. */
-static int entity_slot(const bw_obs_t *obs, const char *entity)
+/* The region slot (or the "other" slot, cap) of a threat's region. */
+static int entity_slot(const bw_obs_t *obs, const char *region)
 {
-    size_t n = strcspn(entity, "/");
-
     for (int i = 0; i < obs->n_regions; i++) {
-        if (strlen(obs->regions[i]) == n &&
-            strncmp(obs->regions[i], entity, n) == 0) {
+        if (strcmp(obs->regions[i], region) == 0) {
             return i;
         }
     }
@@ -288,7 +287,7 @@ static void aggregate(const bw_obs_t *obs, region_agg_t *agg)
         }
     }
     for (int i = 0; i < obs->n_threats; i++) {
-        region_agg_t *a = &agg[entity_slot(obs, obs->threats[i].entity)];
+        region_agg_t *a = &agg[entity_slot(obs, obs->threats[i].region)];
         if (obs->threats[i].probability > a->threat) {
             a->threat = obs->threats[i].probability;
         }
@@ -312,7 +311,7 @@ static void burn_family(bw_wbuf_t *w, const bw_obs_t *obs,
                         const region_agg_t *agg)
 {
     const char *name = "bayeswatch_error_budget_burn_rate";
-    char lab[BW_NAME_MAX * 2 + 32], esc[BW_NAME_MAX * 2];
+    char lab[VNAME * 2 + 32], esc[VNAME * 2];
 
     bw_prom_family(w, name, "gauge",
                    "errors over the window divided by the errors the SLO "

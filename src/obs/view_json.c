@@ -39,9 +39,9 @@ static void jnum(bw_wbuf_t *w, const char *before, double v)
 
 static void jkey(bw_wbuf_t *w, const vseries_t *s)
 {
-    char key[3 * BW_NAME_MAX + 3];
+    char key[VKEY];
 
-    bw_join(key, sizeof(key), '/', s->region, s->service, s->metric);
+    bw_join_esc(key, sizeof(key), '/', s->region, s->service, s->metric);
     bw_wbuf_json_str(w, key);
 }
 
@@ -78,7 +78,7 @@ static void cells_json(bw_obs_t *obs, int64_t now, bw_wbuf_t *w)
 
     for (int i = 0; idx != NULL && cells != NULL && i < obs->n_series; i++) {
         const vseries_t *s = &obs->series[i];
-        char key[2 * BW_NAME_MAX + 2];
+        char key[2 * VNAME];
         cell_t *c;
         bw_join(key, sizeof(key), '\x1f', s->region, s->service, NULL);
         if ((c = bw_map_get(idx, key)) == NULL && n < MAX_CELLS &&

@@ -355,6 +355,60 @@ static void test_view_metrics(void **state)
     bw_obs_destroy(obs);
 }
 
+/* Region labels are whole names: a region of 70 bytes with two services
+ * is one label (cut to 63 bytes it never matched its own copy, and took a
+ * second slot: a duplicate series promtool refuses), and a multi-byte
+ * name is not cut inside a character. A '/' in a name does not merge
+ * series: "a/b" + "c" and "a" + "b/c" are two. */
+static void test_view_long_names(void **state)
+{
+    static bw_config_t cfg;
+    char errstr[256], longr[71], utf[81], line[256];
+    bw_obs_t *obs;
+    bw_wbuf_t w = {0};
+    bw_event_t ev = {.time_ms = 0, .metric = "m", .value = 1, .count = NAN};
+    bw_score_t sc = plain_score(0.5, false);
+    char *t;
+
+    (void)state;
+    memset(longr, 'r', 70);
+    longr[70] = '\0';
+    for (int i = 0; i < 40; i++) {
+        memcpy(utf + 2 * i, "\xc3\xa9", 2);
+    }
+    utf[80] = '\0';
+    load(&cfg, "obs: {listen: \"\", region_label_cap: 8}\n");
+    obs = bw_obs_new(&cfg, false, errstr, sizeof(errstr));
+    ev.region = longr;
+    ev.service = "a";
+    bw_obs_score(obs, &ev, &sc, 1000);
+    ev.service = "b";
+    bw_obs_score(obs, &ev, &sc, 1000);
+    ev.region = utf;
+    bw_obs_score(obs, &ev, &sc, 1000);
+    ev.region = "a/b";
+    ev.service = "c";
+    bw_obs_score(obs, &ev, &sc, 1000);
+    ev.region = "a";
+    ev.service = "b/c";
+    bw_obs_score(obs, &ev, &sc, 1000);
+    bw_obs_view_metrics(obs, 1000, &w);
+    t = text(&w);
+    snprintf(line, sizeof(line),
+             "bayeswatch_region_anomaly_probability{region=\"%s\"}", longr);
+    assert_int_equal(count(t, line), 1);
+    snprintf(line, sizeof(line),
+             "bayeswatch_region_anomaly_probability{region=\"%s\"}", utf);
+    assert_int_equal(count(t, line), 1);
+    assert_non_null(strstr(t, "bayeswatch_view_series 5\n"));
+    w.len = 0;
+    assert_true(bw_obs_view_json(obs, "series", "a%2Fb/c/m", 1000, &w));
+    w.len = 0;
+    assert_true(bw_obs_view_json(obs, "series", "a/b%2Fc/m", 1000, &w));
+    bw_wbuf_free(&w);
+    bw_obs_destroy(obs);
+}
+
 static void test_view_json(void **state)
 {
     static bw_config_t cfg;
@@ -375,7 +429,8 @@ static void test_view_json(void **state)
     }
     { /* a threat at high since 42 s */
         static bw_rule_cfg_t rule = {.name = "exfil", .n_signals = 1};
-        bw_threat_rec_t rec = {.time_ms = 50000, .entity = "eu", .rule = &rule};
+        bw_threat_rec_t rec = {
+            .time_ms = 50000, .entity = "eu", .region = "eu", .rule = &rule};
         strcpy(rule.signals[0].metric, "auth_failures");
         rec.threat.probability = 0.7;
         rec.threat.level = BW_LEVEL_HIGH;
@@ -515,6 +570,7 @@ int main(void)
         cmocka_unit_test(test_kstats),
         cmocka_unit_test(test_view_metrics),
         cmocka_unit_test(test_view_json),
+        cmocka_unit_test(test_view_long_names),
         cmocka_unit_test(test_http_routes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
