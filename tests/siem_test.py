@@ -225,7 +225,7 @@ def minute(doc_time_ms):
 
 
 def check_ecs(docs, spec):
-    kinds = {}
+    kinds, no_since = {}, [0]
     for d in docs:
         errs = validate_ecs(d, spec)
         assert not errs, f"ECS document invalid: {errs}\n{d}"
@@ -246,8 +246,14 @@ def check_ecs(docs, spec):
             assert is_date(ev["start"]), ev
         else:
             assert d["service"]["name"] in ("api", "auth")
+            # no episode (an onset, a spike): null, as in the score records
+            since = bw["abnormal_since"]
+            assert since is None or 0 <= since <= t, bw
+            no_since[0] += since is None
         kinds.setdefault(bw["alert_kind"], []).append(
             (minute(t), d["cloud"]["region"], bw.get("metric")))
+    print(f"ECS: {no_since[0]} anomaly alerts without an episode "
+          "(abnormal_since null)")
     return kinds
 
 

@@ -148,16 +148,16 @@ static enum MHD_Result healthz(bw_obs_t *obs, struct MHD_Connection *c)
 static enum MHD_Result readyz(bw_obs_t *obs, struct MHD_Connection *c)
 {
     char body[300];
+    bool ready;
     int n;
 
     pthread_mutex_lock(&obs->mu);
-    n = atomic_load(&obs->ready)
-            ? snprintf(body, sizeof(body), "ready\n")
-            : snprintf(body, sizeof(body), "not ready: %s\n", obs->not_ready);
+    ready = atomic_load(&obs->ready); /* read once: body and status agree */
+    n = ready ? snprintf(body, sizeof(body), "ready\n")
+              : snprintf(body, sizeof(body), "not ready: %s\n",
+                         obs->not_ready);
     pthread_mutex_unlock(&obs->mu);
-    return reply(c,
-                 atomic_load(&obs->ready) ? MHD_HTTP_OK
-                                          : MHD_HTTP_SERVICE_UNAVAILABLE,
+    return reply(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
                  "text/plain", body, (size_t)n);
 }
 
@@ -333,8 +333,11 @@ static bw_err_t start(bw_obs_t *obs, bool fallback, char *errstr,
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
             (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
         0, NULL, NULL, route, obs, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-        MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+        MHD_OPTION_CONNECTION_LIMIT, 64u,
+        /* one client's idle or slow connections cannot take all 64 and
+         * starve the health probes */
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, 16u, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (obs->daemon == NULL) {
         close(fd);

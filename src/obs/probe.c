@@ -11,11 +11,11 @@
 
 #include "bayeswatch/obs.h"
 
-/* "http://HOST[:PORT][/PATH]" into its parts. */
+/* "http://HOST[:PORT][/PATH]" into its parts; HOST may be "[V6]". */
 static bool parse_url(const char *url, char *host, size_t hn, char *port,
                       size_t pn, const char **path)
 {
-    const char *h = url, *slash, *colon;
+    const char *h = url, *slash, *colon, *rb;
     size_t len;
 
     if (strncmp(h, "http://", 7) != 0) {
@@ -25,10 +25,24 @@ static bool parse_url(const char *url, char *host, size_t hn, char *port,
     slash = strchr(h, '/');
     *path = slash != NULL ? slash : "/";
     len = slash != NULL ? (size_t)(slash - h) : strlen(h);
-    colon = memchr(h, ':', len);
     if (len == 0 || len >= hn) {
         return false;
     }
+    if (h[0] == '[') { /* an IPv6 literal: its colons are not the port's */
+        rb = memchr(h, ']', len);
+        if (rb == NULL ||
+            (rb + 1 < h + len && rb[1] != ':')) {
+            return false;
+        }
+        if (rb + 1 < h + len) {
+            snprintf(port, pn, "%.*s", (int)(h + len - rb - 2), rb + 2);
+        } else {
+            snprintf(port, pn, "80");
+        }
+        snprintf(host, hn, "%.*s", (int)(rb - h - 1), h + 1);
+        return host[0] != '\0' && port[0] != '\0';
+    }
+    colon = memchr(h, ':', len);
     if (colon != NULL) {
         snprintf(port, pn, "%.*s", (int)(len - (size_t)(colon - h) - 1),
                  colon + 1);
@@ -50,17 +64,21 @@ static int connect_to(const char *host, const char *port, int timeout_ms)
     }
     for (a = ai; a != NULL && fd < 0; a = a->ai_next) {
         fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        if (fd >= 0) {
+            /* the timeouts before connect: on Linux SO_SNDTIMEO bounds
+             * connect too, so a host that drops packets costs the probe's
+             * timeout, not the kernel's two minutes of SYN retries */
+            struct timeval tv = {timeout_ms / 1000,
+                                 (timeout_ms % 1000) * 1000};
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        }
         if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
             close(fd);
             fd = -1;
         }
     }
     freeaddrinfo(ai);
-    if (fd >= 0) {
-        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    }
     return fd;
 }
 

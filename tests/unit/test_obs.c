@@ -498,6 +498,29 @@ static int port_of(const bw_obs_t *obs)
     return atoi(strrchr(u, ':') + 1);
 }
 
+/* `probe` against an IPv6 listener: the literal's colons are not the
+ * port's. */
+static void test_probe_ipv6(void **state)
+{
+    static bw_config_t cfg;
+    char errstr[256], url[64], out[256];
+    bw_obs_t *obs;
+
+    (void)state;
+    load(&cfg, "obs: {listen: \"[::1]:0\"}\n");
+    obs = bw_obs_new(&cfg, false, errstr, sizeof(errstr));
+    if (obs == NULL) {
+        skip(); /* no IPv6 loopback on this host */
+    }
+    snprintf(url, sizeof(url), "http://[::1]:%d/healthz", port_of(obs));
+    assert_int_equal(bw_obs_probe(url, 3000, out, sizeof(out)), 200);
+    assert_int_equal(bw_obs_probe("http://[::1/healthz", 3000, out,
+                                  sizeof(out)),
+                     -1);
+    assert_non_null(strstr(out, "not an http:// URL"));
+    bw_obs_destroy(obs);
+}
+
 static void test_http_routes(void **state)
 {
     static bw_config_t cfg;
@@ -571,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_view_metrics),
         cmocka_unit_test(test_view_json),
         cmocka_unit_test(test_view_long_names),
+        cmocka_unit_test(test_probe_ipv6),
         cmocka_unit_test(test_http_routes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
