@@ -596,11 +596,12 @@ static const bw_route_cfg_t *route_of(const bw_engine_t *eng,
     return route >= 0 ? &eng->cfg->engine.routes[route] : &bw__default_route;
 }
 
-static bw_err_t lookup(bw_engine_t *eng, const bw_event_t *ev, series_t **s,
-                       char *errstr, size_t errstr_size)
+/* The event's series if it has one (*s NULL if not), its key in @p key
+ * (KEY_MAX). */
+static bw_err_t lookup(bw_engine_t *eng, const bw_event_t *ev, char *key,
+                       series_t **s, char *errstr, size_t errstr_size)
 {
-    char key[KEY_MAX];
-    bw_err_t err = BW_OK;
+    bw_err_t err;
 
     if (strlen(ev->region) > NAME_LIMIT || strlen(ev->service) > NAME_LIMIT ||
         strlen(ev->metric) > NAME_LIMIT) {
@@ -608,14 +609,24 @@ static bw_err_t lookup(bw_engine_t *eng, const bw_event_t *ev, series_t **s,
                          "region, service or metric longer than %d bytes",
                          NAME_LIMIT);
     }
-    bw_join(key, sizeof(key), '\x1f', ev->region, ev->service, ev->metric);
+    bw_join(key, KEY_MAX, '\x1f', ev->region, ev->service, ev->metric);
     *s = bw_map_get(eng->series, key);
     if (*s != NULL && (*s)->pf == NULL && (*s)->grp == NULL &&
         (err = bw__link(eng, *s)) != BW_OK) { /* restored, not yet linked */
         return bw_seterr(errstr, errstr_size, err,
                          "cannot join the pooled group: %s", bw_strerror(err));
     }
-    if (*s == NULL && (*s = new_series(eng, key, ev, &err)) == NULL) {
+    return BW_OK;
+}
+
+/* A series for an event that passed its route's checks. */
+static bw_err_t create(bw_engine_t *eng, const bw_event_t *ev,
+                       const char *key, series_t **s, char *errstr,
+                       size_t errstr_size)
+{
+    bw_err_t err = BW_OK;
+
+    if ((*s = new_series(eng, key, ev, &err)) == NULL) {
         return bw_seterr(errstr, errstr_size, err,
                          err == BW_ERR_FULL
                              ? "capacity reached (engine.max_series or "
@@ -877,6 +888,7 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
 {
     const bw_route_cfg_t *ro;
     series_t *s = NULL;
+    char key[KEY_MAX];
     double y = 0.0;
     bw_fusion_obs_t fin = {NAN, NAN, NAN, 0, NAN, 0, 0};
     bw_event_t evn, *ev = &evn;
@@ -894,9 +906,12 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
                          (long long)(eng->watermark - ev->time_ms),
                          eng->cfg->engine.lateness_ms);
     }
+    if ((err = lookup(eng, ev, key, &s, errstr, errstr_size)) != BW_OK) {
+        return err;
+    }
     /* the event is checked against its route before any model is made
      * for it: a refused event leaves no series behind */
-    ro = route_of(eng, ev);
+    ro = s != NULL ? s->ro : route_of(eng, ev);
     clear_score(out, ro->model);
     out->actual = ev->value;
     if ((err = check_event(ev, ro, errstr, errstr_size)) != BW_OK) {
@@ -912,7 +927,8 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
     if (ro->model == BW_MODEL_POOLED_COUNT) {
         y = ev->value;
     }
-    if ((err = lookup(eng, ev, &s, errstr, errstr_size)) != BW_OK) {
+    if (s == NULL && (err = create(eng, ev, key, &s, errstr, errstr_size)) !=
+                         BW_OK) {
         return err;
     }
     err = s->pf != NULL ? score_series(eng, s, ro->transform, ev, y, out, &fin)
