@@ -15,6 +15,7 @@ bool bw_config_secret(const char *value, char *out, size_t n, char *why,
                       size_t why_size)
 {
     size_t len = strlen(value), got;
+    bool nl;
     char path[512];
     FILE *f;
 
@@ -30,16 +31,16 @@ bool bw_config_secret(const char *value, char *out, size_t n, char *why,
         return false;
     }
     got = fread(out, 1, n, f);
-    if (got == n && out[n - 1] == '\n' && fgetc(f) == EOF) {
-        got--; /* n - 1 bytes and the newline dropped below: they fit */
-    }
+    /* n - 1 bytes and a newline fit: the newline is dropped anyway */
+    nl = got == n && out[n - 1] == '\n' && fgetc(f) == EOF;
+    got -= nl;
     fclose(f);
     if (got == n) {
         snprintf(why, why_size, "%s: longer than %zu bytes", path, n - 1);
         return false;
     }
     out[got] = '\0';
-    if (got > 0 && out[got - 1] == '\n') {
+    if (!nl && got > 0 && out[got - 1] == '\n') {
         out[--got] = '\0';
     }
     if (got > 0 && out[got - 1] == '\r') {

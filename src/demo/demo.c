@@ -152,7 +152,7 @@ static void on_score(void *opaque, const bw_event_t *ev, const bw_score_t *sc)
 static void on_threat(void *opaque, const bw_threat_rec_t *t)
 {
     demo_t *d = opaque;
-    int r = name_index(bw__demo_regions, DEMO_REGIONS, t->entity);
+    int r = name_index(bw__demo_regions, DEMO_REGIONS, t->region);
     int live = live_minute(t->time_ms);
 
     d->view.threats++;

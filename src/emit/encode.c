@@ -150,7 +150,7 @@ bw_err_t bw_encode_score(bw_encoder_t *e, const bw_event_t *ev,
                          bw_wbuf_t *w)
 {
     avro_value_t *r = &e->avro.value;
-    char id[800];
+    char id[BW_ID_MAX];
 
     if (e->kind != BW_RECORD_SCORE) {
         return BW_ERR_INVAL;
@@ -160,7 +160,8 @@ bw_err_t bw_encode_score(bw_encoder_t *e, const bw_event_t *ev,
         bw__direct_score(w, ev, sc, o);
         return w->err;
     }
-    bw_join(id, sizeof(id), '/', ev->region, ev->service, ev->metric);
+    bw_join_esc(id, sizeof(id), '/', ev->region, ev->service,
+                ev->metric);
     avro_value_reset(r);
     if (set_str(r, "entity_id", id) || set_str(r, "entity_type", "series") ||
         set_str(r, "region", ev->region) ||

@@ -43,10 +43,11 @@ static void jorigin(bw_wbuf_t *w, int64_t t, const bw_origin_t *o,
 bw_err_t bw_json_score(const bw_event_t *ev, const bw_score_t *sc,
                        const bw_origin_t *o, bw_wbuf_t *w)
 {
-    char id[800];
+    char id[BW_ID_MAX];
     int first = 1;
 
-    bw_join(id, sizeof(id), '/', ev->region, ev->service, ev->metric);
+    bw_join_esc(id, sizeof(id), '/', ev->region, ev->service,
+                ev->metric);
     put(w, "{");
     jstr(w, "entity_id", id, &first);
     jstr(w, "entity_type", "series", &first);

@@ -353,7 +353,7 @@ static int severity_of(double p)
 bw_err_t bw_siem_score(int format, bw_alert_kind_t kind, const bw_event_t *ev,
                        const bw_score_t *sc, const bw_origin_t *o, bw_wbuf_t *w)
 {
-    char subject[800], rule[320], since[40] = "";
+    char subject[BW_ID_MAX], rule[320], since[40] = "";
     alert_t a = {.kind = kind,
                  .rule = rule,
                  .subject = subject,
@@ -368,7 +368,8 @@ bw_err_t bw_siem_score(int format, bw_alert_kind_t kind, const bw_event_t *ev,
                  .upper = sc->upper,
                  .o = o};
 
-    bw_join(subject, sizeof(subject), '/', ev->region, ev->service, ev->metric);
+    bw_join_esc(subject, sizeof(subject), '/', ev->region, ev->service,
+                ev->metric);
     a.p = kind == BW_ALERT_SLO ? sc->p_slo : bw_score_evidence(sc);
     a.score = 100.0 * a.p;
     a.severity = severity_of(a.p);

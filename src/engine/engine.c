@@ -713,7 +713,7 @@ static void find_idle_entity(const char *key, void *v, void *arg)
 
     int64_t last = bw_fusion_last_ms(e->fu);
 
-    if (last >= 0 && last < rs->before) {
+    if (last < rs->before) { /* -1: an FU06 entity without buckets */
         add_key(rs, key);
     }
 }
@@ -948,11 +948,11 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
     if (!out->late) {
         eng->st.events++;
         track_activity(eng, s, ev->time_ms);
-        retire_pass(eng);
         /* warm-up: the baseline is not yet a reference to deviate from */
         fin.z = out->warmup ? NAN : out->baseline_z;
         fin.src = s->src;
         fuse(eng, ev, &fin, cb, opaque);
+        retire_pass(eng); /* last: it may free s */
     }
     return BW_OK;
 reject:

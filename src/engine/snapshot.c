@@ -279,16 +279,33 @@ static void rest(bw_rbuf_t *r, const uint8_t **p, size_t *n)
     *n = r->len - r->pos;
 }
 
+/* Remove the object at @p mk of @p m (one of the engine's maps), if any,
+ * with its share of eng->st.bytes. */
+static void drop_obj(bw_engine_t *eng, bw_map_t *m, const char *mk)
+{
+    void *obj = bw_map_del(m, mk);
+
+    if (obj == NULL) {
+        return;
+    }
+    if (m == eng->series) {
+        series_t *s = obj;
+        eng->st.bytes -= sizeof(*s) + (s->pf ? bw_pf_memory(s->pf) : 0);
+        bw__free_series(NULL, s, NULL);
+    } else if (m == eng->groups) {
+        eng->st.bytes -= bw_hier_memory(((group_t *)obj)->h);
+        bw__free_group(NULL, obj, NULL);
+    } else {
+        eng->st.bytes -= sizeof(entity_t);
+        bw__free_entity(NULL, obj, NULL);
+    }
+}
+
 static bw_err_t put_series(bw_engine_t *eng, series_t *s)
 {
-    series_t *old = bw_map_get(eng->series, s->o.key);
     bw_err_t err;
 
-    if (old != NULL) { /* a later record of the same key */
-        bw_map_del(eng->series, s->o.key);
-        eng->st.bytes -= sizeof(*old) + (old->pf ? bw_pf_memory(old->pf) : 0);
-        bw__free_series(NULL, old, NULL);
-    }
+    drop_obj(eng, eng->series, s->o.key); /* a later record of the key */
     err = bw_map_put(eng->series, s->o.key, s);
     if (err == BW_OK) {
         eng->st.bytes += sizeof(*s) + (s->pf ? bw_pf_memory(s->pf) : 0);
@@ -368,15 +385,10 @@ static bw_err_t read_regions(group_t *g, bw_rbuf_t *r, int max)
     return r->err;
 }
 
-static bw_err_t put_keyed(bw_map_t *m, const char *map_key, void *obj,
-                          void (*free_fn)(const char *, void *, void *))
+static bw_err_t put_keyed(bw_engine_t *eng, bw_map_t *m, const char *map_key,
+                          void *obj)
 {
-    void *old = bw_map_get(m, map_key);
-
-    if (old != NULL) {
-        bw_map_del(m, map_key);
-        free_fn(NULL, old, NULL);
-    }
+    drop_obj(eng, m, map_key);
     return bw_map_put(m, map_key, obj);
 }
 
@@ -415,7 +427,7 @@ static bw_err_t load_group(bw_engine_t *eng, const char *key,
         err = bw_state_load_hier(g->h, blob, blen, errstr, n);
     }
     if (err == BW_OK) {
-        err = put_keyed(eng->groups, map_key, g, bw__free_group);
+        err = put_keyed(eng, eng->groups, map_key, g);
     }
     if (err != BW_OK) {
         bw__free_group(NULL, g, NULL);
@@ -425,6 +437,25 @@ static bw_err_t load_group(bw_engine_t *eng, const char *key,
     return err;
 }
 
+/* An entity id as this build writes it (bw_join_esc): the region, or
+ * region/service, with '%' only in %25 and %2F. A build before the
+ * encoding wrote a name's '/' and '%' as they were: such a key would never
+ * be found again. */
+static bool entity_key_valid(const bw_engine_t *eng, const char *k)
+{
+    int slashes = 0;
+
+    for (; *k != '\0'; k++) {
+        slashes += *k == '/';
+        if (*k == '%' && strncmp(k, "%25", 3) != 0 &&
+            strncmp(k, "%2F", 3) != 0) {
+            return false;
+        }
+    }
+    return slashes ==
+           (eng->cfg->model.fusion.entity == BW_ENTITY_REGION ? 0 : 1);
+}
+
 static bw_err_t load_entity(bw_engine_t *eng, const char *key,
                             const bw_envelope_t *env, char *errstr, size_t n)
 {
@@ -432,6 +463,11 @@ static bw_err_t load_entity(bw_engine_t *eng, const char *key,
     entity_t *e;
     bw_err_t err;
 
+    if (!entity_key_valid(eng, map_key)) {
+        return bw_seterr(errstr, n, BW_ERR_VERSION,
+                         "changelog record: fusion entity id not of this "
+                         "config's entity kind or encoding");
+    }
     if (env->config_version != eng->cfg->state_version.fusion) {
         return bw_seterr(errstr, n, BW_ERR_VERSION,
                          "changelog record: fusion entity written under "
@@ -444,7 +480,7 @@ static bw_err_t load_entity(bw_engine_t *eng, const char *key,
     }
     err = bw_state_load_fusion(e->fu, env->body, env->body_len, errstr, n);
     if (err == BW_OK) {
-        err = put_keyed(eng->entities, map_key, e, bw__free_entity);
+        err = put_keyed(eng, eng->entities, map_key, e);
     }
     if (err != BW_OK) {
         bw__free_entity(NULL, e, NULL);
@@ -527,18 +563,9 @@ static void forget(bw_engine_t *eng, const char *key)
 {
     const char *mk;
     bw_map_t *m = map_of(eng, key, &mk);
-    void *obj = m != NULL ? bw_map_del(m, mk) : NULL;
 
-    if (m == eng->series) {
-        series_t *s = obj;
-        if (s != NULL) {
-            eng->st.bytes -= sizeof(*s) + (s->pf ? bw_pf_memory(s->pf) : 0);
-        }
-        bw__free_series(NULL, s, NULL);
-    } else if (m == eng->groups) {
-        bw__free_group(NULL, obj, NULL);
-    } else if (m == eng->entities) {
-        bw__free_entity(NULL, obj, NULL);
+    if (m != NULL) {
+        drop_obj(eng, m, mk);
     }
 }
 

@@ -98,9 +98,10 @@ int bw_obs_probe(const char *url, int timeout_ms, char *out, size_t out_size)
         return -1;
     }
     snprintf(req, sizeof(req),
-             "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: bayeswatch-probe"
-             "\r\n\r\n",
-             path, host);
+             "GET %s HTTP/1.0\r\nHost: %s%s%s\r\nUser-Agent: "
+             "bayeswatch-probe\r\n\r\n",
+             path, strchr(host, ':') ? "[" : "", host,
+             strchr(host, ':') ? "]" : "");
     if (write(fd, req, strlen(req)) == (ssize_t)strlen(req) &&
         (n = read(fd, resp, sizeof(resp) - 1)) > 0) {
         resp[n] = '\0';

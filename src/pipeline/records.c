@@ -137,11 +137,12 @@ static bw_err_t emit_score(bw_worker_t *w, const bw_event_t *ev,
                            const bw_score_t *sc, const bw_origin_t *o)
 {
     const bw_output_cfg_t *out = &w->p->cfg->emit.scores;
-    char key[800];
+    char key[BW_ID_MAX];
     bw_err_t err;
 
     size_t key_len =
-        bw_join(key, sizeof(key), '/', ev->region, ev->service, ev->metric);
+        bw_join_esc(key, sizeof(key), '/', ev->region, ev->service,
+                ev->metric);
 
     w->buf.len = 0;
     err = out->format == BW_FORMAT_JSON
