@@ -401,6 +401,26 @@ static void test_corrupt_records(void **state)
     assert_int_equal(t2.tombs, 1);
     bw_engine_destroy(eng);
     topic_free(&t2);
+    /* an entity id not in this build's form (an unencoded '/', a '%'
+     * that is no escape of ours) is refused, not restored as an orphan */
+    for (k = 0; k < t.n && strncmp(t.r[k].key, "\x1f" "e\x1f", 3) != 0;
+         k++) {
+    }
+    assert_true(k < t.n);
+    eng = bw_engine_new(&cfg, err, sizeof(err));
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(bw_engine_restore(eng, "\x1f" "e\x1f" "e/u", 6, t.r[k].v,
+                                       t.r[k].len, &st, err, sizeof(err)),
+                     BW_ERR_VERSION);
+    assert_int_equal(bw_engine_restore(eng, "\x1f" "e\x1f" "e%41", 7,
+                                       t.r[k].v, t.r[k].len, &st, err,
+                                       sizeof(err)),
+                     BW_ERR_VERSION);
+    assert_int_equal(bw_engine_restore(eng, "\x1f" "e\x1f" "e%2Fu", 8,
+                                       t.r[k].v, t.r[k].len, &st, err,
+                                       sizeof(err)),
+                     BW_OK);
+    bw_engine_destroy(eng);
     /* truncated, and a key of the wrong form */
     eng = bw_engine_new(&cfg, err, sizeof(err));
     memset(&st, 0, sizeof(st));
