@@ -206,6 +206,16 @@ static void revoke(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
         /* fatal (e.g. fenced): nothing can be committed or aborted; the
          * broker aborts the open transaction */
     } else if (rd_kafka_assignment_lost(p->consumer)) {
+        /* the lost partitions' models are dropped below: no rewind (a
+         * full changelog restore each) and no seek for them */
+        for (int i = 0; i < parts->cnt; i++) {
+            task_t *t = find_task(p, parts->elems[i].topic,
+                                  parts->elems[i].partition, NULL);
+            if (t != NULL) {
+                t->txn_first = -1;
+                t->txn_touched = false;
+            }
+        }
         if (p->txn_open) {
             bw__abort_and_rewind(p, "partitions lost");
         }
