@@ -190,7 +190,7 @@ static int get_string(avro_value_t *rec, const char *name, const char **out,
     return 0;
 }
 
-static bw_err_t check_event(const bw_event_t *ev, bool has_count, bool nul,
+static bw_err_t check_event(bw_event_t *ev, bool has_count, bool nul,
                             bw_dlq_reason_t *reason, char *detail, size_t n);
 
 /* Fill ev from the decoded record @p rec; checks values, not framing. A
@@ -225,10 +225,16 @@ static bw_err_t extract(avro_value_t *rec, bw_event_t *ev,
 
 /* The checks on decoded values, whichever path decoded them; @p nul: a
  * name held a NUL byte (it would have been cut short there). */
-static bw_err_t check_event(const bw_event_t *ev, bool has_count, bool nul,
+static bw_err_t check_event(bw_event_t *ev, bool has_count, bool nul,
                             bw_dlq_reason_t *reason, char *detail, size_t n)
 {
     int disc = has_count;
+
+    /* an empty service is the engine's "default": say so in the records
+     * too (replay names it so), not "" beside a model of "default" */
+    if (ev->service[0] == '\0') {
+        ev->service = "default";
+    }
 
     if (ev->metric[0] == '\0' || ev->region[0] == '\0') {
         return fail(reason, BW_DLQ_MISSING_FIELD, detail, n,

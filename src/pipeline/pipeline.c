@@ -143,8 +143,14 @@ static void restore_new(bw_pipeline_t *p,
     bw__health(p);
     re = rd_kafka_committed(p->consumer, fresh,
                             (int)p->cfg->state.restore_timeout_ms);
+    for (int i = 0; re == RD_KAFKA_RESP_ERR_NO_ERROR && i < fresh->cnt; i++) {
+        re = fresh->elems[i].err;
+    }
     if (re != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        bw__warn(p, "state: committed offsets: %s", rd_kafka_err2str(re));
+        /* without them the restore cannot replay to where the input
+         * resumes: the records in between would miss the models */
+        bw__fatal(p, "state: committed offsets", rd_kafka_err2str(re));
+        return;
     }
     bw__quiesce(p); /* a replay uses worker 0's codec */
     for (int i = 0; i < fresh->cnt && !failed(p); i++) {
@@ -180,6 +186,11 @@ static void assign(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
         if (add_task(p, topic, part) == NULL) {
             bw__fatal(p, "assign", "out of memory for a partition's models");
         }
+    }
+    /* a partition paused for the registry and then lost keeps librdkafka's
+     * application pause across its reassignment: resume it */
+    if (fresh->cnt > 0) {
+        rd_kafka_resume_partitions(p->consumer, fresh);
     }
     restore_new(p, fresh);
     rd_kafka_topic_partition_list_destroy(fresh);

@@ -341,6 +341,12 @@ static bw_err_t score(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
         return err;
     }
     if (err != BW_OK) {
+        if (reason == BW_DLQ_UNKNOWN_SCHEMA) {
+            /* the registry's answer now, not a property of the bytes: a
+             * restore must not replay the record under another answer */
+            t->force_flush = true;
+            bw_engine_touch(t->eng);
+        }
         return dead_letter(w, m, reason, detail);
     }
     if (bw__time_skew(&p->cfg->pipeline, ev.time_ms, bw_wall_ms(), detail,

@@ -131,6 +131,12 @@ bw_err_t bw__abort_and_rewind(bw_pipeline_t *p, const char *why)
             rd_kafka_topic_partition_list_add(l, t->topic, t->partition)
                 ->offset = t->txn_first;
             t->next = t->txn_first;
+            /* a wait for the registry seeks to its record later: never
+             * past the records this abort gives back */
+            if (atomic_load(&t->wait_state) != WAIT_NONE &&
+                t->waiting_at > t->txn_first) {
+                t->waiting_at = t->txn_first;
+            }
             t->txn_first = -1;
         }
         /* a partition with no input in the transaction may still have
@@ -272,6 +278,12 @@ bw_err_t bw__commit(bw_pipeline_t *p)
     double t0 = bw_mono_s();
     bw_err_t err;
 
+    /* a worker may have asked for an abort while the caller quiesced (a
+     * produce that failed at once): its record's outputs are not in the
+     * transaction, so it must not commit the offsets past it */
+    if (atomic_load(&p->abort_pending)) {
+        return bw__abort_pending(p);
+    }
     p->last_commit = bw_wall_ms();
     if (p->eos && !p->txn_open) {
         /* nothing consumed since the last commit; state that was not

@@ -210,6 +210,18 @@ static void test_dead_letter_reasons(void **state)
     ev.service = "api\x7f";
     bw_codec_encode(c, &ev, &w);
     expect(c, w.data, w.len, BW_DLQ_REJECTED);
+    { /* an empty service is "default", as the engine and replay name it */
+        bw_event_t got;
+        bw_dlq_reason_t why;
+        char d[128];
+        w.len = 0;
+        ev.service = "";
+        bw_codec_encode(c, &ev, &w);
+        assert_int_equal(bw_codec_decode(c, w.data, w.len, &got, &why, d,
+                                         sizeof(d)),
+                         BW_OK);
+        assert_string_equal(got.service, "default");
+    }
     ev.service = "api";
     {
         /* a NUL inside a name: "eu\0x" would be read as "eu" */
