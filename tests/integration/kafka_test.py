@@ -666,6 +666,38 @@ pipeline: {{max_behind_ms: {behind}}}""")
           f"changelog past it; {second} later events scored, none late")
 
 
+def test_stale_after_restart(env):
+    """A stage restarted on an input that has gone silent still marks its
+    series stale: stream time resumes from the restored state (before,
+    it waited for a new record that never came)."""
+    t0 = 1764000000000
+    config = env.config(extra="pipeline: {stale_scan_ms: 200}")
+    rows = [[t0 + i * 2000, "r0", "api", m, 100 + i % 3]
+            for i in range(60) for m in ("a", "b")]
+    good, _ = env.feed(rows)
+    stage = env.start(config, "sr")
+    env.wait_count("scores", good, 120, [stage])
+    rc, log = env.stop(stage)
+    check(rc == 0, f"exit {rc}:\n{log}")
+    before = [s for s in env.decode("scores", env.tap("scores"))
+              if s["stale"]]
+    stage = env.start(config, "sr")
+    deadline = time.time() + 60
+    stale = []
+    while time.time() < deadline and len(stale) < 2:
+        stale = [s for s in env.decode("scores", env.tap("scores", settle=0))
+                 if s["stale"]]
+        time.sleep(0.5)
+    rc, log = env.stop(stage)
+    check(rc == 0, f"exit {rc}:\n{log}")
+    check(len(before) == 0 and
+          sorted(s["entity_id"] for s in stale) == ["r0/api/a", "r0/api/b"],
+          f"one stale marker per series after the restart: {stale} "
+          f"(before it: {before})")
+    print("stale_after_restart: both silent series marked stale by the "
+          "restarted stage, with no new input")
+
+
 def kafka_sh(src, what):
     subprocess.run([f"{src}/scripts/kafka.sh", what], check=True,
                    capture_output=True)
@@ -971,6 +1003,7 @@ TESTS = {"e2e": (test_e2e, 1), "exactly_once_kill": (test_exactly_once_kill, 4),
          "at_least_once": (test_at_least_once, 2), "fenced": (test_fenced, 2),
          "stale_late": (test_stale_late, 1),
          "skew_restart": (test_skew_restart, 1),
+         "stale_after_restart": (test_stale_after_restart, 1),
          "kill_restart": (test_kill_restart, 4),
          "broker_pause": (test_broker_pause, 4),
          "static_stall": (test_static_stall, 4),
