@@ -103,6 +103,7 @@ typedef struct {
     int64_t last_event_ms; /* its last event time */
     int64_t silent_ms;     /* now - last event */
     double interval_ms;    /* its usual interval */
+    int model;             /* bw_model_kind_t of its route */
 } bw_stale_t;
 
 #endif

@@ -848,6 +848,7 @@ static void scan_one(const char *key, void *v, void *arg)
     st.region = region, st.service = service, st.metric = metric;
     st.last_event_ms = s->last_ms;
     st.silent_ms = sc->now - s->last_ms;
+    st.model = s->ro->model;
     st.interval_ms = s->interval_ms;
     sc->cb(sc->opaque, &st);
 }

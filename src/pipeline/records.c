@@ -455,7 +455,7 @@ static void on_stale(void *opaque, const bw_stale_t *s)
     o.stale = true;
     o.source_topic = c->t->topic;
     o.source_partition = c->t->partition;
-    bw_stale_score(&sc, BW_MODEL_SERIES);
+    bw_stale_score(&sc, s->model); /* the series' model, pooled or not */
     c->t->txn_touched = true; /* its stale flag is set: see the abort */
     if (bw__begin_txn(c->w->p) == BW_OK &&
         emit_score(c->w, &ev, &sc, &o) == BW_OK) {

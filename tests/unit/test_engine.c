@@ -132,12 +132,14 @@ static void test_boundary(void **state)
 
 static int stale_seen;
 static char stale_region[64];
+static int stale_model;
 
 static void on_stale(void *opaque, const bw_stale_t *st)
 {
     (void)opaque;
     stale_seen++;
     snprintf(stale_region, sizeof(stale_region), "%s", st->region);
+    stale_model = st->model;
     assert_string_equal(st->metric, "cpu");
     assert_float_equal(st->interval_ms, 60000.0, 1e-6);
 }
@@ -186,6 +188,7 @@ static void test_stale_and_lateness(void **state)
     /* 10 minutes silent > 5 x 1 minute: b once, a never */
     assert_int_equal(bw_engine_stale_scan(eng, t, on_stale, NULL), 1);
     assert_string_equal(stale_region, "b");
+    assert_int_equal(stale_model, BW_MODEL_SERIES);
     assert_int_equal(bw_engine_stale_scan(eng, t + 60000, on_stale, NULL), 0);
     feed(eng, "b", t); /* resumes: a new silence is reported again */
     assert_int_equal(bw_engine_stale_scan(eng, t + 10 * 60000, on_stale, NULL),
@@ -203,6 +206,24 @@ static void test_stale_and_lateness(void **state)
     bw_engine_stats(eng, &st);
     assert_int_equal(st.late, 2);
     bw_engine_destroy(eng);
+    { /* a pooled series' marker names its model */
+        static const char yaml[] = "engine:\n"
+                                   "  routes:\n"
+                                   "    - metric: cpu\n"
+                                   "      model: pooled_normal\n";
+        assert_int_equal(bw_config_load_string(&cfg, "t", yaml,
+                                               sizeof(yaml) - 1, stderr),
+                         BW_OK);
+        eng = bw_engine_new(&cfg, NULL, 0);
+        for (t = 0; t < 20 * 60000; t += 60000) {
+            feed(eng, "a", t);
+        }
+        assert_int_equal(bw_engine_stale_scan(eng, t + 10 * 60000, on_stale,
+                                              NULL),
+                         1);
+        assert_int_equal(stale_model, BW_MODEL_POOLED_NORMAL);
+        bw_engine_destroy(eng);
+    }
 }
 
 /* bw_join builds every per-event key: it must equal snprintf, truncation
