@@ -649,9 +649,12 @@ bw_err_t bw__restore(bw_pipeline_t *p, task_t *t, int64_t upto)
     t->restore_failed = err != BW_OK;
     t->state_offset = c.rs.offset;
     /* stream time resumes from the state: a silent input's series go
-     * stale by wall time from here, not only after the next record */
-    t->mark = bw_engine_watermark(t->eng);
-    t->wall_at_mark = bw_wall_ms();
+     * stale by wall time from here, not only after the next record (a
+     * rewind to the same watermark keeps its clock) */
+    if (bw_engine_watermark(t->eng) != t->mark) {
+        t->mark = bw_engine_watermark(t->eng);
+        t->wall_at_mark = bw_wall_ms();
+    }
     t->flushed_at = -1; /* the first commit after a restore flushes */
     p->restores++;
     p->restore_ms += bw_wall_ms() - t0;

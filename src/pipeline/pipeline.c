@@ -16,6 +16,7 @@
  * records.c -> txn.c -> status.c.
  */
 #include <string.h>
+#include <time.h>
 
 #include "pipeline_int.h"
 #include "bayeswatch/mem.h"
@@ -131,6 +132,44 @@ static void publish(bw_pipeline_t *p, bool force)
  * consumer gets them only once they are stable (KIP-447), i.e. once a
  * previous owner's transaction has ended, so the changelog read next holds
  * every state that transaction committed. */
+static bool retry_committed(rd_kafka_resp_err_t e)
+{
+    return e == RD_KAFKA_RESP_ERR_UNSTABLE_OFFSET_COMMIT ||
+           e == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+           e == RD_KAFKA_RESP_ERR__TRANSPORT;
+}
+
+/* The committed offsets of @p parts, retried while they are not stable
+ * yet (a previous owner's transaction still open: librdkafka gives up on
+ * that after a few tries) or the coordinator cannot answer, until
+ * state.restore_timeout_ms. */
+static rd_kafka_resp_err_t committed(bw_pipeline_t *p,
+                                     rd_kafka_topic_partition_list_t *parts)
+{
+    double deadline = bw_mono_s() + p->cfg->state.restore_timeout_ms / 1000.0;
+    rd_kafka_resp_err_t re;
+
+    for (;;) {
+        bool again;
+        for (int i = 0; i < parts->cnt; i++) {
+            parts->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        }
+        re = rd_kafka_committed(p->consumer, parts,
+                                (int)p->cfg->state.restore_timeout_ms);
+        again = retry_committed(re);
+        for (int i = 0; re == RD_KAFKA_RESP_ERR_NO_ERROR && i < parts->cnt;
+             i++) {
+            re = parts->elems[i].err;
+            again = retry_committed(re);
+        }
+        if (!again || bw_mono_s() >= deadline) {
+            return re;
+        }
+        nanosleep(&(struct timespec){0, 500 * 1000 * 1000}, NULL);
+        bw__health(p);
+    }
+}
+
 static void restore_new(bw_pipeline_t *p,
                         rd_kafka_topic_partition_list_t *fresh)
 {
@@ -141,11 +180,7 @@ static void restore_new(bw_pipeline_t *p,
     }
     p->restore_pending = fresh->cnt;
     bw__health(p);
-    re = rd_kafka_committed(p->consumer, fresh,
-                            (int)p->cfg->state.restore_timeout_ms);
-    for (int i = 0; re == RD_KAFKA_RESP_ERR_NO_ERROR && i < fresh->cnt; i++) {
-        re = fresh->elems[i].err;
-    }
+    re = committed(p, fresh);
     if (re != RD_KAFKA_RESP_ERR_NO_ERROR) {
         /* without them the restore cannot replay to where the input
          * resumes: the records in between would miss the models */
