@@ -353,6 +353,17 @@ bool bw_config_key_is_secret(const char *key);
 bool bw_config_secret(const char *value, char *out, size_t n, char *why,
                       size_t why_size);
 
+/** Room for obs.listen's host. */
+#define BW_LISTEN_HOST_MAX 128
+
+/**
+ * @brief Split obs.listen, "HOST:PORT" or "[V6]:PORT" (port 0-65535; 0 is
+ * any free port), into @p host and @p port: the loader's check and the
+ * listener's parse are this one function. false if it is neither form.
+ */
+bool bw_config_split_listen(const char *s, char *host, size_t hn, char *port,
+                            size_t pn);
+
 /** @brief The first route whose globs match the series, or -1 (a plain
  * per-series filter). */
 int bw_config_route(const bw_engine_cfg_t *ec, const char *region,

@@ -113,8 +113,9 @@ void bw_alert_id(const bw_origin_t *o, const char *rule, const char *subject,
 bw_err_t bw_siem_score(int format, bw_alert_kind_t kind, const bw_event_t *ev,
                        const bw_score_t *sc, const bw_origin_t *o,
                        bw_wbuf_t *w);
-/** @brief The same for a threat record. */
-bw_err_t bw_siem_threat(int format, const bw_threat_rec_t *t, int entity_kind,
+/** @brief The same for a threat record (its region and service from the
+ * record). */
+bw_err_t bw_siem_threat(int format, const bw_threat_rec_t *t,
                         const bw_origin_t *o, bw_wbuf_t *w);
 
 #endif

@@ -81,9 +81,13 @@ static inline double bw_score_evidence(const bw_score_t *s)
     return s->p_collective > s->p_anomaly ? s->p_collective : s->p_anomaly;
 }
 
-/** Room for an id: region/service/metric, each name (at most 255 bytes,
- * the engine's limit) %-encoded (bw_join_esc: up to 3 bytes a byte). */
-#define BW_ID_MAX (3 * 3 * 255 + 3)
+/** The most bytes of an event's region, service or metric (the engine
+ * refuses longer names). */
+#define BW_EVENT_NAME_MAX 255
+
+/** Room for an id: region/service/metric, each name %-encoded
+ * (bw_join_esc: up to 3 bytes a byte), two separators and the NUL. */
+#define BW_ID_MAX (3 * 3 * BW_EVENT_NAME_MAX + 3)
 
 /** A fused threat assessment, reported when it changes. */
 typedef struct {

@@ -599,20 +599,29 @@ static void cross_report(loader_t *ld, const char *path, const char *msg)
     }
 }
 
-/* HOST:PORT or [V6]:PORT, the port 0-65535 (0: any free one); empty is
- * off, checked by the caller. */
-static bool listen_valid(const char *s)
+bool bw_config_split_listen(const char *s, char *host, size_t hn, char *port,
+                            size_t pn)
 {
     const char *colon = strrchr(s, ':');
-    char *end;
-    unsigned long port;
+    size_t len;
 
-    if (colon == NULL || colon == s || colon[1] == '\0' ||
-        strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
+    if (colon == NULL || colon[1] == '\0' ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+        strtoul(colon + 1, NULL, 10) > 65535) {
         return false;
     }
-    port = strtoul(colon + 1, &end, 10);
-    return port <= 65535 && !(s[0] == '[' && colon[-1] != ']');
+    len = (size_t)(colon - s);
+    if (len >= 2 && s[0] == '[' && s[len - 1] == ']') {
+        s++;
+        len -= 2;
+    }
+    if (len == 0 || len >= hn || strlen(colon + 1) >= pn) {
+        return false;
+    }
+    memcpy(host, s, len);
+    host[len] = '\0';
+    snprintf(port, pn, "%s", colon + 1);
+    return true;
 }
 
 static void cross_check_fusion(loader_t *ld, const bw_fusion_cfg_t *fu)
@@ -645,6 +654,7 @@ static void cross_check(loader_t *ld, bw_config_t *cfg)
 {
     const bw_pf_cfg_t *pf = &cfg->model.pf;
     const bw_hier_cfg_t *hi = &cfg->model.hier;
+    char host[BW_LISTEN_HOST_MAX], port[16];
 
     if (pf->p_spike + pf->p_shift + pf->p_episode +
             (pf->recur_window > 0 ? pf->p_recur : 0.0) >=
@@ -661,7 +671,9 @@ static void cross_check(loader_t *ld, bw_config_t *cfg)
                      "kappa_max must exceed kappa_min");
     }
     cross_check_fusion(ld, &cfg->model.fusion);
-    if (cfg->obs.listen[0] != '\0' && !listen_valid(cfg->obs.listen)) {
+    if (cfg->obs.listen[0] != '\0' &&
+        !bw_config_split_listen(cfg->obs.listen, host, sizeof(host), port,
+                                sizeof(port))) {
         cross_report(ld, "obs.listen",
                      "expected HOST:PORT or [IPV6]:PORT with a port of at "
                      "most 65535 (or empty: off)");

@@ -390,7 +390,7 @@ bw_err_t bw_siem_score(int format, bw_alert_kind_t kind, const bw_event_t *ev,
     return write_alert(format, &a, w);
 }
 
-bw_err_t bw_siem_threat(int format, const bw_threat_rec_t *t, int entity_kind,
+bw_err_t bw_siem_threat(int format, const bw_threat_rec_t *t,
                         const bw_origin_t *o, bw_wbuf_t *w)
 {
     alert_t a = {.kind = BW_ALERT_THREAT,
@@ -409,7 +409,6 @@ bw_err_t bw_siem_threat(int format, const bw_threat_rec_t *t, int entity_kind,
                  .threat = t,
                  .o = o};
 
-    (void)entity_kind; /* the record carries its names */
     a.service = t->service;
     snprintf(a.msg, sizeof(a.msg),
              "threat %s on %s: P = %.4f, level %s, led by %s", t->rule->name,

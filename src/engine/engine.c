@@ -656,7 +656,27 @@ static void track_activity(bw_engine_t *eng, series_t *s, int64_t t_ms)
     }
 }
 
-/* ---- retirement ---- */
+/* ---- dropping and retiring ---- */
+
+void bw__drop(bw_engine_t *eng, bw_map_t *m, const char *mk)
+{
+    void *obj = bw_map_del(m, mk);
+
+    if (obj == NULL) {
+        return;
+    }
+    if (m == eng->series) {
+        series_t *s = obj;
+        eng->st.bytes -= sizeof(*s) + (s->pf ? bw_pf_memory(s->pf) : 0);
+        bw__free_series(NULL, s, NULL);
+    } else if (m == eng->groups) {
+        eng->st.bytes -= bw_hier_memory(((group_t *)obj)->h);
+        bw__free_group(NULL, obj, NULL);
+    } else {
+        eng->st.bytes -= sizeof(entity_t);
+        bw__free_entity(NULL, obj, NULL);
+    }
+}
 
 typedef struct {
     bw_engine_t *eng;
@@ -687,20 +707,6 @@ static void find_idle(const char *key, void *v, void *arg)
     if (s->last_ms >= 0 && s->last_ms < rs->before) {
         add_key(rs, key);
     }
-}
-
-static void retire(bw_engine_t *eng, const char *key)
-{
-    series_t *s = bw_map_get(eng->series, key);
-
-    if (s->o.dirty) {
-        unmark(eng, s);
-    }
-    bw__tomb(eng, s->o.key);
-    eng->st.bytes -= sizeof(*s) + (s->pf ? bw_pf_memory(s->pf) : 0);
-    eng->st.retired++;
-    bw_map_del(eng->series, s->o.key);
-    bw__free_series(NULL, s, NULL);
 }
 
 /* A fusion entity or pooled group silent since before rs->before (its
@@ -739,39 +745,30 @@ static void find_idle_group(const char *key, void *v, void *arg)
     g->linked = false;
 }
 
-static void retire_entity(bw_engine_t *eng, const char *key)
+/* One object of @p m retired: off the change list, a tombstone for its
+ * changelog key, counted, freed. */
+static void retire_one(bw_engine_t *eng, bw_map_t *m, const char *key)
 {
-    entity_t *e = bw_map_get(eng->entities, key);
+    obj_t *o = bw_map_get(m, key); /* the first member of every object */
 
-    if (e->o.dirty) {
-        unmark(eng, e);
+    if (o->dirty) {
+        unmark(eng, o);
     }
-    bw__tomb(eng, e->o.key);
-    eng->st.bytes -= sizeof(*e);
-    eng->st.retired_entities++;
-    bw_map_del(eng->entities, key);
-    bw__free_entity(NULL, e, NULL);
-}
-
-static void retire_group(bw_engine_t *eng, const char *key)
-{
-    group_t *g = bw_map_get(eng->groups, key);
-
-    if (g->o.dirty) {
-        unmark(eng, g);
+    bw__tomb(eng, o->key); /* copies it */
+    if (m == eng->series) {
+        eng->st.retired++;
+    } else if (m == eng->groups) {
+        eng->st.retired_groups++;
+    } else {
+        eng->st.retired_entities++;
     }
-    bw__tomb(eng, g->o.key);
-    eng->st.bytes -= bw_hier_memory(g->h);
-    eng->st.retired_groups++;
-    bw_map_del(eng->groups, key);
-    bw__free_group(NULL, g, NULL);
+    bw__drop(eng, m, key);
 }
 
 /* Retire what @p find collects from @p map (the keys are the map's own
  * copies: each is copied before its entry is deleted). */
 static void retire_from(bw_engine_t *eng, bw_map_t *map,
                         void (*find)(const char *, void *, void *),
-                        void (*retire_one)(bw_engine_t *, const char *),
                         int64_t before)
 {
     retire_scan_t rs = {eng, before, NULL, 0, 0};
@@ -780,7 +777,7 @@ static void retire_from(bw_engine_t *eng, bw_map_t *map,
     for (size_t i = 0; i < rs.n; i++) {
         char key[KEY_MAX];
         snprintf(key, sizeof(key), "%s", rs.keys[i]);
-        retire_one(eng, key);
+        retire_one(eng, map, key);
     }
     bw_free(rs.keys);
 }
@@ -807,10 +804,10 @@ static void retire_pass(bw_engine_t *eng)
     eng->retire_mark = eng->watermark;
     eng->meta_dirty = true;
     before = eng->watermark - (int64_t)after;
-    retire_from(eng, eng->series, find_idle, retire, before);
-    retire_from(eng, eng->entities, find_idle_entity, retire_entity, before);
+    retire_from(eng, eng->series, find_idle, before);
+    retire_from(eng, eng->entities, find_idle_entity, before);
     bw_map_each(eng->series, mark_linked, NULL);
-    retire_from(eng, eng->groups, find_idle_group, retire_group, before);
+    retire_from(eng, eng->groups, find_idle_group, before);
 }
 
 typedef struct {

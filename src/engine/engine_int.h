@@ -19,7 +19,7 @@
 
 /* a key: prefix + three names, each up to 3x when percent-encoded */
 #define KEY_MAX (3 * 3 * NAME_LIMIT + 16)
-#define NAME_LIMIT 255
+#define NAME_LIMIT BW_EVENT_NAME_MAX
 
 /* Changelog keys: a series' key is its id (region US service US metric,
  * US = 0x1f); the others start with US, which no series key does. */
@@ -106,6 +106,9 @@ void bw__free_group(const char *key, void *v, void *arg);
 void bw__free_entity(const char *key, void *v, void *arg);
 /** Record that @p obj changed (once per bw_engine_changes). */
 void bw__mark(bw_engine_t *eng, obj_kind_t kind, obj_t *o, void *obj);
+/** Remove the object at map key @p mk of @p m (one of the engine's maps),
+ * if any, with its share of the stats' bytes, and free it. */
+void bw__drop(bw_engine_t *eng, bw_map_t *m, const char *mk);
 /** Queue a tombstone for @p key. */
 void bw__tomb(bw_engine_t *eng, const char *key);
 /** Split "a US b US c" into its three parts (in @p buf). */

@@ -279,33 +279,11 @@ static void rest(bw_rbuf_t *r, const uint8_t **p, size_t *n)
     *n = r->len - r->pos;
 }
 
-/* Remove the object at @p mk of @p m (one of the engine's maps), if any,
- * with its share of eng->st.bytes. */
-static void drop_obj(bw_engine_t *eng, bw_map_t *m, const char *mk)
-{
-    void *obj = bw_map_del(m, mk);
-
-    if (obj == NULL) {
-        return;
-    }
-    if (m == eng->series) {
-        series_t *s = obj;
-        eng->st.bytes -= sizeof(*s) + (s->pf ? bw_pf_memory(s->pf) : 0);
-        bw__free_series(NULL, s, NULL);
-    } else if (m == eng->groups) {
-        eng->st.bytes -= bw_hier_memory(((group_t *)obj)->h);
-        bw__free_group(NULL, obj, NULL);
-    } else {
-        eng->st.bytes -= sizeof(entity_t);
-        bw__free_entity(NULL, obj, NULL);
-    }
-}
-
 static bw_err_t put_series(bw_engine_t *eng, series_t *s)
 {
     bw_err_t err;
 
-    drop_obj(eng, eng->series, s->o.key); /* a later record of the key */
+    bw__drop(eng, eng->series, s->o.key); /* a later record of the key */
     err = bw_map_put(eng->series, s->o.key, s);
     if (err == BW_OK) {
         eng->st.bytes += sizeof(*s) + (s->pf ? bw_pf_memory(s->pf) : 0);
@@ -388,7 +366,7 @@ static bw_err_t read_regions(group_t *g, bw_rbuf_t *r, int max)
 static bw_err_t put_keyed(bw_engine_t *eng, bw_map_t *m, const char *map_key,
                           void *obj)
 {
-    drop_obj(eng, m, map_key);
+    bw__drop(eng, m, map_key);
     return bw_map_put(m, map_key, obj);
 }
 
@@ -565,7 +543,7 @@ static void forget(bw_engine_t *eng, const char *key)
     bw_map_t *m = map_of(eng, key, &mk);
 
     if (m != NULL) {
-        drop_obj(eng, m, mk);
+        bw__drop(eng, m, mk);
     }
 }
 

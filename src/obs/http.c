@@ -222,30 +222,6 @@ static enum MHD_Result route(void *cls, struct MHD_Connection *c,
 
 /* ---- the socket ---- */
 
-/* Split "HOST:PORT" or "[V6]:PORT" into @p host and @p port. */
-static bool split_listen(const char *s, char *host, size_t hn, char *port,
-                         size_t pn)
-{
-    const char *colon = strrchr(s, ':');
-    size_t len;
-
-    if (colon == NULL || colon[1] == '\0') {
-        return false;
-    }
-    len = (size_t)(colon - s);
-    if (len >= 2 && s[0] == '[' && s[len - 1] == ']') {
-        s++;
-        len -= 2;
-    }
-    if (len == 0 || len >= hn || strlen(colon + 1) >= pn) {
-        return false;
-    }
-    memcpy(host, s, len);
-    host[len] = '\0';
-    snprintf(port, pn, "%s", colon + 1);
-    return strspn(port, "0123456789") == strlen(port);
-}
-
 static int bind_to(const struct addrinfo *ai, bool any_port)
 {
     int one = 1, fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
@@ -303,10 +279,11 @@ static bw_err_t start(bw_obs_t *obs, bool fallback, char *errstr,
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
                     *ai = NULL;
-    char host[128], port[16];
+    char host[BW_LISTEN_HOST_MAX], port[16];
     int fd, rc;
 
-    if (!split_listen(listen_at, host, sizeof(host), port, sizeof(port))) {
+    if (!bw_config_split_listen(listen_at, host, sizeof(host), port,
+                                sizeof(port))) {
         snprintf(errstr, errstr_size,
                  "obs.listen: expected HOST:PORT, got \"%s\"", listen_at);
         return BW_ERR_CONFIG;

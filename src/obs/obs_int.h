@@ -16,10 +16,8 @@
 #include "bayeswatch/obs.h"
 
 #define VIEW_TOP 12 /* contributors kept per threat */
-/* an event's name, whole (the engine refuses longer than 255 bytes) */
-#define VNAME 256
-/* a series' id, region/service/metric with '/' and '%' %-encoded */
-#define VKEY (3 * 3 * (VNAME - 1) + 3)
+/* an event's name, whole */
+#define VNAME (BW_EVENT_NAME_MAX + 1)
 
 /* One series in the web view: its latest score and freshness. */
 typedef struct {
@@ -43,7 +41,7 @@ typedef struct {
 } vpoint_t;
 
 typedef struct {
-    char entity[VKEY];
+    char entity[BW_ID_MAX];
     char region[VNAME]; /* the entity's region, as it came */
     const bw_rule_cfg_t *rule;
     int64_t time_ms, wall_ms;

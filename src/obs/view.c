@@ -79,7 +79,7 @@ static vseries_t *series_of(bw_obs_t *obs, const bw_event_t *ev)
     const char *r = name_or_default(ev->region),
                *sv = name_or_default(ev->service),
                *m = name_or_default(ev->metric);
-    char key[VKEY];
+    char key[BW_ID_MAX];
     vseries_t *s;
     int route;
 
@@ -177,7 +177,7 @@ void bw_obs_stale(bw_obs_t *obs, const bw_stale_t *st)
 
 static vthreat_t *threat_of(bw_obs_t *obs, const bw_threat_rec_t *t)
 {
-    char key[VKEY + BW_NAME_MAX + 2];
+    char key[BW_ID_MAX + BW_NAME_MAX + 2];
     vthreat_t *v;
 
     bw_join(key, sizeof(key), '\x1f', t->entity, t->rule->name, NULL);

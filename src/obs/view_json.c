@@ -39,7 +39,7 @@ static void jnum(bw_wbuf_t *w, const char *before, double v)
 
 static void jkey(bw_wbuf_t *w, const vseries_t *s)
 {
-    char key[VKEY];
+    char key[BW_ID_MAX];
 
     bw_join_esc(key, sizeof(key), '/', s->region, s->service, s->metric);
     bw_wbuf_json_str(w, key);

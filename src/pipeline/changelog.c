@@ -343,9 +343,9 @@ static void write_one(void *opaque, const char *key, size_t klen,
 }
 
 /* Whether @p t's state is written at this commit: its first, then every
- * state.flush_interval_ms, and whenever a wall-clock decision (a stale
- * marker, a time-skew dead letter) changed it: a replay could not repeat
- * that decision, so the state after it must be in the changelog. */
+ * state.flush_interval_ms, and whenever a decision a replay could not
+ * repeat (a stale marker, a time-skew or unknown-schema dead letter) was
+ * made: the state and input position after it must be in the changelog. */
 static bool flush_due(const bw_pipeline_t *p, const task_t *t, int64_t now)
 {
     return p->flush_all || t->force_flush || t->flushed_at < 0 ||
@@ -359,7 +359,7 @@ bool bw__changelog_due(const bw_pipeline_t *p)
     for (int i = 0; p->changelog && i < p->n_tasks; i++) {
         const task_t *t = p->tasks[i];
         if (!t->restore_failed && flush_due(p, t, now) &&
-            bw_engine_pending(t->eng) > 0) {
+            (t->force_flush || bw_engine_pending(t->eng) > 0)) {
             return true;
         }
     }
@@ -377,8 +377,16 @@ bw_err_t bw__changelog_write(bw_pipeline_t *p)
     for (int i = 0; i < p->n_tasks; i++) {
         task_t *t = p->tasks[i];
         write_ctx_t wc = {p, t->partition, BW_OK};
-        if (t->restore_failed || !flush_due(p, t, now) ||
-            bw_engine_pending(t->eng) == 0) {
+        if (t->restore_failed || !flush_due(p, t, now)) {
+            continue;
+        }
+        /* a forced flush writes the engine's own record even if no model
+         * changed: the input position moved past records (refused by the
+         * clock or the registry) that a restore must not replay */
+        if (t->force_flush) {
+            bw_engine_touch(t->eng);
+        }
+        if (bw_engine_pending(t->eng) == 0) {
             continue; /* nothing changed: a first flush stays due */
         }
         t->flushed_at = now;

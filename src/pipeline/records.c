@@ -178,8 +178,7 @@ static void on_threat(void *opaque, const bw_threat_rec_t *t)
     if (err == BW_OK && p->out[OUT_ALERTS] != NULL &&
         (int)t->threat.level >= p->cfg->emit.alerts.threat_level) {
         w->buf.len = 0;
-        err =
-            bw_siem_threat(p->cfg->emit.alerts.format, t, entity, &o, &w->buf);
+        err = bw_siem_threat(p->cfg->emit.alerts.format, t, &o, &w->buf);
         err = err != BW_OK
                   ? bw__fatal(p, "encode alert", bw_strerror(err))
                   : produce(p, p->out[OUT_ALERTS], t->entity, strlen(t->entity),
@@ -341,21 +340,16 @@ static bw_err_t score(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
         return err;
     }
     if (err != BW_OK) {
+        /* the registry's answer now, not a property of the bytes: a
+         * restore must not replay the record under another answer */
         if (reason == BW_DLQ_UNKNOWN_SCHEMA) {
-            /* the registry's answer now, not a property of the bytes: a
-             * restore must not replay the record under another answer */
             t->force_flush = true;
-            bw_engine_touch(t->eng);
         }
         return dead_letter(w, m, reason, detail);
     }
     if (bw__time_skew(&p->cfg->pipeline, ev.time_ms, bw_wall_ms(), detail,
                       sizeof(detail))) {
-        /* a wall-clock decision (see flush_due); the engine's own record
-         * then moves the changelog's offset past the record even if no
-         * model changed, so a restore never replays it */
-        t->force_flush = true;
-        bw_engine_touch(t->eng);
+        t->force_flush = true; /* a wall-clock decision: see flush_due */
         return dead_letter(w, m, BW_DLQ_TIME_SKEW, detail);
     }
     w->cur = m;

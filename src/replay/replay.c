@@ -342,7 +342,7 @@ static void threat_alert(replay_t *rp, const bw_threat_rec_t *rec)
     bw_origin_t o = origin(rp, rec->time_ms);
 
     if ((int)rec->threat.level >= al->threat_level) {
-        bw_siem_threat(al->format, rec, rp->entity_kind, &o, &rp->buf);
+        bw_siem_threat(al->format, rec, &o, &rp->buf);
         bw_wbuf_bytes(&rp->buf, "\n", 1);
         flush_buf(rp, rp->o->alerts);
         rp->st->alerts++;

@@ -281,23 +281,34 @@ static void test_rejects_bad_blobs(void **state)
     bw_pf_destroy(pf);
 }
 
+/* The saved blob (into @p w) of a filter of @p c fed @p steps values, t
+ * at step t, or t % @p mod if mod > 0. */
+static void saved_pf(const bw_pf_cfg_t *c, int steps, int mod, bw_wbuf_t *w)
+{
+    bw_pf_t *pf = bw_pf_new(c, 1, NULL, 0);
+    bw_pf_ws_t *ws = bw_pf_ws_new(c);
+    bw_pf_out_t out;
+
+    for (int t = 0; t < steps; t++) {
+        bw_pf_update(pf, ws, t * 1000, mod > 0 ? t % mod : t, &out);
+    }
+    assert_int_equal(bw_pf_save(pf, w), BW_OK);
+    bw_pf_ws_destroy(ws);
+    bw_pf_destroy(pf);
+}
+
 /* The episode's gap and calm counts (the PF10 tail, two u32) are checked
  * on load: outside an episode both must be 0, and a gap is at most
  * EPISODE_GAP (3) events. */
 static void test_pf_rejects_bad_gap(void **state)
 {
     bw_pf_cfg_t c = test_pf_cfg();
-    bw_pf_t *pf = bw_pf_new(&c, 1, NULL, 0), *other = bw_pf_new(&c, 1, NULL, 0);
-    bw_pf_ws_t *ws = bw_pf_ws_new(&c);
-    bw_pf_out_t out;
+    bw_pf_t *other = bw_pf_new(&c, 1, NULL, 0);
     bw_wbuf_t w = {0};
     const uint32_t bad[][2] = {{1, 0}, {0, 1}, {4, 0}};
 
     (void)state;
-    for (int t = 0; t < 10; t++) {
-        bw_pf_update(pf, ws, t * 1000, t, &out);
-    }
-    assert_int_equal(bw_pf_save(pf, &w), BW_OK);
+    saved_pf(&c, 10, 0, &w);
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         bw_rbuf_t r;
         for (int i = 0; i < 4; i++) { /* little-endian u32s */
@@ -314,8 +325,6 @@ static void test_pf_rejects_bad_gap(void **state)
         assert_int_equal(bw_pf_load(other, &r), BW_OK);
     }
     bw_wbuf_free(&w);
-    bw_pf_ws_destroy(ws);
-    bw_pf_destroy(pf);
     bw_pf_destroy(other);
 }
 
@@ -358,9 +367,7 @@ static bw_err_t load_patched(const bw_wbuf_t *w, size_t off, double v,
 static void test_pf_rejects_bad_particles(void **state)
 {
     bw_pf_cfg_t c = test_pf_cfg();
-    bw_pf_t *pf = bw_pf_new(&c, 1, NULL, 0), *other = bw_pf_new(&c, 1, NULL, 0);
-    bw_pf_ws_t *ws = bw_pf_ws_new(&c);
-    bw_pf_out_t out;
+    bw_pf_t *other = bw_pf_new(&c, 1, NULL, 0);
     bw_wbuf_t w = {0};
     const struct {
         int array, particle;
@@ -370,10 +377,7 @@ static void test_pf_rejects_bad_particles(void **state)
     bw_rbuf_t r;
 
     (void)state;
-    for (int t = 0; t < 50; t++) {
-        bw_pf_update(pf, ws, t * 1000, t % 7, &out);
-    }
-    assert_int_equal(bw_pf_save(pf, &w), BW_OK);
+    saved_pf(&c, 50, 7, &w);
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         size_t off = 21 + 8 * ((size_t)bad[k].array * (size_t)c.particles +
                                (size_t)bad[k].particle);
@@ -383,8 +387,6 @@ static void test_pf_rejects_bad_particles(void **state)
     bw_rbuf_init(&r, w.data, w.len);
     assert_int_equal(bw_pf_load(other, &r), BW_OK);
     bw_wbuf_free(&w);
-    bw_pf_ws_destroy(ws);
-    bw_pf_destroy(pf);
     bw_pf_destroy(other);
 }
 
@@ -412,19 +414,14 @@ static size_t find_memory(const bw_wbuf_t *w)
 static void test_pf_rejects_bad_memory(void **state)
 {
     bw_pf_cfg_t c = test_pf_cfg();
-    bw_pf_t *pf = bw_pf_new(&c, 1, NULL, 0), *other = bw_pf_new(&c, 1, NULL, 0);
-    bw_pf_ws_t *ws = bw_pf_ws_new(&c);
-    bw_pf_out_t out;
+    bw_pf_t *other = bw_pf_new(&c, 1, NULL, 0);
     bw_wbuf_t w = {0};
     uint8_t *copy;
     bw_rbuf_t r;
     size_t off;
 
     (void)state;
-    for (int t = 0; t < 50; t++) {
-        bw_pf_update(pf, ws, t * 1000, t % 7, &out);
-    }
-    assert_int_equal(bw_pf_save(pf, &w), BW_OK);
+    saved_pf(&c, 50, 7, &w);
     off = find_memory(&w);
     /* the double's high half is the float NaN 0x7ff80000 */
     assert_int_equal(load_patched(&w, off + 16 + 4 * 10, NAN, load_pf, other),
@@ -441,8 +438,6 @@ static void test_pf_rejects_bad_memory(void **state)
     bw_rbuf_init(&r, w.data, w.len);
     assert_int_equal(bw_pf_load(other, &r), BW_OK);
     bw_wbuf_free(&w);
-    bw_pf_ws_destroy(ws);
-    bw_pf_destroy(pf);
     bw_pf_destroy(other);
 }
 
