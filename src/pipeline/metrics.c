@@ -396,6 +396,10 @@ static void state_families(bw_pipeline_t *p, bw_wbuf_t *w,
             "input records replayed by restores (those since the last "
             "state flush)",
             (double)p->replayed);
+    counter(w, "bayeswatch_restore_skipped_records_total",
+            "input records delivered again after a restore whose state "
+            "had already learned from them, not scored twice",
+            (double)atomic_load(&p->skipped));
     counter(w, "bayeswatch_restore_seconds_total",
             "time spent restoring partitions", st->restore_s);
     gauge(w, "bayeswatch_restore_partitions_pending",

@@ -170,6 +170,29 @@ static rd_kafka_resp_err_t committed(bw_pipeline_t *p,
     }
 }
 
+/* A restored partition resumes at its committed offset @p from. A state
+ * ahead of it (at_least_once: a crash after the state was written, before
+ * the offsets; or offsets reset by hand) has learned from the records in
+ * between, so they are skipped (bw__record), not scored a second time. */
+static void resumed(bw_pipeline_t *p, const task_t *t, int64_t from)
+{
+    if (t->state_offset <= from || t->state_offset <= 0) {
+        bw__log(p, "state: %s [%d] resumes at committed input offset %lld",
+                t->topic, (int)t->partition, (long long)from);
+        return;
+    }
+    bw__logx(p, BW_LOG_WARN, t->partition,
+             "state: %s [%d]: the state has learned from the input up to "
+             "offset %lld, the committed offset is %lld (at_least_once: "
+             "stopped after the state was written, before the offsets; or "
+             "offsets reset by hand): skips input offsets %lld..%lld, "
+             "whose outputs were delivered when they were scored (to score "
+             "them again, start from a fresh state.topic)",
+             t->topic, (int)t->partition, (long long)t->state_offset,
+             (long long)from, (long long)(from < 0 ? 0 : from),
+             (long long)(t->state_offset - 1));
+}
+
 static void restore_new(bw_pipeline_t *p,
                         rd_kafka_topic_partition_list_t *fresh)
 {
@@ -192,9 +215,7 @@ static void restore_new(bw_pipeline_t *p,
         task_t *t = find_task(p, fresh->elems[i].topic,
                               fresh->elems[i].partition, NULL);
         if (bw__restore(p, t, fresh->elems[i].offset) == BW_OK) {
-            bw__log(p, "state: %s [%d] resumes at committed input offset %lld",
-                    t->topic, (int)t->partition,
-                    (long long)fresh->elems[i].offset);
+            resumed(p, t, fresh->elems[i].offset);
         }
         p->restore_pending--;
         bw__health(p);

@@ -149,6 +149,7 @@ struct bw_pipeline_s {
     uint64_t restores;
     int64_t restore_ms;
     uint64_t replayed; /* input records replayed by restores */
+    _Atomic uint64_t skipped; /* records a restored state had learned */
     bool flush_all;    /* the next commit flushes every partition's state */
     /* observability (metrics.c) */
     bw_obs_t *obs;            /* borrowed from opts; NULL = none */

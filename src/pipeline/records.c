@@ -384,6 +384,14 @@ void bw__record(bw_worker_t *w, task_t *t, const rd_kafka_message_t *m)
     if (atomic_load(&t->wait_state) != WAIT_NONE) {
         return; /* queued before its partition paused: it comes again */
     }
+    if (m->offset < t->state_offset) {
+        /* the restored state has learned from it (at_least_once writes
+         * the state after the outputs, before the offsets): scored again,
+         * a pooled group would count it twice and a filter call it late */
+        t->next = m->offset + 1;
+        atomic_fetch_add(&w->p->skipped, 1);
+        return;
+    }
     if (score(w, t, m) != BW_OK) {
         return; /* reported: an abort replays it, or the stage stops */
     }

@@ -244,21 +244,39 @@ void bw__on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     }
 }
 
-/* at_least_once: every output acknowledged, then the offsets. */
+/* at_least_once: every record produced so far acknowledged (false: not
+ * yet, or a delivery failed and *err is fatal). */
+static bool alo_acknowledged(bw_pipeline_t *p, bw_err_t *err)
+{
+    *err = BW_OK;
+    if (rd_kafka_flush(p->producer, FLUSH_TIMEOUT_MS) != 0) {
+        bw__warn(p, "outputs not yet acknowledged; offsets not committed");
+        return false;
+    }
+    if (atomic_load(&p->delivery_failures) > 0) {
+        *err = bw__fatal(p, "delivery",
+                         "output records could not be delivered; their "
+                         "input offsets are not committed and will be "
+                         "reprocessed on restart");
+        return false;
+    }
+    return true;
+}
+
+/* at_least_once: the outputs acknowledged, then the state written and
+ * acknowledged, then the offsets. A state in the changelog has had its
+ * outputs delivered, so a restart may skip the records it has learned
+ * from (bw__record) even when their offsets were not committed. */
 static bw_err_t commit_alo(bw_pipeline_t *p)
 {
     rd_kafka_topic_partition_list_t *l;
     rd_kafka_resp_err_t e;
+    bw_err_t err;
 
-    if (rd_kafka_flush(p->producer, FLUSH_TIMEOUT_MS) != 0) {
-        bw__warn(p, "outputs not yet acknowledged; offsets not committed");
-        return BW_OK;
-    }
-    if (atomic_load(&p->delivery_failures) > 0) {
-        return bw__fatal(p, "delivery",
-                         "output records could not be delivered; their "
-                         "input offsets are not committed and will be "
-                         "reprocessed on restart");
+    if (!alo_acknowledged(p, &err) ||
+        (err = bw__changelog_write(p)) != BW_OK ||
+        !alo_acknowledged(p, &err)) {
+        return err;
     }
     l = pending_offsets(p);
     e = l->cnt > 0 ? rd_kafka_commit(p->consumer, l, 0)
@@ -292,12 +310,14 @@ bw_err_t bw__commit(bw_pipeline_t *p)
             return BW_OK;
         }
     }
-    err = bw__changelog_write(p); /* state before offsets */
-    if (err != BW_OK) {
+    if (!p->eos) {
+        err = commit_alo(p);
+    } else if ((err = bw__changelog_write(p)) != BW_OK) { /* state first */
         return atomic_load(&p->abort_pending) ? bw__abort_pending(p)
                                               : err; /* fatal */
+    } else {
+        err = commit_txn(p);
     }
-    err = p->eos ? commit_txn(p) : commit_alo(p);
     if (p->commits > commits) {
         bw_hist_observe(&p->commit_hist, bw_mono_s() - t0);
     }
