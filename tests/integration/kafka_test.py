@@ -775,6 +775,43 @@ pipeline: {static_membership: false}""")
             print("  " + line)
 
 
+def test_abort_rewind(env):
+    """The broker stops answering (SIGSTOP) for longer than the stage's
+    message timeout while the stage scores prefetched input: outputs of
+    its open transaction time out undelivered (an abortable error); the
+    stage aborts the transaction once the broker is back, rewinds the
+    partition to the transaction's first record and restores the models
+    from the changelog (the records since the last state flush replayed).
+    Every input is scored once, and every score and threat equals one
+    uninterrupted replay: nothing the aborted transaction held is lost or
+    learned twice."""
+    config = env.config(base=f"{env.src}/config/sample.yaml", session=False,
+                        extra="pipeline: {static_membership: false}")
+    with open(config) as f:
+        text = f.read()
+    with open(config, "w") as f:
+        f.write(text.replace("\nkafka:\n", """
+kafka:
+  producer: {message.timeout.ms: "2000", batch.num.messages: "50"}
+""", 1))
+    rows = fleet_rows(env.src, 3)
+    env.feed(rows)
+    stage = env.start(config, "ab")
+    env.wait_count("scores", len(rows) // 5, 120, [stage])
+    broker_stall(env.src, 16)  # past a commit call's 10 s timeout
+    env.wait_count("scores", len(rows), 300, [stage])
+    rc, log = env.stop(stage)
+    check(rc == 0, f"exit {rc}:\n{log}")
+    aborts = [x for x in log.splitlines() if "aborting the open" in x]
+    check(aborts, f"the stage aborted its transaction:\n{log[-3000:]}")
+    got_s = env.decode("scores", env.tap("scores"))
+    exactly_once(got_s, len(rows))
+    equal_to_replay(env, got_s, env.decode("threats", env.tap("threats")),
+                    rows, config)
+    print(f"abort_rewind: {aborts[0].split('pipeline: ')[-1][:160]}; "
+          f"{len(rows)} inputs scored once, equal to replay")
+
+
 def fenced_or_alive(env, stage, total, limit=120, calm=10):
     """After a broker stall: the stage's exit code if it was fenced and
     exits, or None once the session has shown it survived: @p calm seconds
@@ -1044,6 +1081,7 @@ TESTS = {"e2e": (test_e2e, 1), "exactly_once_kill": (test_exactly_once_kill, 4),
          "stale_after_restart": (test_stale_after_restart, 1),
          "kill_restart": (test_kill_restart, 4),
          "broker_pause": (test_broker_pause, 4),
+         "abort_rewind": (test_abort_rewind, 1),
          "static_stall": (test_static_stall, 4),
          "failover_kill": (test_failover_kill, 1),
          "failover_scale": (test_failover_scale, 6),
