@@ -214,6 +214,10 @@ static void txn_families(bw_pipeline_t *p, bw_wbuf_t *w,
     counter(w, "bayeswatch_transactions_aborted_total",
             "transactions aborted (their input rewound and replayed)",
             (double)st->aborts);
+    counter(w, "bayeswatch_producer_renewals_total",
+            "producers replaced after a stall fenced them (their "
+            "transaction outlived transaction.timeout.ms)",
+            (double)p->renewals);
     counter(w, "bayeswatch_schema_waits_total",
             "times a partition paused for a writer schema the registry "
             "could not give (registry.url): the record is tried again",

@@ -15,6 +15,7 @@
  * status.c's. The files depend downwards only: pipeline.c -> workers.c ->
  * records.c -> txn.c -> status.c.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -338,8 +339,12 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         rd_kafka_resp_err_t e = rd_kafka_fatal_error(rk, buf, sizeof(buf));
-        bw__fatal(p, rd_kafka_name(rk),
-                  bw__denied(p, e, "Write", "?", why, sizeof(why)) ? why : buf);
+        bool denied = bw__denied(p, e, "Write", "?", why, sizeof(why));
+        if (rk == p->producer && !denied && bw__self_fenced(p)) {
+            bw__request_abort(p, buf); /* the abort renews the producer */
+            return;
+        }
+        bw__fatal(p, rd_kafka_name(rk), denied ? why : buf);
         return;
     }
     if (bw__security_failure(p, rk, err, reason, buf, sizeof(buf))) {
@@ -562,6 +567,19 @@ static bw_err_t subscribe(bw_pipeline_t *p, char *errstr, size_t errstr_size)
     return BW_OK;
 }
 
+/* The producer's transaction.timeout.ms (librdkafka's default if unset). */
+static int64_t txn_timeout_ms(rd_kafka_t *rk)
+{
+    char buf[32];
+    size_t n = sizeof(buf);
+
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), "transaction.timeout.ms", buf,
+                          &n) != RD_KAFKA_CONF_OK) {
+        return 60000;
+    }
+    return strtoll(buf, NULL, 10);
+}
+
 /* The producer's transactional id, in slices of a second (a call that
  * timed out resumes; a retriable error, e.g. the coordinator still
  * loading, is tried again), serving its error callback in between: a
@@ -599,6 +617,7 @@ static bw_err_t init_txns(bw_pipeline_t *p, char *errstr, size_t errstr_size)
     if (failed(p) || e != NULL) {
         return BW_ERR_KAFKA;
     }
+    p->txn_timeout_ms = txn_timeout_ms(p->producer);
     p->producer_ready = true;
     return BW_OK;
 }
@@ -626,6 +645,47 @@ static bw_err_t output_topics(bw_pipeline_t *p, char *errstr,
     return BW_OK;
 }
 
+bw_err_t bw__renew_producer(bw_pipeline_t *p)
+{
+    char errstr[512] = "";
+
+    bw__warn(p, "the producer was fenced by its own stall: its transaction "
+                "outlived transaction.timeout.ms (%lld ms), so the "
+                "coordinator aborted it; a new producer takes over the same "
+                "transactional.id and the transaction's input is replayed",
+             (long long)p->txn_timeout_ms);
+    for (int i = 0; i < OUT_TOPICS; i++) {
+        if (p->out[i] != NULL) {
+            rd_kafka_topic_destroy(p->out[i]);
+            p->out[i] = NULL;
+        }
+    }
+    if (p->cl_rkt != NULL) {
+        rd_kafka_topic_destroy(p->cl_rkt);
+        p->cl_rkt = NULL;
+    }
+    rd_kafka_purge(p->producer,
+                   RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_destroy(p->producer);
+    p->producer_ready = p->txn_open = false;
+    atomic_store(&p->txn_begun_ms, -1);
+    if ((p->producer = client(p, BW_KAFKA_PRODUCER, errstr, sizeof(errstr))) ==
+            NULL ||
+        output_topics(p, errstr, sizeof(errstr)) != BW_OK ||
+        init_txns(p, errstr, sizeof(errstr)) != BW_OK) {
+        return bw__fatal(p, "renew producer", errstr);
+    }
+    if (p->changelog &&
+        (p->cl_rkt = rd_kafka_topic_new(p->producer, p->cl_topic, NULL)) ==
+            NULL) {
+        return bw__fatal(p, "renew producer",
+                         rd_kafka_err2str(rd_kafka_last_error()));
+    }
+    atomic_store(&p->delivery_failures, 0); /* the purged records' */
+    p->renewals++;
+    return BW_OK;
+}
+
 bw_pipeline_t *bw_pipeline_new(const bw_config_t *cfg,
                                const bw_pipeline_opts_t *opts, char *errstr,
                                size_t errstr_size)
@@ -646,6 +706,7 @@ bw_pipeline_t *bw_pipeline_new(const bw_config_t *cfg,
                      (bw_log_format_t)cfg->obs.log_format, p->opts.log);
     }
     p->eos = cfg->pipeline.guarantee == BW_GUARANTEE_EXACTLY_ONCE;
+    atomic_store(&p->txn_begun_ms, -1);
     p->closed = true; /* nothing to close until the clients exist */
     snprintf(p->version, sizeof(p->version), "%016llx",
              (unsigned long long)cfg->hash);

@@ -131,6 +131,9 @@ struct bw_pipeline_s {
     char version[20];
     char instance[BW_NAME_MAX];
     uint64_t commits, aborts, rebalances;
+    uint64_t renewals;              /* producers replaced (self-fenced) */
+    _Atomic int64_t txn_begun_ms;   /* monotonic ms; -1 no transaction */
+    int64_t txn_timeout_ms;         /* the producer's transaction.timeout.ms */
     _Atomic uint64_t delivery_failures;
     /* failures, from any thread */
     pthread_mutex_t mu;
@@ -183,10 +186,25 @@ struct bw_pipeline_s {
 #define bw__warn(p, ...) bw__logx(p, BW_LOG_WARN, -1, __VA_ARGS__)
 bw_err_t bw__fatal(bw_pipeline_t *p, const char *what, const char *why);
 void bw__request_abort(bw_pipeline_t *p, const char *why);
+/** The producer's fatal error follows the open transaction outliving the
+ * producer's transaction.timeout.ms (a stall of the stage or the broker):
+ * the coordinator aborted it and bumped the epoch, so the producer was
+ * fenced by itself, not by another instance, and a new one heals it
+ * (bw__renew_producer). Any thread. */
+bool bw__self_fenced(bw_pipeline_t *p);
 /** A failed produce: abortable (the transaction is replayed) unless the
- * producer has a fatal error or there is no transaction. */
+ * producer has a fatal error that is not self-fenced, or there is no
+ * transaction. */
 bw_err_t bw__produce_failed(bw_pipeline_t *p, rd_kafka_resp_err_t e,
                             const char *topic);
+
+/* pipeline.c (main thread; the stream threads quiesced) */
+/** Replace a self-fenced producer (bw__self_fenced) by a new one under the
+ * same transactional.id (its initialisation aborts the old transaction at
+ * the coordinator), as Kafka Streams does for a fenced task producer; the
+ * open transaction is gone and its records are not delivered.
+ * @returns BW_OK, or the fatal error. */
+bw_err_t bw__renew_producer(bw_pipeline_t *p);
 
 /* checkpoint.c (main thread) */
 /** Write @p t's state to state.dir (clean stop, partition given up). */

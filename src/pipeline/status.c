@@ -29,6 +29,13 @@ void bw__request_abort(bw_pipeline_t *p, const char *why)
     pthread_mutex_unlock(&p->mu);
 }
 
+bool bw__self_fenced(bw_pipeline_t *p)
+{
+    int64_t begun = atomic_load(&p->txn_begun_ms);
+
+    return p->eos && begun >= 0 && bw_mono_ms() - begun >= p->txn_timeout_ms;
+}
+
 bw_err_t bw__produce_failed(bw_pipeline_t *p, rd_kafka_resp_err_t e,
                             const char *topic)
 {
@@ -37,8 +44,9 @@ bw_err_t bw__produce_failed(bw_pipeline_t *p, rd_kafka_resp_err_t e,
     if (bw__denied(p, e, "Write", topic, why, sizeof(why))) {
         return bw__fatal(p, "produce", why); /* an abort cannot heal it */
     }
-    if (p->eos && rd_kafka_fatal_error(p->producer, fatal, sizeof(fatal)) ==
-                      RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (p->eos && (rd_kafka_fatal_error(p->producer, fatal, sizeof(fatal)) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR ||
+                   bw__self_fenced(p))) {
         snprintf(why, sizeof(why), "produce: %s", rd_kafka_err2str(e));
         bw__request_abort(p, why);
         return BW_ERR_KAFKA;

@@ -41,6 +41,7 @@ bw_err_t bw__begin_txn(bw_pipeline_t *p)
         return BW_ERR_KAFKA;
     }
     p->txn_open = true;
+    atomic_store(&p->txn_begun_ms, bw_mono_ms());
     p->offsets_sent = false;
     return BW_OK;
 }
@@ -75,6 +76,7 @@ static void mark_committed(bw_pipeline_t *p)
         t->txn_first = -1;
         t->txn_touched = false;
     }
+    atomic_store(&p->txn_begun_ms, -1);
     p->commits++;
 }
 
@@ -100,29 +102,53 @@ static bw_err_t rewind_state(bw_pipeline_t *p, task_t *t)
     return bw__restore(p, t, t->next); /* to the last commit */
 }
 
-/* Abort, then seek every partition back to the first record of the
- * aborted transaction: its outputs will be produced again. */
-bw_err_t bw__abort_and_rewind(bw_pipeline_t *p, const char *why)
+/* The open transaction aborted by the producer, or, when the producer was
+ * fenced by its own stall, by a new producer (bw__renew_producer). */
+static bw_err_t abort_txn(bw_pipeline_t *p)
 {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_error_t *e;
+    rd_kafka_error_t *e = NULL;
     bw_err_t err = BW_OK;
+    char buf[256];
 
-    atomic_store(&p->abort_pending, false);
-    bw__warn(p, "aborting the open transaction: %s", why);
     for (int attempt = 0;; attempt++) {
-        e = rd_kafka_abort_transaction(p->producer, TXN_TIMEOUT_MS);
+        if (rd_kafka_fatal_error(p->producer, buf, sizeof(buf)) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+            e = rd_kafka_abort_transaction(p->producer, TXN_TIMEOUT_MS);
+        }
+        if ((e == NULL || rd_kafka_error_is_fatal(e)) &&
+            rd_kafka_fatal_error(p->producer, buf, sizeof(buf)) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            bw__self_fenced(p)) {
+            err = bw__renew_producer(p);
+            break;
+        }
         if (e == NULL || is_fatal_error(p, e, "abort transaction") ||
             !rd_kafka_error_is_retriable(e) || attempt + 1 >= TXN_ATTEMPTS) {
             break;
         }
         rd_kafka_error_destroy(e);
+        e = NULL;
     }
     if (e != NULL) {
         err = bw__fatal(p, "abort transaction", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
     }
     p->txn_open = false;
+    atomic_store(&p->txn_begun_ms, -1);
+    return err;
+}
+
+/* Abort, then seek every partition back to the first record of the
+ * aborted transaction: its outputs will be produced again. */
+bw_err_t bw__abort_and_rewind(bw_pipeline_t *p, const char *why)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_error_t *e;
+    bw_err_t err;
+
+    atomic_store(&p->abort_pending, false);
+    bw__warn(p, "aborting the open transaction: %s", why);
+    err = abort_txn(p);
     p->aborts++;
     for (int i = 0; i < p->n_tasks; i++) {
         task_t *t = p->tasks[i];
@@ -206,6 +232,9 @@ static bw_err_t commit_txn(bw_pipeline_t *p)
             p->txn_open = false;
             mark_committed(p);
             return BW_OK;
+        }
+        if (rd_kafka_error_is_fatal(e) && bw__self_fenced(p)) {
+            break; /* the abort renews the producer */
         }
         if (is_fatal_error(p, e, "commit transaction")) {
             rd_kafka_error_destroy(e);

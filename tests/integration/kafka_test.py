@@ -785,16 +785,20 @@ def test_abort_rewind(env):
     Every input is scored once, and every score and threat equals one
     uninterrupted replay: nothing the aborted transaction held is lost or
     learned twice."""
+    # commits 1 s apart and slow scoring (1,024 particles): the stall finds
+    # the stage scoring prefetched input (producing), not committing (a
+    # commit would wait the stall out)
     config = env.config(base=f"{env.src}/config/sample.yaml", session=False,
-                        extra="pipeline: {static_membership: false}")
+                        extra="""pipeline: {static_membership: false,
+           commit_interval_ms: 1000}""")
     with open(config) as f:
         text = f.read()
     with open(config, "w") as f:
         f.write(text.replace("\nkafka:\n", """
 kafka:
   producer: {message.timeout.ms: "2000", batch.num.messages: "50"}
-""", 1))
-    rows = fleet_rows(env.src, 3)
+""", 1).replace("\n  pf:\n", "\n  pf:\n    particles: 1024\n", 1))
+    rows = sample_rows(env.src)
     env.feed(rows)
     stage = env.start(config, "ab")
     env.wait_count("scores", len(rows) // 5, 120, [stage])
@@ -810,6 +814,72 @@ kafka:
                     rows, config)
     print(f"abort_rewind: {aborts[0].split('pipeline: ')[-1][:160]}; "
           f"{len(rows)} inputs scored once, equal to replay")
+
+
+def test_stall_renew(env):
+    """The stage itself stalls (SIGSTOP) for longer than its transaction
+    timeout with a transaction open: the broker aborts the transaction and
+    bumps the producer's epoch, so the resumed producer finds itself
+    fenced (librdkafka: a fatal error, which ended the stage before). The
+    stage replaces the producer under the same transactional.id, replays
+    the transaction's input from the changelog, and every input is still
+    scored once, equal to one uninterrupted replay."""
+    config = env.config(base=f"{env.src}/config/sample.yaml", session=False,
+                        extra="""pipeline: {static_membership: false,
+           commit_interval_ms: 2000}""")
+    with open(config) as f:
+        text = f.read()
+    with open(config, "w") as f:  # the test broker aborts within 1 s of it
+        f.write(text.replace("\nkafka:\n", """
+kafka:
+  producer: {transaction.timeout.ms: "3000"}
+""", 1))
+    rows = sample_rows(env.src)
+    first = len(rows) // 3
+    env.feed(rows[:first])
+    stage = env.start(config, "sr")
+    env.wait_count("scores", first, 120, [stage])
+    renewed, at = [], first
+    stalls = 0
+    for attempt in range(10):
+        if stage.poll() is not None:
+            break  # exited: the check below says how
+        # a few records open a transaction, and their scores are produced
+        # in it (read_uncommitted sees them); stopped before it commits
+        # (else tried again), the stall outlives it
+        env.feed(rows[at:at + 100])
+        at += 100
+        deadline = time.time() + 30
+        while len(env.tap("scores", "read_uncommitted", settle=0)) < at and \
+                time.time() < deadline:
+            time.sleep(0.05)
+        stage.send_signal(signal.SIGSTOP)
+        if len(env.tap("scores", settle=0)) >= at:
+            stage.send_signal(signal.SIGCONT)  # committed already
+            continue
+        stalls += 1
+        time.sleep(7)
+        stage.send_signal(signal.SIGCONT)
+        time.sleep(3)
+        stage.log.seek(0)
+        renewed = [x for x in stage.log.read().splitlines()
+                   if "fenced by its own stall" in x]
+        if renewed:
+            break
+    stage.log.seek(0)
+    check(renewed, "a stall fenced the producer and it was renewed:\n" +
+          stage.log.read()[-3000:])
+    env.feed(rows[at:])
+    env.wait_count("scores", len(rows), 300, [stage])
+    rc, log = env.stop(stage)
+    check(rc == 0, f"exit {rc}:\n{log[-4000:]}")
+    got_s = env.decode("scores", env.tap("scores"))
+    exactly_once(got_s, len(rows))
+    equal_to_replay(env, got_s, env.decode("threats", env.tap("threats")),
+                    rows, config)
+    print(f"stall_renew: a 7 s stall past a 3 s transaction timeout fenced "
+          f"the producer (stall {stalls}, try {attempt + 1}); renewed; {len(rows)} inputs "
+          f"scored once, equal to replay")
 
 
 def fenced_or_alive(env, stage, total, limit=120, calm=10):
@@ -1082,6 +1152,7 @@ TESTS = {"e2e": (test_e2e, 1), "exactly_once_kill": (test_exactly_once_kill, 4),
          "kill_restart": (test_kill_restart, 4),
          "broker_pause": (test_broker_pause, 4),
          "abort_rewind": (test_abort_rewind, 1),
+         "stall_renew": (test_stall_renew, 1),
          "static_stall": (test_static_stall, 4),
          "failover_kill": (test_failover_kill, 1),
          "failover_scale": (test_failover_scale, 6),
