@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -220,6 +221,49 @@ static int insecure_tls(rd_kafka_conf_t *c, const bw_config_t *cfg,
     return -1;
 }
 
+/* exactly_once: a transaction lasts about pipeline.commit_interval_ms; the
+ * broker aborts one that outlives the producer's transaction.timeout.ms
+ * (and the stage renews its producer), so a timeout at or below the
+ * interval would abort them all. The problem (0 or 1) is reported at the
+ * property that set the timeout, or else at the interval. */
+static int short_txn_timeout(rd_kafka_conf_t *c, const bw_config_t *cfg,
+                             const bw_kvmap_t *const maps[2],
+                             const char *const paths[2], FILE *diag,
+                             char *errstr, size_t errstr_size, int errors)
+{
+    char buf[32] = "", why[256];
+    size_t n = sizeof(buf);
+    double timeout;
+
+    if (cfg->pipeline.guarantee != BW_GUARANTEE_EXACTLY_ONCE ||
+        rd_kafka_conf_get(c, "transaction.timeout.ms", buf, &n) !=
+            RD_KAFKA_CONF_OK ||
+        (timeout = strtod(buf, NULL)) > cfg->pipeline.commit_interval_ms) {
+        return 0;
+    }
+    snprintf(why, sizeof(why),
+             "transaction.timeout.ms (%s) must exceed "
+             "pipeline.commit_interval_ms (%g): the broker would abort "
+             "every transaction",
+             buf, cfg->pipeline.commit_interval_ms);
+    if (errors == 0) {
+        snprintf(errstr, errstr_size, "kafka.producer: %s", why);
+    }
+    for (int k = 1; k >= 0; k--) {
+        for (int i = 0; i < maps[k]->n; i++) {
+            if (strcmp(maps[k]->kv[i].key, "transaction.timeout.ms") == 0) {
+                bw_config_report_kv(cfg, paths[k], &maps[k]->kv[i], why, diag);
+                return 1;
+            }
+        }
+    }
+    if (diag != NULL) {
+        fprintf(diag, "%s: error: pipeline.commit_interval_ms: %s\n",
+                cfg->source, why);
+    }
+    return 1;
+}
+
 /* One user map @p m (config path @p path) onto @p c; every problem
  * reported at its line when diag is set; the number of problems. */
 static int map_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
@@ -275,6 +319,10 @@ static int user_props(rd_kafka_conf_t *c, const bw_config_t *cfg,
             bw_config_report_kv(cfg, paths[k], &maps[k]->kv[i], why, diags[k]);
             break;
         }
+    }
+    if (role == BW_KAFKA_PRODUCER) {
+        errors += short_txn_timeout(c, cfg, maps, paths, diag, errstr,
+                                    errstr_size, errors);
     }
     return errors;
 }

@@ -649,6 +649,17 @@ bw_err_t bw__renew_producer(bw_pipeline_t *p)
 {
     char errstr[512] = "";
 
+    if (p->renewals > 0 && p->commits == p->commits_at_renewal) {
+        /* fenced again before any commit: not a passing stall */
+        snprintf(errstr, sizeof(errstr),
+                 "fenced again before a commit since the last renewal: "
+                 "a transaction cannot finish within transaction.timeout.ms "
+                 "(%lld ms); raise it (the broker caps it at "
+                 "transaction.max.timeout.ms)",
+                 (long long)p->txn_timeout_ms);
+        return bw__fatal(p, "producer", errstr);
+    }
+    p->commits_at_renewal = p->commits;
     bw__warn(p, "the producer was fenced by its own stall: its transaction "
                 "outlived transaction.timeout.ms (%lld ms), so the "
                 "coordinator aborted it; a new producer takes over the same "
