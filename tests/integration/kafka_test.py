@@ -708,7 +708,10 @@ def test_stale_after_restart(env):
     series stale: stream time resumes from the restored state (before,
     it waited for a new record that never came)."""
     t0 = 1764000000000
-    config = env.config(extra="pipeline: {stale_scan_ms: 200}")
+    # stale after 20 s without data (10 x 2 s): the first stage is stopped
+    # well before, even on a loaded machine
+    config = env.config(extra="""pipeline: {stale_scan_ms: 200}
+engine: {stale_factor: 10}""")
     rows = [[t0 + i * 2000, "r0", "api", m, 100 + i % 3]
             for i in range(60) for m in ("a", "b")]
     good, _ = env.feed(rows)
