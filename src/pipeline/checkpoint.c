@@ -86,8 +86,10 @@ void bw__checkpoint_write(bw_pipeline_t *p, task_t *t)
     rd_kafka_resp_err_t e;
 
     if (!p->changelog || p->cfg->state.dir[0] == '\0' || t->restore_failed ||
-        bw_engine_pending(t->eng) != 0) {
-        return; /* uncommitted changes: the changelog is the truth */
+        bw_engine_pending(t->eng) != 0 || t->committed != t->next) {
+        /* uncommitted changes or offsets (at_least_once: the last flush
+         * failed): the changelog is the truth */
+        return;
     }
     e = rd_kafka_query_watermark_offsets(p->producer, p->cl_topic, t->partition,
                                          &lo, &hi, WATERMARK_TIMEOUT_MS);

@@ -184,14 +184,15 @@ static void resumed(bw_pipeline_t *p, const task_t *t, int64_t from)
     }
     bw__logx(p, BW_LOG_WARN, t->partition,
              "state: %s [%d]: the state has learned from the input up to "
-             "offset %lld, the committed offset is %lld (at_least_once: "
-             "stopped after the state was written, before the offsets; or "
-             "offsets reset by hand): skips input offsets %lld..%lld, "
-             "whose outputs were delivered when they were scored (to score "
-             "them again, start from a fresh state.topic)",
+             "offset %lld, beyond the committed offset (%s%lld; "
+             "at_least_once: stopped after the state was written, before "
+             "the offsets; or offsets reset by hand): skips the input "
+             "records before offset %lld, whose outputs were delivered when "
+             "they were scored (to score them again, start from a fresh "
+             "state.topic)",
              t->topic, (int)t->partition, (long long)t->state_offset,
-             (long long)from, (long long)(from < 0 ? 0 : from),
-             (long long)(t->state_offset - 1));
+             from < 0 ? "none: " : "", (long long)from,
+             (long long)t->state_offset);
 }
 
 static void restore_new(bw_pipeline_t *p,
@@ -648,7 +649,16 @@ static bw_err_t output_topics(bw_pipeline_t *p, char *errstr,
 bw_err_t bw__renew_producer(bw_pipeline_t *p)
 {
     char errstr[512] = "";
+    rd_kafka_t *rk;
 
+    if (p->consumer == NULL || rd_kafka_assignment_lost(p->consumer)) {
+        /* the group gave the partitions away during the stall: another
+         * member (perhaps a replacement under this transactional.id)
+         * owns them now, and a new producer would fence it */
+        return bw__fatal(p, "producer",
+                         "fenced after a stall that also cost the group "
+                         "membership; restart the stage");
+    }
     if (p->renewals > 0 && p->commits == p->commits_at_renewal) {
         /* fenced again before any commit: not a passing stall */
         snprintf(errstr, sizeof(errstr),
@@ -675,14 +685,16 @@ bw_err_t bw__renew_producer(bw_pipeline_t *p)
         rd_kafka_topic_destroy(p->cl_rkt);
         p->cl_rkt = NULL;
     }
+    p->producer_ready = p->txn_open = false;
+    atomic_store(&p->txn_begun_ms, -1);
+    if ((rk = client(p, BW_KAFKA_PRODUCER, errstr, sizeof(errstr))) == NULL) {
+        return bw__fatal(p, "renew producer", errstr); /* the old one stays */
+    }
     rd_kafka_purge(p->producer,
                    RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_destroy(p->producer);
-    p->producer_ready = p->txn_open = false;
-    atomic_store(&p->txn_begun_ms, -1);
-    if ((p->producer = client(p, BW_KAFKA_PRODUCER, errstr, sizeof(errstr))) ==
-            NULL ||
-        output_topics(p, errstr, sizeof(errstr)) != BW_OK ||
+    p->producer = rk;
+    if (output_topics(p, errstr, sizeof(errstr)) != BW_OK ||
         init_txns(p, errstr, sizeof(errstr)) != BW_OK) {
         return bw__fatal(p, "renew producer", errstr);
     }
@@ -693,6 +705,8 @@ bw_err_t bw__renew_producer(bw_pipeline_t *p)
                          rd_kafka_err2str(rd_kafka_last_error()));
     }
     atomic_store(&p->delivery_failures, 0); /* the purged records' */
+    /* the old producer's fence, seen again while it aborted, is healed */
+    atomic_store(&p->abort_pending, false);
     p->renewals++;
     return BW_OK;
 }

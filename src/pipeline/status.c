@@ -32,8 +32,15 @@ void bw__request_abort(bw_pipeline_t *p, const char *why)
 bool bw__self_fenced(bw_pipeline_t *p)
 {
     int64_t begun = atomic_load(&p->txn_begun_ms);
+    int64_t wall = atomic_load(&p->txn_begun_wall);
+    int64_t age = bw_mono_ms() - begun;
 
-    return p->eos && begun >= 0 && bw_mono_ms() - begun >= p->txn_timeout_ms;
+    /* the monotonic clock stops while a VM is suspended; the broker's
+     * does not */
+    if (bw_wall_ms() - wall > age) {
+        age = bw_wall_ms() - wall;
+    }
+    return p->eos && begun >= 0 && age >= p->txn_timeout_ms;
 }
 
 bw_err_t bw__produce_failed(bw_pipeline_t *p, rd_kafka_resp_err_t e,

@@ -6,8 +6,10 @@
  * metadata and the transaction committed (a timed-out commit is resumed,
  * retriable failures retried); an abortable error aborts it and rewinds
  * each partition to the first record of the aborted transaction, so its
- * outputs are produced again. at_least_once: outputs flushed and
- * acknowledged, then the offsets committed. Callers quiesce the stream
+ * outputs are produced again; a producer fenced by the stage's own stall
+ * past transaction.timeout.ms is replaced (bw__renew_producer).
+ * at_least_once: outputs flushed and acknowledged, then the state
+ * changelog written and acknowledged, then the offsets committed. Callers quiesce the stream
  * threads first (workers.c): every output of the offsets is produced.
  */
 #include <string.h>
@@ -41,6 +43,7 @@ bw_err_t bw__begin_txn(bw_pipeline_t *p)
         return BW_ERR_KAFKA;
     }
     p->txn_open = true;
+    atomic_store(&p->txn_begun_wall, bw_wall_ms());
     atomic_store(&p->txn_begun_ms, bw_mono_ms());
     p->offsets_sent = false;
     return BW_OK;
@@ -110,17 +113,18 @@ static bw_err_t abort_txn(bw_pipeline_t *p)
     bw_err_t err = BW_OK;
     char buf[256];
 
-    for (int attempt = 0;; attempt++) {
-        if (rd_kafka_fatal_error(p->producer, buf, sizeof(buf)) ==
+    for (int attempt = 0; p->txn_open; attempt++) {
+        if (rd_kafka_fatal_error(p->producer, buf, sizeof(buf)) !=
             RD_KAFKA_RESP_ERR_NO_ERROR) {
-            e = rd_kafka_abort_transaction(p->producer, TXN_TIMEOUT_MS);
-        }
-        if ((e == NULL || rd_kafka_error_is_fatal(e)) &&
-            rd_kafka_fatal_error(p->producer, buf, sizeof(buf)) !=
-                RD_KAFKA_RESP_ERR_NO_ERROR &&
-            bw__self_fenced(p)) {
-            err = bw__renew_producer(p);
+            err = bw__self_fenced(p) ? bw__renew_producer(p)
+                                     : bw__fatal(p, "abort transaction", buf);
             break;
+        }
+        e = rd_kafka_abort_transaction(p->producer, TXN_TIMEOUT_MS);
+        if (e != NULL && rd_kafka_error_is_fatal(e) && bw__self_fenced(p)) {
+            rd_kafka_error_destroy(e);
+            e = NULL;
+            continue; /* the producer is fatal now: renewed above */
         }
         if (e == NULL || is_fatal_error(p, e, "abort transaction") ||
             !rd_kafka_error_is_retriable(e) || attempt + 1 >= TXN_ATTEMPTS) {
