@@ -60,6 +60,10 @@ int64_t bw_wall_ms(void);
  * seconds since an arbitrary start. */
 int64_t bw_mono_ms(void);
 double bw_mono_s(void);
+/** @brief Like bw_mono_ms, but it goes on counting while the machine (or a
+ * VM) is suspended (CLOCK_BOOTTIME where there is one): the age of
+ * something another machine times out. */
+int64_t bw_boot_ms(void);
 
 /** @brief Parse a whole string as a finite double. */
 bw_err_t bw_parse_double(const char *s, double *out);

@@ -177,22 +177,26 @@ static rd_kafka_resp_err_t committed(bw_pipeline_t *p,
  * between, so they are skipped (bw__record), not scored a second time. */
 static void resumed(bw_pipeline_t *p, const task_t *t, int64_t from)
 {
+    char committed[24] = "none";
+
     if (t->state_offset <= from || t->state_offset <= 0) {
         bw__log(p, "state: %s [%d] resumes at committed input offset %lld",
                 t->topic, (int)t->partition, (long long)from);
         return;
     }
+    if (from >= 0) {
+        snprintf(committed, sizeof(committed), "%lld", (long long)from);
+    }
     bw__logx(p, BW_LOG_WARN, t->partition,
              "state: %s [%d]: the state has learned from the input up to "
-             "offset %lld, beyond the committed offset (%s%lld; "
+             "offset %lld, beyond the committed offset (%s; "
              "at_least_once: stopped after the state was written, before "
              "the offsets; or offsets reset by hand): skips the input "
              "records before offset %lld, whose outputs were delivered when "
              "they were scored (to score them again, start from a fresh "
              "state.topic)",
              t->topic, (int)t->partition, (long long)t->state_offset,
-             from < 0 ? "none: " : "", (long long)from,
-             (long long)t->state_offset);
+             committed, (long long)t->state_offset);
 }
 
 static void restore_new(bw_pipeline_t *p,
@@ -218,6 +222,7 @@ static void restore_new(bw_pipeline_t *p,
                               fresh->elems[i].partition, NULL);
         if (bw__restore(p, t, fresh->elems[i].offset) == BW_OK) {
             resumed(p, t, fresh->elems[i].offset);
+            t->committed = t->next; /* the group's offset, or none */
         }
         p->restore_pending--;
         bw__health(p);
@@ -821,6 +826,9 @@ bw_err_t bw_pipeline_step(bw_pipeline_t *p, int timeout_ms, char *errstr,
         }
         rd_kafka_poll(p->producer, 0);
         now = bw_wall_ms();
+        if (err == BW_OK && failed(p)) {
+            err = BW_ERR_KAFKA; /* e.g. in a rebalance callback of the poll */
+        }
         if (err == BW_OK &&
             now - p->last_commit >= p->cfg->pipeline.commit_interval_ms) {
             bw__quiesce(p); /* every output of the offsets is produced */

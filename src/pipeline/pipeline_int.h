@@ -133,8 +133,7 @@ struct bw_pipeline_s {
     uint64_t commits, aborts, rebalances;
     uint64_t renewals;              /* producers replaced (self-fenced) */
     uint64_t commits_at_renewal;    /* `commits` at the last renewal */
-    _Atomic int64_t txn_begun_ms;   /* monotonic ms; -1 no transaction */
-    _Atomic int64_t txn_begun_wall; /* wall ms (a suspended VM's clock) */
+    _Atomic int64_t txn_begun_ms;   /* bw_boot_ms; -1 no transaction */
     int64_t txn_timeout_ms;         /* the producer's transaction.timeout.ms */
     _Atomic uint64_t delivery_failures;
     /* failures, from any thread */

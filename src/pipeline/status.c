@@ -32,15 +32,18 @@ void bw__request_abort(bw_pipeline_t *p, const char *why)
 bool bw__self_fenced(bw_pipeline_t *p)
 {
     int64_t begun = atomic_load(&p->txn_begun_ms);
-    int64_t wall = atomic_load(&p->txn_begun_wall);
-    int64_t age = bw_mono_ms() - begun;
+    char buf[256];
+    rd_kafka_resp_err_t e;
 
-    /* the monotonic clock stops while a VM is suspended; the broker's
-     * does not */
-    if (bw_wall_ms() - wall > age) {
-        age = bw_wall_ms() - wall;
+    if (!p->eos || begun < 0 || bw_boot_ms() - begun < p->txn_timeout_ms) {
+        return false;
     }
-    return p->eos && begun >= 0 && age >= p->txn_timeout_ms;
+    /* a fence, not another fatal error (a commit the broker completed
+     * after the transaction failed locally must not be replayed) */
+    e = rd_kafka_fatal_error(p->producer, buf, sizeof(buf));
+    return e == RD_KAFKA_RESP_ERR__FENCED ||
+           e == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+           e == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
 }
 
 bw_err_t bw__produce_failed(bw_pipeline_t *p, rd_kafka_resp_err_t e,

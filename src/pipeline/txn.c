@@ -43,8 +43,7 @@ bw_err_t bw__begin_txn(bw_pipeline_t *p)
         return BW_ERR_KAFKA;
     }
     p->txn_open = true;
-    atomic_store(&p->txn_begun_wall, bw_wall_ms());
-    atomic_store(&p->txn_begun_ms, bw_mono_ms());
+    atomic_store(&p->txn_begun_ms, bw_boot_ms());
     p->offsets_sent = false;
     return BW_OK;
 }
@@ -124,7 +123,8 @@ static bw_err_t abort_txn(bw_pipeline_t *p)
         if (e != NULL && rd_kafka_error_is_fatal(e) && bw__self_fenced(p)) {
             rd_kafka_error_destroy(e);
             e = NULL;
-            continue; /* the producer is fatal now: renewed above */
+            err = bw__renew_producer(p);
+            break;
         }
         if (e == NULL || is_fatal_error(p, e, "abort transaction") ||
             !rd_kafka_error_is_retriable(e) || attempt + 1 >= TXN_ATTEMPTS) {
