@@ -221,6 +221,18 @@ static int insecure_tls(rd_kafka_conf_t *c, const bw_config_t *cfg,
     return -1;
 }
 
+int64_t bw__txn_timeout_ms(const rd_kafka_conf_t *c)
+{
+    char buf[32];
+    size_t n = sizeof(buf);
+
+    if (rd_kafka_conf_get(c, "transaction.timeout.ms", buf, &n) !=
+        RD_KAFKA_CONF_OK) {
+        return 60000; /* librdkafka's default */
+    }
+    return strtoll(buf, NULL, 10);
+}
+
 /* exactly_once: a transaction lasts about pipeline.commit_interval_ms; the
  * broker aborts one that outlives the producer's transaction.timeout.ms
  * (and the stage renews its producer), so a timeout at or below the
@@ -231,21 +243,18 @@ static int short_txn_timeout(rd_kafka_conf_t *c, const bw_config_t *cfg,
                              const char *const paths[2], FILE *diag,
                              char *errstr, size_t errstr_size, int errors)
 {
-    char buf[32] = "", why[256];
-    size_t n = sizeof(buf);
-    double timeout;
+    char why[256];
+    int64_t timeout = bw__txn_timeout_ms(c);
 
     if (cfg->pipeline.guarantee != BW_GUARANTEE_EXACTLY_ONCE ||
-        rd_kafka_conf_get(c, "transaction.timeout.ms", buf, &n) !=
-            RD_KAFKA_CONF_OK ||
-        (timeout = strtod(buf, NULL)) > cfg->pipeline.commit_interval_ms) {
+        (double)timeout > cfg->pipeline.commit_interval_ms) {
         return 0;
     }
     snprintf(why, sizeof(why),
-             "transaction.timeout.ms (%s) must exceed "
+             "transaction.timeout.ms (%lld) must exceed "
              "pipeline.commit_interval_ms (%g): the broker would abort "
              "every transaction",
-             buf, cfg->pipeline.commit_interval_ms);
+             (long long)timeout, cfg->pipeline.commit_interval_ms);
     if (errors == 0) {
         snprintf(errstr, errstr_size, "kafka.producer: %s", why);
     }

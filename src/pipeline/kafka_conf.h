@@ -29,6 +29,9 @@ int bw__ssl_verify(rd_kafka_t *rk, const char *broker_name, int32_t broker_id,
  * @param diag  problems with the map are also reported here at their line.
  * @returns NULL with errstr set (the first problem).
  */
+/** The transaction.timeout.ms @p c gives its producer (ms). */
+int64_t bw__txn_timeout_ms(const rd_kafka_conf_t *c);
+
 rd_kafka_conf_t *bw__kafka_conf(const bw_config_t *cfg, bw_kafka_role_t role,
                                 const char *bootstrap, const char *instance,
                                 FILE *diag, char *errstr, size_t errstr_size);

@@ -15,7 +15,6 @@
  * status.c's. The files depend downwards only: pipeline.c -> workers.c ->
  * records.c -> txn.c -> status.c.
  */
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -573,19 +572,6 @@ static bw_err_t subscribe(bw_pipeline_t *p, char *errstr, size_t errstr_size)
     return BW_OK;
 }
 
-/* The producer's transaction.timeout.ms (librdkafka's default if unset). */
-static int64_t txn_timeout_ms(rd_kafka_t *rk)
-{
-    char buf[32];
-    size_t n = sizeof(buf);
-
-    if (rd_kafka_conf_get(rd_kafka_conf(rk), "transaction.timeout.ms", buf,
-                          &n) != RD_KAFKA_CONF_OK) {
-        return 60000;
-    }
-    return strtoll(buf, NULL, 10);
-}
-
 /* The producer's transactional id, in slices of a second (a call that
  * timed out resumes; a retriable error, e.g. the coordinator still
  * loading, is tried again), serving its error callback in between: a
@@ -623,7 +609,7 @@ static bw_err_t init_txns(bw_pipeline_t *p, char *errstr, size_t errstr_size)
     if (failed(p) || e != NULL) {
         return BW_ERR_KAFKA;
     }
-    p->txn_timeout_ms = txn_timeout_ms(p->producer);
+    p->txn_timeout_ms = bw__txn_timeout_ms(rd_kafka_conf(p->producer));
     p->producer_ready = true;
     return BW_OK;
 }
@@ -649,6 +635,21 @@ static bw_err_t output_topics(bw_pipeline_t *p, char *errstr,
         }
     }
     return BW_OK;
+}
+
+/* The topic handles made on the producer (outputs, changelog). */
+static void drop_producer_topics(bw_pipeline_t *p)
+{
+    for (int i = 0; i < OUT_TOPICS; i++) {
+        if (p->out[i] != NULL) {
+            rd_kafka_topic_destroy(p->out[i]);
+            p->out[i] = NULL;
+        }
+    }
+    if (p->cl_rkt != NULL) {
+        rd_kafka_topic_destroy(p->cl_rkt);
+        p->cl_rkt = NULL;
+    }
 }
 
 bw_err_t bw__renew_producer(bw_pipeline_t *p)
@@ -680,16 +681,7 @@ bw_err_t bw__renew_producer(bw_pipeline_t *p)
                 "coordinator aborted it; a new producer takes over the same "
                 "transactional.id and the transaction's input is replayed",
              (long long)p->txn_timeout_ms);
-    for (int i = 0; i < OUT_TOPICS; i++) {
-        if (p->out[i] != NULL) {
-            rd_kafka_topic_destroy(p->out[i]);
-            p->out[i] = NULL;
-        }
-    }
-    if (p->cl_rkt != NULL) {
-        rd_kafka_topic_destroy(p->cl_rkt);
-        p->cl_rkt = NULL;
-    }
+    drop_producer_topics(p);
     p->producer_ready = p->txn_open = false;
     atomic_store(&p->txn_begun_ms, -1);
     if ((rk = client(p, BW_KAFKA_PRODUCER, errstr, sizeof(errstr))) == NULL) {
@@ -922,11 +914,7 @@ void bw_pipeline_destroy(bw_pipeline_t *p)
     if (p->consumer != NULL) {
         rd_kafka_destroy(p->consumer);
     }
-    for (int i = 0; i < OUT_TOPICS; i++) {
-        if (p->out[i] != NULL) {
-            rd_kafka_topic_destroy(p->out[i]);
-        }
-    }
+    drop_producer_topics(p);
     bw__changelog_close(p);
     if (p->producer != NULL) {
         rd_kafka_destroy(p->producer);

@@ -9,8 +9,9 @@
  * outputs are produced again; a producer fenced by the stage's own stall
  * past transaction.timeout.ms is replaced (bw__renew_producer).
  * at_least_once: outputs flushed and acknowledged, then the state
- * changelog written and acknowledged, then the offsets committed. Callers quiesce the stream
- * threads first (workers.c): every output of the offsets is produced.
+ * changelog written and acknowledged, then the offsets committed. Callers
+ * quiesce the stream threads first (workers.c): every output of the
+ * offsets is produced.
  */
 #include <string.h>
 

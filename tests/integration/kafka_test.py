@@ -297,6 +297,41 @@ def equal_to_replay(env, got_s, got_t, rows, config, what=""):
             check(same(g[f], w[f]), f"{what}threat {f}: {g[f]!r} != {w[f]!r}")
 
 
+def scored_once_as_replay(env, rows, config):
+    """Every input of @p rows (one partition) scored once, and the scores
+    and threats equal to one uninterrupted replay."""
+    got_s = env.decode("scores", env.tap("scores"))
+    exactly_once(got_s, len(rows))
+    equal_to_replay(env, got_s, env.decode("threats", env.tap("threats")),
+                    rows, config)
+
+
+def with_producer(config, props):
+    """@p config with kafka.producer set to @p props (a flow mapping)."""
+    with open(config) as f:
+        text = f.read()
+    with open(config, "w") as f:
+        f.write(text.replace("\nkafka:\n",
+                             f"\nkafka:\n  producer: {props}\n", 1))
+
+
+def log_lines(stage, text):
+    """The stage's log lines so far that contain @p text (read apart from
+    the stage's own file offset)."""
+    with open(stage.log.name) as f:
+        return [x for x in f.read().splitlines() if text in x]
+
+
+def finish(env, stage, rows, at, config):
+    """Feed @p rows from @p at, stop the stage once all are scored (exit 0)
+    and check them: scored once, equal to one replay."""
+    env.feed(rows[at:])
+    env.wait_count("scores", len(rows), 300, [stage])
+    rc, log = env.stop(stage)
+    check(rc == 0, f"exit {rc}:\n{log[-4000:]}")
+    scored_once_as_replay(env, rows, config)
+
+
 def feed_live(env, rows, chunk, pause):
     """Feed @p rows in chunks from a thread: a live stream."""
     def run():
@@ -589,10 +624,7 @@ def test_alo_restart(env):
     check(skipped and skipped.groups() == (str(back), str(first)),
           f"the restart skips offsets {back}..{first - 1}, which its state "
           f"has seen:\n{log[-3000:]}")
-    got_s = env.decode("scores", env.tap("scores"))
-    exactly_once(got_s, len(rows))
-    equal_to_replay(env, got_s, env.decode("threats", env.tap("threats")),
-                    rows, config)
+    scored_once_as_replay(env, rows, config)
     print(f"alo_restart: {first - back} re-delivered records already in the "
           f"state skipped; {len(rows)} inputs scored once, equal to replay")
 
@@ -792,13 +824,8 @@ def test_abort_rewind(env):
     config = env.config(base=f"{env.src}/config/sample.yaml", session=False,
                         extra="""pipeline: {static_membership: false,
            commit_interval_ms: 2000}""")
-    with open(config) as f:
-        text = f.read()
-    with open(config, "w") as f:  # outputs wait 1 s before they are sent
-        f.write(text.replace("\nkafka:\n", """
-kafka:
-  producer: {message.timeout.ms: "2000", linger.ms: "1000"}
-""", 1))
+    # outputs wait 1 s before they are sent
+    with_producer(config, '{message.timeout.ms: "2000", linger.ms: "1000"}')
     rows = sample_rows(env.src)
     first = len(rows) // 3
     env.feed(rows[:first])
@@ -806,9 +833,7 @@ kafka:
     env.wait_count("scores", first, 120, [stage])
 
     def aborts():
-        with open(stage.log.name) as f:  # not the stage's own file offset
-            return [x for x in f.read().splitlines()
-                    if "aborting the open" in x]
+        return log_lines(stage, "aborting the open")
 
     at = first
     for attempt in range(4):
@@ -829,14 +854,7 @@ kafka:
             break
     check(aborts(), "the stage aborted its transaction:\n" +
           open(stage.log.name).read()[-3000:])
-    env.feed(rows[at:])
-    env.wait_count("scores", len(rows), 300, [stage])
-    rc, log = env.stop(stage)
-    check(rc == 0, f"exit {rc}:\n{log}")
-    got_s = env.decode("scores", env.tap("scores"))
-    exactly_once(got_s, len(rows))
-    equal_to_replay(env, got_s, env.decode("threats", env.tap("threats")),
-                    rows, config)
+    finish(env, stage, rows, at, config)
     print(f"abort_rewind: {aborts()[0].split('pipeline: ')[-1][:160]} "
           f"(try {attempt + 1}); {len(rows)} inputs scored once, equal to "
           f"replay")
@@ -853,13 +871,7 @@ def test_stall_renew(env):
     config = env.config(base=f"{env.src}/config/sample.yaml", session=False,
                         extra="""pipeline: {static_membership: false,
            commit_interval_ms: 2000}""")
-    with open(config) as f:
-        text = f.read()
-    with open(config, "w") as f:
-        f.write(text.replace("\nkafka:\n", """
-kafka:
-  producer: {transaction.timeout.ms: "3000"}
-""", 1))
+    with_producer(config, '{transaction.timeout.ms: "3000"}')
     rows = sample_rows(env.src)
     first = len(rows) // 3
     env.feed(rows[:first])
@@ -867,9 +879,7 @@ kafka:
     env.wait_count("scores", first, 120, [stage])
 
     def renewed():
-        with open(stage.log.name) as f:  # not the stage's own file offset
-            return [x for x in f.read().splitlines()
-                    if "fenced by its own stall" in x]
+        return log_lines(stage, "fenced by its own stall")
 
     at, stalls = first, 0
     for attempt in range(6):
@@ -897,14 +907,7 @@ kafka:
             break
     check(renewed(), "a stall fenced the producer and it was renewed:\n" +
           open(stage.log.name).read()[-3000:])
-    env.feed(rows[at:])
-    env.wait_count("scores", len(rows), 300, [stage])
-    rc, log = env.stop(stage)
-    check(rc == 0, f"exit {rc}:\n{log[-4000:]}")
-    got_s = env.decode("scores", env.tap("scores"))
-    exactly_once(got_s, len(rows))
-    equal_to_replay(env, got_s, env.decode("threats", env.tap("threats")),
-                    rows, config)
+    finish(env, stage, rows, at, config)
     print(f"stall_renew: a 15 s stall past a 3 s transaction timeout fenced "
           f"the producer (stall {stalls}, try {attempt + 1}); renewed; "
           f"{len(rows)} inputs scored once, equal to replay")
@@ -1161,10 +1164,7 @@ def test_checkpoint(env):
     check(re.search(r"checkpoint .* not used \(checksum mismatch\)",
                     logs[2]) and "restored" in logs[2],
           "a corrupt checkpoint falls back to the changelog")
-    got_s = env.decode("scores", env.tap("scores"))
-    exactly_once(got_s, len(rows))
-    equal_to_replay(env, got_s, env.decode("threats", env.tap("threats")),
-                    rows, config)
+    scored_once_as_replay(env, rows, config)
     line = [x for x in logs[1].splitlines() if "state: restored" in x][0]
     print("checkpoint: " + line.split("state: ")[1][:150] +
           "; corrupt checkpoint -> changelog; scores equal replay")
