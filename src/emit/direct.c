@@ -118,18 +118,16 @@ static void w_opt_long(bw_wbuf_t *w, int64_t v)
     }
 }
 
-/* "region/service/metric", as a string, without formatting. */
+/* "region/service/metric", each name %-encoded as every id is
+ * (bw_join_esc), as a string. */
 static void w_entity(bw_wbuf_t *w, const bw_event_t *ev)
 {
-    size_t a = strlen(ev->region), b = strlen(ev->service),
-           c = strlen(ev->metric);
+    char id[BW_ID_MAX];
+    size_t n = bw_join_esc(id, sizeof(id), '/', ev->region, ev->service,
+                           ev->metric);
 
-    w_long(w, (int64_t)(a + b + c + 2));
-    bw_wbuf_bytes(w, ev->region, a);
-    bw_wbuf_bytes(w, "/", 1);
-    bw_wbuf_bytes(w, ev->service, b);
-    bw_wbuf_bytes(w, "/", 1);
-    bw_wbuf_bytes(w, ev->metric, c);
+    w_long(w, (int64_t)n);
+    bw_wbuf_bytes(w, id, n);
 }
 
 void bw__direct_score(bw_wbuf_t *w, const bw_event_t *ev, const bw_score_t *sc,

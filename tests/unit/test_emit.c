@@ -27,13 +27,15 @@ static double maybe_nan(bw_rng_t *r, double v)
 static void random_record(bw_rng_t *r, bw_event_t *ev, bw_score_t *sc,
                           bw_origin_t *o, char *region)
 {
-    static const char *const services[] = {"api", "", "s\xc3\xa9rvice"};
+    /* with '/' and '%': the id %-encodes them (bw_join_esc) */
+    static const char *const services[] = {"api", "", "s\xc3\xa9rvice",
+                                           "a/b", "5%"};
     int len = (int)(bw_rng_uniform(r) * 200);
 
     memset(region, 'a' + (int)(bw_rng_uniform(r) * 26), (size_t)len);
     region[len] = '\0';
     ev->region = region;
-    ev->service = services[bw_rng_next(r) % 3];
+    ev->service = services[bw_rng_next(r) % 5];
     ev->metric = "latency_ms";
     ev->time_ms =
         (int64_t)(bw_rng_next(r) >> 1) * (bw_rng_uniform(r) < 0.5 ? -1 : 1);
