@@ -26,6 +26,13 @@ typedef struct {
     double count; /* trials for count metrics; NAN when absent */
 } bw_event_t;
 
+/** An event's name as the models and records use it: a missing or empty
+ * region, service or metric is "default". */
+static inline const char *bw_name_or_default(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? s : "default";
+}
+
 /** The score of one event. Values are on the original (untransformed) scale. */
 typedef struct {
     bw_model_kind_t model;

@@ -13,15 +13,6 @@
 #include "jsonw.h"
 
 /* An event time, or null when there is none (< 0). */
-static void jtime_opt(bw_wbuf_t *w, const char *k, int64_t t, int *first)
-{
-    if (t >= 0) {
-        jint(w, k, t, first);
-    } else {
-        jnum(w, k, NAN, first);
-    }
-}
-
 /* Freshness and lineage; `stale` here too when @p with_stale (the threat
  * schema's order; the score schema has it earlier). */
 static void jorigin(bw_wbuf_t *w, int64_t t, const bw_origin_t *o,

@@ -63,6 +63,17 @@ static inline void jint(bw_wbuf_t *w, const char *k, int64_t v, int *first)
     bw_wbuf_bytes(w, buf, bw_fmt_i64(buf, v));
 }
 
+/* A time that may be absent (negative): null then. */
+static inline void jtime_opt(bw_wbuf_t *w, const char *k, int64_t t,
+                             int *first)
+{
+    if (t >= 0) {
+        jint(w, k, t, first);
+    } else {
+        jnum(w, k, NAN, first);
+    }
+}
+
 static inline void jbool(bw_wbuf_t *w, const char *k, bool v, int *first)
 {
     key(w, k, first);

@@ -176,13 +176,9 @@ static void extras(bw_wbuf_t *w, const alert_t *a, const char *name, int *first)
         jnum(w, "lower", a->lower, &f);
         jnum(w, "upper", a->upper, &f);
     }
-    if (a->since_ms >= 0) {
-        jint(w, a->threat != NULL ? "elevated_since" : "abnormal_since",
-             a->since_ms, &f);
-    } else { /* none: null, as in the JSON and Avro records */
-        jnum(w, a->threat != NULL ? "elevated_since" : "abnormal_since", NAN,
-             &f);
-    }
+    /* none: null, as in the JSON and Avro records */
+    jtime_opt(w, a->threat != NULL ? "elevated_since" : "abnormal_since",
+              a->since_ms, &f);
     jstr(w, "config_version", a->o->config_version, &f);
     jopen(w, "source", "{", &f, &g);
     jstr(w, "topic", a->o->source_topic, &g);

@@ -869,9 +869,9 @@ static bw_err_t normalise(const bw_event_t *in, bw_event_t *ev, char *errstr,
                           size_t errstr_size)
 {
     *ev = *in;
-    ev->region = ev->region != NULL && *ev->region ? ev->region : "default";
-    ev->service = ev->service != NULL && *ev->service ? ev->service : "default";
-    ev->metric = ev->metric != NULL && *ev->metric ? ev->metric : "default";
+    ev->region = bw_name_or_default(ev->region);
+    ev->service = bw_name_or_default(ev->service);
+    ev->metric = bw_name_or_default(ev->metric);
     if (!bw_time_valid(ev->time_ms)) {
         return bw_seterr(errstr, errstr_size, BW_ERR_RANGE,
                          "timestamp %lld ms is outside 1970..9999",

@@ -232,9 +232,7 @@ static bw_err_t check_event(bw_event_t *ev, bool has_count, bool nul,
 
     /* an empty service is the engine's "default": say so in the records
      * too (replay names it so), not "" beside a model of "default" */
-    if (ev->service[0] == '\0') {
-        ev->service = "default";
-    }
+    ev->service = bw_name_or_default(ev->service);
 
     if (ev->metric[0] == '\0' || ev->region[0] == '\0') {
         return fail(reason, BW_DLQ_MISSING_FIELD, detail, n,

@@ -68,17 +68,12 @@ static int region_slot(bw_obs_t *obs, const char *region)
     return obs->n_regions++;
 }
 
-static const char *name_or_default(const char *s)
-{
-    return s != NULL && s[0] != '\0' ? s : "default";
-}
-
 /* The series of @p ev, added if new and there is room (mu held). */
 static vseries_t *series_of(bw_obs_t *obs, const bw_event_t *ev)
 {
-    const char *r = name_or_default(ev->region),
-               *sv = name_or_default(ev->service),
-               *m = name_or_default(ev->metric);
+    const char *r = bw_name_or_default(ev->region),
+               *sv = bw_name_or_default(ev->service),
+               *m = bw_name_or_default(ev->metric);
     char key[BW_ID_MAX];
     vseries_t *s;
     int route;

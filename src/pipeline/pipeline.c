@@ -127,11 +127,6 @@ static void publish(bw_pipeline_t *p, bool force)
 /* ---- rebalancing ---------------------------------------------------------
  */
 
-/* Restore the partitions new to this instance before any of their
- * records is scored. Their committed offsets are read first: a read_committed
- * consumer gets them only once they are stable (KIP-447), i.e. once a
- * previous owner's transaction has ended, so the changelog read next holds
- * every state that transaction committed. */
 static bool retry_committed(rd_kafka_resp_err_t e)
 {
     return e == RD_KAFKA_RESP_ERR_UNSTABLE_OFFSET_COMMIT ||
@@ -150,19 +145,16 @@ static rd_kafka_resp_err_t committed(bw_pipeline_t *p,
     rd_kafka_resp_err_t re;
 
     for (;;) {
-        bool again;
         for (int i = 0; i < parts->cnt; i++) {
             parts->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
         }
         re = rd_kafka_committed(p->consumer, parts,
                                 (int)p->cfg->state.restore_timeout_ms);
-        again = retry_committed(re);
         for (int i = 0; re == RD_KAFKA_RESP_ERR_NO_ERROR && i < parts->cnt;
              i++) {
-            re = parts->elems[i].err;
-            again = retry_committed(re);
+            re = parts->elems[i].err; /* the first partition's error */
         }
-        if (!again || bw_mono_s() >= deadline) {
+        if (!retry_committed(re) || bw_mono_s() >= deadline) {
             return re;
         }
         nanosleep(&(struct timespec){0, 500 * 1000 * 1000}, NULL);
@@ -198,6 +190,11 @@ static void resumed(bw_pipeline_t *p, const task_t *t, int64_t from)
              committed, (long long)t->state_offset);
 }
 
+/* Restore the partitions new to this instance before any of their
+ * records is scored. Their committed offsets are read first: a read_committed
+ * consumer gets them only once they are stable (KIP-447), i.e. once a
+ * previous owner's transaction has ended, so the changelog read next holds
+ * every state that transaction committed. */
 static void restore_new(bw_pipeline_t *p,
                         rd_kafka_topic_partition_list_t *fresh)
 {
