@@ -24,6 +24,7 @@
 #define BW_ROUTES_MAX 32
 #define BW_RULES_MAX 16
 #define BW_SIGNALS_MAX 8
+#define BW_REGIONS_MAX 4096 /* model.hier.max_regions */
 #define BW_SPANS_MAX 8 /* model.fusion.spans */
 #define BW_T_NODES_MAX 16 /* model.pf.t_nodes */
 #define BW_TOPICS_MAX 16

@@ -252,7 +252,7 @@ static const bw_key_t hier_keys[] = {
           "of regions cannot rule out under the BDA prior alone"),
     K_DBL(HI, kappa_max, 1e-6, 1e12, "1e7",
           "largest concentration (alpha+beta) on the grid"),
-    K_INT(HI, max_regions, 2, 4096, "64", "regions per pooled group"),
+    K_INT(HI, max_regions, 2, BW_REGIONS_MAX, "64", "regions per pooled group"),
     K_DBL(HI, outlier_quantile, 0.5, 0.999999, "0.99",
           "a region is anomalous when its rate exceeds this population "
           "quantile"),

@@ -255,6 +255,38 @@ static group_t *get_group(bw_engine_t *eng, int route, const char *service,
     return g;
 }
 
+typedef struct {
+    unsigned char *used; /* per slot: a region holds it */
+} slots_t;
+
+static void mark_slot(const char *key, void *v, void *arg)
+{
+    slots_t *sl = arg;
+
+    (void)key;
+    sl->used[(intptr_t)v - 1] = 1;
+}
+
+/* A slot for a new region of @p g (index + 1), 0 when every slot up to
+ * max_regions is held: the next one never used, else the lowest one a
+ * retired region left (release_slot). */
+static intptr_t free_slot(const group_t *g, int max)
+{
+    unsigned char used[BW_REGIONS_MAX] = {0};
+    slots_t sl = {used};
+
+    if (g->n_regions < max) {
+        return g->n_regions + 1;
+    }
+    bw_map_each(g->regions, mark_slot, &sl);
+    for (int i = 0; i < g->n_regions; i++) {
+        if (!used[i]) {
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
 /* Join a pooled series to its group, registering its region. */
 bw_err_t bw__link(bw_engine_t *eng, series_t *s)
 {
@@ -273,15 +305,15 @@ bw_err_t bw__link(bw_engine_t *eng, series_t *s)
     }
     idx = (intptr_t)bw_map_get(g->regions, region);
     if (idx == 0) {
-        if (g->n_regions >= eng->cfg->model.hier.max_regions) {
+        idx = free_slot(g, eng->cfg->model.hier.max_regions);
+        if (idx == 0) {
             return BW_ERR_FULL;
         }
-        idx = g->n_regions + 1;
         err = bw_map_put(g->regions, region, (void *)idx);
         if (err != BW_OK) {
-            return err; /* no slot taken: the names stay 1..n_regions */
+            return err; /* no slot taken */
         }
-        g->n_regions++;
+        g->n_regions = idx > g->n_regions ? (int)idx : g->n_regions;
         bw__mark(eng, OBJ_GROUP, &g->o, g);
     }
     s->grp = g;
@@ -745,6 +777,26 @@ static void find_idle_group(const char *key, void *v, void *arg)
     g->linked = false;
 }
 
+/* A retired pooled series' region leaves its group: its name and its
+ * statistics go, and the slot can take a new region (free_slot), so a
+ * group whose regions come and go is not full for ever after
+ * model.hier.max_regions of them. */
+static void release_slot(bw_engine_t *eng, series_t *s)
+{
+    char buf[KEY_MAX], *region, *service, *metric;
+    group_t *g = s->grp;
+
+    if (g == NULL ||
+        !bw__split_key(s->o.key, buf, sizeof(buf), &region, &service,
+                       &metric) ||
+        (intptr_t)bw_map_get(g->regions, region) != s->region + 1) {
+        return;
+    }
+    bw_map_del(g->regions, region);
+    bw_hier_forget(g->h, s->region);
+    bw__mark(eng, OBJ_GROUP, &g->o, g);
+}
+
 /* One object of @p m retired: off the change list, a tombstone for its
  * changelog key, counted, freed. */
 static void retire_one(bw_engine_t *eng, bw_map_t *m, const char *key)
@@ -756,6 +808,7 @@ static void retire_one(bw_engine_t *eng, bw_map_t *m, const char *key)
     }
     bw__tomb(eng, o->key); /* copies it */
     if (m == eng->series) {
+        release_slot(eng, (series_t *)o);
         eng->st.retired++;
     } else if (m == eng->groups) {
         eng->st.retired_groups++;

@@ -97,7 +97,7 @@ static void collect_name(const char *key, void *v, void *arg)
 
 static bw_err_t body_group(bw_wbuf_t *w, const group_t *g)
 {
-    const char *stack[64], **names = stack;
+    const char *stack[64] = {0}, **names = stack;
     names_t nm;
     bw_err_t err;
 
@@ -109,9 +109,10 @@ static bw_err_t body_group(bw_wbuf_t *w, const group_t *g)
     bw_map_each(g->regions, collect_name, &nm);
     bw_wbuf_u32(w, (uint32_t)g->route);
     bw_wbuf_u32(w, (uint32_t)g->n_regions);
-    for (int i = 0; i < g->n_regions; i++) {
-        bw_wbuf_u32(w, (uint32_t)strlen(names[i]));
-        bw_wbuf_bytes(w, names[i], strlen(names[i]));
+    for (int i = 0; i < g->n_regions; i++) { /* "": a slot a region left */
+        size_t len = names[i] != NULL ? strlen(names[i]) : 0;
+        bw_wbuf_u32(w, (uint32_t)len);
+        bw_wbuf_bytes(w, names[i], len);
     }
     err = bw_state_append_hier(g->h, w);
     if (names != stack) {
@@ -342,20 +343,24 @@ static bw_err_t load_series(bw_engine_t *eng, const char *key,
     return err;
 }
 
+/* The regions by slot; an empty name is a slot a retired region left (a
+ * build before slots were reused never writes one). */
 static bw_err_t read_regions(group_t *g, bw_rbuf_t *r, int max)
 {
     uint32_t n = bw_rbuf_u32_in(r, 0, (uint32_t)max);
     char name[NAME_LIMIT + 1];
 
     for (uint32_t i = 0; i < n && r->err == BW_OK; i++) {
-        uint32_t len = bw_rbuf_u32_in(r, 1, NAME_LIMIT);
+        uint32_t len = bw_rbuf_u32_in(r, 0, NAME_LIMIT);
         bw_rbuf_bytes(r, name, len);
         if (r->err != BW_OK) {
             break;
         }
         name[len] = '\0';
-        if (strlen(name) != len || bw_map_get(g->regions, name) != NULL ||
-            bw_map_put(g->regions, name, (void *)(intptr_t)(i + 1)) != BW_OK) {
+        if (strlen(name) != len ||
+            (len > 0 && (bw_map_get(g->regions, name) != NULL ||
+                         bw_map_put(g->regions, name,
+                                    (void *)(intptr_t)(i + 1)) != BW_OK))) {
             return BW_ERR_CORRUPT;
         }
         g->n_regions = (int)i + 1;

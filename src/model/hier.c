@@ -1228,6 +1228,18 @@ bw_err_t bw_hier_set(bw_hier_t *h, int j, double value, double trials)
     return BW_OK;
 }
 
+void bw_hier_forget(bw_hier_t *h, int j)
+{
+    if (h == NULL || j < 0 || j >= h->nr) {
+        return;
+    }
+    h->y[j] = h->n[j] = h->s2[j] = 0.0;
+    if (h->own != NULL) {
+        bw__own_init(&h->own[j]);
+        h->lvalid[j] = 0; /* the next region here refits on its first event */
+    }
+}
+
 /* Region j's interval against its own baseline (ownrate.c). */
 static void own_evidence(bw_hier_t *h, int j, int64_t t_ms, double k, double n,
                          bw_hier_out_t *out)

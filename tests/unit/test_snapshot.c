@@ -485,6 +485,113 @@ static void test_retirement(void **state)
     topic_free(&t);
 }
 
+/* ---- region slots: a pooled group whose regions come and go ---- */
+
+#define SLOT_MIN 300
+
+/* Region r's errors at minute m ("a" until 30, "b" throughout, "c" from
+ * 120): counts of a pseudo-random rate, a rise in "c" at 240-270. */
+static bool slot_event(int m, int r, bw_event_t *ev)
+{
+    static const char *name[3] = {"a", "b", "c"};
+    uint64_t h = (uint64_t)(m * 3 + r + 1) * 0x9e3779b97f4a7c15ULL;
+    double u = (double)((h >> 11) % 1000000) / 1e6;
+
+    if ((r == 0 && m >= 30) || (r == 2 && m < 120)) {
+        return false;
+    }
+    *ev = (bw_event_t){.region = name[r],
+                       .service = "api",
+                       .metric = "errors",
+                       .time_ms = 1700000000000LL + (int64_t)m * 60000,
+                       .count = 1000,
+                       .value = floor(4 * u + (r == 2 && m >= 240 && m < 270
+                                                   ? 12
+                                                   : 1))};
+    return true;
+}
+
+/* Minutes [from, to) of the slot workload: every score, by minute and
+ * region (a region without an event there is left as it is). */
+static void slot_run(bw_engine_t *eng, int from, int to,
+                     bw_score_t (*sc)[3])
+{
+    char err[256];
+    bw_event_t ev;
+
+    for (int m = from; m < to; m++) {
+        for (int r = 0; r < 3; r++) {
+            if (slot_event(m, r, &ev) &&
+                bw_engine_process(eng, &ev, &sc[m][r], NULL, NULL, err,
+                                  sizeof(err)) != BW_OK) {
+                fail_msg("minute %d region %d: %s", m, r, err);
+            }
+        }
+    }
+}
+
+static bw_engine_t *slot_engine(bw_config_t *cfg, int max_regions)
+{
+    char err[256];
+    bw_engine_t *eng;
+
+    load(cfg, NULL);
+    cfg->engine.retire_after_ms = 3600000; /* "a" retires at minute 90 */
+    cfg->model.hier.max_regions = max_regions;
+    eng = bw_engine_new(cfg, err, sizeof(err));
+    assert_non_null(eng);
+    return eng;
+}
+
+/* A region that retires leaves its group's slot: with two slots, a third
+ * region is refused while both are held and, once the first has retired,
+ * takes its slot and scores exactly as in a group with a slot to spare
+ * (nothing of the old region's statistics or own baseline carried over).
+ * The slot left free is kept through the changelog: both groups, restored
+ * mid-run, go on bit-identically. */
+static void test_region_slot_reuse(void **state)
+{
+    static bw_config_t two, three;
+    static bw_score_t s2[SLOT_MIN][3], s3[SLOT_MIN][3], sr[SLOT_MIN][3];
+    bw_engine_t *eng2 = slot_engine(&two, 2), *eng3 = slot_engine(&three, 3);
+    bw_event_t ev = {.region = "d", .service = "api", .metric = "errors",
+                     .time_ms = 1700000000000LL + 40 * 60000LL, .value = 1,
+                     .count = 1000};
+    bw_restore_stats_t st;
+    bw_score_t sc;
+    char err[256];
+    bw_engine_t *eng;
+
+    (void)state;
+    slot_run(eng2, 0, 41, s2);
+    assert_int_equal(bw_engine_process(eng2, &ev, &sc, NULL, NULL, err,
+                                       sizeof(err)),
+                     BW_ERR_FULL); /* "a" and "b" hold both */
+    bw_engine_destroy(eng2);
+    eng2 = slot_engine(&two, 2);
+    slot_run(eng2, 0, SLOT_MIN, s2);
+    slot_run(eng3, 0, SLOT_MIN, s3);
+    assert_memory_equal(s2, s3, sizeof(s2));
+    assert_true(s2[250][2].p_anomaly > 0.99); /* "c"'s rise is seen */
+    /* restored at minute 200, each goes on as uninterrupted */
+    for (int k = 0; k < 2; k++) {
+        bw_config_t *cfg = k == 0 ? &two : &three;
+        topic_t t = {0};
+        eng = slot_engine(cfg, k == 0 ? 2 : 3);
+        slot_run(eng, 0, 200, sr);
+        commit(eng, &t, 200);
+        bw_engine_destroy(eng);
+        eng = restore(cfg, &t, &st);
+        assert_int_equal(st.corrupt + st.config_changed, 0);
+        slot_run(eng, 200, SLOT_MIN, sr);
+        assert_memory_equal(sr[200], s2[200], sizeof(sr[0]) * (SLOT_MIN - 200));
+        bw_engine_destroy(eng);
+        topic_free(&t);
+    }
+    bw_engine_destroy(eng2);
+    bw_engine_destroy(eng3);
+}
+
 /* A pooled_normal group's statistics are on its route's scale: restored
  * under another transform the group starts afresh with its series (its
  * sums of raw values would otherwise pool with log values). */
@@ -737,6 +844,7 @@ int main(void)
         cmocka_unit_test(test_config_version_rule),
         cmocka_unit_test(test_corrupt_records),
         cmocka_unit_test(test_retirement),
+        cmocka_unit_test(test_region_slot_reuse),
         cmocka_unit_test(test_untracked),
         cmocka_unit_test(test_group_transform_version),
         cmocka_unit_test(test_unlinkable_series_starts_afresh),
