@@ -465,20 +465,36 @@ static void test_view_json(void **state)
 
 /* ---- the listener ---- */
 
-/* GET (or @p method) @p path from 127.0.0.1:@p port: the status code, and
- * the whole response in @p out. */
-static int http(int port, const char *method, const char *path, char *out,
-                size_t n)
+/* A TCP connection to 127.0.0.1:@p port from the loopback address @p src
+ * (NULL: any). */
+static int dial(const char *src, int port)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0), code = -1;
+                             .sin_port = htons((uint16_t)port)},
+                       from = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    if (src != NULL) {
+        inet_pton(AF_INET, src, &from.sin_addr);
+        assert_int_equal(bind(fd, (struct sockaddr *)&from, sizeof(from)), 0);
+    }
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* GET (or @p method) @p path from 127.0.0.1:@p port, connecting from
+ * @p src: the status code (-1: closed without a response), and the whole
+ * response in @p out. */
+static int http_from(const char *src, int port, const char *method,
+                     const char *path, char *out, size_t n)
+{
+    int fd = dial(src, port), code = -1;
     char req[256];
     size_t got = 0;
     ssize_t r;
 
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\n\r\n", method, path);
     assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
     while (got + 1 < n && (r = read(fd, out + got, n - 1 - got)) > 0) {
@@ -488,6 +504,12 @@ static int http(int port, const char *method, const char *path, char *out,
     close(fd);
     sscanf(out, "HTTP/1.%*d %d", &code);
     return code;
+}
+
+static int http(int port, const char *method, const char *path, char *out,
+                size_t n)
+{
+    return http_from(NULL, port, method, path, out, n);
 }
 
 static int port_of(const bw_obs_t *obs)
@@ -582,6 +604,45 @@ static void test_http_routes(void **state)
     bw_wbuf_free(&page);
 }
 
+/* One client's idle connections take at most 16 of the listener's 64: its
+ * 17th is closed unanswered, while another address (a health probe) is
+ * still served, and the client is again once its connections close. */
+static void test_http_per_ip_limit(void **state)
+{
+    static bw_config_t cfg;
+    static char buf[4096];
+    char errstr[256];
+    int idle[16], port;
+    bw_obs_t *obs;
+
+    (void)state;
+    load(&cfg, "obs: {listen: \"127.0.0.1:0\"}\n");
+    obs = bw_obs_new(&cfg, false, errstr, sizeof(errstr));
+    assert_non_null(obs);
+    port = port_of(obs);
+    for (int i = 0; i < 16; i++) {
+        idle[i] = dial("127.0.0.1", port);
+    }
+    assert_int_equal(
+        http_from("127.0.0.1", port, "GET", "/healthz", buf, sizeof(buf)), -1);
+    assert_int_equal(
+        http_from("127.0.0.2", port, "GET", "/healthz", buf, sizeof(buf)), 200);
+    for (int i = 0; i < 16; i++) {
+        close(idle[i]);
+    }
+    /* the daemon notices the closes at its next poll */
+    for (int tries = 0; tries < 100; tries++) {
+        struct timespec nap = {0, 20 * 1000000};
+        if (http_from("127.0.0.1", port, "GET", "/healthz", buf,
+                      sizeof(buf)) == 200) {
+            break;
+        }
+        assert_true(tries < 99);
+        nanosleep(&nap, NULL);
+    }
+    bw_obs_destroy(obs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -596,6 +657,7 @@ int main(void)
         cmocka_unit_test(test_view_long_names),
         cmocka_unit_test(test_probe_ipv6),
         cmocka_unit_test(test_http_routes),
+        cmocka_unit_test(test_http_per_ip_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
