@@ -63,7 +63,7 @@ bw_err_t bw_encode_score(bw_encoder_t *e, const bw_event_t *ev,
 
 /** @brief Append a threat assessment to @p w. */
 bw_err_t bw_encode_threat(bw_encoder_t *e, const bw_threat_rec_t *t,
-                          int entity_kind, const bw_origin_t *o, bw_wbuf_t *w);
+                          const bw_origin_t *o, bw_wbuf_t *w);
 
 /** @brief Append a dead letter (source coordinates from @p o). */
 bw_err_t bw_encode_dead_letter(bw_encoder_t *e, const bw_dead_letter_t *d,
@@ -82,8 +82,8 @@ void bw_stale_score(bw_score_t *sc, int model);
  */
 bw_err_t bw_json_score(const bw_event_t *ev, const bw_score_t *sc,
                        const bw_origin_t *o, bw_wbuf_t *w);
-bw_err_t bw_json_threat(const bw_threat_rec_t *t, int entity_kind,
-                        const bw_origin_t *o, bw_wbuf_t *w);
+bw_err_t bw_json_threat(const bw_threat_rec_t *t, const bw_origin_t *o,
+                        bw_wbuf_t *w);
 /** @remark original_key / original_value are base64 (RFC 4648) strings. */
 bw_err_t bw_json_dead_letter(const bw_dead_letter_t *d, const bw_origin_t *o,
                              bw_wbuf_t *w);

@@ -108,6 +108,13 @@ typedef struct {
     bw_threat_t threat;
 } bw_threat_rec_t;
 
+/** The entity's kind as the outputs name it: a region entity has no
+ * service. */
+static inline const char *bw_threat_entity_type(const bw_threat_rec_t *t)
+{
+    return t->service == NULL ? "region" : "region_service";
+}
+
 /** A series that has gone silent. Strings borrowed for the callback. */
 typedef struct {
     const char *region, *service, *metric;

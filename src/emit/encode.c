@@ -213,7 +213,7 @@ static int set_contributors(avro_value_t *r, const bw_threat_rec_t *t)
 }
 
 bw_err_t bw_encode_threat(bw_encoder_t *e, const bw_threat_rec_t *t,
-                          int entity_kind, const bw_origin_t *o, bw_wbuf_t *w)
+                          const bw_origin_t *o, bw_wbuf_t *w)
 {
     avro_value_t *r = &e->avro.value;
 
@@ -222,9 +222,7 @@ bw_err_t bw_encode_threat(bw_encoder_t *e, const bw_threat_rec_t *t,
     }
     avro_value_reset(r);
     if (set_str(r, "entity_id", t->entity) ||
-        set_str(r, "entity_type",
-                entity_kind == BW_ENTITY_REGION ? "region"
-                                                : "region_service") ||
+        set_str(r, "entity_type", bw_threat_entity_type(t)) ||
         set_str(r, "rule", t->rule->name) ||
         set_dbl(r, "probability", t->threat.probability) ||
         set_dbl(r, "score", t->threat.score) ||

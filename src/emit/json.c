@@ -73,15 +73,14 @@ bw_err_t bw_json_score(const bw_event_t *ev, const bw_score_t *sc,
     return w->err;
 }
 
-bw_err_t bw_json_threat(const bw_threat_rec_t *t, int entity_kind,
-                        const bw_origin_t *o, bw_wbuf_t *w)
+bw_err_t bw_json_threat(const bw_threat_rec_t *t, const bw_origin_t *o,
+                        bw_wbuf_t *w)
 {
     int first = 1;
 
     put(w, "{");
     jstr(w, "entity_id", t->entity, &first);
-    jstr(w, "entity_type",
-         entity_kind == BW_ENTITY_REGION ? "region" : "region_service", &first);
+    jstr(w, "entity_type", bw_threat_entity_type(t), &first);
     jstr(w, "rule", t->rule->name, &first);
     jnum(w, "probability", t->threat.probability, &first);
     jnum(w, "score", t->threat.score, &first);

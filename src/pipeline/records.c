@@ -161,14 +161,13 @@ static void on_threat(void *opaque, const bw_threat_rec_t *t)
     bw_worker_t *w = opaque;
     bw_pipeline_t *p = w->p;
     const bw_output_cfg_t *out = &p->cfg->emit.threats;
-    int entity = p->cfg->model.fusion.entity;
     bw_origin_t o = origin_of(p, w->cur, t->time_ms);
     bw_err_t err;
 
     w->buf.len = 0;
     err = out->format == BW_FORMAT_JSON
-              ? bw_json_threat(t, entity, &o, &w->buf)
-              : bw_encode_threat(w->enc[1], t, entity, &o, &w->buf);
+              ? bw_json_threat(t, &o, &w->buf)
+              : bw_encode_threat(w->enc[1], t, &o, &w->buf);
     if (err == BW_OK) {
         err = produce(p, p->out[BW_RECORD_THREAT], t->entity, strlen(t->entity),
                       w->buf.data, w->buf.len, NULL);

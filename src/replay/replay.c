@@ -35,7 +35,6 @@ typedef struct {
     bw_wbuf_t buf;    /* reused: an NDJSON line or a CSV row */
     bw_wbuf_t field;  /* reused: a CSV field built before quoting */
     char version[20]; /* config hash, hex */
-    int entity_kind;
 } replay_t;
 
 /* Offline lineage: the file and line; processed "at" event time, so that
@@ -365,7 +364,7 @@ static void on_threat(void *opaque, const bw_threat_rec_t *rec)
     }
     if (rp->o->json) {
         bw_origin_t o = origin(rp, rec->time_ms);
-        bw_json_threat(rec, rp->entity_kind, &o, &rp->buf);
+        bw_json_threat(rec, &o, &rp->buf);
         flush_buf(rp, out);
         rp->st->threats++;
         return;
@@ -593,7 +592,6 @@ bw_err_t bw_replay_run(const bw_config_t *cfg, const bw_replay_opts_t *o,
     bw_engine_untracked(eng); /* no changelog to write */
     snprintf(rp.version, sizeof(rp.version), "%016llx",
              (unsigned long long)cfg->hash);
-    rp.entity_kind = cfg->model.fusion.entity;
     err = stream(&rp, eng, in);
     bw_wbuf_free(&rp.buf);
     bw_wbuf_free(&rp.field);

@@ -82,13 +82,13 @@ static void on_threat(void *opaque, const bw_threat_rec_t *t)
     char name[64];
 
     snprintf(name, sizeof(name), "threat_%d.bin", c->n++);
-    if (bw_encode_threat(c->threat_enc, t, c->cfg->model.fusion.entity, &origin,
+    if (bw_encode_threat(c->threat_enc, t, &origin,
                          &w) != BW_OK) {
         exit(1);
     }
     write_bin(c, name, &w);
     w.len = 0;
-    if (bw_json_threat(t, c->cfg->model.fusion.entity, &origin, &w) != BW_OK) {
+    if (bw_json_threat(t, &origin, &w) != BW_OK) {
         exit(1);
     }
     strcat(name, ".json");
