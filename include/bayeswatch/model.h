@@ -219,9 +219,12 @@ bw_err_t bw_hier_region(bw_hier_t *h, int region, double slo,
 bw_err_t bw_hier_set(bw_hier_t *h, int region, double value, double trials);
 /** @brief Region @p region has left the group: its statistics and its own
  * baseline are cleared, so that the slot can take another region (the
- * scheduled population sees the change at its next refit). No-op for an
+ * scheduled population is refitted at the group's next event). No-op for an
  * index out of range or a NULL model. */
 void bw_hier_forget(bw_hier_t *h, int region);
+/** @brief A region's (decayed) trials or weight: 0 for a slot no region
+ * holds (or an index out of range). */
+double bw_hier_weight(const bw_hier_t *h, int region);
 /** @brief Recompute the hyperposterior from the current statistics. */
 bw_err_t bw_hier_refresh(bw_hier_t *h);
 /** @brief Posterior means of the population mean and concentration (count)

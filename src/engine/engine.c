@@ -255,16 +255,18 @@ static group_t *get_group(bw_engine_t *eng, int route, const char *service,
     return g;
 }
 
-typedef struct {
-    unsigned char *used; /* per slot: a region holds it */
-} slots_t;
-
 static void mark_slot(const char *key, void *v, void *arg)
 {
-    slots_t *sl = arg;
+    unsigned char *used = arg;
 
     (void)key;
-    sl->used[(intptr_t)v - 1] = 1;
+    used[(intptr_t)v - 1] = 1;
+}
+
+void bw__slots_used(const group_t *g, unsigned char *used)
+{
+    memset(used, 0, BW_REGIONS_MAX);
+    bw_map_each(g->regions, mark_slot, used);
 }
 
 /* A slot for a new region of @p g (index + 1), 0 when every slot up to
@@ -272,13 +274,12 @@ static void mark_slot(const char *key, void *v, void *arg)
  * retired region left (release_slot). */
 static intptr_t free_slot(const group_t *g, int max)
 {
-    unsigned char used[BW_REGIONS_MAX] = {0};
-    slots_t sl = {used};
+    unsigned char used[BW_REGIONS_MAX];
 
     if (g->n_regions < max) {
         return g->n_regions + 1;
     }
-    bw_map_each(g->regions, mark_slot, &sl);
+    bw__slots_used(g, used);
     for (int i = 0; i < g->n_regions; i++) {
         if (!used[i]) {
             return i + 1;
@@ -319,6 +320,36 @@ bw_err_t bw__link(bw_engine_t *eng, series_t *s)
     s->grp = g;
     s->region = (int)idx - 1;
     return BW_OK;
+}
+
+/* A region leaves its group: its name and its statistics go, and the slot
+ * can take a new region (free_slot), so a group whose regions come and go
+ * is not full for ever after model.hier.max_regions of them. */
+void bw__unlink_region(bw_engine_t *eng, group_t *g, const char *region)
+{
+    char name[KEY_MAX]; /* @p region may be the map's own copy */
+    intptr_t idx;
+
+    snprintf(name, sizeof(name), "%s", region);
+    idx = (intptr_t)bw_map_del(g->regions, name);
+    if (idx != 0) {
+        bw_hier_forget(g->h, (int)idx - 1);
+        bw__mark(eng, OBJ_GROUP, &g->o, g);
+    }
+}
+
+/* A pooled series' region leaves its group: the series retired, or was
+ * never kept (engine.max_series). */
+static void release_slot(bw_engine_t *eng, series_t *s)
+{
+    char buf[KEY_MAX], *region, *service, *metric;
+
+    if (s->grp != NULL &&
+        bw__split_key(s->o.key, buf, sizeof(buf), &region, &service,
+                      &metric) &&
+        (intptr_t)bw_map_get(s->grp->regions, region) == s->region + 1) {
+        bw__unlink_region(eng, s->grp, region);
+    }
 }
 
 series_t *bw__series_new(bw_engine_t *eng, const char *key, const char *region,
@@ -363,8 +394,8 @@ static series_t *new_series(bw_engine_t *eng, const char *key,
     if (s->pf == NULL) {
         *err = bw__link(eng, s);
     }
-    if (*err == BW_OK) {
-        *err = bw_map_put(eng->series, key, s);
+    if (*err == BW_OK && (*err = bw_map_put(eng->series, key, s)) != BW_OK) {
+        release_slot(eng, s); /* engine.max_series: no series holds it */
     }
     if (*err != BW_OK) {
         bw__free_series(NULL, s, NULL);
@@ -775,26 +806,6 @@ static void find_idle_group(const char *key, void *v, void *arg)
         add_key(rs, key);
     }
     g->linked = false;
-}
-
-/* A retired pooled series' region leaves its group: its name and its
- * statistics go, and the slot can take a new region (free_slot), so a
- * group whose regions come and go is not full for ever after
- * model.hier.max_regions of them. */
-static void release_slot(bw_engine_t *eng, series_t *s)
-{
-    char buf[KEY_MAX], *region, *service, *metric;
-    group_t *g = s->grp;
-
-    if (g == NULL ||
-        !bw__split_key(s->o.key, buf, sizeof(buf), &region, &service,
-                       &metric) ||
-        (intptr_t)bw_map_get(g->regions, region) != s->region + 1) {
-        return;
-    }
-    bw_map_del(g->regions, region);
-    bw_hier_forget(g->h, s->region);
-    bw__mark(eng, OBJ_GROUP, &g->o, g);
 }
 
 /* One object of @p m retired: off the change list, a tombstone for its

@@ -99,6 +99,10 @@ series_t *bw__series_new(bw_engine_t *eng, const char *key, const char *region,
                          const char *service, const char *metric,
                          bw_err_t *err);
 bw_err_t bw__link(bw_engine_t *eng, series_t *s);
+/** Per slot of @p g (BW_REGIONS_MAX of them): 1 if a region holds it. */
+void bw__slots_used(const group_t *g, unsigned char *used);
+/** Region @p region leaves group @p g: its name, its slot's statistics. */
+void bw__unlink_region(bw_engine_t *eng, group_t *g, const char *region);
 group_t *bw__group_new(bw_engine_t *eng, int route, const char *map_key);
 entity_t *bw__entity_new(bw_engine_t *eng, const char *map_key);
 void bw__free_series(const char *key, void *v, void *arg);

@@ -343,6 +343,21 @@ static bw_err_t load_series(bw_engine_t *eng, const char *key,
     return err;
 }
 
+/* Every slot with data has a region (a free slot was cleared when its
+ * region left). */
+static bool slots_match(const group_t *g, int max)
+{
+    unsigned char used[BW_REGIONS_MAX];
+
+    bw__slots_used(g, used);
+    for (int j = 0; j < max; j++) {
+        if (!used[j] && bw_hier_weight(g->h, j) != 0.0) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* The regions by slot; an empty name is a slot a retired region left (a
  * build before slots were reused never writes one). */
 static bw_err_t read_regions(group_t *g, bw_rbuf_t *r, int max)
@@ -408,6 +423,9 @@ static bw_err_t load_group(bw_engine_t *eng, const char *key,
     } else {
         rest(&r, &blob, &blen);
         err = bw_state_load_hier(g->h, blob, blen, errstr, n);
+    }
+    if (err == BW_OK && !slots_match(g, eng->cfg->model.hier.max_regions)) {
+        err = corrupt(errstr, n, "pooled group: data in a slot no region holds");
     }
     if (err == BW_OK) {
         err = put_keyed(eng, eng->groups, map_key, g);
@@ -644,6 +662,57 @@ static void drop_unlinked(bw_engine_t *eng, link_walk_t *lw)
     bw_free(lw->unlinked);
 }
 
+/* The regions of one group that no restored series holds. */
+typedef struct {
+    bw_engine_t *eng;
+    group_t *g;
+    const char *service, *metric;
+    const char **names; /* the map's own keys */
+    int n;
+} orphans_t;
+
+static void find_orphan(const char *name, void *v, void *arg)
+{
+    orphans_t *os = arg;
+    char key[KEY_MAX];
+    series_t *s;
+
+    (void)v;
+    bw_join(key, sizeof(key), '\x1f', name, os->service, os->metric);
+    s = bw_map_get(os->eng->series, key);
+    if (s == NULL || s->grp != os->g) {
+        os->names[os->n++] = name;
+    }
+}
+
+/* A group's region whose series record was discarded (corrupt, or written
+ * under another config) leaves the group, as a retired one does: the
+ * series starts afresh, and nothing would ever free its slot. */
+static void release_orphans(const char *map_key, void *v, void *arg)
+{
+    group_t *g = v;
+    link_walk_t *lw = arg;
+    char buf[KEY_MAX], *route, *service, *metric;
+    orphans_t os = {lw->eng, g, NULL, NULL, NULL, 0};
+
+    if (lw->err != BW_OK || g->n_regions == 0 ||
+        !bw__split_key(map_key, buf, sizeof(buf), &route, &service,
+                       &metric)) {
+        return;
+    }
+    os.service = service, os.metric = metric;
+    if ((os.names = bw_calloc((size_t)g->n_regions, sizeof(char *))) ==
+        NULL) {
+        lw->err = BW_ERR_NOMEM;
+        return;
+    }
+    bw_map_each(g->regions, find_orphan, &os);
+    for (int i = 0; i < os.n; i++) {
+        bw__unlink_region(lw->eng, g, os.names[i]); /* copies the name */
+    }
+    bw_free(os.names);
+}
+
 bw_err_t bw_engine_restore_done(bw_engine_t *eng)
 {
     link_walk_t lw = {eng, BW_OK, NULL, 0, 0};
@@ -660,6 +729,7 @@ bw_err_t bw_engine_restore_done(bw_engine_t *eng)
     }
     bw_map_each(eng->series, link_one, &lw);
     drop_unlinked(eng, &lw);
+    bw_map_each(eng->groups, release_orphans, &lw);
     /* linking marks groups that gained a region; anything else restored
      * is as the changelog holds it: nothing to write back */
     for (size_t i = 0; i < eng->n_dirty; i++) {

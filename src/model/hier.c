@@ -1186,6 +1186,16 @@ static bw_err_t exact_region(bw_hier_t *h, int j, double slo,
 
 /* ---- data ---- */
 
+/* A region left the group: every region's leave-one-out prior is refitted
+ * at the group's next event (the schedule's count of regions is not
+ * state, so a restored group must not wait for it either). */
+static void population_changed(bw_hier_t *h)
+{
+    if (h->lvalid != NULL) {
+        memset(h->lvalid, 0, (size_t)h->nr);
+    }
+}
+
 static void decay(bw_hier_t *h, int64_t t_ms)
 {
     double f;
@@ -1208,6 +1218,9 @@ static void decay(bw_hier_t *h, int64_t t_ms)
      * group failed (a region silent for ~1000 half-lives). */
     for (int j = 0; j < h->nr; j++) {
         if (h->n[j] < DECAYED) {
+            if (h->n[j] > 0.0) {
+                population_changed(h);
+            }
             h->y[j] = h->n[j] = h->s2[j] = 0.0;
         }
     }
@@ -1236,8 +1249,13 @@ void bw_hier_forget(bw_hier_t *h, int j)
     h->y[j] = h->n[j] = h->s2[j] = 0.0;
     if (h->own != NULL) {
         bw__own_init(&h->own[j]);
-        h->lvalid[j] = 0; /* the next region here refits on its first event */
     }
+    population_changed(h);
+}
+
+double bw_hier_weight(const bw_hier_t *h, int j)
+{
+    return h != NULL && j >= 0 && j < h->nr ? h->n[j] : 0.0;
 }
 
 /* Region j's interval against its own baseline (ownrate.c). */
