@@ -305,10 +305,11 @@ static bw_err_t load_series(bw_engine_t *eng, const char *key,
 
     if (!bw__split_key(key, buf, sizeof(buf), &region, &service, &metric) ||
         strlen(region) > NAME_LIMIT || strlen(service) > NAME_LIMIT ||
-        strlen(metric) > NAME_LIMIT) {
+        strlen(metric) > NAME_LIMIT || *region == '\0' || *service == '\0' ||
+        *metric == '\0') {
         return corrupt(errstr, n,
                        "series key is not REGION US SERVICE US "
-                       "METRIC (each at most 255 bytes)");
+                       "METRIC (each 1 to 255 bytes)");
     }
     s = bw__series_new(eng, key, region, service, metric, &err);
     if (s == NULL) {
@@ -344,8 +345,9 @@ static bw_err_t load_series(bw_engine_t *eng, const char *key,
 }
 
 /* Every slot with data has a region (a free slot was cleared when its
- * region left). */
-static bool slots_match(const group_t *g, int max)
+ * region left); what else a free slot holds is cleared, so a region that
+ * takes it starts from nothing whatever the record said. */
+static bool slots_match(group_t *g, int max)
 {
     unsigned char used[BW_REGIONS_MAX];
 
@@ -353,6 +355,9 @@ static bool slots_match(const group_t *g, int max)
     for (int j = 0; j < max; j++) {
         if (!used[j] && bw_hier_weight(g->h, j) != 0.0) {
             return false;
+        }
+        if (!used[j]) {
+            bw_hier_forget(g->h, j);
         }
     }
     return true;

@@ -1246,11 +1246,13 @@ void bw_hier_forget(bw_hier_t *h, int j)
     if (h == NULL || j < 0 || j >= h->nr) {
         return;
     }
+    if (h->n[j] > 0.0) { /* an empty slot's leaving changes nothing */
+        population_changed(h);
+    }
     h->y[j] = h->n[j] = h->s2[j] = 0.0;
     if (h->own != NULL) {
         bw__own_init(&h->own[j]);
     }
-    population_changed(h);
 }
 
 double bw_hier_weight(const bw_hier_t *h, int j)

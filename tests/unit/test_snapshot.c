@@ -513,23 +513,53 @@ static bool slot_event(int m, int r, bw_event_t *ev)
     return true;
 }
 
-/* Minutes [from, to) of the slot workload: every score, by minute and
- * region (a region without an event there is left as it is). */
+/* Events [from, to) of the slot workload (event i: minute i / SLOT_REGIONS,
+ * region i % SLOT_REGIONS): every score, by minute and region (a region
+ * without an event there is left as it is). */
 static void slot_run(bw_engine_t *eng, int from, int to,
                      bw_score_t (*sc)[SLOT_REGIONS])
 {
     char err[256];
     bw_event_t ev;
 
-    for (int m = from; m < to; m++) {
-        for (int r = 0; r < SLOT_REGIONS; r++) {
-            if (slot_event(m, r, &ev) &&
-                bw_engine_process(eng, &ev, &sc[m][r], NULL, NULL, err,
-                                  sizeof(err)) != BW_OK) {
-                fail_msg("minute %d region %d: %s", m, r, err);
-            }
+    for (int i = from; i < to; i++) {
+        int m = i / SLOT_REGIONS, r = i % SLOT_REGIONS;
+        if (slot_event(m, r, &ev) &&
+            bw_engine_process(eng, &ev, &sc[m][r], NULL, NULL, err,
+                              sizeof(err)) != BW_OK) {
+            fail_msg("minute %d region %d: %s", m, r, err);
         }
     }
+}
+
+/* Run to event @p cut, commit, restore from the changelog alone, run to
+ * the end: every score from the cut on equals @p ref's. */
+static void slot_restore_at(bw_config_t *cfg, int cut,
+                            bw_score_t (*ref)[SLOT_REGIONS])
+{
+    static bw_score_t sr[SLOT_MIN][SLOT_REGIONS];
+    topic_t t = {0};
+    bw_restore_stats_t st;
+    char err[256];
+    bw_engine_t *eng = bw_engine_new(cfg, err, sizeof(err));
+
+    memset(sr, 0, sizeof(sr));
+    slot_run(eng, 0, cut, sr);
+    commit(eng, &t, cut);
+    bw_engine_destroy(eng);
+    eng = restore(cfg, &t, &st);
+    assert_int_equal(st.corrupt + st.config_changed, 0);
+    slot_run(eng, cut, SLOT_MIN * SLOT_REGIONS, sr);
+    for (int i = cut; i < SLOT_MIN * SLOT_REGIONS; i++) {
+        int m = i / SLOT_REGIONS, r = i % SLOT_REGIONS;
+        if (memcmp(&sr[m][r], &ref[m][r], sizeof(sr[m][r])) != 0) {
+            fail_msg("restored at event %d (%d slots): minute %d region %d "
+                     "differs",
+                     cut, cfg->model.hier.max_regions, m, r);
+        }
+    }
+    bw_engine_destroy(eng);
+    topic_free(&t);
 }
 
 static bw_engine_t *slot_engine(bw_config_t *cfg, int max_regions)
@@ -589,52 +619,62 @@ static void assert_near_score(const bw_score_t *a, const bw_score_t *b,
  * rounding (nothing of the old region's statistics or own baseline carried
  * over).
  * The slot left free is kept through the changelog: both groups, restored
- * at any point (between the retirement and the next refit of the
- * population, too), go on bit-identically. */
+ * at any point (right after the retirement, before the population's
+ * refit at the group's next event, too), go on bit-identically. */
 static void test_region_slot_reuse(void **state)
 {
     static bw_config_t four, five;
-    static bw_score_t s4[SLOT_MIN][SLOT_REGIONS], s5[SLOT_MIN][SLOT_REGIONS],
-        sr[SLOT_MIN][SLOT_REGIONS];
-    static const int cuts[] = {92, 100, 110, 125, 200};
+    static bw_score_t s4[SLOT_MIN][SLOT_REGIONS], s5[SLOT_MIN][SLOT_REGIONS];
+    /* events: just after "a" retires at b's event of minute 90, and
+     * later */
+    static const int cuts[] = {90 * SLOT_REGIONS + 2, 92 * SLOT_REGIONS,
+                               100 * SLOT_REGIONS + 3, 125 * SLOT_REGIONS,
+                               200 * SLOT_REGIONS};
     bw_engine_t *eng4 = slot_engine(&four, 4), *eng5 = slot_engine(&five, 5);
-    bw_restore_stats_t st;
-    bw_engine_t *eng;
 
     (void)state;
-    slot_run(eng4, 0, 41, s4);
+    slot_run(eng4, 0, 41 * SLOT_REGIONS, s4);
     assert_int_equal(one_event(eng4, "f", "errors", 40), BW_ERR_FULL);
     bw_engine_destroy(eng4);
     eng4 = slot_engine(&four, 4);
-    slot_run(eng4, 0, SLOT_MIN, s4);
-    slot_run(eng5, 0, SLOT_MIN, s5);
+    slot_run(eng4, 0, SLOT_MIN * SLOT_REGIONS, s4);
+    slot_run(eng5, 0, SLOT_MIN * SLOT_REGIONS, s5);
     for (int m = 0; m < SLOT_MIN; m++) {
         for (int r = 0; r < SLOT_REGIONS; r++) {
             assert_near_score(&s4[m][r], &s5[m][r], m, r);
         }
     }
     assert_true(s4[250][2].p_anomaly > 0.99); /* "c"'s rise is seen */
-    for (size_t k = 0; k < 2 * sizeof(cuts) / sizeof(cuts[0]); k++) {
-        bw_config_t *cfg = k % 2 == 0 ? &four : &five;
-        int cut = cuts[k / 2];
-        topic_t t = {0};
-        eng = slot_engine(cfg, k % 2 == 0 ? 4 : 5);
-        slot_run(eng, 0, cut, sr);
-        commit(eng, &t, cut);
-        bw_engine_destroy(eng);
-        eng = restore(cfg, &t, &st);
-        assert_int_equal(st.corrupt + st.config_changed, 0);
-        slot_run(eng, cut, SLOT_MIN, sr);
-        if (memcmp(sr[cut], k % 2 == 0 ? s4[cut] : s5[cut],
-                   sizeof(sr[0]) * (SLOT_MIN - cut)) != 0) {
-            fail_msg("restored at minute %d (%d slots): scores differ", cut,
-                     k % 2 == 0 ? 4 : 5);
-        }
-        bw_engine_destroy(eng);
-        topic_free(&t);
+    for (size_t k = 0; k < sizeof(cuts) / sizeof(cuts[0]); k++) {
+        slot_restore_at(&four, cuts[k], s4);
+        slot_restore_at(&five, cuts[k], s5);
     }
     bw_engine_destroy(eng4);
     bw_engine_destroy(eng5);
+}
+
+/* A region whose weight decays to nothing (a one-minute half-life: "a",
+ * silent from minute 30, is gone by about minute 72) leaves the
+ * population too; a restore just after goes on bit-identically (the
+ * count of regions the refit schedule uses is not state). */
+static void test_region_decay_restore(void **state)
+{
+    static bw_config_t cfg;
+    static bw_score_t ref[SLOT_MIN][SLOT_REGIONS];
+    char err[256];
+    bw_engine_t *eng;
+
+    (void)state;
+    eng = slot_engine(&cfg, 5);
+    bw_engine_destroy(eng);
+    cfg.engine.retire_after_ms = 0;
+    cfg.model.hier.half_life_ms = 60000;
+    eng = bw_engine_new(&cfg, err, sizeof(err));
+    slot_run(eng, 0, SLOT_MIN * SLOT_REGIONS, ref);
+    bw_engine_destroy(eng);
+    for (int m = 66; m <= 78; m += 2) {
+        slot_restore_at(&cfg, m * SLOT_REGIONS + 2, ref);
+    }
 }
 
 /* A region with no series holds no slot: one refused for engine.max_series
@@ -938,6 +978,7 @@ int main(void)
         cmocka_unit_test(test_retirement),
         cmocka_unit_test(test_region_slot_reuse),
         cmocka_unit_test(test_region_slot_orphans),
+        cmocka_unit_test(test_region_decay_restore),
         cmocka_unit_test(test_untracked),
         cmocka_unit_test(test_group_transform_version),
         cmocka_unit_test(test_unlinkable_series_starts_afresh),
