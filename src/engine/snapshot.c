@@ -344,21 +344,22 @@ static bw_err_t load_series(bw_engine_t *eng, const char *key,
     return err;
 }
 
-/* Every slot with data has a region (a free slot was cleared when its
- * region left); what else a free slot holds is cleared, so a region that
- * takes it starts from nothing whatever the record said. */
-static bool slots_match(group_t *g, int max)
+/* The slots no region holds, cleared of whatever else the record put
+ * there, so a region that takes one starts from nothing; false if one has
+ * data (a free slot was cleared when its region left). */
+static bool clear_free_slots(group_t *g, int max)
 {
     unsigned char used[BW_REGIONS_MAX];
 
     bw__slots_used(g, used);
     for (int j = 0; j < max; j++) {
-        if (!used[j] && bw_hier_weight(g->h, j) != 0.0) {
+        if (used[j]) {
+            continue;
+        }
+        if (bw_hier_weight(g->h, j) != 0.0) {
             return false;
         }
-        if (!used[j]) {
-            bw_hier_forget(g->h, j);
-        }
+        bw_hier_forget(g->h, j);
     }
     return true;
 }
@@ -429,7 +430,7 @@ static bw_err_t load_group(bw_engine_t *eng, const char *key,
         rest(&r, &blob, &blen);
         err = bw_state_load_hier(g->h, blob, blen, errstr, n);
     }
-    if (err == BW_OK && !slots_match(g, eng->cfg->model.hier.max_regions)) {
+    if (err == BW_OK && !clear_free_slots(g, eng->cfg->model.hier.max_regions)) {
         err = corrupt(errstr, n, "pooled group: data in a slot no region holds");
     }
     if (err == BW_OK) {

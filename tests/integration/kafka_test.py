@@ -315,6 +315,21 @@ def with_producer(config, props):
                              f"\nkafka:\n  producer: {props}\n", 1))
 
 
+def started_a_third_in(env, producer, name):
+    """The sample's first third scored by a stage committing every 2 s,
+    kafka.producer set to @p producer: (config, rows, first, stage)."""
+    config = env.config(base=f"{env.src}/config/sample.yaml", session=False,
+                        extra="""pipeline: {static_membership: false,
+           commit_interval_ms: 2000}""")
+    with_producer(config, producer)
+    rows = sample_rows(env.src)
+    first = len(rows) // 3
+    env.feed(rows[:first])
+    stage = env.start(config, name)
+    env.wait_count("scores", first, 120, [stage])
+    return config, rows, first, stage
+
+
 def log_lines(stage, text):
     """The stage's log lines so far that contain @p text (read apart from
     the stage's own file offset)."""
@@ -821,16 +836,9 @@ def test_abort_rewind(env):
     input is scored once, and every score and threat equals one
     uninterrupted replay: nothing the aborted transaction held is lost or
     learned twice."""
-    config = env.config(base=f"{env.src}/config/sample.yaml", session=False,
-                        extra="""pipeline: {static_membership: false,
-           commit_interval_ms: 2000}""")
     # outputs wait 1 s before they are sent
-    with_producer(config, '{message.timeout.ms: "2000", linger.ms: "1000"}')
-    rows = sample_rows(env.src)
-    first = len(rows) // 3
-    env.feed(rows[:first])
-    stage = env.start(config, "ab")
-    env.wait_count("scores", first, 120, [stage])
+    config, rows, first, stage = started_a_third_in(
+        env, '{message.timeout.ms: "2000", linger.ms: "1000"}', "ab")
 
     def aborts():
         return log_lines(stage, "aborting the open")
@@ -868,15 +876,8 @@ def test_stall_renew(env):
     stage replaces the producer under the same transactional.id, replays
     the transaction's input from the changelog, and every input is still
     scored once, equal to one uninterrupted replay."""
-    config = env.config(base=f"{env.src}/config/sample.yaml", session=False,
-                        extra="""pipeline: {static_membership: false,
-           commit_interval_ms: 2000}""")
-    with_producer(config, '{transaction.timeout.ms: "3000"}')
-    rows = sample_rows(env.src)
-    first = len(rows) // 3
-    env.feed(rows[:first])
-    stage = env.start(config, "sr")
-    env.wait_count("scores", first, 120, [stage])
+    config, rows, first, stage = started_a_third_in(
+        env, '{transaction.timeout.ms: "3000"}', "sr")
 
     def renewed():
         return log_lines(stage, "fenced by its own stall")
