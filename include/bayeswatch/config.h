@@ -73,6 +73,7 @@ typedef struct {
     double episode_duration; /* mean length of an abnormal episode, events */
     double episode_min; /* an abnormal level this near the baseline ends it */
     double adopt_after_ms; /* an episode this old is the new normal; 0 never */
+    bool novel_episodes;   /* episodes at unvisited levels before profile */
     double p_recur;        /* prior probability of a jump to a familiar value */
     int recur_window;      /* recent values remembered; 0 = no recur regime */
     int recur_min_count;   /* recent values needed to call y familiar */

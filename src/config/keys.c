@@ -148,6 +148,14 @@ static const bw_key_t pf_keys[] = {
           "an abnormal episode that has lasted this long (event time; 4 "
           "hours) becomes the new normal: the baseline moves to it and the "
           "record says so; 0 = never"),
+    K_BOOL(PF, novel_episodes, "true",
+           "before the daily profile applies (from the end of the series' "
+           "first day), a jump to a level the memory of recent values has "
+           "not held starts an abnormal episode, flagged until it ends or is "
+           "adopted as it would be later; a jump to a familiar level stays "
+           "onset-only then (it may be the daily cycle the profile has not "
+           "learnt yet); false: every change before the profile applies is "
+           "onset-only"),
     K_DBL(PF, p_recur, 0, 0.5, "0.01",
           "prior probability that the value jumps to one seen recently "
           "(e.g. idle <-> busy): a regime change the series has shown "

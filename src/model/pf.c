@@ -39,7 +39,12 @@
  * particles are forced to enter at every event, with importance weights
  * that keep the filter exact in expectation (draw_one). The record is in
  * an episode while P(abnormal) >= 1/2, through gaps of up to EPISODE_GAP
- * events; one that has lasted adopt_after_ms, and is abnormal on its last
+ * events. Until the daily profile applies (its first min_cycles days) a
+ * familiar level may be the daily cycle, so changes are onset-only there,
+ * but from the end of the first day a jump to a level the memory of recent
+ * values has not held may start an episode (novel_phase: no part of the
+ * cycle the first day showed). One that has lasted adopt_after_ms, and is
+ * abnormal on its last
  * EPISODE_GAP + 1 events, becomes the new normal (episode()). An episode
  * that keeps dipping below 1/2 more often than that is held abnormal, not
  * adopted, for as long as it flickers.
@@ -492,9 +497,11 @@ static double visit_stay(const bw_pf_t *pf, int skip, bw__mem_scan_t *r)
 
 /* The step's terms from the memory: the recurrent child's log density at y
  * (its kernel is centred on y, with the excursion from the current level),
- * the local noise factor and a visit's chance to go on (visit_stay). */
+ * the local noise factor, a visit's chance to go on (visit_stay), and
+ * whether y is a jump to a level the memory has not held (*novel: fewer
+ * than recur_min_count values in the kernel; novel_phase). */
 static void memory_terms(const bw_pf_t *pf, double y, double *lrecur,
-                         double *kt, double *pstay)
+                         double *kt, double *pstay, int *novel)
 {
     int local = pf->cfg->local_noise && pf->cfg->learn_scale;
     int n = pf->recent.n;
@@ -508,6 +515,7 @@ static void memory_terms(const bw_pf_t *pf, double y, double *lrecur,
     *lrecur = -INFINITY;
     *kt = 1.0;
     *pstay = 1.0;
+    *novel = 0;
     if (n - skip < 16 || (!has_recur(pf) && !local)) {
         return;
     }
@@ -531,6 +539,8 @@ static void memory_terms(const bw_pf_t *pf, double y, double *lrecur,
         (g == 0.0 || fabs(y - pf->level_last) > g)) {
         *lrecur = log(r.count / (2.0 * h * (n - skip)));
     }
+    *novel = h > 0.0 && r.count < pf->cfg->recur_min_count &&
+             (g == 0.0 || fabs(y - pf->level_last) > g);
     if (local) {
         *kt = local_factor(pf, &r);
     }
@@ -746,9 +756,34 @@ static void ar_from_memory(bw_pf_t *pf)
     pf->ar_u1 = pf->phi * w * s2;
 }
 
+/*
+ * The frame's move for the baseline of a particle in an abnormal episode:
+ * that baseline has only been predicted since the episode began, so it is
+ * the level of the episode's start, whose phase the profiles that now start
+ * to apply (@p which) are read at, not this event's (as for an excursion,
+ * excursion_to_episode). An episode before the daily profile applies is one
+ * at a level the first day did not visit (novel_phase).
+ */
+static double episode_base_shift(const bw_pf_t *pf, int64_t age, int which,
+                                 double shift)
+{
+    double base = 0.0;
+
+    if (pf->abn_since < 0) {
+        return shift;
+    }
+    if (which & 1) {
+        base += bw__season_value(&pf->daily, pf->abn_since, age);
+    }
+    if (which & 2) {
+        base += bw__season_value(&pf->weekly, pf->abn_since, age);
+    }
+    return base;
+}
+
 static void reframe(bw_pf_t *pf, int64_t age, double sd, double sw)
 {
-    double shift = 0.0;
+    double shift = 0.0, base;
     int which = 0;
 
     if (!(pf->framed & 1) && bw__season_active(&pf->daily, age)) {
@@ -766,12 +801,14 @@ static void reframe(bw_pf_t *pf, int64_t age, double sd, double sw)
     if (which != 0) {
         reframe_block(pf, age, which, shift);
     }
-    if (which == 0 || (shift == 0.0 && pf->exc_since < 0)) {
+    if (which == 0 ||
+        (shift == 0.0 && pf->exc_since < 0 && pf->abn_since < 0)) {
         return;
     }
     ar_from_memory(pf);
+    base = episode_base_shift(pf, age, which, shift);
     for (int i = 0; i < pf->n; i++) {
-        pf->m0[i] -= shift;
+        pf->m0[i] -= pf->ab[i] != 0.0 ? base : shift;
         pf->ma[i] -= shift;
     }
     pf->level_last -= shift;
@@ -793,7 +830,8 @@ static void reframe(bw_pf_t *pf, int64_t age, double sd, double sw)
  * such baseline to hold: a daily swing the level cannot follow would start
  * an episode that the frozen baseline never ends. Until then changes are
  * onset-only level shifts (prior p_episode when p_shift is 0), as without
- * episodes.
+ * episodes, except a jump to a level the series has not visited
+ * (novel_phase).
  */
 static int episodes_on(const bw_pf_t *pf, int64_t age)
 {
@@ -813,6 +851,25 @@ static void episode_phase(bw_pf_t *pf, int64_t age)
         on ? cfg->p_shift
            : (cfg->p_shift > 0.0 ? cfg->p_shift : cfg->p_episode);
     pf->eps_enter = on ? fmin(2.0 / pf->n, 0.25) : 0.0;
+}
+
+/*
+ * Before the daily profile applies a familiar level may be the daily cycle,
+ * so a jump there stays onset-only (episode_phase). A jump to a level the
+ * memory has not held near y (novel: fewer than recur_min_count remembered
+ * values within the recurrent kernel) is no part of the cycle the first
+ * day showed, so from the end of that day it may start an abnormal
+ * episode as it would once the profile applies (novel_episodes).
+ */
+static void novel_phase(bw_pf_t *pf, int64_t age, int novel)
+{
+    if (!pf->cfg->novel_episodes || !novel || pf->j_enter < 0 ||
+        episodes_on(pf, age) || age < pf->daily.period_ms) {
+        return;
+    }
+    pf->child_p[pf->j_enter] = pf->cfg->p_episode;
+    pf->child_p[pf->j_shift] = pf->cfg->p_shift;
+    pf->eps_enter = fmin(2.0 / pf->n, 0.25);
 }
 
 static double time_step(bw_pf_t *pf, int64_t t_ms)
@@ -838,6 +895,7 @@ typedef struct {
     double phi;        /* AR(1) noise coefficient over this gap */
     double y_prev;     /* the previous de-seasonalised value */
     double spike_mult; /* spike children's prior / p_spike (phase.c) */
+    int novel;         /* y is a jump to a level the memory never held */
     double norm_mult;  /* normal children's prior / theirs */
 } step_ctx_t;
 
@@ -1798,10 +1856,13 @@ static void report_usual(bw_pf_out_t *out, double usual)
  * jumps between familiar states (bursts would print into it). Each value
  * weighs by its precision, 1 / the local noise factor: a bin's mean is a
  * weighted least-squares estimate, and a busy state's values are that much
- * noisier. A profile that does not apply yet predicts nothing, so no value
- * can be abnormal with respect to it: until then an abnormal episode (a
- * daily swing the level cannot follow) teaches it too, else the bins of
- * the swing would never be learned.
+ * noisier. A weekly profile that does not apply yet predicts nothing, so
+ * no value can be abnormal with respect to it: until then an abnormal
+ * episode (a weekly swing the daily baseline cannot follow) teaches it
+ * too, else the bins of the swing would never be learned. The daily
+ * profile is not taught by an episode before it applies: an episode there
+ * is one at a level the first day did not visit (novel_phase), and the
+ * next days would read that level as the phase's normal.
  *
  * Adoption makes a lasting change the new normal *level*; whether the daily
  * (weekly) shape changed too can only be seen once the change has been
@@ -1822,7 +1883,7 @@ static void learn_profile(const bw_pf_t *pf, bw_season_t *s, int64_t t_ms,
     double base = pf->interval > 0.0 ? pf->interval : 1.0, gain = normal;
 
     if (!bw__season_active(s, t_ms - pf->t_first)) {
-        gain = pf->exc_since >= 0 ? 0.0 : warm;
+        gain = pf->exc_since >= 0 ? 0.0 : (s == &pf->daily ? normal : warm);
     } else if (profile_held(pf, s, t_ms)) {
         bw__season_update(s, t_ms, y, 0.0, normal, base); /* level only */
         return;
@@ -1938,7 +1999,8 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     }
     c.phi = pf->phi > 0.0 && c.dt > 0.0 ? pow(pf->phi, c.dt) : 0.0;
     c.y_prev = pf->yd_prev;
-    memory_terms(pf, c.y, &c.lrecur, &c.kt, &c.pstay);
+    memory_terms(pf, c.y, &c.lrecur, &c.kt, &c.pstay, &c.novel);
+    novel_phase(pf, age, c.novel);
     usual = phase_prior(pf, t_ms, &c);
 
     filter(pf, ws, &c, out);

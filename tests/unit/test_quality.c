@@ -5,11 +5,14 @@
  * (the model's t is t(4) through a 3-node quadrature), a random-walk level,
  * spikes and level shifts of random size and sign. Anomalous events: the
  * spikes, and of each shift the events up to the adoption horizon
- * (adopt_after_ms: 4 hours, 48 events) once the daily profile applies (the
- * model then holds a lasting change as an abnormal episode until it adopts
- * it; the horizon counts from the episode's start as the model saw it, if
- * that was within DETECT_LAG events of the shift: see adoption_window),
- * its first event before (until then changes are onset-only).
+ * (adopt_after_ms: 4 hours, 48 events) from the second day (the model
+ * then holds a lasting change as an abnormal episode until it adopts it:
+ * from the profile's start, and before it at levels the first day did not
+ * visit, novel_episodes; the horizon counts from the episode's start as
+ * the model saw it, if that was within DETECT_LAG events of the shift: see
+ * adoption_window), its first event on the first day. A shift to a level
+ * the first day visited is then held only at its onset until the profile
+ * applies: its later events count as misses, not as false alarms.
  *
  * Asserted: expected calibration error below 0.01 (the model is
  * misspecified on purpose, so exact calibration is not expected; 0.01 is
@@ -28,9 +31,20 @@
  * noise), against 6.0 on the other days. The onset model of issue #4 met
  * 5 per 10,000 on all days (1.2), counting only the first event of each
  * shift as anomalous; the episode model's 6.0 is over that bound. Both are
- * open items, not accepted behaviour. (This build, with the episode's gap:
+ * open items, not accepted behaviour. (With the episode's gap, 24 series:
  * 30 per 10,000 there and 5.1 on the other days, ECE 0.0033, Brier
  * 0.0062.)
+ *
+ * 96 series (before novel_episodes, 24): the 24 series' false-alarm rate
+ * ranged from 2.0 to 16 per 10,000 over six other seeds of this test, so
+ * one draw of 24 could not tell a model from the bound of 8. The block
+ * model's alerts are counted among the false alarms of normal events only
+ * (before, also inside a labelled shift: a sustained change it saw was
+ * counted as a false collective alarm). This build, 96 series: 5.2 per
+ * 10,000 on the other days, 20 on the profile's first day, no collective
+ * false alarm, ECE 0.0058 (MC bound 0.0010); without novel_episodes (its
+ * labels: shifts onset-only until the profile) 4.7 and 31, and 7
+ * collective false alarms, all the block model's report of day-2 shifts.
  */
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_errno.h>
@@ -39,7 +53,7 @@
 
 #include "testutil.h"
 
-#define SERIES 24
+#define SERIES 96
 #define LEN 4032 /* 14 days of 5-minute data, as in NAB */
 #define STEP_MS 300000
 
@@ -71,6 +85,7 @@ typedef struct {
     double fa, normal, shifts, caught, delay;
     double coll;               /* false alarms raised by the block model */
     double fa_new, normal_new; /* the first day the profile applies */
+    double coll_new;
 } stats_t;
 
 #define DETECT_LAG 12 /* events: an episode begun this soon is the shift's */
@@ -106,6 +121,8 @@ static void run_series(stats_t *st, const bw_config_t *cfg, bw_pf_ws_t *ws,
     int since_shift = -1, ep_left = 0, shift_t = -1;
     const int adopt = (int)(cfg->model.pf.adopt_after_ms / STEP_MS);
     const int profile = cfg->model.pf.daily.min_cycles * 288;
+    /* lasting changes are held from here (header comment) */
+    const int held = cfg->model.pf.novel_episodes ? 288 : profile;
 
     for (int t = 0; t < LEN; t++) {
         bw_pf_out_t out;
@@ -130,16 +147,14 @@ static void run_series(stats_t *st, const bw_config_t *cfg, bw_pf_ws_t *ws,
             /* the episode's events: from its first (the shift, or the
              * next event if the shift alone was ambiguous) to the one at
              * which it is adopted, inclusive */
-            ep_left = t >= profile ? adopt + 2 : 1;
+            ep_left = t >= held ? adopt + 2 : 1;
             shift_t = t;
         }
-        ep_left = adoption_window(&out, t, shift_t, profile, adopt, ep_left);
+        ep_left = adoption_window(&out, t, shift_t, held, adopt, ep_left);
         /* the engine's alert: the event's or its block's probability */
         alert = fmax(out.p_anomaly, out.p_collective) >=
                     cfg->engine.alert_threshold &&
                 !out.warmup;
-        st->coll += out.p_collective >= cfg->engine.alert_threshold &&
-                    !out.warmup && !spike && !shift && since_shift < 0;
         if (since_shift >= 0 && since_shift < 3 && alert && t >= 288) {
             st->caught += 1;
             st->delay += since_shift;
@@ -161,6 +176,8 @@ static void run_series(stats_t *st, const bw_config_t *cfg, bw_pf_ws_t *ws,
         if (t >= profile && t < profile + 288 && !spike && ep_left <= 0) {
             /* the first day the profile applies, apart (see the header) */
             st->fa_new += alert && since_shift < 0;
+            st->coll_new += alert && since_shift < 0 &&
+                            out.p_collective >= cfg->engine.alert_threshold;
             st->normal_new += 1;
             ep_left--;
             rel_add(&st->rel, out.p_anomaly, 0);
@@ -170,6 +187,8 @@ static void run_series(stats_t *st, const bw_config_t *cfg, bw_pf_ws_t *ws,
         if (!spike && ep_left <= 0) {
             st->normal += 1;
             st->fa += alert && since_shift < 0;
+            st->coll += alert && since_shift < 0 &&
+                        out.p_collective >= cfg->engine.alert_threshold;
         }
         ep_left--;
     }
@@ -237,8 +256,9 @@ static void test_broader_family(void **state)
                   cfg.engine.alert_threshold, 1e4 * st.fa / st.normal, st.coll,
                   st.caught, st.shifts, st.caught ? st.delay / st.caught : 0);
     print_message("the first day the daily profile applies: %.2f false alarms "
-                  "per 10k normal events (%.0f events)\n",
-                  1e4 * st.fa_new / st.normal_new, st.normal_new);
+                  "per 10k normal events (%.0f events; %.0f of them "
+                  "collective)\n",
+                  1e4 * st.fa_new / st.normal_new, st.normal_new, st.coll_new);
     for (int a = 0; a < AGES; a++) {
         print_message("age %4d-%4d events: %6.1f false alarms per 10k, "
                       "spikes with p >= 0.5: %2.0f/%2.0f\n",
@@ -248,7 +268,7 @@ static void test_broader_family(void **state)
     }
     check_young_series(&st);
     /* the block model raises no alert on normal data (the README's "0 in
-     * 89,856 events"): one would be a false collective alarm */
+     * 359,424 events"): one would be a false collective alarm */
     assert_true(st.coll == 0);
     assert_true(st.ece < 0.01);
     assert_true(st.rel.brier / st.rel.total < 0.5 * st.base);
