@@ -163,6 +163,21 @@ void bw__memory_unscan(const bw__memory_t *m, int skip, int e,
     }
 }
 
+int bw__memory_count_newest(const bw__memory_t *m, int skip, int e,
+                            const bw__mem_scan_t *r)
+{
+    int c = 0;
+
+    if (m->n - skip < 2) { /* the scan counted nothing */
+        return 0;
+    }
+    for (int k = skip; k < skip + e && k < m->n; k++) {
+        float x = (float)bw__memory_back(m, k);
+        c += x >= r->lo && x <= r->hi && (x <= r->zlo || x >= r->zhi);
+    }
+    return c;
+}
+
 void bw__memory_save(const bw__memory_t *m, bw_wbuf_t *w)
 {
     bw_wbuf_u32(w, (uint32_t)m->n);

@@ -59,6 +59,10 @@ void bw__memory_scan(const bw__memory_t *m, int skip, bw__mem_scan_t *r);
  * and dwell counts (the pairs they end included). */
 void bw__memory_unscan(const bw__memory_t *m, int skip, int e,
                        bw__mem_scan_t *r);
+/** Of the @p e values before the newest @p skip, how many the scan's count
+ * holds (in the kernel, outside the zone). */
+int bw__memory_count_newest(const bw__memory_t *m, int skip, int e,
+                            const bw__mem_scan_t *r);
 void bw__memory_save(const bw__memory_t *m, bw_wbuf_t *w);
 /** Read what save wrote; a bad count or position sets r->err. */
 void bw__memory_load(bw__memory_t *m, bw_rbuf_t *r);

@@ -499,7 +499,9 @@ static double visit_stay(const bw_pf_t *pf, int skip, bw__mem_scan_t *r)
  * (its kernel is centred on y, with the excursion from the current level),
  * the local noise factor, a visit's chance to go on (visit_stay), and
  * whether y is a jump to a level the memory has not held (*novel: fewer
- * than recur_min_count values in the kernel; novel_phase). */
+ * than recur_min_count values in the kernel, the newest recur_visit left
+ * out as in visit_stay: a change's own first values vouch for nothing;
+ * novel_phase). */
 static void memory_terms(const bw_pf_t *pf, double y, double *lrecur,
                          double *kt, double *pstay, int *novel)
 {
@@ -539,8 +541,10 @@ static void memory_terms(const bw_pf_t *pf, double y, double *lrecur,
         (g == 0.0 || fabs(y - pf->level_last) > g)) {
         *lrecur = log(r.count / (2.0 * h * (n - skip)));
     }
-    *novel = h > 0.0 && r.count < pf->cfg->recur_min_count &&
-             (g == 0.0 || fabs(y - pf->level_last) > g);
+    *novel = h > 0.0 && (g == 0.0 || fabs(y - pf->level_last) > g) &&
+             r.count - bw__memory_count_newest(&pf->recent, skip,
+                                               pf->cfg->recur_visit, &r) <
+                 pf->cfg->recur_min_count;
     if (local) {
         *kt = local_factor(pf, &r);
     }
@@ -682,7 +686,9 @@ static void reframe_block(bw_pf_t *pf, int64_t age, int which, double shift)
  * the excursion began, @p profile_then), as its baseline; the episode counts
  * from the excursion's start (adoption, and the memory's skip). Only an
  * excursion converts: an onset the filter did not flag (p < 1/2) started
- * none, and stays in the baseline.
+ * none, and stays in the baseline. A particle already in an episode (one
+ * begun at an unvisited level after the excursion, novel_phase) keeps it,
+ * and an episode the filter reports keeps its start.
  */
 static void excursion_to_episode(bw_pf_t *pf, double profile_then)
 {
@@ -691,19 +697,23 @@ static void excursion_to_episode(bw_pf_t *pf, double profile_then)
     double level = 0.0;
 
     for (int i = 0; i < pf->n; i++) {
-        pf->ma[i] = pf->m0[i];
-        pf->ca[i] = pf->c00[i];
-        pf->ab[i] = fabs(pf->ma[i] - base) >= gap ? 1.0 : 0.0;
-        if (pf->ab[i] != 0.0) {
-            pf->m0[i] = base;
+        if (pf->ab[i] == 0.0) { /* one in an episode keeps it (above) */
+            pf->ma[i] = pf->m0[i];
+            pf->ca[i] = pf->c00[i];
+            pf->ab[i] = fabs(pf->ma[i] - base) >= gap ? 1.0 : 0.0;
+            if (pf->ab[i] != 0.0) {
+                pf->m0[i] = base;
+            }
         }
         level += pf->wlin[i] * pf->m0[i];
     }
     pf->level_last = level;
-    pf->abn_since = pf->exc_since;
-    pf->abn_run = pf->exc_events;
-    pf->abn_gap = 0;
-    pf->abn_calm = pf->exc_events;
+    if (pf->abn_since < 0) {
+        pf->abn_since = pf->exc_since;
+        pf->abn_run = pf->exc_events;
+        pf->abn_gap = 0;
+        pf->abn_calm = pf->exc_events;
+    }
     pf->exc_since = -1;
 }
 
@@ -783,7 +793,7 @@ static double episode_base_shift(const bw_pf_t *pf, int64_t age, int which,
 
 static void reframe(bw_pf_t *pf, int64_t age, double sd, double sw)
 {
-    double shift = 0.0, base;
+    double shift = 0.0, base, level;
     int which = 0;
 
     if (!(pf->framed & 1) && bw__season_active(&pf->daily, age)) {
@@ -801,17 +811,21 @@ static void reframe(bw_pf_t *pf, int64_t age, double sd, double sw)
     if (which != 0) {
         reframe_block(pf, age, which, shift);
     }
-    if (which == 0 ||
-        (shift == 0.0 && pf->exc_since < 0 && pf->abn_since < 0)) {
+    if (which == 0) {
+        return;
+    }
+    base = episode_base_shift(pf, age, which, shift);
+    if (shift == 0.0 && base == 0.0 && pf->exc_since < 0) {
         return;
     }
     ar_from_memory(pf);
-    base = episode_base_shift(pf, age, which, shift);
+    level = 0.0;
     for (int i = 0; i < pf->n; i++) {
         pf->m0[i] -= pf->ab[i] != 0.0 ? base : shift;
         pf->ma[i] -= shift;
+        level += pf->wlin[i] * pf->m0[i];
     }
-    pf->level_last -= shift;
+    pf->level_last = base == shift ? pf->level_last - shift : level;
     pf->yd_prev -= shift;
     if ((which & 1) && pf->exc_since >= 0 && pf->j_enter >= 0) {
         /* the level it left, in the new frame: less the profiles at the
@@ -1856,13 +1870,14 @@ static void report_usual(bw_pf_out_t *out, double usual)
  * jumps between familiar states (bursts would print into it). Each value
  * weighs by its precision, 1 / the local noise factor: a bin's mean is a
  * weighted least-squares estimate, and a busy state's values are that much
- * noisier. A weekly profile that does not apply yet predicts nothing, so
- * no value can be abnormal with respect to it: until then an abnormal
- * episode (a weekly swing the daily baseline cannot follow) teaches it
- * too, else the bins of the swing would never be learned. The daily
- * profile is not taught by an episode before it applies: an episode there
- * is one at a level the first day did not visit (novel_phase), and the
- * next days would read that level as the phase's normal.
+ * noisier. A profile that does not apply yet predicts nothing, so no value
+ * can be abnormal with respect to it: once the daily profile applies, an
+ * abnormal episode (a weekly swing the daily baseline cannot follow)
+ * teaches a weekly profile that does not apply yet too, else the bins of
+ * the swing would never be learned. Before the daily profile applies an
+ * episode teaches neither: it is one at a level the first day did not
+ * visit (novel_phase), and the next days would read that level as the
+ * phase's normal.
  *
  * Adoption makes a lasting change the new normal *level*; whether the daily
  * (weekly) shape changed too can only be seen once the change has been
@@ -1883,7 +1898,7 @@ static void learn_profile(const bw_pf_t *pf, bw_season_t *s, int64_t t_ms,
     double base = pf->interval > 0.0 ? pf->interval : 1.0, gain = normal;
 
     if (!bw__season_active(s, t_ms - pf->t_first)) {
-        gain = pf->exc_since >= 0 ? 0.0 : (s == &pf->daily ? normal : warm);
+        gain = pf->exc_since >= 0 ? 0.0 : warm;
     } else if (profile_held(pf, s, t_ms)) {
         bw__season_update(s, t_ms, y, 0.0, normal, base); /* level only */
         return;
@@ -1902,6 +1917,9 @@ static void learn_season(bw_pf_t *pf, int64_t t_ms, double y, double sd,
     normal = fmax(1.0 - out->p_anomaly - out->p_recur, 0.0) / out->noise_factor;
     warm = fmax(1.0 - out->p_anomaly + out->p_abnormal - out->p_recur, 0.0) /
            out->noise_factor;
+    if (!episodes_on(pf, t_ms - pf->t_first)) {
+        warm = normal; /* an episode there: an unvisited level (above) */
+    }
     learn_profile(pf, &pf->daily, t_ms, y - sw, normal, warm);
     learn_profile(pf, &pf->weekly, t_ms, y - sd, normal, warm);
 }
@@ -2037,11 +2055,15 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     pf->events++;
     out->warmup = pf->events <= (uint64_t)cfg->warmup;
     /* With abnormal episodes configured but not yet applying (the first
-     * days), the filter reports a change only at its onset and then
-     * follows it: the block model is then the one that sees it last. */
+     * days), the filter reports a change to a visited level only at its
+     * onset and then follows it: the block model is then the one that
+     * sees it last. An episode at an unvisited level (novel_phase) holds
+     * its change as later. */
     bw__block_add(&pf->block, ws, t_ms,
                   c.y - out->p_anomaly * (y - out->expected),
-                  pf->j_enter < 0 || episodes_on(pf, age), out);
+                  pf->j_enter < 0 || episodes_on(pf, age) ||
+                      pf->abn_since >= 0,
+                  out);
     report_usual(out, spike * usual);
     return BW_OK;
 }
