@@ -154,9 +154,9 @@ static const bw_key_t pf_keys[] = {
            "not held starts an abnormal episode, flagged until it ends or is "
            "adopted as it would be later; a jump to a familiar level stays "
            "onset-only then (it may be the daily cycle the profile has not "
-           "learnt yet); needs the memory (recur_window values) to span the "
-           "first day; false: every change before the profile applies is "
-           "onset-only"),
+           "learnt yet); only while the memory (recur_window values at the "
+           "series' interval) spans a day; false: every change before the "
+           "profile applies is onset-only"),
     K_DBL(PF, p_recur, 0, 0.5, "0.01",
           "prior probability that the value jumps to one seen recently "
           "(e.g. idle <-> busy): a regime change the series has shown "

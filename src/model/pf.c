@@ -771,15 +771,18 @@ static void ar_from_memory(bw_pf_t *pf)
  * that baseline has only been predicted since the episode began, so it is
  * the level of the episode's start, whose phase the profiles that now start
  * to apply (@p which) are read at, not this event's (as for an excursion,
- * excursion_to_episode). An episode before the daily profile applies is one
- * at a level the first day did not visit (novel_phase).
+ * excursion_to_episode). Only at the daily profile's start, where an
+ * episode is one at a level the first day did not visit (novel_phase): an
+ * episode running when the weekly profile starts (week 3) moves with this
+ * event's phase, as before novel_episodes (not measured: every run here is
+ * shorter).
  */
 static double episode_base_shift(const bw_pf_t *pf, int64_t age, int which,
                                  double shift)
 {
     double base = 0.0;
 
-    if (pf->abn_since < 0) {
+    if (pf->abn_since < 0 || !(which & 1)) {
         return shift;
     }
     if (which & 1) {
@@ -873,12 +876,16 @@ static void episode_phase(bw_pf_t *pf, int64_t age)
  * memory has not held near y (novel: fewer than recur_min_count remembered
  * values within the recurrent kernel) is no part of the cycle the first
  * day showed, so from the end of that day it may start an abnormal
- * episode as it would once the profile applies (novel_episodes).
+ * episode as it would once the profile applies (novel_episodes). Only
+ * while the memory spans a day (recent.n values at the typical interval):
+ * a shorter one has forgotten the first day, and a state it showed would
+ * read as unvisited.
  */
 static void novel_phase(bw_pf_t *pf, int64_t age, int novel)
 {
     if (!pf->cfg->novel_episodes || !novel || pf->j_enter < 0 ||
-        episodes_on(pf, age) || age < pf->daily.period_ms) {
+        episodes_on(pf, age) || age < pf->daily.period_ms ||
+        (double)pf->recent.n * pf->interval < (double)pf->daily.period_ms) {
         return;
     }
     pf->child_p[pf->j_enter] = pf->cfg->p_episode;

@@ -864,12 +864,12 @@ static void test_adopted_on_profile_first_day(void **state)
  * the profile, so day 3, the profile's first, does not read the same
  * hour's normal values as a shift up (without the excursion guard: the
  * profile predicted the dip again and day 3 was flagged for about an
- * hour). The dip goes below the first day's trough, so by default it is an
- * abnormal episode at an unvisited level (novel_episodes), which the young
- * profile does not learn from either; without novel_episodes changes are
- * onset-only then (the trough the day before makes it partly familiar: p
- * 0.77 at its onset here), and the excursion guard keeps it out. Both
- * ways are asserted.
+ * hour). The dip reaches levels the first day's trough visited (its noise
+ * left values in the kernel: p 0.77 at its onset, then followed), so it is
+ * a change to a visited level, onset-only, with or without novel_episodes,
+ * and the excursion guard keeps it out of the profile; both ways are
+ * asserted. (A dip to an unvisited level is an episode, which teaches the
+ * young profile nothing either: test_excursion_baseline_from_its_phase.)
  */
 #define DAY1 1440
 /* One-minute data: 40 with a daily sine of 8 noise sds. */

@@ -1238,9 +1238,11 @@ static void test_zero_floor_constant_series(void **state)
     bw_pf_destroy(pf);
 }
 
-/* The memory scan's visit statistics (near, dwell) after unscan, against a
- * direct count over the values in time order: rings full and not, wrapped
- * at every position, with skipped and left-out newest values. */
+/* The memory scan's visit statistics (near, dwell) after unscan, and its
+ * kernel count outside the zone less the left-out newest values
+ * (bw__memory_count_newest: pf.c's novelty), against a direct count over
+ * the values in time order: rings full and not, wrapped at every position,
+ * with skipped and left-out newest values. */
 static void test_memory_visit_counts(void **state)
 {
     enum { W = 37 };
@@ -1254,7 +1256,7 @@ static void test_memory_visit_counts(void **state)
         float seq[3 * W + 2];
         int pushes = 2 + (int)(bw_rng_uniform(&rng) * 3 * W), len, kept;
         int skip = (int)(bw_rng_uniform(&rng) * 6), e;
-        int near = 0, dwell = 0;
+        int near = 0, dwell = 0, count = 0, fresh;
 
         assert_int_equal(bw__memory_init(&m, W), 0);
         for (int i = 0; i < pushes; i++) {
@@ -1265,22 +1267,25 @@ static void test_memory_visit_counts(void **state)
         skip = skip < len ? skip : len - 1;
         e = (int)(bw_rng_uniform(&rng) * 10);
         r.lo = 3.0f, r.hi = 6.0f, r.dlo = 2.0f, r.dhi = 7.5f;
-        r.zlo = r.zhi = -1.0f, r.alo = r.ahi = -1.0f, r.inv = 0.0f;
+        r.zlo = 4.0f, r.zhi = 4.5f, r.alo = r.ahi = -1.0f, r.inv = 0.0f;
         bw__memory_scan(&m, skip, &r);
+        fresh = r.count - bw__memory_count_newest(&m, skip, e, &r);
         bw__memory_unscan(&m, skip, e, &r);
         kept = len - skip - e;
         for (int i = 0; i < kept; i++) {
             float v = seq[pushes - len + i];
             int in = v >= r.lo && v <= r.hi;
             near += in;
+            count += in && (v <= r.zlo || v >= r.zhi);
             if (i + 1 < kept) {
                 float n = seq[pushes - len + i + 1];
                 dwell += in && n >= r.dlo && n <= r.dhi;
             }
         }
         if (len - skip < 2) { /* the scan counts nothing below two values */
-            near = dwell = 0;
+            near = dwell = count = 0;
         }
+        assert_int_equal(fresh, count); /* the count less the newest e */
         assert_int_equal(r.near, near);
         assert_int_equal(r.dwell, dwell);
         bw__memory_free(&m);
