@@ -42,7 +42,7 @@
  * events. Until the daily profile applies (its first min_cycles days) a
  * familiar level may be the daily cycle, so changes are onset-only there,
  * but from the end of the first day a jump to a level the memory of recent
- * values has not held may start an episode (novel_phase: no part of the
+ * values has not held may start an episode (novel_wanted: no part of the
  * cycle the first day showed). One that has lasted adopt_after_ms, and is
  * abnormal on its last
  * EPISODE_GAP + 1 events, becomes the new normal (episode()). An episode
@@ -501,9 +501,10 @@ static double visit_stay(const bw_pf_t *pf, int skip, bw__mem_scan_t *r)
  * whether y is a jump to a level the memory has not held (*novel: fewer
  * than recur_min_count values in the kernel, the newest recur_visit left
  * out as in visit_stay: a change's own first values vouch for nothing;
- * novel_phase). */
-static void memory_terms(const bw_pf_t *pf, double y, double *lrecur,
-                         double *kt, double *pstay, int *novel)
+ * counted only if @p want_novel, see novel_wanted). */
+static void memory_terms(const bw_pf_t *pf, double y, int want_novel,
+                         double *lrecur, double *kt, double *pstay,
+                         int *novel)
 {
     int local = pf->cfg->local_noise && pf->cfg->learn_scale;
     int n = pf->recent.n;
@@ -512,6 +513,7 @@ static void memory_terms(const bw_pf_t *pf, double y, double *lrecur,
                    ? 0
                    : (pf->abn_run < (uint32_t)n ? (int)pf->abn_run : n);
     double h, ha, prev, g, hs;
+    int jump;
     bw__mem_scan_t r;
 
     *lrecur = -INFINITY;
@@ -537,11 +539,11 @@ static void memory_terms(const bw_pf_t *pf, double y, double *lrecur,
     r.dlo = (float)(y - hs), r.dhi = (float)(y + hs);
     bw__memory_scan(&pf->recent, skip, &r);
     r.ss *= ha * ha;
-    if (has_recur(pf) && h > 0.0 && r.count >= pf->cfg->recur_min_count &&
-        (g == 0.0 || fabs(y - pf->level_last) > g)) {
+    jump = h > 0.0 && (g == 0.0 || fabs(y - pf->level_last) > g);
+    if (has_recur(pf) && jump && r.count >= pf->cfg->recur_min_count) {
         *lrecur = log(r.count / (2.0 * h * (n - skip)));
     }
-    *novel = h > 0.0 && (g == 0.0 || fabs(y - pf->level_last) > g) &&
+    *novel = want_novel && jump &&
              r.count - bw__memory_count_newest(&pf->recent, skip,
                                                pf->cfg->recur_visit, &r) <
                  pf->cfg->recur_min_count;
@@ -687,7 +689,7 @@ static void reframe_block(bw_pf_t *pf, int64_t age, int which, double shift)
  * from the excursion's start (adoption, and the memory's skip). Only an
  * excursion converts: an onset the filter did not flag (p < 1/2) started
  * none, and stays in the baseline. A particle already in an episode (one
- * begun at an unvisited level after the excursion, novel_phase) keeps it,
+ * begun at an unvisited level after the excursion, novel_wanted) keeps it,
  * and an episode the filter reports keeps its start.
  */
 static void excursion_to_episode(bw_pf_t *pf, double profile_then)
@@ -772,7 +774,7 @@ static void ar_from_memory(bw_pf_t *pf)
  * the level of the episode's start, whose phase the profiles that now start
  * to apply (@p which) are read at, not this event's (as for an excursion,
  * excursion_to_episode). Only at the daily profile's start, where an
- * episode is one at a level the first day did not visit (novel_phase): an
+ * episode is one at a level the first day did not visit (novel_wanted): an
  * episode running when the weekly profile starts (week 3) moves with this
  * event's phase, as before novel_episodes (not measured: every run here is
  * shorter).
@@ -780,14 +782,12 @@ static void ar_from_memory(bw_pf_t *pf)
 static double episode_base_shift(const bw_pf_t *pf, int64_t age, int which,
                                  double shift)
 {
-    double base = 0.0;
+    double base;
 
     if (pf->abn_since < 0 || !(which & 1)) {
         return shift;
     }
-    if (which & 1) {
-        base += bw__season_value(&pf->daily, pf->abn_since, age);
-    }
+    base = bw__season_value(&pf->daily, pf->abn_since, age);
     if (which & 2) {
         base += bw__season_value(&pf->weekly, pf->abn_since, age);
     }
@@ -848,17 +848,17 @@ static void reframe(bw_pf_t *pf, int64_t age, double sd, double sw)
  * an episode that the frozen baseline never ends. Until then changes are
  * onset-only level shifts (prior p_episode when p_shift is 0), as without
  * episodes, except a jump to a level the series has not visited
- * (novel_phase).
+ * (novel_wanted).
  */
 static int episodes_on(const bw_pf_t *pf, int64_t age)
 {
     return !pf->cfg->daily.enabled || bw__season_active(&pf->daily, age);
 }
 
-static void episode_phase(bw_pf_t *pf, int64_t age)
+static void episode_phase(bw_pf_t *pf, int64_t age, int novel)
 {
     const bw_pf_cfg_t *cfg = pf->cfg;
-    int on = episodes_on(pf, age);
+    int on = episodes_on(pf, age) || novel;
 
     if (pf->j_enter < 0) {
         return;
@@ -876,21 +876,16 @@ static void episode_phase(bw_pf_t *pf, int64_t age)
  * memory has not held near y (novel: fewer than recur_min_count remembered
  * values within the recurrent kernel) is no part of the cycle the first
  * day showed, so from the end of that day it may start an abnormal
- * episode as it would once the profile applies (novel_episodes). Only
- * while the memory spans a day (recent.n values at the typical interval):
- * a shorter one has forgotten the first day, and a state it showed would
- * read as unvisited.
+ * episode as it would once the profile applies (novel_episodes: such a
+ * y turns episode_phase on for its event). Wanted only while the memory
+ * spans a day (recent.n values at the typical interval): a shorter one has
+ * forgotten the first day, and a state it showed would read as unvisited.
  */
-static void novel_phase(bw_pf_t *pf, int64_t age, int novel)
+static int novel_wanted(const bw_pf_t *pf, int64_t age)
 {
-    if (!pf->cfg->novel_episodes || !novel || pf->j_enter < 0 ||
-        episodes_on(pf, age) || age < pf->daily.period_ms ||
-        (double)pf->recent.n * pf->interval < (double)pf->daily.period_ms) {
-        return;
-    }
-    pf->child_p[pf->j_enter] = pf->cfg->p_episode;
-    pf->child_p[pf->j_shift] = pf->cfg->p_shift;
-    pf->eps_enter = fmin(2.0 / pf->n, 0.25);
+    return pf->cfg->novel_episodes && pf->j_enter >= 0 &&
+           !episodes_on(pf, age) && age >= pf->daily.period_ms &&
+           (double)pf->recent.n * pf->interval >= (double)pf->daily.period_ms;
 }
 
 static double time_step(bw_pf_t *pf, int64_t t_ms)
@@ -916,7 +911,6 @@ typedef struct {
     double phi;        /* AR(1) noise coefficient over this gap */
     double y_prev;     /* the previous de-seasonalised value */
     double spike_mult; /* spike children's prior / p_spike (phase.c) */
-    int novel;         /* y is a jump to a level the memory never held */
     double norm_mult;  /* normal children's prior / theirs */
 } step_ctx_t;
 
@@ -1883,7 +1877,7 @@ static void report_usual(bw_pf_out_t *out, double usual)
  * teaches a weekly profile that does not apply yet too, else the bins of
  * the swing would never be learned. Before the daily profile applies an
  * episode teaches neither: it is one at a level the first day did not
- * visit (novel_phase), and the next days would read that level as the
+ * visit (novel_wanted), and the next days would read that level as the
  * phase's normal.
  *
  * Adoption makes a lasting change the new normal *level*; whether the daily
@@ -1977,7 +1971,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     step_ctx_t c;
     double sd, sw, usual, spike, early;
     int64_t age;
-    int was;
+    int was, novel;
 
     memset(out, 0, sizeof(*out));
     out->since_ms = -1;
@@ -2005,7 +1999,6 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     } else if (was == 0) { /* the values' frame was the provisional one */
         out->provisional_last = early;
     }
-    episode_phase(pf, age);
     c.dt = time_step(pf, t_ms);
     c.y = y - sd - sw;
     c.q = cfg->level_ratio * c.dt;
@@ -2024,8 +2017,9 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     }
     c.phi = pf->phi > 0.0 && c.dt > 0.0 ? pow(pf->phi, c.dt) : 0.0;
     c.y_prev = pf->yd_prev;
-    memory_terms(pf, c.y, &c.lrecur, &c.kt, &c.pstay, &c.novel);
-    novel_phase(pf, age, c.novel);
+    memory_terms(pf, c.y, novel_wanted(pf, age), &c.lrecur, &c.kt, &c.pstay,
+                 &novel);
+    episode_phase(pf, age, novel);
     usual = phase_prior(pf, t_ms, &c);
 
     filter(pf, ws, &c, out);
@@ -2064,7 +2058,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     /* With abnormal episodes configured but not yet applying (the first
      * days), the filter reports a change to a visited level only at its
      * onset and then follows it: the block model is then the one that
-     * sees it last. An episode at an unvisited level (novel_phase) holds
+     * sees it last. An episode at an unvisited level (novel_wanted) holds
      * its change as later. */
     bw__block_add(&pf->block, ws, t_ms,
                   c.y - out->p_anomaly * (y - out->expected),
