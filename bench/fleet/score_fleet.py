@@ -345,7 +345,7 @@ def main():
     benign_rows = benign_eps = gap_rows = gap_eps = 0
     bins = [{"lo": lo, "hi": (BIN_EDGES + [1.0])[k + 1], "n": 0, "sum": 0.0,
              "inside": 0, "inside_tail": 0} for k, lo in enumerate(BIN_EDGES)]
-    n_flag_all = n_flag_in = 0
+    n_flag_all = n_flag_in = n_flag_strict = 0
     low_of = dict(((s["region"], s["service"], s["metric"]), s.get("low_traffic", False))
                   for s in truth["series"])
     for key in truth_keys:
@@ -368,6 +368,7 @@ def main():
             if sc >= thr:
                 n_flag_all += 1
                 n_flag_in += i_tail
+                n_flag_strict += i_in
                 if not in_any(t, ex):
                     fa_t.append(t)
                 if in_any(t, bn):
@@ -402,6 +403,8 @@ def main():
         b["frac_inside_tail"] = b["inside_tail"] / b["n"] if b["n"] else None
         del b["sum"]
     precision = n_flag_in / n_flag_all if n_flag_all else None
+    # strict: inside [start, end) only, without the 30 minutes after
+    precision_strict = n_flag_strict / n_flag_all if n_flag_all else None
 
     # ---- aggregate
     def agg(rs):
@@ -434,6 +437,7 @@ def main():
         "gap_alarms": {"rows": gap_rows, "episodes": gap_eps,
                        "gaps": sum(1 for i in incs if i["kind"] == "gap")},
         "calibration": bins, "flagged_events": n_flag_all, "precision": precision,
+        "precision_strict": precision_strict,
     }
 
     # ---- text
@@ -504,7 +508,8 @@ def main():
             b["lo"], ("%.2f)" % b["hi"]) if b["hi"] < 1 else "1.00]", b["n"],
             fmt(b["mean_score"], "%.4f"), fmt(b["frac_inside"], "%.4f"),
             fmt(b["frac_inside_tail"], "%.4f")))
-    w("  precision at %g: %s (%d flagged events)\n" % (thr, fmt(precision, "%.3f"), n_flag_all))
+    w("  precision at %g: %s (%d flagged events; inside [start, end) only: %s)\n" % (
+        thr, fmt(precision, "%.3f"), n_flag_all, fmt(precision_strict, "%.3f")))
     summ = ("SUMMARY thr=%g series %d/%d (median delay %s min, coverage %s) pooled %d/%d "
             "(delay %s, coverage %s)" % (
                 thr, ser["found"], ser["total"], fmt(ser["median_delay_min"], "%g"),

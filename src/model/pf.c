@@ -2027,8 +2027,11 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     bw__phase_learn(&pf->phase, t_ms, c.y, out->p_anomaly, pf->interval);
     learn_ar(pf, c.y, out);
     out->noise_factor = c.kt;
-    /* The memory of familiar values learns from normal values only: a
-     * spike or an incident does not make its own level familiar. */
+    /* Every value goes into the memory of recent values by default; an
+     * ongoing episode's own values are left out where familiarity is read
+     * (memory_terms), so an incident does not make its own level
+     * familiar. memory_normal_only keeps anomalous values (p_anomaly >=
+     * 1/2) out altogether (README: Where the precision goes). */
     if (!pf->cfg->memory_normal_only || out->p_anomaly < 0.5) {
         bw__memory_push(&pf->recent, c.y);
     }

@@ -16,10 +16,14 @@
 
 #define STEP_MS 60000
 /* Bounds on the scheduled population's error against the exact refit:
- * about 1.5-4x the largest measured (below), over every event. */
-#define BOUND_MEAN 0.2 /* relative; measured 0.11 (8 regions), 0.06 (32) */
-#define BOUND_SLO 0.005 /* measured 0.0007, 0.0012 */
-#define BOUND_OUT 0.4   /* measured 0.075, 0.29; mean 0.005, 0.008 */
+ * about 1.5-4x the largest measured (below), over every event. The
+ * 32-region fleet runs 80 intervals, past two of its scheduled refits
+ * (every refresh_intervals x regions = 1,024 updates); with 25, before
+ * the first, it measured p_slo 0.0012 and p_outlier 0.29, and the bounds
+ * were 0.005 and 0.4. */
+#define BOUND_MEAN 0.2  /* relative; measured 0.11 (8 regions), 0.06 (32) */
+#define BOUND_SLO 0.008 /* measured 0.0007, 0.0053 */
+#define BOUND_OUT 0.65  /* measured 0.075, 0.42; mean 0.005, 0.010 */
 #define BOUND_CI 0.4    /* relative; measured 0.24, 0.11 */
 
 typedef struct {
@@ -117,7 +121,7 @@ static void test_scheduled_matches_exact(void **state)
 
     (void)state;
     compare(8, 200, &e8);
-    compare(32, 25, &e32);
+    compare(32, 80, &e32);
     print_message("scheduled vs exact, 8 regions: mean %.4f p_slo %.4f "
                   "p_outlier %.4f (mean %.4f, %d of %.0f on the other side of "
                   "0.99) lower %.4f upper %.4f\n",
