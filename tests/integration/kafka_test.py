@@ -276,6 +276,14 @@ SCORE_FIELDS = ("entity_id", "model", "probability", "score", "alert",
                 "config_version")
 THREAT_FIELDS = ("entity_id", "rule", "probability", "score", "level",
                  "log_likelihood_ratio", "elevated_since", "event_time")
+CONTRIBUTOR_FIELDS = ("metric", "probability", "log_likelihood_ratio",
+                      "log_bayes_factor")
+
+
+def same_contributors(a, b):
+    """The ranked contributing signals, field for field."""
+    return len(a) == len(b) and all(
+        same(x[f], y[f]) for x, y in zip(a, b) for f in CONTRIBUTOR_FIELDS)
 
 
 def equal_to_replay(env, got_s, got_t, rows, config, what=""):
@@ -295,6 +303,9 @@ def equal_to_replay(env, got_s, got_t, rows, config, what=""):
     for g, w in zip(got_t, want_t):
         for f in THREAT_FIELDS:
             check(same(g[f], w[f]), f"{what}threat {f}: {g[f]!r} != {w[f]!r}")
+        check(same_contributors(g["contributors"], w["contributors"]),
+              f"{what}threat contributors: {g['contributors']!r} != "
+              f"{w['contributors']!r}")
 
 
 def scored_once_as_replay(env, rows, config):
