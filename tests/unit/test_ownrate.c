@@ -112,7 +112,7 @@ static void compare(int regions, int intervals, err_t *e)
  * absolute) and asserted with the bounds above. The outlier probability
  * differs most: the scheduled one tests the region against one plug-in
  * population's quantile, the exact one averages over the hyperposterior;
- * on average they differ by under 0.01, and never on the two sides of the
+ * on average they differ by 0.01 or less, and never on the two sides of the
  * alert threshold here.
  */
 static void test_scheduled_matches_exact(void **state)

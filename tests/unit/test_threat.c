@@ -42,9 +42,9 @@
 #define STEP_MS 60000
 #define HISTORY 1440 /* a day of history before anything happens */
 /* test_weak_signals_fuse_shipped: three-signal runs of 40 that must reach
- * high, measured 38 less three binomial standard errors (3.4), rounded
+ * high, measured 38 less three binomial standard errors (4.1), rounded
  * down. The issue asks for all of them. */
-#define FUSE_SHIPPED_FLOOR 34
+#define FUSE_SHIPPED_FLOOR 33
 
 /* The entities' config, with the daily profile given by @p daily and the
  * fusion's window and prior lines by @p fusion. */
@@ -343,27 +343,6 @@ static int day2_attacks(int at, uint64_t seed0, int *single)
 }
 
 /*
- * The second day, before the daily profile applies (min_cycles: 2): a
- * cycle of amp 0.5 (0.6x to 1.65x of the mean), attacks at 11:00-12:00
- * where the cycle falls fastest. Without a profile the signals' reference
- * (2 hours of the past) lies above the falling cycle, and a 1.5-2x rise
- * reads as the cycle's return toward it; the first day's profile, read as
- * it stood before the current visit (bw_pf_out_t.provisional), takes the
- * cycle out. Also with the first day missing 10:40-11:20, across the
- * attack's start (those bins have no estimate: their values add nothing
- * to the reference and do not restart it), and clean entities from 00:00 of
- * day 2 to the end of day 3 with AR(1) egress noise (0.8), through both
- * changes of frame (day 2's start, the profile's start on day 3).
- * Measured: 20 of 20 attacks reach high (7 of 20 without the first day's
- * profile), 20 of 20 with the gap (5 of 20 without), single signals 0
- * of 20 (with the gap 2 of 20 while a missing bin read its nearest
- * neighbours' values, interpolated: on the falling cycle, one side had
- * learnt today's values and the other lay further on); clean: 0 false highs in
- * 40 entity-days (1 while a restart set phi back to 1). Asserted: all attacks
- * reach high, no single signal does, at most 2 false highs (the bound of
- * test_false_high_rate, over 60 entity-days there).
- */
-/*
  * How soon into the second day an attack is found, at the fleet's fusion
  * settings (bench/fleet/fleet.yaml: 15-minute windows, the default prior
  * 0.001) on the daily cycle of test_day2_against_first_day: three signals
@@ -375,9 +354,9 @@ static int day2_attacks(int at, uint64_t seed0, int *single)
  * the cycle. Measured: 1, 1, 9 and 18 of 20 reach high; single signals 0
  * of 20 at every start (three of the fresh fleet seeds' four missed
  * attacks begin 51-104 minutes into day 2; README, Evaluation). Asserted:
- * no single signal reaches high, and from 180 minutes at least 14 of 20
- * attacks do (18 less three binomial standard errors); the early starts
- * are printed, an open item.
+ * no single signal reaches high, and from 180 minutes at least 13 of 20
+ * attacks do (18 less three binomial standard errors, 4.0, rounded
+ * down); the early starts are printed, an open item.
  */
 static void test_day2_early_attacks(void **state)
 {
@@ -400,9 +379,30 @@ static void test_day2_early_attacks(void **state)
     for (int k = 0; k < 4; k++) {
         assert_int_equal(single[k], 0);
     }
-    assert_true(all[3] >= 14);
+    assert_true(all[3] >= 13);
 }
 
+/*
+ * The second day, before the daily profile applies (min_cycles: 2): a
+ * cycle of amp 0.5 (0.6x to 1.65x of the mean), attacks at 11:00-12:00
+ * where the cycle falls fastest. Without a profile the signals' reference
+ * (2 hours of the past) lies above the falling cycle, and a 1.5-2x rise
+ * reads as the cycle's return toward it; the first day's profile, read as
+ * it stood before the current visit (bw_pf_out_t.provisional), takes the
+ * cycle out. Also with the first day missing 10:40-11:20, across the
+ * attack's start (those bins have no estimate: their values add nothing
+ * to the reference and do not restart it), and clean entities from 00:00 of
+ * day 2 to the end of day 3 with AR(1) egress noise (0.8), through both
+ * changes of frame (day 2's start, the profile's start on day 3).
+ * Measured: 20 of 20 attacks reach high (7 of 20 without the first day's
+ * profile), 20 of 20 with the gap (5 of 20 without), single signals 0
+ * of 20 (with the gap 2 of 20 while a missing bin read its nearest
+ * neighbours' values, interpolated: on the falling cycle, one side had
+ * learnt today's values and the other lay further on); clean: 0 false highs in
+ * 40 entity-days (1 while a restart set phi back to 1). Asserted: all attacks
+ * reach high, no single signal does, at most 2 false highs (the bound of
+ * test_false_high_rate, over 60 entity-days there).
+ */
 static void test_day2_against_first_day(void **state)
 {
     int all, gap, single, single_gap, clean = 0, hs;
