@@ -143,6 +143,12 @@ static int in_kernel(const bw__mem_scan_t *r, double x)
     return x >= r->lo && x <= r->hi;
 }
 
+/* What the scan's count holds: in the kernel, outside the zone. */
+static int in_count(const bw__mem_scan_t *r, double x)
+{
+    return in_kernel(r, x) && (x <= r->zlo || x >= r->zhi);
+}
+
 static int in_stay(const bw__mem_scan_t *r, double x)
 {
     return x >= r->dlo && x <= r->dhi;
@@ -172,8 +178,7 @@ int bw__memory_count_newest(const bw__memory_t *m, int skip, int e,
         return 0;
     }
     for (int k = skip; k < skip + e && k < m->n; k++) {
-        float x = (float)bw__memory_back(m, k);
-        c += x >= r->lo && x <= r->hi && (x <= r->zlo || x >= r->zhi);
+        c += in_count(r, bw__memory_back(m, k));
     }
     return c;
 }

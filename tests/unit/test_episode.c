@@ -722,14 +722,20 @@ typedef struct {
     noise_t nz;
 } daily_t;
 
-static void daily_open(daily_t *d, int bins, uint64_t seed, uint64_t noise_seed)
+/* The filter and noise of @p d, from its config as set. */
+static void daily_start(daily_t *d, uint64_t seed, uint64_t noise_seed)
 {
-    bw_config_defaults(&d->cfg);
-    d->cfg.model.pf.daily.bins = bins;
     d->pf = bw_pf_new(&d->cfg.model.pf, seed, NULL, 0);
     d->ws = bw_pf_ws_new(&d->cfg.model.pf);
     d->nz = (noise_t){.family = FAM_GAUSS};
     bw_rng_seed(&d->nz.rng, noise_seed);
+}
+
+static void daily_open(daily_t *d, int bins, uint64_t seed, uint64_t noise_seed)
+{
+    bw_config_defaults(&d->cfg);
+    d->cfg.model.pf.daily.bins = bins;
+    daily_start(d, seed, noise_seed);
 }
 
 static void daily_close(daily_t *d)
@@ -742,10 +748,10 @@ static void daily_close(daily_t *d)
 static void daily_open_novel(daily_t *d, uint64_t seed, uint64_t noise_seed,
                              bool novel)
 {
-    daily_open(d, 288, seed, noise_seed);
+    bw_config_defaults(&d->cfg);
+    d->cfg.model.pf.daily.bins = 288;
     d->cfg.model.pf.novel_episodes = novel;
-    bw_pf_destroy(d->pf);
-    d->pf = bw_pf_new(&d->cfg.model.pf, seed, NULL, 0);
+    daily_start(d, seed, noise_seed);
 }
 
 static void test_missing_day_does_not_teach_profile(void **state)

@@ -204,27 +204,49 @@ static int entity_run(uint64_t seed, int raised, double factor, int len,
     return w.max_level;
 }
 
+/* Runs of the weak-signal case: per run r, three signals raised 1.5-2x
+ * (by r % 5) for @p len events (seed seed[0] + r), one of them alone the
+ * same (seed[1] + r), and one alone 4x for 30 events (seed[2] + r), each
+ * watched for @p minutes; counts those that reach high, the three-signal
+ * ones also by factor. */
+typedef struct {
+    int all, single, strong, by_factor[5];
+} fuse_counts_t;
+
+static void fuse_runs(int runs, const uint64_t seed[3], int len, int minutes,
+                      fuse_counts_t *fc)
+{
+    int hs;
+
+    memset(fc, 0, sizeof(*fc));
+    for (int r = 0; r < runs; r++) {
+        double f = 1.5 + 0.5 * (r % 5) / 4.0; /* 1.5 .. 2 */
+        int hi = entity_run(seed[0] + r, 7, f, len, minutes, &hs) >=
+                 BW_LEVEL_HIGH;
+        fc->all += hi;
+        fc->by_factor[r % 5] += hi;
+        fc->single += entity_run(seed[1] + r, 1 << (r % 3), f, len,
+                                 minutes, &hs) >= BW_LEVEL_HIGH;
+        fc->strong += entity_run(seed[2] + r, 1 << (r % 3), 4.0, 30,
+                                 minutes, &hs) >= BW_LEVEL_HIGH;
+    }
+}
+
 static void test_weak_signals_fuse(void **state)
 {
-    int all = 0, single = 0, strong = 0, hs;
+    static const uint64_t seed[3] = {10, 100, 200};
+    fuse_counts_t fc;
     const int runs = 20;
 
     (void)state;
-    for (int r = 0; r < runs; r++) {
-        double f = 1.5 + 0.5 * (r % 5) / 4.0; /* 1.5 .. 2 */
-        all += entity_run(10 + r, 7, f, 40, HISTORY + 60, &hs) >= BW_LEVEL_HIGH;
-        single += entity_run(100 + r, 1 << (r % 3), f, 40, HISTORY + 60, &hs) >=
-                  BW_LEVEL_HIGH;
-        strong += entity_run(200 + r, 1 << (r % 3), 4.0, 30, HISTORY + 60,
-                             &hs) >= BW_LEVEL_HIGH;
-    }
+    fuse_runs(runs, seed, 40, HISTORY + 60, &fc);
     print_message("three signals 1.5-2x for 40 events: %d of %d reach high; "
                   "one alone: %d of %d; one alone 4x for 30 events: %d of "
                   "%d\n",
-                  all, runs, single, runs, strong, runs);
-    assert_int_equal(all, runs);
-    assert_int_equal(single, 0);
-    assert_int_equal(strong, 0);
+                  fc.all, runs, fc.single, runs, fc.strong, runs);
+    assert_int_equal(fc.all, runs);
+    assert_int_equal(fc.single, 0);
+    assert_int_equal(fc.strong, 0);
 }
 
 /*
@@ -242,33 +264,24 @@ static void test_weak_signals_fuse(void **state)
  */
 static void test_weak_signals_fuse_shipped(void **state)
 {
-    int all = 0, single = 0, strong = 0, hs;
-    int weak[5] = {0};
+    static const uint64_t seed[3] = {30, 130, 230};
+    fuse_counts_t fc;
     const int runs = 40;
 
     (void)state;
     conf = yaml_shipped;
-    for (int r = 0; r < runs; r++) {
-        double f = 1.5 + 0.5 * (r % 5) / 4.0; /* 1.5 .. 2 */
-        int hi =
-            entity_run(30 + r, 7, f, 30, HISTORY + 45, &hs) >= BW_LEVEL_HIGH;
-        all += hi;
-        weak[r % 5] += hi;
-        single += entity_run(130 + r, 1 << (r % 3), f, 30, HISTORY + 45, &hs) >=
-                  BW_LEVEL_HIGH;
-        strong += entity_run(230 + r, 1 << (r % 3), 4.0, 30, HISTORY + 45,
-                             &hs) >= BW_LEVEL_HIGH;
-    }
+    fuse_runs(runs, seed, 30, HISTORY + 45, &fc);
     conf = yaml;
     print_message("shipped settings: three signals 1.5-2x for 30 events: %d "
                   "of %d reach high (1.5x %d, 1.625x %d, 1.75x %d, 1.875x %d, "
                   "2x %d of %d each); one alone: %d of %d; one alone 4x: %d "
                   "of %d\n",
-                  all, runs, weak[0], weak[1], weak[2], weak[3], weak[4],
-                  runs / 5, single, runs, strong, runs);
-    assert_true(all >= FUSE_SHIPPED_FLOOR);
-    assert_int_equal(single, 0);
-    assert_int_equal(strong, 0);
+                  fc.all, runs, fc.by_factor[0], fc.by_factor[1],
+                  fc.by_factor[2], fc.by_factor[3], fc.by_factor[4], runs / 5,
+                  fc.single, runs, fc.strong, runs);
+    assert_true(fc.all >= FUSE_SHIPPED_FLOOR);
+    assert_int_equal(fc.single, 0);
+    assert_int_equal(fc.strong, 0);
 }
 
 static void test_sustained_attack_stays_high(void **state)
