@@ -65,6 +65,7 @@ typedef struct {
     bool rao_blackwell;      /* integrate the Gaussian state analytically */
     double t_dof;            /* Student-t degrees of freedom; 0 = Gaussian */
     int t_nodes;             /* quadrature nodes of the t scale mixture */
+    double tail_scale;       /* sd of the learned tail node; 0 = off */
     double p_spike;          /* prior probability of a transient anomaly */
     double p_shift;          /* prior probability of a level shift */
     double spike_scale;      /* spike sd in units of the noise sd */

@@ -127,6 +127,13 @@ static const bw_key_t pf_keys[] = {
           "Student-t dof of the observation noise; 0 = Gaussian"),
     K_INT(PF, t_nodes, 1, BW_T_NODES_MAX, "3",
           "Gauss-Laguerre nodes of the t scale mixture"),
+    K_DBL(PF, tail_scale, 0, 1000, "0",
+          "heavy-tailed noise: the sd, in noise scales, of a wide normal "
+          "node added to the t mixture, whose weight each series learns "
+          "from its own data (from near 0): a series whose noise has heavy "
+          "tails learns that its scattered extremes are noise, one whose "
+          "noise has not keeps them spikes (4: measured in the README, "
+          "Heavy-tailed noise); 0 = off (also with t_dof 0)"),
     K_DBL(PF, p_spike, 0, 0.5, "0.005",
           "prior probability that an event is a transient anomaly"),
     K_DBL(PF, p_shift, 0, 0.5, "0",

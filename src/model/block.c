@@ -58,6 +58,9 @@ int bw__block_init(bw_block_t *b, const bw_pf_cfg_t *parent, uint64_t seed,
      * density, a busy spell), with the default shift prior if the point
      * model has none. */
     b->cfg.p_episode = 0.0;
+    /* A block mean of m values is near Gaussian whatever the tails of its
+     * values (central limit): the blocks do not learn a tail. */
+    b->cfg.tail_scale = 0.0;
     b->cfg.p_shift = parent->p_shift > 0.0 ? parent->p_shift : 0.001;
 
     /* A mean of m values has 1/sqrt(m) of their noise sd: so do the

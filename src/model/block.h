@@ -45,5 +45,8 @@ void bw__pf_shift(bw_pf_t *pf, double delta);
 void bw__pf_set_ar(bw_pf_t *pf, double phi);
 /** The AR(1) noise coefficient in use (tests). */
 double bw__pf_ar(const bw_pf_t *pf);
+/** The learned tail node's weight in the noise mixture, 0 without it
+ * (tests). */
+double bw__pf_tail(const bw_pf_t *pf);
 
 #endif

@@ -12,7 +12,9 @@
  * q_trend dt), e_t ~ N(0, sigma^2 / lambda_t)                 regime normal,
  *   e_t ~ N(0, sigma^2 k_spike^2)                  regime spike (transient),
  *   lambda_t ~ Gamma(nu/2, nu/2), i.e. Student-t noise, represented by a
- *   generalised Gauss-Laguerre quadrature of the scale mixture.
+ *   generalised Gauss-Laguerre quadrature of the scale mixture; with
+ *   tail_scale set, one more node 1/lambda = tail_scale^2 whose weight
+ *   the series learns (learn_tail).
  * From the normal state the regime r_t in {normal, spike, shift, enter}
  * is i.i.d. with prior probabilities (1 - p_spike - p_shift - p_episode -
  * p_recur, p_spike, p_shift, p_episode). A fifth,
@@ -121,16 +123,23 @@
 /* the noise sd's least value whatever scale_floor (which may be 0): a zero
  * sd on a constant series made the t terms 0/0 */
 #define SD_MIN 1e-100
-/* children per particle at most: t nodes, spikes, shift, enter, stay and
- * the recurrent jump */
-#define K_MAX (BW_T_NODES_MAX + SPIKE_NODES + 4)
+/* children per particle at most: t nodes, the learned tail node, spikes,
+ * shift, enter, stay and the recurrent jump */
+#define K_MAX (BW_T_NODES_MAX + SPIKE_NODES + 5)
 #define N_ARRAYS 10
 #define AR_MAX 0.95     /* AR(1) noise: the coefficient's bound */
 #define AR_MIN 30.0     /* ... and the pairs' weight it needs */
 #define BATCH_ARRAYS 22 /* per-particle scratch arrays of a step */
+/* The learned tail node's weight: a Beta(TAIL_A0, TAIL_B0) prior (mean
+ * 1e-3, worth 20 events) updated by its posterior responsibilities,
+ * forgotten with a half-life of TAIL_HALF_LIFE events (learn_tail) */
+#define TAIL_A0 0.02
+#define TAIL_B0 20.0
+#define TAIL_HALF_LIFE 2000.0
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
-#define PF_STATE_TAG 0x50463130u    /* "PF10" */
+#define PF_STATE_TAG 0x50463131u    /* "PF11" */
+#define PF_STATE_TAG_10 0x50463130u /* "PF10": read, no tail counts */
 #define PF_STATE_TAG_09 0x50463039u /* "PF09": read, no gap counts */
 #define PF_STATE_TAG_08 0x50463038u /* "PF08": read, visits from weights */
 #define PF_STATE_TAG_07 0x50463037u /* "PF07": read, without `phase` */
@@ -204,10 +213,19 @@ struct bw_pf_s {
     /* The profiles the levels are expressed without (bit 0 daily, bit 1
      * weekly): set when a profile starts to apply and the frame moves. */
     int framed;
-    /* Derived from cfg at creation (not state). */
+    /* The tail node's discounted posterior responsibilities, and those of
+     * the quadrature's nodes together (learn_tail; 0 without it). */
+    double tail_w, tail_q;
+    /* Derived from cfg at creation (not state), but for the normal
+     * children's prior and vbar, which follow the tail's weight. */
     double child_p[K_MAX], child_v[K_MAX], child_w[K_MAX];
     int child_kind[K_MAX];
-    double vbar;      /* E[1/lambda] under the quadrature */
+    double vbar;      /* E[1/lambda] under the quadrature and tail */
+    double vbar_q;    /* ... under the quadrature alone */
+    double quad_w[BW_T_NODES_MAX]; /* the quadrature's weights */
+    int n_quad;       /* its nodes: children 0 .. n_quad - 1 */
+    int j_tail;       /* the tail node's child, -1 none */
+    double tail_keep; /* the tail counts' forgetting per event */
     double p_norm;    /* the normal children's prior, together */
     double stay;      /* P(an abnormal episode goes on at the next event) */
     int j_enter;      /* the episode-start child, -1 without episodes */
@@ -272,6 +290,31 @@ static int t_nodes(const bw_pf_cfg_t *cfg, double *lambda, double *omega)
     return n;
 }
 
+/* The normal children's priors and vbar at the tail node's current weight
+ * o (its Beta posterior mean): the quadrature keeps 1 - o of the normal
+ * prior, in its own proportions, and the children whose noise is the
+ * average one (shift, enter, stay) get the new E[1/lambda]. */
+static void tail_weights(bw_pf_t *pf)
+{
+    double o;
+
+    if (pf->j_tail < 0) {
+        return;
+    }
+    o = (TAIL_A0 + pf->tail_w) / (TAIL_A0 + TAIL_B0 + pf->tail_w + pf->tail_q);
+    for (int j = 0; j < pf->n_quad; j++) {
+        pf->child_p[j] = pf->p_norm * (1.0 - o) * pf->quad_w[j];
+    }
+    pf->child_p[pf->j_tail] = pf->p_norm * o;
+    pf->vbar = (1.0 - o) * pf->vbar_q + o * pf->child_v[pf->j_tail];
+    for (int j = 0; j < pf->k; j++) {
+        int kind = pf->child_kind[j];
+        if (kind == CHILD_SHIFT || kind == CHILD_ENTER || kind == CHILD_STAY) {
+            pf->child_v[j] = pf->vbar;
+        }
+    }
+}
+
 static int setup_children(bw_pf_t *pf)
 {
     const bw_pf_cfg_t *cfg = pf->cfg;
@@ -292,6 +335,16 @@ static int setup_children(bw_pf_t *pf)
         pf->child_v[k] = 1.0 / lambda[j];
         pf->child_w[k++] = 0.0;
         pf->vbar += omega[j] / lambda[j];
+        pf->quad_w[j] = omega[j];
+    }
+    pf->n_quad = nn;
+    pf->vbar_q = pf->vbar;
+    pf->j_tail = -1;
+    if (cfg->tail_scale > 0.0 && cfg->t_dof > 0.0) {
+        pf->j_tail = k;
+        pf->child_kind[k] = CHILD_NORMAL;
+        pf->child_v[k] = cfg->tail_scale * cfg->tail_scale;
+        pf->child_w[k++] = 0.0;
     }
     /* A spike is Gaussian with sd spike_scale noise sds (SPIKE_NODES
      * children spaced by 4 would make its size a scale mixture; one ships).
@@ -339,6 +392,7 @@ static int setup_children(bw_pf_t *pf)
         pf->child_w[k++] = 0.0;
     }
     pf->k = k;
+    tail_weights(pf);
     return 0;
 }
 
@@ -381,6 +435,7 @@ bw_pf_t *bw_pf_new(const bw_pf_cfg_t *cfg, uint64_t seed, char *errstr,
     }
     bw_rng_seed(&pf->rng, seed);
     pf->ar_keep = exp2(-1.0 / cfg->ar_half_life);
+    pf->tail_keep = exp2(-1.0 / TAIL_HALF_LIFE);
     pf->quantum = INFINITY; /* no step seen yet (also in a blob saved now) */
     if (bw__block_init(&pf->block, cfg, seed, errstr, errstr_size) != 0) {
         bw_pf_destroy(pf);
@@ -1488,6 +1543,49 @@ static double recur_posterior(const bw_pf_t *pf, const bw_pf_ws_t *ws,
     return fmin(fmax(r, 0.0), 1.0);
 }
 
+/*
+ * The tail of the noise, learned (learn_tail): the t quadrature's widest
+ * node is 1.5 noise scales, so a series with heavier tails (Student-t with
+ * 3 dof) reads its scattered extremes as spikes. A wider normal node
+ * (tail_scale noise scales) has a weight o of its own, with a Beta prior
+ * that holds it near 0; each event adds its posterior responsibility, the
+ * Rao-Blackwellised P(the tail node | data) averaged with the updated
+ * weights w[], and the quadrature's nodes add theirs, both forgotten with
+ * a half-life of TAIL_HALF_LIFE events: the quasi-Bayes update of a
+ * mixture's weights (Smith & Makov 1978; Titterington, Smith & Makov 1985,
+ * ch. 6). Light-tailed noise leaves the tail node almost nothing (the
+ * quadrature already explains its 3-4 sd values: about 1e-4 after 3,000
+ * Gaussian events, which moves the 0.99 line for a lone value from 6.6 to
+ * 7.1 sds); heavy-tailed noise gives it the share of values its
+ * extremes need. Spikes themselves teach it little: their posterior is the
+ * spike child's. Learned from the warm-up's end, where sigma is known.
+ */
+static void learn_tail(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
+                       const double *w)
+{
+    const double *pt;
+    double rt = 0.0, rq = 0.0;
+
+    if (pf->j_tail < 0 || pf->events < (uint64_t)pf->cfg->warmup) {
+        return;
+    }
+    pt = ws->ll + (size_t)pf->j_tail * ws->cap;
+    for (int i = 0; i < pf->n; i++) {
+        double q = 0.0;
+        for (int j = 0; j < pf->n_quad; j++) {
+            q += ws->ll[(size_t)j * ws->cap + i];
+        }
+        rt += w[i] * pt[i] / b->s[i];
+        rq += w[i] * q / b->s[i];
+    }
+    if (!(rt >= 0.0 && rq >= 0.0 && rt + rq <= 1.0 + 1e-9)) {
+        return; /* a particle with no weight left: learn nothing */
+    }
+    pf->tail_w = pf->tail_keep * pf->tail_w + rt;
+    pf->tail_q = pf->tail_keep * pf->tail_q + rq;
+    tail_weights(pf);
+}
+
 /* Weight, Rao-Blackwellised regime posterior and propagation. */
 static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
                    bw_pf_out_t *out)
@@ -1532,6 +1630,7 @@ static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
     out->p_abnormal = fmin(fmax(abn, 0.0), 1.0);
     out->p_spike = fmax(out->p_anomaly - out->p_shift, 0.0);
     out->p_recur = recur_posterior(pf, ws, &b, w);
+    learn_tail(pf, ws, &b, w);
     propagate(pf, ws, &b, c);
     summarise(pf, c->y, mu, sd, out);
 }
@@ -1591,6 +1690,11 @@ static double adopt(bw_pf_t *pf, double *step)
 void bw__pf_set_ar(bw_pf_t *pf, double phi)
 {
     pf->phi = phi;
+}
+
+double bw__pf_tail(const bw_pf_t *pf)
+{
+    return pf->j_tail < 0 ? 0.0 : pf->child_p[pf->j_tail] / pf->p_norm;
 }
 
 double bw__pf_ar(const bw_pf_t *pf)
@@ -2176,6 +2280,8 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw__phase_save(&pf->phase, w);
     bw_wbuf_u32(w, pf->abn_gap);
     bw_wbuf_u32(w, pf->abn_calm);
+    bw_wbuf_f64(w, pf->tail_w);
+    bw_wbuf_f64(w, pf->tail_q);
     return w->err;
 }
 
@@ -2201,15 +2307,20 @@ static int particles_valid(const bw_pf_t *pf)
 bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
 {
     uint8_t seas;
-    uint32_t tag = bw_rbuf_u32(r);
-
-    int v09 = tag == PF_STATE_TAG || tag == PF_STATE_TAG_09; /* PF09 on */
+    uint32_t tag = bw_rbuf_u32(r), k;
+    int v10 = tag == PF_STATE_TAG || tag == PF_STATE_TAG_10; /* PF10 on */
+    int v09 = v10 || tag == PF_STATE_TAG_09;                  /* PF09 on */
 
     if ((!v09 && tag != PF_STATE_TAG_08 && tag != PF_STATE_TAG_07 &&
          tag != PF_STATE_TAG_06 && tag != PF_STATE_TAG_05 &&
          tag != PF_STATE_TAG_04) ||
-        bw_rbuf_u32(r) != (uint32_t)pf->n ||
-        bw_rbuf_u32(r) != (uint32_t)pf->k) {
+        bw_rbuf_u32(r) != (uint32_t)pf->n) {
+        return BW_ERR_CORRUPT;
+    }
+    /* before PF11 no filter had the tail node: it starts from its prior */
+    k = bw_rbuf_u32(r);
+    if (k != (uint32_t)pf->k &&
+        (tag == PF_STATE_TAG || pf->j_tail < 0 || k != (uint32_t)pf->k - 1)) {
         return BW_ERR_CORRUPT;
     }
     seas = bw_rbuf_u8(r);
@@ -2290,10 +2401,20 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     if (v09 || tag == PF_STATE_TAG_08) { /* PF07: no phase */
         bw__phase_load(&pf->phase, r);
     }
-    if (tag == PF_STATE_TAG) { /* PF09: no gap in the episode */
+    if (v10) { /* PF09: no gap in the episode */
         pf->abn_gap = bw_rbuf_u32_in(r, 0, pf->abn_run > 0 ? EPISODE_GAP : 0);
         pf->abn_calm = bw_rbuf_u32_in(r, 0, pf->abn_gap > 0 ? 0 : pf->abn_run);
     }
+    pf->tail_w = pf->tail_q = 0.0;
+    if (tag == PF_STATE_TAG) {
+        pf->tail_w = bw_rbuf_finite(r);
+        pf->tail_q = bw_rbuf_finite(r);
+        if (!(pf->tail_w >= 0.0 && pf->tail_q >= 0.0) ||
+            (pf->j_tail < 0 && pf->tail_w + pf->tail_q != 0.0)) {
+            r->err = BW_ERR_CORRUPT;
+        }
+    }
+    tail_weights(pf);
     if (pf->framed < 0) { /* PF04 moved the frame when a profile was due */
         int64_t age = pf->t_last - pf->t_first;
         pf->framed = bw__season_active(&pf->daily, age) |

@@ -6,6 +6,7 @@
  */
 #include <gsl/gsl_errno.h>
 
+#include "../../src/model/block.h"
 #include "bayeswatch/engine.h"
 #include "bayeswatch/state.h"
 #include "testutil.h"
@@ -114,9 +115,17 @@ static void old_pf_format(bw_wbuf_t *w, int particles, int bins, int version)
     size_t held = vis + 10 * 8 + 4;
     size_t framed = held + PF06_EXTRA + 6 * 8 + 1;
 
-    w->data[0] = (uint8_t)('0' + version); /* "PF0v", little-endian */
-    w->data[1] = (uint8_t)'0';
-    assert_true(w->len > pf09 + 8);
+    /* "PF0v" or "PF10", little-endian */
+    w->data[0] = (uint8_t)('0' + version % 10);
+    w->data[1] = (uint8_t)('0' + version / 10);
+    assert_true(w->len > pf09 + 8 + 16);
+    for (int i = 1; i <= 16; i++) { /* no tail node: its counts 0 */
+        assert_int_equal(w->data[w->len - i], 0);
+    }
+    w->len -= 16;
+    if (version == 10) {
+        return;
+    }
     for (int i = 1; i <= 8; i++) { /* no episode: gap and calm counts 0 */
         assert_int_equal(w->data[w->len - i], 0);
     }
@@ -170,7 +179,7 @@ static void pf_reads_old(int version)
     pf = bw_pf_new(&c, 5, NULL, 0);
     run_pf(&c, pf, ws, 0, HALF, a);
     assert_int_equal(bw_pf_save(pf, &w), BW_OK);
-    assert_memory_equal(w.data, "\x30\x31\x46\x50", 4); /* "PF10" */
+    assert_memory_equal(w.data, "\x31\x31\x46\x50", 4); /* "PF11" */
     old_pf_format(&w, c.particles, c.daily.bins, version);
     old = bw_pf_new(&c, 99, NULL, 0);
     bw_rbuf_init(&r, w.data, w.len);
@@ -184,6 +193,54 @@ static void pf_reads_old(int version)
     bw_wbuf_free(&w);
     bw_pf_destroy(pf);
     bw_pf_destroy(old);
+    bw_pf_ws_destroy(ws);
+}
+
+static void test_pf_reads_pf10(void **state)
+{
+    (void)state;
+    pf_reads_old(10);
+}
+
+/* A PF10 blob (no tail node) loads into a filter that learns the tail
+ * (model.pf.tail_scale set since): its weight starts from the prior. */
+static void test_pf10_gains_the_tail(void **state)
+{
+    bw_pf_cfg_t c = test_pf_cfg(), ct;
+    static bw_pf_out_t a[N_EV];
+    bw_pf_t *pf = NULL, *tailed = NULL;
+    bw_pf_ws_t *ws = NULL;
+    bw_wbuf_t w = {0};
+    bw_rbuf_t r;
+
+    (void)state;
+    c.daily.enabled = true;
+    c.weekly.enabled = false;
+    c.block_size = 0;
+    c.recur_spike_prior = 0.0;
+    ct = c;
+    ct.tail_scale = 4.0;
+    ws = bw_pf_ws_new(&ct);
+    pf = bw_pf_new(&c, 5, NULL, 0);
+    run_pf(&c, pf, ws, 0, HALF, a);
+    assert_int_equal(bw_pf_save(pf, &w), BW_OK);
+    old_pf_format(&w, c.particles, c.daily.bins, 10);
+    tailed = bw_pf_new(&ct, 99, NULL, 0);
+    assert_true(bw__pf_tail(tailed) > 0.0);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_pf_load(tailed, &r), BW_OK);
+    assert_int_equal(r.pos, w.len);
+    assert_true(fabs(bw__pf_tail(tailed) - 0.02 / 20.02) < 1e-12);
+    run_pf(&ct, tailed, ws, HALF, N_EV, a); /* and it runs on */
+    /* a PF11 blob without the node is another model: refused */
+    bw_wbuf_free(&w);
+    w = (bw_wbuf_t){0};
+    assert_int_equal(bw_pf_save(pf, &w), BW_OK);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_pf_load(tailed, &r), BW_ERR_CORRUPT);
+    bw_wbuf_free(&w);
+    bw_pf_destroy(pf);
+    bw_pf_destroy(tailed);
     bw_pf_ws_destroy(ws);
 }
 
@@ -938,6 +995,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pf_identity),
+        cmocka_unit_test(test_pf_reads_pf10),
+        cmocka_unit_test(test_pf10_gains_the_tail),
         cmocka_unit_test(test_pf_reads_pf09),
         cmocka_unit_test(test_pf_reads_pf08),
         cmocka_unit_test(test_pf_reads_pf07),
