@@ -164,6 +164,7 @@ typedef struct {
     int model;     /* bw_model_kind_t */
     int transform; /* bw_transform_t */
     double slo;    /* pooled: SLO threshold on the rate / mean */
+    double tail_scale; /* series: model.pf.tail_scale for these; < 0 none */
 } bw_route_cfg_t;
 
 typedef struct {

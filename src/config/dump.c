@@ -10,7 +10,7 @@
 #include "keys.h"
 
 static void dump_table(const bw_key_t *tbl, const void *base, int indent,
-                       FILE *out, bool first_dash);
+                       FILE *out, bool first_dash, bool hash);
 
 /* Shortest %g form that reads back to the same double. */
 static void print_double(double v, FILE *out)
@@ -84,7 +84,7 @@ static void dump_scalar(const bw_key_t *k, const void *base, FILE *out)
 }
 
 static void dump_list(const bw_key_t *k, const void *base, int indent,
-                      FILE *out)
+                      FILE *out, bool hash)
 {
     int n = *(const int *)((const char *)base + k->count_off);
 
@@ -96,7 +96,7 @@ static void dump_list(const bw_key_t *k, const void *base, int indent,
     for (int i = 0; i < n; i++) {
         const void *item = (const char *)base + k->off + (size_t)i * k->size;
         fprintf(out, "%*s- ", indent + 2, "");
-        dump_table(k->sub, item, indent + 4, out, true);
+        dump_table(k->sub, item, indent + 4, out, true, hash);
     }
 }
 
@@ -134,18 +134,32 @@ static void dump_map(const bw_key_t *k, const void *base, int indent, FILE *out)
     }
 }
 
+/* A neutral key (bw_key_t.neutral) at its default: left out of a hash. */
+static bool neutral_default(const bw_key_t *k, const void *base)
+{
+    const char *field = (const char *)base + k->off;
+
+    return k->neutral && k->type == BW_KT_DOUBLE &&
+           *(const double *)field == strtod(k->def, NULL);
+}
+
+/* @p hash: the text a version is hashed from (dump_hash), which leaves out
+ * neutral keys at their default; otherwise every key. */
 static void dump_table(const bw_key_t *tbl, const void *base, int indent,
-                       FILE *out, bool first_dash)
+                       FILE *out, bool first_dash, bool hash)
 {
     for (const bw_key_t *k = tbl; k->name != NULL; k++) {
         int pad = (first_dash && k == tbl) ? 0 : indent;
+        if (hash && neutral_default(k, base)) {
+            continue;
+        }
         fprintf(out, "%*s%s:", pad, "", k->name);
         if (k->type == BW_KT_SECTION) {
             fprintf(out, "  # %s\n", k->doc);
             dump_table(k->sub, (const char *)base + k->off, indent + 2, out,
-                       false);
+                       false, hash);
         } else if (k->type == BW_KT_LIST) {
-            dump_list(k, base, indent, out);
+            dump_list(k, base, indent, out, hash);
         } else if (k->type == BW_KT_STRLIST) {
             dump_strlist(k, base, out);
         } else if (k->type == BW_KT_MAP) {
@@ -164,7 +178,7 @@ static void dump_table(const bw_key_t *tbl, const void *base, int indent,
 
 void bw_config_dump(const bw_config_t *cfg, FILE *out)
 {
-    dump_table(bw__config_root, cfg, 0, out, false);
+    dump_table(bw__config_root, cfg, 0, out, false, false);
 }
 
 void bw__config_dump_models(const bw_config_t *cfg, FILE *out)
@@ -172,7 +186,7 @@ void bw__config_dump_models(const bw_config_t *cfg, FILE *out)
     for (const bw_key_t *k = bw__config_root; k->name != NULL; k++) {
         if (strcmp(k->name, "engine") == 0 || strcmp(k->name, "model") == 0) {
             bw_key_t one[2] = {*k, {.name = NULL}};
-            dump_table(one, cfg, 0, out, false);
+            dump_table(one, cfg, 0, out, false, true);
         }
     }
 }
@@ -186,7 +200,8 @@ void bw__config_dump_model(const bw_config_t *cfg, const char *name, FILE *out)
         for (const bw_key_t *m = k->sub; m->name != NULL; m++) {
             if (strcmp(m->name, name) == 0) {
                 bw_key_t one[2] = {*m, {.name = NULL}};
-                dump_table(one, (const char *)cfg + k->off, 0, out, false);
+                dump_table(one, (const char *)cfg + k->off, 0, out, false,
+                           true);
             }
         }
     }

@@ -18,6 +18,12 @@
 #define K_I64(st, fld, lo, hi, d, dc) K_NUM(BW_KT_I64, st, fld, lo, hi, d, dc)
 #define K_DBL(st, fld, lo, hi, d, dc)                                          \
     K_NUM(BW_KT_DOUBLE, st, fld, lo, hi, d, dc)
+/* a neutral double (bw_key_t.neutral) */
+#define K_DBL_NEUTRAL(st, fld, lo, hi, dflt, dc)                               \
+    {                                                                          \
+        .name = #fld, .type = BW_KT_DOUBLE, .off = offsetof(st, fld),          \
+        .min = (lo), .max = (hi), .def = (dflt), .neutral = true, .doc = (dc)  \
+    }
 #define K_BOOL(st, fld, d, dc)                                                 \
     {                                                                          \
         .name = #fld, .type = BW_KT_BOOL, .off = offsetof(st, fld),            \
@@ -127,13 +133,14 @@ static const bw_key_t pf_keys[] = {
           "Student-t dof of the observation noise; 0 = Gaussian"),
     K_INT(PF, t_nodes, 1, BW_T_NODES_MAX, "3",
           "Gauss-Laguerre nodes of the t scale mixture"),
-    K_DBL(PF, tail_scale, 0, 1000, "0",
+    K_DBL_NEUTRAL(PF, tail_scale, 0, 1000, "0",
           "heavy-tailed noise: the sd, in noise scales, of a wide normal "
           "node added to the t mixture, whose weight each series learns "
           "from its own data (from near 0): a series whose noise has heavy "
           "tails learns that its scattered extremes are noise, one whose "
           "noise has not keeps them spikes (4: measured in the README, "
-          "Heavy-tailed noise); 0 = off (also with t_dof 0)"),
+          "A learned tail node); 0 = off (also with t_dof 0); a route's "
+          "tail_scale overrides it for its series"),
     K_DBL(PF, p_spike, 0, 0.5, "0.005",
           "prior probability that an event is a transient anomaly"),
     K_DBL(PF, p_shift, 0, 0.5, "0",
@@ -388,6 +395,10 @@ static const bw_key_t route_keys[] = {
            "transform applied to values before modelling"),
     K_DBL(RO, slo, 0, 1e300, "0",
           "pooled models: SLO threshold on the rate or mean; 0 = none"),
+    K_DBL_NEUTRAL(RO, tail_scale, -1, 1000, "-1",
+          "series models: model.pf.tail_scale for matching series (a "
+          "metric known to be heavy-tailed, whose extremes are noise); -1 = "
+          "model.pf's value"),
     K_END,
 };
 #undef RO

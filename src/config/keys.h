@@ -37,6 +37,11 @@ typedef struct bw_key_s {
     size_t count_off; /* LIST: offset of the int item count */
     int max_items;    /* LIST capacity */
     bool required;    /* LIST item keys only */
+    /* A key added after models' state was first kept whose default is the
+     * behaviour from before it: at its default it is left out of the state
+     * and config versions (dump_hash), so state saved before it existed
+     * still loads. Numeric keys only. */
+    bool neutral;
     const char *doc;
 } bw_key_t;
 

@@ -736,6 +736,7 @@ static void finish(bw_config_t *cfg)
         r->model = BW_MODEL_SERIES;
         r->transform = BW_TRANSFORM_NONE;
         r->slo = 0;
+        r->tail_scale = -1; /* model.pf's */
         cfg->engine.n_routes = 1;
     }
     cfg->hash = dump_hash(cfg, NULL);

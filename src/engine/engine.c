@@ -29,6 +29,12 @@ bw_engine_t *bw_engine_new(const bw_config_t *cfg, char *errstr,
     }
     eng->cfg = cfg;
     eng->watermark = eng->retire_mark = -1;
+    for (int r = 0; r < cfg->engine.n_routes; r++) {
+        eng->route_pf[r] = cfg->model.pf;
+        if (cfg->engine.routes[r].tail_scale >= 0.0) {
+            eng->route_pf[r].tail_scale = cfg->engine.routes[r].tail_scale;
+        }
+    }
     eng->ws = bw_pf_ws_new(&cfg->model.pf);
     eng->series = bw_map_new(max);
     eng->groups = bw_map_new(max);
@@ -138,7 +144,8 @@ const bw_route_cfg_t bw__default_route = {.region = "*",
                                           .metric = "*",
                                           .model = BW_MODEL_SERIES,
                                           .transform = BW_TRANSFORM_NONE,
-                                          .slo = 0.0};
+                                          .slo = 0.0,
+                                          .tail_scale = -1.0};
 
 /* ---- change tracking ---- */
 
@@ -370,7 +377,9 @@ series_t *bw__series_new(bw_engine_t *eng, const char *key, const char *region,
     if (s->ro->model == BW_MODEL_SERIES) {
         seed = bw_hash64((uint64_t)eng->cfg->engine.seed ^ BW_HASH64_INIT, key,
                          strlen(key));
-        s->pf = bw_pf_new(&eng->cfg->model.pf, seed, NULL, 0);
+        s->pf = bw_pf_new(s->route >= 0 ? &eng->route_pf[s->route]
+                                        : &eng->cfg->model.pf,
+                          seed, NULL, 0);
         if (s->pf == NULL) {
             goto fail;
         }

@@ -78,6 +78,9 @@ struct bw_engine_s {
     bool meta_dirty;
     bool untracked; /* bw_engine_untracked: no change list, no tombstones */
     bw_pf_ws_t *ws;
+    /* model.pf with each route's overrides (route_pf_cfg): the filters of
+     * a route's series point here */
+    bw_pf_cfg_t route_pf[BW_ROUTES_MAX];
     bw_map_t *series;
     bw_map_t *groups;
     bw_map_t *entities;

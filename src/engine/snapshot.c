@@ -49,10 +49,19 @@ bool bw__split_key(const char *key, char *buf, size_t n, char **a, char **b,
 
 /* ---- out ---- */
 
+/* A series filter's version is model.pf's, with its route's own
+ * tail_scale where that differs (the filter then has another model). */
 static uint64_t series_version(const bw_engine_t *eng, const series_t *s)
 {
-    return s->pf != NULL ? eng->cfg->state_version.pf
-                         : eng->cfg->state_version.hier;
+    double ts = s->ro->tail_scale;
+
+    if (s->pf == NULL) {
+        return eng->cfg->state_version.hier;
+    }
+    if (ts < 0.0 || ts == eng->cfg->model.pf.tail_scale) {
+        return eng->cfg->state_version.pf;
+    }
+    return bw_hash64(eng->cfg->state_version.pf, &ts, sizeof(ts));
 }
 
 /* A pooled group's statistics are on its route's scale: a pooled_normal

@@ -152,6 +152,41 @@ static void test_dump_round_trip(void **state)
     free(d2);
 }
 
+static void versions_of(const char *yaml, bw_config_t *c)
+{
+    assert_int_equal(bw_config_load_string(c, "t", yaml, strlen(yaml), stderr),
+                     BW_OK);
+}
+
+/* The config and state versions are what saved state is checked against
+ * (README, "A config change and the state"). Pinned: the versions of the
+ * empty config as the build before model.pf.tail_scale computed them, so
+ * that state it saved still loads. A neutral key (keys.h) at its default
+ * leaves them unchanged, written or not; set, it changes them. Changing a
+ * pinned value discards every series' state on upgrade: say so there. */
+static void test_versions_neutral_keys(void **state)
+{
+    bw_config_t a, b;
+
+    (void)state;
+    versions_of("", &a);
+    assert_true(a.hash == 0xba7cfd3060a9513dULL);
+    assert_true(a.state_version.pf == 0x40010d7ca4a1b765ULL);
+    assert_true(a.state_version.hier == 0x71a486472a573b6fULL);
+    assert_true(a.state_version.fusion == 0xb4cf962111586e5fULL);
+    versions_of("model:\n  pf:\n    tail_scale: 0\n"
+                "engine:\n  routes:\n    - metric: \"*\"\n"
+                "      tail_scale: -1\n",
+                &b);
+    assert_true(a.hash == b.hash && a.state_version.pf == b.state_version.pf);
+    versions_of("model:\n  pf:\n    tail_scale: 4\n", &b);
+    assert_true(a.hash != b.hash && a.state_version.pf != b.state_version.pf);
+    versions_of("engine:\n  routes:\n    - metric: \"*\"\n"
+                "      tail_scale: 4\n",
+                &b);
+    assert_true(a.hash != b.hash && a.state_version.pf == b.state_version.pf);
+}
+
 /* A Kafka property's PEM (line breaks, a tab) dumps as escapes and loads
  * back the same; YAML's null in a string key is the empty string. */
 static void test_dump_escapes_and_null(void **state)
@@ -223,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_reference_is_dump_of_defaults),
         cmocka_unit_test(test_dump_round_trip),
         cmocka_unit_test(test_dump_escapes_and_null),
+        cmocka_unit_test(test_versions_neutral_keys),
         cmocka_unit_test(test_directory_refused),
         cmocka_unit_test(test_secret_file_fits),
     };

@@ -317,7 +317,7 @@ static void test_changes_are_minimal(void **state)
  * keeps the rest; a decision setting (alert threshold) keeps everything. */
 static void test_config_version_rule(void **state)
 {
-    static bw_config_t cfg, cfg_pf, cfg_thr;
+    static bw_config_t cfg, cfg_pf, cfg_thr, cfg_tail;
     static outs_t o;
     topic_t t = {0};
     bw_restore_stats_t st;
@@ -339,6 +339,16 @@ static void test_config_version_rule(void **state)
     eng = restore(&cfg_thr, &t, &st);
     assert_int_equal(st.loaded, 14);
     assert_int_equal(st.config_changed + st.corrupt, 0);
+    bw_engine_destroy(eng);
+
+    /* a route's own tail_scale is another filter model for its series */
+    cfg_tail = cfg;
+    for (int r = 0; r < cfg_tail.engine.n_routes; r++) {
+        cfg_tail.engine.routes[r].tail_scale = 4.0;
+    }
+    eng = restore(&cfg_tail, &t, &st);
+    assert_int_equal(st.config_changed, 6);
+    assert_int_equal(st.loaded, 8);
     bw_engine_destroy(eng);
 
     eng = restore(&cfg_pf, &t, &st);
