@@ -139,8 +139,9 @@ static const bw_key_t pf_keys[] = {
           "from its own data (from near 0): a series whose noise has heavy "
           "tails learns that its scattered extremes are noise, one whose "
           "noise has not keeps them spikes (4: measured in the README, "
-          "A learned tail node); 0 = off (also with t_dof 0); a route's "
-          "tail_scale overrides it for its series"),
+          "A learned tail node); 0 = off (also with t_dof 0); below about 2 "
+          "the node lies inside the t quadrature's own width and adds "
+          "little; a route's tail_scale overrides it for its series"),
     K_DBL(PF, p_spike, 0, 0.5, "0.005",
           "prior probability that an event is a transient anomaly"),
     K_DBL(PF, p_shift, 0, 0.5, "0",

@@ -1558,28 +1558,35 @@ static double recur_posterior(const bw_pf_t *pf, const bw_pf_ws_t *ws,
  * Gaussian events, which moves the 0.99 line for a lone value from 6.6 to
  * 7.1 sds); heavy-tailed noise gives it the share of values its
  * extremes need. Spikes themselves teach it little: their posterior is the
- * spike child's. Learned from the warm-up's end, where sigma is known.
+ * spike child's. Learned from the warm-up's end, where sigma is known
+ * (tail_posterior: particles of weight 0 add nothing).
  */
-static void learn_tail(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
-                       const double *w)
+static void tail_posterior(const bw_pf_t *pf, const bw_pf_ws_t *ws,
+                           const batch_t *b, const double *w, double *rt,
+                           double *rq)
 {
     const double *pt;
-    double rt = 0.0, rq = 0.0;
 
-    if (pf->j_tail < 0 || pf->events < (uint64_t)pf->cfg->warmup) {
-        return;
+    *rt = *rq = 0.0;
+    for (int j = 0; j < pf->n_quad; j++) {
+        const double *p = ws->ll + (size_t)j * ws->cap;
+        for (int i = 0; i < pf->n; i++) {
+            *rq += w[i] > 0.0 ? w[i] * p[i] / b->s[i] : 0.0;
+        }
     }
     pt = ws->ll + (size_t)pf->j_tail * ws->cap;
     for (int i = 0; i < pf->n; i++) {
-        double q = 0.0;
-        for (int j = 0; j < pf->n_quad; j++) {
-            q += ws->ll[(size_t)j * ws->cap + i];
-        }
-        rt += w[i] * pt[i] / b->s[i];
-        rq += w[i] * q / b->s[i];
+        *rt += w[i] > 0.0 ? w[i] * pt[i] / b->s[i] : 0.0;
     }
+}
+
+/* The counts take the event's responsibilities rt, rq (tail_posterior,
+ * NAN: none); the new weight applies from the next event, after this
+ * one's Kalman updates used the weight its likelihoods did. */
+static void learn_tail(bw_pf_t *pf, double rt, double rq)
+{
     if (!(rt >= 0.0 && rq >= 0.0 && rt + rq <= 1.0 + 1e-9)) {
-        return; /* a particle with no weight left: learn nothing */
+        return;
     }
     pf->tail_w = pf->tail_keep * pf->tail_w + rt;
     pf->tail_q = pf->tail_keep * pf->tail_q + rq;
@@ -1593,7 +1600,7 @@ static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
     const int n = pf->n;
     const batch_t b = batch_of(ws);
     double lse, anom = 0.0, shift = 0.0, abn = 0.0, mu, sd, mx = -INFINITY;
-    double s = 0.0;
+    double s = 0.0, rt = NAN, rq = NAN; /* the tail's responsibilities */
     /* per particle: child logsumexp, anomaly, shift; abnormal at 4n */
     double *L = ws->tmp;
     double *w = ws->tmp + 3 * (size_t)n; /* normalised weights */
@@ -1630,8 +1637,11 @@ static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
     out->p_abnormal = fmin(fmax(abn, 0.0), 1.0);
     out->p_spike = fmax(out->p_anomaly - out->p_shift, 0.0);
     out->p_recur = recur_posterior(pf, ws, &b, w);
-    learn_tail(pf, ws, &b, w);
+    if (pf->j_tail >= 0 && pf->events >= (uint64_t)pf->cfg->warmup) {
+        tail_posterior(pf, ws, &b, w, &rt, &rq);
+    }
     propagate(pf, ws, &b, c);
+    learn_tail(pf, rt, rq);
     summarise(pf, c->y, mu, sd, out);
 }
 
@@ -2409,10 +2419,18 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     if (tag == PF_STATE_TAG) {
         pf->tail_w = bw_rbuf_finite(r);
         pf->tail_q = bw_rbuf_finite(r);
+        /* the counts are discounted sums of responsibilities of at most 1
+         * an event: at most 1 / (1 - keep) together, none without the node
+         * or before the warm-up's end */
         if (!(pf->tail_w >= 0.0 && pf->tail_q >= 0.0) ||
-            (pf->j_tail < 0 && pf->tail_w + pf->tail_q != 0.0)) {
+            pf->tail_w + pf->tail_q > 1.0 / (1.0 - pf->tail_keep) + 1.0 ||
+            ((pf->j_tail < 0 || pf->events <= (uint64_t)pf->cfg->warmup) &&
+             pf->tail_w + pf->tail_q != 0.0)) {
             r->err = BW_ERR_CORRUPT;
         }
+    }
+    if (r->err != BW_OK) {
+        pf->tail_w = pf->tail_q = 0.0;
     }
     tail_weights(pf);
     if (pf->framed < 0) { /* PF04 moved the frame when a profile was due */

@@ -203,14 +203,17 @@ static void test_pf_reads_pf10(void **state)
 }
 
 /* A PF10 blob (no tail node) loads into a filter that learns the tail
- * (model.pf.tail_scale set since): its weight starts from the prior. */
+ * (model.pf.tail_scale set since; through the engine the changed state
+ * version discards it first): the tail restarts from its prior, even in a
+ * filter that had learned one. A PF11 blob's counts are checked: not
+ * negative, at most the forgetting's bound, none without the node. */
 static void test_pf10_gains_the_tail(void **state)
 {
     bw_pf_cfg_t c = test_pf_cfg(), ct;
     static bw_pf_out_t a[N_EV];
     bw_pf_t *pf = NULL, *tailed = NULL;
     bw_pf_ws_t *ws = NULL;
-    bw_wbuf_t w = {0};
+    bw_wbuf_t w = {0}, wt = {0};
     bw_rbuf_t r;
 
     (void)state;
@@ -222,11 +225,14 @@ static void test_pf10_gains_the_tail(void **state)
     ct.tail_scale = 4.0;
     ws = bw_pf_ws_new(&ct);
     pf = bw_pf_new(&c, 5, NULL, 0);
+    tailed = bw_pf_new(&ct, 99, NULL, 0);
     run_pf(&c, pf, ws, 0, HALF, a);
+    run_pf(&ct, tailed, ws, 0, N_EV, a);
+    /* Gaussian noise: learned down to 1.0e-4, away from the prior's mean */
+    assert_true(fabs(bw__pf_tail(tailed) - 0.02 / 20.02) > 5e-4);
+    assert_int_equal(bw_pf_save(tailed, &wt), BW_OK);
     assert_int_equal(bw_pf_save(pf, &w), BW_OK);
     old_pf_format(&w, c.particles, c.daily.bins, 10);
-    tailed = bw_pf_new(&ct, 99, NULL, 0);
-    assert_true(bw__pf_tail(tailed) > 0.0);
     bw_rbuf_init(&r, w.data, w.len);
     assert_int_equal(bw_pf_load(tailed, &r), BW_OK);
     assert_int_equal(r.pos, w.len);
@@ -238,7 +244,24 @@ static void test_pf10_gains_the_tail(void **state)
     assert_int_equal(bw_pf_save(pf, &w), BW_OK);
     bw_rbuf_init(&r, w.data, w.len);
     assert_int_equal(bw_pf_load(tailed, &r), BW_ERR_CORRUPT);
+    /* the counts are the blob's last 16 bytes */
+    {
+        const double bad[][2] = {{-1.0, 10.0}, {10.0, 1e300}, {2000, 2000}};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            uint8_t *copy = bw_malloc(wt.len);
+            memcpy(copy, wt.data, wt.len);
+            put_f64_le(copy, wt.len - 16, bad[i][0]);
+            put_f64_le(copy, wt.len - 8, bad[i][1]);
+            bw_rbuf_init(&r, copy, wt.len);
+            assert_int_equal(bw_pf_load(tailed, &r), BW_ERR_CORRUPT);
+            bw_free(copy);
+        }
+        put_f64_le(w.data, w.len - 16, 1.0); /* counts without the node */
+        bw_rbuf_init(&r, w.data, w.len);
+        assert_int_equal(bw_pf_load(pf, &r), BW_ERR_CORRUPT);
+    }
     bw_wbuf_free(&w);
+    bw_wbuf_free(&wt);
     bw_pf_destroy(pf);
     bw_pf_destroy(tailed);
     bw_pf_ws_destroy(ws);
