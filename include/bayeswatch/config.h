@@ -307,13 +307,19 @@ typedef struct {
      * version stamped on every record (transport settings do not change
      * scores, so they do not change the version). */
     uint64_t hash;
-    /* FNV-1a of each model section alone: the state version of that
-     * model kind. Saved state loads only under the same state version
-     * (decision settings such as engine.alert_threshold do not change
-     * it; see the README, "Running several instances"). */
+    /* FNV-1a of each model section alone, its keys and values without
+     * their docs: the state version of that model kind. Saved state
+     * loads only under the same state version (decision settings such as
+     * engine.alert_threshold do not change it; see the README, "Running
+     * several instances"). */
     struct {
         uint64_t pf, hier, fusion;
     } state_version;
+    /* ... hashed with each key's doc as well, as builds before the
+     * doc-free versions did: state they saved loads under these too. */
+    struct {
+        uint64_t pf, hier, fusion;
+    } state_version_docs;
     char source[256]; /* the file it was loaded from, for messages */
 } bw_config_t;
 

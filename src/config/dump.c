@@ -10,7 +10,7 @@
 #include "keys.h"
 
 static void dump_table(const bw_key_t *tbl, const void *base, int indent,
-                       FILE *out, bool first_dash, bool hash);
+                       FILE *out, bool first_dash, bw_dump_mode_t mode);
 
 /* Shortest %g form that reads back to the same double. */
 static void print_double(double v, FILE *out)
@@ -84,7 +84,7 @@ static void dump_scalar(const bw_key_t *k, const void *base, FILE *out)
 }
 
 static void dump_list(const bw_key_t *k, const void *base, int indent,
-                      FILE *out, bool hash)
+                      FILE *out, bw_dump_mode_t mode)
 {
     int n = *(const int *)((const char *)base + k->count_off);
 
@@ -96,11 +96,14 @@ static void dump_list(const bw_key_t *k, const void *base, int indent,
     for (int i = 0; i < n; i++) {
         const void *item = (const char *)base + k->off + (size_t)i * k->size;
         fprintf(out, "%*s- ", indent + 2, "");
-        dump_table(k->sub, item, indent + 4, out, true, hash);
+        dump_table(k->sub, item, indent + 4, out, true, mode);
     }
 }
 
-static void dump_strlist(const bw_key_t *k, const void *base, FILE *out)
+static void dump_doc(const bw_key_t *k, bw_dump_mode_t mode, FILE *out);
+
+static void dump_strlist(const bw_key_t *k, const void *base, FILE *out,
+                         bw_dump_mode_t mode)
 {
     int n = *(const int *)((const char *)base + k->count_off);
 
@@ -109,18 +112,21 @@ static void dump_strlist(const bw_key_t *k, const void *base, FILE *out)
         fputs(i ? ", " : "", out);
         dump_quoted((const char *)base + k->off + (size_t)i * k->size, out);
     }
-    fprintf(out, "]  # %s\n", k->doc);
+    fputc(']', out);
+    dump_doc(k, mode, out);
 }
 
-static void dump_map(const bw_key_t *k, const void *base, int indent, FILE *out)
+static void dump_map(const bw_key_t *k, const void *base, int indent, FILE *out,
+                     bw_dump_mode_t mode)
 {
     const bw_kvmap_t *m = (const bw_kvmap_t *)((const char *)base + k->off);
 
     if (m->n == 0) {
-        fprintf(out, " {}  # %s\n", k->doc);
+        fputs(" {}", out);
+        dump_doc(k, mode, out);
         return;
     }
-    fprintf(out, "  # %s\n", k->doc);
+    dump_doc(k, mode, out);
     for (int i = 0; i < m->n; i++) {
         fprintf(out, "%*s", indent + 2, "");
         dump_quoted(m->kv[i].key, out);
@@ -143,27 +149,38 @@ static bool neutral_default(const bw_key_t *k, const void *base)
            *(const double *)field == strtod(k->def, NULL);
 }
 
-/* @p hash: the text a version is hashed from (dump_hash), which leaves out
- * neutral keys at their default; otherwise every key. */
+/* A key's doc comment, unless @p mode leaves docs out. */
+static void dump_doc(const bw_key_t *k, bw_dump_mode_t mode, FILE *out)
+{
+    if (mode == BW_DUMP_VERSION) {
+        fputc('\n', out);
+    } else {
+        fprintf(out, "  # %s\n", k->doc);
+    }
+}
+
+/* @p mode: all of it (dump-config), or the text a version is hashed from
+ * (dump_hash, keys.h: bw_dump_mode_t), which leaves out neutral keys at
+ * their default. */
 static void dump_table(const bw_key_t *tbl, const void *base, int indent,
-                       FILE *out, bool first_dash, bool hash)
+                       FILE *out, bool first_dash, bw_dump_mode_t mode)
 {
     for (const bw_key_t *k = tbl; k->name != NULL; k++) {
         int pad = (first_dash && k == tbl) ? 0 : indent;
-        if (hash && neutral_default(k, base)) {
+        if (mode != BW_DUMP_ALL && neutral_default(k, base)) {
             continue;
         }
         fprintf(out, "%*s%s:", pad, "", k->name);
         if (k->type == BW_KT_SECTION) {
-            fprintf(out, "  # %s\n", k->doc);
+            dump_doc(k, mode, out);
             dump_table(k->sub, (const char *)base + k->off, indent + 2, out,
-                       false, hash);
+                       false, mode);
         } else if (k->type == BW_KT_LIST) {
-            dump_list(k, base, indent, out, hash);
+            dump_list(k, base, indent, out, mode);
         } else if (k->type == BW_KT_STRLIST) {
-            dump_strlist(k, base, out);
+            dump_strlist(k, base, out, mode);
         } else if (k->type == BW_KT_MAP) {
-            dump_map(k, base, indent, out);
+            dump_map(k, base, indent, out, mode);
         } else if (k->type == BW_KT_STRING &&
                    bw_config_key_is_secret(k->name) &&
                    ((const char *)base + k->off)[0] != '\0') {
@@ -171,27 +188,29 @@ static void dump_table(const bw_key_t *tbl, const void *base, int indent,
         } else {
             fputc(' ', out);
             dump_scalar(k, base, out);
-            fprintf(out, "  # %s\n", k->doc);
+            dump_doc(k, mode, out);
         }
     }
 }
 
 void bw_config_dump(const bw_config_t *cfg, FILE *out)
 {
-    dump_table(bw__config_root, cfg, 0, out, false, false);
+    dump_table(bw__config_root, cfg, 0, out, false, BW_DUMP_ALL);
 }
 
-void bw__config_dump_models(const bw_config_t *cfg, FILE *out)
+void bw__config_dump_models(const bw_config_t *cfg, FILE *out,
+                            bw_dump_mode_t mode)
 {
     for (const bw_key_t *k = bw__config_root; k->name != NULL; k++) {
         if (strcmp(k->name, "engine") == 0 || strcmp(k->name, "model") == 0) {
             bw_key_t one[2] = {*k, {.name = NULL}};
-            dump_table(one, cfg, 0, out, false, true);
+            dump_table(one, cfg, 0, out, false, mode);
         }
     }
 }
 
-void bw__config_dump_model(const bw_config_t *cfg, const char *name, FILE *out)
+void bw__config_dump_model(const bw_config_t *cfg, const char *name,
+                           FILE *out, bw_dump_mode_t mode)
 {
     for (const bw_key_t *k = bw__config_root; k->name != NULL; k++) {
         if (strcmp(k->name, "model") != 0) {
@@ -201,7 +220,7 @@ void bw__config_dump_model(const bw_config_t *cfg, const char *name, FILE *out)
             if (strcmp(m->name, name) == 0) {
                 bw_key_t one[2] = {*m, {.name = NULL}};
                 dump_table(one, (const char *)cfg + k->off, 0, out, false,
-                           true);
+                           mode);
             }
         }
     }

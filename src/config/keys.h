@@ -48,11 +48,23 @@ typedef struct bw_key_s {
 /** The root table of bw_config_t. */
 extern const bw_key_t bw__config_root[];
 
+/** What a dump prints: everything (dump-config); the text a version was
+ * hashed from before this build (BW_DUMP_VERSION_DOCS: with each key's
+ * doc, neutral keys at their default left out); the text it is hashed
+ * from now (BW_DUMP_VERSION: without the docs, so rewording a key's doc
+ * changes no version). */
+typedef enum {
+    BW_DUMP_ALL,
+    BW_DUMP_VERSION_DOCS,
+    BW_DUMP_VERSION
+} bw_dump_mode_t;
+
 /** dump-config of the sections that decide scores (engine, model): the
- * text the config version hashes. */
-void bw__config_dump_models(const bw_config_t *cfg, FILE *out);
+ * text the config version hashes (BW_DUMP_VERSION_DOCS). */
+void bw__config_dump_models(const bw_config_t *cfg, FILE *out,
+                            bw_dump_mode_t mode);
 /** dump-config of one model section (model.NAME): what a state version of
  * that model's kind hashes. */
 void bw__config_dump_model(const bw_config_t *cfg, const char *name,
-                           FILE *out);
+                           FILE *out, bw_dump_mode_t mode);
 #endif

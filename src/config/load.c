@@ -704,8 +704,9 @@ void bw_config_report_kv(const bw_config_t *cfg, const char *path,
 /* --- entry points -----------------------------------------------------------
  */
 
-/* FNV-1a of what @p dump prints (0 if it cannot be printed). */
-static uint64_t dump_hash(const bw_config_t *cfg, const char *model)
+/* FNV-1a of what the dump prints (0 if it cannot be printed). */
+static uint64_t dump_hash(const bw_config_t *cfg, const char *model,
+                          bw_dump_mode_t mode)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -716,9 +717,9 @@ static uint64_t dump_hash(const bw_config_t *cfg, const char *model)
         return 0;
     }
     if (model == NULL) {
-        bw__config_dump_models(cfg, mem);
+        bw__config_dump_models(cfg, mem, mode);
     } else {
-        bw__config_dump_model(cfg, model, mem);
+        bw__config_dump_model(cfg, model, mem, mode);
     }
     fclose(mem);
     h = bw_hash64(BW_HASH64_INIT, buf, len);
@@ -739,10 +740,15 @@ static void finish(bw_config_t *cfg)
         r->tail_scale = -1; /* model.pf's */
         cfg->engine.n_routes = 1;
     }
-    cfg->hash = dump_hash(cfg, NULL);
-    cfg->state_version.pf = dump_hash(cfg, "pf");
-    cfg->state_version.hier = dump_hash(cfg, "hier");
-    cfg->state_version.fusion = dump_hash(cfg, "fusion");
+    cfg->hash = dump_hash(cfg, NULL, BW_DUMP_VERSION_DOCS);
+    cfg->state_version.pf = dump_hash(cfg, "pf", BW_DUMP_VERSION);
+    cfg->state_version.hier = dump_hash(cfg, "hier", BW_DUMP_VERSION);
+    cfg->state_version.fusion = dump_hash(cfg, "fusion", BW_DUMP_VERSION);
+    cfg->state_version_docs.pf = dump_hash(cfg, "pf", BW_DUMP_VERSION_DOCS);
+    cfg->state_version_docs.hier =
+        dump_hash(cfg, "hier", BW_DUMP_VERSION_DOCS);
+    cfg->state_version_docs.fusion =
+        dump_hash(cfg, "fusion", BW_DUMP_VERSION_DOCS);
 }
 
 /* libyaml's error at its position: a reader error (bad UTF-8, a control

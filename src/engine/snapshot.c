@@ -50,27 +50,34 @@ bool bw__split_key(const char *key, char *buf, size_t n, char **a, char **b,
 /* ---- out ---- */
 
 /* A series filter's version is model.pf's, with its route's own
- * tail_scale where that differs (the filter then has another model). */
-static uint64_t series_version(const bw_engine_t *eng, const series_t *s)
+ * tail_scale where that differs (the filter then has another model).
+ * Records are written under the doc-free versions; one written under
+ * those a build before them computed (@p docs: bw_config_t.
+ * state_version_docs) loads too. */
+static uint64_t series_version(const bw_engine_t *eng, const series_t *s,
+                               bool docs)
 {
+    const bw_config_t *c = eng->cfg;
     double ts = s->ro->tail_scale;
+    uint64_t v = docs ? c->state_version_docs.pf : c->state_version.pf;
 
     if (s->pf == NULL) {
-        return eng->cfg->state_version.hier;
+        return docs ? c->state_version_docs.hier : c->state_version.hier;
     }
-    if (ts < 0.0 || ts == eng->cfg->model.pf.tail_scale) {
-        return eng->cfg->state_version.pf;
+    if (ts < 0.0 || ts == c->model.pf.tail_scale) {
+        return v;
     }
-    return bw_hash64(eng->cfg->state_version.pf, &ts, sizeof(ts));
+    return bw_hash64(v, &ts, sizeof(ts));
 }
 
 /* A pooled group's statistics are on its route's scale: a pooled_normal
  * route's transform is part of their version (none keeps the model
  * section's own, as before it was). */
-static uint64_t group_version(const bw_engine_t *eng, int route)
+static uint64_t group_version(const bw_engine_t *eng, int route, bool docs)
 {
-    const bw_route_cfg_t *ro = &eng->cfg->engine.routes[route];
-    uint64_t v = eng->cfg->state_version.hier;
+    const bw_config_t *c = eng->cfg;
+    const bw_route_cfg_t *ro = &c->engine.routes[route];
+    uint64_t v = docs ? c->state_version_docs.hier : c->state_version.hier;
     uint32_t tr;
 
     if (ro->model != BW_MODEL_POOLED_NORMAL ||
@@ -142,13 +149,14 @@ static bw_err_t record(bw_engine_t *eng, obj_kind_t kind, void *obj,
     w->err = BW_OK;
     switch (kind) {
     case OBJ_SERIES:
-        start = bw_envelope_begin(w, BW_REC_SERIES, series_version(eng, obj),
-                                  offset);
+        start = bw_envelope_begin(w, BW_REC_SERIES,
+                                  series_version(eng, obj, false), offset);
         body_series(w, obj);
         break;
     case OBJ_GROUP:
         start = bw_envelope_begin(w, BW_REC_GROUP,
-                                  group_version(eng, ((group_t *)obj)->route),
+                                  group_version(eng, ((group_t *)obj)->route,
+                                                false),
                                   offset);
         err = body_group(w, obj);
         break;
@@ -334,7 +342,8 @@ static bw_err_t load_series(bw_engine_t *eng, const char *key,
     if (r.err != BW_OK || s->interval_ms < 0 || s->last_ms < -1) {
         err = corrupt(errstr, n, "series body");
     } else if (model != s->ro->model || transform != s->ro->transform ||
-               env->config_version != series_version(eng, s)) {
+               (env->config_version != series_version(eng, s, false) &&
+                env->config_version != series_version(eng, s, true))) {
         err = bw_seterr(errstr, n, BW_ERR_VERSION,
                         "changelog record: written under another model "
                         "config (route or model section changed)");
@@ -423,7 +432,8 @@ static bw_err_t load_group(bw_engine_t *eng, const char *key,
     if (r.err != BW_OK || (int)route < 0 || (int)route >= ec->n_routes ||
         ec->routes[route].model == BW_MODEL_SERIES ||
         strtol(map_key, NULL, 10) != (long)route ||
-        env->config_version != group_version(eng, (int)route)) {
+        (env->config_version != group_version(eng, (int)route, false) &&
+         env->config_version != group_version(eng, (int)route, true))) {
         return bw_seterr(errstr, n, BW_ERR_VERSION,
                          "changelog record: pooled group written under "
                          "another model config");
@@ -484,7 +494,8 @@ static bw_err_t load_entity(bw_engine_t *eng, const char *key,
                          "changelog record: fusion entity id not of this "
                          "config's entity kind or encoding");
     }
-    if (env->config_version != eng->cfg->state_version.fusion) {
+    if (env->config_version != eng->cfg->state_version.fusion &&
+        env->config_version != eng->cfg->state_version_docs.fusion) {
         return bw_seterr(errstr, n, BW_ERR_VERSION,
                          "changelog record: fusion entity written under "
                          "another model config");

@@ -160,8 +160,9 @@ static void versions_of(const char *yaml, bw_config_t *c)
 
 /* The config and state versions are what saved state is checked against
  * (README, "A config change and the state"). Pinned: the versions of the
- * empty config as the build before model.pf.tail_scale computed them, so
- * that state it saved still loads. A neutral key (keys.h) at its default
+ * empty config as the build before model.pf.tail_scale computed them
+ * (state versions with the keys' docs), so that state it saved still
+ * loads; and the doc-free state versions records are written under now. A neutral key (keys.h) at its default
  * leaves them unchanged, written or not; set, it changes them. Changing a
  * pinned value discards every series' state on upgrade: say so there. */
 static void test_versions_neutral_keys(void **state)
@@ -171,14 +172,19 @@ static void test_versions_neutral_keys(void **state)
     (void)state;
     versions_of("", &a);
     assert_true(a.hash == 0xba7cfd3060a9513dULL);
-    assert_true(a.state_version.pf == 0x40010d7ca4a1b765ULL);
-    assert_true(a.state_version.hier == 0x71a486472a573b6fULL);
-    assert_true(a.state_version.fusion == 0xb4cf962111586e5fULL);
+    assert_true(a.state_version_docs.pf == 0x40010d7ca4a1b765ULL);
+    assert_true(a.state_version_docs.hier == 0x71a486472a573b6fULL);
+    assert_true(a.state_version_docs.fusion == 0xb4cf962111586e5fULL);
+    /* the doc-free versions records are written under from this build */
+    assert_true(a.state_version.pf == 0xe02a50cfe137b17cULL);
+    assert_true(a.state_version.hier == 0xd4102034641e0d0cULL);
+    assert_true(a.state_version.fusion == 0x7aac52ca2c6630e1ULL);
     versions_of("model:\n  pf:\n    tail_scale: 0\n"
                 "engine:\n  routes:\n    - metric: \"*\"\n"
                 "      tail_scale: -1\n",
                 &b);
-    assert_true(a.hash == b.hash && a.state_version.pf == b.state_version.pf);
+    assert_true(a.hash == b.hash && a.state_version.pf == b.state_version.pf &&
+                a.state_version_docs.pf == b.state_version_docs.pf);
     versions_of("model:\n  pf:\n    tail_scale: 4\n", &b);
     assert_true(a.hash != b.hash && a.state_version.pf != b.state_version.pf);
     versions_of("engine:\n  routes:\n    - metric: \"*\"\n"

@@ -315,13 +315,39 @@ static void test_changes_are_minimal(void **state)
 
 /* A model config change discards that kind's state (with tombstones) and
  * keeps the rest; a decision setting (alert threshold) keeps everything. */
+/* An engine under @p c runs the test's 900 events and commits them to
+ * @p t. */
+static void write_state(const bw_config_t *c, topic_t *t)
+{
+    static outs_t o;
+    char err[256];
+    bw_engine_t *eng = bw_engine_new(c, err, sizeof(err));
+
+    assert_non_null(eng);
+    run(eng, 0, 900, &o);
+    commit(eng, t, 900);
+    bw_engine_destroy(eng);
+}
+
+/* Restoring @p t under @p c loads @p loaded records and discards
+ * @p changed as written under another model config. */
+static void restores(const bw_config_t *c, topic_t *t, int loaded,
+                     int changed)
+{
+    bw_restore_stats_t st;
+    bw_engine_t *eng = restore(c, t, &st);
+
+    assert_int_equal(st.loaded, loaded);
+    assert_int_equal(st.config_changed, changed);
+    assert_int_equal(st.corrupt, 0);
+    bw_engine_destroy(eng);
+}
+
 static void test_config_version_rule(void **state)
 {
-    static bw_config_t cfg, cfg_pf, cfg_thr, cfg_tail;
-    static outs_t o;
-    topic_t t = {0};
+    static bw_config_t cfg, cfg_pf, cfg_thr, cfg_tail, cfg_docs;
+    topic_t t = {0}, td = {0};
     bw_restore_stats_t st;
-    char err[256];
     bw_engine_t *eng;
 
     (void)state;
@@ -331,25 +357,25 @@ static void test_config_version_rule(void **state)
     cfg_thr.engine.alert_threshold = 0.9; /* not part of any state version */
     assert_int_not_equal(cfg_pf.state_version.pf, cfg.state_version.pf);
     assert_int_equal(cfg_pf.state_version.hier, cfg.state_version.hier);
-    eng = bw_engine_new(&cfg, err, sizeof(err));
-    run(eng, 0, 900, &o);
-    commit(eng, &t, 900);
-    bw_engine_destroy(eng);
+    write_state(&cfg, &t);
+    restores(&cfg_thr, &t, 14, 0);
 
-    eng = restore(&cfg_thr, &t, &st);
-    assert_int_equal(st.loaded, 14);
-    assert_int_equal(st.config_changed + st.corrupt, 0);
-    bw_engine_destroy(eng);
+    /* records written under the versions with the keys' docs (a build
+     * before the doc-free ones) load under this build's */
+    cfg_docs = cfg;
+    memcpy(&cfg_docs.state_version, &cfg.state_version_docs,
+           sizeof(cfg.state_version));
+    assert_int_not_equal(cfg_docs.state_version.pf, cfg.state_version.pf);
+    write_state(&cfg_docs, &td);
+    restores(&cfg, &td, 14, 0);
+    topic_free(&td);
 
     /* a route's own tail_scale is another filter model for its series */
     cfg_tail = cfg;
     for (int r = 0; r < cfg_tail.engine.n_routes; r++) {
         cfg_tail.engine.routes[r].tail_scale = 4.0;
     }
-    eng = restore(&cfg_tail, &t, &st);
-    assert_int_equal(st.config_changed, 6);
-    assert_int_equal(st.loaded, 8);
-    bw_engine_destroy(eng);
+    restores(&cfg_tail, &t, 8, 6);
 
     eng = restore(&cfg_pf, &t, &st);
     /* 6 filter series discarded; 3 pooled series, group, entities, meta kept */
