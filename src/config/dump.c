@@ -166,10 +166,11 @@ static void dump_table(const bw_key_t *tbl, const void *base, int indent,
                        FILE *out, bool first_dash, bw_dump_mode_t mode)
 {
     for (const bw_key_t *k = tbl; k->name != NULL; k++) {
-        int pad = (first_dash && k == tbl) ? 0 : indent;
+        int pad = first_dash ? 0 : indent; /* a list item's first key */
         if (mode != BW_DUMP_ALL && neutral_default(k, base)) {
             continue;
         }
+        first_dash = false;
         fprintf(out, "%*s%s:", pad, "", k->name);
         if (k->type == BW_KT_SECTION) {
             dump_doc(k, mode, out);

@@ -40,7 +40,7 @@ typedef struct bw_key_s {
     /* A key added after models' state was first kept whose default is the
      * behaviour from before it: at its default it is left out of the state
      * and config versions (dump_hash), so state saved before it existed
-     * still loads. Numeric keys only. */
+     * still loads. Doubles only (dump.c, neutral_default). */
     bool neutral;
     const char *doc;
 } bw_key_t;

@@ -670,6 +670,14 @@ static void cross_check(loader_t *ld, bw_config_t *cfg)
         cross_report(ld, "model.hier.kappa_max",
                      "kappa_max must exceed kappa_min");
     }
+    for (int r = 0; r < cfg->engine.n_routes; r++) {
+        double ts = cfg->engine.routes[r].tail_scale;
+        if (ts < 0.0 && ts != -1.0) { /* -1 is model.pf's, one spelling */
+            char p[PATH_MAX_LEN];
+            snprintf(p, sizeof(p), "engine.routes[%d].tail_scale", r);
+            cross_report(ld, p, "tail_scale must be -1 (model.pf's) or >= 0");
+        }
+    }
     cross_check_fusion(ld, &cfg->model.fusion);
     if (cfg->obs.listen[0] != '\0' &&
         !bw_config_split_listen(cfg->obs.listen, host, sizeof(host), port,

@@ -37,6 +37,10 @@ typedef enum { OBJ_SERIES, OBJ_GROUP, OBJ_ENTITY } obj_kind_t;
 typedef struct {
     char *key; /* changelog key (owned) */
     bool dirty;
+    /* restored from a record of a superseded state version (one hashed
+     * with the keys' docs): written back under the current one at the
+     * first commit (bw_engine_restore_done) */
+    bool rewrite;
 } obj_t;
 
 typedef struct group_s {
@@ -78,8 +82,8 @@ struct bw_engine_s {
     bool meta_dirty;
     bool untracked; /* bw_engine_untracked: no change list, no tombstones */
     bw_pf_ws_t *ws;
-    /* model.pf with each route's overrides (route_pf_cfg): the filters of
-     * a route's series point here */
+    /* model.pf with each route's overrides (bw_engine_new): the filters
+     * of a route's series point here */
     bw_pf_cfg_t route_pf[BW_ROUTES_MAX];
     bw_map_t *series;
     bw_map_t *groups;

@@ -158,13 +158,15 @@ static void versions_of(const char *yaml, bw_config_t *c)
                      BW_OK);
 }
 
-/* The config and state versions are what saved state is checked against
- * (README, "A config change and the state"). Pinned: the versions of the
- * empty config as the build before model.pf.tail_scale computed them
- * (state versions with the keys' docs), so that state it saved still
- * loads; and the doc-free state versions records are written under now. A neutral key (keys.h) at its default
- * leaves them unchanged, written or not; set, it changes them. Changing a
- * pinned value discards every series' state on upgrade: say so there. */
+/* The state versions are what saved state is checked against (README, "A
+ * config change and the state"); the config version is stamped on every
+ * output record. Pinned: the versions of the empty config as the build
+ * before model.pf.tail_scale computed them (the config version, and the
+ * state versions with the keys' docs), so that state it saved still
+ * loads; and the doc-free state versions records are written under now.
+ * A neutral key (keys.h) at its default leaves them unchanged, written or
+ * not; set, it changes them. Changing a pinned state version discards
+ * every series' state on upgrade: say so there. */
 static void test_versions_neutral_keys(void **state)
 {
     bw_config_t a, b;
@@ -191,6 +193,13 @@ static void test_versions_neutral_keys(void **state)
                 "      tail_scale: 4\n",
                 &b);
     assert_true(a.hash != b.hash && a.state_version.pf == b.state_version.pf);
+    { /* one spelling of "model.pf's" for a route */
+        static const char half[] = "engine:\n  routes:\n"
+                                   "    - tail_scale: -0.5\n";
+        assert_int_equal(
+            bw_config_load_string(&b, "t", half, sizeof(half) - 1, NULL),
+            BW_ERR_CONFIG);
+    }
 }
 
 /* A Kafka property's PEM (line breaks, a tab) dumps as escapes and loads

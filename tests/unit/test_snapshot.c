@@ -313,8 +313,6 @@ static void test_changes_are_minimal(void **state)
     topic_free(&t);
 }
 
-/* A model config change discards that kind's state (with tombstones) and
- * keeps the rest; a decision setting (alert threshold) keeps everything. */
 /* An engine under @p c runs the test's 900 events and commits them to
  * @p t. */
 static void write_state(const bw_config_t *c, topic_t *t)
@@ -343,6 +341,10 @@ static void restores(const bw_config_t *c, topic_t *t, int loaded,
     bw_engine_destroy(eng);
 }
 
+/* A model config change discards that kind's state (with tombstones) and
+ * keeps the rest; a decision setting (alert threshold) keeps everything;
+ * records of the versions a build before the doc-free ones wrote load,
+ * and are written back under the current ones at the next commit. */
 static void test_config_version_rule(void **state)
 {
     static bw_config_t cfg, cfg_pf, cfg_thr, cfg_tail, cfg_docs;
@@ -367,14 +369,31 @@ static void test_config_version_rule(void **state)
            sizeof(cfg.state_version));
     assert_int_not_equal(cfg_docs.state_version.pf, cfg.state_version.pf);
     write_state(&cfg_docs, &td);
-    restores(&cfg, &td, 14, 0);
+    eng = restore(&cfg, &td, &st);
+    assert_int_equal(st.loaded, 14);
+    assert_int_equal(st.config_changed + st.corrupt, 0);
+    /* written back at the next commit, every model record (13; none
+     * without the write-back), now under the doc-free versions: a config
+     * that knows only those loads them all */
+    td.writes = 0;
+    commit(eng, &td, 900);
+    assert_int_equal(td.writes, 13);
+    bw_engine_destroy(eng);
+    cfg_docs = cfg_thr;
+    memset(&cfg_docs.state_version_docs, 0, sizeof(cfg.state_version_docs));
+    restores(&cfg_docs, &td, 14, 0);
     topic_free(&td);
 
-    /* a route's own tail_scale is another filter model for its series */
+    /* a route's own tail_scale: its records load under it */
     cfg_tail = cfg;
     for (int r = 0; r < cfg_tail.engine.n_routes; r++) {
         cfg_tail.engine.routes[r].tail_scale = 4.0;
     }
+    write_state(&cfg_tail, &td);
+    restores(&cfg_tail, &td, 14, 0);
+    topic_free(&td);
+
+    /* a route's own tail_scale is another filter model for its series */
     restores(&cfg_tail, &t, 8, 6);
 
     eng = restore(&cfg_pf, &t, &st);
