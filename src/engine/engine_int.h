@@ -37,10 +37,6 @@ typedef enum { OBJ_SERIES, OBJ_GROUP, OBJ_ENTITY } obj_kind_t;
 typedef struct {
     char *key; /* changelog key (owned) */
     bool dirty;
-    /* restored from a record of a superseded state version (one hashed
-     * with the keys' docs): written back under the current one at the
-     * first commit (bw_engine_restore_done) */
-    bool rewrite;
 } obj_t;
 
 typedef struct group_s {

@@ -89,13 +89,12 @@ static uint64_t group_version(const bw_engine_t *eng, int route, bool docs)
 }
 
 /* A record's version @p v is the current one (@p now) or the one a build
- * before the doc-free versions wrote (@p before); @p o, if given, is to
- * be written back under the current one if it was the latter. */
-static bool version_ok(uint64_t v, uint64_t now, uint64_t before, obj_t *o)
+ * before the doc-free versions wrote (@p before). Such a key is written
+ * under the current one when it next changes, as every key is: forcing
+ * every restored key out at the first commit would make that commit's
+ * transaction the size of the whole state. */
+static bool version_ok(uint64_t v, uint64_t now, uint64_t before)
 {
-    if (o != NULL) {
-        o->rewrite = v != now;
-    }
     return v == now || v == before;
 }
 
@@ -354,7 +353,7 @@ static bw_err_t load_series(bw_engine_t *eng, const char *key,
         err = corrupt(errstr, n, "series body");
     } else if (model != s->ro->model || transform != s->ro->transform ||
                !version_ok(env->config_version, series_version(eng, s, false),
-                           series_version(eng, s, true), &s->o)) {
+                           series_version(eng, s, true))) {
         err = bw_seterr(errstr, n, BW_ERR_VERSION,
                         "changelog record: written under another model "
                         "config (route or model section changed)");
@@ -444,7 +443,7 @@ static bw_err_t load_group(bw_engine_t *eng, const char *key,
         ec->routes[route].model == BW_MODEL_SERIES ||
         strtol(map_key, NULL, 10) != (long)route ||
         !version_ok(env->config_version, group_version(eng, (int)route, false),
-                    group_version(eng, (int)route, true), NULL)) {
+                    group_version(eng, (int)route, true))) {
         return bw_seterr(errstr, n, BW_ERR_VERSION,
                          "changelog record: pooled group written under "
                          "another model config");
@@ -454,8 +453,6 @@ static bw_err_t load_group(bw_engine_t *eng, const char *key,
         return bw_seterr(errstr, n, BW_ERR_NOMEM, "changelog record: %s",
                          bw_strerror(BW_ERR_NOMEM));
     }
-    g->o.rewrite =
-        env->config_version != group_version(eng, (int)route, false);
     if (read_regions(g, &r, eng->cfg->model.hier.max_regions) != BW_OK) {
         err = corrupt(errstr, n, "pooled group regions");
     } else {
@@ -508,7 +505,7 @@ static bw_err_t load_entity(bw_engine_t *eng, const char *key,
                          "config's entity kind or encoding");
     }
     if (!version_ok(env->config_version, eng->cfg->state_version.fusion,
-                    eng->cfg->state_version_docs.fusion, NULL)) {
+                    eng->cfg->state_version_docs.fusion)) {
         return bw_seterr(errstr, n, BW_ERR_VERSION,
                          "changelog record: fusion entity written under "
                          "another model config");
@@ -518,7 +515,6 @@ static bw_err_t load_entity(bw_engine_t *eng, const char *key,
         return bw_seterr(errstr, n, BW_ERR_NOMEM, "changelog record: %s",
                          bw_strerror(BW_ERR_NOMEM));
     }
-    e->o.rewrite = env->config_version != eng->cfg->state_version.fusion;
     err = bw_state_load_fusion(e->fu, env->body, env->body_len, errstr, n);
     if (err == BW_OK) {
         err = put_keyed(eng, eng->entities, map_key, e);
@@ -753,34 +749,6 @@ static void release_orphans(const char *map_key, void *v, void *arg)
     bw_free(os.names);
 }
 
-/* A restored object whose record was of a superseded version is written
- * back at the next commit, under the current one (obj_t.rewrite). */
-static void rewrite(bw_engine_t *eng, obj_kind_t kind, obj_t *o, void *obj)
-{
-    if (o->rewrite) {
-        o->rewrite = false;
-        bw__mark(eng, kind, o, obj);
-    }
-}
-
-static void rewrite_series(const char *key, void *v, void *arg)
-{
-    (void)key;
-    rewrite(arg, OBJ_SERIES, &((series_t *)v)->o, v);
-}
-
-static void rewrite_group(const char *key, void *v, void *arg)
-{
-    (void)key;
-    rewrite(arg, OBJ_GROUP, &((group_t *)v)->o, v);
-}
-
-static void rewrite_entity(const char *key, void *v, void *arg)
-{
-    (void)key;
-    rewrite(arg, OBJ_ENTITY, &((entity_t *)v)->o, v);
-}
-
 bw_err_t bw_engine_restore_done(bw_engine_t *eng)
 {
     link_walk_t lw = {eng, BW_OK, NULL, 0, 0};
@@ -806,9 +774,5 @@ bw_err_t bw_engine_restore_done(bw_engine_t *eng)
         }
     }
     eng->n_dirty = kept;
-    /* ... but for what was restored under a superseded version */
-    bw_map_each(eng->series, rewrite_series, eng);
-    bw_map_each(eng->groups, rewrite_group, eng);
-    bw_map_each(eng->entities, rewrite_entity, eng);
     return lw.err;
 }
