@@ -289,6 +289,11 @@ typedef struct {
     double kafka_stats_ms; /* librdkafka statistics.interval.ms; 0 off */
 } bw_obs_cfg_t;
 
+/** The state version of each model kind (bw_config_t.state_version). */
+typedef struct {
+    uint64_t pf, hier, fusion;
+} bw_state_versions_t;
+
 typedef struct {
     bw_engine_cfg_t engine;
     struct {
@@ -312,14 +317,10 @@ typedef struct {
      * loads only under the same state version (decision settings such as
      * engine.alert_threshold do not change it; see the README, "Running
      * several instances"). */
-    struct {
-        uint64_t pf, hier, fusion;
-    } state_version;
+    bw_state_versions_t state_version;
     /* ... hashed with each key's doc as well, as builds before the
      * doc-free versions did: state they saved loads under these too. */
-    struct {
-        uint64_t pf, hier, fusion;
-    } state_version_docs;
+    bw_state_versions_t state_version_docs;
     char source[256]; /* the file it was loaded from, for messages */
 } bw_config_t;
 

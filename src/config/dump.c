@@ -100,7 +100,15 @@ static void dump_list(const bw_key_t *k, const void *base, int indent,
     }
 }
 
-static void dump_doc(const bw_key_t *k, bw_dump_mode_t mode, FILE *out);
+/* A key's doc comment, unless @p mode leaves docs out. */
+static void dump_doc(const bw_key_t *k, bw_dump_mode_t mode, FILE *out)
+{
+    if (mode == BW_DUMP_VERSION) {
+        fputc('\n', out);
+    } else {
+        fprintf(out, "  # %s\n", k->doc);
+    }
+}
 
 static void dump_strlist(const bw_key_t *k, const void *base, FILE *out,
                          bw_dump_mode_t mode)
@@ -147,16 +155,6 @@ static bool neutral_default(const bw_key_t *k, const void *base)
 
     return k->neutral && k->type == BW_KT_DOUBLE &&
            *(const double *)field == strtod(k->def, NULL);
-}
-
-/* A key's doc comment, unless @p mode leaves docs out. */
-static void dump_doc(const bw_key_t *k, bw_dump_mode_t mode, FILE *out)
-{
-    if (mode == BW_DUMP_VERSION) {
-        fputc('\n', out);
-    } else {
-        fprintf(out, "  # %s\n", k->doc);
-    }
 }
 
 /* @p mode: all of it (dump-config), or the text a version is hashed from

@@ -49,25 +49,30 @@ bool bw__split_key(const char *key, char *buf, size_t n, char **a, char **b,
 
 /* ---- out ---- */
 
-/* A series filter's version is model.pf's, with its route's own
- * tail_scale where that differs (the filter then has another model).
- * Records are written under the doc-free versions; one written under
- * those a build before them computed (@p docs: bw_config_t.
- * state_version_docs) loads too. */
+/* The state versions records are written under, or (@p docs) those a
+ * build before the doc-free versions wrote: a record of either loads. */
+static const bw_state_versions_t *versions(const bw_engine_t *eng, bool docs)
+{
+    return docs ? &eng->cfg->state_version_docs : &eng->cfg->state_version;
+}
+
+/* A series filter's version is model.pf's, with the tail_scale its
+ * filter runs with where that differs (a route's own: another model). */
 static uint64_t series_version(const bw_engine_t *eng, const series_t *s,
                                bool docs)
 {
-    const bw_config_t *c = eng->cfg;
-    double ts = s->ro->tail_scale;
-    uint64_t v = docs ? c->state_version_docs.pf : c->state_version.pf;
+    const bw_state_versions_t *sv = versions(eng, docs);
+    double ts;
 
     if (s->pf == NULL) {
-        return docs ? c->state_version_docs.hier : c->state_version.hier;
+        return sv->hier;
     }
-    if (ts < 0.0 || ts == c->model.pf.tail_scale) {
-        return v;
+    ts = s->route >= 0 ? eng->route_pf[s->route].tail_scale
+                       : eng->cfg->model.pf.tail_scale;
+    if (ts == eng->cfg->model.pf.tail_scale) {
+        return sv->pf;
     }
-    return bw_hash64(v, &ts, sizeof(ts));
+    return bw_hash64(sv->pf, &ts, sizeof(ts));
 }
 
 /* A pooled group's statistics are on its route's scale: a pooled_normal
@@ -75,9 +80,8 @@ static uint64_t series_version(const bw_engine_t *eng, const series_t *s,
  * section's own, as before it was). */
 static uint64_t group_version(const bw_engine_t *eng, int route, bool docs)
 {
-    const bw_config_t *c = eng->cfg;
-    const bw_route_cfg_t *ro = &c->engine.routes[route];
-    uint64_t v = docs ? c->state_version_docs.hier : c->state_version.hier;
+    const bw_route_cfg_t *ro = &eng->cfg->engine.routes[route];
+    uint64_t v = versions(eng, docs)->hier;
     uint32_t tr;
 
     if (ro->model != BW_MODEL_POOLED_NORMAL ||
@@ -172,7 +176,7 @@ static bw_err_t record(bw_engine_t *eng, obj_kind_t kind, void *obj,
         break;
     default:
         start = bw_envelope_begin(w, BW_REC_ENTITY,
-                                  eng->cfg->state_version.fusion, offset);
+                                  versions(eng, false)->fusion, offset);
         err = bw_state_append_fusion(((entity_t *)obj)->fu, w);
         break;
     }
@@ -504,8 +508,8 @@ static bw_err_t load_entity(bw_engine_t *eng, const char *key,
                          "changelog record: fusion entity id not of this "
                          "config's entity kind or encoding");
     }
-    if (!version_ok(env->config_version, eng->cfg->state_version.fusion,
-                    eng->cfg->state_version_docs.fusion)) {
+    if (!version_ok(env->config_version, versions(eng, false)->fusion,
+                    versions(eng, true)->fusion)) {
         return bw_seterr(errstr, n, BW_ERR_VERSION,
                          "changelog record: fusion entity written under "
                          "another model config");

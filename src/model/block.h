@@ -45,6 +45,11 @@ void bw__pf_shift(bw_pf_t *pf, double delta);
 void bw__pf_set_ar(bw_pf_t *pf, double phi);
 /** The AR(1) noise coefficient in use (tests). */
 double bw__pf_ar(const bw_pf_t *pf);
+/** The t quadrature's scale nodes @p lambda and normalised weights
+ * @p omega (BW_T_NODES_MAX each): generalised Gauss-Laguerre for
+ * Gamma(t_dof/2, rate t_dof/2); one node of weight 1 when t_dof is 0.
+ * Returns the node count, -1 if t_nodes is out of range. */
+int bw__pf_t_nodes(const bw_pf_cfg_t *cfg, double *lambda, double *omega);
 /** The learned tail node's weight in the noise mixture, 0 without it
  * (tests). */
 double bw__pf_tail(const bw_pf_t *pf);

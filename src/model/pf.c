@@ -255,7 +255,7 @@ const char *bw_direction_name(int dir)
 
 /* ---- construction ---- */
 
-static int t_nodes(const bw_pf_cfg_t *cfg, double *lambda, double *omega)
+int bw__pf_t_nodes(const bw_pf_cfg_t *cfg, double *lambda, double *omega)
 {
     gsl_integration_fixed_workspace *w;
     const double *x, *wt;
@@ -321,7 +321,7 @@ static int setup_children(bw_pf_t *pf)
     double lambda[BW_T_NODES_MAX], omega[BW_T_NODES_MAX];
     double p_norm = 1.0 - cfg->p_spike - cfg->p_shift - cfg->p_episode -
                     (cfg->recur_window > 0 ? cfg->p_recur : 0.0);
-    int nn = t_nodes(cfg, lambda, omega), k = 0;
+    int nn = bw__pf_t_nodes(cfg, lambda, omega), k = 0;
 
     pf->p_norm = p_norm;
 

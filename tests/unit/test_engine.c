@@ -241,13 +241,8 @@ static int heavy_alerts(bw_engine_t *eng, const char *metric)
         ev.region = regions[r];
         bw_rng_seed(&rng, 11 + (uint64_t)r);
         for (int t = 0; t < 6000; t++) {
-            double chi = 0.0;
-            for (int k = 0; k < 3; k++) {
-                double g = bw_rng_gauss(&rng);
-                chi += g * g;
-            }
             ev.time_ms = (int64_t)t * 60000;
-            ev.value = 100.0 + bw_rng_gauss(&rng) / sqrt(chi);
+            ev.value = 100.0 + test_t3_unit(&rng);
             assert_int_equal(
                 bw_engine_process(eng, &ev, &sc, NULL, NULL, NULL, 0), BW_OK);
             alerts += sc.alert;
@@ -282,7 +277,7 @@ static void test_route_tail_scale(void **state)
     print_message("t(3) noise, 4 x 6000 events: %d alerts with the route's "
                   "tail_scale, %d without\n",
                   heavy, plain);
-    /* measured 11 and 37: at most half, some three binomial standard
+    /* measured 15 and 42: at most half, some three binomial standard
      * errors from both */
     assert_true(plain >= 20 && heavy * 2 <= plain);
     bw_engine_destroy(eng);

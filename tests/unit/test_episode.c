@@ -183,15 +183,11 @@ typedef struct {
 /* Unit-variance noise of the family. */
 static double noise_next(noise_t *n)
 {
-    double z = bw_rng_gauss(&n->rng);
+    double z;
     if (n->family == FAM_T3) {
-        double chi = 0.0;
-        for (int i = 0; i < 3; i++) {
-            double g = bw_rng_gauss(&n->rng);
-            chi += g * g;
-        }
-        return z / sqrt(chi / 3.0) / sqrt(3.0); /* t(3) has variance 3 */
+        return test_t3_unit(&n->rng);
     }
+    z = bw_rng_gauss(&n->rng);
     if (n->family == FAM_AR1) {
         n->ar = 0.5 * n->ar + sqrt(1.0 - 0.25) * z;
         return n->ar;

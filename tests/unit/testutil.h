@@ -42,6 +42,19 @@ static inline bw_pf_cfg_t test_pf_cfg(void)
     return cfg.model.pf;
 }
 
+/* Student-t noise with 3 degrees of freedom scaled to unit variance
+ * (t(3) has variance 3): a heavy-tailed family that is not the model's. */
+static inline double test_t3_unit(bw_rng_t *rng)
+{
+    double z = bw_rng_gauss(rng), chi = 0.0;
+
+    for (int i = 0; i < 3; i++) {
+        double g = bw_rng_gauss(rng);
+        chi += g * g;
+    }
+    return z / sqrt(chi / 3.0) / sqrt(3.0);
+}
+
 /* Little-endian double at byte @p off of @p buf (the state's encoding):
  * tests that patch a saved blob. */
 static inline void put_f64_le(uint8_t *buf, size_t off, double v)
