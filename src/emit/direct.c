@@ -15,8 +15,8 @@ static const char *const layout[] = {
     "metric:string",         "model:enum",
     "probability:double",    "score:double",
     "alert:boolean",         "direction:string",
-    "actual:double",         "typical:double",
-    "typical_lower:double",  "typical_upper:double",
+    "actual:?double",        "typical:?double",
+    "typical_lower:?double", "typical_upper:?double",
     "p_value:?double",       "p_slo_breach:?double",
     "shrinkage:?double",     "population_mean:?double",
     "p_collective:?double",  "block_mean:?double",
@@ -100,11 +100,11 @@ static void w_bool(bw_wbuf_t *w, bool b)
     bw_wbuf_u8(w, b ? 1 : 0);
 }
 
-/* ["null", "double"]: null for NaN */
+/* ["null", "double"]: null for NaN and +-Inf (encode.c, set_opt) */
 static void w_opt(bw_wbuf_t *w, double v)
 {
-    w_long(w, isnan(v) ? 0 : 1);
-    if (!isnan(v)) {
+    w_long(w, isfinite(v) ? 1 : 0);
+    if (isfinite(v)) {
         bw_wbuf_f64(w, v);
     }
 }
@@ -143,10 +143,10 @@ void bw__direct_score(bw_wbuf_t *w, const bw_event_t *ev, const bw_score_t *sc,
     bw_wbuf_f64(w, sc->score);
     w_bool(w, sc->alert);
     w_str(w, bw_direction_name(sc->direction));
-    bw_wbuf_f64(w, sc->actual);
-    bw_wbuf_f64(w, sc->expected);
-    bw_wbuf_f64(w, sc->lower);
-    bw_wbuf_f64(w, sc->upper);
+    w_opt(w, sc->actual);
+    w_opt(w, sc->expected);
+    w_opt(w, sc->lower);
+    w_opt(w, sc->upper);
     w_opt(w, sc->p_value);
     w_opt(w, sc->p_slo);
     w_opt(w, sc->shrinkage);

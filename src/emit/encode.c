@@ -106,16 +106,17 @@ static int set_enum(avro_value_t *rec, const char *name, int v)
     return field(rec, name, &f) || avro_value_set_enum(&f, v);
 }
 
-/* ["null", "double"]: null for NaN. */
+/* ["null", "double"]: null for NaN and +-Inf (no value; JSON has no
+ * other spelling for them, and the JSON output writes null too). */
 static int set_opt(avro_value_t *rec, const char *name, double v)
 {
     avro_value_t f, b;
 
     if (field(rec, name, &f) ||
-        avro_value_set_branch(&f, isnan(v) ? 0 : 1, &b)) {
+        avro_value_set_branch(&f, isfinite(v) ? 1 : 0, &b)) {
         return 1;
     }
-    return isnan(v) ? avro_value_set_null(&b) : avro_value_set_double(&b, v);
+    return isfinite(v) ? avro_value_set_double(&b, v) : avro_value_set_null(&b);
 }
 
 /* ["null", "long"]: null for a negative value (none). */
@@ -170,10 +171,10 @@ bw_err_t bw_encode_score(bw_encoder_t *e, const bw_event_t *ev,
         set_dbl(r, "probability", sc->p_anomaly) ||
         set_dbl(r, "score", sc->score) || set_bool(r, "alert", sc->alert) ||
         set_str(r, "direction", bw_direction_name(sc->direction)) ||
-        set_dbl(r, "actual", sc->actual) ||
-        set_dbl(r, "typical", sc->expected) ||
-        set_dbl(r, "typical_lower", sc->lower) ||
-        set_dbl(r, "typical_upper", sc->upper) ||
+        set_opt(r, "actual", sc->actual) ||
+        set_opt(r, "typical", sc->expected) ||
+        set_opt(r, "typical_lower", sc->lower) ||
+        set_opt(r, "typical_upper", sc->upper) ||
         set_opt(r, "p_value", sc->p_value) ||
         set_opt(r, "p_slo_breach", sc->p_slo) ||
         set_opt(r, "shrinkage", sc->shrinkage) ||

@@ -716,6 +716,10 @@ pipeline: {{stale_scan_ms: 200, max_behind_ms: {behind}}}""")
     check(len(stale) == 1 and stale[0]["entity_id"] == "r0/api/b" and
           stale[0]["event_time"] == t0 + 59 * 60000,
           f"one stale marker for r0/api/b: {stale}")
+    # no value: null, not NaN (which JSON consumers cannot hold)
+    check(all(stale[0][k] is None for k in
+              ("actual", "typical", "typical_lower", "typical_upper")),
+          f"a stale marker's value fields are null: {stale[0]}")
     check(len(scores) == good - 3 + 1, f"{len(scores)} score records")
     dls = env.decode("dead_letters", env.tap("dead_letters"))
     reasons = collections.Counter(d["reason"] for d in dls)

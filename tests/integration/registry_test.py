@@ -126,6 +126,57 @@ def rec_of(row, shape):
             "host": "h1"}
 
 
+def previous_schemas(src, name):
+    """Every earlier landed version of schemas/NAME.avsc, oldest first
+    (tests/data/schema_history: the newest there is schemas/'s own)."""
+    hist = f"{src}/tests/data/schema_history"
+    vs = sorted(int(m.group(1)) for m in (
+        re.fullmatch(re.escape(name) + r"\.v(\d+)\.avsc", f)
+        for f in os.listdir(hist)) if m)
+    out = []
+    for v in vs[:-1]:
+        with open(f"{hist}/{name}.v{v}.avsc") as f:
+            out.append(json.load(f))
+    return out
+
+
+def upgrade_from_history(env):
+    """The scores subject as an upgraded deployment finds it: every earlier
+    score schema registered, oldest first, under BACKWARD_TRANSITIVE (the
+    rule README's compatibility promise is checked against). A schema
+    that breaks it is refused (409), so the registry does enforce it; the
+    stage must then register its own schema over them."""
+    subject = f"{env.topics['scores']}-value"
+    rest("PUT", f"/config/{subject}", {"compatibility": "BACKWARD_TRANSITIVE"})
+    olds = previous_schemas(env.src, "anomaly_score")
+    for s in olds:
+        register(subject, s)
+    bad = {**olds[-1], "fields": [dict(f, type="string")
+                                  if f["name"] == "probability" else f
+                                  for f in olds[-1]["fields"]]}
+    # compatible with the newest but not with the oldest (refused by the
+    # transitive rule only; plain BACKWARD accepts it): a field the oldest
+    # lacks, its default dropped, and a new field with a default (without
+    # one, a registry that compares schemas without their defaults, as
+    # Apicurio 3 does, finds it equal to the newest and answers its id)
+    first = {f["name"] for f in olds[0]["fields"]}
+    late = next(f["name"] for f in olds[-1]["fields"]
+                if f["name"] not in first and "default" in f)
+    transitive = {**olds[-1], "fields": [
+        {k: v for k, v in f.items() if k != "default"}
+        if f["name"] == late else f for f in olds[-1]["fields"]] + [
+        {"name": "compat_probe", "type": "int", "default": 0}]}
+    for what, s in (("incompatible", bad), ("transitively incompatible",
+                                            transitive)):
+        try:
+            register(subject, s)
+            check(False, f"the registry accepted an {what} score schema")
+        except urllib.error.HTTPError as e:
+            check(e.code == 409, f"{what} score schema: HTTP {e.code}")
+    # a registry may count versions differing only in docs as one
+    return len(rest("GET", f"/subjects/{subject}/versions"))
+
+
 def stage_config(env, extra=""):
     return env.config(base=f"{env.src}/config/sample.yaml", extra=f"""
 registry: {{url: "{REG}", timeout_ms: 1000, backoff_max_ms: 2000}}
@@ -138,7 +189,8 @@ def test_evolution(env):
     fields with defaults dropped): both decoded and scored exactly as the
     replay of the same rows; an unknown id and an incompatible registered
     schema go to the dead letters with their reasons; the outputs carry
-    the ids the registry gave them."""
+    the ids the registry gave them; the scores schema registers over every
+    earlier landed version under BACKWARD_TRANSITIVE (upgrade_from_history)."""
     src = env.src
     client = SchemaRegistryClient({"url": REG})
     topic = env.topics["in"]
@@ -163,6 +215,7 @@ def test_evolution(env):
     msgs.insert(900, (0, frame(bad_id, incompatible(src), {
         **rec_of(rows[0], "ours"), "value": "12"})))
     produce(topic, msgs)
+    n_old = upgrade_from_history(env)
 
     config = stage_config(env)
     stage = env.start(config, "reg")
@@ -180,10 +233,15 @@ def test_evolution(env):
     check(any("987654" in d["detail"] for d in dls) and
           any("value" in d["detail"] for d in dls), f"details {dls}")
     check(len({sid, tid, did}) == 3, "three output schemas, three ids")
+    versions = rest("GET", f"/subjects/{env.topics['scores']}-value/versions")
+    check(len(versions) == n_old + 1,
+          f"scores subject: {n_old} earlier versions, then ours: {versions}")
     print(f"evolution: {len(got_s)} scores ({len(rows) // 2} written with "
           f"our schema by AvroSerializer, the rest with an evolved one) "
           f"equal to replay; dead letters {reasons}; output ids "
-          f"{sid}/{tid}/{did} from the registry")
+          f"{sid}/{tid}/{did} from the registry; the scores schema "
+          f"registered over its {n_old} earlier versions under "
+          f"BACKWARD_TRANSITIVE")
 
 
 def test_down(env):

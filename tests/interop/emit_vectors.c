@@ -106,6 +106,44 @@ static void on_threat(void *opaque, const bw_threat_rec_t *t)
     bw_wbuf_free(&w);
 }
 
+/* One score record as Avro (score_K.bin) and JSON (.bin.json), with the
+ * values it must decode to; the value fields' NaN must read as null. */
+static int score_vector(ctx_t *c, bw_encoder_t *se, const bw_event_t *ev,
+                        const bw_score_t *sc, const bw_origin_t *o, int k)
+{
+    bw_wbuf_t w = {0}, j = {0};
+    char name[64];
+
+    if (bw_encode_score(se, ev, sc, o, &w) != BW_OK ||
+        bw_json_score(ev, sc, o, &j) != BW_OK) {
+        return 1;
+    }
+    snprintf(name, sizeof(name), "score_%d.bin.json", k);
+    write_bin(c, name, &j);
+    snprintf(name, sizeof(name), "score_%d.bin", k);
+    write_bin(c, name, &w);
+    fprintf(c->expected,
+            "{\"file\": \"%s\", \"schema\": \"anomaly_score.avsc\", "
+            "\"id\": 7, \"fields\": {\"entity_id\": \"%s/%s/%s\", "
+            "\"model\": \"%s\", \"direction\": \"%s\", \"stale\": %s, ",
+            name, ev->region, ev->service, ev->metric,
+            bw_model_kind_name(sc->model), bw_direction_name(sc->direction),
+            o->stale ? "true" : "false");
+    jnum(c->expected, "probability", sc->p_anomaly);
+    jnum(c->expected, "actual", sc->actual);
+    jnum(c->expected, "typical", sc->expected);
+    jnum(c->expected, "typical_lower", sc->lower);
+    jnum(c->expected, "typical_upper", sc->upper);
+    jnum(c->expected, "p_value", sc->p_value);
+    jnum(c->expected, "p_slo_breach", sc->p_slo);
+    fprintf(c->expected,
+            "\"freshness_lag_ms\": %lld, \"source_offset\": 77}}\n",
+            (long long)(o->processed_at - ev->time_ms));
+    bw_wbuf_free(&w);
+    bw_wbuf_free(&j);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const char yaml[] = "engine:\n"
@@ -149,37 +187,26 @@ int main(int argc, char **argv)
                          .value = i % 2 ? 2 + i % 3 : 100 + (i == 20) * 500,
                          .count = i % 2 ? 1000 : NAN};
         bw_score_t sc;
-        bw_wbuf_t w = {0};
-        char name[64];
         if (bw_engine_process(eng, &ev, &sc, on_threat, &c, NULL, 0) ||
-            bw_encode_score(se, &ev, &sc, &origin, &w)) {
+            score_vector(&c, se, &ev, &sc, &origin, i)) {
             return 1;
         }
-        snprintf(name, sizeof(name), "score_%d.bin.json", i);
-        {
-            bw_wbuf_t j = {0};
-            if (bw_json_score(&ev, &sc, &origin, &j) != BW_OK) {
-                return 1;
-            }
-            write_bin(&c, name, &j);
-            bw_wbuf_free(&j);
+    }
+    {
+        /* a stale marker: no value, so the value fields are null */
+        bw_event_t ev = {.time_ms = 1767225600000,
+                         .region = "eu",
+                         .service = "api",
+                         .metric = "egress",
+                         .value = NAN,
+                         .count = NAN};
+        bw_origin_t stale = origin;
+        bw_score_t sc;
+        stale.stale = true;
+        bw_stale_score(&sc, BW_MODEL_SERIES);
+        if (score_vector(&c, se, &ev, &sc, &stale, 24)) {
+            return 1;
         }
-        snprintf(name, sizeof(name), "score_%d.bin", i);
-        write_bin(&c, name, &w);
-        fprintf(c.expected,
-                "{\"file\": \"%s\", \"schema\": \"anomaly_score.avsc\", "
-                "\"id\": 7, \"fields\": {\"entity_id\": \"%s/%s/%s\", "
-                "\"model\": \"%s\", \"direction\": \"%s\", ",
-                name, ev.region, ev.service, ev.metric,
-                bw_model_kind_name(sc.model), bw_direction_name(sc.direction));
-        jnum(c.expected, "probability", sc.p_anomaly);
-        jnum(c.expected, "typical", sc.expected);
-        jnum(c.expected, "p_value", sc.p_value);
-        jnum(c.expected, "p_slo_breach", sc.p_slo);
-        fprintf(c.expected,
-                "\"freshness_lag_ms\": %lld, \"source_offset\": 77}}\n",
-                (long long)(origin.processed_at - ev.time_ms));
-        bw_wbuf_free(&w);
     }
     fclose(c.expected);
     bw_engine_destroy(eng);

@@ -45,10 +45,11 @@ static void random_record(bw_rng_t *r, bw_event_t *ev, bw_score_t *sc,
     sc->score = 100 * sc->p_anomaly;
     sc->alert = bw_rng_uniform(r) < 0.5;
     sc->direction = (int)(bw_rng_next(r) % 5);
-    sc->actual = bw_rng_gauss(r) * 1e6;
+    /* NaN: a stale marker's (null in Avro) */
+    sc->actual = maybe_nan(r, bw_rng_gauss(r) * 1e6);
     sc->expected = maybe_nan(r, bw_rng_gauss(r));
-    sc->lower = -INFINITY;
-    sc->upper = 1e308;
+    sc->lower = maybe_nan(r, -INFINITY);
+    sc->upper = maybe_nan(r, 1e308);
     sc->p_value = maybe_nan(r, bw_rng_uniform(r));
     sc->p_slo = maybe_nan(r, bw_rng_uniform(r));
     sc->shrinkage = maybe_nan(r, bw_rng_uniform(r));
