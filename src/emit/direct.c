@@ -23,7 +23,7 @@ static const char *const layout[] = {
     "block_typical:?double", "p_own:?double",
     "p_population:?double",  "abnormal_since:?long",
     "adopted:boolean",       "baseline_z:?double",
-    "warmup:boolean",
+    "warmup:boolean",        "late:boolean",
     "stale:boolean",         "event_time:long",
     "source_timestamp:long", "processed_at:long",
     "freshness_lag_ms:long", "config_version:string",
@@ -160,6 +160,7 @@ void bw__direct_score(bw_wbuf_t *w, const bw_event_t *ev, const bw_score_t *sc,
     w_bool(w, sc->adopted);
     w_opt(w, sc->baseline_z);
     w_bool(w, sc->warmup);
+    w_bool(w, sc->late);
     w_bool(w, o->stale);
     w_long(w, ev->time_ms);
     w_long(w, o->source_timestamp);

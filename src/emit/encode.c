@@ -187,7 +187,8 @@ bw_err_t bw_encode_score(bw_encoder_t *e, const bw_event_t *ev,
         set_opt_long(r, "abnormal_since", sc->abnormal_since) ||
         set_bool(r, "adopted", sc->adopted) ||
         set_opt(r, "baseline_z", sc->baseline_z) ||
-        set_bool(r, "warmup", sc->warmup) || set_origin(r, ev->time_ms, o)) {
+        set_bool(r, "warmup", sc->warmup) || set_bool(r, "late", sc->late) ||
+        set_origin(r, ev->time_ms, o)) {
         return BW_ERR_INVAL;
     }
     return bw__avro_write(&e->avro, w);

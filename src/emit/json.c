@@ -67,6 +67,7 @@ bw_err_t bw_json_score(const bw_event_t *ev, const bw_score_t *sc,
     jbool(w, "adopted", sc->adopted, &first);
     jnum(w, "baseline_z", sc->baseline_z, &first);
     jbool(w, "warmup", sc->warmup, &first);
+    jbool(w, "late", sc->late, &first);
     jbool(w, "stale", o->stale, &first);
     jorigin(w, ev->time_ms, o, false, &first);
     put(w, "}\n");

@@ -462,7 +462,9 @@ static bw_err_t score_series(bw_engine_t *eng, series_t *s, int tr,
     bw_err_t err = bw_pf_update(s->pf, eng->ws, ev->time_ms, y, &po);
 
     if (err == BW_ERR_LATE) {
+        /* older than the series' newest: not absorbed, no prediction */
         out->late = true;
+        out->expected = out->lower = out->upper = NAN;
         eng->st.late++;
         return BW_OK;
     }

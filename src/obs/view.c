@@ -129,7 +129,10 @@ void bw_obs_score(bw_obs_t *obs, const bw_event_t *ev, const bw_score_t *sc,
     pthread_mutex_lock(&obs->mu);
     obs->scores++;
     obs->alerts += sc->alert;
-    if ((s = series_of(obs, ev)) == NULL) {
+    if (sc->late) {
+        /* older than the series' newest, unscored: neither its latest
+         * state nor a point of its chart, which runs forward in time */
+    } else if ((s = series_of(obs, ev)) == NULL) {
         obs->dropped++;
     } else {
         s->model = sc->model;

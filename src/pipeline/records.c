@@ -310,6 +310,9 @@ static void score_metrics(bw_worker_t *w, const bw_score_t *sc)
     if (sc->warmup) {
         COUNT(w->warmup);
     }
+    if (sc->late) { /* out of order for its series (late_records_total) */
+        COUNT(w->late);
+    }
     if (sc->model == BW_MODEL_SERIES && isfinite(sc->ess)) {
         double r = sc->ess / (double)w->p->cfg->model.pf.particles;
         bw_hist_observe(&w->ess, r);

@@ -272,7 +272,7 @@ SCORE_FIELDS = ("entity_id", "model", "probability", "score", "alert",
                 "typical_upper", "p_value", "p_slo_breach", "shrinkage",
                 "population_mean", "p_collective", "block_mean",
                 "block_typical", "p_own", "p_population", "abnormal_since",
-                "adopted", "baseline_z", "warmup", "event_time",
+                "adopted", "baseline_z", "warmup", "late", "event_time",
                 "config_version")
 THREAT_FIELDS = ("entity_id", "rule", "probability", "score", "level",
                  "log_likelihood_ratio", "elevated_since", "event_time")
@@ -680,8 +680,11 @@ def test_fenced(env):
 
 
 def test_stale_late(env):
-    """A series that goes silent gets one stale marker on the score topic;
-    an event older than the allowed lateness becomes a dead letter with
+    """A series that goes silent gets one stale marker on the score topic,
+    its value fields null; an event older than its series' newest but
+    within the allowed lateness is a score record marked late, unscored
+    (its typical fields null); one older than the allowed lateness
+    becomes a dead letter with
     reason late; one dated in the year 3000, and one in 1970 (seconds sent
     as milliseconds) with max_behind_ms set, become dead letters with
     reason time_skew and move no stream time: series a, which keeps
@@ -697,6 +700,8 @@ pipeline: {{stale_scan_ms: 200, max_behind_ms: {behind}}}""")
         if i == 40:
             rows.append([32503680000000, "r0", "api", "c", 1])  # year 3000
             rows.append([1764000000, "r0", "api", "c", 1])  # s as ms
+        if i == 70:
+            rows.append([t0 + 68 * 60000, "r0", "api", "a", 101])  # 2 min
     rows.append([t0 + 65 * 60000, "r0", "api", "b", 51])  # 14 min late
     good, _ = env.feed(rows)
     stage = env.start(config, "st")
@@ -720,6 +725,13 @@ pipeline: {{stale_scan_ms: 200, max_behind_ms: {behind}}}""")
     check(all(stale[0][k] is None for k in
               ("actual", "typical", "typical_lower", "typical_upper")),
           f"a stale marker's value fields are null: {stale[0]}")
+    late = [s for s in scores if s["late"]]
+    check(len(late) == 1 and late[0]["entity_id"] == "r0/api/a" and
+          late[0]["event_time"] == t0 + 68 * 60000 and
+          late[0]["probability"] == 0.0 and
+          all(late[0][k] is None for k in
+              ("typical", "typical_lower", "typical_upper")),
+          f"one late score for r0/api/a, unscored: {late}")
     check(len(scores) == good - 3 + 1, f"{len(scores)} score records")
     dls = env.decode("dead_letters", env.tap("dead_letters"))
     reasons = collections.Counter(d["reason"] for d in dls)

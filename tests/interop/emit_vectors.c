@@ -125,10 +125,11 @@ static int score_vector(ctx_t *c, bw_encoder_t *se, const bw_event_t *ev,
     fprintf(c->expected,
             "{\"file\": \"%s\", \"schema\": \"anomaly_score.avsc\", "
             "\"id\": 7, \"fields\": {\"entity_id\": \"%s/%s/%s\", "
-            "\"model\": \"%s\", \"direction\": \"%s\", \"stale\": %s, ",
+            "\"model\": \"%s\", \"direction\": \"%s\", \"stale\": %s, "
+            "\"late\": %s, ",
             name, ev->region, ev->service, ev->metric,
             bw_model_kind_name(sc->model), bw_direction_name(sc->direction),
-            o->stale ? "true" : "false");
+            o->stale ? "true" : "false", sc->late ? "true" : "false");
     jnum(c->expected, "probability", sc->p_anomaly);
     jnum(c->expected, "actual", sc->actual);
     jnum(c->expected, "typical", sc->expected);
@@ -189,6 +190,21 @@ int main(int argc, char **argv)
         bw_score_t sc;
         if (bw_engine_process(eng, &ev, &sc, on_threat, &c, NULL, 0) ||
             score_vector(&c, se, &ev, &sc, &origin, i)) {
+            return 1;
+        }
+    }
+    {
+        /* an event older than its series' newest: late, unscored, the
+         * typical fields null */
+        bw_event_t ev = {.time_ms = 1767225600000 + 5 * 60000,
+                         .region = "ap",
+                         .service = "api",
+                         .metric = "egress",
+                         .value = 120,
+                         .count = NAN};
+        bw_score_t sc;
+        if (bw_engine_process(eng, &ev, &sc, on_threat, &c, NULL, 0) ||
+            !sc.late || score_vector(&c, se, &ev, &sc, &origin, 25)) {
             return 1;
         }
     }

@@ -65,6 +65,7 @@ static void random_record(bw_rng_t *r, bw_event_t *ev, bw_score_t *sc,
     sc->adopted = bw_rng_uniform(r) < 0.1;
     sc->baseline_z = maybe_nan(r, bw_rng_gauss(r) * 5);
     sc->warmup = bw_rng_uniform(r) < 0.3;
+    sc->late = bw_rng_uniform(r) < 0.1;
     o->source_timestamp = (int64_t)bw_rng_next(r) % 4000000000000LL;
     o->processed_at = (int64_t)(bw_rng_next(r) % 4000000000000ULL);
     o->stale = bw_rng_uniform(r) < 0.1;

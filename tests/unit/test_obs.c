@@ -424,6 +424,20 @@ static void test_view_json(void **state)
         bool a = i >= 10 && i < 20;
         feed(obs, "eu", "latency", (int64_t)i * 1000, i, NAN, a ? 1 : 0.01, a);
     }
+    { /* a late score (older than the series' newest, unscored): no point,
+       * and not the series' latest state */
+        bw_event_t ev = {.time_ms = 5000,
+                         .region = "eu",
+                         .service = "api",
+                         .metric = "latency",
+                         .value = 99,
+                         .count = NAN};
+        bw_score_t sc = plain_score(0, false);
+        sc.late = true;
+        sc.actual = 99;
+        sc.expected = sc.lower = sc.upper = NAN;
+        bw_obs_score(obs, &ev, &sc, 1000);
+    }
     for (int i = 0; i < 5; i++) { /* an ongoing one in another series */
         feed(obs, "us", "latency", 40000 + i * 1000, i, NAN, 1, true);
     }
