@@ -1171,34 +1171,40 @@ static void test_sustained_run_is_collective(void **state)
 
 
 /* The most children a particle can have: t_nodes at its bound (16) with
- * spikes, episodes and the recurrent jump on. The workspace and the
+ * spikes, episodes and the recurrent jump on, without and with the learned
+ * tail node (tail_scale), which is one more. The workspace and the
  * children's tables are sized for it (the ASan build checks the step's
  * writes); a t_nodes beyond the bound is refused, not written past. */
 static void test_most_children(void **state)
 {
     bw_pf_cfg_t c = test_pf_cfg();
-    bw_pf_t *pf;
-    bw_pf_ws_t *ws;
-    bw_pf_out_t out;
-    bw_rng_t rng;
     char err[128] = "";
 
     (void)state;
     c.t_nodes = 16;
-    pf = bw_pf_new(&c, 1, NULL, 0);
-    ws = bw_pf_ws_new(&c);
-    assert_non_null(pf);
-    assert_non_null(ws);
-    bw_rng_seed(&rng, 3);
-    for (int t = 0; t < 400; t++) {
-        double y = 50.0 + bw_rng_gauss(&rng) + (t >= 300 ? 12.0 : 0.0);
-        assert_int_equal(bw_pf_update(pf, ws, (int64_t)t * 60000, y, &out),
-                         BW_OK);
-        assert_true(isfinite(out.p_anomaly) && isfinite(out.expected));
+    for (int tail = 0; tail < 2; tail++) {
+        bw_pf_t *pf;
+        bw_pf_ws_t *ws;
+        bw_pf_out_t out;
+        bw_rng_t rng;
+        c.tail_scale = tail ? 4.0 : 0.0;
+        pf = bw_pf_new(&c, 1, NULL, 0);
+        ws = bw_pf_ws_new(&c);
+        assert_non_null(pf);
+        assert_non_null(ws);
+        bw_rng_seed(&rng, 3);
+        for (int t = 0; t < 400; t++) {
+            double y = 50.0 + bw_rng_gauss(&rng) + (t >= 300 ? 12.0 : 0.0);
+            assert_int_equal(
+                bw_pf_update(pf, ws, (int64_t)t * 60000, y, &out), BW_OK);
+            assert_true(isfinite(out.p_anomaly) && isfinite(out.expected));
+        }
+        assert_true(out.p_anomaly >= 0.99); /* the shift is an episode */
+        assert_true(tail ? bw__pf_tail(pf) > 0.0 : bw__pf_tail(pf) == 0.0);
+        bw_pf_ws_destroy(ws);
+        bw_pf_destroy(pf);
     }
-    assert_true(out.p_anomaly >= 0.99); /* the shift is an episode */
-    bw_pf_ws_destroy(ws);
-    bw_pf_destroy(pf);
+    c.tail_scale = 0.0;
     c.t_nodes = 17;
     assert_null(bw_pf_new(&c, 1, err, sizeof(err)));
     assert_non_null(strstr(err, "t_nodes"));
