@@ -123,7 +123,7 @@ static void print_stats(const bw_pipeline_t *p)
     bw_pipeline_stats(p, &st);
     fprintf(stderr,
             "bayeswatch: %llu records in, %llu scores, %llu threats, "
-            "%llu stale markers, %llu dead letters (%llu late); "
+            "%llu stale markers, %llu dead letters, %llu late; "
             "%llu commits, %llu aborts, %llu rebalances\n",
             (unsigned long long)st.consumed, (unsigned long long)st.scored,
             (unsigned long long)st.threats, (unsigned long long)st.stale,

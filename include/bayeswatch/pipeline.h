@@ -36,7 +36,7 @@ typedef struct {
     uint64_t siem_alerts;       /* SIEM alert documents produced */
     uint64_t stale;             /* stale markers produced */
     uint64_t dead_letters;      /* dead letters produced */
-    uint64_t late;              /* of which reason late */
+    uint64_t late;              /* scores marked late + late dead letters */
     uint64_t commits;           /* transactions (or offset commits) completed */
     uint64_t aborts;            /* transactions aborted (input rewound) */
     uint64_t schema_waits;      /* records that waited for the registry */

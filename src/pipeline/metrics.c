@@ -167,8 +167,9 @@ static void stage_families(bw_pipeline_t *p, bw_wbuf_t *w,
                         bw_dlq_reason_name(r), (double)dlq[r]);
     }
     counter(w, "bayeswatch_late_records_total",
-            "records out of order for their series or past the allowed "
-            "lateness (also counted as dead letters, reason late)",
+            "records out of order for their series (a score record "
+            "marked late) or past the allowed lateness (a dead letter, "
+            "reason late)",
             (double)st->late);
     counter(w, "bayeswatch_alerts_total",
             "scored events at or above engine.alert_threshold, out of "

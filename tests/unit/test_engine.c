@@ -119,11 +119,13 @@ static void test_boundary(void **state)
         bw_engine_process(eng, &ev, &sc, on_threat, NULL, err, 256), BW_OK);
     assert_int_equal(threats, 1);
     assert_true(sc.expected > 0.0); /* back on the original scale */
-    /* late for its series: reported, not absorbed */
+    /* late for its series: reported, not absorbed, no prediction */
     ev.time_ms = 1500;
     assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, err, 256),
                      BW_OK);
     assert_true(sc.late);
+    assert_true(isnan(sc.expected) && isnan(sc.lower) && isnan(sc.upper));
+    assert_true(sc.p_anomaly == 0.0 && !sc.alert);
     bw_engine_stats(eng, &st);
     assert_int_equal(st.late, 1);
     assert_int_equal(st.rejected, 7);

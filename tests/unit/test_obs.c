@@ -467,9 +467,12 @@ static void test_view_json(void **state)
     w.len = 0;
     assert_true(bw_obs_view_json(obs, "series", "eu/api/latency", 5000, &w));
     t = text(&w);
-    assert_int_equal(count(t, "],["), 29); /* 30 points */
+    assert_int_equal(count(t, "],["), 29); /* 30 points: not the late one */
     assert_non_null(strstr(t, "\"points\":[[0,0,10,8,12,0.01,null,null,"
                               "\"none\",0]"));
+    /* the latest state is the newest event's, not the late one's */
+    assert_non_null(strstr(t, "\"value\":29,"));
+    assert_non_null(strstr(t, "\"last_event\":29000,"));
     w.len = 0;
     assert_false(bw_obs_view_json(obs, "series", "no/such/series", 5000, &w));
     assert_false(bw_obs_view_json(obs, "nothing", NULL, 5000, &w));
