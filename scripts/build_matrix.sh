@@ -27,7 +27,7 @@ deb() { # the Release build's .deb: Debian runtime dependencies, runs unpacked
     deb=$(ls "$d"/bayeswatch_*.deb)
     depends=$(dpkg-deb -f "$deb" Depends)
     for lib in librdkafka libavro libyaml libgsl libmicrohttpd libc6; do
-        echo "$depends" | grep -q "$lib" ||
+        grep -q "$lib" <<< "$depends" ||
             { echo "deb: $lib missing from Depends: $depends" >&2; exit 1; }
     done
     rm -rf "$d/deb-root"
