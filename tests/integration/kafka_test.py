@@ -519,7 +519,12 @@ def test_kill_restart(env):
     env.wait_count("scores", good, 240, [stage])
     rc, log = env.stop(stage)
     check(rc == 0, f"restarted stage exit {rc}:\n{log}")
-    check(max(waits) < 15, f"partitions back after {waits} s: not well "
+    # back before the dead member's session could have timed out: the old
+    # default (dynamic membership) waits for it, so it takes 45 s or more
+    # (and wait_log gives up at 45). The bound was 15 s until a restart in
+    # the ASan run took 15.4 s (a 1,024-particle stage, both cores busy);
+    # 30 s still tells the two apart.
+    check(max(waits) < 30, f"partitions back after {waits} s: not well "
           "before the 45 s session timeout")
     exactly_once(env.decode("scores", env.tap("scores")), good)
     print("kill_restart: partitions back " +
