@@ -290,6 +290,21 @@ double bw_fusion_lbf(const bw_signal_cfg_t *sig, double n, double zsum);
  */
 double bw_fusion_lbf_std(const bw_signal_cfg_t *sig, double s, double mu);
 
+/**
+ * @brief Posteriors over when a signal's elevation began (pure; tests).
+ * The hypotheses of `spans` (> 1) windows: an elevation in progress
+ * begun a windows before the last (a < spans; prior q times its start
+ * prior, log of that prior plus its log Bayes factor in num[a]), one that
+ * ended, over windows e + 1 .. a (prior (1 - q) q spread evenly over the
+ * spans (spans - 1) / 2 pairs; lend_a[a] the log of the sum of their
+ * Bayes factors over e < a, -INFINITY for a = 0), or none ((1 - q)^2);
+ * 2 <= spans <= BW_SPANS_MAX.
+ * @param pn out, spans entries: pn[m] the posterior that no elevation
+ * reaches back to window m or older (pn[0]: none at all).
+ */
+void bw_fusion_reach_back(int spans, double q, const double *num,
+                          const double *lend_a, double *pn);
+
 /** Sliding-window evidence of one entity for every rule. */
 typedef struct bw_fusion_s bw_fusion_t;
 
@@ -335,6 +350,10 @@ bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out);
  * state saved before FU07, the end of the newest bucket it holds), -1 if
  * none: the entity's last activity, by which the engine retires it. */
 int64_t bw_fusion_last_ms(const bw_fusion_t *fu);
+/** @brief The weight of the null samples counted in a signal's phi for
+ * @p span (decayed; NAN for no such signal or span; tests). */
+double bw_fusion_phi_weight(const bw_fusion_t *fu, int rule, int sig,
+                            int span);
 bw_err_t bw_fusion_save(const bw_fusion_t *fu, bw_wbuf_t *w);
 bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r);
 

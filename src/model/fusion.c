@@ -76,6 +76,25 @@
  * the buckets older than the window stay in the ring for the longer spans
  * after they have gone into the reference.
  *
+ * Which windows are null samples of phi is judged with hindsight. A
+ * window's P(not elevated) when it closes is the filtering posterior, and
+ * at an elevation's start, while the evidence is still weak, it is far
+ * from 0: each of a weak attack's first windows counted as a null sample
+ * with a large deviation, phi grew, the evidence shrank with it, and the
+ * next window counted more (on the second day, where phi has little
+ * history, an attack 45 minutes after midnight reached high in 1 of 20
+ * runs). So a shorter span's sample is held in the bucket that began at
+ * its roll until its windows are the oldest the longest span sees
+ * (spans - 1 - j windows for span j), and then counts with the fixed-lag
+ * smoothed posterior that no elevation, in progress or ended, reaches
+ * back to them (bw_fusion_reach_back). The longest span's sample counts
+ * at once, as before: its
+ * windows are all in view when it is taken. A transient excursion is
+ * judged null once what follows is normal (the filtering weights, lower
+ * at every large deviation, had biased phi low); an elevation that goes
+ * on is judged elevated before its windows count. With one span nothing is
+ * held.
+ *
  * The window keeps, per signal, the count and the sum of z in each of
  * BUCKETS time buckets of window/BUCKETS (times `spans` for the longer
  * spans); O(spans^2) time per evaluation (kept until the window changes;
@@ -92,7 +111,8 @@
 
 #define BUCKETS 16
 #define Z_CLIP 3.0
-#define FUSION_STATE_TAG 0x46553037u    /* "FU07" */
+#define FUSION_STATE_TAG 0x46553038u    /* "FU08" */
+#define FUSION_STATE_TAG_V7 0x46553037u /* "FU07": no held null samples */
 #define FUSION_STATE_TAG_V6 0x46553036u /* "FU06": no last event time */
 #define FUSION_STATE_TAG_V5 0x46553035u /* "FU05": no source of the frame */
 #define FUSION_STATE_TAG_V4 0x46553034u /* "FU04": one span, no ref_slot */
@@ -117,6 +137,9 @@ typedef struct {
 typedef struct {
     bucket_t *bk;     /* BUCKETS * spans, a ring by slot (owned by fu);
                          NULL for a signal the rule does not have */
+    double *held;     /* per bucket of bk, spans - 1 null samples of phi
+                         taken when it began and not yet counted (NAN:
+                         none; owned by fu; NULL with bk or one span) */
     int64_t ref_slot; /* newest slot folded into the reference, -1 none */
     /* the reference: EW sums over buckets that left the window */
     double shift;          /* first x seen (NAN: none yet) */
@@ -131,13 +154,15 @@ typedef struct {
      * the last evaluation, kept until the window changes */
     int64_t top;
     int64_t lbf_slot;  /* its slot, -1 none */
-    double lbf, pnull; /* spans_lbf's evidence and P(no elevation) */
+    double lbf;               /* spans_lbf's evidence */
+    double num[BW_SPANS_MAX]; /* and its in-progress terms */
     /* the ended elevations' term of spans_lbf (log mean of their Bayes
      * factors), at den_slot (-1 none): it reads only the buckets older
      * than the last window, the reference and phi, which change at a
      * roll, a frame's move or an event that old, not at every event */
     int64_t den_slot;
     double lend;
+    double lend_a[BW_SPANS_MAX]; /* per oldest window a: log sum over e */
 } window_t;
 
 typedef struct {
@@ -159,6 +184,7 @@ struct bw_fusion_s {
     window_t *win;    /* rule-major: rules * BW_SIGNALS_MAX */
     bucket_t *pool;   /* the buckets of the rules' signals, nb each */
     size_t npool;     /* buckets in pool */
+    double *hpool;    /* their held samples, spans - 1 per bucket */
     rule_state_t *rs; /* per rule */
     double lstart[BW_SPANS_MAX]; /* log start_prior, per span */
     int64_t last_ms;             /* newest event time observed, -1 none */
@@ -332,24 +358,46 @@ static bool in_use(const bw_fusion_cfg_t *cfg, int w)
     return r < cfg->n_rules && w % BW_SIGNALS_MAX < cfg->rules[r].n_signals;
 }
 
-/* Point the windows in use at their buckets in @p pool (laid out as
- * fu->pool), the others at NULL. */
-static void share_pool(const bw_fusion_t *fu, window_t *win, bucket_t *pool)
+/* Null samples held per bucket: one per span but the longest. */
+static int held_per_bucket(const bw_fusion_t *fu)
 {
-    size_t at = 0;
+    return fu->nb / BUCKETS - 1;
+}
+
+/* Point the windows in use at their buckets in @p pool and their held
+ * samples in @p hpool (laid out as fu->pool and fu->hpool), the others at
+ * NULL. */
+static void share_pool(const bw_fusion_t *fu, window_t *win, bucket_t *pool,
+                       double *hpool)
+{
+    size_t at = 0, hp = (size_t)held_per_bucket(fu);
 
     for (int w = 0; w < fu->nwin; w++) {
-        win[w].bk = in_use(fu->cfg, w) ? pool + at : NULL;
-        at += in_use(fu->cfg, w) ? (size_t)fu->nb : 0;
+        bool use = in_use(fu->cfg, w);
+        win[w].bk = use ? pool + at : NULL;
+        win[w].held = use && hp > 0 ? hpool + at * hp : NULL;
+        at += use ? (size_t)fu->nb : 0;
     }
 }
 
-static void empty_pool(bucket_t *pool, size_t n)
+static void empty_pool(const bw_fusion_t *fu, bucket_t *pool, double *hpool)
 {
-    for (size_t k = 0; k < n; k++) {
+    size_t nh = fu->npool * (size_t)held_per_bucket(fu);
+
+    for (size_t k = 0; k < fu->npool; k++) {
         memset(&pool[k], 0, sizeof(bucket_t));
         pool[k].slot = -1;
     }
+    for (size_t k = 0; k < nh; k++) {
+        hpool[k] = NAN;
+    }
+}
+
+static double *new_hpool(const bw_fusion_t *fu)
+{
+    size_t nh = fu->npool * (size_t)held_per_bucket(fu);
+
+    return bw_calloc(nh > 0 ? nh : 1, sizeof(double));
 }
 
 /* The prior that an elevation in progress began @p a windows before the
@@ -384,12 +432,14 @@ bw_fusion_t *bw_fusion_new(const bw_fusion_cfg_t *cfg, char *errstr,
     }
     fu->win = bw_calloc((size_t)fu->nwin, sizeof(window_t));
     fu->pool = bw_calloc(fu->npool > 0 ? fu->npool : 1, sizeof(bucket_t));
+    fu->hpool = new_hpool(fu);
     fu->rs = bw_calloc((size_t)rules, sizeof(rule_state_t));
-    if (fu->win == NULL || fu->pool == NULL || fu->rs == NULL) {
+    if (fu->win == NULL || fu->pool == NULL || fu->hpool == NULL ||
+        fu->rs == NULL) {
         goto fail;
     }
-    empty_pool(fu->pool, fu->npool);
-    share_pool(fu, fu->win, fu->pool);
+    empty_pool(fu, fu->pool, fu->hpool);
+    share_pool(fu, fu->win, fu->pool, fu->hpool);
     for (int w = 0; w < fu->nwin; w++) {
         fu->win[w].ref_slot = -1;
         fu->win[w].top = -1;
@@ -414,6 +464,7 @@ void bw_fusion_destroy(bw_fusion_t *fu)
     }
     bw_free(fu->win);
     bw_free(fu->pool);
+    bw_free(fu->hpool);
     bw_free(fu->rs);
     bw_free(fu);
 }
@@ -561,6 +612,27 @@ static double log_sum_exp(const double *l, int n)
     return mx + log(acc);
 }
 
+void bw_fusion_reach_back(int spans, double q, const double *num,
+                          const double *lend_a, double *pn)
+{
+    const int pairs = spans * (spans - 1) / 2;
+    double l[2 * BW_SPANS_MAX + 1], lz;
+    int n = 0;
+
+    /* every hypothesis' weight times pairs: none, then in progress from
+     * a and ended with oldest window a */
+    l[n++] = 2.0 * log1p(-q) + log(pairs);
+    for (int a = 0; a < spans; a++) {
+        l[n++] = log(q) + num[a] + log(pairs);
+        l[n++] = log1p(-q) + log(q) + lend_a[a];
+    }
+    lz = log_sum_exp(l, n);
+    for (int m = 0; m < spans; m++) {
+        /* none, and those whose oldest window is newer than m */
+        pn[m] = exp(log_sum_exp(l, 1 + 2 * m) - lz);
+    }
+}
+
 /* The evidence that an elevation is in progress, from the sums @p t of
  * the spans (t[j]: the last j + 1 windows):
  *   lambda = sum_a pi_a lambda(0..a) / ((1 - q) + q mean_{e<a}
@@ -574,21 +646,19 @@ static double log_sum_exp(const double *l, int n)
  * alternative that keeps an elevation over from reading as one in
  * progress (without them, a span's mean stays high for spans - 1 windows
  * after the end). One span: the last window's Bayes factor. NAN while the
- * last window has no events. @p pnull: the posterior that none of the
- * spans' windows was elevated (prior (1 - q)^2 against q for one in
- * progress and (1 - q) q for one that ended; with one span, 1 - P(elevated
- * now)), the weight of the longer spans' null samples of phi. */
+ * last window has no events. @p num (spans entries): log pi_a +
+ * log lambda(0..a), for the posteriors of null_weights; the ended
+ * elevations' sums per oldest window are cached in w->lend_a. */
 static double spans_lbf(const bw_fusion_t *fu, window_t *w,
                         const bw_signal_cfg_t *sig, const wsum_t *t,
-                        const wsum_t *per, int64_t now_slot, double *pnull)
+                        const wsum_t *per, int64_t now_slot, double *num)
 {
     const int spans = fu->nb / BUCKETS, pairs = spans * (spans - 1) / 2;
     const ref_t ref = ref_of(w);
-    double q = prior_q(fu->cfg, sig), num[BW_SPANS_MAX] = {0},
-           den[BW_SPANS_MAX * BW_SPANS_MAX / 2] = {0}, lnum, lend, z[3];
+    double q = prior_q(fu->cfg, sig),
+           den[BW_SPANS_MAX * BW_SPANS_MAX / 2] = {0}, lnum, lend;
     int k = 0;
 
-    *pnull = NAN;
     for (int a = 0; a < spans; a++) {
         num[a] = sum_lbf(w, &ref, sig, &t[a], a) + fu->lstart[a];
         if (a == 0 && isnan(num[0])) {
@@ -606,11 +676,11 @@ static double spans_lbf(const bw_fusion_t *fu, window_t *w,
                 le = sum_lbf(w, &ref, sig, &d, a - e - 1);
                 den[k + e] = isnan(le) ? 0.0 : le; /* no data: no evidence */
             }
+            w->lend_a[a] = a > 0 ? log_sum_exp(&den[k], a) : -INFINITY;
             k += a;
         }
     }
     if (pairs == 0) {
-        *pnull = 1.0 / (1.0 + exp(log(q) - log1p(-q) + num[0]));
         return num[0];
     }
     lnum = log_sum_exp(num, spans);
@@ -619,10 +689,6 @@ static double spans_lbf(const bw_fusion_t *fu, window_t *w,
         w->den_slot = now_slot;
     }
     lend = w->lend;
-    z[0] = log(q) + lnum;
-    z[1] = log1p(-q) + log(q) + lend;
-    z[2] = 2.0 * log1p(-q);
-    *pnull = exp(z[2] - log_sum_exp(z, 3));
     den[0] = log(q) + lend;
     den[1] = log1p(-q);
     return lnum - log_sum_exp(den, 2);
@@ -690,54 +756,138 @@ static void fold_loaded(const bw_fusion_t *fu, window_t *w)
     w->ref_slot = w->top - BUCKETS > -1 ? w->top - BUCKETS : -1;
 }
 
+/* One null sample @p s of span @p j's phi, weight @p wt. */
+static void phi_add(const bw_fusion_t *fu, window_t *w, int j, double s,
+                    double wt)
+{
+    double width = fu->cfg->window_ms / BUCKETS;
+    double phi_decay = exp(-width / (PHI_SPAN * fu->cfg->baseline_ms));
+
+    w->p0[j] = phi_decay * w->p0[j] + wt;
+    w->p1[j] = phi_decay * w->p1[j] + wt * s;
+}
+
+/* From spans_lbf's terms @p num (and w->lend_a, of the same evaluation):
+ * pn[0] the posterior that none of the spans' windows was elevated (prior
+ * (1 - q)^2 against q for one in progress and (1 - q) q for one that
+ * ended; with one span, 1 - P(elevated now)), the weight of the longest
+ * span's null samples of phi; pn[m] that none reaches back to window m
+ * (bw_fusion_reach_back). All NAN while the last window has no events,
+ * and with one span (the roll then weighs by 1 - P(elevated now), the
+ * same posterior). Only a roll reads them, so an evaluation does not
+ * compute them. */
+static void null_weights(const bw_fusion_t *fu, const window_t *w,
+                         const bw_signal_cfg_t *sig, const double *num,
+                         double *pn)
+{
+    const int spans = fu->nb / BUCKETS;
+
+    if (isnan(num[0]) || spans == 1) {
+        for (int m = 0; m < spans; m++) {
+            pn[m] = NAN;
+        }
+    } else {
+        bw_fusion_reach_back(spans, prior_q(fu->cfg, sig), num, w->lend_a, pn);
+    }
+}
+
+/* The held samples due at the roll to @p slot: span j's, taken at the
+ * roll that began a bucket at least BUCKETS (spans - 1 - j) slots ago, now
+ * cover the windows spans - 1 - j .. spans - 1 before the last, and count
+ * with pn[spans - 1 - j], with no floor: the longest span's samples have
+ * none, and with ADOPT_FLOOR an attack's windows inflated the shorter
+ * spans' phi alone, so that after its end the elevations that ended
+ * (shorter spans) read weaker than the longest one still in progress,
+ * and high held for a median 21 minutes past the end (7 without; fleet
+ * held-out seeds). @p fallback: the weight while the last window had no
+ * events. Oldest first. */
+static void release_held(const bw_fusion_t *fu, window_t *w, int64_t slot,
+                         const double *pn, double fallback)
+{
+    const int spans = fu->nb / BUCKETS, hp = held_per_bucket(fu);
+
+    for (int j = 0; j < hp; j++) {
+        int m = spans - 1 - j;
+        /* due now, not at the last roll (w->top): slots in (top - lag,
+         * slot - lag] that the ring holds before this roll, (top - nb,
+         * top]; after a gap, at the first roll since they fell due */
+        int64_t hi = slot - BUCKETS * m, lo = w->top - BUCKETS * m + 1;
+        lo = lo > w->top - fu->nb + 1 ? lo : w->top - fu->nb + 1;
+        hi = hi < w->top ? hi : w->top; /* at most nb slots: not the gap */
+        for (int64_t s = lo > 0 ? lo : 0; s <= hi; s++) {
+            int i = (int)(s % fu->nb);
+            double *h;
+            if (w->bk[i].slot != s) {
+                continue;
+            }
+            h = &w->held[(size_t)i * (size_t)hp + (size_t)j];
+            if (!isnan(*h)) {
+                phi_add(fu, w, j, *h, isnan(pn[m]) ? fallback : pn[m]);
+                *h = NAN;
+            }
+        }
+    }
+}
+
 /* A new bucket starts at @p slot in place of bucket @p b: sample each
- * span's null statistic of the window that just closed, then fold the
- * buckets that left the window into the reference. A late event's new
- * bucket (older than the newest: its window closed long ago) changes only
- * the bucket. */
+ * span's null statistic of the window that just closed, count the held
+ * samples now due, then fold the buckets that left the window into the
+ * reference. The longest span's sample counts at once, by P(none of its
+ * windows was elevated); the shorter spans' are held in the new bucket
+ * until their windows are the longest span's oldest (release_held). A
+ * late event's new bucket (older than the newest: its window closed long
+ * ago) changes only the bucket. */
 static void roll(const bw_fusion_t *fu, const bw_signal_cfg_t *sig, window_t *w,
                  int b, int64_t slot)
 {
-    const bw_fusion_cfg_t *cfg = fu->cfg;
-    double width = cfg->window_ms / BUCKETS;
-    double phi_decay = exp(-width / (PHI_SPAN * cfg->baseline_ms));
+    const int spans = fu->nb / BUCKETS, hp = held_per_bucket(fu);
     wsum_t t[BW_SPANS_MAX], per[BW_SPANS_MAX];
-    double lbf, pnull;
+    double lbf, num[BW_SPANS_MAX], pn[BW_SPANS_MAX], sample[BW_SPANS_MAX],
+        fallback;
     ref_t ref;
 
+    for (int j = 0; j < spans; j++) {
+        sample[j] = NAN;
+    }
     if (slot < w->top) {
         goto reset;
     }
-    span_sums(fu, w, slot - 1, t, per, fu->nb / BUCKETS);
+    span_sums(fu, w, slot - 1, t, per, spans);
     /* the evaluation after the window's last event is usually this one */
     if (w->lbf_slot == slot - 1) {
         lbf = w->lbf;
-        pnull = w->pnull;
+        memcpy(num, w->num, sizeof(num));
     } else {
-        lbf = spans_lbf(fu, w, sig, t, per, slot - 1, &pnull);
+        lbf = spans_lbf(fu, w, sig, t, per, slot - 1, num);
     }
+    null_weights(fu, w, sig, num, pn);
     if (!isnan(lbf)) {
-        double q = prior_q(cfg, sig);
+        double q = prior_q(fu->cfg, sig);
         w->p_elev = 1.0 / (1.0 + exp(-(log(q) - log1p(-q) + lbf)));
     }
     ref = ref_of(w);
-    for (int j = 0; ref.warm && j < fu->nb / BUCKETS; j++) {
-        /* the last window's sample by P(not elevated now), as with one
-         * span; a longer span's by P(none of its windows was) */
-        double wt = j == 0 || isnan(pnull) ? 1.0 - w->p_elev : pnull;
-        double d, var = ref.var;
-        if (!(t[j].nx > 0.0)) {
-            continue;
+    for (int j = 0; ref.warm && j < spans; j++) {
+        double d;
+        if (t[j].nx > 0.0) {
+            d = t[j].x / t[j].nx - ref.mean;
+            sample[j] = t[j].nx * d * d / ref.var;
         }
-        d = t[j].x / t[j].nx - ref.mean;
-        w->p0[j] = phi_decay * w->p0[j] + wt;
-        w->p1[j] = phi_decay * w->p1[j] + wt * t[j].nx * d * d / var;
+    }
+    fallback = 1.0 - w->p_elev;
+    release_held(fu, w, slot, pn, fallback);
+    if (!isnan(sample[spans - 1])) {
+        /* one span: P(not elevated now) */
+        phi_add(fu, w, spans - 1, sample[spans - 1],
+                spans == 1 || isnan(pn[0]) ? fallback : pn[0]);
     }
     fold_aged(fu, w, slot);
     w->top = slot;
 reset:
     memset(&w->bk[b], 0, sizeof(bucket_t));
     w->bk[b].slot = slot;
+    for (int j = 0; j < hp; j++) {
+        w->held[(size_t)b * (size_t)hp + (size_t)j] = sample[j];
+    }
 }
 
 /* How far a frame has come: raw values (0), less the first day's
@@ -765,6 +915,17 @@ static void phi_to_prior_weight(window_t *w)
     }
 }
 
+/* The null samples of phi still held are the old frame's windows: they
+ * go too (those counted keep only the prior's weight). */
+static void drop_held(const bw_fusion_t *fu, window_t *w)
+{
+    size_t nh = (size_t)fu->nb * (size_t)held_per_bucket(fu);
+
+    for (size_t k = 0; w->held != NULL && k < nh; k++) {
+        w->held[k] = NAN;
+    }
+}
+
 static void ref_restart(const bw_fusion_t *fu, window_t *w, int frame)
 {
     w->shift = NAN;
@@ -773,6 +934,7 @@ static void ref_restart(const bw_fusion_t *fu, window_t *w, int frame)
     w->mixed = 0;
     w->r0 = w->r1 = w->r2 = w->rv = 0.0;
     phi_to_prior_weight(w);
+    drop_held(fu, w);
     for (int b = 0; b < fu->nb; b++) {
         bucket_t *q = &w->bk[b];
         q->nx = q->x = q->x2 = q->sd2 = 0.0;
@@ -818,6 +980,7 @@ static void ref_move(const bw_fusion_t *fu, window_t *w,
         w->shift += ob->x - ob->x_prev;
         w->frame = ob->frame;
         phi_to_prior_weight(w);
+        drop_held(fu, w);
         return;
     }
     ref_restart(fu, w, ob->frame);
@@ -906,7 +1069,7 @@ static double window_lbf(const bw_fusion_t *fu, window_t *w,
 
     if (w->lbf_slot != now_slot) {
         span_sums(fu, w, now_slot, t, per, fu->nb / BUCKETS);
-        w->lbf = spans_lbf(fu, w, sig, t, per, now_slot, &w->pnull);
+        w->lbf = spans_lbf(fu, w, sig, t, per, now_slot, w->num);
         w->lbf_slot = now_slot;
     }
     return w->lbf;
@@ -959,6 +1122,10 @@ static void save_window(const bw_fusion_t *fu, const window_t *win,
         bw_wbuf_f64(w, q->x);
         bw_wbuf_f64(w, q->x2);
         bw_wbuf_f64(w, q->sd2);
+        for (int j = 0; j < held_per_bucket(fu); j++) {
+            bw_wbuf_f64(w, win->held[(size_t)b * (size_t)held_per_bucket(fu) +
+                                     (size_t)j]);
+        }
     }
     bw_wbuf_i64(w, win->ref_slot);
     bw_wbuf_f64(w, win->shift);
@@ -974,6 +1141,19 @@ static void save_window(const bw_fusion_t *fu, const window_t *win,
         bw_wbuf_f64(w, win->p1[j]);
     }
     bw_wbuf_f64(w, win->p_elev);
+}
+
+double bw_fusion_phi_weight(const bw_fusion_t *fu, int rule, int sig,
+                            int span)
+{
+    const window_t *w;
+
+    if (rule < 0 || rule >= fu->cfg->n_rules || sig < 0 ||
+        sig >= BW_SIGNALS_MAX || span < 0 || span >= fu->nb / BUCKETS) {
+        return NAN;
+    }
+    w = &fu->win[rule * BW_SIGNALS_MAX + sig];
+    return w->bk != NULL ? w->p0[span] : NAN;
 }
 
 int64_t bw_fusion_last_ms(const bw_fusion_t *fu)
@@ -1023,21 +1203,34 @@ static bool bucket_ok(const bucket_t *q)
 
 /* A saved bucket goes to its place in this build's ring unless a newer
  * one holds it (a ring of fewer spans than the saved one keeps the
- * newest). */
-static void place_bucket(const bw_fusion_t *fu, window_t *w, const bucket_t *q)
+ * newest), with its held samples @p held where the saved spans are this
+ * build's (else none: they are not due at the same rolls). */
+static void place_bucket(const bw_fusion_t *fu, window_t *w, const bucket_t *q,
+                         const double *held, bool same_spans)
 {
-    bucket_t *d;
+    const int hp = held_per_bucket(fu);
+    int i;
 
     if (q->slot < 0 || w->bk == NULL) {
         return;
     }
-    d = &w->bk[q->slot % fu->nb];
-    if (d->slot < q->slot) {
-        *d = *q;
+    i = (int)(q->slot % fu->nb);
+    if (w->bk[i].slot < q->slot) {
+        w->bk[i] = *q;
+        for (int j = 0; j < hp; j++) {
+            w->held[(size_t)i * (size_t)hp + (size_t)j] =
+                same_spans ? held[j] : NAN;
+        }
     }
 }
 
-/* The format a blob was written in: its version (2-7) and spans. */
+/* A held sample: none (NAN) or a sum of squares. */
+static bool held_ok(double h)
+{
+    return isnan(h) || (isfinite(h) && h >= 0.0);
+}
+
+/* The format a blob was written in: its version (2-8) and spans. */
 typedef struct {
     int version;
     int spans;
@@ -1053,11 +1246,13 @@ static bool load_window(const bw_fusion_t *fu, bw_rbuf_t *r, window_t *w,
 {
     const int64_t max_slot = slot_of(fu->cfg, BW_TIME_MAX_MS);
     bucket_t *bk = w->bk;
+    double *held = w->held;
     int nb = BUCKETS; /* before v5: every window has one span */
     bool ok = true;
 
     memset(w, 0, sizeof(*w));
     w->bk = bk;
+    w->held = held;
     w->ref_slot = w->top = w->lbf_slot = w->den_slot = -1;
     w->shift = NAN;
     if (f.version >= 5) {
@@ -1067,6 +1262,7 @@ static bool load_window(const bw_fusion_t *fu, bw_rbuf_t *r, window_t *w,
     }
     for (int b = 0; b < nb; b++) {
         bucket_t q = {0};
+        double hs[BW_SPANS_MAX];
         q.slot = bw_rbuf_time(r, -1);
         q.n = bw_rbuf_finite(r);
         q.z = bw_rbuf_finite(r);
@@ -1076,9 +1272,13 @@ static bool load_window(const bw_fusion_t *fu, bw_rbuf_t *r, window_t *w,
             q.x2 = bw_rbuf_finite(r);
             q.sd2 = bw_rbuf_finite(r);
         }
+        for (int j = 0; j < f.spans - 1; j++) {
+            hs[j] = f.version >= 8 ? bw_rbuf_f64(r) : NAN;
+            ok = ok && held_ok(hs[j]);
+        }
         ok = ok && bucket_ok(&q) && q.slot <= max_slot;
         w->top = q.slot > w->top ? q.slot : w->top;
-        place_bucket(fu, w, &q);
+        place_bucket(fu, w, &q, hs, f.spans == fu->nb / BUCKETS);
     }
     if (f.version == 2) {
         fold_loaded(fu, w); /* no values: only ref_slot moves */
@@ -1131,7 +1331,8 @@ static blob_fmt_t read_header(const bw_fusion_t *fu, bw_rbuf_t *r)
     uint32_t tag = bw_rbuf_u32(r);
     blob_fmt_t f = {0, 1};
 
-    f.version = tag == FUSION_STATE_TAG      ? 7
+    f.version = tag == FUSION_STATE_TAG      ? 8
+                : tag == FUSION_STATE_TAG_V7 ? 7
                 : tag == FUSION_STATE_TAG_V6 ? 6
                 : tag == FUSION_STATE_TAG_V5 ? 5
                 : tag == FUSION_STATE_TAG_V4 ? 4
@@ -1156,6 +1357,7 @@ bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r)
     blob_fmt_t f = read_header(fu, r);
     window_t *tmp = NULL;
     bucket_t *pool = NULL;
+    double *hpool = NULL;
     rule_state_t *rs = NULL;
     int64_t last;
     bw_err_t err = BW_ERR_CORRUPT;
@@ -1166,13 +1368,14 @@ bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r)
     /* all or nothing: the state goes live only once all of it is valid */
     tmp = bw_calloc((size_t)fu->nwin, sizeof(window_t));
     pool = bw_calloc(fu->npool > 0 ? fu->npool : 1, sizeof(bucket_t));
+    hpool = new_hpool(fu);
     rs = bw_calloc((size_t)rules, sizeof(rule_state_t));
-    if (tmp == NULL || pool == NULL || rs == NULL) {
+    if (tmp == NULL || pool == NULL || hpool == NULL || rs == NULL) {
         err = BW_ERR_NOMEM;
         goto done;
     }
-    empty_pool(pool, fu->npool);
-    share_pool(fu, tmp, pool);
+    empty_pool(fu, pool, hpool);
+    share_pool(fu, tmp, pool, hpool);
     for (int i = 0; i < fu->nwin; i++) {
         if (!load_window(fu, r, &tmp[i], f)) {
             goto done;
@@ -1185,7 +1388,9 @@ bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r)
     if (r->err == BW_OK) {
         fu->last_ms = last;
         memcpy(fu->pool, pool, fu->npool * sizeof(bucket_t));
-        share_pool(fu, tmp, fu->pool);
+        memcpy(fu->hpool, hpool,
+               fu->npool * (size_t)held_per_bucket(fu) * sizeof(double));
+        share_pool(fu, tmp, fu->pool, fu->hpool);
         memcpy(fu->win, tmp, (size_t)fu->nwin * sizeof(window_t));
         memcpy(fu->rs, rs, (size_t)rules * sizeof(rule_state_t));
         err = BW_OK;
@@ -1193,6 +1398,7 @@ bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r)
 done:
     bw_free(tmp);
     bw_free(pool);
+    bw_free(hpool);
     bw_free(rs);
     return err;
 }

@@ -609,9 +609,10 @@ static void fusion_test_cfg(bw_config_t *cfg, int signals, int spans)
     }
 }
 
-/* The previous fusion formats are read, written here from an FU07 blob
- * less its last 8 bytes (the last event time), which is FU06, of
- * one span (bytes: tag, windows, spans; per window the count of its
+/* The previous fusion formats are read, written here from an FU08 blob of
+ * one span, which holds no null samples of phi and so is an FU07 blob
+ * but for its tag; less its last 8 bytes (the last event time) it is
+ * FU06 (bytes: tag, windows, spans; per window the count of its
  * buckets (16, or 0 for a signal the rule does not have), each bucket's
  * slot, n, z, nx, x, x2, sd2, then ref_slot, shift, frame, the frame's
  * source and mixed flag, 4 reference doubles, phi's two, p_elev; per rule
@@ -643,7 +644,12 @@ static void test_fusion_reads_fu02(void **state)
         bw_fusion_observe(f1, 0, t % 2, t * 10000, (t % 5) / 5.0);
     }
     assert_int_equal(bw_fusion_save(f1, &w), BW_OK);
-    assert_int_equal(w.data[0], 0x37); /* "FU07" */
+    assert_int_equal(w.data[0], 0x38); /* "FU08" */
+    w.data[0] = 0x37;                  /* "FU07" */
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_fusion_load(fo[4], &r), BW_OK);
+    assert_int_equal(r.pos, w.len);
+    assert_int_equal(bw_fusion_last_ms(fo[4]), bw_fusion_last_ms(f1));
     w.len -= 8;
     w.data[0] = 0x36; /* "FU06" */
     bw_rbuf_init(&r, w.data, w.len);
@@ -720,6 +726,93 @@ static void test_fusion_reads_fu02(void **state)
     for (int k = 0; k < 5; k++) {
         bw_fusion_destroy(fo[k]);
     }
+}
+
+/* An FU08 blob of @p spans spans less the held null samples of phi: FU07.
+ * Per window: the bucket count, each bucket's 56 bytes then spans - 1
+ * held samples (left out), then ref_slot, shift, frame, source, mixed,
+ * the reference's 4 doubles, phi's two per span and p_elev. */
+static void fu08_to_fu07(const bw_wbuf_t *in, bw_wbuf_t *out, int spans)
+{
+    size_t at = 12;
+    const size_t tail = 8 + 8 + 4 + 4 + 4 + 32 + (size_t)spans * 16 + 8;
+
+    bw_wbuf_u32(out, 0x46553037u); /* "FU07" */
+    bw_wbuf_bytes(out, in->data + 4, 8);
+    for (int i = 0; i < BW_SIGNALS_MAX; i++) {
+        uint32_t nb = 0;
+        for (int k = 3; k >= 0; k--) { /* little-endian */
+            nb = nb << 8 | in->data[at + (size_t)k];
+        }
+        bw_wbuf_bytes(out, in->data + at, 4);
+        at += 4;
+        for (uint32_t b = 0; b < nb; b++) {
+            bw_wbuf_bytes(out, in->data + at, 56);
+            at += 56 + (size_t)(spans - 1) * 8;
+        }
+        bw_wbuf_bytes(out, in->data + at, tail);
+        at += tail;
+    }
+    bw_wbuf_bytes(out, in->data + at, in->len - at);
+}
+
+/* The null samples of phi held for hindsight (fusion.c, release_held)
+ * are state: one signal of AR(1) values (coefficient 0.9, so phi is well
+ * above 1), 4 spans of 10-minute windows, an event a minute; saved at
+ * minute 400 and restored, the copy's evaluations equal the original's bit
+ * for bit over the next 299 minutes. Restored from the same blob without
+ * them (FU07, which loads: those samples are lost), they differ, so the
+ * held samples change the evidence and the first check can fail. */
+static void test_fusion_held_restored(void **state)
+{
+    bw_config_t cfg;
+    bw_fusion_t *f1, *f2, *f3;
+    bw_wbuf_t w = {0}, w7 = {0};
+    bw_rbuf_t r;
+    bw_rng_t rng;
+    double x = 0.0;
+    int differ = 0;
+
+    (void)state;
+    fusion_test_cfg(&cfg, 1, 4);
+    f1 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
+    f2 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
+    f3 = bw_fusion_new(&cfg.model.fusion, NULL, 0);
+    bw_rng_seed(&rng, 17);
+    for (int t = 0; t < 700; t++) {
+        bw_fusion_obs_t ob = {0.0, 0.0, 1.0, 0, NAN, 0, 1};
+        x = 0.9 * x + sqrt(1.0 - 0.81) * bw_rng_gauss(&rng);
+        ob.x = x;
+        ob.z = 0.3 * x;
+        bw_fusion_observe_value(f1, 0, 0, (int64_t)t * 60000, &ob);
+        if (t == 400) {
+            assert_int_equal(bw_fusion_save(f1, &w), BW_OK);
+            bw_rbuf_init(&r, w.data, w.len);
+            assert_int_equal(bw_fusion_load(f2, &r), BW_OK);
+            fu08_to_fu07(&w, &w7, 4);
+            bw_rbuf_init(&r, w7.data, w7.len);
+            assert_int_equal(bw_fusion_load(f3, &r), BW_OK);
+            assert_int_equal(r.pos, w7.len);
+        }
+        if (t > 400) {
+            bw_threat_t a, b, c;
+            bw_fusion_observe_value(f2, 0, 0, (int64_t)t * 60000, &ob);
+            bw_fusion_observe_value(f3, 0, 0, (int64_t)t * 60000, &ob);
+            bw_fusion_eval(f1, 0, (int64_t)t * 60000, &a);
+            bw_fusion_eval(f2, 0, (int64_t)t * 60000, &b);
+            bw_fusion_eval(f3, 0, (int64_t)t * 60000, &c);
+            assert_memory_equal(&a, &b, sizeof(a));
+            differ += memcmp(&a.llr, &c.llr, sizeof(double)) != 0;
+        }
+    }
+    print_message("held samples: restored without them, %d of 299 "
+                  "evaluations differ\n", differ);
+    assert_true(differ > 0);
+    bw_wbuf_free(&w);
+    bw_wbuf_free(&w7);
+    bw_fusion_destroy(f1);
+    bw_fusion_destroy(f2);
+    bw_fusion_destroy(f3);
 }
 
 /* An FU04 state folded a bucket only when a newer one took its place, so
@@ -1036,6 +1129,7 @@ int main(void)
         cmocka_unit_test(test_fusion_reads_fu02),
         cmocka_unit_test(test_fusion_spans_change),
         cmocka_unit_test(test_fusion_fu04_folds_held),
+        cmocka_unit_test(test_fusion_held_restored),
         cmocka_unit_test(test_fusion_rejects_bad),
         cmocka_unit_test(test_allocation_failures),
     };
