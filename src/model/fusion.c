@@ -393,6 +393,12 @@ static void empty_pool(const bw_fusion_t *fu, bucket_t *pool, double *hpool)
     }
 }
 
+/* Span @p j's held sample in bucket @p b of window @p w. */
+static double *held_at(const bw_fusion_t *fu, const window_t *w, int b, int j)
+{
+    return &w->held[(size_t)b * (size_t)held_per_bucket(fu) + (size_t)j];
+}
+
 static double *new_hpool(const bw_fusion_t *fu)
 {
     size_t nh = fu->npool * (size_t)held_per_bucket(fu);
@@ -756,15 +762,12 @@ static void fold_loaded(const bw_fusion_t *fu, window_t *w)
     w->ref_slot = w->top - BUCKETS > -1 ? w->top - BUCKETS : -1;
 }
 
-/* One null sample @p s of span @p j's phi, weight @p wt. */
-static void phi_add(const bw_fusion_t *fu, window_t *w, int j, double s,
-                    double wt)
+/* One null sample @p s of span @p j's phi, weight @p wt, after the older
+ * ones decay by @p decay. */
+static void phi_add(window_t *w, int j, double s, double wt, double decay)
 {
-    double width = fu->cfg->window_ms / BUCKETS;
-    double phi_decay = exp(-width / (PHI_SPAN * fu->cfg->baseline_ms));
-
-    w->p0[j] = phi_decay * w->p0[j] + wt;
-    w->p1[j] = phi_decay * w->p1[j] + wt * s;
+    w->p0[j] = decay * w->p0[j] + wt;
+    w->p1[j] = decay * w->p1[j] + wt * s;
 }
 
 /* From spans_lbf's terms @p num (and w->lend_a, of the same evaluation):
@@ -802,7 +805,7 @@ static void null_weights(const bw_fusion_t *fu, const window_t *w,
  * held-out seeds). @p fallback: the weight while the last window had no
  * events. Oldest first. */
 static void release_held(const bw_fusion_t *fu, window_t *w, int64_t slot,
-                         const double *pn, double fallback)
+                         const double *pn, double fallback, double decay)
 {
     const int spans = fu->nb / BUCKETS, hp = held_per_bucket(fu);
 
@@ -820,9 +823,9 @@ static void release_held(const bw_fusion_t *fu, window_t *w, int64_t slot,
             if (w->bk[i].slot != s) {
                 continue;
             }
-            h = &w->held[(size_t)i * (size_t)hp + (size_t)j];
+            h = held_at(fu, w, i, j);
             if (!isnan(*h)) {
-                phi_add(fu, w, j, *h, isnan(pn[m]) ? fallback : pn[m]);
+                phi_add(w, j, *h, isnan(pn[m]) ? fallback : pn[m], decay);
                 *h = NAN;
             }
         }
@@ -842,6 +845,8 @@ static void roll(const bw_fusion_t *fu, const bw_signal_cfg_t *sig, window_t *w,
 {
     const int spans = fu->nb / BUCKETS, hp = held_per_bucket(fu);
     wsum_t t[BW_SPANS_MAX], per[BW_SPANS_MAX];
+    const double decay = exp(-(fu->cfg->window_ms / BUCKETS) /
+                             (PHI_SPAN * fu->cfg->baseline_ms));
     double lbf, num[BW_SPANS_MAX], pn[BW_SPANS_MAX], sample[BW_SPANS_MAX],
         fallback;
     ref_t ref;
@@ -874,11 +879,11 @@ static void roll(const bw_fusion_t *fu, const bw_signal_cfg_t *sig, window_t *w,
         }
     }
     fallback = 1.0 - w->p_elev;
-    release_held(fu, w, slot, pn, fallback);
+    release_held(fu, w, slot, pn, fallback, decay);
     if (!isnan(sample[spans - 1])) {
         /* one span: P(not elevated now) */
-        phi_add(fu, w, spans - 1, sample[spans - 1],
-                spans == 1 || isnan(pn[0]) ? fallback : pn[0]);
+        phi_add(w, spans - 1, sample[spans - 1],
+                spans == 1 || isnan(pn[0]) ? fallback : pn[0], decay);
     }
     fold_aged(fu, w, slot);
     w->top = slot;
@@ -886,7 +891,7 @@ reset:
     memset(&w->bk[b], 0, sizeof(bucket_t));
     w->bk[b].slot = slot;
     for (int j = 0; j < hp; j++) {
-        w->held[(size_t)b * (size_t)hp + (size_t)j] = sample[j];
+        *held_at(fu, w, b, j) = sample[j];
     }
 }
 
@@ -1123,8 +1128,7 @@ static void save_window(const bw_fusion_t *fu, const window_t *win,
         bw_wbuf_f64(w, q->x2);
         bw_wbuf_f64(w, q->sd2);
         for (int j = 0; j < held_per_bucket(fu); j++) {
-            bw_wbuf_f64(w, win->held[(size_t)b * (size_t)held_per_bucket(fu) +
-                                     (size_t)j]);
+            bw_wbuf_f64(w, *held_at(fu, win, b, j));
         }
     }
     bw_wbuf_i64(w, win->ref_slot);
@@ -1218,8 +1222,7 @@ static void place_bucket(const bw_fusion_t *fu, window_t *w, const bucket_t *q,
     if (w->bk[i].slot < q->slot) {
         w->bk[i] = *q;
         for (int j = 0; j < hp; j++) {
-            w->held[(size_t)i * (size_t)hp + (size_t)j] =
-                same_spans ? held[j] : NAN;
+            *held_at(fu, w, i, j) = same_spans ? held[j] : NAN;
         }
     }
 }
