@@ -18,6 +18,27 @@
 #include "bayeswatch/timefmt.h"
 #include "engine_int.h"
 
+bool bw__split_key(const char *key, char *buf, size_t n, char **a, char **b,
+                   char **c)
+{
+    if (strlen(key) >= n) {
+        return false;
+    }
+    strcpy(buf, key);
+    *a = buf;
+    *b = strchr(*a, '\x1f');
+    if (*b == NULL) {
+        return false;
+    }
+    *(*b)++ = '\0';
+    *c = strchr(*b, '\x1f');
+    if (*c == NULL) {
+        return false;
+    }
+    *(*c)++ = '\0';
+    return strchr(*c, '\x1f') == NULL;
+}
+
 bw_engine_t *bw_engine_new(const bw_config_t *cfg, char *errstr,
                            size_t errstr_size)
 {

@@ -26,27 +26,6 @@
 #include "bayeswatch/state.h"
 #include "engine_int.h"
 
-bool bw__split_key(const char *key, char *buf, size_t n, char **a, char **b,
-                   char **c)
-{
-    if (strlen(key) >= n) {
-        return false;
-    }
-    strcpy(buf, key);
-    *a = buf;
-    *b = strchr(*a, '\x1f');
-    if (*b == NULL) {
-        return false;
-    }
-    *(*b)++ = '\0';
-    *c = strchr(*b, '\x1f');
-    if (*c == NULL) {
-        return false;
-    }
-    *(*c)++ = '\0';
-    return strchr(*c, '\x1f') == NULL;
-}
-
 /* ---- out ---- */
 
 /* The state versions records are written under, or (@p docs) those a
