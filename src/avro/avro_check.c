@@ -128,8 +128,12 @@ static int walk(avro_schema_t s, cursor_t *c, int depth)
         return walk_blocks(avro_schema_map_values(s), 1, c, depth);
     case AVRO_ARRAY:
         return walk_blocks(avro_schema_array_items(s), 0, c, depth);
+    case AVRO_LINK:
+        /* a named type used again by name (Avro-C links every reuse, not
+         * only recursive ones); recursion is bounded by the depth */
+        return walk(avro_schema_link_target(s), c, depth + 1);
     default:
-        return -1; /* links (recursive types) are not used by our schemas */
+        return -1;
     }
 }
 

@@ -422,6 +422,49 @@ static void test_check_items_budget(void **state)
     avro_schema_decref(s);
 }
 
+/* A writer schema that names a type once and uses it again by name: Avro-C
+ * reads the second use as a link, which the structure check follows (it
+ * refused every such record as undecodable before); a recursive type is
+ * bounded by the nesting depth. */
+static void test_check_follows_named_types(void **state)
+{
+    avro_schema_t s = NULL, list = NULL;
+    uint8_t buf[64];
+    size_t n = 0;
+
+    (void)state;
+    assert_int_equal(
+        avro_schema_from_json_literal(
+            "{\"type\":\"record\",\"name\":\"R\",\"fields\":["
+            "{\"name\":\"a\",\"type\":{\"type\":\"enum\",\"name\":\"U\","
+            "\"symbols\":[\"x\",\"y\"]}},{\"name\":\"b\",\"type\":\"U\"}]}",
+            &s),
+        0);
+    n += put_long(buf + n, 1);
+    n += put_long(buf + n, 0);
+    assert_int_equal(bw__avro_check(s, buf, n), (long)n);
+    buf[n - 1] = 4; /* b's symbol 2: out of U's range */
+    assert_int_equal(bw__avro_check(s, buf, n), -1);
+    assert_int_equal(
+        avro_schema_from_json_literal(
+            "{\"type\":\"record\",\"name\":\"L\",\"fields\":["
+            "{\"name\":\"next\",\"type\":[\"null\",\"L\"]}]}",
+            &list),
+        0);
+    n = 0;
+    n += put_long(buf + n, 1); /* next: an L */
+    n += put_long(buf + n, 0); /* its next: null */
+    assert_int_equal(bw__avro_check(list, buf, n), (long)n);
+    n = 0;
+    for (int k = 0; k < 40; k++) { /* deeper than the depth bound */
+        n += put_long(buf + n, 1);
+    }
+    n += put_long(buf + n, 0);
+    assert_int_equal(bw__avro_check(list, buf, n), -1);
+    avro_schema_decref(list);
+    avro_schema_decref(s);
+}
+
 static void test_bad_schema(void **state)
 {
     char err[256];
@@ -444,6 +487,7 @@ int main(void)
         cmocka_unit_test(test_dead_letter_reasons),
         cmocka_unit_test(test_bad_schema),
         cmocka_unit_test(test_check_items_budget),
+        cmocka_unit_test(test_check_follows_named_types),
         cmocka_unit_test(test_writer_schemas),
     };
 
