@@ -30,6 +30,10 @@ void bw_wbuf_f64(bw_wbuf_t *w, double v);
 void bw_wbuf_f64s(bw_wbuf_t *w, const double *v, size_t n);
 /** Floats as their IEEE bits (u32), so a load restores them exactly. */
 void bw_wbuf_f32s(bw_wbuf_t *w, const float *v, size_t n);
+/** Empty @p w for reuse, keeping its capacity, and clear its sticky
+ * error: a buffer reused after one failed allocation would otherwise fail
+ * every later write. */
+void bw_wbuf_reset(bw_wbuf_t *w);
 void bw_wbuf_free(bw_wbuf_t *w);
 /** @brief Append formatted text (no NUL counted in len; one is kept
  * after it while capacity allows). */

@@ -163,6 +163,12 @@ void bw_wbuf_patch_u64(bw_wbuf_t *w, size_t pos, uint64_t v)
     }
 }
 
+void bw_wbuf_reset(bw_wbuf_t *w)
+{
+    w->len = 0;
+    w->err = BW_OK;
+}
+
 void bw_wbuf_free(bw_wbuf_t *w)
 {
     bw_free(w->data);

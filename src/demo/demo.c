@@ -196,7 +196,7 @@ static void emit_event(void *arg, const bw_event_t *ev)
         }
         fputc('\n', d->o->events);
     }
-    d->buf.len = 0;
+    bw_wbuf_reset(&d->buf);
     if (bw_codec_encode(d->codec, ev, &d->buf) == BW_OK) {
         send_value(d, ev->region, d->buf.data, d->buf.len);
     }

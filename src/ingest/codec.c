@@ -341,7 +341,7 @@ static bw_err_t read_direct(bw_codec_t *c, const uint8_t *body, size_t len,
     size_t reg, svc, met;
     bool has_count, nul = false;
 
-    c->names.len = 0;
+    bw_wbuf_reset(&c->names);
     ev->time_ms = rd_long(&r);
     reg = rd_string(&r, c, &nul);
     svc = rd_string(&r, c, &nul);
@@ -386,6 +386,10 @@ static bw_err_t writer(bw_codec_t *c, int32_t id, bw__writer_t **out,
             bw__writer_free(w);
         }
         if (bw__writer_init(w, id, json, c->json) != BW_OK) {
+            /* the slot holds no writer: no later record of this id may
+             * find it (ids looked up are never negative) */
+            bw__writer_free(w);
+            w->id = -1;
             return fail(reason, BW_DLQ_WRONG_SCHEMA, detail, n,
                         "out of memory");
         }

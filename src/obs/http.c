@@ -39,7 +39,7 @@ void bw_obs_publish_metrics(bw_obs_t *obs, const bw_wbuf_t *text)
         return;
     }
     pthread_mutex_lock(&obs->mu);
-    obs->page.len = 0;
+    bw_wbuf_reset(&obs->page);
     obs->page.err = BW_OK;
     bw_wbuf_bytes(&obs->page, text->data, text->len);
     pthread_mutex_unlock(&obs->mu);

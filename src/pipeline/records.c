@@ -120,7 +120,7 @@ static bw_err_t emit_score_alerts(bw_worker_t *w, const bw_event_t *ev,
         if (!(mask & (1 << k))) {
             continue;
         }
-        w->buf.len = 0;
+        bw_wbuf_reset(&w->buf);
         err = bw_siem_score(cfg->emit.alerts.format, (bw_alert_kind_t)k, ev, sc,
                             o, &w->buf);
         err = err != BW_OK ? bw__fatal(w->p, "encode alert", bw_strerror(err))
@@ -144,7 +144,7 @@ static bw_err_t emit_score(bw_worker_t *w, const bw_event_t *ev,
         bw_join_esc(key, sizeof(key), '/', ev->region, ev->service,
                 ev->metric);
 
-    w->buf.len = 0;
+    bw_wbuf_reset(&w->buf);
     err = out->format == BW_FORMAT_JSON
               ? bw_json_score(ev, sc, o, &w->buf)
               : bw_encode_score(w->enc[0], ev, sc, o, &w->buf);
@@ -164,7 +164,7 @@ static void on_threat(void *opaque, const bw_threat_rec_t *t)
     bw_origin_t o = origin_of(p, w->cur, t->time_ms);
     bw_err_t err;
 
-    w->buf.len = 0;
+    bw_wbuf_reset(&w->buf);
     err = out->format == BW_FORMAT_JSON
               ? bw_json_threat(t, &o, &w->buf)
               : bw_encode_threat(w->enc[1], t, &o, &w->buf);
@@ -176,7 +176,7 @@ static void on_threat(void *opaque, const bw_threat_rec_t *t)
     }
     if (err == BW_OK && p->out[OUT_ALERTS] != NULL &&
         (int)t->threat.level >= p->cfg->emit.alerts.threat_level) {
-        w->buf.len = 0;
+        bw_wbuf_reset(&w->buf);
         err = bw_siem_threat(p->cfg->emit.alerts.format, t, &o, &w->buf);
         err = err != BW_OK
                   ? bw__fatal(p, "encode alert", bw_strerror(err))
@@ -248,7 +248,7 @@ static bw_err_t dead_letter(bw_worker_t *w, const rd_kafka_message_t *m,
         d.detail = cut;
     }
 
-    w->buf.len = 0;
+    bw_wbuf_reset(&w->buf);
     err = out->format == BW_FORMAT_JSON
               ? bw_json_dead_letter(&d, &o, &w->buf)
               : bw_encode_dead_letter(w->enc[2], &d, &o, &w->buf);

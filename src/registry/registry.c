@@ -187,7 +187,7 @@ static long request(bw_registry_t *r, const char *path, const char *post,
     CURLcode rc;
 
     snprintf(url, sizeof(url), "%s%s", r->url, path);
-    r->body.len = 0;
+    bw_wbuf_reset(&r->body);
     curl_easy_reset(r->curl);
     curl_easy_setopt(r->curl, CURLOPT_URL, url);
     curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, r->headers);

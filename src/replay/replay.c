@@ -54,7 +54,7 @@ static bw_origin_t origin(const replay_t *rp, int64_t t_ms)
 static void flush_buf(replay_t *rp, FILE *out)
 {
     fwrite(rp->buf.data, 1, rp->buf.len, out);
-    rp->buf.len = 0;
+    bw_wbuf_reset(&rp->buf);
 }
 
 #define SPLIT_QUOTE (-1) /* an unterminated or misplaced quote */

@@ -4,7 +4,8 @@
  * ones; CRC-32 and FNV-1a 64 against their published check values; the
  * hash map (growth, capacity, overwrite, iteration); timestamp parsing
  * against hand-computed epochs and impossible dates; the number formatter
- * against snprintf on edge values and random doubles (fixed seed).
+ * against snprintf on edge values and random doubles (fixed seed); a
+ * writer buffer reused after a failed allocation.
  */
 #include <float.h>
 #include <math.h>
@@ -20,6 +21,7 @@
 #include "bayeswatch/buf.h"
 #include "bayeswatch/hash.h"
 #include "bayeswatch/map.h"
+#include "bayeswatch/mem.h"
 #include "bayeswatch/numfmt.h"
 #include "bayeswatch/timefmt.h"
 
@@ -316,6 +318,31 @@ static void test_numfmt_random(void **state)
     }
 }
 
+/* A failed allocation makes the writer's error sticky until the buffer is
+ * reset for its next use; the reset keeps the capacity. */
+static void test_wbuf_reset(void **state)
+{
+    bw_wbuf_t w = {0};
+    static const char big[300]; /* past the first 256 bytes of capacity */
+
+    (void)state;
+    bw_wbuf_u32(&w, 7);
+    assert_int_equal(w.err, BW_OK);
+    bw_mem_fail_after(0);
+    bw_wbuf_bytes(&w, big, sizeof(big));
+    bw_mem_fail_after(-1);
+    assert_int_not_equal(w.err, BW_OK);
+    bw_wbuf_u8(&w, 1);
+    assert_int_not_equal(w.err, BW_OK); /* sticky */
+    bw_wbuf_reset(&w);
+    assert_int_equal(w.err, BW_OK);
+    assert_int_equal(w.len, 0);
+    bw_wbuf_u32(&w, 9);
+    assert_int_equal(w.err, BW_OK);
+    assert_int_equal(w.len, 4);
+    bw_wbuf_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_utf8_ill_formed),
         cmocka_unit_test(test_numfmt_edges),
         cmocka_unit_test(test_numfmt_random),
+        cmocka_unit_test(test_wbuf_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

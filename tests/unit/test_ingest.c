@@ -6,9 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <jansson.h>
+
 #include "bayeswatch/ingest.h"
 #include "../../src/avro/avro_check.h"
 #include "testutil.h"
+#include "bayeswatch/mem.h"
 
 #ifndef BW_SOURCE_DIR
 #error BW_SOURCE_DIR must be defined
@@ -107,6 +110,30 @@ static void test_independent_encoding(void **state)
     n = hand_encoded(buf, 0);
     assert_int_equal(bw_codec_decode(c, buf, n, &ev, &why, detail, 256), BW_OK);
     assert_true(isnan(ev.count));
+    bw_codec_destroy(c);
+}
+
+/* One failed allocation of the names buffer dead-letters its record as out
+ * of memory, and only that one: the buffer's error is not sticky across
+ * records (every later record of the worker was dead-lettered before). */
+static void test_names_recover_after_oom(void **state)
+{
+    bw_codec_t *c = codec(BW_FRAMING_CONFLUENT);
+    uint8_t buf[256];
+    size_t n = hand_encoded(buf, 1);
+    bw_event_t ev;
+    bw_dlq_reason_t why;
+    char detail[256];
+
+    (void)state;
+    bw_mem_fail_after(0);
+    assert_int_not_equal(bw_codec_decode(c, buf, n, &ev, &why, detail, 256),
+                         BW_OK);
+    bw_mem_fail_after(-1);
+    assert_int_equal(why, BW_DLQ_UNDECODABLE);
+    assert_non_null(strstr(detail, "out of memory"));
+    assert_int_equal(bw_codec_decode(c, buf, n, &ev, &why, detail, 256), BW_OK);
+    assert_string_equal(ev.region, "eu-west");
     bw_codec_destroy(c);
 }
 
@@ -321,6 +348,62 @@ static size_t frame(uint8_t *p, int32_t id)
     return 5;
 }
 
+/* jansson's allocator, failing once its countdown reaches 0 (-1: never). */
+static long json_fail_in = -1;
+
+static void *json_alloc(size_t n)
+{
+    if (json_fail_in == 0) {
+        return NULL;
+    }
+    json_fail_in -= json_fail_in > 0;
+    return malloc(n);
+}
+
+/* A writer that could not be built for lack of memory leaves no slot
+ * behind: the next record of its id looks the schema up again and is
+ * decoded (every later record was dead-lettered as wrong_schema with an
+ * empty reason before). The allocation that fails is found by counting up
+ * until the decode reports out of memory. */
+static void test_writer_retried_after_oom(void **state)
+{
+    uint8_t buf[256];
+    size_t n, len;
+    int calls = 0, failed = 0;
+    bw_event_t ev;
+    bw_dlq_reason_t why;
+    char detail[256];
+
+    (void)state;
+    ours = schema(&len);
+    n = frame(buf, 11);
+    n += put_long(buf + n, INT64_C(1767225600123));
+    n += put_string(buf + n, "eu");
+    n += put_string(buf + n, "api");
+    n += put_string(buf + n, "cpu");
+    n += put_long(buf + n, 7);
+    n += put_string(buf + n, "h1");
+    for (long k = 0; k < 200 && !failed; k++) {
+        bw_codec_t *c = codec(BW_FRAMING_CONFLUENT);
+        bw_err_t err;
+        bw_codec_set_lookup(c, lookup, &calls);
+        json_set_alloc_funcs(json_alloc, free);
+        json_fail_in = k;
+        err = bw_codec_decode(c, buf, n, &ev, &why, detail, 256);
+        json_fail_in = -1;
+        json_set_alloc_funcs(malloc, free);
+        if (err != BW_OK && strstr(detail, "out of memory") != NULL) {
+            failed = 1;
+            assert_int_equal(bw_codec_decode(c, buf, n, &ev, &why, detail, 256),
+                             BW_OK);
+            assert_string_equal(ev.metric, "cpu");
+        }
+        bw_codec_destroy(c);
+    }
+    assert_true(failed);
+    free(ours);
+}
+
 static void test_writer_schemas(void **state)
 {
     bw_codec_t *c = codec(BW_FRAMING_CONFLUENT);
@@ -483,12 +566,14 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_independent_encoding),
+        cmocka_unit_test(test_names_recover_after_oom),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_dead_letter_reasons),
         cmocka_unit_test(test_bad_schema),
         cmocka_unit_test(test_check_items_budget),
         cmocka_unit_test(test_check_follows_named_types),
         cmocka_unit_test(test_writer_schemas),
+        cmocka_unit_test(test_writer_retried_after_oom),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
