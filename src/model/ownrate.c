@@ -45,7 +45,7 @@
  * slow drift, a busy hour; error rates commonly drift by half and now and
  * then double) is the baseline's own variation, which the forgetting and
  * the overdispersion absorb. The first DOWN_MULTS are drops. */
-#define DOWN_MULTS 3
+#define DOWN_MULTS BW_OWN_DROPS
 static const double MULTS[BW_OWN_MULTS] = {0.125, 0.25, 0.4,  2.5,  3.0, 4.0,
                                            6.0,   8.0,  12.0, 16.0, 32.0};
 
@@ -102,10 +102,15 @@ static void predict(const bw_own_t *o, const bw_hier_cfg_t *cfg, double *prior)
     }
     prior[0] = o->p_normal * (1.0 - cfg->p_episode) + 0.5 * (1.0 - stay) * ab;
     for (int i = 0; i < BW_OWN_MULTS; i++) {
+        /* an episode moves to the next multiplier on its own side; the
+         * drops' and the rises' ends reflect (a drop does not become a
+         * rise, nor lose its share to a side the direction rules out) */
         int allowed = i < DOWN_MULTS ? down : up;
+        int first = i < DOWN_MULTS ? 0 : DOWN_MULTS;
+        int last = i < DOWN_MULTS ? DOWN_MULTS - 1 : BW_OWN_MULTS - 1;
         double p = allowed ? o->p_normal * enter + o->p_ab[i] * stay : 0.0;
-        p += i > 0 ? o->p_ab[i - 1] * move : o->p_ab[i] * move;
-        p += i < BW_OWN_MULTS - 1 ? o->p_ab[i + 1] * move : o->p_ab[i] * move;
+        p += i > first ? o->p_ab[i - 1] * move : o->p_ab[i] * move;
+        p += i < last ? o->p_ab[i + 1] * move : o->p_ab[i] * move;
         prior[1 + i] = allowed ? p : 0.0;
     }
 }
@@ -129,14 +134,23 @@ static void forward(bw_own_t *o, const double *prior, double k, double n,
     mx = ll[0];
     for (int i = 0; i < BW_OWN_MULTS; i++) {
         ll[1 + i] = log_bb(k, n, fmin(MULTS[i] * m, MAX_RATE), c);
-        mx = ll[1 + i] > mx ? ll[1 + i] : mx;
+        /* the largest among the states the prior allows: a state of prior
+         * 0 (a drop under own_direction up) that fits far better would
+         * otherwise underflow every allowed one */
+        mx = prior[1 + i] > 0.0 && ll[1 + i] > mx ? ll[1 + i] : mx;
     }
-    for (int i = 0; i <= BW_OWN_MULTS; i++) {
-        ll[i] = prior[i] * exp(ll[i] - mx);
+    for (int i = 0; i <= BW_OWN_MULTS; i++) { /* (0 * inf is no 0) */
+        ll[i] = prior[i] > 0.0 ? prior[i] * exp(ll[i] - mx) : 0.0;
         s += ll[i];
     }
-    if (!(s > 0.0) || !isfinite(s)) {
-        return; /* keep the prediction's posterior: nothing learned */
+    if (!(s > 0.0) || !isfinite(s)) { /* nothing learned: the prediction */
+        s = 0.0;
+        for (int i = 0; i <= BW_OWN_MULTS; i++) {
+            s += prior[i];
+        }
+        for (int i = 0; i <= BW_OWN_MULTS; i++) {
+            ll[i] = prior[i];
+        }
     }
     o->p_normal = ll[0] / s;
     for (int i = 0; i < BW_OWN_MULTS; i++) {
@@ -204,7 +218,10 @@ static void episode(bw_own_t *o, const bw_hier_cfg_t *cfg, int64_t t_ms,
 void bw__own_observe(bw_own_t *o, const bw_hier_cfg_t *cfg, int64_t t_ms,
                      double k, double n, bw_own_out_t *out)
 {
-    double prior[BW_OWN_MULTS + 1], m = o->a0 / (o->a0 + o->b0), f = 1.0;
+    /* the baseline rate, below 1 as the episodes' are: after days of
+     * nothing but errors b0 / a0 falls under the rounding of 1 */
+    double prior[BW_OWN_MULTS + 1],
+        m = fmin(o->a0 / (o->a0 + o->b0), MAX_RATE), f = 1.0;
     double c = concentration(o), sd;
 
     memset(out, 0, sizeof(*out));

@@ -12,6 +12,7 @@
 #include "bayeswatch/config.h"
 
 #define BW_OWN_MULTS 11 /* abnormal rate multipliers */
+#define BW_OWN_DROPS 3  /* of them, the first are drops (below 1) */
 
 typedef struct {
     double a0, b0; /* baseline rate: Beta pseudo-counts (forgotten) */
