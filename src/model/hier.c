@@ -42,6 +42,7 @@
 
 #include "bayeswatch/model.h"
 #include "ownrate.h"
+#include "sf.h"
 #include "bayeswatch/mem.h"
 
 #define DECAYED 1e-9 /* a region's trials or weight below this: gone */
@@ -152,7 +153,7 @@ typedef struct {
 
 static beta_t beta_of(double a, double b)
 {
-    beta_t B = {a, b, gsl_sf_lnbeta(a, b)};
+    beta_t B = {a, b, bw__lnbeta(a, b)};
 
     return B;
 }
@@ -262,13 +263,13 @@ static void beta_logit_cdf(const void *ctx, double x, double *F, double *f)
 
 static double beta_quantile(double p, double a, double b)
 {
-    double sd = sqrt(gsl_sf_psi_1(a) + gsl_sf_psi_1(b)), x, lo, hi, w;
+    double sd = sqrt(bw__psi1(a) + bw__psi1(b)), x, lo, hi, w;
     const double ab[2] = {a, b};
 
     /* Start from the normal approximation of logit(theta), whose mean and
      * variance are digamma(a) - digamma(b) and trigamma(a) + trigamma(b),
      * and bracket the root by expanding geometrically around it. */
-    x = gsl_sf_psi(a) - gsl_sf_psi(b) + gsl_cdf_ugaussian_Pinv(p) * sd;
+    x = bw__psi(a) - bw__psi(b) + gsl_cdf_ugaussian_Pinv(p) * sd;
     if (!isfinite(x) || !isfinite(sd)) {
         x = 0.0, sd = 1.0;
     }
@@ -321,8 +322,8 @@ static int alloc_counts(bw_hier_t *h)
 static double beta_quantile_fast(double p, const beta_t *B)
 {
     const double a = B->a, b = B->b, lb = B->lb;
-    double sd = sqrt(gsl_sf_psi_1(a) + gsl_sf_psi_1(b));
-    double x = gsl_sf_psi(a) - gsl_sf_psi(b) + gsl_cdf_ugaussian_Pinv(p) * sd;
+    double sd = sqrt(bw__psi1(a) + bw__psi1(b));
+    double x = bw__psi(a) - bw__psi(b) + gsl_cdf_ugaussian_Pinv(p) * sd;
 
     for (int it = 0; it < 8 && isfinite(x) && isfinite(lb); it++) {
         double th = 1.0 / (1.0 + exp(-x)), F = beta_cdf_of(B, th);
@@ -426,13 +427,13 @@ static double bb_logpost(const bw_hier_t *h, double lm, double lk)
     if (a <= 0.0 || b <= 0.0) {
         return -INFINITY;
     }
-    lbab = lgamma(a) + lgamma(b) - lgamma(k);
+    lbab = bw__lgamma(a) + bw__lgamma(b) - bw__lgamma(k);
     for (int j = 0; j < h->nr; j++) {
         if (h->n[j] <= 0.0) {
             continue;
         }
-        s += lgamma(a + h->y[j]) + lgamma(b + h->n[j] - h->y[j]) -
-             lgamma(k + h->n[j]) - lbab;
+        s += bw__lgamma(a + h->y[j]) + bw__lgamma(b + h->n[j] - h->y[j]) -
+             bw__lgamma(k + h->n[j]) - lbab;
     }
     /* p(logit mu, log kappa) ~ kappa^(power + 2) mu (1 - mu). */
     return s + (h->cfg->kappa_prior_power + 2.0) * lk + log(mu) + log1p(-mu);
@@ -841,7 +842,7 @@ static void nm_comp_moments(const comp_t *c, double *m, double *v)
  * Beta, the sd for a normal. */
 static double bb_comp_norm(const comp_t *c)
 {
-    return gsl_sf_lnbeta(c->a, c->b);
+    return bw__lnbeta(c->a, c->b);
 }
 
 static double nm_comp_norm(const comp_t *c)
@@ -993,8 +994,8 @@ static double loo_reweight(const bw_hier_t *h, int j, double *a, double *b)
         int g = h->act[i];
         double al = h->ga[g], be = h->gb[g];
         lw[i] = log(h->w[g]) -
-                (gsl_sf_lnbeta(al + h->y[j], be + h->n[j] - h->y[j]) -
-                 gsl_sf_lnbeta(al, be));
+                (bw__lnbeta(al + h->y[j], be + h->n[j] - h->y[j]) -
+                 bw__lnbeta(al, be));
         mx = lw[i] > mx ? lw[i] : mx;
     }
     for (int i = 0; i < h->nact; i++) {

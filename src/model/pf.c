@@ -112,6 +112,7 @@
 #include "bayeswatch/model.h"
 #include "bayeswatch/timefmt.h"
 #include "block.h"
+#include "sf.h"
 #include "memory.h"
 #include "phase.h"
 #include "season.h"
@@ -2124,7 +2125,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
         }
         if (pf->dof != pf->k_dof) { /* dof settles at 1/(1 - discount) */
             pf->k_dof = pf->dof;
-            pf->k_val = lgamma(0.5 * (pf->dof + 1.0)) - lgamma(0.5 * pf->dof) -
+            pf->k_val = bw__lgamma(0.5 * (pf->dof + 1.0)) - bw__lgamma(0.5 * pf->dof) -
                         0.5 * log(M_PI);
         }
         c.kdof = pf->k_val;

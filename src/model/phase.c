@@ -36,6 +36,7 @@
 
 #include "phase.h"
 #include "season.h"
+#include "sf.h"
 #include "bayeswatch/mem.h"
 
 #define DAY_MS 86400000.0
@@ -87,8 +88,8 @@ double bw__phase_posterior(double k, double n, double q0, double prior)
 {
     /* 0 * log(0) is 0 here: q0 reaches 1 (a high p_spike on fast data)
      * exactly when the clamped evidence has k = n */
-    double lbf = gsl_sf_lnbeta(k + PH_A, n - k + 1.0) -
-                 gsl_sf_lnbeta(PH_A, 1.0) -
+    double lbf = bw__lnbeta(k + PH_A, n - k + 1.0) -
+                 bw__lnbeta(PH_A, 1.0) -
                  ((k > 0.0 ? k * log(q0) : 0.0) +
                   (n - k > 0.0 ? (n - k) * log1p(-q0) : 0.0));
     double lo = log(prior) - log1p(-prior) + lbf;
