@@ -46,7 +46,8 @@
 #include "bayeswatch/mem.h"
 
 #define DECAYED 1e-9 /* a region's trials or weight below this: gone */
-#define HIER_STATE_TAG 0x48493032u /* "HI02" */
+#define HIER_STATE_TAG 0x48493033u /* "HI03": the sum of squares centred */
+#define HIER_STATE_TAG_RAW 0x48493032u /* "HI02": raw, converted on load */
 #define LOGIT_LIM 30.0
 #define ACTIVE_W 1e-9
 #define TAIL_MASS                                                              \
@@ -59,7 +60,11 @@ struct bw_hier_s {
     const bw_hier_cfg_t *cfg;
     const hier_type_t *type; /* the kind and its operations (end of file) */
     int nr;                  /* max regions */
-    double *y, *n, *s2;      /* per region: bad/sum, trials/weight, sum sq */
+    double *y, *n, *s2; /* per region: bad/sum, trials/weight, and the
+                           (normal kind) sum of squares about the mean,
+                           updated as Welford/West do: the raw sum of
+                           squares less y^2/n lost every digit when the
+                           mean was large against the spread */
     int64_t t_last;
     int have_time;
     /* grid (derived from the above by refresh) */
@@ -685,7 +690,7 @@ static double pooled_within(const bw_hier_t *h)
 
     for (int j = 0; j < h->nr; j++) {
         if (h->n[j] > 0.0) {
-            ss += fmax(h->s2[j] - h->y[j] * h->y[j] / h->n[j], 0.0);
+            ss += h->s2[j];
             w += h->n[j];
         }
     }
@@ -696,7 +701,7 @@ static double pooled_within(const bw_hier_t *h)
 static void nm_region(const bw_hier_t *h, int j, double vpool, double *ybar,
                       double *se2)
 {
-    double nj = h->n[j], v = fmax(h->s2[j] - h->y[j] * h->y[j] / nj, 0.0);
+    double nj = h->n[j], v = h->s2[j];
     double nu = h->cfg->within_prior_n;
 
     *ybar = h->y[j] / nj;
@@ -910,7 +915,13 @@ static double mixture_quantile(const bw_hier_t *h, double p, double mean,
             x = beta_quantile(p, mean * k, (1.0 - mean) * k);
         }
     }
-    return solve_cdf(mix_cdf, h, p, x, lo, hi, 1e-8, 1e-300, 1e-14);
+    if (h->type->unit_interval) {
+        return solve_cdf(mix_cdf, h, p, x, lo, hi, 1e-8, 1e-300, 1e-14);
+    }
+    /* to 1e-8 of the spread, not of the value: a mean of 1e8 with an sd
+     * of 1 stopped a whole sd short */
+    return solve_cdf(mix_cdf, h, p, x, lo, hi, DBL_EPSILON,
+                     1e-8 * sqrt(var) / DBL_EPSILON, 1e-14 * sqrt(var));
 }
 
 static double exceed(const bw_hier_t *h, const comp_t *c, double thr)
@@ -1167,14 +1178,21 @@ static bw_err_t exact_region(bw_hier_t *h, int j, double slo,
         h->cw[a] = w;
         h->cl[a] = h->type->comp_norm(&c);
         m += w * cm;
-        m2 += w * (cv + cm * cm);
         sh += w * c.shrink;
         ps += slo > 0.0 ? w * exceed(h, &c, slo) : 0.0;
         psd += w * c.pop_sd;
     }
+    /* the mixture's variance about its mean, E[var] + var[E] (the raw
+     * second moment less m^2 was 0 for means far from zero) */
+    for (int a = 0; a < h->nact; a++) {
+        comp_t c = {.a = h->ca[a], .b = h->cb[a]};
+        double cm, cv;
+        h->type->comp_moments(&c, &cm, &cv);
+        m2 += h->cw[a] * (cv + (cm - m) * (cm - m));
+    }
     out->mean = m;
-    out->lower = mixture_quantile(h, tail, m, m2 - m * m);
-    out->upper = mixture_quantile(h, 1.0 - tail, m, m2 - m * m);
+    out->lower = mixture_quantile(h, tail, m, m2);
+    out->upper = mixture_quantile(h, 1.0 - tail, m, m2);
     out->raw = h->y[j] / h->n[j];
     out->shrinkage = sh;
     out->p_slo = slo > 0.0 ? fmin(fmax(ps, 0.0), 1.0) : NAN;
@@ -1345,12 +1363,17 @@ static void bb_add(bw_hier_t *h, int j, double value, double trials)
     h->since_refit++;
 }
 
+/* West (1979): with the new value's weight 1, the sum of squares about
+ * the mean grows by (x - old mean)(x - new mean); forgetting scales it
+ * with the weights (decay), the mean unchanged. */
 static void nm_add(bw_hier_t *h, int j, double value, double trials)
 {
+    double d = h->n[j] > 0.0 ? value - h->y[j] / h->n[j] : 0.0;
+
     (void)trials;
     h->y[j] += value;
     h->n[j] += 1.0;
-    h->s2[j] += value * value;
+    h->s2[j] += d * (value - h->y[j] / h->n[j]);
 }
 
 static const hier_type_t count_type = {
@@ -1435,13 +1458,20 @@ static void load_schedule(bw_hier_t *h, bw_rbuf_t *r)
 
 bw_err_t bw_hier_load(bw_hier_t *h, bw_rbuf_t *r)
 {
-    if (bw_rbuf_u32(r) != HIER_STATE_TAG ||
+    uint32_t tag = bw_rbuf_u32(r);
+
+    if ((tag != HIER_STATE_TAG && tag != HIER_STATE_TAG_RAW) ||
         bw_rbuf_u32(r) != (uint32_t)h->type->kind ||
         bw_rbuf_u32(r) != (uint32_t)h->nr) {
         return BW_ERR_CORRUPT;
     }
     for (int j = 0; j < 3 * h->nr; j++) {
         h->y[j] = bw_rbuf_finite(r);
+    }
+    for (int j = 0; tag == HIER_STATE_TAG_RAW && j < h->nr; j++) {
+        if (h->n[j] > 0.0 && h->s2[j] >= 0.0) { /* as the build before */
+            h->s2[j] = fmax(h->s2[j] - h->y[j] * h->y[j] / h->n[j], 0.0);
+        }
     }
     /* statistics a group could hold: no negative weight or sum of
      * squares, counts within their trials (a count above them made the

@@ -331,6 +331,71 @@ static void test_normal_vs_integration(void **state)
 }
 
 /*
+ * The same regions a hundred million higher: the regions' spread is taken
+ * about their means, and so is the mixture's, so the answer is the one
+ * near zero moved by 1e8 (measured equal to 1e-6). With raw sums of
+ * squares (about 1e16 per region) less y^2 / n, the within variances of
+ * 1-9 were lost to rounding, and the mixture's second moment less m^2
+ * with them: the mean came out 0.008 off and the 95% interval 2.83 wide
+ * against 2.01.
+ * A group saved by the build before (state HI02, raw sums) loads into the
+ * same answer.
+ */
+static void test_normal_far_from_zero(void **state)
+{
+    bw_hier_cfg_t cfg = hier_cfg();
+    bw_hier_t *h, *g;
+    bw_hier_out_t out, near, old;
+    const double x[6] = {5.0, 5.4, 4.6, 6.1, 5.2, 4.9},
+                 d[6] = {1, 2, 1, 1, 3, 1}, far = 1e8;
+    bw_wbuf_t w = {0};
+    bw_rbuf_t r;
+    int nr;
+
+    (void)state;
+    cfg.within_prior_n = 0;
+    cfg.grid = 101;
+    h = bw_hier_new(&cfg, BW_HIER_NORMAL, NULL, 0);
+    g = bw_hier_new(&cfg, BW_HIER_NORMAL, NULL, 0);
+    for (int j = 0; j < 6; j++) {
+        bw_hier_observe(h, j, 0, x[j] - d[j], 0, 0, &out);
+        bw_hier_observe(h, j, 0, x[j] + d[j], 0, 0, &out);
+        bw_hier_observe(g, j, 0, far + x[j] - d[j], 0, 0, &out);
+        bw_hier_observe(g, j, 0, far + x[j] + d[j], 0, 0, &out);
+    }
+    bw_hier_region(h, 0, 0, &near);
+    bw_hier_region(g, 0, 0, &out);
+    print_message("normal, 1e8 away: E[theta_0] - 1e8 %.6f, near 0 %.6f; "
+                  "interval width %.6f, near 0 %.6f\n",
+                  out.mean - far, near.mean, out.upper - out.lower,
+                  near.upper - near.lower);
+    assert_float_equal(out.mean - far, near.mean, 1e-6);
+    assert_float_equal(out.upper - out.lower, near.upper - near.lower, 1e-6);
+    /* the build before's blob: its third array held the raw sums */
+    assert_int_equal(bw_hier_save(g, &w), BW_OK);
+    nr = (int)cfg.max_regions;
+    assert_int_equal(w.data[0], 0x33); /* "HI03", 0x48493033 little-endian */
+    w.data[0] = 0x32;                  /* "HI02" */
+    for (int j = 0; j < nr; j++) {
+        double y, n, m2;
+        memcpy(&y, w.data + 12 + 8 * (size_t)j, 8);
+        memcpy(&n, w.data + 12 + 8 * (size_t)(nr + j), 8);
+        memcpy(&m2, w.data + 12 + 8 * (size_t)(2 * nr + j), 8);
+        if (n > 0.0) {
+            put_f64_le(w.data, 12 + 8 * (size_t)(2 * nr + j), m2 + y * y / n);
+        }
+    }
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_hier_load(g, &r), BW_OK);
+    bw_hier_region(g, 0, 0, &old);
+    /* the raw sums' rounding is back: only roughly the same */
+    assert_true(isfinite(old.mean) && fabs(old.mean - out.mean) < 10.0);
+    bw_wbuf_free(&w);
+    bw_hier_destroy(g);
+    bw_hier_destroy(h);
+}
+
+/*
  * The scheduled output's Beta posterior against GSL: a region without a
  * population (fewer than three) has Beta(1/2 + y, 1/2 + n - y), whose
  * credible bounds (our Halley steps on our continued fraction with the
@@ -383,6 +448,7 @@ int main(void)
         cmocka_unit_test(test_forgetting),
         cmocka_unit_test(test_silent_region_leaves),
         cmocka_unit_test(test_normal_vs_integration),
+        cmocka_unit_test(test_normal_far_from_zero),
     };
 
     gsl_set_error_handler_off();
