@@ -116,7 +116,9 @@ typedef struct {
     int n;
     _Atomic uint64_t bucket[BW_HIST_MAX]; /* not cumulative */
     _Atomic uint64_t count;
-    _Atomic uint64_t sum_ns;
+    _Atomic uint64_t sum_bits; /* the sum of seconds, a double's bits
+                                  (nanoseconds in a u64 wrapped after
+                                  ~30,000 ages of a week's backlog) */
 } bw_hist_t;
 
 /** @param bounds borrowed (static storage); at most BW_HIST_MAX. */

@@ -80,6 +80,29 @@ void bw_hist_init(bw_hist_t *h, const double *bounds, int n)
 
 #define RELAXED memory_order_relaxed
 
+/* Add @p v to the double held as bits in @p a (compare-and-swap). */
+static void atomic_add_f64(_Atomic uint64_t *a, double v)
+{
+    uint64_t old = atomic_load_explicit(a, RELAXED), nw;
+    double d;
+
+    do {
+        memcpy(&d, &old, sizeof(d));
+        d += v;
+        memcpy(&nw, &d, sizeof(nw));
+    } while (!atomic_compare_exchange_weak_explicit(a, &old, nw, RELAXED,
+                                                    RELAXED));
+}
+
+static double load_f64(const _Atomic uint64_t *a)
+{
+    uint64_t bits = atomic_load_explicit(a, RELAXED);
+    double d;
+
+    memcpy(&d, &bits, sizeof(d));
+    return d;
+}
+
 void bw_hist_observe(bw_hist_t *h, double seconds)
 {
     int i = 0;
@@ -94,8 +117,7 @@ void bw_hist_observe(bw_hist_t *h, double seconds)
         atomic_fetch_add_explicit(&h->bucket[i], 1, RELAXED);
     }
     atomic_fetch_add_explicit(&h->count, 1, RELAXED);
-    atomic_fetch_add_explicit(&h->sum_ns, (uint64_t)(seconds * 1e9 + 0.5),
-                              RELAXED);
+    atomic_add_f64(&h->sum_bits, seconds);
 }
 
 void bw_hist_add(bw_hist_t *dst, const bw_hist_t *src)
@@ -107,8 +129,7 @@ void bw_hist_add(bw_hist_t *dst, const bw_hist_t *src)
     }
     atomic_fetch_add_explicit(
         &dst->count, atomic_load_explicit(&src->count, RELAXED), RELAXED);
-    atomic_fetch_add_explicit(
-        &dst->sum_ns, atomic_load_explicit(&src->sum_ns, RELAXED), RELAXED);
+    atomic_add_f64(&dst->sum_bits, load_f64(&src->sum_bits));
 }
 
 void bw_hist_write(bw_wbuf_t *w, const char *name, const char *labels,
@@ -130,7 +151,7 @@ void bw_hist_write(bw_wbuf_t *w, const char *name, const char *labels,
                    (unsigned long long)count);
     bw_wbuf_printf(w, "%s_sum%s%s%s %.9g\n", name, lab[0] ? "{" : "", lab,
                    lab[0] ? "}" : "",
-                   (double)atomic_load_explicit(&h->sum_ns, RELAXED) / 1e9);
+                   load_f64(&h->sum_bits));
     bw_wbuf_printf(w, "%s_count%s%s%s %llu\n", name, lab[0] ? "{" : "", lab,
                    lab[0] ? "}" : "", (unsigned long long)count);
 }

@@ -54,8 +54,14 @@ void bw__view_free(bw_obs_t *obs)
 
 /* ---- feeding ---- */
 
+/* A region's label slot, -1 for the overflow slot "other": the later
+ * regions past the cap, and a region called "other" itself (its own slot
+ * next to the overflow one gave two samples with one label set). */
 static int region_slot(bw_obs_t *obs, const char *region)
 {
+    if (strcmp(region, "other") == 0) {
+        return -1;
+    }
     for (int i = 0; i < obs->n_regions; i++) {
         if (strcmp(obs->regions[i], region) == 0) {
             return i;
@@ -169,6 +175,9 @@ void bw_obs_stale(bw_obs_t *obs, const bw_stale_t *st)
     pthread_mutex_lock(&obs->mu);
     if ((s = series_of(obs, &ev)) != NULL) {
         s->stale = true;
+        if (s->last_event_ms == 0) { /* first seen through its marker */
+            s->last_event_ms = st->last_event_ms;
+        }
     }
     pthread_mutex_unlock(&obs->mu);
 }

@@ -37,6 +37,16 @@ static void jnum(bw_wbuf_t *w, const char *before, double v)
     }
 }
 
+/* An age in seconds (one decimal), null when there is none. */
+static void jage(bw_wbuf_t *w, int64_t now, int64_t wall_ms)
+{
+    if (wall_ms > 0) {
+        bw_wbuf_printf(w, ",\"age_s\":%.1f", (double)(now - wall_ms) / 1000.0);
+    } else {
+        bw_wbuf_printf(w, ",\"age_s\":null");
+    }
+}
+
 static void jkey(bw_wbuf_t *w, const vseries_t *s)
 {
     char key[BW_ID_MAX];
@@ -62,7 +72,10 @@ static void cell_add(cell_t *c, const vseries_t *s)
         c->p = p;
         c->top = s;
     }
-    if (c->n == 0 || s->last_wall_ms < c->oldest_wall) {
+    /* a series not scored since this process started (first seen through
+     * a stale marker after a restore) has no wall time: no age */
+    if (s->last_wall_ms > 0 &&
+        (c->oldest_wall == 0 || s->last_wall_ms < c->oldest_wall)) {
         c->oldest_wall = s->last_wall_ms;
     }
     c->n++;
@@ -99,11 +112,9 @@ static void cells_json(bw_obs_t *obs, int64_t now, bw_wbuf_t *w)
         bw_wbuf_printf(w, ",\"top\":");
         jkey(w, c->top);
         jnum(w, ",\"p\":", c->p);
-        bw_wbuf_printf(w,
-                       ",\"age_s\":%.1f,\"series\":%d,\"alerts\":%d,"
-                       "\"stale\":%d}",
-                       (double)(now - c->oldest_wall) / 1000.0, c->n, c->alerts,
-                       c->stale);
+        jage(w, now, c->oldest_wall);
+        bw_wbuf_printf(w, ",\"series\":%d,\"alerts\":%d,\"stale\":%d}",
+                       c->n, c->alerts, c->stale);
     }
     bw_wbuf_printf(w, "]");
     bw_map_destroy(idx);
@@ -122,12 +133,12 @@ static void series_json(bw_wbuf_t *w, const vseries_t *s, int64_t now)
     jnum(w, ",\"upper\":", s->upper);
     bw_wbuf_printf(w,
                    ",\"direction\":\"%s\",\"alert\":%s,\"warmup\":%s,"
-                   "\"stale\":%s,\"abnormal_since\":%lld,\"last_event\":%lld,"
-                   "\"age_s\":%.1f}",
+                   "\"stale\":%s,\"abnormal_since\":%lld,\"last_event\":%lld",
                    bw_direction_name(s->direction), s->alert ? "true" : "false",
                    s->warmup ? "true" : "false", s->stale ? "true" : "false",
-                   (long long)s->abnormal_since, (long long)s->last_event_ms,
-                   (double)(now - s->last_wall_ms) / 1000.0);
+                   (long long)s->abnormal_since, (long long)s->last_event_ms);
+    jage(w, now, s->last_wall_ms);
+    bw_wbuf_printf(w, "}");
 }
 
 static int by_p_desc(const void *a, const void *b)

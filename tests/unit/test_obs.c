@@ -207,6 +207,17 @@ static void test_prom_text(void **state)
         "d_seconds_bucket{k=\"v\",le=\"+Inf\"} 4\n"
         "d_seconds_sum{k=\"v\"} 55.15\nd_seconds_count{k=\"v\"} 4\n");
     bw_wbuf_free(&w);
+    /* a week's backlog aged at 40,000 commits: 2.4e10 s (as nanoseconds
+     * in a u64 it wrapped, and the sum went backwards) */
+    bw_hist_init(&h, bounds, 3);
+    for (int i = 0; i < 40000; i++) {
+        bw_hist_observe(&h, 604800.0);
+    }
+    memset(&w, 0, sizeof(w));
+    bw_hist_write(&w, "d_seconds", "", &h);
+    bw_wbuf_bytes(&w, "", 1);
+    assert_non_null(strstr((char *)w.data, "d_seconds_sum 2.4192e+10\n"));
+    bw_wbuf_free(&w);
 }
 
 /* ---- librdkafka statistics ---- */
@@ -358,7 +369,9 @@ static void test_view_metrics(void **state)
 /* Region labels are whole names: a region of 70 bytes with two services
  * is one label (cut to 63 bytes it never matched its own copy, and took a
  * second slot: a duplicate series promtool refuses), and a multi-byte
- * name is not cut inside a character. A '/' in a name does not merge
+ * name is not cut inside a character; a region called "other" is the
+ * overflow slot's (its own slot beside it gave two samples of one label
+ * set, which Prometheus drops one of). A '/' in a name does not merge
  * series: "a/b" + "c" and "a" + "b/c" are two. */
 static void test_view_long_names(void **state)
 {
@@ -392,15 +405,20 @@ static void test_view_long_names(void **state)
     ev.region = "a";
     ev.service = "b/c";
     bw_obs_score(obs, &ev, &sc, 1000);
+    ev.region = "other"; /* folds into the overflow slot: one label set */
+    bw_obs_score(obs, &ev, &sc, 1000);
     bw_obs_view_metrics(obs, 1000, &w);
     t = text(&w);
+    assert_int_equal(
+        count(t, "bayeswatch_region_anomaly_probability{region=\"other\"}"),
+        1);
     snprintf(line, sizeof(line),
              "bayeswatch_region_anomaly_probability{region=\"%s\"}", longr);
     assert_int_equal(count(t, line), 1);
     snprintf(line, sizeof(line),
              "bayeswatch_region_anomaly_probability{region=\"%s\"}", utf);
     assert_int_equal(count(t, line), 1);
-    assert_non_null(strstr(t, "bayeswatch_view_series 5\n"));
+    assert_non_null(strstr(t, "bayeswatch_view_series 6\n"));
     w.len = 0;
     assert_true(bw_obs_view_json(obs, "series", "a%2Fb/c/m", 1000, &w));
     w.len = 0;
@@ -476,6 +494,25 @@ static void test_view_json(void **state)
     w.len = 0;
     assert_false(bw_obs_view_json(obs, "series", "no/such/series", 5000, &w));
     assert_false(bw_obs_view_json(obs, "nothing", NULL, 5000, &w));
+    { /* a series first seen through its stale marker (restored from the
+       * changelog, silent since): its last event, and no age (it read
+       * as the wall clock itself, 1.7e9 s in a stage, from a wall time
+       * of 0) */
+        bw_stale_t st = {.region = "ap",
+                         .service = "api",
+                         .metric = "cpu",
+                         .last_event_ms = 7000,
+                         .silent_ms = 60000};
+        bw_obs_stale(obs, &st);
+        w.len = 0;
+        assert_true(bw_obs_view_json(obs, "series", "ap/api/cpu", 5000, &w));
+        t = text(&w);
+        assert_non_null(strstr(t, "\"last_event\":7000,\"age_s\":null"));
+        w.len = 0;
+        assert_true(bw_obs_view_json(obs, "overview", NULL, 5000, &w));
+        t = text(&w);
+        assert_non_null(strstr(t, "\"age_s\":null,\"series\":1,"));
+    }
     bw_wbuf_free(&w);
     bw_obs_destroy(obs);
 }
