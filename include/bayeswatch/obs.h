@@ -163,6 +163,18 @@ typedef struct {
  */
 bw_err_t bw_kstats_parse(const char *json, size_t len, bw_kstats_t *st);
 
+/**
+ * @brief The lag of statistics partition @p i for an instance whose next
+ * offset to process there is @p position: the partition's end (the last
+ * stable offset, else the high watermark) less it, 0 if the statistics
+ * are older than the position. Before the first record (@p position -1)
+ * librdkafka's consumer_lag, which counts from the committed offset read
+ * at assignment; after it, never: a stage whose offsets go through
+ * transactions does not move the consumer's committed offset, so that
+ * figure grows with every record. -1 unknown.
+ */
+int64_t bw_kstats_lag(const bw_kstats_t *st, int i, int64_t position);
+
 /* ---- the listener and the web view (src/obs/http.c, src/obs/view.c) ---- */
 
 typedef struct bw_obs_s bw_obs_t;

@@ -170,6 +170,7 @@ typedef struct {
     const char *topic;
     int32_t partition;
     int64_t lag, hi, ls;
+    bool undesired; /* "desired": false: subscribed, not assigned here */
     double rtt;
     int64_t nodeid;
     bool logical;
@@ -187,6 +188,10 @@ static void partition_member(cur_t *c, const char *key, void *arg)
         x->hi = (int64_t)number(c);
     } else if (strcmp(key, "ls_offset") == 0) {
         x->ls = (int64_t)number(c);
+    } else if (strcmp(key, "desired") == 0) {
+        ws(c);
+        x->undesired = c->p < c->end && *c->p == 'f';
+        skip(c);
     } else {
         skip(c);
     }
@@ -200,8 +205,12 @@ static void partitions_member(cur_t *c, const char *key, void *arg)
     (void)key;
     x->partition = -1;
     x->lag = x->hi = x->ls = -1;
+    x->undesired = false;
     object(c, partition_member, x);
-    if (!c->bad && x->partition >= 0 && st->n_parts < BW_KSTATS_PARTS) {
+    /* a consumer's document lists every partition of its topics: only
+     * those it holds take one of the slots */
+    if (!c->bad && x->partition >= 0 && !x->undesired &&
+        st->n_parts < BW_KSTATS_PARTS) {
         snprintf(st->parts[st->n_parts].topic, sizeof(st->parts[0].topic), "%s",
                  x->topic);
         st->parts[st->n_parts].partition = x->partition;
@@ -311,4 +320,18 @@ bw_err_t bw_kstats_parse(const char *json, size_t len, bw_kstats_t *st)
     }
     object(&c, root_member, &x);
     return c.bad ? BW_ERR_PARSE : BW_OK;
+}
+
+int64_t bw_kstats_lag(const bw_kstats_t *st, int i, int64_t position)
+{
+    int64_t end = st->parts[i].ls_offset >= 0 ? st->parts[i].ls_offset
+                                              : st->parts[i].hi_offset;
+
+    if (position < 0) {
+        return st->parts[i].lag >= 0 ? st->parts[i].lag : -1;
+    }
+    if (end < 0) {
+        return -1;
+    }
+    return end > position ? end - position : 0;
 }

@@ -233,24 +233,19 @@ static void txn_families(bw_pipeline_t *p, bw_wbuf_t *w,
                   &p->e2c_hist);
 }
 
-/* Lag of statistics partition @p i (mu held, workers quiesced): its end
- * less this instance's position; librdkafka's own figure when it has one
- * (it counts from the consumer's committed offsets, which a transactional
- * stage does not commit itself). -1 unknown. */
+/* Lag of statistics partition @p i (mu held, workers quiesced) if this
+ * instance holds it: its end less this instance's position
+ * (bw_kstats_lag); -1 for a partition it does not hold, whose figure
+ * (librdkafka keeps every subscribed partition) another instance owns. */
 static int64_t lag_of(const bw_pipeline_t *p, int i)
 {
     const bw_kstats_t *st = p->kstats;
-    int64_t end = st->parts[i].ls_offset >= 0 ? st->parts[i].ls_offset
-                                              : st->parts[i].hi_offset;
 
-    if (st->parts[i].lag >= 0) {
-        return st->parts[i].lag;
-    }
     for (int k = 0; k < p->n_tasks; k++) {
         const task_t *t = p->tasks[k];
         if (t->partition == st->parts[i].partition &&
-            strcmp(t->topic, st->parts[i].topic) == 0 && end >= 0) {
-            return t->next >= 0 ? (end > t->next ? end - t->next : 0) : end;
+            strcmp(t->topic, st->parts[i].topic) == 0) {
+            return bw_kstats_lag(st, i, t->next);
         }
     }
     return -1;

@@ -234,7 +234,8 @@ static const char stats_doc[] =
     "\"topics\":{\"in\":{\"topic\":\"in\",\"partitions\":{"
     "\"0\":{\"partition\":0,\"consumer_lag\":42,\"lo\":[1,2],"
     "\"hi_offset\":100,\"ls_offset\":90},"
-    "\"1\":{\"partition\":1,\"consumer_lag\":-1},"
+    "\"1\":{\"partition\":1,\"desired\":true,\"consumer_lag\":-1},"
+    "\"2\":{\"partition\":2,\"desired\":false,\"consumer_lag\":5},"
     "\"-1\":{\"partition\":-1,\"consumer_lag\":-1}}},"
     "\"we\\\"ird\":{\"partitions\":{\"3\":{\"partition\":3,"
     "\"consumer_lag\":7}}}},"
@@ -248,7 +249,7 @@ static void test_kstats(void **state)
 
     (void)state;
     assert_int_equal(bw_kstats_parse(stats_doc, strlen(stats_doc), st), BW_OK);
-    assert_int_equal(st->n_parts, 3);
+    assert_int_equal(st->n_parts, 3); /* not partition 2: "desired": false */
     assert_string_equal(st->parts[0].topic, "in");
     assert_int_equal(st->parts[0].partition, 0);
     assert_int_equal(st->parts[0].lag, 42);
@@ -262,6 +263,17 @@ static void test_kstats(void **state)
     assert_string_equal(st->brokers[0].name, "127.0.0.1:9092/1");
     assert_float_equal(st->brokers[0].rtt_s, 0.0025, 1e-12);
     assert_string_equal(st->txn_state, "InTransaction");
+    /* lag: the last stable offset (90) less the position, whatever
+     * librdkafka's committed-offset figure (42) says once records flow; it
+     * only before the first; the high watermark where there is no stable
+     * offset; unknown without either */
+    assert_int_equal(bw_kstats_lag(st, 0, 80), 10);
+    assert_int_equal(bw_kstats_lag(st, 0, 95), 0); /* statistics older */
+    assert_int_equal(bw_kstats_lag(st, 0, -1), 42);
+    assert_int_equal(bw_kstats_lag(st, 1, -1), -1);
+    assert_int_equal(bw_kstats_lag(st, 1, 5), -1);
+    st->parts[0].ls_offset = -1;
+    assert_int_equal(bw_kstats_lag(st, 0, 80), 20);
     /* every truncation: an error or a partial read, never a crash */
     for (size_t n = 0; n < strlen(stats_doc); n++) {
         memcpy(bad, stats_doc, n);
