@@ -2,9 +2,10 @@
  * bayeswatch - registry: a client of a Confluent-compatible schema registry
  * (Confluent Schema Registry REST API v7; Apicurio Registry serves it under
  * /apis/ccompat/v7): register the output schemas, fetch input writer
- * schemas by id. Thread-safe (one lock around the HTTP handle and the
- * cache); fetched schemas are cached for the client's life, ids that are
- * not found for a minute.
+ * schemas by id. Thread-safe (one lock around the HTTP handle, another
+ * around the cache: a cached id is answered while a request is waiting on
+ * the network); fetched schemas are cached for the client's life, ids
+ * that are not found (or whose answer is over 4 MiB) for a minute.
  *
  * While the registry cannot be reached a fetch fails at once with BW_ERR_IO
  * until a backoff ends (0.5 s, doubling up to registry.backoff_max_ms), so

@@ -2,14 +2,20 @@
  * Schema registry client: the Confluent Schema Registry REST API
  * (POST /subjects/{subject}/versions -> {"id": N};
  * GET /schemas/ids/{id} -> {"schema": "...", "schemaType": ...}), over
- * libcurl, JSON by jansson. Errors map to bw_err_t: unreachable or 5xx is
- * BW_ERR_IO (transient), 404 is BW_ERR_NOTFOUND, any other refusal
- * BW_ERR_CONFIG with the registry's own message.
+ * libcurl, JSON by jansson. Errors map to bw_err_t: unreachable, 5xx, 408
+ * and 429 are BW_ERR_IO (transient), 404 and an answer over BODY_MAX are
+ * BW_ERR_NOTFOUND (remembered, asked again after NOTFOUND_TTL_MS), any
+ * other refusal BW_ERR_CONFIG with the registry's own message.
  *
  * Once a request finds the registry unreachable, fetches fail at once
  * (nothing waits on the network on the record path) and a prober thread
  * asks GET /config with exponential backoff (0.5 s doubling to
  * registry.backoff_max_ms) until the registry answers again.
+ *
+ * Two locks: net (the one HTTP handle and its response body) and mu (the
+ * cache and the backoff), always taken in that order. No request holds
+ * mu, so a lookup of a cached id never waits on the network, even while
+ * another thread's request or the prober's hangs until its timeout.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -38,7 +44,8 @@ typedef struct {
 } entry_t;
 
 struct bw_registry_s {
-    pthread_mutex_t mu;
+    pthread_mutex_t net; /* curl and body: one request at a time */
+    pthread_mutex_t mu;  /* the cache, backoff, stop (after net) */
     pthread_cond_t cv; /* the prober's: down, or stopping */
     pthread_t prober;
     bool prober_on, stop;
@@ -58,6 +65,7 @@ struct bw_registry_s {
     entry_t *cache;
     int n_cache, cap, n_miss, next_evict;
     bw_wbuf_t body; /* the last response */
+    bool body_over; /* the last response was longer than BODY_MAX */
 };
 
 static void *probe_loop(void *arg);
@@ -94,6 +102,7 @@ bw_registry_t *bw_registry_new(const bw_registry_cfg_t *cfg, char *errstr,
         return NULL;
     }
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->net, NULL);
     {
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
@@ -151,6 +160,7 @@ void bw_registry_destroy(bw_registry_t *r)
     bw_wbuf_free(&r->body);
     explicit_bzero(r->userpwd, sizeof(r->userpwd));
     pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->net);
     bw_free(r);
 }
 
@@ -159,6 +169,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *opaque)
     bw_registry_t *r = opaque;
 
     if (r->body.len + size * n > BODY_MAX) {
+        r->body_over = true;
         return 0; /* aborts the transfer */
     }
     bw_wbuf_bytes(&r->body, p, size * n);
@@ -177,8 +188,12 @@ static void error_message(bw_registry_t *r, long status, char *out, size_t n)
     json_decref(root);
 }
 
-/* One request (r->mu held): the HTTP status, 0 when unreachable; the body
- * in r->body. */
+/* An answer longer than BODY_MAX: no schema, and no sign of an outage. */
+#define STATUS_OVER (-1)
+
+/* One request (r->net held, r->mu not): the HTTP status, 0 when
+ * unreachable, STATUS_OVER for an answer too long to read; the body in
+ * r->body. */
 static long request(bw_registry_t *r, const char *path, const char *post,
                     char *why, size_t n)
 {
@@ -188,6 +203,7 @@ static long request(bw_registry_t *r, const char *path, const char *post,
 
     snprintf(url, sizeof(url), "%s%s", r->url, path);
     bw_wbuf_reset(&r->body);
+    r->body_over = false;
     curl_easy_reset(r->curl);
     curl_easy_setopt(r->curl, CURLOPT_URL, url);
     curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, r->headers);
@@ -196,6 +212,9 @@ static long request(bw_registry_t *r, const char *path, const char *post,
     curl_easy_setopt(r->curl, CURLOPT_TIMEOUT_MS, r->timeout_ms);
     curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(r->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(r->curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(r->curl, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(r->curl, CURLOPT_MAXREDIRS, 3L);
     curl_easy_setopt(r->curl, CURLOPT_ERRORBUFFER, detail);
     if (r->userpwd[0] != '\0') {
         curl_easy_setopt(r->curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
@@ -208,6 +227,10 @@ static long request(bw_registry_t *r, const char *path, const char *post,
         curl_easy_setopt(r->curl, CURLOPT_POSTFIELDS, post);
     }
     rc = curl_easy_perform(r->curl);
+    if (rc == CURLE_WRITE_ERROR && r->body_over) {
+        snprintf(why, n, "%s: an answer over %d bytes", url, BODY_MAX);
+        return STATUS_OVER;
+    }
     if (rc != CURLE_OK) {
         snprintf(why, n, "%s: %s", url,
                  detail[0] ? detail : curl_easy_strerror(rc));
@@ -222,10 +245,18 @@ static long request(bw_registry_t *r, const char *path, const char *post,
     return status;
 }
 
+/* An answer that says nothing about the schema asked for, only that the
+ * registry cannot answer now: unreachable, 5xx, a timeout (408) or a
+ * rate limit (429). */
+static bool transient(long status)
+{
+    return status == 0 || status >= 500 || status == 408 || status == 429;
+}
+
 /* The outcome of a request as bw_err_t; keeps the backoff (r->mu held). */
 static bw_err_t outcome(bw_registry_t *r, long status)
 {
-    if (status == 0 || status >= 500) {
+    if (transient(status)) {
         r->backoff = r->backoff > 0 ? r->backoff * 2 : BACKOFF_MIN_MS;
         if (r->backoff > r->backoff_max) {
             r->backoff = r->backoff_max;
@@ -239,7 +270,8 @@ static bw_err_t outcome(bw_registry_t *r, long status)
     if (status >= 200 && status < 300) {
         return BW_OK;
     }
-    return status == 404 ? BW_ERR_NOTFOUND : BW_ERR_CONFIG;
+    return status == 404 || status == STATUS_OVER ? BW_ERR_NOTFOUND
+                                                  : BW_ERR_CONFIG;
 }
 
 bw_err_t bw_registry_register(bw_registry_t *r, const char *subject,
@@ -253,9 +285,12 @@ bw_err_t bw_registry_register(bw_registry_t *r, const char *subject,
     json_int_t got;
 
     snprintf(path, sizeof(path), "/subjects/%s/versions", subject);
-    pthread_mutex_lock(&r->mu);
+    pthread_mutex_lock(&r->net);
     if (post != NULL) {
-        err = outcome(r, request(r, path, post, why, sizeof(why)));
+        long status = request(r, path, post, why, sizeof(why));
+        pthread_mutex_lock(&r->mu);
+        err = outcome(r, status);
+        pthread_mutex_unlock(&r->mu);
     }
     if (err == BW_OK) {
         root = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
@@ -268,7 +303,7 @@ bw_err_t bw_registry_register(bw_registry_t *r, const char *subject,
             *id = (int32_t)got;
         }
     }
-    pthread_mutex_unlock(&r->mu);
+    pthread_mutex_unlock(&r->net);
     if (err != BW_OK) {
         bw_seterr(errstr, errstr_size, err, "registry: registering %s: %s",
                   subject, why[0] ? why : bw_strerror(err));
@@ -344,63 +379,89 @@ static entry_t *remember(bw_registry_t *r, int32_t id, const char *schema)
     return e;
 }
 
-/* GET /schemas/ids/ID into the cache (r->mu held). */
+/* GET /schemas/ids/ID into the cache (r->net held, r->mu not). */
 static bw_err_t fetch(bw_registry_t *r, int32_t id, char *why, size_t n)
 {
     char path[64];
-    json_t *root;
-    const char *text, *type;
+    json_t *root = NULL;
+    const char *text = NULL, *type = NULL;
+    long status;
     bw_err_t err;
 
     snprintf(path, sizeof(path), "/schemas/ids/%d", id);
-    err = outcome(r, request(r, path, NULL, why, n));
-    if (err == BW_ERR_NOTFOUND) {
-        remember(r, id, NULL);
+    status = request(r, path, NULL, why, n);
+    if (status >= 200 && status < 300) {
+        root = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
+        text = json_string_value(json_object_get(root, "schema"));
+        type = json_string_value(json_object_get(root, "schemaType"));
     }
-    if (err != BW_OK) {
-        return err;
-    }
-    root = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
-    text = json_string_value(json_object_get(root, "schema"));
-    type = json_string_value(json_object_get(root, "schemaType"));
-    if (text == NULL || (type != NULL && strcmp(type, "AVRO") != 0)) {
+    pthread_mutex_lock(&r->mu);
+    err = outcome(r, status);
+    if (err == BW_OK &&
+        (text == NULL || (type != NULL && strcmp(type, "AVRO") != 0))) {
         snprintf(why, n, "schema id %d: %s", id,
                  text == NULL ? "no schema in the answer" : "not Avro");
-        remember(r, id, NULL);
         err = BW_ERR_NOTFOUND;
-    } else {
+    }
+    if (err == BW_ERR_NOTFOUND) {
+        remember(r, id, NULL);
+    } else if (err == BW_OK) {
         entry_t *e = remember(r, id, text);
         err = e != NULL && e->schema != NULL ? BW_OK : BW_ERR_NOMEM;
     }
+    pthread_mutex_unlock(&r->mu);
     json_decref(root);
     return err;
+}
+
+#define ASK 1 /* known(): a request must ask (every bw_err_t is <= 0) */
+
+/* What the cache (or the backoff) says of @p id without a request, as a
+ * bw_err_t, or ASK (r->mu held). */
+static int known(bw_registry_t *r, int32_t id, int64_t now, char *why,
+                 size_t n)
+{
+    entry_t *e = cached(r, id);
+
+    if (e != NULL &&
+        (e->schema != NULL || now - e->checked < NOTFOUND_TTL_MS)) {
+        snprintf(why, n, "schema id %d not found", id);
+        return e->schema != NULL ? BW_OK : BW_ERR_NOTFOUND;
+    }
+    if (r->backoff > 0) { /* down: the prober finds out when not */
+        snprintf(why, n, "%s unreachable; next try in %.1f s", r->url,
+                 (double)(r->down_until - now) / 1000.0);
+        return BW_ERR_IO;
+    }
+    return ASK;
 }
 
 bw_err_t bw_registry_schema(bw_registry_t *r, int32_t id, const char **schema,
                             char *errstr, size_t errstr_size)
 {
     char why[512] = "";
-    entry_t *e;
+    int k;
     bw_err_t err;
-    int64_t now = bw_mono_ms();
 
     pthread_mutex_lock(&r->mu);
-    e = cached(r, id);
-    if (e != NULL &&
-        (e->schema != NULL || now - e->checked < NOTFOUND_TTL_MS)) {
-        err = e->schema != NULL ? BW_OK : BW_ERR_NOTFOUND;
-        snprintf(why, sizeof(why), "schema id %d not found", id);
-    } else if (r->backoff > 0) { /* down: the prober finds out when not */
-        err = BW_ERR_IO;
-        snprintf(why, sizeof(why), "%s unreachable; next try in %.1f s", r->url,
-                 (double)(r->down_until - now) / 1000.0);
-    } else {
-        err = fetch(r, id, why, sizeof(why));
-    }
-    if (err == BW_OK) {
-        *schema = cached(r, id)->schema;
-    }
+    k = known(r, id, bw_mono_ms(), why, sizeof(why));
     pthread_mutex_unlock(&r->mu);
+    if (k == ASK) {
+        pthread_mutex_lock(&r->net);
+        pthread_mutex_lock(&r->mu); /* another thread may have asked */
+        k = known(r, id, bw_mono_ms(), why, sizeof(why));
+        pthread_mutex_unlock(&r->mu);
+        if (k == ASK) {
+            k = (int)fetch(r, id, why, sizeof(why));
+        }
+        pthread_mutex_unlock(&r->net);
+    }
+    err = (bw_err_t)k;
+    if (err == BW_OK) { /* found text stays put for the registry's life */
+        pthread_mutex_lock(&r->mu);
+        *schema = cached(r, id)->schema;
+        pthread_mutex_unlock(&r->mu);
+    }
     if (err != BW_OK) {
         bw_seterr(errstr, errstr_size, err, "registry: %s",
                   why[0] ? why : bw_strerror(err));
@@ -430,8 +491,14 @@ static void *probe_loop(void *arg)
             pthread_cond_wait(&r->cv, &r->mu);
         } else if (bw_mono_ms() < r->down_until) {
             wait_until(r, r->down_until);
-        } else {
-            outcome(r, request(r, "/config", NULL, why, sizeof(why)));
+        } else { /* the request without mu: lookups go on meanwhile */
+            long status;
+            pthread_mutex_unlock(&r->mu);
+            pthread_mutex_lock(&r->net);
+            status = request(r, "/config", NULL, why, sizeof(why));
+            pthread_mutex_unlock(&r->net);
+            pthread_mutex_lock(&r->mu);
+            outcome(r, status);
         }
     }
     pthread_mutex_unlock(&r->mu);

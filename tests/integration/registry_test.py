@@ -352,6 +352,103 @@ class AuthProxy(http.server.ThreadingHTTPServer):
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
 
+class OddRegistry(http.server.ThreadingHTTPServer):
+    """The registry behind a proxy that answers two ids oddly: @big with a
+    5 MB body (over the client's 4 MiB), @limited with 429 (rate limited)
+    its first @n429 times; everything else forwarded."""
+
+    def __init__(self, big, limited, n429):
+        self.asked = {big: 0, limited: 0}
+        self.n429 = n429
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def send(self, code, out):
+                self.send_response(code)
+                self.send_header("Content-Type", CT)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def do_any(self):
+                srv = self.server
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else None
+                for sid in (big, limited):
+                    if self.path.endswith(f"/schemas/ids/{sid}"):
+                        srv.asked[sid] += 1
+                if self.path.endswith(f"/schemas/ids/{big}"):
+                    pad = "x" * (5 * 1024 * 1024)
+                    return self.send(200, json.dumps(
+                        {"schema": "{}", "pad": pad}).encode())
+                if (self.path.endswith(f"/schemas/ids/{limited}") and
+                        srv.asked[limited] <= srv.n429):
+                    return self.send(429, b'{"error_code":429,'
+                                     b'"message":"Too Many Requests"}')
+                base = REG.split("/apis/")[0]
+                req = urllib.request.Request(
+                    base + self.path, data=body, method=self.command,
+                    headers={"Content-Type": CT})
+                try:
+                    with urllib.request.urlopen(req, timeout=10) as r:
+                        out, code = r.read(), r.status
+                except urllib.error.HTTPError as e:
+                    out, code = e.read(), e.code
+                self.send(code, out)
+            do_GET = do_POST = do_any
+
+        super().__init__(("127.0.0.1", 0), H)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def test_odd_answers(env):
+    """Answers that are not the schema: one over 4 MiB is a remembered miss
+    (its records are dead letters, unknown_schema, and the partition goes
+    on; it stalled the partition for ever, read as an outage that the
+    prober kept seeing end), a rate limit (429) is an outage to wait out
+    (its records are scored once the registry answers; they were dead
+    letters)."""
+    src = env.src
+    topic = env.topics["in"]
+    rows = [r for r in kt.sample_rows(src)
+            if len(r) == 5 and not r[4].startswith("-")][:300]
+    sa = ours(src)
+    id_a = register(f"{topic}-value", sa)
+    sb = {**sa, "fields": sa["fields"] + [
+        {"name": "zone", "type": "string", "default": "z"}]}
+    id_b = register(f"{topic}-odd-b", sb)
+    big = 987001
+    proxy = OddRegistry(big, id_b, 2)
+    url = f"http://127.0.0.1:{proxy.server_address[1]}/apis/ccompat/v7"
+    msgs = [(0, frame(id_a, sa, rec_of(r, "ours"))) for r in rows[:100]]
+    msgs += [(0, b"\0" + struct.pack(">i", big) + b"\2x")] * 3
+    msgs += [(0, frame(id_b, sb, {**rec_of(r, "ours"), "zone": "q"}))
+             for r in rows[100:200]]
+    msgs += [(0, frame(id_a, sa, rec_of(r, "ours"))) for r in rows[200:]]
+    produce(topic, msgs)
+    config = env.config(base=f"{src}/config/sample.yaml", extra=f"""
+registry: {{url: "{url}", timeout_ms: 2000, backoff_max_ms: 2000}}""")
+    stage = env.start(config, "odd")
+    env.wait_count("scores", len(rows), 120, [stage])
+    env.wait_count("dead_letters", 3, 60, [stage])
+    rc, log = env.stop(stage)
+    check(rc == 0, f"stage exit {rc}:\n{log[-3000:]}")
+    dls, _ = decode_registered(env, "dead_letters")
+    check(len(dls) == 3 and all(d["reason"] == "unknown_schema"
+                                for d in dls) and
+          any("over 4194304 bytes" in d["detail"] for d in dls),
+          f"dead letters {[(d['reason'], d['detail']) for d in dls]}")
+    check(proxy.asked[big] == 1,
+          f"the long answer asked for {proxy.asked[big]} times, wanted once")
+    check(proxy.asked[id_b] >= 3, f"429 twice, then forwarded: "
+          f"{proxy.asked[id_b]} requests")
+    proxy.shutdown()
+    print(f"odd answers: {len(rows)} scored, 100 of them after two 429s; "
+          f"the 5 MB answer asked for once, its 3 records dead letters")
+
+
 def refused_at_start(env, name, extra, pattern):
     p = env.start(env.config(name=name, extra=extra), name)
     try:
@@ -425,7 +522,7 @@ registry: {{url: "{url}", username: bw, password: "${{file:{pw}}}"}}""",
 
 
 TESTS = {"evolution": (test_evolution, 1), "down": (test_down, 2),
-         "tls_auth": (test_tls_auth, 1)}
+         "tls_auth": (test_tls_auth, 1), "odd_answers": (test_odd_answers, 1)}
 
 if __name__ == "__main__":
     sys.exit(kt.run_main(TESTS))
