@@ -50,6 +50,13 @@ check "bad-row diagnostics match the golden file" \
 check "good rows are scored, the late one flagged" \
     "[ \$(wc -l < '$tmp/bad.csv') -eq 7 ] && [ \$(awk -F, '\$19==1' '$tmp/bad.csv' | wc -l) -eq 1 ]"
 
+# A read error is not the end of the input: exit non-zero with the error
+# (getline's -1 was taken for the end, and the summary said all was read).
+"$bin" replay "$tmp" > /dev/null 2> "$tmp/dir.err"
+rc=$?
+check "a read error fails the run with its reason" \
+    "[ $rc -ne 0 ] && grep -q 'error: read: Is a directory' '$tmp/dir.err'"
+
 # 4. Config exit codes and messages.
 "$bin" check-config "$src/tests/data/config/many.yaml" > /dev/null 2> "$tmp/cc.err"
 rc=$?

@@ -234,6 +234,11 @@ static bw_err_t check_event(bw_event_t *ev, bool has_count, bool nul,
      * too (replay names it so), not "" beside a model of "default" */
     ev->service = bw_name_or_default(ev->service);
 
+    if (nul) { /* before the emptiness: "\0abc" reads as empty */
+        return fail(reason, BW_DLQ_REJECTED, detail, n,
+                    "region, service or metric holds a control character "
+                    "(U+0000-U+001F or U+007F)");
+    }
     if (ev->metric[0] == '\0' || ev->region[0] == '\0') {
         return fail(reason, BW_DLQ_MISSING_FIELD, detail, n,
                     "empty region or metric");
@@ -243,7 +248,7 @@ static bw_err_t check_event(bw_event_t *ev, bool has_count, bool nul,
         return fail(reason, BW_DLQ_INVALID_UTF8, detail, n,
                     "region, service or metric is not valid UTF-8");
     }
-    if (nul || bw_has_control(ev->region) || bw_has_control(ev->service) ||
+    if (bw_has_control(ev->region) || bw_has_control(ev->service) ||
         bw_has_control(ev->metric)) {
         return fail(reason, BW_DLQ_REJECTED, detail, n,
                     "region, service or metric holds a control character "

@@ -457,6 +457,16 @@ static int parse_row(replay_t *rp, char **f, int n, bw_event_t *ev)
     ev->region = field(f, n, rp->col[C_REGION], "default");
     ev->service = field(f, n, rp->col[C_SERVICE], "default");
     ev->metric = field(f, n, rp->col[C_METRIC], "default");
+    /* a file without the column is one series ("default"); an empty
+     * region or metric in a column that is there is the stage's dead
+     * letter (missing_field), so it is a bad row here too */
+    if ((rp->col[C_REGION] >= 0 &&
+         field(f, n, rp->col[C_REGION], NULL) == NULL) ||
+        (rp->col[C_METRIC] >= 0 &&
+         field(f, n, rp->col[C_METRIC], NULL) == NULL)) {
+        bad_row(rp, "%s", "empty region or metric");
+        return -1;
+    }
     /* as the stage's codec refuses them (a dead letter there) */
     if (!bw_utf8_valid(ev->region) || !bw_utf8_valid(ev->service) ||
         !bw_utf8_valid(ev->metric)) {
@@ -522,8 +532,13 @@ static bw_err_t stream(replay_t *rp, bw_engine_t *eng, FILE *in)
 
     rp->line = 1;
     if (getline(&line, &cap, in) < 0) {
-        fprintf(rp->o->diag, "%s:1: error: empty input (no header row)\n",
-                rp->o->input);
+        if (ferror(in)) {
+            fprintf(rp->o->diag, "%s:1: error: read: %s\n", rp->o->input,
+                    strerror(errno));
+        } else {
+            fprintf(rp->o->diag, "%s:1: error: empty input (no header row)\n",
+                    rp->o->input);
+        }
         err = BW_ERR_IO;
         goto out;
     }
@@ -556,6 +571,11 @@ static bw_err_t stream(replay_t *rp, bw_engine_t *eng, FILE *in)
             process_line(rp, eng, line);
             scan_stale(rp, eng);
         }
+    }
+    if (ferror(in)) { /* getline's -1 is an error here, not the end */
+        fprintf(rp->o->diag, "%s:%llu: error: read: %s\n", rp->o->input,
+                (unsigned long long)rp->line + 1, strerror(errno));
+        err = BW_ERR_IO;
     }
 out:
     free(line);

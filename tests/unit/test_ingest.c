@@ -265,6 +265,19 @@ static void test_dead_letter_reasons(void **state)
         k += put_long(nb + k, 0); /* no count */
         k += put_long(nb + k, 0); /* no labels */
         expect(c, nb, k, BW_DLQ_REJECTED);
+        /* ... and at its start ("\0eu" read as empty): rejected, not
+         * missing */
+        k = 5;
+        k += put_long(nb + k, INT64_C(1767225600123));
+        k += put_long(nb + k, 3);
+        memcpy(nb + k, "\0eu", 3);
+        k += 3;
+        k += put_string(nb + k, "api");
+        k += put_string(nb + k, "errors");
+        k += put_double(nb + k, 3.0);
+        k += put_long(nb + k, 0);
+        k += put_long(nb + k, 0);
+        expect(c, nb, k, BW_DLQ_REJECTED);
     }
     assert_string_equal(bw_dlq_reason_name(BW_DLQ_LATE), "late");
     assert_string_equal(bw_dlq_reason_name(BW_DLQ_TIME_SKEW), "time_skew");
