@@ -59,6 +59,14 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *ev,
 
 void bw_engine_stats(const bw_engine_t *eng, bw_engine_stats_t *st);
 
+/** A series' names, for bw_engine_each_series (borrowed for the call). */
+typedef void (*bw_series_cb_t)(void *opaque, const char *region,
+                               const char *service, const char *metric);
+
+/** @brief Call @p cb once for every series the engine holds. O(series). */
+void bw_engine_each_series(const bw_engine_t *eng, bw_series_cb_t cb,
+                           void *opaque);
+
 /**
  * @brief Report series silent for more than engine.stale_factor times their
  * usual interval at stream time @p now_ms (each once, until data resumes).

@@ -217,6 +217,12 @@ void bw_obs_threat(bw_obs_t *obs, const bw_threat_rec_t *t, int64_t wall_ms);
 /** @brief Mark a series stale in the web view (any thread). */
 void bw_obs_stale(bw_obs_t *obs, const bw_stale_t *st);
 
+/** @brief The series left this instance (its partition was revoked): the
+ * view stops counting it (region gauges, cells, lists) until it scores
+ * here again; its past points stay in the charts. Any thread. */
+void bw_obs_moved(bw_obs_t *obs, const char *region, const char *service,
+                  const char *metric);
+
 /** @brief Render the web view store's metric families (per-region
  * gauges under obs.region_label_cap) into @p w; @p now_ms is the wall
  * clock, for input ages. */

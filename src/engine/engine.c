@@ -157,6 +157,31 @@ void bw_engine_stats(const bw_engine_t *eng, bw_engine_stats_t *st)
     bw_map_each(eng->series, count_model, st); /* O(series) */
 }
 
+typedef struct {
+    bw_series_cb_t cb;
+    void *opaque;
+} each_t;
+
+static void each_series(const char *key, void *v, void *arg)
+{
+    const each_t *e = arg;
+    char buf[BW_ID_MAX];
+    char *region, *service, *metric;
+
+    (void)v;
+    if (bw__split_key(key, buf, sizeof(buf), &region, &service, &metric)) {
+        e->cb(e->opaque, region, service, metric);
+    }
+}
+
+void bw_engine_each_series(const bw_engine_t *eng, bw_series_cb_t cb,
+                           void *opaque)
+{
+    each_t e = {cb, opaque};
+
+    bw_map_each(eng->series, each_series, &e);
+}
+
 /* ---- routing and model creation ---- */
 
 /* Series matching no route get a plain per-series filter. */

@@ -30,6 +30,7 @@ typedef struct {
     double p, value, expected, lower, upper, p_slo, p_own, p_pop, p_block;
     int direction;
     bool alert, stale, warmup;
+    bool moved; /* its partition left this instance (bw_obs_moved) */
 } vseries_t;
 
 /* One score in the ring of recent points (the series charts). */

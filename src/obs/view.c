@@ -158,6 +158,7 @@ void bw_obs_score(bw_obs_t *obs, const bw_event_t *ev, const bw_score_t *sc,
         s->alert = sc->alert;
         s->warmup = sc->warmup;
         s->stale = false;
+        s->moved = false;
         push_point(obs, (uint32_t)(s - obs->series), ev, sc);
     }
     pthread_mutex_unlock(&obs->mu);
@@ -178,6 +179,24 @@ void bw_obs_stale(bw_obs_t *obs, const bw_stale_t *st)
         if (s->last_event_ms == 0) { /* first seen through its marker */
             s->last_event_ms = st->last_event_ms;
         }
+    }
+    pthread_mutex_unlock(&obs->mu);
+}
+
+void bw_obs_moved(bw_obs_t *obs, const char *region, const char *service,
+                  const char *metric)
+{
+    char key[BW_ID_MAX];
+    vseries_t *s;
+
+    if (obs == NULL) {
+        return;
+    }
+    bw_join_esc(key, sizeof(key), '/', bw_name_or_default(region),
+                bw_name_or_default(service), bw_name_or_default(metric));
+    pthread_mutex_lock(&obs->mu);
+    if ((s = bw_map_get(obs->index, key)) != NULL) {
+        s->moved = true;
     }
     pthread_mutex_unlock(&obs->mu);
 }
@@ -281,6 +300,9 @@ static void aggregate(const bw_obs_t *obs, region_agg_t *agg)
         const vseries_t *s = &obs->series[i];
         region_agg_t *a =
             &agg[s->region_slot >= 0 ? s->region_slot : obs->n_regions];
+        if (s->moved) { /* another instance's now: its figures, not ours */
+            continue;
+        }
         if (s->stale) {
             a->stale += 1;
         } else if (!s->warmup && s->p > a->p) {
@@ -342,7 +364,8 @@ static int warming(const bw_obs_t *obs)
     int n = 0;
 
     for (int i = 0; i < obs->n_series; i++) {
-        n += obs->series[i].warmup && !obs->series[i].stale;
+        n += obs->series[i].warmup && !obs->series[i].stale &&
+             !obs->series[i].moved;
     }
     return n;
 }

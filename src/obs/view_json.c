@@ -93,6 +93,9 @@ static void cells_json(bw_obs_t *obs, int64_t now, bw_wbuf_t *w)
         const vseries_t *s = &obs->series[i];
         char key[2 * VNAME];
         cell_t *c;
+        if (s->moved) {
+            continue;
+        }
         bw_join(key, sizeof(key), '\x1f', s->region, s->service, NULL);
         if ((c = bw_map_get(idx, key)) == NULL && n < MAX_CELLS &&
             bw_map_put(idx, key, &cells[n]) == BW_OK) {
@@ -155,7 +158,8 @@ static void top_json(bw_obs_t *obs, int64_t now, bw_wbuf_t *w)
     int n = 0, m = 0;
 
     for (int i = 0; v != NULL && i < obs->n_series; i++) {
-        if (!obs->series[i].stale && !obs->series[i].warmup) {
+        if (!obs->series[i].stale && !obs->series[i].warmup &&
+            !obs->series[i].moved) {
             v[n++] = &obs->series[i];
         }
     }
@@ -169,7 +173,7 @@ static void top_json(bw_obs_t *obs, int64_t now, bw_wbuf_t *w)
     }
     bw_wbuf_printf(w, "],\"stale\":[");
     for (int i = 0; i < obs->n_series && m < MAX_STALE; i++) {
-        if (obs->series[i].stale) {
+        if (obs->series[i].stale && !obs->series[i].moved) {
             bw_wbuf_printf(w, "%s", m++ ? "," : "");
             series_json(w, &obs->series[i], now);
         }
@@ -287,7 +291,8 @@ static void episodes_json(bw_obs_t *obs, bw_wbuf_t *w)
                        ",\"start\":%lld,\"end\":%lld,\"peak\":%.6g,"
                        "\"ongoing\":%s}",
                        (long long)ep[i].start, (long long)ep[i].end, ep[i].peak,
-                       ep[i].open ? "true" : "false");
+                       ep[i].open && !obs->series[ep[i].s].moved ? "true"
+                                                                 : "false");
     }
     bw_wbuf_printf(w, "]");
     bw_free(ep);
@@ -395,7 +400,7 @@ static void slo_json(bw_obs_t *obs, bw_wbuf_t *w)
     bw_wbuf_printf(w, "{\"slos\":[");
     for (int i = 0; b != NULL && i < obs->n_series; i++) {
         const vseries_t *s = &obs->series[i];
-        if (!(s->slo > 0)) {
+        if (!(s->slo > 0) || s->moved) {
             continue;
         }
         bw_wbuf_printf(w, "%s{\"key\":", m++ ? "," : "");

@@ -87,6 +87,12 @@ static task_t *add_task(bw_pipeline_t *p, const char *topic, int32_t part)
     return t;
 }
 
+static void series_moved(void *opaque, const char *region,
+                         const char *service, const char *metric)
+{
+    bw_obs_moved(opaque, region, service, metric);
+}
+
 static void drop_task(bw_pipeline_t *p, const char *topic, int32_t part)
 {
     int i;
@@ -97,6 +103,13 @@ static void drop_task(bw_pipeline_t *p, const char *topic, int32_t part)
     }
     if (p->last == t) {
         p->last = NULL;
+    }
+    /* its series are another instance's from now: the web view and the
+     * per-region gauges stop showing this one's last word on them (not
+     * at a close: no one takes them over here, and the view, e.g. the
+     * demo's, goes on showing the run's end) */
+    if (p->obs != NULL && t->eng != NULL && !p->closed) {
+        bw_engine_each_series(t->eng, series_moved, p->obs);
     }
     bw_engine_destroy(t->eng);
     bw_free(t);

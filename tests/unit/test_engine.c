@@ -5,6 +5,7 @@
  */
 #include <gsl/gsl_errno.h>
 #include <math.h>
+#include <stdlib.h>
 
 #include "bayeswatch/engine.h"
 #include <stdio.h>
@@ -352,6 +353,55 @@ static void test_refused_events_make_no_series(void **state)
     bw_engine_destroy(eng);
 }
 
+static char series_seen[4][96];
+static int n_series_seen;
+
+static void on_series(void *opaque, const char *region, const char *service,
+                      const char *metric)
+{
+    (void)opaque;
+    if (n_series_seen < 4) {
+        snprintf(series_seen[n_series_seen++], 96, "%s|%s|%s", region,
+                 service, metric);
+    }
+}
+
+static int by_str(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+/* Every series the engine holds, each once and by its own names (a
+ * revoked partition's series are told to the web view this way). */
+static void test_each_series(void **state)
+{
+    bw_config_t cfg;
+    bw_engine_t *eng;
+    bw_score_t sc;
+    bw_event_t ev = {.time_ms = 1000, .value = 5.0, .count = NAN};
+    const char *names[3][3] = {
+        {"eu", "api", "latency"}, {"us", "", "cpu"}, {"a/b", "c", "m"}};
+
+    (void)state;
+    load(&cfg);
+    eng = bw_engine_new(&cfg, NULL, 0);
+    for (int i = 0; i < 3; i++) {
+        ev.region = names[i][0];
+        ev.service = names[i][1];
+        ev.metric = names[i][2];
+        assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, NULL, 0),
+                         BW_OK);
+    }
+    n_series_seen = 0;
+    bw_engine_each_series(eng, on_series, NULL);
+    assert_int_equal(n_series_seen, 3);
+    qsort(series_seen, 3, sizeof(series_seen[0]), by_str);
+    assert_string_equal(series_seen[0], "a/b|c|m");
+    assert_string_equal(series_seen[1], "eu|api|latency");
+    assert_string_equal(series_seen[2], "us|default|cpu");
+    bw_engine_destroy(eng);
+}
+
 static char entity_seen[4][64];
 static int n_entity_seen;
 
@@ -428,6 +478,7 @@ int main(void)
         cmocka_unit_test(test_join_equals_snprintf),
         cmocka_unit_test(test_join_esc),
         cmocka_unit_test(test_refused_events_make_no_series),
+        cmocka_unit_test(test_each_series),
         cmocka_unit_test(test_entity_ids_are_unambiguous),
         cmocka_unit_test(test_stale_and_lateness),
     };

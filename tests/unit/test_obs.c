@@ -378,6 +378,53 @@ static void test_view_metrics(void **state)
     bw_obs_destroy(obs);
 }
 
+/* A revoked partition's series: this instance stops reporting its last
+ * word on them (an alert at 0.995 stayed in the per-region gauge and the
+ * overview for ever, and dashboards taking the max over instances kept
+ * alerting); a score here again brings it back. */
+static void test_view_moved(void **state)
+{
+    static bw_config_t cfg;
+    char errstr[256];
+    bw_obs_t *obs;
+    bw_wbuf_t w = {0};
+    char *t;
+
+    (void)state;
+    load(&cfg, view_yaml);
+    obs = bw_obs_new(&cfg, false, errstr, sizeof(errstr));
+    feed(obs, "r1", "latency", 0, 5, NAN, 0.995, true);
+    feed(obs, "r2", "latency", 0, 5, NAN, 0.2, false);
+    bw_obs_moved(obs, "r1", "api", "latency");
+    bw_obs_moved(obs, "nowhere", "api", "latency"); /* never seen: nothing */
+    bw_obs_view_metrics(obs, 1000, &w);
+    t = text(&w);
+    assert_non_null(strstr(t, "bayeswatch_region_anomaly_probability{region="
+                              "\"r1\"} 0\n"));
+    w.len = 0;
+    assert_true(bw_obs_view_json(obs, "overview", NULL, 1000, &w));
+    t = text(&w);
+    { /* not among the series shown; its episode kept, no longer ongoing */
+        const char *top = strstr(t, "\"top\":["),
+                   *end = top != NULL ? strstr(top, "],\"stale\"") : NULL;
+        const char *r1 = top != NULL ? strstr(top, "r1/api/latency") : NULL;
+        assert_non_null(end);
+        assert_true(r1 == NULL || r1 > end);
+        assert_non_null(strstr(t, "\"key\":\"r1/api/latency\",\"start\":0,"
+                                  "\"end\":0,\"peak\":0.995,"
+                                  "\"ongoing\":false}"));
+        assert_non_null(strstr(top, "r2/api/latency"));
+    }
+    feed(obs, "r1", "latency", 60000, 5, NAN, 0.995, true); /* back here */
+    w.len = 0;
+    bw_obs_view_metrics(obs, 61000, &w);
+    t = text(&w);
+    assert_non_null(strstr(t, "bayeswatch_region_anomaly_probability{region="
+                              "\"r1\"} 0.995\n"));
+    bw_wbuf_free(&w);
+    bw_obs_destroy(obs);
+}
+
 /* Region labels are whole names: a region of 70 bytes with two services
  * is one label (cut to 63 bytes it never matched its own copy, and took a
  * second slot: a duplicate series promtool refuses), and a multi-byte
@@ -721,6 +768,7 @@ int main(void)
         cmocka_unit_test(test_view_metrics),
         cmocka_unit_test(test_view_json),
         cmocka_unit_test(test_view_long_names),
+        cmocka_unit_test(test_view_moved),
         cmocka_unit_test(test_probe_ipv6),
         cmocka_unit_test(test_http_routes),
         cmocka_unit_test(test_http_per_ip_limit),
