@@ -82,6 +82,21 @@ static int connect_to(const char *host, const char *port, int timeout_ms)
     return fd;
 }
 
+/* The answer's first @p cap - 1 bytes, NUL-terminated: read until they
+ * are there or the server closes (HTTP/1.0), since the headers and the
+ * body may come in separate segments. Returns the bytes read. */
+static ssize_t read_answer(int fd, char *buf, size_t cap)
+{
+    size_t got = 0;
+    ssize_t n;
+
+    while (got < cap - 1 && (n = read(fd, buf + got, cap - 1 - got)) > 0) {
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    return (ssize_t)got;
+}
+
 int bw_obs_probe(const char *url, int timeout_ms, char *out, size_t out_size)
 {
     char host[256], port[16], req[512], resp[512];
@@ -103,8 +118,7 @@ int bw_obs_probe(const char *url, int timeout_ms, char *out, size_t out_size)
              path, strchr(host, ':') ? "[" : "", host,
              strchr(host, ':') ? "]" : "");
     if (write(fd, req, strlen(req)) == (ssize_t)strlen(req) &&
-        (n = read(fd, resp, sizeof(resp) - 1)) > 0) {
-        resp[n] = '\0';
+        (n = read_answer(fd, resp, sizeof(resp))) > 0) {
         if (sscanf(resp, "HTTP/1.%*d %d", &code) != 1) {
             code = -1;
         }
