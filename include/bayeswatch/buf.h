@@ -75,6 +75,15 @@ size_t bw_utf8_seq(const unsigned char *p, size_t n);
 /** @brief Whether the NUL-terminated string s is well-formed UTF-8. */
 bool bw_utf8_valid(const char *s);
 
+/**
+ * @brief Copy @p src (NULL = "") into @p dst (@p cap > 0 bytes, always
+ * NUL-terminated) as well-formed UTF-8: a byte outside any well-formed
+ * sequence becomes U+FFFD, and a cut to fit falls between sequences (a
+ * message cut by snprintf inside a character is made whole this way).
+ * @returns the bytes written, NUL not counted.
+ */
+size_t bw_utf8_clean(char *dst, size_t cap, const char *src);
+
 /** @brief Whether s holds a C0 control character (U+0001-U+001F) or DEL:
  * never part of a region, service or metric name (0x1F separates the
  * parts of the engine's keys). */

@@ -400,6 +400,29 @@ bool bw_has_control(const char *s)
     return false;
 }
 
+size_t bw_utf8_clean(char *dst, size_t cap, const char *src)
+{
+    const unsigned char *p = (const unsigned char *)(src ? src : "");
+    size_t n = strlen((const char *)p), out = 0, step;
+
+    for (; n > 0; p += step, n -= step) {
+        const unsigned char *from = p;
+        size_t k = step = bw_utf8_seq(p, n);
+        if (step == 0) { /* U+FFFD */
+            from = (const unsigned char *)"\xef\xbf\xbd";
+            k = 3;
+            step = 1;
+        }
+        if (out + k >= cap) {
+            break;
+        }
+        memcpy(dst + out, from, k);
+        out += k;
+    }
+    dst[out] = '\0';
+    return out;
+}
+
 bool bw_utf8_valid(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;

@@ -255,12 +255,16 @@ bw_err_t bw_encode_dead_letter(bw_encoder_t *e, const bw_dead_letter_t *d,
 {
     avro_value_t *r = &e->avro.value;
     avro_value_t f;
+    /* an Avro string is UTF-8: a detail cut inside a character (a long
+     * name at the end of a 256-byte message) failed strict readers */
+    char detail[1024];
 
     if (e->kind != BW_RECORD_DEAD_LETTER) {
         return BW_ERR_INVAL;
     }
+    bw_utf8_clean(detail, sizeof(detail), d->detail);
     avro_value_reset(r);
-    if (set_enum(r, "reason", d->reason) || set_str(r, "detail", d->detail) ||
+    if (set_enum(r, "reason", d->reason) || set_str(r, "detail", detail) ||
         set_opt_bytes(r, "original_key", d->key, d->key_len) ||
         set_opt_bytes(r, "original_value", d->value, d->value_len) ||
         set_str(r, "source_topic", o->source_topic) ||

@@ -44,7 +44,10 @@ typedef struct {
     const bw_threat_rec_t *threat; /* threats: contributors */
     const bw_origin_t *o;
     char id[33];
-    char msg[512];
+    /* the whole message: an entity id (BW_ID_MAX), a rule and a signal
+     * name (255 each) and the figures; 512 bytes cut the figures off the
+     * end of messages about long names */
+    char msg[BW_ID_MAX + 2 * BW_EVENT_NAME_MAX + 256];
 } alert_t;
 
 static const char *const kind_names[] = {"anomaly", "slo_breach", "threat"};
@@ -350,12 +353,16 @@ bw_err_t bw_siem_score(int format, bw_alert_kind_t kind, const bw_event_t *ev,
                        const bw_score_t *sc, const bw_origin_t *o, bw_wbuf_t *w)
 {
     char subject[BW_ID_MAX], rule[320], since[40] = "";
+    /* NULL names are "default" (event.h), as every other writer has it */
+    const char *region = bw_name_or_default(ev->region),
+               *service = bw_name_or_default(ev->service),
+               *metric = bw_name_or_default(ev->metric);
     alert_t a = {.kind = kind,
                  .rule = rule,
                  .subject = subject,
-                 .region = ev->region,
-                 .service = ev->service,
-                 .metric = ev->metric,
+                 .region = region,
+                 .service = service,
+                 .metric = metric,
                  .time_ms = ev->time_ms,
                  .since_ms = sc->abnormal_since,
                  .actual = sc->actual,
@@ -364,12 +371,11 @@ bw_err_t bw_siem_score(int format, bw_alert_kind_t kind, const bw_event_t *ev,
                  .upper = sc->upper,
                  .o = o};
 
-    bw_join_esc(subject, sizeof(subject), '/', ev->region, ev->service,
-                ev->metric);
+    bw_join_esc(subject, sizeof(subject), '/', region, service, metric);
     a.p = kind == BW_ALERT_SLO ? sc->p_slo : bw_score_evidence(sc);
     a.score = 100.0 * a.p;
     a.severity = severity_of(a.p);
-    snprintf(rule, sizeof(rule), "%s:%s", kind_names[kind], ev->metric);
+    snprintf(rule, sizeof(rule), "%s:%s", kind_names[kind], metric);
     if (a.since_ms >= 0) {
         char t[40];
         bw_time_format(a.since_ms, t, sizeof(t));
@@ -381,8 +387,7 @@ bw_err_t bw_siem_score(int format, bw_alert_kind_t kind, const bw_event_t *ev,
                    "expected)%s"
                  : "%s of %s/%s is abnormal: P = %.4f (actual %.4g, expected "
                    "%.4g)%s",
-             ev->metric, ev->region, ev->service, a.p, a.actual, a.expected,
-             since);
+             metric, region, service, a.p, a.actual, a.expected, since);
     return write_alert(format, &a, w);
 }
 

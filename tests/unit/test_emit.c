@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include "../../src/emit/direct.h"
+#include "bayeswatch/buf.h"
+#include "bayeswatch/config.h"
 #include "bayeswatch/emit.h"
 #include "bayeswatch/model.h"
 #include "bayeswatch/schemas.h"
@@ -107,6 +109,85 @@ static void test_direct_equals_generic(void **state)
     bw_wbuf_free(&b);
     bw_encoder_destroy(fast);
     bw_encoder_destroy(ref);
+}
+
+/* A dead letter's detail cut inside a character (an engine message of 256
+ * bytes ending in a long non-ASCII name) is written as well-formed UTF-8,
+ * each stray byte of the cut character as U+FFFD (as the JSON writer
+ * does): strict Avro readers failed on it. */
+static void test_dead_letter_detail_utf8(void **state)
+{
+    char err[256], detail[256];
+    bw_encoder_t *e = bw_encoder_new(
+        BW_RECORD_DEAD_LETTER, bw_schema_dead_letter,
+        bw_schema_dead_letter_len, BW_FRAMING_PLAIN, 0, err, sizeof(err));
+    bw_dead_letter_t d = {.reason = BW_DLQ_MISSING_FIELD, .detail = detail};
+    bw_origin_t o = {.source_topic = "metrics", .processed_at = 1};
+    bw_wbuf_t w = {0};
+    const uint8_t *p;
+    uint64_t z = 0;
+    int shift = 0;
+    size_t len;
+    char text[256];
+
+    (void)state;
+    assert_non_null(e);
+    memset(detail, 'a', 250);
+    memcpy(detail + 250, "\xe2\x82", 2); /* the first two bytes of a euro */
+    detail[252] = '\0';
+    assert_int_equal(bw_encode_dead_letter(e, &d, &o, &w), BW_OK);
+    p = w.data + 1; /* past the reason's enum index (one byte) */
+    do {
+        z |= (uint64_t)(*p & 0x7f) << shift;
+        shift += 7;
+    } while (*p++ & 0x80);
+    len = (size_t)(z >> 1);
+    assert_int_equal(len, 256); /* a U+FFFD for each stray byte, as JSON */
+    memcpy(text, p, len);
+    text[len] = '\0';
+    assert_true(bw_utf8_valid(text));
+    assert_memory_equal(text + 250, "\xef\xbf\xbd\xef\xbf\xbd", 6);
+    bw_wbuf_free(&w);
+    bw_encoder_destroy(e);
+}
+
+/* An alert about long names keeps its figures (the message was cut at
+ * 512 bytes, before "P = ..."), and NULL names are "default" as in every
+ * other record (the subject lost its metric; %s of NULL). */
+static void test_siem_long_and_null_names(void **state)
+{
+    char region[251], metric[251];
+    bw_event_t ev = {.time_ms = 1000, .region = region, .service = "api",
+                     .metric = metric, .value = 5};
+    bw_score_t sc = {.p_anomaly = 0.999, .actual = 5, .expected = 1,
+                     .abnormal_since = 0, .p_slo = NAN};
+    bw_origin_t o = {.source_topic = "metrics", .processed_at = 1,
+                     .config_version = "0"};
+    bw_wbuf_t w = {0};
+
+    (void)state;
+    memset(region, 'r', 250);
+    region[250] = '\0';
+    memset(metric, 'm', 250);
+    metric[250] = '\0';
+    for (int f = BW_SIEM_ECS; f <= BW_SIEM_OCSF; f++) {
+        w.len = 0;
+        assert_int_equal(bw_siem_score(f, BW_ALERT_ANOMALY, &ev, &sc, &o, &w),
+                         BW_OK);
+        bw_wbuf_bytes(&w, "", 1);
+        assert_non_null(strstr((char *)w.data, "P = 0.9990 (actual 5"));
+    }
+    ev.region = "eu";
+    ev.service = NULL;
+    ev.metric = "cpu";
+    w.len = 0;
+    assert_int_equal(bw_siem_score(BW_SIEM_ECS, BW_ALERT_ANOMALY, &ev, &sc,
+                                   &o, &w),
+                     BW_OK);
+    bw_wbuf_bytes(&w, "", 1);
+    assert_non_null(strstr((char *)w.data, "cpu of eu/default is abnormal"));
+    assert_null(strstr((char *)w.data, "(null)"));
+    bw_wbuf_free(&w);
 }
 
 static void test_layout_check(void **state)
@@ -242,6 +323,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_direct_equals_generic),
         cmocka_unit_test(test_layout_check),
+        cmocka_unit_test(test_dead_letter_detail_utf8),
+        cmocka_unit_test(test_siem_long_and_null_names),
         cmocka_unit_test(test_json_utf8),
         cmocka_unit_test(test_time_format),
         cmocka_unit_test(test_alert_id),
