@@ -366,6 +366,7 @@ static void walk_strlist(loader_t *ld, const bw_key_t *k, void *base,
                node_kind(seq));
         return;
     }
+    remember(ld, path, seq); /* for the cross-field checks' messages */
     for (yaml_node_item_t *it = seq->data.sequence.items.start;
          it < seq->data.sequence.items.top; it++) {
         yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
@@ -377,9 +378,10 @@ static void walk_strlist(loader_t *ld, const bw_key_t *k, void *base,
             break;
         }
         if (item->type != YAML_SCALAR_NODE || s[0] == '\0' ||
-            strlen(s) >= k->size) {
+            strlen(s) >= k->size || control_char(s, "") != NULL) {
             report(ld, item, ipath,
-                   "expected non-empty string of at most %zu characters",
+                   "expected non-empty string of at most %zu characters, "
+                   "without control characters",
                    k->size - 1);
             continue;
         }
@@ -650,6 +652,50 @@ static void cross_check_fusion(loader_t *ld, const bw_fusion_cfg_t *fu)
     }
 }
 
+/* Every topic the stage writes is its own and none is read: a dead-letter
+ * topic that is also an input reads each dead letter back, fails it again
+ * and writes it again without end; two outputs in one topic register two
+ * schemas under one subject. */
+static void cross_check_topics(loader_t *ld, const bw_config_t *cfg)
+{
+    struct {
+        const char *path, *topic;
+    } out[5] = {{"emit.scores.topic", cfg->emit.scores.topic},
+                {"emit.threats.topic", cfg->emit.threats.topic},
+                {"emit.dead_letters.topic", cfg->emit.dead_letters.topic}};
+    char state_topic[sizeof(cfg->kafka.group_id) + 32], msg[160];
+    int n = 3;
+
+    if (cfg->emit.alerts.topic[0] != '\0') {
+        out[n].path = "emit.alerts.topic", out[n++].topic = cfg->emit.alerts.topic;
+    }
+    if (cfg->state.changelog) {
+        if (cfg->state.topic[0] != '\0') {
+            snprintf(state_topic, sizeof(state_topic), "%s", cfg->state.topic);
+        } else {
+            snprintf(state_topic, sizeof(state_topic),
+                     "%s-model-state-changelog", cfg->kafka.group_id);
+        }
+        out[n].path = "state.topic", out[n++].topic = state_topic;
+    }
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < cfg->ingest.n_topics; k++) {
+            if (strcmp(out[i].topic, cfg->ingest.topics[k]) == 0) {
+                cross_report(ld, out[i].path,
+                             "is also an input topic (ingest.topics): the "
+                             "stage would read its own records back");
+            }
+        }
+        for (int j = 0; j < i; j++) {
+            if (strcmp(out[i].topic, out[j].topic) == 0) {
+                snprintf(msg, sizeof(msg), "is also %s: each output needs "
+                         "a topic of its own", out[j].path);
+                cross_report(ld, out[i].path, msg);
+            }
+        }
+    }
+}
+
 static void cross_check(loader_t *ld, bw_config_t *cfg)
 {
     const bw_pf_cfg_t *pf = &cfg->model.pf;
@@ -679,6 +725,7 @@ static void cross_check(loader_t *ld, bw_config_t *cfg)
         }
     }
     cross_check_fusion(ld, &cfg->model.fusion);
+    cross_check_topics(ld, cfg);
     if (cfg->obs.listen[0] != '\0' &&
         !bw_config_split_listen(cfg->obs.listen, host, sizeof(host), port,
                                 sizeof(port))) {

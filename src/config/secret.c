@@ -34,9 +34,18 @@ bool bw_config_secret(const char *value, char *out, size_t n, char *why,
     /* n - 1 bytes and a newline fit: the newline is dropped anyway */
     nl = got == n && out[n - 1] == '\n' && fgetc(f) == EOF;
     got -= nl;
+    if (ferror(f)) { /* a directory reads as an error, not as "" */
+        snprintf(why, why_size, "cannot read %s: %s", path, strerror(errno));
+        fclose(f);
+        return false;
+    }
     fclose(f);
     if (got == n) {
         snprintf(why, why_size, "%s: longer than %zu bytes", path, n - 1);
+        return false;
+    }
+    if (memchr(out, '\0', got) != NULL) { /* it would cut the secret */
+        snprintf(why, why_size, "%s holds a NUL byte", path);
         return false;
     }
     out[got] = '\0';

@@ -234,7 +234,8 @@ static void test_dump_escapes_and_null(void **state)
 }
 
 /* A secret file of exactly the buffer's room and a trailing newline fits
- * (the newline is dropped); one byte more does not. */
+ * (the newline is dropped); one byte more does not; nor a NUL byte in it,
+ * nor a directory. */
 static void test_secret_file_fits(void **state)
 {
     char path[] = "/tmp/bw_secret_XXXXXX", ref[64], out[16], why[256];
@@ -251,7 +252,17 @@ static void test_secret_file_fits(void **state)
     assert_int_equal(write(fd, "0123456789abcdef\n", 17), 17);
     close(fd);
     assert_false(bw_config_secret(ref, out, sizeof(out), why, sizeof(why)));
+    /* a NUL byte would cut the secret short: refused */
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_int_equal(write(fd, "pw\0rest\n", 8), 8);
+    close(fd);
+    assert_false(bw_config_secret(ref, out, sizeof(out), why, sizeof(why)));
+    assert_non_null(strstr(why, "NUL"));
     unlink(path);
+    /* a directory reads as an error (it read as an empty password) */
+    assert_false(bw_config_secret("${file:/tmp}", out, sizeof(out), why,
+                                  sizeof(why)));
+    assert_non_null(strstr(why, "Is a directory"));
 }
 
 /* A directory is not a config (fread of one fails: it read as empty, all
