@@ -717,11 +717,16 @@ static void cross_check(loader_t *ld, bw_config_t *cfg)
                      "kappa_max must exceed kappa_min");
     }
     for (int r = 0; r < cfg->engine.n_routes; r++) {
-        double ts = cfg->engine.routes[r].tail_scale;
-        if (ts < 0.0 && ts != -1.0) { /* -1 is model.pf's, one spelling */
-            char p[PATH_MAX_LEN];
+        const bw_route_cfg_t *ro = &cfg->engine.routes[r];
+        char p[PATH_MAX_LEN];
+        if (ro->tail_scale < 0.0 && ro->tail_scale != -1.0) { /* -1: pf's */
             snprintf(p, sizeof(p), "engine.routes[%d].tail_scale", r);
             cross_report(ld, p, "tail_scale must be -1 (model.pf's) or >= 0");
+        }
+        if (ro->model == BW_MODEL_POOLED_COUNT && ro->slo > 1.0) {
+            snprintf(p, sizeof(p), "engine.routes[%d].slo", r);
+            cross_report(ld, p, "a pooled_count slo is a rate of bad events "
+                                "per trial, at most 1 (0.01 = 1%)");
         }
     }
     cross_check_fusion(ld, &cfg->model.fusion);

@@ -559,8 +559,18 @@ static bw_err_t score_pooled(series_t *s, const bw_route_cfg_t *ro,
 {
     bw_hier_out_t ho;
     bool count = ro->model == BW_MODEL_POOLED_COUNT;
-    bw_err_t err = bw_hier_observe(s->grp->h, s->region, ev->time_ms, y,
-                                   count ? ev->count : 1.0, ro->slo, &ho);
+    double slo = ro->slo;
+    bw_err_t err;
+
+    /* the slo is written in the metric's own units, as the values are; a
+     * pooled_normal route models them transformed (log), so the threshold
+     * goes onto the same scale (P(mean > 500 ms) was asked of log values,
+     * about 0 whatever the latency) */
+    if (!count && slo > 0.0 && transform(ro->transform, slo, &slo) != BW_OK) {
+        slo = 0.0;
+    }
+    err = bw_hier_observe(s->grp->h, s->region, ev->time_ms, y,
+                          count ? ev->count : 1.0, slo, &ho);
 
     if (err != BW_OK) {
         return err;

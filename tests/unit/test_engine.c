@@ -353,6 +353,39 @@ static void test_refused_events_make_no_series(void **state)
     bw_engine_destroy(eng);
 }
 
+/* A pooled_normal route's slo is in the metric's own units: with a log
+ * transform it is compared on the log scale (it was compared raw with the
+ * log of the values: P(mean > 500) was 0 for values near 1000). */
+static void test_pooled_normal_slo_transformed(void **state)
+{
+    static const char yaml[] =
+        "engine:\n"
+        "  routes:\n"
+        "    - {metric: latency, model: pooled_normal, transform: log, "
+        "slo: 500}\n";
+    bw_config_t cfg;
+    bw_engine_t *eng;
+    bw_score_t sc;
+    bw_event_t ev = {.service = "api", .metric = "latency", .count = NAN};
+    const char *regions[] = {"a", "b", "c", "d"};
+
+    (void)state;
+    assert_int_equal(
+        bw_config_load_string(&cfg, "t", yaml, strlen(yaml), NULL), BW_OK);
+    eng = bw_engine_new(&cfg, NULL, 0);
+    for (int t = 0; t < 50; t++) {
+        for (int r = 0; r < 4; r++) {
+            ev.time_ms = (int64_t)t * 60000;
+            ev.region = regions[r];
+            ev.value = 1000.0 + 10.0 * ((t * 7 + r * 3) % 5);
+            assert_int_equal(
+                bw_engine_process(eng, &ev, &sc, NULL, NULL, NULL, 0), BW_OK);
+        }
+    }
+    assert_true(sc.p_slo > 0.99);
+    bw_engine_destroy(eng);
+}
+
 static char series_seen[4][96];
 static int n_series_seen;
 
@@ -479,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_join_esc),
         cmocka_unit_test(test_refused_events_make_no_series),
         cmocka_unit_test(test_each_series),
+        cmocka_unit_test(test_pooled_normal_slo_transformed),
         cmocka_unit_test(test_entity_ids_are_unambiguous),
         cmocka_unit_test(test_stale_and_lateness),
     };
