@@ -449,7 +449,9 @@ static void apply_latest(const char *key, void *v, void *arg)
 static void keep_latest(bw_pipeline_t *p, task_t *t, bw_map_t *latest,
                         rd_kafka_message_t *m, restore_count_t *c)
 {
-    char key[1024];
+    /* the longest key the engine writes: an entity's, three %-encoded
+     * names (1,024 bytes dropped the longest as "not a state record") */
+    char key[BW_ID_MAX + 64];
     rd_kafka_message_t *old;
 
     c->records++;

@@ -82,8 +82,9 @@ void bw__checkpoint_write(bw_pipeline_t *p, task_t *t)
 {
     ckpt_buf_t cb = {{0}, 0};
     int64_t lo, hi;
-    char path[512], why[256];
+    char path[512], why[256] = "";
     rd_kafka_resp_err_t e;
+    bw_err_t serr;
 
     if (!p->changelog || p->cfg->state.dir[0] == '\0' || t->restore_failed ||
         bw_engine_pending(t->eng) != 0 || t->committed != t->next) {
@@ -102,14 +103,19 @@ void bw__checkpoint_write(bw_pipeline_t *p, task_t *t)
     bw_wbuf_u32(&cb.w, CKPT_VERSION);
     bw_wbuf_i64(&cb.w, hi);
     bw_wbuf_u32(&cb.w, 0); /* record count, patched below */
-    if (bw_engine_snapshot(t->eng, bw__state_offset(t), add_record, &cb, why,
-                           sizeof(why)) == BW_OK &&
-        cb.w.err == BW_OK) {
+    serr = bw_engine_snapshot(t->eng, bw__state_offset(t), add_record, &cb,
+                              why, sizeof(why));
+    if (serr == BW_OK && cb.w.err == BW_OK) {
         bw_wbuf_patch_u32(&cb.w, 16, cb.n);
         bw_wbuf_u32(&cb.w, bw_crc32(0, cb.w.data, cb.w.len));
     }
     path_of(p, t, path, sizeof(path));
-    if (cb.w.err != BW_OK || write_file(path, &cb.w) != BW_OK) {
+    /* a failed snapshot writes nothing: the good checkpoint before it
+     * stays (a file without its count and CRC replaced it, and a restore
+     * then read the whole changelog) */
+    if (serr != BW_OK) {
+        bw__warn(p, "state: cannot write checkpoint %s: %s", path, why);
+    } else if (cb.w.err != BW_OK || write_file(path, &cb.w) != BW_OK) {
         bw__warn(p, "state: cannot write checkpoint %s: %s", path,
                  cb.w.err != BW_OK ? bw_strerror(cb.w.err) : strerror(errno));
     } else {

@@ -193,6 +193,12 @@ void bw__request_abort(bw_pipeline_t *p, const char *why);
  * fenced by itself, not by another instance, and a new one heals it
  * (bw__renew_producer). Any thread. */
 bool bw__self_fenced(bw_pipeline_t *p);
+/** Whether produce error @p e can never succeed for this record (too
+ * large for the topic or the client, no such topic, an invalid record):
+ * an abort and replay would fail the same way without end. @p why gets
+ * the reason (status.c). */
+bool bw__never_produced(rd_kafka_resp_err_t e, const char *topic, char *why,
+                        size_t n);
 /** A failed produce: abortable (the transaction is replayed) unless the
  * producer has a fatal error that is not self-fenced, or there is no
  * transaction. */

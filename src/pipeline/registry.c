@@ -87,6 +87,9 @@ static bw_err_t pause_resume(bw_pipeline_t *p, task_t *t, bool pause,
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR && offset >= 0) {
         tp->offset = offset;
         se = rd_kafka_seek_partitions(p->consumer, l, 10000);
+        if (se == NULL && tp->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            e = tp->err; /* the partition's own result */
+        }
     }
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR || se != NULL) {
         err = bw__fatal(p, pause ? "pause for the registry" : "resume",

@@ -46,12 +46,35 @@ bool bw__self_fenced(bw_pipeline_t *p)
            e == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
 }
 
+bool bw__never_produced(rd_kafka_resp_err_t e, const char *topic, char *why,
+                        size_t n)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+        snprintf(why, n,
+                 "%s: %s: the record can never be produced there; stopping "
+                 "rather than aborting and replaying it without end (its "
+                 "input offsets are not committed: fix the topic or its "
+                 "limits, e.g. max.message.bytes, and restart)",
+                 topic != NULL ? topic : "output", rd_kafka_err2str(e));
+        return true;
+    default:
+        return false;
+    }
+}
+
 bw_err_t bw__produce_failed(bw_pipeline_t *p, rd_kafka_resp_err_t e,
                             const char *topic)
 {
     char fatal[256], why[1024];
 
-    if (bw__denied(p, e, "Write", topic, why, sizeof(why))) {
+    if (bw__denied(p, e, "Write", topic, why, sizeof(why)) ||
+        bw__never_produced(e, topic, why, sizeof(why))) {
         return bw__fatal(p, "produce", why); /* an abort cannot heal it */
     }
     if (p->eos && (rd_kafka_fatal_error(p->producer, fatal, sizeof(fatal)) ==

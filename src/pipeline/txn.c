@@ -184,6 +184,17 @@ bw_err_t bw__abort_and_rewind(bw_pipeline_t *p, const char *why)
             err = bw__fatal(p, "rewind after abort", rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
         }
+        /* each partition's own result: one that did not move back would
+         * skip the aborted records' outputs and commit past them */
+        for (int i = 0; err == BW_OK && i < l->cnt; i++) {
+            if (l->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                char msg[512];
+                snprintf(msg, sizeof(msg), "%s [%d]: %s", l->elems[i].topic,
+                         (int)l->elems[i].partition,
+                         rd_kafka_err2str(l->elems[i].err));
+                err = bw__fatal(p, "rewind after abort", msg);
+            }
+        }
     }
     rd_kafka_topic_partition_list_destroy(l);
     return err;
@@ -267,7 +278,9 @@ void bw__on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
     (void)rk;
     if (bw__denied(p, m->err, "Write", rd_kafka_topic_name(m->rkt), why,
-                   sizeof(why))) {
+                   sizeof(why)) ||
+        bw__never_produced(m->err, rd_kafka_topic_name(m->rkt), why,
+                           sizeof(why))) {
         bw__fatal(p, "produce", why);
     }
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {

@@ -900,6 +900,33 @@ def test_abort_rewind(env):
           f"replay")
 
 
+def test_never_produced(env):
+    """An output that can never be produced (the dead letter of a 30 KB
+    undecodable record, past the producer's message.max.bytes of 20,000)
+    stops the stage with the reason instead of aborting and replaying the
+    transaction without end (exactly-once; /healthz stayed up and the
+    partition made no progress); nothing of it is committed."""
+    from confluent_kafka import Producer
+    config = env.config(extra="state: {changelog: false}")
+    with_producer(config, '{message.max.bytes: "20000"}')
+    env.feed(synthetic_rows(1, 50, seed=11))
+    prod = Producer({"bootstrap.servers": BROKERS})
+    prod.produce(env.topics["in"], b"\x07" * 30000, key=b"junk")
+    prod.flush(30)
+    stage = env.start(config, "np")
+    try:
+        stage.wait(90)
+    except subprocess.TimeoutExpired:
+        pass
+    rc, log = env.stop(stage)
+    check(rc != 0 and "can never be produced" in log,
+          f"exit {rc}, wanted non-zero with the reason:\n{log[-3000:]}")
+    check(len(log_lines(stage, "aborting the open")) <= 1,
+          "at most one abort before stopping")
+    print("never_produced: " + [x for x in log.splitlines()
+                                if "can never be produced" in x][0][-200:])
+
+
 def test_stall_renew(env):
     """The stage itself stalls (SIGSTOP) for longer than its transaction
     timeout with a transaction open: the broker aborts the transaction and
@@ -1218,7 +1245,8 @@ TESTS = {"e2e": (test_e2e, 1), "exactly_once_kill": (test_exactly_once_kill, 4),
          "failover_kill": (test_failover_kill, 1),
          "failover_scale": (test_failover_scale, 6),
          "warm_restart": (test_warm_restart, 1),
-         "checkpoint": (test_checkpoint, 1)}
+         "checkpoint": (test_checkpoint, 1),
+         "never_produced": (test_never_produced, 1)}
 
 
 def run_main(tests):
