@@ -219,6 +219,22 @@ static rd_kafka_error_t *try_commit_txn(bw_pipeline_t *p)
     rd_kafka_topic_partition_list_t *l = pending_offsets(p);
     rd_kafka_error_t *e = NULL;
 
+    /* A transaction with no new input (state flushed on its own, stale
+     * markers) still sends the offsets already committed: the group's
+     * generation is checked with them (KIP-447), so an instance that has
+     * lost its partitions without noticing yet is fenced here too, and
+     * its older state does not land in the changelog after the new
+     * owner's. */
+    bool no_input = l->cnt == 0;
+
+    for (int i = 0; no_input && i < p->n_tasks; i++) {
+        const task_t *t = p->tasks[i];
+        if (t->committed >= 0) {
+            rd_kafka_topic_partition_list_add(l, t->topic, t->partition)
+                ->offset = t->committed;
+        }
+    }
+
     if (l->cnt > 0 && !p->offsets_sent) {
         rd_kafka_consumer_group_metadata_t *md =
             rd_kafka_consumer_group_metadata(p->consumer);
