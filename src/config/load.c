@@ -696,6 +696,24 @@ static void cross_check_topics(loader_t *ld, const bw_config_t *cfg)
     }
 }
 
+/* What the registry client refuses at start-up, here with its line: the
+ * URL's scheme, and a password file it cannot read (read to be checked,
+ * then wiped; the client reads it again when it is made). */
+static void cross_check_registry(loader_t *ld, const bw_registry_cfg_t *r)
+{
+    char pw[512], why[256];
+
+    if (r->url[0] != '\0' && strncmp(r->url, "http://", 7) != 0 &&
+        strncmp(r->url, "https://", 8) != 0) {
+        cross_report(ld, "registry.url", "expected an http:// or https:// URL");
+    }
+    if (r->url[0] != '\0' &&
+        !bw_config_secret(r->password, pw, sizeof(pw), why, sizeof(why))) {
+        cross_report(ld, "registry.password", why);
+    }
+    explicit_bzero(pw, sizeof(pw));
+}
+
 static void cross_check(loader_t *ld, bw_config_t *cfg)
 {
     const bw_pf_cfg_t *pf = &cfg->model.pf;
@@ -731,6 +749,7 @@ static void cross_check(loader_t *ld, bw_config_t *cfg)
     }
     cross_check_fusion(ld, &cfg->model.fusion);
     cross_check_topics(ld, cfg);
+    cross_check_registry(ld, &cfg->registry);
     if (cfg->obs.listen[0] != '\0' &&
         !bw_config_split_listen(cfg->obs.listen, host, sizeof(host), port,
                                 sizeof(port))) {
