@@ -197,7 +197,8 @@ static int store_scalar(const bw_key_t *k, void *base, const char *s,
         } else if (k->type == BW_KT_I64) {
             *(int64_t *)field = (int64_t)v;
         } else {
-            *(double *)field = v;
+            /* -0 is 0: printed as "-0" it changed the state version */
+            *(double *)field = v + 0.0;
         }
         return 0;
     case BW_KT_BOOL:
@@ -498,7 +499,11 @@ static void walk_value(loader_t *ld, const bw_key_t *k, void *base,
         }
         const char *s = k->type == BW_KT_STRING && is_null(vn) ? ""
                                                                : scalar(vn);
-        if (store_scalar(k, base, s, plain, why, sizeof(why)) != 0) {
+        if (strlen(scalar(vn)) != vn->data.scalar.length) {
+            /* "\0" in a double-quoted string: everything after it was
+             * dropped unseen ("pw\0rest" read as "pw") */
+            report(ld, vn, path, "a NUL byte (\\0) in a string");
+        } else if (store_scalar(k, base, s, plain, why, sizeof(why)) != 0) {
             report(ld, vn, path, "%s", why);
         }
         remember(ld, path, vn);

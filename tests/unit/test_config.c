@@ -233,6 +233,23 @@ static void test_dump_escapes_and_null(void **state)
     free(d);
 }
 
+/* -0 is 0: the same config version and state versions (printed "-0",
+ * it discarded saved state for nothing). */
+static void test_negative_zero(void **state)
+{
+    static const char a[] = "model: {pf: {p_shift: -0}}\n",
+                      b[] = "model: {pf: {p_shift: 0}}\n";
+    bw_config_t ca, cb;
+
+    (void)state;
+    assert_int_equal(bw_config_load_string(&ca, "a", a, strlen(a), NULL),
+                     BW_OK);
+    assert_int_equal(bw_config_load_string(&cb, "b", b, strlen(b), NULL),
+                     BW_OK);
+    assert_true(ca.state_version.pf == cb.state_version.pf);
+    assert_true(ca.hash == cb.hash);
+}
+
 /* A secret file of exactly the buffer's room and a trailing newline fits
  * (the newline is dropped); one byte more does not; nor a NUL byte in it,
  * nor a directory. */
@@ -287,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_versions_neutral_keys),
         cmocka_unit_test(test_directory_refused),
         cmocka_unit_test(test_secret_file_fits),
+        cmocka_unit_test(test_negative_zero),
     };
 
     gsl_set_error_handler_off();
