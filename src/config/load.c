@@ -755,6 +755,16 @@ static void cross_check(loader_t *ld, bw_config_t *cfg)
     cross_check_fusion(ld, &cfg->model.fusion);
     cross_check_topics(ld, cfg);
     cross_check_registry(ld, &cfg->registry);
+    if (cfg->state.replication_factor == 0) {
+        cross_report(ld, "state.replication_factor",
+                     "expected -1 (the broker's default) or 1-32: Kafka "
+                     "creates no topic with 0 replicas");
+    }
+    if (cfg->obs.kafka_stats_ms > 0.0 && cfg->obs.kafka_stats_ms < 1.0) {
+        cross_report(ld, "obs.kafka_stats_ms",
+                     "expected 0 (off) or at least 1 ms (librdkafka counts "
+                     "whole milliseconds: it read as 0, off)");
+    }
     if (cfg->obs.listen[0] != '\0' &&
         !bw_config_split_listen(cfg->obs.listen, host, sizeof(host), port,
                                 sizeof(port))) {
