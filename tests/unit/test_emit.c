@@ -128,7 +128,7 @@ static void test_dead_letter_detail_utf8(void **state)
     uint64_t z = 0;
     int shift = 0;
     size_t len;
-    char text[256];
+    char text[300];
 
     (void)state;
     assert_non_null(e);
