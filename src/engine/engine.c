@@ -262,6 +262,24 @@ static void unmark(bw_engine_t *eng, void *obj)
 }
 
 /* A pooled group (not yet in the map) keyed "ROUTE US service US metric". */
+static bw_err_t transform(int t, double v, double *out);
+
+/* A pooled route's slo on the scale its model works on: a pooled_normal
+ * slo is written in the metric's own units, as the values are, and the
+ * model sees them transformed (log), so the threshold goes there too
+ * (P(mean > 500 ms) was asked of log values, about 0 whatever the
+ * latency); a pooled_count slo is a rate. */
+static double group_slo(const bw_route_cfg_t *ro)
+{
+    double slo = ro->slo;
+
+    if (ro->model != BW_MODEL_POOLED_COUNT && slo > 0.0 &&
+        transform(ro->transform, slo, &slo) != BW_OK) {
+        slo = 0.0;
+    }
+    return slo;
+}
+
 group_t *bw__group_new(bw_engine_t *eng, int route, const char *map_key)
 {
     group_t *g = bw_calloc(1, sizeof(*g));
@@ -273,6 +291,7 @@ group_t *bw__group_new(bw_engine_t *eng, int route, const char *map_key)
     }
     snprintf(key, sizeof(key), GROUP_PREFIX "%s", map_key);
     g->route = route;
+    g->slo = group_slo(&eng->cfg->engine.routes[route]);
     g->o.key = bw_strdup(key);
     g->h = bw_hier_new(&eng->cfg->model.hier,
                        kind == BW_MODEL_POOLED_COUNT ? BW_HIER_COUNT
@@ -559,18 +578,8 @@ static bw_err_t score_pooled(series_t *s, const bw_route_cfg_t *ro,
 {
     bw_hier_out_t ho;
     bool count = ro->model == BW_MODEL_POOLED_COUNT;
-    double slo = ro->slo;
-    bw_err_t err;
-
-    /* the slo is written in the metric's own units, as the values are; a
-     * pooled_normal route models them transformed (log), so the threshold
-     * goes onto the same scale (P(mean > 500 ms) was asked of log values,
-     * about 0 whatever the latency) */
-    if (!count && slo > 0.0 && transform(ro->transform, slo, &slo) != BW_OK) {
-        slo = 0.0;
-    }
-    err = bw_hier_observe(s->grp->h, s->region, ev->time_ms, y,
-                          count ? ev->count : 1.0, slo, &ho);
+    bw_err_t err = bw_hier_observe(s->grp->h, s->region, ev->time_ms, y,
+                                   count ? ev->count : 1.0, s->grp->slo, &ho);
 
     if (err != BW_OK) {
         return err;

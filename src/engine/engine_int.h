@@ -42,6 +42,7 @@ typedef struct {
 typedef struct group_s {
     obj_t o;
     int route;
+    double slo; /* the route's slo on the model's scale (0: none) */
     bw_hier_t *h;
     bw_map_t *regions; /* name -> index + 1 */
     int n_regions;

@@ -74,6 +74,15 @@ static int region_slot(bw_obs_t *obs, const char *region)
     return obs->n_regions++;
 }
 
+/* A series' key in the store ("region/service/metric", each %-escaped;
+ * NULL names are "default"). */
+static void series_key(char key[BW_ID_MAX], const char *region,
+                       const char *service, const char *metric)
+{
+    bw_join_esc(key, BW_ID_MAX, '/', bw_name_or_default(region),
+                bw_name_or_default(service), bw_name_or_default(metric));
+}
+
 /* The series of @p ev, added if new and there is room (mu held). */
 static vseries_t *series_of(bw_obs_t *obs, const bw_event_t *ev)
 {
@@ -84,7 +93,7 @@ static vseries_t *series_of(bw_obs_t *obs, const bw_event_t *ev)
     vseries_t *s;
     int route;
 
-    bw_join_esc(key, sizeof(key), '/', r, sv, m);
+    series_key(key, r, sv, m);
     s = bw_map_get(obs->index, key);
     if (s != NULL || obs->n_series >= obs->cap_series) {
         return s;
@@ -192,8 +201,7 @@ void bw_obs_moved(bw_obs_t *obs, const char *region, const char *service,
     if (obs == NULL) {
         return;
     }
-    bw_join_esc(key, sizeof(key), '/', bw_name_or_default(region),
-                bw_name_or_default(service), bw_name_or_default(metric));
+    series_key(key, region, service, metric);
     pthread_mutex_lock(&obs->mu);
     if ((s = bw_map_get(obs->index, key)) != NULL) {
         s->moved = true;

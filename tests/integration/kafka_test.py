@@ -123,6 +123,17 @@ emit:
         self.procs.append(p)
         return p
 
+    def run_to_exit(self, config, instance, timeout=60):
+        """A stage that should stop by itself: started, given @p timeout
+        seconds to exit, then stopped; (its exit code, its log, it)."""
+        p = self.start(config, instance)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        rc, log = self.stop(p)
+        return rc, log, p
+
     def stop(self, p, sig=signal.SIGTERM, timeout=60):
         if p.poll() is None:
             p.send_signal(sig)
@@ -913,12 +924,7 @@ def test_never_produced(env):
     prod = Producer({"bootstrap.servers": BROKERS})
     prod.produce(env.topics["in"], b"\x07" * 30000, key=b"junk")
     prod.flush(30)
-    stage = env.start(config, "np")
-    try:
-        stage.wait(90)
-    except subprocess.TimeoutExpired:
-        pass
-    rc, log = env.stop(stage)
+    rc, log, stage = env.run_to_exit(config, "np", 90)
     check(rc != 0 and "can never be produced" in log,
           f"exit {rc}, wanted non-zero with the reason:\n{log[-3000:]}")
     check(len(log_lines(stage, "aborting the open")) <= 1,

@@ -261,12 +261,7 @@ def test_down(env):
 
     bad = env.config(name="bad", extra='registry: {url: '
                      '"http://127.0.0.1:9/apis/ccompat/v7", timeout_ms: 500}')
-    p = env.start(bad, "bad")
-    try:
-        p.wait(60)
-    except subprocess.TimeoutExpired:
-        pass
-    bad_rc, log = env.stop(p)
+    bad_rc, log, _ = env.run_to_exit(bad, "bad")
     check(bad_rc != 0 and "registry" in log and "9/apis" in log,
           f"unreachable registry at start-up: exit {bad_rc}\n{log[-2000:]}")
     said = log.strip().splitlines()[-1][:160]
@@ -312,6 +307,33 @@ def reg_dir(env):
     return os.environ.get("BW_REGISTRY_DIR") or f"{env.src}/build/registry"
 
 
+def proxy_body(handler):
+    """The request's body, None without one."""
+    n = int(handler.headers.get("Content-Length") or 0)
+    return handler.rfile.read(n) if n else None
+
+
+def forward(handler, body):
+    """The real registry's answer to @p handler's request: (body, code)."""
+    base = REG.split("/apis/")[0]
+    req = urllib.request.Request(base + handler.path, data=body,
+                                 method=handler.command,
+                                 headers={"Content-Type": CT})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read(), r.status
+    except urllib.error.HTTPError as e:
+        return e.read(), e.code
+
+
+def reply(handler, code, out):
+    handler.send_response(code)
+    handler.send_header("Content-Type", CT)
+    handler.send_header("Content-Length", str(len(out)))
+    handler.end_headers()
+    handler.wfile.write(out)
+
+
 class AuthProxy(http.server.ThreadingHTTPServer):
     """HTTP basic auth in front of the registry (Apicurio's own needs an
     OIDC server): 401 without the right credentials, else forwarded."""
@@ -327,25 +349,12 @@ class AuthProxy(http.server.ThreadingHTTPServer):
 
             def do_any(self):
                 self.server.seen.append(self.headers.get("Authorization"))
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else None
+                body = proxy_body(self)
                 if self.headers.get("Authorization") != want:
                     out, code = b'{"error_code":401,"message":"Unauthorized"}', 401
                 else:
-                    base = REG.split("/apis/")[0]
-                    req = urllib.request.Request(
-                        base + self.path, data=body, method=self.command,
-                        headers={"Content-Type": CT})
-                    try:
-                        with urllib.request.urlopen(req, timeout=10) as r:
-                            out, code = r.read(), r.status
-                    except urllib.error.HTTPError as e:
-                        out, code = e.read(), e.code
-                self.send_response(code)
-                self.send_header("Content-Type", CT)
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
+                    out, code = forward(self, body)
+                reply(self, code, out)
             do_GET = do_POST = do_any
 
         super().__init__(("127.0.0.1", 0), H)
@@ -365,38 +374,22 @@ class OddRegistry(http.server.ThreadingHTTPServer):
             def log_message(self, *a):
                 pass
 
-            def send(self, code, out):
-                self.send_response(code)
-                self.send_header("Content-Type", CT)
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
             def do_any(self):
                 srv = self.server
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else None
+                body = proxy_body(self)
                 for sid in (big, limited):
                     if self.path.endswith(f"/schemas/ids/{sid}"):
                         srv.asked[sid] += 1
                 if self.path.endswith(f"/schemas/ids/{big}"):
                     pad = "x" * (5 * 1024 * 1024)
-                    return self.send(200, json.dumps(
+                    return reply(self, 200, json.dumps(
                         {"schema": "{}", "pad": pad}).encode())
                 if (self.path.endswith(f"/schemas/ids/{limited}") and
                         srv.asked[limited] <= srv.n429):
-                    return self.send(429, b'{"error_code":429,'
-                                     b'"message":"Too Many Requests"}')
-                base = REG.split("/apis/")[0]
-                req = urllib.request.Request(
-                    base + self.path, data=body, method=self.command,
-                    headers={"Content-Type": CT})
-                try:
-                    with urllib.request.urlopen(req, timeout=10) as r:
-                        out, code = r.read(), r.status
-                except urllib.error.HTTPError as e:
-                    out, code = e.read(), e.code
-                self.send(code, out)
+                    return reply(self, 429, b'{"error_code":429,'
+                                 b'"message":"Too Many Requests"}')
+                out, code = forward(self, body)
+                reply(self, code, out)
             do_GET = do_POST = do_any
 
         super().__init__(("127.0.0.1", 0), H)
@@ -450,12 +443,7 @@ registry: {{url: "{url}", timeout_ms: 2000, backoff_max_ms: 2000}}""")
 
 
 def refused_at_start(env, name, extra, pattern):
-    p = env.start(env.config(name=name, extra=extra), name)
-    try:
-        p.wait(60)
-    except subprocess.TimeoutExpired:
-        pass
-    rc, log = env.stop(p)
+    rc, log, _ = env.run_to_exit(env.config(name=name, extra=extra), name)
     last = log.strip().splitlines()[-1] if log.strip() else ""
     check(rc != 0 and re.search(pattern, last),
           f"{name}: exit {rc}, last line {last!r}, wanted {pattern!r}")
