@@ -2,8 +2,10 @@
  * Schema registry client: the Confluent Schema Registry REST API
  * (POST /subjects/{subject}/versions -> {"id": N};
  * GET /schemas/ids/{id} -> {"schema": "...", "schemaType": ...}), over
- * libcurl, JSON by jansson. Errors map to bw_err_t: unreachable, 5xx, 408
- * and 429 are BW_ERR_IO (transient), 404 and an answer over BODY_MAX are
+ * libcurl, JSON by jansson. Errors map to bw_err_t: unreachable, 5xx, 408,
+ * 429, 401 and 403 are BW_ERR_IO (transient: the registry does not answer
+ * us now; records wait, they are not dead letters), 404 and an answer over
+ * BODY_MAX are
  * BW_ERR_NOTFOUND (remembered, asked again after NOTFOUND_TTL_MS), any
  * other refusal BW_ERR_CONFIG with the registry's own message.
  *
@@ -57,6 +59,7 @@ struct bw_registry_s {
     long timeout_ms;
     double backoff_max, backoff; /* ms; backoff 0 while reachable */
     int64_t down_until;          /* bw_mono_ms; no request before it */
+    char down_why[384];          /* the answer that put it down */
     /* Found schemas are kept for the registry's life: their text is
      * handed out (bw_registry_schema) and must stay valid, and an id's
      * schema never changes. Unknown ids are remembered up to MISS_MAX,
@@ -246,17 +249,22 @@ static long request(bw_registry_t *r, const char *path, const char *post,
 }
 
 /* An answer that says nothing about the schema asked for, only that the
- * registry cannot answer now: unreachable, 5xx, a timeout (408) or a
- * rate limit (429). */
+ * registry does not answer us now: unreachable, 5xx, a timeout (408), a
+ * rate limit (429), or credentials it no longer takes (401, 403: rotated
+ * or revoked while the stage runs; at start-up they end it). A record is
+ * never a dead letter for the registry's state: its partition waits. */
 static bool transient(long status)
 {
-    return status == 0 || status >= 500 || status == 408 || status == 429;
+    return status == 0 || status >= 500 || status == 408 || status == 429 ||
+           status == 401 || status == 403;
 }
 
-/* The outcome of a request as bw_err_t; keeps the backoff (r->mu held). */
-static bw_err_t outcome(bw_registry_t *r, long status)
+/* The outcome of a request as bw_err_t; keeps the backoff and, when it is
+ * down, @p why (r->mu held). */
+static bw_err_t outcome(bw_registry_t *r, long status, const char *why)
 {
     if (transient(status)) {
+        snprintf(r->down_why, sizeof(r->down_why), "%s", why);
         r->backoff = r->backoff > 0 ? r->backoff * 2 : BACKOFF_MIN_MS;
         if (r->backoff > r->backoff_max) {
             r->backoff = r->backoff_max;
@@ -289,7 +297,7 @@ bw_err_t bw_registry_register(bw_registry_t *r, const char *subject,
     if (post != NULL) {
         long status = request(r, path, post, why, sizeof(why));
         pthread_mutex_lock(&r->mu);
-        err = outcome(r, status);
+        err = outcome(r, status, why);
         pthread_mutex_unlock(&r->mu);
     }
     if (err == BW_OK) {
@@ -396,7 +404,7 @@ static bw_err_t fetch(bw_registry_t *r, int32_t id, char *why, size_t n)
         type = json_string_value(json_object_get(root, "schemaType"));
     }
     pthread_mutex_lock(&r->mu);
-    err = outcome(r, status);
+    err = outcome(r, status, why);
     if (err == BW_OK &&
         (text == NULL || (type != NULL && strcmp(type, "AVRO") != 0))) {
         snprintf(why, n, "schema id %d: %s", id,
@@ -429,7 +437,8 @@ static int known(bw_registry_t *r, int32_t id, int64_t now, char *why,
         return e->schema != NULL ? BW_OK : BW_ERR_NOTFOUND;
     }
     if (r->backoff > 0) { /* down: the prober finds out when not */
-        snprintf(why, n, "%s unreachable; next try in %.1f s", r->url,
+        snprintf(why, n, "%s; next try in %.1f s",
+                 r->down_why[0] ? r->down_why : r->url,
                  (double)(r->down_until - now) / 1000.0);
         return BW_ERR_IO;
     }
@@ -498,7 +507,7 @@ static void *probe_loop(void *arg)
             status = request(r, "/config", NULL, why, sizeof(why));
             pthread_mutex_unlock(&r->net);
             pthread_mutex_lock(&r->mu);
-            outcome(r, status);
+            outcome(r, status, why);
         }
     }
     pthread_mutex_unlock(&r->mu);

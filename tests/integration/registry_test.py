@@ -362,13 +362,13 @@ class AuthProxy(http.server.ThreadingHTTPServer):
 
 
 class OddRegistry(http.server.ThreadingHTTPServer):
-    """The registry behind a proxy that answers two ids oddly: @big with a
-    5 MB body (over the client's 4 MiB), @limited with 429 (rate limited)
-    its first @n429 times; everything else forwarded."""
+    """The registry behind a proxy that answers three ids oddly: @big with
+    a 5 MB body (over the client's 4 MiB), @limited with 429 (rate
+    limited) and @refused with 401 (credentials refused) their first @n
+    times each; everything else forwarded."""
 
-    def __init__(self, big, limited, n429):
-        self.asked = {big: 0, limited: 0}
-        self.n429 = n429
+    def __init__(self, big, limited, refused, n):
+        self.asked = {big: 0, limited: 0, refused: 0}
 
         class H(http.server.BaseHTTPRequestHandler):
             def log_message(self, *a):
@@ -377,7 +377,7 @@ class OddRegistry(http.server.ThreadingHTTPServer):
             def do_any(self):
                 srv = self.server
                 body = proxy_body(self)
-                for sid in (big, limited):
+                for sid in (big, limited, refused):
                     if self.path.endswith(f"/schemas/ids/{sid}"):
                         srv.asked[sid] += 1
                 if self.path.endswith(f"/schemas/ids/{big}"):
@@ -385,9 +385,13 @@ class OddRegistry(http.server.ThreadingHTTPServer):
                     return reply(self, 200, json.dumps(
                         {"schema": "{}", "pad": pad}).encode())
                 if (self.path.endswith(f"/schemas/ids/{limited}") and
-                        srv.asked[limited] <= srv.n429):
+                        srv.asked[limited] <= n):
                     return reply(self, 429, b'{"error_code":429,'
                                  b'"message":"Too Many Requests"}')
+                if (self.path.endswith(f"/schemas/ids/{refused}") and
+                        srv.asked[refused] <= n):
+                    return reply(self, 401, b'{"error_code":401,'
+                                 b'"message":"Unauthorized"}')
                 out, code = forward(self, body)
                 reply(self, code, out)
             do_GET = do_POST = do_any
@@ -400,9 +404,10 @@ def test_odd_answers(env):
     """Answers that are not the schema: one over 4 MiB is a remembered miss
     (its records are dead letters, unknown_schema, and the partition goes
     on; it stalled the partition for ever, read as an outage that the
-    prober kept seeing end), a rate limit (429) is an outage to wait out
-    (its records are scored once the registry answers; they were dead
-    letters)."""
+    prober kept seeing end), a rate limit (429) and a refusal of the
+    stage's credentials at run time (401: a password rotated under it) are
+    outages to wait out (their records are scored once the registry
+    answers; they were dead letters)."""
     src = env.src
     topic = env.topics["in"]
     rows = [r for r in kt.sample_rows(src)
@@ -412,14 +417,19 @@ def test_odd_answers(env):
     sb = {**sa, "fields": sa["fields"] + [
         {"name": "zone", "type": "string", "default": "z"}]}
     id_b = register(f"{topic}-odd-b", sb)
+    sc = {**sa, "fields": sa["fields"] + [
+        {"name": "rack", "type": "string", "default": "r"}]}
+    id_c = register(f"{topic}-odd-c", sc)
     big = 987001
-    proxy = OddRegistry(big, id_b, 2)
+    proxy = OddRegistry(big, id_b, id_c, 2)
     url = f"http://127.0.0.1:{proxy.server_address[1]}/apis/ccompat/v7"
     msgs = [(0, frame(id_a, sa, rec_of(r, "ours"))) for r in rows[:100]]
     msgs += [(0, b"\0" + struct.pack(">i", big) + b"\2x")] * 3
     msgs += [(0, frame(id_b, sb, {**rec_of(r, "ours"), "zone": "q"}))
              for r in rows[100:200]]
-    msgs += [(0, frame(id_a, sa, rec_of(r, "ours"))) for r in rows[200:]]
+    msgs += [(0, frame(id_c, sc, {**rec_of(r, "ours"), "rack": "k"}))
+             for r in rows[200:250]]
+    msgs += [(0, frame(id_a, sa, rec_of(r, "ours"))) for r in rows[250:]]
     produce(topic, msgs)
     config = env.config(base=f"{src}/config/sample.yaml", extra=f"""
 registry: {{url: "{url}", timeout_ms: 2000, backoff_max_ms: 2000}}""")
@@ -437,9 +447,14 @@ registry: {{url: "{url}", timeout_ms: 2000, backoff_max_ms: 2000}}""")
           f"the long answer asked for {proxy.asked[big]} times, wanted once")
     check(proxy.asked[id_b] >= 3, f"429 twice, then forwarded: "
           f"{proxy.asked[id_b]} requests")
+    check(proxy.asked[id_c] >= 3, f"401 twice, then forwarded: "
+          f"{proxy.asked[id_c]} requests")
+    check("Unauthorized" in log, "the wait for the refused id is logged "
+          "with the registry's answer")
     proxy.shutdown()
-    print(f"odd answers: {len(rows)} scored, 100 of them after two 429s; "
-          f"the 5 MB answer asked for once, its 3 records dead letters")
+    print(f"odd answers: {len(rows)} scored, 100 of them after two 429s "
+          f"and 50 after two 401s; the 5 MB answer asked for once, its 3 "
+          f"records dead letters")
 
 
 def refused_at_start(env, name, extra, pattern):
