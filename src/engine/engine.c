@@ -1071,6 +1071,13 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
     }
     err = s->pf != NULL ? score_series(eng, s, ro->transform, ev, y, out, &fin)
                         : score_pooled(s, ro, ev, y, out, &fin);
+    /* marked also when the model refused the event: it may have moved
+     * first (a pooled event is in the pool, and the pool decayed, before
+     * the refit that failed), and that state must reach the changelog */
+    bw__mark(eng, OBJ_SERIES, &s->o, s);
+    if (s->grp != NULL) {
+        bw__mark(eng, OBJ_GROUP, &s->grp->o, s->grp);
+    }
     if (err != BW_OK) {
         bw_seterr(errstr, errstr_size, err, "model rejected the event: %s",
                   bw_strerror(err));
@@ -1079,10 +1086,6 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
     out->score = 100.0 * bw_score_evidence(out);
     out->alert = !out->warmup && !out->late &&
                  bw_score_evidence(out) >= eng->cfg->engine.alert_threshold;
-    bw__mark(eng, OBJ_SERIES, &s->o, s);
-    if (s->grp != NULL) {
-        bw__mark(eng, OBJ_GROUP, &s->grp->o, s->grp);
-    }
     if (!out->late) {
         eng->st.events++;
         track_activity(eng, s, ev->time_ms);
