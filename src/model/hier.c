@@ -1373,7 +1373,10 @@ static void nm_add(bw_hier_t *h, int j, double value, double trials)
     (void)trials;
     h->y[j] += value;
     h->n[j] += 1.0;
-    h->s2[j] += d * (value - h->y[j] / h->n[j]);
+    /* the two factors share a sign in exact arithmetic; rounded, for a
+     * value within an ulp of both means they may not, and a sum of
+     * squares below 0 was a group the state's load refuses */
+    h->s2[j] = fmax(h->s2[j] + d * (value - h->y[j] / h->n[j]), 0.0);
 }
 
 static const hier_type_t count_type = {
