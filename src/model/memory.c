@@ -191,12 +191,15 @@ void bw__memory_save(const bw__memory_t *m, bw_wbuf_t *w)
     bw_wbuf_f32s(w, m->v, (size_t)m->n);
 }
 
-/* What push can leave: finite values, a ring still filling written up to
- * n, and a running sum equal to the values' (to its rounding drift). */
+/* What push can leave: finite values and a ring still filling written up
+ * to n. The running sum is not checked against the values: it is restored
+ * bit for bit, and it may hold the rounding residue of a value far larger
+ * than those now held (a 1e12 among values of 1e-3 leaves about 1e-3 until
+ * the next wrap resums), so a live model's own state was refused. A finite
+ * sum is all a load can ask (bw_rbuf_finite); a wrong one lasts until the
+ * wrap. */
 static bool memory_consistent(const bw__memory_t *m)
 {
-    double s = 0.0, a = 0.0;
-
     if (m->n < m->w && m->pos != m->n) {
         return false;
     }
@@ -204,10 +207,8 @@ static bool memory_consistent(const bw__memory_t *m)
         if (!isfinite(m->v[i])) {
             return false;
         }
-        s += m->v[i];
-        a += fabs(m->v[i]);
     }
-    return fabs(m->sum - s) <= 1e-6 * a + 1e-300;
+    return true;
 }
 
 void bw__memory_load(bw__memory_t *m, bw_rbuf_t *r)

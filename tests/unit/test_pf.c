@@ -1298,6 +1298,44 @@ static void test_memory_visit_counts(void **state)
     }
 }
 
+/* A memory whose running sum carries the rounding residue of a value far
+ * larger than those it holds now (a 1e12 among values of 1e-3, gone from
+ * the ring but not yet resummed at a wrap) saves and loads bit for bit:
+ * the load refused it, a live series' own state, for a sum off the
+ * values' by more than 1e-6 of their magnitude. */
+static void test_memory_residue_loads(void **state)
+{
+    enum { W = 64 };
+    bw__memory_t m, copy;
+    bw_wbuf_t w = {0};
+    bw_rbuf_t r;
+    double exact = 0.0, mag = 0.0;
+
+    (void)state;
+    assert_int_equal(bw__memory_init(&m, W), 0);
+    assert_int_equal(bw__memory_init(&copy, W), 0);
+    for (int i = 0; i < W + 11; i++) { /* the 1e12 at slot 10, then over */
+        bw__memory_push(&m, i == 10 ? 1e12 : 1e-3 * (1.0 + 0.37 * (i % 7)));
+    }
+    for (int i = 0; i < m.n; i++) {
+        exact += m.v[i];
+        mag += fabs(m.v[i]);
+    }
+    assert_true(fabs(m.sum - exact) > 1e-6 * mag); /* the residue is there */
+    bw__memory_save(&m, &w);
+    assert_int_equal(w.err, BW_OK);
+    bw_rbuf_init(&r, w.data, w.len);
+    bw__memory_load(&copy, &r);
+    assert_int_equal(r.err, BW_OK);
+    assert_memory_equal(&copy.sum, &m.sum, sizeof(m.sum));
+    assert_int_equal(copy.n, m.n);
+    assert_int_equal(copy.pos, m.pos);
+    assert_memory_equal(copy.v, m.v, (size_t)m.n * sizeof(m.v[0]));
+    bw_wbuf_free(&w);
+    bw__memory_free(&copy);
+    bw__memory_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1322,6 +1360,7 @@ int main(void)
         cmocka_unit_test(test_sustained_run_is_collective),
         cmocka_unit_test(test_reported_spike_is_not_collective),
         cmocka_unit_test(test_memory_visit_counts),
+        cmocka_unit_test(test_memory_residue_loads),
         cmocka_unit_test(test_most_children),
         cmocka_unit_test(test_zero_floor_constant_series),
         cmocka_unit_test(test_profile_load_checks),
