@@ -5,19 +5,24 @@
  * changelog (Kafka Streams' .checkpoint files, which hold offsets next to a
  * persistent store; here the file holds the records too).
  *
- * File STATE_DIR/TOPIC-PARTITION.ckpt, written to a temporary name, synced
- * and renamed: "BWCK" | u32 version | i64 changelog offset (its end when
- * written) | u32 records | each: u32 key length, key, u32 value length,
- * value (a state envelope) | u32 CRC-32 of all preceding bytes.
+ * File STATE_DIR/CHANGELOG+TOPIC-PARTITION.ckpt, written to a temporary
+ * name, synced, renamed and the directory synced: "BWCK" | u32 version |
+ * i64 changelog offset (its end when written) | u32 records | u32 length
+ * and the changelog topic's name | each record: u32 key length, key, u32
+ * value length, value (a state envelope) | u32 CRC-32 of all preceding
+ * bytes.
  *
- * Trusted only if it reads back whole (magic, version, checksum), is
- * younger than MAX_AGE (a tombstone later in the changelog may be
- * compacted away after the topic's delete.retention.ms, one day by
- * default) and its offset lies within the changelog partition's current
- * offsets. Anything else means restoring from the changelog alone, with a
- * log line: never a crash loop.
+ * Trusted only if it reads back whole (magic, version, checksum), was
+ * written for this changelog topic (two consumer groups sharing state.dir,
+ * or a reset to a new group_id, must not read each other's state and skip
+ * their own changelog's head), is younger than MAX_AGE (a tombstone later
+ * in the changelog may be compacted away after the topic's
+ * delete.retention.ms, one day by default) and its offset lies within the
+ * changelog partition's current offsets. Anything else means restoring
+ * from the changelog alone, with a log line: never a crash loop.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,15 +34,16 @@
 #include "bayeswatch/mem.h"
 #include "pipeline_int.h"
 
-#define CKPT_VERSION 1
+#define CKPT_VERSION 2 /* 2: the changelog topic's name */
 #define MAX_AGE_S (12 * 3600)
 #define WATERMARK_TIMEOUT_MS 10000
+#define PATH_MAX_CKPT 1024
 
 static void path_of(const bw_pipeline_t *p, const task_t *t, char *out,
                     size_t n)
 {
-    snprintf(out, n, "%s/%s-%d.ckpt", p->cfg->state.dir, t->topic,
-             (int)t->partition);
+    snprintf(out, n, "%s/%s+%s-%d.ckpt", p->cfg->state.dir, p->cl_topic,
+             t->topic, (int)t->partition);
 }
 
 typedef struct {
@@ -57,9 +63,22 @@ static void add_record(void *opaque, const char *key, size_t klen,
     cb->n++;
 }
 
-static bw_err_t write_file(const char *path, const bw_wbuf_t *w)
+/* The directory's entry of a rename made durable (the rename itself may
+ * be lost at a power cut otherwise; the file before it stays valid). */
+static void sync_dir(const char *dir)
 {
-    char tmp[600];
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+static bw_err_t write_file(const char *dir, const char *path,
+                           const bw_wbuf_t *w)
+{
+    char tmp[PATH_MAX_CKPT + 8];
     FILE *f;
     bool ok;
 
@@ -75,6 +94,7 @@ static bw_err_t write_file(const char *path, const bw_wbuf_t *w)
         unlink(tmp);
         return BW_ERR_IO;
     }
+    sync_dir(dir);
     return BW_OK;
 }
 
@@ -82,7 +102,7 @@ void bw__checkpoint_write(bw_pipeline_t *p, task_t *t)
 {
     ckpt_buf_t cb = {{0}, 0};
     int64_t lo, hi;
-    char path[512], why[256] = "";
+    char path[PATH_MAX_CKPT], why[256] = "";
     rd_kafka_resp_err_t e;
     bw_err_t serr;
 
@@ -103,6 +123,8 @@ void bw__checkpoint_write(bw_pipeline_t *p, task_t *t)
     bw_wbuf_u32(&cb.w, CKPT_VERSION);
     bw_wbuf_i64(&cb.w, hi);
     bw_wbuf_u32(&cb.w, 0); /* record count, patched below */
+    bw_wbuf_u32(&cb.w, (uint32_t)strlen(p->cl_topic));
+    bw_wbuf_bytes(&cb.w, p->cl_topic, strlen(p->cl_topic));
     serr = bw_engine_snapshot(t->eng, bw__state_offset(t), add_record, &cb,
                               why, sizeof(why));
     if (serr == BW_OK && cb.w.err == BW_OK) {
@@ -115,7 +137,8 @@ void bw__checkpoint_write(bw_pipeline_t *p, task_t *t)
      * then read the whole changelog) */
     if (serr != BW_OK) {
         bw__warn(p, "state: cannot write checkpoint %s: %s", path, why);
-    } else if (cb.w.err != BW_OK || write_file(path, &cb.w) != BW_OK) {
+    } else if (cb.w.err != BW_OK ||
+               write_file(p->cfg->state.dir, path, &cb.w) != BW_OK) {
         bw__warn(p, "state: cannot write checkpoint %s: %s", path,
                  cb.w.err != BW_OK ? bw_strerror(cb.w.err) : strerror(errno));
     } else {
@@ -146,12 +169,15 @@ static uint8_t *slurp(const char *path, size_t *len)
     return buf;
 }
 
-/* Magic, version, checksum, age; its offset. */
-static const char *check_file(const char *path, const uint8_t *buf, size_t len,
-                              int64_t *offset, uint32_t *n)
+/* Magic, version, checksum, changelog topic, age; its offset, record count
+ * and where the records start. */
+static const char *check_file(const bw_pipeline_t *p, const char *path,
+                              const uint8_t *buf, size_t len, int64_t *offset,
+                              uint32_t *n, size_t *start)
 {
     struct stat sb;
     bw_rbuf_t r;
+    uint32_t nlen;
 
     if (len < 24 || memcmp(buf, "BWCK", 4) != 0) {
         return "not a checkpoint";
@@ -166,6 +192,12 @@ static const char *check_file(const char *path, const uint8_t *buf, size_t len,
     }
     *offset = bw_rbuf_i64(&r);
     *n = bw_rbuf_u32(&r);
+    nlen = bw_rbuf_u32(&r);
+    if (r.err != BW_OK || nlen != strlen(p->cl_topic) ||
+        nlen > r.len - r.pos || memcmp(r.data + r.pos, p->cl_topic, nlen) != 0) {
+        return "written for another changelog topic";
+    }
+    *start = 4 + r.pos + nlen;
     if (stat(path, &sb) != 0 || time(NULL) - sb.st_mtime > MAX_AGE_S) {
         return "older than 12 hours";
     }
@@ -173,12 +205,12 @@ static const char *check_file(const char *path, const uint8_t *buf, size_t len,
 }
 
 static bw_err_t load_records(task_t *t, const uint8_t *buf, size_t len,
-                             uint32_t n, bw_restore_stats_t *rs)
+                             size_t start, uint32_t n, bw_restore_stats_t *rs)
 {
     bw_rbuf_t r;
     char why[256];
 
-    bw_rbuf_init(&r, buf + 20, len - 24);
+    bw_rbuf_init(&r, buf + start, len - 4 - start);
     for (uint32_t i = 0; i < n && r.err == BW_OK; i++) {
         uint32_t klen = bw_rbuf_u32(&r);
         const uint8_t *key = r.data + r.pos;
@@ -197,33 +229,40 @@ static bw_err_t load_records(task_t *t, const uint8_t *buf, size_t len,
                           rs, why, sizeof(why));
         r.pos += vlen;
     }
-    return r.err == BW_OK && r.pos == r.len ? BW_OK : BW_ERR_CORRUPT;
+    return r.err == BW_OK && r.pos == r.len && rs->failed == 0
+               ? BW_OK
+               : BW_ERR_CORRUPT;
 }
 
-/* A fresh engine for @p t (after a checkpoint failed half-way). */
-static void reset_engine(bw_pipeline_t *p, task_t *t, bw_restore_stats_t *rs)
+/* A fresh engine for @p t (after a checkpoint failed half-way); false
+ * when none can be made (the half-restored one must not be restored into
+ * again: keys of the checkpoint whose tombstones the changelog has
+ * compacted away would stay). */
+static bool reset_engine(bw_pipeline_t *p, task_t *t, bw_restore_stats_t *rs)
 {
     char errstr[256];
     bw_engine_t *eng = bw_engine_new(p->cfg, errstr, sizeof(errstr));
 
-    if (eng != NULL) {
-        if (!p->changelog) {
-            bw_engine_untracked(eng);
-        }
-        bw_engine_destroy(t->eng);
-        t->eng = eng;
-    }
     memset(rs, 0, sizeof(*rs));
     rs->offset = -1;
+    if (eng == NULL) {
+        return false;
+    }
+    if (!p->changelog) {
+        bw_engine_untracked(eng);
+    }
+    bw_engine_destroy(t->eng);
+    t->eng = eng;
+    return true;
 }
 
 bw_err_t bw__checkpoint_load(bw_pipeline_t *p, task_t *t, int64_t *from,
                              bw_restore_stats_t *rs)
 {
-    char path[512];
+    char path[PATH_MAX_CKPT];
     const char *why;
     uint8_t *buf;
-    size_t len = 0;
+    size_t len = 0, start = 0;
     int64_t offset = 0, lo, hi;
     uint32_t n = 0;
     rd_kafka_resp_err_t e;
@@ -236,7 +275,7 @@ bw_err_t bw__checkpoint_load(bw_pipeline_t *p, task_t *t, int64_t *from,
     if (buf == NULL) {
         return BW_ERR_NOTFOUND;
     }
-    why = check_file(path, buf, len, &offset, &n);
+    why = check_file(p, path, buf, len, &offset, &n, &start);
     if (why == NULL) {
         e = rd_kafka_query_watermark_offsets(p->restorer, p->cl_topic,
                                              t->partition, &lo, &hi,
@@ -246,9 +285,14 @@ bw_err_t bw__checkpoint_load(bw_pipeline_t *p, task_t *t, int64_t *from,
                   ? "its offset is not in the changelog (a new topic?)"
                   : NULL;
     }
-    if (why == NULL && load_records(t, buf, len, n, rs) != BW_OK) {
-        why = "a record does not read back";
-        reset_engine(p, t, rs);
+    if (why == NULL && load_records(t, buf, len, start, n, rs) != BW_OK) {
+        why = rs->failed > 0 ? "a record could not be held"
+                             : "a record does not read back";
+        if (!reset_engine(p, t, rs)) {
+            bw_free(buf);
+            return bw__fatal(p, "state restore",
+                             "no fresh engine after a failed checkpoint");
+        }
     }
     bw_free(buf);
     if (why != NULL) {

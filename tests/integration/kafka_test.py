@@ -1231,9 +1231,24 @@ def test_checkpoint(env):
                     logs[2]) and "restored" in logs[2],
           "a corrupt checkpoint falls back to the changelog")
     scored_once_as_replay(env, rows, config)
+    # another changelog topic sharing state.dir (another group, or a reset
+    # to a new group_id) does not take this one's checkpoint, even under
+    # its own file name: it would skip its own changelog's head
+    name = [f for f in os.listdir(ckdir) if f.endswith(".ckpt")][0]
+    other = f"{env.tag}-other-changelog"
+    shutil.copy(os.path.join(ckdir, name),
+                os.path.join(ckdir, other + "+" + name.split("+", 1)[1]))
+    stage = env.start(env.config(name="ck2", base=f"{env.src}/config/"
+                                 "sample.yaml", extra=f'state: {{dir: '
+                                 f'"{ckdir}", topic: "{other}"}}'), "ck2")
+    said = wait_log(stage, r"checkpoint .* not used \([^)]*\)", 90)
+    env.stop(stage)
+    check("written for another changelog topic" in said,
+          f"another changelog's checkpoint: {said!r}")
     line = [x for x in logs[1].splitlines() if "state: restored" in x][0]
     print("checkpoint: " + line.split("state: ")[1][:150] +
-          "; corrupt checkpoint -> changelog; scores equal replay")
+          "; corrupt checkpoint -> changelog; another changelog topic's "
+          "checkpoint not used; scores equal replay")
 
 
 TESTS = {"e2e": (test_e2e, 1), "exactly_once_kill": (test_exactly_once_kill, 4),
