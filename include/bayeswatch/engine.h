@@ -122,6 +122,8 @@ typedef struct {
     uint64_t loaded;
     uint64_t config_changed; /* written under another model config */
     uint64_t corrupt;        /* failed a check; the key starts afresh */
+    uint64_t failed; /* not loaded for want of memory or of room
+                        (engine.max_series): the record stays */
     int64_t offset; /* the largest input offset the records reflect; -1 */
 } bw_restore_stats_t;
 
@@ -132,9 +134,11 @@ typedef struct {
  * was written under another model config (the state version of its kind,
  * config.h, or the series' route model and transform) changes nothing;
  * its key starts from the prior and gets a tombstone at the next
- * bw_engine_changes.
- * @returns BW_OK, BW_ERR_VERSION (other config) or BW_ERR_CORRUPT /
- * BW_ERR_NOMEM, with errstr set; @p st counts each outcome.
+ * bw_engine_changes. A record that cannot be held (out of memory, or
+ * engine.max_series reached) is left out without a tombstone, counted in
+ * st->failed: the caller must not go on as if it had been restored.
+ * @returns BW_OK, BW_ERR_VERSION (other config), BW_ERR_CORRUPT, or
+ * BW_ERR_NOMEM / BW_ERR_FULL, with errstr set; @p st counts each outcome.
  */
 bw_err_t bw_engine_restore(bw_engine_t *eng, const char *key, size_t key_len,
                            const uint8_t *value, size_t len,

@@ -622,15 +622,21 @@ bw_err_t bw_engine_restore(bw_engine_t *eng, const char *key, size_t key_len,
         st->offset = env.offset > st->offset ? env.offset : st->offset;
         return BW_OK;
     }
+    /* the key starts from the prior, not from an older record's state
+     * restored before this one */
+    forget(eng, k);
+    if (err != BW_ERR_VERSION && err != BW_ERR_CORRUPT) {
+        /* out of memory, or the series limit: nothing wrong with the
+         * record, which must stay (a tombstone lost it for good) */
+        st->failed++;
+        return err;
+    }
     if (err == BW_ERR_VERSION) {
         st->config_changed++;
     } else {
         st->corrupt++;
     }
-    /* the key starts from the prior, not from an older record's state
-     * restored before this one; its old record goes */
-    forget(eng, k);
-    bw__tomb(eng, k);
+    bw__tomb(eng, k); /* its old record goes */
     return err;
 }
 

@@ -537,6 +537,16 @@ static bw_err_t read_to_end(bw_pipeline_t *p, task_t *t, int64_t from,
         bw_map_each(latest, apply_latest, &ac); /* frees every message */
         bw_map_destroy(latest);
     }
+    if (err == BW_OK && c->rs.failed > 0) {
+        /* a key left out would start from the prior and its next change
+         * replace its record: the stage stops instead, state intact */
+        char why[160];
+        snprintf(why, sizeof(why),
+                 "%llu keys could not be held (out of memory, or "
+                 "engine.max_series reached)",
+                 (unsigned long long)c->rs.failed);
+        err = bw__fatal(p, "state restore", why);
+    }
     return err;
 }
 
@@ -639,14 +649,17 @@ bw_err_t bw__restore(bw_pipeline_t *p, task_t *t, int64_t upto)
     p->restore_read = 0;
     bw__logx(p, BW_LOG_INFO, t->partition, "state: restoring %s [%d] from %s",
              t->topic, (int)t->partition, p->cl_topic);
-    if (bw__checkpoint_load(p, t, &from, &c.rs) == BW_OK) {
+    err = bw__checkpoint_load(p, t, &from, &c.rs);
+    if (err == BW_OK) {
         bw__logx(p, BW_LOG_INFO, t->partition,
                  "state: %s [%d]: local checkpoint holds %llu keys; "
                  "reading the changelog from offset %lld",
                  t->topic, (int)t->partition, (unsigned long long)c.rs.loaded,
                  (long long)from);
     }
-    err = read_to_end(p, t, from, &c);
+    err = err == BW_OK || err == BW_ERR_NOTFOUND || err == BW_ERR_CORRUPT
+              ? read_to_end(p, t, from, &c)
+              : err; /* fatal */
     if (err == BW_OK && bw_engine_restore_done(t->eng) != BW_OK) {
         snprintf(why, sizeof(why), "pooled series could not be relinked");
         err = bw__fatal(p, "state restore", why);
