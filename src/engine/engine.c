@@ -935,7 +935,11 @@ static void retire_pass(bw_engine_t *eng)
         return;
     }
     if (eng->retire_mark < 0) {
+        /* state like any later mark: a restart replays from the last
+         * flush, and a mark set at another watermark would run every
+         * later pass at other stream times */
         eng->retire_mark = eng->watermark;
+        eng->meta_dirty = true;
         return;
     }
     if ((double)(eng->watermark - eng->retire_mark) < after / 4) {
