@@ -101,6 +101,7 @@
  * conditional (the fully adapted filter), used by tests to exercise the Monte
  * Carlo machinery against the exact Kalman filter.
  */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -537,7 +538,7 @@ static double local_factor(const bw_pf_t *pf, const bw__mem_scan_t *r)
         return 1.0;
     }
     k = (0.5 * r->ss + LN_W * s2) / ((r->pairs + LN_W) * s2);
-    return k > 1.0 ? k : 1.0;
+    return k > 1.0 && isfinite(k) ? k : 1.0;
 }
 
 /* The chance that a visit to y's state goes on for another event: of the
@@ -588,13 +589,15 @@ static void memory_terms(const bw_pf_t *pf, double y, int want_novel,
     g = pf->cfg->recur_gap * pf->sd_last;
     r.zlo = (float)(pf->level_last - g), r.zhi = (float)(pf->level_last + g);
     r.alo = (float)(prev - ha), r.ahi = (float)(prev + ha);
-    r.inv = ha > 0.0 ? (float)(1.0 / ha) : 0.0f;
+    /* in float: below about 3e-39 (scale_floor 0 and values that far
+     * apart) 1 / ha is inf, and every pair's square with it */
+    r.inv = ha > 0.0 ? (float)fmin(1.0 / ha, FLT_MAX) : 0.0f;
     /* A stay at y's state: the next value within the state's own spread
      * (the zone's width) of y, or within half the jump from the level. */
     hs = fmax(g, 0.5 * fabs(y - pf->level_last));
     r.dlo = (float)(y - hs), r.dhi = (float)(y + hs);
     bw__memory_scan(&pf->recent, skip, &r);
-    r.ss *= ha * ha;
+    r.ss *= r.inv == FLT_MAX ? 1.0 / ((double)r.inv * r.inv) : ha * ha;
     jump = h > 0.0 && (g == 0.0 || fabs(y - pf->level_last) > g);
     if (has_recur(pf) && jump && r.count >= pf->cfg->recur_min_count) {
         *lrecur = log(r.count / (2.0 * h * (n - skip)));
@@ -1268,6 +1271,14 @@ static void correct_weights(bw_pf_t *pf, double *w)
     for (int i = 0; i < pf->n; i++) {
         mx = pf->logw[i] > mx ? pf->logw[i] : mx;
     }
+    if (!isfinite(mx)) { /* every forced child's share underflowed: the
+                          * weights stay those before the correction */
+        for (int i = 0; i < pf->n; i++) {
+            w[i] = pf->wlin[i];
+            pf->logw[i] = log(w[i]);
+        }
+        return;
+    }
     for (int i = 0; i < pf->n; i++) {
         w[i] = exp(pf->logw[i] - mx);
         s += w[i];
@@ -1618,6 +1629,17 @@ static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
     for (int i = 0; i < n; i++) {
         pf->logw[i] += L[i];
         mx = pf->logw[i] > mx ? pf->logw[i] : mx;
+    }
+    if (!isfinite(mx)) { /* no particle's likelihood is finite (a numerical
+                          * failure): they keep their prior weights */
+        for (int i = 0; i < n; i++) {
+            pf->logw[i] = log(w[i]);
+            L[i] = 0.0;
+        }
+        mx = 0.0;
+        for (int i = 0; i < n; i++) {
+            mx = pf->logw[i] > mx || i == 0 ? pf->logw[i] : mx;
+        }
     }
     for (int i = 0; i < n; i++) {
         w[i] = exp(pf->logw[i] - mx);

@@ -1244,6 +1244,39 @@ static void test_zero_floor_constant_series(void **state)
     bw_pf_destroy(pf);
 }
 
+/* scale_floor 0 and a series alternating between 0 and 1e-40: the local
+ * noise's scan, in float, overflowed (1 / 1e-40), every child's variance
+ * was inf and the weights NaN (a NaN level and noise sd published, p 0).
+ * Every output stays finite. */
+static void test_tiny_alternation_finite(void **state)
+{
+    bw_config_t cfg;
+    bw_pf_t *pf;
+    bw_pf_ws_t *ws;
+    bw_pf_out_t out;
+    int bad = 0;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    cfg.model.pf.scale_floor = 0.0;
+    pf = bw_pf_new(&cfg.model.pf, 1, NULL, 0);
+    ws = bw_pf_ws_new(&cfg.model.pf);
+    assert_non_null(pf);
+    assert_non_null(ws);
+    for (int t = 0; t < 300; t++) {
+        assert_int_equal(bw_pf_update(pf, ws, (int64_t)t * 60000,
+                                      t % 2 ? 1e-40 : 0.0, &out),
+                         BW_OK);
+        bad += !(isfinite(out.level) && isfinite(out.noise_sd) &&
+                 isfinite(out.surprise) && isfinite(out.p_anomaly));
+    }
+    print_message("alternating 0 and 1e-40, scale_floor 0: %d of 300 "
+                  "outputs not finite\n", bad);
+    assert_int_equal(bad, 0);
+    bw_pf_ws_destroy(ws);
+    bw_pf_destroy(pf);
+}
+
 /* The memory scan's visit statistics (near, dwell) after unscan, and its
  * kernel count outside the zone less the left-out newest values
  * (bw__memory_count_newest: pf.c's novelty), against a direct count over
@@ -1360,6 +1393,7 @@ int main(void)
         cmocka_unit_test(test_sustained_run_is_collective),
         cmocka_unit_test(test_reported_spike_is_not_collective),
         cmocka_unit_test(test_memory_visit_counts),
+        cmocka_unit_test(test_tiny_alternation_finite),
         cmocka_unit_test(test_memory_residue_loads),
         cmocka_unit_test(test_most_children),
         cmocka_unit_test(test_zero_floor_constant_series),
