@@ -33,6 +33,14 @@ bw_registry_t *bw_registry_new(const bw_registry_cfg_t *cfg, char *errstr,
 void bw_registry_destroy(bw_registry_t *r);
 
 /**
+ * @brief Whether the registry answers and takes the client's credentials
+ * (GET /config; a 403 there passes: the grant for /config may be missing).
+ * @returns BW_OK; BW_ERR_IO when it cannot be reached; BW_ERR_CONFIG on
+ * 401, with its message.
+ */
+bw_err_t bw_registry_check(bw_registry_t *r, char *errstr, size_t errstr_size);
+
+/**
  * @brief Register @p schema (Avro JSON) under @p subject, or find it there
  * already: its global id in @p id.
  * @returns BW_OK; BW_ERR_IO when the registry cannot be reached or fails
@@ -48,8 +56,9 @@ bw_err_t bw_registry_register(bw_registry_t *r, const char *subject,
  * @param schema  set to the Avro JSON text, owned by @p r (valid until
  *                bw_registry_destroy).
  * @returns BW_OK; BW_ERR_NOTFOUND (no such id, or not an Avro schema);
- * BW_ERR_IO while the registry cannot be reached (retried after the
- * backoff, not before); BW_ERR_CONFIG when it refuses the client.
+ * BW_ERR_IO while the registry cannot be reached or refuses the client's
+ * credentials (401; retried after the backoff, not before); BW_ERR_CONFIG
+ * when it refuses otherwise (403: an ACL on the schema's subject).
  */
 bw_err_t bw_registry_schema(bw_registry_t *r, int32_t id, const char **schema,
                             char *errstr, size_t errstr_size);

@@ -35,6 +35,12 @@ bw_err_t bw__registry_open(bw_pipeline_t *p, char *errstr, size_t errstr_size)
     if (p->registry == NULL) {
         return BW_ERR_CONFIG;
     }
+    /* unreachable or credentials refused: a clear start-up error also
+     * when no output registers a schema (at run time a 401 is waited
+     * out, so a wrong password would only have stalled every record) */
+    if (bw_registry_check(p->registry, errstr, errstr_size) != BW_OK) {
+        return BW_ERR_KAFKA;
+    }
     for (int i = 0; i < 3; i++) {
         if (outs[i]->format != BW_FORMAT_AVRO) {
             continue; /* no schema id on the wire */

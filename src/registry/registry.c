@@ -3,8 +3,8 @@
  * (POST /subjects/{subject}/versions -> {"id": N};
  * GET /schemas/ids/{id} -> {"schema": "...", "schemaType": ...}), over
  * libcurl, JSON by jansson. Errors map to bw_err_t: unreachable, 5xx, 408,
- * 429, 401 and 403 are BW_ERR_IO (transient: the registry does not answer
- * us now; records wait, they are not dead letters), 404 and an answer over
+ * 429 and 401 are BW_ERR_IO (transient: the registry does not answer us
+ * now; records wait, they are not dead letters), 404 and an answer over
  * BODY_MAX are
  * BW_ERR_NOTFOUND (remembered, asked again after NOTFOUND_TTL_MS), any
  * other refusal BW_ERR_CONFIG with the registry's own message.
@@ -250,13 +250,15 @@ static long request(bw_registry_t *r, const char *path, const char *post,
 
 /* An answer that says nothing about the schema asked for, only that the
  * registry does not answer us now: unreachable, 5xx, a timeout (408), a
- * rate limit (429), or credentials it no longer takes (401, 403: rotated
- * or revoked while the stage runs; at start-up they end it). A record is
- * never a dead letter for the registry's state: its partition waits. */
+ * rate limit (429), or credentials it no longer takes (401: rotated while
+ * the stage runs; at start-up bw_registry_check ends it). A record is
+ * never a dead letter for the registry's state: its partition waits. A
+ * 403 is a refusal of the one resource (an ACL on its subject): its
+ * records are dead letters with the registry's message, as before. */
 static bool transient(long status)
 {
     return status == 0 || status >= 500 || status == 408 || status == 429 ||
-           status == 401 || status == 403;
+           status == 401;
 }
 
 /* The outcome of a request as bw_err_t; keeps the backoff and, when it is
@@ -280,6 +282,22 @@ static bw_err_t outcome(bw_registry_t *r, long status, const char *why)
     }
     return status == 404 || status == STATUS_OVER ? BW_ERR_NOTFOUND
                                                   : BW_ERR_CONFIG;
+}
+
+bw_err_t bw_registry_check(bw_registry_t *r, char *errstr, size_t errstr_size)
+{
+    char why[512] = "";
+    long status;
+
+    pthread_mutex_lock(&r->net);
+    status = request(r, "/config", NULL, why, sizeof(why));
+    pthread_mutex_unlock(&r->net);
+    if (status == 0 || status == 401) {
+        bw_seterr(errstr, errstr_size, status ? BW_ERR_CONFIG : BW_ERR_IO,
+                  "registry: %s", why);
+        return status ? BW_ERR_CONFIG : BW_ERR_IO;
+    }
+    return BW_OK;
 }
 
 bw_err_t bw_registry_register(bw_registry_t *r, const char *subject,
@@ -488,7 +506,9 @@ static void wait_until(bw_registry_t *r, int64_t until)
 }
 
 /* While the registry is down: GET /config after each backoff until it
- * answers (any HTTP status below 500 means it is back: outcome). */
+ * answers. Any HTTP status below 500 but 408 and 429 means it is back,
+ * 401 and 403 too: a principal may lack the grant for /config itself,
+ * and a credentials problem is found again by the next real request. */
 static void *probe_loop(void *arg)
 {
     bw_registry_t *r = arg;
@@ -507,7 +527,7 @@ static void *probe_loop(void *arg)
             status = request(r, "/config", NULL, why, sizeof(why));
             pthread_mutex_unlock(&r->net);
             pthread_mutex_lock(&r->mu);
-            outcome(r, status, why);
+            outcome(r, status == 401 || status == 403 ? 200 : status, why);
         }
     }
     pthread_mutex_unlock(&r->mu);
