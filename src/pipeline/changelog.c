@@ -421,11 +421,11 @@ static void apply(bw_pipeline_t *p, task_t *t, const rd_kafka_message_t *m,
     err = bw_engine_restore(t->eng, m->key, m->key_len, m->payload, m->len,
                             &c->rs, why, sizeof(why));
     if (err != BW_OK && err != BW_ERR_VERSION &&
-        c->rs.corrupt <= 3) { /* the first few, then counted */
-        bw__warn(p,
-                 "state: %s [%d] offset %lld: %s (that key starts from "
-                 "the prior)",
-                 p->cl_topic, (int)t->partition, (long long)m->offset, why);
+        c->rs.corrupt + c->rs.failed <= 3) { /* the first few, then counted */
+        bw__warn(p, "state: %s [%d] offset %lld: %s (%s)", p->cl_topic,
+                 (int)t->partition, (long long)m->offset, why,
+                 err == BW_ERR_CORRUPT ? "that key starts from the prior"
+                                       : "the key cannot be held");
     }
 }
 

@@ -5,7 +5,9 @@
  * changelog (Kafka Streams' .checkpoint files, which hold offsets next to a
  * persistent store; here the file holds the records too).
  *
- * File STATE_DIR/CHANGELOG+TOPIC-PARTITION.ckpt, written to a temporary
+ * File STATE_DIR/TOPIC-PARTITION-HASH.ckpt (TOPIC cut to 100 bytes, HASH
+ * the CRC-32 of the changelog topic's and the input topic's names: two
+ * names of up to 249 bytes would pass NAME_MAX), written to a temporary
  * name, synced, renamed and the directory synced: "BWCK" | u32 version |
  * i64 changelog offset (its end when written) | u32 records | u32 length
  * and the changelog topic's name | each record: u32 key length, key, u32
@@ -42,8 +44,12 @@
 static void path_of(const bw_pipeline_t *p, const task_t *t, char *out,
                     size_t n)
 {
-    snprintf(out, n, "%s/%s+%s-%d.ckpt", p->cfg->state.dir, p->cl_topic,
-             t->topic, (int)t->partition);
+    uint32_t h = bw_crc32(0, (const uint8_t *)p->cl_topic,
+                          strlen(p->cl_topic) + 1); /* with its NUL */
+
+    h = bw_crc32(h, (const uint8_t *)t->topic, strlen(t->topic));
+    snprintf(out, n, "%s/%.100s-%d-%08x.ckpt", p->cfg->state.dir, t->topic,
+             (int)t->partition, (unsigned)h);
 }
 
 typedef struct {

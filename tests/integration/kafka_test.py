@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 
 import fastavro
 
@@ -1236,8 +1237,11 @@ def test_checkpoint(env):
     # its own file name: it would skip its own changelog's head
     name = [f for f in os.listdir(ckdir) if f.endswith(".ckpt")][0]
     other = f"{env.tag}-other-changelog"
+    topic = env.topics["in"]
+    h = zlib.crc32(topic.encode(), zlib.crc32(other.encode() + b"\0"))
+    check(name.startswith(f"{topic[:100]}-0-"), f"checkpoint name {name}")
     shutil.copy(os.path.join(ckdir, name),
-                os.path.join(ckdir, other + "+" + name.split("+", 1)[1]))
+                os.path.join(ckdir, f"{topic[:100]}-0-{h:08x}.ckpt"))
     stage = env.start(env.config(name="ck2", base=f"{env.src}/config/"
                                  "sample.yaml", extra=f'state: {{dir: '
                                  f'"{ckdir}", topic: "{other}"}}'), "ck2")
