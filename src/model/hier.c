@@ -1478,7 +1478,15 @@ bw_err_t bw_hier_load(bw_hier_t *h, bw_rbuf_t *r)
     }
     /* statistics a group could hold: no negative weight or sum of
      * squares, counts within their trials (a count above them made the
-     * pooled logit the log of a negative, every grid point NaN) */
+     * pooled logit the log of a negative, every grid point NaN); a sum of
+     * squares a rounding below 0, as the build before nm_add's clamp
+     * could save, is 0 */
+    for (int j = 0; j < h->nr; j++) {
+        double tol = 1e-12 * (h->n[j] > 0.0 ? h->y[j] * h->y[j] / h->n[j] : 0.0);
+        if (h->s2[j] < 0.0 && h->s2[j] >= -tol - 1e-300) {
+            h->s2[j] = 0.0;
+        }
+    }
     for (int j = 0; j < h->nr; j++) {
         if (!(h->n[j] >= 0.0) || !(h->s2[j] >= 0.0) ||
             !h->type->valid(h->y[j], h->n[j])) {

@@ -475,6 +475,20 @@ static void test_constant_regions_load(void **state)
     print_message("constant regions under forgetting: %d of 400 saves "
                   "refused at load\n", refused);
     assert_int_equal(refused, 0);
+    /* a sum of squares an ulp below 0, as the build before could save,
+     * loads as 0; one far below 0 is refused */
+    {
+        size_t at = 12 + 8 * (size_t)(2 * cfg.max_regions);
+        double neg[2] = {-1.1e-31, -1.0};
+        for (int k = 0; k < 2; k++) {
+            bw_wbuf_reset(&w);
+            assert_int_equal(bw_hier_save(h, &w), BW_OK);
+            memcpy(w.data + at, &neg[k], sizeof(double));
+            bw_rbuf_init(&r, w.data, w.len);
+            assert_int_equal(bw_hier_load(g, &r),
+                             k == 0 ? BW_OK : BW_ERR_CORRUPT);
+        }
+    }
     bw_wbuf_free(&w);
     bw_hier_destroy(g);
     bw_hier_destroy(h);
