@@ -375,6 +375,13 @@ bool bw_config_secret(const char *value, char *out, size_t n, char *why,
 bool bw_config_split_listen(const char *s, char *host, size_t hn, char *port,
                             size_t pn);
 
+/**
+ * @brief The changelog topic's name: state.topic, or by default
+ * GROUP_ID-model-state-changelog (the loader's topic checks and the stage
+ * name it with this one function).
+ */
+void bw_config_changelog_topic(const bw_config_t *cfg, char *out, size_t n);
+
 /** @brief The first route whose globs match the series, or -1 (a plain
  * per-series filter). */
 int bw_config_route(const bw_engine_cfg_t *ec, const char *region,

@@ -606,6 +606,15 @@ static void cross_report(loader_t *ld, const char *path, const char *msg)
     }
 }
 
+void bw_config_changelog_topic(const bw_config_t *cfg, char *out, size_t n)
+{
+    if (cfg->state.topic[0] != '\0') {
+        snprintf(out, n, "%s", cfg->state.topic);
+    } else {
+        snprintf(out, n, "%s-model-state-changelog", cfg->kafka.group_id);
+    }
+}
+
 bool bw_config_split_listen(const char *s, char *host, size_t hn, char *port,
                             size_t pn)
 {
@@ -675,12 +684,7 @@ static void cross_check_topics(loader_t *ld, const bw_config_t *cfg)
         out[n].path = "emit.alerts.topic", out[n++].topic = cfg->emit.alerts.topic;
     }
     if (cfg->state.changelog) {
-        if (cfg->state.topic[0] != '\0') {
-            snprintf(state_topic, sizeof(state_topic), "%s", cfg->state.topic);
-        } else {
-            snprintf(state_topic, sizeof(state_topic),
-                     "%s-model-state-changelog", cfg->kafka.group_id);
-        }
+        bw_config_changelog_topic(cfg, state_topic, sizeof(state_topic));
         out[n].path = "state.topic", out[n++].topic = state_topic;
     }
     for (int i = 0; i < n; i++) {

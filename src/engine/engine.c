@@ -261,7 +261,6 @@ static void unmark(bw_engine_t *eng, void *obj)
     }
 }
 
-/* A pooled group (not yet in the map) keyed "ROUTE US service US metric". */
 static bw_err_t transform(int t, double v, double *out);
 
 /* A pooled route's slo on the scale its model works on: a pooled_normal
@@ -280,6 +279,7 @@ static double group_slo(const bw_route_cfg_t *ro)
     return slo;
 }
 
+/* A pooled group (not yet in the map) keyed "ROUTE US service US metric". */
 group_t *bw__group_new(bw_engine_t *eng, int route, const char *map_key)
 {
     group_t *g = bw_calloc(1, sizeof(*g));

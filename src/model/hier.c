@@ -1486,8 +1486,6 @@ bw_err_t bw_hier_load(bw_hier_t *h, bw_rbuf_t *r)
         if (h->s2[j] < 0.0 && h->s2[j] >= -tol - 1e-300) {
             h->s2[j] = 0.0;
         }
-    }
-    for (int j = 0; j < h->nr; j++) {
         if (!(h->n[j] >= 0.0) || !(h->s2[j] >= 0.0) ||
             !h->type->valid(h->y[j], h->n[j])) {
             r->err = BW_ERR_CORRUPT;

@@ -1636,10 +1636,7 @@ static void filter(bw_pf_t *pf, bw_pf_ws_t *ws, const step_ctx_t *c,
             pf->logw[i] = log(w[i]);
             L[i] = 0.0;
         }
-        mx = 0.0;
-        for (int i = 0; i < n; i++) {
-            mx = pf->logw[i] > mx || i == 0 ? pf->logw[i] : mx;
-        }
+        mx = 0.0; /* normalised: every log weight is at most 0 */
     }
     for (int i = 0; i < n; i++) {
         w[i] = exp(pf->logw[i] - mx);

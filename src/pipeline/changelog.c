@@ -274,12 +274,7 @@ bw_err_t bw__changelog_open(bw_pipeline_t *p, const char *boot, char *errstr,
     if (!sc->changelog) {
         return BW_OK;
     }
-    if (sc->topic[0] != '\0') {
-        snprintf(p->cl_topic, sizeof(p->cl_topic), "%s", sc->topic);
-    } else {
-        snprintf(p->cl_topic, sizeof(p->cl_topic), "%s-model-state-changelog",
-                 p->cfg->kafka.group_id);
-    }
+    bw_config_changelog_topic(p->cfg, p->cl_topic, sizeof(p->cl_topic));
     if (ensure_topic(p, errstr, n) != BW_OK) {
         return BW_ERR_KAFKA;
     }

@@ -5,9 +5,9 @@
  * libcurl, JSON by jansson. Errors map to bw_err_t: unreachable, 5xx, 408,
  * 429 and 401 are BW_ERR_IO (transient: the registry does not answer us
  * now; records wait, they are not dead letters), 404 and an answer over
- * BODY_MAX are
- * BW_ERR_NOTFOUND (remembered, asked again after NOTFOUND_TTL_MS), any
- * other refusal BW_ERR_CONFIG with the registry's own message.
+ * BODY_MAX are BW_ERR_NOTFOUND (remembered, asked again after
+ * NOTFOUND_TTL_MS), any other refusal BW_ERR_CONFIG with the registry's
+ * own message.
  *
  * Once a request finds the registry unreachable, fetches fail at once
  * (nothing waits on the network on the record path) and a prober thread
@@ -288,16 +288,16 @@ bw_err_t bw_registry_check(bw_registry_t *r, char *errstr, size_t errstr_size)
 {
     char why[512] = "";
     long status;
+    bw_err_t err;
 
     pthread_mutex_lock(&r->net);
     status = request(r, "/config", NULL, why, sizeof(why));
     pthread_mutex_unlock(&r->net);
-    if (status == 0 || status == 401) {
-        bw_seterr(errstr, errstr_size, status ? BW_ERR_CONFIG : BW_ERR_IO,
-                  "registry: %s", why);
-        return status ? BW_ERR_CONFIG : BW_ERR_IO;
+    err = status == 0 ? BW_ERR_IO : status == 401 ? BW_ERR_CONFIG : BW_OK;
+    if (err != BW_OK) {
+        bw_seterr(errstr, errstr_size, err, "registry: %s", why);
     }
-    return BW_OK;
+    return err;
 }
 
 bw_err_t bw_registry_register(bw_registry_t *r, const char *subject,

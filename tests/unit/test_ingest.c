@@ -167,6 +167,25 @@ static void test_round_trip(void **state)
     }
 }
 
+/* A framed record (schema id 42) whose region is the @p len raw bytes of
+ * @p region (NULs included); its size. */
+static size_t raw_region_record(uint8_t *p, const char *region, size_t len)
+{
+    size_t k = 0;
+
+    p[k++] = 0, p[k++] = 0, p[k++] = 0, p[k++] = 0, p[k++] = 42;
+    k += put_long(p + k, INT64_C(1767225600123));
+    k += put_long(p + k, (int64_t)len);
+    memcpy(p + k, region, len);
+    k += len;
+    k += put_string(p + k, "api");
+    k += put_string(p + k, "errors");
+    k += put_double(p + k, 3.0);
+    k += put_long(p + k, 0); /* no count */
+    k += put_long(p + k, 0); /* no labels */
+    return k;
+}
+
 static void expect(bw_codec_t *c, const uint8_t *buf, size_t n,
                    bw_dlq_reason_t want)
 {
@@ -251,33 +270,12 @@ static void test_dead_letter_reasons(void **state)
     }
     ev.service = "api";
     {
-        /* a NUL inside a name: "eu\0x" would be read as "eu" */
         uint8_t nb[64];
-        size_t k = 0;
-        nb[k++] = 0, nb[k++] = 0, nb[k++] = 0, nb[k++] = 0, nb[k++] = 42;
-        k += put_long(nb + k, INT64_C(1767225600123));
-        k += put_long(nb + k, 4);
-        memcpy(nb + k, "eu\0x", 4);
-        k += 4;
-        k += put_string(nb + k, "api");
-        k += put_string(nb + k, "errors");
-        k += put_double(nb + k, 3.0);
-        k += put_long(nb + k, 0); /* no count */
-        k += put_long(nb + k, 0); /* no labels */
-        expect(c, nb, k, BW_DLQ_REJECTED);
+        /* a NUL inside a name: "eu\0x" would be read as "eu" */
+        expect(c, nb, raw_region_record(nb, "eu\0x", 4), BW_DLQ_REJECTED);
         /* ... and at its start ("\0eu" read as empty): rejected, not
          * missing */
-        k = 5;
-        k += put_long(nb + k, INT64_C(1767225600123));
-        k += put_long(nb + k, 3);
-        memcpy(nb + k, "\0eu", 3);
-        k += 3;
-        k += put_string(nb + k, "api");
-        k += put_string(nb + k, "errors");
-        k += put_double(nb + k, 3.0);
-        k += put_long(nb + k, 0);
-        k += put_long(nb + k, 0);
-        expect(c, nb, k, BW_DLQ_REJECTED);
+        expect(c, nb, raw_region_record(nb, "\0eu", 3), BW_DLQ_REJECTED);
     }
     assert_string_equal(bw_dlq_reason_name(BW_DLQ_LATE), "late");
     assert_string_equal(bw_dlq_reason_name(BW_DLQ_TIME_SKEW), "time_skew");
