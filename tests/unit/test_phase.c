@@ -14,6 +14,7 @@
  *  - State: a run split by save/load after the job became usual is
  *    bit-identical to the run in one piece.
  */
+#include <gsl/gsl_cdf.h>
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_integration.h>
 #include <gsl/gsl_randist.h>
@@ -235,18 +236,31 @@ static int shift_day(int d)
 }
 
 /* A shift to one height at one hour on several days is a change, not a
- * recurring spike: from day 2 (when abnormal episodes apply) its events
- * are flagged at least as often as with the model off. */
+ * recurring spike: from day 2 (when abnormal episodes apply) the phase
+ * prior must not flag its events less often than the model off. Each
+ * shift day's 18 events are flagged nearly all or none (a jump to a level
+ * seen on earlier days is read as familiar or not: pf.c, memory_terms),
+ * so the comparison is of days, not events: over the days where the two
+ * differ, the prior may lose no more often than a fair coin would at the
+ * 1% level (a one-sided sign test). Over 5 seeds the two had differed by
+ * about one day's events either way (126 and 124 events of 270); a prior
+ * that read the shifts as usual spikes loses nearly every day. The sign
+ * test cannot see both collapse together (a profile that took the shift
+ * as the phase's normal flagged 0 and 23 of 1,080 events, 2 days apart):
+ * with the prior on, at least a third of the shifts' events are flagged
+ * (444 on the build this test was rewritten on, 543 on the next). */
 static void test_daily_shifts_stay_flagged(void **state)
 {
+    enum { SHIFT_SEEDS = 20 };
     static double what[N_EV], y[N_EV];
     static bw_pf_out_t on[N_EV], off[N_EV];
     bw_pf_cfg_t c_on = phase_cfg(1e-5), c_off = phase_cfg(0.0);
     const int at = 20 * 12, len = 18;
-    int n_on = 0, n_off = 0, n = 0;
+    int n_on = 0, n_off = 0, n = 0, wins = 0, losses = 0;
+    double p;
 
     (void)state;
-    for (uint64_t s = 1; s <= SEEDS; s++) {
+    for (uint64_t s = 1; s <= SHIFT_SEEDS; s++) {
         memset(what, 0, sizeof(what));
         for (int d = 0; d < DAYS; d++) {
             for (int t = 0; t < len && shift_day(d); t++) {
@@ -257,17 +271,28 @@ static void test_daily_shifts_stay_flagged(void **state)
         run_all(&c_on, s, y, on);
         run_all(&c_off, s, y, off);
         for (int d = 2; d < DAYS; d++) {
+            int k_on = 0, k_off = 0;
             for (int t = 0; t < len && shift_day(d); t++) {
                 n++;
-                n_on += on[d * PER_DAY + at + t].p_anomaly >= 0.99;
-                n_off += off[d * PER_DAY + at + t].p_anomaly >= 0.99;
+                k_on += on[d * PER_DAY + at + t].p_anomaly >= 0.99;
+                k_off += off[d * PER_DAY + at + t].p_anomaly >= 0.99;
             }
+            n_on += k_on;
+            n_off += k_off;
+            wins += k_on > k_off;
+            losses += k_on < k_off;
         }
     }
+    /* P(losses or more | the two differ on wins + losses days at random) */
+    p = losses > 0 ? gsl_cdf_binomial_Q((unsigned)losses - 1, 0.5,
+                                        (unsigned)(wins + losses))
+                   : 1.0;
     print_message("daily shifts' events from day 2 flagged: %d of %d on, "
-                  "%d off\n",
-                  n_on, n, n_off);
-    assert_true(n_on >= n_off); /* the particles' draws differ: not equal */
+                  "%d off; days the prior flagged more %d, fewer %d "
+                  "(sign test p %.3g)\n",
+                  n_on, n, n_off, wins, losses, p);
+    assert_true(p >= 0.01);
+    assert_true(3 * n_on >= n);
 }
 
 static void test_state_round_trip(void **state)
