@@ -131,7 +131,7 @@
 #define N_ARRAYS 10
 #define AR_MAX 0.95     /* AR(1) noise: the coefficient's bound */
 #define AR_MIN 30.0     /* ... and the pairs' weight it needs */
-#define BATCH_ARRAYS 22 /* per-particle scratch arrays of a step */
+#define BATCH_ARRAYS 23 /* per-particle scratch arrays of a step */
 /* The learned tail node's weight: a Beta(TAIL_A0, TAIL_B0) prior (mean
  * 1e-3, worth 20 events) updated by its posterior responsibilities,
  * forgotten with a half-life of TAIL_HALF_LIFE events (learn_tail) */
@@ -140,7 +140,8 @@
 #define TAIL_HALF_LIFE 2000.0
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
-#define PF_STATE_TAG 0x50463131u    /* "PF11" */
+#define PF_STATE_TAG 0x50463132u    /* "PF12" */
+#define PF_STATE_TAG_11 0x50463131u /* "PF11": read, no unconfirmed bins */
 #define PF_STATE_TAG_10 0x50463130u /* "PF10": read, no tail counts */
 #define PF_STATE_TAG_09 0x50463039u /* "PF09": read, no gap counts */
 #define PF_STATE_TAG_08 0x50463038u /* "PF08": read, visits from weights */
@@ -989,6 +990,7 @@ typedef struct {
      * s0 = g0 = r00, rs = ga = ra. */
     double *mu0, *s0, *g0, *rs, *ga;
     double *vf; /* prior factor of the normal children: a visit goes on */
+    double *dcap; /* most the value adds to d under the drawn child */
 } batch_t;
 
 static batch_t batch_of(const bw_pf_ws_t *ws)
@@ -999,7 +1001,7 @@ static batch_t batch_of(const bw_pf_ws_t *ws)
                  p + 5 * n,  p + 6 * n,  p + 7 * n,  p + 8 * n,  p + 9 * n,
                  p + 10 * n, p + 11 * n, p + 12 * n, p + 13 * n, p + 14 * n,
                  p + 15 * n, p + 16 * n, p + 17 * n, p + 18 * n, p + 19 * n,
-                 p + 20 * n, p + 21 * n};
+                 p + 20 * n, p + 21 * n, p + 22 * n};
 
     return b;
 }
@@ -1329,6 +1331,11 @@ static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
         b->cv[i] = b->jump[i] != 0.0 || b->draw[i] != DRAW_NORMAL
                        ? INFINITY
                        : pf->child_v[j] * kt;
+        b->dcap[i] = INFINITY;
+        if (pf->child_kind[j] == CHILD_SPIKE ||
+            pf->child_kind[j] == CHILD_SHIFT) {
+            b->dcap[i] = (pf->child_v[j] + pf->child_w[j]) * pf->d[i] / pf->dof;
+        }
     }
     if (corrected) {
         correct_weights(pf, ws->tmp + 3 * (size_t)pf->n);
@@ -1388,19 +1395,29 @@ static void update_abnormal(bw_pf_t *pf, const step_ctx_t *c, const batch_t *b)
 /* The level-only Kalman/conjugate update of n particles: prior mean a0,
  * variance r (the drawn child's w added); the value's predictive mean mu,
  * variance s + v and covariance g with the level (ar_terms; the child's w
- * added to s and g); restrict parameters so that GCC vectorises it. */
+ * added to s and g); restrict parameters so that GCC vectorises it. The
+ * noise statistic d gains the standardised squared error, at most cap:
+ * under a jump child (a spike or a level shift) as many noise variances
+ * as the child's variance ratio, spike_scale^2 (or shift_scale^2 plus
+ * the noise's own; draw_children). Uncapped, a value 900 noise sds out
+ * added ~8,000 noise variances and the series' noise read several times
+ * too wide for days (a 6-sd rise two days later went unflagged: test_pf,
+ * test_huge_spike_does_not_blind). A bounded influence of any one value
+ * on the scale (Huber 1981): a jump's size is evidence of the jump, not
+ * of the normal noise. */
 static void kalman_level(int n, double y, double learn,
                          const double *restrict a0, const double *restrict mu,
                          const double *restrict r, const double *restrict s,
                          const double *restrict g, const double *restrict v,
-                         double *restrict m, double *restrict c,
-                         double *restrict d)
+                         const double *restrict cap, double *restrict m,
+                         double *restrict c, double *restrict d)
 {
     for (int i = 0; i < n; i++) {
         double qc = s[i] + v[i], e = y - mu[i], A0 = g[i] / qc;
+        double u = e * e / qc;
         m[i] = a0[i] + A0 * e;
         c[i] = r[i] - g[i] * A0;
-        d[i] += learn * (e * e / qc);
+        d[i] += learn * (u < cap[i] ? u : cap[i]);
     }
 }
 
@@ -1418,7 +1435,7 @@ static void update_level(bw_pf_t *pf, const step_ctx_t *ctx, const batch_t *b)
         g[i] = b->g0[i] + b->cw[i];
     }
     kalman_level(pf->n, ctx->y, pf->cfg->learn_scale ? 1.0 : 0.0, b->a0, b->mu0,
-                 r, sv, g, b->cv, pf->m0, pf->c00, pf->d);
+                 r, sv, g, b->cv, b->dcap, pf->m0, pf->c00, pf->d);
     for (int i = 0; i < pf->n; i++) {
         if (b->jump[i] != 0.0) {
             pf->m0[i] = ctx->y;
@@ -1449,7 +1466,7 @@ static void update_trend(bw_pf_t *pf, const step_ctx_t *c, const batch_t *b)
         pf->c01[i] = r01 - r00 * A1;
         pf->c11[i] = r11 - r01 * A1;
         if (pf->cfg->learn_scale) {
-            pf->d[i] += e * e / qc;
+            pf->d[i] += fmin(e * e / qc, b->dcap[i]);
         }
     }
 }
@@ -2028,17 +2045,18 @@ static void report_usual(bw_pf_out_t *out, double usual)
  * there doubled the false alarms of the following day).
  */
 static void learn_profile(const bw_pf_t *pf, bw_season_t *s, int64_t t_ms,
-                          double y, double normal, double warm)
+                          double y, double normal, double warm, double kt)
 {
     double base = pf->interval > 0.0 ? pf->interval : 1.0, gain = normal;
 
     if (!bw__season_active(s, t_ms - pf->t_first)) {
         gain = pf->exc_since >= 0 ? 0.0 : warm;
     } else if (profile_held(pf, s, t_ms)) {
-        bw__season_update(s, t_ms, y, 0.0, normal, base); /* level only */
+        /* level only */
+        bw__season_update(s, t_ms, y, 0.0, normal, normal * kt, base);
         return;
     }
-    bw__season_update(s, t_ms, y, gain, gain, base);
+    bw__season_update(s, t_ms, y, gain, gain, gain * kt, base);
 }
 
 static void learn_season(bw_pf_t *pf, int64_t t_ms, double y, double sd,
@@ -2055,8 +2073,10 @@ static void learn_season(bw_pf_t *pf, int64_t t_ms, double y, double sd,
     if (!episodes_on(pf, t_ms - pf->t_first)) {
         warm = normal; /* an episode there: an unvisited level (above) */
     }
-    learn_profile(pf, &pf->daily, t_ms, y - sw, normal, warm);
-    learn_profile(pf, &pf->weekly, t_ms, y - sd, normal, warm);
+    learn_profile(pf, &pf->daily, t_ms, y - sw, normal, warm,
+                  out->noise_factor);
+    learn_profile(pf, &pf->weekly, t_ms, y - sd, normal, warm,
+                  out->noise_factor);
 }
 
 /*
@@ -2338,7 +2358,8 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
 {
     uint8_t seas;
     uint32_t tag = bw_rbuf_u32(r), k;
-    int v10 = tag == PF_STATE_TAG || tag == PF_STATE_TAG_10; /* PF10 on */
+    int v11 = tag == PF_STATE_TAG || tag == PF_STATE_TAG_11;  /* PF11 on */
+    int v10 = v11 || tag == PF_STATE_TAG_10;                  /* PF10 on */
     int v09 = v10 || tag == PF_STATE_TAG_09;                  /* PF09 on */
 
     if ((!v09 && tag != PF_STATE_TAG_08 && tag != PF_STATE_TAG_07 &&
@@ -2350,7 +2371,7 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     /* before PF11 no filter had the tail node: it starts from its prior */
     k = bw_rbuf_u32(r);
     if (k != (uint32_t)pf->k &&
-        (tag == PF_STATE_TAG || pf->j_tail < 0 || k != (uint32_t)pf->k - 1)) {
+        (v11 || pf->j_tail < 0 || k != (uint32_t)pf->k - 1)) {
         return BW_ERR_CORRUPT;
     }
     seas = bw_rbuf_u8(r);
@@ -2436,7 +2457,7 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
         pf->abn_calm = bw_rbuf_u32_in(r, 0, pf->abn_gap > 0 ? 0 : pf->abn_run);
     }
     pf->tail_w = pf->tail_q = 0.0;
-    if (tag == PF_STATE_TAG) {
+    if (v11) {
         pf->tail_w = bw_rbuf_finite(r);
         pf->tail_q = bw_rbuf_finite(r);
         /* the counts are discounted sums of responsibilities of at most 1

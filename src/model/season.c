@@ -34,7 +34,19 @@
  *    second visit on (a first visit has no mean to deviate from), moderated
  *    toward the pooled variance with the weight of MODERATION visits (a
  *    moderated variance, Smyth 2004): two visits say little. With one event
- *    per visit this is the per-event estimate.
+ *    per visit this is the per-event estimate. In the pooled variance a
+ *    deviation counts at most 10 pooled sds once it has a value (a
+ *    winsorised variance, cf.
+ *    Huber 1981: bounded influence), so one value far off, such as a
+ *    spike in the first period, cannot stop every bin's profile for days.
+ *  - A bin whose first-period values were read as abnormal (their
+ *    P(normal) sums under 1/2) is unconfirmed: its share of the baseline
+ *    is the other bins' mean, and its first value read as more likely
+ *    normal than not replaces its estimate instead of averaging with it
+ *    (a first day's backup job or spike would otherwise be half the bin's
+ *    estimate for days). Until then it keeps the first period's
+ *    deviation: a pattern the first day showed as abnormal (a daily job
+ *    or shift) is still predicted.
  * Memory 4 doubles and a float per bin; O(1) time per event.
  */
 #include <float.h>
@@ -45,6 +57,8 @@
 #include "bayeswatch/mem.h"
 
 #define MODERATION 2.0 /* visits of the pooled variance in a bin's */
+#define UNCONFIRMED -1.0f /* var[b] of a bin founded by abnormal values */
+#define WINSOR 100.0 /* a visit's deviation counts at most 10 pooled sds */
 
 int bw__season_init(bw_season_t *s, const bw_season_cfg_t *cfg,
                     int64_t period_ms)
@@ -111,7 +125,8 @@ static double shrink(const bw_season_t *s, int b)
     double var = s->mean_sq / s->seen - mbar * mbar;
     double wbar = s->nvis_sum / s->seen, w = s->nvis[b];
     double tau2 = var - s->within / (wbar > 1.0 ? wbar : 1.0);
-    double vb = (w * s->var[b] + MODERATION * s->within) / (w + MODERATION);
+    double vb = (w * fmax(s->var[b], 0.0) + MODERATION * s->within) /
+                (w + MODERATION);
     double se2 = vb / (w > 1.0 ? w : 1.0);
 
     if (!(tau2 > 0.0)) {
@@ -171,12 +186,42 @@ double bw__season_early(const bw_season_t *s, int64_t t_ms)
     return shrink(s, b) * (m - s->mean_sum / s->seen);
 }
 
+/* Whether the first period saw bin b as normal: its values' P(normal)
+ * sum to 1/2 or more (kept in nvis until the period ends). A state saved
+ * in its first period by a build before PF12 kept 0 there, and its gains
+ * (wt: P(normal) over the local noise factor) decide alone. */
+static bool first_normal(const bw_season_t *s, int b)
+{
+    return s->nvis[b] >= 0.5 || s->wt[b] >= 0.5;
+}
+
+/* The mean latest value of the bins the first period saw as normal (all
+ * seen bins if it saw none so): the first period's baseline. */
+static double first_base(const bw_season_t *s)
+{
+    double sum = 0.0;
+    int n = 0;
+
+    for (int b = 0; b < s->cfg->bins; b++) {
+        if (!isnan(s->last[b]) && first_normal(s, b)) {
+            sum += s->last[b];
+            n++;
+        }
+    }
+    return n > 0 ? sum / n : s->last_sum / s->seen;
+}
+
 /* The first whole period seen: every bin's first deviation is its mean
  * value against the mean of the whole period (the classical first-cycle
- * estimate), with the weight of one visit. */
+ * estimate), with the weight of one visit. A bin seen only as abnormal
+ * values (first_normal) is unconfirmed (confirm) and keeps its
+ * deviation, but its latest value, the baseline's part, is the others'
+ * mean: a spike of 900 noise sds, its bin's only value, had moved
+ * the baseline by 3 noise sds until the bin was next seen, then every
+ * deviation by as much. */
 static void first_period(bw_season_t *s)
 {
-    double base = s->last_sum / s->seen;
+    double base = first_base(s);
 
     s->nvis_sum = 0.0;
     s->visit.bin = -1;
@@ -185,6 +230,12 @@ static void first_period(bw_season_t *s)
             continue;
         }
         s->mean[b] = s->last[b] - base;
+        s->var[b] = 0.0f;
+        if (!first_normal(s, b)) {
+            s->var[b] = UNCONFIRMED;
+            s->last_sum += base - s->last[b];
+            s->last[b] = base;
+        }
         s->wt[b] = s->nvis[b] = 1.0;
         s->wt_sum += 1.0;
         s->nvis_sum += 1.0;
@@ -220,7 +271,7 @@ static void last_update(bw_season_t *s, int b, double y, double gain)
  * deviation from the bin's mean before it. */
 static void visit_close(bw_season_t *s, bw__visit_t *v, double per)
 {
-    double gv, g, d, beta;
+    double gv, g, d, d2, beta;
     int b = v->bin;
 
     if (b < 0) {
@@ -231,7 +282,8 @@ static void visit_close(bw_season_t *s, bw__visit_t *v, double per)
     s->nvis_sum -= s->nvis[b];
     s->nvis[b] = s->nvis[b] * (1.0 - s->alpha) + gv;
     s->nvis_sum += s->nvis[b];
-    if (isnan(v->old) || !(gv > 0.0) || !(s->nvis[b] > 0.0)) {
+    if (isnan(v->old) || !(gv > 0.0) || !(s->nvis[b] > 0.0) ||
+        s->var[b] == UNCONFIRMED) {
         return; /* no earlier estimate of this bin to deviate from */
     }
     g = gv / s->nvis[b];
@@ -241,7 +293,24 @@ static void visit_close(bw_season_t *s, bw__visit_t *v, double per)
     s->var[b] = (float)fmin(s->var[b] + g * (d * d - s->var[b]), FLT_MAX);
     s->updates += gv;
     beta = 1.0 / fmin(fmax(s->updates, 1.0), s->cfg->bins * s->cfg->half_life);
-    s->within += fmin(gv * beta, 1.0) * (d * d - s->within);
+    d2 = s->within > 0.0 ? fmin(d * d, WINSOR * s->within) : d * d;
+    s->within += fmin(gv * beta, 1.0) * (d2 - s->within);
+}
+
+/* An unconfirmed bin's first value more likely normal than not
+ * (P(normal) >= 1/2) replaces its first-period estimate, made of values read
+ * as abnormal (first_period), instead of averaging with it, and starts
+ * its count of visits (weight and visits stay equal where each visit is
+ * one event, as a profile saved before PF09 assumes). The visit's
+ * deviation from that estimate still counts in the bin's variance (the
+ * bin stays shrunk while its values disagree from day to day) and,
+ * winsorised, in the pooled one (visit_close). */
+static void confirm(bw_season_t *s, int b)
+{
+    s->wt_sum -= s->wt[b];
+    s->nvis_sum -= s->nvis[b];
+    s->wt[b] = s->nvis[b] = 0.0;
+    s->var[b] = 0.0f;
 }
 
 /* The bin's mean learns the deviation r with weight gain (exponentially
@@ -251,7 +320,7 @@ static void visit_close(bw_season_t *s, bw__visit_t *v, double per)
  * never split by an interval estimate that is off, and with one event per
  * visit the estimate is exactly the per-event one. */
 static void learn_bin(bw_season_t *s, bw__visit_t *v, int b, double r,
-                      double gain, double interval_ms)
+                      double gain, double normal, double interval_ms)
 {
     double per = per_visit(s, interval_ms), alpha, old, g;
 
@@ -260,6 +329,9 @@ static void learn_bin(bw_season_t *s, bw__visit_t *v, int b, double r,
         v->bin = b;
         v->mean = v->w = 0.0;
         v->old = s->wt[b] > 0.0 ? s->mean[b] : NAN;
+    }
+    if (s->var[b] == UNCONFIRMED && normal >= 0.5) {
+        confirm(s, b);
     }
     v->w += gain;
     if (v->w > 0.0) { /* a running mean: exactly r for one event */
@@ -280,7 +352,7 @@ static void learn_bin(bw_season_t *s, bw__visit_t *v, int b, double r,
 }
 
 void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
-                       double gain_last, double interval_ms)
+                       double gain_last, double normal, double interval_ms)
 {
     double base, r;
     int b;
@@ -301,6 +373,8 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
         s->t0 = t_ms;
     }
     if (t_ms - s->t0 < s->period_ms) {
+        /* the first period's visit counts are not kept: its P(normal) */
+        s->nvis[b] += fmin(fmax(normal, 0.0), 1.0);
         return; /* the baseline spans part of a period: no deviations yet */
     }
     if (s->wt_sum == 0.0) {
@@ -308,7 +382,7 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
         base = s->last_sum / s->seen;
         r = y - base;
     }
-    learn_bin(s, &s->visit, b, r, gain, interval_ms);
+    learn_bin(s, &s->visit, b, r, gain, normal, interval_ms);
 }
 
 void bw__season_learn_late(bw_season_t *s, bw__visit_t *v, int64_t t_ms,
@@ -327,7 +401,7 @@ void bw__season_learn_late(bw_season_t *s, bw__visit_t *v, int64_t t_ms,
     if (s->wt_sum == 0.0) {
         return; /* the first period: its estimate is the bins' means */
     }
-    learn_bin(s, v, b, y - s->last_sum / s->seen, gain, interval_ms);
+    learn_bin(s, v, b, y - s->last_sum / s->seen, gain, 1.0, interval_ms);
 }
 
 void bw__season_late_done(bw_season_t *s, bw__visit_t *v, double interval_ms)
@@ -423,7 +497,8 @@ void bw__season_load(bw_season_t *s, bw_rbuf_t *r, int visits)
         /* a NaN mean (or an infinite last value) would make every value
          * of the profile NaN, and the filter's input with it */
         seen += !isnan(s->last[b]);
-        if (!(s->var[b] >= 0.0f && isfinite(s->var[b]) && s->nvis[b] >= 0.0 &&
+        if (!((s->var[b] >= 0.0f || s->var[b] == UNCONFIRMED) &&
+              isfinite(s->var[b]) && s->nvis[b] >= 0.0 &&
               isfinite(s->nvis[b]) && isfinite(s->mean[b]) &&
               s->wt[b] >= 0.0 && isfinite(s->wt[b]) && !isinf(s->last[b]))) {
             r->err = BW_ERR_CORRUPT;

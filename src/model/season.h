@@ -73,9 +73,12 @@ double bw__season_early(const bw_season_t *s, int64_t t_ms);
 /** Learn from @p y (with other seasonal parts removed) at @p t_ms: the
  * bin's mean with weight @p gain, the baseline's latest value of the bin
  * with weight @p gain_last (both 0 for an anomaly; they differ while an
- * adopted change is held out of the shape but is the level). */
+ * adopted change is held out of the shape but is the level); @p normal is
+ * P(the value is normal), which the gains are over the local noise
+ * factor: whether the first period saw a bin as normal, and whether a
+ * value confirms a bin it did not (season.c, confirm). */
 void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
-                       double gain_last, double interval_ms);
+                       double gain_last, double normal, double interval_ms);
 /** Learn from @p y, seen at @p t_ms and held back until now: the bin's
  * latest value and mean (against today's baseline; in the first period
  * its mean of values only). */

@@ -84,7 +84,10 @@ static void test_pf_identity(void **state)
     bw_pf_ws_destroy(ws);
 }
 
-/* Earlier particle-filter formats are read. A PF10 blob is turned into its
+/* Earlier particle-filter formats are read. A PF12 blob is a PF11 one
+ * under its tag (PF12 adds a value to the profile's variances, an
+ * unconfirmed bin's -1, that none has at the cut), and is turned into its
+ * PF10 form (the tail counts gone). A PF10 blob is turned into its
  * PF09 form (the episode's gap and calm counts, two u32 at the end, gone:
  * no episode at the cut), a PF09 blob (daily profile
  * only) into its PF08 form (the profile's visit counts, their
@@ -115,9 +118,12 @@ static void old_pf_format(bw_wbuf_t *w, int particles, int bins, int version)
     size_t held = vis + 10 * 8 + 4;
     size_t framed = held + PF06_EXTRA + 6 * 8 + 1;
 
-    /* "PF0v" or "PF10", little-endian */
+    /* "PF0v" or "PF1v", little-endian */
     w->data[0] = (uint8_t)('0' + version % 10);
     w->data[1] = (uint8_t)('0' + version / 10);
+    if (version == 11) {
+        return; /* PF11's layout is PF12's (PF12: unconfirmed bins) */
+    }
     assert_true(w->len > pf09 + 8 + 16);
     for (int i = 1; i <= 16; i++) { /* no tail node: its counts 0 */
         assert_int_equal(w->data[w->len - i], 0);
@@ -179,7 +185,7 @@ static void pf_reads_old(int version)
     pf = bw_pf_new(&c, 5, NULL, 0);
     run_pf(&c, pf, ws, 0, HALF, a);
     assert_int_equal(bw_pf_save(pf, &w), BW_OK);
-    assert_memory_equal(w.data, "\x31\x31\x46\x50", 4); /* "PF11" */
+    assert_memory_equal(w.data, "\x32\x31\x46\x50", 4); /* "PF12" */
     old_pf_format(&w, c.particles, c.daily.bins, version);
     old = bw_pf_new(&c, 99, NULL, 0);
     bw_rbuf_init(&r, w.data, w.len);
@@ -196,6 +202,12 @@ static void pf_reads_old(int version)
     bw_pf_ws_destroy(ws);
 }
 
+static void test_pf_reads_pf11(void **state)
+{
+    (void)state;
+    pf_reads_old(11);
+}
+
 static void test_pf_reads_pf10(void **state)
 {
     (void)state;
@@ -205,7 +217,7 @@ static void test_pf_reads_pf10(void **state)
 /* A PF10 blob (no tail node) loads into a filter that learns the tail
  * (model.pf.tail_scale set since; through the engine the changed state
  * version discards it first): the tail restarts from its prior, even in a
- * filter that had learned one. A PF11 blob's counts are checked: not
+ * filter that had learned one. A current blob's counts are checked: not
  * negative, at most the forgetting's bound, none without the node. */
 static void test_pf10_gains_the_tail(void **state)
 {
@@ -238,7 +250,7 @@ static void test_pf10_gains_the_tail(void **state)
     assert_int_equal(r.pos, w.len);
     assert_true(fabs(bw__pf_tail(tailed) - 0.02 / 20.02) < 1e-12);
     run_pf(&ct, tailed, ws, HALF, N_EV, a); /* and it runs on */
-    /* a PF11 blob without the node is another model: refused */
+    /* a current blob without the node is another model: refused */
     bw_wbuf_free(&w);
     w = (bw_wbuf_t){0};
     assert_int_equal(bw_pf_save(pf, &w), BW_OK);
@@ -1112,6 +1124,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pf_identity),
+        cmocka_unit_test(test_pf_reads_pf11),
         cmocka_unit_test(test_pf_reads_pf10),
         cmocka_unit_test(test_pf10_gains_the_tail),
         cmocka_unit_test(test_pf_reads_pf09),
