@@ -187,9 +187,10 @@ double bw__season_early(const bw_season_t *s, int64_t t_ms)
 }
 
 /* Whether the first period saw bin b as normal: its values' P(normal)
- * sum to 1/2 or more (kept in nvis until the period ends). A state saved
- * in its first period by a build before PF12 kept 0 there, and its gains
- * (wt: P(normal) over the local noise factor) decide alone. */
+ * sum to 1/2 or more (kept in nvis until the period ends), or their gains
+ * do (wt: P(normal) over the local noise factor, which also counts values
+ * given late, bw__season_learn_late, and is all a state saved in its
+ * first period by a build before PF12 kept). */
 static bool first_normal(const bw_season_t *s, int b)
 {
     return s->nvis[b] >= 0.5 || s->wt[b] >= 0.5;
@@ -330,7 +331,7 @@ static void learn_bin(bw_season_t *s, bw__visit_t *v, int b, double r,
         v->mean = v->w = 0.0;
         v->old = s->wt[b] > 0.0 ? s->mean[b] : NAN;
     }
-    if (s->var[b] == UNCONFIRMED && normal >= 0.5) {
+    if (s->var[b] == UNCONFIRMED && gain > 0.0 && normal >= 0.5) {
         confirm(s, b);
     }
     v->w += gain;
@@ -368,13 +369,14 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
     }
     base = s->last_sum / s->seen;
     last_update(s, b, y, gain_last);
+    if (s->wt_sum == 0.0) { /* as last[b]: until first_period, no visits */
+        s->nvis[b] += fmin(fmax(normal, 0.0), 1.0); /* but P(normal) */
+    }
     r = y - base;
     if (s->t0 == INT64_MIN) {
         s->t0 = t_ms;
     }
     if (t_ms - s->t0 < s->period_ms) {
-        /* the first period's visit counts are not kept: its P(normal) */
-        s->nvis[b] += fmin(fmax(normal, 0.0), 1.0);
         return; /* the baseline spans part of a period: no deviations yet */
     }
     if (s->wt_sum == 0.0) {
@@ -497,7 +499,8 @@ void bw__season_load(bw_season_t *s, bw_rbuf_t *r, int visits)
         /* a NaN mean (or an infinite last value) would make every value
          * of the profile NaN, and the filter's input with it */
         seen += !isnan(s->last[b]);
-        if (!((s->var[b] >= 0.0f || s->var[b] == UNCONFIRMED) &&
+        if (!((s->var[b] >= 0.0f ||
+               (s->var[b] == UNCONFIRMED && !isnan(s->last[b]))) &&
               isfinite(s->var[b]) && s->nvis[b] >= 0.0 &&
               isfinite(s->nvis[b]) && isfinite(s->mean[b]) &&
               s->wt[b] >= 0.0 && isfinite(s->wt[b]) && !isinf(s->last[b]))) {

@@ -30,8 +30,10 @@ typedef struct {
     double *mean;    /* per bin: forgetting mean of the de-trended value */
     double *wt;      /* per bin: forgetting weight (0 = never seen) */
     double *last;    /* per bin: last de-seasonalised value (baseline) */
-    double *nvis;    /* per bin: forgetting count of visits */
-    float *var;      /* per bin: forgetting variance of visit means */
+    double *nvis;    /* per bin: forgetting count of visits (in the
+                        first period: its values' summed P(normal)) */
+    float *var;      /* per bin: forgetting variance of visit means; -1
+                        for a bin not confirmed yet (season.c) */
     double last_sum; /* sum of last[] over seen bins */
     double mean_sum; /* sum of mean[] over seen bins */
     double mean_sq;  /* sum of mean[]^2 over seen bins */
@@ -75,8 +77,10 @@ double bw__season_early(const bw_season_t *s, int64_t t_ms);
  * with weight @p gain_last (both 0 for an anomaly; they differ while an
  * adopted change is held out of the shape but is the level); @p normal is
  * P(the value is normal), which the gains are over the local noise
- * factor: whether the first period saw a bin as normal, and whether a
- * value confirms a bin it did not (season.c, confirm). */
+ * factor (before a profile applies, a value in an abnormal episode counts
+ * as normal, as its gain does): whether the first period saw a bin as
+ * normal, and whether a value the bin learns from confirms one it did
+ * not (season.c, confirm). */
 void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
                        double gain_last, double normal, double interval_ms);
 /** Learn from @p y, seen at @p t_ms and held back until now: the bin's

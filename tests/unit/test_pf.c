@@ -818,9 +818,11 @@ static void test_profile_load_checks(void **state)
 }
 
 /* Two days of 5-minute noise (sd 1) through a daily profile; at 04:10 on
- * the first day a value of 1,000 at gain 0 if @p spike. *before: the
- * pooled variance when that bin is next visited. */
-static void profile_days(bw_season_t *s, bool spike, double *before)
+ * the first day a value of 1,000 at gain 0 if @p spike, and on the second
+ * a normal value learnt for the level only (gain 0) if @p held. *before:
+ * the pooled variance when that bin is next visited. */
+static void profile_days(bw_season_t *s, bool spike, bool held,
+                         double *before)
 {
     const int64_t step = 300000;
     bw_config_t cfg;
@@ -830,15 +832,16 @@ static void profile_days(bw_season_t *s, bool spike, double *before)
     assert_int_equal(bw__season_init(s, &cfg.model.pf.daily, 86400000LL), 0);
     bw_rng_seed(&rng, 33);
     for (int k = 0; k < 2 * 288; k++) {
-        double y = bw_rng_gauss(&rng), g = 1.0;
+        double y = bw_rng_gauss(&rng), g = 1.0, p = 1.0; /* gain, normal */
         if (k == 50 && spike) {
             y = 1000.0;
-            g = 0.0;
+            g = p = 0.0;
         }
         if (k == 288 + 50) {
             *before = s->within;
+            g = held ? 0.0 : 1.0;
         }
-        bw__season_update(s, k * step, y, g, g, g, step);
+        bw__season_update(s, k * step, y, g, p, p, step);
     }
 }
 
@@ -857,8 +860,8 @@ static void test_unconfirmed_bin_replaced(void **state)
     double before, before_c, bound, worst = 0.0;
 
     (void)state;
-    profile_days(&s, true, &before);
-    profile_days(&c, false, &before_c);
+    profile_days(&s, true, false, &before);
+    profile_days(&c, false, false, &before_c);
     bound = c.within + 100.0 * before / s.updates;
     for (int b = 0; b < 288; b++) {
         if (b != 50) {
@@ -875,6 +878,14 @@ static void test_unconfirmed_bin_replaced(void **state)
     assert_true(worst < 4.0 / 288.0); /* bin 50's own value, 4 sds at most */
     bw__season_free(&s);
     bw__season_free(&c);
+    /* a normal value the bin does not learn from (a held profile's level
+     * only update) does not confirm it: the first day's estimate stays */
+    profile_days(&s, true, true, &before);
+    print_message("held: bin 50's weight %.3f, variance %.1f\n", s.wt[50],
+                  s.var[50]);
+    assert_true(s.wt[50] > 0.0);
+    assert_true(s.var[50] == -1.0f);
+    bw__season_free(&s);
 }
 
 /*
