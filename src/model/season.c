@@ -36,9 +36,9 @@
  *    moderated variance, Smyth 2004): two visits say little. With one event
  *    per visit this is the per-event estimate. In the pooled variance a
  *    deviation counts at most 10 pooled sds once it has a value (a
- *    winsorised variance, cf.
- *    Huber 1981: bounded influence), so one value far off, such as a
- *    spike in the first period, cannot stop every bin's profile for days.
+ *    winsorised variance, cf. Huber 1981: bounded influence), so one
+ *    value far off, such as a spike in the first period, cannot stop
+ *    every bin's profile for days.
  *  - A bin whose first-period values were read as abnormal (their
  *    P(normal) sums under 1/2) is unconfirmed: its share of the baseline
  *    is the other bins' mean, and its first value read as more likely
@@ -217,8 +217,8 @@ static double first_base(const bw_season_t *s)
  * estimate), with the weight of one visit. A bin seen only as abnormal
  * values (first_normal) is unconfirmed (confirm) and keeps its
  * deviation, but its latest value, the baseline's part, is the others'
- * mean: a spike of 900 noise sds, its bin's only value, had moved
- * the baseline by 3 noise sds until the bin was next seen, then every
+ * mean: a spike of 900 noise sds, its bin's only value, had moved the
+ * baseline by 3 noise sds until the bin was next seen, then every
  * deviation by as much. */
 static void first_period(bw_season_t *s)
 {
@@ -299,8 +299,8 @@ static void visit_close(bw_season_t *s, bw__visit_t *v, double per)
 }
 
 /* An unconfirmed bin's first value more likely normal than not
- * (P(normal) >= 1/2) replaces its first-period estimate, made of values read
- * as abnormal (first_period), instead of averaging with it, and starts
+ * (P(normal) >= 1/2) replaces its first-period estimate, made of values
+ * read as abnormal (first_period), instead of averaging with it, and starts
  * its count of visits (weight and visits stay equal where each visit is
  * one event, as a profile saved before PF09 assumes). The visit's
  * deviation from that estimate still counts in the bin's variance (the
