@@ -140,7 +140,8 @@
 #define TAIL_HALF_LIFE 2000.0
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
-#define PF_STATE_TAG 0x50463132u    /* "PF12" */
+#define PF_STATE_TAG 0x50463133u    /* "PF13" */
+#define PF_STATE_TAG_12 0x50463132u /* "PF12": read, unconfirmed bins centred */
 #define PF_STATE_TAG_11 0x50463131u /* "PF11": read, no unconfirmed bins */
 #define PF_STATE_TAG_10 0x50463130u /* "PF10": read, no tail counts */
 #define PF_STATE_TAG_09 0x50463039u /* "PF09": read, no gap counts */
@@ -2051,10 +2052,13 @@ static void learn_profile(const bw_pf_t *pf, bw_season_t *s, int64_t t_ms,
 
     if (!bw__season_active(s, t_ms - pf->t_first)) {
         gain = pf->exc_since >= 0 ? 0.0 : warm;
-    } else if (profile_held(pf, s, t_ms)) {
-        /* level only */
-        bw__season_update(s, t_ms, y, 0.0, normal, normal * kt, base);
-        return;
+    } else {
+        /* the value was judged against the profile's prediction */
+        bw__season_judged(s, t_ms, normal * kt);
+        if (profile_held(pf, s, t_ms)) { /* level only */
+            bw__season_update(s, t_ms, y, 0.0, normal, normal * kt, base);
+            return;
+        }
     }
     bw__season_update(s, t_ms, y, gain, gain, gain * kt, base);
 }
@@ -2358,7 +2362,8 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
 {
     uint8_t seas;
     uint32_t tag = bw_rbuf_u32(r), k;
-    int v11 = tag == PF_STATE_TAG || tag == PF_STATE_TAG_11;  /* PF11 on */
+    int v12 = tag == PF_STATE_TAG || tag == PF_STATE_TAG_12;  /* PF12 on */
+    int v11 = v12 || tag == PF_STATE_TAG_11;                  /* PF11 on */
     int v10 = v11 || tag == PF_STATE_TAG_10;                  /* PF10 on */
     int v09 = v10 || tag == PF_STATE_TAG_09;                  /* PF09 on */
 
@@ -2448,6 +2453,10 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     }
     bw__season_load(&pf->daily, r, v09);
     bw__season_load(&pf->weekly, r, v09);
+    if (tag != PF_STATE_TAG) { /* before PF13 unconfirmed bins were centred */
+        bw__season_recentre(&pf->daily);
+        bw__season_recentre(&pf->weekly);
+    }
     bw__block_load(&pf->block, r);
     if (v09 || tag == PF_STATE_TAG_08) { /* PF07: no phase */
         bw__phase_load(&pf->phase, r);

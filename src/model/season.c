@@ -46,8 +46,25 @@
  *    (a first day's backup job or spike would otherwise be half the bin's
  *    estimate for days). Until then it keeps the first period's
  *    deviation: a pattern the first day showed as abnormal (a daily job
- *    or shift) is still predicted.
- * Memory 4 doubles and a float per bin; O(1) time per event.
+ *    or shift) is still predicted, but not counted in the profile's
+ *    centring or spread (the mean and spread of the bin means that centre
+ *    and shrink every bin): a first day's spike of 900 noise sds had moved
+ *    every bin's deviation by 3 noise sds until its bin was replaced, and
+ *    the replacement then read as a step of as much. Once the profile
+ *    applies, a value read as abnormal against an unconfirmed bin's
+ *    prediction (P(normal) < 1/2) rejects it: the estimate rested on one
+ *    period's abnormal values and has now failed its first check, so the
+ *    bin takes its neighbours' deviation (interpolated between the nearest
+ *    confirmed bins either side, with the weight of one visit) and learns
+ *    on from there (bw__season_judged). Without that a bin no normal value
+ *    confirmed before the profile applied (a gap at that phase on the
+ *    second day, or min_cycles 1) predicted the first day's spike every day
+ *    after, and each value there read as abnormal and taught it nothing.
+ *  - The running sums (centring, spread, weights) are recomputed from the
+ *    bins at every event of bin 0 (bw__season_resum), so rounding cannot accumulate
+ *    over months of updates with values of very different sizes.
+ * Memory 4 doubles and a float per bin; O(1) time per event (O(bins) at
+ * bin 0's events).
  */
 #include <float.h>
 #include <math.h>
@@ -59,6 +76,52 @@
 #define MODERATION 2.0 /* visits of the pooled variance in a bin's */
 #define UNCONFIRMED -1.0f /* var[b] of a bin founded by abnormal values */
 #define WINSOR 100.0 /* a visit's deviation counts at most 10 pooled sds */
+
+/* Bin b's part in the profile's centring and spread (mean_sum, mean_sq):
+ * its mean, or 0 while it is unconfirmed (header comment). */
+static double counted(const bw_season_t *s, int b)
+{
+    return s->var[b] == UNCONFIRMED ? 0.0 : s->mean[b];
+}
+
+/* Bin b's part changed from @p before to its current value. */
+static void recount(bw_season_t *s, int b, double before)
+{
+    double now = counted(s, b);
+
+    s->mean_sum += now - before;
+    s->mean_sq += now * now - before * before;
+}
+
+/* The running sums from the bins themselves (header comment). The weights'
+ * sums only once the first period is estimated: until then wt_sum is 0 by
+ * definition (the first period's marker) and nvis holds P(normal) sums.
+ * A disabled profile has no bins. */
+void bw__season_resum(bw_season_t *s)
+{
+    double ls = 0.0, ms = 0.0, mq = 0.0, ws = 0.0, ns = 0.0;
+
+    if (!s->cfg->enabled) {
+        return;
+    }
+    for (int b = 0; b < s->cfg->bins; b++) {
+        double c = counted(s, b);
+        if (!isnan(s->last[b])) {
+            ls += s->last[b];
+        }
+        ms += c;
+        mq += c * c;
+        ws += s->wt[b];
+        ns += s->nvis[b];
+    }
+    s->last_sum = ls;
+    s->mean_sum = ms;
+    s->mean_sq = mq;
+    if (s->wt_sum > 0.0 && ws > 0.0) {
+        s->wt_sum = ws;
+        s->nvis_sum = ns;
+    }
+}
 
 int bw__season_init(bw_season_t *s, const bw_season_cfg_t *cfg,
                     int64_t period_ms)
@@ -240,8 +303,7 @@ static void first_period(bw_season_t *s)
         s->wt[b] = s->nvis[b] = 1.0;
         s->wt_sum += 1.0;
         s->nvis_sum += 1.0;
-        s->mean_sum += s->mean[b];
-        s->mean_sq += s->mean[b] * s->mean[b];
+        recount(s, b, 0.0);
     }
 }
 
@@ -324,6 +386,7 @@ static void learn_bin(bw_season_t *s, bw__visit_t *v, int b, double r,
                       double gain, double normal, double interval_ms)
 {
     double per = per_visit(s, interval_ms), alpha, old, g;
+    double before = counted(s, b);
 
     if (v->bin != b) {
         visit_close(s, v, per);
@@ -345,8 +408,7 @@ static void learn_bin(bw_season_t *s, bw__visit_t *v, int b, double r,
     s->wt_sum += s->wt[b];
     g = s->wt[b] > 0.0 ? gain / s->wt[b] : 0.0;
     s->mean[b] = old + g * (r - old);
-    s->mean_sum += s->mean[b] - old;
-    s->mean_sq += s->mean[b] * s->mean[b] - old * old;
+    recount(s, b, before);
     if (per < 1.5) {
         visit_close(s, v, per);
     }
@@ -367,6 +429,9 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
         s->last[b] = y;
         s->last_sum += y;
     }
+    if (b == 0) {
+        bw__season_resum(s);
+    }
     base = s->last_sum / s->seen;
     last_update(s, b, y, gain_last);
     if (s->wt_sum == 0.0) { /* as last[b]: until first_period, no visits */
@@ -385,6 +450,52 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
         r = y - base;
     }
     learn_bin(s, &s->visit, b, r, gain, normal, interval_ms);
+}
+
+/* Bin b's neighbours' deviation: interpolated between the nearest bins
+ * either side (around the period) that hold a confirmed estimate, by
+ * their distance; the profile's mean (no deviation) if there is none. */
+static double neighbours(const bw_season_t *s, int b)
+{
+    const int n = s->cfg->bins;
+    int lo = 0, hi = 0;
+
+    for (int k = 1; k < n && (lo == 0 || hi == 0); k++) {
+        int l = ((b - k) % n + n) % n, h = (b + k) % n;
+        if (lo == 0 && s->wt[l] > 0.0 && s->var[l] != UNCONFIRMED) {
+            lo = k;
+        }
+        if (hi == 0 && s->wt[h] > 0.0 && s->var[h] != UNCONFIRMED) {
+            hi = k;
+        }
+    }
+    if (lo == 0) {
+        return s->seen > 0 ? s->mean_sum / s->seen : 0.0;
+    }
+    return (hi * s->mean[((b - lo) % n + n) % n] + lo * s->mean[(b + hi) % n]) /
+           (lo + hi);
+}
+
+void bw__season_judged(bw_season_t *s, int64_t t_ms, double normal)
+{
+    int b;
+
+    if (!s->cfg->enabled || !(s->wt_sum > 0.0) || !(normal < 0.5)) {
+        return;
+    }
+    b = bin_of(s, t_ms);
+    if (s->var[b] != UNCONFIRMED) {
+        return;
+    }
+    s->mean[b] = neighbours(s, b);
+    s->var[b] = 0.0f;
+    recount(s, b, 0.0);
+    s->wt_sum += 1.0 - s->wt[b];
+    s->nvis_sum += 1.0 - s->nvis[b];
+    s->wt[b] = s->nvis[b] = 1.0;
+    if (s->visit.bin == b) { /* the visit deviates from the new estimate */
+        s->visit.old = s->mean[b];
+    }
 }
 
 void bw__season_learn_late(bw_season_t *s, bw__visit_t *v, int64_t t_ms,
@@ -437,6 +548,16 @@ void bw__season_shift_level(bw_season_t *s, double delta)
         if (!isnan(s->last[b])) {
             s->last[b] += delta;
             s->last_sum += delta;
+        }
+    }
+}
+
+void bw__season_recentre(bw_season_t *s)
+{
+    for (int b = 0; s->cfg->enabled && b < s->cfg->bins; b++) {
+        if (s->var[b] == UNCONFIRMED) {
+            bw__season_resum(s);
+            return;
         }
     }
 }

@@ -35,8 +35,8 @@ typedef struct {
     float *var;      /* per bin: forgetting variance of visit means; -1
                         for a bin not confirmed yet (season.c) */
     double last_sum; /* sum of last[] over seen bins */
-    double mean_sum; /* sum of mean[] over seen bins */
-    double mean_sq;  /* sum of mean[]^2 over seen bins */
+    double mean_sum; /* sum of mean[] over confirmed bins */
+    double mean_sq;  /* sum of mean[]^2 over confirmed bins */
     double wt_sum;
     double nvis_sum;   /* sum of nvis[] over seen bins */
     double within;     /* pooled variance of a visit's mean around its bin's */
@@ -83,6 +83,12 @@ double bw__season_early(const bw_season_t *s, int64_t t_ms);
  * not (season.c, confirm). */
 void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
                        double gain_last, double normal, double interval_ms);
+/** The applied profile's prediction at @p t_ms was judged: @p normal is
+ * P(the value there is normal) given it. An unconfirmed bin (season.c) whose
+ * prediction the value rejects (@p normal < 1/2) takes its neighbours'
+ * deviation instead. Call before bw__season_update, and only while the
+ * profile applies (bw__season_active). */
+void bw__season_judged(bw_season_t *s, int64_t t_ms, double normal);
 /** Learn from @p y, seen at @p t_ms and held back until now: the bin's
  * latest value and mean (against today's baseline; in the first period
  * its mean of values only). */
@@ -97,6 +103,11 @@ void bw__season_catch_up(bw_season_t *s, int64_t t_ms, double y);
 /** Every bin's latest value moves by @p delta: the level under the profile
  * moved (an adopted change), its shape did not. */
 void bw__season_shift_level(bw_season_t *s, double delta);
+/** Recompute the running sums from the bins (done at every event of bin 0). */
+void bw__season_resum(bw_season_t *s);
+/** A profile saved before PF13 counted its unconfirmed bins in its centring
+ * and spread: if it holds one, its running sums are recomputed without. */
+void bw__season_recentre(bw_season_t *s);
 void bw__season_save(const bw_season_t *s, bw_wbuf_t *w);
 /** Read a profile saved by bw__season_save. @p visits: the blob holds the
  * visit counts (PF09 on); an older one's are taken from its weights. */

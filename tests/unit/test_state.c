@@ -84,7 +84,10 @@ static void test_pf_identity(void **state)
     bw_pf_ws_destroy(ws);
 }
 
-/* Earlier particle-filter formats are read. A PF12 blob is a PF11 one
+/* Earlier particle-filter formats are read. A PF13 blob is a PF12 one
+ * under its tag (PF13 leaves an unconfirmed bin out of the profile's
+ * running sums, and a PF12 profile holding one has them recomputed on
+ * load: none has one at the cut). A PF12 blob is a PF11 one
  * under its tag (PF12 adds a value to the profile's variances, an
  * unconfirmed bin's -1, that none has at the cut), and is turned into its
  * PF10 form (the tail counts gone). A PF10 blob is turned into its
@@ -121,8 +124,8 @@ static void old_pf_format(bw_wbuf_t *w, int particles, int bins, int version)
     /* "PF0v" or "PF1v", little-endian */
     w->data[0] = (uint8_t)('0' + version % 10);
     w->data[1] = (uint8_t)('0' + version / 10);
-    if (version == 11) {
-        return; /* PF11's layout is PF12's (PF12: unconfirmed bins) */
+    if (version >= 11) {
+        return; /* PF11's and PF12's layouts are PF13's (unconfirmed bins) */
     }
     assert_true(w->len > pf09 + 8 + 16);
     for (int i = 1; i <= 16; i++) { /* no tail node: its counts 0 */
@@ -185,7 +188,7 @@ static void pf_reads_old(int version)
     pf = bw_pf_new(&c, 5, NULL, 0);
     run_pf(&c, pf, ws, 0, HALF, a);
     assert_int_equal(bw_pf_save(pf, &w), BW_OK);
-    assert_memory_equal(w.data, "\x32\x31\x46\x50", 4); /* "PF12" */
+    assert_memory_equal(w.data, "\x33\x31\x46\x50", 4); /* "PF13" */
     old_pf_format(&w, c.particles, c.daily.bins, version);
     old = bw_pf_new(&c, 99, NULL, 0);
     bw_rbuf_init(&r, w.data, w.len);
@@ -200,6 +203,12 @@ static void pf_reads_old(int version)
     bw_pf_destroy(pf);
     bw_pf_destroy(old);
     bw_pf_ws_destroy(ws);
+}
+
+static void test_pf_reads_pf12(void **state)
+{
+    (void)state;
+    pf_reads_old(12);
 }
 
 static void test_pf_reads_pf11(void **state)
@@ -1124,6 +1133,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pf_identity),
+        cmocka_unit_test(test_pf_reads_pf12),
         cmocka_unit_test(test_pf_reads_pf11),
         cmocka_unit_test(test_pf_reads_pf10),
         cmocka_unit_test(test_pf10_gains_the_tail),
