@@ -141,7 +141,7 @@
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
 #define PF_STATE_TAG 0x50463133u    /* "PF13" */
-#define PF_STATE_TAG_12 0x50463132u /* "PF12": read, unconfirmed bins centred */
+#define PF_STATE_TAG_12 0x50463132u /* "PF12": read, sums count unconfirmed */
 #define PF_STATE_TAG_11 0x50463131u /* "PF11": read, no unconfirmed bins */
 #define PF_STATE_TAG_10 0x50463130u /* "PF10": read, no tail counts */
 #define PF_STATE_TAG_09 0x50463039u /* "PF09": read, no gap counts */
@@ -2050,15 +2050,15 @@ static void learn_profile(const bw_pf_t *pf, bw_season_t *s, int64_t t_ms,
 {
     double base = pf->interval > 0.0 ? pf->interval : 1.0, gain = normal;
 
+    bw__season_tick(s, pf->t_last, t_ms);
     if (!bw__season_active(s, t_ms - pf->t_first)) {
         gain = pf->exc_since >= 0 ? 0.0 : warm;
-    } else {
-        /* the value was judged against the profile's prediction */
+    } else if (profile_held(pf, s, t_ms)) {
+        /* level only: nor does it confirm or reject a bin */
+        bw__season_update(s, t_ms, y, 0.0, normal, normal * kt, base);
+        return;
+    } else { /* the value was judged against the profile's prediction */
         bw__season_judged(s, t_ms, normal * kt);
-        if (profile_held(pf, s, t_ms)) { /* level only */
-            bw__season_update(s, t_ms, y, 0.0, normal, normal * kt, base);
-            return;
-        }
     }
     bw__season_update(s, t_ms, y, gain, gain, gain * kt, base);
 }
@@ -2453,7 +2453,7 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     }
     bw__season_load(&pf->daily, r, v09);
     bw__season_load(&pf->weekly, r, v09);
-    if (tag != PF_STATE_TAG) { /* before PF13 unconfirmed bins were centred */
+    if (tag != PF_STATE_TAG) { /* before PF13 the sums counted unconfirmed */
         bw__season_recentre(&pf->daily);
         bw__season_recentre(&pf->weekly);
     }

@@ -46,8 +46,8 @@
  *    (a first day's backup job or spike would otherwise be half the bin's
  *    estimate for days). Until then it keeps the first period's
  *    deviation: a pattern the first day showed as abnormal (a daily job
- *    or shift) is still predicted, but not counted in the profile's
- *    centring or spread (the mean and spread of the bin means that centre
+ *    or shift) is still predicted, but it is left out of the profile's
+ *    centring and spread (the mean and spread of the bin means that centre
  *    and shrink every bin): a first day's spike of 900 noise sds had moved
  *    every bin's deviation by 3 noise sds until its bin was replaced, and
  *    the replacement then read as a step of as much. Once the profile
@@ -61,10 +61,11 @@
  *    second day, or min_cycles 1) predicted the first day's spike every day
  *    after, and each value there read as abnormal and taught it nothing.
  *  - The running sums (centring, spread, weights) are recomputed from the
- *    bins at every event of bin 0 (bw__season_resum), so rounding cannot accumulate
+ *    bins once a period (at the first event of each period counted from
+ *    the first value, bw__season_tick), so rounding cannot accumulate
  *    over months of updates with values of very different sizes.
- * Memory 4 doubles and a float per bin; O(1) time per event (O(bins) at
- * bin 0's events).
+ * Memory 4 doubles and a float per bin; O(1) time per event, O(bins) once
+ * a period and at a bin's rejection.
  */
 #include <float.h>
 #include <math.h>
@@ -78,7 +79,8 @@
 #define WINSOR 100.0 /* a visit's deviation counts at most 10 pooled sds */
 
 /* Bin b's part in the profile's centring and spread (mean_sum, mean_sq):
- * its mean, or 0 while it is unconfirmed (header comment). */
+ * its mean, or none while it is unconfirmed (header comment; the
+ * denominators leave it out too, centred_bins). */
 static double counted(const bw_season_t *s, int b)
 {
     return s->var[b] == UNCONFIRMED ? 0.0 : s->mean[b];
@@ -93,6 +95,15 @@ static void recount(bw_season_t *s, int b, double before)
     s->mean_sq += now * now - before * before;
 }
 
+/* The bins the centring and spread average over: the seen ones less the
+ * unconfirmed (1 if every seen bin is unconfirmed: the sums are then 0). */
+static int centred_bins(const bw_season_t *s)
+{
+    int n = s->seen - s->unconf;
+
+    return n > 0 ? n : 1;
+}
+
 /* The running sums from the bins themselves (header comment). The weights'
  * sums only once the first period is estimated: until then wt_sum is 0 by
  * definition (the first period's marker) and nvis holds P(normal) sums.
@@ -104,8 +115,10 @@ void bw__season_resum(bw_season_t *s)
     if (!s->cfg->enabled) {
         return;
     }
+    s->unconf = 0;
     for (int b = 0; b < s->cfg->bins; b++) {
         double c = counted(s, b);
+        s->unconf += s->var[b] == UNCONFIRMED;
         if (!isnan(s->last[b])) {
             ls += s->last[b];
         }
@@ -184,8 +197,8 @@ static double per_visit(const bw_season_t *s, double interval_ms)
 /* Bin b's empirical-Bayes shrinkage factor (header comment). */
 static double shrink(const bw_season_t *s, int b)
 {
-    double mbar = s->mean_sum / s->seen;
-    double var = s->mean_sq / s->seen - mbar * mbar;
+    double mbar = s->mean_sum / centred_bins(s);
+    double var = s->mean_sq / centred_bins(s) - mbar * mbar;
     double wbar = s->nvis_sum / s->seen, w = s->nvis[b];
     double tau2 = var - s->within / (wbar > 1.0 ? wbar : 1.0);
     double vb = (w * fmax(s->var[b], 0.0) + MODERATION * s->within) /
@@ -215,7 +228,7 @@ double bw__season_value(const bw_season_t *s, int64_t t_ms, int64_t age_ms)
     if (s->wt[b] <= 0.0) {
         return 0.0;
     }
-    return shrink(s, b) * (s->mean[b] - s->mean_sum / s->seen);
+    return shrink(s, b) * (s->mean[b] - s->mean_sum / centred_bins(s));
 }
 
 /* The bin's shrunk deviation (as bw__season_value) from its mean as it
@@ -246,7 +259,7 @@ double bw__season_early(const bw_season_t *s, int64_t t_ms)
     if (isnan(m)) {
         return INFINITY; /* a bin the first period missed */
     }
-    return shrink(s, b) * (m - s->mean_sum / s->seen);
+    return shrink(s, b) * (m - s->mean_sum / centred_bins(s));
 }
 
 /* Whether the first period saw bin b as normal: its values' P(normal)
@@ -297,6 +310,7 @@ static void first_period(bw_season_t *s)
         s->var[b] = 0.0f;
         if (!first_normal(s, b)) {
             s->var[b] = UNCONFIRMED;
+            s->unconf++;
             s->last_sum += base - s->last[b];
             s->last[b] = base;
         }
@@ -374,6 +388,7 @@ static void confirm(bw_season_t *s, int b)
     s->nvis_sum -= s->nvis[b];
     s->wt[b] = s->nvis[b] = 0.0;
     s->var[b] = 0.0f;
+    s->unconf--;
 }
 
 /* The bin's mean learns the deviation r with weight gain (exponentially
@@ -429,9 +444,6 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
         s->last[b] = y;
         s->last_sum += y;
     }
-    if (b == 0) {
-        bw__season_resum(s);
-    }
     base = s->last_sum / s->seen;
     last_update(s, b, y, gain_last);
     if (s->wt_sum == 0.0) { /* as last[b]: until first_period, no visits */
@@ -452,6 +464,17 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
     learn_bin(s, &s->visit, b, r, gain, normal, interval_ms);
 }
 
+void bw__season_tick(bw_season_t *s, int64_t t_prev, int64_t t_ms)
+{
+    if (!s->cfg->enabled || s->t0 == INT64_MIN || t_prev < s->t0 ||
+        t_ms <= t_prev) {
+        return;
+    }
+    if ((t_ms - s->t0) / s->period_ms != (t_prev - s->t0) / s->period_ms) {
+        bw__season_resum(s);
+    }
+}
+
 /* Bin b's neighbours' deviation: interpolated between the nearest bins
  * either side (around the period) that hold a confirmed estimate, by
  * their distance; the profile's mean (no deviation) if there is none. */
@@ -470,7 +493,7 @@ static double neighbours(const bw_season_t *s, int b)
         }
     }
     if (lo == 0) {
-        return s->seen > 0 ? s->mean_sum / s->seen : 0.0;
+        return s->mean_sum / centred_bins(s);
     }
     return (hi * s->mean[((b - lo) % n + n) % n] + lo * s->mean[(b + hi) % n]) /
            (lo + hi);
@@ -489,6 +512,7 @@ void bw__season_judged(bw_season_t *s, int64_t t_ms, double normal)
     }
     s->mean[b] = neighbours(s, b);
     s->var[b] = 0.0f;
+    s->unconf--;
     recount(s, b, 0.0);
     s->wt_sum += 1.0 - s->wt[b];
     s->nvis_sum += 1.0 - s->nvis[b];
@@ -554,7 +578,10 @@ void bw__season_shift_level(bw_season_t *s, double delta)
 
 void bw__season_recentre(bw_season_t *s)
 {
-    for (int b = 0; s->cfg->enabled && b < s->cfg->bins; b++) {
+    if (!s->cfg->enabled) {
+        return;
+    }
+    for (int b = 0; b < s->cfg->bins; b++) {
         if (s->var[b] == UNCONFIRMED) {
             bw__season_resum(s);
             return;
@@ -627,6 +654,10 @@ void bw__season_load(bw_season_t *s, bw_rbuf_t *r, int visits)
               s->wt[b] >= 0.0 && isfinite(s->wt[b]) && !isinf(s->last[b]))) {
             r->err = BW_ERR_CORRUPT;
         }
+    }
+    s->unconf = 0;
+    for (int b = 0; b < s->cfg->bins; b++) {
+        s->unconf += s->var[b] == UNCONFIRMED;
     }
     if (seen != s->seen) { /* the bins with a last value */
         r->err = BW_ERR_CORRUPT;

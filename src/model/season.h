@@ -43,6 +43,7 @@ typedef struct {
     double updates;    /* visits the pooled variance has learned from */
     bw__visit_t visit; /* the open visit */
     int seen;          /* bins seen at least once */
+    int unconf;        /* of them unconfirmed (derived: not saved) */
     int64_t t0;        /* first value's time; INT64_MIN before it */
 } bw_season_t;
 
@@ -103,8 +104,13 @@ void bw__season_catch_up(bw_season_t *s, int64_t t_ms, double y);
 /** Every bin's latest value moves by @p delta: the level under the profile
  * moved (an adopted change), its shape did not. */
 void bw__season_shift_level(bw_season_t *s, double delta);
-/** Recompute the running sums from the bins (done at every event of bin 0). */
+/** Recompute the running sums from the bins. */
 void bw__season_resum(bw_season_t *s);
+/** The event at @p t_ms follows one at @p t_prev: at the first event of
+ * each period counted from the profile's first value, its running sums are
+ * recomputed (bw__season_resum; a schedule of event times alone, so a run
+ * split by save/load keeps it). */
+void bw__season_tick(bw_season_t *s, int64_t t_prev, int64_t t_ms);
 /** A profile saved before PF13 counted its unconfirmed bins in its centring
  * and spread: if it holds one, its running sums are recomputed without. */
 void bw__season_recentre(bw_season_t *s);

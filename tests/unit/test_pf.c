@@ -888,10 +888,10 @@ static void test_unconfirmed_bin_replaced(void **state)
     bw__season_free(&s);
 }
 
-/* The first period's profile with a spike of 1,000 at 04:10 (bin 50, read
- * as abnormal: P(normal) 0) over noise of sd 1 and a ramp of 0.01 per
- * bin, closed by the first event of the second day. */
-static void first_day_with_spike(bw_season_t *s)
+/* The first period's profile over noise of sd 1 and a ramp of 0.01 per
+ * bin, with a value of 1,000 read as abnormal (P(normal) 0) in bins 48,
+ * 49 and 287, closed by the first event of the second day. */
+static void first_day_with_spikes(bw_season_t *s)
 {
     const int64_t step = 300000;
     bw_config_t cfg;
@@ -902,7 +902,7 @@ static void first_day_with_spike(bw_season_t *s)
     bw_rng_seed(&rng, 34);
     for (int k = 0; k <= 288; k++) {
         double y = 0.01 * (k % 288) + bw_rng_gauss(&rng), p = 1.0;
-        if (k == 50) {
+        if (k == 48 || k == 49 || k == 287) {
             y = 1000.0;
             p = 0.0;
         }
@@ -911,51 +911,75 @@ static void first_day_with_spike(bw_season_t *s)
 }
 
 /* The profile's running sums against the bins (an unconfirmed bin left
- * out of the centring and spread). */
+ * out of the centring and spread, and of their count). */
 static double sums_error(const bw_season_t *s)
 {
-    double ms = 0.0, mq = 0.0;
+    double ms = 0.0, mq = 0.0, ws = 0.0, ns = 0.0;
+    int unconf = 0;
 
     for (int b = 0; b < s->cfg->bins; b++) {
         double m = s->var[b] == -1.0f ? 0.0 : s->mean[b];
+        unconf += s->var[b] == -1.0f;
         ms += m;
         mq += m * m;
+        ws += s->wt[b];
+        ns += s->nvis[b];
     }
-    return fmax(fabs(ms - s->mean_sum), fabs(mq - s->mean_sq));
+    if (unconf != s->unconf) {
+        return INFINITY;
+    }
+    return fmax(fmax(fabs(ms - s->mean_sum), fabs(mq - s->mean_sq)),
+                fmax(fabs(ws - s->wt_sum), fabs(ns - s->nvis_sum)));
 }
 
 /* An unconfirmed bin (season.c) is kept out of the profile's centring and
  * spread, and a value judged abnormal against its prediction once the
- * profile applies rejects it: it takes its neighbours' deviation (here
- * bins 49 and 51, at the same distance: their mean) with the weight of
- * one visit. A value judged normal leaves it to bw__season_update's
- * confirmation, and a confirmed bin is never touched. */
+ * profile applies rejects it: it takes its neighbours' deviation,
+ * interpolated between the nearest confirmed bins by their distance, with
+ * the weight of one visit. Bins 48 and 49 spiked on the first day: a
+ * rejection at 49 interpolates between 47 and 50 (1 and 2 bins away: 2/3
+ * and 1/3), after a day-2 value at gain 0 had decayed its weight; at bin
+ * 287 (spiked too) between 286 and 0, around the period. A value judged
+ * normal leaves the bin to bw__season_update's confirmation, and a
+ * confirmed bin is never touched. A PF12 profile counted the unconfirmed
+ * bins in its sums: bw__season_recentre recomputes them. */
 static void test_unconfirmed_bin_rejected_for_neighbours(void **state)
 {
     const int64_t day = 86400000LL, step = 300000;
     bw_season_t s;
-    double m49, m51, wt_sum;
+    double m47, m50, want;
 
     (void)state;
-    first_day_with_spike(&s);
-    assert_true(s.var[50] == -1.0f);
-    assert_true(s.mean[50] > 990.0);       /* the deviation is kept ... */
-    assert_true(sums_error(&s) < 1e-9);    /* ... but not counted */
-    assert_true(fabs(s.mean_sum / s.seen) < 0.5); /* so centring is ~0 */
-    bw__season_judged(&s, day + 50 * step, 0.9); /* read as normal */
-    assert_true(s.var[50] == -1.0f);
-    m49 = s.mean[49], m51 = s.mean[51];
-    wt_sum = s.wt_sum + 1.0 - s.wt[50]; /* bin 50's weight becomes 1 */
-    bw__season_judged(&s, day + 49 * step, 0.0); /* a confirmed bin */
-    assert_true(s.mean[49] == m49 && s.var[49] >= 0.0f);
-    bw__season_judged(&s, day + 50 * step, 0.1); /* rejected */
-    print_message("bin 50 after its rejection: %.4f (neighbours %.4f, "
-                  "%.4f)\n",
-                  s.mean[50], m49, m51);
-    assert_true(s.var[50] == 0.0f);
-    assert_true(fabs(s.mean[50] - 0.5 * (m49 + m51)) < 1e-12);
-    assert_true(s.wt[50] == 1.0 && s.nvis[50] == 1.0);
-    assert_true(fabs(s.wt_sum - wt_sum) < 1e-9);
+    first_day_with_spikes(&s);
+    assert_true(s.var[49] == -1.0f && s.var[48] == -1.0f &&
+                s.var[287] == -1.0f);
+    assert_int_equal(s.unconf, 3);
+    assert_true(s.mean[49] > 990.0);    /* the deviation is kept ... */
+    assert_true(sums_error(&s) < 1e-9); /* ... but not counted */
+    assert_true(fabs(s.mean_sum / (s.seen - 3)) < 0.5);
+    bw__season_update(&s, day + 49 * step, 0.0, 0.0, 0.0, 0.0, step);
+    assert_true(s.wt[49] < 1.0 && s.var[49] == -1.0f); /* decayed, kept */
+    bw__season_judged(&s, day + 49 * step, 0.9); /* read as normal */
+    assert_true(s.var[49] == -1.0f);
+    m47 = s.mean[47], m50 = s.mean[50];
+    bw__season_judged(&s, day + 47 * step, 0.0); /* a confirmed bin */
+    assert_true(s.mean[47] == m47 && s.var[47] >= 0.0f);
+    bw__season_judged(&s, day + 49 * step, 0.1); /* rejected */
+    want = (1.0 * m47 + 2.0 * m50) / 3.0;
+    print_message("bin 49 after its rejection: %.4f (47: %.4f, 50: %.4f)\n",
+                  s.mean[49], m47, m50);
+    assert_true(s.var[49] == 0.0f && s.unconf == 2);
+    assert_true(fabs(s.mean[49] - want) < 1e-12);
+    assert_true(s.wt[49] == 1.0 && s.nvis[49] == 1.0);
+    assert_true(sums_error(&s) < 1e-9);
+    bw__season_judged(&s, day + 287 * step, 0.0); /* between 286 and 0 */
+    assert_true(fabs(s.mean[287] - 0.5 * (s.mean[286] + s.mean[0])) < 1e-12);
+    assert_true(sums_error(&s) < 1e-9);
+    /* as a PF12 profile held it: the unconfirmed bin 48 in the sums */
+    s.mean_sum += s.mean[48];
+    s.mean_sq += s.mean[48] * s.mean[48];
+    assert_false(sums_error(&s) < 1e-9);
+    bw__season_recentre(&s);
     assert_true(sums_error(&s) < 1e-9);
     bw__season_free(&s);
 }
@@ -971,7 +995,8 @@ static void test_unconfirmed_bin_rejected_for_neighbours(void **state)
  * model raised false sustained_down / sustained_up alerts on the next two
  * days. Against the same runs without the spike (the reference): from the
  * day after the first check, 08:20's expected value is within 3 noise sds
- * of the cycle's, and no more events alert than without the spike. */
+ * of the cycle's (measured: at most 0.97) and no more events alert, point
+ * or block, than without the spike. */
 static void unconfirmed_run(int min_cycles, bool gap, double spike,
                             uint64_t seed, int from_day, double *worst,
                             int *alerts)
@@ -1004,7 +1029,7 @@ static void unconfirmed_run(int min_cycles, bool gap, double spike,
         if (day < from_day) {
             continue;
         }
-        *alerts += out.p_anomaly >= 0.99;
+        *alerts += out.p_anomaly >= 0.99 || out.p_collective >= 0.99;
         if (phase == 100) {
             *worst = fmax(*worst, fabs(out.expected - truth));
         }
