@@ -6,6 +6,7 @@
  */
 #include <math.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "memory.h"
 #include "bayeswatch/mem.h"
@@ -16,6 +17,8 @@ int bw__memory_init(bw__memory_t *m, int window)
     m->w = window;
     m->n = m->pos = 0;
     m->sum = 0.0;
+    bw__memory_assume_times(m, INT64_MIN, 0.0);
+    m->pushes = 0;
     m->v = bw_calloc((size_t)window + 1, sizeof(float));
     return m->v == NULL ? -1 : 0;
 }
@@ -36,11 +39,47 @@ void bw__memory_resum(bw__memory_t *m)
     m->sum = s;
 }
 
-void bw__memory_push(bw__memory_t *m, double y)
+/* Log a gap at the value about to be pushed, the oldest dropped when the
+ * log is full (the values before it lose their gaps' times). */
+static void log_gap(bw__memory_t *m, double extra)
+{
+    if (m->ngaps == BW__MEM_GAPS) {
+        m->horizon = m->gap[0].at;
+        memmove(m->gap, m->gap + 1, (BW__MEM_GAPS - 1) * sizeof(m->gap[0]));
+        m->ngaps--;
+    }
+    m->gap[m->ngaps].at = m->pushes;
+    m->gap[m->ngaps++].extra = extra;
+}
+
+/* The spacing learns from a step between values that is no gap: an
+ * exponentially weighted mean over about SPACING_EVENTS steps, exact for
+ * evenly spaced values (a step equal to it leaves it as it is). */
+#define SPACING_EVENTS 20.0
+static void learn_spacing(bw__memory_t *m, int64_t t_ms)
+{
+    double dt = (double)(t_ms - m->t_push);
+
+    if (m->t_push == INT64_MIN || !(dt > 0.0)) {
+        return;
+    }
+    if (m->spacing > 0.0 && dt - m->spacing >= m->spacing) {
+        log_gap(m, dt - m->spacing);
+    } else {
+        m->spacing = m->spacing > 0.0
+                         ? m->spacing + (dt - m->spacing) / SPACING_EVENTS
+                         : dt;
+    }
+}
+
+void bw__memory_push(bw__memory_t *m, double y, int64_t t_ms)
 {
     if (m->w <= 0) {
         return;
     }
+    learn_spacing(m, t_ms);
+    m->t_push = t_ms;
+    m->pushes++;
     if (m->n == m->w) {
         m->sum -= m->v[m->pos];
     }
@@ -53,6 +92,17 @@ void bw__memory_push(bw__memory_t *m, double y)
     if (m->pos == 0) { /* no drift from the running sum */
         bw__memory_resum(m);
     }
+}
+
+int64_t bw__memory_age_ms(const bw__memory_t *m, int k)
+{
+    uint64_t q = m->pushes - 1 - (uint64_t)k; /* the value's number */
+    double age = k * m->spacing;
+
+    for (int g = m->ngaps - 1; g >= 0 && m->gap[g].at > q; g--) {
+        age += m->gap[g].extra;
+    }
+    return llround(age);
 }
 
 static int back_index(const bw__memory_t *m, int k)
@@ -209,6 +259,70 @@ static bool memory_consistent(const bw__memory_t *m)
         }
     }
     return true;
+}
+
+void bw__memory_save_times(const bw__memory_t *m, bw_wbuf_t *w)
+{
+    bw_wbuf_i64(w, m->t_push);
+    bw_wbuf_f64(w, m->spacing);
+    bw_wbuf_u64(w, m->pushes);
+    bw_wbuf_u64(w, m->horizon);
+    bw_wbuf_u32(w, (uint32_t)m->ngaps);
+    for (int g = 0; g < m->ngaps; g++) {
+        bw_wbuf_u64(w, m->gap[g].at);
+        bw_wbuf_f64(w, m->gap[g].extra);
+    }
+}
+
+void bw__memory_assume_times(bw__memory_t *m, int64_t t_ms,
+                             double spacing_ms)
+{
+    m->t_push = t_ms;
+    m->spacing = spacing_ms > 0.0 ? spacing_ms : 0.0;
+    m->pushes = (uint64_t)m->n;
+    m->horizon = 0;
+    m->ngaps = 0;
+}
+
+/* What push can leave: at least as many values pushed as held, gaps in
+ * push order at values pushed, each at least a usual interval long, the
+ * horizon before them. */
+static bool times_consistent(const bw__memory_t *m)
+{
+    uint64_t prev = m->horizon;
+
+    if (m->pushes < (uint64_t)m->n || m->horizon > m->pushes ||
+        (m->n > 0 && m->t_push == INT64_MIN) || !(m->spacing >= 0.0) ||
+        !isfinite(m->spacing)) {
+        return false;
+    }
+    for (int g = 0; g < m->ngaps; g++) {
+        if (m->gap[g].at <= prev || m->gap[g].at >= m->pushes ||
+            !(m->gap[g].extra > 0.0) || !isfinite(m->gap[g].extra)) {
+            return false;
+        }
+        prev = m->gap[g].at;
+    }
+    return true;
+}
+
+void bw__memory_load_times(bw__memory_t *m, bw_rbuf_t *r)
+{
+    m->t_push = bw_rbuf_i64(r);
+    m->spacing = bw_rbuf_f64(r);
+    m->pushes = bw_rbuf_u64(r);
+    m->horizon = bw_rbuf_u64(r);
+    m->ngaps = (int)bw_rbuf_u32_in(r, 0, BW__MEM_GAPS);
+    for (int g = 0; g < m->ngaps; g++) {
+        m->gap[g].at = bw_rbuf_u64(r);
+        m->gap[g].extra = bw_rbuf_f64(r);
+    }
+    if (r->err == BW_OK && !times_consistent(m)) {
+        r->err = BW_ERR_CORRUPT;
+    }
+    if (r->err != BW_OK) {
+        m->ngaps = 0;
+    }
 }
 
 void bw__memory_load(bw__memory_t *m, bw_rbuf_t *r)

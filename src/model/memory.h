@@ -7,13 +7,33 @@
 #ifndef BW_MODEL_MEMORY_H
 #define BW_MODEL_MEMORY_H
 
+#include <stdint.h>
+
 #include "bayeswatch/buf.h"
+
+/* A gap in the values' spacing: value number `at` (counted over all ever
+ * pushed) came `extra` ms later than the usual interval after the one
+ * before it. */
+#define BW__MEM_GAPS 16
+typedef struct {
+    uint64_t at;
+    double extra;
+} bw__mem_gap_t;
 
 typedef struct {
     float *v;   /* the ring, w slots (+1 spare) */
     int w;      /* its capacity: recur_window */
     int n, pos; /* values held; the next slot */
     double sum; /* sum of v[], refreshed exactly at each wrap */
+    /* When the values were seen: the newest's time, the values' usual
+     * spacing and the newest BW__MEM_GAPS gaps (oldest first); values
+     * between gaps are at the spacing (bw__memory_age_ms). */
+    int64_t t_push;   /* the newest value's time; INT64_MIN before one */
+    double spacing;   /* ms between values, gaps left out; 0 unknown */
+    uint64_t pushes;  /* values ever pushed */
+    uint64_t horizon; /* a gap dropped from the log was at this value */
+    int ngaps;
+    bw__mem_gap_t gap[BW__MEM_GAPS];
 } bw__memory_t;
 
 /*
@@ -44,8 +64,15 @@ typedef struct {
 /** Allocate a ring of @p window values; 0, or -1 out of memory. */
 int bw__memory_init(bw__memory_t *m, int window);
 void bw__memory_free(bw__memory_t *m);
-/** Append @p y, forgetting the oldest value when full. */
-void bw__memory_push(bw__memory_t *m, double y);
+/** Append @p y, seen at @p t_ms, forgetting the oldest value when full. A
+ * value a spacing or more later than the spacing puts it (a value missing,
+ * or left out) is logged as a gap; the others teach the spacing. */
+void bw__memory_push(bw__memory_t *m, double y, int64_t t_ms);
+/** How long before the newest value the value @p k pushes back was seen:
+ * @p k spacings plus the logged gaps since, to the millisecond. Past the
+ * log's horizon (more than BW__MEM_GAPS gaps since) the older gaps are not
+ * known and count as none. */
+int64_t bw__memory_age_ms(const bw__memory_t *m, int k);
 /** The value @p k pushes back (0: the newest); the memory is not empty. */
 double bw__memory_back(const bw__memory_t *m, int k);
 /** Subtract @p delta from the value @p k pushes back (call resum after). */
@@ -66,5 +93,13 @@ int bw__memory_count_newest(const bw__memory_t *m, int skip, int e,
 void bw__memory_save(const bw__memory_t *m, bw_wbuf_t *w);
 /** Read what save wrote; a bad count or position sets r->err. */
 void bw__memory_load(bw__memory_t *m, bw_rbuf_t *r);
+/** The times (t_push, the gap log), saved apart: at the end of a filter's
+ * blob since PF13. */
+void bw__memory_save_times(const bw__memory_t *m, bw_wbuf_t *w);
+void bw__memory_load_times(bw__memory_t *m, bw_rbuf_t *r);
+/** A memory loaded without its times (before PF13): its newest value was
+ * seen at @p t_ms, its values @p spacing_ms apart, and no gap is known. */
+void bw__memory_assume_times(bw__memory_t *m, int64_t t_ms,
+                             double spacing_ms);
 
 #endif

@@ -141,7 +141,8 @@
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
 #define PF_STATE_TAG 0x50463133u    /* "PF13" */
-#define PF_STATE_TAG_12 0x50463132u /* "PF12": read, sums count unconfirmed */
+#define PF_STATE_TAG_12 0x50463132u /* "PF12": read, sums count unconfirmed,
+                                       no memory times */
 #define PF_STATE_TAG_11 0x50463131u /* "PF11": read, no unconfirmed bins */
 #define PF_STATE_TAG_10 0x50463130u /* "PF10": read, no tail counts */
 #define PF_STATE_TAG_09 0x50463039u /* "PF09": read, no gap counts */
@@ -679,7 +680,7 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
     out->noise_sd = s0;
     pf->sd_last = s0;
     pf->level_last = y;
-    bw__memory_push(&pf->recent, y);
+    bw__memory_push(&pf->recent, y, t_ms);
     out->p_value = 1.0;
     out->noise_factor = 1.0;
     out->ess = pf->n;
@@ -693,18 +694,17 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
  * `framed`: a profile that became active by age before it had an
  * estimate must still move the frame when its estimate arrives. */
 /* The memory of recent values moves with the frame: each value less the
- * newly applied profiles at its time (k values back, at @p mp's usual
- * interval; the profiles are @p pf's), so that familiarity is judged
+ * newly applied profiles at its time (k values back: k of the memory's
+ * spacings and the gaps it logged, bw__memory_age_ms; the profiles are
+ * @p pf's), so that familiarity is judged
  * without the cycle: a lasting change to a level the cycle visited
  * yesterday is not familiar. @p mp is the filter itself or its block
  * model, whose values are block means of the same de-seasonalised values. */
 static void reframe_memory(bw_pf_t *mp, const bw_pf_t *pf, int64_t age,
                            int which)
 {
-    double step = mp->interval > 0.0 ? mp->interval : 0.0;
-
     for (int k = 0; k < mp->recent.n; k++) {
-        int64_t t = mp->t_last - (int64_t)(k * step);
+        int64_t t = mp->t_last - bw__memory_age_ms(&mp->recent, k);
         double v = 0.0;
         if (which & 1) {
             v += bw__season_value(&pf->daily, t, age);
@@ -1745,6 +1745,16 @@ double bw__pf_tail(const bw_pf_t *pf)
     return pf->j_tail < 0 ? 0.0 : pf->child_p[pf->j_tail] / pf->p_norm;
 }
 
+const bw__memory_t *bw__pf_memory(const bw_pf_t *pf)
+{
+    return &pf->recent;
+}
+
+const bw_season_t *bw__pf_daily(const bw_pf_t *pf)
+{
+    return &pf->daily;
+}
+
 double bw__pf_ar(const bw_pf_t *pf)
 {
     return pf->phi;
@@ -1795,7 +1805,7 @@ static void give_held(bw_pf_t *pf, int64_t t_ms, uint32_t events, int why)
         return;
     }
     for (int k = n - 1; k >= 1; k--) {
-        int64_t t = t_ms - (int64_t)(k * step);
+        int64_t t = t_ms - bw__memory_age_ms(&pf->recent, k);
         double v = bw__memory_back(&pf->recent, k);
         for (int p = 0; p < 2; p++) {
             double x = v + bw__season_value(prof[p], t, age);
@@ -2191,7 +2201,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
      * familiar. memory_normal_only keeps anomalous values (p_anomaly >=
      * 1/2) out altogether (README: Where the precision goes). */
     if (!pf->cfg->memory_normal_only || out->p_anomaly < 0.5) {
-        bw__memory_push(&pf->recent, c.y);
+        bw__memory_push(&pf->recent, c.y, t_ms);
     }
     episode(pf, t_ms, out);
     if (cfg->learn_scale) {
@@ -2336,6 +2346,7 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw_wbuf_u32(w, pf->abn_calm);
     bw_wbuf_f64(w, pf->tail_w);
     bw_wbuf_f64(w, pf->tail_q);
+    bw__memory_save_times(&pf->recent, w);
     return w->err;
 }
 
@@ -2478,6 +2489,11 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
              pf->tail_w + pf->tail_q != 0.0)) {
             r->err = BW_ERR_CORRUPT;
         }
+    }
+    if (tag == PF_STATE_TAG) { /* before PF13 no times: no gap known */
+        bw__memory_load_times(&pf->recent, r);
+    } else {
+        bw__memory_assume_times(&pf->recent, pf->t_last, pf->interval);
     }
     if (r->err != BW_OK) {
         pf->tail_w = pf->tail_q = 0.0;

@@ -1625,7 +1625,7 @@ static void test_memory_visit_counts(void **state)
         assert_int_equal(bw__memory_init(&m, W), 0);
         for (int i = 0; i < pushes; i++) {
             seq[i] = (float)(bw_rng_uniform(&rng) * 10.0);
-            bw__memory_push(&m, seq[i]);
+            bw__memory_push(&m, seq[i], 0);
         }
         len = pushes < W ? pushes : W; /* held, oldest first at pushes-len */
         skip = skip < len ? skip : len - 1;
@@ -1656,6 +1656,116 @@ static void test_memory_visit_counts(void **state)
     }
 }
 
+/* The memory's times: values a minute apart with gaps of 7, 30 and 2
+ * minutes (6, 29 and 1 values missing): each value's age from the newest
+ * is its true one, to the millisecond. With 20 gaps, only the newest
+ * BW__MEM_GAPS are logged, and a value older than a dropped gap is short
+ * of its age by exactly the gaps dropped. Steps jittered by up to half the
+ * spacing log none. */
+static void test_memory_gap_times(void **state)
+{
+    const int64_t min = 60000;
+    bw__memory_t m;
+    int64_t t[400], tm = 0;
+    int n = 0, gaps = 0;
+
+    (void)state;
+    assert_int_equal(bw__memory_init(&m, 300), 0);
+    for (; n < 200; n++) {
+        tm += n == 50 ? 7 * min : (n == 120 ? 30 * min : (n == 180 ? 2 * min
+                                                                : min));
+        t[n] = tm;
+        bw__memory_push(&m, (double)n, tm);
+    }
+    assert_int_equal(m.ngaps, 3);
+    for (int k = 0; k < m.n; k++) {
+        assert_true(bw__memory_age_ms(&m, k) == t[n - 1] - t[n - 1 - k]);
+        assert_true(bw__memory_back(&m, k) == (double)(n - 1 - k));
+    }
+    for (int i = 0; i < 100; i++) { /* jitter: 0.5 to 1.5 minutes */
+        tm += min / 2 + (i * 7919 % 61) * min / 60;
+        bw__memory_push(&m, 0.0, tm);
+    }
+    assert_int_equal(m.ngaps, 3);
+    bw__memory_free(&m);
+    /* 20 gaps of 5 minutes, one every 10 values: the oldest 4 dropped */
+    assert_int_equal(bw__memory_init(&m, 300), 0);
+    n = 0;
+    for (tm = 0; n < 250; n++) {
+        int gap = n > 0 && n % 10 == 0 && gaps < 20;
+        gaps += gap;
+        tm += gap ? 5 * min : min;
+        t[n] = tm;
+        bw__memory_push(&m, (double)n, tm);
+    }
+    assert_int_equal(m.ngaps, BW__MEM_GAPS);
+    for (int k = 0; k < m.n; k++) {
+        int q = n - 1 - k, dropped = 0;
+        for (int g = 1; g <= 4; g++) { /* gaps at values 10..40 dropped */
+            dropped += q < 10 * g;
+        }
+        assert_true(bw__memory_age_ms(&m, k) + dropped * 4 * min ==
+                    t[n - 1] - t[q]);
+    }
+    bw__memory_free(&m);
+}
+
+/* A gap before the daily profile applies. When it starts to apply, the
+ * memory of recent values moves into its frame: each value less the
+ * profile at that value's time. The build before took a value's time as
+ * k usual intervals back from the newest, so every value before a gap got
+ * the profile of a phase as far off as the gap (100 minutes here): on a
+ * daily cycle of amplitude 10 noise sds that left the first day's values
+ * up to 3.6 sds off in the new frame, and a first-day spike's bin (above)
+ * then made a garbage level familiar. Five-minute data, no values over
+ * 07:30-09:10 on day 2: at the profile's first event each remembered value
+ * equals its raw value less the profile at its own time (float rounding:
+ * 1e-3). */
+static void test_memory_reframed_at_true_times(void **state)
+{
+    const int last = 2 * 288; /* the first event of day 3 */
+    dflt_t f;
+    bw_pf_out_t out;
+    bw_rng_t rng;
+    static double y[3 * 288], prof[3 * 288];
+    static int64_t ts[3 * 288];
+    const bw__memory_t *m;
+    int n = 0;
+    double worst = 0.0;
+
+    (void)state;
+    dflt_open(&f, 3, true);
+    bw_rng_seed(&rng, 41);
+    for (int t = 0; t <= last; t++) {
+        int day = t / 288, phase = t % 288;
+        if (day == 1 && phase >= 90 && phase <= 110) {
+            continue;
+        }
+        y[n] = 100.0 + 10.0 * sin(2.0 * M_PI * phase / 288.0) +
+               bw_rng_gauss(&rng);
+        ts[n] = (int64_t)t * 300000;
+        if (t == last) { /* the profile the frame moves by: as it stands */
+            for (int k = 0; k < n; k++) {
+                prof[k] = bw__season_value(bw__pf_daily(f.pf), ts[k], ts[n]);
+            }
+        }
+        assert_int_equal(bw_pf_update(f.pf, f.ws, ts[n], y[n], &out), BW_OK);
+        n++;
+    }
+    m = bw__pf_memory(f.pf);
+    assert_true(bw__season_active(bw__pf_daily(f.pf), ts[n - 1]));
+    assert_int_equal(m->ngaps, 1);
+    for (int k = 1; k < m->n; k++) { /* k 0: the profile's first event */
+        int q = n - 1 - k;
+        worst = fmax(worst, fabs(bw__memory_back(m, k) - (y[q] - prof[q])));
+    }
+    print_message("remembered values against raw less the profile at their "
+                  "times: worst %.2e\n",
+                  worst);
+    assert_true(worst < 1e-4);
+    dflt_close(&f);
+}
+
 /* A memory whose running sum carries the rounding residue of a value far
  * larger than those it holds now (a 1e12 among values of 1e-3, gone from
  * the ring but not yet resummed at a wrap) saves and loads bit for bit:
@@ -1673,7 +1783,7 @@ static void test_memory_residue_loads(void **state)
     assert_int_equal(bw__memory_init(&m, W), 0);
     assert_int_equal(bw__memory_init(&copy, W), 0);
     for (int i = 0; i < W + 11; i++) { /* the 1e12 at slot 10, then over */
-        bw__memory_push(&m, i == 10 ? 1e12 : 1e-3 * (1.0 + 0.37 * (i % 7)));
+        bw__memory_push(&m, i == 10 ? 1e12 : 1e-3 * (1.0 + 0.37 * (i % 7)), 0);
     }
     for (int i = 0; i < m.n; i++) {
         exact += m.v[i];
@@ -1723,6 +1833,8 @@ int main(void)
         cmocka_unit_test(test_unconfirmed_bin_replaced),
         cmocka_unit_test(test_unconfirmed_bin_rejected_for_neighbours),
         cmocka_unit_test(test_unconfirmed_bin_does_not_stick),
+        cmocka_unit_test(test_memory_gap_times),
+        cmocka_unit_test(test_memory_reframed_at_true_times),
         cmocka_unit_test(test_memory_residue_loads),
         cmocka_unit_test(test_most_children),
         cmocka_unit_test(test_zero_floor_constant_series),

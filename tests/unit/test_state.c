@@ -85,9 +85,11 @@ static void test_pf_identity(void **state)
 }
 
 /* Earlier particle-filter formats are read. A PF13 blob is a PF12 one
- * under its tag (PF13 leaves an unconfirmed bin out of the profile's
- * running sums, and a PF12 profile holding one has them recomputed on
- * load: none has one at the cut). A PF12 blob is a PF11 one
+ * under its tag with the memory's times at its end (gone: none was logged
+ * at the cut, and a PF12 memory is taken to have none); PF13 also leaves
+ * an unconfirmed bin out of the profile's running sums, and a PF12
+ * profile holding one has them recomputed on load: none has one at the
+ * cut. A PF12 blob is a PF11 one
  * under its tag (PF12 adds a value to the profile's variances, an
  * unconfirmed bin's -1, that none has at the cut), and is turned into its
  * PF10 form (the tail counts gone). A PF10 blob is turned into its
@@ -108,6 +110,11 @@ static void test_pf_identity(void **state)
  * profile applies, so the missing visits, hold and excursion are none; the
  * frame flags PF04 lacked are derived from the profiles' age). */
 #define PF06_EXTRA (8 + 8 + 8 + 8 + 4 + 4) /* held, excursion, calm, count */
+/* PF13's memory times at a filter blob's end with no gap logged: newest
+ * time, spacing, values pushed, horizon, gap count; the tail counts before
+ * them */
+#define PF_TIMES 36
+#define PF_TAIL_END (PF_TIMES + 16)
 static void old_pf_format(bw_wbuf_t *w, int particles, int bins, int version)
 {
     /* the daily profile's PF09 tail: bins doubles, a double, a u32 (the
@@ -124,6 +131,13 @@ static void old_pf_format(bw_wbuf_t *w, int particles, int bins, int version)
     /* "PF0v" or "PF1v", little-endian */
     w->data[0] = (uint8_t)('0' + version % 10);
     w->data[1] = (uint8_t)('0' + version / 10);
+    /* PF13's memory times at the end (newest time, spacing, pushes,
+     * horizon, gap count, the gaps): this regular series has no gap */
+    assert_true(w->len > PF_TIMES);
+    for (int i = 1; i <= 4; i++) {
+        assert_int_equal(w->data[w->len - i], 0);
+    }
+    w->len -= PF_TIMES;
     if (version >= 11) {
         return; /* PF11's and PF12's layouts are PF13's (unconfirmed bins) */
     }
@@ -265,19 +279,19 @@ static void test_pf10_gains_the_tail(void **state)
     assert_int_equal(bw_pf_save(pf, &w), BW_OK);
     bw_rbuf_init(&r, w.data, w.len);
     assert_int_equal(bw_pf_load(tailed, &r), BW_ERR_CORRUPT);
-    /* the counts are the blob's last 16 bytes */
+    /* the counts are the 16 bytes before the memory's times */
     {
         const double bad[][2] = {{-1.0, 10.0}, {10.0, 1e300}, {2000, 2000}};
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
             uint8_t *copy = bw_malloc(wt.len);
             memcpy(copy, wt.data, wt.len);
-            put_f64_le(copy, wt.len - 16, bad[i][0]);
-            put_f64_le(copy, wt.len - 8, bad[i][1]);
+            put_f64_le(copy, wt.len - PF_TAIL_END, bad[i][0]);
+            put_f64_le(copy, wt.len - PF_TAIL_END + 8, bad[i][1]);
             bw_rbuf_init(&r, copy, wt.len);
             assert_int_equal(bw_pf_load(tailed, &r), BW_ERR_CORRUPT);
             bw_free(copy);
         }
-        put_f64_le(w.data, w.len - 16, 1.0); /* counts without the node */
+        put_f64_le(w.data, w.len - PF_TAIL_END, 1.0); /* without the node */
         bw_rbuf_init(&r, w.data, w.len);
         assert_int_equal(bw_pf_load(pf, &r), BW_ERR_CORRUPT);
     }
@@ -398,9 +412,11 @@ static void saved_pf(const bw_pf_cfg_t *c, int steps, int mod, bw_wbuf_t *w)
     bw_pf_destroy(pf);
 }
 
-/* The episode's gap and calm counts (the PF10 tail, two u32) are checked
- * on load: outside an episode both must be 0, and a gap is at most
- * EPISODE_GAP (3) events. */
+/* The episode's gap and calm counts (the PF10 tail, two u32, before the
+ * tail counts and the memory's times) are checked on load: outside an
+ * episode both must be 0, and a gap is at most EPISODE_GAP (3) events.
+ * (Before PF13 this test wrote the blob's last 8 bytes, which since PF11
+ * were the tail counts, refused for another reason.) */
 static void test_pf_rejects_bad_gap(void **state)
 {
     bw_pf_cfg_t c = test_pf_cfg();
@@ -413,13 +429,15 @@ static void test_pf_rejects_bad_gap(void **state)
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         bw_rbuf_t r;
         for (int i = 0; i < 4; i++) { /* little-endian u32s */
-            w.data[w.len - 8 + i] = (uint8_t)(bad[k][0] >> (8 * i));
-            w.data[w.len - 4 + i] = (uint8_t)(bad[k][1] >> (8 * i));
+            w.data[w.len - PF_TAIL_END - 8 + i] =
+                (uint8_t)(bad[k][0] >> (8 * i));
+            w.data[w.len - PF_TAIL_END - 4 + i] =
+                (uint8_t)(bad[k][1] >> (8 * i));
         }
         bw_rbuf_init(&r, w.data, w.len);
         assert_int_equal(bw_pf_load(other, &r), BW_ERR_CORRUPT);
     }
-    memset(w.data + w.len - 8, 0, 8);
+    memset(w.data + w.len - PF_TAIL_END - 8, 0, 8);
     {
         bw_rbuf_t r;
         bw_rbuf_init(&r, w.data, w.len);
