@@ -58,11 +58,12 @@ static void log_gap(bw__memory_t *m, double extra)
 #define SPACING_EVENTS 20.0
 static void learn_spacing(bw__memory_t *m, int64_t t_ms)
 {
-    double dt = (double)(t_ms - m->t_push);
+    double dt;
 
-    if (m->t_push == INT64_MIN || !(dt > 0.0)) {
+    if (m->t_push == INT64_MIN || t_ms <= m->t_push) {
         return;
     }
+    dt = (double)t_ms - (double)m->t_push; /* no overflow for any int64 */
     if (m->spacing > 0.0 && dt - m->spacing >= m->spacing) {
         log_gap(m, dt - m->spacing);
     } else {
