@@ -10,6 +10,7 @@
 
 #include "memory.h"
 #include "bayeswatch/mem.h"
+#include "bayeswatch/timefmt.h"
 #include "vecmath.h"
 
 int bw__memory_init(bw__memory_t *m, int window)
@@ -18,7 +19,6 @@ int bw__memory_init(bw__memory_t *m, int window)
     m->n = m->pos = 0;
     m->sum = 0.0;
     bw__memory_assume_times(m, INT64_MIN, 0.0);
-    m->pushes = 0;
     m->v = bw_calloc((size_t)window + 1, sizeof(float));
     return m->v == NULL ? -1 : 0;
 }
@@ -39,23 +39,27 @@ void bw__memory_resum(bw__memory_t *m)
     m->sum = s;
 }
 
-/* Log a gap at the value about to be pushed, the oldest dropped when the
- * log is full (the values before it lose their gaps' times). */
-static void log_gap(bw__memory_t *m, double extra)
+/* Log a gap before the value about to be pushed at @p t_ms, the oldest
+ * dropped when the log is full (the values before it lose their gaps). */
+static void log_gap(bw__memory_t *m, int64_t t_ms)
 {
     if (m->ngaps == BW__MEM_GAPS) {
         m->horizon = m->gap[0].at;
+        m->t_horizon = m->gap[0].after;
         memmove(m->gap, m->gap + 1, (BW__MEM_GAPS - 1) * sizeof(m->gap[0]));
         m->ngaps--;
     }
     m->gap[m->ngaps].at = m->pushes;
-    m->gap[m->ngaps++].extra = extra;
+    m->gap[m->ngaps].before = m->t_push;
+    m->gap[m->ngaps++].after = t_ms;
 }
 
-/* The spacing learns from a step between values that is no gap: an
- * exponentially weighted mean over about SPACING_EVENTS steps, exact for
- * evenly spaced values (a step equal to it leaves it as it is). */
-#define SPACING_EVENTS 20.0
+/* A step of 1.5 spacings or more is a gap. The spacing learns from every
+ * step as the filter's interval does (bw_interval_update: an exponentially
+ * weighted mean over about 20 steps, each clamped to [1/4, 4] times it), a
+ * gap's step counting as 1.5 spacings: one gap moves it by 1.7%, and a
+ * series whose sampling slows to twice the spacing is followed within
+ * about 40 steps. It times only the values before the oldest logged gap. */
 static void learn_spacing(bw__memory_t *m, int64_t t_ms)
 {
     double dt;
@@ -64,19 +68,21 @@ static void learn_spacing(bw__memory_t *m, int64_t t_ms)
         return;
     }
     dt = (double)t_ms - (double)m->t_push; /* no overflow for any int64 */
-    if (m->spacing > 0.0 && dt - m->spacing >= m->spacing) {
-        log_gap(m, dt - m->spacing);
-    } else {
-        m->spacing = m->spacing > 0.0
-                         ? m->spacing + (dt - m->spacing) / SPACING_EVENTS
-                         : dt;
+    if (m->spacing > 0.0 && dt >= 1.5 * m->spacing) {
+        log_gap(m, t_ms);
+        dt = 1.5 * m->spacing;
     }
+    m->spacing =
+        bw_interval_update(m->spacing, dt, 1.0 - exp2(-1.0 / 20.0));
 }
 
 void bw__memory_push(bw__memory_t *m, double y, int64_t t_ms)
 {
     if (m->w <= 0) {
         return;
+    }
+    if (m->pushes == 0) {
+        m->t_horizon = t_ms;
     }
     learn_spacing(m, t_ms);
     m->t_push = t_ms;
@@ -98,12 +104,31 @@ void bw__memory_push(bw__memory_t *m, double y, int64_t t_ms)
 int64_t bw__memory_age_ms(const bw__memory_t *m, int k)
 {
     uint64_t q = m->pushes - 1 - (uint64_t)k; /* the value's number */
-    double age = k * m->spacing;
+    uint64_t end = m->pushes - 1;              /* the stretch's last */
+    int64_t t_end = m->t_push;
 
-    for (int g = m->ngaps - 1; g >= 0 && m->gap[g].at > q; g--) {
-        age += m->gap[g].extra;
+    for (int g = m->ngaps - 1; g >= 0; g--) {
+        const bw__mem_gap_t *p = &m->gap[g];
+        if (q >= p->at) { /* in the stretch [at, end] */
+            double from_first = end > p->at ? (double)(q - p->at) *
+                                                  (double)(t_end - p->after) /
+                                                  (double)(end - p->at)
+                                            : 0.0;
+            return m->t_push - p->after - llround(from_first);
+        }
+        end = p->at - 1;
+        t_end = p->before;
     }
-    return llround(age);
+    if (q >= m->horizon) { /* the oldest known stretch [horizon, end] */
+        double from_first = end > m->horizon
+                                ? (double)(q - m->horizon) *
+                                      (double)(t_end - m->t_horizon) /
+                                      (double)(end - m->horizon)
+                                : 0.0;
+        return m->t_push - m->t_horizon - llround(from_first);
+    }
+    return m->t_push - m->t_horizon +
+           llround((double)(m->horizon - q) * m->spacing);
 }
 
 static int back_index(const bw__memory_t *m, int k)
@@ -268,41 +293,55 @@ void bw__memory_save_times(const bw__memory_t *m, bw_wbuf_t *w)
     bw_wbuf_f64(w, m->spacing);
     bw_wbuf_u64(w, m->pushes);
     bw_wbuf_u64(w, m->horizon);
+    bw_wbuf_i64(w, m->t_horizon);
     bw_wbuf_u32(w, (uint32_t)m->ngaps);
     for (int g = 0; g < m->ngaps; g++) {
         bw_wbuf_u64(w, m->gap[g].at);
-        bw_wbuf_f64(w, m->gap[g].extra);
+        bw_wbuf_i64(w, m->gap[g].before);
+        bw_wbuf_i64(w, m->gap[g].after);
     }
 }
 
 void bw__memory_assume_times(bw__memory_t *m, int64_t t_ms,
                              double spacing_ms)
 {
-    m->t_push = t_ms;
+    m->t_push = m->n > 0 ? t_ms : INT64_MIN;
     m->spacing = spacing_ms > 0.0 ? spacing_ms : 0.0;
     m->pushes = (uint64_t)m->n;
     m->horizon = 0;
+    m->t_horizon =
+        m->n > 0 ? t_ms - llround((m->n - 1) * m->spacing) : INT64_MIN;
     m->ngaps = 0;
 }
 
-/* What push can leave: at least as many values pushed as held, gaps in
- * push order at values pushed, each at least a usual interval long, the
- * horizon before them. */
+/* What push can leave: at least as many values pushed as held; once one
+ * was pushed, valid newest and horizon times in order and a horizon at a
+ * value pushed; a spacing within the times' range; and gaps in push order
+ * after the horizon at values pushed, each between times in order from
+ * the horizon's, the newest not after the newest value. */
 static bool times_consistent(const bw__memory_t *m)
 {
     uint64_t prev = m->horizon;
+    int64_t t_prev;
 
-    if (m->pushes < (uint64_t)m->n || m->horizon > m->pushes ||
-        (m->n > 0 && m->t_push == INT64_MIN) || !(m->spacing >= 0.0) ||
-        !isfinite(m->spacing)) {
+    if (m->pushes < (uint64_t)m->n ||
+        (m->pushes > 0 && (m->horizon >= m->pushes ||
+                           !bw_time_valid(m->t_push) ||
+                           !bw_time_valid(m->t_horizon) ||
+                           m->t_horizon > m->t_push)) ||
+        !(m->spacing >= 0.0 && m->spacing <= (double)BW_TIME_MAX_MS)) {
         return false;
     }
+    t_prev = m->t_horizon;
     for (int g = 0; g < m->ngaps; g++) {
-        if (m->gap[g].at <= prev || m->gap[g].at >= m->pushes ||
-            !(m->gap[g].extra > 0.0) || !isfinite(m->gap[g].extra)) {
+        const bw__mem_gap_t *p = &m->gap[g];
+        if (p->at <= prev || p->at >= m->pushes || p->before < t_prev ||
+            !bw_time_valid(p->before) || p->after <= p->before ||
+            p->after > m->t_push) {
             return false;
         }
-        prev = m->gap[g].at;
+        prev = p->at;
+        t_prev = p->after;
     }
     return true;
 }
@@ -313,10 +352,12 @@ void bw__memory_load_times(bw__memory_t *m, bw_rbuf_t *r)
     m->spacing = bw_rbuf_f64(r);
     m->pushes = bw_rbuf_u64(r);
     m->horizon = bw_rbuf_u64(r);
+    m->t_horizon = bw_rbuf_i64(r);
     m->ngaps = (int)bw_rbuf_u32_in(r, 0, BW__MEM_GAPS);
     for (int g = 0; g < m->ngaps; g++) {
         m->gap[g].at = bw_rbuf_u64(r);
-        m->gap[g].extra = bw_rbuf_f64(r);
+        m->gap[g].before = bw_rbuf_i64(r);
+        m->gap[g].after = bw_rbuf_i64(r);
     }
     if (r->err == BW_OK && !times_consistent(m)) {
         r->err = BW_ERR_CORRUPT;

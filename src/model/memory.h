@@ -12,12 +12,11 @@
 #include "bayeswatch/buf.h"
 
 /* A gap in the values' spacing: value number `at` (counted over all ever
- * pushed) came `extra` ms later than the usual interval after the one
- * before it. */
+ * pushed) was seen at `after`, the one before it at `before`. */
 #define BW__MEM_GAPS 16
 typedef struct {
     uint64_t at;
-    double extra;
+    int64_t before, after;
 } bw__mem_gap_t;
 
 typedef struct {
@@ -26,12 +25,15 @@ typedef struct {
     int n, pos; /* values held; the next slot */
     double sum; /* sum of v[], refreshed exactly at each wrap */
     /* When the values were seen: the newest's time, the values' usual
-     * spacing and the newest BW__MEM_GAPS gaps (oldest first); values
-     * between gaps are at the spacing (bw__memory_age_ms). */
+     * spacing and the newest BW__MEM_GAPS gaps (oldest first), which cut
+     * the values into stretches with known first and last times
+     * (bw__memory_age_ms). */
     int64_t t_push;   /* the newest value's time; INT64_MIN before one */
-    double spacing;   /* ms between values, gaps left out; 0 unknown */
+    double spacing;   /* usual ms between values; 0 unknown */
     uint64_t pushes;  /* values ever pushed */
-    uint64_t horizon; /* a gap dropped from the log was at this value */
+    uint64_t horizon; /* the oldest value of the oldest known stretch (0,
+                         or a gap dropped from the log was before it) */
+    int64_t t_horizon; /* its time */
     int ngaps;
     bw__mem_gap_t gap[BW__MEM_GAPS];
 } bw__memory_t;
@@ -64,14 +66,17 @@ typedef struct {
 /** Allocate a ring of @p window values; 0, or -1 out of memory. */
 int bw__memory_init(bw__memory_t *m, int window);
 void bw__memory_free(bw__memory_t *m);
-/** Append @p y, seen at @p t_ms, forgetting the oldest value when full. A
- * value a spacing or more later than the spacing puts it (a value missing,
- * or left out) is logged as a gap; the others teach the spacing. */
+/** Append @p y, seen at @p t_ms (not before the newest), forgetting the
+ * oldest value when full. A step of 1.5 spacings or more from the newest
+ * (a value missing, or left out) is logged as a gap; every step teaches
+ * the spacing. */
 void bw__memory_push(bw__memory_t *m, double y, int64_t t_ms);
-/** How long before the newest value the value @p k pushes back was seen:
- * @p k spacings plus the logged gaps since, to the millisecond. Past the
- * log's horizon (more than BW__MEM_GAPS gaps since) the older gaps are not
- * known and count as none. */
+/** How long before the newest value the value @p k pushes back was seen,
+ * in ms. The logged gaps cut the values since the horizon into stretches
+ * whose first and last times are known, and a stretch's values are taken
+ * as evenly spaced between them: exact for evenly spaced values. A value
+ * before the horizon (more than BW__MEM_GAPS gaps ago: the older gaps are
+ * not known) is timed at the spacing back from it. */
 int64_t bw__memory_age_ms(const bw__memory_t *m, int k);
 /** The value @p k pushes back (0: the newest); the memory is not empty. */
 double bw__memory_back(const bw__memory_t *m, int k);

@@ -704,7 +704,7 @@ static void reframe_memory(bw_pf_t *mp, const bw_pf_t *pf, int64_t age,
                            int which)
 {
     for (int k = 0; k < mp->recent.n; k++) {
-        int64_t t = mp->t_last - bw__memory_age_ms(&mp->recent, k);
+        int64_t t = mp->recent.t_push - bw__memory_age_ms(&mp->recent, k);
         double v = 0.0;
         if (which & 1) {
             v += bw__season_value(&pf->daily, t, age);
@@ -1776,8 +1776,9 @@ void bw__pf_shift(bw_pf_t *pf, double delta)
 /*
  * Values held back from the profiles, given to them now: those of the last
  * `events` events but the current one (learn_season takes it), oldest
- * first, read back from the memory of recent values at the series' usual
- * interval, each with the profile's own component at its time added back
+ * first, read back from the memory of recent values at their own times
+ * (bw__memory_age_ms), each with the profile's own component at its time
+ * added back
  * (what bw__season_update is given). With memory_normal_only the memory
  * skips events and nothing is given.
  *  - HELD_ADOPTED: the profiles' baselines (each bin's latest value) learn
@@ -1805,7 +1806,7 @@ static void give_held(bw_pf_t *pf, int64_t t_ms, uint32_t events, int why)
         return;
     }
     for (int k = n - 1; k >= 1; k--) {
-        int64_t t = t_ms - bw__memory_age_ms(&pf->recent, k);
+        int64_t t = pf->recent.t_push - bw__memory_age_ms(&pf->recent, k);
         double v = bw__memory_back(&pf->recent, k);
         for (int p = 0; p < 2; p++) {
             double x = v + bw__season_value(prof[p], t, age);

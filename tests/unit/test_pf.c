@@ -1656,21 +1656,60 @@ static void test_memory_visit_counts(void **state)
     }
 }
 
+/* Times pushed and the memory's ages against them: exact for a value in
+ * a logged stretch (@p exact_from: the oldest such value's number), within
+ * 10% of its true age before it (the spacing's fallback). */
+static void check_ages(const bw__memory_t *m, const int64_t *t, int n,
+                       int exact_from)
+{
+    for (int k = 0; k < m->n; k++) {
+        int q = n - 1 - k;
+        int64_t want = t[n - 1] - t[q], age = bw__memory_age_ms(m, k);
+        if (q >= exact_from) {
+            assert_true(age == want);
+        } else {
+            assert_true(llabs(age - want) <= want / 10);
+        }
+        assert_true(bw__memory_back(m, k) == (double)q);
+    }
+}
+
+/* @p src saved (values and times) and loaded into @p dst: the load's
+ * error. */
+static bw_err_t memory_round_trip(const bw__memory_t *src, bw__memory_t *dst)
+{
+    bw_wbuf_t w = {0};
+    bw_rbuf_t r;
+
+    bw__memory_save(src, &w);
+    bw__memory_save_times(src, &w);
+    bw_rbuf_init(&r, w.data, w.len);
+    bw__memory_load(dst, &r);
+    bw__memory_load_times(dst, &r);
+    bw_wbuf_free(&w);
+    return r.err;
+}
+
 /* The memory's times: values a minute apart with gaps of 7, 30 and 2
  * minutes (6, 29 and 1 values missing): each value's age from the newest
- * is its true one, to the millisecond. With 20 gaps, only the newest
- * BW__MEM_GAPS are logged, and a value older than a dropped gap is short
- * of its age by exactly the gaps dropped. Steps jittered by up to half the
- * spacing log none. */
+ * is its true one, to the millisecond, and so after a save and load; a
+ * load refuses gaps out of order or after the newest value. With 20 gaps,
+ * only the newest BW__MEM_GAPS are logged: the values before the oldest
+ * logged gap are timed by the spacing (within 10%). Steps jittered by 40%
+ * of the spacing log none, and sampling that slows to 5 minutes is
+ * followed: each step is a gap while the spacing grows (1.7% a step),
+ * none after it passes 5 / 1.5 minutes (about 70 steps). */
 static void test_memory_gap_times(void **state)
 {
     const int64_t min = 60000;
-    bw__memory_t m;
-    int64_t t[400], tm = 0;
+    bw__memory_t m, l;
+    static int64_t t[400];
+    int64_t tm = 0;
     int n = 0, gaps = 0;
 
     (void)state;
     assert_int_equal(bw__memory_init(&m, 300), 0);
+    assert_int_equal(bw__memory_init(&l, 300), 0);
     for (; n < 200; n++) {
         tm += n == 50 ? 7 * min : (n == 120 ? 30 * min : (n == 180 ? 2 * min
                                                                 : min));
@@ -1678,16 +1717,35 @@ static void test_memory_gap_times(void **state)
         bw__memory_push(&m, (double)n, tm);
     }
     assert_int_equal(m.ngaps, 3);
-    for (int k = 0; k < m.n; k++) {
-        assert_true(bw__memory_age_ms(&m, k) == t[n - 1] - t[n - 1 - k]);
-        assert_true(bw__memory_back(&m, k) == (double)(n - 1 - k));
+    check_ages(&m, t, n, 0);
+    assert_int_equal(memory_round_trip(&m, &l), BW_OK);
+    check_ages(&l, t, n, 0);
+    for (int bad = 0; bad < 2; bad++) { /* order; after the newest value */
+        bw__memory_t c = m;
+        if (bad == 0) {
+            c.gap[1].before = c.gap[0].before - 1;
+        } else {
+            c.gap[2].after = c.t_push + 1;
+        }
+        assert_int_equal(memory_round_trip(&c, &l), BW_ERR_CORRUPT);
     }
-    for (int i = 0; i < 100; i++) { /* jitter: 0.5 to 1.5 minutes */
-        tm += min / 2 + (i * 7919 % 61) * min / 60;
+    for (int i = 0; i < 100; i++) { /* jitter: 0.6 to 1.4 minutes */
+        tm += 3 * min / 5 + (i * 7919 % 49) * min / 60;
         bw__memory_push(&m, 0.0, tm);
     }
     assert_int_equal(m.ngaps, 3);
+    for (int i = 0; i < 100; i++) { /* sampling slows to 5 minutes */
+        tm += 5 * min;
+        bw__memory_push(&m, 0.0, tm);
+    }
+    print_message("sampling slowed to 5 minutes: spacing %.2f minutes after "
+                  "100 steps, the last gap logged %d steps before\n",
+                  m.spacing / min,
+                  (int)(m.pushes - m.gap[m.ngaps - 1].at));
+    assert_true(fabs(m.spacing - 5.0 * min) < 0.15 * 5.0 * min);
+    assert_true(m.pushes - m.gap[m.ngaps - 1].at > 20);
     bw__memory_free(&m);
+    bw__memory_free(&l);
     /* 20 gaps of 5 minutes, one every 10 values: the oldest 4 dropped */
     assert_int_equal(bw__memory_init(&m, 300), 0);
     n = 0;
@@ -1699,14 +1757,7 @@ static void test_memory_gap_times(void **state)
         bw__memory_push(&m, (double)n, tm);
     }
     assert_int_equal(m.ngaps, BW__MEM_GAPS);
-    for (int k = 0; k < m.n; k++) {
-        int q = n - 1 - k, dropped = 0;
-        for (int g = 1; g <= 4; g++) { /* gaps at values 10..40 dropped */
-            dropped += q < 10 * g;
-        }
-        assert_true(bw__memory_age_ms(&m, k) + dropped * 4 * min ==
-                    t[n - 1] - t[q]);
-    }
+    check_ages(&m, t, n, 50); /* the oldest logged gap: before value 50 */
     bw__memory_free(&m);
 }
 
@@ -1714,13 +1765,13 @@ static void test_memory_gap_times(void **state)
  * memory of recent values moves into its frame: each value less the
  * profile at that value's time. The build before took a value's time as
  * k usual intervals back from the newest, so every value before a gap got
- * the profile of a phase as far off as the gap (100 minutes here): on a
+ * the profile of a phase as far off as the gap (105 minutes here): on a
  * daily cycle of amplitude 10 noise sds that left the first day's values
  * up to 3.6 sds off in the new frame, and a first-day spike's bin (above)
  * then made a garbage level familiar. Five-minute data, no values over
  * 07:30-09:10 on day 2: at the profile's first event each remembered value
  * equals its raw value less the profile at its own time (float rounding:
- * 1e-3). */
+ * 1e-4). */
 static void test_memory_reframed_at_true_times(void **state)
 {
     const int last = 2 * 288; /* the first event of day 3 */
