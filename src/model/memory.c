@@ -46,6 +46,7 @@ static void log_gap(bw__memory_t *m, int64_t t_ms)
     if (m->ngaps == BW__MEM_GAPS) {
         m->horizon = m->gap[0].at;
         m->t_horizon = m->gap[0].after;
+        m->t_behind = m->gap[0].before;
         memmove(m->gap, m->gap + 1, (BW__MEM_GAPS - 1) * sizeof(m->gap[0]));
         m->ngaps--;
     }
@@ -54,23 +55,37 @@ static void log_gap(bw__memory_t *m, int64_t t_ms)
     m->gap[m->ngaps++].after = t_ms;
 }
 
-/* A step of 1.5 spacings or more is a gap. The spacing learns from every
- * step as the filter's interval does (bw_interval_update: an exponentially
- * weighted mean over about 20 steps, each clamped to [1/4, 4] times it), a
- * gap's step counting as 1.5 spacings: one gap moves it by 1.7%, and a
- * series whose sampling slows to twice the spacing is followed within
- * about 40 steps. It times only the values before the oldest logged gap. */
+/* The newest stretch's own mean step: 0 while it holds one value. */
+static double stretch_step(const bw__memory_t *m)
+{
+    uint64_t at = m->ngaps > 0 ? m->gap[m->ngaps - 1].at : m->horizon;
+    int64_t t0 = m->ngaps > 0 ? m->gap[m->ngaps - 1].after : m->t_horizon;
+    uint64_t count = m->pushes - at;
+
+    return count >= 2 ? ((double)m->t_push - (double)t0) / (double)(count - 1)
+                      : 0.0;
+}
+
+/* A step of 1.5 times the newest stretch's mean step or more (a value
+ * missing, or left out) or of half of it or less (the sampling sped up)
+ * starts a new stretch; a stretch's second value sets its step, whatever
+ * it is (a series' first, or the first after a gap). So the values in a
+ * stretch are evenly spaced as far as their own steps tell. The spacing
+ * learns from every step as the filter's interval does
+ * (bw_interval_update: an exponentially weighted mean over about 20 steps,
+ * each clamped to [1/4, 4] times it); it times only the values before the
+ * horizon. */
 static void learn_spacing(bw__memory_t *m, int64_t t_ms)
 {
-    double dt;
+    double dt, step;
 
     if (m->t_push == INT64_MIN || t_ms <= m->t_push) {
         return;
     }
     dt = (double)t_ms - (double)m->t_push; /* no overflow for any int64 */
-    if (m->spacing > 0.0 && dt >= 1.5 * m->spacing) {
+    step = stretch_step(m);
+    if (step > 0.0 && (dt >= 1.5 * step || dt <= 0.5 * step)) {
         log_gap(m, t_ms);
-        dt = 1.5 * m->spacing;
     }
     m->spacing =
         bw_interval_update(m->spacing, dt, 1.0 - exp2(-1.0 / 20.0));
@@ -127,8 +142,8 @@ int64_t bw__memory_age_ms(const bw__memory_t *m, int k)
                                 : 0.0;
         return m->t_push - m->t_horizon - llround(from_first);
     }
-    return m->t_push - m->t_horizon +
-           llround((double)(m->horizon - q) * m->spacing);
+    return m->t_push - m->t_behind +
+           llround((double)(m->horizon - 1 - q) * m->spacing);
 }
 
 static int back_index(const bw__memory_t *m, int k)
@@ -294,6 +309,7 @@ void bw__memory_save_times(const bw__memory_t *m, bw_wbuf_t *w)
     bw_wbuf_u64(w, m->pushes);
     bw_wbuf_u64(w, m->horizon);
     bw_wbuf_i64(w, m->t_horizon);
+    bw_wbuf_i64(w, m->t_behind);
     bw_wbuf_u32(w, (uint32_t)m->ngaps);
     for (int g = 0; g < m->ngaps; g++) {
         bw_wbuf_u64(w, m->gap[g].at);
@@ -302,34 +318,57 @@ void bw__memory_save_times(const bw__memory_t *m, bw_wbuf_t *w)
     }
 }
 
+/* The largest spacing whose window of steps stays within the times'
+ * range: ages stay far from int64 overflow. */
+static double max_spacing(const bw__memory_t *m)
+{
+    return (double)BW_TIME_MAX_MS / (m->w + 1);
+}
+
 void bw__memory_assume_times(bw__memory_t *m, int64_t t_ms,
                              double spacing_ms)
 {
-    m->t_push = m->n > 0 ? t_ms : INT64_MIN;
-    m->spacing = spacing_ms > 0.0 ? spacing_ms : 0.0;
-    m->pushes = (uint64_t)m->n;
+    bool known = m->n > 0 && bw_time_valid(t_ms);
+
+    m->spacing = spacing_ms > 0.0 && spacing_ms <= max_spacing(m)
+                     ? spacing_ms
+                     : 0.0;
+    m->t_push = known ? t_ms : INT64_MIN;
+    m->pushes = known ? (uint64_t)m->n : 0;
     m->horizon = 0;
-    m->t_horizon =
-        m->n > 0 ? t_ms - llround((m->n - 1) * m->spacing) : INT64_MIN;
+    m->t_horizon = INT64_MIN;
+    if (known) { /* the oldest held at the spacing back, not before 0 */
+        double back = (m->n - 1) * m->spacing;
+        m->t_horizon = back < (double)t_ms ? t_ms - llround(back) : 0;
+    }
+    m->t_behind = INT64_MIN;
     m->ngaps = 0;
 }
 
-/* What push can leave: at least as many values pushed as held; once one
- * was pushed, valid newest and horizon times in order and a horizon at a
- * value pushed; a spacing within the times' range; and gaps in push order
- * after the horizon at values pushed, each between times in order from
- * the horizon's, the newest not after the newest value. */
+/* What push can leave: at least as many values pushed as held, not near
+ * the counter's end; a spacing whose window stays within the times'
+ * range; nothing else before a first push; after it, valid newest and
+ * horizon times in order, a horizon at a value pushed (a value before it,
+ * and its earlier time, once a gap was dropped), and gaps in push order
+ * after the horizon at values pushed, each between times in order from the
+ * horizon's, the newest not after the newest value. */
 static bool times_consistent(const bw__memory_t *m)
 {
     uint64_t prev = m->horizon;
     int64_t t_prev;
 
-    if (m->pushes < (uint64_t)m->n ||
-        (m->pushes > 0 && (m->horizon >= m->pushes ||
-                           !bw_time_valid(m->t_push) ||
-                           !bw_time_valid(m->t_horizon) ||
-                           m->t_horizon > m->t_push)) ||
-        !(m->spacing >= 0.0 && m->spacing <= (double)BW_TIME_MAX_MS)) {
+    if (m->pushes < (uint64_t)m->n || m->pushes > (UINT64_C(1) << 62) ||
+        !(m->spacing >= 0.0 && m->spacing <= max_spacing(m))) {
+        return false;
+    }
+    if (m->pushes == 0) { /* as init left it */
+        return m->t_push == INT64_MIN && m->horizon == 0 && m->ngaps == 0;
+    }
+    if (m->horizon >= m->pushes || !bw_time_valid(m->t_push) ||
+        !bw_time_valid(m->t_horizon) || m->t_horizon > m->t_push ||
+        (m->horizon > 0) != (m->t_behind != INT64_MIN) ||
+        (m->horizon > 0 && (!bw_time_valid(m->t_behind) ||
+                            m->t_behind >= m->t_horizon))) {
         return false;
     }
     t_prev = m->t_horizon;
@@ -353,6 +392,7 @@ void bw__memory_load_times(bw__memory_t *m, bw_rbuf_t *r)
     m->pushes = bw_rbuf_u64(r);
     m->horizon = bw_rbuf_u64(r);
     m->t_horizon = bw_rbuf_i64(r);
+    m->t_behind = bw_rbuf_i64(r);
     m->ngaps = (int)bw_rbuf_u32_in(r, 0, BW__MEM_GAPS);
     for (int g = 0; g < m->ngaps; g++) {
         m->gap[g].at = bw_rbuf_u64(r);

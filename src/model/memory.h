@@ -34,6 +34,7 @@ typedef struct {
     uint64_t horizon; /* the oldest value of the oldest known stretch (0,
                          or a gap dropped from the log was before it) */
     int64_t t_horizon; /* its time */
+    int64_t t_behind;  /* the time of the value before it (INT64_MIN: none) */
     int ngaps;
     bw__mem_gap_t gap[BW__MEM_GAPS];
 } bw__memory_t;
@@ -67,16 +68,18 @@ typedef struct {
 int bw__memory_init(bw__memory_t *m, int window);
 void bw__memory_free(bw__memory_t *m);
 /** Append @p y, seen at @p t_ms (not before the newest), forgetting the
- * oldest value when full. A step of 1.5 spacings or more from the newest
- * (a value missing, or left out) is logged as a gap; every step teaches
- * the spacing. */
+ * oldest value when full. A step of 1.5 times the newest stretch's own
+ * mean step or more (a value missing, or left out), or of half of it or
+ * less (the sampling sped up), is logged as a gap, a stretch boundary;
+ * every step teaches the spacing. */
 void bw__memory_push(bw__memory_t *m, double y, int64_t t_ms);
 /** How long before the newest value the value @p k pushes back was seen,
  * in ms. The logged gaps cut the values since the horizon into stretches
  * whose first and last times are known, and a stretch's values are taken
- * as evenly spaced between them: exact for evenly spaced values. A value
- * before the horizon (more than BW__MEM_GAPS gaps ago: the older gaps are
- * not known) is timed at the spacing back from it. */
+ * as evenly spaced between them: exact for values evenly spaced within
+ * each stretch. A value before the horizon (more than BW__MEM_GAPS gaps
+ * ago: the older gaps are not known) is timed at the spacing back from the
+ * value before the horizon. */
 int64_t bw__memory_age_ms(const bw__memory_t *m, int k);
 /** The value @p k pushes back (0: the newest); the memory is not empty. */
 double bw__memory_back(const bw__memory_t *m, int k);

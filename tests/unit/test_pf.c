@@ -1694,11 +1694,12 @@ static bw_err_t memory_round_trip(const bw__memory_t *src, bw__memory_t *dst)
  * minutes (6, 29 and 1 values missing): each value's age from the newest
  * is its true one, to the millisecond, and so after a save and load; a
  * load refuses gaps out of order or after the newest value. With 20 gaps,
- * only the newest BW__MEM_GAPS are logged: the values before the oldest
- * logged gap are timed by the spacing (within 10%). Steps jittered by 40%
- * of the spacing log none, and sampling that slows to 5 minutes is
- * followed: each step is a gap while the spacing grows (1.7% a step),
- * none after it passes 5 / 1.5 minutes (about 70 steps). */
+ * only the newest BW__MEM_GAPS are logged: the values from the horizon's on
+ * are exact (the oldest stretch's and the value before it), older ones
+ * timed by the spacing (within 10%). A long first step, and sampling that
+ * speeds up fivefold, cut stretches too. Steps jittered by 40%
+ * of the spacing log none, and sampling that slows to 5 minutes logs one
+ * boundary, at the change. */
 static void test_memory_gap_times(void **state)
 {
     const int64_t min = 60000;
@@ -1738,14 +1739,21 @@ static void test_memory_gap_times(void **state)
         tm += 5 * min;
         bw__memory_push(&m, 0.0, tm);
     }
-    print_message("sampling slowed to 5 minutes: spacing %.2f minutes after "
-                  "100 steps, the last gap logged %d steps before\n",
-                  m.spacing / min,
-                  (int)(m.pushes - m.gap[m.ngaps - 1].at));
-    assert_true(fabs(m.spacing - 5.0 * min) < 0.15 * 5.0 * min);
-    assert_true(m.pushes - m.gap[m.ngaps - 1].at > 20);
+    assert_int_equal(m.ngaps, 4); /* one boundary, at the change */
     bw__memory_free(&m);
     bw__memory_free(&l);
+    /* one value, then 5-minute data from 6 hours on: the first step is a
+     * stretch boundary, so the later values are not spread over it; and
+     * sampling that speeds up from 10 minutes to 1 is cut at the change */
+    assert_int_equal(bw__memory_init(&m, 300), 0);
+    for (n = 0, tm = 0; n < 150; n++) {
+        tm += n == 0 ? 0 : (n == 1 ? 360 * min : (n < 100 ? 5 * min : min));
+        t[n] = tm;
+        bw__memory_push(&m, (double)n, tm);
+    }
+    assert_int_equal(m.ngaps, 2); /* at values 2 and 100 */
+    check_ages(&m, t, n, 0);
+    bw__memory_free(&m);
     /* 20 gaps of 5 minutes, one every 10 values: the oldest 4 dropped */
     assert_int_equal(bw__memory_init(&m, 300), 0);
     n = 0;
@@ -1757,7 +1765,8 @@ static void test_memory_gap_times(void **state)
         bw__memory_push(&m, (double)n, tm);
     }
     assert_int_equal(m.ngaps, BW__MEM_GAPS);
-    check_ages(&m, t, n, 50); /* the oldest logged gap: before value 50 */
+    check_ages(&m, t, n, 39); /* the horizon: value 40, and the one before */
+    assert_int_equal(m.horizon, 40);
     bw__memory_free(&m);
 }
 

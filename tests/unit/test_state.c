@@ -111,9 +111,9 @@ static void test_pf_identity(void **state)
  * frame flags PF04 lacked are derived from the profiles' age). */
 #define PF06_EXTRA (8 + 8 + 8 + 8 + 4 + 4) /* held, excursion, calm, count */
 /* PF13's memory times at a filter blob's end with no gap logged: newest
- * time, spacing, values pushed, horizon and its time, gap count; the tail
- * counts before them */
-#define PF_TIMES 44
+ * time, spacing, values pushed, horizon, its time and the time before
+ * it, gap count; the tail counts before them */
+#define PF_TIMES 52
 #define PF_TAIL_END (PF_TIMES + 16)
 static void old_pf_format(bw_wbuf_t *w, int particles, int bins, int version)
 {
@@ -132,8 +132,8 @@ static void old_pf_format(bw_wbuf_t *w, int particles, int bins, int version)
     w->data[0] = (uint8_t)('0' + version % 10);
     w->data[1] = (uint8_t)('0' + version / 10);
     /* PF13's memory times at the end (newest time, spacing, pushes,
-     * horizon and its time, gap count, the gaps): this regular series has
-     * no gap */
+     * horizon, its time and the one before, gap count, the gaps): this
+     * regular series has no gap */
     assert_true(w->len > PF_TIMES);
     for (int i = 1; i <= 4; i++) {
         assert_int_equal(w->data[w->len - i], 0);
