@@ -2074,6 +2074,25 @@ static void learn_profile(const bw_pf_t *pf, bw_season_t *s, int64_t t_ms,
     bw__season_update(s, t_ms, y, gain, gain, gain * kt, base);
 }
 
+/* An unconfirmed bin's first check against the value before it is scored
+ * (bw__season_precheck): the value less the filter's last level and the
+ * other profile, a held profile excepted (it neither confirms nor rejects,
+ * learn_profile). */
+static void precheck_profiles(bw_pf_t *pf, int64_t t_ms, int64_t age,
+                              double y)
+{
+    double r = y - pf->level_last;
+
+    if (!profile_held(pf, &pf->daily, t_ms)) {
+        bw__season_precheck(&pf->daily, t_ms, age,
+                            r - bw__season_value(&pf->weekly, t_ms, age));
+    }
+    if (!profile_held(pf, &pf->weekly, t_ms)) {
+        bw__season_precheck(&pf->weekly, t_ms, age,
+                            r - bw__season_value(&pf->daily, t_ms, age));
+    }
+}
+
 static void learn_season(bw_pf_t *pf, int64_t t_ms, double y, double sd,
                          double sw, const bw_pf_out_t *out)
 {
@@ -2158,6 +2177,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
         return BW_ERR_LATE;
     }
     age = t_ms - pf->t_first;
+    precheck_profiles(pf, t_ms, age, y);
     sd = bw__season_value(&pf->daily, t_ms, age);
     sw = bw__season_value(&pf->weekly, t_ms, age);
     was = pf->framed;

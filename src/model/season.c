@@ -522,6 +522,59 @@ void bw__season_judged(bw_season_t *s, int64_t t_ms, double normal)
     }
 }
 
+/* What bw__season_judged changes, for a tentative rejection. */
+typedef struct {
+    double mean, wt, nvis, visit_old, mean_sum, mean_sq, wt_sum, nvis_sum;
+    float var;
+    int unconf;
+} judged_undo_t;
+
+static judged_undo_t judged_keep(const bw_season_t *s, int b)
+{
+    judged_undo_t u = {s->mean[b],     s->wt[b],      s->nvis[b],
+                       s->visit.old,   s->mean_sum,   s->mean_sq,
+                       s->wt_sum,      s->nvis_sum,   s->var[b],
+                       s->unconf};
+    return u;
+}
+
+static void judged_undo(bw_season_t *s, int b, const judged_undo_t *u)
+{
+    s->mean[b] = u->mean;
+    s->wt[b] = u->wt;
+    s->nvis[b] = u->nvis;
+    s->visit.old = u->visit_old;
+    s->mean_sum = u->mean_sum;
+    s->mean_sq = u->mean_sq;
+    s->wt_sum = u->wt_sum;
+    s->nvis_sum = u->nvis_sum;
+    s->var[b] = u->var;
+    s->unconf = u->unconf;
+}
+
+void bw__season_precheck(bw_season_t *s, int64_t t_ms, int64_t age_ms,
+                         double resid)
+{
+    double keep, alt;
+    judged_undo_t u;
+    int b;
+
+    if (!bw__season_active(s, age_ms)) {
+        return;
+    }
+    b = bin_of(s, t_ms);
+    if (s->var[b] != UNCONFIRMED) {
+        return;
+    }
+    keep = bw__season_value(s, t_ms, age_ms);
+    u = judged_keep(s, b);
+    bw__season_judged(s, t_ms, 0.0);
+    alt = bw__season_value(s, t_ms, age_ms);
+    if (!(fabs(resid - alt) < fabs(resid - keep))) {
+        judged_undo(s, b, &u);
+    }
+}
+
 void bw__season_learn_late(bw_season_t *s, bw__visit_t *v, int64_t t_ms,
                            double y, double gain, double interval_ms)
 {

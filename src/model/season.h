@@ -90,6 +90,18 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
  * deviation instead. Call before bw__season_update, and only while the
  * profile applies (bw__season_active). */
 void bw__season_judged(bw_season_t *s, int64_t t_ms, double normal);
+/** An unconfirmed bin's first check, before the value at @p t_ms is scored
+ * against it: @p resid is the value less everything else the filter
+ * predicts (its level and the other profile). When it lies nearer the
+ * prediction with the bin rejected (its neighbours' deviation) than the
+ * one with the bin's own kept deviation, the bin is rejected now, so the
+ * value is scored against the neighbours: a normal value at a phase whose
+ * only visit was a spike is not itself read as a dip of the spike's size
+ * first. A value nearer the kept deviation is judged after scoring, as
+ * before (bw__season_judged). No-op unless the profile applies at
+ * @p age_ms. */
+void bw__season_precheck(bw_season_t *s, int64_t t_ms, int64_t age_ms,
+                         double resid);
 /** Learn from @p y, seen at @p t_ms and held back until now: the bin's
  * latest value and mean (against today's baseline; in the first period
  * its mean of values only). */
