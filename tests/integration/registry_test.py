@@ -49,6 +49,11 @@ def rest(method, path, body=None):
         return json.loads(r.read() or b"null")
 
 
+def progress(msg):
+    """A step reached, printed at once: a test that hangs shows where."""
+    print(msg, flush=True)
+
+
 def register(subject, schema):
     return rest("POST", f"/subjects/{subject}/versions",
                 {"schema": json.dumps(schema)})["id"]
@@ -192,7 +197,9 @@ def test_evolution(env):
     the ids the registry gave them; the scores schema registers over every
     earlier landed version under BACKWARD_TRANSITIVE (upgrade_from_history)."""
     src = env.src
-    client = SchemaRegistryClient({"url": REG})
+    # the client's HTTP calls have no timeout by default (httpx, None): a
+    # registry that stalls one request hung the test until ctest's 600 s
+    client = SchemaRegistryClient({"url": REG, "timeout": 30})
     topic = env.topics["in"]
     ser = AvroSerializer(client, json.dumps(ours(src)))
     ser2 = AvroSerializer(client, json.dumps(evolved(src)), conf={
@@ -214,13 +221,17 @@ def test_evolution(env):
     msgs.insert(100, (0, b"\0" + struct.pack(">i", 987654) + b"\2x"))
     msgs.insert(900, (0, frame(bad_id, incompatible(src), {
         **rec_of(rows[0], "ours"), "value": "12"})))
+    progress("evolution: input serialised against the registry")
     produce(topic, msgs)
     n_old = upgrade_from_history(env)
+    progress(f"evolution: {len(msgs)} records produced, {n_old} earlier "
+             f"score schemas registered")
 
     config = stage_config(env)
     stage = env.start(config, "reg")
     env.wait_count("scores", len(rows), 180, [stage])
     env.wait_count("dead_letters", 2, 60, [stage])
+    progress("evolution: outputs counted; stopping the stage")
     rc, log = env.stop(stage)
     check(rc == 0, f"stage exit {rc}:\n{log[-3000:]}")
     got_s, sid = decode_registered(env, "scores")
