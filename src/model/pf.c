@@ -2076,18 +2076,31 @@ static void learn_profile(const bw_pf_t *pf, bw_season_t *s, int64_t t_ms,
 
 /* An unconfirmed bin's first check against the value before it is scored
  * (bw__season_precheck): the value less the filter's last level and the
- * other profile, a held profile excepted (it neither confirms nor rejects,
- * learn_profile). */
+ * other profile. Not made:
+ *  - for a profile not yet in the filter's frame (the event it starts to
+ *    apply at): the level still holds that profile's deviation, and
+ *    reframe moves it by the very value y loses, so both predictions score
+ *    the same; the bin is judged after scoring, as before;
+ *  - in an abnormal episode (its values are not the baseline's, and the
+ *    event that adopts one holds the profile, learn_profile): an episode
+ *    value is read as abnormal and rejects the bin after scoring anyway;
+ *  - for a held profile, which neither confirms nor rejects.
+ * The daily check reads the weekly profile's value before the weekly's own
+ * check (both unconfirmed at once needs a daily bin unvisited into the
+ * second week: the weekly's kept value is then the daily's reference). */
 static void precheck_profiles(bw_pf_t *pf, int64_t t_ms, int64_t age,
                               double y)
 {
     double r = y - pf->level_last;
 
-    if (!profile_held(pf, &pf->daily, t_ms)) {
+    if (pf->abn_since >= 0) {
+        return;
+    }
+    if ((pf->framed & 1) && !profile_held(pf, &pf->daily, t_ms)) {
         bw__season_precheck(&pf->daily, t_ms, age,
                             r - bw__season_value(&pf->weekly, t_ms, age));
     }
-    if (!profile_held(pf, &pf->weekly, t_ms)) {
+    if ((pf->framed & 2) && !profile_held(pf, &pf->weekly, t_ms)) {
         bw__season_precheck(&pf->weekly, t_ms, age,
                             r - bw__season_value(&pf->daily, t_ms, age));
     }

@@ -60,6 +60,12 @@
  *    confirmed before the profile applied (a gap at that phase on the
  *    second day, or min_cycles 1) predicted the first day's spike every day
  *    after, and each value there read as abnormal and taught it nothing.
+ *    The first check is made before the value is scored when the value
+ *    decides it (bw__season_precheck): nearer the neighbours' prediction
+ *    than the kept one, the bin is rejected first and the value scored
+ *    against the neighbours, so a normal value is not itself read as a
+ *    dip of the kept spike's size (a false alert, and the filter's noise
+ *    widened by it). O(bins) per check, at the bin's first check only.
  *  - The running sums (centring, spread, weights) are recomputed from the
  *    bins once a period (at the first event of each period counted from
  *    the first value, bw__season_tick), so rounding cannot accumulate
@@ -499,6 +505,8 @@ static double neighbours(const bw_season_t *s, int b)
            (lo + hi);
 }
 
+/* Writes the profile's scalars and bin b's mean, wt, nvis and var only:
+ * bw__season_precheck's undo restores exactly those. */
 void bw__season_judged(bw_season_t *s, int64_t t_ms, double normal)
 {
     int b;
@@ -522,34 +530,31 @@ void bw__season_judged(bw_season_t *s, int64_t t_ms, double normal)
     }
 }
 
-/* What bw__season_judged changes, for a tentative rejection. */
+/* A tentative rejection's undo: the profile's scalars (a struct copy) and
+ * the per-bin values of the bin judged, everything bw__season_judged can
+ * write. */
 typedef struct {
-    double mean, wt, nvis, visit_old, mean_sum, mean_sq, wt_sum, nvis_sum;
+    bw_season_t s;
+    double mean, wt, nvis;
     float var;
-    int unconf;
 } judged_undo_t;
 
-static judged_undo_t judged_keep(const bw_season_t *s, int b)
+static void judged_keep(const bw_season_t *s, int b, judged_undo_t *u)
 {
-    judged_undo_t u = {s->mean[b],     s->wt[b],      s->nvis[b],
-                       s->visit.old,   s->mean_sum,   s->mean_sq,
-                       s->wt_sum,      s->nvis_sum,   s->var[b],
-                       s->unconf};
-    return u;
+    u->s = *s;
+    u->mean = s->mean[b];
+    u->wt = s->wt[b];
+    u->nvis = s->nvis[b];
+    u->var = s->var[b];
 }
 
 static void judged_undo(bw_season_t *s, int b, const judged_undo_t *u)
 {
+    *s = u->s; /* the arrays are the same pointers */
     s->mean[b] = u->mean;
     s->wt[b] = u->wt;
     s->nvis[b] = u->nvis;
-    s->visit.old = u->visit_old;
-    s->mean_sum = u->mean_sum;
-    s->mean_sq = u->mean_sq;
-    s->wt_sum = u->wt_sum;
-    s->nvis_sum = u->nvis_sum;
     s->var[b] = u->var;
-    s->unconf = u->unconf;
 }
 
 void bw__season_precheck(bw_season_t *s, int64_t t_ms, int64_t age_ms,
@@ -567,7 +572,7 @@ void bw__season_precheck(bw_season_t *s, int64_t t_ms, int64_t age_ms,
         return;
     }
     keep = bw__season_value(s, t_ms, age_ms);
-    u = judged_keep(s, b);
+    judged_keep(s, b, &u);
     bw__season_judged(s, t_ms, 0.0);
     alt = bw__season_value(s, t_ms, age_ms);
     if (!(fabs(resid - alt) < fabs(resid - keep))) {

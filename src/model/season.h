@@ -96,10 +96,9 @@ void bw__season_judged(bw_season_t *s, int64_t t_ms, double normal);
  * prediction with the bin rejected (its neighbours' deviation) than the
  * one with the bin's own kept deviation, the bin is rejected now, so the
  * value is scored against the neighbours: a normal value at a phase whose
- * only visit was a spike is not itself read as a dip of the spike's size
- * first. A value nearer the kept deviation is judged after scoring, as
- * before (bw__season_judged). No-op unless the profile applies at
- * @p age_ms. */
+ * visits so far were abnormal is not itself read as a dip of their size.
+ * A value nearer the kept deviation is judged after scoring, as before
+ * (bw__season_judged). No-op unless the profile applies at @p age_ms. */
 void bw__season_precheck(bw_season_t *s, int64_t t_ms, int64_t age_ms,
                          double resid);
 /** Learn from @p y, seen at @p t_ms and held back until now: the bin's

@@ -894,7 +894,7 @@ static void test_unconfirmed_bin_replaced(void **state)
 static void first_day_with_spikes(bw_season_t *s)
 {
     const int64_t step = 300000;
-    bw_config_t cfg;
+    static bw_config_t cfg; /* the profile keeps a pointer to its config */
     bw_rng_t rng;
 
     bw_config_defaults(&cfg);
@@ -982,6 +982,65 @@ static void test_unconfirmed_bin_rejected_for_neighbours(void **state)
     bw__season_recentre(&s);
     assert_true(sums_error(&s) < 1e-9);
     bw__season_free(&s);
+}
+
+/* A profile's state, byte for byte: its scalars and its bins. */
+static bool season_same(const bw_season_t *a, const bw_season_t *b)
+{
+    size_t n = (size_t)a->cfg->bins;
+
+    return a->last_sum == b->last_sum && a->mean_sum == b->mean_sum &&
+           a->mean_sq == b->mean_sq && a->wt_sum == b->wt_sum &&
+           a->nvis_sum == b->nvis_sum && a->within == b->within &&
+           a->updates == b->updates && a->seen == b->seen &&
+           a->unconf == b->unconf && a->t0 == b->t0 &&
+           a->visit.bin == b->visit.bin &&
+           memcmp(&a->visit.old, &b->visit.old, sizeof(double)) == 0 &&
+           memcmp(a->mean, b->mean, n * sizeof(double)) == 0 &&
+           memcmp(a->wt, b->wt, n * sizeof(double)) == 0 &&
+           memcmp(a->last, b->last, n * sizeof(double)) == 0 &&
+           memcmp(a->nvis, b->nvis, n * sizeof(double)) == 0 &&
+           memcmp(a->var, b->var, n * sizeof(float)) == 0;
+}
+
+/* The first check before scoring (bw__season_precheck) on bin 49 of
+ * first_day_with_spikes: a residual at the kept deviation, or nearer it
+ * than the neighbours', leaves the profile exactly as it was (the undo of
+ * the tentative rejection is complete); one at the neighbours' deviation,
+ * or nearer it, leaves it exactly as bw__season_judged rejecting the bin
+ * does; a confirmed bin and a profile that does not apply yet are left
+ * alone. */
+static void test_unconfirmed_bin_prechecked(void **state)
+{
+    const int64_t day = 86400000LL, step = 300000, t = day + 49 * step;
+    const int64_t age = 3 * day;
+    bw_season_t s, ref, rej;
+    double keep, alt;
+
+    (void)state;
+    first_day_with_spikes(&s);
+    first_day_with_spikes(&ref);
+    first_day_with_spikes(&rej);
+    assert_true(bw__season_active(&s, age));
+    keep = bw__season_value(&s, t, age);
+    bw__season_judged(&rej, t, 0.0);
+    alt = bw__season_value(&rej, t, age);
+    print_message("bin 49: kept deviation %.2f, neighbours' %.2f\n", keep,
+                  alt);
+    assert_true(keep > 500.0 && fabs(alt) < 5.0); /* shrunk: one visit */
+    bw__season_precheck(&s, t, age, keep);
+    assert_true(season_same(&s, &ref));
+    bw__season_precheck(&s, t, age, 0.6 * keep + 0.4 * alt);
+    assert_true(season_same(&s, &ref));
+    bw__season_precheck(&s, t, age - 2 * day, alt); /* not applying yet */
+    assert_true(season_same(&s, &ref));
+    bw__season_precheck(&s, day + 47 * step, age, 1e6); /* confirmed bin */
+    assert_true(season_same(&s, &ref));
+    bw__season_precheck(&s, t, age, 0.4 * keep + 0.6 * alt);
+    assert_true(season_same(&s, &rej));
+    bw__season_free(&s);
+    bw__season_free(&ref);
+    bw__season_free(&rej);
 }
 
 /* A bin no normal value confirmed before the profile applied. Five-minute
@@ -1532,7 +1591,7 @@ static void test_tiny_alternation_finite(void **state)
  * warm-up (30 events) and the rise, the second day's spikes left out: the
  * spikes' aftermath. */
 static int rise_after_spike(uint64_t seed, double spike, double later,
-                            int *spiked, int *other)
+                            int *spiked, int *other, double *p_third)
 {
     dflt_t f;
     bw_pf_out_t out;
@@ -1555,6 +1614,9 @@ static int rise_after_spike(uint64_t seed, double spike, double later,
         assert_int_equal(bw_pf_update(f.pf, f.ws, (int64_t)t * 300000, y, &out),
                          BW_OK);
         alarm = out.p_anomaly >= 0.99;
+        if (p_third != NULL && t == 2 * 288 + 100) {
+            *p_third = out.p_anomaly; /* the third day's 08:20 */
+        }
         if (at_spike) {
             *spiked = alarm;
         } else if (rise) {
@@ -1584,8 +1646,8 @@ static void test_huge_spike_does_not_blind(void **state)
     (void)state;
     for (uint64_t seed = 1; seed <= 6; seed++) {
         int s0, s1, o0, o1;
-        int k0 = rise_after_spike(seed, 0.0, 0.0, &s0, &o0);
-        int k1 = rise_after_spike(seed, 1000.0, 0.0, &s1, &o1);
+        int k0 = rise_after_spike(seed, 0.0, 0.0, &s0, &o0, NULL);
+        int k1 = rise_after_spike(seed, 1000.0, 0.0, &s1, &o1, NULL);
         print_message("run %d: the rise flagged on %d of 60 events without "
                       "the spike, %d with it; other alerts %d, %d\n",
                       (int)seed, k0, k1, o0, o1);
@@ -1627,13 +1689,15 @@ static void test_spike_bin_checked_by_a_normal_value(void **state)
     (void)state;
     for (uint64_t seed = 1; seed <= 6; seed++) {
         int s0, s1, o0, o1;
-        int k0 = rise_after_spike(seed, 0.0, 30.0, &s0, &o0);
-        int k1 = rise_after_spike(seed, 1000.0, 30.0, &s1, &o1);
+        double p3;
+        int k0 = rise_after_spike(seed, 0.0, 30.0, &s0, &o0, NULL);
+        int k1 = rise_after_spike(seed, 1000.0, 30.0, &s1, &o1, &p3);
         print_message("run %d: the rise flagged on %d of 60 events after the "
                       "second day's spikes, %d after the first day's too; "
-                      "other alerts %d, %d\n",
-                      (int)seed, k0, k1, o0, o1);
+                      "other alerts %d, %d; the first check's p %.3g\n",
+                      (int)seed, k0, k1, o0, o1, p3);
         assert_int_equal(s1, 1);
+        assert_true(p3 < 0.5); /* the normal value the first check reads */
         assert_true(k1 >= k0 - 5);
         clean += k0;
         after += k1;
@@ -1940,6 +2004,7 @@ int main(void)
         cmocka_unit_test(test_spike_bin_checked_by_a_normal_value),
         cmocka_unit_test(test_unconfirmed_bin_replaced),
         cmocka_unit_test(test_unconfirmed_bin_rejected_for_neighbours),
+        cmocka_unit_test(test_unconfirmed_bin_prechecked),
         cmocka_unit_test(test_unconfirmed_bin_does_not_stick),
         cmocka_unit_test(test_memory_gap_times),
         cmocka_unit_test(test_memory_reframed_at_true_times),
