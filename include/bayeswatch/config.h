@@ -95,6 +95,7 @@ typedef struct {
     bool learn_scale;   /* conjugate inverse-gamma noise variance */
     double scale_prior; /* prior noise sd (relative to |first value|) */
     double scale_prior_dof;
+    double scale_prior_spread; /* cap on the prior sd, in early spreads */
     double scale_discount;   /* per-event discount of the variance statistics */
     double scale_floor;      /* absolute floor on the noise sd */
     double resolution_floor; /* noise sd floor in units of the data step */

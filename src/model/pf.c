@@ -76,6 +76,13 @@
  * (n, d) for sigma^2 (West & Harrison 1997, sec. 4.6, "unknown observational
  * variance"), discounted per event so the noise scale tracks change. The
  * one-step predictive is then Student-t with n degrees of freedom.
+ * sigma^2's prior is worth scale_prior_dof events at an sd of scale_prior
+ * times the first value, capped after PRIOR_EVENTS events at
+ * scale_prior_spread times the spread of their steps (cap_prior): a level
+ * far above its noise (a gauge at 1e9) no longer hides the noise for
+ * thousands of events. Because every variance is in units of sigma^2,
+ * the data's share of d does not depend on the prior, so the cap leaves
+ * each particle exactly where a start from the capped prior would have.
  *
  * Each particle carries only its discrete history. At each event every
  * particle enumerates its K children (t nodes, spike, shift, enter, stay,
@@ -140,7 +147,10 @@
 #define TAIL_HALF_LIFE 2000.0
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
-#define PF_STATE_TAG 0x50463133u    /* "PF13" */
+/* events whose steps set the noise prior's cap (cap_prior) */
+#define PRIOR_EVENTS 10
+#define PF_STATE_TAG 0x50463134u    /* "PF14" */
+#define PF_STATE_TAG_13 0x50463133u /* "PF13": read, early steps unknown */
 #define PF_STATE_TAG_12 0x50463132u /* "PF12": read, sums count unconfirmed,
                                        no memory times */
 #define PF_STATE_TAG_11 0x50463131u /* "PF11": read, no unconfirmed bins */
@@ -181,11 +191,13 @@ struct bw_pf_s {
     double *vis;
     double *wlin; /* exp(logw), normalised: cached, saved for bit-identity */
     double dof;   /* shared: degrees of freedom of sigma^2's posterior */
-    double s0sq;  /* known sigma^2 when !learn_scale */
+    double s0sq;  /* sigma^2: known (!learn_scale) or its prior's */
     int64_t t_first, t_last;
     double interval; /* ms; 0 until two distinct timestamps were seen */
     double quantum;  /* smallest positive step between values; INF none */
     double y_prev;
+    double early_ss; /* squared steps summed over the first PRIOR_EVENTS
+                        events (cap_prior); NaN: unknown */
     uint64_t events, late;
     bw_rng_t rng;
     bw_season_t daily, weekly;
@@ -2132,12 +2144,16 @@ static void learn_season(bw_pf_t *pf, int64_t t_ms, double y, double sd,
  * without a floor a series that sits on one value learns sigma -> 0 and
  * then calls every one-step change a spike. The floor is
  * resolution_floor * q, with q the smallest positive step seen so far (for
- * continuous data it shrinks quickly to nothing).
+ * continuous data it shrinks quickly to nothing). The first PRIOR_EVENTS
+ * events' steps are also summed here for the prior's cap (cap_prior).
  */
 static double noise_floor(bw_pf_t *pf, double y)
 {
     double step = fabs(y - pf->y_prev);
 
+    if (pf->events < PRIOR_EVENTS) { /* events counts those before y */
+        pf->early_ss += step * step;
+    }
     if (step > 0.0 && step < pf->quantum) {
         pf->quantum = step;
     }
@@ -2163,6 +2179,36 @@ static void summarise_posterior(const bw_pf_t *pf, const double *w,
     out->level = m;
     out->noise_sd = pf->cfg->learn_scale ? sqrt(d / pf->dof) : sqrt(pf->s0sq);
     out->ess = s2 > 0.0 ? 1.0 / s2 : 0.0;
+}
+
+/* The noise prior's offset-free cap, at the end of event PRIOR_EVENTS.
+ * The prior's sd, scale_prior times the first value, is cut to
+ * scale_prior_spread times the spread of the steps so far (their rms over
+ * sqrt 2, the sd of i.i.d. noise; at least the noise floor, @p fl being
+ * dof times its square) when that is smaller. Its share of each
+ * particle's statistic, scale_prior_dof s0^2 discounted once an event
+ * since the first, is replaced by the cap's. A series that has not moved
+ * (no step: a constant start) keeps its prior, as does one restored from
+ * a record that lacks the steps (NaN). */
+static void cap_prior(bw_pf_t *pf, double fl)
+{
+    const bw_pf_cfg_t *cfg = pf->cfg;
+    double spread, cap2, share;
+
+    if (!(pf->early_ss > 0.0) || cfg->scale_prior_spread <= 0.0) {
+        return;
+    }
+    spread = fmax(pf->early_ss / (2.0 * (PRIOR_EVENTS - 1)), fl / pf->dof);
+    cap2 = cfg->scale_prior_spread * cfg->scale_prior_spread * spread;
+    if (cap2 >= pf->s0sq) {
+        return;
+    }
+    share = cfg->scale_prior_dof * (pf->s0sq - cap2) *
+            pow(cfg->scale_discount, PRIOR_EVENTS - 1);
+    for (int i = 0; i < pf->n; i++) {
+        pf->d[i] = fmax(pf->d[i] - share, fl);
+    }
+    pf->s0sq = cap2;
 }
 
 bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
@@ -2245,6 +2291,9 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
         fl = pf->dof * fl * fl;
         for (int i = 0; i < pf->n; i++) {
             pf->d[i] = pf->d[i] > fl ? pf->d[i] : fl; /* fmax, inline */
+        }
+        if (pf->events == PRIOR_EVENTS - 1) { /* this is the last of them */
+            cap_prior(pf, fl);
         }
     }
     out->seasonal = sd + sw;
@@ -2381,6 +2430,7 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw_wbuf_f64(w, pf->tail_w);
     bw_wbuf_f64(w, pf->tail_q);
     bw__memory_save_times(&pf->recent, w);
+    bw_wbuf_f64(w, pf->early_ss);
     return w->err;
 }
 
@@ -2407,7 +2457,8 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
 {
     uint8_t seas;
     uint32_t tag = bw_rbuf_u32(r), k;
-    int v12 = tag == PF_STATE_TAG || tag == PF_STATE_TAG_12;  /* PF12 on */
+    int v13 = tag == PF_STATE_TAG || tag == PF_STATE_TAG_13;  /* PF13 on */
+    int v12 = v13 || tag == PF_STATE_TAG_12;                  /* PF12 on */
     int v11 = v12 || tag == PF_STATE_TAG_11;                  /* PF11 on */
     int v10 = v11 || tag == PF_STATE_TAG_10;                  /* PF10 on */
     int v09 = v10 || tag == PF_STATE_TAG_09;                  /* PF09 on */
@@ -2498,7 +2549,7 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     }
     bw__season_load(&pf->daily, r, v09);
     bw__season_load(&pf->weekly, r, v09);
-    if (tag != PF_STATE_TAG) { /* before PF13 the sums counted unconfirmed */
+    if (!v13) { /* before PF13 the sums counted unconfirmed */
         bw__season_recentre(&pf->daily);
         bw__season_recentre(&pf->weekly);
     }
@@ -2524,10 +2575,16 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
             r->err = BW_ERR_CORRUPT;
         }
     }
-    if (tag == PF_STATE_TAG) { /* before PF13 no times: no gap known */
+    if (v13) { /* before PF13 no times: no gap known */
         bw__memory_load_times(&pf->recent, r);
     } else {
         bw__memory_assume_times(&pf->recent, pf->t_last, pf->interval);
+    }
+    /* before PF14 the first steps are unknown: the prior is not capped */
+    pf->early_ss = tag == PF_STATE_TAG ? bw_rbuf_f64(r) : NAN;
+    if (!(pf->early_ss >= 0.0 && isfinite(pf->early_ss)) &&
+        !isnan(pf->early_ss)) {
+        r->err = BW_ERR_CORRUPT;
     }
     if (r->err != BW_OK) {
         pf->tail_w = pf->tail_q = 0.0;

@@ -84,7 +84,9 @@ static void test_pf_identity(void **state)
     bw_pf_ws_destroy(ws);
 }
 
-/* Earlier particle-filter formats are read. A PF13 blob is a PF12 one
+/* Earlier particle-filter formats are read. A PF14 blob is a PF13 one
+ * with the sum of the first steps at its end (gone: the cap on the noise
+ * prior it sets was made long before the cut). A PF13 blob is a PF12 one
  * under its tag with the memory's times at its end (gone: none was logged
  * at the cut, and a PF12 memory is taken to have none); PF13 also leaves
  * an unconfirmed bin out of the profile's running sums, and a PF12
@@ -131,6 +133,11 @@ static void old_pf_format(bw_wbuf_t *w, int particles, int bins, int version)
     /* "PF0v" or "PF1v", little-endian */
     w->data[0] = (uint8_t)('0' + version % 10);
     w->data[1] = (uint8_t)('0' + version / 10);
+    /* PF14's sum of the first steps at the end (a double) */
+    w->len -= 8;
+    if (version == 13) {
+        return;
+    }
     /* PF13's memory times at the end (newest time, spacing, pushes,
      * horizon, its time and the one before, gap count, the gaps): this
      * regular series has no gap */
@@ -203,7 +210,7 @@ static void pf_reads_old(int version)
     pf = bw_pf_new(&c, 5, NULL, 0);
     run_pf(&c, pf, ws, 0, HALF, a);
     assert_int_equal(bw_pf_save(pf, &w), BW_OK);
-    assert_memory_equal(w.data, "\x33\x31\x46\x50", 4); /* "PF13" */
+    assert_memory_equal(w.data, "\x34\x31\x46\x50", 4); /* "PF14" */
     old_pf_format(&w, c.particles, c.daily.bins, version);
     old = bw_pf_new(&c, 99, NULL, 0);
     bw_rbuf_init(&r, w.data, w.len);
@@ -218,6 +225,12 @@ static void pf_reads_old(int version)
     bw_pf_destroy(pf);
     bw_pf_destroy(old);
     bw_pf_ws_destroy(ws);
+}
+
+static void test_pf_reads_pf13(void **state)
+{
+    (void)state;
+    pf_reads_old(13);
 }
 
 static void test_pf_reads_pf12(void **state)
@@ -1152,6 +1165,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pf_identity),
+        cmocka_unit_test(test_pf_reads_pf13),
         cmocka_unit_test(test_pf_reads_pf12),
         cmocka_unit_test(test_pf_reads_pf11),
         cmocka_unit_test(test_pf_reads_pf10),
