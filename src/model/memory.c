@@ -17,7 +17,7 @@ int bw__memory_init(bw__memory_t *m, int window)
 {
     m->w = window;
     m->n = m->pos = 0;
-    m->sum = 0.0;
+    m->sum = m->ref = 0.0;
     bw__memory_assume_times(m, INT64_MIN, 0.0);
     m->v = bw_calloc((size_t)window + 1, sizeof(float));
     return m->v == NULL ? -1 : 0;
@@ -27,6 +27,21 @@ void bw__memory_free(bw__memory_t *m)
 {
     bw_free(m->v);
     m->v = NULL;
+}
+
+/* At a wrap: the values re-expressed about @p origin, so that a series
+ * that drifts keeps its values near it. */
+static void recentre(bw__memory_t *m, double origin)
+{
+    double shift = origin - m->ref;
+
+    if (!isfinite(shift) || shift == 0.0) {
+        return;
+    }
+    m->ref = origin;
+    for (int i = 0; i < m->n; i++) {
+        m->v[i] = (float)((double)m->v[i] - shift);
+    }
 }
 
 void bw__memory_resum(bw__memory_t *m)
@@ -91,13 +106,14 @@ static void learn_spacing(bw__memory_t *m, int64_t t_ms)
         bw_interval_update(m->spacing, dt, 1.0 - exp2(-1.0 / 20.0));
 }
 
-void bw__memory_push(bw__memory_t *m, double y, int64_t t_ms)
+void bw__memory_push(bw__memory_t *m, double y, int64_t t_ms, double origin)
 {
     if (m->w <= 0) {
         return;
     }
     if (m->pushes == 0) {
         m->t_horizon = t_ms;
+        m->ref = isfinite(origin) ? origin : 0.0;
     }
     learn_spacing(m, t_ms);
     m->t_push = t_ms;
@@ -105,13 +121,14 @@ void bw__memory_push(bw__memory_t *m, double y, int64_t t_ms)
     if (m->n == m->w) {
         m->sum -= m->v[m->pos];
     }
-    m->v[m->pos] = (float)y;
+    m->v[m->pos] = (float)(y - m->ref);
     m->sum += m->v[m->pos];
     m->pos = (m->pos + 1) % m->w;
     if (m->n < m->w) {
         m->n++;
     }
-    if (m->pos == 0) { /* no drift from the running sum */
+    if (m->pos == 0) { /* no drift from the running sum, nor the origin */
+        recentre(m, origin);
         bw__memory_resum(m);
     }
 }
@@ -151,9 +168,20 @@ static int back_index(const bw__memory_t *m, int k)
     return ((m->pos - 1 - k) % m->w + m->w) % m->w;
 }
 
-double bw__memory_back(const bw__memory_t *m, int k)
+/* The value k pushes back as held (relative to the origin). */
+static double held_back(const bw__memory_t *m, int k)
 {
     return m->v[back_index(m, k)];
+}
+
+double bw__memory_back(const bw__memory_t *m, int k)
+{
+    return m->ref + held_back(m, k);
+}
+
+double bw__memory_mean(const bw__memory_t *m)
+{
+    return m->ref + m->sum / m->n;
 }
 
 void bw__memory_shift_back(bw__memory_t *m, int k, double delta)
@@ -252,10 +280,10 @@ void bw__memory_unscan(const bw__memory_t *m, int skip, int e,
         return;
     }
     for (int k = skip; k < skip + e && k < m->n; k++) {
-        double x = bw__memory_back(m, k);
+        double x = held_back(m, k);
         r->near -= in_kernel(r, x);
         if (k + 1 < m->n) { /* the pair (older value, x) */
-            r->dwell -= in_kernel(r, bw__memory_back(m, k + 1)) & in_stay(r, x);
+            r->dwell -= in_kernel(r, held_back(m, k + 1)) & in_stay(r, x);
         }
     }
 }
@@ -269,7 +297,7 @@ int bw__memory_count_newest(const bw__memory_t *m, int skip, int e,
         return 0;
     }
     for (int k = skip; k < skip + e && k < m->n; k++) {
-        c += in_count(r, bw__memory_back(m, k));
+        c += in_count(r, held_back(m, k));
     }
     return c;
 }
@@ -316,6 +344,16 @@ void bw__memory_save_times(const bw__memory_t *m, bw_wbuf_t *w)
         bw_wbuf_i64(w, m->gap[g].before);
         bw_wbuf_i64(w, m->gap[g].after);
     }
+}
+
+void bw__memory_save_origin(const bw__memory_t *m, bw_wbuf_t *w)
+{
+    bw_wbuf_f64(w, m->ref);
+}
+
+void bw__memory_load_origin(bw__memory_t *m, bw_rbuf_t *r)
+{
+    m->ref = bw_rbuf_finite(r);
 }
 
 /* The largest spacing whose window of steps stays within the times'

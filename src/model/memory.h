@@ -20,10 +20,15 @@ typedef struct {
 } bw__mem_gap_t;
 
 typedef struct {
-    float *v;   /* the ring, w slots (+1 spare) */
+    float *v;   /* the ring, w slots (+1 spare): each value less ref */
     int w;      /* its capacity: recur_window */
     int n, pos; /* values held; the next slot */
     double sum; /* sum of v[], refreshed exactly at each wrap */
+    /* The values' origin, set at the first push and at each wrap (to the
+     * filter's level). Held less it, single precision resolves the
+     * values' spread however far they sit from 0 (a gauge at 1e11 moving
+     * by 1e3). */
+    double ref;
     /* When the values were seen: the newest's time, the values' usual
      * spacing and the newest BW__MEM_GAPS gaps (oldest first), which cut
      * the values into stretches with known first and last times
@@ -40,7 +45,8 @@ typedef struct {
 } bw__memory_t;
 
 /*
- * One pass over the memory of recent values serves all of its uses:
+ * One pass over the memory of recent values serves all of its uses (the
+ * bounds below are relative to the memory's origin: bw__memory_rel):
  *  - the recurrent regime's density at y: a box kernel of half-width h,
  *    count / (n 2h); -inf when fewer than recur_min_count recent values lie
  *    within h (only familiar values, not one stray earlier outlier, can be
@@ -71,8 +77,10 @@ void bw__memory_free(bw__memory_t *m);
  * oldest value when full. A step of 1.5 times the newest stretch's own
  * mean step or more (a value missing, or left out), or of half of it or
  * less (the sampling sped up), is logged as a gap, a stretch boundary;
- * every step teaches the spacing. */
-void bw__memory_push(bw__memory_t *m, double y, int64_t t_ms);
+ * every step teaches the spacing. At the first push and at each wrap the
+ * values are re-expressed about @p origin (finite; the filter passes its
+ * level, which a glitch does not move; 0 holds them as they are). */
+void bw__memory_push(bw__memory_t *m, double y, int64_t t_ms, double origin);
 /** How long before the newest value the value @p k pushes back was seen,
  * in ms. The logged gaps cut the values since the horizon into stretches
  * whose first and last times are known, and a stretch's values are taken
@@ -83,6 +91,13 @@ void bw__memory_push(bw__memory_t *m, double y, int64_t t_ms);
 int64_t bw__memory_age_ms(const bw__memory_t *m, int k);
 /** The value @p k pushes back (0: the newest); the memory is not empty. */
 double bw__memory_back(const bw__memory_t *m, int k);
+/** @p x relative to the memory's origin, as a scan's bounds are. */
+static inline double bw__memory_rel(const bw__memory_t *m, double x)
+{
+    return x - m->ref;
+}
+/** The mean of the values held; the memory is not empty. */
+double bw__memory_mean(const bw__memory_t *m);
 /** Subtract @p delta from the value @p k pushes back (call resum after). */
 void bw__memory_shift_back(bw__memory_t *m, int k, double delta);
 /** Recompute the running sum exactly. */
@@ -105,6 +120,11 @@ void bw__memory_load(bw__memory_t *m, bw_rbuf_t *r);
  * blob since PF13. */
 void bw__memory_save_times(const bw__memory_t *m, bw_wbuf_t *w);
 void bw__memory_load_times(bw__memory_t *m, bw_rbuf_t *r);
+/** The origin, saved apart: at the end of a filter's blob since PF14. A
+ * memory loaded without it (before PF14) held its values as they are:
+ * origin 0. */
+void bw__memory_save_origin(const bw__memory_t *m, bw_wbuf_t *w);
+void bw__memory_load_origin(bw__memory_t *m, bw_rbuf_t *r);
 /** A memory loaded without its times (before PF13): its newest value was
  * seen at @p t_ms, its values @p spacing_ms apart, and no gap is known. */
 void bw__memory_assume_times(bw__memory_t *m, int64_t t_ms,

@@ -150,7 +150,8 @@
 /* events whose steps set the noise prior's cap (cap_prior) */
 #define PRIOR_EVENTS 10
 #define PF_STATE_TAG 0x50463134u    /* "PF14" */
-#define PF_STATE_TAG_13 0x50463133u /* "PF13": read, early steps unknown */
+#define PF_STATE_TAG_13 0x50463133u /* "PF13": read, early steps unknown,
+                                       memory origin 0 */
 #define PF_STATE_TAG_12 0x50463132u /* "PF12": read, sums count unconfirmed,
                                        no memory times */
 #define PF_STATE_TAG_11 0x50463131u /* "PF11": read, no unconfirmed bins */
@@ -584,7 +585,7 @@ static void memory_terms(const bw_pf_t *pf, double y, int want_novel,
     int skip = pf->cfg->memory_normal_only
                    ? 0
                    : (pf->abn_run < (uint32_t)n ? (int)pf->abn_run : n);
-    double h, ha, prev, g, hs;
+    double h, ha, prev, g, hs, ry, rl;
     int jump;
     bw__mem_scan_t r;
 
@@ -597,12 +598,16 @@ static void memory_terms(const bw_pf_t *pf, double y, int want_novel,
     }
     h = balloon(pf, y, pf->level_last);
     prev = bw__memory_back(&pf->recent, 0);
-    ha = local ? balloon(pf, prev, pf->recent.sum / n) : -1.0;
-    r.lo = (float)(y - h), r.hi = (float)(y + h);
+    ha = local ? balloon(pf, prev, bw__memory_mean(&pf->recent)) : -1.0;
+    /* the scan's bounds are relative to the memory's origin */
+    ry = bw__memory_rel(&pf->recent, y);
+    rl = bw__memory_rel(&pf->recent, pf->level_last);
+    prev = bw__memory_rel(&pf->recent, prev);
+    r.lo = (float)(ry - h), r.hi = (float)(ry + h);
     /* Values within recur_gap noise sds of the current level are the
      * current state's own spread, not another state to jump to. */
     g = pf->cfg->recur_gap * pf->sd_last;
-    r.zlo = (float)(pf->level_last - g), r.zhi = (float)(pf->level_last + g);
+    r.zlo = (float)(rl - g), r.zhi = (float)(rl + g);
     r.alo = (float)(prev - ha), r.ahi = (float)(prev + ha);
     /* in float: below about 3e-39 (scale_floor 0 and values that far
      * apart) 1 / ha is inf, and every pair's square with it */
@@ -610,7 +615,7 @@ static void memory_terms(const bw_pf_t *pf, double y, int want_novel,
     /* A stay at y's state: the next value within the state's own spread
      * (the zone's width) of y, or within half the jump from the level. */
     hs = fmax(g, 0.5 * fabs(y - pf->level_last));
-    r.dlo = (float)(y - hs), r.dhi = (float)(y + hs);
+    r.dlo = (float)(ry - hs), r.dhi = (float)(ry + hs);
     bw__memory_scan(&pf->recent, skip, &r);
     r.ss *= r.inv == FLT_MAX ? 1.0 / ((double)r.inv * r.inv) : ha * ha;
     jump = h > 0.0 && (g == 0.0 || fabs(y - pf->level_last) > g);
@@ -692,7 +697,7 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
     out->noise_sd = s0;
     pf->sd_last = s0;
     pf->level_last = y;
-    bw__memory_push(&pf->recent, y, t_ms);
+    bw__memory_push(&pf->recent, y, t_ms, y);
     out->p_value = 1.0;
     out->noise_factor = 1.0;
     out->ess = pf->n;
@@ -2281,7 +2286,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
      * familiar. memory_normal_only keeps anomalous values (p_anomaly >=
      * 1/2) out altogether (README: Where the precision goes). */
     if (!pf->cfg->memory_normal_only || out->p_anomaly < 0.5) {
-        bw__memory_push(&pf->recent, c.y, t_ms);
+        bw__memory_push(&pf->recent, c.y, t_ms, pf->level_last);
     }
     episode(pf, t_ms, out);
     if (cfg->learn_scale) {
@@ -2431,6 +2436,7 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw_wbuf_f64(w, pf->tail_q);
     bw__memory_save_times(&pf->recent, w);
     bw_wbuf_f64(w, pf->early_ss);
+    bw__memory_save_origin(&pf->recent, w);
     return w->err;
 }
 
@@ -2580,8 +2586,13 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     } else {
         bw__memory_assume_times(&pf->recent, pf->t_last, pf->interval);
     }
-    /* before PF14 the first steps are unknown: the prior is not capped */
+    /* before PF14 the first steps are unknown (the prior is not capped)
+     * and the memory held its values as they are (origin 0) */
     pf->early_ss = tag == PF_STATE_TAG ? bw_rbuf_f64(r) : NAN;
+    pf->recent.ref = 0.0;
+    if (tag == PF_STATE_TAG) {
+        bw__memory_load_origin(&pf->recent, r);
+    }
     if (!(pf->early_ss >= 0.0 && isfinite(pf->early_ss)) &&
         !isnan(pf->early_ss)) {
         r->err = BW_ERR_CORRUPT;

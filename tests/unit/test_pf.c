@@ -1700,18 +1700,21 @@ static void offset_run(double level, uint64_t seed, double spread, bool flat,
  * (cap_prior), so at every level (four seeds each) 8-sd values at events
  * 300 and 500 are flagged, no other value is, and the noise sd learned by
  * event 300 is within 50% of the data's (a prior of up to 10 sds worth
- * one event, discounted 300 times, is still in it). A series whose first
- * 10 values do not move keeps its prior (no spread to cap it by): the
- * same outputs with the cap off. */
+ * one event, discounted 300 times, is still in it). At 1e10 the memory of
+ * recent values, single precision, held the values to 1024 (the local
+ * noise read that rounding as spread: p 0.06 at 8-sd values of N(1e10,
+ * 30)); it now holds them less an origin near the level (memory.h). A
+ * series whose first 10 values do not move keeps its prior (no spread to
+ * cap it by): the same outputs with the cap off. */
 static void test_noise_prior_is_offset_free(void **state)
 {
-    static const double levels[3] = {100.0, 1e4, 1e6};
+    static const double levels[4] = {100.0, 1e4, 1e6, 1e10};
     static double p[600], q[600];
     int hits, other;
     double sd;
 
     (void)state;
-    for (int l = 0; l < 3; l++) {
+    for (int l = 0; l < 4; l++) {
         for (uint64_t seed = 1; seed <= 4; seed++) {
             offset_run(levels[l], seed, 10.0, false, &hits, &other, &sd, p);
             print_message("level %g, seed %d: 8-sd values flagged %d of 2 "
@@ -1877,7 +1880,7 @@ static void test_memory_visit_counts(void **state)
         assert_int_equal(bw__memory_init(&m, W), 0);
         for (int i = 0; i < pushes; i++) {
             seq[i] = (float)(bw_rng_uniform(&rng) * 10.0);
-            bw__memory_push(&m, seq[i], 0);
+            bw__memory_push(&m, seq[i], 0, 0.0);
         }
         len = pushes < W ? pushes : W; /* held, oldest first at pushes-len */
         skip = skip < len ? skip : len - 1;
@@ -1926,7 +1929,7 @@ static void check_ages(const bw__memory_t *m, const int64_t *t, int n,
     }
 }
 
-/* @p src saved (values and times) and loaded into @p dst: the load's
+/* @p src saved (values, times and origin) and loaded into @p dst: the load's
  * error. */
 static bw_err_t memory_round_trip(const bw__memory_t *src, bw__memory_t *dst)
 {
@@ -1935,9 +1938,11 @@ static bw_err_t memory_round_trip(const bw__memory_t *src, bw__memory_t *dst)
 
     bw__memory_save(src, &w);
     bw__memory_save_times(src, &w);
+    bw__memory_save_origin(src, &w);
     bw_rbuf_init(&r, w.data, w.len);
     bw__memory_load(dst, &r);
     bw__memory_load_times(dst, &r);
+    bw__memory_load_origin(dst, &r);
     bw_wbuf_free(&w);
     return r.err;
 }
@@ -1967,7 +1972,7 @@ static void test_memory_gap_times(void **state)
         tm += n == 50 ? 7 * min : (n == 120 ? 30 * min : (n == 180 ? 2 * min
                                                                 : min));
         t[n] = tm;
-        bw__memory_push(&m, (double)n, tm);
+        bw__memory_push(&m, (double)n, tm, 0.0);
     }
     assert_int_equal(m.ngaps, 3);
     check_ages(&m, t, n, 0);
@@ -1984,12 +1989,12 @@ static void test_memory_gap_times(void **state)
     }
     for (int i = 0; i < 100; i++) { /* jitter: 0.6 to 1.4 minutes */
         tm += 3 * min / 5 + (i * 7919 % 49) * min / 60;
-        bw__memory_push(&m, 0.0, tm);
+        bw__memory_push(&m, 0.0, tm, 0.0);
     }
     assert_int_equal(m.ngaps, 3);
     for (int i = 0; i < 100; i++) { /* sampling slows to 5 minutes */
         tm += 5 * min;
-        bw__memory_push(&m, 0.0, tm);
+        bw__memory_push(&m, 0.0, tm, 0.0);
     }
     assert_int_equal(m.ngaps, 4); /* one boundary, at the change */
     bw__memory_free(&m);
@@ -2001,7 +2006,7 @@ static void test_memory_gap_times(void **state)
     for (n = 0, tm = 0; n < 150; n++) {
         tm += n == 0 ? 0 : (n == 1 ? 360 * min : (n < 100 ? 5 * min : min));
         t[n] = tm;
-        bw__memory_push(&m, (double)n, tm);
+        bw__memory_push(&m, (double)n, tm, 0.0);
     }
     assert_int_equal(m.ngaps, 2); /* at values 2 and 100 */
     check_ages(&m, t, n, 0);
@@ -2014,7 +2019,7 @@ static void test_memory_gap_times(void **state)
         gaps += gap;
         tm += gap ? 5 * min : min;
         t[n] = tm;
-        bw__memory_push(&m, (double)n, tm);
+        bw__memory_push(&m, (double)n, tm, 0.0);
     }
     assert_int_equal(m.ngaps, BW__MEM_GAPS);
     check_ages(&m, t, n, 39); /* the horizon: value 40, and the one before */
@@ -2078,6 +2083,43 @@ static void test_memory_reframed_at_true_times(void **state)
     dflt_close(&f);
 }
 
+/* The memory holds its values less an origin (the first push's, then the
+ * one given at each wrap), so single precision resolves them near the
+ * origin however far it is from 0. A gauge at 1e11 rising 1e5 a step
+ * with a small wobble, the newest value as the origin (the filter passes
+ * its level), 1,000 pushes into 64 slots: every value held comes back
+ * within 1 (the values lie within 6.4e6 of the origin: a float's
+ * resolution there is 0.5; at 1e11 it is 8,192), and so does their mean.
+ * With origin 0 the memory holds them as they are. */
+static void test_memory_origin(void **state)
+{
+    enum { W = 64, N = 1000 };
+    bw__memory_t m, z;
+    static double y[N];
+    double worst = 0.0, mean = 0.0;
+
+    (void)state;
+    assert_int_equal(bw__memory_init(&m, W), 0);
+    assert_int_equal(bw__memory_init(&z, W), 0);
+    for (int i = 0; i < N; i++) {
+        y[i] = 1e11 + 1e5 * i + 0.25 * (i % 7);
+        bw__memory_push(&m, y[i], (int64_t)i * 60000, y[i]);
+        bw__memory_push(&z, y[i], (int64_t)i * 60000, 0.0);
+    }
+    for (int k = 0; k < W; k++) {
+        worst = fmax(worst, fabs(bw__memory_back(&m, k) - y[N - 1 - k]));
+        mean += y[N - 1 - k] / W;
+        assert_true(bw__memory_back(&z, k) == (double)(float)y[N - 1 - k]);
+    }
+    print_message("a gauge at 1e11: values held within %.3g, mean within "
+                  "%.3g\n",
+                  worst, fabs(bw__memory_mean(&m) - mean));
+    assert_true(worst <= 1.0);
+    assert_true(fabs(bw__memory_mean(&m) - mean) <= 1.0);
+    bw__memory_free(&m);
+    bw__memory_free(&z);
+}
+
 /* A memory whose running sum carries the rounding residue of a value far
  * larger than those it holds now (a 1e12 among values of 1e-3, gone from
  * the ring but not yet resummed at a wrap) saves and loads bit for bit:
@@ -2095,7 +2137,8 @@ static void test_memory_residue_loads(void **state)
     assert_int_equal(bw__memory_init(&m, W), 0);
     assert_int_equal(bw__memory_init(&copy, W), 0);
     for (int i = 0; i < W + 11; i++) { /* the 1e12 at slot 10, then over */
-        bw__memory_push(&m, i == 10 ? 1e12 : 1e-3 * (1.0 + 0.37 * (i % 7)), 0);
+        bw__memory_push(&m, i == 10 ? 1e12 : 1e-3 * (1.0 + 0.37 * (i % 7)), 0,
+                        0.0);
     }
     for (int i = 0; i < m.n; i++) {
         exact += m.v[i];
@@ -2143,6 +2186,7 @@ int main(void)
         cmocka_unit_test(test_tiny_alternation_finite),
         cmocka_unit_test(test_huge_spike_does_not_blind),
         cmocka_unit_test(test_noise_prior_is_offset_free),
+        cmocka_unit_test(test_memory_origin),
         cmocka_unit_test(test_spike_bin_checked_by_a_normal_value),
         cmocka_unit_test(test_unconfirmed_bin_replaced),
         cmocka_unit_test(test_unconfirmed_bin_rejected_for_neighbours),

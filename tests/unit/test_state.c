@@ -85,8 +85,11 @@ static void test_pf_identity(void **state)
 }
 
 /* Earlier particle-filter formats are read. A PF14 blob is a PF13 one
- * with the sum of the first steps at its end (gone: the cap on the noise
- * prior it sets was made long before the cut). A PF13 blob is a PF12 one
+ * with the sum of the first steps (gone: the cap on the noise prior it
+ * sets was made long before the cut) and the memory's origin at its end:
+ * PF13 held the remembered values as they are, so the filter the PF14
+ * blob came from is first put onto origin 0 (memory_at_origin_zero) and
+ * goes on from there. A PF13 blob is a PF12 one
  * under its tag with the memory's times at its end (gone: none was logged
  * at the cut, and a PF12 memory is taken to have none); PF13 also leaves
  * an unconfirmed bin out of the profile's running sums, and a PF12
@@ -116,7 +119,63 @@ static void test_pf_identity(void **state)
  * time, spacing, values pushed, horizon, its time and the time before
  * it, gap count; the tail counts before them */
 #define PF_TIMES 52
-#define PF_TAIL_END (PF_TIMES + 16)
+/* PF14's end after the times: the first steps' sum and the memory's
+ * origin */
+#define PF14_END 16
+#define PF_TAIL_END (PF14_END + PF_TIMES + 16)
+
+/* The byte of a PF07-PF14 blob's `framed` flag (the layout below), with
+ * no recurring spikes: the memory of recent values follows it. */
+static size_t framed_at(int particles)
+{
+    size_t vis = 21 + 8 * 11 * (size_t)particles, nv = 8 * (size_t)particles;
+    return vis + nv + 10 * 8 + 4 + PF06_EXTRA + 6 * 8 + 1; /* after u_ok */
+}
+
+static double get_f64_le(const uint8_t *buf, size_t off)
+{
+    uint64_t u = 0;
+    double v;
+
+    for (int i = 0; i < 8; i++) {
+        u |= (uint64_t)buf[off + (size_t)i] << (8 * i);
+    }
+    memcpy(&v, &u, sizeof(v));
+    return v;
+}
+
+/* A PF14 blob's memory re-expressed about origin 0, as PF13 held it (each
+ * value plus the origin, to single precision; the running sum recomputed
+ * as a wrap does): the filter it loads into then goes on as one loaded
+ * from the PF13 form does. Values are little-endian floats after the
+ * count, position and sum. */
+static void memory_at_origin_zero(bw_wbuf_t *w, int particles)
+{
+    size_t mem = framed_at(particles) + 1;
+    double ref = get_f64_le(w->data, w->len - 8), sum = 0.0;
+    uint32_t n = 0;
+
+    assert_true(ref != 0.0); /* the filter's level */
+    for (int i = 0; i < 4; i++) {
+        n |= (uint32_t)w->data[mem + (size_t)i] << (8 * i);
+    }
+    assert_true(n > 0);
+    for (uint32_t k = 0; k < n; k++) {
+        uint8_t *b = w->data + mem + 16 + 4 * (size_t)k;
+        uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 |
+                     (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+        float v;
+        memcpy(&v, &u, sizeof(v));
+        v = (float)(v + ref);
+        sum += v;
+        memcpy(&u, &v, sizeof(u));
+        for (int i = 0; i < 4; i++) {
+            b[i] = (uint8_t)(u >> (8 * i));
+        }
+    }
+    put_f64_le(w->data, mem + 8, sum);
+    put_f64_le(w->data, w->len - 8, 0.0);
+}
 static void old_pf_format(bw_wbuf_t *w, int particles, int bins, int version)
 {
     /* the daily profile's PF09 tail: bins doubles, a double, a u32 (the
@@ -133,8 +192,10 @@ static void old_pf_format(bw_wbuf_t *w, int particles, int bins, int version)
     /* "PF0v" or "PF1v", little-endian */
     w->data[0] = (uint8_t)('0' + version % 10);
     w->data[1] = (uint8_t)('0' + version / 10);
-    /* PF14's sum of the first steps at the end (a double) */
-    w->len -= 8;
+    /* PF14's sum of the first steps and memory origin at the end (the
+     * origin 0 here: memory_at_origin_zero) */
+    assert_true(get_f64_le(w->data, w->len - 8) == 0.0);
+    w->len -= PF14_END;
     if (version == 13) {
         return;
     }
@@ -211,6 +272,10 @@ static void pf_reads_old(int version)
     run_pf(&c, pf, ws, 0, HALF, a);
     assert_int_equal(bw_pf_save(pf, &w), BW_OK);
     assert_memory_equal(w.data, "\x34\x31\x46\x50", 4); /* "PF14" */
+    /* the filter goes on from its memory as an older format held it */
+    memory_at_origin_zero(&w, c.particles);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_pf_load(pf, &r), BW_OK);
     old_pf_format(&w, c.particles, c.daily.bins, version);
     old = bw_pf_new(&c, 99, NULL, 0);
     bw_rbuf_init(&r, w.data, w.len);
@@ -281,6 +346,7 @@ static void test_pf10_gains_the_tail(void **state)
     assert_true(fabs(bw__pf_tail(tailed) - 0.02 / 20.02) > 5e-4);
     assert_int_equal(bw_pf_save(tailed, &wt), BW_OK);
     assert_int_equal(bw_pf_save(pf, &w), BW_OK);
+    memory_at_origin_zero(&w, c.particles);
     old_pf_format(&w, c.particles, c.daily.bins, 10);
     bw_rbuf_init(&r, w.data, w.len);
     assert_int_equal(bw_pf_load(tailed, &r), BW_OK);
