@@ -55,8 +55,10 @@ int bw__pf_t_nodes(const bw_pf_cfg_t *cfg, double *lambda, double *omega);
 /** The learned tail node's weight in the noise mixture, 0 without it
  * (tests). */
 double bw__pf_tail(const bw_pf_t *pf);
-/** The memory of recent values and the daily profile (tests). */
+/** The memory of recent values and the daily and weekly profiles
+ * (tests). */
 const bw__memory_t *bw__pf_memory(const bw_pf_t *pf);
 const bw_season_t *bw__pf_daily(const bw_pf_t *pf);
+const bw_season_t *bw__pf_weekly(const bw_pf_t *pf);
 
 #endif

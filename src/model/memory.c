@@ -10,6 +10,7 @@
 
 #include "memory.h"
 #include "bayeswatch/mem.h"
+#include "bayeswatch/model.h"
 #include "bayeswatch/timefmt.h"
 #include "vecmath.h"
 
@@ -351,9 +352,27 @@ void bw__memory_save_origin(const bw__memory_t *m, bw_wbuf_t *w)
     bw_wbuf_f64(w, m->ref);
 }
 
+/* What push can leave: 0 before a first push, then an origin the filter
+ * passes (the first value, then its level: within the values' range) and
+ * values held about it that come back within that range. */
 void bw__memory_load_origin(bw__memory_t *m, bw_rbuf_t *r)
 {
     m->ref = bw_rbuf_finite(r);
+    if (r->err != BW_OK) {
+        m->ref = 0.0;
+        return;
+    }
+    if (fabs(m->ref) > BW_MODEL_MAX_ABS || (m->pushes == 0 && m->ref != 0.0)) {
+        r->err = BW_ERR_CORRUPT;
+    }
+    for (int i = 0; i < m->n && r->err == BW_OK; i++) {
+        if (!(fabs(m->ref + m->v[i]) <= 2.0 * BW_MODEL_MAX_ABS)) {
+            r->err = BW_ERR_CORRUPT;
+        }
+    }
+    if (r->err != BW_OK) {
+        m->ref = 0.0;
+    }
 }
 
 /* The largest spacing whose window of steps stays within the times'

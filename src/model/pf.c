@@ -81,8 +81,10 @@
  * scale_prior_spread times the spread of their steps (cap_prior): a level
  * far above its noise (a gauge at 1e9) no longer hides the noise for
  * thousands of events. Because every variance is in units of sigma^2,
- * the data's share of d does not depend on the prior, so the cap leaves
- * each particle exactly where a start from the capped prior would have.
+ * the data's share of a particle's d does not depend on the prior given
+ * the particle's history, so the cap leaves each particle's statistic
+ * where a start from the capped prior would have (the particles' weights
+ * over the first events still carry the wide prior).
  *
  * Each particle carries only its discrete history. At each event every
  * particle enumerates its K children (t nodes, spike, shift, enter, stay,
@@ -147,8 +149,10 @@
 #define TAIL_HALF_LIFE 2000.0
 #define DAY_MS 86400000LL
 #define WEEK_MS (7 * DAY_MS)
-/* events whose steps set the noise prior's cap (cap_prior) */
+/* events whose steps set the noise prior's cap (cap_prior), and early_ss
+ * once it is set */
 #define PRIOR_EVENTS 10
+#define PRIOR_CAPPED (-1.0)
 #define PF_STATE_TAG 0x50463134u    /* "PF14" */
 #define PF_STATE_TAG_13 0x50463133u /* "PF13": read, early steps unknown,
                                        memory origin 0 */
@@ -197,8 +201,8 @@ struct bw_pf_s {
     double interval; /* ms; 0 until two distinct timestamps were seen */
     double quantum;  /* smallest positive step between values; INF none */
     double y_prev;
-    double early_ss; /* squared steps summed over the first PRIOR_EVENTS
-                        events (cap_prior); NaN: unknown */
+    double early_ss; /* squared steps summed until the prior's cap
+                        (cap_prior); then PRIOR_CAPPED; NaN: unknown */
     uint64_t events, late;
     bw_rng_t rng;
     bw_season_t daily, weekly;
@@ -684,6 +688,7 @@ static void first_event(bw_pf_t *pf, int64_t t_ms, double y, bw_pf_out_t *out)
         }
     }
     pf->t_first = pf->t_last = t_ms;
+    pf->early_ss = 0.0;
     pf->abn_since = -1;
     pf->abn_run = 0;
     pf->abn_gap = pf->abn_calm = 0;
@@ -1772,6 +1777,11 @@ const bw_season_t *bw__pf_daily(const bw_pf_t *pf)
     return &pf->daily;
 }
 
+const bw_season_t *bw__pf_weekly(const bw_pf_t *pf)
+{
+    return &pf->weekly;
+}
+
 double bw__pf_ar(const bw_pf_t *pf)
 {
     return pf->phi;
@@ -2149,14 +2159,14 @@ static void learn_season(bw_pf_t *pf, int64_t t_ms, double y, double sd,
  * without a floor a series that sits on one value learns sigma -> 0 and
  * then calls every one-step change a spike. The floor is
  * resolution_floor * q, with q the smallest positive step seen so far (for
- * continuous data it shrinks quickly to nothing). The first PRIOR_EVENTS
- * events' steps are also summed here for the prior's cap (cap_prior).
+ * continuous data it shrinks quickly to nothing). The steps are also
+ * summed here until the prior's cap (cap_prior).
  */
 static double noise_floor(bw_pf_t *pf, double y)
 {
     double step = fabs(y - pf->y_prev);
 
-    if (pf->events < PRIOR_EVENTS) { /* events counts those before y */
+    if (pf->early_ss >= 0.0) { /* until the prior is capped */
         pf->early_ss += step * step;
     }
     if (step > 0.0 && step < pf->quantum) {
@@ -2186,32 +2196,37 @@ static void summarise_posterior(const bw_pf_t *pf, const double *w,
     out->ess = s2 > 0.0 ? 1.0 / s2 : 0.0;
 }
 
-/* The noise prior's offset-free cap, at the end of event PRIOR_EVENTS.
- * The prior's sd, scale_prior times the first value, is cut to
- * scale_prior_spread times the spread of the steps so far (their rms over
- * sqrt 2, the sd of i.i.d. noise; at least the noise floor, @p fl being
- * dof times its square) when that is smaller. Its share of each
+/* The noise prior's offset-free cap, at the end of event PRIOR_EVENTS
+ * (or of the first event after it with a step, for a series that did not
+ * move until then). The prior's sd, scale_prior times the first value, is
+ * cut to scale_prior_spread times the spread of the steps so far (their
+ * rms over sqrt 2, the sd of i.i.d. noise; at least the noise floor, @p fl
+ * being dof times its square) when that is smaller. Its share of each
  * particle's statistic, scale_prior_dof s0^2 discounted once an event
- * since the first, is replaced by the cap's. A series that has not moved
- * (no step: a constant start) keeps its prior, as does one restored from
- * a record that lacks the steps (NaN). */
+ * since the first, is replaced by the cap's. The result is never put
+ * below the capped prior's own share: where the statistic cannot resolve
+ * the data's share next to the prior's (a level some 1e9 times its
+ * noise) what the subtraction leaves is rounding. A particle that entered
+ * an abnormal episode had its statistic, the prior's share included,
+ * widened at the entry (filter), and keeps that part. A filter restored
+ * from a record that lacks the steps (NaN) keeps its prior. */
 static void cap_prior(bw_pf_t *pf, double fl)
 {
     const bw_pf_cfg_t *cfg = pf->cfg;
-    double spread, cap2, share;
+    double steps = (double)pf->events; /* the events before this one */
+    double spread, cap2, keep, share, least;
 
-    if (!(pf->early_ss > 0.0) || cfg->scale_prior_spread <= 0.0) {
-        return;
-    }
-    spread = fmax(pf->early_ss / (2.0 * (PRIOR_EVENTS - 1)), fl / pf->dof);
+    spread = fmax(pf->early_ss / (2.0 * steps), fl / pf->dof);
     cap2 = cfg->scale_prior_spread * cfg->scale_prior_spread * spread;
-    if (cap2 >= pf->s0sq) {
+    pf->early_ss = PRIOR_CAPPED;
+    if (cfg->scale_prior_spread <= 0.0 || cap2 >= pf->s0sq) {
         return;
     }
-    share = cfg->scale_prior_dof * (pf->s0sq - cap2) *
-            pow(cfg->scale_discount, PRIOR_EVENTS - 1);
+    keep = pow(cfg->scale_discount, steps);
+    share = cfg->scale_prior_dof * (pf->s0sq - cap2) * keep;
+    least = fmax(fl, cfg->scale_prior_dof * cap2 * keep);
     for (int i = 0; i < pf->n; i++) {
-        pf->d[i] = fmax(pf->d[i] - share, fl);
+        pf->d[i] = fmax(pf->d[i] - share, least);
     }
     pf->s0sq = cap2;
 }
@@ -2297,7 +2312,8 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
         for (int i = 0; i < pf->n; i++) {
             pf->d[i] = pf->d[i] > fl ? pf->d[i] : fl; /* fmax, inline */
         }
-        if (pf->events == PRIOR_EVENTS - 1) { /* this is the last of them */
+        /* pf->events counts the events before this one: its steps */
+        if (pf->early_ss > 0.0 && pf->events >= PRIOR_EVENTS - 1) {
             cap_prior(pf, fl);
         }
     }
@@ -2594,7 +2610,7 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
         bw__memory_load_origin(&pf->recent, r);
     }
     if (!(pf->early_ss >= 0.0 && isfinite(pf->early_ss)) &&
-        !isnan(pf->early_ss)) {
+        !isnan(pf->early_ss) && pf->early_ss != PRIOR_CAPPED) {
         r->err = BW_ERR_CORRUPT;
     }
     if (r->err != BW_OK) {

@@ -84,6 +84,82 @@ static void test_pf_identity(void **state)
     bw_pf_ws_destroy(ws);
 }
 
+/* One filter over 60 one-minute values of N(1e6, 1) from @p from to @p
+ * to (the data the same whatever the range). */
+static void run_far(bw_pf_t *pf, bw_pf_ws_t *ws, int from, int to,
+                    bw_pf_out_t *outs)
+{
+    bw_rng_t rng;
+
+    bw_rng_seed(&rng, 5);
+    for (int t = 0; t < to; t++) {
+        double v = 1e6 + bw_rng_gauss(&rng);
+        if (t >= from) {
+            assert_int_equal(
+                bw_pf_update(pf, ws, (int64_t)t * 60000, v, &outs[t]), BW_OK);
+        }
+    }
+}
+
+/* A cut before the noise prior's cap (at the 10th event): the steps summed
+ * so far are state. At 1e6 with unit noise the cap binds, so a filter
+ * saved at event 5 and restored goes on exactly as the one never cut; its
+ * PF14 end is then checked: the sum negative (but for the capped mark,
+ * -1) or infinite, the memory's origin beyond the models' range, not
+ * finite, or set before any value, each refuse the blob. */
+static void test_pf_cut_before_the_cap(void **state)
+{
+    bw_pf_cfg_t c = test_pf_cfg();
+    static bw_pf_out_t a[60], b[60];
+    bw_pf_t *pf1, *pf2, *pf3;
+    bw_pf_ws_t *ws;
+    bw_wbuf_t w = {0};
+    bw_rbuf_t r;
+    static const double bad_sum[] = {-2.0, -0.5, INFINITY};
+    static const double bad_origin[] = {1e300, -2e30, INFINITY, NAN};
+
+    (void)state;
+    ws = bw_pf_ws_new(&c);
+    pf1 = bw_pf_new(&c, 42, NULL, 0);
+    pf2 = bw_pf_new(&c, 42, NULL, 0);
+    pf3 = bw_pf_new(&c, 999, NULL, 0);
+    run_far(pf1, ws, 0, 60, a);
+    run_far(pf2, ws, 0, 5, b);
+    assert_int_equal(bw_pf_save(pf2, &w), BW_OK);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_pf_load(pf3, &r), BW_OK);
+    run_far(pf3, ws, 5, 60, b);
+    assert_memory_equal(a, b, sizeof(a));
+    for (size_t i = 0; i < sizeof(bad_sum) / sizeof(bad_sum[0]); i++) {
+        put_f64_le(w.data, w.len - 16, bad_sum[i]);
+        bw_rbuf_init(&r, w.data, w.len);
+        assert_int_equal(bw_pf_load(pf3, &r), BW_ERR_CORRUPT);
+    }
+    put_f64_le(w.data, w.len - 16, -1.0); /* capped */
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_pf_load(pf3, &r), BW_OK);
+    for (size_t i = 0; i < sizeof(bad_origin) / sizeof(bad_origin[0]); i++) {
+        put_f64_le(w.data, w.len - 8, bad_origin[i]);
+        bw_rbuf_init(&r, w.data, w.len);
+        assert_int_equal(bw_pf_load(pf3, &r), BW_ERR_CORRUPT);
+    }
+    bw_wbuf_free(&w);
+    w = (bw_wbuf_t){0};
+    bw_pf_destroy(pf2); /* before any value: the origin must be 0 */
+    pf2 = bw_pf_new(&c, 42, NULL, 0);
+    assert_int_equal(bw_pf_save(pf2, &w), BW_OK);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_pf_load(pf3, &r), BW_OK);
+    put_f64_le(w.data, w.len - 8, 5.0);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_pf_load(pf3, &r), BW_ERR_CORRUPT);
+    bw_wbuf_free(&w);
+    bw_pf_destroy(pf1);
+    bw_pf_destroy(pf2);
+    bw_pf_destroy(pf3);
+    bw_pf_ws_destroy(ws);
+}
+
 /* Earlier particle-filter formats are read. A PF14 blob is a PF13 one
  * with the sum of the first steps (gone: the cap on the noise prior it
  * sets was made long before the cut) and the memory's origin at its end:
@@ -278,6 +354,7 @@ static void pf_reads_old(int version)
     assert_int_equal(bw_pf_load(pf, &r), BW_OK);
     old_pf_format(&w, c.particles, c.daily.bins, version);
     old = bw_pf_new(&c, 99, NULL, 0);
+    run_pf(&c, old, ws, 0, HALF, b); /* a live filter: its own origin */
     bw_rbuf_init(&r, w.data, w.len);
     assert_int_equal(bw_pf_load(old, &r), BW_OK);
     assert_int_equal(r.pos, w.len);
@@ -1231,6 +1308,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pf_identity),
+        cmocka_unit_test(test_pf_cut_before_the_cap),
         cmocka_unit_test(test_pf_reads_pf13),
         cmocka_unit_test(test_pf_reads_pf12),
         cmocka_unit_test(test_pf_reads_pf11),
