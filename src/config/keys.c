@@ -243,10 +243,10 @@ static const bw_key_t pf_keys[] = {
           "prior noise sd as a fraction of |first value| (absolute if "
           "learn_scale is false)"),
     K_DBL_NEUTRAL(PF, scale_prior_spread, 0, 1e6, "10",
-                  "cap on the prior noise sd, set at the 10th event: this "
-                  "many times the spread of the steps so far (their rms / "
-                  "sqrt 2), so a level far above its noise does not hide "
-                  "it; 0 disables"),
+                  "cap on the prior noise sd, set at the 10th event (or "
+                  "the first step after it): this many times the spread "
+                  "of the steps so far (their rms / sqrt 2), so a level "
+                  "far above its noise does not hide it; 0 disables"),
     K_DBL(PF, scale_prior_dof, 0.1, 1e6, "1",
           "prior degrees of freedom (pseudo-events) of the noise variance"),
     K_DBL(PF, scale_discount, 0.5, 1, "0.995",
