@@ -469,6 +469,7 @@ void bw__memory_load(bw__memory_t *m, bw_rbuf_t *r)
     m->n = (int)bw_rbuf_u32_in(r, 0, (uint32_t)m->w);
     m->pos = (int)bw_rbuf_u32_in(r, 0, (uint32_t)(m->w > 0 ? m->w - 1 : 0));
     m->sum = bw_rbuf_finite(r);
+    m->ref = 0.0; /* as held, until bw__memory_load_origin says otherwise */
     bw_rbuf_f32s(r, m->v, (size_t)m->n);
     if (r->err == BW_OK && !memory_consistent(m)) {
         r->err = BW_ERR_CORRUPT;

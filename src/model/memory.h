@@ -114,7 +114,8 @@ void bw__memory_unscan(const bw__memory_t *m, int skip, int e,
 int bw__memory_count_newest(const bw__memory_t *m, int skip, int e,
                             const bw__mem_scan_t *r);
 void bw__memory_save(const bw__memory_t *m, bw_wbuf_t *w);
-/** Read what save wrote; a bad count or position sets r->err. */
+/** Read what save wrote; a bad count or position sets r->err. The
+ * origin is 0 (the values as held) until bw__memory_load_origin. */
 void bw__memory_load(bw__memory_t *m, bw_rbuf_t *r);
 /** The times (t_push, the gap log), saved apart: at the end of a filter's
  * blob since PF13. */

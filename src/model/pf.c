@@ -2605,7 +2605,6 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     /* before PF14 the first steps are unknown (the prior is not capped)
      * and the memory held its values as they are (origin 0) */
     pf->early_ss = tag == PF_STATE_TAG ? bw_rbuf_f64(r) : NAN;
-    pf->recent.ref = 0.0;
     if (tag == PF_STATE_TAG) {
         bw__memory_load_origin(&pf->recent, r);
     }

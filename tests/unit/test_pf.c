@@ -515,14 +515,20 @@ typedef struct {
     bw_pf_ws_t *ws;
 } dflt_t;
 
-static void dflt_open(dflt_t *d, uint64_t seed, bool local_noise)
+/* The filter and workspace of d->cfg, set beforehand. */
+static void dflt_start(dflt_t *d, uint64_t seed)
 {
-    bw_config_defaults(&d->cfg);
-    d->cfg.model.pf.local_noise = local_noise;
     d->pf = bw_pf_new(&d->cfg.model.pf, seed, NULL, 0);
     d->ws = bw_pf_ws_new(&d->cfg.model.pf);
     assert_non_null(d->pf);
     assert_non_null(d->ws);
+}
+
+static void dflt_open(dflt_t *d, uint64_t seed, bool local_noise)
+{
+    bw_config_defaults(&d->cfg);
+    d->cfg.model.pf.local_noise = local_noise;
+    dflt_start(d, seed);
 }
 
 static void dflt_close(dflt_t *d)
@@ -1116,10 +1122,7 @@ static void unconfirmed_run(int min_cycles, bool gap, double spike,
 
     bw_config_defaults(&f.cfg);
     f.cfg.model.pf.daily.min_cycles = min_cycles;
-    f.pf = bw_pf_new(&f.cfg.model.pf, seed, NULL, 0);
-    f.ws = bw_pf_ws_new(&f.cfg.model.pf);
-    assert_non_null(f.pf);
-    assert_non_null(f.ws);
+    dflt_start(&f, seed);
     bw_rng_seed(&rng, 200 + seed);
     *worst = 0.0;
     *alerts = 0;
@@ -1289,10 +1292,7 @@ static void weekly_open(dflt_t *f, bool weekly, uint64_t seed)
 {
     bw_config_defaults(&f->cfg);
     f->cfg.model.pf.weekly.enabled = weekly;
-    f->pf = bw_pf_new(&f->cfg.model.pf, seed, NULL, 0);
-    f->ws = bw_pf_ws_new(&f->cfg.model.pf);
-    assert_non_null(f->pf);
-    assert_non_null(f->ws);
+    dflt_start(f, seed);
 }
 
 static double taxi_like(int t, bool holiday, bw_rng_t *rng)
@@ -1677,10 +1677,7 @@ static void offset_run(double level, uint64_t seed, double spread, bool flat,
 
     bw_config_defaults(&f.cfg);
     f.cfg.model.pf.scale_prior_spread = spread;
-    f.pf = bw_pf_new(&f.cfg.model.pf, seed, NULL, 0);
-    f.ws = bw_pf_ws_new(&f.cfg.model.pf);
-    assert_non_null(f.pf);
-    assert_non_null(f.ws);
+    dflt_start(&f, seed);
     bw_rng_seed(&rng, 300 + seed);
     *hits = *other = 0;
     for (int t = 0; t < 600; t++) {

@@ -208,18 +208,6 @@ static size_t framed_at(int particles)
     return vis + nv + 10 * 8 + 4 + PF06_EXTRA + 6 * 8 + 1; /* after u_ok */
 }
 
-static double get_f64_le(const uint8_t *buf, size_t off)
-{
-    uint64_t u = 0;
-    double v;
-
-    for (int i = 0; i < 8; i++) {
-        u |= (uint64_t)buf[off + (size_t)i] << (8 * i);
-    }
-    memcpy(&v, &u, sizeof(v));
-    return v;
-}
-
 /* A PF14 blob's memory re-expressed about origin 0, as PF13 held it (each
  * value plus the origin, to single precision; the running sum recomputed
  * as a wrap does): the filter it loads into then goes on as one loaded

@@ -67,6 +67,19 @@ static inline void put_f64_le(uint8_t *buf, size_t off, double v)
     }
 }
 
+/* ... and the little-endian double there. */
+static inline double get_f64_le(const uint8_t *buf, size_t off)
+{
+    uint64_t u = 0;
+    double v;
+
+    for (int i = 0; i < 8; i++) {
+        u |= (uint64_t)buf[off + (size_t)i] << (8 * i);
+    }
+    memcpy(&v, &u, sizeof(v));
+    return v;
+}
+
 /* Mean and standard error of x[0..n). */
 static inline void mean_se(const double *x, int n, double *mean, double *se)
 {
