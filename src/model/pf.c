@@ -1537,11 +1537,14 @@ static void predictive(const bw_pf_t *pf, const batch_t *b, const double *w,
         }
         v *= pf->s0sq;
     }
+    /* the particles' spread about one of them: about 0, m2 - m^2 at a
+     * level of 1e10 kept 1e20's rounding (2e4, an sd of 150 in error) */
     for (int i = 0; i < pf->n; i++) {
-        m += w[i] * a0[i];
-        m2 += w[i] * a0[i] * a0[i];
+        double d = a0[i] - a0[0];
+        m += w[i] * d;
+        m2 += w[i] * d * d;
     }
-    *mu = m;
+    *mu = a0[0] + m;
     *sd = sqrt(v + fmax(m2 - m * m, 0.0));
 }
 
@@ -2387,14 +2390,15 @@ void bw_pf_level(const bw_pf_t *pf, double *mean, double *var)
 {
     double lse = bw_logsumexp(pf->logw, pf->n), m = 0.0, m2 = 0.0, v = 0.0;
 
-    for (int i = 0; i < pf->n; i++) {
+    for (int i = 0; i < pf->n; i++) { /* spread about m0[0]: predictive */
         double w = exp(pf->logw[i] - lse);
         double s2 = pf->cfg->learn_scale ? pf->d[i] / pf->dof : pf->s0sq;
-        m += w * pf->m0[i];
-        m2 += w * pf->m0[i] * pf->m0[i];
+        double d = pf->m0[i] - pf->m0[0];
+        m += w * d;
+        m2 += w * d * d;
         v += w * pf->c00[i] * s2;
     }
-    *mean = m;
+    *mean = pf->m0[0] + m;
     *var = v + fmax(m2 - m * m, 0.0);
 }
 

@@ -1666,10 +1666,13 @@ static void test_tiny_alternation_finite(void **state)
  * at events 300 and 500 (@p flat: the first 50 events all at the level)
  * under the shipped defaults and model.pf.scale_prior_spread @p spread.
  * Counts the 8-sd values flagged (p_anomaly >= 0.99) and the other alerts
- * after the warm-up; *sd300 is the learned noise sd after event 300 and
- * p[] every event's p_anomaly. */
+ * after the warm-up; *sd300 is the learned noise sd after event 300,
+ * p[] every event's p_anomaly and *wide the largest ratio of the
+ * predictive sd to the noise sd over events 100-299 (before the first
+ * 8-sd value, after which the particles part). */
 static void offset_run(double level, uint64_t seed, double spread, bool flat,
-                       int *hits, int *other, double *sd300, double *p)
+                       int *hits, int *other, double *sd300, double *p,
+                       double *wide)
 {
     dflt_t f;
     bw_pf_out_t out;
@@ -1680,6 +1683,7 @@ static void offset_run(double level, uint64_t seed, double spread, bool flat,
     dflt_start(&f, seed);
     bw_rng_seed(&rng, 300 + seed);
     *hits = *other = 0;
+    *wide = 0.0;
     for (int t = 0; t < 600; t++) {
         bool big = t == 300 || t == 500;
         double y = level + (big ? 8.0 : flat && t < 50 ? 0.0
@@ -1694,6 +1698,9 @@ static void offset_run(double level, uint64_t seed, double spread, bool flat,
         }
         if (t == 300) {
             *sd300 = out.noise_sd;
+        }
+        if (t >= 100 && t < 300) {
+            *wide = fmax(*wide, out.pred_sd / out.noise_sd);
         }
     }
     dflt_close(&f);
@@ -1717,26 +1724,32 @@ static void offset_run(double level, uint64_t seed, double spread, bool flat,
  * share (without that, the noise learned there by event 300 was 12% below
  * the one learned at 1e4; at 1e6, 1e10 and 1e12 it must be within 5%). A series whose first 50 values do not move is capped at its
  * first step (it had kept its prior: with the cap off nothing is
- * flagged). */
+ * flagged). The predictive sd stays within twice the noise sd before the
+ * first 8-sd value (1.28-1.45 at every level): the particles' spread was
+ * taken as E[m^2] - E[m]^2, which at 1e10 kept 1e20's rounding, and the
+ * interval (and baseline_z, fusion's input) was some 50 noise sds wide at
+ * scattered events. */
 static void test_noise_prior_is_offset_free(void **state)
 {
     static const double levels[5] = {100.0, 1e4, 1e6, 1e10, 1e12};
     static double p[600];
     int hits, other;
-    double sd, sd4[5] = {0};
+    double sd, sd4[5] = {0}, wide;
 
     (void)state;
     for (int l = 0; l < 5; l++) {
         for (uint64_t seed = 1; seed <= 4; seed++) {
-            offset_run(levels[l], seed, 10.0, false, &hits, &other, &sd, p);
+            offset_run(levels[l], seed, 10.0, false, &hits, &other, &sd, p, &wide);
             print_message("level %g, seed %d: 8-sd values flagged %d of 2 "
                           "(p %.4g, %.4g), other alerts %d, noise sd at "
-                          "event 300 %.3f\n",
+                          "event 300 %.3f, predictive sd at most %.3f "
+                          "noise sds\n",
                           levels[l], (int)seed, hits, p[300], p[500], other,
-                          sd);
+                          sd, wide);
             assert_int_equal(hits, 2);
             assert_int_equal(other, 0);
             assert_true(sd < 1.5);
+            assert_true(wide < 2.0);
             if (l == 1) {
                 sd4[seed] = sd; /* at 1e4, where the cap binds */
             } else if (l > 1) { /* the same noise learned at every level */
@@ -1745,7 +1758,7 @@ static void test_noise_prior_is_offset_free(void **state)
         }
     }
     for (uint64_t seed = 1; seed <= 4; seed++) {
-        offset_run(1e6, seed, 10.0, true, &hits, &other, &sd, p);
+        offset_run(1e6, seed, 10.0, true, &hits, &other, &sd, p, &wide);
         print_message("level 1e6, flat for 50 events, seed %d: 8-sd values "
                       "flagged %d of 2, other alerts %d, noise sd at event "
                       "300 %.3f\n",
@@ -1754,7 +1767,7 @@ static void test_noise_prior_is_offset_free(void **state)
         assert_int_equal(other, 0);
         assert_true(sd < 1.5);
     }
-    offset_run(1e6, 1, 0.0, true, &hits, &other, &sd, p);
+    offset_run(1e6, 1, 0.0, true, &hits, &other, &sd, p, &wide);
     assert_int_equal(hits, 0); /* the cap off: as before it */
 }
 
