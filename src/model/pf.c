@@ -153,7 +153,9 @@
  * once it is set */
 #define PRIOR_EVENTS 10
 #define PRIOR_CAPPED (-1.0)
-#define PF_STATE_TAG 0x50463134u    /* "PF14" */
+#define PF_STATE_TAG 0x50463135u    /* "PF15" */
+#define PF_STATE_TAG_14 0x50463134u /* "PF14": read, spikes' sizes held
+                                       as values (phase.c) */
 #define PF_STATE_TAG_13 0x50463133u /* "PF13": read, early steps unknown,
                                        memory origin 0 */
 #define PF_STATE_TAG_12 0x50463132u /* "PF12": read, sums count unconfirmed,
@@ -2295,7 +2297,8 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
 
     filter(pf, ws, &c, out);
     spike = out->p_spike;
-    bw__phase_learn(&pf->phase, t_ms, c.y, out->p_anomaly, pf->interval);
+    bw__phase_learn(&pf->phase, t_ms, c.y, pf->level_last, out->p_anomaly,
+                    pf->interval);
     learn_ar(pf, c.y, out);
     out->noise_factor = c.kt;
     /* Every value goes into the memory of recent values by default; an
@@ -2483,7 +2486,8 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
 {
     uint8_t seas;
     uint32_t tag = bw_rbuf_u32(r), k;
-    int v13 = tag == PF_STATE_TAG || tag == PF_STATE_TAG_13;  /* PF13 on */
+    int v14 = tag == PF_STATE_TAG || tag == PF_STATE_TAG_14;  /* PF14 on */
+    int v13 = v14 || tag == PF_STATE_TAG_13;                  /* PF13 on */
     int v12 = v13 || tag == PF_STATE_TAG_12;                  /* PF12 on */
     int v11 = v12 || tag == PF_STATE_TAG_11;                  /* PF11 on */
     int v10 = v11 || tag == PF_STATE_TAG_10;                  /* PF10 on */
@@ -2608,13 +2612,16 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     }
     /* before PF14 the first steps are unknown (the prior is not capped)
      * and the memory held its values as they are (origin 0) */
-    pf->early_ss = tag == PF_STATE_TAG ? bw_rbuf_f64(r) : NAN;
-    if (tag == PF_STATE_TAG) {
+    pf->early_ss = v14 ? bw_rbuf_f64(r) : NAN;
+    if (v14) {
         bw__memory_load_origin(&pf->recent, r);
     }
     if (!(pf->early_ss >= 0.0 && isfinite(pf->early_ss)) &&
         !isnan(pf->early_ss) && pf->early_ss != PRIOR_CAPPED) {
         r->err = BW_ERR_CORRUPT;
+    }
+    if (tag != PF_STATE_TAG) { /* before PF15 the spikes' values */
+        bw__phase_values_to_excursions(&pf->phase, pf->level_last);
     }
     if (r->err != BW_OK) {
         pf->tail_w = pf->tail_q = 0.0;

@@ -18,6 +18,11 @@
  * job is usual. Only spikes of about this size count (the recurrent
  * regime's familiarity radius around the spike seen there): a job whose
  * burst comes out twice as large, or a dip at its hour, is still anomalous.
+ * A spike's size is its excursion from the level before it (a job's burst
+ * rides on whatever the level is that day), held in single precision: as
+ * an excursion it is resolved at any offset (a gauge at 1e10 held as a
+ * value was rounded to 512), and it is the same in the raw frame and in
+ * the daily profile's, which subtracts the same value from both.
  *
  * A spike, for this count, is an excursion of at most PH_RUN_MAX events at
  * p >= 1/2 that has ended (a longer one is an episode: a daily shift is a
@@ -44,7 +49,7 @@
 #define PH_OLD 0
 #define PH_NEW 1
 #define PH_DAY 2      /* day of the bin's latest visit; -1 never */
-#define PH_Y 3        /* value of the bin's latest likely spike */
+#define PH_Y 3        /* excursion of the bin's latest likely spike */
 #define PH_A 3.0      /* Beta(PH_A, 1): a job's chance per day */
 #define PH_MIN_K 0.05 /* less evidence than this: nothing recurs */
 #define PH_MAX_P 0.5  /* cap on the spike prior */
@@ -123,16 +128,16 @@ static double earlier(const float *e, double now, double dec)
 }
 
 /* Earlier days' spikes in bin b's window (the bin holds each day's
- * largest, credited to every bin within width of the spike), if of about
- * at->y's size. */
+ * largest, credited to every bin within width of the spike), if their
+ * excursion was about at->y's from at->level. */
 static double evidence(const bw__phase_t *p, int b, double now, double dec,
                        const bw__phase_at_t *at)
 {
     const float *e = p->bin + (size_t)b * PH_FIELDS;
     double v = e[PH_Y];
-    double h = fmax(at->bandwidth * at->sd, at->relative * fabs(v - at->level));
+    double h = fmax(at->bandwidth * at->sd, at->relative * fabs(v));
 
-    return fabs(at->y - v) <= h ? earlier(e, now, dec) : 0.0;
+    return fabs(at->y - at->level - v) <= h ? earlier(e, now, dec) : 0.0;
 }
 
 double bw__phase_spike_prior(const bw__phase_t *p, int64_t t_ms,
@@ -171,7 +176,7 @@ double bw__phase_spike_prior(const bw__phase_t *p, int64_t t_ms,
 
 /* Bin e's evidence of day @p now: a visit more than half a day after the
  * last starts a new day (the last one's goes to the earlier days). */
-static void credit(const bw__phase_t *p, float *e, double now, double y,
+static void credit(const bw__phase_t *p, float *e, double now, double x,
                    double pr)
 {
     if (e[PH_DAY] < 0.0f || now - e[PH_DAY] > 0.5) {
@@ -184,7 +189,7 @@ static void credit(const bw__phase_t *p, float *e, double now, double y,
     }
     if (pr > e[PH_NEW]) {
         e[PH_NEW] = (float)pr;
-        e[PH_Y] = (float)y;
+        e[PH_Y] = (float)x;
     }
 }
 
@@ -201,8 +206,8 @@ static void credit_run(bw__phase_t *p)
     }
 }
 
-void bw__phase_learn(bw__phase_t *p, int64_t t_ms, double y, double p_anomaly,
-                     double interval_ms)
+void bw__phase_learn(bw__phase_t *p, int64_t t_ms, double y, double level,
+                     double p_anomaly, double interval_ms)
 {
     double spike = 0.0;
 
@@ -215,7 +220,7 @@ void bw__phase_learn(bw__phase_t *p, int64_t t_ms, double y, double p_anomaly,
     if (p_anomaly >= 0.5) { /* an excursion goes on */
         if (p->run_len == 0 || p_anomaly > p->run_p) {
             p->run_p = p_anomaly;
-            p->run_y = y;
+            p->run_y = y - level;
             p->run_t = t_ms;
         }
         p->run_len = p->run_len < PH_RUN_MAX + 1 ? p->run_len + 1 : p->run_len;
@@ -229,6 +234,18 @@ void bw__phase_learn(bw__phase_t *p, int64_t t_ms, double y, double p_anomaly,
     if (interval_ms > 0.0) {
         double a = fmin(interval_ms / (DAY_MS * p->half_life), 1.0);
         p->rate += a * (spike - p->rate);
+    }
+}
+
+void bw__phase_values_to_excursions(bw__phase_t *p, double level)
+{
+    if (p->bin == NULL) {
+        return;
+    }
+    p->run_y -= level;
+    for (int b = 0; b < p->bins; b++) {
+        float *e = p->bin + (size_t)b * PH_FIELDS;
+        e[PH_Y] = (float)((double)e[PH_Y] - level);
     }
 }
 

@@ -18,7 +18,8 @@ typedef struct {
     double rate;      /* spikes (ended short excursions) per event, forgotten */
     int64_t t0;       /* first event's time; INT64_MIN before it */
     int run_len;      /* events of the current excursion (p >= 1/2) */
-    double run_p, run_y; /* its most anomalous event: probability, value */
+    double run_p, run_y; /* its most anomalous event: probability, and
+                            excursion from the level before it */
     int64_t run_t;       /* ... and time */
 } bw__phase_t;
 
@@ -46,12 +47,16 @@ double bw__phase_posterior(double k, double n, double q0, double prior);
 double bw__phase_spike_prior(const bw__phase_t *p, int64_t t_ms,
                              double interval_ms, double p0,
                              const bw__phase_at_t *at, double *anomalous);
-/** Learn from the event at @p t_ms (value @p y, anomalous with
- * probability @p p_anomaly): an excursion of at most 3 events (p >= 1/2)
- * counts as its day's spike once it has ended (a longer one is an
- * episode, not a spike). */
-void bw__phase_learn(bw__phase_t *p, int64_t t_ms, double y, double p_anomaly,
-                     double interval_ms);
+/** Learn from the event at @p t_ms (value @p y, the level before it
+ * @p level, anomalous with probability @p p_anomaly): an excursion of at
+ * most 3 events (p >= 1/2) counts as its day's spike once it has ended (a
+ * longer one is an episode, not a spike), its size y - level. */
+void bw__phase_learn(bw__phase_t *p, int64_t t_ms, double y, double level,
+                     double p_anomaly, double interval_ms);
+/** A record written before the spikes' sizes were excursions held their
+ * values: make them excursions from @p level (the loaded filter's; exact
+ * for spikes seen at that level). */
+void bw__phase_values_to_excursions(bw__phase_t *p, double level);
 void bw__phase_save(const bw__phase_t *p, bw_wbuf_t *w);
 void bw__phase_load(bw__phase_t *p, bw_rbuf_t *r);
 

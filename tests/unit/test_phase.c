@@ -6,8 +6,9 @@
  *  - Known truth: a daily job's spike at 03:05 (5-minute data, Gaussian
  *    noise) is flagged on its first day and is usual (p < 1/2) from its
  *    fourth; a spike at another hour, a dip at the job's hour and a job
- *    twice its usual size are still flagged. Spikes at random hours are
- *    flagged as often as with the model off.
+ *    twice its usual size are still flagged, and all of that at 1e10 and
+ *    -3e9 as at 100. Spikes at random hours are flagged as often as with
+ *    the model off.
  *  - A 90-minute shift at one hour every day is a recurring change, not
  *    a recurring spike: its events are flagged at least as often as with
  *    the model off.
@@ -90,17 +91,23 @@ static void test_posterior_vs_quadrature(void **state)
 
 /* ---- known truth --------------------------------------------------------- */
 
-/* 5-minute Gaussian noise around 100 (sd 1) with spikes: what[t] is the
- * spike's size in noise sds at event t, 0 for none. */
-static void series(uint64_t seed, const double *what, double *y)
+/* 5-minute Gaussian noise around @p level (sd 1) with spikes: what[t] is
+ * the spike's size in noise sds at event t, 0 for none. */
+static void series_at(uint64_t seed, double level, const double *what,
+                      double *y)
 {
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
 
     gsl_rng_set(r, seed);
     for (int t = 0; t < N_EV; t++) {
-        y[t] = 100.0 + gsl_ran_gaussian(r, 1.0) + what[t];
+        y[t] = level + gsl_ran_gaussian(r, 1.0) + what[t];
     }
     gsl_rng_free(r);
+}
+
+static void series(uint64_t seed, const double *what, double *y)
+{
+    series_at(seed, 100.0, what, y);
 }
 
 static bw_pf_cfg_t phase_cfg(double prior)
@@ -150,43 +157,68 @@ static void job(uint64_t seed, double *what)
     what[7 * PER_DAY + 180] = 25.0; /* not the job's height */
 }
 
-static void test_daily_job_is_usual(void **state)
+/* The job's series at @p level, seed s: asserts as test_daily_job_is_usual
+ * says (day 0's job only if @p first); @p off also runs the model without
+ * the prior for the log. */
+static void daily_job_at(uint64_t s, double level, bool first, bool off)
 {
     static double what[N_EV], y[N_EV];
     static bw_pf_out_t out[N_EV];
     bw_pf_cfg_t c = phase_cfg(1e-5);
 
+    job(s, what);
+    series_at(100 + s, level, what, y);
+    run_all(&c, s, y, out);
+    print_message("seed %d at %g: the job's p_anomaly by day:", (int)s, level);
+    for (int d = 0; d < DAYS; d++) {
+        print_message(" %.3f", out[d * PER_DAY + JOB_BIN].p_anomaly);
+    }
+    print_message("; 15:00 on day 7: %.3f\n", out[7 * PER_DAY + 180].p_anomaly);
+    if (off) {
+        bw_pf_cfg_t c0 = phase_cfg(0.0);
+        static bw_pf_out_t o0[N_EV];
+        run_all(&c0, s, y, o0);
+        print_message("  off:");
+        for (int d = 0; d < DAYS; d++) {
+            print_message(" %.3f", o0[d * PER_DAY + JOB_BIN].p_anomaly);
+        }
+        print_message("\n");
+    }
+    assert_true(!first || out[JOB_BIN].p_anomaly >= 0.99);
+    assert_true(out[PER_DAY + JOB_BIN].p_anomaly >= 0.99);
+    for (int d = 5; d < 8; d++) {
+        const bw_pf_out_t *o = &out[d * PER_DAY + JOB_BIN];
+        assert_true(o->p_anomaly < 0.5);
+        assert_int_equal(o->direction, BW_DIR_NONE);
+    }
+    assert_true(out[7 * PER_DAY + 180].p_anomaly >= 0.99);
+    assert_true(out[8 * PER_DAY + JOB_BIN].p_anomaly >= 0.99);
+    assert_true(out[9 * PER_DAY + JOB_BIN].p_anomaly >= 0.99);
+}
+
+static void test_daily_job_is_usual(void **state)
+{
     (void)state;
     for (uint64_t s = 1; s <= SEEDS; s++) {
-        job(s, what);
-        series(100 + s, what, y);
-        run_all(&c, s, y, out);
-        print_message("seed %d: the job's p_anomaly by day:", (int)s);
-        for (int d = 0; d < DAYS; d++) {
-            print_message(" %.3f", out[d * PER_DAY + JOB_BIN].p_anomaly);
-        }
-        print_message("; 15:00 on day 7: %.3f\n",
-                      out[7 * PER_DAY + 180].p_anomaly);
-        {
-            bw_pf_cfg_t c0 = phase_cfg(0.0);
-            static bw_pf_out_t o0[N_EV];
-            run_all(&c0, s, y, o0);
-            print_message("  off:");
-            for (int d = 0; d < DAYS; d++) {
-                print_message(" %.3f", o0[d * PER_DAY + JOB_BIN].p_anomaly);
-            }
-            print_message("\n");
-        }
-        assert_true(out[JOB_BIN].p_anomaly >= 0.99);
-        assert_true(out[PER_DAY + JOB_BIN].p_anomaly >= 0.99);
-        for (int d = 5; d < 8; d++) {
-            const bw_pf_out_t *o = &out[d * PER_DAY + JOB_BIN];
-            assert_true(o->p_anomaly < 0.5);
-            assert_int_equal(o->direction, BW_DIR_NONE);
-        }
-        assert_true(out[7 * PER_DAY + 180].p_anomaly >= 0.99);
-        assert_true(out[8 * PER_DAY + JOB_BIN].p_anomaly >= 0.99);
-        assert_true(out[9 * PER_DAY + JOB_BIN].p_anomaly >= 0.99);
+        daily_job_at(s, 100.0, true, true);
+    }
+}
+
+/* The same job far from 0 (a gauge at 1e10 with unit noise): the spikes'
+ * sizes are held as excursions from the level, so the job is learnt as at
+ * 100. Held as values in single precision (rounded to 1,024 at 1e10), no
+ * later day's job matched an earlier one's within the familiarity radius
+ * (3 noise sds) and it stayed flagged every day. Day 0's job (the 38th
+ * event) is not asserted here: that early the particles' weights still
+ * carry the noise prior's width, which scales with the offset (pf.c,
+ * cap_prior), so it scores 0.94-1 at 1e10; the job's learning starts on
+ * day 1 either way. */
+static void test_daily_job_at_any_offset(void **state)
+{
+    (void)state;
+    for (uint64_t s = 1; s <= 3; s++) {
+        daily_job_at(s, 1e10, false, false);
+        daily_job_at(s, -3e9, false, false);
     }
 }
 
@@ -341,14 +373,60 @@ static void test_state_round_trip(void **state)
     bw_wbuf_free(&w);
 }
 
+/* A record written before PF15 held the spikes' values, which is what a
+ * learner given level 0 holds. Made excursions from the level they were
+ * seen at (bw__phase_values_to_excursions, as bw_pf_load does for older
+ * records), they give the job's prior of a learner that held excursions
+ * from the start, to single-precision rounding: the job is usual at its
+ * hour, and one twice its size, or a dip, is not. */
+static void test_old_values_become_excursions(void **state)
+{
+    const double level = 12345.678, size = 15.3;
+    static const double next[] = {size, 2.0 * size, -size};
+    bw__phase_t now, old;
+    double p_now, p_old, an_now, an_old;
+
+    (void)state;
+    assert_int_equal(bw__phase_init(&now, PER_DAY, 1, 1e-5, 3.0), 0);
+    assert_int_equal(bw__phase_init(&old, PER_DAY, 1, 1e-5, 3.0), 0);
+    for (int e = 0; e < 6 * PER_DAY; e++) {
+        int job_now = e % PER_DAY == JOB_BIN;
+        double y = level + (job_now ? size : 0.0), p = job_now ? 1.0 : 0.0;
+        bw__phase_learn(&now, (int64_t)e * STEP_MS, y, level, p, STEP_MS);
+        bw__phase_learn(&old, (int64_t)e * STEP_MS, y, 0.0, p, STEP_MS);
+    }
+    bw__phase_values_to_excursions(&old, level);
+    assert_true(fabs(old.run_y - now.run_y) <= 1e-9);
+    for (size_t i = 0; i < sizeof(next) / sizeof(next[0]); i++) {
+        bw__phase_at_t at = {level + next[i], level, 1.0, 2.0, 0.2};
+        int64_t t = (int64_t)(6 * PER_DAY + JOB_BIN) * STEP_MS;
+        p_now = bw__phase_spike_prior(&now, t, STEP_MS, 1e-3, &at, &an_now);
+        p_old = bw__phase_spike_prior(&old, t, STEP_MS, 1e-3, &at, &an_old);
+        print_message("a spike of %+.1f at the job's hour: prior %.4g "
+                      "(converted record %.4g), anomalous share %.3g\n",
+                      next[i], p_now, p_old, an_now);
+        assert_true(fabs(p_old - p_now) <= 1e-9 * p_now);
+        assert_true(fabs(an_old - an_now) <= 1e-9);
+        if (i == 0) {
+            assert_true(p_now > 0.1 && an_now < 0.01); /* the job: usual */
+        } else {
+            assert_true(p_now == 1e-3 && an_now == 1.0);
+        }
+    }
+    bw__phase_free(&now);
+    bw__phase_free(&old);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_posterior_vs_quadrature),
         cmocka_unit_test(test_daily_job_is_usual),
+        cmocka_unit_test(test_daily_job_at_any_offset),
         cmocka_unit_test(test_random_spikes_stay_anomalies),
         cmocka_unit_test(test_daily_shifts_stay_flagged),
         cmocka_unit_test(test_state_round_trip),
+        cmocka_unit_test(test_old_values_become_excursions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

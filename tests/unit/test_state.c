@@ -160,7 +160,10 @@ static void test_pf_cut_before_the_cap(void **state)
     bw_pf_ws_destroy(ws);
 }
 
-/* Earlier particle-filter formats are read. A PF14 blob is a PF13 one
+/* Earlier particle-filter formats are read. A PF15 blob's layout is
+ * PF14's (PF15 holds the recurring spikes' sizes as excursions from the
+ * level, PF14 as values: off here, so the PF14 blob is the PF15 one under
+ * its tag; test_phase checks the conversion). A PF14 blob is a PF13 one
  * with the sum of the first steps (gone: the cap on the noise prior it
  * sets was made long before the cut) and the memory's origin at its end:
  * PF13 held the remembered values as they are, so the filter the PF14
@@ -256,6 +259,10 @@ static void old_pf_format(bw_wbuf_t *w, int particles, int bins, int version)
     /* "PF0v" or "PF1v", little-endian */
     w->data[0] = (uint8_t)('0' + version % 10);
     w->data[1] = (uint8_t)('0' + version / 10);
+    if (version == 14) {
+        return; /* PF15 held the recurring spikes' sizes as excursions, as
+                   values before: none here (test_phase converts them) */
+    }
     /* PF14's sum of the first steps and memory origin at the end (the
      * origin 0 here: memory_at_origin_zero) */
     assert_true(get_f64_le(w->data, w->len - 8) == 0.0);
@@ -335,11 +342,13 @@ static void pf_reads_old(int version)
     pf = bw_pf_new(&c, 5, NULL, 0);
     run_pf(&c, pf, ws, 0, HALF, a);
     assert_int_equal(bw_pf_save(pf, &w), BW_OK);
-    assert_memory_equal(w.data, "\x34\x31\x46\x50", 4); /* "PF14" */
-    /* the filter goes on from its memory as an older format held it */
-    memory_at_origin_zero(&w, c.particles);
-    bw_rbuf_init(&r, w.data, w.len);
-    assert_int_equal(bw_pf_load(pf, &r), BW_OK);
+    assert_memory_equal(w.data, "\x35\x31\x46\x50", 4); /* "PF15" */
+    if (version < 14) {
+        /* the filter goes on from its memory as an older format held it */
+        memory_at_origin_zero(&w, c.particles);
+        bw_rbuf_init(&r, w.data, w.len);
+        assert_int_equal(bw_pf_load(pf, &r), BW_OK);
+    }
     old_pf_format(&w, c.particles, c.daily.bins, version);
     old = bw_pf_new(&c, 99, NULL, 0);
     run_pf(&c, old, ws, 0, HALF, b); /* a live filter: its own origin */
@@ -355,6 +364,12 @@ static void pf_reads_old(int version)
     bw_pf_destroy(pf);
     bw_pf_destroy(old);
     bw_pf_ws_destroy(ws);
+}
+
+static void test_pf_reads_pf14(void **state)
+{
+    (void)state;
+    pf_reads_old(14);
 }
 
 static void test_pf_reads_pf13(void **state)
@@ -1297,6 +1312,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pf_identity),
         cmocka_unit_test(test_pf_cut_before_the_cap),
+        cmocka_unit_test(test_pf_reads_pf14),
         cmocka_unit_test(test_pf_reads_pf13),
         cmocka_unit_test(test_pf_reads_pf12),
         cmocka_unit_test(test_pf_reads_pf11),
