@@ -129,7 +129,32 @@ for j, r in zip(s, c):
         assert close(j['p_collective'], float(r['p_collective']))
         block_larger += j['p_collective'] > j['probability']
     assert j['entity_id'] == '/'.join((r['region'], r['service'], r['metric']))
+    # fields in the value's units are printed exactly: the JSON's doubles
+    for jf, cf in (('typical', 'expected'), ('typical_lower', 'lower'),
+                   ('typical_upper', 'upper'), ('actual', 'actual'),
+                   ('block_mean', 'block_mean'), ('block_typical', 'block_expected')):
+        assert (j[jf] is None) == (r[cf] == ''), (jf, j[jf], r[cf])
+        assert j[jf] is None or j[jf] == float(r[cf]), (jf, j[jf], r[cf])
 assert block_larger > 0, 'no row where the block model is the larger: the contract is untested'
+PY"
+
+# 7b. A gauge at 1e10 with unit noise: its interval, a few units wide,
+#     keeps its width in the CSV (at 9 significant digits it printed as
+#     one number).
+python3 -c '
+import random
+random.seed(5)
+print("timestamp,value")
+for i in range(300):
+    print("%d,%r" % (1767225600000 + 60000 * i, 1e10 + random.gauss(0, 1)))' \
+    > "$tmp/gauge.csv"
+"$bin" replay "$tmp/gauge.csv" > "$tmp/gauge.out" 2> /dev/null
+check "a gauge at 1e10: the interval's width survives the CSV" \
+    "python3 - '$tmp/gauge.out' <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))[100:]
+w = sorted(float(r['upper']) - float(r['lower']) for r in rows)
+assert 2 < w[len(w) // 2] < 10, w[len(w) // 2]
 PY"
 
 # 6. A 3-hour outage of one region: stale markers once, no bogus anomaly

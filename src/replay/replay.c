@@ -216,6 +216,14 @@ static void put_num(bw_wbuf_t *w, double v)
     put_dbl(w, v, 'g', 9);
 }
 
+/* A field in the value's own units, exactly (17 significant digits, as
+ * the JSON output and the Avro doubles): at 9 a gauge at 1e10 printed an
+ * interval narrower than 10 as one number. */
+static void put_val(bw_wbuf_t *w, double v)
+{
+    put_dbl(w, v, 'g', 17);
+}
+
 /* ",%lld" */
 static void put_int(bw_wbuf_t *w, int64_t v)
 {
@@ -250,10 +258,12 @@ static void write_header(FILE *out)
 static void score_fields(bw_wbuf_t *w, const bw_event_t *ev,
                          const bw_score_t *s)
 {
+    /* the value's units (put_val) at these indices of tail[] */
     const double tail[] = {s->actual,       s->p_slo,       s->shrinkage,
                            s->pop_mean,     s->pop_z,       s->p_anomaly,
                            s->p_collective, s->block_mean,  s->block_expected,
                            s->p_own,        s->p_population};
+    const unsigned value_units = 1u << 0 | 1u << 7 | 1u << 8;
 
     put_num(w, bw_score_evidence(s));
     put_sep_field(w, ev->region);
@@ -262,9 +272,9 @@ static void score_fields(bw_wbuf_t *w, const bw_event_t *ev,
     put_sep_field(w, bw_model_kind_name(s->model));
     put_dbl(w, s->score, 'f', 2);
     put_num(w, s->p_value);
-    put_num(w, s->expected);
-    put_num(w, s->lower);
-    put_num(w, s->upper);
+    put_val(w, s->expected);
+    put_val(w, s->lower);
+    put_val(w, s->upper);
     put_num(w, s->ess);
     put_int(w, s->resampled);
     put_num(w, s->surprise);
@@ -273,7 +283,11 @@ static void score_fields(bw_wbuf_t *w, const bw_event_t *ev,
     put_int(w, s->warmup);
     put_int(w, s->late);
     for (size_t i = 0; i < sizeof(tail) / sizeof(tail[0]); i++) {
-        put_num(w, tail[i]);
+        if (value_units >> i & 1u) {
+            put_val(w, tail[i]);
+        } else {
+            put_num(w, tail[i]);
+        }
     }
     put_time_opt(w, s->abnormal_since);
     put_int(w, s->adopted);
