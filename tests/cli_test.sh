@@ -132,6 +132,7 @@ for j, r in zip(s, c):
     # fields in the value's units are printed exactly: the JSON's doubles
     for jf, cf in (('typical', 'expected'), ('typical_lower', 'lower'),
                    ('typical_upper', 'upper'), ('actual', 'actual'),
+                   ('population_mean', 'pop_mean'),
                    ('block_mean', 'block_mean'), ('block_typical', 'block_expected')):
         assert (j[jf] is None) == (r[cf] == ''), (jf, j[jf], r[cf])
         assert j[jf] is None or j[jf] == float(r[cf]), (jf, j[jf], r[cf])

@@ -1539,8 +1539,10 @@ static void predictive(const bw_pf_t *pf, const batch_t *b, const double *w,
         }
         v *= pf->s0sq;
     }
-    /* the particles' spread about one of them: about 0, m2 - m^2 at a
-     * level of 1e10 kept 1e20's rounding (2e4, an sd of 150 in error) */
+    /* The particles' spread by the shifted-data formula (Chan, Golub &
+     * LeVeque 1983): sums of a0 - a0[0], whose mean is a few sds at most
+     * (a particle far out leaves only its distance squared times 1e-16).
+     * About 0, m2 - m^2 at a level of 1e10 kept 1e20's rounding (2e4). */
     for (int i = 0; i < pf->n; i++) {
         double d = a0[i] - a0[0];
         m += w[i] * d;
@@ -2393,7 +2395,7 @@ void bw_pf_level(const bw_pf_t *pf, double *mean, double *var)
 {
     double lse = bw_logsumexp(pf->logw, pf->n), m = 0.0, m2 = 0.0, v = 0.0;
 
-    for (int i = 0; i < pf->n; i++) { /* spread about m0[0]: predictive */
+    for (int i = 0; i < pf->n; i++) { /* shifted by m0[0]: predictive() */
         double w = exp(pf->logw[i] - lse);
         double s2 = pf->cfg->learn_scale ? pf->d[i] / pf->dof : pf->s0sq;
         double d = pf->m0[i] - pf->m0[0];
@@ -2620,8 +2622,11 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
         !isnan(pf->early_ss) && pf->early_ss != PRIOR_CAPPED) {
         r->err = BW_ERR_CORRUPT;
     }
-    if (tag != PF_STATE_TAG) { /* before PF15 the spikes' values */
-        bw__phase_values_to_excursions(&pf->phase, pf->level_last);
+    if (tag != PF_STATE_TAG && (v09 || tag == PF_STATE_TAG_08)) {
+        /* PF08-PF14 held the recurring spikes' values (PF07: none) */
+        bw__phase_values_to_excursions(
+            &pf->phase, pf->level_last,
+            pf->cfg->recur_bandwidth * pf->sd_last);
     }
     if (r->err != BW_OK) {
         pf->tail_w = pf->tail_q = 0.0;

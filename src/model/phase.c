@@ -21,19 +21,21 @@
  * A spike's size is its excursion from the level before it (a job's burst
  * rides on whatever the level is that day), held in single precision: as
  * an excursion it is resolved at any offset (a gauge at 1e10 held as a
- * value was rounded to 512), and it is the same in the raw frame and in
- * the daily profile's, which subtracts the same value from both.
+ * value was rounded to a step of 1,024), and it is the same in the raw
+ * frame and in the daily profile's, which subtracts the same value from
+ * both.
  *
  * A spike, for this count, is an excursion of at most PH_RUN_MAX events at
  * p >= 1/2 that has ended (a longer one is an episode: a daily shift is a
  * change, not a job). Once over, its largest probability is credited to
  * every bin within width of its phase as that day's evidence (each bin
- * keeps its day's largest, with the spike's value), counted from the next
+ * keeps its day's largest, with the spike's size), counted from the next
  * day on (a cluster of spikes within one day is not a recurrence) and
  * exponentially forgotten with the daily profile's half-life, which also
  * weights the days n. Per bin PH_FIELDS floats; O(1) per event, O(width)
  * per spike credited.
  */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -237,7 +239,7 @@ void bw__phase_learn(bw__phase_t *p, int64_t t_ms, double y, double level,
     }
 }
 
-void bw__phase_values_to_excursions(bw__phase_t *p, double level)
+void bw__phase_values_to_excursions(bw__phase_t *p, double level, double tol)
 {
     if (p->bin == NULL) {
         return;
@@ -245,7 +247,16 @@ void bw__phase_values_to_excursions(bw__phase_t *p, double level)
     p->run_y -= level;
     for (int b = 0; b < p->bins; b++) {
         float *e = p->bin + (size_t)b * PH_FIELDS;
-        e[PH_Y] = (float)((double)e[PH_Y] - level);
+        double x = (double)e[PH_Y] - level;
+        /* a value held coarser than tol (single precision far from 0)
+         * says nothing of the spike's size: its evidence is dropped */
+        if (!(fabs((double)e[PH_Y]) * FLT_EPSILON <= tol) ||
+            !(fabs(x) <= FLT_MAX)) {
+            e[PH_OLD] = e[PH_NEW] = e[PH_Y] = 0.0f;
+            e[PH_DAY] = -1.0f;
+            continue;
+        }
+        e[PH_Y] = (float)x;
     }
 }
 

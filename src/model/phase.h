@@ -54,9 +54,11 @@ double bw__phase_spike_prior(const bw__phase_t *p, int64_t t_ms,
 void bw__phase_learn(bw__phase_t *p, int64_t t_ms, double y, double level,
                      double p_anomaly, double interval_ms);
 /** A record written before the spikes' sizes were excursions held their
- * values: make them excursions from @p level (the loaded filter's; exact
- * for spikes seen at that level). */
-void bw__phase_values_to_excursions(bw__phase_t *p, double level);
+ * values: make them excursions from @p level (the loaded filter's; right
+ * for spikes seen at that level, to single precision). A bin whose value
+ * was held coarser than @p tol (one float step; the familiarity radius's
+ * floor) is forgotten: far from 0 the value no longer told the size. */
+void bw__phase_values_to_excursions(bw__phase_t *p, double level, double tol);
 void bw__phase_save(const bw__phase_t *p, bw_wbuf_t *w);
 void bw__phase_load(bw__phase_t *p, bw_rbuf_t *r);
 

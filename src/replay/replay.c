@@ -263,7 +263,7 @@ static void score_fields(bw_wbuf_t *w, const bw_event_t *ev,
                            s->pop_mean,     s->pop_z,       s->p_anomaly,
                            s->p_collective, s->block_mean,  s->block_expected,
                            s->p_own,        s->p_population};
-    const unsigned value_units = 1u << 0 | 1u << 7 | 1u << 8;
+    const unsigned value_units = 1u << 0 | 1u << 3 | 1u << 7 | 1u << 8;
 
     put_num(w, bw_score_evidence(s));
     put_sep_field(w, ev->region);

@@ -373,12 +373,42 @@ static void test_state_round_trip(void **state)
     bw_wbuf_free(&w);
 }
 
-/* A record written before PF15 held the spikes' values, which is what a
- * learner given level 0 holds. Made excursions from the level they were
- * seen at (bw__phase_values_to_excursions, as bw_pf_load does for older
- * records), they give the job's prior of a learner that held excursions
- * from the start, to single-precision rounding: the job is usual at its
- * hour, and one twice its size, or a dip, is not. */
+/* Learners of the job at @p level, 6 days: @p now as this build learns
+ * (excursions), @p old as a record before PF15 held it (a learner given
+ * level 0 holds the values), then converted with tolerance @p tol. */
+static void learn_old_and_new(double level, double size, double tol,
+                              bw__phase_t *now, bw__phase_t *old)
+{
+    assert_int_equal(bw__phase_init(now, PER_DAY, 1, 1e-5, 3.0), 0);
+    assert_int_equal(bw__phase_init(old, PER_DAY, 1, 1e-5, 3.0), 0);
+    for (int e = 0; e < 6 * PER_DAY; e++) {
+        int job_now = e % PER_DAY == JOB_BIN;
+        double y = level + (job_now ? size : 0.0), p = job_now ? 1.0 : 0.0;
+        bw__phase_learn(now, (int64_t)e * STEP_MS, y, level, p, STEP_MS);
+        bw__phase_learn(old, (int64_t)e * STEP_MS, y, 0.0, p, STEP_MS);
+    }
+    bw__phase_values_to_excursions(old, level, tol);
+}
+
+/* The spike prior of a value @p x above @p level at the job's hour on day
+ * 6, and its anomalous share. */
+static double job_prior(const bw__phase_t *p, double level, double x,
+                        double *anomalous)
+{
+    bw__phase_at_t at = {level + x, level, 1.0, 2.0, 0.2};
+    int64_t t = (int64_t)(6 * PER_DAY + JOB_BIN) * STEP_MS;
+
+    return bw__phase_spike_prior(p, t, STEP_MS, 1e-3, &at, anomalous);
+}
+
+/* A record written before PF15 held the spikes' values. Made excursions
+ * from the level they were seen at (bw__phase_values_to_excursions, as
+ * bw_pf_load does for older records), they give the job's prior of a
+ * learner that held excursions from the start, to single-precision
+ * rounding: the job is usual at its hour, and one twice its size, or a
+ * dip, is not. At 1e10 the old values were held to a step of 1,024, far
+ * coarser than the familiarity radius (2 noise sds): those bins are
+ * forgotten, not made into sizes that would call a dip of -500 usual. */
 static void test_old_values_become_excursions(void **state)
 {
     const double level = 12345.678, size = 15.3;
@@ -387,21 +417,11 @@ static void test_old_values_become_excursions(void **state)
     double p_now, p_old, an_now, an_old;
 
     (void)state;
-    assert_int_equal(bw__phase_init(&now, PER_DAY, 1, 1e-5, 3.0), 0);
-    assert_int_equal(bw__phase_init(&old, PER_DAY, 1, 1e-5, 3.0), 0);
-    for (int e = 0; e < 6 * PER_DAY; e++) {
-        int job_now = e % PER_DAY == JOB_BIN;
-        double y = level + (job_now ? size : 0.0), p = job_now ? 1.0 : 0.0;
-        bw__phase_learn(&now, (int64_t)e * STEP_MS, y, level, p, STEP_MS);
-        bw__phase_learn(&old, (int64_t)e * STEP_MS, y, 0.0, p, STEP_MS);
-    }
-    bw__phase_values_to_excursions(&old, level);
+    learn_old_and_new(level, size, 2.0, &now, &old);
     assert_true(fabs(old.run_y - now.run_y) <= 1e-9);
     for (size_t i = 0; i < sizeof(next) / sizeof(next[0]); i++) {
-        bw__phase_at_t at = {level + next[i], level, 1.0, 2.0, 0.2};
-        int64_t t = (int64_t)(6 * PER_DAY + JOB_BIN) * STEP_MS;
-        p_now = bw__phase_spike_prior(&now, t, STEP_MS, 1e-3, &at, &an_now);
-        p_old = bw__phase_spike_prior(&old, t, STEP_MS, 1e-3, &at, &an_old);
+        p_now = job_prior(&now, level, next[i], &an_now);
+        p_old = job_prior(&old, level, next[i], &an_old);
         print_message("a spike of %+.1f at the job's hour: prior %.4g "
                       "(converted record %.4g), anomalous share %.3g\n",
                       next[i], p_now, p_old, an_now);
@@ -415,6 +435,124 @@ static void test_old_values_become_excursions(void **state)
     }
     bw__phase_free(&now);
     bw__phase_free(&old);
+    learn_old_and_new(1e10, size, 2.0, &now, &old);
+    p_now = job_prior(&now, 1e10, size, &an_now);
+    p_old = job_prior(&old, 1e10, size, &an_old);
+    print_message("at 1e10: the job's prior %.4g, converted record %.4g\n",
+                  p_now, p_old);
+    assert_true(p_now > 0.1 && an_now < 0.01);
+    assert_true(p_old == 1e-3 && an_old == 1.0); /* forgotten */
+    assert_true(job_prior(&old, 1e10, -500.0, &an_old) == 1e-3);
+    bw__phase_free(&now);
+    bw__phase_free(&old);
+}
+
+/* A PF14 record of a filter that learnt the job loads into bw_pf_load
+ * with its values made excursions. The PF15 blob of the filter at day 5
+ * is rewritten as PF14 held it: each visited bin's size plus the filter's
+ * level (single precision), the open excursion's too, and the tag. The
+ * layout after the phase bins (a regular series: no memory gap logged):
+ * the episode's gap and calm counts (8 bytes), the tail counts (16), the
+ * memory's times (52), the first steps' sum and the memory's origin (16).
+ * Loaded, it goes on as the PF15 record does (every p_anomaly within
+ * 1e-6, the same alerts); loaded with the sizes left as they were (a
+ * conversion that did not run), the next job is no longer usual (p >=
+ * 1/2, as with the model off: test_daily_job_is_usual). */
+#define AFTER_PHASE (8 + 16 + 52 + 16)
+static uint32_t get_u32_le(const uint8_t *b)
+{
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+           (uint32_t)b[3] << 24;
+}
+
+static float get_f32_le(const uint8_t *b)
+{
+    uint32_t u = get_u32_le(b);
+    float f;
+
+    memcpy(&f, &u, sizeof(f));
+    return f;
+}
+
+static void put_f32_le(uint8_t *b, float f)
+{
+    uint32_t u;
+
+    memcpy(&u, &f, sizeof(u));
+    for (int i = 0; i < 4; i++) {
+        b[i] = (uint8_t)(u >> (8 * i));
+    }
+}
+
+static void test_pf_reads_pf14_spikes(void **state)
+{
+    static double what[N_EV], y[N_EV];
+    static bw_pf_out_t a[N_EV], b[N_EV];
+    bw_pf_cfg_t c = phase_cfg(1e-5);
+    const int half = 5 * PER_DAY + 100;
+    const size_t bins = (size_t)PER_DAY * 4 * sizeof(float);
+    bw_pf_t *first, *second;
+    bw_wbuf_t w = {0};
+    bw_rbuf_t r;
+    size_t at;
+    double level, run_y;
+    double left;
+
+    (void)state;
+    job(3, what);
+    series(103, what, y);
+    first = bw_pf_new(&c, 3, NULL, 0);
+    assert_non_null(first);
+    run(&c, y, 0, half, first, a);
+    assert_int_equal(bw_pf_save(first, &w), BW_OK);
+    assert_memory_equal(w.data, "\x35\x31\x46\x50", 4); /* "PF15" */
+    level = a[half - 1].level;
+    at = w.len - AFTER_PHASE - bins; /* the bins; run_y, run_t before */
+    assert_int_equal(get_u32_le(w.data + w.len - 20), 0); /* no gap */
+    for (size_t k = 0; k < (size_t)PER_DAY; k++) {
+        uint8_t *e = w.data + at + 16 * k; /* old, new, day, size */
+        if (k == JOB_BIN) { /* the job's size (15 sds +- 3%, noise), day 5 */
+            assert_true(fabs(get_f32_le(e + 12) - SIZE) < 3.0 &&
+                        get_f32_le(e + 8) > 5.0f);
+        }
+        if (get_f32_le(e + 8) >= 0.0f) {
+            put_f32_le(e + 12, (float)(get_f32_le(e + 12) + level));
+        }
+    }
+    run_y = get_f64_le(w.data, at - 16);
+    put_f64_le(w.data, at - 16, run_y + level);
+    w.data[0] = '4';
+    second = bw_pf_new(&c, 77, NULL, 0);
+    assert_non_null(second);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_pf_load(second, &r), BW_OK);
+    assert_int_equal(r.pos, w.len);
+    memcpy(b, a, sizeof(a[0]) * half);
+    run(&c, y, half, N_EV, first, a);
+    run(&c, y, half, N_EV, second, b);
+    for (int t = half; t < N_EV; t++) {
+        assert_true(fabs(a[t].p_anomaly - b[t].p_anomaly) <= 1e-6);
+        assert_int_equal(a[t].p_anomaly >= 0.99, b[t].p_anomaly >= 0.99);
+    }
+    assert_true(a[6 * PER_DAY + JOB_BIN].p_anomaly < 0.5);
+    print_message("a PF14 record at level %.2f: the job on day 6 %.3f as "
+                  "the PF15 record's %.3f\n",
+                  level, b[6 * PER_DAY + JOB_BIN].p_anomaly,
+                  a[6 * PER_DAY + JOB_BIN].p_anomaly);
+    /* the values left as values: the job no longer matches */
+    w.data[0] = '5';
+    bw_pf_destroy(second);
+    second = bw_pf_new(&c, 77, NULL, 0);
+    assert_non_null(second);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_pf_load(second, &r), BW_OK);
+    run(&c, y, half, N_EV, second, b);
+    left = b[6 * PER_DAY + JOB_BIN].p_anomaly;
+    print_message("  its values left as they were: %.3f\n", left);
+    assert_true(left >= 0.5);
+    bw_pf_destroy(first);
+    bw_pf_destroy(second);
+    bw_wbuf_free(&w);
 }
 
 int main(void)
@@ -427,6 +565,7 @@ int main(void)
         cmocka_unit_test(test_daily_shifts_stay_flagged),
         cmocka_unit_test(test_state_round_trip),
         cmocka_unit_test(test_old_values_become_excursions),
+        cmocka_unit_test(test_pf_reads_pf14_spikes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
