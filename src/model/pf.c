@@ -37,7 +37,13 @@
  * against what normal would be. An episode goes on with probability
  * stay = 1 - 1/episode_duration per event (its other children are the
  * normal state's, times 1 - stay) and ends when its level comes within
- * episode_min noise sds of the baseline (update_abnormal). A few normal
+ * episode_min noise sds of the baseline (update_abnormal). A particle that
+ * enters from a visit not yet confirmed (a recurrent jump the data left at
+ * once) is judged against the filter's baseline, not the one value's level
+ * it jumped to: kept there, its abnormal level followed the data as the
+ * normal particles did, and the family grew by the priors alone (it stays
+ * with 1 - 1/episode_duration, a normal particle keeps p_norm), a phantom
+ * episode held for hours on clean data. A few normal
  * particles are forced to enter at every event, with importance weights
  * that keep the filter exact in expectation (draw_one). The record is in
  * an episode while P(abnormal) >= 1/2, through gaps of up to EPISODE_GAP
@@ -140,7 +146,7 @@
 #define N_ARRAYS 10
 #define AR_MAX 0.95     /* AR(1) noise: the coefficient's bound */
 #define AR_MIN 30.0     /* ... and the pairs' weight it needs */
-#define BATCH_ARRAYS 23 /* per-particle scratch arrays of a step */
+#define BATCH_ARRAYS 24 /* per-particle scratch arrays of a step */
 /* The learned tail node's weight: a Beta(TAIL_A0, TAIL_B0) prior (mean
  * 1e-3, worth 20 events) updated by its posterior responsibilities,
  * forgotten with a half-life of TAIL_HALF_LIFE events (learn_tail) */
@@ -1016,6 +1022,7 @@ typedef struct {
     double *mu0, *s0, *g0, *rs, *ga;
     double *vf; /* prior factor of the normal children: a visit goes on */
     double *dcap; /* most the value adds to d under the drawn child */
+    double *rebase; /* 1: enters an episode from a visit not yet confirmed */
 } batch_t;
 
 static batch_t batch_of(const bw_pf_ws_t *ws)
@@ -1026,7 +1033,7 @@ static batch_t batch_of(const bw_pf_ws_t *ws)
                  p + 5 * n,  p + 6 * n,  p + 7 * n,  p + 8 * n,  p + 9 * n,
                  p + 10 * n, p + 11 * n, p + 12 * n, p + 13 * n, p + 14 * n,
                  p + 15 * n, p + 16 * n, p + 17 * n, p + 18 * n, p + 19 * n,
-                 p + 20 * n, p + 21 * n, p + 22 * n};
+                 p + 20 * n, p + 21 * n, p + 22 * n, p + 23 * n};
 
     return b;
 }
@@ -1344,6 +1351,7 @@ static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
             corrected = 1;
         }
         b->jump[i] = pf->child_kind[j] == CHILD_RECUR;
+        b->rebase[i] = pf->vis[i] != 0.0 && pf->child_kind[j] == CHILD_ENTER;
         pf->vis[i] = visit_age(pf, pf->vis[i], pf->child_kind[j]);
         b->draw[i] = pf->child_kind[j] == CHILD_ENTER  ? DRAW_ENTER
                      : pf->child_kind[j] == CHILD_STAY ? DRAW_STAY
@@ -1378,7 +1386,8 @@ static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
  * was (the value says nothing about the normal state's noise). Every
  * other child ends the episode, and so does an abnormal level that comes
  * within episode_min noise sds (the local noise's, when it is wider) of the
- * baseline: such a state cannot be told
+ * baseline (for a particle entering from a visit not yet confirmed, the
+ * filter's baseline: rebase, draw_children): such a state cannot be told
  * from normal by any data, and a particle left in it would be carried
  * along by resampling at the normal particles' weight (neutral drift),
  * holding P(abnormal) up on normal data.
@@ -1396,6 +1405,13 @@ static void update_abnormal(bw_pf_t *pf, const step_ctx_t *c, const batch_t *b)
             pf->ma[i] = pf->m0[i];
             pf->ca[i] = pf->c00[i];
             continue;
+        }
+        if (b->rebase[i] != 0.0) {
+            /* A visit not yet confirmed left at once: the jump was no
+             * return to a familiar state, and the baseline the episode is
+             * judged against is the filter's (all particles'), not the
+             * level of the one value that jumped there. */
+            pf->m0[i] = pf->level_last;
         }
         if (b->draw[i] == DRAW_ENTER) {
             m = b->a0[i];
