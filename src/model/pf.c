@@ -38,9 +38,9 @@
  * stay = 1 - 1/episode_duration per event (its other children are the
  * normal state's, times 1 - stay) and ends when its level comes within
  * episode_min noise sds of the baseline (update_abnormal). A particle that
- * enters from a visit not yet confirmed (a recurrent jump the data left at
- * once) is judged against the filter's baseline, not the one value's level
- * it jumped to: kept there, its abnormal level followed the data as the
+ * enters from a visit not yet confirmed (a recurrent jump the data left
+ * before it had lasted recur_visit events) is judged against the normal
+ * particles' level, not the one value's level it jumped to (rebase_level): kept there, its abnormal level followed the data as the
  * normal particles did, and the family grew by the priors alone (it stays
  * with 1 - 1/episode_duration, a normal particle keeps p_norm), a phantom
  * episode held for hours on clean data. A few normal
@@ -1022,7 +1022,9 @@ typedef struct {
     double *mu0, *s0, *g0, *rs, *ga;
     double *vf; /* prior factor of the normal children: a visit goes on */
     double *dcap; /* most the value adds to d under the drawn child */
-    double *rebase; /* 1: enters an episode from a visit not yet confirmed */
+    /* the baseline of a particle that enters an episode from a visit not
+     * yet confirmed (rebase_level); NAN for every other particle */
+    double *rebase;
 } batch_t;
 
 static batch_t batch_of(const bw_pf_ws_t *ws)
@@ -1338,10 +1340,27 @@ static double visit_age(const bw_pf_t *pf, double age, int kind)
     return age + 1.0 > pf->cfg->recur_visit ? 0.0 : age + 1.0;
 }
 
+/* The normal particles' predicted level (none on a visit, none in an
+ * episode), by their prior weights: what normal is at this event, which a
+ * visit's own level (the one value it jumped to) is not. The filter's
+ * level after the previous event if no such particle has weight. */
+static double rebase_level(const bw_pf_t *pf, const batch_t *b)
+{
+    double m = 0.0, w = 0.0;
+
+    for (int i = 0; i < pf->n; i++) {
+        double u = pf->vis[i] == 0.0 && pf->ab[i] == 0.0 ? pf->wlin[i] : 0.0;
+        m += u * b->a0[i];
+        w += u;
+    }
+    return w > 0.0 ? m / w : pf->level_last;
+}
+
 static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
                           double kt)
 {
     int corrected = 0;
+    const double base = rebase_level(pf, b); /* before the draws move vis */
 
     for (int i = 0; i < pf->n; i++) {
         double lcorr;
@@ -1351,7 +1370,11 @@ static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
             corrected = 1;
         }
         b->jump[i] = pf->child_kind[j] == CHILD_RECUR;
-        b->rebase[i] = pf->vis[i] != 0.0 && pf->child_kind[j] == CHILD_ENTER;
+        b->rebase[i] = NAN;
+        if (pf->vis[i] != 0.0 && pf->ab[i] == 0.0 &&
+            pf->child_kind[j] == CHILD_ENTER) {
+            b->rebase[i] = base;
+        }
         pf->vis[i] = visit_age(pf, pf->vis[i], pf->child_kind[j]);
         b->draw[i] = pf->child_kind[j] == CHILD_ENTER  ? DRAW_ENTER
                      : pf->child_kind[j] == CHILD_STAY ? DRAW_STAY
@@ -1387,7 +1410,9 @@ static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
  * other child ends the episode, and so does an abnormal level that comes
  * within episode_min noise sds (the local noise's, when it is wider) of the
  * baseline (for a particle entering from a visit not yet confirmed, the
- * filter's baseline: rebase, draw_children): such a state cannot be told
+ * normal particles' level, rebase_level, replaces its own baseline first;
+ * its abnormal level still starts from the visit's prediction, widened by
+ * the shift): such a state cannot be told
  * from normal by any data, and a particle left in it would be carried
  * along by resampling at the normal particles' weight (neutral drift),
  * holding P(abnormal) up on normal data.
@@ -1406,12 +1431,12 @@ static void update_abnormal(bw_pf_t *pf, const step_ctx_t *c, const batch_t *b)
             pf->ca[i] = pf->c00[i];
             continue;
         }
-        if (b->rebase[i] != 0.0) {
-            /* A visit not yet confirmed left at once: the jump was no
-             * return to a familiar state, and the baseline the episode is
-             * judged against is the filter's (all particles'), not the
-             * level of the one value that jumped there. */
-            pf->m0[i] = pf->level_last;
+        if (!isnan(b->rebase[i])) {
+            /* A visit not yet confirmed left for an episode: the jump was
+             * no return to a familiar state, and the baseline the episode
+             * is judged against is the normal particles', not the level
+             * of the one value that jumped there (rebase_level). */
+            pf->m0[i] = b->rebase[i];
         }
         if (b->draw[i] == DRAW_ENTER) {
             m = b->a0[i];
