@@ -40,12 +40,13 @@
  * episode_min noise sds of the baseline (update_abnormal). A particle that
  * enters from a visit not yet confirmed (a recurrent jump the data left
  * before it had lasted recur_visit events) is judged against the normal
- * particles' level, not the one value's level it jumped to (rebase_level): kept there, its abnormal level followed the data as the
- * normal particles did, and the family grew by the priors alone (it stays
- * with 1 - 1/episode_duration, a normal particle keeps p_norm), a phantom
- * episode held for hours on clean data. A few normal
- * particles are forced to enter at every event, with importance weights
- * that keep the filter exact in expectation (draw_one). The record is in
+ * particles' level, not the one value's level it jumped to (rebase_level):
+ * kept there, its abnormal level followed the data as the normal particles
+ * did, and the family grew by the priors alone (it stays with
+ * 1 - 1/episode_duration, a normal particle keeps p_norm), a phantom
+ * episode held for hours on clean data. A few normal particles are forced
+ * to enter at every event, with importance weights that keep the filter
+ * exact in expectation (draw_one). The record is in
  * an episode while P(abnormal) >= 1/2, through gaps of up to EPISODE_GAP
  * events. Until the daily profile applies (its first min_cycles days) a
  * familiar level may be the daily cycle, so changes are onset-only there,

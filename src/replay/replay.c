@@ -258,12 +258,16 @@ static void write_header(FILE *out)
 static void score_fields(bw_wbuf_t *w, const bw_event_t *ev,
                          const bw_score_t *s)
 {
-    /* the value's units (put_val) at these indices of tail[] */
-    const double tail[] = {s->actual,       s->p_slo,       s->shrinkage,
-                           s->pop_mean,     s->pop_z,       s->p_anomaly,
-                           s->p_collective, s->block_mean,  s->block_expected,
-                           s->p_own,        s->p_population};
-    const unsigned value_units = 1u << 0 | 1u << 3 | 1u << 7 | 1u << 8;
+    /* 17 digits for the fields in the value's units (put_val) */
+    const struct {
+        double v;
+        int digits;
+    } tail[] = {{s->actual, 17},         {s->p_slo, 9},
+                {s->shrinkage, 9},       {s->pop_mean, 17},
+                {s->pop_z, 9},           {s->p_anomaly, 9},
+                {s->p_collective, 9},    {s->block_mean, 17},
+                {s->block_expected, 17}, {s->p_own, 9},
+                {s->p_population, 9}};
 
     put_num(w, bw_score_evidence(s));
     put_sep_field(w, ev->region);
@@ -283,11 +287,7 @@ static void score_fields(bw_wbuf_t *w, const bw_event_t *ev,
     put_int(w, s->warmup);
     put_int(w, s->late);
     for (size_t i = 0; i < sizeof(tail) / sizeof(tail[0]); i++) {
-        if (value_units >> i & 1u) {
-            put_val(w, tail[i]);
-        } else {
-            put_num(w, tail[i]);
-        }
+        put_dbl(w, tail[i].v, 'g', tail[i].digits);
     }
     put_time_opt(w, s->abnormal_since);
     put_int(w, s->adopted);

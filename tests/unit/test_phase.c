@@ -459,31 +459,6 @@ static void test_old_values_become_excursions(void **state)
  * conversion that did not run), the next job is no longer usual (p >=
  * 1/2, as with the model off: test_daily_job_is_usual). */
 #define AFTER_PHASE (8 + 16 + 52 + 16)
-static uint32_t get_u32_le(const uint8_t *b)
-{
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
-           (uint32_t)b[3] << 24;
-}
-
-static float get_f32_le(const uint8_t *b)
-{
-    uint32_t u = get_u32_le(b);
-    float f;
-
-    memcpy(&f, &u, sizeof(f));
-    return f;
-}
-
-static void put_f32_le(uint8_t *b, float f)
-{
-    uint32_t u;
-
-    memcpy(&u, &f, sizeof(u));
-    for (int i = 0; i < 4; i++) {
-        b[i] = (uint8_t)(u >> (8 * i));
-    }
-}
-
 static void test_pf_reads_pf14_spikes(void **state)
 {
     static double what[N_EV], y[N_EV];
@@ -508,15 +483,16 @@ static void test_pf_reads_pf14_spikes(void **state)
     assert_memory_equal(w.data, "\x35\x31\x46\x50", 4); /* "PF15" */
     level = a[half - 1].level;
     at = w.len - AFTER_PHASE - bins; /* the bins; run_y, run_t before */
-    assert_int_equal(get_u32_le(w.data + w.len - 20), 0); /* no gap */
+    assert_int_equal(get_u32_le(w.data, w.len - 20), 0); /* no gap */
     for (size_t k = 0; k < (size_t)PER_DAY; k++) {
-        uint8_t *e = w.data + at + 16 * k; /* old, new, day, size */
+        size_t e = at + 16 * k; /* old, new, day, size */
         if (k == JOB_BIN) { /* the job's size (15 sds +- 3%, noise), day 5 */
-            assert_true(fabs(get_f32_le(e + 12) - SIZE) < 3.0 &&
-                        get_f32_le(e + 8) > 5.0f);
+            assert_true(fabs(get_f32_le(w.data, e + 12) - SIZE) < 3.0 &&
+                        get_f32_le(w.data, e + 8) > 5.0f);
         }
-        if (get_f32_le(e + 8) >= 0.0f) {
-            put_f32_le(e + 12, (float)(get_f32_le(e + 12) + level));
+        if (get_f32_le(w.data, e + 8) >= 0.0f) {
+            put_f32_le(w.data, e + 12,
+                       (float)(get_f32_le(w.data, e + 12) + level));
         }
     }
     run_y = get_f64_le(w.data, at - 16);

@@ -220,25 +220,15 @@ static void memory_at_origin_zero(bw_wbuf_t *w, int particles)
 {
     size_t mem = framed_at(particles) + 1;
     double ref = get_f64_le(w->data, w->len - 8), sum = 0.0;
-    uint32_t n = 0;
+    uint32_t n = get_u32_le(w->data, mem);
 
     assert_true(ref != 0.0); /* the filter's level */
-    for (int i = 0; i < 4; i++) {
-        n |= (uint32_t)w->data[mem + (size_t)i] << (8 * i);
-    }
     assert_true(n > 0);
     for (uint32_t k = 0; k < n; k++) {
-        uint8_t *b = w->data + mem + 16 + 4 * (size_t)k;
-        uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 |
-                     (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-        float v;
-        memcpy(&v, &u, sizeof(v));
-        v = (float)(v + ref);
+        size_t at = mem + 16 + 4 * (size_t)k;
+        float v = (float)(get_f32_le(w->data, at) + ref);
         sum += v;
-        memcpy(&u, &v, sizeof(u));
-        for (int i = 0; i < 4; i++) {
-            b[i] = (uint8_t)(u >> (8 * i));
-        }
+        put_f32_le(w->data, at, v);
     }
     put_f64_le(w->data, mem + 8, sum);
     put_f64_le(w->data, w->len - 8, 0.0);
@@ -743,8 +733,7 @@ static void test_hier_rejects_bad_stats(void **state)
         bw_hier_observe(h, t % 3, (int64_t)t * 60000, 2, 1000, 0, &out);
     }
     assert_int_equal(bw_hier_save(h, &w), BW_OK);
-    nr = (int)(w.data[8] | w.data[9] << 8 | w.data[10] << 16 |
-               (uint32_t)w.data[11] << 24);
+    nr = (int)get_u32_le(w.data, 8);
     /* y[0] above its trials; n[1] negative */
     assert_int_equal(load_patched(&w, 12, 1e9, load_hier, other),
                      BW_ERR_CORRUPT);

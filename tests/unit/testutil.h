@@ -80,6 +80,36 @@ static inline double get_f64_le(const uint8_t *buf, size_t off)
     return v;
 }
 
+/* The little-endian u32 and float there (the state's f32 arrays). */
+static inline uint32_t get_u32_le(const uint8_t *buf, size_t off)
+{
+    uint32_t u = 0;
+
+    for (int i = 0; i < 4; i++) {
+        u |= (uint32_t)buf[off + (size_t)i] << (8 * i);
+    }
+    return u;
+}
+
+static inline float get_f32_le(const uint8_t *buf, size_t off)
+{
+    uint32_t u = get_u32_le(buf, off);
+    float v;
+
+    memcpy(&v, &u, sizeof(v));
+    return v;
+}
+
+static inline void put_f32_le(uint8_t *buf, size_t off, float v)
+{
+    uint32_t u;
+
+    memcpy(&u, &v, sizeof(u));
+    for (int i = 0; i < 4; i++) {
+        buf[off + (size_t)i] = (uint8_t)(u >> (8 * i));
+    }
+}
+
 /* Mean and standard error of x[0..n). */
 static inline void mean_se(const double *x, int n, double *mean, double *se)
 {
