@@ -702,8 +702,11 @@ static void fuse(bw_engine_t *eng, const bw_event_t *ev,
                 fc->entity == BW_ENTITY_REGION ? NULL : ev->service, NULL);
     for (int r = 0; r < fc->n_rules; r++) {
         const bw_rule_cfg_t *rule = &fc->rules[r];
+        bw_threat_rec_t rec;
+        bool seen = false;
+        /* every signal of the rule the event feeds, then one evaluation:
+         * a rule naming the metric twice is judged once, on both */
         for (int s = 0; s < rule->n_signals; s++) {
-            bw_threat_rec_t rec;
             if (strcmp(rule->signals[s].metric, ev->metric) != 0) {
                 continue;
             }
@@ -711,17 +714,19 @@ static void fuse(bw_engine_t *eng, const bw_event_t *ev,
                 return;
             }
             bw_fusion_observe_value(e->fu, r, s, ev->time_ms, in);
-            bw__mark(eng, OBJ_ENTITY, &e->o, e);
-            if (bw_fusion_eval(e->fu, r, ev->time_ms, &rec.threat) &&
-                cb != NULL) {
-                rec.time_ms = ev->time_ms;
-                rec.entity = key;
-                rec.region = ev->region;
-                rec.service =
-                    fc->entity == BW_ENTITY_REGION ? NULL : ev->service;
-                rec.rule = rule;
-                cb(opaque, &rec);
-            }
+            seen = true;
+        }
+        if (!seen) {
+            continue;
+        }
+        bw__mark(eng, OBJ_ENTITY, &e->o, e);
+        if (bw_fusion_eval(e->fu, r, ev->time_ms, &rec.threat) && cb != NULL) {
+            rec.time_ms = ev->time_ms;
+            rec.entity = key;
+            rec.region = ev->region;
+            rec.service = fc->entity == BW_ENTITY_REGION ? NULL : ev->service;
+            rec.rule = rule;
+            cb(opaque, &rec);
         }
     }
 }

@@ -1043,11 +1043,17 @@ void bw_fusion_observe_value(bw_fusion_t *fu, int rule, int sig, int64_t t_ms,
         }
         note_source(w, ob->src);
         x -= w->shift;
-        if (ref_warm(w)) { /* one spike is not a sustained elevation */
+        /* one spike is not a sustained elevation: clipped against the
+         * reference once it is warm, against the filter's predictive until
+         * then (a value 1e3 sds out on the reference's 5th event had held
+         * its variance up for a day) */
+        if (ref_warm(w)) {
             double mean, var;
             ref_moments(w, &mean, &var);
             x = fmin(fmax(x, mean - Z_CLIP * sqrt(var)),
                      mean + Z_CLIP * sqrt(var));
+        } else {
+            x -= (z - fmin(fmax(z, -Z_CLIP), Z_CLIP)) * sd;
         }
         q->nx += 1.0;
         q->x += x;
@@ -1084,9 +1090,15 @@ bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out)
 {
     const bw_rule_cfg_t *r = &fu->cfg->rules[rule];
     double lbf[BW_SIGNALS_MAX];
-    int64_t now = slot_of(fu->cfg, t_ms);
     rule_state_t *st = &fu->rs[rule];
+    int64_t now;
     bool emit;
+
+    /* A late event (another series of the entity behind the newest) does
+     * not take the rule back in time: it is judged as it stands at the
+     * entity's newest event, as the evaluation before it was. */
+    t_ms = t_ms > fu->last_ms ? t_ms : fu->last_ms;
+    now = slot_of(fu->cfg, t_ms);
 
     for (int s = 0; s < r->n_signals; s++) {
         lbf[s] = window_lbf(fu, &fu->win[rule * BW_SIGNALS_MAX + s],
@@ -1315,16 +1327,23 @@ static bool load_window(const bw_fusion_t *fu, bw_rbuf_t *r, window_t *w,
     if (f.version < 5) {
         fold_loaded(fu, w);
     }
+    /* a reference with weight has a variance (rv > 0: every value came
+     * with a predictive sd) and its moments are those of some values
+     * (r1^2 <= r0 r2, to rounding) */
+    ok = ok && (w->r0 == 0.0 ||
+                (w->rv > 0.0 && w->r1 * w->r1 <= w->r0 * w->r2 * (1.0 + 1e-9)));
     return ok && !isinf(w->shift) && w->r0 >= 0.0 && w->r2 >= 0.0 &&
            w->rv >= 0.0 && w->p_elev >= 0.0 && w->p_elev <= 1.0;
 }
 
-/* One rule's state; before v4 (FU04) no level start: -1. */
-static void load_rule(bw_rbuf_t *r, rule_state_t *q, bool has_since)
+/* One rule's state; before v4 (FU04) no level start: -1. False if its
+ * score is neither -1 (nothing emitted yet) nor a score (0-100). */
+static bool load_rule(bw_rbuf_t *r, rule_state_t *q, bool has_since)
 {
     q->score = bw_rbuf_f64(r);
     q->level = (bw_level_t)bw_rbuf_u32_in(r, 0, BW_LEVEL_CRITICAL);
     q->since = has_since ? bw_rbuf_time(r, -1) : -1;
+    return q->score == -1.0 || (q->score >= 0.0 && q->score <= 100.0);
 }
 
 /* The blob's format from its header, or version 0 if it is none of ours
@@ -1385,7 +1404,9 @@ bw_err_t bw_fusion_load(bw_fusion_t *fu, bw_rbuf_t *r)
         }
     }
     for (int q = 0; q < rules; q++) {
-        load_rule(r, &rs[q], f.version >= 4);
+        if (!load_rule(r, &rs[q], f.version >= 4)) {
+            goto done;
+        }
     }
     last = f.version >= 7 ? bw_rbuf_time(r, -1) : last_from_buckets(fu, tmp);
     if (r->err == BW_OK) {

@@ -484,6 +484,55 @@ static void test_entity_ids_are_unambiguous(void **state)
     bw_engine_destroy(eng);
 }
 
+static int dup_threats;
+
+static void on_dup(void *opaque, const bw_threat_rec_t *rec)
+{
+    (void)opaque;
+    (void)rec;
+    dup_threats++;
+}
+
+/* A rule that names one metric twice (two elevations of one signal) is
+ * evaluated once per event, after both signals have the value: with
+ * emit_delta 0 every evaluation emits, one threat row an event (two, the
+ * first before the second signal had the value, with the same id, before
+ * the engine fed all of a rule's signals first). */
+static void test_rule_evaluated_once_per_event(void **state)
+{
+    static const char yaml[] = "model:\n"
+                               "  fusion:\n"
+                               "    emit_delta: 0\n"
+                               "    rules:\n"
+                               "      - name: r\n"
+                               "        signals:\n"
+                               "          - metric: egress\n"
+                               "            elevation: 1\n"
+                               "          - metric: egress\n"
+                               "            elevation: 3\n";
+    bw_config_t cfg;
+    bw_engine_t *eng;
+    bw_score_t sc;
+    bw_rng_t rng;
+
+    (void)state;
+    assert_int_equal(
+        bw_config_load_string(&cfg, "t", yaml, sizeof(yaml) - 1, stderr), BW_OK);
+    eng = bw_engine_new(&cfg, NULL, 0);
+    assert_non_null(eng);
+    bw_rng_seed(&rng, 3);
+    dup_threats = 0;
+    for (int t = 0; t < 50; t++) {
+        bw_event_t ev = {.time_ms = 60000 * (int64_t)(t + 1), .region = "eu",
+                         .metric = "egress",
+                         .value = 100.0 + bw_rng_gauss(&rng), .count = NAN};
+        assert_int_equal(
+            bw_engine_process(eng, &ev, &sc, on_dup, NULL, NULL, 0), BW_OK);
+    }
+    assert_int_equal(dup_threats, 50);
+    bw_engine_destroy(eng);
+}
+
 /* bw_join_esc: names without '/' or '%' join as bw_join; truncation never
  * leaves half an escape. */
 static void test_join_esc(void **state)
@@ -514,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_each_series),
         cmocka_unit_test(test_pooled_normal_slo_transformed),
         cmocka_unit_test(test_entity_ids_are_unambiguous),
+        cmocka_unit_test(test_rule_evaluated_once_per_event),
         cmocka_unit_test(test_stale_and_lateness),
     };
 

@@ -4,6 +4,7 @@
  * correlated-signal discount, windows and emission.
  */
 #include <gsl/gsl_errno.h>
+#include <stdlib.h>
 
 #include "testutil.h"
 
@@ -855,6 +856,141 @@ static void test_gap_longer_than_ring(void **state)
     assert_true(least1 > 5.0);
 }
 
+/* The signal's log Bayes factor after 8 hours of N(0, 1) one-minute
+ * values and 30 minutes 1.5 sds higher, with value @p spike (0: none) as
+ * the fifth, while the reference is not yet warm. */
+static double lbf_after_early_spike(double spike)
+{
+    bw_fusion_cfg_t c = reference_cfg();
+    bw_fusion_t *fu = bw_fusion_new(&c, NULL, 0);
+    bw_threat_t t;
+    bw_rng_t rng;
+    double lbf;
+
+    assert_non_null(fu);
+    bw_rng_seed(&rng, 31);
+    for (int m = 0; m < 510; m++) {
+        double x = bw_rng_gauss(&rng) + (m >= 480 ? 1.5 : 0.0);
+        bw_fusion_obs_t ob = {0.0, 0.0, 1.0, 0, NAN, 0, 0};
+        ob.x = m == 4 && spike != 0.0 ? spike : x;
+        ob.z = ob.x; /* a baseline at 0, sd 1 */
+        bw_fusion_observe_value(fu, 0, 0, (int64_t)m * 60000, &ob);
+    }
+    bw_fusion_eval(fu, 0, (int64_t)509 * 60000, &t);
+    lbf = lbf_of(&t);
+    bw_fusion_destroy(fu);
+    return lbf;
+}
+
+/* One value far out before the reference is warm (its fifth) is clipped
+ * by the filter's predictive, as later ones are by the reference: it does
+ * not hold the reference's variance up for hours. Unclipped, a value of
+ * 1e3 left the variance near 400 after 8 hours (the decay's e^-2.5 of
+ * 1e6 over ~190 events' weight), and a 1.5-sd elevation read as nothing. */
+static void test_spike_before_reference_warm(void **state)
+{
+    double clean, spiked;
+
+    (void)state;
+    clean = lbf_after_early_spike(0.0);
+    spiked = lbf_after_early_spike(1e3);
+    print_message("1.5 sds for 30 minutes after 8 hours: log BF %.2f, with "
+                  "a value of 1e3 as the 5th event %.2f\n",
+                  clean, spiked);
+    assert_true(clean > 5.0);
+    /* the clipped value (3 sds) moves the variance by 9 of ~190 events'
+     * weight, decayed e^-2.5: the evidence within a nat */
+    assert_true(fabs(spiked - clean) < 1.0);
+}
+
+/* An event stamped before the entity's newest (another series of the
+ * entity lagging behind, or a late partition) does not evaluate the rule
+ * back in time: the evaluation is the rule as it stands at the newest
+ * event (bit for bit), and the level's start is not reset. Before, it was
+ * judged at the late event's time: the level and score swung back, an
+ * emission each swing. */
+static void test_late_event_does_not_rewind(void **state)
+{
+    bw_fusion_cfg_t c = fusion_cfg();
+    bw_fusion_t *fu;
+    bw_threat_t a, late, again;
+    bw_rng_t rng;
+
+    (void)state;
+    fu = bw_fusion_new(&c, NULL, 0);
+    assert_non_null(fu);
+    bw_rng_seed(&rng, 5);
+    for (int m = 0; m <= 100; m++) {
+        double z0 = bw_rng_gauss(&rng) + (m >= 80 ? 2.0 : 0.0);
+        bw_fusion_observe(fu, 0, 0, (int64_t)m * 60000, z0);
+        bw_fusion_observe(fu, 0, 1, (int64_t)m * 60000,
+                          bw_rng_gauss(&rng) + (m >= 80 ? 2.0 : 0.0));
+    }
+    bw_fusion_eval(fu, 0, (int64_t)100 * 60000, &a);
+    assert_true(a.level >= BW_LEVEL_MODERATE);
+    bw_fusion_observe(fu, 0, 1, (int64_t)94 * 60000, 0.0); /* 6 min late */
+    bw_fusion_eval(fu, 0, (int64_t)94 * 60000, &late);
+    bw_fusion_eval(fu, 0, (int64_t)100 * 60000, &again);
+    assert_memory_equal(&late.llr, &again.llr, sizeof(double));
+    assert_int_equal(late.level, again.level);
+    assert_true(late.since_ms == a.since_ms);
+    bw_fusion_destroy(fu);
+}
+
+/* A saved state whose numbers no live fusion can hold is refused whole:
+ * a rule's last score that is neither -1 nor 0-100 (NAN passed every
+ * check and then never emitted a score's move), a warm reference without
+ * a variance (rv 0: its S was infinite and the signal dropped), or with
+ * moments of no values (r1^2 > r0 r2). The offsets are checked by
+ * reading the reference back first. */
+static void test_load_refuses_bad_numbers(void **state)
+{
+    bw_fusion_cfg_t c = reference_cfg();
+    bw_fusion_t *fu = bw_fusion_new(&c, NULL, 0), *cp = bw_fusion_new(&c, NULL, 0);
+    const int spans = c.spans, nb = 16 * spans;
+    const size_t ref = 16 + (size_t)nb * (56 + 8 * (size_t)(spans - 1)) + 28;
+    bw_wbuf_t w = {0};
+    bw_threat_t t;
+    bw_rng_t rng;
+    double r0, r1, r2;
+    struct {
+        size_t off;
+        double v;
+        bw_err_t want;
+    } cases[5];
+
+    (void)state;
+    assert_non_null(fu);
+    assert_non_null(cp);
+    bw_rng_seed(&rng, 8);
+    feed(fu, &rng, 0, 200, 0, 10.0, 1000, 0.0, -1);
+    bw_fusion_eval(fu, 0, (int64_t)199 * 60000, &t);
+    assert_int_equal(bw_fusion_save(fu, &w), BW_OK);
+    r0 = get_f64_le(w.data, ref);
+    r1 = get_f64_le(w.data, ref + 8);
+    r2 = get_f64_le(w.data, ref + 16);
+    assert_true(r0 >= 30.0 && r1 * r1 <= r0 * r2); /* the right offsets */
+    cases[0].off = w.len - 28; cases[0].v = NAN; cases[0].want = BW_ERR_CORRUPT;
+    cases[1].off = w.len - 28; cases[1].v = 101.0; cases[1].want = BW_ERR_CORRUPT;
+    cases[2].off = w.len - 28; cases[2].v = 37.5; cases[2].want = BW_OK;
+    cases[3].off = ref + 24; cases[3].v = 0.0; cases[3].want = BW_ERR_CORRUPT;
+    cases[4].off = ref + 8; cases[4].v = 2.0 * sqrt(r0 * r2);
+    cases[4].want = BW_ERR_CORRUPT;
+    for (int k = 0; k < 5; k++) {
+        uint8_t *blob = malloc(w.len);
+        bw_rbuf_t r;
+        assert_non_null(blob);
+        memcpy(blob, w.data, w.len);
+        put_f64_le(blob, cases[k].off, cases[k].v);
+        bw_rbuf_init(&r, blob, w.len);
+        assert_int_equal(bw_fusion_load(cp, &r), cases[k].want);
+        free(blob);
+    }
+    bw_wbuf_free(&w);
+    bw_fusion_destroy(fu);
+    bw_fusion_destroy(cp);
+}
+
 /* The level's start: -1 while low; the first evaluation at moderate or
  * above, kept through moderate -> high -> moderate; -1 again once low, and
  * a new start on the next rise. */
@@ -974,6 +1110,9 @@ int main(void)
         cmocka_unit_test(test_reach_back_enumerated),
         cmocka_unit_test(test_held_counted_after_gaps),
         cmocka_unit_test(test_gap_longer_than_ring),
+        cmocka_unit_test(test_spike_before_reference_warm),
+        cmocka_unit_test(test_late_event_does_not_rewind),
+        cmocka_unit_test(test_load_refuses_bad_numbers),
         cmocka_unit_test(test_level_start),
         cmocka_unit_test(test_level_hold),
     };
