@@ -46,7 +46,18 @@
 #include "bayeswatch/mem.h"
 
 #define DECAYED 1e-9 /* a region's trials or weight below this: gone */
-#define HIER_STATE_TAG 0x48493033u /* "HI03": the sum of squares centred */
+#define HIER_STATE_TAG 0x48493034u /* "HI04": a region's typical step */
+#define HIER_STATE_TAG_V3 0x48493033u /* "HI03": the sum of squares centred */
+/* A region's leave-one-out prior (lvalid): none yet (its next event
+ * refits: a new region, or the population changed), valid, due for a
+ * refit without the full grid (within a refit only), or none because the
+ * last refit had fewer than three regions (no population: it waits for
+ * the schedule as a valid prior does; it had refitted the whole grid at
+ * every event of a one- or two-region group). Saved with the state. */
+#define LV_NONE 0
+#define LV_OK 1
+#define LV_REFIT 2
+#define LV_SMALL 3
 #define HIER_STATE_TAG_RAW 0x48493032u /* "HI02": raw, converted on load */
 #define LOGIT_LIM 30.0
 #define ACTIVE_W 1e-9
@@ -1071,28 +1082,28 @@ static bw_err_t scheduled_refit(bw_hier_t *h)
         return BW_ERR_NOTFOUND;
     }
     for (int j = 0; j < h->nr; j++) {
-        h->lvalid[j] = 0;
+        h->lvalid[j] = h->n[j] <= 0.0 ? LV_NONE : LV_SMALL;
         if (h->n[j] <= 0.0 || others < 2) {
             continue;
         }
         if (loo_reweight(h, j, &h->la[j], &h->lb[j]) < 0.05 * h->nact) {
-            h->lvalid[j] = 2; /* refit below, without the full grid */
+            h->lvalid[j] = LV_REFIT; /* refit below, without the full grid */
             refit = 1;
         } else {
-            h->lvalid[j] = 1;
+            h->lvalid[j] = LV_OK;
         }
     }
     for (int j = 0; refit && j < h->nr; j++) {
-        if (h->lvalid[j] == 2) {
+        if (h->lvalid[j] == LV_REFIT) {
             loo_refit(h, j, &h->la[j], &h->lb[j]);
-            h->lvalid[j] = 1;
+            h->lvalid[j] = LV_OK;
         }
     }
     if (refit && bw_hier_refresh(h) != BW_OK) {
         return BW_ERR_NOTFOUND;
     }
     for (int j = 0; j < h->nr; j++) {
-        if (h->lvalid[j]) {
+        if (h->lvalid[j] == LV_OK) {
             h->lq[j] =
                 beta_quantile(h->cfg->outlier_quantile, h->la[j], h->lb[j]);
         }
@@ -1114,10 +1125,10 @@ static bw_err_t scheduled_region(bw_hier_t *h, int j, double slo,
     int due = h->since_refit >=
               (uint64_t)h->cfg->refresh_intervals * (uint64_t)h->refit_regions;
 
-    if ((due || !h->lvalid[j]) && scheduled_refit(h) != BW_OK) {
+    if ((due || h->lvalid[j] == LV_NONE) && scheduled_refit(h) != BW_OK) {
         return BW_ERR_NOTFOUND;
     }
-    if (!h->lvalid[j]) { /* fewer than three regions: no population */
+    if (h->lvalid[j] != LV_OK) { /* fewer than three regions: none */
         h->la[j] = h->lb[j] = 0.5;
         h->lq[j] = 1.0;
     }
@@ -1131,7 +1142,8 @@ static bw_err_t scheduled_region(bw_hier_t *h, int j, double slo,
     out->raw = h->y[j] / h->n[j];
     out->shrinkage = k / (k + h->n[j]);
     out->p_slo = slo > 0.0 ? 1.0 - beta_cdf_of(&B, slo) : NAN;
-    out->p_outlier = h->lvalid[j] ? 1.0 - beta_cdf_of(&B, h->lq[j]) : 0.0;
+    out->p_outlier =
+        h->lvalid[j] == LV_OK ? 1.0 - beta_cdf_of(&B, h->lq[j]) : 0.0;
     out->pop_mean = h->pop_mean;
     out->pop_z = h->pop_sd > 0.0 ? (out->mean - h->pop_mean) / h->pop_sd : 0.0;
     out->n_eff = h->n[j];
@@ -1308,7 +1320,9 @@ bw_err_t bw_hier_observe(bw_hier_t *h, int j, int64_t t_ms, double value,
     decay(h, t_ms);
     h->type->add(h, j, value, trials);
     err = bw_hier_region(h, j, slo, out);
-    if (err == BW_OK && h->type->own_baseline) {
+    if (h->type->own_baseline) { /* the region against itself needs no
+                                  * population: it learns the interval its
+                                  * counts took in even if the fit failed */
         own_evidence(h, j, t_ms, value, trials, out);
     }
     return err == BW_ERR_NOTFOUND ? BW_ERR_NUMERIC : err;
@@ -1450,8 +1464,9 @@ static void load_schedule(bw_hier_t *h, bw_rbuf_t *r)
     h->pop_mean = bw_rbuf_finite(r);
     h->pop_sd = bw_rbuf_finite(r);
     for (int j = 0; j < h->nr; j++) {
-        if (h->lvalid[j] > 1 ||
-            (h->lvalid[j] &&
+        if ((h->lvalid[j] != LV_NONE && h->lvalid[j] != LV_OK &&
+             h->lvalid[j] != LV_SMALL) ||
+            (h->lvalid[j] == LV_OK &&
              !(h->la[j] > 0.0 && h->lb[j] > 0.0 && isfinite(h->la[j]) &&
                isfinite(h->lb[j]) && h->lq[j] >= 0.0 && h->lq[j] <= 1.0))) {
             r->err = BW_ERR_CORRUPT;
@@ -1463,7 +1478,8 @@ bw_err_t bw_hier_load(bw_hier_t *h, bw_rbuf_t *r)
 {
     uint32_t tag = bw_rbuf_u32(r);
 
-    if ((tag != HIER_STATE_TAG && tag != HIER_STATE_TAG_RAW) ||
+    if ((tag != HIER_STATE_TAG && tag != HIER_STATE_TAG_V3 &&
+         tag != HIER_STATE_TAG_RAW) ||
         bw_rbuf_u32(r) != (uint32_t)h->type->kind ||
         bw_rbuf_u32(r) != (uint32_t)h->nr) {
         return BW_ERR_CORRUPT;
@@ -1494,7 +1510,7 @@ bw_err_t bw_hier_load(bw_hier_t *h, bw_rbuf_t *r)
     h->t_last = bw_rbuf_time(r, 0);
     h->have_time = (int)bw_rbuf_u32_in(r, 0, 1);
     for (int j = 0; h->own != NULL && j < h->nr; j++) {
-        bw__own_load(&h->own[j], r);
+        bw__own_load(&h->own[j], r, tag == HIER_STATE_TAG);
     }
     if (h->own != NULL) {
         load_schedule(h, r);

@@ -53,6 +53,11 @@ static const double MULTS[BW_OWN_MULTS] = {0.125, 0.25, 0.4,  2.5,  3.0, 4.0,
 #define MAX_RHO 0.5
 #define WARM_RHO 5 /* intervals before the dispersion is estimated */
 #define AB_FLOOR 1e-300 /* least baseline counts a0, b0 (a normal double) */
+#define DT_W 0.05       /* weight of a step in the typical step's EW mean */
+#define DT_CAP 4.0      /* a step counts at most this many typical steps */
+#define GAP_DURATIONS 20.0 /* a silence of more steps than this many mean
+                            * episodes is predicted as this many: an
+                            * episode outlives it with odds below e^-20 */
 
 void bw__own_init(bw_own_t *o)
 {
@@ -113,6 +118,34 @@ static void predict(const bw_own_t *o, const bw_hier_cfg_t *cfg, double *prior)
         p += i < last ? o->p_ab[i + 1] * move : o->p_ab[i] * move;
         prior[1 + i] = allowed ? p : 0.0;
     }
+}
+
+/* The prediction over @p steps steps (a silence of several typical
+ * steps is that many transitions of the regime: an episode seen before a
+ * four-hour drain has most likely ended, and the interval after it is
+ * judged from that prior, not adopted as an episode four hours old). */
+static void predict_steps(bw_own_t *o, const bw_hier_cfg_t *cfg, int steps,
+                          double *prior)
+{
+    predict(o, cfg, prior);
+    for (int s = 1; s < steps; s++) {
+        o->p_normal = prior[0];
+        memcpy(o->p_ab, prior + 1, sizeof(o->p_ab));
+        predict(o, cfg, prior);
+    }
+}
+
+/* The regime's steps in a gap of @p gap ms (at least 1), and the typical
+ * step learns from it (at most DT_CAP of it: a silence is not the
+ * cadence). */
+static int gap_steps(bw_own_t *o, const bw_hier_cfg_t *cfg, double gap)
+{
+    double steps = o->dt > 0.0 ? floor(gap / o->dt + 0.5) : 1.0;
+    double most = ceil(GAP_DURATIONS * cfg->episode_duration);
+
+    o->dt = o->dt > 0.0 ? o->dt + DT_W * (fmin(gap, DT_CAP * o->dt) - o->dt)
+                        : gap;
+    return (int)fmax(1.0, fmin(steps, most));
 }
 
 /* Concentration c of the interval's rate around its mean (header). */
@@ -223,9 +256,13 @@ void bw__own_observe(bw_own_t *o, const bw_hier_cfg_t *cfg, int64_t t_ms,
     double prior[BW_OWN_MULTS + 1],
         m = fmin(o->a0 / (o->a0 + o->b0), MAX_RATE), f = 1.0;
     double c = concentration(o), sd;
+    int steps = 1;
 
     memset(out, 0, sizeof(*out));
     out->since_ms = -1;
+    if (o->t_last != INT64_MIN && t_ms > o->t_last && n > 0.0) {
+        steps = gap_steps(o, cfg, (double)(t_ms - o->t_last));
+    }
     if (o->t_last != INT64_MIN && t_ms > o->t_last &&
         cfg->own_half_life_ms > 0.0) {
         f = exp2(-(double)(t_ms - o->t_last) / cfg->own_half_life_ms);
@@ -240,7 +277,7 @@ void bw__own_observe(bw_own_t *o, const bw_hier_cfg_t *cfg, int64_t t_ms,
         learn(o, k, n, m, f, o->seen >= WARM_RHO);
         o->seen++;
     } else if (n > 0.0) {
-        predict(o, cfg, prior);
+        predict_steps(o, cfg, steps, prior);
         forward(o, prior, k, n, m, c);
         learn(o, k, n, m, f, 1);
         o->seen++;
@@ -265,6 +302,7 @@ void bw__own_save(const bw_own_t *o, bw_wbuf_t *w)
     bw_wbuf_i64(w, o->t_last);
     bw_wbuf_i64(w, o->since);
     bw_wbuf_u64(w, o->seen);
+    bw_wbuf_f64(w, o->dt);
 }
 
 static int prob_ok(double p)
@@ -272,7 +310,7 @@ static int prob_ok(double p)
     return p >= 0.0 && p <= 1.0;
 }
 
-void bw__own_load(bw_own_t *o, bw_rbuf_t *r)
+void bw__own_load(bw_own_t *o, bw_rbuf_t *r, bool has_dt)
 {
     double sum;
 
@@ -285,6 +323,7 @@ void bw__own_load(bw_own_t *o, bw_rbuf_t *r)
     o->t_last = bw_rbuf_time(r, INT64_MIN);
     o->since = bw_rbuf_time(r, -1);
     o->seen = bw_rbuf_u64(r);
+    o->dt = has_dt ? bw_rbuf_finite(r) : 0.0;
     sum = o->p_normal;
     for (int i = 0; i < BW_OWN_MULTS; i++) {
         sum += o->p_ab[i];
@@ -294,7 +333,7 @@ void bw__own_load(bw_own_t *o, bw_rbuf_t *r)
     }
     if (!(o->a0 > 0.0) || !(o->b0 > 0.0) || !(o->rho >= 0.0) ||
         o->rho > MAX_RHO || !(o->rho_w >= 0.0) || !prob_ok(o->p_normal) ||
-        fabs(sum - 1.0) > 1e-6 || o->since < -1) {
+        fabs(sum - 1.0) > 1e-6 || o->since < -1 || !(o->dt >= 0.0)) {
         r->err = BW_ERR_CORRUPT;
     }
 }

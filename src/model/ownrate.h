@@ -21,6 +21,8 @@ typedef struct {
     double p_normal;
     double p_ab[BW_OWN_MULTS]; /* P(abnormal at multiplier r_i) */
     int64_t t_last;            /* last interval's time; INT64_MIN none */
+    double dt;                 /* typical step between intervals (ms, EW;
+                                  0 unknown): a silence is that many steps */
     int64_t since;             /* episode start; -1 none */
     uint64_t seen;             /* intervals seen */
 } bw_own_t;
@@ -42,7 +44,8 @@ void bw__own_observe(bw_own_t *o, const bw_hier_cfg_t *cfg, int64_t t_ms,
                      double k, double n, bw_own_out_t *out);
 void bw__own_save(const bw_own_t *o, bw_wbuf_t *w);
 /** Validates every field; sets r->err on a bad one (o may be partly
- * written: the caller loads into scratch first). */
-void bw__own_load(bw_own_t *o, bw_rbuf_t *r);
+ * written: the caller loads into scratch first). @p has_dt: the record
+ * holds the typical step (HI04 on; before it, 0: learnt anew). */
+void bw__own_load(bw_own_t *o, bw_rbuf_t *r, bool has_dt);
 
 #endif

@@ -374,7 +374,7 @@ static void test_normal_far_from_zero(void **state)
     /* the build before's blob: its third array held the raw sums */
     assert_int_equal(bw_hier_save(g, &w), BW_OK);
     nr = (int)cfg.max_regions;
-    assert_int_equal(w.data[0], 0x33); /* "HI03", 0x48493033 little-endian */
+    assert_int_equal(w.data[0], 0x34); /* "HI04", 0x48493034 little-endian */
     w.data[0] = 0x32;                  /* "HI02" */
     for (int j = 0; j < nr; j++) {
         double y, n, m2;

@@ -11,6 +11,7 @@
  *    the false alarms of clean regions whose rates drift.
  */
 #include <gsl/gsl_errno.h>
+#include <stdlib.h>
 
 #include "testutil.h"
 #include "../../src/model/ownrate.h"
@@ -285,12 +286,161 @@ static void test_own_episode_ends_below_baseline(void **state)
     assert_true(rises < 1e-3);
 }
 
+/* A region drained for four hours in an episode (maintenance): the
+ * silence is 240 of its one-minute steps of the regime, so the episode
+ * seen before it has most likely ended, and a quiet interval after it is
+ * normal. Before, the silence was one step: P(normal) stayed near 0.01,
+ * the episode was four hours old at that interval and was adopted, and
+ * the baseline jumped to 20-30x (regressions hidden for a day). With the
+ * interval a minute after the last instead, the episode goes on (one
+ * step). The typical step survives a save and load (HI04). */
+static void test_own_silence_is_many_steps(void **state)
+{
+    bw_config_t cfg;
+    bw_own_t o, cp;
+    bw_own_out_t out;
+    bw_wbuf_t w = {0};
+    bw_rbuf_t r;
+    int64_t t = 0;
+    double base;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    bw__own_init(&o);
+    for (int i = 0; i < 200; i++, t += STEP_MS) {
+        bw__own_observe(&o, &cfg.model.hier, t, i % 4 == 0 ? 1 : 0, 300, &out);
+    }
+    base = out.baseline;
+    for (int i = 0; i < 5; i++, t += STEP_MS) {
+        bw__own_observe(&o, &cfg.model.hier, t, 10, 300, &out);
+    }
+    assert_true(out.p_abnormal > 0.99 && out.since_ms >= 0);
+    bw__own_save(&o, &w);
+    bw_rbuf_init(&r, w.data, w.len);
+    bw__own_load(&cp, &r, true);
+    assert_int_equal(r.err, BW_OK);
+    assert_true(cp.dt == o.dt && o.dt == STEP_MS);
+    /* the same interval a minute later: the episode goes on */
+    bw__own_observe(&cp, &cfg.model.hier, t, 0, 20, &out);
+    assert_true(out.p_abnormal > 0.5 && !out.adopted);
+    /* four hours later */
+    t += 4 * 3600000 - STEP_MS;
+    bw__own_observe(&o, &cfg.model.hier, t, 0, 20, &out);
+    print_message("after a 4-hour silence: P(abnormal) %.3f, adopted %d, "
+                  "baseline %.5f (before %.5f)\n",
+                  out.p_abnormal, out.adopted, out.baseline, base);
+    assert_false(out.adopted);
+    assert_true(out.p_abnormal < 0.5);
+    /* the baseline the next interval is judged against is the old one
+     * (adopted, it was the episode's ~32x) */
+    bw__own_observe(&o, &cfg.model.hier, t + STEP_MS, 0, 20, &out);
+    assert_true(fabs(out.baseline - base) < 0.5 * base);
+    bw_wbuf_free(&w);
+}
+
+/* A count group saved by the build before (HI03: no typical step in a
+ * region's own record) loads, each region's step unknown (0, learnt from
+ * the next gap), and scores the next interval as the group it was saved
+ * from does (one step either way). */
+static void test_own_reads_hi03(void **state)
+{
+    bw_config_t cfg;
+    bw_hier_t *h, *g;
+    bw_hier_out_t a, b;
+    bw_wbuf_t w = {0};
+    bw_rbuf_t r;
+    uint8_t *old;
+    size_t nr, head, rec = 160, len = 0;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    nr = (size_t)cfg.model.hier.max_regions;
+    h = bw_hier_new(&cfg.model.hier, BW_HIER_COUNT, NULL, 0);
+    g = bw_hier_new(&cfg.model.hier, BW_HIER_COUNT, NULL, 0);
+    assert_non_null(h);
+    assert_non_null(g);
+    for (int t = 0; t < 60; t++) {
+        for (int j = 0; j < 4; j++) {
+            assert_int_equal(bw_hier_observe(h, j, (int64_t)t * STEP_MS,
+                                             (t + j) % 3, 1000, 0.0, &a),
+                             BW_OK);
+        }
+    }
+    assert_int_equal(bw_hier_save(h, &w), BW_OK);
+    assert_int_equal(w.data[0], 0x34); /* "HI04" */
+    head = 24 + 24 * nr;               /* tag, kind, nr, sums, t_last, flag */
+    old = malloc(w.len);
+    assert_non_null(old);
+    memcpy(old, w.data, head);
+    len = head;
+    for (size_t j = 0; j < nr; j++) { /* each own record less its dt */
+        memcpy(old + len, w.data + head + j * rec, rec - 8);
+        len += rec - 8;
+    }
+    memcpy(old + len, w.data + head + nr * rec, w.len - head - nr * rec);
+    len += w.len - head - nr * rec;
+    old[0] = 0x33; /* "HI03" */
+    bw_rbuf_init(&r, old, len);
+    assert_int_equal(bw_hier_load(g, &r), BW_OK);
+    assert_int_equal(bw_hier_observe(h, 1, 60 * STEP_MS, 2, 1000, 0.0, &a),
+                     BW_OK);
+    assert_int_equal(bw_hier_observe(g, 1, 60 * STEP_MS, 2, 1000, 0.0, &b),
+                     BW_OK);
+    assert_memory_equal(&a.p_own, &b.p_own, sizeof(double));
+    assert_memory_equal(&a.own_z, &b.own_z, sizeof(double));
+    free(old);
+    bw_wbuf_free(&w);
+    bw_hier_destroy(h);
+    bw_hier_destroy(g);
+}
+
+/* A group of two regions has no population to judge them against (three
+ * are needed), and its grid is refitted on the schedule, not at every
+ * event: the population mean it reports stays that of the refit after
+ * the second region's first event for the next refresh_intervals x 2
+ * updates (it changed at every event, a full grid refit each, ~100x the
+ * scheduled cost). The regions' own judgement goes on. */
+static void test_small_group_refits_on_schedule(void **state)
+{
+    bw_config_t cfg;
+    bw_hier_t *h;
+    bw_hier_out_t out;
+    double pop = NAN;
+    int changed = 0, n = 0;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    h = bw_hier_new(&cfg.model.hier, BW_HIER_COUNT, NULL, 0);
+    assert_non_null(h);
+    for (int t = 0; t < 25; t++) {
+        for (int j = 0; j < 2; j++) {
+            assert_int_equal(bw_hier_observe(h, j, (int64_t)t * STEP_MS,
+                                             (double)((3 * t + j) % 7), 1000,
+                                             0.0, &out),
+                             BW_OK);
+            assert_true(out.p_outlier == 0.0 && isfinite(out.own_z));
+            if (t > 0 && ++n < 2 * (int)cfg.model.hier.refresh_intervals) {
+                changed += out.pop_mean != pop;
+            }
+            pop = out.pop_mean;
+        }
+    }
+    print_message("two regions: the population mean changed at %d of the "
+                  "first %d updates after the second region's first\n",
+                  changed, n);
+    assert_int_equal(changed, 0);
+    bw_hier_destroy(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scheduled_matches_exact),
         cmocka_unit_test(test_own_baseline_sees_a_rise),
         cmocka_unit_test(test_own_episode_ends_below_baseline),
+        cmocka_unit_test(test_own_silence_is_many_steps),
+        cmocka_unit_test(test_own_reads_hi03),
+        cmocka_unit_test(test_small_group_refits_on_schedule),
     };
 
     gsl_set_error_handler_off();
