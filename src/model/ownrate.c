@@ -26,7 +26,8 @@
  * (an incident cannot teach the baseline that it is normal): the baseline
  * Beta(a0, b0) gains P(normal) (k, n - k) and is exponentially forgotten
  * (own_half_life_ms); rho is a forgotten, P(normal)-weighted moment
- * estimate, E[(k - n m)^2 / (n m (1 - m)) - 1] = (n - 1) rho for the
+ * estimate (unfloored: each interval's is at least -1 / (n - 1)),
+ * E[(k - n m)^2 / (n m (1 - m)) - 1] = (n - 1) rho for the
  * Beta-Binomial. An episode that has lasted adopt_after_ms becomes the new
  * baseline (its posterior mean multiplier applied to m): a configured
  * horizon, since no data tell a lasting incident from a permanent change
@@ -151,7 +152,7 @@ static int gap_steps(bw_own_t *o, const bw_hier_cfg_t *cfg, double gap)
 /* Concentration c of the interval's rate around its mean (header). */
 static double concentration(const bw_own_t *o)
 {
-    double share = o->rho + 1.0 / (o->a0 + o->b0 + 1.0);
+    double share = fmax(o->rho, 0.0) + 1.0 / (o->a0 + o->b0 + 1.0);
 
     return share < 1.0 ? 1.0 / share - 1.0 : 1e-3;
 }
@@ -206,7 +207,11 @@ static void learn(bw_own_t *o, double k, double n, double m, double f,
     o->rho_w *= f;
     if (dispersion && n > 1.0 && v > 0.0 && w > 0.0) {
         double e = (k - n * m) * (k - n * m) / v - 1.0;
-        double est = fmin(fmax(e / (n - 1.0), 0.0), MAX_RHO);
+        /* not floored at 0 here: the mean of max(e, 0) is no moment of
+         * the Beta-Binomial (binomial data, rho 0, settled at (n - 1) rho
+         * of 0.5-0.8, the predictive variance 1.5-1.8x too wide); the
+         * estimate is floored where it is used (concentration) */
+        double est = fmin(e / (n - 1.0), MAX_RHO);
         o->rho = (o->rho_w * o->rho + w * est) / (o->rho_w + w);
         o->rho_w += w;
     }
@@ -331,7 +336,7 @@ void bw__own_load(bw_own_t *o, bw_rbuf_t *r, bool has_dt)
             r->err = BW_ERR_CORRUPT;
         }
     }
-    if (!(o->a0 > 0.0) || !(o->b0 > 0.0) || !(o->rho >= 0.0) ||
+    if (!(o->a0 > 0.0) || !(o->b0 > 0.0) || !(o->rho >= -1.0) ||
         o->rho > MAX_RHO || !(o->rho_w >= 0.0) || !prob_ok(o->p_normal) ||
         fabs(sum - 1.0) > 1e-6 || o->since < -1 || !(o->dt >= 0.0)) {
         r->err = BW_ERR_CORRUPT;

@@ -432,6 +432,45 @@ static void test_small_group_refits_on_schedule(void **state)
     bw_hier_destroy(h);
 }
 
+/* Calibration of the region's own predictive on data from the model's
+ * normal state: 3,000 one-minute intervals of 10,000 trials at 0.1%
+ * (Poisson counts, mean 10; no overdispersion). The moment estimate of
+ * the intra-interval correlation settles near 0, and own_z over the last
+ * 1,000 intervals has variance 1 (its sampling sd is sqrt(2/1000) = 0.045;
+ * asserted within 0.15). Each interval's estimate floored at 0 before
+ * averaging had settled at (n - 1) rho of about 0.5 (the mean of a
+ * chi-square(1) - 1 floored at 0), and own_z's variance at about 0.68.
+ * The bound on (n - 1) rho, 0.2: the forgotten mean holds about 520
+ * intervals' weight (6-hour half-life), each e of variance ~2, sd 0.06. */
+static void test_own_dispersion_unbiased(void **state)
+{
+    bw_config_t cfg;
+    bw_own_t o;
+    bw_own_out_t out;
+    bw_rng_t rng;
+    double s1 = 0.0, s2 = 0.0, var, nrho;
+    const double n = 10000.0;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    bw__own_init(&o);
+    bw_rng_seed(&rng, 17);
+    for (int i = 0; i < 3000; i++) {
+        double k = draw_count(&rng, n, 0.001);
+        bw__own_observe(&o, &cfg.model.hier, (int64_t)i * STEP_MS, k, n, &out);
+        if (i >= 2000) {
+            s1 += out.z;
+            s2 += out.z * out.z;
+        }
+    }
+    var = s2 / 1000.0 - (s1 / 1000.0) * (s1 / 1000.0);
+    nrho = (n - 1.0) * fmax(o.rho, 0.0);
+    print_message("binomial counts: (n - 1) rho %.3f, var(own_z) %.3f\n", nrho,
+                  var);
+    assert_true(nrho < 0.2);
+    assert_true(fabs(var - 1.0) < 0.15);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -441,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_own_silence_is_many_steps),
         cmocka_unit_test(test_own_reads_hi03),
         cmocka_unit_test(test_small_group_refits_on_schedule),
+        cmocka_unit_test(test_own_dispersion_unbiased),
     };
 
     gsl_set_error_handler_off();
