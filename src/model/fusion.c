@@ -701,7 +701,11 @@ static double spans_lbf(const bw_fusion_t *fu, window_t *w,
 }
 
 /* One bucket into the reference, weighted by the posterior that the
- * window it was last in was not elevated (at least ADOPT_FLOOR). */
+ * window it was last in was not elevated (at least ADOPT_FLOOR). The
+ * reference decays once per bucket that held data (as phi does once per
+ * roll), so baseline_ms is a horizon in such buckets, not in time: a
+ * sparse signal's reference reaches further back, and a silence does
+ * not age it (README, Threat fusion). */
 static void fold_one(const bw_fusion_t *fu, window_t *w, const bucket_t *q)
 {
     double decay = exp(-(fu->cfg->window_ms / BUCKETS) / fu->cfg->baseline_ms);
