@@ -266,6 +266,11 @@ typedef struct {
      * every evaluation since; -1 while low (bw_fusion_eval; the pure
      * bw_fusion_combine leaves it -1) */
     int64_t since_ms;
+    /* the stream time the evaluation stands at: the event's, or the
+     * entity's newest event when that is at most a window later (a late
+     * event does not take the assessment back); -1 from the pure
+     * bw_fusion_combine */
+    int64_t at_ms;
 } bw_threat_t;
 
 /**

@@ -721,7 +721,7 @@ static void fuse(bw_engine_t *eng, const bw_event_t *ev,
         }
         bw__mark(eng, OBJ_ENTITY, &e->o, e);
         if (bw_fusion_eval(e->fu, r, ev->time_ms, &rec.threat) && cb != NULL) {
-            rec.time_ms = ev->time_ms;
+            rec.time_ms = rec.threat.at_ms; /* the time it stands at */
             rec.entity = key;
             rec.region = ev->region;
             rec.service = fc->entity == BW_ENTITY_REGION ? NULL : ev->service;

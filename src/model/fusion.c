@@ -344,6 +344,7 @@ void bw_fusion_combine(const bw_fusion_cfg_t *cfg, const bw_rule_cfg_t *rule,
     out->n_contrib = n;
     out->llr = total;
     out->since_ms = -1;
+    out->at_ms = -1;
     logit = log(cfg->prior) - log1p(-cfg->prior) + total;
     out->probability = 1.0 / (1.0 + exp(-logit));
     out->score = 100.0 * out->probability;
@@ -1100,9 +1101,19 @@ bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out)
 
     /* A late event (another series of the entity behind the newest) does
      * not take the rule back in time: it is judged as it stands at the
-     * entity's newest event, as the evaluation before it was. */
-    t_ms = t_ms > fu->last_ms ? t_ms : fu->last_ms;
+     * entity's newest event, as the evaluation before it was. Not beyond
+     * a window: a series whose clock runs further ahead (or one bogus
+     * future time) would otherwise hold every other series' events out of
+     * the window it is judged in; such an event is judged at its own
+     * time, as before. Within the event's own bucket the two are one
+     * evaluation, and it stands at the event's time. */
     now = slot_of(fu->cfg, t_ms);
+    if (fu->last_ms > t_ms &&
+        (double)(fu->last_ms - t_ms) <= fu->cfg->window_ms &&
+        slot_of(fu->cfg, fu->last_ms) > now) {
+        t_ms = fu->last_ms;
+        now = slot_of(fu->cfg, t_ms);
+    }
 
     for (int s = 0; s < r->n_signals; s++) {
         lbf[s] = window_lbf(fu, &fu->win[rule * BW_SIGNALS_MAX + s],
@@ -1119,6 +1130,7 @@ bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out)
         st->since = t_ms;
     }
     out->since_ms = st->since;
+    out->at_ms = t_ms;
     emit = st->score < 0.0 || out->level != st->level ||
            fabs(out->score - st->score) >= fu->cfg->emit_delta;
     if (emit) {
@@ -1193,7 +1205,10 @@ static int64_t last_from_buckets(const bw_fusion_t *fu, const window_t *win)
     if (top < 0) {
         return -1;
     }
-    return (int64_t)ceil((double)(top + 1) * (fu->cfg->window_ms / BUCKETS));
+    /* the newest bucket's last millisecond, in it (its end is the next
+     * bucket, where the evaluations of a run without the restore are not) */
+    return (int64_t)ceil((double)(top + 1) * (fu->cfg->window_ms / BUCKETS)) -
+           1;
 }
 
 bw_err_t bw_fusion_save(const bw_fusion_t *fu, bw_wbuf_t *w)

@@ -462,25 +462,28 @@ static double bb_logpost(const bw_hier_t *h, double lm, double lk)
  *   S2 = sum_j psi1(a + y_j) - psi1(a) + psi1(b + n_j - y_j) - psi1(b),
  *   g  = mu (1 - mu) kappa S1 + 1 - 2 mu,
  *   d2 = mu (1 - mu) (kappa (1 - 2 mu) S1 + mu (1 - mu) kappa^2 S2 - 2).
- * Finite differences of the log posterior (a sum of lgammas of the
- * forgotten counts, ~1e12 at 1e9 trials an interval) were rounding there:
- * the sd came out 2x too small at 1e9 counts a region and 20x at 1e11.
- * False if a term is not finite.
+ * Central differences of the log posterior (a sum of lgammas of the
+ * forgotten counts, terms of ~1e12 at 1e9 trials an interval) were
+ * rounding there: the sd came out 2x too small at 1e9 counts a region
+ * and 20x at 1e11. With bw__psi_fast this is also cheaper than the two
+ * extra log posteriors the differences took. False if not finite.
  */
 static bool bb_dlogit(const bw_hier_t *h, double lm, double lk, double *g,
                       double *d2)
 {
     double mu = 1.0 / (1.0 + exp(-lm)), k = exp(lk);
     double a = mu * k, b = (1.0 - mu) * k, v = mu * (1.0 - mu);
-    double pa = bw__psi(a), pb = bw__psi(b), qa = bw__psi1(a),
-           qb = bw__psi1(b), s1 = 0.0, s2 = 0.0;
+    double pa = bw__psi_fast(a), pb = bw__psi_fast(b), qa = bw__psi1_fast(a),
+           qb = bw__psi1_fast(b), s1 = 0.0, s2 = 0.0;
 
     for (int j = 0; j < h->nr; j++) {
+        double bj;
         if (h->n[j] <= 0.0) {
             continue;
         }
-        s1 += bw__psi(a + h->y[j]) - pa - bw__psi(b + h->n[j] - h->y[j]) + pb;
-        s2 += bw__psi1(a + h->y[j]) - qa + bw__psi1(b + h->n[j] - h->y[j]) - qb;
+        bj = b + h->n[j] - h->y[j];
+        s1 += bw__psi_fast(a + h->y[j]) - pa - bw__psi_fast(bj) + pb;
+        s2 += bw__psi1_fast(a + h->y[j]) - qa + bw__psi1_fast(bj) - qb;
     }
     *g = v * k * s1 + 1.0 - 2.0 * mu;
     *d2 = v * (k * (1.0 - 2.0 * mu) * s1 + v * k * k * s2 - 2.0);
@@ -488,54 +491,34 @@ static bool bb_dlogit(const bw_hier_t *h, double lm, double lk, double *g,
 }
 
 /*
- * The derivatives of bb_logpost in logit(mu) at @p x: by central
- * differences (step e), or in closed form (bb_dlogit) where the
- * differences' rounding, about 4 eps |f| / e^2 in the second, exceeds a
- * ten-thousandth of it (very large groups: at 1e9 trials an interval;
- * the closed form costs four special functions a region, and taken
- * everywhere it slowed the scheduled model by a fifth, so it is not taken
- * where the differences are good to four digits: measured, the same
- * populations as the closed form everywhere in test_population_at_large_
- * counts). *exact says which; false if neither is finite.
- */
-static bool logit_derivs(const bw_hier_t *h, double x, double lk, double f,
-                         double *g, double *d2, bool *exact)
-{
-    const double e = 1e-3;
-    double fp = bb_logpost(h, x + e, lk), fm = bb_logpost(h, x - e, lk);
-
-    *g = (fp - fm) / (2 * e);
-    *d2 = (fp - 2 * f + fm) / (e * e);
-    *exact = 4.0 * DBL_EPSILON * fabs(f) / (e * e) > 1e-4 * fabs(*d2);
-    if (*exact) {
-        return bb_dlogit(h, x, lk, g, d2);
-    }
-    return isfinite(*g) && isfinite(*d2);
-}
-
-/*
- * Conditional mode and sd of logit(mu) at fixed log(kappa): 1-D Newton
- * (logit_derivs), safeguarded by step halving. With the closed-form
- * derivatives a step is taken if the log posterior does not fall by more
- * than its own rounding (near the mode of a large group the differences
- * are below it, and the derivatives, not the values, say where the mode
- * is). Returns the log posterior at the mode.
+ * Conditional mode and sd of logit(mu) at fixed log(kappa): 1-D Newton on
+ * the closed-form derivatives (bb_dlogit), safeguarded by step halving;
+ * a step is taken if the log posterior does not fall by more than its
+ * terms' rounding (near the mode of a large group the differences are
+ * below it, and the derivatives, not the values, say where the mode is;
+ * the terms are about (kappa + n_j) log(kappa + n_j) each). Returns the
+ * log posterior at the mode.
  */
 static double profile_mu(const bw_hier_t *h, double lk, double *lm, double *sd)
 {
-    double x = *lm, f = bb_logpost(h, x, lk), g, d2 = -1.0;
-    bool exact = false;
+    double x = *lm, f = bb_logpost(h, x, lk), g, d2 = -1.0, tol = 0.0;
+    double k = exp(lk);
 
+    for (int j = 0; j < h->nr; j++) {
+        if (h->n[j] > 0.0) {
+            tol += 3.0 * (k + h->n[j]) * (fabs(log(k + h->n[j])) + 1.0);
+        }
+    }
+    tol *= 8.0 * DBL_EPSILON;
     for (int it = 0; it < 50; it++) {
-        double step, tol;
-        if (!logit_derivs(h, x, lk, f, &g, &d2, &exact)) {
+        double step;
+        if (!bb_dlogit(h, x, lk, &g, &d2)) {
             d2 = 1.0; /* no curvature known: the fallback sd */
             break;
         }
-        tol = exact ? 1e-12 * fabs(f) : 0.0;
         step = d2 < 0 ? -g / d2 : (g > 0 ? 1.0 : -1.0);
         step = clampd(step, -5.0, 5.0);
-        for (int k = 0; k < 40; k++, step *= 0.5) {
+        for (int i = 0; i < 40; i++, step *= 0.5) {
             double xn = clampd(x + step, -LOGIT_LIM, LOGIT_LIM);
             double fn = bb_logpost(h, xn, lk);
             if (fn >= f - tol) {
@@ -548,8 +531,7 @@ static double profile_mu(const bw_hier_t *h, double lk, double *lm, double *sd)
             break;
         }
     }
-    if (exact && !bb_dlogit(h, x, lk, &g, &d2)) { /* the curvature at the
-                                                   * mode */
+    if (!bb_dlogit(h, x, lk, &g, &d2)) { /* the curvature at the mode */
         d2 = 1.0;
     }
     *lm = x;

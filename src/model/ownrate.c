@@ -54,11 +54,14 @@ static const double MULTS[BW_OWN_MULTS] = {0.125, 0.25, 0.4,  2.5,  3.0, 4.0,
 #define MAX_RHO 0.5
 #define WARM_RHO 5 /* intervals before the dispersion is estimated */
 #define AB_FLOOR 1e-300 /* least baseline counts a0, b0 (a normal double) */
-#define DT_W 0.05       /* weight of a step in the typical step's EW mean */
-#define DT_CAP 4.0      /* a step counts at most this many typical steps */
+#define DT_W 0.05 /* weight of a step in the typical step's forgotten mean
+                   * (a running mean of the first 1 / DT_W) */
+#define DT_CAP 4.0 /* once learnt, a step counts at most this factor from
+                    * the typical one (a silence is not the cadence) */
 #define GAP_DURATIONS 20.0 /* a silence of more steps than this many mean
                             * episodes is predicted as this many: an
                             * episode outlives it with odds below e^-20 */
+#define GAP_STEPS_MAX 100000.0 /* and never more than this many */
 
 void bw__own_init(bw_own_t *o)
 {
@@ -124,28 +127,47 @@ static void predict(const bw_own_t *o, const bw_hier_cfg_t *cfg, double *prior)
 /* The prediction over @p steps steps (a silence of several typical
  * steps is that many transitions of the regime: an episode seen before a
  * four-hour drain has most likely ended, and the interval after it is
- * judged from that prior, not adopted as an episode four hours old). */
+ * judged from that prior, not adopted as an episode four hours old). An
+ * episode that more likely than not ended in the silence is, if the data
+ * still say abnormal, a new one: its start (and adoption clock) is this
+ * interval's. */
 static void predict_steps(bw_own_t *o, const bw_hier_cfg_t *cfg, int steps,
                           double *prior)
 {
+    double stay = 1.0 - 1.0 / cfg->episode_duration;
+
     predict(o, cfg, prior);
     for (int s = 1; s < steps; s++) {
         o->p_normal = prior[0];
         memcpy(o->p_ab, prior + 1, sizeof(o->p_ab));
         predict(o, cfg, prior);
     }
+    if (steps > 1 && pow(stay, steps - 1) < 0.5) {
+        o->since = -1;
+    }
 }
 
 /* The regime's steps in a gap of @p gap ms (at least 1), and the typical
- * step learns from it (at most DT_CAP of it: a silence is not the
- * cadence). */
+ * step learns from it: a geometric mean (a running one over the first
+ * 1 / DT_W steps, so that a first step that was an outage or a duplicate
+ * is outvoted; forgotten after), each step within DT_CAP of it once it
+ * has been learnt. */
 static int gap_steps(bw_own_t *o, const bw_hier_cfg_t *cfg, double gap)
 {
     double steps = o->dt > 0.0 ? floor(gap / o->dt + 0.5) : 1.0;
-    double most = ceil(GAP_DURATIONS * cfg->episode_duration);
+    double most = fmin(ceil(GAP_DURATIONS * cfg->episode_duration),
+                       GAP_STEPS_MAX);
+    double lg = log(gap);
 
-    o->dt = o->dt > 0.0 ? o->dt + DT_W * (fmin(gap, DT_CAP * o->dt) - o->dt)
-                        : gap;
+    if (o->dt > 0.0 && o->dt_n > 0.0) {
+        double l0 = log(o->dt), w = fmax(1.0 / (o->dt_n + 1.0), DT_W);
+        if (o->dt_n >= 1.0 / DT_W) {
+            lg = fmin(fmax(lg, l0 - log(DT_CAP)), l0 + log(DT_CAP));
+        }
+        lg = l0 + w * (lg - l0);
+    }
+    o->dt = exp(lg);
+    o->dt_n = fmin(o->dt_n + 1.0, 1.0 / DT_W);
     return (int)fmax(1.0, fmin(steps, most));
 }
 
@@ -205,13 +227,13 @@ static void learn(bw_own_t *o, double k, double n, double m, double f,
     o->a0 = fmax(f * o->a0 + w * k, AB_FLOOR);
     o->b0 = fmax(f * o->b0 + w * (n - k), AB_FLOOR);
     o->rho_w *= f;
-    if (dispersion && n > 1.0 && v > 0.0 && w > 0.0) {
+    if (dispersion && n >= 2.0 && v > 0.0 && w > 0.0) {
         double e = (k - n * m) * (k - n * m) / v - 1.0;
         /* not floored at 0 here: the mean of max(e, 0) is no moment of
          * the Beta-Binomial (binomial data, rho 0, settled at (n - 1) rho
          * of 0.5-0.8, the predictive variance 1.5-1.8x too wide); the
          * estimate is floored where it is used (concentration) */
-        double est = fmin(e / (n - 1.0), MAX_RHO);
+        double est = fmin(fmax(e / (n - 1.0), -1.0), MAX_RHO);
         o->rho = (o->rho_w * o->rho + w * est) / (o->rho_w + w);
         o->rho_w += w;
     }
@@ -308,6 +330,7 @@ void bw__own_save(const bw_own_t *o, bw_wbuf_t *w)
     bw_wbuf_i64(w, o->since);
     bw_wbuf_u64(w, o->seen);
     bw_wbuf_f64(w, o->dt);
+    bw_wbuf_f64(w, o->dt_n);
 }
 
 static int prob_ok(double p)
@@ -329,6 +352,7 @@ void bw__own_load(bw_own_t *o, bw_rbuf_t *r, bool has_dt)
     o->since = bw_rbuf_time(r, -1);
     o->seen = bw_rbuf_u64(r);
     o->dt = has_dt ? bw_rbuf_finite(r) : 0.0;
+    o->dt_n = has_dt ? bw_rbuf_finite(r) : 0.0;
     sum = o->p_normal;
     for (int i = 0; i < BW_OWN_MULTS; i++) {
         sum += o->p_ab[i];
@@ -338,7 +362,9 @@ void bw__own_load(bw_own_t *o, bw_rbuf_t *r, bool has_dt)
     }
     if (!(o->a0 > 0.0) || !(o->b0 > 0.0) || !(o->rho >= -1.0) ||
         o->rho > MAX_RHO || !(o->rho_w >= 0.0) || !prob_ok(o->p_normal) ||
-        fabs(sum - 1.0) > 1e-6 || o->since < -1 || !(o->dt >= 0.0)) {
+        fabs(sum - 1.0) > 1e-6 || o->since < -1 || !(o->dt >= 0.0) ||
+        !(o->dt_n >= 0.0) || o->dt_n > 1.0 / DT_W ||
+        (o->dt > 0.0) != (o->dt_n > 0.0)) {
         r->err = BW_ERR_CORRUPT;
     }
 }

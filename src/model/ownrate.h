@@ -21,8 +21,9 @@ typedef struct {
     double p_normal;
     double p_ab[BW_OWN_MULTS]; /* P(abnormal at multiplier r_i) */
     int64_t t_last;            /* last interval's time; INT64_MIN none */
-    double dt;                 /* typical step between intervals (ms, EW;
-                                  0 unknown): a silence is that many steps */
+    double dt;   /* typical step between intervals (ms, a geometric mean,
+                    forgotten; 0 unknown): a silence is that many steps */
+    double dt_n; /* steps it has learnt from (at most 1 / DT_W) */
     int64_t since;             /* episode start; -1 none */
     uint64_t seen;             /* intervals seen */
 } bw_own_t;

@@ -934,6 +934,22 @@ static void test_late_event_does_not_rewind(void **state)
     assert_memory_equal(&late.llr, &again.llr, sizeof(double));
     assert_int_equal(late.level, again.level);
     assert_true(late.since_ms == a.since_ms);
+    assert_true(late.at_ms == (int64_t)100 * 60000); /* where it stands */
+    bw_fusion_destroy(fu);
+    /* One series' clock 15 minutes ahead (more than a window): the other's
+     * events are judged at their own time, so its elevation counts (at
+     * the ahead series' time its buckets are out of the window) */
+    fu = bw_fusion_new(&c, NULL, 0);
+    assert_non_null(fu);
+    for (int m = 0; m <= 100; m++) {
+        bw_fusion_observe(fu, 0, 0, (int64_t)(m + 15) * 60000,
+                          bw_rng_gauss(&rng) + (m >= 80 ? 2.0 : 0.0));
+        bw_fusion_observe(fu, 0, 1, (int64_t)m * 60000,
+                          bw_rng_gauss(&rng) + (m >= 80 ? 2.0 : 0.0));
+    }
+    bw_fusion_eval(fu, 0, (int64_t)100 * 60000, &late);
+    assert_true(late.at_ms == (int64_t)100 * 60000);
+    assert_true(late.level >= BW_LEVEL_MODERATE);
     bw_fusion_destroy(fu);
 }
 
