@@ -516,8 +516,9 @@ static void test_rule_evaluated_once_per_event(void **state)
     bw_rng_t rng;
 
     (void)state;
-    assert_int_equal(
-        bw_config_load_string(&cfg, "t", yaml, sizeof(yaml) - 1, stderr), BW_OK);
+    assert_int_equal(bw_config_load_string(&cfg, "t", yaml, sizeof(yaml) - 1,
+                                           stderr),
+                     BW_OK);
     eng = bw_engine_new(&cfg, NULL, 0);
     assert_non_null(eng);
     bw_rng_seed(&rng, 3);

@@ -962,7 +962,8 @@ static void test_late_event_does_not_rewind(void **state)
 static void test_load_refuses_bad_numbers(void **state)
 {
     bw_fusion_cfg_t c = reference_cfg();
-    bw_fusion_t *fu = bw_fusion_new(&c, NULL, 0), *cp = bw_fusion_new(&c, NULL, 0);
+    bw_fusion_t *fu = bw_fusion_new(&c, NULL, 0);
+    bw_fusion_t *cp = bw_fusion_new(&c, NULL, 0);
     const int spans = c.spans, nb = 16 * spans;
     const size_t ref = 16 + (size_t)nb * (56 + 8 * (size_t)(spans - 1)) + 28;
     bw_wbuf_t w = {0};
@@ -986,12 +987,19 @@ static void test_load_refuses_bad_numbers(void **state)
     r1 = get_f64_le(w.data, ref + 8);
     r2 = get_f64_le(w.data, ref + 16);
     assert_true(r0 >= 30.0 && r1 * r1 <= r0 * r2); /* the right offsets */
-    cases[0].off = w.len - 28; cases[0].v = NAN; cases[0].want = BW_ERR_CORRUPT;
-    cases[1].off = w.len - 28; cases[1].v = 101.0; cases[1].want = BW_ERR_CORRUPT;
-    cases[2].off = w.len - 28; cases[2].v = 37.5; cases[2].want = BW_OK;
-    cases[3].off = ref + 24; cases[3].v = 0.0; cases[3].want = BW_ERR_CORRUPT;
-    cases[4].off = ref + 8; cases[4].v = 2.0 * sqrt(r0 * r2);
+    /* the rule's score (its last 28 bytes: score, level, start, and the
+     * entity's last event time), then the reference's rv and r1 */
+    cases[0].off = cases[1].off = cases[2].off = w.len - 28;
+    cases[0].v = NAN;
+    cases[1].v = 101.0;
+    cases[2].v = 37.5;
+    cases[3].off = ref + 24;
+    cases[3].v = 0.0;
+    cases[4].off = ref + 8;
+    cases[4].v = 2.0 * sqrt(r0 * r2);
+    cases[0].want = cases[1].want = cases[3].want = BW_ERR_CORRUPT;
     cases[4].want = BW_ERR_CORRUPT;
+    cases[2].want = BW_OK;
     for (int k = 0; k < 5; k++) {
         uint8_t *blob = malloc(w.len);
         bw_rbuf_t r;
