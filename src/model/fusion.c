@@ -1097,20 +1097,21 @@ bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out)
     double lbf[BW_SIGNALS_MAX];
     rule_state_t *st = &fu->rs[rule];
     int64_t now;
-    bool emit;
+    bool emit, behind;
 
     /* A late event (another series of the entity behind the newest) does
-     * not take the rule back in time: it is judged as it stands at the
-     * entity's newest event, as the evaluation before it was. Not beyond
-     * a window: a series whose clock runs further ahead (or one bogus
-     * future time) would otherwise hold every other series' events out of
-     * the window it is judged in; such an event is judged at its own
-     * time, as before. Within the event's own bucket the two are one
-     * evaluation, and it stands at the event's time. */
+     * not take the rule back in time: within a window (in buckets) of the
+     * entity's newest event it is judged as the rule stands there, as the
+     * evaluation before it was, and the time stays in order. One further
+     * behind (a series whose clock lags by more than a window, or the
+     * newest was a bogus future time) holds no evidence the newest
+     * evaluation sees: it is judged at its own time, and neither emits
+     * nor moves the rule's level (the two clocks' views had alternated,
+     * each event swinging the level). */
     now = slot_of(fu->cfg, t_ms);
-    if (fu->last_ms > t_ms &&
-        (double)(fu->last_ms - t_ms) <= fu->cfg->window_ms &&
-        slot_of(fu->cfg, fu->last_ms) > now) {
+    behind = fu->last_ms > t_ms &&
+             slot_of(fu->cfg, fu->last_ms) - now >= BUCKETS;
+    if (fu->last_ms > t_ms && !behind) {
         t_ms = fu->last_ms;
         now = slot_of(fu->cfg, t_ms);
     }
@@ -1123,6 +1124,11 @@ bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out)
     if (st->score >= 0.0) { /* the level emitted last is current */
         out->level =
             held_level(fu->cfg, out->probability, out->level, st->level);
+    }
+    if (behind) {
+        out->since_ms = out->level == BW_LEVEL_LOW ? -1 : st->since;
+        out->at_ms = t_ms;
+        return false;
     }
     if (out->level == BW_LEVEL_LOW) {
         st->since = -1;
@@ -1193,7 +1199,7 @@ int64_t bw_fusion_last_ms(const bw_fusion_t *fu)
     return fu->last_ms;
 }
 
-/* Before v7 the last event time was not saved: the end of the newest
+/* Before v7 the last event time was not saved: the start of the newest
  * bucket held stands for it (-1 if none). */
 static int64_t last_from_buckets(const bw_fusion_t *fu, const window_t *win)
 {
@@ -1205,10 +1211,9 @@ static int64_t last_from_buckets(const bw_fusion_t *fu, const window_t *win)
     if (top < 0) {
         return -1;
     }
-    /* the newest bucket's last millisecond, in it (its end is the next
-     * bucket, where the evaluations of a run without the restore are not) */
-    return (int64_t)ceil((double)(top + 1) * (fu->cfg->window_ms / BUCKETS)) -
-           1;
+    /* never after the newest event, so the evaluations after the restore
+     * stand where the run's would have */
+    return (int64_t)ceil((double)top * (fu->cfg->window_ms / BUCKETS));
 }
 
 bw_err_t bw_fusion_save(const bw_fusion_t *fu, bw_wbuf_t *w)

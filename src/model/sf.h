@@ -38,9 +38,9 @@ static inline double bw__psi1(double x)
 
 /* Digamma and trigamma for x > 0 by the recurrence up to x >= 12 and the
  * asymptotic (Stirling) series there (Abramowitz & Stegun 6.3.18,
- * 6.4.12), to the x^-12 term: the series' first omitted term is below
- * 1e-16 of the value at 12. No status to check, and several times faster
- * than GSL's (which also estimates its error): for the population
+ * 6.4.12), to the x^-12 (x^-13) term: the series' first omitted term is
+ * below 1e-15 of the value at 12. No status to check, and several times
+ * faster than GSL's (which also estimates its error): for the population
  * model's derivatives, four a region per Newton step (test_sf_fast
  * checks them against GSL). NAN for x <= 0 or NAN. */
 static inline double bw__psi_fast(double x)

@@ -844,10 +844,10 @@ static void test_fusion_reads_fu02(void **state)
     bw_rbuf_init(&r, w.data, w.len);
     assert_int_equal(bw_fusion_load(fo[4], &r), BW_OK);
     assert_int_equal(r.pos, w.len);
-    /* FU06's last event time: the last millisecond of its newest bucket
-     * (37.5 s wide), in it */
+    /* FU06's last event time: the start of its newest bucket (37.5 s
+     * wide), never after the newest event */
     assert_int_equal(bw_fusion_last_ms(f1), 390000);
-    assert_int_equal(bw_fusion_last_ms(fo[4]), 412499);
+    assert_int_equal(bw_fusion_last_ms(fo[4]), 375000);
     bw_wbuf_bytes(&v5, w.data, 12);
     v5.data[0] = 0x35;             /* "FU05" */
     bw_wbuf_u32(&v4, 0x46553034u); /* "FU04" */
