@@ -1109,11 +1109,14 @@ bool bw_fusion_eval(bw_fusion_t *fu, int rule, int64_t t_ms, bw_threat_t *out)
      * nor moves the rule's level (the two clocks' views had alternated,
      * each event swinging the level). */
     now = slot_of(fu->cfg, t_ms);
-    behind = fu->last_ms > t_ms &&
-             slot_of(fu->cfg, fu->last_ms) - now >= BUCKETS;
-    if (fu->last_ms > t_ms && !behind) {
-        t_ms = fu->last_ms;
-        now = slot_of(fu->cfg, t_ms);
+    behind = false;
+    if (fu->last_ms > t_ms) {
+        int64_t newest = slot_of(fu->cfg, fu->last_ms);
+        behind = newest - now >= BUCKETS;
+        if (!behind) {
+            t_ms = fu->last_ms;
+            now = newest;
+        }
     }
 
     for (int s = 0; s < r->n_signals; s++) {

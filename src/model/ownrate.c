@@ -287,12 +287,14 @@ void bw__own_observe(bw_own_t *o, const bw_hier_cfg_t *cfg, int64_t t_ms,
 
     memset(out, 0, sizeof(*out));
     out->since_ms = -1;
-    if (o->t_last != INT64_MIN && t_ms > o->t_last && n > 0.0) {
-        steps = gap_steps(o, cfg, (double)(t_ms - o->t_last));
-    }
-    if (o->t_last != INT64_MIN && t_ms > o->t_last &&
-        cfg->own_half_life_ms > 0.0) {
-        f = exp2(-(double)(t_ms - o->t_last) / cfg->own_half_life_ms);
+    if (o->t_last != INT64_MIN && t_ms > o->t_last) {
+        double gap = (double)(t_ms - o->t_last);
+        if (n > 0.0) {
+            steps = gap_steps(o, cfg, gap);
+        }
+        if (cfg->own_half_life_ms > 0.0) {
+            f = exp2(-gap / cfg->own_half_life_ms);
+        }
     }
     out->baseline = m;
     out->expected = n * m;

@@ -231,6 +231,16 @@ static void test_own_baseline_sees_a_rise(void **state)
                 busy.clean + quiet.clean);
 }
 
+/* @p count one-minute intervals of @p k bad of @p n into @p o from *t on
+ * (*t moves past them); the last one's output in @p out. */
+static void own_feed(bw_own_t *o, const bw_hier_cfg_t *c, int64_t *t,
+                     int count, double k, double n, bw_own_out_t *out)
+{
+    for (int i = 0; i < count; i++, *t += STEP_MS) {
+        bw__own_observe(o, c, *t, k, n, out);
+    }
+}
+
 /* A region in a rise episode whose rate then falls far below its baseline
  * (1% -> 5% -> 0.3% of a million requests): under own_direction up the
  * drop states have prior 0, and one that fits far better set the scale at
@@ -249,13 +259,9 @@ static void test_own_episode_ends_below_baseline(void **state)
     (void)state;
     bw_config_defaults(&cfg);
     bw__own_init(&o);
-    for (int i = 0; i < 200; i++, t += STEP_MS) {
-        bw__own_observe(&o, &cfg.model.hier, t, 10000, 1e6, &out);
-    }
+    own_feed(&o, &cfg.model.hier, &t, 200, 10000, 1e6, &out);
     assert_true(out.p_abnormal < 0.01);
-    for (int i = 0; i < 5; i++, t += STEP_MS) {
-        bw__own_observe(&o, &cfg.model.hier, t, 50000, 1e6, &out);
-    }
+    own_feed(&o, &cfg.model.hier, &t, 5, 50000, 1e6, &out);
     assert_true(out.p_abnormal > 0.99);
     bw__own_observe(&o, &cfg.model.hier, t, 3000, 1e6, &out);
     assert_true(out.p_abnormal < 0.01);
@@ -267,16 +273,10 @@ static void test_own_episode_ends_below_baseline(void **state)
      * the drops' end and the rises' were neighbours) */
     cfg.model.hier.own_direction = BW_DIRECTION_BOTH;
     bw__own_init(&o);
-    for (int i = 0; i < 200; i++, t += STEP_MS) {
-        bw__own_observe(&o, &cfg.model.hier, t, 10000, 1e6, &out);
-    }
-    for (int i = 0; i < 10; i++, t += STEP_MS) {
-        bw__own_observe(&o, &cfg.model.hier, t, 4000, 1e6, &out);
-    }
+    own_feed(&o, &cfg.model.hier, &t, 200, 10000, 1e6, &out);
+    own_feed(&o, &cfg.model.hier, &t, 10, 4000, 1e6, &out);
     assert_true(out.p_abnormal > 0.99 && out.ratio < 1.0);
-    for (int i = 0; i < 5; i++, t += STEP_MS) {
-        bw__own_observe(&o, &cfg.model.hier, t, 0, 1, &out);
-    }
+    own_feed(&o, &cfg.model.hier, &t, 5, 0, 1, &out);
     rises = 0.0;
     for (int j = BW_OWN_DROPS; j < BW_OWN_MULTS; j++) {
         rises += o.p_ab[j];
@@ -307,13 +307,11 @@ static void test_own_silence_is_many_steps(void **state)
     (void)state;
     bw_config_defaults(&cfg);
     bw__own_init(&o);
-    for (int i = 0; i < 200; i++, t += STEP_MS) {
+    for (int i = 0; i < 200; i++, t += STEP_MS) { /* 1 error in 4 */
         bw__own_observe(&o, &cfg.model.hier, t, i % 4 == 0 ? 1 : 0, 300, &out);
     }
     base = out.baseline;
-    for (int i = 0; i < 5; i++, t += STEP_MS) {
-        bw__own_observe(&o, &cfg.model.hier, t, 10, 300, &out);
-    }
+    own_feed(&o, &cfg.model.hier, &t, 5, 10, 300, &out);
     assert_true(out.p_abnormal > 0.99 && out.since_ms >= 0);
     bw__own_save(&o, &w);
     bw_rbuf_init(&r, w.data, w.len);
@@ -369,9 +367,7 @@ static void test_own_typical_step(void **state)
         bw__own_init(&o);
         bw__own_observe(&o, &cfg.model.hier, t, 0, 300, &out);
         t += first[c];
-        for (int i = 0; i < 60; i++, t += STEP_MS) {
-            bw__own_observe(&o, &cfg.model.hier, t, 0, 300, &out);
-        }
+        own_feed(&o, &cfg.model.hier, &t, 60, 0, 300, &out);
         print_message("first step %lld ms: typical step after an hour "
                       "%.0f ms\n",
                       (long long)first[c], o.dt);
