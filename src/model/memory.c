@@ -82,6 +82,13 @@ static double stretch_step(const bw__memory_t *m)
                       : 0.0;
 }
 
+/* The largest spacing whose window of steps stays within the times'
+ * range: ages stay far from int64 overflow. */
+static double max_spacing(const bw__memory_t *m)
+{
+    return (double)BW_TIME_MAX_MS / (m->w + 1);
+}
+
 /* A step of 1.5 times the newest stretch's mean step or more (a value
  * missing, or left out) or of half of it or less (the sampling sped up)
  * starts a new stretch; a stretch's second value sets its step, whatever
@@ -103,8 +110,9 @@ static void learn_spacing(bw__memory_t *m, int64_t t_ms)
     if (step > 0.0 && (dt >= 1.5 * step || dt <= 0.5 * step)) {
         log_gap(m, t_ms);
     }
-    m->spacing =
-        bw_interval_update(m->spacing, dt, 1.0 - exp2(-1.0 / 20.0));
+    m->spacing = fmin(
+        bw_interval_update(m->spacing, dt, 1.0 - exp2(-1.0 / 20.0)),
+        max_spacing(m)); /* as a load accepts it */
 }
 
 void bw__memory_push(bw__memory_t *m, double y, int64_t t_ms, double origin)
@@ -373,13 +381,6 @@ void bw__memory_load_origin(bw__memory_t *m, bw_rbuf_t *r)
     if (r->err != BW_OK) {
         m->ref = 0.0;
     }
-}
-
-/* The largest spacing whose window of steps stays within the times'
- * range: ages stay far from int64 overflow. */
-static double max_spacing(const bw__memory_t *m)
-{
-    return (double)BW_TIME_MAX_MS / (m->w + 1);
 }
 
 void bw__memory_assume_times(bw__memory_t *m, int64_t t_ms,

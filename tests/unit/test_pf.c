@@ -1986,6 +1986,26 @@ static bw_err_t memory_round_trip(const bw__memory_t *src, bw__memory_t *dst)
     return r.err;
 }
 
+/* A first step of years (a first event stamped in seconds, the next in
+ * milliseconds) with a long window: the spacing it learns stays one a load
+ * accepts, so the state saved then loads (it had been refused as corrupt,
+ * and the series restarted from nothing). */
+static void test_memory_long_first_step(void **state)
+{
+    bw__memory_t m, l;
+
+    (void)state;
+    assert_int_equal(bw__memory_init(&m, 2016), 0);
+    assert_int_equal(bw__memory_init(&l, 2016), 0);
+    bw__memory_push(&m, 1.0, INT64_C(1738800000), 0.0);
+    bw__memory_push(&m, 2.0, INT64_C(1738800000000), 0.0);
+    assert_true(m.spacing > 0.0);
+    assert_int_equal(memory_round_trip(&m, &l), BW_OK);
+    assert_true(l.spacing == m.spacing);
+    bw__memory_free(&m);
+    bw__memory_free(&l);
+}
+
 /* The memory's times: values a minute apart with gaps of 7, 30 and 2
  * minutes (6, 29 and 1 values missing): each value's age from the newest
  * is its true one, to the millisecond, and so after a save and load; a
@@ -2232,6 +2252,7 @@ int main(void)
         cmocka_unit_test(test_unconfirmed_bin_prechecked),
         cmocka_unit_test(test_unconfirmed_bin_does_not_stick),
         cmocka_unit_test(test_memory_gap_times),
+        cmocka_unit_test(test_memory_long_first_step),
         cmocka_unit_test(test_memory_reframed_at_true_times),
         cmocka_unit_test(test_memory_residue_loads),
         cmocka_unit_test(test_most_children),
