@@ -99,7 +99,8 @@ static void close_block(bw_block_t *b, bw_pf_ws_t *ws, int64_t t_ms,
     out->block_mean = mean + out->seasonal;
     out->block_expected = bo.expected + out->seasonal;
     out->p_collective = reported ? 0.0 : bo.p_anomaly;
-    if (out->p_collective >= 0.5) { /* no point anomaly reported here */
+    if (out->p_collective >= 0.5 && out->p_anomaly < 0.5) {
+        /* the event's own direction stands where it reports one */
         out->direction =
             mean >= bo.expected ? BW_DIR_SUSTAINED_UP : BW_DIR_SUSTAINED_DOWN;
     }
@@ -139,6 +140,11 @@ void bw__block_load(bw_block_t *b, bw_rbuf_t *r)
     b->sum = bw_rbuf_finite(r);
     b->p_max = bw_rbuf_finite(r);
     b->p_prev = bw_rbuf_finite(r);
+    if (!(b->p_max >= 0.0 && b->p_max <= 1.0 && b->p_prev >= 0.0 &&
+          b->p_prev <= 1.0) ||
+        (b->n == 0 && b->sum != 0.0)) { /* probabilities; an empty block */
+        r->err = BW_ERR_CORRUPT;
+    }
     if (r->err == BW_OK && bw_pf_load(b->pf, r) != BW_OK) {
         r->err = BW_ERR_CORRUPT;
     }

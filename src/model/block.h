@@ -32,7 +32,8 @@ void bw__block_free(bw_block_t *b);
 /** Add one event (its cleaned, de-seasonalised value @p v and the point
  * model's output in @p out); when it closes a block, fill out->p_collective,
  * out->block_mean and out->block_expected. @p point_holds: the point model
- * holds the changes it flags (its abnormal episodes apply), so a flag in
+ * holds the changes it flags (its abnormal episodes apply, or it has none:
+ * the onset model), so a flag (the reported p_anomaly) in
  * this block or the previous one has reported the block's deviation. */
 void bw__block_add(bw_block_t *b, bw_pf_ws_t *ws, int64_t t_ms, double v,
                    bool point_holds, bw_pf_out_t *out);

@@ -2285,7 +2285,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
 {
     const bw_pf_cfg_t *cfg = pf->cfg;
     step_ctx_t c;
-    double sd, sw, usual, spike, early;
+    double sd, sw, usual, spike, early, cleaned;
     int64_t age;
     int was, novel;
 
@@ -2385,12 +2385,12 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
      * onset and then follows it: the block model is then the one that
      * sees it last. An episode at an unvisited level (novel_wanted) holds
      * its change as later. */
-    bw__block_add(&pf->block, ws, t_ms,
-                  c.y - out->p_anomaly * (y - out->expected),
+    cleaned = c.y - out->p_anomaly * (y - out->expected);
+    report_usual(out, spike * usual); /* the block sees what is reported */
+    bw__block_add(&pf->block, ws, t_ms, cleaned,
                   pf->j_enter < 0 || episodes_on(pf, age) ||
                       pf->abn_since >= 0,
                   out);
-    report_usual(out, spike * usual);
     return BW_OK;
 }
 

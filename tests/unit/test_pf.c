@@ -1523,6 +1523,59 @@ static void test_reported_spike_is_not_collective(void **state)
     dflt_close(&f);
 }
 
+/* The block layer alone (block.c), 5-minute blocks of 12 at 100 (sd 1)
+ * past its warm-up; then a block that closes 10 sds high on an event the
+ * point model reported as a spike while its episodes do not apply yet
+ * (point_holds false): the block reports the block, the event keeps its own
+ * direction (it had been relabelled sustained_up). A load takes the block
+ * as saved and refuses a probability outside [0, 1] or a sum without
+ * events. */
+static void test_block_layer(void **state)
+{
+    bw_pf_cfg_t c = test_pf_cfg();
+    bw_pf_ws_t *ws = bw_pf_ws_new(&c);
+    bw_block_t b, l;
+    bw_pf_out_t out;
+    bw_rng_t rng;
+    int t = 0;
+
+    (void)state;
+    c.block_size = 12;
+    assert_non_null(ws);
+    assert_int_equal(bw__block_init(&b, &c, 3, NULL, 0), 0);
+    assert_int_equal(bw__block_init(&l, &c, 3, NULL, 0), 0);
+    bw_rng_seed(&rng, 3);
+    for (; t < 12 * 60; t++) {
+        memset(&out, 0, sizeof(out));
+        bw__block_add(&b, ws, (int64_t)t * 300000, bw_rng_gauss(&rng), false,
+                      &out);
+    }
+    for (int k = 0; k < 12; k++, t++) {
+        memset(&out, 0, sizeof(out));
+        out.p_anomaly = k == 11 ? 0.9 : 0.0;
+        out.direction = k == 11 ? BW_DIR_SPIKE : BW_DIR_NONE;
+        bw__block_add(&b, ws, (int64_t)t * 300000, 10.0, false, &out);
+    }
+    assert_true(out.block_closed && out.p_collective >= 0.99);
+    assert_int_equal(out.direction, BW_DIR_SPIKE);
+    for (int bad = -1; bad < 3; bad++) { /* -1: as saved */
+        bw_block_t c2 = b;
+        bw_wbuf_t w = {0};
+        bw_rbuf_t r;
+        c2.p_max = bad == 0 ? 7.0 : 0.0;
+        c2.p_prev = bad == 1 ? -0.5 : 0.0;
+        c2.sum = bad == 2 ? 3.0 : 0.0; /* with n 0: the block just closed */
+        bw__block_save(&c2, &w);
+        bw_rbuf_init(&r, w.data, w.len);
+        bw__block_load(&l, &r);
+        assert_int_equal(r.err, bad < 0 ? BW_OK : BW_ERR_CORRUPT);
+        bw_wbuf_free(&w);
+    }
+    bw__block_free(&b);
+    bw__block_free(&l);
+    bw_pf_ws_destroy(ws);
+}
+
 static void test_sustained_run_is_collective(void **state)
 {
     const int runs = 40;
@@ -2240,6 +2293,7 @@ int main(void)
         cmocka_unit_test(test_weekly_profile_sees_a_holiday),
         cmocka_unit_test(test_weekly_profile_of_wander_is_shrunk),
         cmocka_unit_test(test_sustained_run_is_collective),
+        cmocka_unit_test(test_block_layer),
         cmocka_unit_test(test_reported_spike_is_not_collective),
         cmocka_unit_test(test_memory_visit_counts),
         cmocka_unit_test(test_tiny_alternation_finite),
