@@ -2621,6 +2621,9 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     for (int i = 0; i < 4; i++) {
         pf->rng.s[i] = bw_rbuf_u64(r);
     }
+    if ((pf->rng.s[0] | pf->rng.s[1] | pf->rng.s[2] | pf->rng.s[3]) == 0) {
+        r->err = BW_ERR_CORRUPT; /* xoshiro's one fixed point: 0 for ever */
+    }
     bw__season_load(&pf->daily, r, v09);
     bw__season_load(&pf->weekly, r, v09);
     if (!v13) { /* before PF13 the sums counted unconfirmed */

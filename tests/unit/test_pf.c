@@ -826,6 +826,46 @@ static void test_profile_learns_full_amplitude(void **state)
     bw__season_free(&s);
 }
 
+/* A filter's blob whose generator state is all zero is refused: no seed
+ * gives it, and xoshiro256** then returns 0 for ever, so the polar
+ * method's Gaussian draw (rao_blackwell false) never ends and the stream
+ * thread hangs. The blob as saved loads. */
+static void test_zero_rng_refused(void **state)
+{
+    bw_pf_cfg_t c = test_pf_cfg();
+    bw_pf_t *pf, *into;
+    bw_rng_t rng;
+    bw_wbuf_t w = {0};
+    size_t at = 0;
+    bool found = false;
+
+    (void)state;
+    c.rao_blackwell = false;
+    pf = bw_pf_new(&c, 77, NULL, 0);
+    into = bw_pf_new(&c, 78, NULL, 0);
+    assert_non_null(pf);
+    assert_non_null(into);
+    bw_rng_seed(&rng, 77); /* the filter's generator, as it starts */
+    assert_int_equal(bw_pf_save(pf, &w), BW_OK);
+    while (at + sizeof(rng.s) <= w.len &&
+           !(found = memcmp(w.data + at, rng.s, sizeof(rng.s)) == 0)) {
+        at++;
+    }
+    assert_true(found); /* (little-endian host, as the state's encoding) */
+    for (int zero = 0; zero < 2; zero++) {
+        bw_rbuf_t r;
+        if (zero) {
+            memset(w.data + at, 0, sizeof(rng.s));
+        }
+        bw_rbuf_init(&r, w.data, w.len);
+        assert_int_equal(bw_pf_load(into, &r),
+                         zero ? BW_ERR_CORRUPT : BW_OK);
+    }
+    bw_wbuf_free(&w);
+    bw_pf_destroy(pf);
+    bw_pf_destroy(into);
+}
+
 /* A profile's blob is refused when it holds what no profile could: a
  * NaN bin mean (every value of the profile would be NaN, and the
  * filter's input with it), or a count of seen bins that is not the number
@@ -2312,6 +2352,7 @@ int main(void)
         cmocka_unit_test(test_most_children),
         cmocka_unit_test(test_zero_floor_constant_series),
         cmocka_unit_test(test_profile_load_checks),
+        cmocka_unit_test(test_zero_rng_refused),
     };
 
     gsl_set_error_handler_off();
