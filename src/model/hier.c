@@ -1528,10 +1528,16 @@ bw_err_t bw_hier_load(bw_hier_t *h, bw_rbuf_t *r)
 {
     uint32_t tag = bw_rbuf_u32(r);
 
-    if ((tag != HIER_STATE_TAG && tag != HIER_STATE_TAG_V3 &&
-         tag != HIER_STATE_TAG_RAW) ||
-        bw_rbuf_u32(r) != (uint32_t)h->type->kind ||
-        bw_rbuf_u32(r) != (uint32_t)h->nr) {
+    if (tag != HIER_STATE_TAG && tag != HIER_STATE_TAG_V3 &&
+        tag != HIER_STATE_TAG_RAW) {
+        return BW_ERR_CORRUPT;
+    }
+    if (bw_rbuf_u32(r) != (uint32_t)h->type->kind) {
+        /* the other pooled model's (a route switched between counts and
+         * normal values): a config change, not a corrupt record */
+        return r->err != BW_OK ? r->err : BW_ERR_VERSION;
+    }
+    if (bw_rbuf_u32(r) != (uint32_t)h->nr) {
         return BW_ERR_CORRUPT;
     }
     for (int j = 0; j < 3 * h->nr; j++) {

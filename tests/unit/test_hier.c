@@ -396,6 +396,38 @@ static void test_normal_far_from_zero(void **state)
     bw_hier_destroy(h);
 }
 
+/* A count group's state loaded into a group of normal values (a route
+ * switched from pooled_count to pooled_normal, whose versions agree when
+ * its transform is none) is a config change, refused as such (it had been
+ * refused as corrupt, and counted and logged so), and the group is left as
+ * it was. */
+static void test_other_kind_is_a_config_change(void **state)
+{
+    bw_hier_cfg_t cfg = hier_cfg();
+    bw_hier_t *counts = bw_hier_new(&cfg, BW_HIER_COUNT, NULL, 0);
+    bw_hier_t *normal = bw_hier_new(&cfg, BW_HIER_NORMAL, NULL, 0);
+    bw_hier_out_t out, before, after;
+    bw_wbuf_t w = {0};
+    bw_rbuf_t r;
+
+    (void)state;
+    assert_non_null(counts);
+    assert_non_null(normal);
+    for (int j = 0; j < 4; j++) {
+        bw_hier_observe(counts, j, 0, 3.0 + j, 1000.0, 0, &out);
+        bw_hier_observe(normal, j, 0, 5.0 + j, 0, 0, &out);
+    }
+    bw_hier_region(normal, 1, 0, &before);
+    assert_int_equal(bw_hier_save(counts, &w), BW_OK);
+    bw_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(bw_hier_load(normal, &r), BW_ERR_VERSION);
+    bw_hier_region(normal, 1, 0, &after);
+    assert_true(after.mean == before.mean);
+    bw_wbuf_free(&w);
+    bw_hier_destroy(counts);
+    bw_hier_destroy(normal);
+}
+
 /*
  * The scheduled output's Beta posterior against GSL: a region without a
  * population (fewer than three) has Beta(1/2 + y, 1/2 + n - y), whose
@@ -537,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_normal_far_from_zero),
         cmocka_unit_test(test_sf_fast),
         cmocka_unit_test(test_constant_regions_load),
+        cmocka_unit_test(test_other_kind_is_a_config_change),
     };
 
     gsl_set_error_handler_off();
