@@ -95,6 +95,8 @@ typedef void (*bw_change_cb_t)(void *opaque, const char *key, size_t key_len,
  * last event the state reflects), and forget the changes.
  * @returns BW_OK, or BW_ERR_NOMEM when a change could not be recorded or
  * serialised: the caller must not commit (the changelog would miss it).
+ * A call that fails forgets nothing: the next passes every change again,
+ * the tombstones too.
  */
 bw_err_t bw_engine_changes(bw_engine_t *eng, int64_t offset, bw_change_cb_t cb,
                            void *opaque, char *errstr, size_t errstr_size);

@@ -194,6 +194,21 @@ static bw_err_t emit_meta(bw_engine_t *eng, int64_t offset, bw_change_cb_t cb,
     return err;
 }
 
+/* Every change passed: the list, the tombstones and the engine's own
+ * record's mark are cleared. */
+static void forget_changes(bw_engine_t *eng)
+{
+    for (size_t i = 0; i < eng->n_tombs; i++) {
+        bw_free(eng->tombs[i]);
+    }
+    eng->n_tombs = 0;
+    for (size_t i = 0; i < eng->n_dirty; i++) {
+        ((obj_t *)eng->dirty[i].obj)->dirty = false; /* obj_t first */
+    }
+    eng->n_dirty = 0;
+    eng->meta_dirty = false;
+}
+
 bw_err_t bw_engine_changes(bw_engine_t *eng, int64_t offset, bw_change_cb_t cb,
                            void *opaque, char *errstr, size_t errstr_size)
 {
@@ -206,27 +221,24 @@ bw_err_t bw_engine_changes(bw_engine_t *eng, int64_t offset, bw_change_cb_t cb,
     }
     for (size_t i = 0; i < eng->n_tombs; i++) {
         cb(opaque, eng->tombs[i], strlen(eng->tombs[i]), NULL, 0);
-        bw_free(eng->tombs[i]);
     }
-    eng->n_tombs = 0;
     for (size_t i = 0; i < eng->n_dirty && err == BW_OK; i++) {
         obj_t *o = eng->dirty[i].obj; /* obj_t first */
         err = record(eng, eng->dirty[i].kind, eng->dirty[i].obj, offset);
         if (err == BW_OK) {
             cb(opaque, o->key, strlen(o->key), eng->snap.data, eng->snap.len);
-            o->dirty = false;
         }
     }
     if (err == BW_OK && eng->meta_dirty) {
         err = emit_meta(eng, offset, cb, opaque);
-        eng->meta_dirty = err != BW_OK;
     }
-    if (err != BW_OK) {
+    if (err != BW_OK) { /* the caller does not commit: the next call passes
+                           every change again, tombstones too */
         return bw_seterr(errstr, errstr_size, err,
                          "engine: cannot serialise state (%s)",
                          bw_strerror(err));
     }
-    eng->n_dirty = 0;
+    forget_changes(eng);
     return BW_OK;
 }
 
