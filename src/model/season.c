@@ -446,9 +446,15 @@ void bw__season_update(bw_season_t *s, int64_t t_ms, double y, double gain,
     }
     b = bin_of(s, t_ms);
     if (isnan(s->last[b])) {
+        /* a bin first seen after the first period starts at the baseline
+         * and learns its value as any bin does (by gain_last): an anomaly
+         * moves it no more than it moves a bin seen before */
+        double start = s->wt_sum > 0.0 && s->seen > 0
+                           ? s->last_sum / s->seen
+                           : y;
         s->seen++;
-        s->last[b] = y;
-        s->last_sum += y;
+        s->last[b] = start;
+        s->last_sum += start;
     }
     base = s->last_sum / s->seen;
     last_update(s, b, y, gain_last);

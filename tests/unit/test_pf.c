@@ -984,6 +984,43 @@ static void test_unconfirmed_bin_replaced(void **state)
     bw__season_free(&s);
 }
 
+/* A bin the first period never saw (an outage at 08:20 on day 1) whose
+ * first value, on day 2, is a spike of 10,000 read as abnormal (gains 0):
+ * the baseline (the mean of the bins' latest values) stays where it was,
+ * as for a bin seen before. The bin had taken the spike as its latest
+ * value, and the baseline moved by 10,000 / 288 (35 noise sds), shifting
+ * every other bin's deviation until the bin's next normal visit. */
+static void test_late_bin_keeps_baseline(void **state)
+{
+    const int64_t step = 300000;
+    static bw_config_t cfg; /* the profile keeps a pointer to its config */
+    bw_season_t s;
+    bw_rng_t rng;
+    double base = 0.0;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    assert_int_equal(bw__season_init(&s, &cfg.model.pf.daily, 86400000LL), 0);
+    bw_rng_seed(&rng, 35);
+    for (int k = 0; k <= 288 + 100; k++) {
+        double y = bw_rng_gauss(&rng), p = 1.0;
+        if (k == 100) {
+            continue; /* the outage */
+        }
+        if (k == 288 + 100) {
+            base = s.last_sum / s.seen;
+            y = 1e4;
+            p = 0.0;
+        }
+        bw__season_update(&s, k * step, y, p, p, p, step);
+    }
+    print_message("baseline %.6f before the late bin's spike, %.6f after\n",
+                  base, s.last_sum / s.seen);
+    assert_int_equal(s.seen, 288);
+    assert_float_equal(s.last_sum / s.seen, base, 1e-9);
+    bw__season_free(&s);
+}
+
 /* The first period's profile over noise of sd 1 and a ramp of 0.01 per
  * bin, with a value of 1,000 read as abnormal (P(normal) 0) in bins 48,
  * 49 and 287, closed by the first event of the second day. */
@@ -2342,6 +2379,7 @@ int main(void)
         cmocka_unit_test(test_memory_origin),
         cmocka_unit_test(test_spike_bin_checked_by_a_normal_value),
         cmocka_unit_test(test_unconfirmed_bin_replaced),
+        cmocka_unit_test(test_late_bin_keeps_baseline),
         cmocka_unit_test(test_unconfirmed_bin_rejected_for_neighbours),
         cmocka_unit_test(test_unconfirmed_bin_prechecked),
         cmocka_unit_test(test_unconfirmed_bin_does_not_stick),
