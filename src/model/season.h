@@ -56,7 +56,9 @@ static inline int bw__phase_bin(int64_t t_ms, int64_t period_ms, int bins)
     if (ph < 0) {
         ph += period_ms;
     }
-    return (int)((double)ph / (double)period_ms * bins);
+    /* in integers: the quotient in doubles rounds some bins' exact starts
+     * (Monday 01:00 of a 168-bin week) into the bin before */
+    return (int)(ph * bins / period_ms);
 }
 
 int bw__season_init(bw_season_t *s, const bw_season_cfg_t *cfg,

@@ -984,6 +984,35 @@ static void test_unconfirmed_bin_replaced(void **state)
     bw__season_free(&s);
 }
 
+/* Every bin's exact start falls in that bin, and the instant before it in
+ * the bin before, for the daily and weekly bin counts a config may
+ * choose (the quotient in doubles put Monday 01:00 of a 168-bin week, and
+ * the starts of other bins, in the bin before). */
+static void test_bin_starts(void **state)
+{
+    const int64_t day = 86400000, week = 7 * day;
+    const struct {
+        int64_t period;
+        int bins;
+    } c[] = {{day, 24}, {day, 96}, {day, 288}, {day, 1440},
+             {week, 168}, {week, 336}, {week, 2016}};
+    int wrong = 0;
+
+    (void)state;
+    assert_int_equal(bw__phase_bin(97 * 3600000LL, week, 168), 97);
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        int64_t w = c[i].period / c[i].bins;
+        for (int b = 0; b < c[i].bins; b++) {
+            wrong += bw__phase_bin(b * w + 3 * week, c[i].period,
+                                   c[i].bins) != b;
+            wrong += bw__phase_bin(b * w - 1 + c[i].period, c[i].period,
+                                   c[i].bins) !=
+                     (b + c[i].bins - 1) % c[i].bins;
+        }
+    }
+    assert_int_equal(wrong, 0);
+}
+
 /* A bin the first period never saw (an outage at 08:20 on day 1) whose
  * first value, on day 2, is a spike of 10,000 read as abnormal (gains 0):
  * the baseline (the mean of the bins' latest values) stays where it was,
@@ -2380,6 +2409,7 @@ int main(void)
         cmocka_unit_test(test_spike_bin_checked_by_a_normal_value),
         cmocka_unit_test(test_unconfirmed_bin_replaced),
         cmocka_unit_test(test_late_bin_keeps_baseline),
+        cmocka_unit_test(test_bin_starts),
         cmocka_unit_test(test_unconfirmed_bin_rejected_for_neighbours),
         cmocka_unit_test(test_unconfirmed_bin_prechecked),
         cmocka_unit_test(test_unconfirmed_bin_does_not_stick),
