@@ -287,7 +287,9 @@ void bw__phase_load(bw__phase_t *p, bw_rbuf_t *r)
     p->run_t = bw_rbuf_time(r, INT64_MIN);
     bw_rbuf_f32s(r, p->bin, (size_t)p->bins * PH_FIELDS);
     if (!(p->rate >= 0.0 && p->rate <= 1.0 && p->run_p >= 0.0 &&
-          p->run_p <= 1.0)) {
+          p->run_p <= 1.0) ||
+        (p->run_len > 0 && (p->run_t == INT64_MIN || p->t0 == INT64_MIN))) {
+        /* an excursion under way has its time (days() would overflow) */
         r->err = BW_ERR_CORRUPT;
     }
     for (int b = 0; b < p->bins; b++) {

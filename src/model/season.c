@@ -726,7 +726,9 @@ void bw__season_load(bw_season_t *s, bw_rbuf_t *r, int visits)
     if (seen != s->seen) { /* the bins with a last value */
         r->err = BW_ERR_CORRUPT;
     }
-    if (isinf(s->visit.old) || !(s->visit.w >= 0.0) || !(s->nvis_sum >= 0.0)) {
+    if (isinf(s->visit.old) || !(s->visit.w >= 0.0) || !(s->nvis_sum >= 0.0) ||
+        !(s->within >= 0.0) || !(s->updates >= 0.0)) {
+        /* (a negative within made the shrinkage divide by 0 or exceed 1) */
         r->err = BW_ERR_CORRUPT;
     }
 }

@@ -868,8 +868,9 @@ static void test_zero_rng_refused(void **state)
 
 /* A profile's blob is refused when it holds what no profile could: a
  * NaN bin mean (every value of the profile would be NaN, and the
- * filter's input with it), or a count of seen bins that is not the number
- * of bins with a last value. Layout: mean, wt, last (bins doubles each),
+ * filter's input with it), a count of seen bins that is not the number
+ * of bins with a last value, or a negative pooled variance (the shrinkage
+ * would divide by 0). Layout: mean, wt, last (bins doubles each),
  * six sums, then seen (u32). */
 static void test_profile_load_checks(void **state)
 {
@@ -890,7 +891,7 @@ static void test_profile_load_checks(void **state)
                           step);
     }
     bw__season_save(&s, &w);
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 6; k++) {
         uint8_t *copy = bw_malloc(w.len);
         bw_rbuf_t r;
         assert_non_null(copy);
@@ -899,6 +900,8 @@ static void test_profile_load_checks(void **state)
             put_f64_le(copy, 8 * 5, NAN); /* mean[5] */
         } else if (k == 2) { /* seen, one less */
             copy[8 * (3 * bins + 6)] -= 1;
+        } else if (k == 5) { /* the pooled variance, < 0 */
+            put_f64_le(copy, 8 * (3 * bins + 4), -1.0);
         } else if (k >= 3) { /* var[7]: an unconfirmed bin's, or < 0 */
             float v = k == 3 ? -1.0f : -0.5f;
             memcpy(copy + 8 * (3 * bins + 6) + 4 + 8 + 4 * 7, &v, 4);

@@ -387,6 +387,33 @@ static void test_daily_shifts_stay_flagged(void **state)
     assert_true(100 * fa <= quiet);
 }
 
+/* A record of an excursion under way without its time (a spike's run
+ * with run_t unset) is refused: days() of it would overflow. The record
+ * with its time loads. */
+static void test_run_without_time_refused(void **state)
+{
+    bw__phase_t p, l;
+
+    (void)state;
+    assert_int_equal(bw__phase_init(&p, 288, 1, 1e-5, 7.0), 0);
+    assert_int_equal(bw__phase_init(&l, 288, 1, 1e-5, 7.0), 0);
+    p.t0 = 0;
+    p.run_len = 2;
+    p.run_p = 0.9;
+    for (int bad = 0; bad < 2; bad++) {
+        bw_wbuf_t w = {0};
+        bw_rbuf_t r;
+        p.run_t = bad ? INT64_MIN : STEP_MS;
+        bw__phase_save(&p, &w);
+        bw_rbuf_init(&r, w.data, w.len);
+        bw__phase_load(&l, &r);
+        assert_int_equal(r.err, bad ? BW_ERR_CORRUPT : BW_OK);
+        bw_wbuf_free(&w);
+    }
+    bw__phase_free(&p);
+    bw__phase_free(&l);
+}
+
 static void test_state_round_trip(void **state)
 {
     static double what[N_EV], y[N_EV];
@@ -586,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_random_spikes_stay_anomalies),
         cmocka_unit_test(test_daily_shifts_stay_flagged),
         cmocka_unit_test(test_state_round_trip),
+        cmocka_unit_test(test_run_without_time_refused),
         cmocka_unit_test(test_old_values_become_excursions),
         cmocka_unit_test(test_pf_reads_pf14_spikes),
     };
