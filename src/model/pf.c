@@ -2341,8 +2341,11 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
 
     filter(pf, ws, &c, out);
     spike = out->p_spike;
-    bw__phase_learn(&pf->phase, t_ms, c.y, pf->level_last, out->p_anomaly,
-                    pf->interval);
+    bw__phase_learn(&pf->phase, t_ms,
+                    &(bw__phase_at_t){c.y, pf->level_last, pf->sd_last,
+                                      cfg->recur_bandwidth,
+                                      cfg->recur_relative},
+                    out->p_anomaly, pf->interval);
     learn_ar(pf, c.y, out);
     out->noise_factor = c.kt;
     /* Every value goes into the memory of recent values by default; an

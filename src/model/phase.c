@@ -129,6 +129,13 @@ static double earlier(const float *e, double now, double dec)
     return old > 0.0 ? old * pow(dec, now - e[PH_DAY]) : 0.0;
 }
 
+/* Whether excursion @p x is about the size @p v a bin holds: within the
+ * recurrent regime's familiarity radius around it. */
+static bool same_size(const bw__phase_at_t *at, double v, double x)
+{
+    return fabs(x - v) <= fmax(at->bandwidth * at->sd, at->relative * fabs(v));
+}
+
 /* Earlier days' spikes in bin b's window (the bin holds each day's
  * largest, credited to every bin within width of the spike), if their
  * excursion was about at->y's from at->level. */
@@ -136,10 +143,9 @@ static double evidence(const bw__phase_t *p, int b, double now, double dec,
                        const bw__phase_at_t *at)
 {
     const float *e = p->bin + (size_t)b * PH_FIELDS;
-    double v = e[PH_Y];
-    double h = fmax(at->bandwidth * at->sd, at->relative * fabs(v));
 
-    return fabs(at->y - at->level - v) <= h ? earlier(e, now, dec) : 0.0;
+    return same_size(at, e[PH_Y], at->y - at->level) ? earlier(e, now, dec)
+                                                       : 0.0;
 }
 
 double bw__phase_spike_prior(const bw__phase_t *p, int64_t t_ms,
@@ -177,10 +183,25 @@ double bw__phase_spike_prior(const bw__phase_t *p, int64_t t_ms,
 }
 
 /* Bin e's evidence of day @p now: a visit more than half a day after the
- * last starts a new day (the last one's goes to the earlier days). */
+ * last starts a new day (the last one's goes to the earlier days). The bin
+ * holds one size, its evidence that of spikes of about that size: a spike
+ * of another size (radius as at's) takes the bin only where the held
+ * size's evidence, forgotten to now, is less than its own, and then starts
+ * from its own alone. (It had taken the bin with the held size's
+ * evidence: one dip at a learnt job's hour made a dip there the next day
+ * usual, and the job itself anomalous.) */
 static void credit(const bw__phase_t *p, float *e, double now, double x,
-                   double pr)
+                   double pr, const bw__phase_at_t *at)
 {
+    if (e[PH_DAY] >= 0.0f && !same_size(at, e[PH_Y], x)) {
+        double held = ((double)e[PH_OLD] + e[PH_NEW]) *
+                      exp2(-(now - e[PH_DAY]) / p->half_life);
+        if (held >= pr) {
+            return; /* an anomaly of its own, not the bin's spike */
+        }
+        e[PH_OLD] = e[PH_NEW] = 0.0f;
+        e[PH_DAY] = (float)now;
+    }
     if (e[PH_DAY] < 0.0f || now - e[PH_DAY] > 0.5) {
         if (e[PH_DAY] >= 0.0f) {
             e[PH_OLD] = (float)((e[PH_OLD] + e[PH_NEW]) *
@@ -189,28 +210,31 @@ static void credit(const bw__phase_t *p, float *e, double now, double x,
         e[PH_NEW] = 0.0f;
         e[PH_DAY] = (float)now;
     }
-    if (pr > e[PH_NEW]) {
+    if (pr > e[PH_NEW]) { /* the size: a mean over the days, by evidence */
+        double w = e[PH_DAY] >= 0.0f ? e[PH_OLD] : 0.0;
+        e[PH_Y] = (float)(w > 0.0 ? (w * e[PH_Y] + pr * x) / (w + pr) : x);
         e[PH_NEW] = (float)pr;
-        e[PH_Y] = (float)x;
     }
 }
 
 /* A short excursion that has ended: its most anomalous event is a spike of
  * its day in every bin within width of its phase. */
-static void credit_run(bw__phase_t *p)
+static void credit_run(bw__phase_t *p, const bw__phase_at_t *at)
 {
     int b = bin_of(p, p->run_t);
     double now = days(p, p->run_t);
 
     for (int j = -p->width; j <= p->width; j++) {
         int bb = ((b + j) % p->bins + p->bins) % p->bins;
-        credit(p, p->bin + (size_t)bb * PH_FIELDS, now, p->run_y, p->run_p);
+        credit(p, p->bin + (size_t)bb * PH_FIELDS, now, p->run_y, p->run_p,
+               at);
     }
 }
 
-void bw__phase_learn(bw__phase_t *p, int64_t t_ms, double y, double level,
+void bw__phase_learn(bw__phase_t *p, int64_t t_ms, const bw__phase_at_t *at,
                      double p_anomaly, double interval_ms)
 {
+    double y = at->y, level = at->level;
     double spike = 0.0;
 
     if (p->bin == NULL) {
@@ -228,7 +252,7 @@ void bw__phase_learn(bw__phase_t *p, int64_t t_ms, double y, double level,
         p->run_len = p->run_len < PH_RUN_MAX + 1 ? p->run_len + 1 : p->run_len;
     } else {
         if (p->run_len > 0 && p->run_len <= PH_RUN_MAX) {
-            credit_run(p);
+            credit_run(p, at);
             spike = p->run_p;
         }
         p->run_len = 0;

@@ -47,11 +47,12 @@ double bw__phase_posterior(double k, double n, double q0, double prior);
 double bw__phase_spike_prior(const bw__phase_t *p, int64_t t_ms,
                              double interval_ms, double p0,
                              const bw__phase_at_t *at, double *anomalous);
-/** Learn from the event at @p t_ms (value @p y, the level before it
- * @p level, anomalous with probability @p p_anomaly): an excursion of at
- * most 3 events (p >= 1/2) counts as its day's spike once it has ended (a
- * longer one is an episode, not a spike), its size y - level. */
-void bw__phase_learn(bw__phase_t *p, int64_t t_ms, double y, double level,
+/** Learn from the event at @p t_ms (at->y, the level before it at->level;
+ * the familiarity radius from at's sd, bandwidth and relative), anomalous
+ * with probability @p p_anomaly: an excursion of at most 3 events
+ * (p >= 1/2) counts as its day's spike once it has ended (a longer one is
+ * an episode, not a spike), its size y - level. */
+void bw__phase_learn(bw__phase_t *p, int64_t t_ms, const bw__phase_at_t *at,
                      double p_anomaly, double interval_ms);
 /** A record written before the spikes' sizes were excursions held their
  * values: make them excursions from @p level (the loaded filter's; right

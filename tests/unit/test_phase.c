@@ -249,6 +249,47 @@ static void test_daily_job_is_usual(void **state)
     }
 }
 
+/* The job on days 0-7 and a dip of its size at its hour on day 8; on day
+ * 9 the dip again (@p dip) or the job: the job's p_anomaly on day 9, the
+ * least over five seeds if @p dip, else the largest. */
+static double after_a_dip(bool dip)
+{
+    static double what[N_EV], y[N_EV];
+    static bw_pf_out_t out[N_EV];
+    bw_pf_cfg_t c = phase_cfg(1e-5);
+    double worst = dip ? 1.0 : 0.0;
+
+    for (uint64_t s = 1; s <= SEEDS; s++) {
+        job(s, what);
+        what[9 * PER_DAY + JOB_BIN] = dip ? -SIZE : SIZE;
+        what[7 * PER_DAY + 180] = 0.0;
+        series(100 + s, what, y);
+        run_all(&c, s, y, out);
+        worst = dip ? fmin(worst, out[9 * PER_DAY + JOB_BIN].p_anomaly)
+                    : fmax(worst, out[9 * PER_DAY + JOB_BIN].p_anomaly);
+    }
+    return worst;
+}
+
+/* A bin holds one spike size with its evidence: one dip at the learnt
+ * job's hour is an anomaly of its own and does not take the bin. A dip
+ * there the next day is still anomalous (it had been read as usual, with
+ * the job's days as its evidence), and the job itself still usual (it
+ * had been flagged, its size no longer the bin's). */
+static void test_dip_does_not_take_the_job(void **state)
+{
+    double dip, job_p;
+
+    (void)state;
+    dip = after_a_dip(true);
+    job_p = after_a_dip(false);
+    print_message("day 9 after a dip on day 8: a dip again at least %.3f, "
+                  "the job at most %.3f\n",
+                  dip, job_p);
+    assert_true(dip >= 0.99);
+    assert_true(job_p < 0.5);
+}
+
 /* The same job far from 0 (a gauge at 1e10 with unit noise): the spikes'
  * sizes are held as excursions from the level, so the job is learnt as at
  * 100. Held as values in single precision (rounded to 1,024 at 1e10), no
@@ -456,8 +497,11 @@ static void learn_old_and_new(double level, double size, double tol,
     for (int e = 0; e < 6 * PER_DAY; e++) {
         int job_now = e % PER_DAY == JOB_BIN;
         double y = level + (job_now ? size : 0.0), p = job_now ? 1.0 : 0.0;
-        bw__phase_learn(now, (int64_t)e * STEP_MS, y, level, p, STEP_MS);
-        bw__phase_learn(old, (int64_t)e * STEP_MS, y, 0.0, p, STEP_MS);
+        bw__phase_learn(now, (int64_t)e * STEP_MS,
+                        &(bw__phase_at_t){y, level, 1.0, 2.0, 0.2}, p,
+                        STEP_MS);
+        bw__phase_learn(old, (int64_t)e * STEP_MS,
+                        &(bw__phase_at_t){y, 0.0, 1.0, 2.0, 0.2}, p, STEP_MS);
     }
     bw__phase_values_to_excursions(old, level, tol);
 }
@@ -609,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_posterior_vs_quadrature),
         cmocka_unit_test(test_job_block_still_reports),
         cmocka_unit_test(test_daily_job_is_usual),
+        cmocka_unit_test(test_dip_does_not_take_the_job),
         cmocka_unit_test(test_daily_job_at_any_offset),
         cmocka_unit_test(test_random_spikes_stay_anomalies),
         cmocka_unit_test(test_daily_shifts_stay_flagged),
