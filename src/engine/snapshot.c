@@ -396,16 +396,20 @@ static bw_err_t read_regions(group_t *g, bw_rbuf_t *r, int max)
 
     for (uint32_t i = 0; i < n && r->err == BW_OK; i++) {
         uint32_t len = bw_rbuf_u32_in(r, 0, NAME_LIMIT);
+        bw_err_t err;
         bw_rbuf_bytes(r, name, len);
         if (r->err != BW_OK) {
             break;
         }
         name[len] = '\0';
         if (strlen(name) != len ||
-            (len > 0 && (bw_map_get(g->regions, name) != NULL ||
-                         bw_map_put(g->regions, name,
-                                    (void *)(intptr_t)(i + 1)) != BW_OK))) {
+            (len > 0 && bw_map_get(g->regions, name) != NULL)) {
             return BW_ERR_CORRUPT;
+        }
+        err = len > 0 ? bw_map_put(g->regions, name, (void *)(intptr_t)(i + 1))
+                      : BW_OK;
+        if (err != BW_OK) {
+            return err; /* out of memory: the record is sound, and stays */
         }
         g->n_regions = (int)i + 1;
     }
@@ -448,7 +452,11 @@ static bw_err_t load_group(bw_engine_t *eng, const char *key,
         return bw_seterr(errstr, n, BW_ERR_NOMEM, "changelog record: %s",
                          bw_strerror(BW_ERR_NOMEM));
     }
-    if (read_regions(g, &r, eng->cfg->model.hier.max_regions) != BW_OK) {
+    err = read_regions(g, &r, eng->cfg->model.hier.max_regions);
+    if (err == BW_ERR_NOMEM) {
+        err = bw_seterr(errstr, n, err, "changelog record: %s",
+                        bw_strerror(err));
+    } else if (err != BW_OK) {
         err = corrupt(errstr, n, "pooled group regions");
     } else {
         rest(&r, &blob, &blen);
@@ -670,6 +678,10 @@ static void link_one(const char *key, void *v, void *arg)
     }
     err = bw__link(lw->eng, s);
     if (err == BW_OK) {
+        return;
+    }
+    if (err == BW_ERR_NOMEM) { /* the record is sound: the restore fails */
+        lw->err = err;
         return;
     }
     if (lw->n == lw->cap) {

@@ -120,7 +120,10 @@ static bw_err_t load(void *model, save_fn sfn, load_fn lfn,
                          "state: cannot snapshot the model before loading");
     }
     err = load_into(model, lfn, kind, blob, len, errstr, errstr_size);
-    if (err != BW_OK) {
+    /* a model's load that runs out of memory has changed nothing (each
+     * allocates before it reads, fusion's scratch): putting the snapshot
+     * back would need memory too, and had aborted the process */
+    if (err != BW_OK && err != BW_ERR_NOMEM) {
         BW_ASSERT(load_into(model, lfn, kind, backup.data, backup.len, NULL,
                             0) == BW_OK);
     }

@@ -551,6 +551,50 @@ static void test_retirement(void **state)
     topic_free(&t);
 }
 
+/* A restore that runs out of memory (an allocation, at each point in
+ * turn) never counts a record as corrupt or writes a tombstone: the
+ * record is sound, and must stay for the next start (a group's region
+ * names, and a series joining its group, had been read as corrupt, and
+ * the group's or the series' state tombstoned for good). */
+static void test_restore_out_of_memory(void **state)
+{
+    static bw_config_t cfg;
+    topic_t t = {0}, w = {0};
+    int failures = 0;
+    bool whole = false;
+
+    (void)state;
+    load(&cfg, NULL);
+    write_state(&cfg, &t);
+    for (long k = 0; !whole; k++) {
+        char err[256];
+        bw_engine_t *eng = bw_engine_new(&cfg, err, sizeof(err));
+        bw_restore_stats_t st = {.offset = -1};
+        bw_err_t done;
+        assert_non_null(eng);
+        bw_mem_fail_after(k);
+        for (int i = 0; i < t.n; i++) {
+            bw_engine_restore(eng, t.r[i].key, t.r[i].klen, t.r[i].v,
+                              t.r[i].len, &st, err, sizeof(err));
+        }
+        done = bw_engine_restore_done(eng);
+        bw_mem_fail_after(-1);
+        assert_int_equal(st.corrupt, 0);
+        assert_int_equal(st.config_changed, 0);
+        whole = st.failed == 0 && done == BW_OK;
+        failures += !whole;
+        commit(eng, &w, 900);
+        assert_int_equal(w.tombs, 0);
+        bw_engine_destroy(eng);
+        topic_free(&w);
+    }
+    print_message("%d restores ran out of memory: no record corrupt, no "
+                  "tombstone\n",
+                  failures);
+    assert_true(failures > 0);
+    topic_free(&t);
+}
+
 /* A call of bw_engine_changes that fails (an allocation, at each point in
  * turn) forgets nothing: the caller does not commit, and the next call
  * passes every change again, the tombstones too (they had been freed as
@@ -1082,6 +1126,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_records),
         cmocka_unit_test(test_retirement),
         cmocka_unit_test(test_failed_changes_forget_nothing),
+        cmocka_unit_test(test_restore_out_of_memory),
         cmocka_unit_test(test_region_slot_reuse),
         cmocka_unit_test(test_region_slot_orphans),
         cmocka_unit_test(test_region_decay_restore),
