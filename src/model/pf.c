@@ -1946,23 +1946,26 @@ static void shift_learning(bw_pf_t *pf, bw_season_t *s, int64_t t_ms,
  * level, or one that lands near the baseline) takes P(abnormal) below 1/2
  * for an event or two; ended there, the episode began again at the next
  * event with its adoption clock restarted, and was held abnormal for that
- * much longer than a lasting change should be.
+ * much longer than a lasting change should be. Returns the baseline's move
+ * at an adoption (0 at any other event).
  */
 #define EPISODE_GAP 3
-static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
+static double episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
 {
+    double moved = 0.0;
+
     if (out->p_abnormal < 0.5) {
         out->since_ms = -1;
         pf->abn_calm = 0;
         if (pf->abn_run > 0 && ++pf->abn_gap <= EPISODE_GAP) {
             /* its values are the episode's stretch */
             pf->abn_run += pf->abn_run < UINT32_MAX;
-            return;
+            return 0.0;
         }
         pf->abn_run = 0;
         pf->abn_gap = 0;
         pf->abn_since = -1;
-        return;
+        return 0.0;
     }
     pf->abn_gap = 0;
     pf->abn_calm += pf->abn_calm < UINT32_MAX;
@@ -1976,7 +1979,8 @@ static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
         /* The block model's baseline moves with it: the change is not
          * reported again as a sustained one; so do the baselines of the
          * profiles that learn from it at once (shift_learning). */
-        double step, moved = adopt(pf, &step);
+        double step;
+        moved = adopt(pf, &step);
         bw__pf_shift(pf->block.pf, moved);
         /* and the open block's inputs so far (the old baseline's, an
          * episode's values being taken out), as reframe_block does */
@@ -1992,6 +1996,7 @@ static void episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
         pf->abn_calm = 0;
         pf->abn_since = -1;
     }
+    return moved;
 }
 
 /*
@@ -2285,7 +2290,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
 {
     const bw_pf_cfg_t *cfg = pf->cfg;
     step_ctx_t c;
-    double sd, sw, usual, spike, early, cleaned;
+    double sd, sw, usual, spike, early, cleaned, adopted_by;
     int64_t age;
     int was, novel;
 
@@ -2356,7 +2361,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     if (!pf->cfg->memory_normal_only || out->p_anomaly < 0.5) {
         bw__memory_push(&pf->recent, c.y, t_ms, pf->level_last);
     }
-    episode(pf, t_ms, out);
+    adopted_by = episode(pf, t_ms, out);
     if (cfg->learn_scale) {
         double fl;
         pf->dof += 1.0;
@@ -2388,7 +2393,8 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
      * onset and then follows it: the block model is then the one that
      * sees it last. An episode at an unvisited level (novel_wanted) holds
      * its change as later. */
-    cleaned = c.y - out->p_anomaly * (y - out->expected);
+    /* in the adopted baseline's frame, as the open block's earlier inputs */
+    cleaned = c.y - out->p_anomaly * (y - out->expected) + adopted_by;
     report_usual(out, spike * usual); /* the block sees what is reported */
     bw__block_add(&pf->block, ws, t_ms, cleaned,
                   pf->j_enter < 0 || episodes_on(pf, age) ||

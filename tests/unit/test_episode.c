@@ -538,40 +538,48 @@ static void test_lasting_change_is_adopted(void **state)
  * Adoption inside an open block: the block model's inputs so far were the
  * old baseline's (an episode's values are taken out of them), and its
  * level moves with the filter's at adoption, so its open block must move
- * too (as reframe_block does), or the block closing after the adoption
- * mixes the two levels. A 6-sd rise from event 609, adopted late in a
- * block: the first block mean after it (12 values of sd 2: sd 0.58)
- * lies near the new level 62 (measured 61.55; 50.29 unmoved).
+ * too (as reframe_block does), and so must the adoption event's own input,
+ * or the block closing after the adoption mixes the two levels. A 6-sd
+ * rise from event 609, adopted late in a block, ten noise seeds: the
+ * first block mean after it (12 values of sd 2: sd 0.58; the ten runs'
+ * mean has sd 0.18) lies near the new level 62 on average within 0.55, 3
+ * sds (measured 62.06; 61.02 with the adoption event's input at the old
+ * baseline, 12/12 low; 50.29 in one run with the block unmoved).
  */
 static void test_adoption_moves_open_block(void **state)
 {
     bw_config_t cfg = episode_cfg();
-    bw_pf_t *pf = bw_pf_new(&cfg.model.pf, 3, NULL, 0);
-    bw_pf_ws_t *ws = bw_pf_ws_new(&cfg.model.pf);
-    noise_t nz = {.family = FAM_GAUSS};
-    const int start = 609;
-    int at = -1;
-    double block_after = NAN;
+    const int start = 609, runs = 10;
+    double sum = 0.0;
 
     (void)state;
-    bw_rng_seed(&nz.rng, 9);
-    for (int t = 0; t < start + 400 && isnan(block_after); t++) {
-        bw_pf_out_t out;
-        double y = 50.0 + 2.0 * noise_next(&nz) + (t >= start ? 12.0 : 0.0);
-        bw_pf_update(pf, ws, (int64_t)t * 60000, y, &out);
-        if (out.adopted) {
-            at = t;
-        } else if (at >= 0 && out.block_closed) {
-            block_after = out.block_mean;
+    for (int r = 0; r < runs; r++) {
+        bw_pf_t *pf = bw_pf_new(&cfg.model.pf, 3, NULL, 0);
+        bw_pf_ws_t *ws = bw_pf_ws_new(&cfg.model.pf);
+        noise_t nz = {.family = FAM_GAUSS};
+        int at = -1;
+        double block_after = NAN;
+        bw_rng_seed(&nz.rng, 9 + (uint64_t)r);
+        for (int t = 0; t < start + 400 && isnan(block_after); t++) {
+            bw_pf_out_t out;
+            double y =
+                50.0 + 2.0 * noise_next(&nz) + (t >= start ? 12.0 : 0.0);
+            bw_pf_update(pf, ws, (int64_t)t * 60000, y, &out);
+            if (out.adopted) {
+                at = t;
+            } else if (at >= 0 && out.block_closed) {
+                block_after = out.block_mean;
+            }
         }
+        assert_true(at >= 0 && isfinite(block_after));
+        sum += block_after;
+        bw_pf_ws_destroy(ws);
+        bw_pf_destroy(pf);
     }
-    print_message("adopted at +%d; the first block mean after it %.2f (the "
-                  "level 62)\n",
-                  at - start, block_after);
-    assert_true(at >= 0);
-    assert_true(fabs(block_after - 62.0) < 2.0);
-    bw_pf_ws_destroy(ws);
-    bw_pf_destroy(pf);
+    print_message("the first block mean after adoption, mean of %d runs: "
+                  "%.2f (the level 62)\n",
+                  runs, sum / runs);
+    assert_true(fabs(sum / runs - 62.0) < 0.55);
 }
 
 /*
