@@ -459,9 +459,15 @@ fail:
 static series_t *new_series(bw_engine_t *eng, const char *key,
                             const bw_event_t *ev, bw_err_t *err)
 {
-    series_t *s =
-        bw__series_new(eng, key, ev->region, ev->service, ev->metric, err);
+    series_t *s;
 
+    if (bw_map_size(eng->series) >= (size_t)eng->cfg->engine.max_series) {
+        /* refused before anything is built: a model allocated per refused
+         * event, and a pooled group made for it and left empty for ever */
+        *err = BW_ERR_FULL;
+        return NULL;
+    }
+    s = bw__series_new(eng, key, ev->region, ev->service, ev->metric, err);
     if (s == NULL) {
         return NULL;
     }
@@ -790,10 +796,11 @@ static void track_activity(bw_engine_t *eng, series_t *s, int64_t t_ms)
         s->interval_ms = bw_interval_update(s->interval_ms,
                                             (double)(t_ms - s->last_ms), 0.05);
     }
-    if (t_ms > s->last_ms) {
+    if (t_ms > s->last_ms) { /* only new time ends a silence: a delayed
+                                 or repeated record does not */
         s->last_ms = t_ms;
+        s->stale = false;
     }
-    s->stale = false;
     if (t_ms > eng->watermark) {
         eng->watermark = t_ms;
         eng->meta_dirty = true;

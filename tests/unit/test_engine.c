@@ -162,6 +162,8 @@ static void feed(bw_engine_t *eng, const char *region, int64_t t)
                      BW_OK);
 }
 
+/* (A delayed record does not end a silence: it had cleared the stale
+ * flag, and the same silence was reported again.) */
 static void test_stale_and_lateness(void **state)
 {
     bw_config_t cfg;
@@ -226,6 +228,12 @@ static void test_stale_and_lateness(void **state)
                                               NULL),
                          1);
         assert_int_equal(stale_model, BW_MODEL_POOLED_NORMAL);
+        /* a delayed record (a pooled model takes it) ends no silence
+         * either: the silence is not reported twice */
+        feed(eng, "a", t - 90000);
+        assert_int_equal(bw_engine_stale_scan(eng, t + 11 * 60000, on_stale,
+                                              NULL),
+                         0);
         bw_engine_destroy(eng);
     }
 }
@@ -350,6 +358,28 @@ static void test_refused_events_make_no_series(void **state)
     assert_int_equal(st.series, 1);
     assert_int_equal(st.groups, 0);
     assert_int_equal(st.rejected, 4);
+    /* at max_series, a pooled series refused for room makes no group (each
+     * had made one, left empty for ever: 3 here) */
+    ev.metric = "latency";
+    ev.count = NAN;
+    for (int i = 0; i < 2; i++) {
+        ev.region = regions[i];
+        assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, NULL, 0),
+                         BW_OK);
+    }
+    ev.metric = "errors";
+    ev.count = 100.0;
+    ev.value = 1.0;
+    for (int i = 0; i < 20; i++) {
+        char service[16];
+        snprintf(service, sizeof(service), "s%d", i);
+        ev.service = service;
+        assert_int_equal(bw_engine_process(eng, &ev, &sc, NULL, NULL, NULL, 0),
+                         BW_ERR_FULL);
+    }
+    bw_engine_stats(eng, &st);
+    assert_int_equal(st.series, 3);
+    assert_int_equal(st.groups, 0);
     bw_engine_destroy(eng);
 }
 
