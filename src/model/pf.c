@@ -1799,6 +1799,10 @@ static double adopt(bw_pf_t *pf, double *step)
             w += pf->wlin[i];
             pf->m0[i] = pf->ma[i];
             pf->c00[i] = pf->ca[i];
+            /* the abnormal level has no covariance with the trend: the
+             * baseline's, grown over the episode's predictions, made the
+             * matrix indefinite (and the likelihoods NaN) */
+            pf->c01[i] = 0.0;
             pf->ab[i] = 0.0;
         }
     }

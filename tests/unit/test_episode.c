@@ -583,6 +583,47 @@ static void test_adoption_moves_open_block(void **state)
 }
 
 /*
+ * Adoption with a trend (model.pf.trend): the baseline's level/trend
+ * covariance grows over the episode's predictions, and the adopted level
+ * has none with the trend. A 6-sd rise held past the adoption horizon,
+ * then 300 events more, three runs: the change is adopted once, and every
+ * output after it is finite and the level's variance positive (the
+ * covariance had been kept: the matrix went indefinite at adoption, and
+ * the likelihoods NaN within events).
+ */
+static void test_adoption_with_trend(void **state)
+{
+    bw_config_t cfg = episode_cfg();
+
+    (void)state;
+    cfg.model.pf.trend = true;
+    for (int r = 0; r < 3; r++) {
+        bw_pf_t *pf = bw_pf_new(&cfg.model.pf, 11 + (uint64_t)r, NULL, 0);
+        bw_pf_ws_t *ws = bw_pf_ws_new(&cfg.model.pf);
+        noise_t nz = {.family = FAM_GAUSS};
+        int adopted = 0, bad = 0;
+        bw_rng_seed(&nz.rng, 21 + (uint64_t)r);
+        for (int t = 0; t < 600 + 240 + 300; t++) {
+            bw_pf_out_t out;
+            double y = 50.0 + 2.0 * noise_next(&nz) + (t >= 600 ? 12.0 : 0.0);
+            double m, v;
+            assert_int_equal(bw_pf_update(pf, ws, (int64_t)t * 60000, y, &out),
+                             BW_OK);
+            adopted += out.adopted;
+            bw_pf_level(pf, &m, &v);
+            bad += !(isfinite(out.p_anomaly) && isfinite(out.expected) &&
+                     isfinite(m) && v > 0.0);
+        }
+        print_message("trend, run %d: adopted %d, outputs not finite %d\n", r,
+                      adopted, bad);
+        assert_int_equal(adopted, 1);
+        assert_int_equal(bad, 0);
+        bw_pf_ws_destroy(ws);
+        bw_pf_destroy(pf);
+    }
+}
+
+/*
  * One heavy-tailed value inside an episode does not end it. Gaussian noise
  * (sd 2, level 50, one-minute data), a 12-sd rise from event 600 lasting
  * twice the adoption horizon, and 60 events into it one value back at the
@@ -1519,6 +1560,7 @@ int main(void)
         cmocka_unit_test(test_spike_flagged_once),
         cmocka_unit_test(test_lasting_change_is_adopted),
         cmocka_unit_test(test_adoption_moves_open_block),
+        cmocka_unit_test(test_adoption_with_trend),
         cmocka_unit_test(test_outlier_inside_episode_keeps_its_start),
         cmocka_unit_test(test_no_adoption_as_a_gap_ends),
         cmocka_unit_test(test_missing_day_does_not_teach_profile),
