@@ -2076,11 +2076,18 @@ static void track_excursion(bw_pf_t *pf, int64_t t_ms, double before,
  * time of day (phase.c); the normal children give up what it gains.
  * Returns the share of a spike that is usual here (0: none).
  */
+/* The recurring spikes' view of value @p y: the level and noise sd before
+ * it (as they stand until the step ends) and the familiarity radius. */
+static bw__phase_at_t phase_at(const bw_pf_t *pf, double y)
+{
+    return (bw__phase_at_t){y, pf->level_last, pf->sd_last,
+                            pf->cfg->recur_bandwidth, pf->cfg->recur_relative};
+}
+
 static double phase_prior(const bw_pf_t *pf, int64_t t_ms, step_ctx_t *c)
 {
     const bw_pf_cfg_t *cfg = pf->cfg;
-    bw__phase_at_t at = {c->y, pf->level_last, pf->sd_last,
-                         cfg->recur_bandwidth, cfg->recur_relative};
+    bw__phase_at_t at = phase_at(pf, c->y);
     double anomalous, pr;
 
     c->spike_mult = c->norm_mult = 1.0;
@@ -2295,6 +2302,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     const bw_pf_cfg_t *cfg = pf->cfg;
     step_ctx_t c;
     double sd, sw, usual, spike, early, cleaned, adopted_by;
+    bw__phase_at_t at;
     int64_t age;
     int was, novel;
 
@@ -2350,11 +2358,8 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
 
     filter(pf, ws, &c, out);
     spike = out->p_spike;
-    bw__phase_learn(&pf->phase, t_ms,
-                    &(bw__phase_at_t){c.y, pf->level_last, pf->sd_last,
-                                      cfg->recur_bandwidth,
-                                      cfg->recur_relative},
-                    out->p_anomaly, pf->interval);
+    at = phase_at(pf, c.y);
+    bw__phase_learn(&pf->phase, t_ms, &at, out->p_anomaly, pf->interval);
     learn_ar(pf, c.y, out);
     out->noise_factor = c.kt;
     /* Every value goes into the memory of recent values by default; an

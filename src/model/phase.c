@@ -211,7 +211,7 @@ static void credit(const bw__phase_t *p, float *e, double now, double x,
         e[PH_DAY] = (float)now;
     }
     if (pr > e[PH_NEW]) { /* the size: a mean over the days, by evidence */
-        double w = e[PH_DAY] >= 0.0f ? e[PH_OLD] : 0.0;
+        double w = e[PH_OLD]; /* 0 on the bin's first day */
         e[PH_Y] = (float)(w > 0.0 ? (w * e[PH_Y] + pr * x) / (w + pr) : x);
         e[PH_NEW] = (float)pr;
     }
