@@ -4,10 +4,10 @@
  * engine.max_series) and live as long as the engine; the particle filter
  * workspace is allocated once. Each series' RNG seed is derived from the
  * configured seed and the series key, so output does not depend on how
- * series interleave. Series silent for engine.retire_after_ms of stream
- * time are retired (a pass every quarter of that, on stream time, so
- * replay and the Kafka stage retire alike). Changed objects are tracked
- * for the changelog (snapshot.c).
+ * series interleave. A series none of whose events arrived while the
+ * watermark moved engine.retire_after_ms is retired (a pass every quarter
+ * of that, on stream time, so replay and the Kafka stage retire alike).
+ * Changed objects are tracked for the changelog (snapshot.c).
  */
 #include <math.h>
 #include <stdint.h>
@@ -434,7 +434,7 @@ series_t *bw__series_new(bw_engine_t *eng, const char *key, const char *region,
     if (s == NULL || (s->o.key = bw_strdup(key)) == NULL) {
         goto fail;
     }
-    s->last_ms = -1;
+    s->last_ms = s->seen_ms = -1;
     s->src = (uint32_t)bw_hash64(BW_HASH64_INIT, key, strlen(key)) | 1u;
     s->route = bw_config_route(&eng->cfg->engine, region, service, metric);
     s->ro =
@@ -694,6 +694,29 @@ static entity_t *get_entity(bw_engine_t *eng, const char *key)
     return e;
 }
 
+/* The fusion entity's map key of @p region and @p service (KEY_MAX). */
+static void entity_key(const bw_engine_t *eng, char *key, const char *region,
+                       const char *service)
+{
+    bw_join_esc(key, KEY_MAX, '/', region,
+                eng->cfg->model.fusion.entity == BW_ENTITY_REGION ? NULL
+                                                                  : service,
+                NULL);
+}
+
+/* True if a fusion rule names @p metric as a signal. */
+static bool feeds_fusion(const bw_fusion_cfg_t *fc, const char *metric)
+{
+    for (int r = 0; r < fc->n_rules; r++) {
+        for (int s = 0; s < fc->rules[r].n_signals; s++) {
+            if (strcmp(fc->rules[r].signals[s].metric, metric) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 static void fuse(bw_engine_t *eng, const bw_event_t *ev,
                  const bw_fusion_obs_t *in, bw_threat_cb_t cb, void *opaque)
 {
@@ -704,8 +727,7 @@ static void fuse(bw_engine_t *eng, const bw_event_t *ev,
     if (fc->n_rules == 0) {
         return; /* nothing to fuse: skip the entity key */
     }
-    bw_join_esc(key, sizeof(key), '/', ev->region,
-                fc->entity == BW_ENTITY_REGION ? NULL : ev->service, NULL);
+    entity_key(eng, key, ev->region, ev->service);
     for (int r = 0; r < fc->n_rules; r++) {
         const bw_rule_cfg_t *rule = &fc->rules[r];
         bw_threat_rec_t rec;
@@ -805,6 +827,7 @@ static void track_activity(bw_engine_t *eng, series_t *s, int64_t t_ms)
         eng->watermark = t_ms;
         eng->meta_dirty = true;
     }
+    s->seen_ms = eng->watermark;
 }
 
 /* ---- dropping and retiring ---- */
@@ -850,39 +873,56 @@ static void add_key(retire_scan_t *rs, const char *key)
     rs->keys[rs->n++] = (char *)key;
 }
 
+/* A series not seen for retire_after_ms: no event of it arrived while
+ * the watermark moved that far (its own event times are not the clock:
+ * a series stamped behind or ahead of the partition keeps its key while
+ * its events arrive). */
 static void find_idle(const char *key, void *v, void *arg)
 {
     series_t *s = v;
     retire_scan_t *rs = arg;
 
-    if (s->last_ms >= 0 && s->last_ms < rs->before) {
+    if (s->seen_ms >= 0 && s->seen_ms < rs->before) {
         add_key(rs, key);
     }
 }
 
-/* A fusion entity or pooled group silent since before rs->before (its
- * last activity read from its own state, so a restore retires it alike);
- * a group only once no series is linked to it. */
+/* A live series' pooled group and the fusion entity it feeds, marked as
+ * in use for this pass. */
+static void mark_linked(const char *key, void *v, void *arg)
+{
+    series_t *s = v;
+    bw_engine_t *eng = arg;
+    char buf[KEY_MAX], ekey[KEY_MAX], *region, *service, *metric;
+    entity_t *e;
+
+    if (s->grp != NULL) {
+        s->grp->linked = true;
+    }
+    if (!bw__split_key(key, buf, sizeof(buf), &region, &service, &metric) ||
+        !feeds_fusion(&eng->cfg->model.fusion, metric)) {
+        return;
+    }
+    entity_key(eng, ekey, region, service);
+    if ((e = bw_map_get(eng->entities, ekey)) != NULL) {
+        e->linked = true;
+    }
+}
+
+/* A fusion entity or pooled group no live series feeds, silent since
+ * before rs->before (its last activity read from its own state, so a
+ * restore retires one whose series did not come back alike). A live
+ * series keeps them: their event times lag as its own do. */
 static void find_idle_entity(const char *key, void *v, void *arg)
 {
     entity_t *e = v;
     retire_scan_t *rs = arg;
 
-    int64_t last = bw_fusion_last_ms(e->fu);
-
-    if (last < rs->before) { /* -1: an FU06 entity without buckets */
+    /* -1: an FU06 entity without buckets */
+    if (!e->linked && bw_fusion_last_ms(e->fu) < rs->before) {
         add_key(rs, key);
     }
-}
-
-static void mark_linked(const char *key, void *v, void *arg)
-{
-    series_t *s = v;
-
-    (void)key, (void)arg;
-    if (s->grp != NULL) {
-        s->grp->linked = true;
-    }
+    e->linked = false;
 }
 
 static void find_idle_group(const char *key, void *v, void *arg)
@@ -935,7 +975,7 @@ static void retire_from(bw_engine_t *eng, bw_map_t *map,
 }
 
 /* Every quarter of engine.retire_after_ms of stream time: retire the
- * series silent for longer than retire_after_ms, then the fusion entities
+ * series not seen for retire_after_ms of it, then the fusion entities
  * and the pooled groups no longer in use (their state would otherwise be
  * held for ever as services come and go, up to engine.max_series). */
 static void retire_pass(bw_engine_t *eng)
@@ -961,8 +1001,8 @@ static void retire_pass(bw_engine_t *eng)
     eng->meta_dirty = true;
     before = eng->watermark - (int64_t)after;
     retire_from(eng, eng->series, find_idle, before);
+    bw_map_each(eng->series, mark_linked, eng);
     retire_from(eng, eng->entities, find_idle_entity, before);
-    bw_map_each(eng->series, mark_linked, NULL);
     retire_from(eng, eng->groups, find_idle_group, before);
 }
 

@@ -54,6 +54,10 @@ typedef struct {
     const bw_route_cfg_t *ro; /* the matching route, or default_route */
     int route;                /* its index; -1 for default_route */
     int64_t last_ms;          /* last event time (-1 none) */
+    int64_t seen_ms; /* the watermark at its last event (-1 none): the
+                        clock retirement reads, so a series whose own
+                        clock lags or leads the partition's keeps its
+                        key while its events arrive */
     double interval_ms;       /* usual gap between events, EWMA; 0 unknown */
     bool stale;               /* reported stale, not yet resumed */
     bw_pf_t *pf;
@@ -65,6 +69,7 @@ typedef struct {
 typedef struct {
     obj_t o;
     bw_fusion_t *fu;
+    bool linked; /* a live series feeds it (a retirement pass's mark) */
 } entity_t;
 
 typedef struct {

@@ -12,7 +12,11 @@
  *
  * Bodies (little-endian):
  *   series: u8 model, u8 transform, i64 last event time, f64 usual
- *           interval, u8 stale, then the filter's snapshot (model series)
+ *           interval, u8 flags (1 stale, 2 a seen mark follows), the
+ *           i64 watermark at its last event if it is not the last event
+ *           time, then the filter's snapshot (model series). A build
+ *           before the seen mark reads one as corrupt; its own records
+ *           (flags 0 or 1) load with the seen mark at the event time.
  *   group:  u32 route, u32 regions, each u32 length + name (in index
  *           order), then the hierarchy's snapshot
  *   entity: the fusion snapshot
@@ -81,13 +85,20 @@ static bool version_ok(uint64_t v, uint64_t now, uint64_t before)
     return v == now || v == before;
 }
 
+/* A series body's flags. */
+enum { SER_STALE = 1, SER_SEEN = 2 };
+
 static void body_series(bw_wbuf_t *w, const series_t *s)
 {
     bw_wbuf_u8(w, (uint8_t)s->ro->model);
     bw_wbuf_u8(w, (uint8_t)s->ro->transform);
     bw_wbuf_i64(w, s->last_ms);
     bw_wbuf_f64(w, s->interval_ms);
-    bw_wbuf_u8(w, (uint8_t)s->stale);
+    bw_wbuf_u8(w, (uint8_t)((s->stale ? SER_STALE : 0) |
+                            (s->seen_ms != s->last_ms ? SER_SEEN : 0)));
+    if (s->seen_ms != s->last_ms) {
+        bw_wbuf_i64(w, s->seen_ms);
+    }
     if (s->pf != NULL) {
         bw_state_append_pf(s->pf, w);
     }
@@ -321,7 +332,7 @@ static bw_err_t load_series(bw_engine_t *eng, const char *key,
     bw_rbuf_t r;
     series_t *s;
     bw_err_t err;
-    int model, transform;
+    int model, transform, flags;
     const uint8_t *blob;
     size_t blen;
 
@@ -343,8 +354,12 @@ static bw_err_t load_series(bw_engine_t *eng, const char *key,
     transform = bw_rbuf_u8(&r);
     s->last_ms = bw_rbuf_time(&r, -1);
     s->interval_ms = bw_rbuf_finite(&r);
-    s->stale = bw_rbuf_u8(&r) != 0;
-    if (r.err != BW_OK || s->interval_ms < 0 || s->last_ms < -1) {
+    flags = bw_rbuf_u8(&r);
+    s->stale = (flags & SER_STALE) != 0;
+    s->seen_ms = flags & SER_SEEN ? bw_rbuf_time(&r, -1) : s->last_ms;
+    if (r.err != BW_OK || s->interval_ms < 0 || s->last_ms < -1 ||
+        (flags & ~(SER_STALE | SER_SEEN)) != 0 ||
+        s->seen_ms < s->last_ms) { /* its watermark passed its time */
         err = corrupt(errstr, n, "series body");
     } else if (model != s->ro->model || transform != s->ro->transform ||
                !version_ok(env->config_version, series_version(eng, s, false),
