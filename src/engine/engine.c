@@ -899,7 +899,8 @@ static void mark_linked(const char *key, void *v, void *arg)
     if (s->grp != NULL) {
         s->grp->linked = true;
     }
-    if (!bw__split_key(key, buf, sizeof(buf), &region, &service, &metric) ||
+    if (s->seen_ms < 0 || /* no event scored in the engine yet */
+        !bw__split_key(key, buf, sizeof(buf), &region, &service, &metric) ||
         !feeds_fusion(&eng->cfg->model.fusion, metric)) {
         return;
     }
@@ -1134,6 +1135,9 @@ bw_err_t bw_engine_process(bw_engine_t *eng, const bw_event_t *in,
     if (s->grp != NULL) {
         bw__mark(eng, OBJ_GROUP, &s->grp->o, s->grp);
     }
+    /* arrived, also late for its filter or refused by its model (a
+     * scored event moves the watermark, and its mark, below) */
+    s->seen_ms = eng->watermark;
     if (err != BW_OK) {
         bw_seterr(errstr, errstr_size, err, "model rejected the event: %s",
                   bw_strerror(err));

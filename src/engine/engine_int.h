@@ -54,7 +54,8 @@ typedef struct {
     const bw_route_cfg_t *ro; /* the matching route, or default_route */
     int route;                /* its index; -1 for default_route */
     int64_t last_ms;          /* last event time (-1 none) */
-    int64_t seen_ms; /* the watermark at its last event (-1 none): the
+    int64_t seen_ms; /* the watermark at its last event to arrive, also
+                        one late or refused (-1 none): the
                         clock retirement reads, so a series whose own
                         clock lags or leads the partition's keeps its
                         key while its events arrive */
