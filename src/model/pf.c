@@ -778,7 +778,9 @@ static void reframe_block(bw_pf_t *pf, int64_t age, int which, double shift)
  * particle keeps its level as the abnormal one and takes the level the
  * excursion left, in the new frame (less the profiles at the phase where
  * the excursion began, @p profile_then), as its baseline; the episode counts
- * from the excursion's start (adoption, and the memory's skip). Only an
+ * from the excursion's start (adoption's horizon, and the memory's skip),
+ * its abnormal events in a row from now (the particles entered it here,
+ * so adoption waits for EPISODE_GAP + 1 of them, episode()). Only an
  * excursion converts: an onset the filter did not flag (p < 1/2) started
  * none, and stays in the baseline. A particle already in an episode (one
  * begun at an unvisited level after the excursion, novel_wanted) keeps it,
@@ -806,7 +808,7 @@ static void excursion_to_episode(bw_pf_t *pf, double profile_then)
         pf->abn_since = pf->exc_since;
         pf->abn_run = pf->exc_events;
         pf->abn_gap = 0;
-        pf->abn_calm = pf->exc_events;
+        pf->abn_calm = 0; /* its particles entered the episode now */
     }
     pf->exc_since = -1;
 }
@@ -1342,9 +1344,11 @@ static double visit_age(const bw_pf_t *pf, double age, int kind)
 }
 
 /* The normal particles' predicted level (none on a visit, none in an
- * episode), by their prior weights: what normal is at this event, which a
- * visit's own level (the one value it jumped to) is not. The filter's
- * level after the previous event if no such particle has weight. */
+ * episode), by their weights as this event's value has reweighted them
+ * (the draws come after the weighting): what normal is at this event,
+ * which a visit's own level (the one value it jumped to) is not. The
+ * filter's level after the previous event if no such particle has
+ * weight. */
 static double rebase_level(const bw_pf_t *pf, const batch_t *b)
 {
     double m = 0.0, w = 0.0;

@@ -1173,6 +1173,41 @@ static void test_excursion_across_profile_start(void **state)
 }
 
 /*
+ * An excursion just short of adopt_after_ms when the profile starts to
+ * apply (novel_episodes false: 24 sds up from 238 minutes before it)
+ * converts to an episode whose particles entered it there: adoption waits
+ * for EPISODE_GAP + 1 abnormal events in a row, as for any episode that
+ * re-entered (the excursion's own events had counted as such: adopted at
+ * the conversion's third event, 2 after it).
+ */
+static void test_old_excursion_adopted_after_conversion(void **state)
+{
+    daily_t d;
+    const int start = 2 * DAY1 - 238, end = 2 * DAY1 + 120;
+    int adopted_at = -1, first = -1;
+
+    (void)state;
+    daily_open_novel(&d, 37, 29, false);
+    for (int t = 0; t < end && adopted_at < 0; t++) {
+        bw_pf_out_t out;
+        double y = sine_day(t, &d.nz) + (t >= start ? 24.0 : 0.0);
+        bw_pf_update(d.pf, d.ws, (int64_t)t * 60000, y, &out);
+        if (first < 0 && out.since_ms >= 0) {
+            first = t;
+        }
+        if (out.adopted) {
+            adopted_at = t;
+        }
+    }
+    print_message("excursion converted at event %+d of the profile, "
+                  "adopted %d after\n",
+                  first - 2 * DAY1, adopted_at - first);
+    assert_true(first >= 2 * DAY1);
+    assert_true(adopted_at >= first + 3); /* EPISODE_GAP */
+    daily_close(&d);
+}
+
+/*
  * The same, begun where the profile is far from its value at the phase
  * where it starts to apply: 24 sds up from 21:30 on day 2 (profile -4.9
  * sds there) to 00:45 on day 3 (the profile applies at 00:00, +0). The
@@ -1570,6 +1605,7 @@ int main(void)
         cmocka_unit_test(test_day2_episode_restores_identically),
         cmocka_unit_test(test_seasonal_shift_is_adopted_cleanly),
         cmocka_unit_test(test_excursion_across_profile_start),
+        cmocka_unit_test(test_old_excursion_adopted_after_conversion),
         cmocka_unit_test(test_excursion_baseline_from_its_phase),
         cmocka_unit_test(test_profile_start_moves_block_model),
         cmocka_unit_test(test_profile_start_remeasures_ar),
