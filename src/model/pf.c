@@ -2548,6 +2548,16 @@ static int particles_valid(const bw_pf_t *pf)
     return 1;
 }
 
+/* An episode's, a hold's or an excursion's start as loaded: none (-1) or
+ * an event time of the filter's own span (one after its last event held
+ * adoption back by that much); a filter that has seen no event holds its
+ * zeroed start. */
+static int own_time(const bw_pf_t *pf, int64_t t)
+{
+    return pf->events == 0 || t == -1 ||
+           (t >= pf->t_first && t <= pf->t_last);
+}
+
 bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
 {
     uint8_t seas;
@@ -2638,6 +2648,10 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
     if (pf->events > 0 &&
         (!(pf->dof > 0.0) || !(pf->s0sq > 0.0) || !particles_valid(pf) ||
          (pf->abn_run > 0) != (pf->abn_since >= 0))) {
+        r->err = BW_ERR_CORRUPT;
+    }
+    if (!own_time(pf, pf->abn_since) || !own_time(pf, pf->held_since) ||
+        !own_time(pf, pf->exc_since)) {
         r->err = BW_ERR_CORRUPT;
     }
     for (int i = 0; i < 4; i++) {

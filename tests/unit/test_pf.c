@@ -866,6 +866,51 @@ static void test_zero_rng_refused(void **state)
     bw_pf_destroy(into);
 }
 
+/* An episode's start is read back checked: an event time of the filter's
+ * own span (a start after its last event held adoption back by that much,
+ * one before its first moved the adoption horizon the other way). */
+static void test_episode_start_checked(void **state)
+{
+    bw_pf_cfg_t c = test_pf_cfg();
+    bw_pf_t *pf = bw_pf_new(&c, 91, NULL, 0);
+    bw_pf_t *into = bw_pf_new(&c, 92, NULL, 0);
+    bw_pf_ws_t *ws = bw_pf_ws_new(&c);
+    bw_wbuf_t w = {0};
+    bw_pf_out_t out;
+    int64_t since = -1, last = 0;
+    size_t at = 0;
+    int hits = 0;
+
+    (void)state;
+    for (int t = 0; t < 160; t++) {
+        last = (int64_t)(t + 1000) * 60000;
+        bw_pf_update(pf, ws, last, 10.0 + sin(t) + (t >= 150 ? 30.0 : 0.0),
+                     &out);
+        since = out.since_ms;
+    }
+    assert_true(since > 0); /* in an episode */
+    assert_int_equal(bw_pf_save(pf, &w), BW_OK);
+    for (size_t i = 0; i + 8 <= w.len; i++) {
+        if (memcmp(w.data + i, &since, 8) == 0 && hits++ == 0) {
+            at = i; /* the filter's (the block model's comes later) */
+        }
+    }
+    assert_true(hits >= 1); /* (little-endian host) */
+    /* as saved; before the first event; after the last */
+    const int64_t v[3] = {since, 1000 * 60000LL - 1, last + 1};
+    for (int k = 0; k < 3; k++) {
+        bw_rbuf_t r;
+        memcpy(w.data + at, &v[k], 8);
+        bw_rbuf_init(&r, w.data, w.len);
+        assert_int_equal(bw_pf_load(into, &r),
+                         k == 0 ? BW_OK : BW_ERR_CORRUPT);
+    }
+    bw_wbuf_free(&w);
+    bw_pf_ws_destroy(ws);
+    bw_pf_destroy(pf);
+    bw_pf_destroy(into);
+}
+
 /* A profile's blob is refused when it holds what no profile could: a
  * NaN bin mean (every value of the profile would be NaN, and the
  * filter's input with it), a count of seen bins that is not the number
@@ -2424,6 +2469,7 @@ int main(void)
         cmocka_unit_test(test_zero_floor_constant_series),
         cmocka_unit_test(test_profile_load_checks),
         cmocka_unit_test(test_zero_rng_refused),
+        cmocka_unit_test(test_episode_start_checked),
     };
 
     gsl_set_error_handler_off();
