@@ -24,9 +24,11 @@
  *
  * Learning, in proportion to the posterior probability of the normal state
  * (an incident cannot teach the baseline that it is normal): the baseline
- * Beta(a0, b0) gains P(normal) (k, n - k) and is exponentially forgotten
- * (own_half_life_ms); rho is a forgotten, P(normal)-weighted moment
- * estimate (unfloored: each interval's is at least -1 / (n - 1)),
+ * Beta(a0, b0) gains P(normal) (k, n - k) and is forgotten toward the
+ * Jeffreys prior with half-life own_half_life_ms before each interval is
+ * judged (stabilised forgetting, forget()); rho is a forgotten,
+ * P(normal)-weighted moment estimate (unfloored: each interval's is at
+ * least -1 / (n - 1)),
  * E[(k - n m)^2 / (n m (1 - m)) - 1] = (n - 1) rho for the
  * Beta-Binomial. An episode that has lasted adopt_after_ms becomes the new
  * baseline (its posterior mean multiplier applied to m): a configured
@@ -214,19 +216,33 @@ static void forward(bw_own_t *o, const double *prior, double k, double n,
     }
 }
 
+/* The forgetting of the time since the last interval, before this one is
+ * judged (the baseline it is judged against is what is known of the rate
+ * now): stabilised forgetting (Kulhavy & Zarrop 1993), the posterior
+ * flattened toward the Jeffreys prior, Beta(a0, b0)^f Beta(1/2, 1/2)^(1-f).
+ * Forgotten toward nothing, a region without errors for a day held a0 near
+ * 0, a baseline rate of about 0 that every multiple of it explains almost
+ * as badly: its first burst of 50 errors in 1000 read p_own 0.95, below
+ * the alert threshold, and taught the baseline (test_ownrate). The
+ * dispersion's weight decays alike. */
+static void forget(bw_own_t *o, double f)
+{
+    o->a0 = f * o->a0 + (1.0 - f) * 0.5;
+    o->b0 = f * o->b0 + (1.0 - f) * 0.5;
+    o->rho_w *= f;
+}
+
 /* The baseline and the overdispersion learn from the interval in
- * proportion to P(normal); f is the forgetting factor since the last. */
-static void learn(bw_own_t *o, double k, double n, double m, double f,
-                  int dispersion)
+ * proportion to P(normal). */
+static void learn(bw_own_t *o, double k, double n, double m, int dispersion)
 {
     double w = o->p_normal, v = n * m * (1.0 - m);
 
-    /* floored (defensive, from review; not reproduced: a test of ~1200
-     * half-lives without errors kept them positive): at 0, lnbeta(0, .)
-     * would be NaN, and the load refuses 0 */
-    o->a0 = fmax(f * o->a0 + w * k, AB_FLOOR);
-    o->b0 = fmax(f * o->b0 + w * (n - k), AB_FLOOR);
-    o->rho_w *= f;
+    /* floored (defensive: the forgetting keeps them at least 1/2 once a
+     * gap has passed): at 0, lnbeta(0, .) would be NaN, and the load
+     * refuses 0 */
+    o->a0 = fmax(o->a0 + w * k, AB_FLOOR);
+    o->b0 = fmax(o->b0 + w * (n - k), AB_FLOOR);
     if (dispersion && n >= 2.0 && v > 0.0 && w > 0.0) {
         double e = (k - n * m) * (k - n * m) / v - 1.0;
         /* not floored at 0 here: the mean of max(e, 0) is no moment of
@@ -259,7 +275,9 @@ static void episode(bw_own_t *o, const bw_hier_cfg_t *cfg, int64_t t_ms,
         return;
     }
     if (o->since < 0) {
-        o->since = t_ms;
+        /* not before the newest interval seen: a delayed record that
+         * starts an episode does not start its adoption clock early */
+        o->since = o->t_last;
     }
     out->since_ms = o->since;
     if (cfg->adopt_after_ms > 0.0 &&
@@ -278,11 +296,7 @@ static void episode(bw_own_t *o, const bw_hier_cfg_t *cfg, int64_t t_ms,
 void bw__own_observe(bw_own_t *o, const bw_hier_cfg_t *cfg, int64_t t_ms,
                      double k, double n, bw_own_out_t *out)
 {
-    /* the baseline rate, below 1 as the episodes' are: after days of
-     * nothing but errors b0 / a0 falls under the rounding of 1 */
-    double prior[BW_OWN_MULTS + 1],
-        m = fmin(o->a0 / (o->a0 + o->b0), MAX_RATE), f = 1.0;
-    double c = concentration(o), sd;
+    double prior[BW_OWN_MULTS + 1], m, c, sd;
     int steps = 1;
 
     memset(out, 0, sizeof(*out));
@@ -293,9 +307,13 @@ void bw__own_observe(bw_own_t *o, const bw_hier_cfg_t *cfg, int64_t t_ms,
             steps = gap_steps(o, cfg, gap);
         }
         if (cfg->own_half_life_ms > 0.0) {
-            f = exp2(-gap / cfg->own_half_life_ms);
+            forget(o, exp2(-gap / cfg->own_half_life_ms));
         }
     }
+    /* the baseline rate, below 1 as the episodes' are: after days of
+     * nothing but errors b0 / a0 falls under the rounding of 1 */
+    m = fmin(o->a0 / (o->a0 + o->b0), MAX_RATE);
+    c = concentration(o);
     out->baseline = m;
     out->expected = n * m;
     sd = sqrt(n * m * (1.0 - m) * (1.0 + (n - 1.0) / (c + 1.0)));
@@ -303,12 +321,15 @@ void bw__own_observe(bw_own_t *o, const bw_hier_cfg_t *cfg, int64_t t_ms,
     if (n > 0.0 && o->seen < (uint64_t)cfg->own_warmup) {
         /* no baseline yet to deviate from: every interval teaches it */
         o->p_normal = 1.0;
-        learn(o, k, n, m, f, o->seen >= WARM_RHO);
+        learn(o, k, n, m, o->seen >= WARM_RHO);
         o->seen++;
     } else if (n > 0.0) {
         predict_steps(o, cfg, steps, prior);
         forward(o, prior, k, n, m, c);
-        learn(o, k, n, m, f, 1);
+        /* the dispersion from the WARM_RHO-th interval also when the
+         * warm-up is shorter: the first against the prior's mean of 1/2
+         * read as a dispersion of 0.5 (own_warmup 0) */
+        learn(o, k, n, m, o->seen >= WARM_RHO);
         o->seen++;
     }
     if (t_ms > o->t_last || o->t_last == INT64_MIN) {

@@ -515,6 +515,113 @@ static void test_own_dispersion_unbiased(void **state)
     }
 }
 
+/* A region without errors for days: its baseline forgets toward the
+ * Jeffreys prior, not toward a rate of about 0 (a0 near 0 there, which
+ * every multiple of it explains almost as badly), so its first burst of
+ * 50 errors in 1000 is an episode at once (p_own 0.951 after one clean
+ * day before, under the alert threshold, and the burst taught the
+ * baseline). */
+static void test_own_clean_region_sees_a_burst(void **state)
+{
+    bw_config_t cfg;
+    bw_own_t o;
+    bw_own_out_t out;
+    int64_t t = 0;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    for (int days = 1; days <= 3; days += 2) {
+        bw__own_init(&o);
+        t = 0;
+        own_feed(&o, &cfg.model.hier, &t, days * 1440, 0, 1000, &out);
+        /* no errors say little about a multiple of a rate near 0: the
+         * regime's stationary share of episodes, about 6% */
+        print_message("after %d clean day(s): p_own %.4f; 50 errors in 1000: ",
+                      days, out.p_abnormal);
+        assert_true(out.p_abnormal < 0.1);
+        bw__own_observe(&o, &cfg.model.hier, t, 50, 1000, &out);
+        print_message("p_own %.4f (a0 %.3g)\n", out.p_abnormal, o.a0);
+        assert_true(out.p_abnormal > 0.99);
+    }
+}
+
+/* An interval after a silence is judged against the baseline as forgotten
+ * over the silence (it had been judged against the one before it, and
+ * forgotten only when it learnt): after 10 half-lives the count's
+ * predictive sd is the Beta-Binomial's with a0 and b0 forgotten, about 3x
+ * the binomial sd at 1% of 1000, where it had stayed near binomial. */
+static void test_own_judged_after_forgetting(void **state)
+{
+    bw_config_t cfg;
+    bw_own_t o;
+    bw_own_out_t out;
+    int64_t t = 0;
+    double f, a, b, m, c, sd;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    bw__own_init(&o);
+    own_feed(&o, &cfg.model.hier, &t, 2880, 10, 1000, &out);
+    t += (int64_t)(10 * cfg.model.hier.own_half_life_ms);
+    f = exp2(-(double)(t - o.t_last) / cfg.model.hier.own_half_life_ms);
+    a = f * o.a0 + (1.0 - f) * 0.5;
+    b = f * o.b0 + (1.0 - f) * 0.5;
+    m = a / (a + b);
+    c = 1.0 / (fmax(o.rho, 0.0) + 1.0 / (a + b + 1.0)) - 1.0;
+    sd = sqrt(1000 * m * (1.0 - m) * (1.0 + 999.0 / (c + 1.0)));
+    bw__own_observe(&o, &cfg.model.hier, t, 20, 1000, &out);
+    print_message("after 10 half-lives: z %.3f, forgotten baseline's %.3f\n",
+                  out.z, (20 - 1000 * m) / sd);
+    assert_true(fabs(out.z - (20 - 1000 * m) / sd) < 1e-9);
+    assert_true(out.z < 2.5);
+}
+
+/* With own_warmup below the dispersion's own warm-up (WARM_RHO, 5), the
+ * first intervals still teach the baseline only: the first judged against
+ * the prior's mean of 1/2 had read as a dispersion of 0.5, and binomial
+ * counts were judged about 3x too widely for hours after. */
+static void test_own_short_warmup_dispersion(void **state)
+{
+    bw_config_t cfg;
+    bw_own_t o;
+    bw_own_out_t out;
+    bw_rng_t rng;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    cfg.model.hier.own_warmup = 0;
+    bw__own_init(&o);
+    bw_rng_seed(&rng, 5);
+    for (int i = 0; i < 60; i++) {
+        bw__own_observe(&o, &cfg.model.hier, (int64_t)i * STEP_MS,
+                        draw_count(&rng, 1000, 0.01), 1000, &out);
+    }
+    print_message("own_warmup 0, an hour of binomial counts: (n - 1) rho "
+                  "%.3f\n",
+                  999.0 * o.rho);
+    assert_true(fabs(999.0 * o.rho) < 1.0);
+}
+
+/* A delayed record that starts an episode starts it at the newest
+ * interval seen, not at its own older time: the adoption clock does not
+ * run early (an hour-old record had begun a 4-hour horizon an hour
+ * before the episode was seen). */
+static void test_own_late_record_starts_no_earlier(void **state)
+{
+    bw_config_t cfg;
+    bw_own_t o;
+    bw_own_out_t out;
+    int64_t t = 0;
+
+    (void)state;
+    bw_config_defaults(&cfg);
+    bw__own_init(&o);
+    own_feed(&o, &cfg.model.hier, &t, 200, 10, 1000, &out);
+    bw__own_observe(&o, &cfg.model.hier, t - 3600000, 100, 1000, &out);
+    assert_true(out.p_abnormal > 0.5);
+    assert_true(out.since_ms == o.t_last);
+}
+
 /* The population of 8 regions whose rates are spread as the fleet's
  * (log-normal, sd 0.5 about 0.1%), each interval's count exactly its
  * rate's share of @p n trials: the population mean and a region's
@@ -583,6 +690,10 @@ int main(void)
         cmocka_unit_test(test_own_typical_step),
         cmocka_unit_test(test_small_group_refits_on_schedule),
         cmocka_unit_test(test_own_dispersion_unbiased),
+        cmocka_unit_test(test_own_clean_region_sees_a_burst),
+        cmocka_unit_test(test_own_judged_after_forgetting),
+        cmocka_unit_test(test_own_short_warmup_dispersion),
+        cmocka_unit_test(test_own_late_record_starts_no_earlier),
         cmocka_unit_test(test_population_at_large_counts),
     };
 
