@@ -203,5 +203,21 @@ python3 -c 'print(",".join(["timestamp", "value"] + ["c%d" % i for i in range(70
 check "a header wider than 64 columns says so" \
     "[ $? -ne 0 ] && grep -qx 'wide.csv:1: error: header: more than 64 columns' '$tmp/wide.err'"
 
+# 10. Input the header or a row gets wrong says where and what: a quote
+#     inside an unquoted field (the rest of a quoted field that spanned
+#     lines is not scored as a row), a known column named twice; a UTF-8
+#     byte order mark (a spreadsheet's export) is no part of the header.
+printf '\xef\xbb\xbftimestamp,value,note\n1767225600000,5,"see\n1767225660000,6,ticket"\n1767225720000,7,ok\n' \
+    > "$tmp/bom.csv"
+(cd "$tmp" && "$bin" replay bom.csv > bom.out 2> bom.err)
+check "a byte order mark is skipped; a stray quote is a bad row" \
+    "grep -q 'bom.csv:2: error: malformed CSV' '$tmp/bom.err' &&
+     grep -q 'bom.csv:3: error: malformed CSV' '$tmp/bom.err' &&
+     grep -q ' 3 rows, 1 scored, 2 bad' '$tmp/bom.err'"
+printf 'timestamp,value,region,value\n1767225600000,5,eu,6\n' > "$tmp/dup.csv"
+(cd "$tmp" && "$bin" replay dup.csv > /dev/null 2> dup.err)
+check "a column named twice in the header says so" \
+    "[ $? -ne 0 ] && grep -qx 'dup.csv:1: error: header names the column value twice' '$tmp/dup.err'"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

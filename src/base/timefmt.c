@@ -142,7 +142,8 @@ bw_err_t bw_time_parse(const char *s, int64_t *ms)
         return BW_ERR_PARSE;
     }
     if (Y < 1970 || M < 1 || M > 12 || D < 1 || D > days_in_month(Y, M) ||
-        h > 23 || mi > 59 || sec > 60) {
+        h > 23 || mi > 59 || sec > 60 ||
+        (sec == 60 && (h != 23 || mi != 59))) { /* a leap second: 23:59 */
         return BW_ERR_PARSE;
     }
     *ms = ((days_from_civil(Y, (unsigned)M, (unsigned)D) * 24 + h) * 60 + mi) *

@@ -95,7 +95,11 @@ static int split(char *line, char **f, int max)
             p = r;
         } else {
             while (*p != ',' && *p != '\0') {
-                p++;
+                if (*p++ == '"') { /* RFC 4180: none in an unquoted field
+                                      (the rest of a quoted field that
+                                      spanned lines would read as a row) */
+                    return SPLIT_QUOTE;
+                }
             }
             w = p;
         }
@@ -114,8 +118,9 @@ static int split(char *line, char **f, int max)
 static const char *split_error(int n)
 {
     return n == SPLIT_WIDE ? "more than " STR(MAX_COLS) " columns"
-                           : "malformed CSV (a quote not closed, or text "
-                             "after a closing quote)";
+                           : "malformed CSV (a quote not closed, text "
+                             "after a closing quote, or a quote in an "
+                             "unquoted field)";
 }
 
 static void chomp(char *s)
@@ -127,25 +132,40 @@ static void chomp(char *s)
     }
 }
 
+/* The header: each known column's index; a UTF-8 byte order mark (a
+ * spreadsheet's export) skipped; a known column named twice is an error
+ * (which one holds the data is a guess). */
 static bw_err_t read_header(replay_t *rp, char *line)
 {
     char *f[MAX_COLS];
-    int n = split(line, f, MAX_COLS);
+    int n;
 
+    if (strncmp(line, "\xEF\xBB\xBF", 3) == 0) {
+        line += 3;
+    }
+    n = split(line, f, MAX_COLS);
     for (int c = 0; c < C_N; c++) {
         rp->col[c] = -1;
-    }
-    for (int i = 0; i < n; i++) {
-        for (int c = 0; c < C_N; c++) {
-            if (strcmp(f[i], col_names[c]) == 0 && rp->col[c] < 0) {
-                rp->col[c] = i;
-            }
-        }
     }
     if (n < 0) {
         fprintf(rp->o->diag, "%s:%llu: error: header: %s\n", rp->o->input,
                 (unsigned long long)rp->line, split_error(n));
         return BW_ERR_PARSE;
+    }
+    for (int i = 0; i < n; i++) {
+        for (int c = 0; c < C_N; c++) {
+            if (strcmp(f[i], col_names[c]) != 0) {
+                continue;
+            }
+            if (rp->col[c] >= 0) {
+                fprintf(rp->o->diag,
+                        "%s:%llu: error: header names the column %s twice\n",
+                        rp->o->input, (unsigned long long)rp->line,
+                        col_names[c]);
+                return BW_ERR_PARSE;
+            }
+            rp->col[c] = i;
+        }
     }
     if (rp->col[C_TIME] < 0 || rp->col[C_VALUE] < 0) {
         fprintf(rp->o->diag,

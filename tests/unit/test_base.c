@@ -186,6 +186,8 @@ static void test_time_parse(void **state)
         {"2000-02-29 00:00:00", INT64_C(951782400000)},  /* 400-year leap */
         {"1767225600000", INT64_C(1767225600000)},       /* epoch ms */
         {"9999-12-31 23:59:59.999", BW_TIME_MAX_MS},
+        /* a leap second: the next day's first (POSIX time has none) */
+        {"2016-12-31 23:59:60", INT64_C(1483228800000)},
     };
     static const char *const bad[] = {
         "2026-13-01 00:00:00",
@@ -194,6 +196,7 @@ static void test_time_parse(void **state)
         "2026-04-31 00:00:00",
         "2026-01-01 24:00:00",
         "2026-01-01 00:60:00",
+        "2026-03-05 12:30:60", /* a second 60 outside 23:59: a typo */
         "1969-12-31 23:59:59",
         "yesterday",
         "",
