@@ -739,6 +739,16 @@ static void cross_check(loader_t *ld, bw_config_t *cfg)
         cross_report(ld, "model.pf.block_size",
                      "block_size must be 0 (off) or at least 2");
     }
+    if (hi->kappa_prior_power >= -2.0) {
+        /* on the grid's (logit mu, log kappa) the prior is
+         * kappa^(power + 2), and the likelihood tends to a constant as
+         * kappa grows (the binomial limit): the posterior's mass would
+         * pile at kappa_max, complete pooling */
+        cross_report(ld, "model.hier.kappa_prior_power",
+                     "kappa_prior_power must be below -2: at -2 and above "
+                     "the hyperposterior is improper in the concentration "
+                     "(BDA3 5.3 uses -2.5)");
+    }
     if (hi->kappa_min >= hi->kappa_max) {
         cross_report(ld, "model.hier.kappa_max",
                      "kappa_max must exceed kappa_min");
