@@ -290,6 +290,25 @@ static void consumer_families(bw_pipeline_t *p, bw_wbuf_t *w,
     pthread_mutex_unlock(&p->mu);
 }
 
+void bw__retired_fold(bw_pipeline_t *p, task_t *t)
+{
+    bw_engine_stats_t es;
+    uint64_t cur[3];
+
+    if (t->eng == NULL) {
+        return;
+    }
+    bw_engine_stats(t->eng, &es);
+    cur[0] = es.retired;
+    cur[1] = es.retired_groups;
+    cur[2] = es.retired_entities;
+    for (int k = 0; k < 3; k++) {
+        /* an engine's counts only grow while it lives */
+        p->retired_total[k] += cur[k] - t->retired_seen[k];
+        t->retired_seen[k] = cur[k];
+    }
+}
+
 static void model_families(bw_pipeline_t *p, bw_wbuf_t *w)
 {
     bw_engine_stats_t es, sum = {0};
@@ -303,9 +322,7 @@ static void model_families(bw_pipeline_t *p, bw_wbuf_t *w)
         sum.groups += es.groups;
         sum.entities += es.entities;
         sum.bytes += es.bytes;
-        sum.retired += es.retired;
-        sum.retired_groups += es.retired_groups;
-        sum.retired_entities += es.retired_entities;
+        bw__retired_fold(p, p->tasks[i]);
         for (int m = 0; m <= BW_MODEL_POOLED_NORMAL; m++) {
             sum.series_by_model[m] += es.series_by_model[m];
         }
@@ -342,18 +359,21 @@ static void model_families(bw_pipeline_t *p, bw_wbuf_t *w)
                    (double)sum.entities);
     gauge(w, "bayeswatch_model_memory_bytes", "heap held by the models",
           (double)sum.bytes);
+    /* every engine this instance has held: a partition that moves away
+     * does not take its count with it (a transaction abort's replay
+     * counts the retirements it redoes again) */
     counter(w, "bayeswatch_series_retired_total",
             "series retired after engine.retire_after_ms of silence",
-            (double)sum.retired);
+            (double)p->retired_total[0]);
     bw_prom_family(w, "bayeswatch_model_objects_retired_total", "counter",
                    "models retired after engine.retire_after_ms of silence, "
                    "by kind");
     bw_prom_sample(w, "bayeswatch_model_objects_retired_total",
-                   "kind=\"series\"", (double)sum.retired);
+                   "kind=\"series\"", (double)p->retired_total[0]);
     bw_prom_sample(w, "bayeswatch_model_objects_retired_total",
-                   "kind=\"pooled_group\"", (double)sum.retired_groups);
+                   "kind=\"pooled_group\"", (double)p->retired_total[1]);
     bw_prom_sample(w, "bayeswatch_model_objects_retired_total",
-                   "kind=\"fusion_entity\"", (double)sum.retired_entities);
+                   "kind=\"fusion_entity\"", (double)p->retired_total[2]);
     bw_prom_family(w, "bayeswatch_ess_ratio", "histogram",
                    "particle filter effective sample size / particles, per "
                    "series score");

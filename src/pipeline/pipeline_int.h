@@ -53,6 +53,9 @@ typedef struct {
     bool txn_touched; /* state records or stale markers in the open
                          transaction (an abort rewinds its state too) */
     _Atomic uint64_t consumed; /* records processed (metrics) */
+    /* its engine's retirement counts (series, pooled groups, fusion
+     * entities) already in the pipeline's retired_total */
+    uint64_t retired_seen[3];
     /* waiting for a writer schema the registry cannot give now: the
      * worker sets waiting_at (the record's offset), then wait_state
      * WAIT_ASKED; the main thread pauses and seeks the partition
@@ -131,6 +134,10 @@ struct bw_pipeline_s {
     char version[20];
     char instance[BW_NAME_MAX];
     uint64_t commits, aborts, rebalances;
+    /* series, pooled groups and fusion entities retired by every engine
+     * this instance has held (metrics: counters that a partition leaving
+     * does not take down) */
+    uint64_t retired_total[3];
     uint64_t renewals;              /* producers replaced (self-fenced) */
     uint64_t commits_at_renewal;    /* `commits` at the last renewal */
     _Atomic int64_t txn_begun_ms;   /* bw_boot_ms; -1 no transaction */
@@ -251,6 +258,10 @@ void bw__health(bw_pipeline_t *p);
 int bw__on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque);
 void bw__metrics_init(bw_pipeline_t *p);
 void bw__metrics_free(bw_pipeline_t *p);
+/** Add @p t's engine's retirements since the last call to the pipeline's
+ * totals; before its engine is replaced or freed, then @p t's
+ * retired_seen is zeroed for the next. */
+void bw__retired_fold(bw_pipeline_t *p, task_t *t);
 /** Per-worker histograms. */
 void bw__worker_metrics_init(bw_worker_t *w);
 

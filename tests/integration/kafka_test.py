@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import zlib
 
 import fastavro
@@ -565,21 +566,49 @@ def wait_log(p, pattern, timeout):
     raise Failure(f"no /{pattern}/ in the log after {timeout}s")
 
 
+def metric_total(proc, name):
+    """The sum of a counter's samples on a stage's /metrics page."""
+    url = re.search(r"at (http://\S+/)",
+                    wait_log(proc, r"serving /metrics.* at http://\S+/",
+                             60)).group(1)
+    with urllib.request.urlopen(url + "metrics", timeout=5) as r:
+        body = r.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
 def test_rebalance(env):
     """Two instances (two stream threads each) share the input partitions
     mid-stream (cooperative rebalance): every input scored exactly once,
     both did work. The second half of the input is fed only once b holds
-    partitions, so b has work whatever the machine's speed."""
+    partitions, so b has work whatever the machine's speed. Sixteen series
+    of the first hour go silent and retire (engine.retire_after_ms 30
+    minutes) in a's partitions: a's retirement counters do not fall when
+    partitions move to b (they had: each counted only the partitions a
+    held at the time)."""
     # 1024 particles: slow enough that a is mid-stream when b joins
     config = env.config(extra="""model: {pf: {particles: 1024}}
+engine: {retire_after_ms: 1800000}
 pipeline: {threads: 2}""")
     rows = synthetic_rows(8, 3000, seed=4)
+    gone = [[rows[8 * i][0], f"g{k}", "api", "latency_ms", rows[8 * i][4]]
+            for i in range(60) for k in range(16)]
+    rows = sorted(rows + gone, key=lambda r: r[0])  # stable: time order
     half = len(rows) // 2
     good, _ = env.feed(rows[:half])
     a = env.start(config, "a")
     env.wait_count("scores", good // 5, 120, [a])
+    name = "bayeswatch_model_objects_retired_total"
+    time.sleep(2)  # the page is rebuilt at most once a second
+    before = metric_total(a, name)
+    check(before >= 16, f"a retired the silent series: {before}")
     b = env.start(config, "b")
     wait_log(b, r"assigned [1-9][0-9]* partition", 120)
+    wait_log(a, r"revoked", 60)
+    time.sleep(2)
+    after = metric_total(a, name)
+    check(after >= before, f"a's {name} fell from {before} to {after} "
+          "when partitions moved")
     more, _ = env.feed(rows[half:])
     good += more
     env.wait_count("scores", good, 300, [a, b])
