@@ -232,7 +232,15 @@ static void restore_new(bw_pipeline_t *p,
                               fresh->elems[i].partition, NULL);
         if (bw__restore(p, t, fresh->elems[i].offset) == BW_OK) {
             resumed(p, t, fresh->elems[i].offset);
-            t->committed = t->next; /* the group's offset, or none */
+            /* the group's offset, or none: also when nothing was replayed
+             * (a clean handoff's state is at it), so that a transaction
+             * without input sends it and is fenced if the group has moved
+             * on (txn.c); left at -1 until a record came, a quiet
+             * partition's was not sent */
+            if (t->next < 0 && fresh->elems[i].offset >= 0) {
+                t->next = fresh->elems[i].offset;
+            }
+            t->committed = t->next;
         }
         p->restore_pending--;
         bw__health(p);
