@@ -90,13 +90,15 @@ enum { SER_STALE = 1, SER_SEEN = 2 };
 
 static void body_series(bw_wbuf_t *w, const series_t *s)
 {
+    bool seen = s->seen_ms != s->last_ms;
+
     bw_wbuf_u8(w, (uint8_t)s->ro->model);
     bw_wbuf_u8(w, (uint8_t)s->ro->transform);
     bw_wbuf_i64(w, s->last_ms);
     bw_wbuf_f64(w, s->interval_ms);
     bw_wbuf_u8(w, (uint8_t)((s->stale ? SER_STALE : 0) |
-                            (s->seen_ms != s->last_ms ? SER_SEEN : 0)));
-    if (s->seen_ms != s->last_ms) {
+                            (seen ? SER_SEEN : 0)));
+    if (seen) {
         bw_wbuf_i64(w, s->seen_ms);
     }
     if (s->pf != NULL) {

@@ -2075,11 +2075,6 @@ static void track_excursion(bw_pf_t *pf, int64_t t_ms, double before,
     }
 }
 
-/*
- * The spike regime's prior for this event from the recurring spikes at its
- * time of day (phase.c); the normal children give up what it gains.
- * Returns the share of a spike that is usual here (0: none).
- */
 /* The recurring spikes' view of value @p y: the level and noise sd before
  * it (as they stand until the step ends) and the familiarity radius. */
 static bw__phase_at_t phase_at(const bw_pf_t *pf, double y)
@@ -2088,6 +2083,11 @@ static bw__phase_at_t phase_at(const bw_pf_t *pf, double y)
                             pf->cfg->recur_bandwidth, pf->cfg->recur_relative};
 }
 
+/*
+ * The spike regime's prior for this event from the recurring spikes at its
+ * time of day (phase.c); the normal children give up what it gains.
+ * Returns the share of a spike that is usual here (0: none).
+ */
 static double phase_prior(const bw_pf_t *pf, int64_t t_ms, step_ctx_t *c)
 {
     const bw_pf_cfg_t *cfg = pf->cfg;

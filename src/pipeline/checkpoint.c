@@ -257,10 +257,7 @@ static bool reset_engine(bw_pipeline_t *p, task_t *t, bw_restore_stats_t *rs)
     if (!p->changelog) {
         bw_engine_untracked(eng);
     }
-    bw__retired_fold(p, t);
-    bw_engine_destroy(t->eng);
-    t->eng = eng;
-    memset(t->retired_seen, 0, sizeof(t->retired_seen));
+    bw__task_engine(p, t, eng);
     return true;
 }
 

@@ -290,7 +290,9 @@ static void consumer_families(bw_pipeline_t *p, bw_wbuf_t *w,
     pthread_mutex_unlock(&p->mu);
 }
 
-void bw__retired_fold(bw_pipeline_t *p, task_t *t)
+/* Add @p t's engine's retirements since the last call to the pipeline's
+ * totals. */
+static void retired_fold(bw_pipeline_t *p, task_t *t)
 {
     bw_engine_stats_t es;
     uint64_t cur[3];
@@ -309,6 +311,14 @@ void bw__retired_fold(bw_pipeline_t *p, task_t *t)
     }
 }
 
+void bw__task_engine(bw_pipeline_t *p, task_t *t, bw_engine_t *eng)
+{
+    retired_fold(p, t);
+    bw_engine_destroy(t->eng);
+    t->eng = eng;
+    memset(t->retired_seen, 0, sizeof(t->retired_seen));
+}
+
 static void model_families(bw_pipeline_t *p, bw_wbuf_t *w)
 {
     bw_engine_stats_t es, sum = {0};
@@ -322,7 +332,7 @@ static void model_families(bw_pipeline_t *p, bw_wbuf_t *w)
         sum.groups += es.groups;
         sum.entities += es.entities;
         sum.bytes += es.bytes;
-        bw__retired_fold(p, p->tasks[i]);
+        retired_fold(p, p->tasks[i]);
         for (int m = 0; m <= BW_MODEL_POOLED_NORMAL; m++) {
             sum.series_by_model[m] += es.series_by_model[m];
         }

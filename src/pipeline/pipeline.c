@@ -111,8 +111,7 @@ static void drop_task(bw_pipeline_t *p, const char *topic, int32_t part)
     if (p->obs != NULL && t->eng != NULL && !p->closed) {
         bw_engine_each_series(t->eng, series_moved, p->obs);
     }
-    bw__retired_fold(p, t);
-    bw_engine_destroy(t->eng);
+    bw__task_engine(p, t, NULL);
     bw_free(t);
     p->tasks[i] = p->tasks[--p->n_tasks];
 }

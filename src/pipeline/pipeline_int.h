@@ -258,10 +258,9 @@ void bw__health(bw_pipeline_t *p);
 int bw__on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque);
 void bw__metrics_init(bw_pipeline_t *p);
 void bw__metrics_free(bw_pipeline_t *p);
-/** Add @p t's engine's retirements since the last call to the pipeline's
- * totals; before its engine is replaced or freed, then @p t's
- * retired_seen is zeroed for the next. */
-void bw__retired_fold(bw_pipeline_t *p, task_t *t);
+/** Give @p t the engine @p eng (owned; NULL: none), freeing its old one,
+ * whose retirements stay in the pipeline's totals (metrics). */
+void bw__task_engine(bw_pipeline_t *p, task_t *t, bw_engine_t *eng);
 /** Per-worker histograms. */
 void bw__worker_metrics_init(bw_worker_t *w);
 

@@ -100,10 +100,7 @@ static bw_err_t rewind_state(bw_pipeline_t *p, task_t *t)
     if (eng == NULL) {
         return bw__fatal(p, "rewind state", errstr);
     }
-    bw__retired_fold(p, t);
-    bw_engine_destroy(t->eng);
-    t->eng = eng;
-    memset(t->retired_seen, 0, sizeof(t->retired_seen));
+    bw__task_engine(p, t, eng);
     return bw__restore(p, t, t->next); /* to the last commit */
 }
 
