@@ -26,6 +26,7 @@ typedef struct {
     double slo;      /* the route's slo (pooled), 0 none */
     int region_slot; /* per-region metric label slot; -1 = "other" */
     int64_t last_event_ms, last_wall_ms;
+    int64_t seen_ms; /* the view's clock at its last score (retirement) */
     int64_t abnormal_since;
     double p, value, expected, lower, upper, p_slo, p_own, p_pop, p_block;
     int direction;
@@ -46,6 +47,7 @@ typedef struct {
     char region[VNAME]; /* the entity's region, as it came */
     const bw_rule_cfg_t *rule;
     int64_t time_ms, wall_ms;
+    int64_t seen_ms;  /* the view's clock at its last assessment */
     int64_t since_ms; /* bw_threat_t.since_ms */
     double probability, llr;
     int level;
@@ -76,6 +78,11 @@ struct bw_obs_s {
     bw_map_t *threat_index; /* "entity\x1frule" -> vthreat_t* */
     vthreat_t *threats;
     int n_threats, cap_threats;
+    /* retirement (view.c): the newest event time scored, the earliest
+     * clock at which a kept series or threat can retire, and each old
+     * slot's new index during a sweep (cap_series of them) */
+    int64_t clock_ms, sweep_at;
+    uint32_t *remap;
     char regions[1000][VNAME]; /* labelled regions, in order seen */
     int n_regions;
     uint64_t scores, alerts;
@@ -84,6 +91,8 @@ struct bw_obs_s {
 /* view.c */
 bw_err_t bw__view_init(bw_obs_t *obs, char *errstr, size_t errstr_size);
 void bw__view_free(bw_obs_t *obs);
+/** Drop what engine.retire_after_ms has retired (mu held). */
+void bw__view_sweep(bw_obs_t *obs);
 /** Add a pooled-count point with an slo to the error and allowed-error
  * sums of the 1 h and 6 h windows before its series' latest event. */
 void bw__burn_add(const bw_obs_t *obs, const vpoint_t *pt, double err[2],

@@ -22,6 +22,7 @@
 
 #define MAX_THREATS 4096
 #define HOUR_MS 3600000LL
+#define GONE UINT32_MAX /* a retired slot's entry in remap */
 
 bw_err_t bw__view_init(bw_obs_t *obs, char *errstr, size_t errstr_size)
 {
@@ -35,8 +36,11 @@ bw_err_t bw__view_init(bw_obs_t *obs, char *errstr, size_t errstr_size)
     obs->series = bw_calloc((size_t)obs->cap_series, sizeof(vseries_t));
     obs->ring = bw_calloc(obs->ring_cap, sizeof(vpoint_t));
     obs->threats = bw_calloc(MAX_THREATS, sizeof(vthreat_t));
+    obs->remap = bw_calloc((size_t)obs->cap_series, sizeof(uint32_t));
+    obs->clock_ms = obs->sweep_at = INT64_MIN;
     if (obs->index == NULL || obs->threat_index == NULL ||
-        obs->series == NULL || obs->ring == NULL || obs->threats == NULL) {
+        obs->series == NULL || obs->ring == NULL || obs->threats == NULL ||
+        obs->remap == NULL) {
         snprintf(errstr, errstr_size, "obs: out of memory for the web view");
         return BW_ERR_NOMEM;
     }
@@ -50,6 +54,7 @@ void bw__view_free(bw_obs_t *obs)
     bw_free(obs->series);
     bw_free(obs->ring);
     bw_free(obs->threats);
+    bw_free(obs->remap);
 }
 
 /* ---- feeding ---- */
@@ -83,6 +88,143 @@ static void series_key(char key[BW_ID_MAX], const char *region,
                 bw_name_or_default(service), bw_name_or_default(metric));
 }
 
+/* A threat's key in the store: its entity and its rule's name. */
+static void threat_key(char key[BW_ID_MAX + BW_NAME_MAX + 2],
+                       const char *entity, const char *rule)
+{
+    bw_join(key, BW_ID_MAX + BW_NAME_MAX + 2, '\x1f', entity, rule, NULL);
+}
+
+/* ---- retirement ----
+ *
+ * The store forgets what the engine retires (engine.retire_after_ms): a
+ * series none of whose scores came while the view's clock (the newest
+ * event time it has seen) moved retire_after_ms, and an entity's threat
+ * alike. It is the engine's rule (arrival, not the series' own event
+ * times) read on the view's one clock instead of each partition's
+ * watermark. Without it a fleet whose series come and go filled
+ * obs.view_series with retired ones, the stale-series gauge counted them
+ * for ever, and new series went untracked. A sweep runs before every page
+ * and when the store is full, and not again until the clock reaches the
+ * earliest time a kept entry can retire (sweep_at). Kept entries keep
+ * their order; the ring of points drops the retired series' points and
+ * follows the others to their new slots. */
+
+static void note_seen(bw_obs_t *obs, int64_t seen_ms)
+{
+    double after = obs->cfg->engine.retire_after_ms;
+    int64_t at;
+
+    if (after > 0) {
+        at = seen_ms + (int64_t)after + 1; /* the first clock it is gone */
+        obs->sweep_at = at < obs->sweep_at ? at : obs->sweep_at;
+    }
+}
+
+/* Compact the series, dropping those seen before @p before; remap[old] is
+ * each kept one's new index (GONE for the dropped). Returns how many
+ * went. */
+static int sweep_series(bw_obs_t *obs, int64_t before)
+{
+    char key[BW_ID_MAX];
+    int n = 0, gone;
+
+    for (int i = 0; i < obs->n_series; i++) {
+        vseries_t *s = &obs->series[i];
+        bool drop = s->seen_ms < before;
+        if (drop || n != i) {
+            series_key(key, s->region, s->service, s->metric);
+            bw_map_del(obs->index, key);
+        }
+        if (drop) {
+            obs->remap[i] = GONE;
+            continue;
+        }
+        if (n != i) {
+            obs->series[n] = *s;
+            (void)bw_map_put(obs->index, key, &obs->series[n]); /* was in */
+        }
+        obs->remap[i] = (uint32_t)n++;
+        note_seen(obs, obs->series[n - 1].seen_ms);
+    }
+    gone = obs->n_series - n;
+    obs->n_series = n;
+    return gone;
+}
+
+static void reverse(vpoint_t *a, size_t from, size_t to)
+{
+    while (from + 1 < to) {
+        vpoint_t t = a[from];
+        a[from++] = a[--to];
+        a[to] = t;
+    }
+}
+
+/* The ring without the dropped series' points, oldest first from slot 0
+ * (rotated there first: a full ring starts at its head). */
+static void sweep_ring(bw_obs_t *obs)
+{
+    size_t start = (obs->ring_head + obs->ring_cap - obs->ring_n) %
+                   obs->ring_cap,
+           n = 0;
+
+    reverse(obs->ring, 0, start);
+    reverse(obs->ring, start, obs->ring_cap);
+    reverse(obs->ring, 0, obs->ring_cap);
+    for (size_t k = 0; k < obs->ring_n; k++) {
+        uint32_t s = obs->remap[obs->ring[k].s];
+        if (s != GONE) {
+            obs->ring[n] = obs->ring[k];
+            obs->ring[n++].s = s;
+        }
+    }
+    obs->ring_n = n;
+    obs->ring_head = n % obs->ring_cap;
+}
+
+static void sweep_threats(bw_obs_t *obs, int64_t before)
+{
+    char key[BW_ID_MAX + BW_NAME_MAX + 2];
+    int n = 0;
+
+    for (int i = 0; i < obs->n_threats; i++) {
+        vthreat_t *v = &obs->threats[i];
+        bool drop = v->seen_ms < before;
+        if (drop || n != i) {
+            threat_key(key, v->entity, v->rule->name);
+            bw_map_del(obs->threat_index, key);
+        }
+        if (drop) {
+            continue;
+        }
+        if (n != i) {
+            obs->threats[n] = *v;
+            (void)bw_map_put(obs->threat_index, key, &obs->threats[n]);
+        }
+        note_seen(obs, obs->threats[n++].seen_ms);
+    }
+    obs->n_threats = n;
+}
+
+/* Retire what the clock has left behind (mu held). */
+void bw__view_sweep(bw_obs_t *obs)
+{
+    double after = obs->cfg->engine.retire_after_ms;
+    int64_t before;
+
+    if (!(after > 0) || obs->clock_ms == INT64_MIN ||
+        obs->clock_ms < obs->sweep_at) {
+        return;
+    }
+    before = obs->clock_ms - (int64_t)after;
+    obs->sweep_at = INT64_MAX;
+    if (sweep_series(obs, before) > 0) {
+        sweep_ring(obs);
+    }
+    sweep_threats(obs, before);
+}
+
 /* The series of @p ev, added if new and there is room (mu held). */
 static vseries_t *series_of(bw_obs_t *obs, const bw_event_t *ev)
 {
@@ -95,10 +237,14 @@ static vseries_t *series_of(bw_obs_t *obs, const bw_event_t *ev)
 
     series_key(key, r, sv, m);
     s = bw_map_get(obs->index, key);
+    if (s == NULL && obs->n_series >= obs->cap_series) {
+        bw__view_sweep(obs);
+    }
     if (s != NULL || obs->n_series >= obs->cap_series) {
         return s;
     }
     s = &obs->series[obs->n_series];
+    memset(s, 0, sizeof(*s)); /* a slot a sweep left may hold a copy */
     if (bw_map_put(obs->index, key, s) != BW_OK) {
         return NULL;
     }
@@ -144,6 +290,9 @@ void bw_obs_score(bw_obs_t *obs, const bw_event_t *ev, const bw_score_t *sc,
     pthread_mutex_lock(&obs->mu);
     obs->scores++;
     obs->alerts += sc->alert;
+    if (!sc->late && ev->time_ms > obs->clock_ms) {
+        obs->clock_ms = ev->time_ms;
+    }
     if (sc->late) {
         /* older than the series' newest, unscored: neither its latest
          * state nor a point of its chart, which runs forward in time */
@@ -153,6 +302,8 @@ void bw_obs_score(bw_obs_t *obs, const bw_event_t *ev, const bw_score_t *sc,
         s->model = sc->model;
         s->last_event_ms = ev->time_ms;
         s->last_wall_ms = wall_ms;
+        s->seen_ms = obs->clock_ms;
+        note_seen(obs, s->seen_ms);
         s->abnormal_since = sc->abnormal_since;
         s->p = bw_score_evidence(sc);
         s->value = sc->actual;
@@ -187,6 +338,8 @@ void bw_obs_stale(bw_obs_t *obs, const bw_stale_t *st)
         s->stale = true;
         if (s->last_event_ms == 0) { /* first seen through its marker */
             s->last_event_ms = st->last_event_ms;
+            s->seen_ms = obs->clock_ms;
+            note_seen(obs, s->seen_ms);
         }
     }
     pthread_mutex_unlock(&obs->mu);
@@ -214,12 +367,16 @@ static vthreat_t *threat_of(bw_obs_t *obs, const bw_threat_rec_t *t)
     char key[BW_ID_MAX + BW_NAME_MAX + 2];
     vthreat_t *v;
 
-    bw_join(key, sizeof(key), '\x1f', t->entity, t->rule->name, NULL);
+    threat_key(key, t->entity, t->rule->name);
     v = bw_map_get(obs->threat_index, key);
+    if (v == NULL && obs->n_threats >= obs->cap_threats) {
+        bw__view_sweep(obs);
+    }
     if (v != NULL || obs->n_threats >= obs->cap_threats) {
         return v;
     }
     v = &obs->threats[obs->n_threats];
+    memset(v, 0, sizeof(*v));
     if (bw_map_put(obs->threat_index, key, v) != BW_OK) {
         return NULL;
     }
@@ -239,7 +396,12 @@ void bw_obs_threat(bw_obs_t *obs, const bw_threat_rec_t *t, int64_t wall_ms)
         return;
     }
     pthread_mutex_lock(&obs->mu);
+    if (t->time_ms > obs->clock_ms) {
+        obs->clock_ms = t->time_ms;
+    }
     if ((v = threat_of(obs, t)) != NULL) {
+        v->seen_ms = obs->clock_ms;
+        note_seen(obs, v->seen_ms);
         v->time_ms = t->time_ms;
         v->wall_ms = wall_ms;
         v->probability = t->threat.probability;
@@ -383,6 +545,7 @@ void bw_obs_view_metrics(bw_obs_t *obs, int64_t now_ms, bw_wbuf_t *w)
     region_agg_t *agg;
 
     pthread_mutex_lock(&obs->mu);
+    bw__view_sweep(obs);
     agg = bw_calloc((size_t)obs->n_regions + 1, sizeof(*agg));
     if (agg != NULL) {
         aggregate(obs, agg);

@@ -424,6 +424,7 @@ bool bw_obs_view_json(bw_obs_t *obs, const char *what, const char *arg,
     bool ok = true;
 
     pthread_mutex_lock(&obs->mu);
+    bw__view_sweep(obs);
     if (strcmp(what, "overview") == 0) {
         overview(obs, now_ms, w);
     } else if (strcmp(what, "slo") == 0) {

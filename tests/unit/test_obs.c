@@ -576,6 +576,77 @@ static void test_view_json(void **state)
     bw_obs_destroy(obs);
 }
 
+/* The view forgets what the engine retires (engine.retire_after_ms: 10
+ * minutes here): sixteen series fill the store (obs.view_series 16), one
+ * of them stale and one alerting, and a seventeenth goes untracked. Once
+ * the view's clock has moved ten minutes past the others' last score,
+ * they go: a new series is tracked (it had been untracked for good), the
+ * stale gauge and the alert no longer count the retired ones, and the
+ * series kept keeps its chart in its new slot (the ring of 1,000 points
+ * had wrapped, and held 150 of a retired series' points), with no point
+ * of a retired one in it or in the new series' chart. Threats alike. */
+static void test_view_retired(void **state)
+{
+    static bw_config_t cfg;
+    static bw_rule_cfg_t rule = {.name = "exfil", .n_signals = 1};
+    bw_threat_rec_t rec = {.entity = "r1", .region = "r1", .rule = &rule};
+    char errstr[256], name[16];
+    bw_obs_t *obs;
+    bw_wbuf_t w = {0};
+    bw_stale_t st = {.region = "r2", .service = "api", .metric = "m3",
+                     .last_event_ms = 0, .silent_ms = 60000};
+    char *t;
+
+    (void)state;
+    load(&cfg, "engine: {retire_after_ms: 600000}\n"
+               "obs: {listen: \"\", view_series: 16, view_points: 1000}\n");
+    obs = bw_obs_new(&cfg, false, errstr, sizeof(errstr));
+    assert_non_null(obs);
+    for (int i = 0; i < 16; i++) { /* r1/api/m0 .. r2/api/m15 */
+        snprintf(name, sizeof(name), "m%d", i);
+        feed(obs, i < 8 ? "r1" : "r2", name, 0, 100 + i, NAN,
+             i == 9 ? 0.999 : 0.1, i == 9);
+    }
+    bw_obs_stale(obs, &st);
+    bw_obs_threat(obs, &rec, 1000);
+    feed(obs, "r3", "late", 60000, 1, NAN, 0.1, false); /* no room */
+    for (int sec = 1; sec <= 1100; sec++) { /* r1/api/m0 goes on, */
+        feed(obs, "r1", "m0", (int64_t)sec * 1000, sec, NAN, 0.1, false);
+        if (sec <= 400) { /* r2/api/m15 for 400 s */
+            feed(obs, "r2", "m15", (int64_t)sec * 1000, 1, NAN, 0.1, false);
+        }
+    }
+    feed(obs, "r3", "new", 1101000, 7, NAN, 0.1, false); /* room now */
+    bw_obs_view_metrics(obs, 1000, &w);
+    t = text(&w);
+    assert_non_null(strstr(t, "bayeswatch_view_series 2\n"));
+    assert_non_null(strstr(t, "bayeswatch_view_untracked_scores_total 1\n"));
+    assert_non_null(strstr(t, "bayeswatch_region_stale_series{region="
+                              "\"r2\"} 0\n"));
+    assert_non_null(strstr(t, "bayeswatch_region_anomaly_probability{region="
+                              "\"r2\"} 0\n"));
+    assert_non_null(strstr(t, "bayeswatch_region_threat_probability{region="
+                              "\"r1\"} 0\n"));
+    w.len = 0;
+    assert_true(bw_obs_view_json(obs, "series", "r1/api/m0", 1000, &w));
+    t = text(&w);
+    assert_int_equal(count(t, "],["), 849); /* 251 s to 1,100 s */
+    assert_non_null(strstr(t, "\"points\":[[251000,251,"));
+    assert_non_null(strstr(t, "[1100000,1100,"));
+    w.len = 0;
+    assert_true(bw_obs_view_json(obs, "series", "r3/api/new", 1000, &w));
+    t = text(&w);
+    assert_int_equal(count(t, "],["), 0);
+    assert_non_null(strstr(t, "\"points\":[[1101000,7,"));
+    w.len = 0;
+    assert_false(bw_obs_view_json(obs, "series", "r2/api/m9", 1000, &w));
+    assert_true(bw_obs_view_json(obs, "overview", NULL, 1000, &w));
+    t = text(&w);
+    assert_null(strstr(t, "exfil"));
+    bw_wbuf_free(&w);
+    bw_obs_destroy(obs);
+}
+
 /* ---- the listener ---- */
 
 /* A TCP connection to 127.0.0.1:@p port from the loopback address @p src
@@ -769,6 +840,7 @@ int main(void)
         cmocka_unit_test(test_view_json),
         cmocka_unit_test(test_view_long_names),
         cmocka_unit_test(test_view_moved),
+        cmocka_unit_test(test_view_retired),
         cmocka_unit_test(test_probe_ipv6),
         cmocka_unit_test(test_http_routes),
         cmocka_unit_test(test_http_per_ip_limit),
