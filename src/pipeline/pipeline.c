@@ -306,6 +306,8 @@ static void revoke(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
                 t->txn_first = -1;
                 t->txn_touched = false;
             }
+            bw__resend_forget(p, parts->elems[i].topic,
+                              parts->elems[i].partition);
         }
         if (p->txn_open) {
             bw__abort_and_rewind(p, "partitions lost");
@@ -738,6 +740,7 @@ bw_pipeline_t *bw_pipeline_new(const bw_config_t *cfg,
     }
     p->cfg = cfg;
     pthread_mutex_init(&p->mu, NULL);
+    bw__resend_init(p);
     if (opts != NULL) {
         p->opts = *opts;
     }
@@ -768,6 +771,7 @@ bw_pipeline_t *bw_pipeline_new(const bw_config_t *cfg,
         goto fail;
     }
     p->closed = false;
+    p->resend = p->eos && !p->changelog;
     if (bw__workers_start(p, errstr, errstr_size) != BW_OK ||
         subscribe(p, errstr, errstr_size) != BW_OK) {
         goto fail;
@@ -948,6 +952,7 @@ void bw_pipeline_destroy(bw_pipeline_t *p)
     bw_free(p->workers);
     bw_registry_destroy(p->registry);
     bw__metrics_free(p);
+    bw__resend_free(p);
     pthread_mutex_destroy(&p->mu);
     bw_free(p);
 }

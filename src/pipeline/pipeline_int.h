@@ -111,6 +111,15 @@ typedef struct bw_worker_s {
     10000 /* outputs acknowledged, at a commit or close                        \
            */
 
+/* An output of the open transaction, kept for an abort (resend.c): its
+ * source topic's name, key and value lie in rs_bytes from src_off. */
+typedef struct {
+    rd_kafka_topic_t *rkt;
+    rd_kafka_headers_t *hdrs; /* a copy, or NULL */
+    int32_t src_part;
+    size_t src_off, src_len, key_len, val_len;
+} rs_msg_t;
+
 struct bw_pipeline_s {
     const bw_config_t *cfg;
     bw_pipeline_opts_t opts;
@@ -162,6 +171,12 @@ struct bw_pipeline_s {
     uint64_t replayed; /* input records replayed by restores */
     _Atomic uint64_t skipped; /* records a restored state had learned */
     bool flush_all;    /* the next commit flushes every partition's state */
+    /* without a changelog: the open transaction's outputs (resend.c) */
+    bool resend; /* exactly_once without a changelog: they are kept */
+    pthread_mutex_t rs_mu;
+    rs_msg_t *rs;
+    size_t rs_n, rs_cap;
+    bw_wbuf_t rs_bytes;
     /* observability (metrics.c) */
     bw_obs_t *obs;            /* borrowed from opts; NULL = none */
     bw_wbuf_t page;           /* the metrics page, rebuilt in place */
@@ -228,6 +243,24 @@ void bw__checkpoint_write(bw_pipeline_t *p, task_t *t);
  * @returns BW_OK, or BW_ERR_NOTFOUND / BW_ERR_CORRUPT (not used; logged). */
 bw_err_t bw__checkpoint_load(bw_pipeline_t *p, task_t *t, int64_t *from,
                              bw_restore_stats_t *rs);
+
+/* resend.c: keep is called by the stream threads, the rest by the main
+ * thread with them quiesced */
+void bw__resend_init(bw_pipeline_t *p);
+void bw__resend_free(bw_pipeline_t *p);
+/** Keep a copy of an output of the open transaction (exactly_once
+ * without a changelog); @p src_topic / @p src_part: its input partition. */
+bw_err_t bw__resend_keep(bw_pipeline_t *p, rd_kafka_topic_t *rkt,
+                         const void *key, size_t klen, const void *val,
+                         size_t vlen, const rd_kafka_headers_t *hdrs,
+                         const char *src_topic, int32_t src_part);
+/** A commit: nothing kept. */
+void bw__resend_clear(bw_pipeline_t *p);
+/** A lost partition's outputs are not produced again. */
+void bw__resend_forget(bw_pipeline_t *p, const char *topic, int32_t part);
+/** After an abort: begin a transaction and produce every kept output
+ * again, in order. */
+bw_err_t bw__resend(bw_pipeline_t *p);
 
 /* changelog.c (main thread; the stream threads quiesced) */
 /** Check or create the changelog topic; the restore consumer. No-op when

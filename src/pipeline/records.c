@@ -63,10 +63,22 @@ void bw__worker_free(bw_worker_t *w)
 
 /* ---- producing ---- */
 
+/* Produce one output of the record (or stale marker) from @p o's input
+ * partition; kept for an abort without a changelog (resend.c), where a
+ * failure that asks for the abort is done: the abort produces it again. */
 static bw_err_t produce(bw_pipeline_t *p, rd_kafka_topic_t *topic,
                         const void *key, size_t klen, const void *val,
-                        size_t vlen, rd_kafka_headers_t *hdrs)
+                        size_t vlen, rd_kafka_headers_t *hdrs,
+                        const bw_origin_t *o)
 {
+    if (p->resend &&
+        bw__resend_keep(p, topic, key, klen, val, vlen, hdrs, o->source_topic,
+                        o->source_partition) != BW_OK) {
+        if (hdrs != NULL) {
+            rd_kafka_headers_destroy(hdrs);
+        }
+        return BW_ERR_NOMEM; /* fatal */
+    }
     for (;;) {
         rd_kafka_resp_err_t e =
             rd_kafka_producev(p->producer, RD_KAFKA_V_RKT(topic),
@@ -78,10 +90,12 @@ static bw_err_t produce(bw_pipeline_t *p, rd_kafka_topic_t *topic,
             return BW_OK;
         }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            bw_err_t err;
             if (hdrs != NULL) {
                 rd_kafka_headers_destroy(hdrs);
             }
-            return bw__produce_failed(p, e, rd_kafka_topic_name(topic));
+            err = bw__produce_failed(p, e, rd_kafka_topic_name(topic));
+            return p->resend && !atomic_load(&p->failed) ? BW_OK : err;
         }
         rd_kafka_poll(p->producer, 10); /* serve delivery reports */
     }
@@ -125,7 +139,7 @@ static bw_err_t emit_score_alerts(bw_worker_t *w, const bw_event_t *ev,
                             o, &w->buf);
         err = err != BW_OK ? bw__fatal(w->p, "encode alert", bw_strerror(err))
                            : produce(w->p, w->p->out[OUT_ALERTS], key, key_len,
-                                     w->buf.data, w->buf.len, NULL);
+                                     w->buf.data, w->buf.len, NULL, o);
         if (err == BW_OK) {
             COUNT(w->siem_alerts);
         }
@@ -152,7 +166,7 @@ static bw_err_t emit_score(bw_worker_t *w, const bw_event_t *ev,
         return bw__fatal(w->p, "encode score", bw_strerror(err));
     }
     err = produce(w->p, w->p->out[BW_RECORD_SCORE], key, key_len, w->buf.data,
-                  w->buf.len, NULL);
+                  w->buf.len, NULL, o);
     return err != BW_OK ? err : emit_score_alerts(w, ev, sc, o, key, key_len);
 }
 
@@ -170,7 +184,7 @@ static void on_threat(void *opaque, const bw_threat_rec_t *t)
               : bw_encode_threat(w->enc[1], t, &o, &w->buf);
     if (err == BW_OK) {
         err = produce(p, p->out[BW_RECORD_THREAT], t->entity, strlen(t->entity),
-                      w->buf.data, w->buf.len, NULL);
+                      w->buf.data, w->buf.len, NULL, &o);
     } else {
         err = bw__fatal(p, "encode threat", bw_strerror(err));
     }
@@ -181,7 +195,7 @@ static void on_threat(void *opaque, const bw_threat_rec_t *t)
         err = err != BW_OK
                   ? bw__fatal(p, "encode alert", bw_strerror(err))
                   : produce(p, p->out[OUT_ALERTS], t->entity, strlen(t->entity),
-                            w->buf.data, w->buf.len, NULL);
+                            w->buf.data, w->buf.len, NULL, &o);
         if (err == BW_OK) {
             COUNT(w->siem_alerts);
         }
@@ -263,7 +277,7 @@ static bw_err_t dead_letter(bw_worker_t *w, const rd_kafka_message_t *m,
         COUNT(w->late);
     }
     return produce(w->p, w->p->out[BW_RECORD_DEAD_LETTER], m->key, m->key_len,
-                   w->buf.data, w->buf.len, dead_letter_headers(m, reason));
+                   w->buf.data, w->buf.len, dead_letter_headers(m, reason), &o);
 }
 
 /* ---- scoring ---- */

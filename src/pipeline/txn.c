@@ -80,14 +80,15 @@ static void mark_committed(bw_pipeline_t *p)
         t->txn_touched = false;
     }
     atomic_store(&p->txn_begun_ms, -1);
+    bw__resend_clear(p);
     p->commits++;
 }
 
 /* The models of a partition whose records were in an aborted transaction
  * go back to the last commit with its offsets: a fresh engine restored from
  * the changelog (read_committed: the aborted records are not in it).
- * Without a changelog they keep what they absorbed (replayed records are
- * then late for their series). */
+ * Without a changelog there is nothing to go back to: the abort produces
+ * the kept outputs again instead (resend.c) and rewinds nothing. */
 static bw_err_t rewind_state(bw_pipeline_t *p, task_t *t)
 {
     char errstr[256];
@@ -154,6 +155,10 @@ bw_err_t bw__abort_and_rewind(bw_pipeline_t *p, const char *why)
     bw__warn(p, "aborting the open transaction: %s", why);
     err = abort_txn(p);
     p->aborts++;
+    if (p->resend) { /* no changelog: the same outputs again, no rewind */
+        rd_kafka_topic_partition_list_destroy(l);
+        return err != BW_OK ? err : bw__resend(p);
+    }
     for (int i = 0; i < p->n_tasks; i++) {
         task_t *t = p->tasks[i];
         bool rewind = t->txn_first >= 0 || t->txn_touched;

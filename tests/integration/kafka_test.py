@@ -339,12 +339,14 @@ def with_producer(config, props):
                              f"\nkafka:\n  producer: {props}\n", 1))
 
 
-def started_a_third_in(env, producer, name):
+def started_a_third_in(env, producer, name, extra=""):
     """The sample's first third scored by a stage committing every 2 s,
-    kafka.producer set to @p producer: (config, rows, first, stage)."""
+    kafka.producer set to @p producer, @p extra config sections: (config,
+    rows, first, stage)."""
     config = env.config(base=f"{env.src}/config/sample.yaml", session=False,
                         extra="""pipeline: {static_membership: false,
-           commit_interval_ms: 2000}""")
+           commit_interval_ms: 2000}
+""" + extra)
     with_producer(config, producer)
     rows = sample_rows(env.src)
     first = len(rows) // 3
@@ -902,7 +904,7 @@ pipeline: {static_membership: false}""")
             print("  " + line)
 
 
-def test_abort_rewind(env):
+def test_abort_rewind(env, extra="", label="abort_rewind"):
     """The broker stops answering (SIGSTOP) for longer than the stage's
     message timeout while outputs of its open transaction wait to be sent
     (linger.ms): they time out undelivered (an abortable error); the stage
@@ -914,7 +916,7 @@ def test_abort_rewind(env):
     learned twice."""
     # outputs wait 1 s before they are sent
     config, rows, first, stage = started_a_third_in(
-        env, '{message.timeout.ms: "2000", linger.ms: "1000"}', "ab")
+        env, '{message.timeout.ms: "2000", linger.ms: "1000"}', "ab", extra)
 
     def aborts():
         return log_lines(stage, "aborting the open")
@@ -939,9 +941,25 @@ def test_abort_rewind(env):
     check(aborts(), "the stage aborted its transaction:\n" +
           open(stage.log.name).read()[-3000:])
     finish(env, stage, rows, at, config)
-    print(f"abort_rewind: {aborts()[0].split('pipeline: ')[-1][:160]} "
+    print(f"{label}: {aborts()[0].split('pipeline: ')[-1][:160]} "
           f"(try {attempt + 1}); {len(rows)} inputs scored once, equal to "
           f"replay")
+    return stage
+
+
+def test_abort_resend(env):
+    """test_abort_rewind without a state changelog (state.changelog:
+    false, as with several input topics): there is no state to go back
+    to, so the abort produces the aborted transaction's outputs again, in
+    order, and the stage goes on from where its input was. The models had
+    kept what the aborted records taught them, and a rewind scored those
+    records again as late (their scores lost); now every input is scored
+    once and equals one uninterrupted replay."""
+    stage = test_abort_rewind(env, "state: {changelog: false}",
+                              "abort_resend")
+    again = log_lines(stage, "outputs again")
+    check(again, "the stage produced the kept outputs again")
+    print("abort_resend: " + again[0].split("pipeline: ")[-1][:120])
 
 
 def test_never_produced(env):
@@ -1297,6 +1315,7 @@ TESTS = {"e2e": (test_e2e, 1), "exactly_once_kill": (test_exactly_once_kill, 4),
          "kill_restart": (test_kill_restart, 4),
          "broker_pause": (test_broker_pause, 4),
          "abort_rewind": (test_abort_rewind, 1),
+         "abort_resend": (test_abort_resend, 1),
          "stall_renew": (test_stall_renew, 1),
          "static_stall": (test_static_stall, 4),
          "failover_kill": (test_failover_kill, 1),
