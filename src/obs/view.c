@@ -131,18 +131,17 @@ static int sweep_series(bw_obs_t *obs, int64_t before)
 
     for (int i = 0; i < obs->n_series; i++) {
         vseries_t *s = &obs->series[i];
-        bool drop = s->seen_ms < before;
-        if (drop || n != i) {
+        if (s->seen_ms < before || n != i) {
             series_key(key, s->region, s->service, s->metric);
-            bw_map_del(obs->index, key);
         }
-        if (drop) {
+        if (s->seen_ms < before) {
+            bw_map_del(obs->index, key);
             obs->remap[i] = GONE;
             continue;
         }
-        if (n != i) {
+        if (n != i) { /* its key is in: the put moves its value, no copy */
             obs->series[n] = *s;
-            (void)bw_map_put(obs->index, key, &obs->series[n]); /* was in */
+            (void)bw_map_put(obs->index, key, &obs->series[n]);
         }
         obs->remap[i] = (uint32_t)n++;
         note_seen(obs, obs->series[n - 1].seen_ms);
@@ -190,15 +189,14 @@ static void sweep_threats(bw_obs_t *obs, int64_t before)
 
     for (int i = 0; i < obs->n_threats; i++) {
         vthreat_t *v = &obs->threats[i];
-        bool drop = v->seen_ms < before;
-        if (drop || n != i) {
+        if (v->seen_ms < before || n != i) {
             threat_key(key, v->entity, v->rule->name);
-            bw_map_del(obs->threat_index, key);
         }
-        if (drop) {
+        if (v->seen_ms < before) {
+            bw_map_del(obs->threat_index, key);
             continue;
         }
-        if (n != i) {
+        if (n != i) { /* as sweep_series */
             obs->threats[n] = *v;
             (void)bw_map_put(obs->threat_index, key, &obs->threats[n]);
         }
@@ -338,7 +336,9 @@ void bw_obs_stale(bw_obs_t *obs, const bw_stale_t *st)
         s->stale = true;
         if (s->last_event_ms == 0) { /* first seen through its marker */
             s->last_event_ms = st->last_event_ms;
-            s->seen_ms = obs->clock_ms;
+            /* before any score the view's clock is unset: its own time */
+            s->seen_ms = obs->clock_ms != INT64_MIN ? obs->clock_ms
+                                                    : st->last_event_ms;
             note_seen(obs, s->seen_ms);
         }
     }

@@ -7,8 +7,9 @@
  * commit interval send the consumed offsets with the consumer's group
  * metadata and commit. An abortable error aborts the transaction and
  * rewinds each partition to the first record of the aborted transaction,
- * so its outputs are produced again in the next one. Rebalances are
- * cooperative (KIP-429): revoked partitions have their transaction
+ * so its outputs are produced again in the next one (without a state
+ * changelog the kept outputs are produced again instead: resend.c).
+ * Rebalances are cooperative (KIP-429): revoked partitions have their transaction
  * committed before they are given up; lost partitions abort it. Records
  * are scored inline or by stream threads (workers.c, records.c);
  * transactions and commits are txn.c's, logging and failure state
@@ -287,6 +288,30 @@ static void assign(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
     }
 }
 
+/* The revoked partitions' kept outputs (resend.c) are not produced again
+ * if the commit that gives them up aborts: their tasks are dropped, so
+ * their offsets would not be in the next commit, and their new owner
+ * scores the records again. */
+static void forget_outputs(bw_pipeline_t *p,
+                           const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        bw__resend_forget(p, parts->elems[i].topic, parts->elems[i].partition);
+    }
+}
+
+static void checkpoint_parts(bw_pipeline_t *p,
+                             const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        task_t *t = find_task(p, parts->elems[i].topic,
+                              parts->elems[i].partition, NULL);
+        if (t != NULL) {
+            bw__checkpoint_write(p, t);
+        }
+    }
+}
+
 static void revoke(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
                    bool cooperative)
 {
@@ -306,19 +331,15 @@ static void revoke(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
                 t->txn_first = -1;
                 t->txn_touched = false;
             }
-            bw__resend_forget(p, parts->elems[i].topic,
-                              parts->elems[i].partition);
         }
+        forget_outputs(p, parts);
         if (p->txn_open) {
             bw__abort_and_rewind(p, "partitions lost");
         }
-    } else if (flush_commit(p) == BW_OK) { /* a failure aborted, rewound */
-        for (int i = 0; i < parts->cnt; i++) {
-            task_t *t = find_task(p, parts->elems[i].topic,
-                                  parts->elems[i].partition, NULL);
-            if (t != NULL) {
-                bw__checkpoint_write(p, t);
-            }
+    } else {
+        forget_outputs(p, parts);
+        if (flush_commit(p) == BW_OK) { /* a failure aborted, rewound */
+            checkpoint_parts(p, parts);
         }
     }
     for (int i = 0; i < parts->cnt; i++) {
@@ -699,7 +720,8 @@ bw_err_t bw__renew_producer(bw_pipeline_t *p)
     bw__warn(p, "the producer was fenced by its own stall: its transaction "
                 "outlived transaction.timeout.ms (%lld ms), so the "
                 "coordinator aborted it; a new producer takes over the same "
-                "transactional.id and the transaction's input is replayed",
+                "transactional.id and the transaction's outputs are made "
+                "again",
              (long long)p->txn_timeout_ms);
     drop_producer_topics(p);
     p->producer_ready = p->txn_open = false;

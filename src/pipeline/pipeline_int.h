@@ -114,7 +114,9 @@ typedef struct bw_worker_s {
 /* An output of the open transaction, kept for an abort (resend.c): its
  * source topic's name, key and value lie in rs_bytes from src_off. */
 typedef struct {
-    rd_kafka_topic_t *rkt;
+    int out;                  /* its output topic: p->out[out] (a renewed
+                                 producer has new handles) */
+    bool has_key;             /* a NULL key stays NULL */
     rd_kafka_headers_t *hdrs; /* a copy, or NULL */
     int32_t src_part;
     size_t src_off, src_len, key_len, val_len;
@@ -259,7 +261,8 @@ void bw__resend_clear(bw_pipeline_t *p);
 /** A lost partition's outputs are not produced again. */
 void bw__resend_forget(bw_pipeline_t *p, const char *topic, int32_t part);
 /** After an abort: begin a transaction and produce every kept output
- * again, in order. */
+ * again, in order (a failure that asks for another abort is not fatal:
+ * they are kept for it). */
 bw_err_t bw__resend(bw_pipeline_t *p);
 
 /* changelog.c (main thread; the stream threads quiesced) */

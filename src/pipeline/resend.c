@@ -88,7 +88,11 @@ bw_err_t bw__resend_keep(bw_pipeline_t *p, rd_kafka_topic_t *rkt,
     err = grow(p);
     if (err == BW_OK) {
         m = &p->rs[p->rs_n];
-        m->rkt = rkt;
+        m->out = 0;
+        while (m->out + 1 < OUT_TOPICS && p->out[m->out] != rkt) {
+            m->out++;
+        }
+        m->has_key = key != NULL;
         m->src_part = src_part;
         m->src_off = p->rs_bytes.len;
         m->src_len = tlen;
@@ -141,13 +145,14 @@ void bw__resend_forget(bw_pipeline_t *p, const char *topic, int32_t part)
 static bw_err_t produce_again(bw_pipeline_t *p, const rs_msg_t *m)
 {
     const uint8_t *at = p->rs_bytes.data + m->src_off + m->src_len;
+    rd_kafka_topic_t *rkt = p->out[m->out];
     rd_kafka_headers_t *h = m->hdrs != NULL ? rd_kafka_headers_copy(m->hdrs)
                                             : NULL;
 
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
-            p->producer, RD_KAFKA_V_RKT(m->rkt),
-            RD_KAFKA_V_KEY((void *)at, m->key_len),
+            p->producer, RD_KAFKA_V_RKT(rkt),
+            RD_KAFKA_V_KEY(m->has_key ? (void *)at : NULL, m->key_len),
             RD_KAFKA_V_VALUE((void *)(at + m->key_len), m->val_len),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
             RD_KAFKA_V_END);
@@ -158,19 +163,32 @@ static bw_err_t produce_again(bw_pipeline_t *p, const rs_msg_t *m)
             if (h != NULL) {
                 rd_kafka_headers_destroy(h);
             }
-            return bw__produce_failed(p, e, rd_kafka_topic_name(m->rkt));
+            return bw__produce_failed(p, e, rd_kafka_topic_name(rkt));
         }
         rd_kafka_poll(p->producer, 10); /* serve delivery reports */
     }
+}
+
+/* Whether a partition has consumed past its committed offset. */
+static bool moved(const bw_pipeline_t *p)
+{
+    for (int i = 0; i < p->n_tasks; i++) {
+        if (p->tasks[i]->next > p->tasks[i]->committed) {
+            return true;
+        }
+    }
+    return false;
 }
 
 bw_err_t bw__resend(bw_pipeline_t *p)
 {
     bw_err_t err = BW_OK;
 
-    if (!p->resend || p->rs_n == 0) {
+    if (!p->resend || (p->rs_n == 0 && !moved(p))) {
         return BW_OK;
     }
+    /* a transaction even with no output: the offsets past the aborted
+     * records go into it (a commit without one sends none) */
     pthread_mutex_lock(&p->rs_mu);
     err = bw__begin_txn(p);
     for (size_t i = 0; err == BW_OK && i < p->rs_n; i++) {
@@ -182,5 +200,6 @@ bw_err_t bw__resend(bw_pipeline_t *p)
                    "(no state changelog: the models keep their records)",
                 p->rs_n);
     }
-    return err; /* an abort it asked for keeps them for the next try */
+    /* an abort it asked for produces them again at the next step */
+    return atomic_load(&p->failed) ? err : BW_OK;
 }

@@ -6,7 +6,9 @@
  * metadata and the transaction committed (a timed-out commit is resumed,
  * retriable failures retried); an abortable error aborts it and rewinds
  * each partition to the first record of the aborted transaction, so its
- * outputs are produced again; a producer fenced by the stage's own stall
+ * outputs are produced again (without a state changelog the kept outputs
+ * are produced again instead, resend.c); a producer fenced by the stage's
+ * own stall
  * past transaction.timeout.ms is replaced (bw__renew_producer).
  * at_least_once: outputs flushed and acknowledged, then the state
  * changelog written and acknowledged, then the offsets committed. Callers

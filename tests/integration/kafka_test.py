@@ -984,7 +984,7 @@ def test_never_produced(env):
                                 if "can never be produced" in x][0][-200:])
 
 
-def test_stall_renew(env):
+def test_stall_renew(env, extra="", label="stall_renew"):
     """The stage itself stalls (SIGSTOP) for longer than its transaction
     timeout with a transaction open: the broker aborts the transaction and
     bumps the producer's epoch, so the resumed producer finds itself
@@ -993,7 +993,7 @@ def test_stall_renew(env):
     the transaction's input from the changelog, and every input is still
     scored once, equal to one uninterrupted replay."""
     config, rows, first, stage = started_a_third_in(
-        env, '{transaction.timeout.ms: "3000"}', "sr")
+        env, '{transaction.timeout.ms: "3000"}', "sr", extra)
 
     def renewed():
         return log_lines(stage, "fenced by its own stall")
@@ -1025,9 +1025,20 @@ def test_stall_renew(env):
     check(renewed(), "a stall fenced the producer and it was renewed:\n" +
           open(stage.log.name).read()[-3000:])
     finish(env, stage, rows, at, config)
-    print(f"stall_renew: a 15 s stall past a 3 s transaction timeout fenced "
+    print(f"{label}: a 15 s stall past a 3 s transaction timeout fenced "
           f"the producer (stall {stalls}, try {attempt + 1}); renewed; "
           f"{len(rows)} inputs scored once, equal to replay")
+    return stage
+
+
+def test_stall_renew_resend(env):
+    """test_stall_renew without a state changelog: the renewed producer
+    produces the kept outputs of the transaction the broker aborted again
+    (on its own topic handles: the old producer's are gone with it)."""
+    stage = test_stall_renew(env, "state: {changelog: false}",
+                             "stall_renew_resend")
+    check(log_lines(stage, "outputs again"),
+          "the renewed producer produced the kept outputs again")
 
 
 def fenced_or_alive(env, stage, total, limit=120, calm=10):
@@ -1317,6 +1328,7 @@ TESTS = {"e2e": (test_e2e, 1), "exactly_once_kill": (test_exactly_once_kill, 4),
          "abort_rewind": (test_abort_rewind, 1),
          "abort_resend": (test_abort_resend, 1),
          "stall_renew": (test_stall_renew, 1),
+         "stall_renew_resend": (test_stall_renew_resend, 1),
          "static_stall": (test_static_stall, 4),
          "failover_kill": (test_failover_kill, 1),
          "failover_scale": (test_failover_scale, 6),

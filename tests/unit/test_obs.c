@@ -582,9 +582,10 @@ static void test_view_json(void **state)
  * the view's clock has moved ten minutes past the others' last score,
  * they go: a new series is tracked (it had been untracked for good), the
  * stale gauge and the alert no longer count the retired ones, and the
- * series kept keeps its chart in its new slot (the ring of 1,000 points
- * had wrapped, and held 150 of a retired series' points), with no point
- * of a retired one in it or in the new series' chart. Threats alike. */
+ * series kept keeps its chart in its new slot, the first (the ring of
+ * 1,000 points had wrapped, and held 150 of a retired series' points),
+ * with no point of a retired one in it or in the new series' chart.
+ * Threats alike. */
 static void test_view_retired(void **state)
 {
     static bw_config_t cfg;
@@ -610,11 +611,11 @@ static void test_view_retired(void **state)
     bw_obs_stale(obs, &st);
     bw_obs_threat(obs, &rec, 1000);
     feed(obs, "r3", "late", 60000, 1, NAN, 0.1, false); /* no room */
-    for (int sec = 1; sec <= 1100; sec++) { /* r1/api/m0 goes on, */
-        feed(obs, "r1", "m0", (int64_t)sec * 1000, sec, NAN, 0.1, false);
-        if (sec <= 400) { /* r2/api/m15 for 400 s */
-            feed(obs, "r2", "m15", (int64_t)sec * 1000, 1, NAN, 0.1, false);
+    for (int sec = 1; sec <= 1100; sec++) { /* r2/api/m15 goes on, */
+        if (sec <= 400) { /* r1/api/m0 for 400 s */
+            feed(obs, "r1", "m0", (int64_t)sec * 1000, 1, NAN, 0.1, false);
         }
+        feed(obs, "r2", "m15", (int64_t)sec * 1000, sec, NAN, 0.1, false);
     }
     feed(obs, "r3", "new", 1101000, 7, NAN, 0.1, false); /* room now */
     bw_obs_view_metrics(obs, 1000, &w);
@@ -623,12 +624,14 @@ static void test_view_retired(void **state)
     assert_non_null(strstr(t, "bayeswatch_view_untracked_scores_total 1\n"));
     assert_non_null(strstr(t, "bayeswatch_region_stale_series{region="
                               "\"r2\"} 0\n"));
+    /* r2/api/m9's 0.999 retired: the kept m15's 0.1 */
     assert_non_null(strstr(t, "bayeswatch_region_anomaly_probability{region="
-                              "\"r2\"} 0\n"));
+                              "\"r2\"} 0.1\n"));
     assert_non_null(strstr(t, "bayeswatch_region_threat_probability{region="
                               "\"r1\"} 0\n"));
     w.len = 0;
-    assert_true(bw_obs_view_json(obs, "series", "r1/api/m0", 1000, &w));
+    /* from the last slot to the first: its key follows it */
+    assert_true(bw_obs_view_json(obs, "series", "r2/api/m15", 1000, &w));
     t = text(&w);
     assert_int_equal(count(t, "],["), 849); /* 251 s to 1,100 s */
     assert_non_null(strstr(t, "\"points\":[[251000,251,"));
@@ -640,6 +643,7 @@ static void test_view_retired(void **state)
     assert_non_null(strstr(t, "\"points\":[[1101000,7,"));
     w.len = 0;
     assert_false(bw_obs_view_json(obs, "series", "r2/api/m9", 1000, &w));
+    assert_false(bw_obs_view_json(obs, "series", "r1/api/m0", 1000, &w));
     assert_true(bw_obs_view_json(obs, "overview", NULL, 1000, &w));
     t = text(&w);
     assert_null(strstr(t, "exfil"));
