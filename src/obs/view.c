@@ -205,6 +205,37 @@ static void sweep_threats(bw_obs_t *obs, int64_t before)
     obs->n_threats = n;
 }
 
+/* Free the label slots of regions no kept series holds (their gauges go
+ * with them), the others keeping their order; a series that fell into
+ * "other" for want of a slot takes one that came free. */
+static void sweep_regions(bw_obs_t *obs)
+{
+    bool used[sizeof(obs->regions) / sizeof(obs->regions[0])] = {false};
+    int slot[sizeof(obs->regions) / sizeof(obs->regions[0])], k = 0;
+
+    for (int i = 0; i < obs->n_series; i++) {
+        if (obs->series[i].region_slot >= 0) {
+            used[obs->series[i].region_slot] = true;
+        }
+    }
+    for (int r = 0; r < obs->n_regions; r++) {
+        slot[r] = used[r] ? k : -1;
+        if (used[r] && k != r) {
+            memcpy(obs->regions[k], obs->regions[r], VNAME);
+        }
+        k += used[r];
+    }
+    if (k == obs->n_regions) {
+        return;
+    }
+    obs->n_regions = k;
+    for (int i = 0; i < obs->n_series; i++) {
+        vseries_t *s = &obs->series[i];
+        s->region_slot = s->region_slot >= 0 ? slot[s->region_slot]
+                                             : region_slot(obs, s->region);
+    }
+}
+
 /* Retire what the clock has left behind (mu held). */
 void bw__view_sweep(bw_obs_t *obs)
 {
@@ -219,6 +250,7 @@ void bw__view_sweep(bw_obs_t *obs)
     obs->sweep_at = INT64_MAX;
     if (sweep_series(obs, before) > 0) {
         sweep_ring(obs);
+        sweep_regions(obs);
     }
     sweep_threats(obs, before);
 }

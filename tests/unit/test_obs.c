@@ -584,8 +584,9 @@ static void test_view_json(void **state)
  * stale gauge and the alert no longer count the retired ones, and the
  * series kept keeps its chart in its new slot, the first (the ring of
  * 1,000 points had wrapped, and held 150 of a retired series' points),
- * with no point of a retired one in it or in the new series' chart.
- * Threats alike. */
+ * with no point of a retired one in it or in the new series' chart. A
+ * region whose series have all gone gives up its label slot
+ * (region_label_cap 2). Threats alike. */
 static void test_view_retired(void **state)
 {
     static bw_config_t cfg;
@@ -600,7 +601,8 @@ static void test_view_retired(void **state)
 
     (void)state;
     load(&cfg, "engine: {retire_after_ms: 600000}\n"
-               "obs: {listen: \"\", view_series: 16, view_points: 1000}\n");
+               "obs: {listen: \"\", view_series: 16, view_points: 1000,\n"
+               "      region_label_cap: 2}\n");
     obs = bw_obs_new(&cfg, false, errstr, sizeof(errstr));
     assert_non_null(obs);
     for (int i = 0; i < 16; i++) { /* r1/api/m0 .. r2/api/m15 */
@@ -627,8 +629,11 @@ static void test_view_retired(void **state)
     /* r2/api/m9's 0.999 retired: the kept m15's 0.1 */
     assert_non_null(strstr(t, "bayeswatch_region_anomaly_probability{region="
                               "\"r2\"} 0.1\n"));
-    assert_non_null(strstr(t, "bayeswatch_region_threat_probability{region="
-                              "\"r1\"} 0\n"));
+    /* r1's label slot went with its series, and r3 took it (with two
+     * slots it would have been "other") */
+    assert_null(strstr(t, "region=\"r1\""));
+    assert_non_null(strstr(t, "bayeswatch_region_anomaly_probability{region="
+                              "\"r3\"} 0.1\n"));
     w.len = 0;
     /* from the last slot to the first: its key follows it */
     assert_true(bw_obs_view_json(obs, "series", "r2/api/m15", 1000, &w));
