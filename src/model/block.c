@@ -86,18 +86,24 @@ static void close_block(bw_block_t *b, bw_pf_ws_t *ws, int64_t t_ms,
 {
     bw_pf_out_t bo;
     double mean = b->sum / b->size;
+    /* the reported mean is the values' own, and the prediction is moved
+     * into their frame by the same offset: the profile's mean over the
+     * block (its closing event's value had stood for it, off by up to a
+     * tenth of a daily cycle's amplitude), any shift since they came */
+    double offset = isnan(b->raw_sum) ? out->seasonal
+                                      : b->raw_sum / b->size - mean;
     bool reported = point_holds && fmax(b->p_max, b->p_prev) >= 0.5;
 
     b->p_prev = b->p_max;
     b->p_max = 0.0;
-    b->sum = 0.0;
+    b->sum = b->raw_sum = 0.0;
     b->n = 0;
     if (bw_pf_update(b->pf, ws, t_ms, mean, &bo) != BW_OK || bo.warmup) {
         return;
     }
     out->block_closed = true;
-    out->block_mean = mean + out->seasonal;
-    out->block_expected = bo.expected + out->seasonal;
+    out->block_mean = mean + offset;
+    out->block_expected = bo.expected + offset;
     out->p_collective = reported ? 0.0 : bo.p_anomaly;
     if (out->p_collective >= 0.5 && out->p_anomaly < 0.5) {
         /* the event's own direction stands where it reports one */
@@ -107,12 +113,13 @@ static void close_block(bw_block_t *b, bw_pf_ws_t *ws, int64_t t_ms,
 }
 
 void bw__block_add(bw_block_t *b, bw_pf_ws_t *ws, int64_t t_ms, double v,
-                   bool point_holds, bw_pf_out_t *out)
+                   double raw, bool point_holds, bw_pf_out_t *out)
 {
     if (b->pf == NULL) {
         return;
     }
     b->sum += v;
+    b->raw_sum += raw;
     b->p_max = fmax(b->p_max, out->p_anomaly);
     if (++b->n == b->size) {
         close_block(b, ws, t_ms, point_holds, out);
@@ -129,6 +136,27 @@ void bw__block_save(const bw_block_t *b, bw_wbuf_t *w)
     bw_wbuf_f64(w, b->p_max);
     bw_wbuf_f64(w, b->p_prev);
     bw_pf_save(b->pf, w); /* sticky w->err */
+}
+
+void bw__block_save_raw(const bw_block_t *b, bw_wbuf_t *w)
+{
+    if (b->pf != NULL) {
+        bw_wbuf_f64(w, b->raw_sum);
+    }
+}
+
+void bw__block_load_raw(bw_block_t *b, bw_rbuf_t *r, bool held)
+{
+    if (b->pf == NULL) {
+        return;
+    }
+    /* before PF16 an open block's sum with the profile added back is not
+     * known: its report uses the closing event's profile value, as then */
+    b->raw_sum = held ? bw_rbuf_finite(r) : b->n > 0 ? NAN : 0.0;
+    if ((b->n == 0 && b->raw_sum != 0.0) ||
+        (held && !(fabs(b->raw_sum) <= 2.0 * BW_MODEL_MAX_ABS * b->size))) {
+        r->err = BW_ERR_CORRUPT; /* an empty block; the models' range */
+    }
 }
 
 void bw__block_load(bw_block_t *b, bw_rbuf_t *r)

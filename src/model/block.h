@@ -19,6 +19,10 @@ typedef struct {
     int size;        /* events per block */
     int n;           /* events in the open block */
     double sum;      /* their sum (cleaned, de-seasonalised) */
+    double raw_sum;  /* ... with the profile added back (the reported
+                        mean: moved at an adoption as sum is, not when a
+                        profile starts to apply); NAN: not known (a block
+                        open in a record before PF16) */
     double p_max;    /* largest point p_anomaly in the open block */
     double p_prev;   /* ... in the previous block */
 } bw_block_t;
@@ -29,16 +33,21 @@ typedef struct {
 int bw__block_init(bw_block_t *b, const bw_pf_cfg_t *parent, uint64_t seed,
                    char *errstr, size_t errstr_size);
 void bw__block_free(bw_block_t *b);
-/** Add one event (its cleaned, de-seasonalised value @p v and the point
- * model's output in @p out); when it closes a block, fill out->p_collective,
- * out->block_mean and out->block_expected. @p point_holds: the point model
+/** Add one event (its cleaned, de-seasonalised value @p v, the same with
+ * the profile added back @p raw, and the point model's output in @p out);
+ * when it closes a block, fill out->p_collective, out->block_mean and
+ * out->block_expected. @p point_holds: the point model
  * holds the changes it flags (its abnormal episodes apply, or it has none:
  * the onset model), so a flag (the reported p_anomaly) in
  * this block or the previous one has reported the block's deviation. */
 void bw__block_add(bw_block_t *b, bw_pf_ws_t *ws, int64_t t_ms, double v,
-                   bool point_holds, bw_pf_out_t *out);
+                   double raw, bool point_holds, bw_pf_out_t *out);
 void bw__block_save(const bw_block_t *b, bw_wbuf_t *w);
 void bw__block_load(bw_block_t *b, bw_rbuf_t *r);
+/** raw_sum, at the end of the series' record (PF16); @p held: the record
+ * has it (else NAN for an open block). */
+void bw__block_save_raw(const bw_block_t *b, bw_wbuf_t *w);
+void bw__block_load_raw(bw_block_t *b, bw_rbuf_t *r, bool held);
 size_t bw__block_memory(const bw_block_t *b);
 /** Move every particle's baseline (and abnormal level) by @p delta: an
  * adopted change in the parent (pf.c). NULL-safe. */

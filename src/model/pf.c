@@ -160,7 +160,9 @@
  * once it is set */
 #define PRIOR_EVENTS 10
 #define PRIOR_CAPPED (-1.0)
-#define PF_STATE_TAG 0x50463135u    /* "PF15" */
+#define PF_STATE_TAG 0x50463136u    /* "PF16" */
+#define PF_STATE_TAG_15 0x50463135u /* "PF15": read, no open block's sum in
+                                       the values' frame */
 #define PF_STATE_TAG_14 0x50463134u /* "PF14": read, spikes' sizes held
                                        as values (phase.c) */
 #define PF_STATE_TAG_13 0x50463133u /* "PF13": read, early steps unknown,
@@ -1994,6 +1996,7 @@ static double episode(bw_pf_t *pf, int64_t t_ms, bw_pf_out_t *out)
          * episode's values being taken out), as reframe_block does */
         if (pf->block.pf != NULL) {
             pf->block.sum += moved * pf->block.n;
+            pf->block.raw_sum += moved * pf->block.n; /* NAN stays */
         }
         out->adopted = true;
         pf->held_since = pf->abn_since;
@@ -2305,7 +2308,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
 {
     const bw_pf_cfg_t *cfg = pf->cfg;
     step_ctx_t c;
-    double sd, sw, usual, spike, early, cleaned, adopted_by;
+    double sd, sw, usual, spike, early, cleaned, raw, adopted_by;
     bw__phase_at_t at;
     int64_t age;
     int was, novel;
@@ -2318,7 +2321,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     }
     if (pf->events == 0) {
         first_event(pf, t_ms, y, out);
-        bw__block_add(&pf->block, ws, t_ms, y, true, out);
+        bw__block_add(&pf->block, ws, t_ms, y, y, true, out);
         return BW_OK;
     }
     if (t_ms < pf->t_last) {
@@ -2408,8 +2411,9 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
      * its change as later. */
     /* in the adopted baseline's frame, as the open block's earlier inputs */
     cleaned = c.y - out->p_anomaly * (y - out->expected) + adopted_by;
+    raw = cleaned + out->seasonal; /* moved at adoption, not at reframes */
     report_usual(out, spike * usual); /* the block sees what is reported */
-    bw__block_add(&pf->block, ws, t_ms, cleaned,
+    bw__block_add(&pf->block, ws, t_ms, cleaned, raw,
                   pf->j_enter < 0 || episodes_on(pf, age) ||
                       pf->abn_since >= 0,
                   out);
@@ -2526,6 +2530,7 @@ bw_err_t bw_pf_save(const bw_pf_t *pf, bw_wbuf_t *w)
     bw__memory_save_times(&pf->recent, w);
     bw_wbuf_f64(w, pf->early_ss);
     bw__memory_save_origin(&pf->recent, w);
+    bw__block_save_raw(&pf->block, w); /* PF16 */
     return w->err;
 }
 
@@ -2562,7 +2567,9 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
 {
     uint8_t seas;
     uint32_t tag = bw_rbuf_u32(r), k;
-    int v14 = tag == PF_STATE_TAG || tag == PF_STATE_TAG_14;  /* PF14 on */
+    int v16 = tag == PF_STATE_TAG;                            /* PF16 on */
+    int v15 = v16 || tag == PF_STATE_TAG_15;                  /* PF15 on */
+    int v14 = v15 || tag == PF_STATE_TAG_14;                  /* PF14 on */
     int v13 = v14 || tag == PF_STATE_TAG_13;                  /* PF13 on */
     int v12 = v13 || tag == PF_STATE_TAG_12;                  /* PF12 on */
     int v11 = v12 || tag == PF_STATE_TAG_11;                  /* PF11 on */
@@ -2703,7 +2710,8 @@ bw_err_t bw_pf_load(bw_pf_t *pf, bw_rbuf_t *r)
         !isnan(pf->early_ss) && pf->early_ss != PRIOR_CAPPED) {
         r->err = BW_ERR_CORRUPT;
     }
-    if (tag != PF_STATE_TAG && (v09 || tag == PF_STATE_TAG_08)) {
+    bw__block_load_raw(&pf->block, r, v16);
+    if (!v15 && (v09 || tag == PF_STATE_TAG_08)) {
         /* PF08-PF14 held the recurring spikes' values (PF07: none) */
         bw__phase_values_to_excursions(
             &pf->phase, pf->level_last,

@@ -117,6 +117,8 @@ static void test_pf_cut_before_the_cap(void **state)
     bw_rbuf_t r;
     static const double bad_sum[] = {-2.0, -0.5, INFINITY};
     static const double bad_origin[] = {1e300, -2e30, INFINITY, NAN};
+    /* PF16's open block sum with the profile added back comes last */
+    const size_t blk = c.block_size > 0 ? 8 : 0;
 
     (void)state;
     ws = bw_pf_ws_new(&c);
@@ -131,15 +133,15 @@ static void test_pf_cut_before_the_cap(void **state)
     run_far(pf3, ws, 5, 60, b);
     assert_memory_equal(a, b, sizeof(a));
     for (size_t i = 0; i < sizeof(bad_sum) / sizeof(bad_sum[0]); i++) {
-        put_f64_le(w.data, w.len - 16, bad_sum[i]);
+        put_f64_le(w.data, w.len - 16 - blk, bad_sum[i]);
         bw_rbuf_init(&r, w.data, w.len);
         assert_int_equal(bw_pf_load(pf3, &r), BW_ERR_CORRUPT);
     }
-    put_f64_le(w.data, w.len - 16, -1.0); /* capped */
+    put_f64_le(w.data, w.len - 16 - blk, -1.0); /* capped */
     bw_rbuf_init(&r, w.data, w.len);
     assert_int_equal(bw_pf_load(pf3, &r), BW_OK);
     for (size_t i = 0; i < sizeof(bad_origin) / sizeof(bad_origin[0]); i++) {
-        put_f64_le(w.data, w.len - 8, bad_origin[i]);
+        put_f64_le(w.data, w.len - 8 - blk, bad_origin[i]);
         bw_rbuf_init(&r, w.data, w.len);
         assert_int_equal(bw_pf_load(pf3, &r), BW_ERR_CORRUPT);
     }
@@ -150,7 +152,7 @@ static void test_pf_cut_before_the_cap(void **state)
     assert_int_equal(bw_pf_save(pf2, &w), BW_OK);
     bw_rbuf_init(&r, w.data, w.len);
     assert_int_equal(bw_pf_load(pf3, &r), BW_OK);
-    put_f64_le(w.data, w.len - 8, 5.0);
+    put_f64_le(w.data, w.len - 8 - blk, 5.0);
     bw_rbuf_init(&r, w.data, w.len);
     assert_int_equal(bw_pf_load(pf3, &r), BW_ERR_CORRUPT);
     bw_wbuf_free(&w);
@@ -160,7 +162,8 @@ static void test_pf_cut_before_the_cap(void **state)
     bw_pf_ws_destroy(ws);
 }
 
-/* Earlier particle-filter formats are read. A PF15 blob's layout is
+/* Earlier particle-filter formats are read. A PF16 blob without a block
+ * model is PF15's under another tag. A PF15 blob's layout is
  * PF14's (PF15 holds the recurring spikes' sizes as excursions from the
  * level, PF14 as values: off here, so the PF14 blob is the PF15 one under
  * its tag; test_phase checks the conversion). A PF14 blob is a PF13 one
@@ -249,9 +252,11 @@ static void old_pf_format(bw_wbuf_t *w, int particles, int bins, int version)
     /* "PF0v" or "PF1v", little-endian */
     w->data[0] = (uint8_t)('0' + version % 10);
     w->data[1] = (uint8_t)('0' + version / 10);
-    if (version == 14) {
+    if (version >= 14) {
         return; /* PF15 held the recurring spikes' sizes as excursions, as
-                   values before: none here (test_phase converts them) */
+                   values before: none here (test_phase converts them);
+                   PF16 an open block's sum with the profile added back:
+                   no block here */
     }
     /* PF14's sum of the first steps and memory origin at the end (the
      * origin 0 here: memory_at_origin_zero) */
@@ -332,7 +337,7 @@ static void pf_reads_old(int version)
     pf = bw_pf_new(&c, 5, NULL, 0);
     run_pf(&c, pf, ws, 0, HALF, a);
     assert_int_equal(bw_pf_save(pf, &w), BW_OK);
-    assert_memory_equal(w.data, "\x35\x31\x46\x50", 4); /* "PF15" */
+    assert_memory_equal(w.data, "\x36\x31\x46\x50", 4); /* "PF16" */
     if (version < 14) {
         /* the filter goes on from its memory as an older format held it */
         memory_at_origin_zero(&w, c.particles);
@@ -354,6 +359,12 @@ static void pf_reads_old(int version)
     bw_pf_destroy(pf);
     bw_pf_destroy(old);
     bw_pf_ws_destroy(ws);
+}
+
+static void test_pf_reads_pf15(void **state)
+{
+    (void)state;
+    pf_reads_old(15);
 }
 
 static void test_pf_reads_pf14(void **state)
@@ -1302,6 +1313,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pf_identity),
         cmocka_unit_test(test_pf_cut_before_the_cap),
+        cmocka_unit_test(test_pf_reads_pf15),
         cmocka_unit_test(test_pf_reads_pf14),
         cmocka_unit_test(test_pf_reads_pf13),
         cmocka_unit_test(test_pf_reads_pf12),
