@@ -516,6 +516,10 @@ static bw_err_t read_to_end(bw_pipeline_t *p, task_t *t, int64_t from,
             if (m->err == RD_KAFKA_RESP_ERR__FATAL ||
                 m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
                 err = bw__fatal(p, "state restore", rd_kafka_message_errstr(m));
+            } else if (bw_wall_ms() > deadline) { /* errors without end */
+                err = bw__fatal(p, "state restore",
+                                "state.restore_timeout_ms passed before the "
+                                "changelog's end, with errors");
             }
         } else {
             keep_latest(p, t, latest, m, c);
@@ -579,6 +583,12 @@ static rd_kafka_message_t *next_input(bw_pipeline_t *p, int64_t deadline,
             return NULL;
         }
         rd_kafka_message_destroy(m);
+        if (bw_wall_ms() > deadline) { /* errors without end */
+            *err = bw__fatal(p, "state replay",
+                             "state.restore_timeout_ms passed before the "
+                             "committed input offset, with errors");
+            return NULL;
+        }
     }
 }
 
