@@ -207,6 +207,9 @@ static const char *check_file(const bw_pipeline_t *p, const char *path,
     if (stat(path, &sb) != 0 || time(NULL) - sb.st_mtime > MAX_AGE_S) {
         return "older than 12 hours";
     }
+    if (sb.st_mtime - time(NULL) > 300) { /* a copied volume, a clock off */
+        return "dated in the future: its age is not known";
+    }
     return NULL;
 }
 
