@@ -79,6 +79,7 @@
 
 #include "season.h"
 #include "bayeswatch/mem.h"
+#include "bayeswatch/model.h"
 
 #define MODERATION 2.0 /* visits of the pooled variance in a bin's */
 #define UNCONFIRMED -1.0f /* var[b] of a bin founded by abnormal values */
@@ -676,6 +677,12 @@ void bw__season_save(const bw_season_t *s, bw_wbuf_t *w)
     bw_wbuf_f64(w, s->visit.old);
 }
 
+/* A profile's values as a live one keeps them: deviations of values
+ * within BW_MODEL_MAX_ABS from a baseline within it, moved by adoptions
+ * of changes within it (a loaded 1e300 gave the filter -1e300 values and
+ * a memory of -inf that its next record could not hold). */
+#define LOAD_LIM (4.0 * BW_MODEL_MAX_ABS)
+
 void bw__season_load(bw_season_t *s, bw_rbuf_t *r, int visits)
 {
     int seen = 0;
@@ -714,10 +721,18 @@ void bw__season_load(bw_season_t *s, bw_rbuf_t *r, int visits)
         if (!((s->var[b] >= 0.0f ||
                (s->var[b] == UNCONFIRMED && !isnan(s->last[b]))) &&
               isfinite(s->var[b]) && s->nvis[b] >= 0.0 &&
-              isfinite(s->nvis[b]) && isfinite(s->mean[b]) &&
-              s->wt[b] >= 0.0 && isfinite(s->wt[b]) && !isinf(s->last[b]))) {
+              isfinite(s->nvis[b]) && fabs(s->mean[b]) <= LOAD_LIM &&
+              s->wt[b] >= 0.0 && isfinite(s->wt[b]) &&
+              !(fabs(s->last[b]) > LOAD_LIM))) { /* NaN: not seen */
             r->err = BW_ERR_CORRUPT;
         }
+    }
+    if (!(fabs(s->last_sum) <= s->cfg->bins * LOAD_LIM &&
+          fabs(s->mean_sum) <= s->cfg->bins * LOAD_LIM &&
+          s->mean_sq >= 0.0 &&
+          s->mean_sq <= s->cfg->bins * LOAD_LIM * LOAD_LIM &&
+          fabs(s->visit.mean) <= LOAD_LIM)) {
+        r->err = BW_ERR_CORRUPT; /* the models' range, as the memory's */
     }
     s->unconf = 0;
     for (int b = 0; b < s->cfg->bins; b++) {

@@ -914,9 +914,11 @@ static void test_episode_start_checked(void **state)
 /* A profile's blob is refused when it holds what no profile could: a
  * NaN bin mean (every value of the profile would be NaN, and the
  * filter's input with it), a count of seen bins that is not the number
- * of bins with a last value, or a negative pooled variance (the shrinkage
- * would divide by 0). Layout: mean, wt, last (bins doubles each),
- * six sums, then seen (u32). */
+ * of bins with a last value, a negative pooled variance (the shrinkage
+ * would divide by 0), or a bin mean or last value far beyond the models'
+ * range (1e300: the filter's input became -1e300 and its memory -inf,
+ * which its next record could not hold). Layout: mean, wt, last (bins
+ * doubles each), six sums, then seen (u32). */
 static void test_profile_load_checks(void **state)
 {
     bw_config_t cfg;
@@ -936,7 +938,7 @@ static void test_profile_load_checks(void **state)
                           step);
     }
     bw__season_save(&s, &w);
-    for (int k = 0; k < 6; k++) {
+    for (int k = 0; k < 8; k++) {
         uint8_t *copy = bw_malloc(w.len);
         bw_rbuf_t r;
         assert_non_null(copy);
@@ -947,6 +949,10 @@ static void test_profile_load_checks(void **state)
             copy[8 * (3 * bins + 6)] -= 1;
         } else if (k == 5) { /* the pooled variance, < 0 */
             put_f64_le(copy, 8 * (3 * bins + 4), -1.0);
+        } else if (k == 6) { /* mean[5], beyond the range */
+            put_f64_le(copy, 8 * 5, 1e300);
+        } else if (k == 7) { /* last[9] */
+            put_f64_le(copy, 8 * (2 * bins + 9), -1e300);
         } else if (k >= 3) { /* var[7]: an unconfirmed bin's, or < 0 */
             float v = k == 3 ? -1.0f : -0.5f;
             memcpy(copy + 8 * (3 * bins + 6) + 4 + 8 + 4 * 7, &v, 4);
