@@ -405,38 +405,6 @@ typedef struct {
     bw_restore_stats_t rs;
 } restore_count_t;
 
-/* Whether the changelog read has reached its end at @p pos (a
- * read_committed consumer's end: the last stable offset). The previous
- * owner's transaction has ended (restore_new waits for its offsets), but
- * the commit markers reach each partition on their own: below the high
- * watermark the end of its state may not be readable yet, and a restore
- * from the flush before it would replay decisions that cannot be replayed
- * (stale markers, time-skew refusals). So it waits for the markers, until
- * state.restore_timeout_ms, and then goes on from what it has, saying so. */
-static bool at_end(bw_pipeline_t *p, const task_t *t,
-                   rd_kafka_topic_partition_list_t *l, int64_t deadline)
-{
-    int64_t lo = 0, hi = 0, pos;
-
-    if (rd_kafka_position(p->restorer, l) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_query_watermark_offsets(p->restorer, p->cl_topic, t->partition,
-                                         &lo, &hi, WATERMARK_TIMEOUT_MS) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR ||
-        (pos = l->elems[0].offset) < 0 || pos >= hi) {
-        return true; /* unknown: as before, the end */
-    }
-    if (bw_wall_ms() > deadline) {
-        bw__logx(p, BW_LOG_WARN, t->partition,
-                 "state: %s [%d]: the changelog's stable end %lld is still "
-                 "below its high watermark %lld (a transaction undecided): "
-                 "restoring from the state before it",
-                 p->cl_topic, (int)t->partition, (long long)pos,
-                 (long long)hi);
-        return true;
-    }
-    return false;
-}
-
 /* Load one record (the latest of its key) into @p t's engine. */
 static void apply(bw_pipeline_t *p, task_t *t, const rd_kafka_message_t *m,
                   restore_count_t *c)
@@ -511,7 +479,6 @@ static bw_err_t read_to_end(bw_pipeline_t *p, task_t *t, int64_t from,
     int64_t deadline = bw_wall_ms() + (int64_t)p->cfg->state.restore_timeout_ms;
     int64_t lo = 0, hi = 0;
     bw_err_t err = BW_OK;
-    bool eof = false; /* at the stable end: waiting for markers */
 
     /* nothing to read past @p from: no fetch round trip (a new
      * partition's restore is then immediate) */
@@ -533,10 +500,7 @@ static bw_err_t read_to_end(bw_pipeline_t *p, task_t *t, int64_t from,
     while (err == BW_OK) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(p->restorer, 200);
         if (m == NULL) {
-            if (eof && at_end(p, t, l, deadline)) {
-                break; /* the markers came, or the wait is over */
-            }
-            if (!eof && bw_wall_ms() > deadline) {
+            if (bw_wall_ms() > deadline) {
                 err = bw__fatal(p, "state restore",
                                 "state.restore_timeout_ms passed before the "
                                 "changelog's end");
@@ -545,11 +509,7 @@ static bw_err_t read_to_end(bw_pipeline_t *p, task_t *t, int64_t from,
         }
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             rd_kafka_message_destroy(m);
-            eof = true;
-            if (at_end(p, t, l, deadline)) {
-                break;
-            }
-            continue;
+            break;
         }
         if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             bw__warn(p, "state restore: %s", rd_kafka_message_errstr(m));
