@@ -151,10 +151,13 @@ void bw__block_load_raw(bw_block_t *b, bw_rbuf_t *r, bool held)
         return;
     }
     /* before PF16 an open block's sum with the profile added back is not
-     * known: its report uses the closing event's profile value, as then */
-    b->raw_sum = held ? bw_rbuf_finite(r) : b->n > 0 ? NAN : 0.0;
+     * known: its report uses the closing event's profile value, as then,
+     * and a record saved before it closes holds the NaN (an open block's
+     * only) */
+    b->raw_sum = held ? bw_rbuf_f64(r) : b->n > 0 ? NAN : 0.0;
     if ((b->n == 0 && b->raw_sum != 0.0) ||
-        (held && !(fabs(b->raw_sum) <= 2.0 * BW_MODEL_MAX_ABS * b->size))) {
+        !(isnan(b->raw_sum) ||
+          fabs(b->raw_sum) <= 8.0 * BW_MODEL_MAX_ABS * b->size)) {
         r->err = BW_ERR_CORRUPT; /* an empty block; the models' range */
     }
 }

@@ -729,10 +729,11 @@ void bw__season_load(bw_season_t *s, bw_rbuf_t *r, int visits)
     }
     if (!(fabs(s->last_sum) <= s->cfg->bins * LOAD_LIM &&
           fabs(s->mean_sum) <= s->cfg->bins * LOAD_LIM &&
-          s->mean_sq >= 0.0 &&
           s->mean_sq <= s->cfg->bins * LOAD_LIM * LOAD_LIM &&
           fabs(s->visit.mean) <= LOAD_LIM)) {
-        r->err = BW_ERR_CORRUPT; /* the models' range, as the memory's */
+        /* the models' range, as the memory's (mean_sq's rounding may
+         * leave it a few ulp below 0: not checked there) */
+        r->err = BW_ERR_CORRUPT;
     }
     s->unconf = 0;
     for (int b = 0; b < s->cfg->bins; b++) {

@@ -1691,7 +1691,8 @@ static void test_reported_spike_is_not_collective(void **state)
  * 20 * 2 pi / 288 * 5.5 = 2.4 off. A filter saved in the middle of a block
  * and loaded goes on reporting the same means; loaded from the record as
  * PF15 held it (without that block's own sum), its first block is
- * reported as before and the next ones as the filter's. */
+ * reported as before and the next ones as the filter's, also when it is
+ * saved and loaded again before that block closes. */
 static void test_block_mean_in_values_frame(void **state)
 {
     dflt_t f;
@@ -1737,6 +1738,14 @@ static void test_block_mean_in_values_frame(void **state)
             bw_rbuf_init(&r, w.data, w.len);
             assert_int_equal(bw_pf_load(h, &r), BW_OK);
             assert_int_equal(r.pos, w.len);
+            /* saved again before its block closes: it loads (its NaN sum
+             * had been refused, and the series' state lost) */
+            w.len = 0;
+            assert_int_equal(bw_pf_save(h, &w), BW_OK);
+            bw_pf_destroy(h);
+            h = bw_pf_new(&f.cfg.model.pf, 8, NULL, 0);
+            bw_rbuf_init(&r, w.data, w.len);
+            assert_int_equal(bw_pf_load(h, &r), BW_OK);
         }
         if (!out.block_closed || t < 3 * 288) { /* the profile applies */
             continue;
