@@ -121,6 +121,19 @@ static void note_seen(bw_obs_t *obs, int64_t seen_ms)
     }
 }
 
+/* The clock moved to @p t_ms if that is newer. */
+static void tick(bw_obs_t *obs, int64_t t_ms)
+{
+    obs->clock_ms = t_ms > obs->clock_ms ? t_ms : obs->clock_ms;
+}
+
+/* The seen mark of what arrives now: the clock, noted for the sweep. */
+static int64_t seen_now(bw_obs_t *obs)
+{
+    note_seen(obs, obs->clock_ms);
+    return obs->clock_ms;
+}
+
 /* Compact the series, dropping those seen before @p before; remap[old] is
  * each kept one's new index (GONE for the dropped). Returns how many
  * went. */
@@ -320,8 +333,8 @@ void bw_obs_score(bw_obs_t *obs, const bw_event_t *ev, const bw_score_t *sc,
     pthread_mutex_lock(&obs->mu);
     obs->scores++;
     obs->alerts += sc->alert;
-    if (!sc->late && ev->time_ms > obs->clock_ms) {
-        obs->clock_ms = ev->time_ms;
+    if (!sc->late) {
+        tick(obs, ev->time_ms);
     }
     if (sc->late) {
         /* older than the series' newest, unscored: neither its latest
@@ -332,8 +345,7 @@ void bw_obs_score(bw_obs_t *obs, const bw_event_t *ev, const bw_score_t *sc,
         s->model = sc->model;
         s->last_event_ms = ev->time_ms;
         s->last_wall_ms = wall_ms;
-        s->seen_ms = obs->clock_ms;
-        note_seen(obs, s->seen_ms);
+        s->seen_ms = seen_now(obs);
         s->abnormal_since = sc->abnormal_since;
         s->p = bw_score_evidence(sc);
         s->value = sc->actual;
@@ -428,12 +440,9 @@ void bw_obs_threat(bw_obs_t *obs, const bw_threat_rec_t *t, int64_t wall_ms)
         return;
     }
     pthread_mutex_lock(&obs->mu);
-    if (t->time_ms > obs->clock_ms) {
-        obs->clock_ms = t->time_ms;
-    }
+    tick(obs, t->time_ms);
     if ((v = threat_of(obs, t)) != NULL) {
-        v->seen_ms = obs->clock_ms;
-        note_seen(obs, v->seen_ms);
+        v->seen_ms = seen_now(obs);
         v->time_ms = t->time_ms;
         v->wall_ms = wall_ms;
         v->probability = t->threat.probability;

@@ -318,22 +318,13 @@ static void write_one(void *opaque, const char *key, size_t klen,
     write_ctx_t *wc = opaque;
     bw_pipeline_t *p = wc->p;
 
-    while (wc->err == BW_OK) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            p->producer, RD_KAFKA_V_RKT(p->cl_rkt),
-            RD_KAFKA_V_PARTITION(wc->partition),
-            RD_KAFKA_V_KEY((void *)key, klen), RD_KAFKA_V_VALUE((void *)v, len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            p->cl_records++;
-            p->cl_bytes += klen + len;
-            return;
-        }
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            wc->err = bw__produce_failed(p, e, p->cl_topic);
-            return;
-        }
-        rd_kafka_poll(p->producer, 10);
+    if (wc->err == BW_OK) {
+        wc->err = bw__producev(p, p->cl_rkt, wc->partition, key, klen, v, len,
+                               NULL);
+    }
+    if (wc->err == BW_OK) {
+        p->cl_records++;
+        p->cl_bytes += klen + len;
     }
 }
 

@@ -38,6 +38,7 @@
 
 #define CKPT_VERSION 2 /* 2: the changelog topic's name */
 #define MAX_AGE_S (12 * 3600)
+#define MAX_AHEAD_S 300 /* dated ahead of the clock: its age not known */
 #define WATERMARK_TIMEOUT_MS 10000
 #define PATH_MAX_CKPT 1024
 
@@ -207,7 +208,7 @@ static const char *check_file(const bw_pipeline_t *p, const char *path,
     if (stat(path, &sb) != 0 || time(NULL) - sb.st_mtime > MAX_AGE_S) {
         return "older than 12 hours";
     }
-    if (sb.st_mtime - time(NULL) > 300) { /* a copied volume, a clock off */
+    if (sb.st_mtime - time(NULL) > MAX_AHEAD_S) { /* a copied volume */
         return "dated in the future: its age is not known";
     }
     return NULL;

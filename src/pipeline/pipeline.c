@@ -9,8 +9,9 @@
  * rewinds each partition to the first record of the aborted transaction,
  * so its outputs are produced again in the next one (without a state
  * changelog the kept outputs are produced again instead: resend.c).
- * Rebalances are cooperative (KIP-429): revoked partitions have their transaction
- * committed before they are given up; lost partitions abort it. Records
+ * Rebalances are cooperative (KIP-429): revoked partitions have their
+ * transaction committed before they are given up; lost partitions abort
+ * it. Records
  * are scored inline or by stream threads (workers.c, records.c);
  * transactions and commits are txn.c's, logging and failure state
  * status.c's. The files depend downwards only: pipeline.c -> workers.c ->
@@ -318,6 +319,7 @@ static void revoke(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
     rd_kafka_error_t *e = NULL;
 
     bw__quiesce(p);
+    forget_outputs(p, parts);
     if (failed(p)) {
         /* fatal (e.g. fenced): nothing can be committed or aborted; the
          * broker aborts the open transaction */
@@ -332,15 +334,11 @@ static void revoke(bw_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
                 t->txn_touched = false;
             }
         }
-        forget_outputs(p, parts);
         if (p->txn_open) {
             bw__abort_and_rewind(p, "partitions lost");
         }
-    } else {
-        forget_outputs(p, parts);
-        if (flush_commit(p) == BW_OK) { /* a failure aborted, rewound */
-            checkpoint_parts(p, parts);
-        }
+    } else if (flush_commit(p) == BW_OK) { /* a failure aborted, rewound */
+        checkpoint_parts(p, parts);
     }
     for (int i = 0; i < parts->cnt; i++) {
         drop_task(p, parts->elems[i].topic, parts->elems[i].partition);

@@ -71,6 +71,8 @@ static bw_err_t produce(bw_pipeline_t *p, rd_kafka_topic_t *topic,
                         size_t vlen, rd_kafka_headers_t *hdrs,
                         const bw_origin_t *o)
 {
+    bw_err_t err;
+
     if (p->resend &&
         bw__resend_keep(p, topic, key, klen, val, vlen, hdrs, o->source_topic,
                         o->source_partition) != BW_OK) {
@@ -79,26 +81,10 @@ static bw_err_t produce(bw_pipeline_t *p, rd_kafka_topic_t *topic,
         }
         return BW_ERR_NOMEM; /* fatal */
     }
-    for (;;) {
-        rd_kafka_resp_err_t e =
-            rd_kafka_producev(p->producer, RD_KAFKA_V_RKT(topic),
-                              RD_KAFKA_V_KEY((void *)key, klen),
-                              RD_KAFKA_V_VALUE((void *)val, vlen),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                              RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            return BW_OK;
-        }
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            bw_err_t err;
-            if (hdrs != NULL) {
-                rd_kafka_headers_destroy(hdrs);
-            }
-            err = bw__produce_failed(p, e, rd_kafka_topic_name(topic));
-            return p->resend && !atomic_load(&p->failed) ? BW_OK : err;
-        }
-        rd_kafka_poll(p->producer, 10); /* serve delivery reports */
-    }
+    err = bw__producev(p, topic, RD_KAFKA_PARTITION_UA, key, klen, val, vlen,
+                       hdrs);
+    return err != BW_OK && p->resend && !atomic_load(&p->failed) ? BW_OK
+                                                                 : err;
 }
 
 static bw_origin_t origin_of(const bw_pipeline_t *p,

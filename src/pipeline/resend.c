@@ -30,9 +30,9 @@ void bw__resend_init(bw_pipeline_t *p)
     pthread_mutex_init(&p->rs_mu, NULL);
 }
 
-static void drop_headers(bw_pipeline_t *p, size_t from)
+static void drop_headers(bw_pipeline_t *p)
 {
-    for (size_t i = from; i < p->rs_n; i++) {
+    for (size_t i = 0; i < p->rs_n; i++) {
         if (p->rs[i].hdrs != NULL) {
             rd_kafka_headers_destroy(p->rs[i].hdrs);
             p->rs[i].hdrs = NULL;
@@ -42,7 +42,7 @@ static void drop_headers(bw_pipeline_t *p, size_t from)
 
 void bw__resend_free(bw_pipeline_t *p)
 {
-    drop_headers(p, 0);
+    drop_headers(p);
     bw_free(p->rs);
     bw_wbuf_free(&p->rs_bytes);
     pthread_mutex_destroy(&p->rs_mu);
@@ -51,7 +51,7 @@ void bw__resend_free(bw_pipeline_t *p)
 void bw__resend_clear(bw_pipeline_t *p)
 {
     pthread_mutex_lock(&p->rs_mu);
-    drop_headers(p, 0);
+    drop_headers(p);
     p->rs_n = 0;
     bw_wbuf_reset(&p->rs_bytes);
     pthread_mutex_unlock(&p->rs_mu);
@@ -145,28 +145,11 @@ void bw__resend_forget(bw_pipeline_t *p, const char *topic, int32_t part)
 static bw_err_t produce_again(bw_pipeline_t *p, const rs_msg_t *m)
 {
     const uint8_t *at = p->rs_bytes.data + m->src_off + m->src_len;
-    rd_kafka_topic_t *rkt = p->out[m->out];
-    rd_kafka_headers_t *h = m->hdrs != NULL ? rd_kafka_headers_copy(m->hdrs)
-                                            : NULL;
 
-    for (;;) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            p->producer, RD_KAFKA_V_RKT(rkt),
-            RD_KAFKA_V_KEY(m->has_key ? (void *)at : NULL, m->key_len),
-            RD_KAFKA_V_VALUE((void *)(at + m->key_len), m->val_len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-            RD_KAFKA_V_END);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            return BW_OK;
-        }
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            if (h != NULL) {
-                rd_kafka_headers_destroy(h);
-            }
-            return bw__produce_failed(p, e, rd_kafka_topic_name(rkt));
-        }
-        rd_kafka_poll(p->producer, 10); /* serve delivery reports */
-    }
+    return bw__producev(
+        p, p->out[m->out], RD_KAFKA_PARTITION_UA, m->has_key ? at : NULL,
+        m->key_len, at + m->key_len, m->val_len,
+        m->hdrs != NULL ? rd_kafka_headers_copy(m->hdrs) : NULL);
 }
 
 /* Whether a partition has consumed past its committed offset. */

@@ -68,6 +68,30 @@ bool bw__never_produced(rd_kafka_resp_err_t e, const char *topic, char *why,
     }
 }
 
+bw_err_t bw__producev(bw_pipeline_t *p, rd_kafka_topic_t *rkt,
+                      int32_t partition, const void *key, size_t klen,
+                      const void *val, size_t vlen, rd_kafka_headers_t *hdrs)
+{
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            p->producer, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_KEY((void *)key, klen),
+            RD_KAFKA_V_VALUE((void *)val, vlen),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+            RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            return BW_OK;
+        }
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            if (hdrs != NULL) {
+                rd_kafka_headers_destroy(hdrs);
+            }
+            return bw__produce_failed(p, e, rd_kafka_topic_name(rkt));
+        }
+        rd_kafka_poll(p->producer, 10); /* serve delivery reports */
+    }
+}
+
 bw_err_t bw__produce_failed(bw_pipeline_t *p, rd_kafka_resp_err_t e,
                             const char *topic)
 {

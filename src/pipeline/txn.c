@@ -8,8 +8,7 @@
  * each partition to the first record of the aborted transaction, so its
  * outputs are produced again (without a state changelog the kept outputs
  * are produced again instead, resend.c); a producer fenced by the stage's
- * own stall
- * past transaction.timeout.ms is replaced (bw__renew_producer).
+ * own stall past transaction.timeout.ms is replaced (bw__renew_producer).
  * at_least_once: outputs flushed and acknowledged, then the state
  * changelog written and acknowledged, then the offsets committed. Callers
  * quiesce the stream threads first (workers.c): every output of the
@@ -149,7 +148,7 @@ static bw_err_t abort_txn(bw_pipeline_t *p)
  * aborted transaction: its outputs will be produced again. */
 bw_err_t bw__abort_and_rewind(bw_pipeline_t *p, const char *why)
 {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_t *l;
     rd_kafka_error_t *e;
     bw_err_t err;
 
@@ -158,9 +157,9 @@ bw_err_t bw__abort_and_rewind(bw_pipeline_t *p, const char *why)
     err = abort_txn(p);
     p->aborts++;
     if (p->resend) { /* no changelog: the same outputs again, no rewind */
-        rd_kafka_topic_partition_list_destroy(l);
         return err != BW_OK ? err : bw__resend(p);
     }
+    l = rd_kafka_topic_partition_list_new(1);
     for (int i = 0; i < p->n_tasks; i++) {
         task_t *t = p->tasks[i];
         bool rewind = t->txn_first >= 0 || t->txn_touched;
