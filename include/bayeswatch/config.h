@@ -75,6 +75,7 @@ typedef struct {
     double episode_min; /* an abnormal level this near the baseline ends it */
     double adopt_after_ms; /* an episode this old is the new normal; 0 never */
     bool novel_episodes;   /* episodes at unvisited levels before profile */
+    double novel_phase_ms; /* ... or visited only at other times of day */
     double p_recur;        /* prior probability of a jump to a familiar value */
     int recur_window;      /* recent values remembered; 0 = no recur regime */
     int recur_min_count;   /* recent values needed to call y familiar */

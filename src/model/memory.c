@@ -311,6 +311,48 @@ int bw__memory_count_newest(const bw__memory_t *m, int skip, int e,
     return c;
 }
 
+/* The first k >= from whose value was seen at least @p age_ms before the
+ * newest (n if none): ages grow with k, so a bisection. */
+static int k_at_age(const bw__memory_t *m, int from, int64_t age_ms)
+{
+    int lo = from, hi = m->n;
+
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (bw__memory_age_ms(m, mid) >= age_ms) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    return lo;
+}
+
+void bw__memory_scan_phase(const bw__memory_t *m, int skip, int64_t ahead_ms,
+                           int64_t period_ms, int64_t half_ms,
+                           const bw__mem_scan_t *r, bw__mem_phase_t *ph)
+{
+    memset(ph, 0, sizeof(*ph));
+    if (m->n - skip < 2 || period_ms <= 0 || half_ms < 0) {
+        return;
+    }
+    for (int64_t mid = period_ms - ahead_ms;; mid += period_ms) {
+        int k0 = k_at_age(m, skip, mid - half_ms);
+        int k1 = k0 < m->n ? k_at_age(m, k0, mid + half_ms + 1) : k0;
+        if (k0 >= m->n) {
+            break;
+        }
+        k0 = k0 > 0 ? k0 : 1; /* a value followed by a newer one */
+        for (int k = k0; k < k1; k++) {
+            double x = held_back(m, k);
+            ph->count += in_count(r, x);
+            ph->near += in_kernel(r, x);
+            ph->dwell += in_kernel(r, x) & in_stay(r, held_back(m, k - 1));
+        }
+        ph->held += k1 > k0 ? k1 - k0 : 0;
+    }
+}
+
 void bw__memory_save(const bw__memory_t *m, bw_wbuf_t *w)
 {
     bw_wbuf_u32(w, (uint32_t)m->n);

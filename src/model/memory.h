@@ -113,6 +113,22 @@ void bw__memory_unscan(const bw__memory_t *m, int skip, int e,
  * holds (in the kernel, outside the zone). */
 int bw__memory_count_newest(const bw__memory_t *m, int skip, int e,
                             const bw__mem_scan_t *r);
+/* A scan's counts over the values seen near a time of day on earlier days
+ * (bw__memory_scan_phase). */
+typedef struct {
+    int held;  /* values in those windows */
+    int count; /* of them, in the kernel, outside the zone */
+    int near;  /* in the kernel, the zone too */
+    int dwell; /* of those, followed by a value in [dlo, dhi] */
+} bw__mem_phase_t;
+
+/** The scan's kernel counts over the values before the newest @p skip seen
+ * within @p half_ms of a whole number of periods (@p period_ms) before an
+ * event @p ahead_ms after the newest value. O(log n) per period the memory
+ * spans, plus the windows' values. */
+void bw__memory_scan_phase(const bw__memory_t *m, int skip, int64_t ahead_ms,
+                           int64_t period_ms, int64_t half_ms,
+                           const bw__mem_scan_t *r, bw__mem_phase_t *ph);
 void bw__memory_save(const bw__memory_t *m, bw_wbuf_t *w);
 /** Read what save wrote; a bad count or position sets r->err. The
  * origin is 0 (the values as held) until bw__memory_load_origin. */

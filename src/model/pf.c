@@ -136,6 +136,7 @@
 #include "vecmath.h"
 #include "bayeswatch/mem.h"
 
+#define PHASE_ALPHA 0.05 /* other_hours: a chance share this unlikely */
 #define LN_W 100.0    /* local noise: pairs' worth of the learned variance */
 #define SPIKE_NODES 1 /* spike children: sizes spike_scale x 1 (x 4 ...) */
 /* the noise sd's least value whatever scale_floor (which may be 0): a zero
@@ -266,6 +267,9 @@ struct bw_pf_s {
     double eps_enter; /* share of normal particles proposed to enter */
     /* Cache of the predictive t quantile for the current dof. */
     double q_dof, q_val;
+    /* This event's visits are held unconfirmed (phase_terms): derived from
+     * the memory at each event, not state. */
+    int hold_visits;
     /* Cache of the t log-density constant for the current dof. */
     double k_dof, k_val;
 };
@@ -583,6 +587,66 @@ static double visit_stay(const bw_pf_t *pf, int skip, bw__mem_scan_t *r)
     return (r->dwell + 1.0) / (r->near + 2.0);
 }
 
+/* Whether k of a kernel's c remembered values lying near this time of day,
+ * in windows that hold a share p of the values scanned, says the kernel's
+ * state belongs to other hours: k < recur_min_count (at most 1) and so
+ * few would be a chance share of values scattered over the day with
+ * probability under PHASE_ALPHA, P(Bin(c, p) <= k). */
+static int other_hours(const bw_pf_t *pf, int k, int c, double p)
+{
+    double tail;
+
+    if (c <= 0 || k >= pf->cfg->recur_min_count || k > 1) {
+        return 0;
+    }
+    tail = pow(1.0 - p, c) + (k == 1 ? c * p * pow(1.0 - p, c - 1) : 0.0);
+    return tail < PHASE_ALPHA;
+}
+
+/*
+ * Until the daily profile applies, a level the first day reached only at
+ * other hours (its afternoon peak, in the morning) is no return to a
+ * familiar state: a daily pattern keeps its hour from day to day. The
+ * memory's values within novel_phase_ms of this time on earlier days
+ * (@p ph) tell it (other_hours). A jump to such a level may start an
+ * episode (*novel). The recurrent density at y is left as it was: one
+ * tail value of heavy-tailed noise lands on levels the cycle holds at
+ * other hours too, and is no change. What tells the two apart is whether
+ * the series stays: while y's level is one of other hours (*hold), a visit
+ * is not confirmed (visit_age) and goes on with the chance those hours'
+ * values near y show (Laplace-smoothed: 1/2 with none), not the whole
+ * memory's, so a stay there is soon read as the episode it is, and a tail
+ * value's visit ends at the next event at no cost. A gap at this time of
+ * day (no values there) leaves any hour counting.
+ */
+static void phase_terms(const bw_pf_t *pf, int skip, int64_t t_ms,
+                        int jump, bw__mem_scan_t *r, int *novel,
+                        double *pstay, int *hold)
+{
+    bw__mem_phase_t ph;
+    double p;
+
+    if (!(pf->cfg->novel_phase_ms > 0.0)) {
+        return;
+    }
+    bw__memory_scan_phase(&pf->recent, skip, t_ms - pf->recent.t_push,
+                          pf->daily.period_ms,
+                          (int64_t)pf->cfg->novel_phase_ms, r, &ph);
+    if (ph.held <= 0) {
+        return;
+    }
+    p = fmin((double)ph.held / (pf->recent.n - skip), 1.0);
+    if (other_hours(pf, ph.near, r->near, p)) {
+        *hold = 1;
+    } else if (!(jump && other_hours(pf, ph.count, r->count, p))) {
+        return;
+    }
+    *novel = 1;
+    if (has_recur(pf) && pf->cfg->recur_visit > 0) {
+        *pstay = (ph.dwell + 1.0) / (ph.near + 2.0);
+    }
+}
+
 /* The step's terms from the memory: the recurrent child's log density at y
  * (its kernel is centred on y, with the excursion from the current level),
  * the local noise factor, a visit's chance to go on (visit_stay), and
@@ -590,9 +654,9 @@ static double visit_stay(const bw_pf_t *pf, int skip, bw__mem_scan_t *r)
  * than recur_min_count values in the kernel, the newest recur_visit left
  * out as in visit_stay: a change's own first values vouch for nothing;
  * counted only if @p want_novel, see novel_wanted). */
-static void memory_terms(const bw_pf_t *pf, double y, int want_novel,
-                         double *lrecur, double *kt, double *pstay,
-                         int *novel)
+static void memory_terms(const bw_pf_t *pf, double y, int64_t t_ms,
+                         int want_novel, double *lrecur, double *kt,
+                         double *pstay, int *novel, int *hold)
 {
     int local = pf->cfg->local_noise && pf->cfg->learn_scale;
     int n = pf->recent.n;
@@ -608,6 +672,7 @@ static void memory_terms(const bw_pf_t *pf, double y, int want_novel,
     *kt = 1.0;
     *pstay = 1.0;
     *novel = 0;
+    *hold = 0;
     if (n - skip < 16 || (!has_recur(pf) && !local)) {
         return;
     }
@@ -646,6 +711,9 @@ static void memory_terms(const bw_pf_t *pf, double y, int want_novel,
     }
     if (has_recur(pf) && pf->cfg->recur_visit > 0) {
         *pstay = visit_stay(pf, skip, &r);
+    }
+    if (want_novel) {
+        phase_terms(pf, skip, t_ms, jump, &r, novel, pstay, hold);
     }
 }
 
@@ -1338,6 +1406,12 @@ static double visit_age(const bw_pf_t *pf, double age, int kind)
 {
     if (kind == CHILD_RECUR) {
         return pf->cfg->recur_visit > 0 ? 1.0 : 0.0;
+    }
+    if (pf->hold_visits && age != 0.0 &&
+        (kind == CHILD_NORMAL || kind == CHILD_SPIKE)) {
+        /* at a level of other hours: not confirmed, not even by a spike
+         * (whose particle would be normal there from then on) */
+        return fmin(age + 1.0, pf->cfg->recur_visit);
     }
     if (kind != CHILD_NORMAL || age == 0.0) {
         return 0.0;
@@ -2358,8 +2432,8 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     }
     c.phi = pf->phi > 0.0 && c.dt > 0.0 ? pow(pf->phi, c.dt) : 0.0;
     c.y_prev = pf->yd_prev;
-    memory_terms(pf, c.y, novel_wanted(pf, age), &c.lrecur, &c.kt, &c.pstay,
-                 &novel);
+    memory_terms(pf, c.y, t_ms, novel_wanted(pf, age), &c.lrecur, &c.kt,
+                 &c.pstay, &novel, &pf->hold_visits);
     episode_phase(pf, age, novel);
     usual = phase_prior(pf, t_ms, &c);
 

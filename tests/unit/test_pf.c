@@ -2249,6 +2249,72 @@ static void test_memory_visit_counts(void **state)
     }
 }
 
+/* The memory's phase windows (bw__memory_scan_phase: pf.c's values near
+ * this time of day on earlier days) against a direct count over the values
+ * by their true times: one-minute values over three "days" of 100 minutes
+ * with gaps of 7 and 23 minutes (so that ages come from logged stretches),
+ * random skips, offsets of the next event and window half-widths; held,
+ * count (kernel outside the zone), near and dwell (a kernel value followed
+ * by one in the stay range). */
+static void test_memory_phase_counts(void **state)
+{
+    enum { W = 280, N = 300 };
+    const int64_t min = 60000, period = 100 * min;
+    static int64_t t[N];
+    static float seq[N];
+    bw_rng_t rng;
+    bw__memory_t m;
+    int64_t tm = 0;
+    int seen = 0;
+
+    (void)state;
+    bw_rng_seed(&rng, 31);
+    assert_int_equal(bw__memory_init(&m, W), 0);
+    for (int i = 0; i < N; i++) {
+        tm += i == 90 ? 7 * min : (i == 170 ? 23 * min : min);
+        t[i] = tm;
+        seq[i] = (float)(bw_rng_uniform(&rng) * 10.0);
+        bw__memory_push(&m, seq[i], tm, 0.0);
+    }
+    for (int trial = 0; trial < 300; trial++) {
+        bw__mem_scan_t r = {0};
+        bw__mem_phase_t ph;
+        int skip = (int)(bw_rng_uniform(&rng) * 20);
+        int64_t ahead = min * (1 + (int64_t)(bw_rng_uniform(&rng) * 3));
+        int64_t half = min * (int64_t)(bw_rng_uniform(&rng) * 15);
+        int held = 0, count = 0, near = 0, dwell = 0;
+
+        r.lo = 3.0f, r.hi = 6.0f, r.dlo = 2.0f, r.dhi = 7.5f;
+        r.zlo = 4.0f, r.zhi = 4.5f;
+        bw__memory_scan_phase(&m, skip, ahead, period, half, &r, &ph);
+        /* k pushes back: value N - 1 - k, seen ahead + t[N-1] - t[q]
+         * before the event; in a window if within half of a whole number
+         * of periods; held from the value before the newest on */
+        for (int k = skip > 1 ? skip : 1; k < W; k++) {
+            int q = N - 1 - k;
+            int64_t age = t[N - 1] - t[q] + ahead, off = age % period;
+            int in_win = age >= period - half &&
+                         (off <= half || off >= period - half);
+            float v = seq[q], next = seq[q + 1];
+            int in = v >= r.lo && v <= r.hi;
+            if (!in_win) {
+                continue;
+            }
+            held++;
+            near += in;
+            count += in && (v <= r.zlo || v >= r.zhi);
+            dwell += in && next >= r.dlo && next <= r.dhi;
+        }
+        assert_int_equal(ph.held, held);
+        assert_int_equal(ph.count, count);
+        assert_int_equal(ph.near, near);
+        assert_int_equal(ph.dwell, dwell);
+        seen += dwell > 0 && count < near;
+    }
+    assert_true(seen >= 100); /* windows, kernels and zones all exercised */
+    bw__memory_free(&m);
+}
+
 /* Times pushed and the memory's ages against them: exact for a value in
  * a logged stretch (@p exact_from: the oldest such value's number), within
  * 10% of its true age before it (the spacing's fallback). */
@@ -2543,6 +2609,7 @@ int main(void)
         cmocka_unit_test(test_reported_spike_is_not_collective),
         cmocka_unit_test(test_block_mean_in_values_frame),
         cmocka_unit_test(test_memory_visit_counts),
+        cmocka_unit_test(test_memory_phase_counts),
         cmocka_unit_test(test_tiny_alternation_finite),
         cmocka_unit_test(test_huge_spike_does_not_blind),
         cmocka_unit_test(test_noise_prior_is_offset_free),
