@@ -37,10 +37,12 @@ typedef struct bw_key_s {
     size_t count_off; /* LIST: offset of the int item count */
     int max_items;    /* LIST capacity */
     bool required;    /* LIST item keys only */
-    /* A key added after models' state was first kept whose default is the
-     * behaviour from before it: at its default it is left out of the state
-     * and config versions (dump_hash), so state saved before it existed
-     * still loads. Doubles only (dump.c, neutral_default). */
+    /* A key added after models' state was first kept, at whose default
+     * state saved before it existed still means what it meant: its default
+     * is the behaviour from before it, or changes the scores but not what
+     * the state holds (scale_prior_spread, novel_phase_ms). At its default
+     * it is left out of the state and config versions (dump_hash), so that
+     * state still loads. Doubles only (dump.c, neutral_default). */
     bool neutral;
     const char *doc;
 } bw_key_t;

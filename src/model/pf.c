@@ -608,8 +608,10 @@ static int other_hours(const bw_pf_t *pf, int k, int c, double p)
  * other hours (its afternoon peak, in the morning) is no return to a
  * familiar state: a daily pattern keeps its hour from day to day. The
  * memory's values within novel_phase_ms of this time on earlier days
- * (@p ph) tell it (other_hours). A jump to such a level may start an
- * episode (*novel). The recurrent density at y is left as it was: one
+ * (@p ph) tell it (other_hours: of the kernel's values, less the newest
+ * recur_visit for a jump, @p fresh, as the novelty above counts them, and
+ * with the zone's for a stay, as visit_stay counts them). A jump to such a
+ * level may start an episode (*novel). The recurrent density at y is left as it was: one
  * tail value of heavy-tailed noise lands on levels the cycle holds at
  * other hours too, and is no change. What tells the two apart is whether
  * the series stays: while y's level is one of other hours (*hold), a visit
@@ -620,7 +622,7 @@ static int other_hours(const bw_pf_t *pf, int k, int c, double p)
  * day (no values there) leaves any hour counting.
  */
 static void phase_terms(const bw_pf_t *pf, int skip, int64_t t_ms,
-                        int jump, bw__mem_scan_t *r, int *novel,
+                        int jump, int fresh, bw__mem_scan_t *r, int *novel,
                         double *pstay, int *hold)
 {
     bw__mem_phase_t ph;
@@ -638,7 +640,7 @@ static void phase_terms(const bw_pf_t *pf, int skip, int64_t t_ms,
     p = fmin((double)ph.held / (pf->recent.n - skip), 1.0);
     if (other_hours(pf, ph.near, r->near, p)) {
         *hold = 1;
-    } else if (!(jump && other_hours(pf, ph.count, r->count, p))) {
+    } else if (!(jump && other_hours(pf, ph.count, fresh, p))) {
         return;
     }
     *novel = 1;
@@ -665,7 +667,7 @@ static void memory_terms(const bw_pf_t *pf, double y, int64_t t_ms,
                    ? 0
                    : (pf->abn_run < (uint32_t)n ? (int)pf->abn_run : n);
     double h, ha, prev, g, hs, ry, rl;
-    int jump;
+    int jump, fresh;
     bw__mem_scan_t r;
 
     *lrecur = -INFINITY;
@@ -702,10 +704,9 @@ static void memory_terms(const bw_pf_t *pf, double y, int64_t t_ms,
     if (has_recur(pf) && jump && r.count >= pf->cfg->recur_min_count) {
         *lrecur = log(r.count / (2.0 * h * (n - skip)));
     }
-    *novel = want_novel && jump &&
-             r.count - bw__memory_count_newest(&pf->recent, skip,
-                                               pf->cfg->recur_visit, &r) <
-                 pf->cfg->recur_min_count;
+    fresh = r.count - bw__memory_count_newest(&pf->recent, skip,
+                                              pf->cfg->recur_visit, &r);
+    *novel = want_novel && jump && fresh < pf->cfg->recur_min_count;
     if (local) {
         *kt = local_factor(pf, &r);
     }
@@ -713,7 +714,7 @@ static void memory_terms(const bw_pf_t *pf, double y, int64_t t_ms,
         *pstay = visit_stay(pf, skip, &r);
     }
     if (want_novel) {
-        phase_terms(pf, skip, t_ms, jump, &r, novel, pstay, hold);
+        phase_terms(pf, skip, t_ms, jump, fresh, &r, novel, pstay, hold);
     }
 }
 
