@@ -611,15 +611,15 @@ static int other_hours(const bw_pf_t *pf, int k, int c, double p)
  * (@p ph) tell it (other_hours: of the kernel's values, less the newest
  * recur_visit for a jump, @p fresh, as the novelty above counts them, and
  * with the zone's for a stay, as visit_stay counts them). A jump to such a
- * level may start an episode (*novel). The recurrent density at y is left as it was: one
- * tail value of heavy-tailed noise lands on levels the cycle holds at
- * other hours too, and is no change. What tells the two apart is whether
- * the series stays: while y's level is one of other hours (*hold), a visit
- * is not confirmed (visit_age) and goes on with the chance those hours'
- * values near y show (Laplace-smoothed: 1/2 with none), not the whole
- * memory's, so a stay there is soon read as the episode it is, and a tail
- * value's visit ends at the next event at no cost. A gap at this time of
- * day (no values there) leaves any hour counting.
+ * level may start an episode (*novel). The recurrent density at y is left
+ * as it was: one tail value of heavy-tailed noise lands on levels the cycle
+ * holds at other hours too, and is no change. What tells the two apart is
+ * whether the series stays: while y's level is one of other hours (*hold),
+ * a visit is not confirmed (visit_age) and goes on with the chance those
+ * hours' values near y show (Laplace-smoothed: 1/2 with none), not the
+ * whole memory's, so a stay there is soon read as the episode it is, and a
+ * tail value's visit ends at the next event at no cost. A gap at this time
+ * of day (no values there) leaves any hour counting.
  */
 static void phase_terms(const bw_pf_t *pf, int skip, int64_t t_ms,
                         int jump, int fresh, bw__mem_scan_t *r, int *novel,
