@@ -332,16 +332,16 @@ void bw__memory_scan_phase(const bw__memory_t *m, int skip, int64_t ahead_ms,
                            int64_t period_ms, int64_t half_ms,
                            const bw__mem_scan_t *r, bw__mem_phase_t *ph)
 {
+    int64_t first;
+
     memset(ph, 0, sizeof(*ph));
     if (m->n - skip < 2 || period_ms <= 0 || half_ms < 0) {
         return;
     }
     /* from the first window that reaches back past the event's time */
-    for (int64_t mid = (ahead_ms - half_ms > period_ms
-                            ? (ahead_ms - half_ms) / period_ms * period_ms
-                            : period_ms) -
-                       ahead_ms;
-         ; mid += period_ms) {
+    first = (ahead_ms - half_ms) / period_ms;
+    for (int64_t mid = (first > 1 ? first : 1) * period_ms - ahead_ms;;
+         mid += period_ms) {
         int k0 = k_at_age(m, skip, mid - half_ms);
         int k1 = k0 < m->n ? k_at_age(m, k0, mid + half_ms + 1) : k0;
         if (k0 >= m->n) {

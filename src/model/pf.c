@@ -267,9 +267,6 @@ struct bw_pf_s {
     double eps_enter; /* share of normal particles proposed to enter */
     /* Cache of the predictive t quantile for the current dof. */
     double q_dof, q_val;
-    /* This event's visits are held unconfirmed (phase_terms): derived from
-     * the memory at each event, not state. */
-    int hold_visits;
     /* Cache of the t log-density constant for the current dof. */
     double k_dof, k_val;
 };
@@ -1072,6 +1069,7 @@ typedef struct {
     double q, qt;      /* innovation variance ratios scaled by dt */
     double lrecur;     /* log density of recent values at y */
     double pstay;      /* a visit to y's state goes on (visit_stay) */
+    int hold;          /* visits are held unconfirmed (phase_terms) */
     double kt;         /* local noise: observation variance factor */
     double phi;        /* AR(1) noise coefficient over this gap */
     double y_prev;     /* the previous de-seasonalised value */
@@ -1402,13 +1400,14 @@ static void correct_weights(bw_pf_t *pf, double *w)
 }
 
 /* A recurrent jump starts a visit (age 1); each normal event on it ages it,
- * until it has lasted recur_visit events; any other child ends it. */
-static double visit_age(const bw_pf_t *pf, double age, int kind)
+ * until it has lasted recur_visit events; any other child ends it. A
+ * @p hold (phase_terms) keeps it at recur_visit, unconfirmed. */
+static double visit_age(const bw_pf_t *pf, double age, int kind, int hold)
 {
     if (kind == CHILD_RECUR) {
         return pf->cfg->recur_visit > 0 ? 1.0 : 0.0;
     }
-    if (pf->hold_visits && age != 0.0 &&
+    if (hold && age != 0.0 &&
         (kind == CHILD_NORMAL || kind == CHILD_SPIKE)) {
         /* at a level of other hours: not confirmed, not even by a spike
          * (whose particle would be normal there from then on) */
@@ -1439,7 +1438,7 @@ static double rebase_level(const bw_pf_t *pf, const batch_t *b)
 }
 
 static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
-                          double kt)
+                          const step_ctx_t *c)
 {
     int corrected = 0;
     const double base = rebase_level(pf, b); /* before the draws move vis */
@@ -1457,7 +1456,7 @@ static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
             pf->child_kind[j] == CHILD_ENTER) {
             b->rebase[i] = base;
         }
-        pf->vis[i] = visit_age(pf, pf->vis[i], pf->child_kind[j]);
+        pf->vis[i] = visit_age(pf, pf->vis[i], pf->child_kind[j], c->hold);
         b->draw[i] = pf->child_kind[j] == CHILD_ENTER  ? DRAW_ENTER
                      : pf->child_kind[j] == CHILD_STAY ? DRAW_STAY
                                                        : DRAW_NORMAL;
@@ -1468,7 +1467,7 @@ static void draw_children(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
                        : pf->child_w[j];
         b->cv[i] = b->jump[i] != 0.0 || b->draw[i] != DRAW_NORMAL
                        ? INFINITY
-                       : pf->child_v[j] * kt;
+                       : pf->child_v[j] * c->kt;
         b->dcap[i] = INFINITY;
         if (pf->child_kind[j] == CHILD_SPIKE ||
             pf->child_kind[j] == CHILD_SHIFT) {
@@ -1623,7 +1622,7 @@ static void update_trend(bw_pf_t *pf, const step_ctx_t *c, const batch_t *b)
 static void propagate(bw_pf_t *pf, const bw_pf_ws_t *ws, const batch_t *b,
                       const step_ctx_t *c)
 {
-    draw_children(pf, ws, b, c->kt);
+    draw_children(pf, ws, b, c);
     if (pf->cfg->trend) {
         update_trend(pf, c, b);
     } else {
@@ -2434,7 +2433,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     c.phi = pf->phi > 0.0 && c.dt > 0.0 ? pow(pf->phi, c.dt) : 0.0;
     c.y_prev = pf->yd_prev;
     memory_terms(pf, c.y, t_ms, novel_wanted(pf, age), &c.lrecur, &c.kt,
-                 &c.pstay, &novel, &pf->hold_visits);
+                 &c.pstay, &novel, &c.hold);
     episode_phase(pf, age, novel);
     usual = phase_prior(pf, t_ms, &c);
 

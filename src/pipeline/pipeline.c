@@ -11,8 +11,7 @@
  * changelog the kept outputs are produced again instead: resend.c).
  * Rebalances are cooperative (KIP-429): revoked partitions have their
  * transaction committed before they are given up; lost partitions abort
- * it. Records
- * are scored inline or by stream threads (workers.c, records.c);
+ * it. Records are scored inline or by stream threads (workers.c, records.c);
  * transactions and commits are txn.c's, logging and failure state
  * status.c's. The files depend downwards only: pipeline.c -> workers.c ->
  * records.c -> txn.c -> status.c.

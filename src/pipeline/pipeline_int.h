@@ -226,14 +226,14 @@ bool bw__never_produced(rd_kafka_resp_err_t e, const char *topic, char *why,
 /** A failed produce: abortable (the transaction is replayed) unless the
  * producer has a fatal error that is not self-fenced, or there is no
  * transaction. */
+bw_err_t bw__produce_failed(bw_pipeline_t *p, rd_kafka_resp_err_t e,
+                            const char *topic);
 /** Produce one message (copied; @p hdrs taken, also on failure) to
  * @p partition (RD_KAFKA_PARTITION_UA: the partitioner's), waiting out a
  * full queue; a failure is bw__produce_failed's. */
 bw_err_t bw__producev(bw_pipeline_t *p, rd_kafka_topic_t *rkt,
                       int32_t partition, const void *key, size_t klen,
                       const void *val, size_t vlen, rd_kafka_headers_t *hdrs);
-bw_err_t bw__produce_failed(bw_pipeline_t *p, rd_kafka_resp_err_t e,
-                            const char *topic);
 
 /* pipeline.c (main thread; the stream threads quiesced) */
 /** Replace a self-fenced producer (bw__self_fenced) by a new one under the

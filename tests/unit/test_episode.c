@@ -985,29 +985,41 @@ typedef struct {
     int flagged, span, late, other;
 } day2_t;
 
-static void day2_change(bool novel, int at, double size, uint64_t seed,
-                        day2_t *r)
+/* Two days of the sine through the opened filter @p d, @p size added for
+ * 90 minutes from @p at (none if 0), counted into @p r: the change's
+ * events and those flagged, a first flag @p delay events or more after
+ * its start as late, and alerts on day 2 outside the change and the half
+ * hour after (all of day 2 without one). Closes @p d. */
+static void day2_run(daily_t *d, int at, double size, int delay, day2_t *r)
 {
-    daily_t d;
     const int len = 90;
     int first = -1;
 
-    daily_open_novel(&d, seed, seed + 100, novel);
     for (int t = 0; t < 2 * DAY1; t++) {
         bw_pf_out_t out;
-        int in = t >= at && t < at + len;
-        double y = sine_day(t, &d.nz) + (in ? size : 0.0);
-        bw_pf_update(d.pf, d.ws, (int64_t)t * 60000, y, &out);
+        int in = size != 0.0 && t >= at && t < at + len;
+        double y = sine_day(t, &d->nz) + (in ? size : 0.0);
+        bw_pf_update(d->pf, d->ws, (int64_t)t * 60000, y, &out);
         if (in) {
             r->span++;
             r->flagged += out.p_anomaly >= 0.99;
             first = first < 0 && out.p_anomaly >= 0.99 ? t - at : first;
-        } else if (t >= DAY1 && (t < at || t >= at + len + 30)) {
+        } else if (t >= DAY1 &&
+                   (size == 0.0 || t < at || t >= at + len + 30)) {
             r->other += out.p_anomaly >= 0.99;
         }
     }
-    r->late += first < 0 || first >= 3;
-    daily_close(&d);
+    r->late += size != 0.0 && (first < 0 || first >= delay);
+    daily_close(d);
+}
+
+static void day2_change(bool novel, int at, double size, uint64_t seed,
+                        day2_t *r)
+{
+    daily_t d;
+
+    daily_open_novel(&d, seed, seed + 100, novel);
+    day2_run(&d, at, size, 3, r);
 }
 
 static void test_day2_unvisited_level_is_held(void **state)
@@ -1067,29 +1079,13 @@ static void other_hours_run(double phase_ms, int family, int at, double size,
                             uint64_t seed, day2_t *r)
 {
     daily_t d;
-    const int len = 90;
-    int first = -1;
 
     bw_config_defaults(&d.cfg);
     d.cfg.model.pf.daily.bins = 288;
     d.cfg.model.pf.novel_phase_ms = phase_ms;
     daily_start(&d, seed, seed + 100);
     d.nz.family = family;
-    for (int t = 0; t < 2 * DAY1; t++) {
-        bw_pf_out_t out;
-        int in = size != 0.0 && t >= at && t < at + len;
-        double y = sine_day(t, &d.nz) + (in ? size : 0.0);
-        bw_pf_update(d.pf, d.ws, (int64_t)t * 60000, y, &out);
-        if (in) {
-            r->span++;
-            r->flagged += out.p_anomaly >= 0.99;
-            first = first < 0 && out.p_anomaly >= 0.99 ? t - at : first;
-        } else if (t >= DAY1 && (size == 0.0 || t < at || t >= at + len + 30)) {
-            r->other += out.p_anomaly >= 0.99;
-        }
-    }
-    r->late += size != 0.0 && (first < 0 || first >= OTHER_HOURS_DELAY);
-    daily_close(&d);
+    day2_run(&d, at, size, OTHER_HOURS_DELAY, r);
 }
 
 static void test_day2_level_of_other_hours_is_held(void **state)
