@@ -601,14 +601,19 @@ static int other_hours(const bw_pf_t *pf, int k, int c, double p)
 }
 
 /*
- * Until the daily profile applies, a level the first day reached only at
- * other hours (its afternoon peak, in the morning) is no return to a
- * familiar state: a daily pattern keeps its hour from day to day. The
+ * From the end of the first day (phase_wanted), a level earlier days
+ * reached only at other hours (their afternoon peak, in the morning) is no
+ * return to a familiar state: a daily pattern keeps its hour from day to
+ * day. Once the profile applies, the profile holds the cycle, and a jump
+ * to a level of other hours would otherwise still be read as a visit to a
+ * familiar state that earlier stays there confirm (a saturation at the
+ * peak's level at night, flagged at its onset only). The
  * memory's values within novel_phase_ms of this time on earlier days
  * (@p ph) tell it (other_hours: of the kernel's values, less the newest
  * recur_visit for a jump, @p fresh, as the novelty above counts them, and
  * with the zone's for a stay, as visit_stay counts them). A jump to such a
- * level may start an episode (*novel). The recurrent density at y is left
+ * level may start an episode (*novel; once the profile applies every
+ * jump may, and *novel changes nothing). The recurrent density at y is left
  * as it was: one tail value of heavy-tailed noise lands on levels the cycle
  * holds at other hours too, and is no change. What tells the two apart is
  * whether the series stays: while y's level is one of other hours (*hold),
@@ -625,9 +630,6 @@ static void phase_terms(const bw_pf_t *pf, int skip, int64_t t_ms,
     bw__mem_phase_t ph;
     double p;
 
-    if (!(pf->cfg->novel_phase_ms > 0.0)) {
-        return;
-    }
     bw__memory_scan_phase(&pf->recent, skip, t_ms - pf->recent.t_push,
                           pf->daily.period_ms,
                           (int64_t)pf->cfg->novel_phase_ms, r, &ph);
@@ -652,9 +654,10 @@ static void phase_terms(const bw_pf_t *pf, int skip, int64_t t_ms,
  * whether y is a jump to a level the memory has not held (*novel: fewer
  * than recur_min_count values in the kernel, the newest recur_visit left
  * out as in visit_stay: a change's own first values vouch for nothing;
- * counted only if @p want_novel, see novel_wanted). */
+ * counted only if @p want_novel, see novel_wanted); with @p want_phase,
+ * whether y's level belongs to other hours (phase_terms). */
 static void memory_terms(const bw_pf_t *pf, double y, int64_t t_ms,
-                         int want_novel, double *lrecur, double *kt,
+                         int want_novel, int want_phase, double *lrecur, double *kt,
                          double *pstay, int *novel, int *hold)
 {
     int local = pf->cfg->local_noise && pf->cfg->learn_scale;
@@ -710,7 +713,7 @@ static void memory_terms(const bw_pf_t *pf, double y, int64_t t_ms,
     if (has_recur(pf) && pf->cfg->recur_visit > 0) {
         *pstay = visit_stay(pf, skip, &r);
     }
-    if (want_novel) {
+    if (want_phase) {
         phase_terms(pf, skip, t_ms, jump, fresh, &r, novel, pstay, hold);
     }
 }
@@ -1043,11 +1046,27 @@ static void episode_phase(bw_pf_t *pf, int64_t age, int novel)
  * spans a day (recent.n values at the typical interval): a shorter one has
  * forgotten the first day, and a state it showed would read as unvisited.
  */
+static int memory_spans_day(const bw_pf_t *pf, int64_t age)
+{
+    return age >= pf->daily.period_ms &&
+           (double)pf->recent.n * pf->interval >= (double)pf->daily.period_ms;
+}
+
 static int novel_wanted(const bw_pf_t *pf, int64_t age)
 {
     return pf->cfg->novel_episodes && pf->j_enter >= 0 &&
-           !episodes_on(pf, age) && age >= pf->daily.period_ms &&
-           (double)pf->recent.n * pf->interval >= (double)pf->daily.period_ms;
+           !episodes_on(pf, age) && memory_spans_day(pf, age);
+}
+
+/* Whether a level's hour is read (phase_terms): with episodes, a daily
+ * period and novel_phase_ms, from the end of the first day while the
+ * memory spans a day; before the profile applies only where novelty is
+ * (novel_wanted). */
+static int phase_wanted(const bw_pf_t *pf, int64_t age)
+{
+    return pf->cfg->novel_phase_ms > 0.0 && pf->cfg->daily.enabled &&
+           pf->j_enter >= 0 && memory_spans_day(pf, age) &&
+           (episodes_on(pf, age) || novel_wanted(pf, age));
 }
 
 static double time_step(bw_pf_t *pf, int64_t t_ms)
@@ -2432,8 +2451,8 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     }
     c.phi = pf->phi > 0.0 && c.dt > 0.0 ? pow(pf->phi, c.dt) : 0.0;
     c.y_prev = pf->yd_prev;
-    memory_terms(pf, c.y, t_ms, novel_wanted(pf, age), &c.lrecur, &c.kt,
-                 &c.pstay, &novel, &c.hold);
+    memory_terms(pf, c.y, t_ms, novel_wanted(pf, age), phase_wanted(pf, age),
+                 &c.lrecur, &c.kt, &c.pstay, &novel, &c.hold);
     episode_phase(pf, age, novel);
     usual = phase_prior(pf, t_ms, &c);
 
