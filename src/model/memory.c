@@ -330,7 +330,8 @@ static int k_at_age(const bw__memory_t *m, int from, int64_t age_ms)
 
 void bw__memory_scan_phase(const bw__memory_t *m, int skip, int64_t ahead_ms,
                            int64_t period_ms, int64_t half_ms,
-                           const bw__mem_scan_t *r, bw__mem_phase_t *ph)
+                           const bw__mem_scan_t *r, int stop_near,
+                           int stop_count, bw__mem_phase_t *ph)
 {
     int64_t first;
 
@@ -353,6 +354,10 @@ void bw__memory_scan_phase(const bw__memory_t *m, int skip, int64_t ahead_ms,
             ph->count += in_count(r, x);
             ph->near += in_kernel(r, x);
             ph->dwell += in_kernel(r, x) & in_stay(r, held_back(m, k - 1));
+            if (ph->near >= stop_near && ph->count >= stop_count) {
+                ph->stopped = 1;
+                return;
+            }
         }
         ph->held += k1 > k0 ? k1 - k0 : 0;
     }

@@ -120,15 +120,19 @@ typedef struct {
     int count; /* of them, in the kernel, outside the zone */
     int near;  /* in the kernel, the zone too */
     int dwell; /* of those, followed by a value in [dlo, dhi] */
+    int stopped; /* the scan stopped early: the counts are partial */
 } bw__mem_phase_t;
 
 /** The scan's kernel counts over the values before the newest @p skip seen
  * within @p half_ms of a whole number of periods (@p period_ms) before an
- * event @p ahead_ms after the newest value. O(log n) per period the memory
- * spans, plus the windows' values. */
+ * event @p ahead_ms after the newest value. The scan stops (ph->stopped)
+ * once near reaches @p stop_near and count @p stop_count (INT_MAX: never),
+ * when the caller's decision is already made. O(log n) per period the
+ * memory spans, plus the windows' values. */
 void bw__memory_scan_phase(const bw__memory_t *m, int skip, int64_t ahead_ms,
                            int64_t period_ms, int64_t half_ms,
-                           const bw__mem_scan_t *r, bw__mem_phase_t *ph);
+                           const bw__mem_scan_t *r, int stop_near,
+                           int stop_count, bw__mem_phase_t *ph);
 void bw__memory_save(const bw__memory_t *m, bw_wbuf_t *w);
 /** Read what save wrote; a bad count or position sets r->err. The
  * origin is 0 (the values as held) until bw__memory_load_origin. */

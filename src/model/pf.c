@@ -629,11 +629,19 @@ static void phase_terms(const bw_pf_t *pf, int skip, int64_t t_ms,
 {
     bw__mem_phase_t ph;
     double p;
+    /* other_hours is false once k reaches this: the scan stops there */
+    int kmax = pf->cfg->recur_min_count < 2 ? pf->cfg->recur_min_count : 2;
+    int stop_near = r->near > 0 ? kmax : 0;
+    int stop_count = jump && fresh > 0 ? kmax : 0;
 
+    if (stop_near <= 0 && stop_count <= 0) {
+        return;
+    }
     bw__memory_scan_phase(&pf->recent, skip, t_ms - pf->recent.t_push,
                           pf->daily.period_ms,
-                          (int64_t)pf->cfg->novel_phase_ms, r, &ph);
-    if (ph.held <= 0) {
+                          (int64_t)pf->cfg->novel_phase_ms, r, stop_near,
+                          stop_count, &ph);
+    if (ph.stopped || ph.held <= 0) {
         return;
     }
     p = fmin((double)ph.held / (pf->recent.n - skip), 1.0);

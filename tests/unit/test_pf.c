@@ -10,6 +10,8 @@
  *  - regime switching: P(anomalous | y_1:t) vs exhaustive enumeration of
  *    all 3^(T-1) regime histories.
  */
+#include <limits.h>
+
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_randist.h>
 
@@ -2257,7 +2259,9 @@ static void test_memory_visit_counts(void **state)
  * two and a half periods: windows that start before the newest value are
  * counted from the value before it, as a dwell pair needs); held,
  * count (kernel outside the zone), near and dwell (a kernel value followed
- * by one in the stay range). */
+ * by one in the stay range). A scan told to stop at the second kernel
+ * value stops there exactly when the full count reaches two, and is the
+ * full scan otherwise. */
 static void test_memory_phase_counts(void **state)
 {
     enum { W = 280, N = 300 };
@@ -2267,7 +2271,7 @@ static void test_memory_phase_counts(void **state)
     bw_rng_t rng;
     bw__memory_t m;
     int64_t tm = 0;
-    int seen = 0;
+    int seen = 0, stops = 0;
 
     (void)state;
     bw_rng_seed(&rng, 31);
@@ -2280,7 +2284,7 @@ static void test_memory_phase_counts(void **state)
     }
     for (int trial = 0; trial < 300; trial++) {
         bw__mem_scan_t r = {0};
-        bw__mem_phase_t ph;
+        bw__mem_phase_t ph, early;
         int skip = (int)(bw_rng_uniform(&rng) * 20);
         /* the next event soon, or periods later (windows that begin
          * before the newest value, or past it) */
@@ -2291,7 +2295,11 @@ static void test_memory_phase_counts(void **state)
 
         r.lo = 3.0f, r.hi = 6.0f, r.dlo = 2.0f, r.dhi = 7.5f;
         r.zlo = 4.0f, r.zhi = 4.5f;
-        bw__memory_scan_phase(&m, skip, ahead, period, half, &r, &ph);
+        bw__memory_scan_phase(&m, skip, ahead, period, half, &r, INT_MAX,
+                              INT_MAX, &ph);
+        /* stopped at the second value in the kernel, or never */
+        bw__memory_scan_phase(&m, skip, ahead, period, half, &r, 2, 0,
+                              &early);
         /* k pushes back: value N - 1 - k, seen ahead + t[N-1] - t[q]
          * before the event; in a window if within half of a whole number
          * of periods; held from the value before the newest on */
@@ -2314,9 +2322,15 @@ static void test_memory_phase_counts(void **state)
         assert_int_equal(ph.count, count);
         assert_int_equal(ph.near, near);
         assert_int_equal(ph.dwell, dwell);
+        assert_int_equal(ph.stopped, 0);
+        assert_int_equal(early.stopped, near >= 2);
+        assert_int_equal(early.near, near >= 2 ? 2 : near);
+        assert_int_equal(early.held, near >= 2 ? early.held : held);
         seen += dwell > 0 && count < near;
+        stops += early.stopped && near > 2;
     }
     assert_true(seen >= 100); /* windows, kernels and zones all exercised */
+    assert_true(stops >= 100); /* and scans stopped short */
     bw__memory_free(&m);
 }
 
