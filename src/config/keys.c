@@ -173,17 +173,19 @@ static const bw_key_t pf_keys[] = {
            "series' interval) spans a day; false: every change before the "
            "profile applies is onset-only"),
     K_DBL_NEUTRAL(PF, novel_phase_ms, 0, 43200000, "3600000",
-          "from the end of a series' first day (on day 2 with "
-          "novel_episodes): a level counts as visited at this hour only "
-          "if the memory holds it within this long of the same time of day "
-          "on an earlier day (one hour: a daily pattern keeps its hour from "
-          "day to day); a stay at a level earlier days reached only at "
-          "other hours (a saturation at the afternoon peak's level in the "
-          "morning, on day 2; in the daily profile's frame once it applies) "
-          "is then read as an abnormal episode within about ten events, not "
-          "as a return to a familiar state, while one tail value there "
-          "stays one value; where the memory holds nothing that near the "
-          "time of day (a gap), any hour counts; 0 = any hour counts"),
+          "from the end of a series' first day (before the daily "
+          "profile applies, with novel_episodes only): a level counts "
+          "as visited at this hour only if the memory holds it within "
+          "this long of the same time of day on an earlier day (one "
+          "hour: a daily pattern keeps its hour from day to day); a "
+          "stay at a level earlier days reached only at other hours (a "
+          "saturation at the afternoon peak's level in the morning, on "
+          "day 2; in the daily profile's frame once it applies) is "
+          "then read as an abnormal episode within about ten events, "
+          "not as a return to a familiar state, while one tail value "
+          "there stays one value; where the memory holds nothing that "
+          "near the time of day (a gap), any hour counts; 0 = any hour "
+          "counts"),
     K_DBL(PF, p_recur, 0, 0.5, "0.01",
           "prior probability that the value jumps to one seen recently "
           "(e.g. idle <-> busy): a regime change the series has shown "

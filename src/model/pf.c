@@ -665,8 +665,8 @@ static void phase_terms(const bw_pf_t *pf, int skip, int64_t t_ms,
  * counted only if @p want_novel, see novel_wanted); with @p want_phase,
  * whether y's level belongs to other hours (phase_terms). */
 static void memory_terms(const bw_pf_t *pf, double y, int64_t t_ms,
-                         int want_novel, int want_phase, double *lrecur, double *kt,
-                         double *pstay, int *novel, int *hold)
+                         int want_novel, int want_phase, double *lrecur,
+                         double *kt, double *pstay, int *novel, int *hold)
 {
     int local = pf->cfg->local_noise && pf->cfg->learn_scale;
     int n = pf->recent.n;
@@ -1043,6 +1043,15 @@ static void episode_phase(bw_pf_t *pf, int64_t age, int novel)
     pf->eps_enter = on ? fmin(2.0 / pf->n, 0.25) : 0.0;
 }
 
+/* From the end of the first day, while the memory (recent.n values at the
+ * typical interval) reaches back a day: a shorter one has forgotten the
+ * first day, and a state it showed would read as unvisited. */
+static int memory_spans_day(const bw_pf_t *pf, int64_t age)
+{
+    return age >= pf->daily.period_ms &&
+           (double)pf->recent.n * pf->interval >= (double)pf->daily.period_ms;
+}
+
 /*
  * Before the daily profile applies a familiar level may be the daily cycle,
  * so a jump there stays onset-only (episode_phase). A jump to a level the
@@ -1051,15 +1060,8 @@ static void episode_phase(bw_pf_t *pf, int64_t age, int novel)
  * day showed, so from the end of that day it may start an abnormal
  * episode as it would once the profile applies (novel_episodes: such a
  * y turns episode_phase on for its event). Wanted only while the memory
- * spans a day (recent.n values at the typical interval): a shorter one has
- * forgotten the first day, and a state it showed would read as unvisited.
+ * spans a day (memory_spans_day).
  */
-static int memory_spans_day(const bw_pf_t *pf, int64_t age)
-{
-    return age >= pf->daily.period_ms &&
-           (double)pf->recent.n * pf->interval >= (double)pf->daily.period_ms;
-}
-
 static int novel_wanted(const bw_pf_t *pf, int64_t age)
 {
     return pf->cfg->novel_episodes && pf->j_enter >= 0 &&
@@ -1067,9 +1069,9 @@ static int novel_wanted(const bw_pf_t *pf, int64_t age)
 }
 
 /* Whether a level's hour is read (phase_terms): with episodes, a daily
- * period and novel_phase_ms, from the end of the first day while the
- * memory spans a day; before the profile applies only where novelty is
- * (novel_wanted). */
+ * period and novel_phase_ms, while the memory spans a day; before the
+ * profile applies (its first min_cycles days) only where novelty is read
+ * (novel_wanted), from its application on every day. */
 static int phase_wanted(const bw_pf_t *pf, int64_t age)
 {
     return pf->cfg->novel_phase_ms > 0.0 && pf->cfg->daily.enabled &&

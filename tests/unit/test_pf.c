@@ -2251,6 +2251,21 @@ static void test_memory_visit_counts(void **state)
     }
 }
 
+/* A scan that stopped short counts no more than the full scan @p full;
+ * one that did not is the full scan. */
+static void check_phase_stop(const bw__mem_phase_t *e,
+                             const bw__mem_phase_t *full)
+{
+    assert_true(e->held <= full->held && e->count <= full->count &&
+                e->near <= full->near && e->dwell <= full->dwell);
+    if (!e->stopped) {
+        assert_int_equal(e->held, full->held);
+        assert_int_equal(e->count, full->count);
+        assert_int_equal(e->near, full->near);
+        assert_int_equal(e->dwell, full->dwell);
+    }
+}
+
 /* The memory's phase windows (bw__memory_scan_phase: pf.c's values near
  * this time of day on earlier days) against a direct count over the values
  * by their true times: one-minute values over three "days" of 100 minutes
@@ -2260,8 +2275,8 @@ static void test_memory_visit_counts(void **state)
  * counted from the value before it, as a dwell pair needs); held,
  * count (kernel outside the zone), near and dwell (a kernel value followed
  * by one in the stay range). A scan told to stop at the second kernel
- * value stops there exactly when the full count reaches two, and is the
- * full scan otherwise. */
+ * value, or the second outside the zone, or at both, stops there exactly
+ * when the full counts reach them, and is the full scan otherwise. */
 static void test_memory_phase_counts(void **state)
 {
     enum { W = 280, N = 300 };
@@ -2271,7 +2286,7 @@ static void test_memory_phase_counts(void **state)
     bw_rng_t rng;
     bw__memory_t m;
     int64_t tm = 0;
-    int seen = 0, stops = 0;
+    int seen = 0, stops = 0, count_stops = 0;
 
     (void)state;
     bw_rng_seed(&rng, 31);
@@ -2284,7 +2299,7 @@ static void test_memory_phase_counts(void **state)
     }
     for (int trial = 0; trial < 300; trial++) {
         bw__mem_scan_t r = {0};
-        bw__mem_phase_t ph, early;
+        bw__mem_phase_t ph, early, by_count, both;
         int skip = (int)(bw_rng_uniform(&rng) * 20);
         /* the next event soon, or periods later (windows that begin
          * before the newest value, or past it) */
@@ -2300,6 +2315,12 @@ static void test_memory_phase_counts(void **state)
         /* stopped at the second value in the kernel, or never */
         bw__memory_scan_phase(&m, skip, ahead, period, half, &r, 2, 0,
                               &early);
+        /* ... at the second outside the zone (a jump's count), or at the
+         * first value in the kernel once two are outside the zone */
+        bw__memory_scan_phase(&m, skip, ahead, period, half, &r, 0, 2,
+                              &by_count);
+        bw__memory_scan_phase(&m, skip, ahead, period, half, &r, 1, 2,
+                              &both);
         /* k pushes back: value N - 1 - k, seen ahead + t[N-1] - t[q]
          * before the event; in a window if within half of a whole number
          * of periods; held from the value before the newest on */
@@ -2325,12 +2346,20 @@ static void test_memory_phase_counts(void **state)
         assert_int_equal(ph.stopped, 0);
         assert_int_equal(early.stopped, near >= 2);
         assert_int_equal(early.near, near >= 2 ? 2 : near);
-        assert_int_equal(early.held, near >= 2 ? early.held : held);
+        check_phase_stop(&early, &ph);
+        assert_int_equal(by_count.stopped, count >= 2);
+        assert_int_equal(by_count.count, count >= 2 ? 2 : count);
+        check_phase_stop(&by_count, &ph);
+        /* near counts every kernel value outside the zone too */
+        assert_int_equal(both.stopped, count >= 2);
+        assert_int_equal(both.count, count >= 2 ? 2 : count);
+        check_phase_stop(&both, &ph);
         seen += dwell > 0 && count < near;
         stops += early.stopped && near > 2;
+        count_stops += by_count.stopped && count > 2;
     }
     assert_true(seen >= 100); /* windows, kernels and zones all exercised */
-    assert_true(stops >= 100); /* and scans stopped short */
+    assert_true(stops >= 100 && count_stops >= 100); /* scans stopped */
     bw__memory_free(&m);
 }
 
