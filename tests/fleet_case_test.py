@@ -36,7 +36,8 @@ THRESHOLD, GAP_MIN = 0.99, 5  # the fleet scorer's alert and episode gap
 
 def replay(work, events, phase_ms):
     cfg = os.path.join(work, "cfg_%d.yaml" % phase_ms)
-    fleet = open(os.path.join(SRC, "bench", "fleet", "fleet.yaml")).read()
+    with open(os.path.join(SRC, "bench", "fleet", "fleet.yaml")) as f:
+        fleet = f.read()
     with open(cfg, "w") as f:
         f.write(fleet.replace("  pf:\n", "  pf:\n    novel_phase_ms: %d\n"
                               % phase_ms, 1))
@@ -72,7 +73,8 @@ def main():
                                      "gen_fleet_alt.py"),
                         "--seed", str(SEED), "--out", work], check=True,
                        stdout=subprocess.DEVNULL)
-        truth = json.load(open(os.path.join(work, "truth.json")))
+        with open(os.path.join(work, "truth.json")) as f:
+            truth = json.load(f)
         inc = [i for i in truth["incidents"] if i["id"] == INCIDENT][0]
         assert (inc["family"], inc["region"]) == ("cpu_saturation", REGION)
         events = os.path.join(work, "one.csv")

@@ -573,6 +573,13 @@ static double local_factor(const bw_pf_t *pf, const bw__mem_scan_t *r)
     return k > 1.0 && isfinite(k) ? k : 1.0;
 }
 
+/* Of @p near remembered values in a kernel, @p dwell followed by a value in
+ * the stay range: the chance a visit goes on, Laplace-smoothed. */
+static double stay_chance(int dwell, int near)
+{
+    return (dwell + 1.0) / (near + 2.0);
+}
+
 /* The chance that a visit to y's state goes on for another event: of the
  * remembered values near y (the kernel), the share followed by a value in
  * the stay range (memory_terms), Laplace-smoothed. The
@@ -581,7 +588,7 @@ static double local_factor(const bw_pf_t *pf, const bw__mem_scan_t *r)
 static double visit_stay(const bw_pf_t *pf, int skip, bw__mem_scan_t *r)
 {
     bw__memory_unscan(&pf->recent, skip, pf->cfg->recur_visit, r);
-    return (r->dwell + 1.0) / (r->near + 2.0);
+    return stay_chance(r->dwell, r->near);
 }
 
 /* Whether k of a kernel's c remembered values lying near this time of day,
@@ -652,7 +659,7 @@ static void phase_terms(const bw_pf_t *pf, int skip, int64_t t_ms,
     }
     *novel = 1;
     if (has_recur(pf) && pf->cfg->recur_visit > 0) {
-        *pstay = (ph.dwell + 1.0) / (ph.near + 2.0);
+        *pstay = stay_chance(ph.dwell, ph.near);
     }
 }
 
@@ -1071,12 +1078,12 @@ static int novel_wanted(const bw_pf_t *pf, int64_t age)
 /* Whether a level's hour is read (phase_terms): with episodes, a daily
  * period and novel_phase_ms, while the memory spans a day; before the
  * profile applies (its first min_cycles days) only where novelty is read
- * (novel_wanted), from its application on every day. */
-static int phase_wanted(const bw_pf_t *pf, int64_t age)
+ * (@p want_novel, novel_wanted's), from its application on every day. */
+static int phase_wanted(const bw_pf_t *pf, int64_t age, int want_novel)
 {
     return pf->cfg->novel_phase_ms > 0.0 && pf->cfg->daily.enabled &&
-           pf->j_enter >= 0 && memory_spans_day(pf, age) &&
-           (episodes_on(pf, age) || novel_wanted(pf, age));
+           (want_novel || (pf->j_enter >= 0 && episodes_on(pf, age) &&
+                           memory_spans_day(pf, age)));
 }
 
 static double time_step(bw_pf_t *pf, int64_t t_ms)
@@ -2414,7 +2421,7 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     double sd, sw, usual, spike, early, cleaned, raw, adopted_by;
     bw__phase_at_t at;
     int64_t age;
-    int was, novel;
+    int was, novel, want_novel;
 
     memset(out, 0, sizeof(*out));
     out->since_ms = -1;
@@ -2461,8 +2468,10 @@ bw_err_t bw_pf_step(bw_pf_t *pf, bw_pf_ws_t *ws, int64_t t_ms, double y,
     }
     c.phi = pf->phi > 0.0 && c.dt > 0.0 ? pow(pf->phi, c.dt) : 0.0;
     c.y_prev = pf->yd_prev;
-    memory_terms(pf, c.y, t_ms, novel_wanted(pf, age), phase_wanted(pf, age),
-                 &c.lrecur, &c.kt, &c.pstay, &novel, &c.hold);
+    want_novel = novel_wanted(pf, age);
+    memory_terms(pf, c.y, t_ms, want_novel,
+                 phase_wanted(pf, age, want_novel), &c.lrecur, &c.kt,
+                 &c.pstay, &novel, &c.hold);
     episode_phase(pf, age, novel);
     usual = phase_prior(pf, t_ms, &c);
 
