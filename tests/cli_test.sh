@@ -64,8 +64,16 @@ check "check-config exits 78 on errors" "[ $rc -eq 78 ]"
 check "check-config reports every problem" "[ \$(wc -l < '$tmp/cc.err') -eq 5 ]"
 check "messages are FILE:LINE:COL: error:" \
     "grep -q '^$src/tests/data/config/many.yaml:2:15: error: engine.max_series' '$tmp/cc.err'"
-"$bin" check-config "$src/config/sample.yaml" > /dev/null
+"$bin" check-config "$src/config/sample.yaml" > /dev/null 2> "$tmp/cs.err"
 check "check-config accepts the sample" "[ $? -eq 0 ]"
+check "the sample draws no warning" "[ ! -s '$tmp/cs.err' ]"
+# A rule that can never reach high: a warning at its name, exit 0.
+printf 'model:\n  fusion:\n    rules:\n      - name: pair\n        signals:\n          - metric: a\n          - metric: b\n' \
+    > "$tmp/pair.yaml"
+"$bin" check-config "$tmp/pair.yaml" > /dev/null 2> "$tmp/pair.err"
+check "check-config exits 0 on a warning" "[ $? -eq 0 ]"
+check "a rule that cannot reach high is a FILE:LINE:COL: warning" \
+    "grep -q '^$tmp/pair.yaml:4:15: warning: model.fusion.rules\[0\].name: rule \"pair\" never reaches high' '$tmp/pair.err'"
 "$bin" dump-config "$src/config/sample.yaml" > "$tmp/dump.yaml"
 "$bin" check-config "$tmp/dump.yaml" > /dev/null
 check "dump-config output is a valid config" "[ $? -eq 0 ]"

@@ -332,7 +332,9 @@ void bw_config_defaults(bw_config_t *cfg);
 /**
  * @brief Load and validate a YAML file.
  * @param diag  every problem is written here, one line each, as
- *              `FILE:LINE:COL: error: key.path: ...` (1-based). May be NULL.
+ *              `FILE:LINE:COL: error: key.path: ...` (1-based), and every
+ *              warning (a setting that is valid but cannot do what it is
+ *              for) as `FILE:LINE:COL: warning: ...`. May be NULL.
  * @returns BW_OK, BW_ERR_IO (unreadable) or BW_ERR_CONFIG (invalid).
  */
 bw_err_t bw_config_load(bw_config_t *cfg, const char *path, FILE *diag);
@@ -383,6 +385,17 @@ bool bw_config_split_listen(const char *s, char *host, size_t hn, char *port,
  * name it with this one function).
  */
 void bw_config_changelog_topic(const bw_config_t *cfg, char *out, size_t n);
+
+/**
+ * @brief The most rule @p rule of @p fu can say: its threat probability
+ * with every signal elevated beyond doubt, each signal's likelihood ratio
+ * at its cap detection / false_alarm, the k-th largest weighted
+ * (1 - correlation)^(k-1), from prior (README, Threat fusion). A rule
+ * whose ceiling is below band_high can never report high: the loader
+ * warns of it (`FILE:LINE:COL: warning: ...`, the load still succeeds).
+ * Needs detection > false_alarm for every signal (the loader's check).
+ */
+double bw_config_rule_ceiling(const bw_fusion_cfg_t *fu, int rule);
 
 /** @brief The first route whose globs match the series, or -1 (a plain
  * per-series filter). */

@@ -640,6 +640,70 @@ bool bw_config_split_listen(const char *s, char *host, size_t hn, char *port,
     return true;
 }
 
+/* A warning at @p path's mark: a valid setting that cannot do what it is
+ * for. Not an error: the load succeeds. */
+static void cross_warn(const loader_t *ld, const char *path, const char *msg)
+{
+    int i = cross_mark(ld, path);
+
+    if (ld->diag == NULL) {
+        return;
+    }
+    if (i < 0) {
+        fprintf(ld->diag, "%s: warning: %s: %s\n", ld->name, path, msg);
+        return;
+    }
+    fprintf(ld->diag, "%s:%d:%d: warning: %s: %s\n", ld->name,
+            ld->marks[i].line, ld->marks[i].col, path, msg);
+}
+
+static int by_descending(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x < y) - (x > y);
+}
+
+double bw_config_rule_ceiling(const bw_fusion_cfg_t *fu, int rule)
+{
+    const bw_rule_cfg_t *r = &fu->rules[rule];
+    double cap[BW_SIGNALS_MAX], total = 0.0, weight = 1.0;
+
+    for (int s = 0; s < r->n_signals; s++) {
+        cap[s] = log(r->signals[s].detection / r->signals[s].false_alarm);
+    }
+    qsort(cap, (size_t)r->n_signals, sizeof(double), by_descending);
+    for (int s = 0; s < r->n_signals; s++) {
+        total += weight * cap[s];
+        weight *= 1.0 - fu->correlation;
+    }
+    return 1.0 / (1.0 + exp(-(log(fu->prior) - log1p(-fu->prior) + total)));
+}
+
+/* A rule that cannot reach high whatever its signals do: say so, with the
+ * most it can say. */
+static void warn_ceiling(const loader_t *ld, const bw_fusion_cfg_t *fu,
+                         int r)
+{
+    char p[PATH_MAX_LEN], msg[512];
+    double top = bw_config_rule_ceiling(fu, r);
+
+    if (!(top < fu->band_high)) {
+        return;
+    }
+    snprintf(p, sizeof(p), "model.fusion.rules[%d].name", r);
+    snprintf(msg, sizeof(msg),
+             "rule \"%s\" never reaches high: with all %d of its signals "
+             "elevated its probability is at most %.3g, below band_high "
+             "%.3g (each signal moves the odds by at most detection / "
+             "false_alarm, the k-th by (1 - correlation)^(k-1) of that, "
+             "from prior %g); raise detection / false_alarm, add signals, "
+             "or lower correlation",
+             fu->rules[r].name, fu->rules[r].n_signals, top, fu->band_high,
+             fu->prior);
+    cross_warn(ld, p, msg);
+}
+
 static void cross_check_fusion(loader_t *ld, const bw_fusion_cfg_t *fu)
 {
     char p[PATH_MAX_LEN];
@@ -943,6 +1007,11 @@ bw_err_t bw_config_load_string(bw_config_t *cfg, const char *name,
     }
     finish(cfg);
     cross_check(ld, cfg);
+    if (ld->errors == 0) { /* warnings of a config that loads */
+        for (int r = 0; r < cfg->model.fusion.n_rules; r++) {
+            warn_ceiling(ld, &cfg->model.fusion, r);
+        }
+    }
     err = ld->errors ? BW_ERR_CONFIG : BW_OK;
 out:
     if (have_doc) {

@@ -293,9 +293,52 @@ static void test_directory_refused(void **state)
                      BW_ERR_IO);
 }
 
+/* A rule that can never reach high loads, with a warning at its name;
+ * one that can, without. At the defaults (detection 0.8, false_alarm
+ * 0.02, prior 0.001, correlation 0.3, band_high 0.5) two signals reach
+ * at most 1 / (1 + 999 / 40^1.7) = 0.346, three 1 / (1 + 999 / 40^2.19)
+ * = 0.764 (at false_alarm 0.05, the default before, three reached 0.302:
+ * a rule written with the defaults never reported high). */
+static void test_rule_ceiling_warning(void **state)
+{
+    static const char y[] = "model:\n"
+                            "  fusion:\n"
+                            "    rules:\n"
+                            "      - name: pair\n"
+                            "        signals:\n"
+                            "          - metric: a\n"
+                            "          - metric: b\n"
+                            "      - name: trio\n"
+                            "        signals:\n"
+                            "          - metric: a\n"
+                            "          - metric: b\n"
+                            "          - metric: c\n";
+    char *got = NULL;
+    size_t glen = 0;
+    FILE *diag = open_memstream(&got, &glen);
+    bw_config_t c;
+
+    (void)state;
+    assert_int_equal(bw_config_load_string(&c, "t", y, strlen(y), diag),
+                     BW_OK);
+    fclose(diag);
+    assert_float_equal(bw_config_rule_ceiling(&c.model.fusion, 0),
+                       1.0 / (1.0 + 999.0 / pow(40.0, 1.7)), 1e-12);
+    assert_float_equal(bw_config_rule_ceiling(&c.model.fusion, 1),
+                       1.0 / (1.0 + 999.0 / pow(40.0, 2.19)), 1e-12);
+    /* one line, the pair's, at its name */
+    assert_non_null(strstr(got, "t:4:15: warning: model.fusion.rules[0].name: "
+                                "rule \"pair\" never reaches high"));
+    assert_non_null(strstr(got, "at most 0.346, below band_high 0.5"));
+    assert_null(strstr(got, "trio"));
+    assert_int_equal(strchr(got, '\n') - got + 1, (long)glen);
+    free(got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rule_ceiling_warning),
         cmocka_unit_test(test_golden_messages),
         cmocka_unit_test(test_shipped_configs_load),
         cmocka_unit_test(test_reference_is_dump_of_defaults),

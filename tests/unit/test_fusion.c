@@ -570,6 +570,38 @@ static void test_correlation_discount(void **state)
                 half.probability > full.probability);
 }
 
+/* The loader's ceiling of a rule (bw_config_rule_ceiling, its warning)
+ * is what the combination gives with every signal elevated beyond doubt
+ * (log Bayes factors of 800: each likelihood ratio at d / f), over rules
+ * of one to four signals, correlations 0-1 and priors 1e-4-0.1. */
+static void test_rule_ceiling_is_combination(void **state)
+{
+    static const double rho[] = {0.0, 0.3, 0.7, 1.0},
+                        prior[] = {1e-4, 1e-3, 0.1};
+    bw_fusion_cfg_t c = fusion_cfg();
+    bw_rule_cfg_t *r = &c.rules[0];
+    double l[4] = {800.0, 800.0, 800.0, 800.0};
+
+    (void)state;
+    r->signals[2] = r->signals[0];
+    r->signals[2].detection = 0.7;
+    r->signals[2].false_alarm = 0.02;
+    r->signals[3] = r->signals[1];
+    r->signals[3].detection = 0.99;
+    r->signals[3].false_alarm = 0.3;
+    for (int n = 1; n <= 4; n++) {
+        for (int i = 0; i < 4 * 3; i++) {
+            bw_threat_t t;
+            r->n_signals = n;
+            c.correlation = rho[i % 4];
+            c.prior = prior[i / 4];
+            bw_fusion_combine(&c, r, l, &t);
+            assert_float_equal(bw_config_rule_ceiling(&c, 0), t.probability,
+                               1e-12 * t.probability);
+        }
+    }
+}
+
 static void test_window_and_emission(void **state)
 {
     bw_fusion_cfg_t c = fusion_cfg();
@@ -1141,6 +1173,7 @@ static void test_level_hold(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rule_ceiling_is_combination),
         cmocka_unit_test(test_lbf_matches_integration),
         cmocka_unit_test(test_lbf_std_matches_integration),
         cmocka_unit_test(test_reference_does_not_follow),
