@@ -337,10 +337,7 @@ static const bw_key_t signal_keys[] = {
     K_DBL(bw_signal_cfg_t, false_alarm, 1e-9, 1, "0.02",
           "P(signal elevated in the window | no threat): bounds what one "
           "signal alone can say (its likelihood ratio is at most "
-          "detection / false_alarm); at the defaults a rule of three "
-          "signals reaches high (at most about 0.76) only with all three "
-          "elevated, a rule of two never (the loader warns of a rule that "
-          "cannot)"),
+          "detection / false_alarm)"),
     K_DBL(bw_signal_cfg_t, elevation, 0.01, 100, "1",
           "typical elevation under a threat, in sds of the baseline "
           "prediction (prior of the mean shift: normal with this mean and "

@@ -318,6 +318,9 @@ static bw_level_t level_of(const bw_fusion_cfg_t *cfg, double p)
     return (bw_level_t)l;
 }
 
+/* (bw_config_rule_ceiling, src/config/load.c, repeats this combination at
+ * saturation for the loader's warning: change both together; test_fusion's
+ * test_rule_ceiling_is_combination holds them equal.) */
 void bw_fusion_combine(const bw_fusion_cfg_t *cfg, const bw_rule_cfg_t *rule,
                        const double *lbf, bw_threat_t *out)
 {

@@ -311,7 +311,7 @@ static void test_weak_signals_fuse_shipped(void **state)
 /*
  * The same with the rule's signals named only, detection and false_alarm
  * at their defaults (0.8, 0.02): three signals elevated beyond doubt reach
- * 0.764 (bw_config_rule_ceiling), as the stated rates' 0.757. At the
+ * 0.764 (bw_config_rule_ceiling), as the stated rates' 0.763. At the
  * default false_alarm before, 0.05, they reached at most 0.302, and none
  * of the 40 runs reached high (the fleet's attacks, 0 of 5, with its rule
  * written so). Measured: 38 of 40, none of one signal alone. Asserted as
