@@ -591,19 +591,28 @@ static int cross_mark(const loader_t *ld, const char *path)
     return -1;
 }
 
-static void cross_report(loader_t *ld, const char *path, const char *msg)
+/* A cross-field finding of @p kind ("error", "warning") at @p path's
+ * mark, or without a position where the file set nothing near it. */
+static void cross_say(const loader_t *ld, const char *kind, const char *path,
+                      const char *msg)
 {
     int i = cross_mark(ld, path);
 
-    if (i < 0) {
-        report(ld, NULL, path, "%s", msg);
+    if (ld->diag == NULL) {
         return;
     }
-    ld->errors++;
-    if (ld->diag != NULL) {
-        fprintf(ld->diag, "%s:%d:%d: error: %s: %s\n", ld->name,
-                ld->marks[i].line, ld->marks[i].col, path, msg);
+    if (i < 0) {
+        fprintf(ld->diag, "%s: %s: %s: %s\n", ld->name, kind, path, msg);
+        return;
     }
+    fprintf(ld->diag, "%s:%d:%d: %s: %s: %s\n", ld->name, ld->marks[i].line,
+            ld->marks[i].col, kind, path, msg);
+}
+
+static void cross_report(loader_t *ld, const char *path, const char *msg)
+{
+    ld->errors++;
+    cross_say(ld, "error", path, msg);
 }
 
 void bw_config_changelog_topic(const bw_config_t *cfg, char *out, size_t n)
@@ -638,23 +647,6 @@ bool bw_config_split_listen(const char *s, char *host, size_t hn, char *port,
     host[len] = '\0';
     snprintf(port, pn, "%s", colon + 1);
     return true;
-}
-
-/* A warning at @p path's mark: a valid setting that cannot do what it is
- * for. Not an error: the load succeeds. */
-static void cross_warn(const loader_t *ld, const char *path, const char *msg)
-{
-    int i = cross_mark(ld, path);
-
-    if (ld->diag == NULL) {
-        return;
-    }
-    if (i < 0) {
-        fprintf(ld->diag, "%s: warning: %s: %s\n", ld->name, path, msg);
-        return;
-    }
-    fprintf(ld->diag, "%s:%d:%d: warning: %s: %s\n", ld->name,
-            ld->marks[i].line, ld->marks[i].col, path, msg);
 }
 
 static int by_descending(const void *a, const void *b)
@@ -701,7 +693,7 @@ static void warn_ceiling(const loader_t *ld, const bw_fusion_cfg_t *fu,
              "or lower correlation",
              fu->rules[r].name, fu->rules[r].n_signals, top, fu->band_high,
              fu->prior);
-    cross_warn(ld, p, msg);
+    cross_say(ld, "warning", p, msg); /* not an error: it loads */
 }
 
 static void cross_check_fusion(loader_t *ld, const bw_fusion_cfg_t *fu)
